@@ -1,0 +1,134 @@
+"""Taking a donation: record it, charge it once, hand the rest to the queues."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+from donations.errors import CardDeclined, InvalidDonation, ServiceUnavailable
+from donations.messages import FollowUpPublisher
+from donations.models import Donation, DonationRequest, DonationStatus
+from donations.observability import MetricUnit, logger, metrics
+from donations.payments import ChargeState, StripePayments
+from donations.store import ConditionFailed, DonationStore
+
+DONATION_ID = re.compile(r"^don_[a-z2-7]{26}$")
+
+
+@dataclass(frozen=True)
+class ChargeAnswer:
+    """An answer worth replaying to a resubmission: 201, 202 or 402. Errors are raised instead."""
+
+    status_code: int
+    body: dict[str, Any]
+
+
+def donation_id_for(idempotency_key: str) -> str:
+    """The same Idempotency-Key always names the same donation, so a retry after a 503 reuses it
+    (and with it Stripe's idempotency key): a charge whose answer was lost is replayed, not repeated."""
+    digest = hashlib.sha256(idempotency_key.encode()).digest()
+    return "don_" + base64.b32encode(digest).decode().rstrip("=").lower()[:26]
+
+
+def submit_donation(
+    request: DonationRequest,
+    idempotency_key: str,
+    correlation_id: str,
+    *,
+    store: DonationStore,
+    payments: StripePayments,
+    publisher: FollowUpPublisher,
+) -> ChargeAnswer:
+    donation = store.create_pending(donation_id_for(idempotency_key), request, correlation_id)
+    logger.append_keys(donation_id=donation.donation_id, donor=donation.email_masked)
+    if donation.status is DonationStatus.SUCCEEDED:
+        return _charged(donation, store, publisher, correlation_id)
+    if donation.status in (DonationStatus.DECLINED, DonationStatus.FAILED, DonationStatus.CANCELED):
+        return _already_final(donation)
+
+    try:
+        outcome = payments.charge(donation)
+    except CardDeclined as declined:
+        _tolerate_race(
+            store.mark_declined,
+            donation.donation_id,
+            declined.decline_code or declined.code,
+            declined.payment_intent_id,
+        )
+        metrics.add_metric(name="DonationsDeclined", unit=MetricUnit.Count, value=1)
+        logger.info("Donation declined", extra={"decline_code": declined.decline_code})
+        return ChargeAnswer(HTTPStatus.PAYMENT_REQUIRED, declined.body())
+    except InvalidDonation as invalid:
+        _tolerate_race(store.mark_failed, donation.donation_id, invalid.code)
+        raise
+    except ServiceUnavailable:
+        # The record stays pending and is not charged; the donor's retry with the same key resumes it.
+        metrics.add_metric(name="ChargeFailures", unit=MetricUnit.Count, value=1)
+        logger.warning("Payment provider unavailable", exc_info=True)
+        raise
+
+    if outcome.state is ChargeState.REQUIRES_ACTION:
+        store.mark_requires_action(donation.donation_id, outcome.payment_intent_id)
+        metrics.add_metric(name="DonationsRequiringAction", unit=MetricUnit.Count, value=1)
+        body = {
+            "donation_id": donation.donation_id,
+            "status": DonationStatus.REQUIRES_ACTION.value,
+            "client_secret": outcome.client_secret,
+        }
+        return ChargeAnswer(HTTPStatus.ACCEPTED, body)
+
+    donation = store.mark_charged(donation.donation_id, outcome.payment_intent_id, outcome.payment_method_id)
+    metrics.add_metric(name="DonationsCharged", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="AmountCharged", unit=MetricUnit.Count, value=donation.amount)
+    return _charged(donation, store, publisher, correlation_id)
+
+
+def publish_follow_ups(
+    donation: Donation, store: DonationStore, publisher: FollowUpPublisher, correlation_id: str
+) -> bool:
+    """Queue the background steps once the charge is recorded.
+
+    A failure here is logged, not raised: the donor has been charged and must hear so. The record
+    keeps ``followups_published = false`` and the reconciler publishes it later.
+    """
+    if donation.followups_published:
+        return True
+    try:
+        publisher.publish(donation, correlation_id)
+        store.mark_followups_published(donation.donation_id)
+    except Exception:
+        metrics.add_metric(name="FollowUpPublishFailures", unit=MetricUnit.Count, value=1)
+        logger.exception("Follow-up messages not published; the reconciler will retry")
+        return False
+    return True
+
+
+def _charged(
+    donation: Donation, store: DonationStore, publisher: FollowUpPublisher, correlation_id: str
+) -> ChargeAnswer:
+    publish_follow_ups(donation, store, publisher, correlation_id)
+    body = {"donation_id": donation.donation_id, "status": DonationStatus.SUCCEEDED.value}
+    return ChargeAnswer(HTTPStatus.CREATED, body)
+
+
+def _already_final(donation: Donation) -> ChargeAnswer:
+    """A resubmission after our own idempotency record expired: answer from the table, charge nothing."""
+    if donation.status is DonationStatus.DECLINED:
+        declined = CardDeclined("Your card was declined.", code="card_declined", decline_code=donation.decline_code)
+        return ChargeAnswer(HTTPStatus.PAYMENT_REQUIRED, declined.body())
+    raise InvalidDonation(
+        "This donation failed; please submit it again with a new Idempotency-Key.",
+        code=donation.failure_reason or "donation_failed",
+    )
+
+
+def _tolerate_race(update: Any, *args: Any) -> None:
+    # A concurrent request (or the webhook) got there first; the record already says what happened.
+    try:
+        update(*args)
+    except ConditionFailed:
+        logger.info("Donation already moved on", extra={"update": update.__name__})

@@ -1,0 +1,135 @@
+"""What every queue consumer does around its step: parse, correlate, retry with backoff, or park."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+from pydantic import Json, ValidationError
+
+from donations.errors import PermanentStepFailure, classify
+from donations.models import FollowUpMessage, Step
+from donations.observability import MetricUnit, logger, metrics
+from donations.settings import Settings
+from donations.store import ConditionFailed, DonationStore
+
+StepFunction = Callable[[FollowUpMessage], None]
+
+
+class FollowUpRecord(SqsRecordModel):
+    body: Json[FollowUpMessage]  # type: ignore[assignment]
+
+
+def backoff_seconds(receive_count: int, settings: Settings, rng: random.Random | None = None) -> int:
+    """Exponential backoff with jitter from the receive count, capped: an outage does not burn all receives.
+
+    Jitter keeps a batch of failures from coming back as one burst; the floor is half the step.
+    """
+    ceiling = min(settings.backoff_cap_seconds, settings.backoff_base_seconds * 2 ** max(0, receive_count - 1))
+    return int((rng or random).uniform(ceiling / 2, ceiling))
+
+
+class StepConsumer:
+    """Runs one step for each SQS record; failures are classified once, here."""
+
+    def __init__(
+        self,
+        step: Step,
+        run: StepFunction,
+        *,
+        store: DonationStore,
+        sqs_client: Any,
+        settings: Settings,
+        dlq_url: str,
+    ) -> None:
+        self.step = step
+        self._run = run
+        self._store = store
+        self._sqs = sqs_client
+        self._settings = settings
+        self._dlq_url = dlq_url
+
+    def handle(self, record: SQSRecord) -> None:
+        receive_count = int(record.attributes.approximate_receive_count or 1)
+        correlation = record.message_attributes.get("correlation_id")
+        logger.set_correlation_id(correlation.string_value if correlation else record.message_id)
+        logger.append_keys(step=self.step.value, message_id=record.message_id, receive_count=receive_count)
+        try:
+            message = parse(event=record.raw_event, model=FollowUpRecord).body
+            if message.type is not self.step:
+                raise PermanentStepFailure(f"{self.step.value}:wrong_queue:{message.type.value}")
+        except (ValidationError, ValueError) as error:
+            self._park(record, None, f"{self.step.value}:malformed_message:{type(error).__name__}")
+            return
+        except PermanentStepFailure as failure:
+            self._park(record, None, failure.reason)
+            return
+        logger.append_keys(donation_id=message.donation_id)
+        try:
+            self._run(message)
+        except Exception as error:
+            verdict = classify(error)
+            if not verdict.retryable:
+                self._park(record, message.donation_id, verdict.reason)
+                return
+            self._retry_later(record, message.donation_id, receive_count, verdict.reason)
+            raise
+
+    def _retry_later(self, record: SQSRecord, donation_id: str, receive_count: int, reason: str) -> None:
+        metrics.add_metric(name="StepRetries", unit=MetricUnit.Count, value=1)
+        if receive_count >= self._settings.max_receive_count:
+            # SQS moves it to the DLQ on the next receive; say so on the donation now.
+            logger.error("Step failed on its last attempt; moving to the DLQ", extra={"reason": reason})
+            self._record_failure(donation_id, f"{reason}:retries_exhausted")
+            return
+        delay = backoff_seconds(receive_count, self._settings)
+        logger.warning("Step failed; retrying later", extra={"reason": reason, "retry_in_seconds": delay})
+        self._sqs.change_message_visibility(
+            QueueUrl=queue_url_from_arn(self._sqs, record.event_source_arn),
+            ReceiptHandle=record.receipt_handle,
+            VisibilityTimeout=delay,
+        )
+
+    def _park(self, record: SQSRecord, donation_id: str | None, reason: str) -> None:
+        """Send a message that can never succeed to the DLQ at once, with its reason, and mark the donation."""
+        logger.error("Step failed permanently; parked in the DLQ", extra={"reason": reason})
+        metrics.add_metric(name="PermanentFailures", unit=MetricUnit.Count, value=1)
+        if donation_id:
+            self._record_failure(donation_id, reason)
+        attributes = {
+            name: {"DataType": value.data_type, "StringValue": value.string_value or ""}
+            for name, value in record.message_attributes.items()
+            if value.string_value is not None
+        }
+        attributes["failure_reason"] = {"DataType": "String", "StringValue": reason[:256]}
+        attributes["failed_step"] = {"DataType": "String", "StringValue": self.step.value}
+        attributes["parked_at"] = {"DataType": "String", "StringValue": datetime.now(UTC).isoformat()}
+        self._sqs.send_message(QueueUrl=self._dlq_url, MessageBody=record.body, MessageAttributes=attributes)
+
+    def _record_failure(self, donation_id: str, reason: str) -> None:
+        try:
+            self._store.record_step_failure(donation_id, self.step, reason)
+        except ConditionFailed:
+            logger.info("Step already done or donation missing; failure not recorded")
+
+
+@lru_cache(maxsize=8)
+def _queue_url(sqs: Any, arn: str) -> str:
+    _, _, _, _, account, name = arn.split(":")
+    return str(sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"])
+
+
+def queue_url_from_arn(sqs: Any, arn: str) -> str:
+    return _queue_url(sqs, arn)
+
+
+def sqs_batch_processor() -> BatchProcessor:
+    # Report every failed id even when all fail: raising would make Lambda count an error for an outage.
+    return BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)

@@ -1,0 +1,178 @@
+"""The error hierarchy, and the one place that maps errors to HTTP answers and retry decisions.
+
+Retryable errors go back to the queue (with backoff); permanent ones are recorded on the
+donation and parked for an operator at once. Classification looks at exception types and
+status codes, never at message text.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from http import HTTPStatus
+
+import requests
+import stripe
+from botocore.exceptions import BotoCoreError, ClientError
+from python_http_client import exceptions as sendgrid_errors
+
+
+class DonationError(Exception):
+    """A failure with an HTTP answer: status, a stable code and a message safe to show a donor."""
+
+    status: HTTPStatus = HTTPStatus.BAD_REQUEST
+    code: str = "invalid_request"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code is not None:
+            self.code = code
+
+    def body(self) -> dict[str, dict[str, str]]:
+        error = {"code": self.code, "message": self.message}
+        if self.field is not None:
+            error["field"] = self.field
+        return {"error": error}
+
+
+class InvalidDonation(DonationError):
+    status = HTTPStatus.BAD_REQUEST
+    code = "invalid_request"
+
+
+class CardDataRefused(InvalidDonation):
+    code = "card_data_refused"
+
+
+class PayloadTooLarge(DonationError):
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(DonationError):
+    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+    code = "unsupported_media_type"
+
+
+class DonationNotFound(DonationError):
+    status = HTTPStatus.NOT_FOUND
+    code = "not_found"
+
+
+class IdempotencyKeyReused(DonationError):
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    code = "idempotency_key_reused"
+
+
+class RequestInProgress(DonationError):
+    status = HTTPStatus.CONFLICT
+    code = "request_in_progress"
+
+
+class CardDeclined(DonationError):
+    status = HTTPStatus.PAYMENT_REQUIRED
+    code = "card_declined"
+
+    def __init__(self, message: str, *, code: str, decline_code: str | None) -> None:
+        super().__init__(message, code=code)
+        self.decline_code = decline_code
+        self.payment_intent_id: str | None = None
+
+    def body(self) -> dict[str, dict[str, str]]:
+        body = super().body()
+        if self.decline_code:
+            body["error"]["decline_code"] = self.decline_code
+        return body
+
+
+class ServiceUnavailable(DonationError):
+    """The payment provider (or our own storage) cannot be reached: the donor may retry later."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "service_unavailable"
+    retry_after_seconds = 5
+
+
+class StepFailure(Exception):
+    """A background step failed; subclasses say whether trying again can help."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RetryableStepFailure(StepFailure):
+    """Timeouts, connection errors, 429, 5xx, lock timeouts: back to the queue with backoff."""
+
+
+class PermanentStepFailure(StepFailure):
+    """Retrying cannot help (bad address, card that cannot be saved, missing donation): park it."""
+
+
+@dataclass(frozen=True)
+class Classified:
+    retryable: bool
+    reason: str
+
+
+_RETRYABLE_HTTP = {408, 409, 425, 429}
+# AWS error codes that mean "slow down" (they come with HTTP 400, so the status alone misses them).
+_AWS_THROTTLING_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "ThrottlingException",
+        "Throttling",
+        "ThrottledException",
+        "TooManyRequestsException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TransactionInProgressException",
+        "LimitExceededException",
+    }
+)
+
+
+def classify(error: BaseException) -> Classified:
+    """Decide whether a provider or AWS error is worth retrying.
+
+    Unknown errors count as retryable: a bug then ends in the DLQ after maxReceiveCount
+    (visible to operators) instead of being dropped as permanent on first sight.
+    """
+    if isinstance(error, StepFailure):
+        return Classified(isinstance(error, RetryableStepFailure), error.reason)
+    if isinstance(error, stripe.StripeError):
+        return _classify_stripe(error)
+    if isinstance(error, sendgrid_errors.HTTPError):
+        return _classify_http_status(error.status_code, "sendgrid")
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "ClientError")
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)
+        retryable = status >= 500 or status in _RETRYABLE_HTTP or code in _AWS_THROTTLING_CODES
+        return Classified(retryable, f"aws:{code}")
+    if isinstance(error, BotoCoreError | requests.RequestException | socket.timeout | OSError):
+        return Classified(True, f"network:{type(error).__name__}")
+    return Classified(True, f"unexpected:{type(error).__name__}")
+
+
+def _classify_stripe(error: stripe.StripeError) -> Classified:
+    code = error.code or type(error).__name__
+    if isinstance(error, stripe.APIConnectionError | stripe.RateLimitError):
+        return Classified(True, f"stripe:{code}")
+    if error.headers and error.headers.get("Stripe-Should-Retry") == "true":
+        return Classified(True, f"stripe:{code}")
+    if error.code == "lock_timeout":
+        return Classified(True, "stripe:lock_timeout")
+    if isinstance(error, stripe.APIError) or (error.http_status or 0) >= 500:
+        return Classified(True, f"stripe:{code}")
+    if isinstance(error, stripe.AuthenticationError | stripe.PermissionError):
+        # Our key is wrong or revoked: an operator must fix it, after which a redrive completes the step.
+        return Classified(True, f"stripe:{code}")
+    return Classified(False, f"stripe:{code}")
+
+
+def _classify_http_status(status: int, provider: str) -> Classified:
+    retryable = status >= 500 or status in _RETRYABLE_HTTP or status in {401, 403}
+    return Classified(retryable, f"{provider}:http_{status}")

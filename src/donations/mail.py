@@ -1,0 +1,82 @@
+"""SendGrid: the receipt email, built from a dynamic template."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from python_http_client import exceptions as http_errors
+from sendgrid import SendGridAPIClient
+from sendgrid.helpers.mail import CustomArg, Mail
+
+from donations.errors import PermanentStepFailure, RetryableStepFailure, classify
+from donations.models import Donation
+from donations.settings import Settings
+
+# Currencies whose minor unit is the whole unit (Stripe's zero-decimal list, trimmed to what we allow).
+_ZERO_DECIMAL = frozenset({"jpy", "krw", "vnd", "clp", "isk", "ugx", "xaf", "xof"})
+
+
+def build_sendgrid_client(settings: Settings, api_key: str) -> SendGridAPIClient:
+    if settings.sendgrid_api_host:
+        return SendGridAPIClient(api_key=api_key, host=settings.sendgrid_api_host)
+    return SendGridAPIClient(api_key=api_key)
+
+
+def format_amount(amount: int, currency: str) -> str:
+    if currency.lower() in _ZERO_DECIMAL:
+        return f"{amount:,} {currency.upper()}"
+    return f"{amount / 100:,.2f} {currency.upper()}"
+
+
+def receipt_mail(donation: Donation, settings: Settings) -> Mail:
+    mail = Mail(from_email=(settings.receipt_from_email, settings.org_name), to_emails=donation.email)
+    mail.template_id = settings.receipt_template_id
+    mail.dynamic_template_data = {
+        "donor_name": donation.name,
+        "amount": donation.amount,
+        "amount_display": format_amount(donation.amount, donation.currency),
+        "currency": donation.currency.upper(),
+        "date": datetime.fromisoformat(donation.created_at.replace("Z", "+00:00")).date().isoformat(),
+        "donation_id": donation.donation_id,
+        "org_name": settings.org_name,
+        "org_address": settings.org_address,
+    }
+    mail.custom_arg = CustomArg(key="donation_id", value=donation.donation_id)
+    return mail
+
+
+class ReceiptMailer:
+    def __init__(self, client: SendGridAPIClient, settings: Settings) -> None:
+        self._client = client
+        self._settings = settings
+
+    def send(self, donation: Donation) -> str:
+        """Send the receipt and return SendGrid's X-Message-Id.
+
+        Raises RetryableStepFailure (timeouts, 429, 5xx) or PermanentStepFailure (400: bad address or template).
+        """
+        mail = receipt_mail(donation, self._settings)
+        try:
+            response = self._client.client.mail.send.post(
+                request_body=mail.get(), timeout=self._settings.provider_timeout_seconds
+            )
+        except http_errors.HTTPError as error:
+            verdict = classify(error)
+            failure = RetryableStepFailure if verdict.retryable else PermanentStepFailure
+            raise failure(f"send_receipt:{verdict.reason}:{_first_error_field(error)}") from error
+        except OSError as error:  # urllib's timeouts and connection resets
+            raise RetryableStepFailure(f"send_receipt:network:{type(error).__name__}") from error
+        message_id = response.headers.get("X-Message-Id")
+        if not message_id:
+            raise RetryableStepFailure("send_receipt:no_message_id")
+        return str(message_id)
+
+
+def _first_error_field(error: http_errors.HTTPError) -> str:
+    """SendGrid's error body names the field at fault; keep the name (never the value, it may be the email)."""
+    try:
+        errors = error.to_dict.get("errors") or []
+    except (ValueError, AttributeError):
+        return "unknown"
+    field = errors[0].get("field") if errors else None
+    return str(field or "none")

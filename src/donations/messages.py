@@ -1,0 +1,42 @@
+"""Follow-up messages: small, versioned, ids only; the consumers read the Donations table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from donations.models import Donation, FollowUpMessage, Step
+from donations.settings import Settings
+
+
+def follow_up_messages(donation: Donation, correlation_id: str) -> list[FollowUpMessage]:
+    steps = [Step.TOKENIZE] if donation.save_card else []
+    steps.append(Step.SEND_RECEIPT)
+    return [
+        FollowUpMessage(type=step, donation_id=donation.donation_id, correlation_id=correlation_id) for step in steps
+    ]
+
+
+def message_attributes(message: FollowUpMessage) -> dict[str, dict[str, str]]:
+    """Attributes let operators and tooling read a message's identity without parsing its body."""
+    return {
+        "type": {"DataType": "String", "StringValue": message.type.value},
+        "schema_version": {"DataType": "Number", "StringValue": str(message.schema_version)},
+        "donation_id": {"DataType": "String", "StringValue": message.donation_id},
+        "correlation_id": {"DataType": "String", "StringValue": message.correlation_id or "-"},
+    }
+
+
+class FollowUpPublisher:
+    def __init__(self, sqs_client: Any, settings: Settings) -> None:
+        self._sqs = sqs_client
+        self._queue_urls = {Step.TOKENIZE: settings.tokenize_queue_url, Step.SEND_RECEIPT: settings.receipt_queue_url}
+
+    def publish(self, donation: Donation, correlation_id: str) -> list[FollowUpMessage]:
+        messages = follow_up_messages(donation, correlation_id)
+        for message in messages:
+            self._sqs.send_message(
+                QueueUrl=self._queue_urls[message.type],
+                MessageBody=message.model_dump_json(),
+                MessageAttributes=message_attributes(message),
+            )
+        return messages

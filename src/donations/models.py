@@ -1,0 +1,201 @@
+"""Domain models: what a donor submits, what we store, what we queue and what we show."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from donations.redaction import find_card_data
+from donations.settings import get_settings
+
+IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
+PAYMENT_METHOD_PATTERN = r"^pm_[A-Za-z0-9_]{1,250}$"
+MAX_METADATA_KEYS = 20
+RESERVED_METADATA_KEYS = frozenset({"donation_id"})
+
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")]
+MetadataValue = Annotated[str, StringConstraints(max_length=500)]
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class DonationRequest(BaseModel):
+    """The body of ``POST /donations``. Unknown fields are refused; so is anything like card data."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    amount: StrictInt = Field(description="Amount in minor units (cents).", examples=[2500])
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{3}$")] = Field(examples=["usd"])
+    email: EmailStr = Field(max_length=254, examples=["ada@example.org"])
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+    payment_method: Annotated[str, StringConstraints(pattern=PAYMENT_METHOD_PATTERN)] = Field(
+        description="A Stripe PaymentMethod id produced by Stripe.js on the form.", examples=["pm_card_visa"]
+    )
+    save_card: StrictBool = False
+    metadata: dict[MetadataKey, MetadataValue] = Field(default_factory=dict, max_length=MAX_METADATA_KEYS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_card_data(cls, data: Any) -> Any:
+        # Runs before field validation so a card number never reaches an error message or a log line.
+        location = find_card_data(data)
+        if location is not None:
+            raise PydanticCustomError(
+                "card_data",
+                "Card numbers and security codes must never be sent to this API; use Stripe.js.",
+                {"location": location},
+            )
+        return data
+
+    @field_validator("amount")
+    @classmethod
+    def _amount_in_range(cls, amount: int) -> int:
+        settings = get_settings()
+        if not settings.min_amount <= amount <= settings.max_amount:
+            raise PydanticCustomError(
+                "amount_out_of_range",
+                "amount must be between {min} and {max} minor units",
+                {"min": settings.min_amount, "max": settings.max_amount},
+            )
+        return amount
+
+    @field_validator("currency")
+    @classmethod
+    def _currency_allowed(cls, currency: str) -> str:
+        currency = currency.lower()
+        allowed = get_settings().allowed_currencies
+        if currency not in allowed:
+            raise PydanticCustomError(
+                "currency_not_allowed", "currency must be one of {allowed}", {"allowed": ", ".join(sorted(allowed))}
+            )
+        return currency
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_not_reserved(cls, metadata: dict[str, str]) -> dict[str, str]:
+        reserved = RESERVED_METADATA_KEYS & metadata.keys()
+        if reserved:
+            raise PydanticCustomError("metadata_reserved", "metadata key {key} is reserved", {"key": min(reserved)})
+        return metadata
+
+    def fingerprint(self) -> str:
+        """A stable hash of the request, so a reused Idempotency-Key with another body is caught."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class DonationStatus(StrEnum):
+    PENDING = "pending"
+    REQUIRES_ACTION = "requires_action"
+    SUCCEEDED = "succeeded"
+    DECLINED = "declined"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class StepStatus(StrEnum):
+    NOT_REQUESTED = "not_requested"
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class Step(StrEnum):
+    TOKENIZE = "tokenize"
+    SEND_RECEIPT = "send_receipt"
+
+
+class Donation(BaseModel):
+    """A row of the Donations table, the source of truth. It never holds card numbers or CVCs."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    donation_id: str
+    status: DonationStatus
+    amount: int
+    currency: str
+    email: str
+    email_masked: str
+    name: str
+    payment_method: str
+    save_card: bool
+    metadata: dict[str, str] = Field(default_factory=dict)
+    request_hash: str
+    correlation_id: str = ""
+    created_at: str
+    updated_at: str
+    payment_intent_id: str | None = None
+    payment_method_id: str | None = None
+    decline_code: str | None = None
+    followups_published: bool = False
+    card_status: StepStatus = StepStatus.NOT_REQUESTED
+    customer_id: str | None = None
+    card_brand: str | None = None
+    card_last4: str | None = None
+    card_exp_month: int | None = None
+    card_exp_year: int | None = None
+    receipt_status: StepStatus = StepStatus.PENDING
+    receipt_message_id: str | None = None
+    receipt_claim_until: int | None = None
+    receipt_sent_at: str | None = None
+    failed_step: Step | None = None
+    failure_reason: str | None = None
+
+    def public_view(self) -> PublicDonation:
+        card_saved: bool | None = None
+        if self.save_card:
+            card_saved = self.card_status == StepStatus.DONE
+        return PublicDonation(
+            donation_id=self.donation_id,
+            status=self.status,
+            amount=self.amount,
+            currency=self.currency,
+            created_at=self.created_at,
+            card_saved=card_saved,
+            receipt_sent=self.receipt_status == StepStatus.DONE,
+            failed_step=self.failed_step,
+        )
+
+
+class PublicDonation(BaseModel):
+    """What ``GET /donations/{id}`` shows: progress only, no email, no card data."""
+
+    donation_id: str
+    status: DonationStatus
+    amount: int
+    currency: str
+    created_at: str
+    card_saved: bool | None
+    receipt_sent: bool
+    failed_step: Step | None
+
+
+class FollowUpMessage(BaseModel):
+    """The body of a follow-up message on a queue: ids only, the consumer reads the record."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    schema_version: Literal[1] = 1
+    type: Step
+    donation_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    correlation_id: str = ""

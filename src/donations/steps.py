@@ -1,0 +1,88 @@
+"""The background steps: save the card, send the receipt. Each is safe to run twice for one message."""
+
+from __future__ import annotations
+
+import contextlib
+
+from donations.errors import PermanentStepFailure, RetryableStepFailure
+from donations.mail import ReceiptMailer
+from donations.models import Donation, DonationStatus, FollowUpMessage, Step, StepStatus
+from donations.observability import MetricUnit, logger, metrics
+from donations.payments import StripePayments
+from donations.store import ConditionFailed, DonationStore
+
+
+def load_charged_donation(store: DonationStore, message: FollowUpMessage) -> Donation:
+    donation = store.get(message.donation_id)
+    if donation is None:
+        raise PermanentStepFailure(f"{message.type.value}:donation_not_found")
+    if donation.status is not DonationStatus.SUCCEEDED:
+        raise PermanentStepFailure(f"{message.type.value}:donation_not_charged:{donation.status.value}")
+    logger.append_keys(donation_id=donation.donation_id, donor=donation.email_masked)
+    return donation
+
+
+def save_card(message: FollowUpMessage, *, store: DonationStore, payments: StripePayments) -> None:
+    donation = load_charged_donation(store, message)
+    if not donation.save_card:
+        logger.warning("Tokenize message for a donation that did not ask to save the card; ignored")
+        return
+    if donation.card_status is StepStatus.DONE:
+        _duplicate(Step.TOKENIZE)
+        return
+    # Stripe calls are keyed by donation id, so a repeat returns the same Customer and attachment.
+    card = payments.save_card(donation)
+    try:
+        store.record_card(donation.donation_id, card)
+    except ConditionFailed:
+        _duplicate(Step.TOKENIZE)
+        return
+    _clear_earlier_failure(store, donation, Step.TOKENIZE)
+    metrics.add_metric(name="CardsSaved", unit=MetricUnit.Count, value=1)
+    logger.info("Card saved", extra={"card_brand": card.brand, "customer_id": card.customer_id})
+
+
+def send_receipt(message: FollowUpMessage, *, store: DonationStore, mailer: ReceiptMailer, lease_seconds: int) -> None:
+    """Claim, send, mark: a duplicate delivery finds the receipt claimed or sent and sends nothing.
+
+    Crash window: if this process dies after SendGrid accepted the mail and before
+    ``mark_receipt_sent``, the record stays ``in_progress`` until its lease ends; the message
+    comes back after its visibility timeout (longer than the lease) and the receipt is sent
+    again. We accept that rare duplicate over a receipt that is silently never sent.
+    """
+    donation = load_charged_donation(store, message)
+    claim = store.claim_receipt(donation.donation_id, lease_seconds)
+    if not claim.claimed:
+        if claim.donation.receipt_status is StepStatus.DONE:
+            _duplicate(Step.SEND_RECEIPT)
+            return
+        # Another consumer holds a live lease: it is sending now; look again after a backoff.
+        raise RetryableStepFailure("send_receipt:claimed_by_another_consumer")
+    if donation.receipt_status is StepStatus.IN_PROGRESS:
+        metrics.add_metric(name="ReceiptsResentAfterExpiredClaim", unit=MetricUnit.Count, value=1)
+        logger.warning("Receipt claim had expired; sending again (the earlier sender may have crashed)")
+    try:
+        message_id = mailer.send(claim.donation)
+    except RetryableStepFailure:
+        store.release_receipt_claim(donation.donation_id)
+        raise
+    try:
+        store.mark_receipt_sent(donation.donation_id, message_id)
+    except ConditionFailed:
+        # Our lease ran out mid-send and another consumer took over; it will mark its own send.
+        logger.warning("Receipt sent after the claim expired", extra={"sendgrid_message_id": message_id})
+        return
+    _clear_earlier_failure(store, donation, Step.SEND_RECEIPT)
+    metrics.add_metric(name="ReceiptsSent", unit=MetricUnit.Count, value=1)
+    logger.info("Receipt sent", extra={"sendgrid_message_id": message_id})
+
+
+def _duplicate(step: Step) -> None:
+    metrics.add_metric(name="DuplicateDeliveries", unit=MetricUnit.Count, value=1)
+    logger.info("Step already done; duplicate delivery acknowledged", extra={"step": step.value})
+
+
+def _clear_earlier_failure(store: DonationStore, donation: Donation, step: Step) -> None:
+    if donation.failed_step is step:
+        with contextlib.suppress(ConditionFailed):
+            store.clear_step_failure(donation.donation_id, step)

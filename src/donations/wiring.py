@@ -1,0 +1,71 @@
+"""Builds the real clients from settings. Handlers cache one ``Wiring`` per cold start; tests build their own."""
+
+from __future__ import annotations
+
+from functools import cached_property, lru_cache
+from typing import Any
+
+import boto3
+import stripe
+from botocore.config import Config
+from sendgrid import SendGridAPIClient
+
+from donations.mail import ReceiptMailer, build_sendgrid_client
+from donations.messages import FollowUpPublisher
+from donations.payments import StripePayments, build_stripe_client
+from donations.secrets import ApiKeys
+from donations.settings import Settings
+from donations.store import DonationStore
+
+# Short timeouts and the SDK's standard retry mode: a slow AWS call must not eat the function's budget.
+AWS_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
+
+
+class Wiring:
+    def __init__(self, settings: Settings, session: boto3.session.Session | None = None) -> None:
+        self.settings = settings
+        self._session = session or boto3.session.Session()
+
+    def client(self, service: str) -> Any:
+        return self._session.client(service, config=AWS_CONFIG)  # type: ignore[call-overload]
+
+    @cached_property
+    def dynamodb(self) -> Any:
+        return self.client("dynamodb")
+
+    @cached_property
+    def sqs(self) -> Any:
+        return self.client("sqs")
+
+    @cached_property
+    def store(self) -> DonationStore:
+        table = self._session.resource("dynamodb", config=AWS_CONFIG).Table(self.settings.donations_table)
+        return DonationStore(table)
+
+    @cached_property
+    def publisher(self) -> FollowUpPublisher:
+        return FollowUpPublisher(self.sqs, self.settings)
+
+    @cached_property
+    def api_keys(self) -> ApiKeys:
+        return ApiKeys(self.client("secretsmanager"))
+
+    @property
+    def payments(self) -> StripePayments:
+        # The key is re-read (through the cache) on every call so a rotated secret takes effect.
+        return StripePayments(_stripe_client(self.settings, self.api_keys.get(self.settings.stripe_secret_name)))
+
+    @property
+    def mailer(self) -> ReceiptMailer:
+        key = self.api_keys.get(self.settings.sendgrid_secret_name)
+        return ReceiptMailer(_sendgrid_client(self.settings, key), self.settings)
+
+
+@lru_cache(maxsize=4)
+def _stripe_client(settings: Settings, api_key: str) -> stripe.StripeClient:
+    return build_stripe_client(settings, api_key)
+
+
+@lru_cache(maxsize=4)
+def _sendgrid_client(settings: Settings, api_key: str) -> SendGridAPIClient:
+    return build_sendgrid_client(settings, api_key)
