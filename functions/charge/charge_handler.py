@@ -1,7 +1,5 @@
 """POST /donations and GET /donations/{donation_id}: parse, call the core, shape the answer."""
 
-from __future__ import annotations
-
 from functools import cache
 from typing import Annotated, Any
 

@@ -52,14 +52,13 @@ class StepConsumer:
         self.step = step
         self._run = run
         self._store = store
-        self._sqs = sqs_client
+        self.sqs_client = sqs_client
         self._settings = settings
         self._dlq_url = dlq_url
 
     def handle(self, record: SQSRecord) -> None:
         receive_count = int(record.attributes.approximate_receive_count or 1)
-        correlation = record.message_attributes.get("correlation_id")
-        logger.set_correlation_id(correlation.string_value if correlation else record.message_id)
+        logger.set_correlation_id(_string_attributes(record).get("correlation_id") or record.message_id)
         logger.append_keys(step=self.step.value, message_id=record.message_id, receive_count=receive_count)
         try:
             message = parse(event=record.raw_event, model=FollowUpRecord).body
@@ -91,8 +90,8 @@ class StepConsumer:
             return
         delay = backoff_seconds(receive_count, self._settings)
         logger.warning("Step failed; retrying later", extra={"reason": reason, "retry_in_seconds": delay})
-        self._sqs.change_message_visibility(
-            QueueUrl=queue_url_from_arn(self._sqs, record.event_source_arn),
+        self.sqs_client.change_message_visibility(
+            QueueUrl=queue_url_from_arn(self.sqs_client, record.event_source_arn),
             ReceiptHandle=record.receipt_handle,
             VisibilityTimeout=delay,
         )
@@ -104,20 +103,23 @@ class StepConsumer:
         if donation_id:
             self._record_failure(donation_id, reason)
         attributes = {
-            name: {"DataType": value.data_type, "StringValue": value.string_value or ""}
-            for name, value in record.message_attributes.items()
-            if value.string_value is not None
+            name: {"DataType": "String", "StringValue": value} for name, value in _string_attributes(record).items()
         }
         attributes["failure_reason"] = {"DataType": "String", "StringValue": reason[:256]}
         attributes["failed_step"] = {"DataType": "String", "StringValue": self.step.value}
         attributes["parked_at"] = {"DataType": "String", "StringValue": datetime.now(UTC).isoformat()}
-        self._sqs.send_message(QueueUrl=self._dlq_url, MessageBody=record.body, MessageAttributes=attributes)
+        self.sqs_client.send_message(QueueUrl=self._dlq_url, MessageBody=record.body, MessageAttributes=attributes)
 
     def _record_failure(self, donation_id: str, reason: str) -> None:
         try:
             self._store.record_step_failure(donation_id, self.step, reason)
         except ConditionFailed:
             logger.info("Step already done or donation missing; failure not recorded")
+
+
+def _string_attributes(record: SQSRecord) -> dict[str, str]:
+    raw = record.raw_event.get("messageAttributes") or {}
+    return {name: str(value["stringValue"]) for name, value in raw.items() if value.get("stringValue") is not None}
 
 
 @lru_cache(maxsize=8)

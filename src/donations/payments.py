@@ -128,14 +128,14 @@ class StripePayments:
             verdict = classify(error)
             failure = RetryableStepFailure if verdict.retryable else PermanentStepFailure
             raise failure(f"tokenize:{verdict.reason}") from error
-        card = method.get("card") or {}
+        card = method.card
         return SavedCard(
             customer_id=customer.id,
             payment_method_id=method.id,
-            brand=card.get("brand"),
-            last4=card.get("last4"),
-            exp_month=card.get("exp_month"),
-            exp_year=card.get("exp_year"),
+            brand=card.brand if card else None,
+            last4=card.last4 if card else None,
+            exp_month=card.exp_month if card else None,
+            exp_year=card.exp_year if card else None,
         )
 
 

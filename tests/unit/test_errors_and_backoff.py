@@ -29,7 +29,10 @@ def _sendgrid_error(status):
         _sendgrid_error(503),
         requests.Timeout(),
         TimeoutError(),
-        ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}, "ResponseMetadata": {"HTTPStatusCode": 400}}, "PutItem"),
+        ClientError(
+            {"Error": {"Code": "ProvisionedThroughputExceededException"}, "ResponseMetadata": {"HTTPStatusCode": 400}},
+            "PutItem",
+        ),
         RetryableStepFailure("x"),
     ],
 )

@@ -45,7 +45,8 @@ def test_donation_ids_are_stable_and_well_formed():
 
 
 @pytest.mark.parametrize(
-    ("amount", "currency", "shown"), [(2500, "usd", "25.00 USD"), (123456, "eur", "1,234.56 EUR"), (500, "jpy", "500 JPY")]
+    ("amount", "currency", "shown"),
+    [(2500, "usd", "25.00 USD"), (123456, "eur", "1,234.56 EUR"), (500, "jpy", "500 JPY")],
 )
 def test_amount_display(amount, currency, shown):
     assert format_amount(amount, currency) == shown

@@ -1,0 +1,55 @@
+# The two commands of the README: `make run` (local pipeline) and `make test` (the suite).
+# Each installs what it needs first; installs are stamped so repeats are fast.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TOOLS := .tools
+# sam build needs a Python matching the Lambda runtime (python3.12) on PATH; pyenv provides it here.
+SAM_PYTHONS ?= 3.11.7:3.12.1
+
+.PHONY: run test install tools lint typecheck build validate deploy benchmarks chaos load clean
+
+run: $(BIN)/.installed
+	$(BIN)/donations-local
+
+test: $(BIN)/.installed $(TOOLS)/.installed
+	$(BIN)/pytest
+
+install: $(BIN)/.installed
+
+tools: $(TOOLS)/.installed
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+# checkov and the SAM CLI pin their own boto versions: each gets a virtualenv of its own.
+$(TOOLS)/.installed: Makefile
+	$(PYTHON) -m venv $(TOOLS)/checkov
+	$(TOOLS)/checkov/bin/pip install --quiet --upgrade pip
+	$(TOOLS)/checkov/bin/pip install --quiet "checkov==3.3.30"
+	$(PYTHON) -m venv $(TOOLS)/sam
+	$(TOOLS)/sam/bin/pip install --quiet --upgrade pip
+	$(TOOLS)/sam/bin/pip install --quiet "aws-sam-cli==1.170.0"
+	touch $@
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
+
+validate: $(TOOLS)/.installed
+	AWS_DEFAULT_REGION=us-east-1 $(TOOLS)/sam/bin/sam validate --lint
+
+build: $(TOOLS)/.installed
+	PYENV_VERSION=$(SAM_PYTHONS) $(TOOLS)/sam/bin/sam build
+
+deploy: build
+	$(TOOLS)/sam/bin/sam deploy --guided
+
+clean:
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache artifacts

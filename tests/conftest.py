@@ -1,0 +1,83 @@
+"""The test world: template.yaml created in moto, the real handlers, and the provider emulators."""
+
+import os
+
+# Before any handler or Powertools import: dummy AWS credentials and a quiet, deterministic runtime.
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_SERVICE_NAME": "donations-test",
+        "POWERTOOLS_METRICS_NAMESPACE": "DonationPipeline",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_DEV": "false",
+    }
+)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+import io
+import logging
+
+import pytest
+from moto import mock_aws
+
+from infra.emulators.sendgrid_emulator import SendGridEmulator
+from infra.emulators.stripe_emulator import StripeEmulator
+from infra.local.pipeline import Pipeline, ProviderEndpoints
+from tests.world import World
+
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+# Test-only settings: fail fast on provider timeouts; everything else is the template's.
+TEST_ENVIRONMENT = {"PROVIDER_TIMEOUT_SECONDS": "1", "BACKOFF_BASE_SECONDS": "10", "BACKOFF_CAP_SECONDS": "600"}
+
+
+@pytest.fixture(scope="session")
+def stripe_emulator():
+    with StripeEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="session")
+def sendgrid_emulator():
+    with SendGridEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="session")
+def pipeline(stripe_emulator, sendgrid_emulator):
+    providers = ProviderEndpoints(stripe_api_base=stripe_emulator.url, sendgrid_api_host=sendgrid_emulator.url)
+    saved = dict(os.environ)
+    with mock_aws():
+        yield Pipeline(providers, stack_name="donations-test", environment=TEST_ENVIRONMENT).start()
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture
+def world(pipeline, stripe_emulator, sendgrid_emulator):
+    world = World(pipeline, stripe_emulator, sendgrid_emulator)
+    world.reset()
+    yield world
+    world.reset()
+
+
+@pytest.fixture
+def captured_logs():
+    """Everything logged while the test runs: our JSON log lines and any library's records (with tracebacks)."""
+    from donations.observability import logger
+
+    powertools_lines = io.StringIO()
+    previous = logger.registered_handler.setStream(powertools_lines)
+    library_lines = io.StringIO()
+    library_handler = logging.StreamHandler(library_lines)
+    library_handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    logging.getLogger().addHandler(library_handler)
+
+    yield lambda: powertools_lines.getvalue() + library_lines.getvalue()
+
+    logging.getLogger().removeHandler(library_handler)
+    logger.registered_handler.setStream(previous)

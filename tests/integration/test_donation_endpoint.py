@@ -1,0 +1,257 @@
+"""POST /donations and GET /donations/{id} through the real handler, moto, and the Stripe emulator."""
+
+import json
+
+import pytest
+
+from donations.charge import submit_donation
+from donations.messages import FollowUpPublisher
+from donations.models import DonationRequest, DonationStatus
+
+pytestmark = pytest.mark.integration
+
+DONATION = {
+    "amount": 2500,
+    "currency": "usd",
+    "email": "ada@example.org",
+    "name": "Ada Lovelace",
+    "payment_method": "pm_card_visa",
+    "save_card": True,
+    "metadata": {"campaign": "spring"},
+}
+
+
+def test_a_donation_is_charged_once_recorded_and_handed_off(world):
+    answer = world.post(DONATION, key="key-success")
+
+    assert answer.status == 201
+    donation_id = answer.body["donation_id"]
+    assert answer.body == {"donation_id": donation_id, "status": "succeeded"}
+    assert world.stripe.charges_for(donation_id) == 1
+
+    record = world.record(donation_id)
+    assert record.status is DonationStatus.SUCCEEDED
+    assert (record.amount, record.currency, record.email) == (2500, "usd", "ada@example.org")
+    assert record.email_masked == "a***@e***.org"
+    assert record.payment_intent_id.startswith("pi_")
+    assert record.payment_method_id.startswith("pm_") and record.payment_method_id != "pm_card_visa"
+    assert record.followups_published
+
+    for queue, step in (("tokenize", "tokenize"), ("receipt", "send_receipt")):
+        [message] = world.queued(queue)
+        body = json.loads(message["Body"])
+        assert body == {
+            "schema_version": 1,
+            "type": step,
+            "donation_id": donation_id,
+            "correlation_id": answer.request_id,
+        }
+        attributes = {name: value["StringValue"] for name, value in message["MessageAttributes"].items()}
+        assert attributes == {
+            "type": step,
+            "schema_version": "1",
+            "donation_id": donation_id,
+            "correlation_id": answer.request_id,
+        }
+        assert "ada@example.org" not in message["Body"]
+
+
+def test_the_stripe_payment_intent_carries_donation_id_and_setup_future_usage(world):
+    donation_id = world.post(DONATION, key="key-sfu").body["donation_id"]
+    [intent] = world.stripe.intents_for(donation_id)
+    assert intent["metadata"] == {"campaign": "spring", "donation_id": donation_id}
+    assert intent["setup_future_usage"] == "off_session"
+
+    other = world.post({**DONATION, "save_card": False}, key="key-no-sfu").body["donation_id"]
+    [intent] = world.stripe.intents_for(other)
+    assert not intent.get("setup_future_usage")
+    assert [json.loads(m["Body"])["donation_id"] for m in world.queued("tokenize")] == [donation_id]
+
+
+def test_without_save_card_only_the_receipt_is_queued(world):
+    answer = world.post({**DONATION, "save_card": False}, key="key-no-card")
+    assert answer.status == 201
+    assert world.queued("tokenize") == []
+    assert len(world.queued("receipt")) == 1
+
+
+@pytest.mark.parametrize(
+    ("payment_method", "decline_code"),
+    [
+        ("pm_card_chargeDeclinedInsufficientFunds", "insufficient_funds"),
+        ("pm_card_chargeDeclined", "generic_decline"),
+        ("pm_card_chargeDeclinedExpiredCard", "expired_card"),
+        # Stripe advises not telling the donor a card was reported stolen.
+        ("pm_card_chargeDeclinedStolenCard", "generic_decline"),
+    ],
+)
+def test_a_declined_card_answers_402_with_the_decline_code_and_queues_nothing(world, payment_method, decline_code):
+    answer = world.post({**DONATION, "payment_method": payment_method}, key=f"key-{payment_method}")
+
+    assert answer.status == 402
+    assert answer.body["error"]["code"] == "card_declined"
+    assert answer.body["error"]["decline_code"] == decline_code
+    assert answer.body["error"]["message"]
+    assert "stolen" not in answer.body["error"]["message"].lower()
+    donation = world.record(world.donation_ids()[0])
+    assert donation.status is DonationStatus.DECLINED
+    assert world.queued("tokenize") == [] and world.queued("receipt") == []
+
+
+def test_a_resubmitted_decline_replays_402_without_asking_stripe_again(world):
+    body = {**DONATION, "payment_method": "pm_card_chargeDeclinedInsufficientFunds"}
+    first = world.post(body, key="key-decline-twice")
+    requests_before = world.stripe.state()["requests"]
+    second = world.post(body, key="key-decline-twice")
+    assert (first.status, first.body) == (second.status, second.body) == (402, first.body)
+    assert world.stripe.state()["requests"] == requests_before
+
+
+def test_3d_secure_answers_202_with_client_secret_and_queues_nothing(world):
+    answer = world.post({**DONATION, "payment_method": "pm_card_authenticationRequired"}, key="key-3ds")
+
+    assert answer.status == 202
+    assert answer.body["status"] == "requires_action"
+    assert answer.body["client_secret"].startswith("pi_")
+    assert world.record(answer.body["donation_id"]).status is DonationStatus.REQUIRES_ACTION
+    assert world.queued("tokenize") == [] and world.queued("receipt") == []
+
+
+def test_an_unknown_payment_method_is_a_400_on_that_field(world):
+    answer = world.post({**DONATION, "payment_method": "pm_doesNotExist"}, key="key-unknown-pm")
+    assert answer.status == 400
+    assert answer.body["error"]["field"] == "payment_method"
+    assert world.queued("receipt") == []
+
+
+def test_stripe_down_answers_503_charges_nothing_and_a_later_retry_charges_once(world):
+    world.stripe.faults.add("http_error", status=503, path_prefix="/v1/payment_intents")
+
+    answer = world.post(DONATION, key="key-outage")
+
+    assert answer.status == 503
+    assert int(answer.headers["Retry-After"]) > 0
+    assert answer.body["error"]["code"] == "service_unavailable"
+    [donation_id] = world.donation_ids()
+    assert world.record(donation_id).status is DonationStatus.PENDING
+    assert world.stripe.charges_for(donation_id) == 0
+    assert world.queued("receipt") == []
+
+    world.stripe.faults.clear()
+    retry = world.post(DONATION, key="key-outage")
+
+    assert retry.status == 201
+    assert retry.body["donation_id"] == donation_id
+    assert world.stripe.charges_for(donation_id) == 1
+    assert len(world.queued("receipt")) == 1
+
+
+def test_a_charge_whose_answer_was_lost_is_replayed_not_repeated(world):
+    # Stripe charged, then every answer was lost (more often than the SDK retries): the donor sees 503.
+    world.stripe.faults.add("reset", phase="after", path_prefix="/v1/payment_intents")
+    answer = world.post(DONATION, key="key-lost-answer")
+    assert answer.status == 503
+    [donation_id] = world.donation_ids()
+    assert world.stripe.charges_for(donation_id) == 1
+    assert world.record(donation_id).status is DonationStatus.PENDING
+
+    world.stripe.faults.clear()
+    retry = world.post(DONATION, key="key-lost-answer")
+
+    assert retry.status == 201
+    assert world.stripe.charges_for(donation_id) == 1
+    assert world.stripe.payment_intents_created == 1
+
+
+def test_the_sdk_retrying_a_5xx_after_stripe_charged_does_not_charge_twice(world):
+    world.stripe.faults.add("http_error", status=500, phase="after", times=1, path_prefix="/v1/payment_intents")
+
+    answer = world.post(DONATION, key="key-sdk-retry")
+
+    assert answer.status == 201
+    donation_id = answer.body["donation_id"]
+    assert world.stripe.charges_for(donation_id) == 1
+    assert world.stripe.state()["requests"]["POST /v1/payment_intents"] == 2  # the SDK did retry
+
+
+def test_the_same_key_and_body_replays_the_answer_and_charges_once(world):
+    first = world.post(DONATION, key="key-replay")
+    stripe_requests = sum(world.stripe.state()["requests"].values())
+    second = world.post(DONATION, key="key-replay")
+
+    assert (second.status, second.body) == (first.status, first.body)
+    assert world.stripe.charges_for(first.body["donation_id"]) == 1
+    assert sum(world.stripe.state()["requests"].values()) == stripe_requests
+    assert len(world.queued("receipt")) == 1
+
+
+def test_the_same_key_with_another_body_is_refused_and_charges_nothing_more(world):
+    first = world.post(DONATION, key="key-reused")
+    other = world.post({**DONATION, "amount": 9900}, key="key-reused")
+
+    assert other.status == 422
+    assert other.body["error"]["code"] == "idempotency_key_reused"
+    assert world.stripe.payment_intents_created == 1
+    assert world.record(first.body["donation_id"]).amount == 2500
+
+
+def test_key_reuse_is_refused_even_after_the_idempotency_record_expired(world):
+    first = world.post(DONATION, key="key-expired")
+    world.forget_idempotency_records()
+    other = world.post({**DONATION, "amount": 9900}, key="key-expired")
+    same = world.post(DONATION, key="key-expired")
+
+    assert other.status == 422
+    assert (same.status, same.body) == (201, first.body)
+    assert world.stripe.payment_intents_created == 1
+
+
+def test_get_shows_public_progress_without_email_or_card_data(world):
+    donation_id = world.post(DONATION, key="key-get").body["donation_id"]
+
+    answer = world.get(f"/donations/{donation_id}")
+
+    assert answer.status == 200
+    assert answer.body == {
+        "donation_id": donation_id,
+        "status": "succeeded",
+        "amount": 2500,
+        "currency": "usd",
+        "created_at": answer.body["created_at"],
+        "card_saved": False,
+        "receipt_sent": False,
+        "failed_step": None,
+    }
+    assert "ada" not in json.dumps(answer.body)
+
+
+@pytest.mark.parametrize("donation_id", ["don_aaaaaaaaaaaaaaaaaaaaaaaaaa", "nope", "x" * 3000])
+def test_get_unknown_donation_is_404(world, donation_id):
+    answer = world.get(f"/donations/{donation_id}")
+    assert answer.status == 404
+    assert answer.body["error"]["code"] == "not_found"
+
+
+def test_card_saved_is_null_when_the_donor_did_not_ask(world):
+    donation_id = world.post({**DONATION, "save_card": False}, key="key-null").body["donation_id"]
+    assert world.get(f"/donations/{donation_id}").body["card_saved"] is None
+
+
+def test_follow_ups_not_published_are_flagged_for_the_reconciler_and_the_donor_still_hears_201(world):
+    # SQS is unreachable right after the charge (here: a queue that does not exist).
+    broken = FollowUpPublisher(
+        world.wiring.sqs, world.settings.model_copy(update={"receipt_queue_url": world.missing_queue_url()})
+    )
+    answer = submit_donation(
+        DonationRequest.model_validate(DONATION),
+        "key-sqs-down",
+        "corr-1",
+        store=world.wiring.store,
+        payments=world.wiring.payments,
+        publisher=broken,
+    )
+    assert answer.status_code == 201
+    donation = world.record(answer.body["donation_id"])
+    assert donation.status is DonationStatus.SUCCEEDED
+    assert donation.followups_published is False
+    assert world.stripe.charges_for(donation.donation_id) == 1
