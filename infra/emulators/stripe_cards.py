@@ -1,0 +1,81 @@
+"""Stripe's test PaymentMethod ids (``pm_card_*``) and how each one behaves when confirmed."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Literal
+
+Outcome = Literal["succeed", "decline", "authenticate"]
+
+
+@dataclass(frozen=True)
+class CardProfile:
+    number: str
+    brand: str
+    outcome: Outcome = "succeed"
+    code: str | None = None
+    decline_code: str | None = None
+    message: str | None = None
+    param: str | None = None
+    country: str = "US"
+    funding: str = "credit"
+
+    @property
+    def last4(self) -> str:
+        return self.number[-4:]
+
+    @property
+    def fingerprint(self) -> str:
+        # Real fingerprints are stable per card number (within an account); so are these.
+        return hashlib.sha256(self.number.encode()).hexdigest()[:16]
+
+
+def _declined(number: str, decline_code: str, message: str = "Your card was declined.") -> CardProfile:
+    return CardProfile(number, "visa", "decline", "card_declined", decline_code, message)
+
+
+def _coded(number: str, code: str, message: str, param: str | None = None) -> CardProfile:
+    # For these Stripe reports the same value as code and decline_code.
+    return CardProfile(number, "visa", "decline", code, code, message, param)
+
+
+MAGIC_CARDS: dict[str, CardProfile] = {
+    "pm_card_visa": CardProfile("4242424242424242", "visa"),
+    "pm_card_visa_debit": CardProfile("4000056655665556", "visa", funding="debit"),
+    "pm_card_mastercard": CardProfile("5555555555554444", "mastercard"),
+    "pm_card_amex": CardProfile("378282246310005", "amex"),
+    "pm_card_chargeDeclined": _declined("4000000000000002", "generic_decline"),
+    "pm_card_chargeDeclinedInsufficientFunds": _declined(
+        "4000000000009995", "insufficient_funds", "Your card has insufficient funds."
+    ),
+    "pm_card_chargeDeclinedLostCard": _declined("4000000000009987", "lost_card"),
+    "pm_card_chargeDeclinedStolenCard": _declined("4000000000009979", "stolen_card"),
+    "pm_card_chargeDeclinedExpiredCard": _coded(
+        "4000000000000069", "expired_card", "Your card has expired.", "exp_month"
+    ),
+    "pm_card_chargeDeclinedIncorrectCvc": _coded(
+        "4000000000000127", "incorrect_cvc", "Your card's security code is incorrect.", "cvc"
+    ),
+    "pm_card_chargeDeclinedProcessingError": _coded(
+        "4000000000000119",
+        "processing_error",
+        "An error occurred while processing your card. Try again in a little bit.",
+    ),
+    "pm_card_authenticationRequired": CardProfile("4000002760003184", "visa", "authenticate"),
+    "pm_card_threeDSecure2Required": CardProfile("4000000000003220", "visa", "authenticate"),
+}
+
+# What an off-session charge on a card that needs 3-D Secure fails with.
+AUTHENTICATION_REQUIRED = CardProfile(
+    "",
+    "visa",
+    "decline",
+    "authentication_required",
+    "authentication_required",
+    "Your card was declined. This transaction requires authentication.",
+)
+
+
+def doc_url(code: str) -> str:
+    return f"https://stripe.com/docs/error-codes/{code.replace('_', '-')}"
