@@ -1,0 +1,35 @@
+"""Fixtures for the template contract tests: the template loaded, translated and deployed in moto."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from moto import mock_aws
+
+from infra.cfn import AwsClients, Template, load_template, translate
+from tests.infra.template_contracts import Deployed, deploy_and_observe, isolated_clients
+from tests.infra.tooling import TEMPLATE
+
+
+@pytest.fixture(scope="session")
+def sam_template() -> Template:
+    return load_template(TEMPLATE)
+
+
+@pytest.fixture(scope="session")
+def cfn_template(sam_template: Template) -> Template:
+    return translate(sam_template)
+
+
+@pytest.fixture(scope="module")
+def aws() -> Iterator[AwsClients]:
+    """moto, in process, for the whole module, in an account of its own; clients are reused
+    (creating them is slow). Stack names start with "infra-" all the same."""
+    with mock_aws():
+        yield isolated_clients()
+
+
+@pytest.fixture(scope="module")
+def deployed(cfn_template: Template, aws: AwsClients) -> Deployed:
+    return deploy_and_observe(cfn_template, aws, "infra-contract", Stage="test")

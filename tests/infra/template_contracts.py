@@ -1,0 +1,637 @@
+"""The template's contract, as plain functions that return violations (an empty list = kept).
+
+Each check reads a :class:`Deployed`: the translated CloudFormation template plus what moto
+created from it, described through boto3. Where moto ignores a property (table PITR/SSE/TTL,
+RedriveAllowPolicy) or the resource is not created in moto at all (event source mappings,
+API Gateway: see infra.cfn), the check reads the translated template instead and says so.
+
+The same functions serve the main contract test (expects []) and the mutation tests, which break
+the template on purpose and expect the matching check to complain.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from infra.cfn import (
+    AwsClients,
+    EventSourceSpec,
+    FunctionSpec,
+    StackResources,
+    Template,
+    deploy_to_moto,
+    references,
+)
+
+OPERATOR_TOPIC = "OperatorTopic"
+INFRA_TEST_ACCOUNT = "111122223333"
+MIN_RECEIVES = 5  # transient provider errors get several tries before a message is parked
+DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # the SQS maximum: operators get two weeks to redrive
+SOURCE_RETENTION_SECONDS = 4 * 24 * 3600
+VISIBILITY_FACTOR = 6  # Lambda's advice: visibility >= 6 x function timeout (+ batching window)
+MAX_SQS_BATCH = 10
+# X-Ray's write actions support no resource-level permissions: "*" is the only possible Resource.
+STAR_RESOURCE_ACTIONS = frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecords"})
+SECRET_LIKE_NAME = re.compile(r"(?:^|_)(?:API_?KEY|KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIALS?)(?:_|$)")
+SECRET_LIKE_VALUE = re.compile(
+    r"\b(?:sk|rk)_(?:test|live)_\w+|\bwhsec_\w+|\bSG\.[\w-]{8,}\.[\w-]{8,}|\bAKIA[0-9A-Z]{16}\b"
+)
+DASHBOARD_METRICS = (
+    "ApproximateNumberOfMessagesVisible",
+    "ApproximateAgeOfOldestMessage",
+    "Errors",
+    "DonationsCharged",
+    "DonationsDeclined",
+    "ChargeFailures",
+    "CardsSaved",
+    "ReceiptsSent",
+    "StepRetries",
+    "PermanentFailures",
+)
+REQUIRED_OUTPUTS = (
+    "ApiUrl",
+    "TokenizeQueueUrl",
+    "ReceiptQueueUrl",
+    "TokenizeDLQUrl",
+    "ReceiptDLQUrl",
+    "DonationsTableName",
+    "IdempotencyTableName",
+    "OperatorTopicArn",
+)
+
+Violations = list[str]
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """What the checks look at."""
+
+    template: Template
+    """The translated CloudFormation template that was deployed."""
+    stack: StackResources
+    queue_attributes: dict[str, dict[str, str]]
+    """Queue logical id -> all its attributes, from moto."""
+    alarms: list[dict[str, Any]]
+    """describe_alarms entries of the stack's alarms, from moto."""
+    role_policies: dict[str, list[dict[str, Any]]]
+    """Function logical id -> inline policy documents of its role, from moto."""
+    attached_policies: dict[str, list[str]]
+    """Function logical id -> managed policy ARNs of its role, from moto and the template (moto's
+    CloudFormation does not attach a role's ManagedPolicyArns)."""
+    log_groups: dict[str, dict[str, Any]]
+    """Log group name -> describe_log_groups entry, from moto."""
+    dashboards: dict[str, str]
+    """Dashboard logical id -> its body as moto resolved it (Fn::Sub done)."""
+
+    @property
+    def resources(self) -> dict[str, Template]:
+        return dict(self.template.get("Resources", {}))
+
+    @property
+    def topic_arn(self) -> str:
+        return self.stack.topics.get(OPERATOR_TOPIC, "<no OperatorTopic>")
+
+    def queue_arn(self, logical_id: str) -> str:
+        return self.queue_attributes[logical_id]["QueueArn"]
+
+    def queue_by_arn(self, arn: str) -> str | None:
+        return next((lid for lid, attrs in self.queue_attributes.items() if attrs["QueueArn"] == arn), None)
+
+    def queue_name(self, logical_id: str) -> str:
+        return self.queue_arn(logical_id).rsplit(":", 1)[-1]
+
+
+def observe(template: Template, stack: StackResources, clients: AwsClients) -> Deployed:
+    """Describe, through boto3, what deploy_to_moto created."""
+    sqs, iam = clients("sqs"), clients("iam")
+    queues = {
+        lid: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        for lid, url in stack.queues.items()
+    }
+    names = list(stack.alarms.values())
+    alarms = clients("cloudwatch").describe_alarms(AlarmNames=names)["MetricAlarms"] if names else []
+    role_policies: dict[str, list[dict[str, Any]]] = {}
+    attached: dict[str, list[str]] = {}
+    for lid, function in stack.functions.items():
+        role = function.role_arn.rsplit("/", 1)[-1]
+        policy_names = iam.list_role_policies(RoleName=role)["PolicyNames"]
+        role_policies[lid] = [
+            _as_document(iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]) for name in policy_names
+        ]
+        attached[lid] = [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]]
+        attached[lid] += _template_managed_policies(template, stack, role)
+    groups = {g["logGroupName"]: g for g in clients("logs").describe_log_groups()["logGroups"]}
+    dashboards = {
+        lid: clients("cloudwatch").get_dashboard(DashboardName=stack.physical_ids[lid])["DashboardBody"]
+        for lid, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::CloudWatch::Dashboard" and lid in stack.physical_ids
+    }
+    return Deployed(template, stack, queues, alarms, role_policies, attached, groups, dashboards)
+
+
+def isolated_clients(*, endpoint_url: str | None = None) -> AwsClients:
+    """Clients acting in a moto account of their own (through an assumed role).
+
+    The wider suite may keep one moto running for the whole session (a nested mock_aws neither
+    resets nor removes anything): in their own account these tests neither see nor disturb it.
+    """
+    sts = AwsClients(endpoint_url=endpoint_url)("sts")
+    role = f"arn:aws:iam::{INFRA_TEST_ACCOUNT}:role/infra-contract-tests"
+    credentials = sts.assume_role(RoleArn=role, RoleSessionName="infra-tests")["Credentials"]
+    session = boto3.session.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        region_name="us-east-1",
+    )
+    return AwsClients(session, endpoint_url=endpoint_url)
+
+
+def deploy_and_observe(cfn_template: Template, clients: AwsClients, stack_name: str, **parameters: Any) -> Deployed:
+    """Create the translated template in moto (see infra.cfn.deploy_to_moto) and describe it."""
+    stack = deploy_to_moto(cfn_template, stack_name=stack_name, parameters=parameters, clients=clients)
+    return observe(cfn_template, stack, clients)
+
+
+def _template_managed_policies(template: Template, stack: StackResources, role_name: str) -> list[str]:
+    role_ids = [lid for lid, physical in stack.physical_ids.items() if physical == role_name]
+    resources = template.get("Resources", {})
+    return [str(arn) for lid in role_ids for arn in resources[lid].get("Properties", {}).get("ManagedPolicyArns", [])]
+
+
+def _as_document(document: Any) -> dict[str, Any]:
+    if not isinstance(document, str):
+        return dict(document)
+    try:
+        return dict(json.loads(document))
+    except json.JSONDecodeError:
+        # moto returns inline policies created by CloudFormation as a Python repr, not JSON.
+        return dict(ast.literal_eval(document))
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _sqs_sources(d: Deployed) -> Iterator[EventSourceSpec]:
+    yield from (es for es in d.stack.event_sources.values() if es.source_type == "AWS::SQS::Queue")
+
+
+def _redrive(d: Deployed, queue: str) -> dict[str, Any] | None:
+    policy = d.queue_attributes[queue].get("RedrivePolicy")
+    return json.loads(policy) if policy else None
+
+
+def _dlqs(d: Deployed) -> dict[str, str]:
+    """DLQ logical id -> its source queue logical id, from the queues' redrive policies in moto."""
+    found: dict[str, str] = {}
+    for queue in d.queue_attributes:
+        policy = _redrive(d, queue)
+        target = d.queue_by_arn(policy["deadLetterTargetArn"]) if policy else None
+        if target is not None:
+            found[target] = queue
+    return found
+
+
+# --------------------------------------------------------------------------- queues
+
+
+def check_redrive(d: Deployed) -> Violations:
+    """Every queue a function consumes redrives to a DLQ of this stack after >= MIN_RECEIVES tries."""
+    violations: Violations = []
+    for es in _sqs_sources(d):
+        queue = es.source_logical_id
+        policy = _redrive(d, queue)
+        if policy is None:
+            violations.append(f"{queue}: no RedrivePolicy, failing messages are retried until they expire")
+            continue
+        if int(policy.get("maxReceiveCount", 0)) < MIN_RECEIVES:
+            violations.append(f"{queue}: maxReceiveCount {policy.get('maxReceiveCount')} < {MIN_RECEIVES}")
+        target = d.queue_by_arn(str(policy.get("deadLetterTargetArn")))
+        if target is None or target == queue:
+            violations.append(f"{queue}: dead-letter target {policy.get('deadLetterTargetArn')} is not a DLQ here")
+    return violations
+
+
+def check_visibility(d: Deployed) -> Violations:
+    """Visibility timeout >= 6 x consumer timeout + batching window (else in-flight work is redelivered)."""
+    violations: Violations = []
+    for es in _sqs_sources(d):
+        timeout = d.stack.functions[es.function_logical_id].timeout
+        needed = VISIBILITY_FACTOR * timeout + es.maximum_batching_window_seconds
+        visibility = int(d.queue_attributes[es.source_logical_id]["VisibilityTimeout"])
+        if visibility < needed:
+            violations.append(
+                f"{es.source_logical_id}: VisibilityTimeout {visibility} < {VISIBILITY_FACTOR} x "
+                f"{es.function_logical_id} timeout {timeout} + window {es.maximum_batching_window_seconds}"
+            )
+    return violations
+
+
+def check_dlqs(d: Deployed) -> Violations:
+    """DLQs keep messages 14 days (longer than their source), allow redrive from it, and are not consumed."""
+    violations: Violations = []
+    dlqs = _dlqs(d)
+    consumed = {es.source_logical_id for es in _sqs_sources(d)}
+    for queue in d.queue_attributes:
+        if queue not in consumed and queue not in dlqs:
+            violations.append(f"{queue}: neither consumed by a function nor a DLQ of one")
+    for dlq, source in dlqs.items():
+        retention = int(d.queue_attributes[dlq]["MessageRetentionPeriod"])
+        source_retention = int(d.queue_attributes[source]["MessageRetentionPeriod"])
+        if retention != DLQ_RETENTION_SECONDS:
+            violations.append(f"{dlq}: MessageRetentionPeriod {retention} != {DLQ_RETENTION_SECONDS}")
+        if retention <= source_retention:
+            # SQS keeps the original enqueue time: a DLQ no longer-lived than its source loses messages.
+            violations.append(f"{dlq}: retention {retention} not longer than {source}'s {source_retention}")
+        if source_retention != SOURCE_RETENTION_SECONDS:
+            violations.append(f"{source}: MessageRetentionPeriod {source_retention} != {SOURCE_RETENTION_SECONDS}")
+        if dlq in consumed:
+            violations.append(f"{dlq}: a DLQ must not feed a function (parked messages would be retried)")
+        violations += _redrive_allow_violations(d, dlq, source)
+    return violations
+
+
+def _redrive_allow_violations(d: Deployed, dlq: str, source: str) -> Violations:
+    # moto drops RedriveAllowPolicy: read the template, resolving the pseudo parameters in its ARNs.
+    allow = d.resources[dlq].get("Properties", {}).get("RedriveAllowPolicy")
+    if not isinstance(allow, dict) or allow.get("redrivePermission") != "byQueue":
+        return [f"{dlq}: RedriveAllowPolicy should be byQueue (template)"]
+    allowed = [_with_pseudo_parameters(d, arn) for arn in allow.get("sourceQueueArns", [])]
+    if d.queue_arn(source) not in allowed:
+        return [f"{dlq}: RedriveAllowPolicy does not name {source} (template)"]
+    return []
+
+
+def _with_pseudo_parameters(d: Deployed, value: Any) -> Any:
+    text = value.get("Fn::Sub") if isinstance(value, dict) else value
+    if not isinstance(text, str):
+        return value
+    _, partition, _, region, account, _ = d.stack.stack_id.split(":", 5)
+    pseudo = {"Partition": partition, "Region": region, "AccountId": account, "StackName": d.stack.stack_name}
+    for name, resolved in pseudo.items():
+        text = text.replace(f"${{AWS::{name}}}", resolved)
+    return text
+
+
+def check_queue_encryption(d: Deployed) -> Violations:
+    """Every queue is encrypted at rest (SSE-SQS or KMS)."""
+    return [
+        f"{queue}: not encrypted at rest"
+        for queue, attrs in d.queue_attributes.items()
+        if attrs.get("SqsManagedSseEnabled") != "true" and not attrs.get("KmsMasterKeyId")
+    ]
+
+
+# --------------------------------------------------------------------------- alarms
+
+
+def _alarms_on(d: Deployed, namespace: str, metric: str, dimension: str, value: str) -> list[dict[str, Any]]:
+    return [
+        a
+        for a in d.alarms
+        if a.get("Namespace") == namespace
+        and a.get("MetricName") == metric
+        and {"Name": dimension, "Value": value} in a.get("Dimensions", [])
+    ]
+
+
+def _wiring_violations(d: Deployed, alarm: dict[str, Any]) -> Violations:
+    name, topic = alarm["AlarmName"], d.topic_arn
+    violations = [
+        f"alarm {name}: {kind} does not notify {OPERATOR_TOPIC}"
+        for kind in ("AlarmActions", "OKActions")
+        if topic not in alarm.get(kind, [])
+    ]
+    if alarm.get("ActionsEnabled") is False:
+        violations.append(f"alarm {name}: actions disabled")
+    return violations
+
+
+def _require_alarm(d: Deployed, what: str, candidates: list[dict[str, Any]], threshold: float | None) -> Violations:
+    """At least one candidate alarm: > threshold, wired to the operator topic."""
+    if not candidates:
+        return [f"{what}: no alarm"]
+    problems: list[Violations] = []
+    for alarm in candidates:
+        found = _wiring_violations(d, alarm)
+        if alarm.get("ComparisonOperator") != "GreaterThanThreshold":
+            found.append(f"alarm {alarm['AlarmName']}: not GreaterThanThreshold")
+        if threshold is not None and alarm.get("Threshold") != threshold:
+            found.append(f"alarm {alarm['AlarmName']}: threshold {alarm.get('Threshold')} != {threshold}")
+        if not found:
+            return []
+        problems.append(found)
+    return [f"{what}: {problem}" for found in problems for problem in found]
+
+
+def check_dlq_alarms(d: Deployed) -> Violations:
+    """Any message in any DLQ raises an alarm to operators (and its clearing is announced)."""
+    violations: Violations = []
+    for dlq in _dlqs(d):
+        candidates = _alarms_on(d, "AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", d.queue_name(dlq))
+        violations += _require_alarm(d, f"DLQ {dlq}", candidates, threshold=0.0)
+        violations += [
+            f"DLQ {dlq}: alarm {a['AlarmName']} should look at the Maximum over 1 period of 60 s"
+            for a in candidates
+            if (a.get("Statistic"), a.get("EvaluationPeriods"), a.get("Period")) != ("Maximum", 1, 60)
+        ]
+    return violations
+
+
+def check_age_alarms(d: Deployed) -> Violations:
+    """A backlog (age of the oldest message) on every consumed queue raises an alarm."""
+    violations: Violations = []
+    for es in _sqs_sources(d):
+        queue = es.source_logical_id
+        candidates = _alarms_on(d, "AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", d.queue_name(queue))
+        violations += _require_alarm(d, f"queue {queue} age", candidates, threshold=None)
+    return violations
+
+
+def check_function_alarms(d: Deployed) -> Violations:
+    """Every function's Errors and Throttles raise alarms."""
+    violations: Violations = []
+    for lid, function in d.stack.functions.items():
+        for metric in ("Errors", "Throttles"):
+            candidates = _alarms_on(d, "AWS/Lambda", metric, "FunctionName", function.name)
+            violations += _require_alarm(d, f"{lid} {metric}", candidates, threshold=0.0)
+    return violations
+
+
+def check_charge_failure_alarm(d: Deployed) -> Violations:
+    """A spike of charge failures (EMF metric, Powertools service dimension) raises an alarm."""
+    candidates = _alarms_on(d, "DonationPipeline", "ChargeFailures", "service", "charge")
+    violations = _require_alarm(d, "charge failures", candidates, threshold=None)
+    violations += [f"alarm {a['AlarmName']}: should sum over 300 s" for a in candidates if a.get("Period") != 300]
+    return violations
+
+
+def check_operator_topic_key(d: Deployed) -> Violations:
+    """CloudWatch can publish to the operator topic: it is encrypted (if at all) with a customer
+    managed key whose policy lets cloudwatch.amazonaws.com use it. With alias/aws/sns alarm
+    actions fail (that key's policy cannot grant CloudWatch), and nobody is told. Template."""
+    topic = d.resources.get(OPERATOR_TOPIC, {}).get("Properties", {})
+    key = topic.get("KmsMasterKeyId")
+    if key is None:
+        return []
+    key_ids = references(key)
+    if not key_ids or d.resources.get(next(iter(key_ids)), {}).get("Type") != "AWS::KMS::Key":
+        return [f"{OPERATOR_TOPIC}: encrypted with {key!r}, not a key of this stack CloudWatch may use"]
+    statements = d.resources[next(iter(key_ids))]["Properties"]["KeyPolicy"]["Statement"]
+    granted = {
+        action
+        for st in statements
+        if st.get("Effect") == "Allow"
+        and "cloudwatch.amazonaws.com" in _as_list(st.get("Principal", {}).get("Service"))
+        for action in _as_list(st.get("Action"))
+    }
+    missing = {"kms:Decrypt", "kms:GenerateDataKey*"} - granted
+    return [f"{OPERATOR_TOPIC} key: CloudWatch lacks {sorted(missing)}"] if missing else []
+
+
+def check_alarm_hygiene(d: Deployed) -> Violations:
+    """Every alarm of the stack notifies operators both ways and chose TreatMissingData on purpose."""
+    violations = [v for alarm in d.alarms for v in _wiring_violations(d, alarm)]
+    for lid, resource in d.resources.items():
+        if resource.get("Type") == "AWS::CloudWatch::Alarm" and "TreatMissingData" not in resource["Properties"]:
+            violations.append(f"{lid}: TreatMissingData not set (template)")
+    return violations
+
+
+# --------------------------------------------------------------------------- functions
+
+
+def check_event_sources(d: Deployed) -> Violations:
+    """SQS event sources report partial batch failures and cap concurrency (provider rate limits).
+
+    Read from the translated template: deploy_to_moto does not create event source mappings.
+    """
+    violations: Violations = []
+    for lid, es in d.stack.event_sources.items():
+        if es.source_type != "AWS::SQS::Queue":
+            continue
+        if not es.report_batch_item_failures:
+            violations.append(f"{lid}: no ReportBatchItemFailures, one bad record fails its whole batch")
+        if es.batch_size > MAX_SQS_BATCH:
+            violations.append(f"{lid}: BatchSize {es.batch_size} > {MAX_SQS_BATCH}")
+        if es.maximum_concurrency is None:
+            violations.append(f"{lid}: no ScalingConfig.MaximumConcurrency")
+        if not es.enabled:
+            violations.append(f"{lid}: disabled")
+    return violations
+
+
+def check_consumers(d: Deployed) -> Violations:
+    """Consumers know their queue's maxReceiveCount and have no function-level DLQ (async-only)."""
+    violations: Violations = []
+    for es in _sqs_sources(d):
+        function = d.stack.functions[es.function_logical_id]
+        policy = _redrive(d, es.source_logical_id) or {}
+        expected = str(policy.get("maxReceiveCount", "<none>"))
+        if function.environment.get("MAX_RECEIVE_COUNT") != expected:
+            violations.append(
+                f"{es.function_logical_id}: MAX_RECEIVE_COUNT {function.environment.get('MAX_RECEIVE_COUNT')}"
+                f" != {es.source_logical_id} maxReceiveCount {expected}"
+            )
+        if "DeadLetterConfig" in d.resources[es.function_logical_id].get("Properties", {}):
+            violations.append(f"{es.function_logical_id}: function-level DLQ on an SQS consumer (template)")
+    return violations
+
+
+def check_log_groups(d: Deployed) -> Violations:
+    """Every function logs to /aws/lambda/<name>, created by the stack with a retention."""
+    violations: Violations = []
+    for lid, function in d.stack.functions.items():
+        group = d.log_groups.get(f"/aws/lambda/{function.name}")
+        if group is None:
+            violations.append(f"{lid}: no log group /aws/lambda/{function.name} in the stack")
+        elif not group.get("retentionInDays"):
+            violations.append(f"{lid}: log group without retention")
+    return violations
+
+
+def _own_resources(d: Deployed, function: FunctionSpec) -> set[str]:
+    """ARNs a function may name: its log group, its source queue and DLQ, and what its env names."""
+    _, partition, _, region, account, _ = function.arn.split(":", 5)
+    prefix = f"arn:{partition}:{{service}}:{region}:{account}:"
+    log_group = prefix.format(service="logs") + f"log-group:/aws/lambda/{function.name}"
+    own = {log_group, f"{log_group}:*"}
+    urls = {url: lid for lid, url in d.stack.queues.items()}
+    tables = {name: lid for lid, name in d.stack.tables.items()}
+    for name, value in function.environment.items():
+        if value in urls:
+            own.add(d.queue_arn(urls[value]))
+        if value in tables:
+            table = prefix.format(service="dynamodb") + f"table/{value}"
+            own |= {table, f"{table}/index/*"}
+        if name.endswith("_SECRET_NAME"):
+            secret = prefix.format(service="secretsmanager") + f"secret:{value}"
+            own |= {f"{secret}-*", f"{secret}-??????"}
+    for es in _sqs_sources(d):
+        if es.function_logical_id == function.logical_id:
+            own.add(d.queue_arn(es.source_logical_id))
+            policy = _redrive(d, es.source_logical_id)
+            if policy:
+                own.add(str(policy["deadLetterTargetArn"]))
+    return own
+
+
+def _statement_violations(lid: str, statement: dict[str, Any], own: set[str]) -> Violations:
+    if statement.get("Effect") != "Allow":
+        return []
+    if "NotAction" in statement or "NotResource" in statement:
+        return [f"{lid}: NotAction/NotResource grants everything else"]
+    actions = [str(a) for a in _as_list(statement.get("Action", []))]
+    resources = [str(r) for r in _as_list(statement.get("Resource", []))]
+    violations = [f"{lid}: wildcard action {a!r}" for a in actions if "*" in a]
+    if "*" in resources and not set(actions) <= STAR_RESOURCE_ACTIONS:
+        violations.append(f"{lid}: Resource '*' for {sorted(set(actions) - STAR_RESOURCE_ACTIONS)}")
+    violations += [f"{lid}: touches {r}, not one of its own resources" for r in resources if r != "*" and r not in own]
+    return violations
+
+
+def check_iam(d: Deployed) -> Violations:
+    """Each function's role names only its own resources; '*' only where X-Ray requires it."""
+    violations: Violations = []
+    for lid, function in d.stack.functions.items():
+        own = _own_resources(d, function)
+        for document in d.role_policies[lid]:
+            for statement in _as_list(document.get("Statement", [])):
+                violations += _statement_violations(lid, statement, own)
+        # Managed policies (AWSLambdaBasicExecutionRole, AWSLambdaSQSQueueExecutionRole) use "*".
+        violations += [f"{lid}: managed policy {arn} attached" for arn in d.attached_policies[lid]]
+        if not d.role_policies[lid]:
+            violations.append(f"{lid}: role has no inline policy")
+    return violations
+
+
+def check_secrets(d: Deployed) -> Violations:
+    """Functions get secret NAMES only (*_SECRET_NAME); no env value looks like a provider key."""
+    violations: Violations = []
+    for lid, function in d.stack.functions.items():
+        for name, value in function.environment.items():
+            if SECRET_LIKE_NAME.search(name) and not name.endswith("_SECRET_NAME"):
+                violations.append(f"{lid}: env {name} looks like a secret; pass its name as *_SECRET_NAME")
+            if SECRET_LIKE_VALUE.search(value):
+                violations.append(f"{lid}: env {name} holds what looks like an API key")
+    return violations
+
+
+# --------------------------------------------------------------------------- template-only
+
+
+def check_tables(d: Deployed) -> Violations:
+    """On-demand, PITR and SSE on every table; the idempotency TTL; the donations keys and GSI.
+
+    Read from the translated template: moto ignores PITR, SSE and TTL.
+    """
+    violations: Violations = []
+    tables = {lid: r for lid, r in d.resources.items() if r.get("Type") == "AWS::DynamoDB::Table"}
+    for lid, resource in tables.items():
+        p = resource.get("Properties", {})
+        if p.get("BillingMode") != "PAY_PER_REQUEST":
+            violations.append(f"{lid}: not on-demand (BillingMode {p.get('BillingMode')})")
+        if p.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled") is not True:
+            violations.append(f"{lid}: point-in-time recovery off")
+        if p.get("SSESpecification", {}).get("SSEEnabled") is not True:
+            violations.append(f"{lid}: SSESpecification.SSEEnabled not true")
+    idempotency = tables.get("IdempotencyTable", {}).get("Properties", {})
+    if idempotency.get("TimeToLiveSpecification") != {"AttributeName": "expiration", "Enabled": True}:
+        violations.append("IdempotencyTable: TTL on 'expiration' not enabled")
+    if idempotency.get("KeySchema") != [{"AttributeName": "id", "KeyType": "HASH"}]:
+        violations.append("IdempotencyTable: key is not 'id'")
+    donations = tables.get("DonationsTable", {})
+    if donations.get("Properties", {}).get("KeySchema") != [{"AttributeName": "donation_id", "KeyType": "HASH"}]:
+        violations.append("DonationsTable: key is not 'donation_id'")
+    indexes = {i["IndexName"]: i for i in donations.get("Properties", {}).get("GlobalSecondaryIndexes", [])}
+    expected_keys = [
+        {"AttributeName": "status", "KeyType": "HASH"},
+        {"AttributeName": "updated_at", "KeyType": "RANGE"},
+    ]
+    if indexes.get("status-updated_at-index", {}).get("KeySchema") != expected_keys:
+        violations.append("DonationsTable: no GSI status-updated_at-index (status, updated_at)")
+    if donations.get("DeletionPolicy") != "Retain":
+        violations.append("DonationsTable: not retained on stack deletion")
+    return violations
+
+
+def check_api(d: Deployed) -> Violations:
+    """Stage traced, access-logged and throttled; CORS lets the form send Idempotency-Key.
+
+    Read from the translated template: deploy_to_moto does not create the API.
+    """
+    stages = [r["Properties"] for r in d.resources.values() if r.get("Type") == "AWS::ApiGateway::Stage"]
+    if not stages:
+        return ["no API Gateway stage"]
+    violations: Violations = []
+    for stage in stages:
+        if stage.get("TracingEnabled") is not True:
+            violations.append("API stage: X-Ray tracing off")
+        if not stage.get("AccessLogSetting", {}).get("DestinationArn"):
+            violations.append("API stage: no access logging")
+        settings = stage.get("MethodSettings", [])
+        if not any("ThrottlingRateLimit" in s and "ThrottlingBurstLimit" in s for s in settings):
+            violations.append("API stage: no throttling")
+    bodies = json.dumps([r["Properties"].get("Body") for r in d.resources.values() if r["Type"].endswith("RestApi")])
+    violations += [
+        f"API: CORS preflight does not allow the {header} header"
+        for header in ("Content-Type", "Idempotency-Key")
+        if header not in bodies
+    ]
+    return violations
+
+
+def check_dashboard(d: Deployed) -> Violations:
+    """The operations dashboard is valid JSON once resolved and shows the queues, DLQs and metrics."""
+    if not d.dashboards:
+        return ["no CloudWatch dashboard"]
+    violations: Violations = []
+    for lid, body in d.dashboards.items():
+        try:
+            json.loads(body)
+        except json.JSONDecodeError as error:
+            violations.append(f"{lid}: body is not valid JSON after substitution ({error})")
+        violations += [f"{lid}: does not show {metric}" for metric in DASHBOARD_METRICS if metric not in body]
+        queues = [d.queue_name(q) for q in d.queue_attributes]
+        violations += [f"{lid}: does not show queue {name}" for name in queues if f'"{name}"' not in body]
+    return violations
+
+
+def check_outputs(d: Deployed) -> Violations:
+    """The outputs the local stack, ops CLI and deploy scripts read."""
+    outputs = d.template.get("Outputs", {})
+    return [f"output {name} missing" for name in REQUIRED_OUTPUTS if name not in outputs]
+
+
+CHECKS: dict[str, Callable[[Deployed], Violations]] = {
+    check.__name__: check
+    for check in (
+        check_redrive,
+        check_visibility,
+        check_dlqs,
+        check_queue_encryption,
+        check_dlq_alarms,
+        check_age_alarms,
+        check_function_alarms,
+        check_charge_failure_alarm,
+        check_operator_topic_key,
+        check_alarm_hygiene,
+        check_event_sources,
+        check_consumers,
+        check_log_groups,
+        check_iam,
+        check_secrets,
+        check_tables,
+        check_api,
+        check_dashboard,
+        check_outputs,
+    )
+}

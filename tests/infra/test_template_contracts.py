@@ -1,0 +1,176 @@
+"""The translated template, created in moto, keeps the pipeline's contract (tests/infra/template_contracts.py)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import pytest
+from moto.server import ThreadedMotoServer
+
+from infra.cfn import AwsClients, Template, deploy_to_moto
+from tests.infra.template_contracts import CHECKS, Deployed, Violations, isolated_clients
+
+pytestmark = pytest.mark.infra
+
+FUNCTIONS = {
+    # logical id: (handler, code, timeout, memory, POWERTOOLS_SERVICE_NAME)
+    "ChargeFunction": ("charge_handler.lambda_handler", "functions/charge/", 10, 512, "charge"),
+    "TokenizeFunction": ("tokenize_handler.lambda_handler", "functions/tokenize/", 20, 256, "tokenize"),
+    "SendReceiptFunction": ("send_receipt_handler.lambda_handler", "functions/send_receipt/", 20, 256, "send_receipt"),
+}
+COMMON_ENV = {
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "POWERTOOLS_LOG_LEVEL",
+    "STAGE",
+    "DONATIONS_TABLE",
+    "ALLOWED_CURRENCIES",
+    "MIN_AMOUNT",
+    "MAX_AMOUNT",
+    "STRIPE_MAX_NETWORK_RETRIES",
+    "RECEIPT_TEMPLATE_ID",
+    "RECEIPT_FROM_EMAIL",
+    "ORG_NAME",
+    "ORG_ADDRESS",
+    "CORS_ORIGIN",
+}
+FUNCTION_ENV = {
+    "ChargeFunction": {"IDEMPOTENCY_TABLE", "TOKENIZE_QUEUE_URL", "RECEIPT_QUEUE_URL", "STRIPE_SECRET_NAME"},
+    "TokenizeFunction": {"TOKENIZE_DLQ_URL", "STRIPE_SECRET_NAME", "MAX_RECEIVE_COUNT"},
+    "SendReceiptFunction": {"RECEIPT_DLQ_URL", "SENDGRID_SECRET_NAME", "MAX_RECEIVE_COUNT"},
+}
+ALARMS = {
+    "TokenizeDLQAlarm",
+    "ReceiptDLQAlarm",
+    "TokenizeQueueAgeAlarm",
+    "ReceiptQueueAgeAlarm",
+    "ChargeFunctionErrorsAlarm",
+    "ChargeFunctionThrottlesAlarm",
+    "TokenizeFunctionErrorsAlarm",
+    "TokenizeFunctionThrottlesAlarm",
+    "SendReceiptFunctionErrorsAlarm",
+    "SendReceiptFunctionThrottlesAlarm",
+    "ChargeFailureSpikeAlarm",
+}
+
+
+@pytest.mark.parametrize("check", CHECKS.values(), ids=CHECKS.keys())
+def test_contract_holds(deployed: Deployed, check: Callable[[Deployed], Violations]) -> None:
+    assert check(deployed) == []
+
+
+def test_moto_gets_everything_but_the_api_and_the_event_source_mappings(deployed: Deployed) -> None:
+    # Given the template created in moto, the left-out resources are exactly those moto cannot
+    # run faithfully: SAM's REST API (and the permissions pointing at it) and the event sources.
+    stripped = {deployed.template["Resources"][lid]["Type"] for lid in deployed.stack.stripped}
+    assert stripped == {
+        "AWS::ApiGateway::RestApi",
+        "AWS::ApiGateway::Deployment",
+        "AWS::ApiGateway::Stage",
+        "AWS::Lambda::Permission",
+        "AWS::Lambda::EventSourceMapping",
+    }
+    assert set(deployed.stack.queues) == {"TokenizeQueue", "TokenizeDLQ", "ReceiptQueue", "ReceiptDLQ"}
+    assert set(deployed.stack.tables) == {"DonationsTable", "IdempotencyTable"}
+    assert set(deployed.stack.topics) == {"OperatorTopic"}
+    assert set(deployed.stack.alarms) == ALARMS
+    assert "OperationsDashboard" in deployed.stack.physical_ids
+    # No AlarmEmail: the conditional e-mail subscription is not created.
+    assert deployed.stack.subscriptions == {}
+
+
+def test_outputs_resolve_to_what_was_created(deployed: Deployed) -> None:
+    stack = deployed.stack
+    assert stack.outputs == {
+        "TokenizeQueueUrl": stack.queues["TokenizeQueue"],
+        "ReceiptQueueUrl": stack.queues["ReceiptQueue"],
+        "TokenizeDLQUrl": stack.queues["TokenizeDLQ"],
+        "ReceiptDLQUrl": stack.queues["ReceiptDLQ"],
+        "DonationsTableName": stack.tables["DonationsTable"],
+        "IdempotencyTableName": stack.tables["IdempotencyTable"],
+        "OperatorTopicArn": stack.topics["OperatorTopic"],
+    }  # ApiUrl names the API, which moto does not create
+
+
+@pytest.mark.parametrize("logical_id", FUNCTIONS)
+def test_function_shape(deployed: Deployed, logical_id: str) -> None:
+    handler, code, timeout, memory, service = FUNCTIONS[logical_id]
+    function = deployed.stack.functions[logical_id]
+    assert (function.handler, function.code_uri, function.timeout, function.memory_size) == (
+        handler,
+        code,
+        timeout,
+        memory,
+    )
+    assert function.runtime == "python3.12"
+    assert function.layer_uris == ("src/",)
+    assert function.environment["POWERTOOLS_SERVICE_NAME"] == service
+    assert function.environment["POWERTOOLS_METRICS_NAMESPACE"] == "DonationPipeline"
+
+
+@pytest.mark.parametrize("logical_id", FUNCTIONS)
+def test_function_environment_names_what_the_code_reads(deployed: Deployed, logical_id: str) -> None:
+    from donations.settings import Settings
+
+    env = deployed.stack.functions[logical_id].environment
+    # Every variable the code needs is set...
+    assert COMMON_ENV | FUNCTION_ENV[logical_id] <= env.keys()
+    # ...and every variable set is read by someone (Powertools or our settings): no typos.
+    fields = {name.upper() for name in Settings.model_fields}
+    assert {name for name in env if not name.startswith("POWERTOOLS_")} <= fields
+
+
+def test_environment_values_point_at_this_stack(deployed: Deployed) -> None:
+    stack = deployed.stack
+    charge = stack.functions["ChargeFunction"].environment
+    assert charge["DONATIONS_TABLE"] == stack.tables["DonationsTable"]
+    assert charge["IDEMPOTENCY_TABLE"] == stack.tables["IdempotencyTable"]
+    assert charge["TOKENIZE_QUEUE_URL"] == stack.queues["TokenizeQueue"]
+    assert charge["RECEIPT_QUEUE_URL"] == stack.queues["ReceiptQueue"]
+    assert stack.functions["TokenizeFunction"].environment["TOKENIZE_DLQ_URL"] == stack.queues["TokenizeDLQ"]
+    assert stack.functions["SendReceiptFunction"].environment["RECEIPT_DLQ_URL"] == stack.queues["ReceiptDLQ"]
+    assert charge["STAGE"] == "test"
+    assert charge["STRIPE_SECRET_NAME"] == "donations/stripe-api-key"
+
+
+def test_event_sources_are_exposed_for_a_local_poller(deployed: Deployed) -> None:
+    sources = {es.function_logical_id: es for es in deployed.stack.event_sources.values()}
+    assert set(sources) == {"TokenizeFunction", "SendReceiptFunction"}
+    for function, queue in (("TokenizeFunction", "TokenizeQueue"), ("SendReceiptFunction", "ReceiptQueue")):
+        es = sources[function]
+        assert (es.queue_logical_id, es.queue_url) == (queue, deployed.stack.queues[queue])
+        assert es.queue_arn == deployed.queue_arn(queue)
+        assert (es.batch_size, es.maximum_batching_window_seconds, es.maximum_concurrency) == (10, 1, 5)
+        assert es.function_response_types == ("ReportBatchItemFailures",)
+        assert es.function_name == deployed.stack.functions[function].name
+
+
+def test_alarm_email_creates_the_subscription(cfn_template: Template, aws: AwsClients) -> None:
+    # Given an operator e-mail address, the conditional subscription is created (through SNS).
+    stack = deploy_to_moto(
+        cfn_template, stack_name="infra-with-email", parameters={"AlarmEmail": "ops@example.org"}, clients=aws
+    )
+
+    subscriptions = aws("sns").list_subscriptions_by_topic(TopicArn=stack.topics["OperatorTopic"])["Subscriptions"]
+    assert [(s["Protocol"], s["Endpoint"]) for s in subscriptions] == [("email", "ops@example.org")]
+    assert set(stack.subscriptions) == {"OperatorEmailSubscription"}
+
+
+def test_deploy_works_against_a_moto_server(cfn_template: Template) -> None:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        clients = isolated_clients(endpoint_url=f"http://{host}:{port}")
+        stack = deploy_to_moto(cfn_template, stack_name="infra-server", clients=clients)
+
+        assert set(stack.alarms) == ALARMS
+        described = clients("cloudwatch").describe_alarms(AlarmNames=[stack.alarms["TokenizeDLQAlarm"]])
+        assert described["MetricAlarms"][0]["AlarmActions"] == [stack.topics["OperatorTopic"]]
+        assert clients("sqs").get_queue_attributes(QueueUrl=stack.queues["TokenizeQueue"], AttributeNames=["All"])[
+            "Attributes"
+        ]["RedrivePolicy"]
+    finally:
+        server.stop()
