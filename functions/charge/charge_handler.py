@@ -48,7 +48,7 @@ def idempotent_submit() -> Any:
         answer = submit_donation(
             DonationRequest.model_validate(submission["body"]),
             submission["idempotency_key"],
-            logger.get_correlation_id() or "",
+            submission["correlation_id"],
             store=deps.store,
             payments=deps.payments,
             publisher=deps.publisher,
@@ -63,7 +63,12 @@ def idempotent_submit() -> Any:
 def create_donation(
     donation: Annotated[DonationRequest, Body()], idempotency_key: IdempotencyKey
 ) -> Response[dict[str, Any]]:
-    submission = {"idempotency_key": idempotency_key, "body": donation.model_dump(mode="json")}
+    submission = {
+        "idempotency_key": idempotency_key,
+        "body": donation.model_dump(mode="json"),
+        # API Gateway's request id: follows the donation into its messages and the consumers' logs.
+        "correlation_id": app.current_event.request_context.request_id,
+    }
     answer = idempotent_submit()(submission=submission)
     return Response(answer["status_code"], content_types.APPLICATION_JSON, answer["body"])
 

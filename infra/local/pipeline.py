@@ -9,11 +9,13 @@ proxy events for the routes the template declares; Lambda's SQS event source map
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import os
 import re
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -85,6 +87,9 @@ class Pipeline:
 
         get_settings.cache_clear()
         self.handlers = {lid: _load_handler(spec.code_uri, spec.handler) for lid, spec in self.stack.functions.items()}
+        # One invocation at a time per function, as in one Lambda execution environment: handlers
+        # keep per-invocation state in module globals (the resolver's current event, Logger keys).
+        self._locks = {lid: threading.Lock() for lid in self.handlers}
         self.routes = api_routes(self.sam_template)
         return self
 
@@ -123,6 +128,12 @@ class Pipeline:
 
     def handler(self, function_logical_id: str) -> ModuleType:
         return self.handlers[function_logical_id]
+
+    def invoke(self, function_logical_id: str, event: dict[str, Any], context: Any = None) -> Any:
+        spec = self.stack.functions[function_logical_id]
+        context = context or LambdaContext(spec.name, spec.memory_size, spec.timeout)
+        with self._locks[function_logical_id]:
+            return self.handlers[function_logical_id].lambda_handler(event, context)
 
     def call_api(
         self, method: str, path: str, *, body: str | None = None, headers: dict[str, str] | None = None
@@ -168,7 +179,7 @@ class Pipeline:
                     name=spec.function_logical_id,
                     queue_url=spec.queue_url,
                     queue_arn=spec.queue_arn,
-                    handler=self.handlers[spec.function_logical_id].lambda_handler,
+                    handler=functools.partial(self.invoke, spec.function_logical_id),
                     batch_size=spec.batch_size,
                     batching_window_seconds=spec.maximum_batching_window_seconds,
                     function_timeout_seconds=function.timeout,

@@ -84,16 +84,21 @@ class StepConsumer:
     def _retry_later(self, record: SQSRecord, donation_id: str, receive_count: int, reason: str) -> None:
         metrics.add_metric(name="StepRetries", unit=MetricUnit.Count, value=1)
         if receive_count >= self._settings.max_receive_count:
-            # SQS moves it to the DLQ on the next receive; say so on the donation now.
+            # The next receive moves it to the DLQ (redrive); make that happen now rather than after
+            # the queue's visibility timeout, and say so on the donation.
             logger.error("Step failed on its last attempt; moving to the DLQ", extra={"reason": reason})
             self._record_failure(donation_id, f"{reason}:retries_exhausted")
+            self._change_visibility(record, 0)
             return
         delay = backoff_seconds(receive_count, self._settings)
         logger.warning("Step failed; retrying later", extra={"reason": reason, "retry_in_seconds": delay})
+        self._change_visibility(record, delay)
+
+    def _change_visibility(self, record: SQSRecord, seconds: int) -> None:
         self.sqs_client.change_message_visibility(
             QueueUrl=queue_url_from_arn(self.sqs_client, record.event_source_arn),
             ReceiptHandle=record.receipt_handle,
-            VisibilityTimeout=delay,
+            VisibilityTimeout=seconds,
         )
 
     def _park(self, record: SQSRecord, donation_id: str | None, reason: str) -> None:
