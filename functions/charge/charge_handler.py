@@ -13,15 +13,25 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from donations.api import IDEMPOTENCY_HEADER, build_resolver, early_refusal, proxy_response
+from donations.api import IDEMPOTENCY_HEADER, build_resolver, documented_errors, early_refusal, proxy_response
 from donations.charge import DONATION_ID, submit_donation
 from donations.errors import DonationNotFound
-from donations.models import DonationRequest, PublicDonation
+from donations.models import DonationAnswer, DonationRequest, PublicDonation
 from donations.observability import logger, metrics, tracer
 from donations.settings import get_settings
 from donations.wiring import Wiring
 
 IdempotencyKey = Annotated[str, Header(alias=IDEMPOTENCY_HEADER.lower(), pattern=r"^[\x21-\x7e]{1,255}$")]
+
+CREATE_RESPONSES = {
+    201: {"description": "Charged", "content": {"application/json": {"model": DonationAnswer}}},
+    202: {"description": "3-D Secure required", "content": {"application/json": {"model": DonationAnswer}}},
+    **documented_errors(400, 402, 409, 413, 415, 422, 503),
+}
+GET_RESPONSES = {
+    200: {"description": "Progress", "content": {"application/json": {"model": PublicDonation}}},
+    **documented_errors(404, 503),
+}
 
 settings = get_settings()
 app = build_resolver(settings)
@@ -58,7 +68,7 @@ def idempotent_submit() -> Any:
     return submit
 
 
-@app.post("/donations")
+@app.post("/donations", responses=CREATE_RESPONSES, summary="Make a donation")
 @tracer.capture_method
 def create_donation(
     donation: Annotated[DonationRequest, Body()], idempotency_key: IdempotencyKey
@@ -73,7 +83,7 @@ def create_donation(
     return Response(answer["status_code"], content_types.APPLICATION_JSON, answer["body"])
 
 
-@app.get("/donations/<donation_id>")
+@app.get("/donations/<donation_id>", responses=GET_RESPONSES, summary="A donation's progress")
 @tracer.capture_method
 def get_donation(donation_id: str) -> PublicDonation:
     donation = wiring().store.get(donation_id) if DONATION_ID.match(donation_id) else None

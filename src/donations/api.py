@@ -25,6 +25,7 @@ from donations.errors import (
     ServiceUnavailable,
     UnsupportedMediaType,
 )
+from donations.models import ErrorAnswer
 from donations.observability import logger
 from donations.settings import Settings
 
@@ -36,6 +37,26 @@ def build_resolver(settings: Settings) -> APIGatewayRestResolver:
     app = APIGatewayRestResolver(cors=cors, enable_validation=True)
     _register_error_handlers(app)
     return app
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "Invalid request (the error names the field)",
+    402: "Card declined (with Stripe's decline code)",
+    404: "Unknown donation",
+    409: "The same donation is being processed",
+    413: "Body too large",
+    415: "Body is not JSON",
+    422: "Idempotency-Key reused with another body",
+    503: "Payment provider or storage unavailable; retry after Retry-After seconds",
+}
+
+
+def documented_errors(*statuses: int) -> dict[int, dict[str, Any]]:
+    """OpenAPI response entries for the error answers a route can give."""
+    return {
+        status: {"description": _ERROR_DESCRIPTIONS[status], "content": {"application/json": {"model": ErrorAnswer}}}
+        for status in statuses
+    }
 
 
 def error_response(error: DonationError) -> Response[str]:

@@ -190,6 +190,25 @@ class PublicDonation(BaseModel):
     failed_step: Step | None
 
 
+class DonationAnswer(BaseModel):
+    """201 (succeeded) or 202 (requires_action, with the client_secret for Stripe.js)."""
+
+    donation_id: str
+    status: Literal["succeeded", "requires_action"]
+    client_secret: str | None = None
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+    decline_code: str | None = None
+
+
+class ErrorAnswer(BaseModel):
+    error: ErrorDetail
+
+
 class FollowUpMessage(BaseModel):
     """The body of a follow-up message on a queue: ids only, the consumer reads the record."""
 

@@ -1,0 +1,105 @@
+"""The local HTTP front: API Gateway for the template's routes, plus the sample pages.
+
+API routes become REST (v1) proxy events for the function the template names (see
+:meth:`Pipeline.call_api`); ``/``, ``/outbox`` and ``/console`` serve the sample donation form,
+the receipts the SendGrid emulator accepted, and an operator console.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+log = logging.getLogger("donations.local.front")
+
+STATIC = Path(__file__).parent / "static"
+PAGES = {"/": "index.html", "/outbox": "outbox.html", "/console": "console.html"}
+MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+API_PREFIXES = ("/donations", "/webhooks")
+
+ApiCall = Callable[[str, str, str | None, dict[str, str]], tuple[int, dict[str, str], str]]
+LocalCall = Callable[[str, str, bytes], tuple[int, Any]]
+
+
+class Front(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, port: int, api: ApiCall, local: LocalCall, cors_origin: str = "*") -> None:
+        self.api = api
+        self.local = local
+        self.cors_origin = cors_origin
+        super().__init__(("127.0.0.1", port), _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: Front
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def do_OPTIONS(self) -> None:
+        # API Gateway answers CORS preflight itself (the template's Cors setting).
+        self._send(
+            204,
+            b"",
+            {
+                "Access-Control-Allow-Origin": self.server.cors_origin,
+                "Access-Control-Allow-Methods": "GET,POST,OPTIONS",
+                "Access-Control-Allow-Headers": "Content-Type,Idempotency-Key",
+                "Access-Control-Max-Age": "600",
+            },
+        )
+
+    def do_GET(self) -> None:
+        self._route("GET")
+
+    def do_POST(self) -> None:
+        self._route("POST")
+
+    def _route(self, method: str) -> None:
+        path = urlsplit(self.path).path
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            self._send(413, b'{"message":"Request Too Long"}', {"Content-Type": "application/json"})
+            return
+        body = self.rfile.read(length) if length else b""
+        try:
+            if path.startswith(API_PREFIXES):
+                headers = {name: value for name, value in self.headers.items()}
+                status, response_headers, text = self.server.api(
+                    method, path, body.decode("utf-8", "replace") or None, headers
+                )
+                self._send(status, text.encode(), response_headers)
+            elif path.startswith("/_local/"):
+                status, payload = self.server.local(method, path, body)
+                self._send(status, json.dumps(payload).encode(), {"Content-Type": "application/json"})
+            elif method == "GET" and path in PAGES:
+                page = (STATIC / PAGES[path]).read_bytes()
+                self._send(200, page, {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
+            elif method == "GET" and (STATIC / path.lstrip("/")).is_file() and ".." not in path:
+                self._send(200, (STATIC / path.lstrip("/")).read_bytes(), {"Content-Type": _content_type(path)})
+            else:
+                self._send(404, b'{"message":"Not Found"}', {"Content-Type": "application/json"})
+        except Exception:
+            log.exception("front: %s %s failed", method, path)
+            self._send(502, b'{"message":"Internal server error"}', {"Content-Type": "application/json"})
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def _content_type(path: str) -> str:
+    return {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png"}.get(
+        Path(path).suffix, "application/octet-stream"
+    )

@@ -1,0 +1,206 @@
+"""What CloudWatch does for free on AWS and moto does not: metrics from SQS, Lambda and EMF logs.
+
+* SQS: ApproximateNumberOfMessagesVisible / NotVisible and ApproximateAgeOfOldestMessage per queue,
+  sampled on a tick. SQS has no API for the age, and peeking would raise receive counts (and so
+  trigger redrive), so the age is read from moto's in-process backend, which the local stack runs.
+* Lambda: Invocations, Errors and Duration per function, recorded by the local invokers.
+* EMF: the handlers print Powertools' Embedded Metric Format lines; CloudWatch Logs would turn them
+  into metrics, so :class:`FunctionOutput` does: it forwards them with ``put_metric_data``.
+
+Everything lands in moto's CloudWatch, where the alarm evaluator reads it like CloudWatch would.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+log = logging.getLogger("donations.local")
+
+_current = threading.local()
+
+
+@contextmanager
+def running_function(name: str, service: str) -> Iterator[None]:
+    """Tag this thread's output with the function running in it (the handlers share one process)."""
+    previous = getattr(_current, "function", None)
+    _current.function = (name, service)
+    try:
+        yield
+    finally:
+        _current.function = previous
+
+
+def current_function() -> tuple[str, str] | None:
+    return getattr(_current, "function", None)
+
+
+def put_metric(
+    cloudwatch: Any, namespace: str, name: str, value: float, dimensions: dict[str, str], unit: str = "None"
+) -> None:
+    cloudwatch.put_metric_data(
+        Namespace=namespace,
+        MetricData=[
+            {
+                "MetricName": name,
+                "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+                "Value": float(value),
+                "Unit": unit,
+                "Timestamp": datetime.now(UTC),
+            }
+        ],
+    )
+
+
+def emf_metric_data(
+    document: dict[str, Any], service: str | None
+) -> Iterator[tuple[str, str, float, dict[str, str], str]]:
+    """(namespace, name, value, dimensions, unit) for each metric of one EMF document.
+
+    The ``service`` dimension is set to the emitting function's service: every local function
+    shares one process (and one environment), where on AWS each has its own.
+    """
+    for directive in document.get("_aws", {}).get("CloudWatchMetrics", []):
+        for dimension_set in directive.get("Dimensions", [[]]):
+            dimensions = {name: str(document.get(name, "")) for name in dimension_set}
+            if service and "service" in dimensions:
+                dimensions["service"] = service
+            for metric in directive.get("Metrics", []):
+                values = document.get(metric["Name"])
+                for value in values if isinstance(values, list) else [values]:
+                    if isinstance(value, int | float):
+                        yield (
+                            directive["Namespace"],
+                            metric["Name"],
+                            float(value),
+                            dimensions,
+                            metric.get("Unit", "None"),
+                        )
+
+
+class FunctionOutput(io.TextIOBase):
+    """Stands in for stdout: EMF lines become metrics, JSON log lines become one readable line each."""
+
+    def __init__(
+        self,
+        cloudwatch: Any,
+        console: TextIO,
+        *,
+        verbose: bool = False,
+        on_log: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self._cloudwatch = cloudwatch
+        self._console = console
+        self._verbose = verbose
+        self._on_log = on_log
+        self._lock = threading.Lock()
+        self._buffers: dict[int, str] = {}
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        key = threading.get_ident()
+        with self._lock:
+            buffered = self._buffers.pop(key, "") + text
+            *lines, rest = buffered.split("\n")
+            if rest:
+                self._buffers[key] = rest
+        for line in lines:
+            self._line(line)
+        return len(text)
+
+    def flush(self) -> None:
+        self._console.flush()
+
+    def _line(self, line: str) -> None:
+        if not line.startswith("{"):
+            if line.strip():
+                self._console.write(line + "\n")
+            return
+        try:
+            document = json.loads(line)
+        except ValueError:
+            self._console.write(line + "\n")
+            return
+        function = current_function()
+        if "_aws" in document:
+            self._forward_metrics(document, function[1] if function else None)
+            return
+        if self._on_log:
+            self._on_log(document)
+        self._console.write((line if self._verbose else readable(document, function)) + "\n")
+
+    def _forward_metrics(self, document: dict[str, Any], service: str | None) -> None:
+        for namespace, name, value, dimensions, unit in emf_metric_data(document, service):
+            try:
+                put_metric(self._cloudwatch, namespace, name, value, dimensions, unit)
+            except Exception:  # metrics must never break a handler
+                log.exception("could not forward metric %s", name)
+
+
+def readable(document: dict[str, Any], function: tuple[str, str] | None) -> str:
+    """One line a person can follow: time, function, level, message and the donation it concerns."""
+    stamp = time.strftime("%H:%M:%S")
+    name = function[0] if function else str(document.get("service", "-"))
+    parts = [stamp, f"{name:<20}", f"{document.get('level', 'INFO'):<7}", str(document.get("message", ""))]
+    for key in ("donation_id", "step", "code", "reason", "decline_code", "retry_in_seconds", "sendgrid_message_id"):
+        if key in document:
+            parts.append(f"{key}={document[key]}")
+    return " ".join(parts)
+
+
+class QueueMetrics:
+    """Publishes the SQS metrics CloudWatch would, from the queues' attributes and moto's backend."""
+
+    def __init__(self, sqs: Any, cloudwatch: Any, queue_urls: list[str]) -> None:
+        self._sqs = sqs
+        self._cloudwatch = cloudwatch
+        self._queue_urls = queue_urls
+
+    def publish(self) -> dict[str, dict[str, float]]:
+        published: dict[str, dict[str, float]] = {}
+        for url in self._queue_urls:
+            name = url.rsplit("/", 1)[1]
+            attributes = self._sqs.get_queue_attributes(
+                QueueUrl=url,
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+            values = {
+                "ApproximateNumberOfMessagesVisible": float(attributes["ApproximateNumberOfMessages"]),
+                "ApproximateNumberOfMessagesNotVisible": float(attributes["ApproximateNumberOfMessagesNotVisible"]),
+                "ApproximateAgeOfOldestMessage": oldest_message_age_seconds(name),
+            }
+            for metric, value in values.items():
+                put_metric(self._cloudwatch, "AWS/SQS", metric, value, {"QueueName": name}, "Count")
+            published[name] = values
+        return published
+
+
+def oldest_message_age_seconds(queue_name: str, account: str = "123456789012", region: str = "us-east-1") -> float:
+    """Age of the oldest message still in the queue, read from moto's in-process backend."""
+    from moto.sqs.models import sqs_backends
+
+    queue = sqs_backends[account][region].queues.get(queue_name)
+    stamps = [m.sent_timestamp for m in getattr(queue, "_messages", []) if m.sent_timestamp]
+    return max(0.0, time.time() - min(stamps) / 1000) if stamps else 0.0
+
+
+class FunctionMetrics:
+    """AWS/Lambda metrics for the local invokers: one call per invocation."""
+
+    def __init__(self, cloudwatch: Any) -> None:
+        self._cloudwatch = cloudwatch
+
+    def record(self, function_name: str, duration_ms: float, error: bool) -> None:
+        dimensions = {"FunctionName": function_name}
+        put_metric(self._cloudwatch, "AWS/Lambda", "Invocations", 1, dimensions, "Count")
+        put_metric(self._cloudwatch, "AWS/Lambda", "Errors", 1 if error else 0, dimensions, "Count")
+        put_metric(self._cloudwatch, "AWS/Lambda", "Duration", duration_ms, dimensions, "Milliseconds")

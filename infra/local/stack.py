@@ -1,0 +1,347 @@
+"""The local stack: moto server, provider emulators, the pipeline, pollers, alarms and the HTTP front.
+
+Everything listens on 127.0.0.1 and runs in one process (threads), so Ctrl-C stops it all.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from moto.server import ThreadedMotoServer
+
+from infra.emulators.sendgrid_emulator import SendGridEmulator
+from infra.emulators.stripe_emulator import StripeEmulator
+from infra.local.alarms import AlarmEvaluator
+from infra.local.delivery import BatchResult, EventSource, Poller
+from infra.local.front import Front
+from infra.local.metrics import FunctionMetrics, FunctionOutput, QueueMetrics, running_function
+from infra.local.pipeline import Pipeline, ProviderEndpoints
+
+log = logging.getLogger("donations.local")
+
+TEST_PAYMENT_METHODS = [
+    ("pm_card_visa", "Visa: succeeds"),
+    ("pm_card_mastercard", "Mastercard: succeeds"),
+    ("pm_card_authenticationRequired", "3-D Secure required"),
+    ("pm_card_chargeDeclinedInsufficientFunds", "Declined: insufficient funds"),
+    ("pm_card_chargeDeclined", "Declined: generic"),
+]
+
+
+def _require_free_ports(ports: dict[str, int]) -> None:
+    """Fail fast, naming the variable to change, rather than half-starting on a busy port."""
+    for variable, port in ports.items():
+        if not port:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                raise SystemExit(f"Port {port} on 127.0.0.1 is in use; stop what uses it or set {variable}.") from None
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name) or default)
+
+
+@dataclass
+class LocalConfig:
+    """Ports and knobs, each overridable by an environment variable (see the README)."""
+
+    api_port: int = field(default_factory=lambda: _env_int("DONATIONS_API_PORT", 3000))
+    moto_port: int = field(default_factory=lambda: _env_int("DONATIONS_MOTO_PORT", 4566))
+    stripe_port: int = field(default_factory=lambda: _env_int("DONATIONS_STRIPE_PORT", 12111))
+    sendgrid_port: int = field(default_factory=lambda: _env_int("DONATIONS_SENDGRID_PORT", 3030))
+    stack_name: str = field(default_factory=lambda: os.environ.get("DONATIONS_STACK_NAME", "donations-local"))
+    # Seconds between metric samples and alarm evaluations; and how much faster than real time
+    # alarm periods pass (60 s periods evaluated over 60/scale s), so a demo need not wait minutes.
+    tick_seconds: float = field(default_factory=lambda: float(os.environ.get("DONATIONS_LOCAL_TICK", "5")))
+    time_scale: float = field(default_factory=lambda: float(os.environ.get("DONATIONS_LOCAL_TIME_SCALE", "1")))
+    stripe_api_key: str = field(default_factory=lambda: os.environ.get("STRIPE_API_KEY", ""))
+    sendgrid_api_key: str = field(default_factory=lambda: os.environ.get("SENDGRID_API_KEY", ""))
+    # DONATIONS_FN_<NAME>=value sets <NAME> in the functions' environment (e.g. shorter backoffs).
+    environment: dict[str, str] = field(
+        default_factory=lambda: {
+            name.removeprefix("DONATIONS_FN_"): value
+            for name, value in os.environ.items()
+            if name.startswith("DONATIONS_FN_")
+        }
+    )
+    verbose: bool = field(default_factory=lambda: os.environ.get("DONATIONS_LOCAL_VERBOSE", "") not in ("", "0"))
+
+
+class LocalStack:
+    def __init__(self, config: LocalConfig | None = None, console: Any = None) -> None:
+        self.config = config or LocalConfig()
+        self.console = console or sys.stdout
+        self.stripe: StripeEmulator | None = None
+        self.sendgrid: SendGridEmulator | None = None
+        self._closers: list[Any] = []
+        self._pollers: list[Poller] = []
+        self._stopping = threading.Event()
+        self.notifications: list[dict[str, Any]] = []
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> LocalStack:
+        started = time.monotonic()
+        config = self.config
+        _require_free_ports(
+            {
+                "DONATIONS_API_PORT": config.api_port,
+                "DONATIONS_MOTO_PORT": config.moto_port,
+                "DONATIONS_STRIPE_PORT": config.stripe_port if not config.stripe_api_key else 0,
+                "DONATIONS_SENDGRID_PORT": config.sendgrid_port if not config.sendgrid_api_key else 0,
+            }
+        )
+        if config.stripe_api_key and not config.stripe_api_key.startswith("sk_test_"):
+            raise SystemExit("STRIPE_API_KEY must be a test-mode key (sk_test_...); live keys are refused locally.")
+        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=config.moto_port, verbose=False)
+        self.moto.start()
+        self._closers.append(self.moto.stop)
+        self.moto_url = f"http://127.0.0.1:{config.moto_port}"
+        providers = self._start_providers()
+        self.pipeline = Pipeline(
+            providers, endpoint_url=self.moto_url, stack_name=config.stack_name, environment=config.environment
+        ).start()
+        clients = self.pipeline.clients
+        self.output = FunctionOutput(clients("cloudwatch"), self.console, verbose=config.verbose)
+        self._route_function_output()
+        self.function_metrics = FunctionMetrics(clients("cloudwatch"))
+        self._inbox_url = self._subscribe_operator_inbox()
+        self.alarms = AlarmEvaluator(
+            clients("cloudwatch"),
+            clients("sns"),
+            time_scale=config.time_scale,
+            region=clients.region,
+            alarm_prefix=config.stack_name,
+        )
+        self.alarms.start_like_aws()
+        self.queue_metrics = QueueMetrics(
+            clients("sqs"), clients("cloudwatch"), list(self.pipeline.stack.queues.values())
+        )
+        self._start_pollers()
+        self._start_ticker()
+        self.front = Front(config.api_port, self._call_api, self._call_local, self._cors_origin())
+        threading.Thread(target=self.front.serve_forever, name="front", daemon=True).start()
+        self._closers.append(self.front.server_close)
+        self._closers.append(self.front.shutdown)
+        self.startup_seconds = time.monotonic() - started
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for poller in self._pollers:
+            poller.stop()
+        for poller in self._pollers:
+            poller.join(timeout=5)
+        for close in reversed(self._closers):
+            try:
+                close()
+            except Exception:
+                log.exception("shutdown step failed")
+        self._closers.clear()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- parts -----------------------------------------------------------------------------------
+
+    def _start_providers(self) -> ProviderEndpoints:
+        config = self.config
+        providers = ProviderEndpoints()
+        if config.stripe_api_key:
+            providers.stripe_api_key = config.stripe_api_key  # the real Stripe API, in test mode
+        else:
+            self.stripe = StripeEmulator(config.stripe_port).start()
+            self._closers.append(self.stripe.stop)
+            providers.stripe_api_base = self.stripe.url
+        if config.sendgrid_api_key:
+            providers.sendgrid_api_key = config.sendgrid_api_key
+        else:
+            self.sendgrid = SendGridEmulator(config.sendgrid_port).start()
+            self._closers.append(self.sendgrid.stop)
+            providers.sendgrid_api_host = self.sendgrid.url
+        return providers
+
+    def _route_function_output(self) -> None:
+        """The functions' stdout (JSON logs, EMF metrics) goes through FunctionOutput, as to CloudWatch Logs."""
+        from donations.observability import logger
+
+        previous_stdout, previous_stream = sys.stdout, logger.registered_handler.setStream(self.output)
+        sys.stdout = self.output  # type: ignore[assignment]
+
+        def restore() -> None:
+            sys.stdout = previous_stdout
+            logger.registered_handler.setStream(previous_stream)
+
+        self._closers.append(restore)
+
+    def _subscribe_operator_inbox(self) -> str:
+        """An SQS queue subscribed to the operator topic: the console reads alarm notifications from it."""
+        sqs, sns = self.pipeline.clients("sqs"), self.pipeline.clients("sns")
+        url = sqs.create_queue(QueueName=f"{self.config.stack_name}-operator-inbox")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        for topic_arn in self.pipeline.stack.topics.values():
+            sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
+        return str(url)
+
+    def _start_pollers(self) -> None:
+        sqs = self.pipeline.clients("sqs")
+        for source in self.pipeline.event_sources():
+            wrapped = EventSource(**{**source.__dict__, "handler": self._instrumented(source.name, source.handler)})
+            poller = Poller(sqs, wrapped, on_batch=self._on_batch)
+            poller.start()
+            self._pollers.append(poller)
+
+    def _instrumented(self, function_logical_id: str, handler: Any) -> Any:
+        spec = self.pipeline.stack.functions[function_logical_id]
+        service = spec.environment.get("POWERTOOLS_SERVICE_NAME", function_logical_id)
+
+        def invoke(event: dict[str, Any], context: Any) -> Any:
+            started = time.perf_counter()
+            failed = True
+            try:
+                with running_function(function_logical_id, service):
+                    result = handler(event, context)
+                failed = False
+                return result
+            finally:
+                self.function_metrics.record(spec.name, (time.perf_counter() - started) * 1000, failed)
+
+        return invoke
+
+    def _on_batch(self, source: EventSource, result: BatchResult) -> None:
+        if result.failed_ids:
+            self.console.write(
+                f"{time.strftime('%H:%M:%S')} {source.name:<20} {len(result.failed_ids)} of {result.received} "
+                "messages failed; they return after their backoff\n"
+            )
+
+    def _start_ticker(self) -> None:
+        def tick() -> None:
+            while not self._stopping.wait(self.config.tick_seconds):
+                self.tick()
+
+        threading.Thread(target=tick, name="alarm-ticker", daemon=True).start()
+
+    def tick(self) -> None:
+        """Sample queue metrics, evaluate alarms, collect notifications (also called by tests)."""
+        try:
+            self.queue_metrics.publish()
+            for transition in self.alarms.evaluate():
+                self.console.write(
+                    f"{time.strftime('%H:%M:%S')} {'ALARM':<20} {transition.alarm_name}: "
+                    f"{transition.old_state} -> {transition.new_state}\n"
+                )
+            self._read_inbox()
+        except Exception:
+            log.exception("alarm tick failed")
+
+    def _read_inbox(self) -> None:
+        sqs = self.pipeline.clients("sqs")
+        for _ in range(10):
+            messages = sqs.receive_message(QueueUrl=self._inbox_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                return
+            for message in messages:
+                envelope = json.loads(message["Body"])
+                self.notifications.append(
+                    {
+                        "subject": envelope.get("Subject"),
+                        "received_at": envelope.get("Timestamp"),
+                        "message": json.loads(envelope.get("Message") or "{}"),
+                    }
+                )
+                sqs.delete_message(QueueUrl=self._inbox_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _cors_origin(self) -> str:
+        return self.pipeline.function_environment().get("CORS_ORIGIN", "*")
+
+    # -- HTTP ------------------------------------------------------------------------------------
+
+    def _call_api(
+        self, method: str, path: str, body: str | None, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], str]:
+        route = next((r for r in self.pipeline.routes if r.match(method, path) is not None), None)
+        function = route.function_logical_id if route else "api"
+        spec = self.pipeline.stack.functions.get(function)
+        service = spec.environment.get("POWERTOOLS_SERVICE_NAME", function) if spec else function
+        started = time.perf_counter()
+        with running_function(function, service):
+            answer = self.pipeline.call_api(method, path, body=body, headers=headers)
+        elapsed = (time.perf_counter() - started) * 1000
+        if spec:
+            self.function_metrics.record(spec.name, elapsed, answer.status >= 500)
+        donation = answer.body.get("donation_id", "") if isinstance(answer.body, dict) else ""
+        self.console.write(
+            f"{time.strftime('%H:%M:%S')} {'api':<20} {method} {path} -> {answer.status} {donation} "
+            f"({elapsed:.0f} ms)\n"
+        )
+        return answer.status, answer.headers, answer.text
+
+    def _call_local(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
+        parts = path.strip("/").split("/")[1:]
+        if method == "GET" and parts == ["config"]:
+            return 200, {
+                "stripe_emulator": self.stripe is not None,
+                "sendgrid_emulator": self.sendgrid is not None,
+                "test_payment_methods": [{"id": pm, "label": label} for pm, label in TEST_PAYMENT_METHODS],
+            }
+        if method == "GET" and parts == ["outbox"]:
+            return 200, {"emails": list(reversed(self.sendgrid.outbox)) if self.sendgrid else []}
+        if method == "GET" and parts == ["openapi.json"]:
+            app = self.pipeline.handler("ChargeFunction").app
+            return 200, json.loads(app.get_openapi_json_schema(title="Donations API", version="1.0.0"))
+        if method == "GET" and parts == ["status"]:
+            return 200, self.status()
+        if method == "POST" and len(parts) == 3 and parts[0] == "payment_intents" and parts[2] == "authenticate":
+            if self.stripe is None:
+                return 409, {"message": "3-D Secure is completed by Stripe.js against the real Stripe"}
+            outcome = json.loads(body or b"{}").get("outcome", "succeed")
+            return 200, self.stripe.authenticate(parts[1], outcome)
+        return 404, {"message": "Not Found"}
+
+    def status(self) -> dict[str, Any]:
+        sqs, cloudwatch = self.pipeline.clients("sqs"), self.pipeline.clients("cloudwatch")
+        queues = []
+        for logical_id, url in sorted(self.pipeline.stack.queues.items()):
+            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+            queues.append(
+                {
+                    "queue": logical_id,
+                    "visible": int(attributes.get("ApproximateNumberOfMessages", 0)),
+                    "in_flight": int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+                }
+            )
+        alarms = [
+            {"name": a["AlarmName"], "state": a["StateValue"], "reason": a.get("StateReason", "")}
+            for a in cloudwatch.describe_alarms(AlarmNamePrefix=self.config.stack_name)["MetricAlarms"]
+        ]
+        return {"queues": queues, "alarms": alarms, "notifications": list(reversed(self.notifications[-50:]))}
+
+    def urls(self) -> dict[str, str]:
+        api = f"http://127.0.0.1:{self.config.api_port}"
+        urls = {
+            "Donation form": f"{api}/",
+            "API": f"{api}/donations",
+            "Receipts outbox": f"{api}/outbox",
+            "Operator console": f"{api}/console",
+            "moto (AWS APIs)": self.moto_url,
+        }
+        if self.stripe:
+            urls["Stripe emulator"] = self.stripe.url
+        if self.sendgrid:
+            urls["SendGrid emulator"] = self.sendgrid.url
+        return urls

@@ -1,0 +1,116 @@
+"""The README's run command, used over HTTP as a user would: a donation, an outage, an alarm, a redrive."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from infra.emulators.base import EmulatorControl
+from infra.emulators.sendgrid_emulator import SendGridControl
+from tests.e2e.conftest import donate, start_stack, stop_stack, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def _donation(api: str, donation_id: str) -> dict:
+    return requests.get(f"{api}/donations/{donation_id}", timeout=10).json()
+
+
+def _alarm(api: str, suffix: str) -> dict:
+    return next(
+        a for a in requests.get(f"{api}/_local/status", timeout=10).json()["alarms"] if a["name"].endswith(suffix)
+    )
+
+
+def _ops(stack, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    return subprocess.run(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "infra.ops.cli", "--endpoint-url", stack.moto, "--stack-name", stack.stack_name, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+
+
+def test_a_curl_donation_completes_all_three_steps(local_stack):
+    answer = donate(local_stack.api, "e2e-happy")
+    assert answer.status_code == 201, answer.text
+    donation_id = answer.json()["donation_id"]
+
+    final = wait_for(
+        lambda: (d := _donation(local_stack.api, donation_id))["receipt_sent"] and d["card_saved"] and d,
+        what="card saved and receipt sent",
+    )
+
+    assert final["status"] == "succeeded" and final["failed_step"] is None
+    mails = SendGridControl(local_stack.sendgrid).outbox(donation_id)
+    assert len(mails) == 1 and mails[0]["to"] == ["ada@example.org"]
+    outbox_page = requests.get(f"{local_stack.api}/_local/outbox", timeout=10).json()["emails"]
+    assert any(m["custom_args"].get("donation_id") == donation_id for m in outbox_page)
+    assert EmulatorControl(local_stack.stripe).state()["requests"]  # the real SDK went through the emulator
+
+
+def test_an_outage_parks_the_receipt_raises_the_alarm_and_a_redrive_recovers(local_stack):
+    sendgrid = SendGridControl(local_stack.sendgrid)
+    sendgrid.add_fault("http_error", status=503)
+    try:
+        donation_id = donate(local_stack.api, "e2e-outage", save_card=False).json()["donation_id"]
+
+        parked = wait_for(
+            lambda: _donation(local_stack.api, donation_id)["failed_step"] == "send_receipt",
+            timeout=90,
+            what="the receipt step to fail after its retries",
+        )
+        assert parked
+        alarm = wait_for(
+            lambda: (a := _alarm(local_stack.api, "receipt-dlq-not-empty"))["state"] == "ALARM" and a,
+            what="the receipt DLQ alarm",
+        )
+        assert "crossed the threshold" in alarm["reason"]
+        notifications = requests.get(f"{local_stack.api}/_local/status", timeout=10).json()["notifications"]
+        fired = [n for n in notifications if n["message"].get("AlarmName", "").endswith("receipt-dlq-not-empty")]
+        assert fired and fired[0]["message"]["NewStateValue"] == "ALARM"
+        assert fired[0]["subject"].startswith("ALARM")
+        listing = _ops(local_stack, "dlq", "list", "ReceiptDLQ")
+        assert listing.returncode == 0, listing.stderr
+        assert donation_id in listing.stdout
+    finally:
+        sendgrid.clear_faults()
+
+    redrive = _ops(local_stack, "redrive", "ReceiptDLQ")
+    assert redrive.returncode == 0, redrive.stderr
+
+    done = wait_for(lambda: (d := _donation(local_stack.api, donation_id))["receipt_sent"] and d, what="the receipt")
+    assert done["failed_step"] is None
+    assert len(sendgrid.outbox(donation_id)) == 1
+    wait_for(lambda: _alarm(local_stack.api, "receipt-dlq-not-empty")["state"] == "OK", what="the alarm to clear")
+    notifications = requests.get(f"{local_stack.api}/_local/status", timeout=10).json()["notifications"]
+    cleared = [n for n in notifications if n["message"].get("AlarmName", "").endswith("receipt-dlq-not-empty")]
+    assert cleared[0]["message"]["NewStateValue"] == "OK"
+
+
+def test_ctrl_c_stops_everything_and_frees_the_ports(tmp_path):
+    stack = start_stack(tmp_path)
+    ports = [int(url.rsplit(":", 1)[1]) for url in (stack.api, stack.moto, stack.stripe, stack.sendgrid)]
+    assert requests.get(f"{stack.api}/", timeout=10).status_code == 200
+
+    assert stop_stack(stack) == 0
+
+    assert "Stopped." in stack.log()
+    for port in ports:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", port))  # raises if anything still listens
+    with pytest.raises(ProcessLookupError):
+        os.killpg(stack.process.pid, 0)  # no process of the group is left
