@@ -24,7 +24,7 @@ StepFunction = Callable[[FollowUpMessage], None]
 
 
 class FollowUpRecord(SqsRecordModel):
-    body: Json[FollowUpMessage]  # type: ignore[assignment]
+    body: Json[FollowUpMessage]
 
 
 def backoff_seconds(receive_count: int, settings: Settings, rng: random.Random | None = None) -> int:

@@ -27,7 +27,7 @@ class Wiring:
         self._session = session or boto3.session.Session()
 
     def client(self, service: str) -> Any:
-        return self._session.client(service, config=AWS_CONFIG)  # type: ignore[call-overload]
+        return self._session.client(service, config=AWS_CONFIG)
 
     @cached_property
     def dynamodb(self) -> Any:
