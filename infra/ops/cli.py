@@ -1,0 +1,362 @@
+"""donations-ops: queue depths, DLQ contents, alarm states and redrives for one pipeline stack.
+
+The CLI only parses arguments and prints; the work is done by the functions in infra.ops.
+Exit codes: 0 ok, 1 problems found (or a redrive/replay that did not fully succeed),
+2 usage or configuration error (unknown stack or queue, no credentials, endpoint unreachable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from infra.ops.alarms import AlarmState, stack_alarms
+from infra.ops.aws import Clients, make_clients, resolve_endpoint
+from infra.ops.queues import PEEK_LIMIT, DlqMessage, QueueDepth, list_dlq, queue_depths
+from infra.ops.redrive import MessageNotFound, RedriveResult, redrive, replay
+from infra.ops.stack import OpsError, Stack, discover, resolve_dlq
+
+DEFAULT_STACK = "donations-local"
+OK, PROBLEMS, USAGE, INTERRUPTED = 0, 1, 2, 130
+
+Command = Callable[[argparse.Namespace, Clients], int]
+
+
+def main(argv: Sequence[str] | None = None, *, clients: Clients | None = None) -> int:
+    """Run one command. ``clients`` (service name -> boto3 client) replaces the target options, for tests."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse: --help (0) or a usage error (2, already printed)
+        return int(exit_.code or 0)
+    _fill_target_defaults(args)
+    try:
+        return int(args.command(args, clients or _clients(args)))
+    except OpsError as error:
+        return _fail(str(error), USAGE)
+    except MessageNotFound as error:
+        return _fail(str(error), PROBLEMS)
+    except (ClientError, BotoCoreError) as error:
+        # Permissions, credentials, region, an unreachable endpoint: the target is misconfigured.
+        return _fail(f"AWS: {error}", USAGE)
+    except KeyboardInterrupt:
+        # A redrive hands back what it had not sent yet; anything sent and not deleted arrives twice.
+        return _fail("interrupted", INTERRUPTED)
+
+
+def _clients(args: argparse.Namespace) -> Clients:
+    endpoint = resolve_endpoint(args.endpoint_url, local=args.local)
+    return make_clients(endpoint_url=endpoint, region=args.region, local=args.local)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"donations-ops: error: {message}", file=sys.stderr)
+    return code
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def build_parser() -> argparse.ArgumentParser:
+    target = _target_options()
+    parser = argparse.ArgumentParser(
+        prog="donations-ops", description="Operate the donation pipeline's queues, DLQs and alarms.", parents=[target]
+    )
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    status = commands.add_parser("status", parents=[target], help="queue depths, DLQs and alarm states")
+    status.add_argument("--fail-on-alarm", action="store_true", help="exit 1 if an alarm fires or a DLQ holds messages")
+    status.add_argument(
+        "--peek-sources",
+        action="store_true",
+        help="when CloudWatch has no age metric, also peek source queues (each look counts as a receive)",
+    )
+    status.set_defaults(command=cmd_status)
+
+    alarms = commands.add_parser("alarms", parents=[target], help="alarm states")
+    alarms.add_argument("--fail-on-alarm", action="store_true", help="exit 1 if an alarm is in ALARM")
+    alarms.set_defaults(command=cmd_alarms)
+
+    dlq = commands.add_parser("dlq", help="dead-letter queue contents")
+    dlq_commands = dlq.add_subparsers(title="dlq commands", required=True, metavar="COMMAND")
+    dlq_list = dlq_commands.add_parser("list", parents=[target], help="messages in a DLQ, left in place")
+    dlq_list.add_argument("queue", metavar="QUEUE", help="ReceiptDLQ, receipt, tokenize, a queue name or URL")
+    dlq_list.add_argument("--limit", type=_positive_int, default=PEEK_LIMIT, help="look at most at N messages")
+    dlq_list.set_defaults(command=cmd_dlq_list)
+
+    move = commands.add_parser("redrive", parents=[target], help="move a DLQ's messages back to their source queue")
+    move.add_argument("queue", metavar="DLQ")
+    move.add_argument("--max", type=_positive_int, dest="max_messages", help="move at most N messages")
+    move.add_argument("--rate", type=_positive_float, help="at most this many messages per second")
+    move.add_argument("--dry-run", action="store_true", help="say what would move, move nothing")
+    move.add_argument("--method", choices=["auto", "move-task", "copy"], default="auto")
+    move.add_argument("--wait", type=float, default=60.0, help="seconds to wait for a move task (default 60)")
+    move.set_defaults(command=cmd_redrive)
+
+    one = commands.add_parser("replay", parents=[target], help="move one DLQ message back to its source queue")
+    one.add_argument("queue", metavar="DLQ")
+    one.add_argument("message_id", metavar="MESSAGE_ID", help="the SQS message id (see `dlq list`)")
+    one.set_defaults(command=cmd_replay)
+    return parser
+
+
+def _target_options() -> argparse.ArgumentParser:
+    # Accepted before or after the command; SUPPRESS keeps a subcommand from resetting a value given before it.
+    target = argparse.ArgumentParser(add_help=False)
+    group = target.add_argument_group("target")
+    group.add_argument("--stack-name", default=argparse.SUPPRESS, help=f"default {DEFAULT_STACK}")
+    group.add_argument(
+        "--endpoint-url",
+        default=argparse.SUPPRESS,
+        help="AWS API endpoint (default $DONATIONS_OPS_ENDPOINT; none = real AWS)",
+    )
+    group.add_argument(
+        "--local",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="the local stack: endpoint http://127.0.0.1:4566 unless given, dummy credentials",
+    )
+    group.add_argument("--region", default=argparse.SUPPRESS, help="AWS region (default: your configuration)")
+    group.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+    return target
+
+
+_TARGET_DEFAULTS: dict[str, Any] = {
+    "stack_name": DEFAULT_STACK,
+    "endpoint_url": None,
+    "local": False,
+    "region": None,
+    "json": False,
+}
+
+
+def _fill_target_defaults(args: argparse.Namespace) -> None:
+    for name, default in _TARGET_DEFAULTS.items():
+        if not hasattr(args, name):
+            setattr(args, name, default)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_status(args: argparse.Namespace, clients: Clients) -> int:
+    stack = discover(clients, args.stack_name)
+    depths = queue_depths(clients, stack, peek_sources=args.peek_sources)
+    alarms = stack_alarms(clients, stack)
+    problems = _alarm_problems(alarms) + [
+        f"{d.logical_id} holds {d.total} message(s)" for d in depths if d.role == "dlq" and d.total
+    ]
+    if args.json:
+        _print_json({"stack": stack.name, "queues": depths, "alarms": alarms, "problems": problems})
+    else:
+        console = _console()
+        console.print(_queue_table(stack, depths))
+        console.print(_alarm_table(alarms))
+        _print_problems(console, problems)
+    return PROBLEMS if args.fail_on_alarm and problems else OK
+
+
+def cmd_alarms(args: argparse.Namespace, clients: Clients) -> int:
+    stack = discover(clients, args.stack_name)
+    alarms = stack_alarms(clients, stack)
+    problems = _alarm_problems(alarms)
+    if args.json:
+        _print_json({"stack": stack.name, "alarms": alarms, "problems": problems})
+    else:
+        console = _console()
+        console.print(_alarm_table(alarms))
+        _print_problems(console, problems)
+    return PROBLEMS if args.fail_on_alarm and problems else OK
+
+
+def cmd_dlq_list(args: argparse.Namespace, clients: Clients) -> int:
+    stack = discover(clients, args.stack_name)
+    dlq = resolve_dlq(stack, args.queue)
+    messages = list_dlq(clients, stack, dlq, limit=args.limit)
+    if args.json:
+        _print_json({"stack": stack.name, "dlq": dlq.logical_id, "queue_name": dlq.name, "messages": messages})
+        return OK
+    console = _console()
+    console.print(_dlq_table(dlq.logical_id, messages))
+    if len(messages) >= args.limit:
+        console.print(f"Showing the first {args.limit} messages (--limit).", highlight=False)
+    return OK
+
+
+def cmd_redrive(args: argparse.Namespace, clients: Clients) -> int:
+    stack = discover(clients, args.stack_name)
+    dlq = resolve_dlq(stack, args.queue)
+    result = redrive(
+        clients,
+        stack,
+        dlq,
+        max_messages=args.max_messages,
+        rate=args.rate,
+        dry_run=args.dry_run,
+        method=args.method,
+        wait_seconds=args.wait,
+    )
+    if args.json:
+        _print_json({"stack": stack.name, **dataclasses.asdict(result), "ok": result.ok})
+    else:
+        _print_redrive(_console(), result)
+    return OK if result.ok else PROBLEMS
+
+
+def cmd_replay(args: argparse.Namespace, clients: Clients) -> int:
+    stack = discover(clients, args.stack_name)
+    dlq = resolve_dlq(stack, args.queue)
+    destination = stack.source_of(dlq)
+    result = replay(clients("sqs"), dlq_url=dlq.url, destination_url=destination.url, message_id=args.message_id)
+    if args.json:
+        payload = {**dataclasses.asdict(result), "dlq": dlq.logical_id, "destination": destination.logical_id}
+        _print_json({"stack": stack.name, **payload})
+    else:
+        console = _console()
+        console.print(
+            f"Replayed {result.message_id} from {dlq.logical_id} to {destination.logical_id} "
+            f"(new message id {result.new_message_id}).",
+            highlight=False,
+        )
+        if not result.deleted:
+            console.print("Warning: it could not be deleted from the DLQ; it will be delivered twice.", style="yellow")
+    return OK if result.deleted else PROBLEMS
+
+
+def _alarm_problems(alarms: list[AlarmState]) -> list[str]:
+    return [f"alarm {a.name} is in ALARM" for a in alarms if a.firing]
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _console() -> Console:
+    # Looked up at call time so tests capturing sys.stdout see the output; no colour unless a terminal.
+    return Console(file=sys.stdout, width=200, highlight=False, soft_wrap=False)
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(_plain(value), indent=2, default=str))
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _plain(dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    return value
+
+
+def _cell(value: Any) -> Text:
+    # Text, not a markup string: a reason like "[x]" must print as it is.
+    return Text("—" if value is None or value == "" else str(value))
+
+
+def _queue_table(stack: Stack, depths: list[QueueDepth]) -> Table:
+    table = Table(title=f"Queues of {stack.name}", title_justify="left")
+    for column in ("queue", "role", "visible", "in flight", "delayed", "oldest message", "age from", "name"):
+        table.add_column(column, justify="right" if column in ("visible", "in flight", "delayed") else "left")
+    for depth in depths:
+        role = f"DLQ of {depth.dlq_of}" if depth.role == "dlq" else depth.role
+        age = _duration(depth.oldest_age_seconds)
+        table.add_row(
+            *map(_cell, (depth.logical_id, role, depth.visible, depth.in_flight, depth.delayed, age)),
+            _cell(depth.age_source),
+            _cell(depth.name),
+        )
+    return table
+
+
+def _alarm_table(alarms: list[AlarmState]) -> Table:
+    table = Table(title="Alarms", title_justify="left")
+    for column in ("alarm", "state", "reason", "last update"):
+        table.add_column(column, overflow="fold")
+    for alarm in alarms:
+        state = Text(alarm.state, style="bold red" if alarm.firing else "")
+        table.add_row(_cell(alarm.name), state, _cell(alarm.reason), _cell(_timestamp(alarm.updated_at)))
+    if not alarms:
+        table.add_row(_cell("(no alarms found)"), _cell(None), _cell(None), _cell(None))
+    return table
+
+
+def _dlq_table(dlq: str, messages: list[DlqMessage]) -> Table:
+    table = Table(title=f"{dlq}: {len(messages)} message(s)", title_justify="left")
+    columns = ("message id", "donation id", "type", "failed step", "reason", "reason from", "receives", "sent")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for m in messages:
+        values = (m.message_id, m.donation_id, m.type, m.failed_step, m.failure_reason, m.reason_source)
+        table.add_row(*map(_cell, values), _cell(m.receive_count), _cell(_timestamp(m.sent_at)))
+    return table
+
+
+def _print_problems(console: Console, problems: list[str]) -> None:
+    for problem in problems:
+        console.print(Text(f"! {problem}", style="yellow"))
+
+
+def _print_redrive(console: Console, result: RedriveResult) -> None:
+    if result.method == "dry-run":
+        console.print(f"Dry run: would move {result.would_move} message(s) from {result.dlq} to {result.destination}.")
+        return
+    if result.fallback_reason:
+        console.print(Text(f"Using receive → send → delete: {result.fallback_reason}."))
+    if result.method == "move-task":
+        state = result.task_status or "started"
+        console.print(
+            f"Move task {result.task_handle} from {result.dlq} to {result.destination}: {state}, "
+            f"{result.moved} message(s) moved so far.",
+            highlight=False,
+        )
+    else:
+        console.print(f"Moved {result.moved} message(s) from {result.dlq} to {result.destination}.", highlight=False)
+    if result.note:
+        console.print(Text(f"Note: {result.note}"))
+    if result.not_deleted:
+        console.print(Text(f"Sent but not deleted from the DLQ (will arrive twice): {', '.join(result.not_deleted)}"))
+    if result.error:
+        console.print(Text(f"Stopped: {result.error}", style="red"))
+
+
+def _duration(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    whole = int(seconds)
+    days, rest = divmod(whole, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")]
+    shown = [f"{value}{unit}" for value, unit in parts if value][:2]
+    return " ".join(shown) or "0s"
+
+
+def _timestamp(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if value else None

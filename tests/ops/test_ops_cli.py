@@ -1,0 +1,479 @@
+"""donations-ops against the template deployed in moto: depths, DLQ contents, alarms, redrive and replay."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from donations.models import FollowUpMessage, Step, StepStatus
+from infra.ops.alarms import stack_alarms
+from infra.ops.aws import LOCAL_ENDPOINT, make_clients, resolve_endpoint
+from infra.ops.cli import main
+from infra.ops.redrive import Pacer, copy_messages, redrive
+from infra.ops.stack import QueueNotFound, discover, resolve_dlq
+
+pytestmark = pytest.mark.integration
+
+DONATION = {
+    "amount": 2500,
+    "currency": "usd",
+    "email": "ada@example.org",
+    "name": "Ada Lovelace",
+    "payment_method": "pm_card_visa",
+    "save_card": False,
+}
+BOUNCING = "bounce@blocked.example"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def ops(pipeline: Any, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run the CLI in-process against the moto stack; return (exit code, stdout, stderr)."""
+    capsys.readouterr()  # drop what the consumers logged (JSON lines on stdout) before this command
+    code = main(["--stack-name", pipeline.stack.stack_name, *args], clients=pipeline.clients)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def ops_json(pipeline: Any, capsys: pytest.CaptureFixture[str], *args: str) -> Any:
+    code, out, err = ops(pipeline, capsys, *args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def donate(world: Any, key: str, **changes: Any) -> str:
+    answer = world.post({**DONATION, **changes}, key=key)
+    assert answer.status == 201, answer.body
+    return str(answer.body["donation_id"])
+
+
+def park_bouncing_receipt(world: Any, key: str) -> str:
+    """A receipt SendGrid refuses: the consumer parks it at once, reason in the message attributes."""
+    world.sendgrid.reject_recipient("blocked.example")
+    donation_id = donate(world, key, email=BOUNCING)
+    world.drain()
+    return donation_id
+
+
+def park_directly(world: Any, donation_id: str, reason: str = "send_receipt:sendgrid:http_503") -> str:
+    """Put a message in ReceiptDLQ shaped like the consumer's parked ones (fast; no delivery)."""
+    body = FollowUpMessage(type=Step.SEND_RECEIPT, donation_id=donation_id).model_dump_json()
+    attributes = {
+        "donation_id": donation_id,
+        "type": Step.SEND_RECEIPT.value,
+        "correlation_id": f"corr-{donation_id}",
+        "failure_reason": reason,
+        "failed_step": Step.SEND_RECEIPT.value,
+        "parked_at": "2024-01-01T00:00:00+00:00",
+    }
+    response = world.sqs.send_message(
+        QueueUrl=world.queue_url("receipt_dlq"),
+        MessageBody=body,
+        MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
+    )
+    return str(response["MessageId"])
+
+
+def attributes_of(message: dict[str, Any]) -> dict[str, str]:
+    return {name: value["StringValue"] for name, value in message.get("MessageAttributes", {}).items()}
+
+
+@pytest.fixture
+def alarm_states(pipeline: Any) -> Iterator[Any]:
+    """The CloudWatch client; every alarm is set back to OK afterwards (the stack outlives the test)."""
+    cloudwatch = pipeline.clients("cloudwatch")
+    yield cloudwatch
+    for name in pipeline.stack.alarms.values():
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="reset by test")
+
+
+# --------------------------------------------------------------------------- status and alarms
+
+
+def test_status_shows_depths_and_a_parked_message_without_consuming_it(world, pipeline, capsys):
+    # Given a parked receipt in ReceiptDLQ
+    donation_id = "don_status"
+    park_directly(world, donation_id)
+
+    # When the operator looks at the status
+    code, out, err = ops(pipeline, capsys, "status")
+
+    # Then the table shows each queue next to its DLQ, and the DLQ's message
+    assert code == 0, err
+    assert "\x1b[" not in out  # no colour codes when stdout is not a terminal
+    receipt_dlq_row = next(line for line in out.splitlines() if "ReceiptDLQ" in line)
+    assert "DLQ of ReceiptQueue" in receipt_dlq_row
+    assert " 1 " in receipt_dlq_row and "peek" in receipt_dlq_row
+    assert f"{pipeline.stack.stack_name}-receipt-dlq-not-empty" in out
+    status = ops_json(pipeline, capsys, "status")
+    rows = {row["logical_id"]: row for row in status["queues"]}
+    assert list(rows) == ["TokenizeQueue", "TokenizeDLQ", "ReceiptQueue", "ReceiptDLQ"]  # each queue, then its DLQ
+    assert (rows["ReceiptDLQ"]["visible"], rows["ReceiptDLQ"]["in_flight"], rows["ReceiptDLQ"]["role"]) == (1, 0, "dlq")
+    assert rows["ReceiptDLQ"]["age_source"] == "peek" and 0 <= rows["ReceiptDLQ"]["oldest_age_seconds"] < 60
+    assert rows["ReceiptQueue"]["visible"] == rows["TokenizeDLQ"]["visible"] == 0
+    assert status["problems"] == ["ReceiptDLQ holds 1 message(s)"]
+    # And looking consumed nothing
+    [parked] = world.queued("receipt_dlq")
+    assert attributes_of(parked)["donation_id"] == donation_id
+    # And --fail-on-alarm turns a non-empty DLQ into exit code 1
+    assert ops(pipeline, capsys, "status", "--fail-on-alarm")[0] == 1
+
+
+def test_status_prefers_cloudwatch_age_when_the_metric_exists(world, pipeline, capsys):
+    # Given SQS's age metric for TokenizeQueue (AWS publishes it; moto only has what is put)
+    queue_name = pipeline.stack.queues["TokenizeQueue"].rsplit("/", 1)[-1]
+    pipeline.clients("cloudwatch").put_metric_data(
+        Namespace="AWS/SQS",
+        MetricData=[
+            {
+                "MetricName": "ApproximateAgeOfOldestMessage",
+                "Dimensions": [{"Name": "QueueName", "Value": queue_name}],
+                "Value": 75.0,  # below the backlog alarm threshold: the session stack is shared
+                "Unit": "Seconds",
+            }
+        ],
+    )
+
+    rows = {row["logical_id"]: row for row in ops_json(pipeline, capsys, "status")["queues"]}
+    _, out, _ = ops(pipeline, capsys, "status")
+
+    assert (rows["TokenizeQueue"]["oldest_age_seconds"], rows["TokenizeQueue"]["age_source"]) == (75.0, "cloudwatch")
+    row = next(line for line in out.splitlines() if "TokenizeQueue" in line and "source" in line)
+    assert "1m 15s" in row and "cloudwatch" in row
+
+
+def test_alarm_states_and_fail_on_alarm(world, pipeline, capsys, alarm_states):
+    # Given a healthy, empty pipeline
+    assert ops(pipeline, capsys, "status", "--fail-on-alarm")[0] == 0
+    # When an alarm fires (moto never evaluates alarms: set its state)
+    name = pipeline.stack.alarms["ReceiptDLQAlarm"]
+    alarm_states.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="Threshold Crossed: 1 datapoint")
+
+    code, out, _ = ops(pipeline, capsys, "alarms", "--fail-on-alarm")
+
+    # Then the alarm table says so and the exit code is 1
+    assert code == 1
+    row = next(line for line in out.splitlines() if name in line)
+    assert "ALARM" in row and "Threshold Crossed" in row
+    listed = ops_json(pipeline, capsys, "alarms")
+    assert {a["name"] for a in listed["alarms"]} == set(pipeline.stack.alarms.values())
+    assert listed["problems"] == [f"alarm {name} is in ALARM"]
+    assert ops(pipeline, capsys, "alarms")[0] == 0  # without --fail-on-alarm it is only a report
+
+
+def test_alarms_are_found_by_prefix_even_though_moto_does_not_list_them_as_stack_resources(pipeline):
+    stack = discover(pipeline.clients, pipeline.stack.stack_name)
+    assert stack.alarm_names == ()  # moto skipped them; the local deploy created them through CloudWatch
+    assert {a.name for a in stack_alarms(pipeline.clients, stack)} == set(pipeline.stack.alarms.values())
+
+
+# --------------------------------------------------------------------------- dlq list
+
+
+def test_dlq_list_shows_why_a_message_was_parked_and_leaves_it_there(world, pipeline, capsys):
+    donation_id = park_bouncing_receipt(world, "key-list")
+
+    code, out, err = ops(pipeline, capsys, "dlq", "list", "receipt")
+
+    assert code == 0, err
+    row = next(line for line in out.splitlines() if donation_id in line)
+    assert "send_receipt" in row and "sendgrid:http_400" in row and "message" in row
+    assert "bounce" not in out and "blocked.example" not in out  # never the donor's address
+    [listed] = ops_json(pipeline, capsys, "dlq", "list", "ReceiptDLQ")["messages"]
+    assert (listed["donation_id"], listed["failed_step"], listed["reason_source"]) == (
+        donation_id,
+        "send_receipt",
+        "message",
+    )
+    assert listed["type"] == "send_receipt" and listed["correlation_id"]
+    assert listed["failure_reason"].startswith("send_receipt:sendgrid:http_400")
+    [parked] = world.queued("receipt_dlq")  # still there after two listings
+    assert parked["MessageId"] == listed["message_id"]
+
+
+def test_dlq_names_resolve_from_logical_ids_short_names_and_queue_names(pipeline, capsys):
+    stack = discover(pipeline.clients, pipeline.stack.stack_name)
+    receipt_dlq = stack.queues["ReceiptDLQ"]
+    for name in ("ReceiptDLQ", "receipt", "receipt-dlq", "receipt_dlq", "RECEIPT", receipt_dlq.name, receipt_dlq.url):
+        assert resolve_dlq(stack, name) is receipt_dlq, name
+    assert resolve_dlq(stack, "tokenize").logical_id == "TokenizeDLQ"
+    assert stack.source_of(receipt_dlq).logical_id == "ReceiptQueue"
+    with pytest.raises(QueueNotFound):
+        resolve_dlq(stack, "ReceiptQueue")  # a source queue is not a DLQ
+    code, _, err = ops(pipeline, capsys, "dlq", "list", "nope")
+    assert code == 2 and "no dead-letter queue 'nope'" in err and "ReceiptDLQ" in err
+
+
+# --------------------------------------------------------------------------- redrive and replay
+
+
+@pytest.mark.slow  # about 6 s: six receives, each waiting out the template's 1 s batching window
+def test_after_an_outage_redrive_brings_the_receipts_back_and_they_are_sent(world, pipeline, capsys):
+    # Given two receipts that exhausted their receives during a SendGrid outage (moved by SQS redrive)
+    ids = [donate(world, f"key-outage-{n}") for n in range(2)]
+    world.sendgrid.faults.add("http_error", status=503)
+    world.deliver_until_dead_lettered("receipt")
+    assert len(world.queued("receipt_dlq")) == 2
+    # Then the listing finds the reason on the donation record (SQS moved them with their original attributes)
+    listed = ops_json(pipeline, capsys, "dlq", "list", "receipt")["messages"]
+    assert sorted(m["donation_id"] for m in listed) == sorted(ids)
+    assert all(m["reason_source"] == "record" and m["failed_step"] == "send_receipt" for m in listed)
+    assert all("retries_exhausted" in m["failure_reason"] for m in listed)
+
+    # When the outage is over and the operator redrives the DLQ
+    world.sendgrid.faults.clear()
+    code, out, err = ops(pipeline, capsys, "redrive", "receipt")
+
+    # Then moto's missing move task is replaced by the copy, and every message is back in its queue
+    assert code == 0, err
+    assert "StartMessageMoveTask not available" in out
+    assert "Moved 2 message(s) from ReceiptDLQ to ReceiptQueue" in out
+    assert world.queued("receipt_dlq") == []
+    assert sorted(attributes_of(m)["donation_id"] for m in world.queued("receipt")) == sorted(ids)
+    # And delivering them completes the donations
+    world.drain()
+    for donation_id in ids:
+        record = world.record(donation_id)
+        assert record.receipt_status is StepStatus.DONE and record.failed_step is None
+        assert len(world.sendgrid.outbox_for(donation_id)) == 1
+
+
+def test_replay_moves_exactly_one_message(world, pipeline, capsys):
+    first, second = park_directly(world, "don_first"), park_directly(world, "don_second")
+    original = {m["MessageId"]: m for m in world.queued("receipt_dlq")}[first]
+
+    code, out, err = ops(pipeline, capsys, "replay", "receipt", first)
+
+    assert code == 0, err
+    assert f"Replayed {first} from ReceiptDLQ to ReceiptQueue" in out
+    assert [m["MessageId"] for m in world.queued("receipt_dlq")] == [second]
+    [replayed] = world.queued("receipt")
+    assert replayed["Body"] == original["Body"]
+    assert attributes_of(replayed) == attributes_of(original)
+
+
+def test_replay_of_an_unknown_message_id_fails_clearly_and_moves_nothing(world, pipeline, capsys):
+    parked = park_directly(world, "don_stays")
+
+    code, out, err = ops(pipeline, capsys, "replay", "receipt", "00000000-0000-0000-0000-000000000000")
+
+    assert code == 1 and out == ""
+    assert "message 00000000-0000-0000-0000-000000000000 is not in the DLQ" in err
+    assert [m["MessageId"] for m in world.queued("receipt_dlq")] == [parked]  # handed back, visible at once
+    assert world.queued("receipt") == []
+
+
+def test_dry_run_and_max(world, pipeline, capsys):
+    for n in range(3):
+        park_directly(world, f"don_{n}")
+
+    code, out, _ = ops(pipeline, capsys, "redrive", "receipt", "--dry-run")
+    assert code == 0 and "would move 3 message(s) from ReceiptDLQ to ReceiptQueue" in out
+    assert len(world.queued("receipt_dlq")) == 3
+
+    result = ops_json(pipeline, capsys, "redrive", "receipt", "--max", "2")
+    assert (result["method"], result["moved"], result["ok"]) == ("copy", 2, True)
+    assert "--max" in result["fallback_reason"]  # a move task cannot stop after N messages
+    assert len(world.queued("receipt_dlq")) == 1 and len(world.queued("receipt")) == 2
+
+
+def test_rate_limit_spaces_the_sends(world, pipeline):
+    count, rate = 4, 10.0
+    for n in range(count):
+        park_directly(world, f"don_rate_{n}")
+
+    started = time.monotonic()
+    result = copy_messages(
+        world.sqs, dlq_url=world.queue_url("receipt_dlq"), destination_url=world.queue_url("receipt"), rate=rate
+    )
+    elapsed = time.monotonic() - started
+
+    assert result.moved == count and result.ok
+    assert elapsed >= (count - 1) / rate
+    assert len(world.queued("receipt")) == count
+
+
+def test_pacer_waits_one_interval_between_calls():
+    now, sleeps = [100.0], []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(round(seconds, 6))
+        now[0] += seconds
+
+    pacer = Pacer(4.0, clock=lambda: now[0], sleep=sleep)
+    for _ in range(3):
+        pacer.wait()
+    assert sleeps == [0.25, 0.25]
+
+
+def test_a_failed_send_never_deletes_the_dlq_message(world):
+    parked = sorted(park_directly(world, f"don_keep_{n}") for n in range(2))
+
+    result = copy_messages(world.sqs, dlq_url=world.queue_url("receipt_dlq"), destination_url=world.missing_queue_url())
+
+    assert result.moved == 0 and not result.ok
+    assert "failed" in (result.error or "")
+    # Both still in the DLQ, and visible again at once (handed back, not left to time out)
+    assert sorted(m["MessageId"] for m in world.queued("receipt_dlq")) == parked
+
+
+class FailingDelete:
+    """SQS whose DeleteMessage fails: what a crash (or an expired handle) between send and delete looks like."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def delete_message(self, **arguments: Any) -> Any:
+        raise ClientError({"Error": {"Code": "ReceiptHandleIsInvalid", "Message": "expired"}}, "DeleteMessage")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def test_a_failed_delete_after_the_send_duplicates_and_never_loses(world):
+    parked = park_directly(world, "don_twice")
+
+    result = copy_messages(
+        FailingDelete(world.sqs),
+        dlq_url=world.queue_url("receipt_dlq"),
+        destination_url=world.queue_url("receipt"),
+        visibility_timeout=0,  # so the test sees it back in the DLQ at once
+    )
+
+    assert (result.moved, result.not_deleted, result.ok) == (0, [parked], False)
+    assert [m["MessageId"] for m in world.queued("receipt_dlq")] == [parked]
+    assert [attributes_of(m)["donation_id"] for m in world.queued("receipt")] == ["don_twice"]
+
+
+# --------------------------------------------------------------------------- the AWS move task path
+
+
+class MoveTaskSqs:
+    """moto's SQS plus the message move task moto lacks (or a chosen error from StartMessageMoveTask)."""
+
+    def __init__(self, real: Any, *, error: Exception | None = None, statuses: tuple[str, ...] = ()) -> None:
+        self._real = real
+        self._error = error
+        self._statuses = list(statuses)
+        self.started: list[dict[str, Any]] = []
+        self.polls = 0
+
+    def start_message_move_task(self, **arguments: Any) -> dict[str, Any]:
+        self.started.append(arguments)
+        if self._error is not None:
+            raise self._error
+        return {"TaskHandle": "task-1"}
+
+    def list_message_move_tasks(self, **arguments: Any) -> dict[str, Any]:
+        self.polls += 1
+        if not self._statuses:
+            raise NotImplementedError("The list_message_move_tasks action has not been implemented")
+        status = self._statuses.pop(0) if len(self._statuses) > 1 else self._statuses[0]
+        task = {"Status": status, "ApproximateNumberOfMessagesMoved": 3 if status == "COMPLETED" else 1}
+        return {"Results": [{**task, "TaskHandle": "task-1"} if status == "RUNNING" else task]}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def _with_sqs(pipeline: Any, sqs: Any) -> Any:
+    return lambda service: sqs if service == "sqs" else pipeline.clients(service)
+
+
+def test_on_aws_redrive_starts_a_move_task_and_waits_for_it(pipeline):
+    sqs = MoveTaskSqs(pipeline.clients("sqs"), statuses=("RUNNING", "RUNNING", "COMPLETED"))
+    clients = _with_sqs(pipeline, sqs)
+    stack = discover(clients, pipeline.stack.stack_name)
+    dlq = resolve_dlq(stack, "receipt")
+
+    result = redrive(clients, stack, dlq, rate=5, sleep=lambda _: None)
+
+    assert sqs.started == [
+        {
+            "SourceArn": dlq.arn,
+            "DestinationArn": stack.queues["ReceiptQueue"].arn,
+            "MaxNumberOfMessagesPerSecond": 5,
+        }
+    ]
+    assert (result.method, result.task_handle, result.task_status, result.moved, result.ok) == (
+        "move-task",
+        "task-1",
+        "COMPLETED",
+        3,
+        True,
+    )
+    assert sqs.polls == 3
+
+
+def test_a_started_task_whose_progress_cannot_be_read_is_not_copied_as_well(world, pipeline, capsys):
+    parked = park_directly(world, "don_task")
+    sqs = MoveTaskSqs(world.sqs)  # starts, but ListMessageMoveTasks is missing
+
+    capsys.readouterr()
+    code = main(["--stack-name", pipeline.stack.stack_name, "redrive", "receipt"], clients=_with_sqs(pipeline, sqs))
+
+    out = capsys.readouterr().out
+    assert code == 0 and "Move task task-1" in out and "UNKNOWN" in out and "cannot poll" in out
+    assert [m["MessageId"] for m in world.queued("receipt_dlq")] == [parked]  # left to the task, not copied
+
+
+def test_a_moto_server_500_falls_back_to_the_copy_but_access_denied_does_not(world, pipeline, capsys):
+    park_directly(world, "don_fallback")
+    server_error = ClientError(
+        {"Error": {"Code": "500", "Message": "<html>"}, "ResponseMetadata": {"HTTPStatusCode": 500}},
+        "StartMessageMoveTask",
+    )
+    capsys.readouterr()
+    code = main(
+        ["--stack-name", pipeline.stack.stack_name, "redrive", "receipt"],
+        clients=_with_sqs(pipeline, MoveTaskSqs(world.sqs, error=server_error)),
+    )
+    assert code == 0 and "Moved 1 message(s)" in capsys.readouterr().out
+
+    park_directly(world, "don_denied")
+    denied = ClientError(
+        {"Error": {"Code": "AccessDenied", "Message": "not allowed"}, "ResponseMetadata": {"HTTPStatusCode": 403}},
+        "StartMessageMoveTask",
+    )
+    code = main(
+        ["--stack-name", pipeline.stack.stack_name, "redrive", "receipt"],
+        clients=_with_sqs(pipeline, MoveTaskSqs(world.sqs, error=denied)),
+    )
+    assert code == 2 and "AccessDenied" in capsys.readouterr().err
+    assert len(world.queued("receipt_dlq")) == 1  # a real refusal is reported, not worked around
+
+
+# --------------------------------------------------------------------------- configuration errors
+
+
+def test_an_unknown_stack_is_a_configuration_error(pipeline, capsys):
+    code = main(["--stack-name", "no-such-stack", "status"], clients=pipeline.clients)
+
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert "stack 'no-such-stack' not found" in err
+
+
+def test_usage_errors_exit_2(pipeline, capsys):
+    assert main(["redrive", "receipt", "--rate", "0"], clients=pipeline.clients) == 2
+    assert main([], clients=pipeline.clients) == 2
+    assert "usage: donations-ops" in capsys.readouterr().err
+
+
+def test_the_target_endpoint_comes_from_the_flag_the_environment_or_local():
+    assert (
+        resolve_endpoint("http://flag:1", local=True, environ={"DONATIONS_OPS_ENDPOINT": "http://env:2"})
+        == "http://flag:1"
+    )
+    assert resolve_endpoint(None, local=True, environ={"DONATIONS_OPS_ENDPOINT": "http://env:2"}) == "http://env:2"
+    assert resolve_endpoint(None, local=True, environ={}) == LOCAL_ENDPOINT
+    assert resolve_endpoint(None, local=False, environ={}) is None  # real AWS
+    local = make_clients(endpoint_url=LOCAL_ENDPOINT, local=True)
+    assert local("sqs").meta.endpoint_url == LOCAL_ENDPOINT
+    assert local.session.get_credentials().access_key == "testing"  # never the user's real credentials
