@@ -1,10 +1,13 @@
-"""Local Stripe API emulator: PaymentIntents, Customers, PaymentMethods, idempotency and faults.
+"""Local Stripe API emulator: PaymentIntents, Customers, PaymentMethods, idempotency, faults, webhooks.
 
 Speaks Stripe's v1 wire protocol (form-encoded requests, JSON responses, Stripe's
 error envelope) closely enough for the real ``stripe`` SDK to run against it:
 
-    emu = StripeEmulator().start()
+    emu = StripeEmulator(webhook_url="http://127.0.0.1:8000/webhook").start()
     client = stripe.StripeClient("sk_test_x", base_addresses={"api": emu.url})
+
+Every event (``emu.events``) is also POSTed, signed like Stripe signs, to the configured webhook
+endpoint by a background thread (see ``stripe_webhooks``).
 
 Run standalone with ``python -m infra.emulators.stripe_emulator --port 12111``.
 """
@@ -20,9 +23,9 @@ import string
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 from urllib.parse import unquote
 
 from infra.emulators.base import EmulatorControl, EmulatorServer, Request, Response, run_cli
@@ -35,8 +38,21 @@ from infra.emulators.stripe_params import (
     parse_form,
     parse_search,
 )
+from infra.emulators.stripe_webhooks import (
+    DEFAULT_RETRY_SCHEDULE,
+    DEFAULT_SECRET,
+    DEFAULT_TIMEOUT,
+    DELIVERED,
+    MAX_WAIT_SECONDS,
+    WebhookDispatcher,
+)
 
 Json = dict[str, Any]
+
+# Events carry the API version they were rendered with: the request's Stripe-Version, else this one
+# (the version stripe-python 16.1.0 pins), standing in for the account's default version.
+DEFAULT_API_VERSION = "2026-10-28.endive"
+DISPUTE_EVIDENCE_DAYS = 7
 
 _ALNUM = string.ascii_letters + string.digits
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -344,15 +360,33 @@ class StripeEmulator(EmulatorServer):
         api_keys: set[str] | None = None,
         require_return_url: bool = True,
         search_lag_ms: float = 0,
+        webhook_url: str | None = None,
+        webhook_secret: str = DEFAULT_SECRET,
+        webhook_retry_schedule: Sequence[float] = DEFAULT_RETRY_SCHEDULE,
+        webhook_timeout: float = DEFAULT_TIMEOUT,
+        webhook_events: Sequence[str] = ("*",),
     ) -> None:
         """``api_keys``: accepted secret keys (None: any ``sk_test_`` key).
         ``require_return_url``: reject confirm without return_url while automatic payment methods
         allow redirects, as Stripe does. ``search_lag_ms``: new PaymentIntents stay invisible to
-        search this long, like Stripe's eventually consistent search index."""
+        search this long, like Stripe's eventually consistent search index.
+        ``webhook_url``: endpoint every new event is POSTed to, signed with ``webhook_secret``;
+        failed attempts are retried after each delay of ``webhook_retry_schedule`` (seconds), then
+        given up. ``webhook_timeout`` bounds one attempt. ``webhook_events``: event types the
+        endpoint is subscribed to (``*``: all), like a Stripe endpoint's enabled_events."""
         super().__init__(port)
         self.api_keys = api_keys
         self.require_return_url = require_return_url
         self.search_lag_ms = search_lag_ms
+        self.webhooks = WebhookDispatcher(
+            url=webhook_url,
+            secret=webhook_secret,
+            retry_schedule=webhook_retry_schedule,
+            timeout=webhook_timeout,
+            enabled_events=webhook_events,
+            on_settled=self._webhook_settled,
+            name=f"{self.name}-webhooks",
+        )
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -365,9 +399,27 @@ class StripeEmulator(EmulatorServer):
             self._charges: dict[str, Json] = {}
             self._attachments: list[Json] = []
             self._events: list[Json] = []
+            self._events_by_id: dict[str, Json] = {}
+            self._refunds: list[Json] = []
+            self._disputes: list[Json] = []
             self._idem: dict[tuple[str, str], _IdemRecord] = {}
             self._executions: Counter[str] = Counter()
             self._pi_created = 0
+            self.webhooks.reset()
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> Self:
+        super().start()
+        self.webhooks.start()
+        return self
+
+    def stop(self) -> None:
+        self.webhooks.stop()  # first, so no delivery outlives the emulator
+        super().stop()
+
+    def seed(self, n: int) -> None:
+        super().seed(n)
+        self.webhooks.seed(n)
 
     # -- public Python API -------------------------------------------------------------
     @property
@@ -439,6 +491,150 @@ class StripeEmulator(EmulatorServer):
                 raise ValueError("outcome must be 'succeed' or 'fail'")
             return _copy(pi)
 
+    def event(self, event_id: str) -> Json:
+        with self._lock:
+            return _copy(self._events_by_id[event_id])
+
+    # -- refunds and disputes (emulator-only triggers) -------------------------------------
+    def refund(self, charge_id: str) -> Json:
+        """Refund a succeeded charge in full; emits ``charge.refunded`` and returns the Charge."""
+        with self._lock:
+            charge = self._charge_for_adjustment(charge_id)
+            if charge["refunded"]:
+                raise ValueError(f"Charge {charge_id} has already been refunded.")
+            if charge["disputed"]:
+                raise ValueError(f"Charge {charge_id} has been charged back; cannot issue a refund.")
+            refund: Json = {
+                "id": _new_id("re"),
+                "object": "refund",
+                "amount": charge["amount"] - charge["amount_refunded"],
+                "charge": charge_id,
+                "created": int(time.time()),
+                "currency": charge["currency"],
+                "metadata": {},
+                "payment_intent": charge["payment_intent"],
+                "reason": None,
+                "status": "succeeded",
+            }
+            self._refunds.append(refund)
+            charge.update(amount_refunded=charge["amount"], refunded=True)
+            ctx = _Ctx("", _new_request_id(), None, None)
+            self._emit(ctx, "charge.refunded", charge)
+            return _copy(charge)
+
+    def dispute(self, charge_id: str) -> Json:
+        """The cardholder disputes a succeeded charge as fraudulent; emits ``charge.dispute.created``
+        and returns the Dispute."""
+        with self._lock:
+            charge = self._charge_for_adjustment(charge_id)
+            if charge["disputed"]:
+                raise ValueError(f"Charge {charge_id} is already disputed.")
+            if charge["refunded"]:
+                raise ValueError(f"Charge {charge_id} has been refunded.")
+            now = int(time.time())
+            dispute: Json = {
+                "id": _new_id("dp"),
+                "object": "dispute",
+                "amount": charge["amount"],
+                "balance_transactions": [],
+                "charge": charge_id,
+                "created": now,
+                "currency": charge["currency"],
+                "evidence_details": {
+                    "due_by": now + DISPUTE_EVIDENCE_DAYS * 86_400,
+                    "has_evidence": False,
+                    "past_due": False,
+                    "submission_count": 0,
+                },
+                "is_charge_refundable": False,
+                "livemode": False,
+                "metadata": {},
+                "payment_intent": charge["payment_intent"],
+                "reason": "fraudulent",
+                "status": "needs_response",
+            }
+            self._disputes.append(dispute)
+            charge["disputed"] = True
+            self._emit(_Ctx("", "", None, None), "charge.dispute.created", dispute, automatic=True)
+            return _copy(dispute)
+
+    @property
+    def refunds(self) -> list[Json]:
+        with self._lock:
+            return [_copy(r) for r in self._refunds]
+
+    @property
+    def disputes(self) -> list[Json]:
+        with self._lock:
+            return [_copy(d) for d in self._disputes]
+
+    def refunds_for(self, payment_intent_id: str) -> list[Json]:
+        """Refunds recorded against this PaymentIntent's charges."""
+        with self._lock:
+            return [_copy(r) for r in self._refunds if r["payment_intent"] == payment_intent_id]
+
+    def disputes_for(self, payment_intent_id: str) -> list[Json]:
+        """Disputes recorded against this PaymentIntent's charges."""
+        with self._lock:
+            return [_copy(d) for d in self._disputes if d["payment_intent"] == payment_intent_id]
+
+    def _charge_for_adjustment(self, charge_id: str) -> Json:
+        charge = self._charges.get(charge_id)
+        if charge is None:
+            raise KeyError(f"No such charge: '{charge_id}'")
+        if charge["status"] != "succeeded":
+            raise ValueError(f"Charge {charge_id} has status {charge['status']}, not succeeded")
+        return charge
+
+    # -- webhooks --------------------------------------------------------------------------
+    def configure_webhooks(
+        self,
+        url: str | None,
+        secret: str | None = None,
+        *,
+        enabled_events: Sequence[str] | None = None,
+        retry_schedule: Sequence[float] | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """Point webhook delivery at ``url`` (None turns it off and drops queued deliveries).
+        Arguments left as None keep their current value. Only events created afterwards are sent."""
+        self.webhooks.configure(
+            url, secret, enabled_events=enabled_events, retry_schedule=retry_schedule, timeout=timeout
+        )
+
+    def set_webhook_mode(self, **modes: Any) -> Json:
+        """Test switches: ``paused``, ``duplicates``, ``duplicate_rate``, ``reorder``,
+        ``reorder_window``, ``drop_next`` (see ``WebhookDispatcher.set_mode``)."""
+        return self.webhooks.set_mode(**modes)
+
+    def deliver_event(self, event_id: str) -> Json:
+        """(Re)send one recorded event to the endpoint now, synchronously; returns the log entry."""
+        with self._lock:
+            event = self._events_by_id.get(event_id)
+            if event is None:
+                raise KeyError(f"No such event: '{event_id}'")
+            event = _copy(event)
+        return self.webhooks.deliver_now(event)  # network I/O outside the emulator lock
+
+    @property
+    def webhook_deliveries(self) -> list[Json]:
+        """Every delivery attempt: event_id, type, attempt, status (HTTP status, "error:<kind>" or
+        "dropped"), delivered_at (unix time of the attempt), signed_at, duplicate, manual."""
+        return self.webhooks.deliveries
+
+    def wait_for_deliveries(self, n: int, timeout: float = 5.0, *, delivered_only: bool = False) -> list[Json]:
+        """Block until ``n`` delivery attempts (2xx only with ``delivered_only``) are logged and return
+        the log; TimeoutError otherwise."""
+        return self.webhooks.wait_for(n, timeout, delivered_only=delivered_only)
+
+    def _webhook_settled(self, event_id: str, status: str) -> None:
+        if status != DELIVERED:
+            return
+        with self._lock:
+            event = self._events_by_id.get(event_id)
+            if event is not None:
+                event["pending_webhooks"] = 0
+
     def snapshot(self) -> Json:
         with self._lock:
             return {
@@ -447,9 +643,13 @@ class StripeEmulator(EmulatorServer):
                 "customers": [_copy(c) for c in self._customers.values()],
                 "payment_methods": [_copy(pm) for pm in self._pms.values()],
                 "charges": [_copy(ch) for ch in self._charges.values()],
+                "refunds": [_copy(r) for r in self._refunds],
+                "disputes": [_copy(d) for d in self._disputes],
                 "attachments": [dict(a) for a in self._attachments],
                 "executions": dict(self._executions),
                 "events": [_copy(e) for e in self._events],
+                "webhooks": self.webhooks.snapshot(),
+                "webhook_deliveries": self.webhooks.deliveries,
             }
 
     # -- HTTP entry points ---------------------------------------------------------------
@@ -458,15 +658,57 @@ class StripeEmulator(EmulatorServer):
         return route.name if route else f"{req.method} {req.path}"
 
     def handle_control(self, req: Request, sub: str) -> Response | None:
-        match = re.fullmatch(r"payment_intents/([^/]+)/authenticate", sub)
+        try:
+            return self._stripe_control(req, sub)
+        except KeyError as exc:  # unknown object; a missing body field is a 400 in the base class
+            if isinstance(exc, _NotFound):
+                return Response.json(404, {"error": str(exc.args[0])})
+            raise
+
+    def _stripe_control(self, req: Request, sub: str) -> Response | None:
+        route = (req.method, sub)
+        if route == ("POST", "webhooks"):
+            body = _control_body(req)
+            self.configure_webhooks(
+                body.get("url"),
+                body.get("secret"),
+                enabled_events=body.get("enabled_events"),
+                retry_schedule=body.get("retry_schedule"),
+                timeout=body.get("timeout"),
+            )
+            return Response.json(200, self.webhooks.snapshot())
+        if route == ("GET", "webhooks"):
+            return Response.json(200, self.webhooks.snapshot())
+        if route == ("POST", "webhooks/mode"):
+            return Response.json(200, self.set_webhook_mode(**_control_body(req)))
+        if route == ("GET", "webhooks/deliveries"):
+            return self._wait_deliveries_route(req)
+        match = re.fullmatch(r"(payment_intents|charges|events)/([^/]+)/(\w+)", sub)
         if match is None or req.method != "POST":
             return None
-        body = req.json() or {}
+        kind, obj_id, action = match[1], unquote(match[2]), match[3]
+        if (kind, action) == ("payment_intents", "authenticate"):
+            outcome = str(_control_body(req).get("outcome", ""))
+            return Response.json(200, _not_found_as_404(lambda: self.authenticate(obj_id, outcome)))
+        if (kind, action) == ("charges", "refund"):
+            return Response.json(200, _not_found_as_404(lambda: self.refund(obj_id)))
+        if (kind, action) == ("charges", "dispute"):
+            return Response.json(200, _not_found_as_404(lambda: self.dispute(obj_id)))
+        if (kind, action) == ("events", "deliver"):
+            return Response.json(200, _not_found_as_404(lambda: self.deliver_event(obj_id)))
+        return None
+
+    def _wait_deliveries_route(self, req: Request) -> Response:
+        """Long poll: answers once ``min`` attempts are logged or after ``timeout`` seconds."""
+        query = req.query_params()
+        n = int(query.get("min", "0"))
+        timeout = min(float(query.get("timeout", "0")), MAX_WAIT_SECONDS)
+        delivered_only = query.get("delivered_only", "") in ("1", "true")
         try:
-            pi = self.authenticate(unquote(match[1]), str(body.get("outcome", "")))
-        except KeyError as exc:
-            return Response.json(404, {"error": str(exc.args[0])})
-        return Response.json(200, pi)
+            log = self.wait_for_deliveries(n, timeout, delivered_only=delivered_only)
+        except TimeoutError:
+            return Response.json(200, {"complete": False, "deliveries": self.webhook_deliveries})
+        return Response.json(200, {"complete": True, "deliveries": log})
 
     def fault_response(self, fault: Fault, req: Request) -> Response:
         headers = {"Request-Id": _new_request_id()}
@@ -834,6 +1076,7 @@ class StripeEmulator(EmulatorServer):
             "currency": pi["currency"],
             "customer": pi["customer"],
             "description": pi["description"],
+            "disputed": False,
             "failure_code": failure.code if failure is not None else None,
             "failure_message": failure.message if failure is not None else None,
             "livemode": False,
@@ -1024,21 +1267,27 @@ class StripeEmulator(EmulatorServer):
             out["customer"] = _copy(self._customers[out["customer"]])
         return out
 
-    def _emit(self, ctx: _Ctx, type_: str, obj: Json) -> None:
-        # Kept in Stripe's event shape so webhook delivery can be layered on later.
-        self._events.append(
-            {
-                "id": _new_id("evt"),
-                "object": "event",
-                "api_version": ctx.api_version,
-                "created": int(time.time()),
-                "data": {"object": _copy(obj)},
-                "livemode": False,
-                "pending_webhooks": 0,
-                "request": {"id": ctx.request_id, "idempotency_key": ctx.idempotency_key},
-                "type": type_,
-            }
-        )
+    def _emit(self, ctx: _Ctx, type_: str, obj: Json, *, automatic: bool = False) -> None:
+        """Record a Stripe event and queue it for webhook delivery (never blocks on the network).
+        ``automatic``: caused by Stripe itself (e.g. a dispute), so ``request`` holds nulls."""
+        request: Json = {"id": None, "idempotency_key": None}
+        if not automatic:
+            request = {"id": ctx.request_id, "idempotency_key": ctx.idempotency_key}
+        event: Json = {
+            "id": _new_id("evt"),
+            "object": "event",
+            "api_version": ctx.api_version or DEFAULT_API_VERSION,
+            "created": int(time.time()),
+            "data": {"object": _copy(obj)},
+            "livemode": False,
+            "pending_webhooks": 1 if self.webhooks.accepts(type_) else 0,
+            "request": request,
+            "type": type_,
+        }
+        self._events.append(event)
+        self._events_by_id[event["id"]] = event
+        if event["pending_webhooks"]:
+            self.webhooks.submit(_copy(event))
 
 
 # -- module helpers ----------------------------------------------------------------
@@ -1120,6 +1369,29 @@ def _error_response(err: StripeApiError, headers: dict[str, str]) -> Response:
     return Response.json(err.status, err.body(), headers)
 
 
+class _NotFound(KeyError):
+    """An emulator-only control route named an object that does not exist (404, not 400)."""
+
+
+def _not_found_as_404(action: Callable[[], Json]) -> Json:
+    try:
+        return action()
+    except KeyError as exc:
+        raise _NotFound(exc.args[0] if exc.args else "not found") from None
+
+
+def _control_body(req: Request) -> Json:
+    try:
+        body = req.json()
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"body is not JSON: {exc}") from exc
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise ValueError("body must be a JSON object")
+    return body
+
+
 def _json_body(resp: Response) -> Json:
     body: Json = json.loads(resp.body)
     return body
@@ -1166,12 +1438,56 @@ class StripeControl(EmulatorControl):
     def executions_for_key(self, idempotency_key: str) -> int:
         return int(self.state()["executions"].get(idempotency_key, 0))
 
+    # -- webhooks, refunds, disputes -----------------------------------------------------
+    def configure_webhooks(self, url: str | None, secret: str | None = None, **options: Any) -> Json:
+        """``options``: enabled_events, retry_schedule, timeout (see StripeEmulator.configure_webhooks)."""
+        return dict(self.call("POST", "webhooks", {"url": url, "secret": secret, **options}))
+
+    def set_webhook_mode(self, **modes: Any) -> Json:
+        return dict(self.call("POST", "webhooks/mode", modes))
+
+    def deliver_event(self, event_id: str) -> Json:
+        return dict(self.call("POST", f"events/{event_id}/deliver", {}))
+
+    def refund(self, charge_id: str) -> Json:
+        return dict(self.call("POST", f"charges/{charge_id}/refund", {}))
+
+    def dispute(self, charge_id: str) -> Json:
+        return dict(self.call("POST", f"charges/{charge_id}/dispute", {}))
+
+    def webhook_deliveries(self) -> list[Json]:
+        return list(self.state()["webhook_deliveries"])
+
+    def wait_for_deliveries(self, n: int, timeout: float = 5.0, *, delivered_only: bool = False) -> list[Json]:
+        """Long-polls the emulator (no client-side polling); TimeoutError when fewer than ``n`` arrive."""
+        flag = "1" if delivered_only else "0"
+        waiter = EmulatorControl(self.base_url, timeout=timeout + self.timeout)
+        answer = waiter.call("GET", f"webhooks/deliveries?min={n}&timeout={timeout}&delivered_only={flag}")
+        if not answer["complete"]:
+            raise TimeoutError(f"fewer than {n} webhook deliveries after {timeout}s: {answer['deliveries']}")
+        return list(answer["deliveries"])
+
+
+def _delays(raw: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated seconds, got {raw!r}") from None
+
 
 def main(argv: list[str] | None = None) -> int:
     def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--api-key", action="append", dest="api_keys", help="accepted key (repeatable)")
         parser.add_argument("--search-lag-ms", type=float, default=0)
         parser.add_argument("--no-require-return-url", action="store_true", help="accept confirm without return_url")
+        parser.add_argument("--webhook-url", default=None, help="POST every event, signed, to this URL")
+        parser.add_argument("--webhook-secret", default=DEFAULT_SECRET, help="signing secret (whsec_...)")
+        parser.add_argument(
+            "--webhook-retry-schedule",
+            type=_delays,
+            default=DEFAULT_RETRY_SCHEDULE,
+            help="comma-separated retry delays in seconds (default: 1,2,4,8,16)",
+        )
 
     def build(args: argparse.Namespace) -> EmulatorServer:
         return StripeEmulator(
@@ -1179,6 +1495,9 @@ def main(argv: list[str] | None = None) -> int:
             api_keys=set(args.api_keys) if args.api_keys else None,
             require_return_url=not args.no_require_return_url,
             search_lag_ms=args.search_lag_ms,
+            webhook_url=args.webhook_url,
+            webhook_secret=args.webhook_secret,
+            webhook_retry_schedule=args.webhook_retry_schedule,
         )
 
     return run_cli(build, prog="stripe-emulator", default_port=12111, argv=argv, add_arguments=add_arguments)
