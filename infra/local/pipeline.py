@@ -105,6 +105,9 @@ class Pipeline:
                 "POWERTOOLS_SERVICE_NAME": "donations-local",
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "AWS_DEFAULT_REGION": self.clients.region,
+                # moto's dummy credentials: the pipeline only ever talks to moto, never to a real account.
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
             }
         )
         if self.endpoint_url:

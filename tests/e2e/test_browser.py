@@ -1,0 +1,348 @@
+"""The sample pages in a real browser: headless Chromium driven by Selenium against the local stack.
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (``apt-get install -y chromium chromium-driver``)
+and ``selenium`` from PyPI. Nothing is downloaded at run time: the driver and browser paths are given,
+so Selenium Manager never runs. A missing browser fails these tests (it does not skip them).
+Screenshots go to ``artifacts/browser/`` under the repository root.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.e2e.conftest import ROOT, RunningStack
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+# Nothing may be fetched: no Selenium Manager, no driver or browser download.
+os.environ["SE_OFFLINE"] = "true"
+
+CHROMIUM = os.environ.get("CHROMIUM_BINARY", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("CHROMEDRIVER_BINARY", "/usr/bin/chromedriver")
+ARTIFACTS = ROOT / "artifacts" / "browser"
+VIEWPORT = (1280, 900)
+WAIT_SECONDS = 30  # a receipt normally arrives in about a second
+INSTALL_HINT = (
+    "apt-get update && apt-get install -y chromium chromium-driver, and pip install selenium "
+    "(or set CHROMIUM_BINARY / CHROMEDRIVER_BINARY)"
+)
+
+try:
+    from selenium import webdriver
+    from selenium.common.exceptions import TimeoutException, WebDriverException
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.remote.webdriver import WebDriver
+    from selenium.webdriver.remote.webelement import WebElement
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+except ImportError as missing:  # pragma: no cover - reported by the browser fixture
+    SELENIUM_IMPORT_ERROR: ImportError | None = missing
+else:
+    SELENIUM_IMPORT_ERROR = None
+
+
+def _chromium_options(user_data_dir: str) -> Any:
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-default-apps",
+        "--disable-extensions",
+        "--disable-sync",
+        "--disable-quic",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--metrics-recording-only",
+        "--password-store=basic",
+        "--window-size=1280,900",
+        "--force-device-scale-factor=1",
+        f"--user-data-dir={user_data_dir}",
+    ):
+        options.add_argument(flag)
+    return options
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    if SELENIUM_IMPORT_ERROR is not None:
+        pytest.fail(f"selenium is not installed ({SELENIUM_IMPORT_ERROR}); {INSTALL_HINT}", pytrace=False)
+    for what, path in (("Chromium", CHROMIUM), ("chromedriver", CHROMEDRIVER)):
+        if not (Path(path).is_file() and os.access(path, os.X_OK)):
+            found = shutil.which(Path(path).name)
+            pytest.fail(
+                f"{what} not found at {path}{f' (but {found} exists)' if found else ''}; {INSTALL_HINT}",
+                pytrace=False,
+            )
+    user_data_dir = tempfile.mkdtemp(prefix="donations-chromium-")
+    service = Service(executable_path=CHROMEDRIVER)
+    try:
+        driver = webdriver.Chrome(service=service, options=_chromium_options(user_data_dir))
+    except WebDriverException as error:
+        shutil.rmtree(user_data_dir, ignore_errors=True)
+        pytest.fail(f"Chromium did not start: {error.msg}; {INSTALL_HINT}", pytrace=False)
+    set_viewport(driver, VIEWPORT[1])
+    driver.set_page_load_timeout(20)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(user_data_dir, ignore_errors=True)
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def wait_until(
+    driver: WebDriver, condition: Callable[[WebDriver], Any], what: str, timeout: float = WAIT_SECONDS
+) -> Any:
+    """WebDriverWait with a failure message that says what the page showed instead."""
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)
+    except TimeoutException:
+        raise AssertionError(
+            f"timed out after {timeout} s waiting for {what}; page state: {page_state(driver)}"
+        ) from None
+
+
+def page_state(driver: WebDriver) -> dict[str, str | None]:
+    state: dict[str, str | None] = {"url": driver.current_url}
+    for element_id in ("error", "status", "stripe-status", "step-charged", "step-card", "step-receipt"):
+        found = driver.find_elements(By.ID, element_id)
+        if found:
+            state[element_id] = f"{found[0].get_attribute('data-state') or ''} {found[0].text!r}".strip()
+    return state
+
+
+def step_state(driver: WebDriver, step: str) -> str | None:
+    return driver.find_element(By.ID, f"step-{step}").get_attribute("data-state")
+
+
+def set_viewport(driver: WebDriver, height: int) -> None:
+    """A 1280-wide viewport of the given height (the window's toolbar would otherwise take some of it)."""
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": VIEWPORT[0], "height": height, "deviceScaleFactor": 1, "mobile": False},
+    )
+
+
+def screenshot(driver: WebDriver, name: str) -> Path:
+    """The whole page (not just the viewport), from the top, to artifacts/browser/NAME.png."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    driver.execute_script("window.scrollTo(0, 0)")
+    height = int(driver.execute_script("return Math.ceil(document.documentElement.scrollHeight)"))
+    set_viewport(driver, max(VIEWPORT[1], min(height, 4000)))
+    try:
+        assert driver.save_screenshot(str(path)), f"could not save {path}"
+    finally:
+        set_viewport(driver, VIEWPORT[1])
+    assert path.is_file() and path.stat().st_size > 0, f"empty screenshot {path}"
+    return path
+
+
+def open_form(driver: WebDriver, stack: RunningStack) -> None:
+    driver.get(f"{stack.api}/")
+    wait_until(
+        driver,
+        lambda d: d.find_element(By.ID, "donation-form").get_attribute("data-ready") == "true",
+        "the form to load its test payment methods",
+    )
+
+
+def fill_form(
+    driver: WebDriver,
+    *,
+    payment_method: str,
+    save_card: bool,
+    amount: str = "25.00",
+    currency: str = "usd",
+    campaign: str = "",
+) -> str:
+    email = f"ada+{uuid.uuid4().hex[:10]}@example.org"
+    amount_input = driver.find_element(By.ID, "amount")
+    amount_input.clear()
+    amount_input.send_keys(amount)
+    Select(driver.find_element(By.ID, "currency")).select_by_value(currency)
+    driver.find_element(By.ID, "name").send_keys("Ada Lovelace")
+    driver.find_element(By.ID, "email").send_keys(email)
+    if campaign:
+        driver.find_element(By.ID, "campaign").send_keys(campaign)
+    Select(driver.find_element(By.ID, "payment-method")).select_by_value(payment_method)
+    checkbox = driver.find_element(By.ID, "save-card")
+    if checkbox.is_selected() != save_card:
+        checkbox.click()
+    return email
+
+
+def submit(driver: WebDriver) -> None:
+    button = driver.find_element(By.ID, "donate")
+    assert button.is_enabled(), "the Donate button is disabled"
+    button.click()
+
+
+def visible(driver: WebDriver, element_id: str) -> WebElement | bool:
+    found = driver.find_elements(By.ID, element_id)
+    return found[0] if found and found[0].is_displayed() else False
+
+
+# -- tests -----------------------------------------------------------------------------------------
+
+
+def test_donation_saves_the_card_and_its_receipt_reaches_the_outbox(
+    browser: WebDriver, local_stack: RunningStack
+) -> None:
+    open_form(browser, local_stack)
+    email = fill_form(browser, payment_method="pm_card_visa", save_card=True, campaign="browser-test")
+    submit(browser)
+
+    wait_until(
+        browser,
+        lambda d: step_state(d, "receipt") == "done" and step_state(d, "card") == "done",
+        "the card to be saved and the receipt sent",
+    )
+    assert step_state(browser, "charged") == "done"
+    donation_id = browser.find_element(By.ID, "donation-id").text.strip()
+    assert re.fullmatch(r"don_[a-z2-7]{26}", donation_id), donation_id
+    assert browser.find_element(By.ID, "error").text == ""
+    assert "complete" in browser.find_element(By.ID, "status").text.lower()
+    form_png = screenshot(browser, "donation-form")
+
+    browser.get(f"{local_stack.api}/outbox?donation={donation_id}")
+    row = wait_until(
+        browser,
+        lambda d: d.find_elements(By.CSS_SELECTOR, f'#outbox tbody tr[data-donation-id="{donation_id}"]'),
+        f"the receipt of {donation_id} in the outbox",
+    )[0]
+    assert email in row.text
+    assert "Ada Lovelace" in row.text
+    outbox_png = screenshot(browser, "outbox")
+
+    for png in (form_png, outbox_png):
+        assert png.is_file() and png.stat().st_size > 0
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{png} is not a PNG"
+
+
+def test_declined_card_shows_the_decline_and_no_progress(browser: WebDriver, local_stack: RunningStack) -> None:
+    open_form(browser, local_stack)
+    fill_form(browser, payment_method="pm_card_chargeDeclinedInsufficientFunds", save_card=True)
+    submit(browser)
+
+    error = browser.find_element(By.ID, "error")
+    wait_until(browser, lambda d: error.is_displayed() and error.text.strip(), "the decline message")
+    assert "insufficient funds" in error.text.lower(), error.text
+    assert browser.find_element(By.ID, "donate").is_enabled(), "the donor should be able to try another card"
+    assert not browser.find_element(By.ID, "result").is_displayed()
+    states = {step: step_state(browser, step) for step in ("charged", "card", "receipt")}
+    assert "done" not in states.values(), states
+    screenshot(browser, "declined")
+
+
+def test_three_d_secure_completion_shows_the_payment_succeeded(browser: WebDriver, local_stack: RunningStack) -> None:
+    open_form(browser, local_stack)
+    fill_form(browser, payment_method="pm_card_authenticationRequired", save_card=False)
+    submit(browser)
+
+    complete = wait_until(browser, lambda d: visible(d, "auth-complete"), "the 3-D Secure buttons")
+    assert visible(browser, "auth-fail")
+    assert "Authenticate your card (3-D Secure)" in browser.find_element(By.ID, "three-ds").text
+    assert browser.find_element(By.ID, "stripe-status").get_attribute("data-status") == "requires_action"
+    assert re.fullmatch(r"don_[a-z2-7]{26}", browser.find_element(By.ID, "donation-id").text.strip())
+    screenshot(browser, "three-d-secure")
+    complete.click()
+
+    # The authenticate call answered with the PaymentIntent, now succeeded according to Stripe.
+    wait_until(
+        browser,
+        lambda d: d.find_element(By.ID, "stripe-status").get_attribute("data-status") == "succeeded",
+        "Stripe's status after authentication",
+    )
+    assert not visible(browser, "three-ds"), "the authenticate buttons should be gone"
+    assert browser.find_element(By.ID, "error").text == ""
+    assert "succeeded" in browser.find_element(By.ID, "stripe-status").text
+    assert "succeeded" in browser.find_element(By.ID, "status").text.lower()
+    assert step_state(browser, "card") == "skipped"
+    # NOT asserted yet: the donation record moving to "succeeded" and the receipt step reaching "done"
+    # after 3-D Secure. Both depend on the payment_intent.succeeded webhook handling another engineer
+    # is adding; once it lands, wait here for step-charged and step-receipt to be "done".
+    screenshot(browser, "three-d-secure-completed")
+
+
+RECORD_IDEMPOTENCY_KEYS = """
+window.__idempotencyKeys = [];
+const originalFetch = window.fetch;
+window.fetch = (url, options) => {
+  const headers = (options && options.headers) || {};
+  if (headers["Idempotency-Key"]) window.__idempotencyKeys.push(headers["Idempotency-Key"]);
+  return originalFetch(url, options);
+};
+"""
+
+
+def test_retry_after_503_reuses_the_idempotency_key_and_a_new_donation_gets_a_new_one(
+    browser: WebDriver, local_stack: RunningStack
+) -> None:
+    open_form(browser, local_stack)
+    browser.execute_script(RECORD_IDEMPOTENCY_KEYS)
+    fill_form(browser, payment_method="pm_card_visa", save_card=False)
+    # Stripe answers 500 to every charge until the fault is removed: the API answers 503 + Retry-After.
+    fault = requests.post(
+        f"{local_stack.stripe}/_emulator/faults",
+        json={"kind": "http_error", "status": 500, "path_prefix": "/v1/payment_intents", "method": "POST"},
+        timeout=5,
+    ).json()["id"]
+    try:
+        submit(browser)
+        retry = wait_until(browser, lambda d: visible(d, "retry"), "the Try again button after a 503")
+        assert not retry.is_enabled(), "Try again should wait for Retry-After"
+        assert "try again" in browser.find_element(By.ID, "error").text.lower()
+        screenshot(browser, "service-unavailable")
+    finally:
+        requests.delete(f"{local_stack.stripe}/_emulator/faults/{fault}", timeout=5)
+
+    wait_until(browser, lambda d: retry.is_enabled(), "Retry-After to pass", timeout=15)
+    retry.click()
+    wait_until(browser, lambda d: step_state(d, "charged") == "done", "the retried charge")
+    first_id = browser.find_element(By.ID, "donation-id").text.strip()
+    keys = browser.execute_script("return window.__idempotencyKeys")
+    assert len(keys) == 2 and keys[0] == keys[1], keys
+
+    wait_until(browser, lambda d: visible(d, "new-donation"), "the donation to finish").click()
+    submit(browser)
+    wait_until(browser, lambda d: step_state(d, "charged") == "done", "the second donation's charge")
+    keys = browser.execute_script("return window.__idempotencyKeys")
+    assert len(keys) == 3 and keys[2] != keys[0], keys
+    assert browser.find_element(By.ID, "donation-id").text.strip() != first_id
+
+
+def test_console_lists_the_alarms_with_their_state(browser: WebDriver, local_stack: RunningStack) -> None:
+    browser.get(f"{local_stack.api}/console")
+    rows = wait_until(
+        browser,
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#alarms tbody tr[data-state]"),
+        "the alarm table",
+    )
+    states = {row.get_attribute("data-alarm"): row.get_attribute("data-state") for row in rows}
+    assert all(name and name.startswith(f"{local_stack.stack_name}-") for name in states), states
+    assert set(states.values()) <= {"OK", "ALARM", "INSUFFICIENT_DATA"}, states
+    for row in rows:
+        pill = row.find_element(By.CSS_SELECTOR, ".pill")
+        assert pill.get_attribute("data-state") == row.get_attribute("data-state")
+    queues = browser.find_elements(By.CSS_SELECTOR, "#queues tbody tr[data-queue]")
+    assert queues, "the queue table is empty"
+    assert browser.find_element(By.ID, "notifications").is_displayed()
+    screenshot(browser, "console")
