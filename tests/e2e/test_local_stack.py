@@ -35,7 +35,7 @@ def _ops(stack, *args: str) -> subprocess.CompletedProcess[str]:
         "AWS_DEFAULT_REGION": "us-east-1",
     }
     return subprocess.run(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "infra.ops.cli", "--endpoint-url", stack.moto, "--stack-name", stack.stack_name, *args],
+        [sys.executable, "-m", "infra.ops", "--endpoint-url", stack.moto, "--stack-name", stack.stack_name, *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -110,7 +110,7 @@ def test_ctrl_c_stops_everything_and_frees_the_ports(tmp_path):
 
     assert "Stopped." in stack.log()
     for port in ports:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", port))  # raises if anything still listens
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()  # nothing listens any more
     with pytest.raises(ProcessLookupError):
         os.killpg(stack.process.pid, 0)  # no process of the group is left
