@@ -8,6 +8,8 @@ from typing import Any
 
 # 13 to 19 digits, optionally grouped by spaces or dashes: the shapes a card number is typed in.
 _PAN_CANDIDATE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+# UUIDs (request ids, order ids) hold dash-separated digit runs that can pass Luhn by chance.
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _CVC_KEY = re.compile(r"^(cvc|cvv|cvc2|cvv2|cid|csc|security_?code|card_?code)$", re.IGNORECASE)
 _CARD_KEY = re.compile(r"^(card_?number|pan|cc_?number|credit_?card|number)$", re.IGNORECASE)
 
@@ -24,7 +26,7 @@ def luhn_valid(digits: str) -> bool:
 
 def looks_like_card_number(text: str) -> bool:
     """True when the text holds a Luhn-valid 13-19 digit run (spaces and dashes allowed)."""
-    for match in _PAN_CANDIDATE.finditer(text):
+    for match in _PAN_CANDIDATE.finditer(_UUID.sub(" ", text)):
         digits = re.sub(r"\D", "", match.group())
         if 13 <= len(digits) <= 19 and luhn_valid(digits):
             return True
