@@ -1,22 +1,12 @@
 """SQS → save the donor's card with Stripe (Customer + PaymentMethod attach), once per donation."""
 
-from __future__ import annotations
-
 from functools import cache
-from typing import Any
 
-from aws_lambda_powertools.utilities.batch import process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from donations.consumer import StepConsumer, sqs_batch_processor
+from donations.consumer import StepConsumer, sqs_lambda_handler
 from donations.models import Step
-from donations.observability import logger, metrics, tracer
 from donations.settings import get_settings
 from donations.steps import save_card
 from donations.wiring import Wiring
-
-processor = sqs_batch_processor()
 
 
 @cache
@@ -32,13 +22,4 @@ def consumer() -> StepConsumer:
     )
 
 
-@tracer.capture_method
-def record_handler(record: SQSRecord) -> None:
-    consumer().handle(record)
-
-
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+lambda_handler = sqs_lambda_handler(consumer)

@@ -8,15 +8,16 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Json, ValidationError
 
 from donations.errors import PermanentStepFailure, classify
 from donations.models import FollowUpMessage, Step
-from donations.observability import MetricUnit, logger, metrics
+from donations.observability import MetricUnit, logger, metrics, tracer
 from donations.settings import Settings
 from donations.store import ConditionFailed, DonationStore
 
@@ -140,3 +141,25 @@ def queue_url_from_arn(sqs: Any, arn: str) -> str:
 def sqs_batch_processor() -> BatchProcessor:
     # Report every failed id even when all fail: raising would make Lambda count an error for an outage.
     return BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+def sqs_lambda_handler(consumer: Callable[[], StepConsumer]) -> Callable[[dict[str, Any], LambdaContext], Any]:
+    """The Lambda entry point of a queue consumer: Powertools' partial batch response around one step.
+
+    ``consumer`` builds the step's consumer on first use (once per cold start, after the settings).
+    """
+    processor = sqs_batch_processor()
+
+    @tracer.capture_method
+    def record_handler(record: SQSRecord) -> None:
+        consumer().handle(record)
+
+    @logger.inject_lambda_context(clear_state=True)
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
+        return process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+
+    return lambda_handler
