@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -128,4 +129,25 @@ def sqs_record(message: dict[str, Any], queue_arn: str, region: str = "us-east-1
         "eventSource": "aws:sqs",
         "eventSourceARN": queue_arn,
         "awsRegion": region,
+    }
+
+
+def scheduled_event(
+    rule_arn: str, *, at: datetime | None = None, account: str = "123456789012", region: str = "us-east-1"
+) -> dict[str, Any]:
+    """An EventBridge "Scheduled Event" (a SAM ``Schedule`` event), as Lambda receives it.
+
+    ``time`` is the scheduled time of the run, to the second; ``at`` sets it (default: now).
+    """
+    moment = (at or datetime.now(UTC)).astimezone(UTC)
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": account,
+        "time": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [rule_arn],
+        "detail": {},
     }

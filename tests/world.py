@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 from donations.models import Donation, FollowUpMessage, Step
 from donations.settings import get_settings
 from donations.wiring import Wiring
+from infra.emulators.stripe_webhooks import encode_event, sign_payload
+from infra.events import scheduled_event
 from infra.local.delivery import BatchResult, deliver_batch, drain
 from infra.local.pipeline import ApiAnswer, Pipeline
 
@@ -54,6 +58,40 @@ class World:
 
     def get(self, path: str) -> ApiAnswer:
         return self.pipeline.call_api("GET", path, headers={"Accept": "application/json"})
+
+    # -- Stripe webhooks ---------------------------------------------------------------------------
+
+    def stripe_event(self, event_type: str, about: str) -> dict[str, Any]:
+        """The emulator's latest event of this type about an object (its id, PaymentIntent or Charge)."""
+        for event in reversed(self.stripe.events):
+            found = event["data"]["object"]
+            if event["type"] == event_type and about in (found["id"], found.get("payment_intent"), found.get("charge")):
+                return dict(event)
+        raise AssertionError(f"no {event_type} event about {about}")
+
+    def deliver_stripe_event(
+        self,
+        event: dict[str, Any],
+        *,
+        secret: str | None = None,
+        timestamp: int | None = None,
+        signed: bool = True,
+        body: bytes | None = None,
+    ) -> ApiAnswer:
+        """POST an event to the webhook route as Stripe does: the body signed, with a fresh timestamp
+        unless one is given (so a second call is a redelivery Stripe signed again)."""
+        payload = encode_event(event) if body is None else body
+        headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "Stripe/1.0"}
+        if signed:
+            secret = secret or self.pipeline.providers.stripe_webhook_secret
+            headers["Stripe-Signature"] = sign_payload(encode_event(event), secret, timestamp)
+        return self.pipeline.call_api("POST", "/webhooks/stripe", body=payload.decode(), headers=headers)
+
+    def webhook_event_records(self) -> list[str]:
+        """Keys of the webhook's idempotency records (one per applied Stripe event)."""
+        client = self.pipeline.clients("dynamodb")
+        items = client.scan(TableName=self.pipeline.stack.tables["IdempotencyTable"])["Items"]
+        return sorted(item["id"]["S"] for item in items if item["id"]["S"].startswith("stripe-webhook-event#"))
 
     def consumer(self, name: str) -> Any:
         return self.pipeline.handler(CONSUMERS[name]).consumer()
@@ -132,6 +170,24 @@ class World:
             UpdateExpression="SET receipt_claim_until = :past",
             ExpressionAttributeValues={":past": 0},
         )
+
+    def expire_in_progress_requests(self) -> None:
+        """Let time pass for requests whose invocation died: their in-progress records expire."""
+        client = self.pipeline.clients("dynamodb")
+        table = self.pipeline.stack.tables["IdempotencyTable"]
+        items = client.scan(
+            TableName=table,
+            FilterExpression="#s = :p",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":p": {"S": "INPROGRESS"}},
+        )["Items"]
+        for item in items:
+            client.update_item(
+                TableName=table,
+                Key={"id": item["id"]},
+                UpdateExpression="SET in_progress_expiration = :past",
+                ExpressionAttributeValues={":past": {"N": "0"}},
+            )
 
     def forget_idempotency_records(self) -> None:
         self._clear_table("IdempotencyTable", "id")
@@ -220,3 +276,65 @@ class World:
         for name in CONSUMERS:
             if params.get("QueueUrl") == self.queue_url(name):
                 self._visibility[name].append(int(params["VisibilityTimeout"]))
+
+    # -- crash recovery --------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def charge_ports(self, **wrappers: Callable[[Any], Any]) -> Iterator[None]:
+        """Wrap the ports the charge handler passes to ``submit_donation`` (store, payments, publisher).
+
+        ``world.charge_ports(store=lambda store: CrashOn(store, "mark_charged"))`` makes the next
+        submissions die at that call, like a killed function; everything else stays real.
+        """
+        module = self.pipeline.handler("ChargeFunction")
+        original = module.submit_donation
+
+        def submit(*args: Any, **ports: Any) -> Any:
+            wrapped = {name: wrappers[name](port) if name in wrappers else port for name, port in ports.items()}
+            return original(*args, **wrapped)
+
+        module.submit_donation = submit
+        try:
+            yield
+        finally:
+            module.submit_donation = original
+
+    def reconcile(self, now: datetime | None = None) -> dict[str, int]:
+        """One reconciler run, invoked as its schedule does; ``now`` is the run's scheduled time."""
+        stack = self.pipeline.stack
+        rule = stack.physical_ids.get("ReconcilerFunctionReconcileSchedule", "reconcile-schedule")
+        arn = f"arn:aws:events:{stack.region}:{stack.stack_id.split(':')[4]}:rule/{rule}"
+        result: dict[str, int] = self.pipeline.invoke(
+            "ReconcilerFunction", scheduled_event(arn, at=now, region=stack.region)
+        )
+        return result
+
+    def stripe_requests(self) -> int:
+        return sum(self.stripe.state()["requests"].values())
+
+
+class Crash(BaseException):
+    """The process died here (killed, out of memory, timed out): no except-block of ours runs."""
+
+
+class CrashOn:
+    """A port that behaves like the real one, except that calling one of ``methods`` raises ``error``
+    (default :class:`Crash`). Name the clean-up calls too (a ``finally`` releasing a claim) when
+    simulating a killed process, which runs none of them."""
+
+    def __init__(self, port: Any, *methods: str, error: BaseException | None = None) -> None:
+        self._port = port
+        self._methods = frozenset(methods)
+        self._error = error
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._port, name)
+        if name not in self._methods:
+            return attribute
+
+        def crash(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            raise self._error or Crash(f"crashed in {name}")
+
+        return crash

@@ -68,7 +68,8 @@ class AlarmEvaluator:
         return transitions
 
     def _alarms(self) -> list[dict[str, Any]]:
-        pages = self._cloudwatch.get_paginator("describe_alarms").paginate(AlarmNamePrefix=self._prefix)
+        filters = {"AlarmNamePrefix": self._prefix} if self._prefix else {}
+        pages = self._cloudwatch.get_paginator("describe_alarms").paginate(**filters)
         return [alarm for page in pages for alarm in page["MetricAlarms"]]
 
     def _state_for(self, alarm: dict[str, Any], now: datetime) -> tuple[str | None, str]:

@@ -60,6 +60,9 @@ class ProviderEndpoints:
     sendgrid_api_host: str = ""
     stripe_api_key: str = "sk_test_local_emulator"
     sendgrid_api_key: str = "SG.local-emulator"
+    # The Stripe emulator signs its webhooks with this by default; with the real Stripe it is the
+    # endpoint's secret (``stripe listen`` prints one).
+    stripe_webhook_secret: str = "whsec_local_emulator"  # noqa: S105 - a well-known local test secret
 
 
 @dataclass
@@ -120,6 +123,7 @@ class Pipeline:
         names = {
             "STRIPE_SECRET_NAME": self.providers.stripe_api_key,
             "SENDGRID_SECRET_NAME": self.providers.sendgrid_api_key,
+            "STRIPE_WEBHOOK_SECRET_NAME": self.providers.stripe_webhook_secret,
         }
         environment = self.function_environment()
         for variable, value in names.items():

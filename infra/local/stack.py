@@ -67,6 +67,8 @@ class LocalConfig:
     time_scale: float = field(default_factory=lambda: float(os.environ.get("DONATIONS_LOCAL_TIME_SCALE", "1")))
     stripe_api_key: str = field(default_factory=lambda: os.environ.get("STRIPE_API_KEY", ""))
     sendgrid_api_key: str = field(default_factory=lambda: os.environ.get("SENDGRID_API_KEY", ""))
+    # With the real Stripe: the secret `stripe listen --forward-to 127.0.0.1:3000/webhooks/stripe` prints.
+    stripe_webhook_secret: str = field(default_factory=lambda: os.environ.get("STRIPE_WEBHOOK_SECRET", ""))
     # DONATIONS_FN_<NAME>=value sets <NAME> in the functions' environment (e.g. shorter backoffs).
     environment: dict[str, str] = field(
         default_factory=lambda: {
@@ -112,6 +114,7 @@ class LocalStack:
         self.pipeline = Pipeline(
             providers, endpoint_url=self.moto_url, stack_name=config.stack_name, environment=config.environment
         ).start()
+        self._deliver_stripe_webhooks()
         clients = self.pipeline.clients
         self.output = FunctionOutput(clients("cloudwatch"), self.console, verbose=config.verbose)
         self._route_function_output()
@@ -130,6 +133,7 @@ class LocalStack:
         )
         self._start_pollers()
         self._start_ticker()
+        self._start_reconciler()
         self.front = Front(config.api_port, self._call_api, self._call_local, self._cors_origin())
         threading.Thread(target=self.front.serve_forever, name="front", daemon=True).start()
         self._closers.append(self.front.server_close)
@@ -161,6 +165,8 @@ class LocalStack:
     def _start_providers(self) -> ProviderEndpoints:
         config = self.config
         providers = ProviderEndpoints()
+        if config.stripe_webhook_secret:
+            providers.stripe_webhook_secret = config.stripe_webhook_secret
         if config.stripe_api_key:
             providers.stripe_api_key = config.stripe_api_key  # the real Stripe API, in test mode
         else:
@@ -174,6 +180,23 @@ class LocalStack:
             self._closers.append(self.sendgrid.stop)
             providers.sendgrid_api_host = self.sendgrid.url
         return providers
+
+    def _deliver_stripe_webhooks(self) -> None:
+        """The emulator posts its events, signed, to our webhook route, as a Stripe endpoint would.
+
+        Events only start with the first donation, after the front is listening; earlier ones would
+        be retried by the emulator anyway. (Imported here: donations reads its environment, which
+        the pipeline has just set, when first imported.)
+        """
+        from donations.webhooks import HANDLED_EVENT_TYPES
+
+        if self.stripe is None:
+            return  # the real Stripe: `stripe listen` forwards its events (see the README)
+        self.stripe.configure_webhooks(
+            f"http://127.0.0.1:{self.config.api_port}/webhooks/stripe",
+            self.pipeline.providers.stripe_webhook_secret,
+            enabled_events=HANDLED_EVENT_TYPES,  # like a Stripe endpoint's enabled_events
+        )
 
     def _route_function_output(self) -> None:
         """The functions' stdout (JSON logs, EMF metrics) goes through FunctionOutput, as to CloudWatch Logs."""
@@ -235,6 +258,32 @@ class LocalStack:
                 self.tick()
 
         threading.Thread(target=tick, name="alarm-ticker", daemon=True).start()
+
+    def _start_reconciler(self) -> None:
+        """Invoke the ReconcilerFunction every DONATIONS_LOCAL_RECONCILE_SECONDS (default 30), as its Schedule
+        event does on AWS (EventBridge is not emulated). 0 turns it off."""
+        from infra.events import scheduled_event
+
+        interval, stack = _env_int("DONATIONS_LOCAL_RECONCILE_SECONDS", 30), self.pipeline.stack
+        if interval <= 0 or "ReconcilerFunction" not in stack.functions:
+            return
+        rule = stack.physical_ids.get("ReconcilerFunctionReconcileSchedule", "reconcile-schedule")
+        rule_arn = f"arn:aws:events:{stack.region}:{stack.stack_id.split(':')[4]}:rule/{rule}"
+        invoke = self._instrumented(
+            "ReconcilerFunction", lambda event, context: self.pipeline.invoke("ReconcilerFunction", event, context)
+        )
+
+        def run() -> None:
+            while not self._stopping.wait(interval):
+                try:
+                    outcomes = invoke(scheduled_event(rule_arn, region=stack.region), None)
+                except Exception:
+                    log.exception("reconciler run failed")
+                    continue
+                if outcomes:
+                    self.console.write(f"{time.strftime('%H:%M:%S')} {'ReconcilerFunction':<20} {outcomes}\n")
+
+        threading.Thread(target=run, name="reconciler-schedule", daemon=True).start()
 
     def tick(self) -> None:
         """Sample queue metrics, evaluate alarms, collect notifications (also called by tests)."""

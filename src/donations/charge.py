@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import re
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from donations.payments import ChargeState, StripePayments
 from donations.store import ConditionFailed, DonationStore
 
 DONATION_ID = re.compile(r"^don_[a-z2-7]{26}$")
+# Longer than one publish (two SendMessage and one UpdateItem, with the SDK's retries) can take.
+FOLLOWUPS_CLAIM_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -88,22 +91,42 @@ def submit_donation(
 
 
 def publish_follow_ups(
-    donation: Donation, store: DonationStore, publisher: FollowUpPublisher, correlation_id: str
+    donation: Donation,
+    store: DonationStore,
+    publisher: FollowUpPublisher,
+    correlation_id: str,
+    *,
+    now: float | None = None,
 ) -> bool:
-    """Queue the background steps once the charge is recorded.
+    """Queue the background steps once the charge is recorded, once across every path that gets here.
 
-    A failure here is logged, not raised: the donor has been charged and must hear so. The record
-    keeps ``followups_published = false`` and the reconciler publishes it later.
+    The charge, the Stripe webhook and the reconciler may reach this for one donation at the same
+    time: a conditional claim on the record lets one of them publish (the others answer True, the
+    messages are on their way). A failure here is logged, not raised: the donor has been charged
+    and must hear so. The record keeps ``followups_published = false``, the claim is given back,
+    and the reconciler publishes it later. ``now`` (unix seconds, default the clock) judges the
+    claim's lease: the reconciler passes its run's scheduled time.
     """
     if donation.followups_published:
         return True
+    claimed = published = False
     try:
+        claimed = store.claim_followups(donation.donation_id, FOLLOWUPS_CLAIM_SECONDS, now)
+        if not claimed:
+            logger.info("Follow-ups already published or being published by another path")
+            return True
         publisher.publish(donation, correlation_id)
         store.mark_followups_published(donation.donation_id)
+        published = True
     except Exception:
         metrics.add_metric(name="FollowUpPublishFailures", unit=MetricUnit.Count, value=1)
         logger.exception("Follow-up messages not published; the reconciler will retry")
         return False
+    finally:
+        if claimed and not published:
+            # Best effort: if this fails too, the lease runs out by itself.
+            with contextlib.suppress(Exception):
+                store.release_followups_claim(donation.donation_id)
     return True
 
 

@@ -95,6 +95,30 @@ class ServiceUnavailable(DonationError):
     retry_after_seconds = 5
 
 
+# -- Stripe webhooks: Stripe retries any answer that is not 2xx, for days; a 400 it retries in vain.
+
+
+class InvalidWebhookSignature(DonationError):
+    """Unsigned, mis-signed or older than the tolerance: not from Stripe (or replayed), nothing done."""
+
+    status = HTTPStatus.BAD_REQUEST
+    code = "invalid_signature"
+
+
+class InvalidWebhookEvent(DonationError):
+    """Signed by Stripe but not an event we can read."""
+
+    status = HTTPStatus.BAD_REQUEST
+    code = "invalid_event"
+
+
+class DonationNotRecordedYet(DonationError):
+    """The event names a donation we have not written yet: Stripe's retry will find it."""
+
+    status = HTTPStatus.CONFLICT
+    code = "donation_not_recorded_yet"
+
+
 class StepFailure(Exception):
     """A background step failed; subclasses say whether trying again can help."""
 

@@ -160,6 +160,18 @@ class Donation(BaseModel):
     receipt_sent_at: str | None = None
     failed_step: Step | None = None
     failure_reason: str | None = None
+    # Present while we may still owe this donation work (not final, or charged with follow-ups
+    # unpublished); the reconciler's sparse index holds only such donations. See DonationStore.
+    unsettled_since: str | None = None
+    # Whoever publishes the follow-ups holds this lease (unix seconds) meanwhile; see publish_follow_ups.
+    followups_claim_until: int | None = None
+    # Money moving back after the charge, as Stripe's webhooks report it (donations.webhooks).
+    amount_refunded: int | None = None
+    refunded_at: str | None = None
+    dispute_id: str | None = None
+    dispute_reason: str | None = None
+    dispute_status: str | None = None
+    disputed_at: str | None = None
 
     def public_view(self) -> PublicDonation:
         card_saved: bool | None = None

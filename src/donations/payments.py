@@ -57,6 +57,18 @@ class ChargeOutcome:
     client_secret: str | None = None
 
 
+@dataclass(frozen=True)
+class IntentSnapshot:
+    """What the reconciler needs to know about a PaymentIntent, free of SDK types."""
+
+    id: str
+    status: str
+    payment_method_id: str | None
+    decline_code: str | None = None
+    """Set when the last payment attempt was a card decline (donor-safe code, as in CardDeclined)."""
+    authentication_failed: bool = False
+
+
 def charge_idempotency_key(donation_id: str) -> str:
     return f"donation-{donation_id}-charge"
 
@@ -106,6 +118,38 @@ class StripePayments:
     def retrieve(self, payment_intent_id: str) -> stripe.PaymentIntent:
         return self._client.v1.payment_intents.retrieve(payment_intent_id)
 
+    def lookup(self, payment_intent_id: str) -> IntentSnapshot:
+        return _snapshot(self.retrieve(payment_intent_id))
+
+    def find_for_donation(self, donation_id: str) -> list[IntentSnapshot]:
+        """PaymentIntents whose metadata names this donation (the charge always sets it).
+
+        Stripe's search index lags (under a minute normally, up to an hour in incidents): an empty
+        answer means "not charged yet, as far as Stripe can tell", never proof on its own.
+        """
+        found = self._client.v1.payment_intents.search(
+            params={"query": f"metadata['donation_id']:'{donation_id}'", "limit": 10}
+        )
+        return [_snapshot(intent) for intent in found.data]
+
+    def cancel(self, donation_id: str, payment_intent_id: str) -> IntentSnapshot:
+        """Cancel an abandoned PaymentIntent so a late authentication cannot take the money.
+
+        An intent that moved on meanwhile (succeeded, or already canceled) cannot be canceled:
+        its current state is returned instead, for the caller to record.
+        """
+        try:
+            intent = self._client.v1.payment_intents.cancel(
+                payment_intent_id,
+                params={"cancellation_reason": "abandoned"},
+                options={"idempotency_key": f"donation-{donation_id}-cancel"},
+            )
+        except stripe.InvalidRequestError as error:
+            if error.code != "payment_intent_unexpected_state":
+                raise
+            return self.lookup(payment_intent_id)
+        return _snapshot(intent)
+
     def save_card(self, donation: Donation) -> SavedCard:
         """Create the donor's Customer and attach the charge's PaymentMethod; safe to repeat."""
         if not donation.payment_method_id:
@@ -139,9 +183,32 @@ class StripePayments:
         )
 
 
-def _outcome(intent: stripe.PaymentIntent) -> ChargeOutcome:
+def _payment_method_id(intent: stripe.PaymentIntent) -> str | None:
     payment_method = intent.payment_method
-    method_id = payment_method if isinstance(payment_method, str) or payment_method is None else payment_method.id
+    return payment_method if isinstance(payment_method, str) or payment_method is None else payment_method.id
+
+
+def _snapshot(intent: stripe.PaymentIntent) -> IntentSnapshot:
+    error = intent.last_payment_error
+    decline_code = None
+    if error is not None and error.type == "card_error":
+        decline_code = _donor_safe_decline_code(error.code, error.decline_code)
+    return IntentSnapshot(
+        id=intent.id,
+        status=intent.status,
+        payment_method_id=_payment_method_id(intent),
+        decline_code=decline_code,
+        authentication_failed=error is not None and error.code == "payment_intent_authentication_failure",
+    )
+
+
+def _donor_safe_decline_code(code: str | None, decline_code: str | None) -> str:
+    safe = decline_code or code or "card_declined"
+    return "generic_decline" if safe in _UNDISCLOSED_DECLINE_CODES else safe
+
+
+def _outcome(intent: stripe.PaymentIntent) -> ChargeOutcome:
+    method_id = _payment_method_id(intent)
     if intent.status == "succeeded":
         return ChargeOutcome(ChargeState.SUCCEEDED, intent.id, method_id)
     if intent.status == "requires_action":
@@ -153,9 +220,7 @@ def _outcome(intent: stripe.PaymentIntent) -> ChargeOutcome:
 def _declined(error: stripe.CardError) -> CardDeclined:
     details = error.error
     code = (details.code if details else None) or "card_declined"
-    decline_code = (details.decline_code if details else None) or code
-    if decline_code in _UNDISCLOSED_DECLINE_CODES:
-        decline_code = "generic_decline"
+    decline_code = _donor_safe_decline_code(code, details.decline_code if details else None)
     message = _DONOR_MESSAGES.get(decline_code) or _DONOR_MESSAGES.get(code) or _GENERIC_DECLINE
     declined = CardDeclined(message, code="card_declined", decline_code=decline_code)
     intent = details.payment_intent if details else None

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from functools import cache
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Settings(BaseModel):
@@ -28,6 +28,7 @@ class Settings(BaseModel):
 
     stripe_secret_name: str = "donations/stripe-api-key"  # noqa: S105 - a name, not a secret
     sendgrid_secret_name: str = "donations/sendgrid-api-key"  # noqa: S105 - a name, not a secret
+    stripe_webhook_secret_name: str = "donations/stripe-webhook-secret"  # noqa: S105 - a name, not a secret
     # Empty means the real provider; the local stack and tests point these at the emulators.
     stripe_api_base: str = ""
     sendgrid_api_host: str = ""
@@ -52,12 +53,35 @@ class Settings(BaseModel):
     backoff_cap_seconds: int = Field(default=600, ge=0, le=43_200)
     receipt_claim_seconds: int = Field(default=60, ge=1)
 
+    # Crash recovery (donations.reconcile). A donation is left alone until it has not changed for
+    # the grace period (longer than the charge function's timeout and Stripe's ~1 min search lag),
+    # and is only reported, not retried, once older than the max age.
+    reconcile_grace_seconds: int = Field(default=120, ge=0)
+    reconcile_max_age_seconds: int = Field(default=7 * 24 * 3600, ge=1)
+    # Stripe keeps idempotency keys 24 h: until then a donor's retry with the same key may still charge
+    # (or replay) the pending donation, so silence from Stripe only means "never charged" after it.
+    stripe_idempotency_window_seconds: int = Field(default=24 * 3600, ge=0)
+    # How long a donor may take to finish 3-D Secure before the PaymentIntent is canceled.
+    reconcile_action_timeout_seconds: int = Field(default=24 * 3600, ge=0)
+    reconcile_batch_size: int = Field(default=100, ge=1, le=1000)
+
     @field_validator("allowed_currencies", mode="before")
     @classmethod
     def _split_currencies(cls, value: object) -> object:
         if isinstance(value, str):
             return frozenset(part.strip().lower() for part in value.split(",") if part.strip())
         return value
+
+    @model_validator(mode="after")
+    def _reconcile_windows_fit(self) -> Settings:
+        # A donation must get its decision before it becomes too old to be retried.
+        windows = (self.stripe_idempotency_window_seconds, self.reconcile_action_timeout_seconds)
+        if not self.reconcile_grace_seconds <= min(windows) <= max(windows) < self.reconcile_max_age_seconds:
+            raise ValueError(
+                "RECONCILE_GRACE_SECONDS must not exceed STRIPE_IDEMPOTENCY_WINDOW_SECONDS or "
+                "RECONCILE_ACTION_TIMEOUT_SECONDS, and both must be below RECONCILE_MAX_AGE_SECONDS"
+            )
+        return self
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -1,4 +1,16 @@
-"""The Donations table: every state change is a conditional update, so retries and duplicates are harmless."""
+"""The Donations table: every state change is a conditional update, so retries and duplicates are harmless.
+
+Finding unfinished work without a scan (for donations.reconcile):
+
+* ``status-updated_at-index`` (status, updated_at): ``pending`` and ``requires_action`` donations
+  unchanged since a cut-off. Those partitions stay small: every open donation is settled or
+  failed by the reconciler within its windows.
+* ``status-unsettled_since-index`` (status, unsettled_since), sparse: ``unsettled_since`` is set when
+  a donation is created and removed once it is final and, if charged, its follow-ups are published.
+  Querying ``status = succeeded`` there reads only charged-but-unpublished donations, where the
+  first index would read every donation ever charged. Keys only: the reconciler re-reads each
+  candidate with a consistent read before acting, since index reads are eventually consistent.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +18,22 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from boto3.dynamodb.conditions import Attr
+from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from donations.errors import DonationNotFound, IdempotencyKeyReused
 from donations.models import Donation, DonationRequest, DonationStatus, Step, StepStatus, utc_now
 from donations.redaction import mask_email
+
+STATUS_INDEX = "status-updated_at-index"
+UNSETTLED_INDEX = "status-unsettled_since-index"
+UNSETTLED = "unsettled_since"
+# Which index and clock tell how long a donation has waited in each status the reconciler visits.
+_WAITING_SINCE = {
+    DonationStatus.PENDING: (STATUS_INDEX, "updated_at"),
+    DonationStatus.REQUIRES_ACTION: (STATUS_INDEX, "updated_at"),
+    DonationStatus.SUCCEEDED: (UNSETTLED_INDEX, UNSETTLED),
+}
 
 
 class ConditionFailed(Exception):
@@ -67,6 +89,7 @@ class DonationStore:
             correlation_id=correlation_id,
             created_at=now,
             updated_at=now,
+            unsettled_since=now,
             card_status=StepStatus.PENDING if request.save_card else StepStatus.NOT_REQUESTED,
         )
         try:
@@ -113,6 +136,7 @@ class DonationStore:
                 "payment_intent_id": payment_intent_id,
                 "failure_reason": f"card_declined:{decline_code}",
             },
+            remove=[UNSETTLED],
             condition=Attr("status").is_in(_OPEN_STATUSES),
         )
 
@@ -120,11 +144,44 @@ class DonationStore:
         return self._update(
             donation_id,
             {"status": DonationStatus.FAILED.value, "failure_reason": reason},
+            remove=[UNSETTLED],
+            condition=Attr("status").is_in(_OPEN_STATUSES),
+        )
+
+    def mark_canceled(self, donation_id: str, reason: str, payment_intent_id: str | None) -> Donation:
+        return self._update(
+            donation_id,
+            {"status": DonationStatus.CANCELED.value, "failure_reason": reason, "payment_intent_id": payment_intent_id},
+            remove=[UNSETTLED],
             condition=Attr("status").is_in(_OPEN_STATUSES),
         )
 
     def mark_followups_published(self, donation_id: str) -> Donation:
-        return self._update(donation_id, {"followups_published": True})
+        # Nothing is owed any more: the donation leaves the reconciler's sparse index.
+        return self._update(donation_id, {"followups_published": True}, remove=[UNSETTLED])
+
+    def waiting(self, status: DonationStatus, *, since: str | None, before: str, limit: int) -> list[str]:
+        """Ids of unsettled donations in ``status`` waiting since a time before ``before``, oldest first.
+
+        ``since``: and not before this time (inclusive; None = no lower bound). Times are ISO-8601 UTC
+        strings like ``utc_now()``'s (they sort as text). A query, never a scan: see the module docstring.
+        """
+        index, clock = _WAITING_SINCE[status]
+        waited = Key(clock).lt(before) if since is None else Key(clock).between(since, before)
+        arguments: dict[str, Any] = {
+            "IndexName": index,
+            "KeyConditionExpression": Key("status").eq(status.value) & waited,
+            "ProjectionExpression": "donation_id",
+            "Limit": limit,
+        }
+        ids: list[str] = []
+        while len(ids) < limit:
+            page = self._table.query(**arguments)
+            ids += [str(item["donation_id"]) for item in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                break
+            arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return ids[:limit]
 
     def record_card(self, donation_id: str, card: SavedCard) -> Donation:
         """Store the token once; a second writer finds the card already saved."""
@@ -199,6 +256,64 @@ class DonationStore:
             condition=Attr("failed_step").eq(step.value),
         )
 
+    # -- follow-up publishing and Stripe webhooks (donations.charge, donations.webhooks) ----------
+
+    def claim_followups(self, donation_id: str, lease_seconds: int, now: float | None = None) -> bool:
+        """Take the right to publish a charged donation's follow-ups; False if published or claimed.
+
+        The charge, the webhook and the reconciler may all reach ``publish_follow_ups`` for one
+        donation at once: the lease lets one of them publish. A publisher that dies keeps it until
+        it runs out, then the reconciler may take it.
+        """
+        now = time.time() if now is None else now
+        unpublished = Attr("followups_published").eq(False) | Attr("followups_published").not_exists()
+        unclaimed = Attr("followups_claim_until").not_exists() | Attr("followups_claim_until").lt(int(now))
+        try:
+            self._update(
+                donation_id,
+                {"followups_claim_until": int(now) + lease_seconds},
+                condition=Attr("status").eq(DonationStatus.SUCCEEDED.value) & unpublished & unclaimed,
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def release_followups_claim(self, donation_id: str) -> None:
+        """Give the lease back after a failed publish, so the next attempt need not wait for it."""
+        self._update(donation_id, {}, remove=["followups_claim_until"])
+
+    def find_by_payment_intent(self, payment_intent_id: str) -> str | None:
+        """The donation charged through this PaymentIntent (a dispute names only the intent and charge).
+
+        Reads the sparse, keys-only ``payment_intent_id-index``: eventually consistent, which is fine
+        for events that come days after the charge.
+        """
+        items = self._table.query(
+            IndexName=PAYMENT_INTENT_INDEX,
+            KeyConditionExpression=Key("payment_intent_id").eq(payment_intent_id),
+            ProjectionExpression="donation_id",
+        ).get("Items", [])
+        return str(items[0]["donation_id"]) if items else None
+
+    def record_refund(self, donation_id: str, amount_refunded: int, refunded_at: str) -> Donation:
+        """Refunds only grow: an older ``charge.refunded`` arriving late does not shrink the total."""
+        return self._update(
+            donation_id,
+            {"amount_refunded": amount_refunded, "refunded_at": refunded_at},
+            condition=Attr("amount_refunded").not_exists() | Attr("amount_refunded").lte(amount_refunded),
+        )
+
+    def record_dispute(self, donation_id: str, dispute_id: str, reason: str, status: str, disputed_at: str) -> Donation:
+        return self._update(
+            donation_id,
+            {
+                "dispute_id": dispute_id,
+                "dispute_reason": reason,
+                "dispute_status": status,
+                "disputed_at": disputed_at,
+            },
+        )
+
     def _update(
         self,
         donation_id: str,
@@ -207,7 +322,10 @@ class DonationStore:
         remove: list[str] | None = None,
         condition: Any = None,
     ) -> Donation:
-        values = {**values, "updated_at": utc_now()}
+        # None removes the attribute (it reads back as None all the same): DynamoDB refuses a NULL
+        # in an index key, such as payment_intent_id in mark_declined(..., None).
+        remove = [*(remove or []), *(name for name, value in values.items() if value is None)]
+        values = {**{name: value for name, value in values.items() if value is not None}, "updated_at": utc_now()}
         names = {f"#{index}": name for index, name in enumerate(values)}
         set_clause = ", ".join(f"#{index} = :{index}" for index in range(len(values)))
         attribute_values = {f":{index}": value for index, value in enumerate(values.values())}
@@ -231,6 +349,8 @@ class DonationStore:
 
 
 _OPEN_STATUSES = [DonationStatus.PENDING.value, DonationStatus.REQUIRES_ACTION.value]
+# Sparse (only donations that reached Stripe have a payment_intent_id), keys only: see find_by_payment_intent.
+PAYMENT_INTENT_INDEX = "payment_intent_id-index"
 
 
 def _condition_failed(error: ClientError) -> bool:

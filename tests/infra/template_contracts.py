@@ -54,6 +54,8 @@ DASHBOARD_METRICS = (
     "ReceiptsSent",
     "StepRetries",
     "PermanentFailures",
+    "WebhookSignatureFailures",
+    "DisputesOpened",
 )
 REQUIRED_OUTPUTS = (
     "ApiUrl",

@@ -121,7 +121,10 @@ def test_arm64_build_has_each_handler_and_the_core_layer(sam_template: Template,
     assert list(layer.glob("pydantic_core/_pydantic_core.*aarch64*.so"))
 
 
-@pytest.mark.parametrize("logical_id", ["ChargeFunction", "TokenizeFunction", "SendReceiptFunction"])
+@pytest.mark.parametrize(
+    "logical_id",
+    ["ChargeFunction", "TokenizeFunction", "SendReceiptFunction", "ReconcilerFunction", "StripeWebhookFunction"],
+)
 def test_built_handler_imports_like_on_lambda(
     sam_template: Template, builds: dict[str, Path], tmp_path: Path, logical_id: str
 ) -> None:

@@ -18,6 +18,14 @@ FUNCTIONS = {
     "ChargeFunction": ("charge_handler.lambda_handler", "functions/charge/", 10, 512, "charge"),
     "TokenizeFunction": ("tokenize_handler.lambda_handler", "functions/tokenize/", 20, 256, "tokenize"),
     "SendReceiptFunction": ("send_receipt_handler.lambda_handler", "functions/send_receipt/", 20, 256, "send_receipt"),
+    "ReconcilerFunction": ("reconciler_handler.lambda_handler", "functions/reconciler/", 120, 256, "reconciler"),
+    "StripeWebhookFunction": (
+        "stripe_webhook_handler.lambda_handler",
+        "functions/stripe_webhook/",
+        10,
+        256,
+        "stripe_webhook",
+    ),
 }
 COMMON_ENV = {
     "POWERTOOLS_SERVICE_NAME",
@@ -39,6 +47,13 @@ FUNCTION_ENV = {
     "ChargeFunction": {"IDEMPOTENCY_TABLE", "TOKENIZE_QUEUE_URL", "RECEIPT_QUEUE_URL", "STRIPE_SECRET_NAME"},
     "TokenizeFunction": {"TOKENIZE_DLQ_URL", "STRIPE_SECRET_NAME", "MAX_RECEIVE_COUNT"},
     "SendReceiptFunction": {"RECEIPT_DLQ_URL", "SENDGRID_SECRET_NAME", "MAX_RECEIVE_COUNT"},
+    "ReconcilerFunction": {"TOKENIZE_QUEUE_URL", "RECEIPT_QUEUE_URL", "STRIPE_SECRET_NAME", "RECONCILE_GRACE_SECONDS"},
+    "StripeWebhookFunction": {
+        "IDEMPOTENCY_TABLE",
+        "TOKENIZE_QUEUE_URL",
+        "RECEIPT_QUEUE_URL",
+        "STRIPE_WEBHOOK_SECRET_NAME",
+    },
 }
 ALARMS = {
     "TokenizeDLQAlarm",
@@ -51,6 +66,13 @@ ALARMS = {
     "TokenizeFunctionThrottlesAlarm",
     "SendReceiptFunctionErrorsAlarm",
     "SendReceiptFunctionThrottlesAlarm",
+    "ReconcilerFunctionErrorsAlarm",
+    "ReconcilerFunctionThrottlesAlarm",
+    "ReconcileFailuresAlarm",
+    "StripeWebhookFunctionErrorsAlarm",
+    "StripeWebhookFunctionThrottlesAlarm",
+    "WebhookSignatureFailureAlarm",
+    "DisputeAlarm",
     "ChargeFailureSpikeAlarm",
 }
 

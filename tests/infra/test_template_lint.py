@@ -36,6 +36,8 @@ def test_translation_keeps_local_code_paths(cfn_template: Template) -> None:
         "ChargeFunction": "functions/charge/",
         "TokenizeFunction": "functions/tokenize/",
         "SendReceiptFunction": "functions/send_receipt/",
+        "ReconcilerFunction": "functions/reconciler/",
+        "StripeWebhookFunction": "functions/stripe_webhook/",
     }
     assert [v for k, v in local.items() if k.startswith("CoreLayer")] == ["src/"]
 

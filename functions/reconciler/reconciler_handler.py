@@ -1,0 +1,40 @@
+"""EventBridge schedule → finish donations left half-done by a crash or an outage (donations.reconcile)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from donations.observability import logger, metrics, tracer
+from donations.reconcile import ReconcilePolicy, reconcile
+from donations.settings import get_settings
+from donations.wiring import Wiring
+
+# Stop starting new donations this long before the function times out; the next run continues.
+RESERVE_MILLIS = 15_000
+
+
+@cache
+def wiring() -> Wiring:
+    return Wiring(get_settings())
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
+    deps = wiring()
+    summary = reconcile(
+        # The scheduled time, not the clock: a late or retried invocation judges ages as of its schedule.
+        now=parse(event=event, model=EventBridgeModel).time,
+        store=deps.store,
+        payments=deps.payments,
+        publisher=deps.publisher,
+        policy=ReconcilePolicy.from_settings(deps.settings),
+        out_of_time=lambda: context.get_remaining_time_in_millis() < RESERVE_MILLIS,
+    )
+    return summary.as_dict()

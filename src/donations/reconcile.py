@@ -1,0 +1,258 @@
+"""Crash recovery: a scheduled sweep that finishes the donations the charge function left half-done.
+
+What it repairs (every write conditional, every message safe to deliver twice):
+
+* **pending** past the grace period: the charge function died, or lost Stripe's answer, after it may
+  have charged (crash point A). Stripe is asked for the truth by searching PaymentIntents on
+  ``metadata['donation_id']``: succeeded → recorded and published; requires_action → recorded;
+  declined → recorded; nothing (or nothing charged) once Stripe's idempotency window has passed →
+  failed. Nothing is ever charged here.
+* **succeeded with follow-ups unpublished** (crash point B, or SQS down): published again.
+* **requires_action** (3-D Secure) past the grace period: the PaymentIntent is retrieved;
+  succeeded → recorded and published (a safety net for the webhook); canceled → recorded;
+  still unfinished after the action timeout → canceled at Stripe, then recorded.
+* Anything older than the max age is reported (``stale``, counted in ReconcileFailures), not retried:
+  a donation stuck that long needs a person.
+
+Why search, and not "replay the create with the same idempotency key": a replay returns Stripe's
+stored answer only if the first request reached Stripe. If it did not (Stripe down, crash before
+the call), the replay *is* the first request and charges a donor who was told the donation failed,
+possibly hours later. Search only reads. Its index lags (under a minute normally, up to an hour in
+incidents), so an empty answer is never taken as final: it only becomes "never charged" once
+Stripe's 24 h idempotency window has passed. Until then the donor's own retry with the same
+Idempotency-Key may still charge it, and the sweep keeps asking on every run.
+
+Why a scheduled reconciler and not a DynamoDB Streams outbox:
+
+* An outbox only covers crash point B. Crash point A (Stripe charged, the record still says pending)
+  and a 3-D Secure payment finished after the donor left write nothing to stream: only asking
+  Stripe finds them. A sweep is needed for those anyway, and once it exists it covers B as well:
+  one mechanism to test and operate instead of two.
+* A stream consumer sees every write of every donation (card saved, receipt claimed...) and must
+  filter them; a failing batch blocks its shard in order unless bisecting and failure destinations
+  are set up: more moving parts for a path that only runs after crashes.
+* The price: recovery takes the grace period plus up to one schedule interval (2 to 7 minutes)
+  instead of seconds. That delays only the background steps; the donor already has their answer.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from donations.charge import publish_follow_ups
+from donations.messages import FollowUpPublisher
+from donations.models import Donation, DonationStatus
+from donations.observability import MetricUnit, logger, metrics
+from donations.payments import IntentSnapshot, StripePayments
+from donations.settings import Settings
+from donations.store import ConditionFailed, DonationStore
+
+
+class Outcome(StrEnum):
+    CHARGED = "charged"  # Stripe had charged it: recorded, follow-ups published
+    PUBLISHED = "published"  # charged earlier, follow-ups published now
+    REQUIRES_ACTION = "requires_action"  # Stripe waits for 3-D Secure: recorded
+    DECLINED = "declined"
+    FAILED = "failed"  # nothing was charged, and nothing will be
+    CANCELED = "canceled"
+    WAITING = "waiting"  # not decided yet (search may lag, the donor may still authenticate)
+    SKIPPED = "skipped"  # changed since the query, or being worked on right now
+    STALE = "stale"  # older than the max age: reported, not retried
+    ERROR = "error"  # failed this time; the next run tries again
+
+
+_RECONCILED = frozenset(
+    {Outcome.CHARGED, Outcome.PUBLISHED, Outcome.REQUIRES_ACTION, Outcome.DECLINED, Outcome.FAILED, Outcome.CANCELED}
+)
+_FAILURES = frozenset({Outcome.ERROR, Outcome.STALE})
+
+
+@dataclass(frozen=True)
+class ReconcilePolicy:
+    grace: timedelta
+    max_age: timedelta
+    idempotency_window: timedelta
+    action_timeout: timedelta
+    batch_size: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ReconcilePolicy:
+        return cls(
+            grace=timedelta(seconds=settings.reconcile_grace_seconds),
+            max_age=timedelta(seconds=settings.reconcile_max_age_seconds),
+            idempotency_window=timedelta(seconds=settings.stripe_idempotency_window_seconds),
+            action_timeout=timedelta(seconds=settings.reconcile_action_timeout_seconds),
+            batch_size=settings.reconcile_batch_size,
+        )
+
+
+@dataclass
+class ReconcileSummary:
+    counts: Counter[Outcome] = field(default_factory=Counter)
+
+    @property
+    def reconciled(self) -> int:
+        return sum(count for outcome, count in self.counts.items() if outcome in _RECONCILED)
+
+    @property
+    def failures(self) -> int:
+        return sum(count for outcome, count in self.counts.items() if outcome in _FAILURES)
+
+    def as_dict(self) -> dict[str, int]:
+        return {outcome.value: count for outcome, count in sorted(self.counts.items()) if count}
+
+
+@dataclass(frozen=True)
+class _Run:
+    now: datetime
+    policy: ReconcilePolicy
+    store: DonationStore
+    payments: StripePayments
+    publisher: FollowUpPublisher
+
+    def waited(self, since: str) -> timedelta:
+        return self.now - datetime.fromisoformat(since)
+
+    def settled_down(self, donation: Donation) -> bool:
+        """Untouched for the grace period: no charge function or webhook is working on it now."""
+        return self.waited(donation.updated_at) >= self.policy.grace
+
+
+def reconcile(
+    *,
+    now: datetime,
+    store: DonationStore,
+    payments: StripePayments,
+    publisher: FollowUpPublisher,
+    policy: ReconcilePolicy,
+    out_of_time: Callable[[], bool] = lambda: False,
+) -> ReconcileSummary:
+    """One sweep over the unsettled donations; returns how many ended in each outcome.
+
+    ``now`` is the scheduled time of the run (injectable, so tests move time instead of waiting).
+    ``out_of_time`` stops the sweep early (the rest waits for the next run).
+    """
+    run = _Run(now.astimezone(UTC), policy, store, payments, publisher)
+    summary = ReconcileSummary()
+    until, oldest = _iso(run.now - policy.grace), _iso(run.now - policy.max_age)
+    for status, settle in _SETTLERS.items():
+        for donation_id in store.waiting(status, since=None, before=oldest, limit=policy.batch_size):
+            logger.error("Donation stuck past the reconciler's max age", extra=_keys(donation_id, status))
+            summary.counts[Outcome.STALE] += 1
+        for donation_id in store.waiting(status, since=oldest, before=until, limit=policy.batch_size):
+            if out_of_time():
+                logger.warning("Reconcile run out of time; the next run continues")
+                return _report(summary)
+            summary.counts[_settle_one(run, settle, donation_id, status)] += 1
+    return _report(summary)
+
+
+def _settle_one(run: _Run, settle: _Settler, donation_id: str, status: DonationStatus) -> Outcome:
+    logger.append_keys(donation_id=donation_id)
+    try:
+        donation = run.store.get(donation_id)
+        if donation is None or donation.status is not status or not run.settled_down(donation):
+            return Outcome.SKIPPED  # the index lags the table, or someone is on it right now
+        outcome = settle(run, donation)
+    except ConditionFailed:
+        # A concurrent writer (charge retry, webhook) moved it first; the record says what happened.
+        outcome = Outcome.SKIPPED
+    except Exception:
+        logger.exception("Could not reconcile the donation; the next run retries", extra={"status": status.value})
+        outcome = Outcome.ERROR
+    finally:
+        logger.remove_keys(["donation_id"])
+    if outcome is not Outcome.WAITING:
+        logger.info("Reconcile outcome", extra={**_keys(donation_id, status), "outcome": outcome.value})
+    return outcome
+
+
+def _settle_pending(run: _Run, donation: Donation) -> Outcome:
+    intents = run.payments.find_for_donation(donation.donation_id)
+    by_status = {intent.status: intent for intent in intents}
+    if "succeeded" in by_status:
+        return _record_charge(run, donation, by_status["succeeded"])
+    if "requires_action" in by_status:
+        run.store.mark_requires_action(donation.donation_id, by_status["requires_action"].id)
+        return Outcome.REQUIRES_ACTION
+    if "processing" in by_status:
+        return Outcome.WAITING
+    for intent in intents:
+        if intent.decline_code:
+            # Stripe stored this decline under the charge's idempotency key: a retry would replay it.
+            run.store.mark_declined(donation.donation_id, intent.decline_code, intent.id)
+            return Outcome.DECLINED
+    if run.waited(donation.created_at) < run.policy.idempotency_window:
+        return Outcome.WAITING  # search may lag, and the donor's retry may still charge it
+    run.store.mark_failed(donation.donation_id, "reconcile:not_charged")
+    return Outcome.FAILED
+
+
+def _settle_requires_action(run: _Run, donation: Donation) -> Outcome:
+    if donation.payment_intent_id is None:
+        raise ValueError("requires_action without a payment_intent_id")
+    intent = run.payments.lookup(donation.payment_intent_id)
+    if intent.status in ("requires_action", "requires_payment_method", "requires_confirmation"):
+        # The donor may still finish (or retry) 3-D Secure; past the timeout we stop waiting, and
+        # cancel first so that a late authentication cannot take money for a closed donation.
+        if run.waited(donation.updated_at) < run.policy.action_timeout:
+            return Outcome.WAITING
+        intent = run.payments.cancel(donation.donation_id, intent.id)
+    if intent.status == "succeeded":
+        return _record_charge(run, donation, intent)
+    if intent.status == "canceled":
+        reason = "authentication_failed" if intent.authentication_failed else "authentication_abandoned"
+        run.store.mark_canceled(donation.donation_id, reason, intent.id)
+        return Outcome.CANCELED
+    return Outcome.WAITING  # processing
+
+
+def _publish_unpublished(run: _Run, donation: Donation) -> Outcome:
+    if donation.followups_published:
+        if donation.unsettled_since is not None:  # flagged by a writer that left the marker: drop it
+            run.store.mark_followups_published(donation.donation_id)
+        return Outcome.SKIPPED  # published since the (eventually consistent) index read
+    return _publish(run, donation, Outcome.PUBLISHED)
+
+
+def _record_charge(run: _Run, donation: Donation, intent: IntentSnapshot) -> Outcome:
+    charged = run.store.mark_charged(donation.donation_id, intent.id, intent.payment_method_id)
+    return _publish(run, charged, Outcome.CHARGED)
+
+
+def _publish(run: _Run, donation: Donation, outcome: Outcome) -> Outcome:
+    # The consumers are idempotent: if an earlier publish got through before its flag was
+    # written, this one only makes duplicates they acknowledge. A publisher that died left its
+    # claim (a lease, FOLLOWUPS_CLAIM_SECONDS, shorter than the grace period; taking it bumps
+    # updated_at): by the time a donation has settled down, that lease has run out.
+    published = publish_follow_ups(donation, run.store, run.publisher, donation.correlation_id, now=run.now.timestamp())
+    return outcome if published else Outcome.ERROR
+
+
+_Settler = Callable[[_Run, Donation], Outcome]
+_SETTLERS: dict[DonationStatus, _Settler] = {
+    DonationStatus.PENDING: _settle_pending,
+    DonationStatus.REQUIRES_ACTION: _settle_requires_action,
+    DonationStatus.SUCCEEDED: _publish_unpublished,
+}
+
+
+def _report(summary: ReconcileSummary) -> ReconcileSummary:
+    # Emitted every run, zeros included, so the alarm and dashboard see a continuous series.
+    metrics.add_metric(name="ReconciledDonations", unit=MetricUnit.Count, value=summary.reconciled)
+    metrics.add_metric(name="ReconcileFailures", unit=MetricUnit.Count, value=summary.failures)
+    logger.info("Reconcile run finished", extra={"outcomes": summary.as_dict()})
+    return summary
+
+
+def _keys(donation_id: str, status: DonationStatus) -> dict[str, str]:
+    return {"donation_id": donation_id, "status": status.value}
+
+
+def _iso(moment: datetime) -> str:
+    """The format of ``utc_now()``: ISO-8601 UTC, milliseconds, ``Z``; sorts as text."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

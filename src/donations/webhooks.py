@@ -1,0 +1,295 @@
+"""Stripe webhooks: verify the signature, then apply each event to its donation, once.
+
+Payments that finish after the donor's request (3-D Secure) are only learnt from Stripe's events.
+The rules:
+
+* **Verify before anything else.** ``stripe.Webhook.construct_event`` checks the ``Stripe-Signature``
+  HMAC over the raw body and refuses timestamps older than 300 s; a refusal is a 400 with no
+  effect, counted in ``WebhookSignatureFailures`` (alarmed: someone is probing the endpoint).
+* **Once per event id.** Stripe delivers at least once and retries for days. The handler wraps
+  :func:`handle_event` in Powertools Idempotency keyed on the event id (see the handler for why),
+  so a redelivery, or a replay re-signed with a fresh timestamp, has one effect. Below that, every
+  status change is conditional and the other writes set the same values again, so an event seen
+  after its record expired (7 days; Stripe stops retrying after 3) moves nothing backwards.
+* **Same path as the charge.** A succeeded payment is recorded with ``mark_charged`` and its
+  follow-ups go through ``publish_follow_ups``, whose claim lets one of the charge, the webhook
+  and the reconciler publish when they race.
+* **Fast.** DynamoDB and SQS only; no Stripe call (the event carries what we need).
+* **Out of order.** The charge writes the donation before it calls Stripe, so an event naming a
+  donation we do not have is either early (a write not visible yet) or not ours (another
+  environment on the same Stripe account). For a fresh event we answer 409: Stripe retries it
+  (within minutes at first, for up to three days) and the retry finds the record. An event still
+  unmatched after an hour is not ours: 200, counted in ``WebhookEventsUnmatched``, logged.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import stripe
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from donations.charge import publish_follow_ups
+from donations.errors import DonationNotRecordedYet, InvalidWebhookEvent, InvalidWebhookSignature
+from donations.messages import FollowUpPublisher
+from donations.models import Donation, DonationStatus
+from donations.observability import MetricUnit, logger, metrics
+from donations.payments import _donor_safe_decline_code
+from donations.store import ConditionFailed, DonationStore
+
+SIGNATURE_HEADER = "Stripe-Signature"
+SIGNATURE_TOLERANCE_SECONDS = 300
+# Idempotency records: a prefix of their own in the shared table, kept longer than Stripe retries (3 days).
+EVENT_KEY_PREFIX = "stripe-webhook-event"
+EVENT_RECORD_TTL_SECONDS = 7 * 24 * 3600
+# Our record is written before Stripe sees the PaymentIntent: unmatched for this long means not ours.
+UNRECORDED_RETRY_SECONDS = 3600
+
+
+class WebhookOutcome(StrEnum):
+    SUCCEEDED = "succeeded"  # the donation is charged (now or before) and its follow-ups are on their way
+    DECLINED = "declined"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    REFUND_RECORDED = "refund_recorded"
+    DISPUTE_RECORDED = "dispute_recorded"
+    ALREADY_FINAL = "already_final"  # a failure for a donation that already ended (or an older refund)
+    CONFLICT = "conflict"  # Stripe took money for a donation we recorded as failed: an operator looks
+    IGNORED = "ignored"  # not a donation of ours, or a type we do not handle
+
+
+class StripeEventData(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    object: dict[str, Any]
+
+
+class StripeEvent(BaseModel):
+    """The parts of a Stripe event (API version independent) that we read."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = Field(min_length=1, max_length=255)
+    type: str
+    created: int
+    data: StripeEventData
+
+
+def verify_event(payload: str, signature: str | None, secret: str) -> StripeEvent:
+    """The event, if Stripe signed exactly this body within the tolerance; raises otherwise."""
+    try:
+        stripe.Webhook.construct_event(payload, signature, secret, tolerance=SIGNATURE_TOLERANCE_SECONDS)
+    except stripe.SignatureVerificationError as error:
+        metrics.add_metric(name="WebhookSignatureFailures", unit=MetricUnit.Count, value=1)
+        logger.warning("Webhook refused: bad signature", extra={"reason": error.user_message})
+        raise InvalidWebhookSignature(f"The {SIGNATURE_HEADER} header is missing, invalid or too old.") from error
+    except ValueError as error:  # signed, but not JSON
+        raise InvalidWebhookEvent("The event is not JSON.") from error
+    try:
+        return StripeEvent.model_validate_json(payload)
+    except ValidationError as error:
+        raise InvalidWebhookEvent("The body is not a Stripe event.") from error
+
+
+def handles(event_type: str) -> bool:
+    return event_type in _HANDLERS
+
+
+def handle_event(
+    event: StripeEvent, *, store: DonationStore, publisher: FollowUpPublisher, now: float | None = None
+) -> WebhookOutcome:
+    """Apply one verified event. Raises DonationNotRecordedYet (409) for an early event."""
+    apply = _HANDLERS.get(event.type)
+    if apply is None:
+        return WebhookOutcome.IGNORED
+    logger.append_keys(stripe_event_id=event.id, stripe_event_type=event.type)
+    outcome = apply(_Delivery(event, store, publisher, time.time() if now is None else now))
+    logger.info("Stripe event applied", extra={"outcome": outcome.value})
+    return outcome
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    event: StripeEvent
+    store: DonationStore
+    publisher: FollowUpPublisher
+    now: float
+
+    @property
+    def object(self) -> dict[str, Any]:
+        return self.event.data.object
+
+
+# -- payment_intent.* ---------------------------------------------------------------------------
+
+
+def _payment_succeeded(delivery: _Delivery) -> WebhookOutcome:
+    intent = delivery.object
+    donation = _donation_for_intent(delivery, intent)
+    if donation is None:
+        return WebhookOutcome.IGNORED
+    if donation.status is not DonationStatus.SUCCEEDED:
+        try:
+            donation = delivery.store.mark_charged(
+                donation.donation_id, intent["id"], _id(intent.get("payment_method"))
+            )
+        except ConditionFailed:
+            return _conflict(delivery.store.require(donation.donation_id))
+        metrics.add_metric(name="DonationsCharged", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="AmountCharged", unit=MetricUnit.Count, value=donation.amount)
+    # Also when already succeeded: if the path that charged it died before publishing, this finishes it.
+    publish_follow_ups(donation, delivery.store, delivery.publisher, donation.correlation_id)
+    return WebhookOutcome.SUCCEEDED
+
+
+def _payment_failed(delivery: _Delivery) -> WebhookOutcome:
+    intent = delivery.object
+    donation = _donation_for_intent(delivery, intent)
+    if donation is None:
+        return WebhookOutcome.IGNORED
+    error = intent.get("last_payment_error") or {}
+    try:
+        if error.get("type") == "card_error":
+            # Recorded as the charge records a decline, whichever of the two gets there first.
+            code = _donor_safe_decline_code(error.get("code"), error.get("decline_code"))
+            delivery.store.mark_declined(donation.donation_id, code, intent["id"])
+            return WebhookOutcome.DECLINED
+        delivery.store.mark_failed(donation.donation_id, str(error.get("code") or "payment_failed"))
+        return WebhookOutcome.FAILED
+    except ConditionFailed:
+        return _already_final(donation)
+
+
+def _payment_canceled(delivery: _Delivery) -> WebhookOutcome:
+    intent = delivery.object
+    donation = _donation_for_intent(delivery, intent)
+    if donation is None:
+        return WebhookOutcome.IGNORED
+    try:
+        delivery.store.mark_canceled(
+            donation.donation_id, intent.get("cancellation_reason") or "canceled", intent["id"]
+        )
+    except ConditionFailed:
+        return _already_final(donation)
+    return WebhookOutcome.CANCELED
+
+
+def _donation_for_intent(delivery: _Delivery, intent: dict[str, Any]) -> Donation | None:
+    donation_id = (intent.get("metadata") or {}).get("donation_id")
+    if not donation_id:
+        logger.info("PaymentIntent is not a donation; ignored")
+        return None
+    donation = delivery.store.get(donation_id)
+    if donation is None:
+        if delivery.now - delivery.event.created < UNRECORDED_RETRY_SECONDS:
+            logger.warning(
+                "Event for a donation not recorded yet; Stripe will retry", extra={"donation_id": donation_id}
+            )
+            raise DonationNotRecordedYet(f"Donation {donation_id} is not recorded yet; retry later.")
+        _unmatched("No such donation an hour after the event", donation_id)
+        return None
+    if donation.payment_intent_id not in (None, intent["id"]) or (donation.amount, donation.currency) != (
+        intent.get("amount"),
+        intent.get("currency"),
+    ):
+        # Same donation id, another payment: e.g. another stack sharing this Stripe account.
+        _unmatched("Event does not match the donation's payment", donation_id)
+        return None
+    logger.append_keys(donation_id=donation.donation_id)
+    return donation
+
+
+# -- charge.* -----------------------------------------------------------------------------------
+
+
+def _charge_refunded(delivery: _Delivery) -> WebhookOutcome:
+    charge = delivery.object
+    donation = _donation_for_payment(
+        delivery, _id(charge.get("payment_intent")), (charge.get("metadata") or {}).get("donation_id")
+    )
+    if donation is None:
+        return WebhookOutcome.IGNORED
+    amount = int(charge.get("amount_refunded") or 0)
+    try:
+        delivery.store.record_refund(donation.donation_id, amount, _iso(delivery.event.created))
+    except ConditionFailed:
+        return _already_final(donation)  # a later refund event was applied first
+    metrics.add_metric(name="DonationsRefunded", unit=MetricUnit.Count, value=1)
+    logger.info("Refund recorded", extra={"amount_refunded": amount})
+    return WebhookOutcome.REFUND_RECORDED
+
+
+def _dispute_created(delivery: _Delivery) -> WebhookOutcome:
+    dispute = delivery.object
+    # A dispute carries no metadata: the donation is found through its PaymentIntent.
+    donation = _donation_for_payment(delivery, _id(dispute.get("payment_intent")), None)
+    if donation is None:
+        return WebhookOutcome.IGNORED
+    reason, status = str(dispute.get("reason") or "unknown"), str(dispute.get("status") or "unknown")
+    created = int(dispute.get("created") or delivery.event.created)
+    delivery.store.record_dispute(donation.donation_id, dispute["id"], reason, status, _iso(created))
+    metrics.add_metric(name="DisputesOpened", unit=MetricUnit.Count, value=1)
+    logger.warning("Dispute opened", extra={"dispute_id": dispute["id"], "reason": reason, "status": status})
+    return WebhookOutcome.DISPUTE_RECORDED
+
+
+def _donation_for_payment(
+    delivery: _Delivery, payment_intent_id: str | None, donation_id: str | None
+) -> Donation | None:
+    if payment_intent_id is None:
+        _unmatched("Charge event without a PaymentIntent", donation_id)
+        return None
+    donation_id = donation_id or delivery.store.find_by_payment_intent(payment_intent_id)
+    donation = delivery.store.get(donation_id) if donation_id else None
+    if donation is None or donation.payment_intent_id != payment_intent_id:
+        _unmatched("Charge event for no donation of ours", donation_id)
+        return None
+    logger.append_keys(donation_id=donation.donation_id)
+    return donation
+
+
+# -- shared -------------------------------------------------------------------------------------
+
+
+def _conflict(donation: Donation) -> WebhookOutcome:
+    # mark_charged accepts open and succeeded donations: this one was declined, failed or canceled
+    # on our side while Stripe took the money (e.g. a retry in Stripe.js after a failed 3-D Secure).
+    metrics.add_metric(name="WebhookStateConflicts", unit=MetricUnit.Count, value=1)
+    logger.error("Stripe charged a donation recorded as not charged", extra={"status": donation.status.value})
+    return WebhookOutcome.CONFLICT
+
+
+def _already_final(donation: Donation) -> WebhookOutcome:
+    logger.info("Donation already final; event not applied", extra={"status": donation.status.value})
+    return WebhookOutcome.ALREADY_FINAL
+
+
+def _unmatched(message: str, donation_id: str | None) -> None:
+    metrics.add_metric(name="WebhookEventsUnmatched", unit=MetricUnit.Count, value=1)
+    logger.warning(f"{message}; ignored", extra={"donation_id": donation_id})
+
+
+def _id(reference: Any) -> str | None:
+    """An expandable field: an id, or the expanded object."""
+    if isinstance(reference, dict):
+        return str(reference["id"])
+    return str(reference) if reference else None
+
+
+def _iso(unix_seconds: int) -> str:
+    return datetime.fromtimestamp(unix_seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_HANDLERS: dict[str, Callable[[_Delivery], WebhookOutcome]] = {
+    "payment_intent.succeeded": _payment_succeeded,
+    "payment_intent.payment_failed": _payment_failed,
+    "payment_intent.canceled": _payment_canceled,
+    "charge.refunded": _charge_refunded,
+    "charge.dispute.created": _dispute_created,
+}
+HANDLED_EVENT_TYPES = tuple(_HANDLERS)
