@@ -1,0 +1,356 @@
+"""Drive many donations through the real handlers under random faults, then check nothing was lost or doubled.
+
+Faults while donations are made and delivered: Stripe and SendGrid timeouts, 5xx, 429 and
+connection resets (before the provider acted, and after it acted with the answer lost); duplicate
+SQS deliveries; the charge function dying between Stripe's confirmation and the record update,
+or between the record update and publishing; consumers dying in the middle of a batch. Then the
+faults stop and the system is left to recover the way it would in production: backoffs pass,
+the reconciler runs, operators redrive the DLQs. The invariants are checked on the emulators'
+own records (charges per donation, mails in the outbox), not on what the pipeline believes.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from donations.models import DonationStatus, StepStatus
+from infra.events import sqs_event
+from infra.local.alarms import AlarmEvaluator
+from infra.local.delivery import BatchResult, EventSource, deliver_batch
+from infra.local.metrics import QueueMetrics
+from infra.ops.redrive import copy_messages
+from tests.world import CONSUMERS, QUEUES, World
+
+PAYMENT_METHODS = [
+    ("pm_card_visa", 0.55),
+    ("pm_card_mastercard", 0.25),
+    ("pm_card_chargeDeclinedInsufficientFunds", 0.1),
+    ("pm_card_chargeDeclined", 0.1),
+]
+
+
+class ChargeCrash(BaseException):
+    """The charge function's process dying: no except-block of ours runs."""
+
+
+@dataclass
+class ChaosConfig:
+    donations: int = 200
+    seed: int = 7
+    fault_rate: float = 0.12  # per provider call, split over the fault kinds
+    duplicate_rate: float = 0.1  # a delivered message is delivered again
+    charge_crash_rate: float = 0.05  # per crash point
+    consumer_crash_rate: float = 0.15  # per batch delivery
+    save_card_rate: float = 0.6
+    donor_attempts: int = 3  # a donor seeing 503 retries with the same key this many times in all
+
+
+@dataclass
+class ChaosReport:
+    donations: int = 0
+    faults: int = 0
+    charge_crashes: int = 0
+    consumer_crashes: int = 0
+    duplicates: int = 0
+    told: Counter[str] = field(default_factory=Counter)
+    double_charges: int = 0
+    double_receipts: int = 0
+    lost: int = 0
+    violations: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"donations={self.donations} faults={self.faults} charge_crashes={self.charge_crashes} "
+            f"consumer_crashes={self.consumer_crashes} duplicates={self.duplicates} "
+            f"told={dict(sorted(self.told.items()))} double_charges={self.double_charges} "
+            f"double_receipts={self.double_receipts} lost={self.lost} violations={len(self.violations)}"
+        )
+
+
+class _CrashingStore:
+    """Our own store port, dying between Stripe's confirmation and the record update (crash point A)."""
+
+    def __init__(self, real: Any, run: ChaosRun) -> None:
+        self._real, self._run = real, run
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def mark_charged(self, *args: Any, **kwargs: Any) -> Any:
+        self._run.maybe_crash_charge("after_stripe_before_record")
+        return self._real.mark_charged(*args, **kwargs)
+
+
+class _CrashingPublisher:
+    """Our own publisher port, dying between the record update and publishing (crash point B)."""
+
+    def __init__(self, real: Any, run: ChaosRun) -> None:
+        self._real, self._run = real, run
+
+    def publish(self, *args: Any, **kwargs: Any) -> Any:
+        self._run.maybe_crash_charge("after_record_before_publish")
+        return self._real.publish(*args, **kwargs)
+
+
+class ChaosRun:
+    def __init__(self, world: World, config: ChaosConfig) -> None:
+        self.world = world
+        self.config = config
+        self.rng = random.Random(config.seed)
+        self.report = ChaosReport(donations=config.donations)
+        self._alarmed: set[str] = set()
+        self._dlqs_used: set[str] = set()
+        self.clock = datetime.now(UTC)
+
+    # -- the run ---------------------------------------------------------------------------------
+
+    def run(self) -> ChaosReport:
+        world = self.world
+        world.reset()
+        world.stripe.seed(self.config.seed)
+        world.sendgrid.seed(self.config.seed + 1)
+        self._install_faults()
+        charge = world.pipeline.handler("ChargeFunction").wiring()
+        real_store, real_publisher = charge.store, charge.publisher
+        charge.store, charge.publisher = _CrashingStore(real_store, self), _CrashingPublisher(real_publisher, self)
+        try:
+            answers = self._donate_all()
+            self._deliver_under_chaos()
+        finally:
+            charge.store, charge.publisher = real_store, real_publisher
+            self.report.faults = self._faults_fired()
+            world.stripe.faults.clear()
+            world.sendgrid.faults.clear()
+        self._recover()
+        self._check(answers)
+        return self.report
+
+    def maybe_crash_charge(self, point: str) -> None:
+        if self.rng.random() < self.config.charge_crash_rate:
+            self.report.charge_crashes += 1
+            raise ChargeCrash(point)
+
+    # -- faults ----------------------------------------------------------------------------------
+
+    def _install_faults(self) -> None:
+        rate = self.config.fault_rate
+        stripe, sendgrid = self.world.stripe.faults, self.world.sendgrid.faults
+        # Timeouts hold the connection a little longer than the functions' 1 s provider timeout.
+        for kind, extra in [
+            ("http_error", {"status": 500}),
+            ("http_error", {"status": 503, "phase": "after"}),
+            ("rate_limit", {}),
+            ("lock_timeout", {}),
+            ("reset", {}),
+            ("reset", {"phase": "after"}),
+            ("timeout", {"latency_ms": 1500}),
+        ]:
+            stripe.add(kind, rate=rate / 7, path_prefix="/v1/", **extra)
+        # SendGrid faults before it accepted the mail: after-acceptance losses are the documented
+        # at-least-once window (no idempotency key exists) and have their own test.
+        for kind, extra in [
+            ("http_error", {"status": 500}),
+            ("http_error", {"status": 503}),
+            ("rate_limit", {}),
+            ("reset", {}),
+            ("timeout", {"latency_ms": 1500}),
+        ]:
+            sendgrid.add(kind, rate=rate / 5, path_prefix="/v3/mail/send", **extra)
+
+    def _faults_fired(self) -> int:
+        return sum(
+            f["fired"] for emulator in (self.world.stripe, self.world.sendgrid) for f in emulator.faults.list_faults()
+        )
+
+    # -- donors ----------------------------------------------------------------------------------
+
+    def _donate_all(self) -> dict[str, dict[str, Any]]:
+        answers: dict[str, dict[str, Any]] = {}
+        methods, weights = zip(*PAYMENT_METHODS, strict=True)
+        for number in range(self.config.donations):
+            key = f"chaos-{self.config.seed}-{number}"
+            body = {
+                "amount": self.rng.randrange(100, 100_000),
+                "currency": self.rng.choice(["usd", "eur", "gbp"]),
+                "email": f"donor{number}@example.org",
+                "name": f"Donor {number}",
+                "payment_method": self.rng.choices(methods, weights)[0],
+                "save_card": self.rng.random() < self.config.save_card_rate,
+            }
+            answers[key] = {"body": body, **self._donate(key, body)}
+            self.report.told[answers[key]["told"]] += 1
+            if number % 10 == 9:
+                self._deliver_round()
+        return answers
+
+    def _donate(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A donor's browser: retries a 503 or a dead connection with the same key, then gives up."""
+        for _ in range(self.config.donor_attempts):
+            try:
+                answer = self.world.post(body, key=key)
+            except ChargeCrash:
+                # The function died: API Gateway answers 502 and the donor retries. Powertools'
+                # in-progress record outlives the dead invocation until its timeout: let that pass.
+                self.world.expire_in_progress_requests()
+                continue
+            if answer.status == 201:
+                return {"told": "succeeded", "donation_id": answer.body["donation_id"]}
+            if answer.status == 402:
+                return {"told": "declined", "donation_id": answer.body.get("donation_id")}
+            if answer.status not in (502, 503):
+                return {"told": f"refused_{answer.status}", "donation_id": None}
+        return {"told": "unknown", "donation_id": None}
+
+    # -- delivery --------------------------------------------------------------------------------
+
+    def _deliver_under_chaos(self, rounds: int = 30) -> None:
+        for _ in range(rounds):
+            if not self._deliver_round():
+                self.world.expire_backoffs()
+
+    def _deliver_round(self) -> int:
+        delivered = 0
+        for name, logical_id in CONSUMERS.items():
+            source = next(s for s in self.world.pipeline.event_sources() if s.name == logical_id)
+            result = self._deliver_with_faults(name, source)
+            delivered += result.received
+        self._watch_alarms()
+        return delivered
+
+    def _deliver_with_faults(self, name: str, source: EventSource) -> BatchResult:
+        world = self.world
+        if self.rng.random() < self.config.consumer_crash_rate:
+            return self._crash_mid_batch(name, source)
+        result = world._track(deliver_batch(world.sqs, source))
+        for message in result.messages:
+            if message["MessageId"] not in result.failed_ids and self.rng.random() < self.config.duplicate_rate:
+                self.report.duplicates += 1
+                world._send(name, message["Body"], message.get("MessageAttributes", {}))
+        return result
+
+    def _crash_mid_batch(self, name: str, source: EventSource) -> BatchResult:
+        """Process the first records of a batch, then die: nothing of the batch is deleted."""
+        world = self.world
+        messages = world.sqs.receive_message(
+            QueueUrl=source.queue_url,
+            MaxNumberOfMessages=source.batch_size,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not messages:
+            return BatchResult(source.name)
+        self.report.consumer_crashes += 1
+        done = messages[: self.rng.randrange(0, len(messages))]
+        if done:
+            source.handler(sqs_event(done, source.queue_arn), None)
+        result = BatchResult(source.name, len(messages), [m["MessageId"] for m in messages], "crash", messages)
+        return world._track(result)
+
+    # -- recovery --------------------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        """Faults are over: backoffs pass, the reconciler runs, operators redrive the DLQs."""
+        for _ in range(3):
+            self._settle_queues()
+            self.clock += timedelta(hours=1)
+            self.world.reconcile(now=self.clock)
+            self._settle_queues()
+            self._watch_alarms()
+            for name in ("tokenize", "receipt"):
+                dlq, source = self.world.queue_url(f"{name}_dlq"), self.world.queue_url(name)
+                copy_messages(self.world.sqs, dlq_url=dlq, destination_url=source)
+        self._settle_queues()
+        self._watch_alarms()
+
+    def _settle_queues(self, rounds: int = 60) -> None:
+        for _ in range(rounds):
+            self.world.expire_backoffs()
+            if not any(self.world.deliver(name).received for name in CONSUMERS):
+                return
+
+    def _watch_alarms(self) -> None:
+        """Sample queue metrics and evaluate the template's alarms, as CloudWatch would."""
+        world = self.world
+        clients = world.pipeline.clients
+        QueueMetrics(clients("sqs"), clients("cloudwatch"), list(world.pipeline.stack.queues.values())).publish()
+        evaluator = AlarmEvaluator(clients("cloudwatch"), clients("sns"), time_scale=60)
+        for transition in evaluator.evaluate():
+            if transition.new_state == "ALARM":
+                self._alarmed.add(transition.alarm_name)
+        for name in ("tokenize_dlq", "receipt_dlq"):
+            attributes = world.sqs.get_queue_attributes(
+                QueueUrl=world.queue_url(name), AttributeNames=["ApproximateNumberOfMessages"]
+            )["Attributes"]
+            if int(attributes["ApproximateNumberOfMessages"]):
+                self._dlqs_used.add(name)
+
+    # -- invariants ------------------------------------------------------------------------------
+
+    def _check(self, answers: dict[str, dict[str, Any]]) -> None:
+        world, report = self.world, self.report
+        for key, answer in answers.items():
+            donation_id = answer["donation_id"] or _donation_id(key)
+            record = world.wiring.store.get(donation_id)
+            charges = world.stripe.charges_for(donation_id)
+            mails = len(world.sendgrid.outbox_for(donation_id))
+            told = answer["told"]
+            if charges > 1:
+                report.double_charges += 1
+                report.violations.append(f"{donation_id}: charged {charges} times")
+            if mails > 1:
+                report.double_receipts += 1
+                report.violations.append(f"{donation_id}: {mails} receipts")
+            if told == "succeeded" and charges != 1:
+                report.lost += 1
+                report.violations.append(f"{donation_id}: told succeeded, {charges} charges")
+            if (told in ("declined",) or told.startswith("refused")) and charges:
+                report.violations.append(f"{donation_id}: told {told} but charged")
+            if charges == 1:
+                problem = _incomplete(record, mails, answer["body"]["save_card"])
+                if problem:
+                    report.lost += 1
+                    report.violations.append(f"{donation_id}: charged but {problem}")
+            elif told == "unknown" and record is not None and record.status is DonationStatus.SUCCEEDED:
+                report.violations.append(f"{donation_id}: recorded succeeded without a charge")
+        for name in QUEUES:
+            left = world.queued(name)
+            if left:
+                report.violations.append(f"{name}: {len(left)} messages left")
+        for name in self._dlqs_used:
+            suffix = "tokenize-dlq-not-empty" if name == "tokenize_dlq" else "receipt-dlq-not-empty"
+            if not any(alarm.endswith(suffix) for alarm in self._alarmed):
+                report.violations.append(f"{name} received messages but its alarm never fired")
+
+
+def _incomplete(record: Any, mails: int, save_card: bool) -> str | None:
+    if record is None:
+        return "no record"
+    if record.status is not DonationStatus.SUCCEEDED:
+        return f"status {record.status.value}"
+    if mails != 1 or record.receipt_status is not StepStatus.DONE:
+        return f"{mails} receipts, receipt {record.receipt_status.value}"
+    if save_card and record.card_status is not StepStatus.DONE:
+        return f"card {record.card_status.value}"
+    return None
+
+
+def _donation_id(key: str) -> str:
+    from donations.charge import donation_id_for
+
+    return donation_id_for(key)
+
+
+def timed(run: ChaosRun) -> tuple[ChaosReport, float]:
+    started = time.perf_counter()
+    report = run.run()
+    return report, time.perf_counter() - started
+
+
+def as_json(report: ChaosReport) -> str:
+    return json.dumps({**report.__dict__, "told": dict(report.told)}, indent=2)
