@@ -276,9 +276,15 @@ def test_three_d_secure_completion_shows_the_payment_succeeded(browser: WebDrive
     assert "succeeded" in browser.find_element(By.ID, "stripe-status").text
     assert "succeeded" in browser.find_element(By.ID, "status").text.lower()
     assert step_state(browser, "card") == "skipped"
-    # NOT asserted yet: the donation record moving to "succeeded" and the receipt step reaching "done"
-    # after 3-D Secure. Both depend on the payment_intent.succeeded webhook handling another engineer
-    # is adding; once it lands, wait here for step-charged and step-receipt to be "done".
+    # Stripe's payment_intent.succeeded webhook completes the donation: charged, then the receipt.
+    wait_until(
+        browser,
+        lambda d: step_state(d, "charged") == "done" and step_state(d, "receipt") == "done",
+        "the webhook to complete the donation and its receipt to be sent",
+    )
+    donation_id = browser.find_element(By.ID, "donation-id").text.strip()
+    outbox = requests.get(f"{local_stack.api}/_local/outbox", timeout=10).json()["emails"]
+    assert [m["custom_args"]["donation_id"] for m in outbox].count(donation_id) == 1
     screenshot(browser, "three-d-secure-completed")
 
 
