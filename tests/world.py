@@ -16,6 +16,17 @@ from infra.events import scheduled_event
 from infra.local.delivery import BatchResult, deliver_batch, drain
 from infra.local.pipeline import ApiAnswer, Pipeline
 
+# A valid donation body; tests change one field at a time with {**DONATION, "field": value}.
+DONATION = {
+    "amount": 2500,
+    "currency": "usd",
+    "email": "ada@example.org",
+    "name": "Ada Lovelace",
+    "payment_method": "pm_card_visa",
+    "save_card": True,
+    "metadata": {"campaign": "spring"},
+}
+
 QUEUES = {
     "tokenize": "TokenizeQueue",
     "receipt": "ReceiptQueue",

@@ -7,18 +7,9 @@ import pytest
 
 from donations.models import DonationStatus, FollowUpMessage, Step, StepStatus
 from donations.steps import send_receipt
+from tests.world import DONATION
 
 pytestmark = pytest.mark.integration
-
-DONATION = {
-    "amount": 2500,
-    "currency": "usd",
-    "email": "ada@example.org",
-    "name": "Ada Lovelace",
-    "payment_method": "pm_card_visa",
-    "save_card": True,
-    "metadata": {"campaign": "spring"},
-}
 
 
 def _donate(world, key, **changes):

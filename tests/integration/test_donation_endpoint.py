@@ -7,18 +7,9 @@ import pytest
 from donations.charge import submit_donation
 from donations.messages import FollowUpPublisher
 from donations.models import DonationRequest, DonationStatus
+from tests.world import DONATION
 
 pytestmark = pytest.mark.integration
-
-DONATION = {
-    "amount": 2500,
-    "currency": "usd",
-    "email": "ada@example.org",
-    "name": "Ada Lovelace",
-    "payment_method": "pm_card_visa",
-    "save_card": True,
-    "metadata": {"campaign": "spring"},
-}
 
 
 def test_a_donation_is_charged_once_recorded_and_handed_off(world):

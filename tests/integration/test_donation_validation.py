@@ -4,17 +4,10 @@ import json
 
 import pytest
 
+from tests.world import DONATION
+
 pytestmark = pytest.mark.integration
 
-DONATION = {
-    "amount": 2500,
-    "currency": "usd",
-    "email": "ada@example.org",
-    "name": "Ada Lovelace",
-    "payment_method": "pm_card_visa",
-    "save_card": True,
-    "metadata": {"campaign": "spring"},
-}
 MISSING = object()
 
 

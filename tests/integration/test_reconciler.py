@@ -12,18 +12,12 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from donations.models import DonationStatus, StepStatus
+from tests.world import DONATION as SAMPLE
 from tests.world import Crash, CrashOn
 
 pytestmark = pytest.mark.integration
 
-DONATION = {
-    "amount": 2500,
-    "currency": "usd",
-    "email": "ada@example.org",
-    "name": "Ada Lovelace",
-    "payment_method": "pm_card_visa",
-    "save_card": True,
-}
+DONATION = {**SAMPLE, "save_card": True}
 
 
 def _in(seconds: float) -> datetime:

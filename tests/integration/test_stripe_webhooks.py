@@ -23,17 +23,11 @@ from donations.models import DonationStatus, StepStatus
 from donations.webhooks import HANDLED_EVENT_TYPES
 from infra.local.alarms import AlarmEvaluator
 from infra.local.metrics import emf_metric_data, put_metric
+from tests.world import DONATION as SAMPLE
 
 pytestmark = pytest.mark.integration
 
-DONATION = {
-    "amount": 2500,
-    "currency": "usd",
-    "email": "ada@example.org",
-    "name": "Ada Lovelace",
-    "payment_method": "pm_card_authenticationRequired",
-    "save_card": True,
-}
+DONATION = {**SAMPLE, "payment_method": "pm_card_authenticationRequired"}
 CARD = {**DONATION, "payment_method": "pm_card_visa"}
 
 

@@ -16,17 +16,11 @@ from infra.ops.aws import LOCAL_ENDPOINT, make_clients, resolve_endpoint
 from infra.ops.cli import main
 from infra.ops.redrive import Pacer, copy_messages, redrive
 from infra.ops.stack import QueueNotFound, discover, resolve_dlq
+from tests.world import DONATION as SAMPLE
 
 pytestmark = pytest.mark.integration
 
-DONATION = {
-    "amount": 2500,
-    "currency": "usd",
-    "email": "ada@example.org",
-    "name": "Ada Lovelace",
-    "payment_method": "pm_card_visa",
-    "save_card": False,
-}
+DONATION = {**SAMPLE, "save_card": False}
 BOUNCING = "bounce@blocked.example"
 
 
