@@ -59,6 +59,7 @@ class ChaosReport:
     charge_crashes: int = 0
     consumer_crashes: int = 0
     duplicates: int = 0
+    dead_lettered: int = 0
     told: Counter[str] = field(default_factory=Counter)
     double_charges: int = 0
     double_receipts: int = 0
@@ -68,7 +69,7 @@ class ChaosReport:
     def summary(self) -> str:
         return (
             f"donations={self.donations} faults={self.faults} charge_crashes={self.charge_crashes} "
-            f"consumer_crashes={self.consumer_crashes} duplicates={self.duplicates} "
+            f"consumer_crashes={self.consumer_crashes} duplicates={self.duplicates} dead_lettered={self.dead_lettered} "
             f"told={dict(sorted(self.told.items()))} double_charges={self.double_charges} "
             f"double_receipts={self.double_receipts} lost={self.lost} violations={len(self.violations)}"
         )
@@ -107,6 +108,7 @@ class ChaosRun:
         self.report = ChaosReport(donations=config.donations)
         self._alarmed: set[str] = set()
         self._dlqs_used: set[str] = set()
+        self._outage_fault: str | None = None
         self.clock = datetime.now(UTC)
 
     # -- the run ---------------------------------------------------------------------------------
@@ -186,6 +188,7 @@ class ChaosRun:
             }
             answers[key] = {"body": body, **self._donate(key, body)}
             self.report.told[answers[key]["told"]] += 1
+            self._sendgrid_outage(number)
             if number % 10 == 9:
                 self._deliver_round()
         return answers
@@ -217,6 +220,18 @@ class ChaosRun:
         for _ in range(rounds):
             if not self._deliver_round():
                 self.world.expire_backoffs()
+
+    def _sendgrid_outage(self, number: int) -> None:
+        """SendGrid is down for the middle fifth of the donations: receipts exhaust their retries."""
+        start, end = (self.config.donations * 2) // 5, (self.config.donations * 3) // 5
+        if number == start:
+            self._outage_fault = self.world.sendgrid.faults.add("http_error", status=503)
+        elif number == end and self._outage_fault:
+            for _ in range(self.world.settings.max_receive_count + 1):  # the outage outlasts every retry
+                self._deliver_round()
+                self.world.expire_backoffs()
+            self.world.sendgrid.faults.remove(self._outage_fault)
+            self._outage_fault = None
 
     def _deliver_round(self) -> int:
         delivered = 0
@@ -295,6 +310,9 @@ class ChaosRun:
             )["Attributes"]
             if int(attributes["ApproximateNumberOfMessages"]):
                 self._dlqs_used.add(name)
+                self.report.dead_lettered = max(
+                    self.report.dead_lettered, int(attributes["ApproximateNumberOfMessages"])
+                )
 
     # -- invariants ------------------------------------------------------------------------------
 

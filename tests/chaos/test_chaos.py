@@ -17,5 +17,6 @@ def test_nothing_is_lost_or_doubled_under_faults(pipeline, stripe_emulator, send
     assert report.faults > 20 and report.charge_crashes and report.consumer_crashes and report.duplicates
     assert report.told["succeeded"] > 100 and report.told["declined"] > 5
     assert report.told["unknown"] > 3  # donors who gave up: the reconciler had to finish their donations
+    assert report.dead_lettered > 5  # the SendGrid outage parked receipts: alarms and redrive were exercised
     assert (report.double_charges, report.double_receipts, report.lost) == (0, 0, 0)
     assert report.violations == []
