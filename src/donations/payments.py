@@ -192,7 +192,7 @@ def _snapshot(intent: stripe.PaymentIntent) -> IntentSnapshot:
     error = intent.last_payment_error
     decline_code = None
     if error is not None and error.type == "card_error":
-        decline_code = _donor_safe_decline_code(error.code, error.decline_code)
+        decline_code = donor_safe_decline_code(error.code, error.decline_code)
     return IntentSnapshot(
         id=intent.id,
         status=intent.status,
@@ -202,7 +202,7 @@ def _snapshot(intent: stripe.PaymentIntent) -> IntentSnapshot:
     )
 
 
-def _donor_safe_decline_code(code: str | None, decline_code: str | None) -> str:
+def donor_safe_decline_code(code: str | None, decline_code: str | None) -> str:
     safe = decline_code or code or "card_declined"
     return "generic_decline" if safe in _UNDISCLOSED_DECLINE_CODES else safe
 
@@ -220,7 +220,7 @@ def _outcome(intent: stripe.PaymentIntent) -> ChargeOutcome:
 def _declined(error: stripe.CardError) -> CardDeclined:
     details = error.error
     code = (details.code if details else None) or "card_declined"
-    decline_code = _donor_safe_decline_code(code, details.decline_code if details else None)
+    decline_code = donor_safe_decline_code(code, details.decline_code if details else None)
     message = _DONOR_MESSAGES.get(decline_code) or _DONOR_MESSAGES.get(code) or _GENERIC_DECLINE
     declined = CardDeclined(message, code="card_declined", decline_code=decline_code)
     intent = details.payment_intent if details else None

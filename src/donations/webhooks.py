@@ -39,7 +39,7 @@ from donations.errors import DonationNotRecordedYet, InvalidWebhookEvent, Invali
 from donations.messages import FollowUpPublisher
 from donations.models import Donation, DonationStatus
 from donations.observability import MetricUnit, logger, metrics
-from donations.payments import _donor_safe_decline_code
+from donations.payments import donor_safe_decline_code
 from donations.store import ConditionFailed, DonationStore
 
 SIGNATURE_HEADER = "Stripe-Signature"
@@ -156,7 +156,7 @@ def _payment_failed(delivery: _Delivery) -> WebhookOutcome:
     try:
         if error.get("type") == "card_error":
             # Recorded as the charge records a decline, whichever of the two gets there first.
-            code = _donor_safe_decline_code(error.get("code"), error.get("decline_code"))
+            code = donor_safe_decline_code(error.get("code"), error.get("decline_code"))
             delivery.store.mark_declined(donation.donation_id, code, intent["id"])
             return WebhookOutcome.DECLINED
         delivery.store.mark_failed(donation.donation_id, str(error.get("code") or "payment_failed"))
