@@ -81,3 +81,8 @@ def captured_logs():
 
     logging.getLogger().removeHandler(library_handler)
     logger.registered_handler.setStream(previous)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Chaos runs last: it leaves metrics and alarm history in the shared moto that other tests read."""
+    items.sort(key=lambda item: item.get_closest_marker("chaos") is not None)
