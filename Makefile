@@ -51,5 +51,8 @@ build: $(TOOLS)/.installed
 deploy: build
 	$(TOOLS)/sam/bin/sam deploy --guided
 
+benchmarks: $(BIN)/.installed
+	$(BIN)/python -m benchmarks
+
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache artifacts

@@ -9,16 +9,18 @@ any request errored or any donation was lost.
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import statistics
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import requests
+
+from infra.local.process import start_stack, stop_stack
 
 
 @dataclass
@@ -71,7 +73,7 @@ def run_load(api: str, *, donors: int, seconds: float, max_requests: int = 100_0
             started = time.perf_counter()
             try:
                 answer = session.post(
-                    f"{api}/donations", json=body, headers={"Idempotency-Key": str(uuid.uuid4())}, timeout=30
+                    f"{api}/donations", json=body, headers={"Idempotency-Key": str(uuid.uuid4())}, timeout=90
                 )
             except requests.RequestException as error:
                 with lock:
@@ -111,12 +113,6 @@ def find_lost(api: str, donations: list[tuple[str, bool]], *, timeout: float = 1
     return sorted(pending)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.load_test", description=__doc__)
     parser.add_argument("--donors", type=int, default=50)
@@ -127,19 +123,16 @@ def main(argv: list[str] | None = None) -> int:
     stack = None
     api = args.api
     if api is None:
-        for name in ("API", "MOTO", "STRIPE", "SENDGRID"):
-            os.environ[f"DONATIONS_{name}_PORT"] = str(_free_port())
-        os.environ.setdefault("DONATIONS_STACK_NAME", "donations-load")
-        from infra.local.stack import LocalConfig, LocalStack
-
-        stack = LocalStack(LocalConfig(), console=open(os.devnull, "w")).start()  # noqa: SIM115 - closed at exit
-        api = f"http://127.0.0.1:{stack.config.api_port}"
+        # The README's run command in its own process: the load generator must not share its interpreter.
+        log = Path(tempfile.gettempdir()) / "donations-load-stack.log"
+        stack = start_stack(log, stack_name="donations-load")
+        api = stack.api
     try:
         result = run_load(api, donors=args.donors, seconds=args.seconds)
         result.lost = find_lost(api, result.donations)
     finally:
         if stack is not None:
-            stack.stop()
+            stop_stack(stack)
     print(f"{'donors':<12}{args.donors}\n{'seconds':<12}{result.seconds:.1f}\n{'statuses':<12}{result.statuses}")
     if result.latencies_ms:
         print(f"{'mean':<12}{statistics.fmean(result.latencies_ms):.0f} ms")

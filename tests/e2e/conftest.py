@@ -2,102 +2,31 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
-STARTUP_TIMEOUT_SECONDS = 60
+from infra.local.process import RunningStack, stop_stack
+from infra.local.process import start_stack as start_local_stack
+
+__all__ = ["RunningStack", "donate", "start_stack", "stop_stack", "wait_for"]
+
+# Alarm periods pass 60x faster and are evaluated every 0.5 s (a 60 s alarm takes 1 s); short retry
+# backoffs take an outage to the DLQ in seconds; full JSON log lines let the log scans read everything.
+E2E_ENVIRONMENT = {
+    "DONATIONS_LOCAL_TIME_SCALE": "60",
+    "DONATIONS_LOCAL_TICK": "0.5",
+    "DONATIONS_FN_BACKOFF_BASE_SECONDS": "1",
+    "DONATIONS_FN_BACKOFF_CAP_SECONDS": "4",
+    "DONATIONS_LOCAL_VERBOSE": "1",
+}
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class RunningStack:
-    api: str
-    moto: str
-    stripe: str
-    sendgrid: str
-    stack_name: str
-    log_path: Path
-    process: subprocess.Popen[bytes]
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-def start_stack(tmp_dir: Path, *, extra_env: dict[str, str] | None = None) -> RunningStack:
-    ports = {name: free_port() for name in ("API", "MOTO", "STRIPE", "SENDGRID")}
-    env = {
-        **os.environ,
-        **{f"DONATIONS_{name}_PORT": str(port) for name, port in ports.items()},
-        "DONATIONS_STACK_NAME": "donations-e2e",
-        # Alarm periods pass 60x faster and are evaluated every 0.5 s, so a 60 s alarm takes 1 s.
-        "DONATIONS_LOCAL_TIME_SCALE": "60",
-        "DONATIONS_LOCAL_TICK": "0.5",
-        # Full JSON log lines, so the log scans below read everything the functions logged.
-        "DONATIONS_LOCAL_VERBOSE": "1",
-        # Short retry backoffs so an outage reaches the DLQ in seconds, not minutes.
-        "DONATIONS_FN_BACKOFF_BASE_SECONDS": "1",
-        "DONATIONS_FN_BACKOFF_CAP_SECONDS": "4",
-        **(extra_env or {}),
-    }
-    env.pop("STRIPE_API_KEY", None)
-    env.pop("SENDGRID_API_KEY", None)
-    log_path = tmp_dir / "local-stack.log"
-    log_file = log_path.open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "infra.local"],
-        cwd=ROOT,
-        env=env,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    stack = RunningStack(
-        api=f"http://127.0.0.1:{ports['API']}",
-        moto=f"http://127.0.0.1:{ports['MOTO']}",
-        stripe=f"http://127.0.0.1:{ports['STRIPE']}",
-        sendgrid=f"http://127.0.0.1:{ports['SENDGRID']}",
-        stack_name="donations-e2e",
-        log_path=log_path,
-        process=process,
-    )
-    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"local stack exited early:\n{stack.log()}")
-        if "Ready." in stack.log():
-            return stack
-        time.sleep(0.2)
-    stop_stack(stack)
-    raise RuntimeError(f"local stack not ready after {STARTUP_TIMEOUT_SECONDS} s:\n{stack.log()}")
-
-
-def stop_stack(stack: RunningStack) -> int:
-    """Ctrl-C, as a user would; returns the exit code."""
-    if stack.process.poll() is None:
-        os.killpg(stack.process.pid, signal.SIGINT)
-        try:
-            return stack.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(stack.process.pid, signal.SIGKILL)
-            stack.process.wait(timeout=10)
-            raise
-    return int(stack.process.returncode)
+def start_stack(tmp_dir: Path) -> RunningStack:
+    return start_local_stack(tmp_dir / "local-stack.log", stack_name="donations-e2e", extra_env=E2E_ENVIRONMENT)
 
 
 @pytest.fixture(scope="session")
