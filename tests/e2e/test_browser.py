@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.conftest import ROOT, RunningStack
+from infra.local.process import ROOT, RunningStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
