@@ -73,8 +73,8 @@ class DonationRequest(BaseModel):
         if not settings.min_amount <= amount <= settings.max_amount:
             raise PydanticCustomError(
                 "amount_out_of_range",
-                "amount must be between {min} and {max} minor units",
-                {"min": settings.min_amount, "max": settings.max_amount},
+                "The amount must be between {min} and {max} (in cents, or the currency's smallest unit)",
+                {"min": f"{settings.min_amount:,}", "max": f"{settings.max_amount:,}"},
             )
         return amount
 
