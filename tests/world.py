@@ -109,9 +109,9 @@ class World:
 
     def deliver(self, name: str) -> BatchResult:
         source = next(s for s in self.pipeline.event_sources() if s.name == CONSUMERS[name])
-        return self._track(deliver_batch(self.sqs, source))
+        return self.track(deliver_batch(self.sqs, source))
 
-    def _track(self, result: BatchResult) -> BatchResult:
+    def track(self, result: BatchResult) -> BatchResult:
         name = next(name for name, logical_id in CONSUMERS.items() if logical_id == result.source)
         if result.messages:
             self._last_batches[name] = result.messages
@@ -124,13 +124,13 @@ class World:
 
     def drain(self) -> None:
         for result in drain(self.sqs, self.pipeline.event_sources()):
-            self._track(result)
+            self.track(result)
 
     def redeliver_last_batches(self) -> None:
         """Send the last delivered messages again, as SQS may after they were acknowledged."""
         for name, messages in self._last_batches.items():
             for message in messages:
-                self._send(name, message["Body"], message.get("MessageAttributes", {}))
+                self.send(name, message["Body"], message.get("MessageAttributes", {}))
         self.drain()
 
     def expire_backoffs(self) -> None:
@@ -159,14 +159,14 @@ class World:
             type=Step.TOKENIZE if name == "tokenize" else Step.SEND_RECEIPT, donation_id=donation_id
         )
         attributes = {"donation_id": {"DataType": "String", "StringValue": donation_id}}
-        self._send(name, message.model_dump_json(), attributes)
+        self.send(name, message.model_dump_json(), attributes)
 
     def send_raw(self, name: str, body: str) -> None:
-        self._send(name, body, {})
+        self.send(name, body, {})
 
     def duplicate_queued(self, name: str) -> None:
         for message in self.queued(name):
-            self._send(name, message["Body"], message.get("MessageAttributes", {}))
+            self.send(name, message["Body"], message.get("MessageAttributes", {}))
 
     def force_save_card(self, donation_id: str) -> None:
         self.wiring.store._table.update_item(
@@ -279,7 +279,7 @@ class World:
         ]:
             client.delete_item(TableName=table, Key={key: item[key]})
 
-    def _send(self, name: str, body: str, attributes: dict[str, Any]) -> None:
+    def send(self, name: str, body: str, attributes: dict[str, Any]) -> None:
         clean = {k: {"DataType": v["DataType"], "StringValue": v["StringValue"]} for k, v in attributes.items()}
         self.sqs.send_message(QueueUrl=self.queue_url(name), MessageBody=body, MessageAttributes=clean)
 

@@ -246,11 +246,11 @@ class ChaosRun:
         world = self.world
         if self.rng.random() < self.config.consumer_crash_rate:
             return self._crash_mid_batch(name, source)
-        result = world._track(deliver_batch(world.sqs, source))
+        result = world.track(deliver_batch(world.sqs, source))
         for message in result.messages:
             if message["MessageId"] not in result.failed_ids and self.rng.random() < self.config.duplicate_rate:
                 self.report.duplicates += 1
-                world._send(name, message["Body"], message.get("MessageAttributes", {}))
+                world.send(name, message["Body"], message.get("MessageAttributes", {}))
         return result
 
     def _crash_mid_batch(self, name: str, source: EventSource) -> BatchResult:
@@ -269,7 +269,7 @@ class ChaosRun:
         if done:
             source.handler(sqs_event(done, source.queue_arn), None)
         result = BatchResult(source.name, len(messages), [m["MessageId"] for m in messages], "crash", messages)
-        return world._track(result)
+        return world.track(result)
 
     # -- recovery --------------------------------------------------------------------------------
 
