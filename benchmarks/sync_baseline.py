@@ -57,7 +57,12 @@ class SyncBaselineHandler:
 
     def _take(self, request: DonationRequest, key: str, correlation_id: str) -> dict[str, Any]:
         store, payments, mailer = self.wiring.store, self.wiring.payments, self.wiring.mailer
-        donation = store.create_pending(donation_id_for(f"sync-{key}"), request, correlation_id)
+        donation = store.create_pending(
+            donation_id_for(f"sync-{key}"),
+            request,
+            correlation_id,
+            lease_seconds=29,  # API Gateway waits 29 s at most
+        )
         # 1. charge (the one round trip the pipeline keeps in the request)
         outcome = payments.charge(donation)
         if outcome.state is not ChargeState.SUCCEEDED:

@@ -183,25 +183,21 @@ class World:
         )
 
     def expire_in_progress_requests(self) -> None:
-        """Let time pass for requests whose invocation died: their in-progress records expire."""
+        """Let time pass for requests whose invocation died: their charging leases run out."""
         client = self.pipeline.clients("dynamodb")
-        table = self.pipeline.stack.tables["IdempotencyTable"]
+        table = self.pipeline.stack.tables["DonationsTable"]
         items = client.scan(
             TableName=table,
-            FilterExpression="#s = :p",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={":p": {"S": "INPROGRESS"}},
+            FilterExpression="attribute_exists(charging_until)",
+            ProjectionExpression="donation_id",
         )["Items"]
         for item in items:
             client.update_item(
                 TableName=table,
-                Key={"id": item["id"]},
-                UpdateExpression="SET in_progress_expiration = :past",
+                Key={"donation_id": item["donation_id"]},
+                UpdateExpression="SET charging_until = :past",
                 ExpressionAttributeValues={":past": {"N": "0"}},
             )
-
-    def forget_idempotency_records(self) -> None:
-        self._clear_table("IdempotencyTable", "id")
 
     def clear_queue(self, name: str) -> None:
         """Delete every visible message (PurgeQueue is limited to once a minute, also in moto)."""

@@ -14,7 +14,7 @@ from donations.errors import CardDeclined, InvalidDonation, ServiceUnavailable
 from donations.messages import FollowUpPublisher
 from donations.models import Donation, DonationRequest, DonationStatus
 from donations.observability import MetricUnit, logger, metrics
-from donations.payments import ChargeState, StripePayments
+from donations.payments import ChargeState, StripePayments, recorded_decline
 from donations.store import ConditionFailed, DonationStore
 
 DONATION_ID = re.compile(r"^don_[a-z2-7]{26}$")
@@ -45,8 +45,17 @@ def submit_donation(
     store: DonationStore,
     payments: StripePayments,
     publisher: FollowUpPublisher,
+    lease_seconds: int,
 ) -> ChargeAnswer:
-    donation = store.create_pending(donation_id_for(idempotency_key), request, correlation_id)
+    """Charge a donation once per Idempotency-Key and queue its follow-ups; the answer to give the donor.
+
+    The Donations record is the idempotency record (see DonationStore.create_pending): a resubmission
+    is answered from it, or resumes it with the same Stripe idempotency key. ``lease_seconds``: how
+    long this request may hold the donation while charging, about the invocation's remaining time.
+    """
+    donation = store.create_pending(
+        donation_id_for(idempotency_key), request, correlation_id, lease_seconds=lease_seconds
+    )
     logger.append_keys(donation_id=donation.donation_id, donor=donation.email_masked)
     if donation.status is DonationStatus.SUCCEEDED:
         return _charged(donation, store, publisher, correlation_id)
@@ -68,10 +77,15 @@ def submit_donation(
     except InvalidDonation as invalid:
         _tolerate_race(store.mark_failed, donation.donation_id, invalid.code)
         raise
-    except ServiceUnavailable:
-        # The record stays pending and is not charged; the donor's retry with the same key resumes it.
-        metrics.add_metric(name="ChargeFailures", unit=MetricUnit.Count, value=1)
-        logger.warning("Payment provider unavailable", exc_info=True)
+    except Exception as error:
+        # The record stays pending; the donor's retry with the same key resumes it (and with it
+        # Stripe's idempotency key), so the lease is given back for it. A failure here is harmless:
+        # the lease runs out by itself.
+        with contextlib.suppress(Exception):
+            store.release_charging(donation.donation_id)
+        if isinstance(error, ServiceUnavailable):
+            metrics.add_metric(name="ChargeFailures", unit=MetricUnit.Count, value=1)
+            logger.warning("Payment provider unavailable", exc_info=True)
         raise
 
     if outcome.state is ChargeState.REQUIRES_ACTION:
@@ -84,10 +98,22 @@ def submit_donation(
         }
         return ChargeAnswer(HTTPStatus.ACCEPTED, body)
 
-    donation = store.mark_charged(donation.donation_id, outcome.payment_intent_id, outcome.payment_method_id)
+    claimed = True
+    try:
+        # One write records the charge and takes the right to publish its follow-ups.
+        donation = store.mark_charged(
+            donation.donation_id,
+            outcome.payment_intent_id,
+            outcome.payment_method_id,
+            claim_followups_seconds=FOLLOWUPS_CLAIM_SECONDS,
+        )
+    except ConditionFailed:
+        # Stripe's webhook recorded the charge first (and may be publishing): record it the plain way.
+        claimed = False
+        donation = store.mark_charged(donation.donation_id, outcome.payment_intent_id, outcome.payment_method_id)
     metrics.add_metric(name="DonationsCharged", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="AmountCharged", unit=MetricUnit.Count, value=donation.amount)
-    return _charged(donation, store, publisher, correlation_id)
+    return _charged(donation, store, publisher, correlation_id, claimed=claimed)
 
 
 def publish_follow_ups(
@@ -97,6 +123,7 @@ def publish_follow_ups(
     correlation_id: str,
     *,
     now: float | None = None,
+    claimed: bool = False,
 ) -> bool:
     """Queue the background steps once the charge is recorded, once across every path that gets here.
 
@@ -105,13 +132,14 @@ def publish_follow_ups(
     messages are on their way). A failure here is logged, not raised: the donor has been charged
     and must hear so. The record keeps ``followups_published = false``, the claim is given back,
     and the reconciler publishes it later. ``now`` (unix seconds, default the clock) judges the
-    claim's lease: the reconciler passes its run's scheduled time.
+    claim's lease: the reconciler passes its run's scheduled time. ``claimed``: the caller already
+    holds the claim (the charge takes it in the write that records the charge).
     """
     if donation.followups_published:
         return True
-    claimed = published = False
+    published = False
     try:
-        claimed = store.claim_followups(donation.donation_id, FOLLOWUPS_CLAIM_SECONDS, now)
+        claimed = claimed or store.claim_followups(donation.donation_id, FOLLOWUPS_CLAIM_SECONDS, now)
         if not claimed:
             logger.info("Follow-ups already published or being published by another path")
             return True
@@ -131,18 +159,22 @@ def publish_follow_ups(
 
 
 def _charged(
-    donation: Donation, store: DonationStore, publisher: FollowUpPublisher, correlation_id: str
+    donation: Donation,
+    store: DonationStore,
+    publisher: FollowUpPublisher,
+    correlation_id: str,
+    *,
+    claimed: bool = False,
 ) -> ChargeAnswer:
-    publish_follow_ups(donation, store, publisher, correlation_id)
+    publish_follow_ups(donation, store, publisher, correlation_id, claimed=claimed)
     body = {"donation_id": donation.donation_id, "status": DonationStatus.SUCCEEDED.value}
     return ChargeAnswer(HTTPStatus.CREATED, body)
 
 
 def _already_final(donation: Donation) -> ChargeAnswer:
-    """A resubmission after our own idempotency record expired: answer from the table, charge nothing."""
+    """A resubmission of a donation that ended: answer from the record, charge nothing."""
     if donation.status is DonationStatus.DECLINED:
-        declined = CardDeclined("Your card was declined.", code="card_declined", decline_code=donation.decline_code)
-        return ChargeAnswer(HTTPStatus.PAYMENT_REQUIRED, declined.body())
+        return ChargeAnswer(HTTPStatus.PAYMENT_REQUIRED, recorded_decline(donation.decline_code).body())
     raise InvalidDonation(
         "This donation failed; please submit it again with a new Idempotency-Key.",
         code=donation.failure_reason or "donation_failed",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from donations.models import Donation, FollowUpMessage, Step
@@ -32,11 +34,27 @@ class FollowUpPublisher:
         self._queue_urls = {Step.TOKENIZE: settings.tokenize_queue_url, Step.SEND_RECEIPT: settings.receipt_queue_url}
 
     def publish(self, donation: Donation, correlation_id: str) -> list[FollowUpMessage]:
+        """Send the messages side by side (one queue each): the donor waits for the slowest, not the sum.
+
+        Raises if any send failed; the caller then leaves the donation to the reconciler, which
+        publishes them all again (the consumers take a duplicate in their stride).
+        """
         messages = follow_up_messages(donation, correlation_id)
-        for message in messages:
-            self._sqs.send_message(
-                QueueUrl=self._queue_urls[message.type],
-                MessageBody=message.model_dump_json(),
-                MessageAttributes=message_attributes(message),
-            )
+        if len(messages) == 1:
+            self._send(messages[0])
+            return messages
+        # Each send runs in the caller's context (contextvars), so tracing and attribution follow it.
+        for sent in [_senders.submit(contextvars.copy_context().run, self._send, message) for message in messages]:
+            sent.result()
         return messages
+
+    def _send(self, message: FollowUpMessage) -> None:
+        self._sqs.send_message(
+            QueueUrl=self._queue_urls[message.type],
+            MessageBody=message.model_dump_json(),
+            MessageAttributes=message_attributes(message),
+        )
+
+
+# boto3 clients are thread-safe; two workers cover the most messages one donation publishes.
+_senders = ThreadPoolExecutor(max_workers=2, thread_name_prefix="follow-up-send")

@@ -165,6 +165,9 @@ class Donation(BaseModel):
     unsettled_since: str | None = None
     # Whoever publishes the follow-ups holds this lease (unix seconds) meanwhile; see publish_follow_ups.
     followups_claim_until: int | None = None
+    # The request charging this pending donation holds this lease (unix seconds): a resubmission
+    # meanwhile is told to retry (409), not sent to Stripe a second time. See DonationStore.create_pending.
+    charging_until: int | None = None
     # Money moving back after the charge, as Stripe's webhooks report it (donations.webhooks).
     amount_refunded: int | None = None
     refunded_at: str | None = None

@@ -217,6 +217,12 @@ def _outcome(intent: stripe.PaymentIntent) -> ChargeOutcome:
     raise ServiceUnavailable(f"The payment is {intent.status}; please check back shortly.")
 
 
+def recorded_decline(decline_code: str | None) -> CardDeclined:
+    """The decline a donor was told, rebuilt from the record's (donor-safe) code for a resubmission."""
+    message = _DONOR_MESSAGES.get(decline_code or "") or _GENERIC_DECLINE
+    return CardDeclined(message, code="card_declined", decline_code=decline_code)
+
+
 def _declined(error: stripe.CardError) -> CardDeclined:
     details = error.error
     code = (details.code if details else None) or "card_declined"

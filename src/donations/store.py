@@ -1,15 +1,13 @@
 """The Donations table: every state change is a conditional update, so retries and duplicates are harmless.
 
-Finding unfinished work without a scan (for donations.reconcile):
-
-* ``status-updated_at-index`` (status, updated_at): ``pending`` and ``requires_action`` donations
-  unchanged since a cut-off. Those partitions stay small: every open donation is settled or
-  failed by the reconciler within its windows.
-* ``status-unsettled_since-index`` (status, unsettled_since), sparse: ``unsettled_since`` is set when
-  a donation is created and removed once it is final and, if charged, its follow-ups are published.
-  Querying ``status = succeeded`` there reads only charged-but-unpublished donations, where the
-  first index would read every donation ever charged. Keys only: the reconciler re-reads each
-  candidate with a consistent read before acting, since index reads are eventually consistent.
+Finding unfinished work without a scan (for donations.reconcile): ``status-unsettled_since-index``
+(status, unsettled_since) is sparse. ``unsettled_since`` is set when a donation is created and
+removed once it is final and, if charged, its follow-ups are published: querying a status there
+reads only the donations still pending, awaiting 3-D Secure, or charged but unpublished, oldest
+first, where an index on every donation would read all ever made. Its keys change only when a
+donation's status does, so the writes after a donation settled (card saved, receipt sent) cost
+no index writes. Keys only: the reconciler re-reads each candidate with a consistent read before
+acting (index reads are eventually consistent) and judges its age by the record's ``updated_at``.
 """
 
 from __future__ import annotations
@@ -21,19 +19,12 @@ from typing import Any
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
-from donations.errors import DonationNotFound, IdempotencyKeyReused
+from donations.errors import DonationNotFound, IdempotencyKeyReused, RequestInProgress
 from donations.models import Donation, DonationRequest, DonationStatus, Step, StepStatus, utc_now
 from donations.redaction import mask_email
 
-STATUS_INDEX = "status-updated_at-index"
 UNSETTLED_INDEX = "status-unsettled_since-index"
 UNSETTLED = "unsettled_since"
-# Which index and clock tell how long a donation has waited in each status the reconciler visits.
-_WAITING_SINCE = {
-    DonationStatus.PENDING: (STATUS_INDEX, "updated_at"),
-    DonationStatus.REQUIRES_ACTION: (STATUS_INDEX, "updated_at"),
-    DonationStatus.SUCCEEDED: (UNSETTLED_INDEX, UNSETTLED),
-}
 
 
 class ConditionFailed(Exception):
@@ -71,9 +62,24 @@ class DonationStore:
             raise DonationNotFound(f"No donation {donation_id}")
         return donation
 
-    def create_pending(self, donation_id: str, request: DonationRequest, correlation_id: str) -> Donation:
-        """Write the donation before charging; a resubmission finds the same record, another body is refused."""
-        now = utc_now()
+    def create_pending(
+        self,
+        donation_id: str,
+        request: DonationRequest,
+        correlation_id: str,
+        *,
+        lease_seconds: int,
+        now: float | None = None,
+    ) -> Donation:
+        """Write the donation before charging; a resubmission finds the same record, another body is refused.
+
+        The record is also the request's idempotency record: while a request charges a pending
+        donation it holds ``charging_until`` (``lease_seconds``, about the invocation's remaining
+        time), and a resubmission meanwhile raises RequestInProgress instead of reaching Stripe
+        alongside it. A request that died leaves the lease to run out; one that failed gives it back.
+        """
+        now = time.time() if now is None else now
+        stamp = utc_now()
         donation = Donation(
             donation_id=donation_id,
             status=DonationStatus.PENDING,
@@ -87,10 +93,11 @@ class DonationStore:
             metadata=request.metadata,
             request_hash=request.fingerprint(),
             correlation_id=correlation_id,
-            created_at=now,
-            updated_at=now,
-            unsettled_since=now,
+            created_at=stamp,
+            updated_at=stamp,
+            unsettled_since=stamp,
             card_status=StepStatus.PENDING if request.save_card else StepStatus.NOT_REQUESTED,
+            charging_until=int(now) + lease_seconds,
         )
         try:
             self._table.put_item(
@@ -107,23 +114,54 @@ class DonationStore:
                 "This Idempotency-Key was already used for a different donation; use a new key.",
                 field="Idempotency-Key",
             )
-        return existing
+        if existing.status is not DonationStatus.PENDING:
+            return existing
+        unleased = Attr("charging_until").not_exists() | Attr("charging_until").lt(int(now))
+        try:
+            return self._update(
+                donation_id,
+                {"charging_until": int(now) + lease_seconds},
+                condition=Attr("status").eq(DonationStatus.PENDING.value) & unleased,
+            )
+        except ConditionFailed:
+            raise RequestInProgress("This donation is being processed; retry in a moment.") from None
 
-    def mark_charged(self, donation_id: str, payment_intent_id: str, payment_method_id: str | None) -> Donation:
-        return self._update(
-            donation_id,
-            {
-                "status": DonationStatus.SUCCEEDED.value,
-                "payment_intent_id": payment_intent_id,
-                "payment_method_id": payment_method_id,
-            },
-            condition=Attr("status").is_in(_OPEN_STATUSES) | Attr("status").eq(DonationStatus.SUCCEEDED.value),
+    def release_charging(self, donation_id: str) -> None:
+        """Give the charging lease back after a failed attempt, so the donor's retry need not wait for it."""
+        self._update(
+            donation_id, {}, remove=["charging_until"], condition=Attr("status").eq(DonationStatus.PENDING.value)
         )
+
+    def mark_charged(
+        self,
+        donation_id: str,
+        payment_intent_id: str,
+        payment_method_id: str | None,
+        *,
+        claim_followups_seconds: int | None = None,
+        now: float | None = None,
+    ) -> Donation:
+        """Record the charge. With ``claim_followups_seconds``, take the follow-ups' publish lease in the
+        same write (see claim_followups): only the first transition out of an open status may, since
+        nobody can have claimed a donation that was not charged yet; otherwise ConditionFailed."""
+        values: dict[str, Any] = {
+            "status": DonationStatus.SUCCEEDED.value,
+            "payment_intent_id": payment_intent_id,
+            "payment_method_id": payment_method_id,
+        }
+        condition = Attr("status").is_in(_OPEN_STATUSES)
+        if claim_followups_seconds is None:
+            condition = condition | Attr("status").eq(DonationStatus.SUCCEEDED.value)
+        else:
+            now = time.time() if now is None else now
+            values["followups_claim_until"] = int(now) + claim_followups_seconds
+        return self._update(donation_id, values, remove=["charging_until"], condition=condition)
 
     def mark_requires_action(self, donation_id: str, payment_intent_id: str) -> Donation:
         return self._update(
             donation_id,
             {"status": DonationStatus.REQUIRES_ACTION.value, "payment_intent_id": payment_intent_id},
+            remove=["charging_until"],
             condition=Attr("status").is_in(_OPEN_STATUSES),
         )
 
@@ -136,7 +174,7 @@ class DonationStore:
                 "payment_intent_id": payment_intent_id,
                 "failure_reason": f"card_declined:{decline_code}",
             },
-            remove=[UNSETTLED],
+            remove=[UNSETTLED, "charging_until"],
             condition=Attr("status").is_in(_OPEN_STATUSES),
         )
 
@@ -144,7 +182,7 @@ class DonationStore:
         return self._update(
             donation_id,
             {"status": DonationStatus.FAILED.value, "failure_reason": reason},
-            remove=[UNSETTLED],
+            remove=[UNSETTLED, "charging_until"],
             condition=Attr("status").is_in(_OPEN_STATUSES),
         )
 
@@ -152,7 +190,7 @@ class DonationStore:
         return self._update(
             donation_id,
             {"status": DonationStatus.CANCELED.value, "failure_reason": reason, "payment_intent_id": payment_intent_id},
-            remove=[UNSETTLED],
+            remove=[UNSETTLED, "charging_until"],
             condition=Attr("status").is_in(_OPEN_STATUSES),
         )
 
@@ -161,15 +199,14 @@ class DonationStore:
         return self._update(donation_id, {"followups_published": True}, remove=[UNSETTLED])
 
     def waiting(self, status: DonationStatus, *, since: str | None, before: str, limit: int) -> list[str]:
-        """Ids of unsettled donations in ``status`` waiting since a time before ``before``, oldest first.
+        """Ids of unsettled donations in ``status`` created before ``before``, oldest first.
 
         ``since``: and not before this time (inclusive; None = no lower bound). Times are ISO-8601 UTC
         strings like ``utc_now()``'s (they sort as text). A query, never a scan: see the module docstring.
         """
-        index, clock = _WAITING_SINCE[status]
-        waited = Key(clock).lt(before) if since is None else Key(clock).between(since, before)
+        waited = Key(UNSETTLED).lt(before) if since is None else Key(UNSETTLED).between(since, before)
         arguments: dict[str, Any] = {
-            "IndexName": index,
+            "IndexName": UNSETTLED_INDEX,
             "KeyConditionExpression": Key("status").eq(status.value) & waited,
             "ProjectionExpression": "donation_id",
             "Limit": limit,

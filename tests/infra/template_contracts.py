@@ -556,10 +556,10 @@ def check_tables(d: Deployed) -> Violations:
     indexes = {i["IndexName"]: i for i in donations.get("Properties", {}).get("GlobalSecondaryIndexes", [])}
     expected_keys = [
         {"AttributeName": "status", "KeyType": "HASH"},
-        {"AttributeName": "updated_at", "KeyType": "RANGE"},
+        {"AttributeName": "unsettled_since", "KeyType": "RANGE"},
     ]
-    if indexes.get("status-updated_at-index", {}).get("KeySchema") != expected_keys:
-        violations.append("DonationsTable: no GSI status-updated_at-index (status, updated_at)")
+    if indexes.get("status-unsettled_since-index", {}).get("KeySchema") != expected_keys:
+        violations.append("DonationsTable: no GSI status-unsettled_since-index (status, unsettled_since)")
     if donations.get("DeletionPolicy") != "Retain":
         violations.append("DonationsTable: not retained on stack deletion")
     return violations

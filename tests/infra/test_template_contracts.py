@@ -44,7 +44,7 @@ COMMON_ENV = {
     "CORS_ORIGIN",
 }
 FUNCTION_ENV = {
-    "ChargeFunction": {"IDEMPOTENCY_TABLE", "TOKENIZE_QUEUE_URL", "RECEIPT_QUEUE_URL", "STRIPE_SECRET_NAME"},
+    "ChargeFunction": {"TOKENIZE_QUEUE_URL", "RECEIPT_QUEUE_URL", "STRIPE_SECRET_NAME"},
     "TokenizeFunction": {"TOKENIZE_DLQ_URL", "STRIPE_SECRET_NAME", "MAX_RECEIVE_COUNT"},
     "SendReceiptFunction": {"RECEIPT_DLQ_URL", "SENDGRID_SECRET_NAME", "MAX_RECEIVE_COUNT"},
     "ReconcilerFunction": {"TOKENIZE_QUEUE_URL", "RECEIPT_QUEUE_URL", "STRIPE_SECRET_NAME", "RECONCILE_GRACE_SECONDS"},
@@ -147,7 +147,7 @@ def test_environment_values_point_at_this_stack(deployed: Deployed) -> None:
     stack = deployed.stack
     charge = stack.functions["ChargeFunction"].environment
     assert charge["DONATIONS_TABLE"] == stack.tables["DonationsTable"]
-    assert charge["IDEMPOTENCY_TABLE"] == stack.tables["IdempotencyTable"]
+    assert stack.functions["StripeWebhookFunction"].environment["IDEMPOTENCY_TABLE"] == stack.tables["IdempotencyTable"]
     assert charge["TOKENIZE_QUEUE_URL"] == stack.queues["TokenizeQueue"]
     assert charge["RECEIPT_QUEUE_URL"] == stack.queues["ReceiptQueue"]
     assert stack.functions["TokenizeFunction"].environment["TOKENIZE_DLQ_URL"] == stack.queues["TokenizeDLQ"]

@@ -7,7 +7,7 @@ import pytest
 from donations.charge import submit_donation
 from donations.messages import FollowUpPublisher
 from donations.models import DonationRequest, DonationStatus
-from tests.world import DONATION
+from tests.world import DONATION, Crash, CrashOn
 
 pytestmark = pytest.mark.integration
 
@@ -186,15 +186,24 @@ def test_the_same_key_with_another_body_is_refused_and_charges_nothing_more(worl
     assert world.record(first.body["donation_id"]).amount == 2500
 
 
-def test_key_reuse_is_refused_even_after_the_idempotency_record_expired(world):
-    first = world.post(DONATION, key="key-expired")
-    world.forget_idempotency_records()
-    other = world.post({**DONATION, "amount": 9900}, key="key-expired")
-    same = world.post(DONATION, key="key-expired")
+def test_a_resubmission_while_a_request_holds_the_donation_is_told_to_retry_and_charges_nothing(world):
+    # Given a request that charged at Stripe and died before recording it (its lease is still live)
+    with world.charge_ports(store=lambda store: CrashOn(store, "mark_charged")), pytest.raises(Crash):
+        world.post(DONATION, key="key-held")
+    stripe_requests = world.stripe.state()["requests"]["POST /v1/payment_intents"]
 
-    assert other.status == 422
-    assert (same.status, same.body) == (201, first.body)
+    # When the donor resubmits at once, then again once the dead request's lease ran out
+    held = world.post(DONATION, key="key-held")
+    world.expire_in_progress_requests()
+    resumed = world.post(DONATION, key="key-held")
+
+    # Then the first is a 409 that never reached Stripe; the second replays Stripe's answer: one charge
+    assert (held.status, held.body["error"]["code"]) == (409, "request_in_progress")
+    assert resumed.status == 201
+    assert world.stripe.state()["requests"]["POST /v1/payment_intents"] == stripe_requests + 1
     assert world.stripe.payment_intents_created == 1
+    assert world.stripe.charges_for(resumed.body["donation_id"]) == 1
+    assert world.record(resumed.body["donation_id"]).charging_until is None
 
 
 def test_get_shows_public_progress_without_email_or_card_data(world):
@@ -240,6 +249,7 @@ def test_follow_ups_not_published_are_flagged_for_the_reconciler_and_the_donor_s
         store=world.wiring.store,
         payments=world.wiring.payments,
         publisher=broken,
+        lease_seconds=10,
     )
     assert answer.status_code == 201
     donation = world.record(answer.body["donation_id"])
