@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import io
 import logging
 import math
@@ -262,7 +263,9 @@ class AwsCallRecorder:
         self.calls: list[AwsCall] = []
         self.on_before = on_before
         self.on_after = on_after
-        self._local = threading.local()
+        # A context variable, not a thread-local: work a handler hands to a thread pool through
+        # contextvars.copy_context() (donations.messages) is still attributed to it.
+        self._scope: contextvars.ContextVar[str | None] = contextvars.ContextVar("aws_call_scope", default=None)
         self._lock = threading.Lock()
         self._specs: list[tuple[str, Callable[..., None]]] = [
             ("before-call", self._before),
@@ -285,15 +288,14 @@ class AwsCallRecorder:
 
     @contextlib.contextmanager
     def scope(self, name: str) -> Iterator[None]:
-        previous = getattr(self._local, "scope", None)
-        self._local.scope = name
+        token = self._scope.set(name)
         try:
             yield
         finally:
-            self._local.scope = previous
+            self._scope.reset(token)
 
     def current_scope(self) -> str | None:
-        return getattr(self._local, "scope", None)
+        return self._scope.get()
 
     def clear(self) -> None:
         with self._lock:

@@ -22,7 +22,7 @@ from infra.emulators.stripe_emulator import StripeEmulator
 from infra.local.alarms import AlarmEvaluator
 from infra.local.delivery import BatchResult, EventSource, Poller
 from infra.local.front import Front
-from infra.local.metrics import FunctionMetrics, FunctionOutput, QueueMetrics, running_function
+from infra.local.metrics import FunctionMetrics, FunctionOutput, MetricForwarder, QueueMetrics, running_function
 from infra.local.pipeline import Pipeline, ProviderEndpoints
 
 log = logging.getLogger("donations.local")
@@ -116,9 +116,11 @@ class LocalStack:
         ).start()
         self._deliver_stripe_webhooks()
         clients = self.pipeline.clients
-        self.output = FunctionOutput(clients("cloudwatch"), self.console, verbose=config.verbose)
+        self.metrics = MetricForwarder(clients("cloudwatch"))
+        self._closers.append(self.metrics.close)
+        self.output = FunctionOutput(self.metrics, self.console, verbose=config.verbose)
         self._route_function_output()
-        self.function_metrics = FunctionMetrics(clients("cloudwatch"))
+        self.function_metrics = FunctionMetrics(self.metrics)
         self._inbox_url = self._subscribe_operator_inbox()
         self.alarms = AlarmEvaluator(
             clients("cloudwatch"),
@@ -288,6 +290,7 @@ class LocalStack:
     def tick(self) -> None:
         """Sample queue metrics, evaluate alarms, collect notifications (also called by tests)."""
         try:
+            self.metrics.flush()  # what the functions reported so far is in CloudWatch before alarms look
             self.queue_metrics.publish()
             for transition in self.alarms.evaluate():
                 self.console.write(
