@@ -73,7 +73,7 @@ class SyncBaselineHandler:
             donation = store.record_card(donation.donation_id, payments.save_card(donation))
         # 3. send the receipt (claimed and marked like the consumer does)
         claim = store.claim_receipt(donation.donation_id, self.settings.receipt_claim_seconds)
-        if claim.claimed:
+        if claim.claimed and claim.donation is not None:
             message_id = mailer.send(claim.donation)
             store.mark_receipt_sent(donation.donation_id, message_id)
         return _answer(HTTPStatus.CREATED, {"donation_id": donation.donation_id, "status": DonationStatus.SUCCEEDED})

@@ -13,7 +13,11 @@ from donations.store import ConditionFailed, DonationStore
 
 
 def load_charged_donation(store: DonationStore, message: FollowUpMessage) -> Donation:
-    donation = store.get(message.donation_id)
+    return charged_donation(store.get(message.donation_id), message)
+
+
+def charged_donation(donation: Donation | None, message: FollowUpMessage) -> Donation:
+    """The donation a step may act on; a message for a missing or uncharged one is parked at once."""
     if donation is None:
         raise PermanentStepFailure(f"{message.type.value}:donation_not_found")
     if donation.status is not DonationStatus.SUCCEEDED:
@@ -50,10 +54,12 @@ def send_receipt(message: FollowUpMessage, *, store: DonationStore, mailer: Rece
     comes back after its visibility timeout (longer than the lease) and the receipt is sent
     again. We accept that rare duplicate over a receipt that is silently never sent.
     """
-    donation = load_charged_donation(store, message)
-    claim = store.claim_receipt(donation.donation_id, lease_seconds)
+    # The claim is the first call: it is conditional on the donation being charged, and returns
+    # the record, so the common case costs two writes and no read.
+    claim = store.claim_receipt(message.donation_id, lease_seconds)
+    donation = charged_donation(claim.donation, message)
     if not claim.claimed:
-        if claim.donation.receipt_status is StepStatus.DONE:
+        if donation.receipt_status is StepStatus.DONE:
             _duplicate(Step.SEND_RECEIPT)
             return
         # Another consumer holds a live lease: it is sending now; look again after a backoff.
@@ -62,7 +68,7 @@ def send_receipt(message: FollowUpMessage, *, store: DonationStore, mailer: Rece
         metrics.add_metric(name="ReceiptsResentAfterExpiredClaim", unit=MetricUnit.Count, value=1)
         logger.warning("Receipt claim had expired; sending again (the earlier sender may have crashed)")
     try:
-        message_id = mailer.send(claim.donation)
+        message_id = mailer.send(donation)
     except RetryableStepFailure:
         store.release_receipt_claim(donation.donation_id)
         raise

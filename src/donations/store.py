@@ -44,7 +44,7 @@ class SavedCard:
 @dataclass(frozen=True)
 class ReceiptClaim:
     claimed: bool
-    donation: Donation
+    donation: Donation | None
 
 
 class DonationStore:
@@ -237,25 +237,28 @@ class DonationStore:
         )
 
     def claim_receipt(self, donation_id: str, lease_seconds: int, now: float | None = None) -> ReceiptClaim:
-        """Take the right to send this donation's receipt.
+        """Take the right to send this donation's receipt (one write, no read first).
 
         The claim is a lease: if the sender dies after SendGrid accepted the mail but before
         ``mark_receipt_sent``, the lease runs out and a redelivery sends again (at least once,
-        never silently lost). A live lease or a sent receipt makes the claim fail.
+        never silently lost). A live lease, a sent receipt or a donation not charged makes the claim
+        fail. Claimed: ``donation`` is the record as it was just before the claim. Not claimed: as
+        it is now (None if there is no such donation), for the caller to tell why.
         """
         now = time.time() if now is None else now
         claimable = Attr("receipt_status").is_in([StepStatus.PENDING.value, StepStatus.FAILED.value]) | (
             Attr("receipt_status").eq(StepStatus.IN_PROGRESS.value) & Attr("receipt_claim_until").lt(int(now))
         )
         try:
-            donation = self._update(
+            before = self._update(
                 donation_id,
                 {"receipt_status": StepStatus.IN_PROGRESS.value, "receipt_claim_until": int(now) + lease_seconds},
                 condition=Attr("status").eq(DonationStatus.SUCCEEDED.value) & claimable,
+                returning="ALL_OLD",
             )
-            return ReceiptClaim(claimed=True, donation=donation)
+            return ReceiptClaim(claimed=True, donation=before)
         except ConditionFailed:
-            return ReceiptClaim(claimed=False, donation=self.require(donation_id))
+            return ReceiptClaim(claimed=False, donation=self.get(donation_id))
 
     def mark_receipt_sent(self, donation_id: str, message_id: str) -> Donation:
         return self._update(
@@ -358,6 +361,7 @@ class DonationStore:
         *,
         remove: list[str] | None = None,
         condition: Any = None,
+        returning: str = "ALL_NEW",
     ) -> Donation:
         # None removes the attribute (it reads back as None all the same): DynamoDB refuses a NULL
         # in an index key, such as payment_intent_id in mark_declined(..., None).
@@ -375,7 +379,7 @@ class DonationStore:
             "ExpressionAttributeNames": {**names, **removed},
             "ExpressionAttributeValues": attribute_values,
             "ConditionExpression": key_exists & condition if condition is not None else key_exists,
-            "ReturnValues": "ALL_NEW",
+            "ReturnValues": returning,  # ALL_NEW, or ALL_OLD for the record as it was
         }
         try:
             return Donation.model_validate(self._table.update_item(**arguments)["Attributes"])
