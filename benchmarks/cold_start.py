@@ -6,10 +6,12 @@ Each sample is a new ``python`` process with the function's environment as the t
 SDK loaded, libraries patched), dummy AWS credentials and a region, and ``sys.path`` as Lambda builds
 it: the function's folder, then the layer's python folder (``src/``), then the dependencies. What is
 timed is the ``import`` of the handler module (Lambda's INIT phase runs exactly that), beside a bare
-``import boto3, stripe`` (charge, tokenize) or ``import boto3, sendgrid`` (send_receipt) in the same
-environment, all variants interleaved in a shuffled order. Byte-code caches are warmed first.
+``import boto3, stripe`` (charge, tokenize, reconciler, Stripe webhook) or ``import boto3, sendgrid``
+(send_receipt) in the same environment, all variants interleaved in a shuffled order. Byte-code caches
+are warmed first.
 
-``python -X importtime`` then says what dominates each handler's import.
+``python -X importtime`` (the median of a few runs, as one run is noisy) then says what dominates each
+handler's import, and which modules beyond the bare import cost most.
 
     python -m benchmarks.cold_start [--repeats 15]
 """
@@ -219,18 +221,34 @@ def sample(variant: Variant, setup: FunctionSetup, cwd: str) -> tuple[float, flo
     return float(json.loads(completed.stdout.strip().splitlines()[-1])["import_ms"]), wall
 
 
-def importtime(variant: Variant, setup: FunctionSetup, cwd: str) -> list[tuple[str, int, float, float]]:
-    """``python -X importtime``: (module, depth, self ms, cumulative ms) per imported module."""
-    completed = subprocess.run(  # noqa: S603
-        [sys.executable, "-X", "importtime", "-c", CHILD, variant.modules, json.dumps(_paths(setup))],
-        env=lambda_environment(setup),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    return parse_importtime(completed.stderr)
+IMPORTTIME_RUNS = 3
+
+
+def importtime(
+    variant: Variant, setup: FunctionSetup, cwd: str, runs: int = IMPORTTIME_RUNS
+) -> list[tuple[str, int, float, float]]:
+    """``python -X importtime``: (module, depth, self ms, cumulative ms) per imported module, each time the
+    median of ``runs`` fresh interpreters (the order and depths are the first run's: imports are deterministic)."""
+    profiles = []
+    for _ in range(runs):
+        completed = subprocess.run(  # noqa: S603
+            [sys.executable, "-X", "importtime", "-c", CHILD, variant.modules, json.dumps(_paths(setup))],
+            env=lambda_environment(setup),
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        profiles.append(parse_importtime(completed.stderr))
+    times: dict[str, list[tuple[float, float]]] = {}
+    for profile in profiles:
+        for module, _, self_ms, cumulative_ms in profile:
+            times.setdefault(module, []).append((self_ms, cumulative_ms))
+    return [
+        (module, depth, median([s for s, _ in times[module]]), median([c for _, c in times[module]]))
+        for module, depth, _, _ in profiles[0]
+    ]
 
 
 def parse_importtime(stderr: str) -> list[tuple[str, int, float, float]]:
@@ -288,28 +306,32 @@ def run(
 
 
 def _package(module: str) -> str:
+    """The top-level package; standard library modules are told apart too (asyncio, email...), and marked."""
     top = module.split(".")[0]
-    return "(stdlib)" if top in sys.stdlib_module_names else top
+    return f"{top} (stdlib)" if top in sys.stdlib_module_names else top
 
 
 def what_the_handler_adds(
     handler_rows: list[tuple[str, int, float, float]], bare_rows: list[tuple[str, int, float, float]], bare: str
 ) -> str:
     """Self time (under -X importtime) of the modules the bare import does not load, by package."""
-    already = {row[0] for row in bare_rows}
+    # The modules the bare variant names are imported by importlib, which -X importtime does not list.
+    already = {row[0] for row in bare_rows} | set(bare.removeprefix("bare ").split(", "))
+    extra_rows = [row for row in handler_rows if row[0] not in already]
     by_package: dict[str, float] = {}
-    for module, _, self_ms, _ in handler_rows:
-        if module not in already:
-            by_package[_package(module)] = by_package.get(_package(module), 0.0) + self_ms
+    for module, _, self_ms, _ in extra_rows:
+        by_package[_package(module)] = by_package.get(_package(module), 0.0) + self_ms
     extra = sum(by_package.values())
     heavy = sorted(by_package.items(), key=lambda kv: -kv[1])[:8]
-    listed = ", ".join(f"{package} {ms:.0f} (via {_importer(handler_rows, package)})" for package, ms in heavy)
+    listed = ", ".join(f"{package} {ms:.0f} (via {_importer(handler_rows, package, already)})" for package, ms in heavy)
     return f"modules beyond '{bare}' cost {extra:.0f} ms of self time (-X importtime): {listed}"
 
 
-def _importer(rows: list[tuple[str, int, float, float]], package: str) -> str:
-    """The first module outside ``package`` that imported it (children are listed before their parent)."""
-    first = next((i for i, row in enumerate(rows) if _package(row[0]) == package), None)
+def _importer(rows: list[tuple[str, int, float, float]], package: str, skip: set[str] | None = None) -> str:
+    """The first module outside ``package`` that imported it (children are listed before their parent),
+    looking only at modules not in ``skip`` (those the bare import loads too)."""
+    skip = skip or set()
+    first = next((i for i, row in enumerate(rows) if _package(row[0]) == package and row[0] not in skip), None)
     if first is None:
         return "?"
     depth = rows[first][1]

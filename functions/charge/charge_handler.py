@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from donations.api import IDEMPOTENCY_HEADER, build_resolver, documented_errors, early_refusal, proxy_response
 from donations.charge import DONATION_ID, submit_donation
 from donations.errors import DonationNotFound
-from donations.models import DonationAnswer, DonationRequest, PublicDonation
+from donations.models import DonationAnswer, DonationRequest, PublicDonation, load_email_validation
 from donations.observability import logger, metrics, tracer
 from donations.settings import get_settings
 from donations.wiring import Wiring
@@ -29,6 +29,7 @@ GET_RESPONSES = {
     **documented_errors(404, 503),
 }
 
+load_email_validation()  # during INIT: every donation's email is validated
 settings = get_settings()
 app = build_resolver(settings)
 

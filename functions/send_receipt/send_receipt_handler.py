@@ -2,6 +2,10 @@
 
 from functools import cache
 
+# SendGrid's SDK does this function's work: load it during INIT, not on the first receipt
+# (donations.mail imports it where used, as the tokenize function imports that module too).
+import sendgrid  # noqa: F401
+
 from donations.consumer import StepConsumer, sqs_lambda_handler
 from donations.models import Step
 from donations.settings import get_settings

@@ -19,7 +19,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from donations.api import build_resolver
+from donations.api import answer_idempotency_conflicts, build_resolver
 from donations.observability import logger, metrics, tracer
 from donations.settings import get_settings
 from donations.webhooks import (
@@ -42,6 +42,7 @@ RESPONSES = {
 
 settings = get_settings()
 app = build_resolver(settings)
+answer_idempotency_conflicts(app)
 idempotency_config = IdempotencyConfig(event_key_jmespath="id", expires_after_seconds=EVENT_RECORD_TTL_SECONDS)
 
 

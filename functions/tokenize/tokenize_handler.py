@@ -2,6 +2,8 @@
 
 from functools import cache
 
+# Stripe's SDK does this function's work: load it (through its adapter) during INIT, not on the first message.
+import donations.payments  # noqa: F401
 from donations.consumer import StepConsumer, sqs_lambda_handler
 from donations.models import Step
 from donations.settings import get_settings

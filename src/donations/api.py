@@ -8,17 +8,11 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyPersistenceLayerError,
-    IdempotencyValidationError,
-)
 from botocore.exceptions import BotoCoreError, ClientError
 
 from donations.errors import (
     CardDataRefused,
     DonationError,
-    IdempotencyKeyReused,
     InvalidDonation,
     PayloadTooLarge,
     RequestInProgress,
@@ -131,20 +125,6 @@ def _register_error_handlers(app: APIGatewayRestResolver) -> None:
         logger.info("Request refused", extra={"code": error.code, "status": int(error.status)})
         return error_response(error)
 
-    @app.exception_handler(IdempotencyValidationError)
-    def _key_reused(_: IdempotencyValidationError) -> Response[str]:
-        return error_response(
-            IdempotencyKeyReused(
-                "This Idempotency-Key was already used for a different donation; use a new key.",
-                field=IDEMPOTENCY_HEADER,
-            )
-        )
-
-    @app.exception_handler(IdempotencyAlreadyInProgressError)
-    def _in_progress(_: IdempotencyAlreadyInProgressError) -> Response[str]:
-        return error_response(RequestInProgress("This donation is being processed; retry in a moment."))
-
-    @app.exception_handler(IdempotencyPersistenceLayerError)
     @app.exception_handler(ClientError)
     @app.exception_handler(BotoCoreError)
     def _storage_down(_: Exception) -> Response[str]:
@@ -156,3 +136,24 @@ def _register_error_handlers(app: APIGatewayRestResolver) -> None:
         # Never a bare 500 to the donor: a bug answers 503 (retryable) and shows up in logs and alarms.
         logger.exception("Unexpected error")
         return error_response(ServiceUnavailable("Something went wrong on our side; please try again shortly."))
+
+
+def answer_idempotency_conflicts(app: APIGatewayRestResolver) -> None:
+    """For routes behind Powertools Idempotency: a duplicate still running is a 409, its store down a 503.
+
+    Imported here, not at the top: only the Stripe webhook uses Powertools Idempotency, and the
+    charge function need not load it (the donation record is the charge's idempotency record).
+    """
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyAlreadyInProgressError,
+        IdempotencyPersistenceLayerError,
+    )
+
+    @app.exception_handler(IdempotencyAlreadyInProgressError)
+    def _in_progress(_: IdempotencyAlreadyInProgressError) -> Response[str]:
+        return error_response(RequestInProgress("This event is being processed; retry in a moment."))
+
+    @app.exception_handler(IdempotencyPersistenceLayerError)
+    def _store_down(_: IdempotencyPersistenceLayerError) -> Response[str]:
+        logger.exception("Idempotency store unavailable")
+        return error_response(ServiceUnavailable("The service is busy; please try again shortly."))

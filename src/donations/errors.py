@@ -3,18 +3,24 @@
 Retryable errors go back to the queue (with backoff); permanent ones are recorded on the
 donation and parked for an operator at once. Classification looks at exception types and
 status codes, never at message text.
+
+Every function imports this module, but each uses one provider SDK at most: the Stripe and SendGrid
+error types are looked up only in a process that has imported that SDK (an error of an SDK that was
+never imported cannot occur), so no function loads an SDK here that it does not otherwise use.
 """
 
 from __future__ import annotations
 
 import socket
+import sys
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import TYPE_CHECKING
 
-import requests
-import stripe
 from botocore.exceptions import BotoCoreError, ClientError
-from python_http_client import exceptions as sendgrid_errors
+
+if TYPE_CHECKING:
+    import stripe
 
 
 class DonationError(Exception):
@@ -167,21 +173,26 @@ def classify(error: BaseException) -> Classified:
     """
     if isinstance(error, StepFailure):
         return Classified(isinstance(error, RetryableStepFailure), error.reason)
-    if isinstance(error, stripe.StripeError):
+    stripe_sdk = sys.modules.get("stripe")
+    if stripe_sdk is not None and isinstance(error, stripe_sdk.StripeError):
         return _classify_stripe(error)
-    if isinstance(error, sendgrid_errors.HTTPError):
+    sendgrid_errors = sys.modules.get("python_http_client.exceptions")  # SendGrid's HTTP layer
+    if sendgrid_errors is not None and isinstance(error, sendgrid_errors.HTTPError):
         return _classify_http_status(error.status_code, "sendgrid")
     if isinstance(error, ClientError):
         code = error.response.get("Error", {}).get("Code", "ClientError")
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)
         retryable = status >= 500 or status in _RETRYABLE_HTTP or code in _AWS_THROTTLING_CODES
         return Classified(retryable, f"aws:{code}")
-    if isinstance(error, BotoCoreError | requests.RequestException | socket.timeout | OSError):
+    # requests' RequestException (Stripe's transport) is an OSError too.
+    if isinstance(error, BotoCoreError | socket.timeout | OSError):
         return Classified(True, f"network:{type(error).__name__}")
     return Classified(True, f"unexpected:{type(error).__name__}")
 
 
 def _classify_stripe(error: stripe.StripeError) -> Classified:
+    import stripe  # already loaded: the error came from it
+
     code = error.code or type(error).__name__
     if isinstance(error, stripe.APIConnectionError | stripe.RateLimitError):
         return Classified(True, f"stripe:{code}")

@@ -1,22 +1,30 @@
-"""SendGrid: the receipt email, built from a dynamic template."""
+"""SendGrid: the receipt email, built from a dynamic template.
+
+The SDK is imported where it is used: donations.steps imports this module in the tokenize function
+too, which never sends mail. The send-receipt function loads the SDK during INIT (its handler imports it).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-
-from python_http_client import exceptions as http_errors
-from sendgrid import SendGridAPIClient
-from sendgrid.helpers.mail import CustomArg, Mail
+from typing import TYPE_CHECKING
 
 from donations.errors import PermanentStepFailure, RetryableStepFailure, classify
 from donations.models import Donation
 from donations.settings import Settings
+
+if TYPE_CHECKING:
+    from python_http_client.exceptions import HTTPError
+    from sendgrid import SendGridAPIClient
+    from sendgrid.helpers.mail import Mail
 
 # Currencies whose minor unit is the whole unit (Stripe's zero-decimal list, trimmed to what we allow).
 _ZERO_DECIMAL = frozenset({"jpy", "krw", "vnd", "clp", "isk", "ugx", "xaf", "xof"})
 
 
 def build_sendgrid_client(settings: Settings, api_key: str) -> SendGridAPIClient:
+    from sendgrid import SendGridAPIClient
+
     if settings.sendgrid_api_host:
         return SendGridAPIClient(api_key=api_key, host=settings.sendgrid_api_host)
     return SendGridAPIClient(api_key=api_key)
@@ -29,6 +37,8 @@ def format_amount(amount: int, currency: str) -> str:
 
 
 def receipt_mail(donation: Donation, settings: Settings) -> Mail:
+    from sendgrid.helpers.mail import CustomArg, Mail
+
     mail = Mail(from_email=(settings.receipt_from_email, settings.org_name), to_emails=donation.email)
     mail.template_id = settings.receipt_template_id
     mail.dynamic_template_data = {
@@ -55,6 +65,8 @@ class ReceiptMailer:
 
         Raises RetryableStepFailure (timeouts, 429, 5xx) or PermanentStepFailure (400: bad address or template).
         """
+        from python_http_client import exceptions as http_errors
+
         mail = receipt_mail(donation, self._settings)
         try:
             response = self._client.client.mail.send.post(
@@ -72,7 +84,7 @@ class ReceiptMailer:
         return str(message_id)
 
 
-def _first_error_field(error: http_errors.HTTPError) -> str:
+def _first_error_field(error: HTTPError) -> str:
     """SendGrid's error body names the field at fault; keep the name (never the value, it may be the email)."""
     try:
         errors = error.to_dict.get("errors") or []

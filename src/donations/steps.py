@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING
 
 from donations.errors import PermanentStepFailure, RetryableStepFailure
-from donations.mail import ReceiptMailer
 from donations.models import Donation, DonationStatus, FollowUpMessage, Step, StepStatus
 from donations.observability import MetricUnit, logger, metrics
-from donations.payments import StripePayments
 from donations.store import ConditionFailed, DonationStore
+
+if TYPE_CHECKING:  # each function loads only its own provider's adapter (see donations.wiring)
+    from donations.mail import ReceiptMailer
+    from donations.payments import StripePayments
 
 
 def load_charged_donation(store: DonationStore, message: FollowUpMessage) -> Donation:

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from functools import cached_property, lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
-import stripe
 from botocore.config import Config
-from sendgrid import SendGridAPIClient
 
-from donations.mail import ReceiptMailer, build_sendgrid_client
 from donations.messages import FollowUpPublisher
-from donations.payments import StripePayments, build_stripe_client
 from donations.secrets import ApiKeys
 from donations.settings import Settings
 from donations.store import DonationStore
+
+if TYPE_CHECKING:
+    import stripe
+    from sendgrid import SendGridAPIClient
+
+    from donations.mail import ReceiptMailer
+    from donations.payments import StripePayments
 
 # Short timeouts and the SDK's standard retry mode: a slow AWS call must not eat the function's budget.
 AWS_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
@@ -50,22 +53,35 @@ class Wiring:
     def api_keys(self) -> ApiKeys:
         return ApiKeys(self.client("secretsmanager"))
 
+    # Every function shares this module but talks to one provider at most, so the adapters are imported
+    # where they are used. Each function loads its own adapter and SDK during INIT (donations.charge,
+    # .reconcile and the tokenize handler import donations.payments; the send-receipt handler imports
+    # SendGrid's SDK), so here they are already loaded.
+
     @property
     def payments(self) -> StripePayments:
+        from donations.payments import StripePayments
+
         # The key is re-read (through the cache) on every call so a rotated secret takes effect.
         return StripePayments(_stripe_client(self.settings, self.api_keys.get(self.settings.stripe_secret_name)))
 
     @property
     def mailer(self) -> ReceiptMailer:
+        from donations.mail import ReceiptMailer
+
         key = self.api_keys.get(self.settings.sendgrid_secret_name)
         return ReceiptMailer(_sendgrid_client(self.settings, key), self.settings)
 
 
 @lru_cache(maxsize=4)
 def _stripe_client(settings: Settings, api_key: str) -> stripe.StripeClient:
+    from donations.payments import build_stripe_client
+
     return build_stripe_client(settings, api_key)
 
 
 @lru_cache(maxsize=4)
 def _sendgrid_client(settings: Settings, api_key: str) -> SendGridAPIClient:
+    from donations.mail import build_sendgrid_client
+
     return build_sendgrid_client(settings, api_key)

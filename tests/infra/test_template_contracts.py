@@ -138,9 +138,10 @@ def test_function_environment_names_what_the_code_reads(deployed: Deployed, logi
     env = deployed.stack.functions[logical_id].environment
     # Every variable the code needs is set...
     assert COMMON_ENV | FUNCTION_ENV[logical_id] <= env.keys()
-    # ...and every variable set is read by someone (Powertools or our settings): no typos.
+    # ...and every variable set is read by someone (Powertools, pydantic or our settings): no typos.
     fields = {name.upper() for name in Settings.model_fields}
-    assert {name for name in env if not name.startswith("POWERTOOLS_")} <= fields
+    libraries = ("POWERTOOLS_", "PYDANTIC_")
+    assert {name for name in env if not name.startswith(libraries)} <= fields
 
 
 def test_environment_values_point_at_this_stack(deployed: Deployed) -> None:
