@@ -70,7 +70,7 @@ class SyncBaselineHandler:
         donation = store.mark_charged(donation.donation_id, outcome.payment_intent_id, outcome.payment_method_id)
         # 2. save the card: Customer + attach
         if donation.save_card:
-            donation = store.record_card(donation.donation_id, payments.save_card(donation))
+            store.record_card(donation.donation_id, payments.save_card(donation))
         # 3. send the receipt (claimed and marked like the consumer does)
         claim = store.claim_receipt(donation.donation_id, self.settings.receipt_claim_seconds)
         if claim.claimed and claim.donation is not None:

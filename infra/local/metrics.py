@@ -2,7 +2,8 @@
 
 * SQS: ApproximateNumberOfMessagesVisible / NotVisible and ApproximateAgeOfOldestMessage per queue,
   sampled on a tick. SQS has no API for the age, and peeking would raise receive counts (and so
-  trigger redrive), so the age is read from moto's in-process backend, which the local stack runs.
+  trigger redrive), so the age is read from moto's backend (through infra.local.moto_process when
+  moto runs in a process of its own).
 * Lambda: Invocations, Errors and Duration per function, recorded by the local invokers.
 * EMF: the handlers print Powertools' Embedded Metric Format lines; CloudWatch Logs would turn them
   into metrics, so :class:`FunctionOutput` does: it forwards them with ``put_metric_data``.
@@ -221,12 +222,23 @@ def readable(document: dict[str, Any], function: tuple[str, str] | None) -> str:
 
 
 class QueueMetrics:
-    """Publishes the SQS metrics CloudWatch would, from the queues' attributes and moto's backend."""
+    """Publishes the SQS metrics CloudWatch would, from the queues' attributes and moto's backend.
 
-    def __init__(self, sqs: Any, cloudwatch: Any, queue_urls: list[str]) -> None:
+    ``oldest_message_age``: seconds, by queue name; by default read from moto in this process (a
+    local stack whose moto runs in a process of its own asks it: infra.local.moto_process).
+    """
+
+    def __init__(
+        self,
+        sqs: Any,
+        cloudwatch: Any,
+        queue_urls: list[str],
+        oldest_message_age: Callable[[str], float] | None = None,
+    ) -> None:
         self._sqs = sqs
         self._cloudwatch = cloudwatch
         self._queue_urls = queue_urls
+        self._oldest_message_age = oldest_message_age or oldest_message_age_seconds
 
     def publish(self) -> dict[str, dict[str, float]]:
         published: dict[str, dict[str, float]] = {}
@@ -239,7 +251,7 @@ class QueueMetrics:
             values = {
                 "ApproximateNumberOfMessagesVisible": float(attributes["ApproximateNumberOfMessages"]),
                 "ApproximateNumberOfMessagesNotVisible": float(attributes["ApproximateNumberOfMessagesNotVisible"]),
-                "ApproximateAgeOfOldestMessage": oldest_message_age_seconds(name),
+                "ApproximateAgeOfOldestMessage": self._oldest_message_age(name),
             }
             for metric, value in values.items():
                 put_metric(self._cloudwatch, "AWS/SQS", metric, value, {"QueueName": name}, "Count")
@@ -248,7 +260,7 @@ class QueueMetrics:
 
 
 def oldest_message_age_seconds(queue_name: str, account: str = "123456789012", region: str = "us-east-1") -> float:
-    """Age of the oldest message still in the queue, read from moto's in-process backend."""
+    """Age of the oldest message still in the queue, read from moto's backend in this process."""
     from moto.sqs.models import sqs_backends
 
     queue = sqs_backends[account][region].queues.get(queue_name)

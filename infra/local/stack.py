@@ -15,14 +15,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from moto.server import ThreadedMotoServer
-
 from infra.emulators.sendgrid_emulator import SendGridEmulator
 from infra.emulators.stripe_emulator import StripeEmulator
 from infra.local.alarms import AlarmEvaluator
 from infra.local.delivery import BatchResult, EventSource, Poller
 from infra.local.front import Front
 from infra.local.metrics import FunctionMetrics, FunctionOutput, MetricForwarder, QueueMetrics, running_function
+from infra.local.moto_process import MotoProcess
 from infra.local.pipeline import Pipeline, ProviderEndpoints
 
 log = logging.getLogger("donations.local")
@@ -106,10 +105,11 @@ class LocalStack:
         )
         if config.stripe_api_key and not config.stripe_api_key.startswith("sk_test_"):
             raise SystemExit("STRIPE_API_KEY must be a test-mode key (sk_test_...); live keys are refused locally.")
-        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=config.moto_port, verbose=False)
-        self.moto.start()
+        # AWS is remote: moto gets a process (and a core) of its own, so its work does not slow the functions.
+        self.moto = MotoProcess(config.moto_port)
         self._closers.append(self.moto.stop)
-        self.moto_url = f"http://127.0.0.1:{config.moto_port}"
+        self.moto.start()
+        self.moto_url = self.moto.url
         providers = self._start_providers()
         self.pipeline = Pipeline(
             providers, endpoint_url=self.moto_url, stack_name=config.stack_name, environment=config.environment
@@ -131,7 +131,10 @@ class LocalStack:
         )
         self.alarms.start_like_aws()
         self.queue_metrics = QueueMetrics(
-            clients("sqs"), clients("cloudwatch"), list(self.pipeline.stack.queues.values())
+            clients("sqs"),
+            clients("cloudwatch"),
+            list(self.pipeline.stack.queues.values()),
+            self.moto.oldest_message_age,
         )
         self._start_pollers()
         self._start_ticker()

@@ -194,9 +194,9 @@ class DonationStore:
             condition=Attr("status").is_in(_OPEN_STATUSES),
         )
 
-    def mark_followups_published(self, donation_id: str) -> Donation:
+    def mark_followups_published(self, donation_id: str) -> None:
         # Nothing is owed any more: the donation leaves the reconciler's sparse index.
-        return self._update(donation_id, {"followups_published": True}, remove=[UNSETTLED])
+        self._update_quietly(donation_id, {"followups_published": True}, remove=[UNSETTLED])
 
     def waiting(self, status: DonationStatus, *, since: str | None, before: str, limit: int) -> list[str]:
         """Ids of unsettled donations in ``status`` created before ``before``, oldest first.
@@ -220,9 +220,9 @@ class DonationStore:
             arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return ids[:limit]
 
-    def record_card(self, donation_id: str, card: SavedCard) -> Donation:
+    def record_card(self, donation_id: str, card: SavedCard) -> None:
         """Store the token once; a second writer finds the card already saved."""
-        return self._update(
+        self._update_quietly(
             donation_id,
             {
                 "card_status": StepStatus.DONE.value,
@@ -260,36 +260,36 @@ class DonationStore:
         except ConditionFailed:
             return ReceiptClaim(claimed=False, donation=self.get(donation_id))
 
-    def mark_receipt_sent(self, donation_id: str, message_id: str) -> Donation:
-        return self._update(
+    def mark_receipt_sent(self, donation_id: str, message_id: str) -> None:
+        self._update_quietly(
             donation_id,
             {"receipt_status": StepStatus.DONE.value, "receipt_message_id": message_id, "receipt_sent_at": utc_now()},
             remove=["receipt_claim_until"],
             condition=Attr("receipt_status").eq(StepStatus.IN_PROGRESS.value),
         )
 
-    def release_receipt_claim(self, donation_id: str) -> Donation:
+    def release_receipt_claim(self, donation_id: str) -> None:
         """Give the claim back after a failed send, so the retry does not wait for the lease."""
-        return self._update(
+        self._update_quietly(
             donation_id,
             {"receipt_status": StepStatus.PENDING.value},
             remove=["receipt_claim_until"],
             condition=Attr("receipt_status").eq(StepStatus.IN_PROGRESS.value),
         )
 
-    def record_step_failure(self, donation_id: str, step: Step, reason: str) -> Donation:
+    def record_step_failure(self, donation_id: str, step: Step, reason: str) -> None:
         """Show operators and the form which step failed and why; the message itself is parked in the DLQ."""
         status_field = "card_status" if step is Step.TOKENIZE else "receipt_status"
-        return self._update(
+        self._update_quietly(
             donation_id,
             {status_field: StepStatus.FAILED.value, "failed_step": step.value, "failure_reason": reason},
             remove=["receipt_claim_until"] if step is Step.SEND_RECEIPT else [],
             condition=Attr(status_field).ne(StepStatus.DONE.value),
         )
 
-    def clear_step_failure(self, donation_id: str, step: Step) -> Donation:
+    def clear_step_failure(self, donation_id: str, step: Step) -> None:
         """A redriven step that then succeeds no longer shows as failed."""
-        return self._update(
+        self._update_quietly(
             donation_id,
             {},
             remove=["failed_step", "failure_reason"],
@@ -320,7 +320,7 @@ class DonationStore:
 
     def release_followups_claim(self, donation_id: str) -> None:
         """Give the lease back after a failed publish, so the next attempt need not wait for it."""
-        self._update(donation_id, {}, remove=["followups_claim_until"])
+        self._update_quietly(donation_id, {}, remove=["followups_claim_until"])
 
     def find_by_payment_intent(self, payment_intent_id: str) -> str | None:
         """The donation charged through this PaymentIntent (a dispute names only the intent and charge).
@@ -363,6 +363,25 @@ class DonationStore:
         condition: Any = None,
         returning: str = "ALL_NEW",
     ) -> Donation:
+        """A conditional update; the record as it is after it (or before it, with ``returning="ALL_OLD"``)."""
+        item = self._write(donation_id, values, remove=remove, condition=condition, returning=returning)
+        return Donation.model_validate(item)
+
+    def _update_quietly(
+        self, donation_id: str, values: dict[str, Any], *, remove: list[str] | None = None, condition: Any = None
+    ) -> None:
+        """The same, for a caller that needs no record back: DynamoDB sends none, and none is parsed."""
+        self._write(donation_id, values, remove=remove, condition=condition, returning="NONE")
+
+    def _write(
+        self,
+        donation_id: str,
+        values: dict[str, Any],
+        *,
+        remove: list[str] | None,
+        condition: Any,
+        returning: str,
+    ) -> dict[str, Any]:
         # None removes the attribute (it reads back as None all the same): DynamoDB refuses a NULL
         # in an index key, such as payment_intent_id in mark_declined(..., None).
         remove = [*(remove or []), *(name for name, value in values.items() if value is None)]
@@ -379,10 +398,10 @@ class DonationStore:
             "ExpressionAttributeNames": {**names, **removed},
             "ExpressionAttributeValues": attribute_values,
             "ConditionExpression": key_exists & condition if condition is not None else key_exists,
-            "ReturnValues": returning,  # ALL_NEW, or ALL_OLD for the record as it was
+            "ReturnValues": returning,
         }
         try:
-            return Donation.model_validate(self._table.update_item(**arguments)["Attributes"])
+            return dict(self._table.update_item(**arguments).get("Attributes", {}))
         except ClientError as error:
             if _condition_failed(error):
                 raise ConditionFailed(donation_id) from error
