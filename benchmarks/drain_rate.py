@@ -1,7 +1,7 @@
 """Drain rate: receipt messages per second through the delivery runner and the real send_receipt handler.
 
-A moto server (``ThreadedMotoServer`` on a free port) gets the stack from template.yaml and a
-backlog of charged donation records (default 10,000) written straight into the Donations table,
+A moto server (in a process of its own, as the local stack runs it, on a free port) gets the stack
+from template.yaml and a backlog of charged donation records (default 10,000) written straight into the Donations table,
 each owed one receipt message; the template's ReceiptQueue feeds the handler, a second queue with
 the same settings feeds the bare loop, each with the same messages. The SendGrid (and Stripe)
 emulators answer with no added latency.
@@ -55,6 +55,9 @@ from benchmarks.common import (
 )
 
 TARGET = 0.50
+# The handler runs a batch's records side by side: these are sums over records, which may overlap.
+DYNAMODB_LABEL = "    DynamoDB calls (summed over the batch's concurrent records)"
+MAIL_LABEL = "    SendGrid mail send (ReceiptMailer.send, summed likewise)"
 
 
 @dataclass
@@ -238,17 +241,16 @@ def run(config: DrainConfig, out: TextIO | None = None) -> DrainResult:
 
 def _run(config: DrainConfig, out: TextIO) -> DrainResult:
     import boto3
-    from moto.server import ThreadedMotoServer
 
     from infra.emulators.sendgrid_emulator import SendGridEmulator
     from infra.emulators.stripe_emulator import StripeEmulator
+    from infra.local.moto_process import MotoProcess
     from infra.local.pipeline import Pipeline, ProviderEndpoints
 
     started_at = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    moto.start()
+    moto = MotoProcess(port).start()  # as the local stack runs it: AWS is remote
     stripe, sendgrid = StripeEmulator().start(), SendGridEmulator().start()
     recorder = AwsCallRecorder()
     try:
@@ -345,20 +347,15 @@ def _run(config: DrainConfig, out: TextIO) -> DrainResult:
                 v for k, v in op_total.items() if k in ("sqs:ReceiveMessage", "sqs:DeleteMessageBatch")
             ),
             "  handler invocations": timers.handler,
-            "    DynamoDB calls (GetItem, UpdateItem)": sum(
-                v for k, v in op_total.items() if k.startswith("dynamodb:")
-            ),
-            "    SendGrid mail send (ReceiptMailer.send)": timers.mail,
+            DYNAMODB_LABEL: sum(v for k, v in op_total.items() if k.startswith("dynamodb:")),
+            MAIL_LABEL: timers.mail,
             "    other AWS calls": sum(
                 v for k, v in op_total.items() if not k.startswith(("dynamodb:", "sqs:Receive", "sqs:DeleteMessageB"))
             ),
         }
-        spent["    rest: Powertools batch/parser, logging, metrics, pydantic"] = (
-            timers.handler
-            - spent["    DynamoDB calls (GetItem, UpdateItem)"]
-            - spent["    SendGrid mail send (ReceiptMailer.send)"]
-            - spent["    other AWS calls"]
-        )
+        rest = timers.handler - spent[DYNAMODB_LABEL] - spent[MAIL_LABEL] - spent["    other AWS calls"]
+        if rest >= 0:  # with a batch's records overlapping, the sums exceed the invocations' time
+            spent["    rest: Powertools batch/parser, logging, metrics, pydantic"] = rest
         timers.restore()
     finally:
         recorder.uninstall()

@@ -37,6 +37,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from infra.moto_atomic import make_dynamodb_writes_atomic
+
 Template = dict[str, Any]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -437,6 +439,7 @@ def deploy_to_moto(
     API Gateway resources and event source mappings are not created; alarms and subscriptions are
     created through their APIs after the stack (see the module docstring).
     """
+    make_dynamodb_writes_atomic()  # for a moto in this process (mock_aws); a moto server does its own
     client = clients or AwsClients(session, endpoint_url=endpoint_url, region=region)
     region = client.region
     plan = prepare_for_moto(cfn_template)

@@ -13,6 +13,7 @@ Everything lands in moto's CloudWatch, where the alarm evaluator reads it like C
 
 from __future__ import annotations
 
+import contextvars
 import io
 import json
 import logging
@@ -26,22 +27,23 @@ from typing import Any, TextIO
 
 log = logging.getLogger("donations.local")
 
-_current = threading.local()
+# A context variable, so the threads a handler hands work to (with contextvars.copy_context(), as the
+# consumers do with a batch's records) are tagged with its function too.
+_current: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("local_function", default=None)
 
 
 @contextmanager
 def running_function(name: str, service: str) -> Iterator[None]:
     """Tag this thread's output with the function running in it (the handlers share one process)."""
-    previous = getattr(_current, "function", None)
-    _current.function = (name, service)
+    token = _current.set((name, service))
     try:
         yield
     finally:
-        _current.function = previous
+        _current.reset(token)
 
 
 def current_function() -> tuple[str, str] | None:
-    return getattr(_current, "function", None)
+    return _current.get()
 
 
 def put_metric(

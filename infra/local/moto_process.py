@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from infra.local.metrics import oldest_message_age_seconds
+from infra.moto_atomic import make_dynamodb_writes_atomic
 
 AGE_PATH = "/_local/sqs/oldest-message-age"
 
@@ -91,6 +92,7 @@ def serve(port: int) -> None:
     from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    make_dynamodb_writes_atomic()
     app = with_local_answers(DomainDispatcherApplication(create_backend_app))
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
 

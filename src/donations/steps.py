@@ -25,7 +25,7 @@ def charged_donation(donation: Donation | None, message: FollowUpMessage) -> Don
         raise PermanentStepFailure(f"{message.type.value}:donation_not_found")
     if donation.status is not DonationStatus.SUCCEEDED:
         raise PermanentStepFailure(f"{message.type.value}:donation_not_charged:{donation.status.value}")
-    logger.append_keys(donation_id=donation.donation_id, donor=donation.email_masked)
+    logger.thread_safe_append_keys(donation_id=donation.donation_id, donor=donation.email_masked)
     return donation
 
 

@@ -98,7 +98,7 @@ def test_drain_rate_prints_both_loops_and_their_ratio() -> None:
     text = out.getvalue()
     assert "deliver_batch + send_receipt handler" in text and "bare receive + delete" in text
     assert "not processed within the time budget: handler 0, bare 0" in text
-    assert "dynamodb:GetItem" in text
+    assert "dynamodb:UpdateItem" in text  # the claim and the mark, per receipt
     summary = _summary(text, "drain_rate")
     _sane(
         _number(r"handler=" + NUMBER, summary),

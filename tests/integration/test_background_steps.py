@@ -2,6 +2,7 @@
 
 import itertools
 import json
+import threading
 
 import pytest
 
@@ -233,3 +234,40 @@ def test_a_declined_donation_never_reaches_the_queues(world):
     world.drain()
     assert world.sendgrid.outbox == []
     assert world.record(world.donation_ids()[0]).status is DonationStatus.DECLINED
+
+
+def test_racing_receipt_claims_on_one_donation_let_exactly_one_win(world):
+    # The records of a batch run side by side, so two deliveries of one receipt can claim at the same
+    # instant. DynamoDB lets one conditional write win; moto needed infra.moto_atomic to do the same.
+    donation_id = _donate(world, "key-race", save_card=False)
+    store = world.wiring.store
+    for attempt in range(30):
+        if attempt:
+            store.release_receipt_claim(donation_id)
+        start = threading.Barrier(2)
+        claims: list[bool] = []
+
+        def claim(start: threading.Barrier = start, claims: list[bool] = claims) -> None:
+            start.wait(timeout=5)
+            claims.append(store.claim_receipt(donation_id, lease_seconds=60).claimed)
+
+        racers = [threading.Thread(target=claim) for _ in range(2)]
+        for racer in racers:
+            racer.start()
+        for racer in racers:
+            racer.join(timeout=10)
+        assert sorted(claims) == [False, True], attempt
+
+
+def test_two_deliveries_of_one_receipt_in_one_batch_send_one_mail(world):
+    donation_id = _donate(world, "key-batch-duplicate", save_card=False)
+    [message] = world.queued("receipt")
+    world.send("receipt", message["Body"], message.get("MessageAttributes", {}))
+
+    first = world.deliver("receipt")  # both records in one batch, handled side by side
+    world.drain()
+
+    assert first.received == 2
+    assert len(world.sendgrid.outbox_for(donation_id)) == 1
+    assert world.record(donation_id).receipt_status is StepStatus.DONE
+    assert world.queued("receipt") == world.queued("receipt_dlq") == []
