@@ -228,6 +228,11 @@ def setdefault_env(values: dict[str, str]) -> None:
 # --------------------------------------------------------------------------- AWS calls, as the SDK makes them
 
 
+# Set by a benchmark around one handler invocation; the calls made under it carry it, also from the
+# worker threads a handler hands work to with contextvars.copy_context() (follow-up sends, batch records).
+CURRENT_INVOCATION: contextvars.ContextVar[object | None] = contextvars.ContextVar("invocation", default=None)
+
+
 @dataclass
 class AwsCall:
     scope: str
@@ -239,6 +244,8 @@ class AwsCall:
     returned: int | None = None
     """Messages returned, for SQS ReceiveMessage."""
     thread: int = 0
+    invocation: object | None = None
+    """The ``CURRENT_INVOCATION`` the call was made under (worker threads inherit it via contextvars)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """What ``on_before``/``on_after`` callbacks add (e.g. item snapshots)."""
     body: Any = None
@@ -319,7 +326,15 @@ class AwsCallRecorder:
 
             with contextlib.suppress(ValueError):
                 body = json.loads(raw)
-        call = AwsCall(scope, service, model.name, len(raw or b""), body=body, thread=threading.get_ident())
+        call = AwsCall(
+            scope,
+            service,
+            model.name,
+            len(raw or b""),
+            body=body,
+            thread=threading.get_ident(),
+            invocation=CURRENT_INVOCATION.get(),
+        )
         if self.on_before is not None:
             self.on_before(call)
         context["_bench_call"] = (call, time.perf_counter())

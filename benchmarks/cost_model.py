@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from benchmarks.common import (
+    CURRENT_INVOCATION,
     DUMMY_AWS_ENV,
     AwsCall,
     AwsCallRecorder,
@@ -265,6 +266,13 @@ def index_write_units(old: Any, new: Any, index: IndexSpec, table_keys: frozense
 # --------------------------------------------------------------------------- the run
 
 
+@dataclass
+class _Waits:
+    """One invocation's time in provider calls (ms), whichever of its threads made them."""
+
+    provider_ms: float = 0.0
+
+
 class Meter:
     """Per-invocation timing: the invocation's duration, and its time in AWS and provider calls.
 
@@ -274,12 +282,14 @@ class Meter:
     def __init__(self, recorder: AwsCallRecorder) -> None:
         self.recorder = recorder
         self.invocations: list[Invocation] = []
-        self._local = threading.local()
         self._lock = threading.Lock()
         self._restore: list[Callable[[], None]] = []
 
     def measure(self, function: str, call: Callable[[], Any], messages: int = 0) -> Any:
-        self._local.provider_ms = 0.0
+        """Time one invocation. Its AWS and provider calls are found by context (CURRENT_INVOCATION), so
+        those its worker threads make count too; overlapping calls may sum to more than the duration."""
+        invocation = _Waits()
+        token = CURRENT_INVOCATION.set(invocation)
         started = time.perf_counter()
         with self.recorder.scope(function):
             mark = len(self.recorder.calls)
@@ -287,12 +297,11 @@ class Meter:
                 return call()
             finally:
                 duration = (time.perf_counter() - started) * 1000
-                mine = [
-                    c for c in self.recorder.calls[mark:] if c.scope == function and c.thread == threading.get_ident()
-                ]
+                CURRENT_INVOCATION.reset(token)
+                mine = [c for c in self.recorder.calls[mark:] if c.invocation is invocation]
                 aws = sum(c.ms for c in mine if c.ms == c.ms)
                 with self._lock:
-                    self.invocations.append(Invocation(function, duration, messages, aws, self._local.provider_ms))
+                    self.invocations.append(Invocation(function, duration, messages, aws, invocation.provider_ms))
 
     def wrap_providers(self) -> None:
         from donations.mail import ReceiptMailer
@@ -307,7 +316,10 @@ class Meter:
                     return __inner(*args, **kwargs)
                 finally:
                     spent = (time.perf_counter() - started) * 1000
-                    self._local.provider_ms = getattr(self._local, "provider_ms", 0.0) + spent
+                    waits = CURRENT_INVOCATION.get()
+                    if isinstance(waits, _Waits):
+                        with self._lock:
+                            waits.provider_ms += spent
 
             setattr(owner, name, timed)
             self._restore.append(lambda owner=owner, name=name, inner=inner: setattr(owner, name, inner))

@@ -93,6 +93,7 @@ class Pipeline:
         # One invocation at a time per function, as in one Lambda execution environment: handlers
         # keep per-invocation state in module globals (the resolver's current event, Logger keys).
         self._locks = {lid: threading.Lock() for lid in self.handlers}
+        _one_metrics_flush_at_a_time()
         self.routes = api_routes(self.sam_template)
         return self
 
@@ -210,6 +211,30 @@ def api_routes(sam_template: dict[str, Any]) -> list[Route]:
                 properties = event["Properties"]
                 routes.append(Route(properties["Method"].upper(), properties["Path"], logical_id))
     return routes
+
+
+def _one_metrics_flush_at_a_time() -> None:
+    """The functions share this process, and with it Powertools' one metric set (on AWS each has its own).
+
+    A flush checks the set is not empty, serialises it, then clears it: another function's flush
+    clearing it in between made the first raise "Must contain at least one metric". Flushes are
+    therefore taken one at a time. (Metrics added meanwhile by another function may still be
+    reported with this one's: a known limit of running every function in one interpreter.)
+    """
+    from donations.observability import metrics
+
+    provider = metrics.provider  # log_metrics flushes through the EMF provider, not the Metrics facade
+    if getattr(provider.flush_metrics, "one_at_a_time", False):
+        return
+    lock = threading.Lock()
+    flush = provider.flush_metrics
+
+    def flush_one_at_a_time(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return flush(*args, **kwargs)
+
+    flush_one_at_a_time.one_at_a_time = True  # type: ignore[attr-defined]
+    provider.flush_metrics = flush_one_at_a_time  # type: ignore[method-assign]
 
 
 def _load_handler(code_uri: str | None, handler: str) -> ModuleType:
