@@ -203,11 +203,10 @@ def _paths(setup: FunctionSetup) -> list[str]:
     return [str(setup.code_dir), *(str(d) for d in setup.layer_dirs)]
 
 
-def sample(variant: Variant, setup: FunctionSetup, cwd: str) -> tuple[float, float]:
-    """(import ms inside the child, wall ms of the whole child process)."""
-    started = time.perf_counter()
-    completed = subprocess.run(  # noqa: S603 - our own interpreter and code
-        [sys.executable, "-c", CHILD, variant.modules, json.dumps(_paths(setup))],
+def _child(variant: Variant, setup: FunctionSetup, cwd: str, *python_options: str) -> subprocess.CompletedProcess[str]:
+    """A fresh interpreter importing the variant's modules with the function's environment and paths."""
+    return subprocess.run(  # noqa: S603 - our own interpreter and code
+        [sys.executable, *python_options, "-c", CHILD, variant.modules, json.dumps(_paths(setup))],
         env=lambda_environment(setup),
         cwd=cwd,
         capture_output=True,
@@ -215,6 +214,12 @@ def sample(variant: Variant, setup: FunctionSetup, cwd: str) -> tuple[float, flo
         timeout=120,
         check=False,
     )
+
+
+def sample(variant: Variant, setup: FunctionSetup, cwd: str) -> tuple[float, float]:
+    """(import ms inside the child, wall ms of the whole child process)."""
+    started = time.perf_counter()
+    completed = _child(variant, setup, cwd)
     wall = (time.perf_counter() - started) * 1000
     if completed.returncode != 0:
         raise RuntimeError(f"{variant.name}: import failed:\n{completed.stderr[-3000:]}")
@@ -231,15 +236,7 @@ def importtime(
     median of ``runs`` fresh interpreters (the order and depths are the first run's: imports are deterministic)."""
     profiles = []
     for _ in range(runs):
-        completed = subprocess.run(  # noqa: S603
-            [sys.executable, "-X", "importtime", "-c", CHILD, variant.modules, json.dumps(_paths(setup))],
-            env=lambda_environment(setup),
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        completed = _child(variant, setup, cwd, "-X", "importtime")
         profiles.append(parse_importtime(completed.stderr))
     times: dict[str, list[tuple[float, float]]] = {}
     for profile in profiles:
