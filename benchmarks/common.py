@@ -13,6 +13,7 @@ import socket
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -218,6 +219,18 @@ def quiet_functions(sink: Any = None) -> Iterator[Any]:
 def quiet_libraries() -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     logging.getLogger("donations.local").setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def benchmark_process() -> Iterator[None]:
+    """What every in-process benchmark runs under: quiet libraries, dummy AWS credentials, and the
+    process's environment and handlers put back afterwards. Powertools' warning for an invocation
+    that emitted no metric (a duplicate delivery) is not our concern here."""
+    quiet_libraries()
+    with preserved_process_state(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
+        setdefault_env(DUMMY_AWS_ENV)
+        yield
 
 
 def setdefault_env(values: dict[str, str]) -> None:

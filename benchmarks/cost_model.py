@@ -46,7 +46,6 @@ import threading
 import time
 import tomllib
 import uuid
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,17 +53,14 @@ from typing import Any, TextIO
 
 from benchmarks.common import (
     CURRENT_INVOCATION,
-    DUMMY_AWS_ENV,
     AwsCall,
     AwsCallRecorder,
     NullSink,
+    benchmark_process,
     free_port,
     machine,
     median,
-    preserved_process_state,
     quiet_functions,
-    quiet_libraries,
-    setdefault_env,
     table,
     verdict,
 )
@@ -376,13 +372,10 @@ def _donation(index: int, save_card: bool) -> dict[str, Any]:
 
 def run(config: CostConfig, out: TextIO | None = None) -> CostRun:
     out = out or sys.stdout
-    quiet_libraries()
     init_ms = config.init_ms
     if init_ms is None:
         init_ms = measure_init(config.init_repeats, out)
-    with preserved_process_state(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="No application metrics to publish")
-        setdefault_env(DUMMY_AWS_ENV)
+    with benchmark_process():
         return _run(config, init_ms, out)
 
 

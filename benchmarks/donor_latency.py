@@ -26,7 +26,6 @@ import sys
 import threading
 import time
 import uuid
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -34,17 +33,14 @@ from typing import Any, TextIO
 import requests
 
 from benchmarks.common import (
-    DUMMY_AWS_ENV,
     AwsCallRecorder,
     NullSink,
     Summary,
+    benchmark_process,
     free_port,
     machine,
     median,
     percentile,
-    preserved_process_state,
-    quiet_libraries,
-    setdefault_env,
     table,
     verdict,
 )
@@ -153,11 +149,7 @@ def _timed(fn: Callable[[], None]) -> float:
 
 def run(config: LatencyConfig, out: TextIO | None = None) -> LatencyResult:
     out = out or sys.stdout
-    quiet_libraries()
-    with preserved_process_state(), warnings.catch_warnings():
-        # Powertools warns when an invocation emitted no metric (duplicate deliveries); not our concern.
-        warnings.filterwarnings("ignore", message="No application metrics to publish")
-        setdefault_env(DUMMY_AWS_ENV)
+    with benchmark_process():
         return _run(config, out)
 
 

@@ -33,23 +33,19 @@ import argparse
 import logging
 import sys
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from benchmarks.common import (
-    DUMMY_AWS_ENV,
     AwsCallRecorder,
     NullSink,
+    benchmark_process,
     free_port,
     machine,
     median,
     percentile,
-    preserved_process_state,
     quiet_functions,
-    quiet_libraries,
-    setdefault_env,
     table,
     verdict,
 )
@@ -232,10 +228,7 @@ def bare_batch(sqs: Any, queue_url: str, batch_size: int) -> int:
 
 def run(config: DrainConfig, out: TextIO | None = None) -> DrainResult:
     out = out or sys.stdout
-    quiet_libraries()
-    with preserved_process_state(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="No application metrics to publish")
-        setdefault_env(DUMMY_AWS_ENV)
+    with benchmark_process():
         return _run(config, out)
 
 

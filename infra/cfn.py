@@ -37,6 +37,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from infra.clients import ClientCache
 from infra.moto_atomic import make_dynamodb_writes_atomic
 
 Template = dict[str, Any]
@@ -386,7 +387,7 @@ class StackResources:
 # --------------------------------------------------------------------------- deploy
 
 
-class AwsClients:
+class AwsClients(ClientCache):
     """boto3 clients for one session, region and endpoint, each created once (creation is slow).
 
     Without a session, one with dummy credentials is used, so code meant for moto can never reach
@@ -402,22 +403,12 @@ class AwsClients:
         region: str | None = None,
     ) -> None:
         self.region: str = region or (session.region_name if session else None) or "us-east-1"
-        self.session = session or boto3.session.Session(
+        session = session or boto3.session.Session(
             aws_access_key_id="testing",
             aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
             region_name=self.region,
         )
-        self.endpoint_url = endpoint_url
-        self._clients: dict[str, Any] = {}
-
-    def __call__(self, service: str) -> Any:
-        if service not in self._clients:
-            self._clients[service] = self.session.client(
-                service,
-                endpoint_url=self.endpoint_url,
-                region_name=self.region,
-            )
-        return self._clients[service]
+        super().__init__(session, endpoint_url=endpoint_url, region=self.region)
 
 
 def deploy_to_moto(

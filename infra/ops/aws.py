@@ -9,6 +9,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from infra.clients import ClientCache
+
 Clients = Callable[[str], Any]
 """Service name -> boto3 client ("sqs", "cloudformation", ...)."""
 
@@ -16,25 +18,6 @@ LOCAL_ENDPOINT = "http://127.0.0.1:4566"
 """Where the local stack's moto server listens."""
 ENDPOINT_ENV = "DONATIONS_OPS_ENDPOINT"
 LOCAL_REGION = "us-east-1"
-
-
-class ClientCache:
-    """Creates each service's client once (client creation costs tens of milliseconds)."""
-
-    def __init__(self, session: boto3.session.Session, *, endpoint_url: str | None, config: Config | None) -> None:
-        self.session = session
-        self.endpoint_url = endpoint_url
-        self._config = config
-        self._clients: dict[str, Any] = {}
-
-    def __call__(self, service: str) -> Any:
-        if service not in self._clients:
-            self._clients[service] = self.session.client(
-                service,
-                endpoint_url=self.endpoint_url,
-                config=self._config,
-            )
-        return self._clients[service]
 
 
 def resolve_endpoint(endpoint_url: str | None, *, local: bool, environ: dict[str, str] | None = None) -> str | None:
