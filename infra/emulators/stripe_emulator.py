@@ -811,6 +811,9 @@ class StripeEmulator(EmulatorServer):
 
     # -- PaymentIntents ----------------------------------------------------------------
     def _create_pi(self, ctx: _Ctx, params: Json, _: str | None) -> Json:
+        # Bridge until the emulator takes its contract from the SDK's types (issue #12, in progress).
+        if "allowed_payment_method_types" in params:
+            params["payment_method_types"] = params.pop("allowed_payment_method_types")
         _reject_unknown(params, _PI_CREATE_PARAMS)
         currency = _currency_param(params)
         amount = _amount_param(params, currency)
@@ -1350,9 +1353,13 @@ def _match(req: Request) -> tuple[_Route | None, str | None]:
 def _request_params(req: Request) -> Json:
     raw = req.body.decode("utf-8", errors="replace") if req.method == "POST" else req.query
     try:
-        return parse_form(raw)
+        params = parse_form(raw)
     except FormError as exc:
         raise _invalid(str(exc)) from None
+    # Bridge until the emulator takes its contract from the SDK's types (issue #12, in progress).
+    if "allowed_payment_method_types" in params:
+        params["payment_method_types"] = params.pop("allowed_payment_method_types")
+    return params
 
 
 def _run(

@@ -7,8 +7,10 @@ too, which never sends mail. The send-receipt function loads the SDK during INIT
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from donations import currencies
 from donations.errors import PermanentStepFailure, RetryableStepFailure, classify
 from donations.models import Donation
 from donations.settings import Settings
@@ -17,9 +19,6 @@ if TYPE_CHECKING:
     from python_http_client.exceptions import HTTPError
     from sendgrid import SendGridAPIClient
     from sendgrid.helpers.mail import Mail
-
-# Currencies whose minor unit is the whole unit (Stripe's zero-decimal list, trimmed to what we allow).
-_ZERO_DECIMAL = frozenset({"jpy", "krw", "vnd", "clp", "isk", "ugx", "xaf", "xof"})
 
 
 def build_sendgrid_client(settings: Settings, api_key: str) -> SendGridAPIClient:
@@ -31,9 +30,12 @@ def build_sendgrid_client(settings: Settings, api_key: str) -> SendGridAPIClient
 
 
 def format_amount(amount: int, currency: str) -> str:
-    if currency.lower() in _ZERO_DECIMAL:
-        return f"{amount:,} {currency.upper()}"
-    return f"{amount / 100:,.2f} {currency.upper()}"
+    """``2500, "usd"`` → ``"25.00 USD"``; minor units as Stripe counts them (donations.currencies)."""
+    unit = currencies.currency(currency)
+    # Where only whole units can be charged (isk), show whole units.
+    shown = 0 if unit.step == 10**unit.decimals else unit.decimals
+    major = Decimal(amount).scaleb(-unit.decimals)
+    return f"{major:,.{shown}f} {currency.upper()}"
 
 
 def receipt_mail(donation: Donation, settings: Settings) -> Mail:

@@ -18,6 +18,7 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -25,6 +26,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic.networks import import_email_validator, validate_email
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
+from donations.currencies import amount_problem
 from donations.redaction import find_card_data
 from donations.settings import get_settings
 
@@ -76,8 +78,11 @@ class DonationRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    amount: StrictInt = Field(description="Amount in minor units (cents).", examples=[2500])
+    # Currency first: the amount's rules depend on it (validators see the fields declared before theirs).
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{3}$")] = Field(examples=["usd"])
+    amount: StrictInt = Field(
+        description="Amount in the currency's minor units as Stripe counts them (cents for usd).", examples=[2500]
+    )
     email: EmailAddress = Field(max_length=254, examples=["ada@example.org"])
     name: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
     payment_method: Annotated[str, StringConstraints(pattern=PAYMENT_METHOD_PATTERN)] = Field(
@@ -101,14 +106,14 @@ class DonationRequest(BaseModel):
 
     @field_validator("amount")
     @classmethod
-    def _amount_in_range(cls, amount: int) -> int:
+    def _amount_chargeable(cls, amount: int, info: ValidationInfo) -> int:
+        currency = info.data.get("currency")
+        if currency is None:
+            return amount  # the currency was refused; that is the error the donor sees
         settings = get_settings()
-        if not settings.min_amount <= amount <= settings.max_amount:
-            raise PydanticCustomError(
-                "amount_out_of_range",
-                "The amount must be between {min} and {max} (in cents, or the currency's smallest unit)",
-                {"min": f"{settings.min_amount:,}", "max": f"{settings.max_amount:,}"},
-            )
+        problem = amount_problem(amount, currency, floor=settings.min_amount, ceiling=settings.max_amount)
+        if problem is not None:
+            raise PydanticCustomError("amount_out_of_range", problem)
         return amount
 
     @field_validator("currency")

@@ -31,6 +31,15 @@ _DONOR_MESSAGES = {
     "card_velocity_exceeded": "Your card has exceeded its limit. Please use another card.",
 }
 _GENERIC_DECLINE = "Your card was declined. Please use another card or contact your bank."
+# Stripe's error codes for an amount out of its range (docs.stripe.com/error-codes).
+_AMOUNT_REFUSALS = frozenset({"amount_too_small", "amount_too_large"})
+
+
+# The Stripe API version every request names, pinned here and only here. It is the version the
+# installed SDK was generated for (stripe/_api_version.py): its request parameters and objects are
+# typed for it. Upgrading the SDK moves that version; a unit test then fails until this line, the
+# README and a full test run (make test, and make smoke against Stripe in test mode) agree again.
+STRIPE_API_VERSION = "2026-10-28.endive"
 
 
 def build_stripe_client(settings: Settings, api_key: str) -> stripe.StripeClient:
@@ -38,6 +47,7 @@ def build_stripe_client(settings: Settings, api_key: str) -> stripe.StripeClient
     base_addresses: dict[str, str] = {"api": settings.stripe_api_base} if settings.stripe_api_base else {}
     return stripe.StripeClient(
         api_key,
+        stripe_version=STRIPE_API_VERSION,
         base_addresses=base_addresses,  # type: ignore[arg-type]
         max_network_retries=settings.stripe_max_network_retries,
         http_client=stripe.RequestsClient(timeout=settings.provider_timeout_seconds),
@@ -86,7 +96,9 @@ class StripePayments:
             "amount": donation.amount,
             "currency": donation.currency,
             "payment_method": donation.payment_method,
-            "payment_method_types": ["card"],
+            # Cards only. For the pinned API version, PaymentIntentCreateParams has
+            # allowed_payment_method_types and no payment_method_types (stripe/params).
+            "allowed_payment_method_types": ["card"],
             "confirm": True,
             "metadata": {**donation.metadata, "donation_id": donation.donation_id},
             "description": f"Donation {donation.donation_id}",
@@ -104,6 +116,14 @@ class StripePayments:
         except stripe.IdempotencyError as error:
             raise IdempotencyKeyReused("This donation was already submitted with other details.") from error
         except stripe.InvalidRequestError as error:
+            if error.code in _AMOUNT_REFUSALS:
+                # Stripe's own limit for this currency (docs.stripe.com/currencies#minimum-and-maximum-charge-amounts),
+                # where our table has none: the donor can change the amount.
+                raise InvalidDonation(
+                    "The amount is outside what can be charged in this currency; please change it.",
+                    field="amount",
+                    code=error.code,
+                ) from error
             if error.param == "payment_method":
                 raise InvalidDonation(
                     "The payment method is not valid; please enter your card again.",
