@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from donations import deadline
 from donations.api import IDEMPOTENCY_HEADER, build_resolver, documented_errors, early_refusal, proxy_response
 from donations.charge import DONATION_ID, submit_donation
 from donations.errors import DonationNotFound
@@ -76,4 +77,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     refusal = early_refusal(event, settings)
     if refusal is not None:
         return proxy_response(refusal, settings)
-    return app.resolve(event, context)
+    # Stripe's answer comes in time for the donor to get ours, a 503 with Retry-After at worst.
+    with deadline.budget(context, settings.deadline_reserve_seconds):
+        return app.resolve(event, context)

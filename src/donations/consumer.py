@@ -23,6 +23,7 @@ from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Json, ValidationError
 
+from donations import deadline
 from donations.errors import PermanentStepFailure, classify
 from donations.models import FollowUpMessage, Step
 from donations.observability import MetricUnit, logger, metrics, tracer
@@ -62,7 +63,7 @@ class StepConsumer:
         self._run = run
         self._store = store
         self.sqs_client = sqs_client
-        self._settings = settings
+        self.settings = settings
         self._dlq_url = dlq_url
 
     def handle(self, record: SQSRecord) -> None:
@@ -98,14 +99,14 @@ class StepConsumer:
 
     def _retry_later(self, record: SQSRecord, donation_id: str, receive_count: int, reason: str) -> None:
         metrics.add_metric(name="StepRetries", unit=MetricUnit.Count, value=1)
-        if receive_count >= self._settings.max_receive_count:
+        if receive_count >= self.settings.max_receive_count:
             # The next receive moves it to the DLQ (redrive); make that happen now rather than after
             # the queue's visibility timeout, and say so on the donation.
             logger.error("Step failed on its last attempt; moving to the DLQ", extra={"reason": reason})
             self._record_failure(donation_id, f"{reason}:retries_exhausted")
             self._change_visibility(record, 0)
             return
-        delay = backoff_seconds(receive_count, self._settings)
+        delay = backoff_seconds(receive_count, self.settings)
         logger.warning("Step failed; retrying later", extra={"reason": reason, "retry_in_seconds": delay})
         self._change_visibility(record, delay)
 
@@ -183,9 +184,11 @@ def sqs_lambda_handler(consumer: Callable[[], StepConsumer]) -> Callable[[dict[s
     @tracer.capture_lambda_handler
     @metrics.log_metrics
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
-        consumer()  # built here, once, before the records' threads start
-        return async_process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
+        settings = consumer().settings  # built here, once, before the records' threads start
+        # Every record's provider calls end in time for its failure to be reported (donations.deadline).
+        with deadline.budget(context, settings.deadline_reserve_seconds):
+            return async_process_partial_response(
+                event=event, record_handler=record_handler, processor=processor, context=context
+            )
 
     return lambda_handler

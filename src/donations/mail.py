@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from donations import currencies
+from donations import currencies, deadline
 from donations.errors import PermanentStepFailure, RetryableStepFailure, classify
 from donations.models import Donation
 from donations.settings import Settings
@@ -71,9 +71,11 @@ class ReceiptMailer:
 
         mail = receipt_mail(donation, self._settings)
         try:
-            response = self._client.client.mail.send.post(
-                request_body=mail.get(), timeout=self._settings.provider_timeout_seconds
-            )
+            timeout = deadline.attempt_timeout(self._settings.provider_timeout_seconds)
+        except deadline.OutOfTime as error:
+            raise RetryableStepFailure("send_receipt:out_of_time") from error
+        try:
+            response = self._client.client.mail.send.post(request_body=mail.get(), timeout=timeout)
         except http_errors.HTTPError as error:
             verdict = classify(error)
             failure = RetryableStepFailure if verdict.retryable else PermanentStepFailure

@@ -20,6 +20,7 @@ from donations.errors import (
 from donations.models import Donation
 from donations.settings import Settings
 from donations.store import SavedCard
+from donations.stripe_http import BudgetedRequestsClient
 
 # Stripe advises not to tell a donor that their card was reported lost or stolen.
 _UNDISCLOSED_DECLINE_CODES = frozenset({"lost_card", "stolen_card", "pickup_card", "fraudulent", "merchant_blacklist"})
@@ -43,14 +44,15 @@ STRIPE_API_VERSION = "2026-10-28.endive"
 
 
 def build_stripe_client(settings: Settings, api_key: str) -> stripe.StripeClient:
-    """A client with explicit retries (the SDK's default is a single attempt) and a bounded timeout."""
+    """A client with explicit retries (the SDK's default is a single attempt), each attempt and the
+    number of retries bounded by the invocation's time budget (donations.deadline)."""
     base_addresses: dict[str, str] = {"api": settings.stripe_api_base} if settings.stripe_api_base else {}
     return stripe.StripeClient(
         api_key,
         stripe_version=STRIPE_API_VERSION,
         base_addresses=base_addresses,  # type: ignore[arg-type]
         max_network_retries=settings.stripe_max_network_retries,
-        http_client=stripe.RequestsClient(timeout=settings.provider_timeout_seconds),
+        http_client=BudgetedRequestsClient(settings.provider_timeout_seconds),
     )
 
 

@@ -34,6 +34,9 @@ class Settings(BaseModel):
     sendgrid_api_host: str = ""
     stripe_max_network_retries: int = Field(default=2, ge=0, le=5)
     provider_timeout_seconds: float = Field(default=8.0, gt=0)
+    # Provider calls end this long before the function's Timeout (donations.deadline): room for the
+    # writes and the answer that follow them, and for one SDK backoff sleep (<= 1 s with 2 retries).
+    deadline_reserve_seconds: float = Field(default=3.0, ge=0)
 
     allowed_currencies: frozenset[str] = frozenset({"usd", "eur", "gbp", "cad", "aud"})
     min_amount: int = Field(default=100, ge=1)
