@@ -86,7 +86,7 @@ class StripePayments:
             "amount": donation.amount,
             "currency": donation.currency,
             "payment_method": donation.payment_method,
-            "payment_method_types": ["card"],
+            "allowed_payment_method_types": ["card"],
             "confirm": True,
             "metadata": {**donation.metadata, "donation_id": donation.donation_id},
             "description": f"Donation {donation.donation_id}",
