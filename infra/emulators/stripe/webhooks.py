@@ -305,7 +305,7 @@ class WebhookDispatcher:
         self._log: list[Json] = []
         self._status: dict[str, str] = {}
         self._payloads: dict[str, bytes] = {}
-        self._modes = DeliveryModes()
+        self._modes: DeliveryModes = DeliveryModes()
 
     def _subscribed(self, event_type: str) -> bool:
         return "*" in self._enabled or event_type in self._enabled
