@@ -440,7 +440,7 @@ def _run(config: CostConfig, init_ms: dict[str, float], out: TextIO) -> CostRun:
 
     from benchmarks.donor_latency import LatencyConfig, inject_provider_latency
     from infra.emulators.sendgrid_emulator import SendGridEmulator
-    from infra.emulators.stripe_emulator import StripeEmulator
+    from infra.emulators.stripe import StripeEmulator
     from infra.events import scheduled_event
     from infra.local.delivery import EventSource, deliver_batch
     from infra.local.pipeline import Pipeline, ProviderEndpoints

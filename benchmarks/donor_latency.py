@@ -226,7 +226,7 @@ def _run(config: LatencyConfig, out: TextIO) -> LatencyResult:
                     "amount": 2500,
                     "currency": "usd",
                     "payment_method": "pm_card_visa",
-                    "payment_method_types": ["card"],
+                    "allowed_payment_method_types": ["card"],
                     "confirm": True,
                     "setup_future_usage": "off_session",
                     "metadata": {"donation_id": key},

@@ -236,7 +236,7 @@ def _run(config: DrainConfig, out: TextIO) -> DrainResult:
     import boto3
 
     from infra.emulators.sendgrid_emulator import SendGridEmulator
-    from infra.emulators.stripe_emulator import StripeEmulator
+    from infra.emulators.stripe import StripeEmulator
     from infra.local.moto_process import MotoProcess
     from infra.local.pipeline import Pipeline, ProviderEndpoints
 

@@ -25,7 +25,7 @@ import pytest
 from moto import mock_aws
 
 from infra.emulators.sendgrid_emulator import SendGridEmulator
-from infra.emulators.stripe_emulator import StripeEmulator
+from infra.emulators.stripe import StripeEmulator
 from infra.local.pipeline import Pipeline, ProviderEndpoints
 from tests.world import World
 

@@ -11,7 +11,7 @@ from typing import Any
 from donations.models import Donation, FollowUpMessage, Step
 from donations.settings import get_settings
 from donations.wiring import Wiring
-from infra.emulators.stripe_webhooks import encode_event, sign_payload
+from infra.emulators.stripe import encode_event, sign_payload
 from infra.events import scheduled_event
 from infra.local.delivery import BatchResult, deliver_batch, drain
 from infra.local.pipeline import ApiAnswer, Pipeline

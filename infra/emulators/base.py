@@ -188,7 +188,8 @@ class EmulatorServer:
     """
 
     name: ClassVar[str] = "emulator"
-    supported_faults: ClassVar[frozenset[str]] = frozenset(TERMINAL_KINDS | {"latency"})
+    # stored_error needs an idempotency layer: only emulators that have one list it.
+    supported_faults: ClassVar[frozenset[str]] = frozenset((TERMINAL_KINDS - {"stored_error"}) | {"latency"})
 
     def __init__(self, port: int = 0) -> None:
         self._requested_port = port
@@ -309,6 +310,15 @@ class EmulatorServer:
         terminal = next((f for f in fired if f.kind in TERMINAL_KINDS), None)
         self._pause(self._route_delay_ms(req))
         self._apply_delays(fired, "before")
+        self.respond(conn, req, fired, terminal)
+
+    def respond(self, conn: _Handler, req: Request, fired: Sequence[Fault], terminal: Fault | None) -> None:
+        """Execute the request and answer it, after route latency and "before" delays were applied.
+
+        ``fired`` are the faults picked for this request, ``terminal`` the one (if any) that replaces
+        the answer. Emulators with provider-side state around execution (Stripe's idempotency layer)
+        override this.
+        """
         if terminal is not None and terminal.phase == "before":
             self._apply_fault(conn, terminal, req)
             return

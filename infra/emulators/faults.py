@@ -5,6 +5,9 @@ A fault matches requests by method and path prefix and fires either on the next
 always until cleared. ``phase="before"`` stops the request before the provider
 does anything; ``phase="after"`` lets the provider act and then loses the reply,
 which is the case that produces double charges and duplicate mails.
+
+``stored_error`` (Stripe only) is a 5xx the provider saves under the request's idempotency key and
+replays to every retry: ``before`` nothing happened, ``after`` the operation happened first.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-FaultKind = Literal["latency", "http_error", "rate_limit", "lock_timeout", "reset", "timeout"]
+FaultKind = Literal["latency", "http_error", "rate_limit", "lock_timeout", "reset", "timeout", "stored_error"]
 Phase = Literal["before", "after"]
 
-ALL_KINDS: frozenset[str] = frozenset({"latency", "http_error", "rate_limit", "lock_timeout", "reset", "timeout"})
+ALL_KINDS: frozenset[str] = frozenset(
+    {"latency", "http_error", "rate_limit", "lock_timeout", "reset", "timeout", "stored_error"}
+)
 # Kinds that replace the response; "latency" only delays it.
 TERMINAL_KINDS: frozenset[str] = ALL_KINDS - {"latency"}
 DEFAULT_TIMEOUT_HOLD_MS = 30_000
@@ -71,6 +76,10 @@ def _default_status(kind: str, status: int | None) -> int | None:
         status = 500 if status is None else status
         if not 400 <= status <= 599:
             raise ValueError("http_error status must be a 4xx or 5xx code")
+    if kind == "stored_error":
+        status = 500 if status is None else status
+        if not 500 <= status <= 599:
+            raise ValueError("stored_error status must be a 5xx code")
     return status
 
 

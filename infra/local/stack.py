@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from infra.emulators.sendgrid_emulator import SendGridEmulator
-from infra.emulators.stripe_emulator import StripeEmulator
+from infra.emulators.stripe import StripeEmulator
 from infra.local.alarms import AlarmEvaluator
 from infra.local.delivery import BatchResult, EventSource, Poller
 from infra.local.front import Front

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     from moto import mock_aws
 
     from infra.emulators.sendgrid_emulator import SendGridEmulator
-    from infra.emulators.stripe_emulator import StripeEmulator
+    from infra.emulators.stripe import StripeEmulator
     from infra.local.pipeline import Pipeline, ProviderEndpoints
     from tests.chaos.harness import ChaosConfig, ChaosRun, timed
     from tests.conftest import TEST_ENVIRONMENT

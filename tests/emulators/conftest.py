@@ -9,7 +9,7 @@ import stripe
 from sendgrid import SendGridAPIClient
 
 from infra.emulators.sendgrid_emulator import SendGridEmulator
-from infra.emulators.stripe_emulator import StripeEmulator
+from infra.emulators.stripe import StripeEmulator
 
 StripeFactory = Callable[..., stripe.StripeClient]
 

@@ -18,8 +18,7 @@ import requests
 from infra.emulators.base import EmulatorControl, _Handler
 from infra.emulators.faults import FaultInjector
 from infra.emulators.sendgrid_emulator import SendGridEmulator
-from infra.emulators.stripe_emulator import StripeEmulator
-from infra.emulators.stripe_params import FormError, SearchQueryError, clause_matches, parse_form, parse_search
+from infra.emulators.stripe import FormError, SearchQueryError, StripeEmulator, clause_matches, parse_form, parse_search
 
 pytestmark = pytest.mark.integration
 
@@ -202,7 +201,7 @@ def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
 
 @pytest.mark.parametrize(
     ("module", "sig"),
-    [("infra.emulators.stripe_emulator", signal.SIGTERM), ("infra.emulators.sendgrid_emulator", signal.SIGINT)],
+    [("infra.emulators.stripe", signal.SIGTERM), ("infra.emulators.sendgrid_emulator", signal.SIGINT)],
 )
 def test_cli_serves_until_signalled(module: str, sig: signal.Signals) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}

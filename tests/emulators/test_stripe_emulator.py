@@ -12,7 +12,7 @@ import requests
 import stripe
 
 from infra.emulators.base import EmulatorControlError
-from infra.emulators.stripe_emulator import (
+from infra.emulators.stripe import (
     REUSED_PM_MESSAGE,
     UNATTACHABLE_PM_MESSAGE,
     StripeControl,
@@ -25,13 +25,13 @@ StripeFactory = Callable[..., stripe.StripeClient]
 
 
 def pi_params(pm: str = "pm_card_visa", donation_id: str = "don_1", **extra: Any) -> dict[str, Any]:
-    """A confirmed card donation; payment_method_types=card means no return_url is needed."""
+    """A confirmed card donation; allowed_payment_method_types=card means no return_url is needed."""
     params: dict[str, Any] = {
         "amount": 2500,
         "currency": "usd",
         "payment_method": pm,
         "confirm": True,
-        "payment_method_types": ["card"],
+        "allowed_payment_method_types": ["card"],
         "metadata": {"donation_id": donation_id},
     }
     params.update(extra)
@@ -178,7 +178,7 @@ def test_automatic_payment_methods_need_a_return_url_unless_redirects_are_off(
 ) -> None:
     client = stripe_client()
     params = pi_params()
-    del params["payment_method_types"]
+    del params["allowed_payment_method_types"]
     with pytest.raises(stripe.InvalidRequestError) as caught:
         client.v1.payment_intents.create(params=params)  # type: ignore[arg-type]
     assert caught.value.param == "return_url"

@@ -18,8 +18,14 @@ import pytest
 import stripe
 
 from infra.emulators.base import EmulatorControlError
-from infra.emulators.stripe_emulator import DEFAULT_API_VERSION, StripeControl, StripeEmulator
-from infra.emulators.stripe_webhooks import CONTENT_TYPE, USER_AGENT, sign_payload
+from infra.emulators.stripe import (
+    CONTENT_TYPE,
+    DEFAULT_API_VERSION,
+    USER_AGENT,
+    StripeControl,
+    StripeEmulator,
+    sign_payload,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -128,13 +134,13 @@ def client(emu: StripeEmulator) -> Iterator[stripe.StripeClient]:
 def pay(
     client: stripe.StripeClient, pm: str = "pm_card_visa", donation_id: str = "don_1", key: str | None = None
 ) -> stripe.PaymentIntent:
-    """A confirmed card donation (payment_method_types=card: no return_url needed)."""
+    """A confirmed card donation (allowed_payment_method_types=card: no return_url needed)."""
     params: dict[str, Any] = {
         "amount": 2500,
         "currency": "usd",
         "payment_method": pm,
         "confirm": True,
-        "payment_method_types": ["card"],
+        "allowed_payment_method_types": ["card"],
         "metadata": {"donation_id": donation_id},
     }
     options: dict[str, Any] = {"idempotency_key": key} if key else {}
@@ -187,8 +193,10 @@ def test_succeeded_payment_is_delivered_as_a_signed_stripe_event(
     event = receiver.requests[1].event()
     assert event.type == SUCCEEDED
     raw = receiver.requests[1].json()
+    # Every field stripe.Event declares for the pinned version (account and context are null here).
     assert set(raw) == {
-        "id", "object", "api_version", "created", "data", "livemode", "pending_webhooks", "request", "type"
+        "id", "object", "api_version", "created", "data", "livemode", "pending_webhooks", "request", "type",
+        "account", "context",
     }  # fmt: skip
     assert (raw["object"], raw["livemode"], raw["pending_webhooks"]) == ("event", False, 1)
     assert raw["api_version"]  # the request's Stripe-Version
@@ -480,7 +488,7 @@ def test_http_control_configures_endpoint_modes_and_waits(receiver: Receiver) ->
 
 
 def test_cli_flags_configure_delivery(receiver: Receiver) -> None:
-    cmd = [sys.executable, "-m", "infra.emulators.stripe_emulator", "--port", "0"]
+    cmd = [sys.executable, "-m", "infra.emulators.stripe", "--port", "0"]
     cmd += ["--webhook-url", receiver.url, "--webhook-secret", SECRET, "--webhook-retry-schedule", "0.05,0.1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)  # noqa: S603 (fixed argv)
     try:

@@ -1,110 +1,44 @@
 """Stripe-style signed webhook delivery for the Stripe emulator.
 
-``sign_payload`` builds a ``Stripe-Signature`` header value exactly as Stripe does:
-``t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>``, so the real SDK's
-``stripe.Webhook.construct_event(payload, header, secret)`` accepts it. Tests that need a bad
-signature sign with another secret or timestamp themselves.
-
 ``WebhookDispatcher`` posts events to one endpoint from a background thread: the API request that
 caused an event only enqueues it. A 2xx answer marks the event delivered; any other status, a
-timeout or a connection error is retried on a schedule (Stripe backs off exponentially for days;
-here the schedule is configurable), each attempt re-signed with a fresh timestamp. Test switches
-(pause, duplicates, reorder, drop) make the at-least-once, unordered delivery Stripe documents
-happen on demand.
+timeout or a connection error is retried on a schedule (Stripe backs off exponentially for days,
+docs.stripe.com/webhooks#retries; here the schedule is configurable), each attempt re-signed with a
+fresh timestamp (see ``signing``). Test switches (pause, duplicates, reorder, drop) make the
+at-least-once, unordered delivery Stripe documents happen on demand.
 """
 
 from __future__ import annotations
 
-import contextlib
 import heapq
-import hmac
 import http.client
 import itertools
-import json
 import random
-import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from hashlib import sha256
 from typing import Any
-from urllib.parse import urlsplit
+
+from infra.emulators.stripe.signing import DEFAULT_SECRET, encode_event
+from infra.emulators.stripe.webhook_http import Outcome, abort, post_signed
+from infra.emulators.stripe.webhook_settings import (
+    DEFAULT_RETRY_SCHEDULE,
+    DEFAULT_TIMEOUT,
+    DELIVERED,
+    DROPPED,
+    FAILED,
+    MAX_WAIT_SECONDS,
+    PENDING,
+    DeliveryModes,
+    Job,
+    check_schedule,
+    check_timeout,
+    check_url,
+)
 
 Json = dict[str, Any]
 
-DEFAULT_SECRET = "whsec_local_emulator"  # noqa: S105 (a well-known local test secret)
-DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)
-DEFAULT_TIMEOUT = 10.0
-DEFAULT_REORDER_WINDOW = 0.25
-MAX_WAIT_SECONDS = 300.0
-USER_AGENT = "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
-CONTENT_TYPE = "application/json; charset=utf-8"
-_MAX_RESPONSE_BYTES = 64 * 1024
-
-# Per-event delivery state: queued (or being retried), answered 2xx, retries exhausted, lost by drop_next.
-PENDING, DELIVERED, FAILED, DROPPED = "pending", "delivered", "failed", "dropped"
-
 SettledCallback = Callable[[str, str], None]
-
-
-def sign_payload(payload: bytes, secret: str, timestamp: int | None = None) -> str:
-    """The ``Stripe-Signature`` header value for ``payload`` (the exact bytes sent) under ``secret``."""
-    t = int(time.time()) if timestamp is None else int(timestamp)
-    digest = hmac.new(secret.encode("utf-8"), f"{t}.".encode() + payload, sha256).hexdigest()
-    return f"t={t},v1={digest}"
-
-
-def encode_event(event: Json) -> bytes:
-    """The webhook body for an event; Stripe sends pretty-printed JSON."""
-    return json.dumps(event, indent=2).encode("utf-8")
-
-
-def _check_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"webhook url must be an absolute http(s) URL, got {url!r}")
-    return url
-
-
-def _check_schedule(schedule: Sequence[float]) -> tuple[float, ...]:
-    out = tuple(float(s) for s in schedule)
-    if any(s < 0 for s in out):
-        raise ValueError("retry delays must be >= 0")
-    return out
-
-
-def _check_timeout(timeout: float) -> float:
-    if not 0 < float(timeout) <= MAX_WAIT_SECONDS:
-        raise ValueError(f"timeout must be within (0, {MAX_WAIT_SECONDS}] seconds")
-    return float(timeout)
-
-
-def _check_count(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be an integer >= 0")
-    return value
-
-
-@dataclass
-class _Job:
-    event_id: str
-    type: str
-    payload: bytes
-    attempt: int
-    generation: int
-    duplicate: bool = False
-    manual: bool = False
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    status: int | str  # HTTP status, or "error:<kind>"
-    signed_at: int
-
-    @property
-    def ok(self) -> bool:
-        return isinstance(self.status, int) and 200 <= self.status < 300
 
 
 class WebhookDispatcher:
@@ -126,10 +60,10 @@ class WebhookDispatcher:
         name: str = "stripe-webhooks",
     ) -> None:
         self._cond = threading.Condition()
-        self._url = _check_url(url) if url is not None else None
+        self._url = check_url(url) if url is not None else None
         self._secret = secret
-        self._schedule = _check_schedule(retry_schedule)
-        self._timeout = _check_timeout(timeout)
+        self._schedule = check_schedule(retry_schedule)
+        self._timeout = check_timeout(timeout)
         self._enabled = tuple(enabled_events)
         self._on_settled = on_settled
         self._name = name
@@ -153,9 +87,9 @@ class WebhookDispatcher:
     ) -> None:
         """Point delivery at ``url`` (None: no endpoint, queued deliveries are dropped).
         Arguments left as None keep their current value."""
-        checked_url = _check_url(url) if url is not None else None
-        schedule = _check_schedule(retry_schedule) if retry_schedule is not None else None
-        checked_timeout = _check_timeout(timeout) if timeout is not None else None
+        checked_url = check_url(url) if url is not None else None
+        schedule = check_schedule(retry_schedule) if retry_schedule is not None else None
+        checked_timeout = check_timeout(timeout) if timeout is not None else None
         if secret is not None and not secret:
             raise ValueError("secret must not be empty")
         with self._cond:
@@ -205,31 +139,20 @@ class WebhookDispatcher:
         newest first. ``drop_next``: the next N events are lost (never sent, never retried).
         ``paused``: events queue up (retries too) until resumed.
         """
-        if duplicates is not None:
-            _check_count("duplicates", duplicates)
-        if drop_next is not None:
-            _check_count("drop_next", drop_next)
-        if duplicate_rate is not None and not 0.0 <= float(duplicate_rate) <= 1.0:
-            raise ValueError("duplicate_rate must be within [0, 1]")
-        if reorder_window is not None and not 0 < float(reorder_window) <= 10:
-            raise ValueError("reorder_window must be within (0, 10] seconds")
+        changes = {
+            "paused": paused,
+            "duplicates": duplicates,
+            "duplicate_rate": duplicate_rate,
+            "reorder": reorder,
+            "reorder_window": reorder_window,
+            "drop_next": drop_next,
+        }
         with self._cond:
-            if paused is not None:
-                self._paused = bool(paused)
-            if duplicates is not None:
-                self._duplicates = duplicates
-            if duplicate_rate is not None:
-                self._duplicate_rate = float(duplicate_rate)
-            if reorder_window is not None:
-                self._reorder_window = float(reorder_window)
-            if drop_next is not None:
-                self._drop_next = drop_next
-            if reorder is not None:
-                self._reorder = bool(reorder)
-                if not self._reorder:
-                    self._flush_held()
+            self._modes.update(**{k: v for k, v in changes.items() if v is not None})
+            if reorder is not None and not self._modes.reorder:
+                self._flush_held()
             self._cond.notify_all()
-            return self._modes_locked()
+            return self._modes.as_dict()
 
     def pause(self) -> None:
         self.set_mode(paused=True)
@@ -239,7 +162,7 @@ class WebhookDispatcher:
 
     def modes(self) -> Json:
         with self._cond:
-            return self._modes_locked()
+            return self._modes.as_dict()
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -263,7 +186,7 @@ class WebhookDispatcher:
             conns = list(self._inflight)
             self._cond.notify_all()
         for conn in conns:
-            _abort(conn)
+            abort(conn)
         if thread is not None:
             thread.join(timeout=timeout)
         with self._cond:
@@ -290,20 +213,20 @@ class WebhookDispatcher:
             event_id, event_type = str(event["id"]), str(event["type"])
             payload = encode_event(event)
             self._payloads[event_id] = payload
-            if self._drop_next > 0:
-                self._drop_next -= 1
+            if self._modes.drop_next > 0:
+                self._modes.drop_next -= 1
                 self._status[event_id] = DROPPED
-                self._log_entry(_Job(event_id, event_type, payload, 1, self._generation), "dropped", None)
+                self._log_entry(Job(event_id, event_type, payload, 1, self._generation), "dropped", None)
                 self._cond.notify_all()
                 return DROPPED
             copies = 1
-            if self._duplicates > 0:
-                self._duplicates -= 1
+            if self._modes.duplicates > 0:
+                self._modes.duplicates -= 1
                 copies = 2
-            elif self._duplicate_rate and self._rng.random() < self._duplicate_rate:
+            elif self._modes.duplicate_rate and self._rng.random() < self._modes.duplicate_rate:
                 copies = 2
-            jobs = [_Job(event_id, event_type, payload, 1, self._generation, duplicate=i > 0) for i in range(copies)]
-            if self._reorder:
+            jobs = [Job(event_id, event_type, payload, 1, self._generation, duplicate=i > 0) for i in range(copies)]
+            if self._modes.reorder:
                 self._held.extend(jobs)
                 self._held_since = time.monotonic()
             else:
@@ -323,7 +246,7 @@ class WebhookDispatcher:
             event_id = str(event["id"])
             payload = self._payloads.get(event_id) or encode_event(event)
             self._payloads[event_id] = payload
-            job = _Job(event_id, str(event["type"]), payload, 1, self._generation, manual=True)
+            job = Job(event_id, str(event["type"]), payload, 1, self._generation, manual=True)
             url, secret, timeout = self._url, self._secret, self._timeout
         outcome = self._attempt(job, url, secret, timeout, abortable=False)
         settled: str | None = None
@@ -368,7 +291,7 @@ class WebhookDispatcher:
                 "enabled_events": list(self._enabled),
                 "retry_schedule": list(self._schedule),
                 "timeout": self._timeout,
-                "modes": self._modes_locked(),
+                "modes": self._modes.as_dict(),
                 "queued": len(self._jobs),
                 "held": len(self._held),
                 "event_status": dict(self._status),
@@ -376,28 +299,13 @@ class WebhookDispatcher:
 
     # -- internals (call with self._cond held unless noted) --------------------------
     def _reset_locked(self) -> None:
-        self._jobs: list[tuple[float, int, _Job]] = []
-        self._held: list[_Job] = []
+        self._jobs: list[tuple[float, int, Job]] = []
+        self._held: list[Job] = []
         self._held_since = 0.0
         self._log: list[Json] = []
         self._status: dict[str, str] = {}
         self._payloads: dict[str, bytes] = {}
-        self._paused = False
-        self._duplicates = 0
-        self._duplicate_rate = 0.0
-        self._reorder = False
-        self._reorder_window = DEFAULT_REORDER_WINDOW
-        self._drop_next = 0
-
-    def _modes_locked(self) -> Json:
-        return {
-            "paused": self._paused,
-            "duplicates": self._duplicates,
-            "duplicate_rate": self._duplicate_rate,
-            "reorder": self._reorder,
-            "reorder_window": self._reorder_window,
-            "drop_next": self._drop_next,
-        }
+        self._modes: DeliveryModes = DeliveryModes()
 
     def _subscribed(self, event_type: str) -> bool:
         return "*" in self._enabled or event_type in self._enabled
@@ -407,7 +315,7 @@ class WebhookDispatcher:
             return len(self._log)
         return sum(1 for e in self._log if isinstance(e["status"], int) and 200 <= e["status"] < 300)
 
-    def _push(self, job: _Job, delay: float) -> None:
+    def _push(self, job: Job, delay: float) -> None:
         heapq.heappush(self._jobs, (time.monotonic() + delay, next(self._seq), job))
 
     def _flush_held(self) -> None:
@@ -415,7 +323,7 @@ class WebhookDispatcher:
             self._push(job, 0.0)
         self._held.clear()
 
-    def _entry(self, job: _Job, status: int | str, signed_at: int | None) -> Json:
+    def _entry(self, job: Job, status: int | str, signed_at: int | None) -> Json:
         return {
             "event_id": job.event_id,
             "type": job.type,
@@ -427,24 +335,24 @@ class WebhookDispatcher:
             "manual": job.manual,
         }
 
-    def _log_entry(self, job: _Job, status: int | str, signed_at: int | None) -> None:
+    def _log_entry(self, job: Job, status: int | str, signed_at: int | None) -> None:
         self._log.append(self._entry(job, status, signed_at))
 
-    def _next_job(self) -> tuple[_Job, str, str, float] | None:
+    def _next_job(self) -> tuple[Job, str, str, float] | None:
         """Wait for a due job; None once stopping."""
         while not self._closing:
             now = time.monotonic()
-            if self._held and now - self._held_since >= self._reorder_window:
+            if self._held and now - self._held_since >= self._modes.reorder_window:
                 self._flush_held()
-            if not self._paused and self._url is not None and self._jobs and self._jobs[0][0] <= now:
+            if not self._modes.paused and self._url is not None and self._jobs and self._jobs[0][0] <= now:
                 job = heapq.heappop(self._jobs)[2]
                 if job.generation == self._generation:
                     return job, self._url, self._secret, self._timeout
                 continue
             waits = []
             if self._held:
-                waits.append(self._held_since + self._reorder_window - now)
-            if self._jobs and not self._paused and self._url is not None:
+                waits.append(self._held_since + self._modes.reorder_window - now)
+            if self._jobs and not self._modes.paused and self._url is not None:
                 waits.append(self._jobs[0][0] - now)
             self._cond.wait(max(0.0, min(waits)) if waits else None)
         return None
@@ -480,7 +388,7 @@ class WebhookDispatcher:
             if settled is not None:
                 self._settled(job.event_id, settled)
 
-    def _has_other_copy(self, job: _Job) -> bool:
+    def _has_other_copy(self, job: Job) -> bool:
         pending = [j for _, _, j in self._jobs] + self._held
         return any(j.event_id == job.event_id and j is not job for j in pending)
 
@@ -488,51 +396,23 @@ class WebhookDispatcher:
         if self._on_settled is not None:
             self._on_settled(event_id, status)
 
-    def _attempt(self, job: _Job, url: str, secret: str, timeout: float, *, abortable: bool) -> _Outcome:
+    def _attempt(self, job: Job, url: str, secret: str, timeout: float, *, abortable: bool) -> Outcome:
         """One signed POST (no lock held). ``abortable`` attempts are cut short by ``stop``."""
-        signed_at = int(time.time())
-        parts = urlsplit(url)
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        conn_cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        conn = conn_cls(parts.hostname or "", parts.port, timeout=timeout)
-        headers = {
-            "Content-Type": CONTENT_TYPE,
-            "User-Agent": USER_AGENT,
-            "Stripe-Signature": sign_payload(job.payload, secret, signed_at),
-            "Accept": "*/*; q=0.5, application/xml",
-            "Cache-Control": "no-cache",
-            "Connection": "close",
-        }
-        try:
-            conn.connect()
-            if abortable:
-                with self._cond:
-                    if self._closing:  # stop() already ran: it could not see this connection
-                        raise ConnectionAbortedError("dispatcher stopping")
-                    self._inflight.add(conn)
-            conn.request("POST", path, body=job.payload, headers=headers)
-            resp = conn.getresponse()
-            resp.read(_MAX_RESPONSE_BYTES)
-            status: int | str = resp.status
-        except TimeoutError:
-            status = "error:timeout"
-        except ConnectionRefusedError:
-            status = "error:connection_refused"
-        except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError):  # incl. RemoteDisconnected
-            status = "error:connection_reset"
-        except http.client.HTTPException:
-            status = "error:bad_response"
-        except OSError:
-            status = "error:connection"
-        finally:
-            conn.close()
-            with self._cond:
-                self._inflight.discard(conn)
-        return _Outcome(status, signed_at)
+        return post_signed(
+            url,
+            job.payload,
+            secret,
+            timeout,
+            on_connect=self._track if abortable else None,
+            on_close=self._untrack,
+        )
 
+    def _track(self, conn: http.client.HTTPConnection) -> None:
+        with self._cond:
+            if self._closing:  # stop() already ran: it could not see this connection
+                raise ConnectionAbortedError("dispatcher stopping")
+            self._inflight.add(conn)
 
-def _abort(conn: http.client.HTTPConnection) -> None:
-    sock = conn.sock
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
+    def _untrack(self, conn: http.client.HTTPConnection) -> None:
+        with self._cond:
+            self._inflight.discard(conn)

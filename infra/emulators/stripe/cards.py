@@ -1,4 +1,7 @@
-"""Stripe's test PaymentMethod ids (``pm_card_*``) and how each one behaves when confirmed."""
+"""Stripe's test PaymentMethod ids (``pm_card_*``) and how each one behaves when confirmed.
+
+From docs.stripe.com/testing (declined payments, 3-D Secure cards) and docs.stripe.com/declines/codes.
+"""
 
 from __future__ import annotations
 
@@ -75,7 +78,3 @@ AUTHENTICATION_REQUIRED = CardProfile(
     "authentication_required",
     "Your card was declined. This transaction requires authentication.",
 )
-
-
-def doc_url(code: str) -> str:
-    return f"https://stripe.com/docs/error-codes/{code.replace('_', '-')}"
