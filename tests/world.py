@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from donations.models import Donation, FollowUpMessage, Step
@@ -180,6 +180,15 @@ class World:
             Key={"donation_id": donation_id},
             UpdateExpression="SET receipt_claim_until = :past",
             ExpressionAttributeValues={":past": 0},
+        )
+
+    def age_charge_attempt(self, donation_id: str, seconds: float) -> None:
+        """Let time pass since the donation's current charge attempt started."""
+        started = datetime.now(UTC) - timedelta(seconds=seconds)
+        self.wiring.store._table.update_item(
+            Key={"donation_id": donation_id},
+            UpdateExpression="SET charge_attempt_started_at = :t",
+            ExpressionAttributeValues={":t": started.isoformat(timespec="milliseconds").replace("+00:00", "Z")},
         )
 
     def expire_in_progress_requests(self) -> None:

@@ -5,16 +5,25 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import math
 import re
+import time
 from dataclasses import dataclass
+from datetime import datetime
 from http import HTTPStatus
 from typing import Any
 
-from donations.errors import CardDeclined, InvalidDonation, ServiceUnavailable
+from donations.errors import (
+    CardDeclined,
+    ChargeIndeterminate,
+    InvalidDonation,
+    RequestInProgress,
+    ServiceUnavailable,
+)
 from donations.messages import FollowUpPublisher
 from donations.models import Donation, DonationRequest, DonationStatus
 from donations.observability import MetricUnit, logger, metrics
-from donations.payments import ChargeState, StripePayments, recorded_decline
+from donations.payments import ChargeOutcome, ChargeState, StripePayments, recorded_decline
 from donations.store import ConditionFailed, DonationStore
 
 DONATION_ID = re.compile(r"^don_[a-z2-7]{26}$")
@@ -63,7 +72,7 @@ def submit_donation(
         return _already_final(donation)
 
     try:
-        outcome = payments.charge(donation)
+        outcome = _charge(donation, store, payments)
     except CardDeclined as declined:
         _tolerate_race(
             store.mark_declined,
@@ -114,6 +123,77 @@ def submit_donation(
     metrics.add_metric(name="DonationsCharged", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="AmountCharged", unit=MetricUnit.Count, value=donation.amount)
     return _charged(donation, store, publisher, correlation_id, claimed=claimed)
+
+
+def _charge(donation: Donation, store: DonationStore, payments: StripePayments) -> ChargeOutcome:
+    """One payment round trip, under the current attempt's idempotency key.
+
+    **Stored server errors.** Stripe saves a request's result under its idempotency key once the
+    endpoint began executing, 500s included, and replays it for 24 hours
+    (docs.stripe.com/api/idempotent_requests). Replaying the key after such an error can only repeat
+    it, so the donation moves to a new attempt with a new key (``charge_attempt``, part of the key
+    and of the PaymentIntent's metadata). That is safe only if the spent attempt left nothing that
+    could still take money, so before moving on Stripe is asked what it did:
+
+    * its PaymentIntent is found in Stripe's PaymentIntent list (consistent reads, unlike search),
+      matched by metadata: succeeded, awaiting 3-D Secure or declined is the donor's answer, and no
+      new attempt is made; one still processing is waited for; any other is canceled first, so it
+      can never be confirmed later;
+    * nothing is found: Stripe stored the error, so that request has finished; the attempt must
+      also be ChargeIndeterminate.retry_after_seconds old, so that nothing Stripe was still doing
+      when it answered can appear after we looked. Until then the donor is told when to retry.
+
+    A new attempt is taken with a conditional write on the spent one, so two racing requests
+    cannot both charge. The reconciler's search by ``metadata['donation_id']`` sees every attempt.
+    """
+    if donation.charge_attempt_spent:
+        settled = _what_the_spent_attempt_did(donation, payments)
+        if settled is not None:
+            return settled
+        try:
+            donation = store.next_charge_attempt(donation.donation_id, donation.charge_attempt)
+        except ConditionFailed:
+            raise RequestInProgress("This donation is being processed; retry in a moment.") from None
+        logger.warning(
+            "Charging under a new attempt after a stored server error", extra={"attempt": donation.charge_attempt}
+        )
+    try:
+        return payments.charge(donation)
+    except ChargeIndeterminate:
+        metrics.add_metric(name="ChargeAttemptsSpent", unit=MetricUnit.Count, value=1)
+        _tolerate_race(store.mark_charge_attempt_spent, donation.donation_id, donation.charge_attempt)
+        raise
+
+
+def _what_the_spent_attempt_did(donation: Donation, payments: StripePayments) -> ChargeOutcome | None:
+    """The answer the spent attempt already gave (raises for a decline or "wait"), or None to move on."""
+    found = payments.find_attempt(donation)
+    if found is None:
+        started = donation.charge_attempt_started_at or donation.created_at
+        waited = time.time() - datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp()
+        settle = ChargeIndeterminate.retry_after_seconds
+        if waited < settle:
+            raise ServiceUnavailable(
+                "The payment service failed; please try again shortly.", retry_after_seconds=math.ceil(settle - waited)
+            )
+        return None
+    if found.status in _CANCELABLE:
+        found = payments.cancel(donation.donation_id, found.id)  # it can never be confirmed afterwards
+    if found.status == "succeeded":
+        return ChargeOutcome(ChargeState.SUCCEEDED, found.id, found.payment_method_id)
+    if found.status == "requires_action":
+        return ChargeOutcome(ChargeState.REQUIRES_ACTION, found.id, found.payment_method_id, found.client_secret)
+    if found.status == "processing":
+        raise ServiceUnavailable("The payment is processing; please check back shortly.")
+    if found.decline_code:
+        declined = recorded_decline(found.decline_code)
+        declined.payment_intent_id = found.id
+        raise declined
+    return None  # canceled: nothing was charged
+
+
+# A spent attempt's PaymentIntent in one of these could still be confirmed (by Stripe.js, by a retry).
+_CANCELABLE = frozenset({"requires_payment_method", "requires_confirmation", "requires_capture"})
 
 
 def publish_follow_ups(

@@ -100,6 +100,20 @@ class ServiceUnavailable(DonationError):
     code = "service_unavailable"
     retry_after_seconds = 5
 
+    def __init__(self, message: str, *, retry_after_seconds: int | None = None) -> None:
+        super().__init__(message)
+        if retry_after_seconds is not None:
+            self.retry_after_seconds = retry_after_seconds
+
+
+class ChargeIndeterminate(ServiceUnavailable):
+    """Stripe answered a server error that it stored under the charge's idempotency key: whether the
+    PaymentIntent exists is unknown, and replaying the key returns the same error for 24 hours."""
+
+    # The donor's retry is answered once the attempt is this old (donations.charge waits that long
+    # before it takes an empty PaymentIntent list as proof that the attempt charged nothing).
+    retry_after_seconds = 30
+
 
 # -- Stripe webhooks: Stripe retries any answer that is not 2xx, for days; a 400 it retries in vain.
 
@@ -135,6 +149,11 @@ class StepFailure(Exception):
 
 class RetryableStepFailure(StepFailure):
     """Timeouts, connection errors, 429, 5xx, lock timeouts: back to the queue with backoff."""
+
+
+class StoredServerError(RetryableStepFailure):
+    """Stripe stored a server error under the step's idempotency key: the step moves to new keys
+    (after looking for what the spent ones did) and is retried."""
 
 
 class PermanentStepFailure(StepFailure):

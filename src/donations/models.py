@@ -33,7 +33,8 @@ from donations.settings import get_settings
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
 PAYMENT_METHOD_PATTERN = r"^pm_[A-Za-z0-9_]{1,250}$"
 MAX_METADATA_KEYS = 20
-RESERVED_METADATA_KEYS = frozenset({"donation_id"})
+# The charge writes these into the PaymentIntent's metadata itself (donations.payments).
+RESERVED_METADATA_KEYS = frozenset({"donation_id", "charge_attempt"})
 
 MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")]
 MetadataValue = Annotated[str, StringConstraints(max_length=500)]
@@ -206,6 +207,14 @@ class Donation(BaseModel):
     # The request charging this pending donation holds this lease (unix seconds): a resubmission
     # meanwhile is told to retry (409), not sent to Stripe a second time. See DonationStore.create_pending.
     charging_until: int | None = None
+    # Stripe idempotency keys are per charge attempt (donations.charge, "Stored server errors"): the
+    # attempt the next call uses, when it was first sent, and whether Stripe stored a server error
+    # under its key (a replay returns that error for 24 h).
+    charge_attempt: int = 0
+    charge_attempt_started_at: str | None = None
+    charge_attempt_spent: bool = False
+    # The same for the tokenize step's Customer and attach keys (donations.steps.save_card).
+    card_attempt: int = 0
     # Money moving back after the charge, as Stripe's webhooks report it (donations.webhooks).
     amount_refunded: int | None = None
     refunded_at: str | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -10,11 +11,13 @@ import stripe
 
 from donations.errors import (
     CardDeclined,
+    ChargeIndeterminate,
     IdempotencyKeyReused,
     InvalidDonation,
     PermanentStepFailure,
     RetryableStepFailure,
     ServiceUnavailable,
+    StoredServerError,
     classify,
 )
 from donations.models import Donation
@@ -71,7 +74,7 @@ class ChargeOutcome:
 
 @dataclass(frozen=True)
 class IntentSnapshot:
-    """What the reconciler needs to know about a PaymentIntent, free of SDK types."""
+    """What the reconciler and the charge's recovery need to know about a PaymentIntent, free of SDK types."""
 
     id: str
     status: str
@@ -79,10 +82,31 @@ class IntentSnapshot:
     decline_code: str | None = None
     """Set when the last payment attempt was a card decline (donor-safe code, as in CardDeclined)."""
     authentication_failed: bool = False
+    client_secret: str | None = None
 
 
-def charge_idempotency_key(donation_id: str) -> str:
-    return f"donation-{donation_id}-charge"
+# How far back (seconds) from an attempt's recorded start its PaymentIntent may have been created:
+# clock skew between us and Stripe, with room to spare.
+_CREATED_SKEW_SECONDS = 300
+# A list page holds at most 100 objects; an account creating more than this many PaymentIntents in an
+# attempt's window is asked again later (the donor is told to retry) rather than read without end.
+_MAX_LIST_PAGES = 10
+
+
+def attempt_key(donation_id: str, purpose: str, attempt: int) -> str:
+    """The Stripe idempotency key of one attempt at one call (attempt 0 keeps the original key)."""
+    return f"donation-{donation_id}-{purpose}" + (f"-{attempt}" if attempt else "")
+
+
+def is_stored_server_error(error: stripe.StripeError) -> bool:
+    """Stripe saved this server error under the request's idempotency key, and replays it for 24 h.
+
+    Stripe saves a request's result, 500s included, once the endpoint began executing
+    (docs.stripe.com/api/idempotent_requests), and marks such answers ``Stripe-Should-Retry: false``
+    (stripe/_http_client.py, HTTPClient._should_retry), which is why the SDK does not retry them.
+    """
+    headers = error.headers or {}
+    return (error.http_status or 0) >= 500 and headers.get("Stripe-Should-Retry") == "false"
 
 
 class StripePayments:
@@ -102,7 +126,11 @@ class StripePayments:
             # allowed_payment_method_types and no payment_method_types (stripe/params).
             "allowed_payment_method_types": ["card"],
             "confirm": True,
-            "metadata": {**donation.metadata, "donation_id": donation.donation_id},
+            "metadata": {
+                **donation.metadata,
+                "donation_id": donation.donation_id,
+                "charge_attempt": str(donation.charge_attempt),
+            },
             "description": f"Donation {donation.donation_id}",
         }
         if donation.save_card:
@@ -111,7 +139,7 @@ class StripePayments:
         try:
             intent = self._client.v1.payment_intents.create(
                 params=params,  # type: ignore[arg-type]
-                options={"idempotency_key": charge_idempotency_key(donation.donation_id)},
+                options={"idempotency_key": attempt_key(donation.donation_id, "charge", donation.charge_attempt)},
             )
         except stripe.CardError as error:
             raise _declined(error) from error
@@ -134,8 +162,34 @@ class StripePayments:
                 ) from error
             raise ServiceUnavailable("The payment could not be processed right now.") from error
         except stripe.StripeError as error:
+            if is_stored_server_error(error):
+                raise ChargeIndeterminate("The payment service failed; please try again shortly.") from error
             raise ServiceUnavailable("The payment service is unavailable; please try again shortly.") from error
         return _outcome(intent)
+
+    def find_attempt(self, donation: Donation) -> IntentSnapshot | None:
+        """The PaymentIntent this donation's current charge attempt created, if it created one.
+
+        Reads Stripe's PaymentIntent list (consistent, unlike search), newest first, back to a few
+        minutes before the attempt started, and matches the metadata every charge carries. Raises
+        ServiceUnavailable when the window holds more PaymentIntents than it is reasonable to read now.
+        """
+        started = _unix(donation.charge_attempt_started_at or donation.created_at) - _CREATED_SKEW_SECONDS
+        params: dict[str, Any] = {"created": {"gte": started}, "limit": 100}
+        for _ in range(_MAX_LIST_PAGES):
+            try:
+                page = self._client.v1.payment_intents.list(params=params)  # type: ignore[arg-type]
+            except stripe.StripeError as error:
+                raise ServiceUnavailable("The payment service is unavailable; please try again shortly.") from error
+            wanted = {"donation_id": donation.donation_id, "charge_attempt": str(donation.charge_attempt)}
+            for intent in page.data:
+                metadata = _metadata(intent)
+                if all(metadata.get(key) == value for key, value in wanted.items()):
+                    return _snapshot(intent)
+            if not page.has_more or not page.data:
+                return None
+            params["starting_after"] = page.data[-1].id
+        raise ServiceUnavailable("The payment service is busy; please try again shortly.")
 
     def retrieve(self, payment_intent_id: str) -> stripe.PaymentIntent:
         return self._client.v1.payment_intents.retrieve(payment_intent_id)
@@ -164,7 +218,8 @@ class StripePayments:
             intent = self._client.v1.payment_intents.cancel(
                 payment_intent_id,
                 params={"cancellation_reason": "abandoned"},
-                options={"idempotency_key": f"donation-{donation_id}-cancel"},
+                # One key per PaymentIntent: a donation may have one per charge attempt.
+                options={"idempotency_key": f"donation-{donation_id}-cancel-{payment_intent_id}"},
             )
         except stripe.InvalidRequestError as error:
             if error.code != "payment_intent_unexpected_state":
@@ -173,24 +228,21 @@ class StripePayments:
         return _snapshot(intent)
 
     def save_card(self, donation: Donation) -> SavedCard:
-        """Create the donor's Customer and attach the charge's PaymentMethod; safe to repeat."""
+        """Create the donor's Customer and attach the charge's PaymentMethod; safe to repeat.
+
+        Keys derive from the donation and its ``card_attempt``. After a stored server error
+        (StoredServerError: the caller moves to the next attempt) a later attempt first looks for
+        what the earlier ones did, with consistent reads (the Customer list by email, the
+        PaymentMethod itself), so a new key never makes a second Customer or attachment.
+        """
         if not donation.payment_method_id:
             raise PermanentStepFailure("tokenize:no_payment_method")
         try:
-            customer = self._client.v1.customers.create(
-                params={
-                    "email": donation.email,
-                    "name": donation.name,
-                    "metadata": {"donation_id": donation.donation_id},
-                },
-                options={"idempotency_key": f"donation-{donation.donation_id}-customer"},
-            )
-            method = self._client.v1.payment_methods.attach(
-                donation.payment_method_id,
-                params={"customer": customer.id},
-                options={"idempotency_key": f"donation-{donation.donation_id}-attach"},
-            )
+            customer = self._customer_for(donation)
+            method = self._attached(donation, donation.payment_method_id, customer.id)
         except stripe.StripeError as error:
+            if is_stored_server_error(error):
+                raise StoredServerError("tokenize:stripe:stored_server_error") from error
             verdict = classify(error)
             failure = RetryableStepFailure if verdict.retryable else PermanentStepFailure
             raise failure(f"tokenize:{verdict.reason}") from error
@@ -203,6 +255,41 @@ class StripePayments:
             exp_month=card.exp_month if card else None,
             exp_year=card.exp_year if card else None,
         )
+
+    def _customer_for(self, donation: Donation) -> stripe.Customer:
+        if donation.card_attempt:
+            customers = self._client.v1.customers.list(params={"email": donation.email, "limit": 100})
+            for customer in customers.data:
+                if _metadata(customer).get("donation_id") == donation.donation_id:
+                    return customer
+        return self._client.v1.customers.create(
+            params={"email": donation.email, "name": donation.name, "metadata": {"donation_id": donation.donation_id}},
+            options={"idempotency_key": attempt_key(donation.donation_id, "customer", donation.card_attempt)},
+        )
+
+    def _attached(self, donation: Donation, payment_method_id: str, customer_id: str) -> stripe.PaymentMethod:
+        if donation.card_attempt:
+            method = self._client.v1.payment_methods.retrieve(payment_method_id)
+            if _customer_id(method.customer) == customer_id:
+                return method
+        return self._client.v1.payment_methods.attach(
+            payment_method_id,
+            params={"customer": customer_id},
+            options={"idempotency_key": attempt_key(donation.donation_id, "attach", donation.card_attempt)},
+        )
+
+
+def _metadata(found: stripe.PaymentIntent | stripe.Customer) -> dict[str, str]:
+    # A StripeObject is not a dict (no .get): read it as one.
+    return dict(found.metadata.to_dict()) if found.metadata else {}
+
+
+def _customer_id(reference: str | stripe.Customer | None) -> str | None:
+    return reference if isinstance(reference, str) or reference is None else reference.id
+
+
+def _unix(iso: str) -> int:
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp())
 
 
 def _payment_method_id(intent: stripe.PaymentIntent) -> str | None:
@@ -221,6 +308,7 @@ def _snapshot(intent: stripe.PaymentIntent) -> IntentSnapshot:
         payment_method_id=_payment_method_id(intent),
         decline_code=decline_code,
         authentication_failed=error is not None and error.code == "payment_intent_authentication_failure",
+        client_secret=intent.client_secret,
     )
 
 

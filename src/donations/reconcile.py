@@ -186,8 +186,9 @@ def _settle_pending(run: _Run, donation: Donation) -> Outcome:
             # Stripe stored this decline under the charge's idempotency key: a retry would replay it.
             run.store.mark_declined(donation.donation_id, intent.decline_code, intent.id)
             return Outcome.DECLINED
-    if run.waited(donation.created_at) < run.policy.idempotency_window:
-        return Outcome.WAITING  # search may lag, and the donor's retry may still charge it
+    # Search may lag, and the donor's retry may still charge it under the latest attempt's key.
+    if run.waited(donation.charge_attempt_started_at or donation.created_at) < run.policy.idempotency_window:
+        return Outcome.WAITING
     run.store.mark_failed(donation.donation_id, "reconcile:not_charged")
     return Outcome.FAILED
 

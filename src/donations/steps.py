@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING
 
-from donations.errors import PermanentStepFailure, RetryableStepFailure
+from donations.errors import PermanentStepFailure, RetryableStepFailure, StoredServerError
 from donations.models import Donation, DonationStatus, FollowUpMessage, Step, StepStatus
 from donations.observability import MetricUnit, logger, metrics
 from donations.store import ConditionFailed, DonationStore
@@ -38,7 +38,12 @@ def save_card(message: FollowUpMessage, *, store: DonationStore, payments: Strip
         _duplicate(Step.TOKENIZE)
         return
     # Stripe calls are keyed by donation id, so a repeat returns the same Customer and attachment.
-    card = payments.save_card(donation)
+    try:
+        card = payments.save_card(donation)
+    except StoredServerError:
+        # Replaying these keys would return the stored error for 24 h: the next delivery uses new ones.
+        store.next_card_attempt(donation.donation_id, donation.card_attempt)
+        raise
     try:
         store.record_card(donation.donation_id, card)
     except ConditionFailed:

@@ -12,6 +12,7 @@ acting (index reads are eventually consistent) and judges its age by the record'
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -98,6 +99,7 @@ class DonationStore:
             unsettled_since=stamp,
             card_status=StepStatus.PENDING if request.save_card else StepStatus.NOT_REQUESTED,
             charging_until=int(now) + lease_seconds,
+            charge_attempt_started_at=stamp,
         )
         try:
             self._table.put_item(
@@ -131,6 +133,42 @@ class DonationStore:
         self._update(
             donation_id, {}, remove=["charging_until"], condition=Attr("status").eq(DonationStatus.PENDING.value)
         )
+
+    def mark_charge_attempt_spent(self, donation_id: str, attempt: int) -> None:
+        """Stripe stored a server error under this attempt's key: the next request must not replay it."""
+        self._update_quietly(
+            donation_id,
+            {"charge_attempt_spent": True},
+            condition=Attr("status").eq(DonationStatus.PENDING.value) & _attempt_is("charge_attempt", attempt),
+        )
+
+    def next_charge_attempt(self, donation_id: str, spent_attempt: int) -> Donation:
+        """Move a pending donation to a new charge attempt (a new Stripe idempotency key).
+
+        Only from a spent attempt, and only once per attempt: two requests racing here cannot both
+        move on (ConditionFailed for the loser). The caller has made sure the spent attempt created no
+        PaymentIntent that could still be charged (donations.charge).
+        """
+        return self._update(
+            donation_id,
+            {
+                "charge_attempt": spent_attempt + 1,
+                "charge_attempt_started_at": utc_now(),
+                "charge_attempt_spent": False,
+            },
+            condition=Attr("status").eq(DonationStatus.PENDING.value)
+            & _attempt_is("charge_attempt", spent_attempt)
+            & Attr("charge_attempt_spent").eq(True),
+        )
+
+    def next_card_attempt(self, donation_id: str, spent_attempt: int) -> None:
+        """The tokenize step's Customer and attach keys move on (donations.steps.save_card)."""
+        with contextlib.suppress(ConditionFailed):  # another delivery moved it on already
+            self._update_quietly(
+                donation_id,
+                {"card_attempt": spent_attempt + 1},
+                condition=_attempt_is("card_attempt", spent_attempt),
+            )
 
     def mark_charged(
         self,
@@ -411,6 +449,11 @@ class DonationStore:
 _OPEN_STATUSES = [DonationStatus.PENDING.value, DonationStatus.REQUIRES_ACTION.value]
 # Sparse (only donations that reached Stripe have a payment_intent_id), keys only: see find_by_payment_intent.
 PAYMENT_INTENT_INDEX = "payment_intent_id-index"
+
+
+def _attempt_is(name: str, attempt: int) -> Any:
+    # Records written before attempts were counted have no such attribute: they are at attempt 0.
+    return Attr(name).eq(attempt) | Attr(name).not_exists() if attempt == 0 else Attr(name).eq(attempt)
 
 
 def _condition_failed(error: ClientError) -> bool:

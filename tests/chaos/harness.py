@@ -1,7 +1,8 @@
 """Drive many donations through the real handlers under random faults, then check nothing was lost or doubled.
 
-Faults while donations are made and delivered: Stripe and SendGrid timeouts, 5xx, 429 and
-connection resets (before the provider acted, and after it acted with the answer lost); duplicate
+Faults while donations are made and delivered: Stripe and SendGrid timeouts, slow answers, 5xx,
+429 and connection resets (before the provider acted, and after it acted with the answer lost),
+Stripe's stored 500s (saved under the idempotency key, replayed to every retry); duplicate
 SQS deliveries; the charge function dying between Stripe's confirmation and the record update,
 or between the record update and publishing; consumers dying in the middle of a batch. Then the
 faults stop and the system is left to recover the way it would in production: backoffs pass,
@@ -144,27 +145,35 @@ class ChaosRun:
     def _install_faults(self) -> None:
         rate = self.config.fault_rate
         stripe, sendgrid = self.world.stripe.faults, self.world.sendgrid.faults
-        # Timeouts hold the connection a little longer than the functions' 1 s provider timeout.
-        for kind, extra in [
+        # Timeouts hold the connection a little longer than the functions' 1 s provider timeout; slow
+        # answers come within it. Stored errors are 500s Stripe saved under the request's idempotency
+        # key, before or after it acted: replaying that key returns them for 24 h.
+        stripe_faults: list[tuple[str, dict[str, Any]]] = [
             ("http_error", {"status": 500}),
             ("http_error", {"status": 503, "phase": "after"}),
+            ("stored_error", {"status": 500}),
+            ("stored_error", {"status": 500, "phase": "after"}),
             ("rate_limit", {}),
             ("lock_timeout", {}),
             ("reset", {}),
             ("reset", {"phase": "after"}),
             ("timeout", {"latency_ms": 1500}),
-        ]:
-            stripe.add(kind, rate=rate / 7, path_prefix="/v1/", **extra)
+            ("latency", {"latency_ms": 600, "jitter_ms": 300}),
+        ]
+        for kind, extra in stripe_faults:
+            stripe.add(kind, rate=rate / len(stripe_faults), path_prefix="/v1/", **extra)
         # SendGrid faults before it accepted the mail: after-acceptance losses are the documented
         # at-least-once window (no idempotency key exists) and have their own test.
-        for kind, extra in [
+        sendgrid_faults: list[tuple[str, dict[str, Any]]] = [
             ("http_error", {"status": 500}),
             ("http_error", {"status": 503}),
             ("rate_limit", {}),
             ("reset", {}),
             ("timeout", {"latency_ms": 1500}),
-        ]:
-            sendgrid.add(kind, rate=rate / 5, path_prefix="/v3/mail/send", **extra)
+            ("latency", {"latency_ms": 600, "jitter_ms": 300}),
+        ]
+        for kind, extra in sendgrid_faults:
+            sendgrid.add(kind, rate=rate / len(sendgrid_faults), path_prefix="/v3/mail/send", **extra)
 
     def _faults_fired(self) -> int:
         return sum(

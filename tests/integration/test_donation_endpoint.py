@@ -50,7 +50,7 @@ def test_a_donation_is_charged_once_recorded_and_handed_off(world):
 def test_the_stripe_payment_intent_carries_donation_id_and_setup_future_usage(world):
     donation_id = world.post(DONATION, key="key-sfu").body["donation_id"]
     [intent] = world.stripe.intents_for(donation_id)
-    assert intent["metadata"] == {"campaign": "spring", "donation_id": donation_id}
+    assert intent["metadata"] == {"campaign": "spring", "donation_id": donation_id, "charge_attempt": "0"}
     assert intent["setup_future_usage"] == "off_session"
 
     other = world.post({**DONATION, "save_card": False}, key="key-no-sfu").body["donation_id"]

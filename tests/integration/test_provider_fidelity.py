@@ -56,7 +56,8 @@ def test_a_slow_stripe_is_given_up_before_the_invocation_must_answer(world):
     # without the budget, the SDK would wait 8 s per attempt and retry twice (about 25 s).
     settings = world.settings.model_copy(update={"provider_timeout_seconds": 8.0})
     payments = StripePayments(build_stripe_client(settings, "sk_test_local_emulator"))
-    world.stripe.faults.add("latency", latency_ms=6_000, path_prefix="/v1/payment_intents", method="POST")
+    # Stripe holds the request without acting on it (nothing for a later test to find).
+    world.stripe.faults.add("timeout", latency_ms=6_000, path_prefix="/v1/payment_intents", method="POST")
 
     started = time.monotonic()
     with deadline.budget(_Invocation(remaining_ms=4_000), reserve_seconds=2), pytest.raises(ServiceUnavailable):
@@ -68,7 +69,7 @@ def test_a_slow_stripe_is_given_up_before_the_invocation_must_answer(world):
 def test_a_slow_sendgrid_fails_the_record_in_time_for_the_consumer_to_report_it(world):
     settings = world.settings.model_copy(update={"provider_timeout_seconds": 8.0})
     mailer = ReceiptMailer(build_sendgrid_client(settings, "SG.local-emulator"), settings)
-    world.sendgrid.faults.add("latency", latency_ms=6_000, path_prefix="/v3/mail/send")
+    world.sendgrid.faults.add("timeout", latency_ms=6_000, path_prefix="/v3/mail/send")
 
     started = time.monotonic()
     with deadline.budget(_Invocation(remaining_ms=4_000), reserve_seconds=2), pytest.raises(RetryableStepFailure):

@@ -46,6 +46,13 @@ RATE_LIMIT_MESSAGE = "Too many requests hit the API too quickly. We recommend an
 
 
 @dataclass(frozen=True)
+class ReceivedCall:
+    method: str
+    path: str
+    form: bytes | str  # the POST body, or the query string of a GET
+
+
+@dataclass(frozen=True)
 class _Result:
     response: Response
     saved: Saved | None  # what the idempotency layer keeps under the key (None: nothing)
@@ -95,6 +102,7 @@ class StripeEmulator(StripeActions, StripeInspection, EmulatorServer):
         )
         self.account = StripeState(self.clock, self.webhooks, require_return_url, search_lag_ms)
         self.idempotency = IdempotencyLayer()
+        self._received: list[ReceivedCall] = []
 
     @property
     def require_return_url(self) -> bool:
@@ -128,6 +136,7 @@ class StripeEmulator(StripeActions, StripeInspection, EmulatorServer):
 
     def _reset_state(self) -> None:
         with self._lock:
+            self._received = []
             self.account.clear()
             self.idempotency.reset()
             self.webhooks.reset()
@@ -141,7 +150,15 @@ class StripeEmulator(StripeActions, StripeInspection, EmulatorServer):
     def handle_control(self, req: Request, sub: str) -> Response | None:
         return handle_control(self, req, sub)
 
+    @property
+    def received(self) -> list[ReceivedCall]:
+        """Every API request as it arrived (before validation or faults), for tests to check on their own."""
+        with self._lock:
+            return list(self._received)
+
     def respond(self, conn: _Handler, req: Request, fired: Sequence[Fault], terminal: Fault | None) -> None:
+        with self._lock:
+            self._received.append(ReceivedCall(req.method, req.path, req.body if req.method == "POST" else req.query))
         stored = terminal if terminal is not None and terminal.kind == STORED_ERROR else None
         lost = terminal if stored is None else None
         if lost is not None and lost.phase == "before":
