@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import secrets
 import sys
 import time
@@ -21,19 +20,23 @@ from urllib.parse import parse_qs, quote
 
 from infra.emulators.base import EmulatorControl, EmulatorServer, Request, Response, run_cli
 from infra.emulators.faults import Fault
+from infra.emulators.sendgrid_schema import INVALID_ADDRESS, mail_send_errors, sendgrid_error
 
 Json = dict[str, Any]
 Errors = list[Json]
 
-_EMAIL_RE = re.compile(r"[^@\s<>(),;:\"\[\]]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
-_HELP = "http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html"
-MAX_PERSONALIZATIONS = 1000
-MAX_RECIPIENTS = 1000
 RATE_LIMIT = 600  # X-RateLimit-Limit advertised on injected 429s
+# Mail Send docs ("Limitations"): the total message size, attachments included, must be under 30 MB.
+MAX_PAYLOAD_BYTES = 30 * 1024 * 1024
 
+# Bodies from SendGrid's OpenAPI document (twilio/sendgrid-oai tsg_mail_v3.json, PostMailSend401/403/413/500).
+AUTHORIZATION_REQUIRED = "authorization required"
+ACCESS_FORBIDDEN = "access forbidden"  # a valid key without the Mail Send scope
+CONTENT_TOO_LARGE = "content too large"
+# SendGrid's 4XX troubleshooting article: a key that is invalid, deleted or whose permissions changed.
 INVALID_GRANT = "The provided authorization grant is invalid, expired, or revoked"
-INVALID_ADDRESS = "Does not contain a valid address."
-INVALID_TEMPLATE = "The template_id is not a valid template ID."
+INVALID_TEMPLATE = "Must be a valid template."  # errors page, template_id
+# Twilio error 60222 ("HTTP status: 403"); SendGrid's body names the field "from" and no help link.
 UNVERIFIED_SENDER = (
     "The from address does not match a verified Sender Identity. Mail cannot be sent until this error is "
     "resolved. Visit https://sendgrid.com/docs/for-developers/sending-email/sender-identity/ to see the "
@@ -41,20 +44,20 @@ UNVERIFIED_SENDER = (
 )
 
 
-def _error(message: str, field: str | None, anchor: str | None) -> Json:
-    return {"message": message, "field": field, "help": f"{_HELP}#{anchor}" if anchor else None}
-
-
 def _errors_response(status: int, errors: Errors, headers: dict[str, str] | None = None) -> Response:
     return Response.json(status, {"errors": errors}, headers)
 
 
-def _valid_email(value: Any) -> bool:
-    return isinstance(value, str) and _EMAIL_RE.fullmatch(value) is not None
+def _plain_error(status: int, message: str) -> Response:
+    return _errors_response(status, [{"message": message, "field": None, "help": None}])
 
 
 class SendGridEmulator(EmulatorServer):
-    """SendGrid ``POST /v3/mail/send`` with SendGrid's validation, auth and error bodies."""
+    """SendGrid ``POST /v3/mail/send``: the published schema, SendGrid's documented errors, an outbox.
+
+    The body is checked against SendGrid's own schema and rules (:mod:`infra.emulators.sendgrid_schema`);
+    then come what only an account knows: API keys and their scopes, dynamic templates, verified senders.
+    """
 
     name: ClassVar[str] = "sendgrid-emulator"
     supported_faults: ClassVar[frozenset[str]] = frozenset({"latency", "http_error", "rate_limit", "reset", "timeout"})
@@ -66,6 +69,7 @@ class SendGridEmulator(EmulatorServer):
         api_keys: set[str] | None = None,
         templates: set[str] | None = None,
         verified_senders: set[str] | None = None,
+        max_payload_bytes: int = MAX_PAYLOAD_BYTES,
     ) -> None:
         """``api_keys``: accepted keys (None: any key starting ``SG.``). ``templates``: known
         dynamic template ids (None: any ``d-`` id). ``verified_senders``: from addresses or
@@ -74,12 +78,16 @@ class SendGridEmulator(EmulatorServer):
         self.api_keys = api_keys
         self.templates = templates
         self.verified_senders = verified_senders
+        self.max_payload_bytes = max_payload_bytes
         self._reset_state()
 
     def _reset_state(self) -> None:
         with self._lock:
             self._outbox: list[Json] = []
             self._rejected: set[str] = set()
+            self._revoked_keys: set[str] = set()
+            self._keys_without_mail_send: set[str] = set()
+            self._unverified_senders: set[str] = set()
 
     # -- public Python API ---------------------------------------------------------
     @property
@@ -100,6 +108,21 @@ class SendGridEmulator(EmulatorServer):
         with self._lock:
             self._rejected.clear()
 
+    def revoke_key(self, key: str) -> None:
+        """The key was deleted in SendGrid's console: every request with it gets 401 until reset()."""
+        with self._lock:
+            self._revoked_keys.add(key)
+
+    def remove_mail_send_scope(self, key: str) -> None:
+        """The key stays valid but loses the Mail Send permission: 403 ``access forbidden`` until reset()."""
+        with self._lock:
+            self._keys_without_mail_send.add(key)
+
+    def unverify_sender(self, email_or_domain: str) -> None:
+        """The sender identity (address or domain) is no longer verified: 403 until reset()."""
+        with self._lock:
+            self._unverified_senders.add(email_or_domain.lower())
+
     def snapshot(self) -> Json:
         with self._lock:
             return {"outbox": self.outbox, "rejected_recipients": sorted(self._rejected)}
@@ -119,136 +142,90 @@ class SendGridEmulator(EmulatorServer):
         if sub == "rejections" and req.method == "DELETE":
             self.clear_rejections()
             return Response.json(200, {"ok": True})
+        if sub == "account" and req.method == "POST":
+            return self._account_control(req.json() or {})
         return None
+
+    def _account_control(self, change: Json) -> Response:
+        actions = {
+            "revoke_key": self.revoke_key,
+            "remove_mail_send_scope": self.remove_mail_send_scope,
+            "unverify_sender": self.unverify_sender,
+        }
+        action = actions.get(str(change.get("action")))
+        if action is None:
+            return Response.json(400, {"error": f"action must be one of {sorted(actions)}"})
+        action(str(change["value"]))
+        return Response.json(200, {"ok": True})
 
     def fault_response(self, fault: Fault, req: Request) -> Response:
         if fault.kind == "rate_limit":
+            # Rate limits page: a 429 carries X-RateLimit-Limit/-Remaining/-Reset and "too many requests".
             headers = {
                 "X-RateLimit-Limit": str(RATE_LIMIT),
                 "X-RateLimit-Remaining": "0",
                 "X-RateLimit-Reset": str(int(time.time()) + 1),
             }
             return _errors_response(429, [{"field": None, "message": "too many requests"}], headers)
-        return _errors_response(fault.status or 500, [{"field": None, "message": "internal error"}])
+        return self.internal_error(fault.status or 500)
 
-    def internal_error(self) -> Response:
-        return _errors_response(500, [{"field": None, "message": "internal error"}])
+    def internal_error(self, status: int = 500) -> Response:
+        return _errors_response(status, [{"field": None, "message": "internal server error"}])
 
     def handle_api(self, req: Request) -> Response:
-        if req.method != "POST" or req.path.rstrip("/") != "/v3/mail/send":
-            return _errors_response(404, [{"field": None, "message": "resource not found"}])
+        if req.path.rstrip("/") != "/v3/mail/send":
+            return _plain_error(404, "not found")
+        if req.method != "POST":
+            return _plain_error(405, "method not allowed")
         denied = self._check_auth(req.header("authorization"))
         if denied is not None:
             return denied
+        if len(req.body) > self.max_payload_bytes:
+            return _plain_error(413, CONTENT_TOO_LARGE)
         try:
             mail = json.loads(req.body)
         except (json.JSONDecodeError, UnicodeDecodeError):
-            return _errors_response(400, [_error("Bad Request", None, None)])
-        if not isinstance(mail, dict):
-            return _errors_response(400, [_error("Bad Request", None, None)])
+            return _errors_response(400, [sendgrid_error("Bad Request", None)])
         with self._lock:
             return self._send(mail)
 
     def _check_auth(self, header: str | None) -> Response | None:
         if not header:
-            return _errors_response(401, [{"field": None, "message": "authorization required", "help": None}])
+            return _plain_error(401, AUTHORIZATION_REQUIRED)
         scheme, _, key = header.partition(" ")
         valid = key in self.api_keys if self.api_keys is not None else key.startswith("SG.")
-        if scheme.lower() != "bearer" or not valid:
-            return _errors_response(401, [{"field": None, "message": INVALID_GRANT, "help": None}])
+        with self._lock:
+            if scheme.lower() != "bearer" or not valid or key in self._revoked_keys:
+                return _plain_error(401, INVALID_GRANT)
+            if key in self._keys_without_mail_send:
+                return _plain_error(403, ACCESS_FORBIDDEN)
         return None
 
-    def _send(self, mail: Json) -> Response:
-        errors = self._validate(mail)
+    def _send(self, mail: Any) -> Response:
+        errors = mail_send_errors(mail) or self._account_errors(mail)
         if errors:
             return _errors_response(400, errors)
         if not self._sender_verified(mail["from"]["email"]):
-            return _errors_response(403, [{"field": "from", "message": UNVERIFIED_SENDER, "help": None}])
+            return _errors_response(403, [{"message": UNVERIFIED_SENDER, "field": "from", "help": None}])
         message_id = secrets.token_urlsafe(16)  # 22 url-safe characters, like SendGrid's ids
         if _sandboxed(mail):  # sandbox mode validates but never delivers
             return Response(200)
         self._outbox.extend(_outbox_entries(mail, message_id))
         return Response(202, b"", {"X-Message-Id": message_id})
 
-    # -- validation ----------------------------------------------------------------------
-    def _validate(self, mail: Json) -> Errors:
-        errors = _validate_from(mail.get("from"))
-        errors += self._validate_personalizations(mail.get("personalizations"))
-        errors += self._validate_body(mail)
-        errors += _validate_custom_args(mail.get("custom_args"), "custom_args")
+    # -- what only the account knows ------------------------------------------------------
+    def _account_errors(self, mail: Json) -> Errors:
+        errors: Errors = []
+        if "template_id" in mail and not self._known_template(mail["template_id"]):
+            errors.append(sendgrid_error(INVALID_TEMPLATE, "template_id"))
+        for i, personalization in enumerate(mail["personalizations"]):
+            for kind in ("to", "cc", "bcc"):
+                for j, recipient in enumerate(personalization.get(kind) or []):
+                    if self._rejected_address(recipient["email"]):
+                        errors.append(sendgrid_error(INVALID_ADDRESS, f"personalizations.{i}.{kind}.{j}.email"))
         return errors
 
-    def _validate_personalizations(self, raw: Any) -> Errors:
-        if not isinstance(raw, list) or not raw:
-            message = "The personalizations field is required and must have at least one personalization."
-            return [_error(message, "personalizations", "-Personalizations-Errors")]
-        if len(raw) > MAX_PERSONALIZATIONS:
-            message = f"The personalizations field may have at most {MAX_PERSONALIZATIONS} personalizations."
-            return [_error(message, "personalizations", "-Personalizations-Errors")]
-        errors: Errors = []
-        for i, p in enumerate(raw):
-            errors += self._validate_personalization(i, p if isinstance(p, dict) else {})
-        return errors
-
-    def _validate_personalization(self, i: int, p: Json) -> Errors:
-        to = p.get("to")
-        if not isinstance(to, list) or not to:
-            message = (
-                "The to array is required for all personalization objects, and must have at least one email "
-                "object with a valid email address."
-            )
-            return [_error(message, f"personalizations.{i}.to", "message.personalizations.to")]
-        errors: Errors = []
-        seen: set[str] = set()
-        for kind in ("to", "cc", "bcc"):
-            entries = p.get(kind) or []
-            for j, entry in enumerate(entries if isinstance(entries, list) else []):
-                errors += self._validate_recipient(f"personalizations.{i}.{kind}.{j}.email", entry, seen)
-        if len(seen) > MAX_RECIPIENTS:
-            message = f"The total number of recipients must be no more than {MAX_RECIPIENTS}."
-            errors.append(_error(message, f"personalizations.{i}", "message.recipient-limit"))
-        errors += _validate_custom_args(p.get("custom_args"), f"personalizations.{i}.custom_args")
-        return errors
-
-    def _validate_recipient(self, field: str, entry: Any, seen: set[str]) -> Errors:
-        email = entry.get("email") if isinstance(entry, dict) else None
-        if not _valid_email(email) or self._rejected_address(str(email)):
-            return [_error(INVALID_ADDRESS, field, "message.personalizations.to")]
-        assert isinstance(email, str)
-        if email.lower() in seen:
-            message = (
-                "Each email address in the personalization block should be unique between to, cc, and bcc. "
-                f"We found the first duplicate instance of [{email}] in the {field.rsplit('.', 2)[0]} field."
-            )
-            return [_error(message, field, "message.recipient-errors")]
-        seen.add(email.lower())
-        return []
-
-    def _validate_body(self, mail: Json) -> Errors:
-        template_id = mail.get("template_id")
-        if template_id is not None:
-            if not self._known_template(template_id):
-                return [_error(INVALID_TEMPLATE, "template_id", "message.template_id")]
-            return _validate_content(mail["content"]) if "content" in mail else []
-        errors: Errors = []
-        if not _has_subject(mail):
-            message = (
-                "The subject is required. You can get around this requirement if you use a template with a "
-                "subject defined or if every personalization has a subject defined."
-            )
-            errors.append(_error(message, "subject", "message.subject"))
-        if not mail.get("content"):
-            message = (
-                "Unless a valid template_id is provided, the content parameter is required. There must be at "
-                "least one defined content block. We typically suggest both text/plain and text/html blocks "
-                "are included, but only one block is required."
-            )
-            return [*errors, _error(message, "content", "message.content")]
-        return errors + _validate_content(mail["content"])
-
-    def _known_template(self, template_id: Any) -> bool:
-        if not isinstance(template_id, str):
-            return False
+    def _known_template(self, template_id: str) -> bool:
         if self.templates is None:
             return template_id.startswith("d-") and len(template_id) > 2
         return template_id in self.templates
@@ -258,62 +235,14 @@ class SendGridEmulator(EmulatorServer):
         return email in self._rejected or email.rsplit("@", 1)[-1] in self._rejected
 
     def _sender_verified(self, email: str) -> bool:
+        email = email.lower()
+        domain = email.rsplit("@", 1)[-1]
+        if email in self._unverified_senders or domain in self._unverified_senders:
+            return False
         if self.verified_senders is None:
             return True
         allowed = {s.lower() for s in self.verified_senders}
-        return email.lower() in allowed or email.lower().rsplit("@", 1)[-1] in allowed
-
-
-def _validate_from(raw: Any) -> Errors:
-    email = raw.get("email") if isinstance(raw, dict) else None
-    if email is None:
-        message = (
-            "The from object must be provided for every email send. It is an object that requires the email "
-            'parameter, but may also contain a name parameter.  e.g. {"email" : "example@example.com"}  or '
-            '{"email" : "example@example.com", "name" : "Example Recipient"}.'
-        )
-        return [_error(message, "from.email", "message.from")]
-    if not _valid_email(email):
-        return [_error("The from email does not contain a valid address.", "from.email", "message.from")]
-    return []
-
-
-def _validate_content(raw: Any) -> Errors:
-    if not isinstance(raw, list):
-        return [_error("The content field must be an array.", "content", "message.content")]
-    errors: Errors = []
-    for i, block in enumerate(raw):
-        block = block if isinstance(block, dict) else {}
-        if not isinstance(block.get("type"), str) or not block["type"]:
-            message = "The content type must be a string at least one character in length."
-            errors.append(_error(message, f"content.{i}.type", "message.content.type"))
-        if not isinstance(block.get("value"), str) or not block["value"]:
-            message = "The content value must be a string at least one character in length."
-            errors.append(_error(message, f"content.{i}.value", "message.content.value"))
-    types = [b.get("type") for b in raw if isinstance(b, dict)]
-    if "text/plain" in types and types.index("text/plain") != 0:
-        message = "If present, text/plain must be first, followed by text/html, followed by any other content."
-        errors.append(_error(message, "content", "message.content.type"))
-    return errors
-
-
-def _validate_custom_args(raw: Any, field: str) -> Errors:
-    if raw is None:
-        return []
-    if not isinstance(raw, dict):
-        return [_error("Invalid type. Expected: object.", field, "message.custom_args")]
-    return [
-        _error(f"Invalid type. Expected: string, given: {type(v).__name__}.", f"{field}.{k}", "message.custom_args")
-        for k, v in raw.items()
-        if not isinstance(v, str)
-    ]
-
-
-def _has_subject(mail: Json) -> bool:
-    if isinstance(mail.get("subject"), str) and mail["subject"]:
-        return True
-    persons = mail.get("personalizations") or []
-    return bool(persons) and all(isinstance(p, dict) and p.get("subject") for p in persons)
+        return email in allowed or domain in allowed
 
 
 def _sandboxed(mail: Json) -> bool:
@@ -364,6 +293,15 @@ class SendGridControl(EmulatorControl):
 
     def clear_rejections(self) -> None:
         self.call("DELETE", "rejections")
+
+    def revoke_key(self, key: str) -> None:
+        self.call("POST", "account", {"action": "revoke_key", "value": key})
+
+    def remove_mail_send_scope(self, key: str) -> None:
+        self.call("POST", "account", {"action": "remove_mail_send_scope", "value": key})
+
+    def unverify_sender(self, email_or_domain: str) -> None:
+        self.call("POST", "account", {"action": "unverify_sender", "value": email_or_domain})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from donations.redaction import looks_like_card_number
 from infra.emulators.sendgrid_emulator import SendGridEmulator
 from infra.emulators.stripe import StripeEmulator
 from infra.local.alarms import AlarmEvaluator
@@ -340,8 +341,10 @@ class LocalStack:
         if spec:
             self.function_metrics.record(spec.name, elapsed, answer.status >= 500)
         donation = answer.body.get("donation_id", "") if isinstance(answer.body, dict) else ""
+        # A path is whatever the client typed: one holding a card number is not logged (the route is).
+        shown = (route.path if route else "<path withheld>") if looks_like_card_number(path) else path
         self.console.write(
-            f"{time.strftime('%H:%M:%S')} {'api':<20} {method} {path} -> {answer.status} {donation} "
+            f"{time.strftime('%H:%M:%S')} {'api':<20} {method} {shown} -> {answer.status} {donation} "
             f"({elapsed:.0f} ms)\n"
         )
         return answer.status, answer.headers, answer.text

@@ -164,6 +164,9 @@ class PermanentStepFailure(StepFailure):
 class Classified:
     retryable: bool
     reason: str
+    # The provider refused our credentials (key wrong, revoked or missing a permission): no retry can
+    # succeed until an operator rotates the secret, so the caller alerts at once.
+    credentials_refused: bool = False
 
 
 _RETRYABLE_HTTP = {408, 409, 425, 429}
@@ -197,7 +200,7 @@ def classify(error: BaseException) -> Classified:
         return _classify_stripe(error)
     sendgrid_errors = sys.modules.get("python_http_client.exceptions")  # SendGrid's HTTP layer
     if sendgrid_errors is not None and isinstance(error, sendgrid_errors.HTTPError):
-        return _classify_http_status(error.status_code, "sendgrid")
+        return _classify_sendgrid(error.status_code, sendgrid_error_field(error))
     if isinstance(error, ClientError):
         code = error.response.get("Error", {}).get("Code", "ClientError")
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)
@@ -227,6 +230,28 @@ def _classify_stripe(error: stripe.StripeError) -> Classified:
     return Classified(False, f"stripe:{code}")
 
 
-def _classify_http_status(status: int, provider: str) -> Classified:
-    retryable = status >= 500 or status in _RETRYABLE_HTTP or status in {401, 403}
-    return Classified(retryable, f"{provider}:http_{status}")
+def _classify_sendgrid(status: int, field: str | None) -> Classified:
+    """SendGrid's documented meanings, from the status and the field its error body names.
+
+    SendGrid v3 API "Errors" and v3 Mail Send "Errors" pages: 401 the key is invalid, deleted or revoked;
+    403 with field "from" the from address is not a verified Sender Identity (Twilio error 60222), any
+    other 403 ("access forbidden") a key without the Mail Send permission; 400/413 the request itself;
+    429 rate limited; 5xx SendGrid's side.
+    """
+    if status == 401:
+        return Classified(False, "sendgrid:unauthorized", credentials_refused=True)
+    if status == 403 and field == "from":
+        return Classified(False, "sendgrid:sender_not_verified")
+    if status == 403:
+        return Classified(False, "sendgrid:forbidden", credentials_refused=True)
+    return Classified(status >= 500 or status in _RETRYABLE_HTTP, f"sendgrid:http_{status}")
+
+
+def sendgrid_error_field(error: BaseException) -> str | None:
+    """The field SendGrid's first error names (``{"errors": [{"message", "field", "help"}]}``), if any."""
+    try:
+        errors = error.to_dict.get("errors") or []  # type: ignore[attr-defined]
+        field = errors[0].get("field") if errors else None
+    except (ValueError, AttributeError, TypeError, IndexError):  # not JSON (a proxy's HTML page), or odd JSON
+        return None
+    return str(field) if field else None

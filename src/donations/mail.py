@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from http import HTTPStatus
 from typing import TYPE_CHECKING
 
+from aws_lambda_powertools.metrics import single_metric
+
 from donations import currencies, deadline
-from donations.errors import PermanentStepFailure, RetryableStepFailure, classify
+from donations.errors import PermanentStepFailure, RetryableStepFailure, classify, sendgrid_error_field
 from donations.models import Donation
+from donations.observability import MetricUnit, logger
 from donations.settings import Settings
 
 if TYPE_CHECKING:
@@ -65,7 +69,8 @@ class ReceiptMailer:
     def send(self, donation: Donation) -> str:
         """Send the receipt and return SendGrid's X-Message-Id.
 
-        Raises RetryableStepFailure (timeouts, 429, 5xx) or PermanentStepFailure (400: bad address or template).
+        Raises RetryableStepFailure (timeouts, 429, 5xx) or PermanentStepFailure (what an operator must fix:
+        a refused key, an unverified sender, a request SendGrid refuses). See errors.classify.
         """
         from python_http_client import exceptions as http_errors
 
@@ -78,8 +83,10 @@ class ReceiptMailer:
             response = self._client.client.mail.send.post(request_body=mail.get(), timeout=timeout)
         except http_errors.HTTPError as error:
             verdict = classify(error)
+            if verdict.credentials_refused:
+                _alert_credentials_refused(verdict.reason)
             failure = RetryableStepFailure if verdict.retryable else PermanentStepFailure
-            raise failure(f"send_receipt:{verdict.reason}:{_first_error_field(error)}") from error
+            raise failure(f"send_receipt:{verdict.reason}{_first_error_field(error)}") from error
         except OSError as error:  # urllib's timeouts and connection resets
             raise RetryableStepFailure(f"send_receipt:network:{type(error).__name__}") from error
         message_id = response.headers.get("X-Message-Id")
@@ -89,10 +96,15 @@ class ReceiptMailer:
 
 
 def _first_error_field(error: HTTPError) -> str:
-    """SendGrid's error body names the field at fault; keep the name (never the value, it may be the email)."""
-    try:
-        errors = error.to_dict.get("errors") or []
-    except (ValueError, AttributeError):
-        return "unknown"
-    field = errors[0].get("field") if errors else None
-    return str(field or "none")
+    """A 400 names the field at fault: keep its name (never the value, it may be the email) as ":field"."""
+    field = sendgrid_error_field(error) if error.status_code == HTTPStatus.BAD_REQUEST else None
+    return f":{field}" if field else ""
+
+
+def _alert_credentials_refused(reason: str) -> None:
+    """Count the refusal at once (the ProviderAuthFailures alarm): every receipt is parked until an operator
+    rotates the key, then redrives them. Its own EMF document, so that the provider dimension does not
+    change the dimensions of the invocation's other metrics."""
+    with single_metric(name="ProviderAuthFailures", unit=MetricUnit.Count, value=1) as metric:
+        metric.add_dimension(name="provider", value="sendgrid")
+    logger.error("SendGrid refused our API key: rotate the secret, then redrive the DLQ", extra={"reason": reason})

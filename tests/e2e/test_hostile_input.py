@@ -12,6 +12,7 @@ from schemathesis import GenerationMode
 
 from donations.redaction import looks_like_card_number
 from infra.emulators.base import EmulatorControl
+from tests.e2e.conftest import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -96,6 +97,14 @@ def test_card_numbers_anywhere_are_refused(local_stack, field):
     )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "card_data_refused"
+
+
+def test_a_card_number_in_the_path_is_answered_but_not_logged(local_stack):
+    response = requests.get(f"{local_stack.api}/donations/4000 0566 5566 5556".replace(" ", ""), timeout=20)
+
+    assert response.status_code == 404
+    wait_for(lambda: "GET /donations/{donation_id} -> 404" in local_stack.log(), what="the request's log line")
+    assert "4000056655665556" not in local_stack.log()
 
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")

@@ -101,6 +101,34 @@ def test_an_outage_parks_the_receipt_raises_the_alarm_and_a_redrive_recovers(loc
     assert cleared[0]["message"]["NewStateValue"] == "OK"
 
 
+def test_a_refused_sendgrid_key_alerts_at_once_and_a_redrive_after_the_fix_recovers(local_stack):
+    sendgrid = SendGridControl(local_stack.sendgrid)
+    sendgrid.revoke_key("SG.local-emulator")  # the key the local stack stores in its secret
+    try:
+        donation_id = donate(local_stack.api, "e2e-revoked-key", save_card=False).json()["donation_id"]
+
+        failed = wait_for(lambda: (d := _donation(local_stack.api, donation_id))["failed_step"] and d, what="parking")
+        assert failed["failed_step"] == "send_receipt" and not failed["receipt_sent"]
+        alarm = wait_for(
+            lambda: (a := _alarm(local_stack.api, "sendgrid-auth-failures"))["state"] == "ALARM" and a,
+            what="the SendGrid auth failure alarm",
+        )
+        assert "crossed the threshold" in alarm["reason"]
+        notifications = requests.get(f"{local_stack.api}/_local/status", timeout=10).json()["notifications"]
+        fired = [n for n in notifications if n["message"].get("AlarmName", "").endswith("sendgrid-auth-failures")]
+        assert fired[0]["message"]["NewStateValue"] == "ALARM"
+        assert "rotate the secret" in fired[0]["message"]["AlarmDescription"]
+        assert sendgrid.state()["requests"]["POST /v3/mail/send"] >= 1
+    finally:
+        sendgrid.reset()  # SendGrid accepts our key again (the operator's new key, in this stand-in)
+
+    redrive = _ops(local_stack, "redrive", "ReceiptDLQ")
+    assert redrive.returncode == 0, redrive.stderr
+    done = wait_for(lambda: (d := _donation(local_stack.api, donation_id))["receipt_sent"] and d, what="the receipt")
+    assert done["failed_step"] is None
+    wait_for(lambda: _alarm(local_stack.api, "sendgrid-auth-failures")["state"] == "OK", what="the alarm to clear")
+
+
 def test_ctrl_c_stops_everything_and_frees_the_ports(tmp_path):
     stack = start_stack(tmp_path)
     ports = [int(url.rsplit(":", 1)[1]) for url in (stack.api, stack.moto, stack.stripe, stack.sendgrid)]

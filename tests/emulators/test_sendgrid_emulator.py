@@ -14,7 +14,16 @@ from python_http_client import exceptions as http_errors
 from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import CustomArg, Mail
 
-from infra.emulators.sendgrid_emulator import INVALID_ADDRESS, INVALID_TEMPLATE, SendGridControl, SendGridEmulator
+from infra.emulators.sendgrid_emulator import (
+    ACCESS_FORBIDDEN,
+    INVALID_ADDRESS,
+    INVALID_GRANT,
+    INVALID_TEMPLATE,
+    MAX_PAYLOAD_BYTES,
+    UNVERIFIED_SENDER,
+    SendGridControl,
+    SendGridEmulator,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -152,7 +161,7 @@ def test_server_errors(
     sendgrid_emu.faults.add("http_error", status=status, times=1)
     with pytest.raises(exc_type) as caught:
         sendgrid_client().send(receipt())
-    assert error_body(caught.value)["errors"] == [{"field": None, "message": "internal error"}]
+    assert error_body(caught.value)["errors"] == [{"field": None, "message": "internal server error"}]  # the spec's 500
     assert sendgrid_emu.outbox == []
 
 
@@ -233,3 +242,93 @@ def test_sandbox_mode_validates_without_delivering(sendgrid_emu: SendGridEmulato
 def test_lock_timeout_is_not_a_sendgrid_fault(sendgrid_emu: SendGridEmulator) -> None:
     with pytest.raises(ValueError, match="unsupported fault kind"):
         sendgrid_emu.faults.add("lock_timeout")
+
+
+# -- SendGrid's documented refusals -----------------------------------------------------------------------
+
+
+def test_a_revoked_key_is_401_until_reset(sendgrid_emu: SendGridEmulator, sendgrid_client: ClientFactory) -> None:
+    sendgrid_emu.revoke_key("SG.test")
+
+    with pytest.raises(http_errors.UnauthorizedError) as caught:
+        sendgrid_client().send(receipt())
+    assert error_body(caught.value)["errors"] == [{"message": INVALID_GRANT, "field": None, "help": None}]
+    assert sendgrid_client(key="SG.other").send(receipt()).status_code == 202  # only that key
+
+    sendgrid_emu.reset()
+    assert sendgrid_client().send(receipt()).status_code == 202
+
+
+def test_a_key_without_the_mail_send_scope_is_403_access_forbidden(
+    sendgrid_emu: SendGridEmulator, sendgrid_client: ClientFactory
+) -> None:
+    sendgrid_emu.remove_mail_send_scope("SG.test")
+
+    with pytest.raises(http_errors.ForbiddenError) as caught:
+        sendgrid_client().send(receipt())
+
+    assert error_body(caught.value)["errors"] == [{"message": ACCESS_FORBIDDEN, "field": None, "help": None}]
+    assert sendgrid_emu.outbox == []
+
+
+def test_an_unverified_sender_is_403_naming_the_from_field(
+    sendgrid_emu: SendGridEmulator, sendgrid_client: ClientFactory
+) -> None:
+    sendgrid_emu.unverify_sender("charity.example")
+
+    with pytest.raises(http_errors.ForbiddenError) as caught:
+        sendgrid_client().send(receipt())
+
+    assert error_body(caught.value)["errors"] == [{"message": UNVERIFIED_SENDER, "field": "from", "help": None}]
+    assert sendgrid_emu.outbox == []
+
+
+def test_a_body_over_30_mb_is_413(sendgrid_emu: SendGridEmulator) -> None:
+    body = receipt().get()
+    body["attachments"] = [{"content": "A" * MAX_PAYLOAD_BYTES, "filename": "big.txt"}]
+
+    resp = requests.post(
+        f"{sendgrid_emu.url}/v3/mail/send", json=body, headers={"Authorization": "Bearer SG.x"}, timeout=30
+    )
+
+    assert resp.status_code == 413
+    assert resp.json()["errors"] == [{"message": "content too large", "field": None, "help": None}]
+    assert sendgrid_emu.outbox == []
+
+
+def test_the_schema_refuses_what_the_sdk_lets_through(sendgrid_emu: SendGridEmulator) -> None:
+    body = receipt().get()
+    body["custom_args"] = "donation_id=don_1"  # the SDK sends whatever it is given
+
+    resp = requests.post(
+        f"{sendgrid_emu.url}/v3/mail/send", json=body, headers={"Authorization": "Bearer SG.x"}, timeout=5
+    )
+
+    assert resp.status_code == 400
+    [error] = resp.json()["errors"]
+    assert error["field"] == "custom_args"
+    assert error["help"].endswith("errors.html#message.custom_args")
+
+
+@pytest.mark.parametrize(("method", "path", "status"), [("GET", "/v3/mail/send", 405), ("POST", "/v3/mail/sent", 404)])
+def test_other_routes_and_methods(sendgrid_emu: SendGridEmulator, method: str, path: str, status: int) -> None:
+    resp = requests.request(method, f"{sendgrid_emu.url}{path}", headers={"Authorization": "Bearer SG.x"}, timeout=5)
+    assert resp.status_code == status
+    assert resp.json()["errors"][0]["field"] is None
+
+
+def test_account_changes_over_the_control_api(sendgrid_emu: SendGridEmulator, sendgrid_client: ClientFactory) -> None:
+    control = SendGridControl(sendgrid_emu.url)
+
+    control.unverify_sender("receipts@charity.example")
+    with pytest.raises(http_errors.ForbiddenError):
+        sendgrid_client().send(receipt())
+    control.remove_mail_send_scope("SG.test")
+    with pytest.raises(http_errors.ForbiddenError):
+        sendgrid_client().send(receipt())
+    control.revoke_key("SG.test")
+    with pytest.raises(http_errors.UnauthorizedError):
+        sendgrid_client().send(receipt())
+
+    control.reset()
+    assert sendgrid_client().send(receipt()).status_code == 202

@@ -376,6 +376,27 @@ def check_charge_failure_alarm(d: Deployed) -> Violations:
     return violations
 
 
+def check_provider_auth_alarm(d: Deployed) -> Violations:
+    """A provider refusing our API key alerts at once: the first ProviderAuthFailures (EMF, provider and
+    Powertools service dimensions) in a 60 s period raises an alarm that says how to recover."""
+    candidates = [
+        a
+        for a in _alarms_on(d, "DonationPipeline", "ProviderAuthFailures", "provider", "sendgrid")
+        if {"Name": "service", "Value": "send_receipt"} in a.get("Dimensions", [])
+    ]
+    violations = _require_alarm(d, "SendGrid auth failures", candidates, threshold=0.0)
+    for alarm in candidates:
+        name, description = alarm["AlarmName"], alarm.get("AlarmDescription", "").lower()
+        if (alarm.get("Statistic"), alarm.get("Period"), alarm.get("EvaluationPeriods")) != ("Sum", 60, 1):
+            violations.append(f"alarm {name}: should sum over one period of 60 s")
+        violations += [
+            f"alarm {name}: the description does not say {what!r}"
+            for what in ("rotate the secret", "redrive")
+            if what not in " ".join(description.split())
+        ]
+    return violations
+
+
 def check_operator_topic_key(d: Deployed) -> Violations:
     """CloudWatch can publish to the operator topic: it is encrypted (if at all) with a customer
     managed key whose policy lets cloudwatch.amazonaws.com use it. With alias/aws/sns alarm
@@ -624,6 +645,7 @@ CHECKS: dict[str, Callable[[Deployed], Violations]] = {
         check_age_alarms,
         check_function_alarms,
         check_charge_failure_alarm,
+        check_provider_auth_alarm,
         check_operator_topic_key,
         check_alarm_hygiene,
         check_event_sources,

@@ -74,6 +74,7 @@ ALARMS = {
     "WebhookSignatureFailureAlarm",
     "DisputeAlarm",
     "ChargeFailureSpikeAlarm",
+    "SendGridAuthFailureAlarm",
 }
 
 

@@ -157,6 +157,24 @@ MUTATIONS = [
         "OKActions",
     ),
     Mutation(
+        "SendGrid auth alarm over 5 minutes",
+        _set("SendGridAuthFailureAlarm", "Period", 300),
+        "check_provider_auth_alarm",
+        "60 s",
+    ),
+    Mutation(
+        "SendGrid auth alarm without the service dimension",
+        _set("SendGridAuthFailureAlarm", "Dimensions", [{"Name": "provider", "Value": "sendgrid"}]),
+        "check_provider_auth_alarm",
+        "no alarm",
+    ),
+    Mutation(
+        "SendGrid auth alarm that says no fix",
+        _set("SendGridAuthFailureAlarm", "AlarmDescription", "SendGrid refused our key."),
+        "check_provider_auth_alarm",
+        "rotate the secret",
+    ),
+    Mutation(
         "operator topic on alias/aws/sns",
         _set("OperatorTopic", "KmsMasterKeyId", "alias/aws/sns"),
         "check_operator_topic_key",

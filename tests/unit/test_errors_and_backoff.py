@@ -1,3 +1,4 @@
+import json
 import random
 
 import pytest
@@ -7,7 +8,7 @@ from botocore.exceptions import ClientError
 from python_http_client import exceptions as http_errors
 
 from donations.consumer import backoff_seconds
-from donations.errors import PermanentStepFailure, RetryableStepFailure, classify
+from donations.errors import Classified, PermanentStepFailure, RetryableStepFailure, classify
 from donations.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -60,3 +61,37 @@ def test_backoff_grows_exponentially_within_jitter_and_is_capped():
         delays = [backoff_seconds(receive_count, settings, rng) for _ in range(50)]
         assert all(ceiling / 2 - 1 <= delay <= ceiling for delay in delays), (receive_count, delays)
         assert len(set(delays)) > 1 or ceiling <= 10  # jitter spreads retries apart
+
+
+def _sendgrid_body_error(status, body):
+    return http_errors.HTTPError(status, "reason", body if isinstance(body, bytes) else json.dumps(body).encode(), {})
+
+
+@pytest.mark.parametrize(
+    ("status", "field", "reason", "retryable", "credentials_refused"),
+    [
+        (401, None, "sendgrid:unauthorized", False, True),  # key invalid, deleted or revoked
+        (403, None, "sendgrid:forbidden", False, True),  # "access forbidden": no Mail Send permission
+        (403, "from", "sendgrid:sender_not_verified", False, False),  # Twilio error 60222
+        (400, "personalizations.0.to.0.email", "sendgrid:http_400", False, False),
+        (413, None, "sendgrid:http_413", False, False),
+        (404, None, "sendgrid:http_404", False, False),
+        (429, None, "sendgrid:http_429", True, False),
+        (500, None, "sendgrid:http_500", True, False),
+        (503, None, "sendgrid:http_503", True, False),
+    ],
+)
+def test_sendgrid_errors_are_classified_by_their_documented_meaning(
+    status, field, reason, retryable, credentials_refused
+):
+    # The message is deliberately misleading: only the status and the field SendGrid names count.
+    error = _sendgrid_body_error(status, {"errors": [{"message": "anything at all", "field": field, "help": None}]})
+
+    assert classify(error) == Classified(retryable, reason, credentials_refused=credentials_refused)
+
+
+def test_a_sendgrid_error_body_that_is_not_json_still_classifies():
+    # A proxy in front of SendGrid may answer 413 with an HTML page.
+    error = _sendgrid_body_error(413, b"<html><h1>413 Request Entity Too Large</h1></html>")
+
+    assert classify(error) == Classified(False, "sendgrid:http_413")
