@@ -7,7 +7,7 @@ TOOLS := .tools
 # sam build needs a Python matching the Lambda runtime (python3.12) on PATH; pyenv provides it here.
 SAM_PYTHONS ?= 3.11.7:3.12.1
 
-.PHONY: run test install tools lint typecheck build validate deploy benchmarks chaos load clean
+.PHONY: run test install tools lint typecheck build validate deploy benchmarks chaos load smoke clean
 
 run: $(BIN)/.installed
 	$(BIN)/donations-local
@@ -50,6 +50,11 @@ build: $(TOOLS)/.installed
 
 deploy: build
 	$(TOOLS)/sam/bin/sam deploy --guided
+
+# The product's Stripe/SendGrid calls against the real services in test mode (infra/smoke.py):
+# STRIPE_API_KEY=sk_test_... [SENDGRID_API_KEY=...] make smoke. Without keys it says so and exits 0.
+smoke: $(BIN)/.installed
+	$(BIN)/python -m infra.smoke
 
 benchmarks: $(BIN)/.installed
 	$(BIN)/python -m benchmarks

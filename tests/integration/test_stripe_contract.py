@@ -15,7 +15,7 @@ import pytest
 from infra.emulators.stripe.contract import check_params
 from infra.emulators.stripe.routes import match
 from infra.emulators.stripe.wire import parse_form
-from tests.world import DONATION, CrashOn
+from tests.world import DONATION, Crash, CrashOn
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +45,7 @@ def _make_every_kind_of_call(world) -> None:
 
     # A charge Stripe made while the function died (the reconciler searches for it), and a
     # 3-D Secure payment never finished (retrieved, then canceled after the action timeout).
-    with world.charge_ports(store=lambda store: CrashOn(store, "mark_charged")), pytest.raises(BaseException):
+    with world.charge_ports(store=lambda store: CrashOn(store, "mark_charged")), pytest.raises(Crash):
         world.post(DONATION, key="contract-crash")
     world.reconcile(now=_later(world.settings.reconcile_grace_seconds + 5))
     world.reconcile(now=_later(world.settings.reconcile_action_timeout_seconds + 60))

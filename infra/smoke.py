@@ -1,0 +1,194 @@
+"""`make smoke`: the product's own Stripe and SendGrid calls against the real services, in test mode.
+
+    STRIPE_API_KEY=sk_test_... [SENDGRID_API_KEY=SG... RECEIPT_FROM_EMAIL=you@verified.org \\
+        RECEIPT_TEMPLATE_ID=d-...] make smoke
+
+Our emulators are only our own understanding of Stripe and SendGrid; this proves the product's
+calls against the providers themselves, with the same adapters the functions use
+(donations.payments, donations.mail), under the pinned Stripe API version. Stripe runs in test
+mode (only ``sk_test_`` keys are accepted) with Stripe's published test payment methods; SendGrid
+runs with ``mail_settings.sandbox_mode`` on, so it validates the receipt and delivers nothing.
+Without keys it says so and exits 0. Exit 1 if a check failed. Its own test runs it against the
+emulators (``STRIPE_API_BASE`` / ``SENDGRID_API_HOST`` point it there), so it cannot rot.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from donations.errors import CardDeclined
+from donations.mail import build_sendgrid_client, receipt_mail
+from donations.models import Donation, DonationStatus, utc_now
+from donations.payments import STRIPE_API_VERSION, ChargeState, StripePayments, build_stripe_client
+from donations.redaction import mask_email
+from donations.settings import Settings
+
+SEARCH_WAIT_SECONDS = 90  # Stripe's search index lags, usually by under a minute
+SMOKE_EMAIL = "smoke-test@example.org"
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def main(environ: dict[str, str] | None = None) -> int:
+    environ = dict(os.environ if environ is None else environ)
+    stripe_key, sendgrid_key = environ.get("STRIPE_API_KEY", ""), environ.get("SENDGRID_API_KEY", "")
+    if not stripe_key and not sendgrid_key:
+        print("No STRIPE_API_KEY or SENDGRID_API_KEY set: nothing to check against the real services.")
+        print("Set STRIPE_API_KEY=sk_test_... (and optionally SENDGRID_API_KEY) to run the smoke test.")
+        return 0
+    if stripe_key and not stripe_key.startswith("sk_test_"):
+        print("STRIPE_API_KEY must be a test-mode key (sk_test_...): the smoke test makes real charges.")
+        return 2
+    settings = Settings.from_env(environ)
+    checks: list[Check] = []
+    if stripe_key:
+        checks += stripe_checks(StripePayments(build_stripe_client(settings, stripe_key)))
+    if sendgrid_key:
+        checks.append(_run("receipt (SendGrid sandbox)", lambda: sendgrid_check(settings, sendgrid_key)))
+    _print_table(checks, settings, stripe=bool(stripe_key), sendgrid=bool(sendgrid_key))
+    return 0 if all(check.ok for check in checks) else 1
+
+
+def stripe_checks(payments: StripePayments) -> list[Check]:
+    """The Stripe calls the product makes, each with Stripe's published test payment methods
+    (docs.stripe.com/testing): charge, decline, 3-D Secure, save the card, find and cancel."""
+    charged = _donation("pm_card_visa", save_card=True)
+    three_ds = _donation("pm_card_authenticationRequired")
+    checks = [_run("charge pm_card_visa", lambda: _charge_succeeds(payments, charged))]
+    checks.append(_run("decline pm_card_chargeDeclined", lambda: _charge_declines(payments)))
+    checks.append(_run("3-D Secure pm_card_authenticationRequired", lambda: _charge_needs_action(payments, three_ds)))
+    checks.append(_run("save the card (Customer + attach)", lambda: _save_card(payments, charged)))
+    checks.append(_run("find the charge attempt (list)", lambda: _find_attempt(payments, charged)))
+    checks.append(_run("search by donation_id", lambda: _search(payments, charged)))
+    checks.append(_run("cancel the abandoned 3-D Secure payment", lambda: _cancel(payments, three_ds)))
+    return checks
+
+
+def sendgrid_check(settings: Settings, api_key: str) -> str:
+    """The product's receipt, sent in sandbox mode: SendGrid validates it and delivers nothing."""
+    client = build_sendgrid_client(settings, api_key)
+    mail = receipt_mail(_donation("pm_card_visa").model_copy(update={"status": DonationStatus.SUCCEEDED}), settings)
+    body = mail.get()
+    body["mail_settings"] = {"sandbox_mode": {"enable": True}}
+    response = client.client.mail.send.post(request_body=body, timeout=settings.provider_timeout_seconds)
+    if response.status_code != 200:
+        raise AssertionError(f"SendGrid answered {response.status_code}, expected 200 in sandbox mode")
+    return "validated by SendGrid, not delivered (sandbox mode)"
+
+
+# -- the checks ------------------------------------------------------------------------------------
+
+
+def _charge_succeeds(payments: StripePayments, donation: Donation) -> str:
+    outcome = payments.charge(donation)
+    _expect(outcome.state is ChargeState.SUCCEEDED, f"state {outcome.state}")
+    donation.payment_intent_id, donation.payment_method_id = outcome.payment_intent_id, outcome.payment_method_id
+    return outcome.payment_intent_id
+
+
+def _charge_declines(payments: StripePayments) -> str:
+    try:
+        payments.charge(_donation("pm_card_chargeDeclined"))
+    except CardDeclined as declined:
+        return f"declined: {declined.decline_code}"
+    raise AssertionError("the charge was not declined")
+
+
+def _charge_needs_action(payments: StripePayments, donation: Donation) -> str:
+    outcome = payments.charge(donation)
+    _expect(outcome.state is ChargeState.REQUIRES_ACTION and bool(outcome.client_secret), f"state {outcome.state}")
+    donation.payment_intent_id = outcome.payment_intent_id
+    return outcome.payment_intent_id
+
+
+def _save_card(payments: StripePayments, donation: Donation) -> str:
+    _expect(donation.payment_method_id is not None, "the charge did not succeed")
+    card = payments.save_card(donation)
+    return f"{card.customer_id}, {card.brand} ending {card.last4}"
+
+
+def _find_attempt(payments: StripePayments, donation: Donation) -> str:
+    found = payments.find_attempt(donation)
+    _expect(found is not None and found.id == donation.payment_intent_id, f"found {found}")
+    return f"{donation.payment_intent_id} in the PaymentIntent list"
+
+
+def _search(payments: StripePayments, donation: Donation) -> str:
+    deadline = time.monotonic() + SEARCH_WAIT_SECONDS
+    while True:
+        found = payments.find_for_donation(donation.donation_id)
+        if any(intent.id == donation.payment_intent_id for intent in found):
+            return "found"
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not in Stripe's search after {SEARCH_WAIT_SECONDS} s (search lags)")
+        time.sleep(3)  # Stripe's search index is eventually consistent: ask again, bounded
+
+
+def _cancel(payments: StripePayments, donation: Donation) -> str:
+    _expect(donation.payment_intent_id is not None, "the 3-D Secure charge did not start")
+    snapshot = payments.cancel(donation.donation_id, str(donation.payment_intent_id))
+    _expect(snapshot.status == "canceled", f"status {snapshot.status}")
+    return "canceled"
+
+
+# -- plumbing --------------------------------------------------------------------------------------
+
+
+def _donation(payment_method: str, *, save_card: bool = False) -> Donation:
+    stamp = utc_now()
+    return Donation(
+        donation_id="don_smoke" + uuid.uuid4().hex[:21],
+        status=DonationStatus.PENDING,
+        amount=500,
+        currency="usd",
+        email=SMOKE_EMAIL,
+        email_masked=mask_email(SMOKE_EMAIL),
+        name="Smoke Test",
+        payment_method=payment_method,
+        save_card=save_card,
+        metadata={"smoke_test": "true"},
+        request_hash="smoke",
+        created_at=stamp,
+        updated_at=stamp,
+        charge_attempt_started_at=stamp,
+    )
+
+
+def _run(name: str, check: Callable[[], str]) -> Check:
+    try:
+        return Check(name, True, check())
+    except Exception as error:  # a smoke test reports every failure and goes on
+        return Check(name, False, f"{type(error).__name__}: {error}")
+
+
+def _expect(condition: bool, detail: Any) -> None:
+    if not condition:
+        raise AssertionError(str(detail))
+
+
+def _print_table(checks: list[Check], settings: Settings, *, stripe: bool, sendgrid: bool) -> None:
+    where = [
+        f"Stripe {settings.stripe_api_base or 'api.stripe.com'} (API version {STRIPE_API_VERSION})" if stripe else "",
+        f"SendGrid {settings.sendgrid_api_host or 'api.sendgrid.com'}" if sendgrid else "",
+    ]
+    print("Smoke test against " + " and ".join(part for part in where if part))
+    width = max(len(check.name) for check in checks)
+    for check in checks:
+        print(f"  {'PASS' if check.ok else 'FAIL'}  {check.name:<{width}}  {check.detail}")
+    failed = sum(not check.ok for check in checks)
+    print(f"{len(checks) - failed} passed, {failed} failed")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
