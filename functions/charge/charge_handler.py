@@ -9,7 +9,14 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from donations.api import IDEMPOTENCY_HEADER, build_resolver, documented_errors, early_refusal, proxy_response
+from donations.api import (
+    IDEMPOTENCY_HEADER,
+    build_resolver,
+    documented_errors,
+    early_refusal,
+    proxy_response,
+    with_canonical_media_type,
+)
 from donations.charge import DONATION_ID, submit_donation
 from donations.errors import DonationNotFound
 from donations.models import DonationAnswer, DonationRequest, PublicDonation, load_email_validation
@@ -76,4 +83,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     refusal = early_refusal(event, settings)
     if refusal is not None:
         return proxy_response(refusal, settings)
-    return app.resolve(event, context)
+    return app.resolve(with_canonical_media_type(event), context)
