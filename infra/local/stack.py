@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import sys
 import threading
 import time
@@ -24,6 +23,7 @@ from infra.local.front import Front
 from infra.local.metrics import FunctionMetrics, FunctionOutput, MetricForwarder, QueueMetrics, running_function
 from infra.local.moto_process import MotoProcess
 from infra.local.pipeline import Pipeline, ProviderEndpoints
+from infra.local.process import require_free_ports
 from infra.local.readiness import wait_until_ready
 
 log = logging.getLogger("donations.local")
@@ -35,18 +35,6 @@ TEST_PAYMENT_METHODS = [
     ("pm_card_chargeDeclinedInsufficientFunds", "Declined: insufficient funds"),
     ("pm_card_chargeDeclined", "Declined: generic"),
 ]
-
-
-def _require_free_ports(ports: dict[str, int]) -> None:
-    """Fail fast, naming the variable to change, rather than half-starting on a busy port."""
-    for variable, port in ports.items():
-        if not port:
-            continue
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                raise SystemExit(f"Port {port} on 127.0.0.1 is in use; stop what uses it or set {variable}.") from None
 
 
 def _env_int(name: str, default: int) -> int:
@@ -99,7 +87,7 @@ class LocalStack:
     def start(self) -> LocalStack:
         started = time.monotonic()
         config = self.config
-        _require_free_ports(
+        require_free_ports(
             {
                 "DONATIONS_API_PORT": config.api_port,
                 "DONATIONS_MOTO_PORT": config.moto_port,
