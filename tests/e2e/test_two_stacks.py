@@ -99,7 +99,8 @@ def test_a_stack_whose_charge_function_cannot_reach_stripe_never_says_ready(tmp_
 
     # When the run command starts, then it stops without "Ready.", saying which check failed
     with pytest.raises(RuntimeError, match="exited early"):
-        start_local_stack(tmp_path / "not-ready.log", stack_name="donations-not-ready", extra_env=environment)
+        started = start_local_stack(tmp_path / "not-ready.log", stack_name="donations-not-ready", extra_env=environment)
+        stop_stack(started)  # it said "Ready." (the test fails): leave nothing running
     log = (tmp_path / "not-ready.log").read_text()
     assert "Ready." not in log
     assert "Not ready, stopping: Stripe: APIConnectionError" in log, log
