@@ -417,7 +417,7 @@ class WebhookFront:
         return f"http://127.0.0.1:{self.front.server_address[1]}"
 
     def _api(
-        self, method: str, path: str, body: str | None, headers: dict[str, str]
+        self, method: str, path: str, query: str, body: bytes | None, headers: list[tuple[str, str]]
     ) -> tuple[int, dict[str, str], str]:
         route = next((r for r in self.pipeline.routes if r.match(method, path) is not None), None)
         if route is None:
@@ -425,7 +425,7 @@ class WebhookFront:
         self.count(f"{route.method} {route.path}")
         answer = self.meter.measure(
             route.function_logical_id,
-            lambda: self.pipeline.call_api(method, path, body=body, headers=headers),
+            lambda: self.pipeline.call_api(method, path, body=body, headers=headers, query=query),
         )
         return answer.status, answer.headers, answer.text
 

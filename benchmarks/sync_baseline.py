@@ -112,11 +112,11 @@ class SyncBaselineServer:
         self._thread.join(timeout=5)
 
     def _call_api(
-        self, method: str, path: str, body: str | None, headers: dict[str, str]
+        self, method: str, path: str, query: str, body: bytes | None, headers: list[tuple[str, str]]
     ) -> tuple[int, dict[str, str], str]:
         if (method, path) != ("POST", "/donations"):
             return 404, {"Content-Type": "application/json"}, '{"message":"Missing Authentication Token"}'
-        event = api_gateway_event(method, path, body=body, headers=headers, resource="/donations")
+        event = api_gateway_event(method, path, body=body, headers=headers, query=query, resource="/donations")
         with self._lock:
             result = self.handler(event, LambdaContext("sync-baseline", 512, 30))
         return int(result["statusCode"]), dict(result.get("headers") or {}), str(result.get("body") or "")

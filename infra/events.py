@@ -6,6 +6,7 @@ import hashlib
 import json
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -39,32 +40,43 @@ class LambdaContext:
         return max(0, int((self.timeout_seconds - (time.monotonic() - self._started)) * 1000))
 
 
+Headers = Mapping[str, str] | Sequence[tuple[str, str]]
+"""Request headers: a mapping, or (name, value) pairs as they came on the wire (names may repeat)."""
+
+
 def api_gateway_event(
     method: str,
     path: str,
     *,
     body: str | bytes | dict[str, Any] | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Headers | None = None,
     query: str = "",
     resource: str | None = None,
     path_parameters: dict[str, str] | None = None,
     stage: str = "local",
     source_ip: str = "127.0.0.1",
+    base64_encoded: bool = False,
 ) -> dict[str, Any]:
-    """An API Gateway REST (v1) proxy event, as the Lambda integration sends it."""
+    """An API Gateway REST (v1) proxy event, as the Lambda integration sends it.
+
+    Repeated headers are kept as API Gateway keeps them ("Input format of a Lambda function for
+    proxy integration"): every value in ``multiValueHeaders``, the last one in ``headers``. Names
+    that differ only in case are one header (RFC 9110 section 5.1), under the first spelling seen.
+    ``base64_encoded`` marks a body API Gateway base64-encoded (a binaryMediaTypes match).
+    """
     if isinstance(body, dict):
         body = json.dumps(body)
     if isinstance(body, bytes):
         body = body.decode("utf-8", errors="replace")
-    headers = dict(headers or {})
+    single, multi = _header_fields(headers)
     query_pairs = parse_qsl(query, keep_blank_values=True)
     request_id = str(uuid.uuid4())
     return {
         "resource": resource or path,
         "path": path,
         "httpMethod": method.upper(),
-        "headers": headers or None,
-        "multiValueHeaders": {key: [value] for key, value in headers.items()} or None,
+        "headers": single or None,
+        "multiValueHeaders": multi or None,
         "queryStringParameters": dict(query_pairs) or None,
         "multiValueQueryStringParameters": _multi(query_pairs) or None,
         "pathParameters": path_parameters,
@@ -81,11 +93,25 @@ def api_gateway_event(
             "accountId": "123456789012",
             "apiId": "local",
             "protocol": "HTTP/1.1",
-            "identity": {"sourceIp": source_ip, "userAgent": headers.get("User-Agent", "")},
+            "identity": {"sourceIp": source_ip, "userAgent": single.get(_spelling(single, "User-Agent"), "")},
         },
         "body": body,
-        "isBase64Encoded": False,
+        "isBase64Encoded": base64_encoded,
     }
+
+
+def _header_fields(headers: Headers | None) -> tuple[dict[str, str], dict[str, list[str]]]:
+    pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers or [])
+    multi: dict[str, list[str]] = {}
+    for name, value in pairs:
+        multi.setdefault(_spelling(multi, name), []).append(value)
+    return {name: values[-1] for name, values in multi.items()}, multi
+
+
+def _spelling(fields: Mapping[str, Any], name: str) -> str:
+    """The spelling under which ``fields`` already holds ``name`` (case-insensitively), else ``name``."""
+    lowered = name.lower()
+    return next((key for key in fields if key.lower() == lowered), name)
 
 
 def _multi(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:

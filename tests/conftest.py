@@ -86,3 +86,13 @@ def captured_logs():
 def pytest_collection_modifyitems(config, items):
     """Chaos runs last: it leaves metrics and alarm history in the shared moto that other tests read."""
     items.sort(key=lambda item: item.get_closest_marker("chaos") is not None)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """How many generated hostile requests this run sent, and how many got a 5xx (the rule: none)."""
+    from tests.hostile import TALLY
+
+    if TALLY["requests"]:
+        terminalreporter.write_line(
+            f"hostile input: {TALLY['requests']} generated requests, {TALLY['answers >= 500']} answers >= 500"
+        )

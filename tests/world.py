@@ -264,7 +264,23 @@ class World:
 
     # -- plumbing --------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def function_timeout(self, logical_id: str, seconds: float) -> Iterator[None]:
+        """Run with a function's Timeout set to ``seconds``, as if template.yaml said so: a provider
+        made slow then outlives it in seconds rather than the template's 10-20. On leaving, waits
+        for an abandoned invocation to return, so it cannot act during the next test."""
+        environment = self.pipeline.environments[logical_id]
+        saved = environment.timeout_seconds
+        environment.timeout_seconds = seconds
+        try:
+            yield
+        finally:
+            environment.wait_until_idle(timeout=60)
+            environment.timeout_seconds = saved
+
     def reset(self) -> None:
+        for environment in self.pipeline.environments.values():
+            assert environment.wait_until_idle(timeout=60), f"{environment.name} still busy"
         self.stripe.reset()
         self.sendgrid.reset()
         self._clear_table("DonationsTable", "donation_id")

@@ -10,7 +10,14 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from donations import deadline
-from donations.api import IDEMPOTENCY_HEADER, build_resolver, documented_errors, early_refusal, proxy_response
+from donations.api import (
+    IDEMPOTENCY_HEADER,
+    build_resolver,
+    documented_errors,
+    early_refusal,
+    proxy_response,
+    with_canonical_media_type,
+)
 from donations.charge import DONATION_ID, submit_donation
 from donations.errors import DonationNotFound
 from donations.models import DonationAnswer, DonationRequest, PublicDonation, load_email_validation
@@ -79,4 +86,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return proxy_response(refusal, settings)
     # Stripe's answer comes in time for the donor to get ours, a 503 with Retry-After at worst.
     with deadline.budget(context, settings.deadline_reserve_seconds):
-        return app.resolve(event, context)
+        return app.resolve(with_canonical_media_type(event), context)

@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 
+from infra.local.readiness import NotReady
 from infra.local.stack import LocalConfig, LocalStack
 
 CURL_EXAMPLE = (
@@ -36,7 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     config.verbose = config.verbose or args.verbose
     stack = LocalStack(config, console=sys.stdout)
     try:
-        stack.start()
+        try:
+            stack.start()
+        except NotReady as reason:
+            print(f"Not ready, stopping: {reason}", flush=True)
+            return 1
         print(f"Donation pipeline running locally (started in {stack.startup_seconds:.1f} s):", flush=True)
         for name, url in stack.urls().items():
             print(f"  {name:<18} {url}", flush=True)

@@ -1,8 +1,9 @@
 """The local HTTP front: API Gateway for the template's routes, plus the sample pages.
 
-API routes become REST (v1) proxy events for the function the template names (see
-:meth:`Pipeline.call_api`); ``/``, ``/outbox`` and ``/console`` serve the sample donation form,
-the receipts the SendGrid emulator accepted, and an operator console.
+Requests under the API's paths go, with every method, the raw body and every header line as
+sent (repeated ones included), to :meth:`Pipeline.call_api`, which answers as API Gateway does;
+``/``, ``/outbox`` and ``/console`` serve the sample donation form, the receipts the SendGrid
+emulator accepted, and an operator console.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ PAGES = {"/": "index.html", "/outbox": "outbox.html", "/console": "console.html"
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 API_PREFIXES = ("/donations", "/webhooks")
 
-ApiCall = Callable[[str, str, str | None, dict[str, str]], tuple[int, dict[str, str], str]]
+ApiCall = Callable[[str, str, str, bytes | None, list[tuple[str, str]]], tuple[int, dict[str, str], str]]
+"""(method, path, query, body, header lines) -> (status, headers, body)."""
 LocalCall = Callable[[str, str, bytes], tuple[int, Any]]
 
 
@@ -30,10 +32,9 @@ class Front(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256  # the listen backlog: the default 5 resets connections under load
 
-    def __init__(self, port: int, api: ApiCall, local: LocalCall, cors_origin: str = "*") -> None:
+    def __init__(self, port: int, api: ApiCall, local: LocalCall) -> None:
         self.api = api
         self.local = local
-        self.cors_origin = cors_origin
         super().__init__(("127.0.0.1", port), _Handler)
 
 
@@ -45,39 +46,26 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
 
-    def do_OPTIONS(self) -> None:
-        # API Gateway answers CORS preflight itself (the template's Cors setting).
-        self._send(
-            204,
-            b"",
-            {
-                "Access-Control-Allow-Origin": self.server.cors_origin,
-                "Access-Control-Allow-Methods": "GET,POST,OPTIONS",
-                "Access-Control-Allow-Headers": "Content-Type,Idempotency-Key",
-                "Access-Control-Max-Age": "600",
-            },
-        )
-
-    def do_GET(self) -> None:
-        self._route("GET")
-
-    def do_POST(self) -> None:
-        self._route("POST")
+    def __getattr__(self, name: str) -> Any:
+        # Every method reaches the routing (BaseHTTPRequestHandler answers 501 HTML for a method
+        # without a do_ handler): API Gateway, not the front, decides what a method gets.
+        if name.startswith("do_"):
+            return lambda: self._route(name.removeprefix("do_"))
+        raise AttributeError(name)
 
     def _route(self, method: str) -> None:
-        path = urlsplit(self.path).path
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            self._send(413, b'{"message":"Request Too Long"}', {"Content-Type": "application/json"})
-            return
-        body = self.rfile.read(length) if length else b""
+        target = urlsplit(self.path)
+        path = target.path
         try:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY_BYTES:
+                self._send(413, b'{"message":"Request Too Long"}', {"Content-Type": "application/json"})
+                return
+            body = self.rfile.read(length) if length > 0 else b""
             if path.startswith(API_PREFIXES):
-                headers = {name: value for name, value in self.headers.items()}
-                status, response_headers, text = self.server.api(
-                    method, path, body.decode("utf-8", "replace") or None, headers
-                )
-                self._send(status, text.encode(), response_headers)
+                headers = list(self.headers.items())  # every header line, repeated names included
+                status, response_headers, text = self.server.api(method, path, target.query, body or None, headers)
+                self._send(status, text.encode(), response_headers, head=method == "HEAD")
             elif path.startswith("/_local/"):
                 status, payload = self.server.local(method, path, body)
                 self._send(status, json.dumps(payload).encode(), {"Content-Type": "application/json"})
@@ -87,18 +75,23 @@ class _Handler(BaseHTTPRequestHandler):
             elif method == "GET" and (STATIC / path.lstrip("/")).is_file() and ".." not in path:
                 self._send(200, (STATIC / path.lstrip("/")).read_bytes(), {"Content-Type": _content_type(path)})
             else:
-                self._send(404, b'{"message":"Not Found"}', {"Content-Type": "application/json"})
+                self._send(404, b'{"message":"Not Found"}', {"Content-Type": "application/json"}, head=method == "HEAD")
+        except ValueError:  # a Content-Length that is not a number
+            self._send(400, b'{"message":"Bad Request"}', {"Content-Type": "application/json"})
         except Exception:
             log.exception("front: %s %s failed", method, path)
             self._send(502, b'{"message":"Internal server error"}', {"Content-Type": "application/json"})
 
-    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+    def _send(self, status: int, body: bytes, headers: dict[str, str], *, head: bool = False) -> None:
+        """Send an answer; to HEAD, its status and headers only (RFC 9110 section 9.3.2)."""
         self.send_response(status)
         for name, value in headers.items():
-            self.send_header(name, value)
+            if name.lower() != "content-length":
+                self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if not head:
+            self.wfile.write(body)
 
 
 def _content_type(path: str) -> str:

@@ -2,13 +2,16 @@
 
 The same composition serves the local stack (against a moto server) and the tests (inside
 ``moto.mock_aws()``), so what is tested is what runs locally, and what runs locally is what the
-template deploys. API Gateway is replaced by :meth:`Pipeline.call_api`, which builds REST (v1)
-proxy events for the routes the template declares; Lambda's SQS event source mappings by
-:mod:`infra.local.delivery`, with the template's batch settings.
+template deploys. API Gateway is replaced by :meth:`Pipeline.call_api`, which answers from the
+REST API the template deploys (:mod:`infra.local.gateway`) and builds REST (v1) proxy events for
+its functions; Lambda's SQS event source mappings by :mod:`infra.local.delivery`, with the
+template's batch settings. Every function runs in one execution environment
+(:mod:`infra.local.environment`): one invocation at a time, abandoned at the template's Timeout.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import importlib
 import json
@@ -16,14 +19,17 @@ import os
 import re
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from infra.cfn import PROJECT_ROOT, AwsClients, StackResources, deploy_to_moto, load_template, translate
-from infra.events import LambdaContext, api_gateway_event
+from infra.events import Headers, api_gateway_event
 from infra.local.delivery import EventSource
+from infra.local.environment import CallerGaveUp, ExecutionEnvironment, FunctionTimedOut
+from infra.local.gateway import INTEGRATION_TIMEOUT_SECONDS, GatewayAnswer, RestApi
 
 
 @dataclass(frozen=True)
@@ -45,10 +51,15 @@ class ApiAnswer:
     status: int
     headers: dict[str, str]
     body: Any
+    """The body parsed as JSON when it is JSON, else the text."""
     request_id: str
+    raw: str | None = None
+    """The body exactly as sent."""
 
     @property
     def text(self) -> str:
+        if self.raw is not None:
+            return self.raw
         return self.body if isinstance(self.body, str) else json.dumps(self.body)
 
 
@@ -78,11 +89,9 @@ class Pipeline:
     def start(self) -> Pipeline:
         self.sam_template = load_template(self.template_path)
         self.clients = AwsClients(endpoint_url=self.endpoint_url)
+        self.cfn_template = translate(self.sam_template, region=self.clients.region)
         self.stack: StackResources = deploy_to_moto(
-            translate(self.sam_template, region=self.clients.region),
-            stack_name=self.stack_name,
-            parameters=self.parameters,
-            clients=self.clients,
+            self.cfn_template, stack_name=self.stack_name, parameters=self.parameters, clients=self.clients
         )
         self._store_provider_keys()
         os.environ.update(self.function_environment())
@@ -90,12 +99,38 @@ class Pipeline:
 
         get_settings.cache_clear()
         self.handlers = {lid: _load_handler(spec.code_uri, spec.handler) for lid, spec in self.stack.functions.items()}
-        # One invocation at a time per function, as in one Lambda execution environment: handlers
-        # keep per-invocation state in module globals (the resolver's current event, Logger keys).
-        self._locks = {lid: threading.Lock() for lid in self.handlers}
+        self.api = RestApi.from_template(self.cfn_template, self.parameter_values())
+        self.environments = self._environments()
         _one_metrics_flush_at_a_time()
-        self.routes = api_routes(self.sam_template)
+        self.routes = [Route(method, path, function) for method, path, function in self.api.routes()]
         return self
+
+    def _environments(self) -> dict[str, ExecutionEnvironment]:
+        """One execution environment per function, with the template's Timeout and MemorySize.
+
+        The functions behind the API take turns with each other as well: their handlers share
+        Powertools' event handler, which keeps the current event and context on the router class
+        (``BaseRouter.current_event``), one per interpreter. On AWS each function has an interpreter
+        of its own; here a webhook resolved during a charge would overwrite the charge's event.
+        """
+        api_turn = threading.Lock()
+        api_functions = {function for _, _, function in self.api.routes()}
+        return {
+            lid: ExecutionEnvironment(
+                spec.name,
+                self.handlers[lid].lambda_handler,
+                spec.timeout,
+                spec.memory_size,
+                **({"turn": api_turn} if lid in api_functions else {}),
+            )
+            for lid, spec in self.stack.functions.items()
+        }
+
+    def parameter_values(self) -> dict[str, str]:
+        """The stack's parameters: the template's defaults, overridden by ``parameters``."""
+        declared = self.sam_template.get("Parameters", {})
+        values = {name: str(spec["Default"]) for name, spec in declared.items() if "Default" in spec}
+        return {**values, **self.parameters}
 
     def function_environment(self) -> dict[str, str]:
         """All functions' environments as moto resolved them, merged (they share this process)."""
@@ -138,34 +173,56 @@ class Pipeline:
         return self.handlers[function_logical_id]
 
     def invoke(self, function_logical_id: str, event: dict[str, Any], context: Any = None) -> Any:
-        spec = self.stack.functions[function_logical_id]
-        context = context or LambdaContext(spec.name, spec.memory_size, spec.timeout)
-        with self._locks[function_logical_id]:
-            return self.handlers[function_logical_id].lambda_handler(event, context)
+        """Invoke a function in its execution environment, as Lambda does (waiting while it is busy).
+
+        ``context`` is ignored: the environment creates the invocation's context when the invocation
+        starts, so a wait for a busy environment does not eat into the function's time. Raises
+        FunctionTimedOut when the invocation outlives the function's Timeout.
+        """
+        return self.environments[function_logical_id].invoke(event)
 
     def call_api(
-        self, method: str, path: str, *, body: str | None = None, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        body: str | bytes | None = None,
+        headers: Headers | None = None,
+        query: str = "",
     ) -> ApiAnswer:
-        """What API Gateway does: find the route, build the proxy event, invoke, return the answer."""
-        for route in self.routes:
-            parameters = route.match(method, path)
-            if parameters is not None:
-                break
-        else:
-            return ApiAnswer(
-                404 if not any(r.match(r.method, path) is not None for r in self.routes) else 405,
-                {"Content-Type": "application/json"},
-                {"message": "Missing Authentication Token"},
-                "",
-            )
+        """What API Gateway does: find the resource and method, answer itself or invoke the function.
+
+        ``body`` as bytes is what came on the wire: base64-encoded for the function when its
+        Content-Type matches the API's binaryMediaTypes, else decoded as UTF-8 text, as API Gateway
+        does (bytes that are not UTF-8 become U+FFFD). A str is taken as that text already.
+        """
+        found, resource, parameters = self.api.find(method, path)
+        if found is None or resource is None:
+            return _gateway_answer(self.api.missing_authentication_token())
+        if found.mock is not None:
+            return _gateway_answer(found.mock)
+        assert found.function_logical_id is not None
+        binary = isinstance(body, bytes) and self.api.is_binary(_header(headers, "Content-Type"))
         event = api_gateway_event(
-            method, path, body=body, headers=headers, resource=route.path, path_parameters=parameters or None
+            method,
+            path,
+            body=base64.b64encode(body).decode() if binary and isinstance(body, bytes) else body,
+            headers=headers,
+            query=query,
+            resource=resource.path,
+            path_parameters=parameters or None,
+            base64_encoded=binary,
         )
-        spec = self.stack.functions[route.function_logical_id]
-        context = LambdaContext(
-            function_name=spec.name, timeout_seconds=spec.timeout, memory_limit_in_mb=spec.memory_size
-        )
-        result = self.handlers[route.function_logical_id].lambda_handler(event, context)
+        try:
+            result = self.environments[found.function_logical_id].invoke(
+                event, deadline=time.monotonic() + INTEGRATION_TIMEOUT_SECONDS
+            )
+        except FunctionTimedOut:
+            return _gateway_answer(self.api.function_failed(), event)
+        except CallerGaveUp:
+            return _gateway_answer(self.api.integration_timed_out(), event)
+        if not isinstance(result, dict) or not isinstance(result.get("statusCode"), int):
+            return _gateway_answer(self.api.function_failed(), event)  # "Malformed Lambda proxy response"
         response_headers = {**(result.get("headers") or {})}
         for name, values in (result.get("multiValueHeaders") or {}).items():
             response_headers[name] = ",".join(values)
@@ -174,7 +231,8 @@ class Pipeline:
             parsed: Any = json.loads(raw)
         except ValueError:
             parsed = raw
-        return ApiAnswer(int(result["statusCode"]), response_headers, parsed, event["requestContext"]["requestId"])
+        request_id = event["requestContext"]["requestId"]
+        return ApiAnswer(int(result["statusCode"]), response_headers, parsed, request_id, raw)
 
     def event_sources(self) -> list[EventSource]:
         sources = []
@@ -200,17 +258,20 @@ class Pipeline:
         return self.stack.queues[logical_id]
 
 
-def api_routes(sam_template: dict[str, Any]) -> list[Route]:
-    """The template's Api events: (method, path) → function. API Gateway does this routing on AWS."""
-    routes = []
-    for logical_id, resource in sam_template.get("Resources", {}).items():
-        if resource.get("Type") != "AWS::Serverless::Function":
-            continue
-        for event in (resource.get("Properties", {}).get("Events") or {}).values():
-            if event.get("Type") == "Api":
-                properties = event["Properties"]
-                routes.append(Route(properties["Method"].upper(), properties["Path"], logical_id))
-    return routes
+def _gateway_answer(answer: GatewayAnswer, event: dict[str, Any] | None = None) -> ApiAnswer:
+    try:
+        body: Any = json.loads(answer.body) if answer.body else ""
+    except ValueError:
+        body = answer.body
+    request_id = event["requestContext"]["requestId"] if event else ""
+    return ApiAnswer(answer.status, dict(answer.headers), body, request_id, answer.body)
+
+
+def _header(headers: Headers | None, name: str) -> str | None:
+    """The last value of a header (as API Gateway's single-value ``headers`` holds it)."""
+    pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
+    values = [value for key, value in pairs if key.lower() == name.lower()]
+    return values[-1] if values else None
 
 
 def _one_metrics_flush_at_a_time() -> None:

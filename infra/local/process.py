@@ -25,6 +25,18 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def require_free_ports(ports: dict[str, int]) -> None:
+    """Fail fast, naming the variable to change, rather than half-starting on a busy port."""
+    for variable, port in ports.items():
+        if not port:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                raise SystemExit(f"Port {port} on 127.0.0.1 is in use; stop what uses it or set {variable}.") from None
+
+
 @dataclass
 class RunningStack:
     api: str

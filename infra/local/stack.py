@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import sys
 import threading
 import time
@@ -24,6 +23,8 @@ from infra.local.front import Front
 from infra.local.metrics import FunctionMetrics, FunctionOutput, MetricForwarder, QueueMetrics, running_function
 from infra.local.moto_process import MotoProcess
 from infra.local.pipeline import Pipeline, ProviderEndpoints
+from infra.local.process import require_free_ports
+from infra.local.readiness import wait_until_ready
 
 log = logging.getLogger("donations.local")
 
@@ -34,18 +35,6 @@ TEST_PAYMENT_METHODS = [
     ("pm_card_chargeDeclinedInsufficientFunds", "Declined: insufficient funds"),
     ("pm_card_chargeDeclined", "Declined: generic"),
 ]
-
-
-def _require_free_ports(ports: dict[str, int]) -> None:
-    """Fail fast, naming the variable to change, rather than half-starting on a busy port."""
-    for variable, port in ports.items():
-        if not port:
-            continue
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                raise SystemExit(f"Port {port} on 127.0.0.1 is in use; stop what uses it or set {variable}.") from None
 
 
 def _env_int(name: str, default: int) -> int:
@@ -78,6 +67,8 @@ class LocalConfig:
         }
     )
     verbose: bool = field(default_factory=lambda: os.environ.get("DONATIONS_LOCAL_VERBOSE", "") not in ("", "0"))
+    # How long start-up checks may keep failing before the stack gives up (infra.local.readiness).
+    ready_timeout: float = field(default_factory=lambda: float(os.environ.get("DONATIONS_LOCAL_READY_TIMEOUT", "30")))
 
 
 class LocalStack:
@@ -96,7 +87,7 @@ class LocalStack:
     def start(self) -> LocalStack:
         started = time.monotonic()
         config = self.config
-        _require_free_ports(
+        require_free_ports(
             {
                 "DONATIONS_API_PORT": config.api_port,
                 "DONATIONS_MOTO_PORT": config.moto_port,
@@ -140,10 +131,11 @@ class LocalStack:
         self._start_pollers()
         self._start_ticker()
         self._start_reconciler()
-        self.front = Front(config.api_port, self._call_api, self._call_local, self._cors_origin())
+        self.front = Front(config.api_port, self._call_api, self._call_local)
         threading.Thread(target=self.front.serve_forever, name="front", daemon=True).start()
         self._closers.append(self.front.server_close)
         self._closers.append(self.front.shutdown)
+        wait_until_ready(self, timeout=config.ready_timeout)  # NotReady: "Ready." only once a charge can succeed
         self.startup_seconds = time.monotonic() - started
         return self
 
@@ -322,27 +314,24 @@ class LocalStack:
                 )
                 sqs.delete_message(QueueUrl=self._inbox_url, ReceiptHandle=message["ReceiptHandle"])
 
-    def _cors_origin(self) -> str:
-        return self.pipeline.function_environment().get("CORS_ORIGIN", "*")
-
     # -- HTTP ------------------------------------------------------------------------------------
 
     def _call_api(
-        self, method: str, path: str, body: str | None, headers: dict[str, str]
+        self, method: str, path: str, query: str, body: bytes | None, headers: list[tuple[str, str]]
     ) -> tuple[int, dict[str, str], str]:
-        route = next((r for r in self.pipeline.routes if r.match(method, path) is not None), None)
-        function = route.function_logical_id if route else "api"
-        spec = self.pipeline.stack.functions.get(function)
-        service = spec.environment.get("POWERTOOLS_SERVICE_NAME", function) if spec else function
+        found, resource, _ = self.pipeline.api.find(method, path)
+        function = found.function_logical_id if found else None
+        spec = self.pipeline.stack.functions.get(function) if function else None
+        service = spec.environment.get("POWERTOOLS_SERVICE_NAME", function) if spec and function else "api"
         started = time.perf_counter()
-        with running_function(function, service):
-            answer = self.pipeline.call_api(method, path, body=body, headers=headers)
+        with running_function(function or "api", service):
+            answer = self.pipeline.call_api(method, path, body=body, headers=headers, query=query)
         elapsed = (time.perf_counter() - started) * 1000
         if spec:
             self.function_metrics.record(spec.name, elapsed, answer.status >= 500)
         donation = answer.body.get("donation_id", "") if isinstance(answer.body, dict) else ""
-        # A path is whatever the client typed: one holding a card number is not logged (the route is).
-        shown = (route.path if route else "<path withheld>") if looks_like_card_number(path) else path
+        # The path is the client's input: one holding something like a card number is not printed.
+        shown = path if not looks_like_card_number(path) else (resource.path if resource else "(withheld)")
         self.console.write(
             f"{time.strftime('%H:%M:%S')} {'api':<20} {method} {shown} -> {answer.status} {donation} "
             f"({elapsed:.0f} ms)\n"

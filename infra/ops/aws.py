@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import boto3
@@ -15,15 +15,23 @@ Clients = Callable[[str], Any]
 """Service name -> boto3 client ("sqs", "cloudformation", ...)."""
 
 LOCAL_ENDPOINT = "http://127.0.0.1:4566"
-"""Where the local stack's moto server listens."""
+"""Where the local stack's moto server listens by default."""
+MOTO_PORT_ENV = "DONATIONS_MOTO_PORT"
+"""The local stack's moto port, as the run command reads it (a second stack on the machine sets it)."""
 ENDPOINT_ENV = "DONATIONS_OPS_ENDPOINT"
 LOCAL_REGION = "us-east-1"
 
 
-def resolve_endpoint(endpoint_url: str | None, *, local: bool, environ: dict[str, str] | None = None) -> str | None:
-    """--endpoint-url, else $DONATIONS_OPS_ENDPOINT, else the local stack's with --local, else real AWS (None)."""
+def resolve_endpoint(endpoint_url: str | None, *, local: bool, environ: Mapping[str, str] | None = None) -> str | None:
+    """--endpoint-url, else $DONATIONS_OPS_ENDPOINT, else with --local the local stack's moto server
+    ($DONATIONS_MOTO_PORT, as the run command uses it), else real AWS (None)."""
     env = os.environ if environ is None else environ
-    return endpoint_url or env.get(ENDPOINT_ENV) or (LOCAL_ENDPOINT if local else None)
+    if endpoint_url or env.get(ENDPOINT_ENV):
+        return endpoint_url or env.get(ENDPOINT_ENV)
+    if not local:
+        return None
+    port = env.get(MOTO_PORT_ENV)
+    return f"http://127.0.0.1:{int(port)}" if port else LOCAL_ENDPOINT
 
 
 def make_clients(

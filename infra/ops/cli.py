@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from infra.ops.redrive import MessageNotFound, RedriveResult, redrive, replay
 from infra.ops.stack import OpsError, Stack, discover, resolve_dlq
 
 DEFAULT_STACK = "donations-local"
+LOCAL_STACK_ENV = "DONATIONS_STACK_NAME"
 OK, PROBLEMS, USAGE, INTERRUPTED = 0, 1, 2, 130
 
 Command = Callable[[argparse.Namespace, Clients], int]
@@ -124,7 +126,8 @@ def _target_options() -> argparse.ArgumentParser:
         "--local",
         action="store_true",
         default=argparse.SUPPRESS,
-        help="the local stack: endpoint http://127.0.0.1:4566 unless given, dummy credentials",
+        help="the local stack: moto on 127.0.0.1:$DONATIONS_MOTO_PORT (default 4566) and stack "
+        "$DONATIONS_STACK_NAME (default donations-local) unless given; dummy credentials",
     )
     group.add_argument("--region", default=argparse.SUPPRESS, help="AWS region (default: your configuration)")
     group.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
@@ -141,9 +144,13 @@ _TARGET_DEFAULTS: dict[str, Any] = {
 
 
 def _fill_target_defaults(args: argparse.Namespace) -> None:
+    stack_name_given = hasattr(args, "stack_name")
     for name, default in _TARGET_DEFAULTS.items():
         if not hasattr(args, name):
             setattr(args, name, default)
+    if args.local and not stack_name_given:
+        # The run command names its stack $DONATIONS_STACK_NAME; --local finds the same one.
+        args.stack_name = os.environ.get(LOCAL_STACK_ENV) or DEFAULT_STACK
 
 
 def _positive_int(text: str) -> int:

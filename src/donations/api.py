@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Mapping, Sequence
+from email.message import Message
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
@@ -22,13 +25,18 @@ from donations.errors import (
 from donations.models import ErrorAnswer
 from donations.observability import logger
 from donations.settings import Settings
+from donations.strict_json import invalid_encoding, loads_strict
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+JSON_MEDIA_TYPE = "application/json"
+# RFC 8259 section 8.1: JSON exchanged between systems is UTF-8 ("utf8" is a common alias).
+_UTF8_CHARSETS = frozenset({"utf-8", "utf8"})
 
 
 def build_resolver(settings: Settings) -> APIGatewayRestResolver:
     cors = CORSConfig(allow_origin=settings.cors_origin, allow_headers=["Content-Type", IDEMPOTENCY_HEADER])
-    app = APIGatewayRestResolver(cors=cors, enable_validation=True)
+    # The resolver parses the body with our strict reader (repeated keys, depth, NaN, lone surrogates).
+    app = APIGatewayRestResolver(cors=cors, enable_validation=True, json_body_deserializer=loads_strict)
     _register_error_handlers(app)
     return app
 
@@ -66,20 +74,94 @@ def error_response(error: DonationError) -> Response[str]:
 
 
 def early_refusal(event: Mapping[str, Any], settings: Settings) -> DonationError | None:
-    """Refuse what must never reach parsing: oversized bodies and non-JSON posts.
+    """Refuse what must never reach parsing: oversized bodies, non-JSON posts, repeated singleton headers
+    and bodies that are not UTF-8.
 
-    Runs before the resolver's validation so a 1 MB body is not decoded, scanned and logged.
+    Runs before the resolver's validation so a 1 MB body is not decoded, scanned and logged. Media
+    types are compared case-insensitively (RFC 9110 section 8.3.1).
     """
     if event.get("httpMethod") not in {"POST", "PUT", "PATCH"}:
         return None
     body = event.get("body") or ""
-    if len(body) > settings.max_body_bytes * (2 if event.get("isBase64Encoded") else 1):
+    encoded = bool(event.get("isBase64Encoded"))
+    if len(body) > settings.max_body_bytes * (2 if encoded else 1):
         return PayloadTooLarge(f"The body must not exceed {settings.max_body_bytes} bytes.")
-    headers = {key.lower(): value for key, value in (event.get("headers") or {}).items()}
-    content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
-    if content_type != "application/json":
-        return UnsupportedMediaType("Send the donation as application/json.", field="Content-Type")
+    content_types = header_values(event, "Content-Type")
+    media_type, charset = _media_type(content_types[0] if len(content_types) == 1 else "")
+    if media_type != JSON_MEDIA_TYPE or (charset is not None and charset not in _UTF8_CHARSETS):
+        return UnsupportedMediaType("Send the donation as application/json (UTF-8), once.", field="Content-Type")
+    if len(header_values(event, IDEMPOTENCY_HEADER)) > 1:
+        return InvalidDonation(
+            f"Send exactly one {IDEMPOTENCY_HEADER} header.", field=IDEMPOTENCY_HEADER, code="invalid_idempotency_key"
+        )
+    raw = _body_bytes(body, encoded)
+    if raw is None:
+        return invalid_encoding()
+    if len(raw) > settings.max_body_bytes:
+        return PayloadTooLarge(f"The body must not exceed {settings.max_body_bytes} bytes.")
     return None
+
+
+def header_values(event: Mapping[str, Any], name: str) -> list[str]:
+    """Every value a header was sent with, whatever the case of its name.
+
+    API Gateway REST puts every value in ``multiValueHeaders`` and one of them in ``headers``
+    ("Input format of a Lambda function for proxy integration"); events without the former
+    (hand-made, or from other sources) are read from the latter.
+    """
+    wanted = name.lower()
+    multi = event.get("multiValueHeaders") or {}
+    values = [value for key, listed in multi.items() if key.lower() == wanted for value in listed or []]
+    if values:
+        return values
+    return [value for key, value in (event.get("headers") or {}).items() if key.lower() == wanted]
+
+
+def _media_type(content_type: str) -> tuple[str, str | None]:
+    """(media type, charset), lowercased by the standard library's RFC 2045 parser; text/plain if malformed."""
+    message = Message()
+    message["Content-Type"] = content_type
+    return message.get_content_type(), message.get_content_charset()
+
+
+def _body_bytes(body: str, base64_encoded: bool) -> bytes | None:
+    """The body's bytes, or None when they are not UTF-8.
+
+    With a binaryMediaTypes match API Gateway passes the bytes base64-encoded; without one it passes
+    text it has already decoded as UTF-8, where bytes that were not UTF-8 no longer exist as such
+    (see the README, "What API Gateway does"): U+FFFD, the replacement character, is what is left.
+    A donor never needs to type it, so a body holding it is refused rather than charged (and
+    receipted) with replacement characters in the donor's name.
+    """
+    if base64_encoded:
+        try:
+            raw = base64.b64decode(body, validate=True)
+            raw.decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return raw
+    if "\ufffd" in body:
+        return None
+    return body.encode("utf-8", "surrogatepass")
+
+
+def with_canonical_media_type(event: dict[str, Any]) -> dict[str, Any]:
+    """The event with its (already checked) Content-Type spelled ``application/json``.
+
+    Powertools' body parser compares the media type case-sensitively; after early_refusal has
+    accepted ``Application/JSON; charset=UTF-8`` the parser must see the same type.
+    """
+
+    def canonical(headers: Mapping[str, Any] | None, value: Any) -> dict[str, Any] | None:
+        if headers is None:
+            return None
+        return {key: value if key.lower() == "content-type" else item for key, item in headers.items()}
+
+    return {
+        **event,
+        "headers": canonical(event.get("headers"), JSON_MEDIA_TYPE),
+        "multiValueHeaders": canonical(event.get("multiValueHeaders"), [JSON_MEDIA_TYPE]),
+    }
 
 
 def proxy_response(error: DonationError, settings: Settings) -> dict[str, Any]:

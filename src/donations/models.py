@@ -65,7 +65,27 @@ else:
 
         @classmethod
         def _validate(cls, value: str, /) -> str:
-            return validate_email(value)[1]
+            return deliverable_address(validate_email(value)[1])
+
+
+def deliverable_address(address: str) -> str:
+    """The address as the receipt will be sent to it: its domain in ASCII (IDNA) form.
+
+    ``ada+gift@bücher.de`` becomes ``ada+gift@xn--bcher-kva.de``, the form every mail system takes
+    (email_validator's ``ascii_email``). SendGrid's v3 Mail Send does not take Unicode in addresses
+    ("Mail Send limitations"; "Invalid email addresses": Unicode before the @ needs SMTPUTF8, which
+    depends on the provider), so an address whose local part needs SMTPUTF8 (``ascii_email`` is
+    None) is refused here, before anything is charged, rather than charged and never receipted.
+    """
+    import email_validator  # loaded by validate_email just before (the charge function's INIT)
+
+    ascii_form = email_validator.validate_email(address, check_deliverability=False).ascii_email
+    if ascii_form is None:
+        raise PydanticCustomError(
+            "email_not_deliverable",
+            "our mail provider cannot deliver to non-ASCII characters before the @; please use another address",
+        )
+    return str(ascii_form)
 
 
 def load_email_validation() -> None:

@@ -471,3 +471,15 @@ def test_the_target_endpoint_comes_from_the_flag_the_environment_or_local():
     local = make_clients(endpoint_url=LOCAL_ENDPOINT, local=True)
     assert local("sqs").meta.endpoint_url == LOCAL_ENDPOINT
     assert local.session.get_credentials().access_key == "testing"  # never the user's real credentials
+
+
+def test_local_targets_the_moto_port_and_stack_name_the_run_command_was_given(pipeline, monkeypatch, capsys):
+    # Two local stacks on one machine: the second runs with DONATIONS_MOTO_PORT and DONATIONS_STACK_NAME.
+    assert resolve_endpoint(None, local=True, environ={"DONATIONS_MOTO_PORT": "4601"}) == "http://127.0.0.1:4601"
+    assert resolve_endpoint(None, local=False, environ={"DONATIONS_MOTO_PORT": "4601"}) is None
+    assert resolve_endpoint("http://flag:1", local=True, environ={"DONATIONS_MOTO_PORT": "4601"}) == "http://flag:1"
+
+    monkeypatch.setenv("DONATIONS_STACK_NAME", pipeline.stack_name)
+    assert main(["--local", "status"], clients=pipeline.clients) == 0
+    assert main(["--local", "--stack-name", "donations-local", "status"], clients=pipeline.clients) == 2
+    assert "donations-local" in capsys.readouterr().err
