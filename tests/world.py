@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -370,3 +371,24 @@ class CrashOn:
             raise self._error or Crash(f"crashed in {name}")
 
         return crash
+
+
+class SlowOn:
+    """A port that behaves like the real one, except that ``method`` first takes ``seconds``: work the
+    product cannot bound itself (unlike its provider calls, which donations.deadline bounds)."""
+
+    def __init__(self, port: Any, method: str, seconds: float) -> None:
+        self._port = port
+        self._method = method
+        self._seconds = seconds
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._port, name)
+        if name != self._method:
+            return attribute
+
+        def slow(*args: Any, **kwargs: Any) -> Any:
+            time.sleep(self._seconds)  # the simulated work itself, not a wait for something else
+            return attribute(*args, **kwargs)
+
+        return slow

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.e2e.conftest import wait_for
-from tests.world import DONATION
+from tests.world import DONATION, SlowOn
 
 pytestmark = pytest.mark.integration
 
@@ -95,11 +95,14 @@ def test_a_webhook_arriving_during_a_charge_waits_its_turn_and_neither_answer_is
 
 
 def test_a_charge_that_outlives_its_timeout_gets_api_gateways_502_and_keeps_the_function_busy(world):
-    # Given Stripe so slow that the charge (with the SDK's retries) outlives the function's Timeout
-    world.stripe.faults.add("latency", path_prefix="/v1/payment_intents", method="POST", latency_ms=3_000, times=3)
+    # Given a charge slowed where the product cannot bound it (its Stripe calls it bounds itself:
+    # test_a_slow_stripe_gets_the_donor_a_503_before_the_timeout)
     environment = world.pipeline.environments["ChargeFunction"]
 
-    with world.function_timeout("ChargeFunction", 1.5):
+    with (
+        world.function_timeout("ChargeFunction", 1.5),
+        world.charge_ports(store=lambda store: SlowOn(store, "create_pending", 3.0)),
+    ):
         started = time.monotonic()
         answer = world.post({**DONATION, "amount": 4200}, key="slow-charge")
         elapsed = time.monotonic() - started
@@ -116,21 +119,43 @@ def test_a_charge_that_outlives_its_timeout_gets_api_gateways_502_and_keeps_the_
         assert time.monotonic() - started >= 1.0
 
 
-def test_a_batch_that_outlives_its_timeout_fails_as_a_whole(world):
-    # Given a charged donation whose card is to be saved, and Stripe slow for the tokenize job
+def test_a_slow_stripe_gets_the_donor_a_503_before_the_timeout(world):
+    # Given Stripe holding every charge request, and a function Timeout of 4 s: the SDK's three
+    # 1 s attempts and its backoff sleeps (4 to 4.5 s) would outlive it without the time budget
+    world.stripe.faults.add("timeout", path_prefix="/v1/payment_intents", method="POST", latency_ms=5_000)
+    environment = world.pipeline.environments["ChargeFunction"]
+    abandoned = environment.abandoned
+
+    with world.function_timeout("ChargeFunction", 4.0):
+        started = time.monotonic()
+        answer = world.post(DONATION, key="slow-stripe")
+        elapsed = time.monotonic() - started
+
+    # Then the donor gets the designed 503 with Retry-After, not API Gateway's 502, and nothing is charged
+    assert answer.status == 503 and answer.headers["Retry-After"], answer.body
+    assert elapsed < 4.0
+    assert environment.abandoned == abandoned
+    assert world.stripe.payment_intents_created == 0
+
+
+def test_a_batch_that_outlives_its_timeout_fails_as_a_whole(world, monkeypatch):
+    # Given a charged donation whose card is to be saved, and the tokenize step slowed where the
+    # product cannot bound it (its Stripe calls it bounds itself, see donations.deadline)
     answer = world.post(DONATION, key="slow-tokenize")
     donation_id = answer.body["donation_id"]
-    world.stripe.faults.add("latency", path_prefix="/v1/customers", method="POST", latency_ms=3_000, times=3)
+    consumer = world.consumer("tokenize")
+    step = SlowOn(consumer, "_run", 3.0)
+    monkeypatch.setattr(consumer, "_run", step._run)
 
     with world.function_timeout("TokenizeFunction", 1.5):
         result = world.deliver("tokenize")
+    monkeypatch.undo()
 
     # Then every record of the batch failed (none deleted): they return after their visibility timeout
     assert result.received == 1 and result.failed_ids == [m["MessageId"] for m in result.messages]
     assert "timed out" in (result.handler_error or "")
     assert world.record(donation_id).public_view().card_saved is False
-    # ...and once they do, with Stripe well again, the card is saved
-    world.stripe.faults.clear()
+    # ...and once they do, with the step quick again, the card is saved
     world.expire_backoffs()
     assert world.deliver("tokenize").succeeded == 1
     assert world.record(donation_id).public_view().card_saved is True
