@@ -51,10 +51,10 @@ build: $(TOOLS)/.installed
 deploy: build
 	$(TOOLS)/sam/bin/sam deploy --guided
 
-# The product's Stripe/SendGrid calls against the real services in test mode (infra/smoke.py):
+# The product's Stripe/SendGrid calls against the real services in test mode (src/donations_ops/smoke.py):
 # STRIPE_API_KEY=sk_test_... [SENDGRID_API_KEY=...] make smoke. Without keys it says so and exits 0.
 smoke: $(BIN)/.installed
-	$(BIN)/python -m infra.smoke
+	$(BIN)/python -m donations_ops.smoke
 
 benchmarks: $(BIN)/.installed
 	$(BIN)/python -m benchmarks

@@ -441,8 +441,8 @@ def _run(config: CostConfig, init_ms: dict[str, float], out: TextIO) -> CostRun:
     from benchmarks.donor_latency import LatencyConfig, inject_provider_latency
     from infra.emulators.sendgrid_emulator import SendGridEmulator
     from infra.emulators.stripe import StripeEmulator
-    from infra.events import scheduled_event
     from infra.local.delivery import EventSource, deliver_batch
+    from infra.local.events import scheduled_event
     from infra.local.pipeline import Pipeline, ProviderEndpoints
 
     started_at = time.strftime("%Y-%m-%d %H:%M:%S %Z")
@@ -546,7 +546,7 @@ def _run(config: CostConfig, init_ms: dict[str, float], out: TextIO) -> CostRun:
         recorder.uninstall()
         stripe.stop()
         sendgrid.stop()
-    from infra.cfn import load_template
+    from infra.deploy import load_template
 
     template = load_template(ROOT / "template.yaml")
     resources = template["Resources"]

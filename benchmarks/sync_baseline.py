@@ -28,7 +28,7 @@ from donations.models import DonationRequest, DonationStatus
 from donations.payments import ChargeState
 from donations.settings import Settings
 from donations.wiring import Wiring
-from infra.events import LambdaContext, api_gateway_event
+from infra.local.events import LambdaContext, api_gateway_event
 from infra.local.front import Front
 
 

@@ -27,7 +27,7 @@ from moto import mock_aws
 from infra.emulators.sendgrid_emulator import SendGridEmulator
 from infra.emulators.stripe import StripeEmulator
 from infra.local.pipeline import Pipeline, ProviderEndpoints
-from tests.world import World
+from tests.support.world import World
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
@@ -90,7 +90,7 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """How many generated hostile requests this run sent, and how many got a 5xx (the rule: none)."""
-    from tests.hostile import TALLY
+    from tests.support.hostile import TALLY
 
     if TALLY["requests"]:
         terminalreporter.write_line(

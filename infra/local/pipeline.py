@@ -25,10 +25,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from infra.cfn import PROJECT_ROOT, AwsClients, StackResources, deploy_to_moto, load_template, translate
-from infra.events import Headers, api_gateway_event
+from infra.deploy import PROJECT_ROOT, AwsClients, StackResources, deploy_to_moto, load_template, translate
 from infra.local.delivery import EventSource
 from infra.local.environment import CallerGaveUp, ExecutionEnvironment, FunctionTimedOut
+from infra.local.events import Headers, api_gateway_event
 from infra.local.gateway import INTEGRATION_TIMEOUT_SECONDS, GatewayAnswer, RestApi
 
 

@@ -260,7 +260,7 @@ class LocalStack:
     def _start_reconciler(self) -> None:
         """Invoke the ReconcilerFunction every DONATIONS_LOCAL_RECONCILE_SECONDS (default 30), as its Schedule
         event does on AWS (EventBridge is not emulated). 0 turns it off."""
-        from infra.events import scheduled_event
+        from infra.local.events import scheduled_event
 
         interval, stack = _env_int("DONATIONS_LOCAL_RECONCILE_SECONDS", 30), self.pipeline.stack
         if interval <= 0 or "ReconcilerFunction" not in stack.functions:

@@ -35,7 +35,7 @@ def _ops(stack, *args: str) -> subprocess.CompletedProcess[str]:
         "AWS_DEFAULT_REGION": "us-east-1",
     }
     return subprocess.run(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "infra.ops", "--endpoint-url", stack.moto, "--stack-name", stack.stack_name, *args],
+        [sys.executable, "-m", "donations_ops", "--endpoint-url", stack.moto, "--stack-name", stack.stack_name, *args],
         capture_output=True,
         text=True,
         timeout=60,

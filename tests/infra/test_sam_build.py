@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.cfn import PROJECT_ROOT, Template
+from infra.deploy import PROJECT_ROOT, Template
 from tests.infra.tooling import tool, tool_env
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from moto.server import ThreadedMotoServer
 
-from infra.cfn import AwsClients, Template, deploy_to_moto
+from infra.deploy import AwsClients, Template, deploy_to_moto
 from tests.infra.template_contracts import CHECKS, Deployed, Violations, isolated_clients
 
 pytestmark = pytest.mark.infra

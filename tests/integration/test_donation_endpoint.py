@@ -7,7 +7,7 @@ import pytest
 from donations.charge import submit_donation
 from donations.messages import FollowUpPublisher
 from donations.models import DonationRequest, DonationStatus
-from tests.world import DONATION, Crash, CrashOn
+from tests.support.world import DONATION, Crash, CrashOn
 
 pytestmark = pytest.mark.integration
 

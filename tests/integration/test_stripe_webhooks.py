@@ -23,7 +23,7 @@ from donations.models import DonationStatus, StepStatus
 from donations.webhooks import HANDLED_EVENT_TYPES
 from infra.local.alarms import AlarmEvaluator
 from infra.local.metrics import emf_metric_data, put_metric
-from tests.world import DONATION as SAMPLE
+from tests.support.world import DONATION as SAMPLE
 
 pytestmark = pytest.mark.integration
 

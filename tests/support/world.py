@@ -13,8 +13,8 @@ from donations.models import Donation, FollowUpMessage, Step
 from donations.settings import get_settings
 from donations.wiring import Wiring
 from infra.emulators.stripe import encode_event, sign_payload
-from infra.events import scheduled_event
 from infra.local.delivery import BatchResult, deliver_batch, drain
+from infra.local.events import scheduled_event
 from infra.local.pipeline import ApiAnswer, Pipeline
 
 # A valid donation body; tests change one field at a time with {**DONATION, "field": value}.

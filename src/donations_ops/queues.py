@@ -13,8 +13,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from donations.redaction import mask_email
-from infra.ops.aws import Clients
-from infra.ops.stack import Queue, Stack
+from donations_ops.aws import Clients
+from donations_ops.stack import Queue, Stack
 
 Message = dict[str, Any]
 
