@@ -142,3 +142,22 @@ def test_ctrl_c_stops_everything_and_frees_the_ports(tmp_path):
             socket.create_connection(("127.0.0.1", port), timeout=2).close()  # nothing listens any more
     with pytest.raises(ProcessLookupError):
         os.killpg(stack.process.pid, 0)  # no process of the group is left
+
+
+def test_the_run_command_starts_again_at_once_on_the_same_ports_after_ctrl_c(tmp_path):
+    # Given a stack that served a donation, so its ports hold closed connections (TIME_WAIT)...
+    first = start_stack(tmp_path / "first")
+    try:
+        assert donate(first.api, "restart-1").status_code == 201
+    finally:
+        # ...and was stopped with Ctrl-C
+        assert stop_stack(first) == 0
+
+    # When the run command is started again at once on the same ports
+    second = start_stack(tmp_path / "second", first.ports)
+    try:
+        # Then it starts (no "Port ... is in use") and takes donations
+        assert "is in use" not in second.log()
+        assert donate(second.api, "restart-2").status_code == 201
+    finally:
+        assert stop_stack(second) == 0
