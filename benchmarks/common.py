@@ -284,7 +284,7 @@ class AwsCallRecorder:
         self.on_before = on_before
         self.on_after = on_after
         # A context variable, not a thread-local: work a handler hands to a thread pool through
-        # contextvars.copy_context() (donations.messages) is still attributed to it.
+        # contextvars.copy_context() (donations.followups) is still attributed to it.
         self._scope: contextvars.ContextVar[str | None] = contextvars.ContextVar("aws_call_scope", default=None)
         self._lock = threading.Lock()
         self._specs: list[tuple[str, Callable[..., None]]] = [

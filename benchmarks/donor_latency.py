@@ -353,8 +353,8 @@ class Probes:
         self._patch(owner, attribute, timed)
 
     def wrap_providers(self) -> None:
+        from donations.followups import FollowUpPublisher
         from donations.mail import ReceiptMailer
-        from donations.messages import FollowUpPublisher
         from donations.payments import StripePayments
 
         self.wrap_time(FollowUpPublisher, "publish", "publish")

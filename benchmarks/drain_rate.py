@@ -171,7 +171,7 @@ class Backlog:
         return self.count - self.next_index
 
     def top_up(self, window: int) -> None:
-        from donations.messages import message_attributes
+        from donations.followups import message_attributes
         from donations.models import FollowUpMessage, Step
 
         target = self.count if window <= 0 else window

@@ -20,15 +20,14 @@ from donations.errors import (
     RequestInProgress,
     ServiceUnavailable,
 )
-from donations.messages import FollowUpPublisher
+from donations.followups import FOLLOWUPS_CLAIM_SECONDS, publish_follow_ups
 from donations.models import Donation, DonationRequest, DonationStatus
 from donations.observability import MetricUnit, logger, metrics
-from donations.payments import ChargeOutcome, ChargeState, StripePayments, recorded_decline
-from donations.store import ConditionFailed, DonationStore
+from donations.payments import recorded_decline
+from donations.ports import ChargeOutcome, ChargeState, Payments, Publisher, Store
+from donations.store import ConditionFailed
 
 DONATION_ID = re.compile(r"^don_[a-z2-7]{26}$")
-# Longer than one publish (two SendMessage and one UpdateItem, with the SDK's retries) can take.
-FOLLOWUPS_CLAIM_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -51,9 +50,9 @@ def submit_donation(
     idempotency_key: str,
     correlation_id: str,
     *,
-    store: DonationStore,
-    payments: StripePayments,
-    publisher: FollowUpPublisher,
+    store: Store,
+    payments: Payments,
+    publisher: Publisher,
     lease_seconds: int,
 ) -> ChargeAnswer:
     """Charge a donation once per Idempotency-Key and queue its follow-ups; the answer to give the donor.
@@ -125,7 +124,7 @@ def submit_donation(
     return _charged(donation, store, publisher, correlation_id, claimed=claimed)
 
 
-def _charge(donation: Donation, store: DonationStore, payments: StripePayments) -> ChargeOutcome:
+def _charge(donation: Donation, store: Store, payments: Payments) -> ChargeOutcome:
     """One payment round trip, under the current attempt's idempotency key.
 
     **Stored server errors.** Stripe saves a request's result under its idempotency key once the
@@ -165,7 +164,7 @@ def _charge(donation: Donation, store: DonationStore, payments: StripePayments) 
         raise
 
 
-def _what_the_spent_attempt_did(donation: Donation, payments: StripePayments) -> ChargeOutcome | None:
+def _what_the_spent_attempt_did(donation: Donation, payments: Payments) -> ChargeOutcome | None:
     """The answer the spent attempt already gave (raises for a decline or "wait"), or None to move on."""
     found = payments.find_attempt(donation)
     if found is None:
@@ -196,52 +195,10 @@ def _what_the_spent_attempt_did(donation: Donation, payments: StripePayments) ->
 _CANCELABLE = frozenset({"requires_payment_method", "requires_confirmation", "requires_capture"})
 
 
-def publish_follow_ups(
-    donation: Donation,
-    store: DonationStore,
-    publisher: FollowUpPublisher,
-    correlation_id: str,
-    *,
-    now: float | None = None,
-    claimed: bool = False,
-) -> bool:
-    """Queue the background steps once the charge is recorded, once across every path that gets here.
-
-    The charge, the Stripe webhook and the reconciler may reach this for one donation at the same
-    time: a conditional claim on the record lets one of them publish (the others answer True, the
-    messages are on their way). A failure here is logged, not raised: the donor has been charged
-    and must hear so. The record keeps ``followups_published = false``, the claim is given back,
-    and the reconciler publishes it later. ``now`` (unix seconds, default the clock) judges the
-    claim's lease: the reconciler passes its run's scheduled time. ``claimed``: the caller already
-    holds the claim (the charge takes it in the write that records the charge).
-    """
-    if donation.followups_published:
-        return True
-    published = False
-    try:
-        claimed = claimed or store.claim_followups(donation.donation_id, FOLLOWUPS_CLAIM_SECONDS, now)
-        if not claimed:
-            logger.info("Follow-ups already published or being published by another path")
-            return True
-        publisher.publish(donation, correlation_id)
-        store.mark_followups_published(donation.donation_id)
-        published = True
-    except Exception:
-        metrics.add_metric(name="FollowUpPublishFailures", unit=MetricUnit.Count, value=1)
-        logger.exception("Follow-up messages not published; the reconciler will retry")
-        return False
-    finally:
-        if claimed and not published:
-            # Best effort: if this fails too, the lease runs out by itself.
-            with contextlib.suppress(Exception):
-                store.release_followups_claim(donation.donation_id)
-    return True
-
-
 def _charged(
     donation: Donation,
-    store: DonationStore,
-    publisher: FollowUpPublisher,
+    store: Store,
+    publisher: Publisher,
     correlation_id: str,
     *,
     claimed: bool = False,

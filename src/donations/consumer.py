@@ -27,8 +27,9 @@ from donations import deadline
 from donations.errors import PermanentStepFailure, classify
 from donations.models import FollowUpMessage, Step
 from donations.observability import MetricUnit, logger, metrics, tracer
+from donations.ports import Store
 from donations.settings import Settings
-from donations.store import ConditionFailed, DonationStore
+from donations.store import ConditionFailed
 
 StepFunction = Callable[[FollowUpMessage], None]
 
@@ -54,7 +55,7 @@ class StepConsumer:
         step: Step,
         run: StepFunction,
         *,
-        store: DonationStore,
+        store: Store,
         sqs_client: Any,
         settings: Settings,
         dlq_url: str,

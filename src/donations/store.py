@@ -22,6 +22,7 @@ from botocore.exceptions import ClientError
 
 from donations.errors import DonationNotFound, IdempotencyKeyReused, RequestInProgress
 from donations.models import Donation, DonationRequest, DonationStatus, Step, StepStatus, utc_now
+from donations.ports import ReceiptClaim, SavedCard
 from donations.redaction import mask_email
 
 UNSETTLED_INDEX = "status-unsettled_since-index"
@@ -33,19 +34,40 @@ class ConditionFailed(Exception):
 
 
 @dataclass(frozen=True)
-class SavedCard:
-    customer_id: str
-    payment_method_id: str
-    brand: str | None
-    last4: str | None
-    exp_month: int | None
-    exp_year: int | None
+class _Lease:
+    """A lease held on the record: the attribute says until when (unix seconds) its holder may act.
+
+    The store's three leases: ``charging_until`` (the request charging a pending donation),
+    ``followups_claim_until`` (whoever publishes the follow-ups, donations.followups) and
+    ``receipt_claim_until`` (the consumer sending the receipt). A holder that dies keeps its lease
+    until it runs out; one that failed gives it back by removing the attribute.
+    """
+
+    attribute: str
+
+    @staticmethod
+    def ends(now: float, seconds: int) -> int:
+        return int(now) + seconds
+
+    def until(self, now: float, seconds: int) -> dict[str, int]:
+        """The attribute to write to take the lease for ``seconds`` from ``now``."""
+        return {self.attribute: self.ends(now, seconds)}
+
+    def expired(self, now: float) -> Any:
+        return Attr(self.attribute).lt(int(now))
+
+    def free(self, now: float) -> Any:
+        """Nobody holds it: never taken, given back, or run out."""
+        return Attr(self.attribute).not_exists() | self.expired(now)
 
 
-@dataclass(frozen=True)
-class ReceiptClaim:
-    claimed: bool
-    donation: Donation | None
+_CHARGING = _Lease("charging_until")
+_FOLLOWUPS = _Lease("followups_claim_until")
+_RECEIPT = _Lease("receipt_claim_until")
+
+
+def _clock(now: float | None) -> float:
+    return time.time() if now is None else now
 
 
 class DonationStore:
@@ -79,7 +101,7 @@ class DonationStore:
         time), and a resubmission meanwhile raises RequestInProgress instead of reaching Stripe
         alongside it. A request that died leaves the lease to run out; one that failed gives it back.
         """
-        now = time.time() if now is None else now
+        now = _clock(now)
         stamp = utc_now()
         donation = Donation(
             donation_id=donation_id,
@@ -98,7 +120,7 @@ class DonationStore:
             updated_at=stamp,
             unsettled_since=stamp,
             card_status=StepStatus.PENDING if request.save_card else StepStatus.NOT_REQUESTED,
-            charging_until=int(now) + lease_seconds,
+            charging_until=_CHARGING.ends(now, lease_seconds),
             charge_attempt_started_at=stamp,
         )
         try:
@@ -118,12 +140,11 @@ class DonationStore:
             )
         if existing.status is not DonationStatus.PENDING:
             return existing
-        unleased = Attr("charging_until").not_exists() | Attr("charging_until").lt(int(now))
         try:
             return self._update(
                 donation_id,
-                {"charging_until": int(now) + lease_seconds},
-                condition=Attr("status").eq(DonationStatus.PENDING.value) & unleased,
+                _CHARGING.until(now, lease_seconds),
+                condition=Attr("status").eq(DonationStatus.PENDING.value) & _CHARGING.free(now),
             )
         except ConditionFailed:
             raise RequestInProgress("This donation is being processed; retry in a moment.") from None
@@ -131,7 +152,7 @@ class DonationStore:
     def release_charging(self, donation_id: str) -> None:
         """Give the charging lease back after a failed attempt, so the donor's retry need not wait for it."""
         self._update(
-            donation_id, {}, remove=["charging_until"], condition=Attr("status").eq(DonationStatus.PENDING.value)
+            donation_id, {}, remove=[_CHARGING.attribute], condition=Attr("status").eq(DonationStatus.PENDING.value)
         )
 
     def mark_charge_attempt_spent(self, donation_id: str, attempt: int) -> None:
@@ -191,15 +212,14 @@ class DonationStore:
         if claim_followups_seconds is None:
             condition = condition | Attr("status").eq(DonationStatus.SUCCEEDED.value)
         else:
-            now = time.time() if now is None else now
-            values["followups_claim_until"] = int(now) + claim_followups_seconds
-        return self._update(donation_id, values, remove=["charging_until"], condition=condition)
+            values.update(_FOLLOWUPS.until(_clock(now), claim_followups_seconds))
+        return self._update(donation_id, values, remove=[_CHARGING.attribute], condition=condition)
 
     def mark_requires_action(self, donation_id: str, payment_intent_id: str) -> Donation:
         return self._update(
             donation_id,
             {"status": DonationStatus.REQUIRES_ACTION.value, "payment_intent_id": payment_intent_id},
-            remove=["charging_until"],
+            remove=[_CHARGING.attribute],
             condition=Attr("status").is_in(_OPEN_STATUSES),
         )
 
@@ -212,7 +232,7 @@ class DonationStore:
                 "payment_intent_id": payment_intent_id,
                 "failure_reason": f"card_declined:{decline_code}",
             },
-            remove=[UNSETTLED, "charging_until"],
+            remove=[UNSETTLED, _CHARGING.attribute],
             condition=Attr("status").is_in(_OPEN_STATUSES),
         )
 
@@ -220,7 +240,7 @@ class DonationStore:
         return self._update(
             donation_id,
             {"status": DonationStatus.FAILED.value, "failure_reason": reason},
-            remove=[UNSETTLED, "charging_until"],
+            remove=[UNSETTLED, _CHARGING.attribute],
             condition=Attr("status").is_in(_OPEN_STATUSES),
         )
 
@@ -228,7 +248,7 @@ class DonationStore:
         return self._update(
             donation_id,
             {"status": DonationStatus.CANCELED.value, "failure_reason": reason, "payment_intent_id": payment_intent_id},
-            remove=[UNSETTLED, "charging_until"],
+            remove=[UNSETTLED, _CHARGING.attribute],
             condition=Attr("status").is_in(_OPEN_STATUSES),
         )
 
@@ -283,14 +303,14 @@ class DonationStore:
         fail. Claimed: ``donation`` is the record as it was just before the claim. Not claimed: as
         it is now (None if there is no such donation), for the caller to tell why.
         """
-        now = time.time() if now is None else now
+        now = _clock(now)
         claimable = Attr("receipt_status").is_in([StepStatus.PENDING.value, StepStatus.FAILED.value]) | (
-            Attr("receipt_status").eq(StepStatus.IN_PROGRESS.value) & Attr("receipt_claim_until").lt(int(now))
+            Attr("receipt_status").eq(StepStatus.IN_PROGRESS.value) & _RECEIPT.expired(now)
         )
         try:
             before = self._update(
                 donation_id,
-                {"receipt_status": StepStatus.IN_PROGRESS.value, "receipt_claim_until": int(now) + lease_seconds},
+                {"receipt_status": StepStatus.IN_PROGRESS.value, **_RECEIPT.until(now, lease_seconds)},
                 condition=Attr("status").eq(DonationStatus.SUCCEEDED.value) & claimable,
                 returning="ALL_OLD",
             )
@@ -302,7 +322,7 @@ class DonationStore:
         self._update_quietly(
             donation_id,
             {"receipt_status": StepStatus.DONE.value, "receipt_message_id": message_id, "receipt_sent_at": utc_now()},
-            remove=["receipt_claim_until"],
+            remove=[_RECEIPT.attribute],
             condition=Attr("receipt_status").eq(StepStatus.IN_PROGRESS.value),
         )
 
@@ -311,7 +331,7 @@ class DonationStore:
         self._update_quietly(
             donation_id,
             {"receipt_status": StepStatus.PENDING.value},
-            remove=["receipt_claim_until"],
+            remove=[_RECEIPT.attribute],
             condition=Attr("receipt_status").eq(StepStatus.IN_PROGRESS.value),
         )
 
@@ -321,7 +341,7 @@ class DonationStore:
         self._update_quietly(
             donation_id,
             {status_field: StepStatus.FAILED.value, "failed_step": step.value, "failure_reason": reason},
-            remove=["receipt_claim_until"] if step is Step.SEND_RECEIPT else [],
+            remove=[_RECEIPT.attribute] if step is Step.SEND_RECEIPT else [],
             condition=Attr(status_field).ne(StepStatus.DONE.value),
         )
 
@@ -343,14 +363,13 @@ class DonationStore:
         donation at once: the lease lets one of them publish. A publisher that dies keeps it until
         it runs out, then the reconciler may take it.
         """
-        now = time.time() if now is None else now
+        now = _clock(now)
         unpublished = Attr("followups_published").eq(False) | Attr("followups_published").not_exists()
-        unclaimed = Attr("followups_claim_until").not_exists() | Attr("followups_claim_until").lt(int(now))
         try:
             self._update(
                 donation_id,
-                {"followups_claim_until": int(now) + lease_seconds},
-                condition=Attr("status").eq(DonationStatus.SUCCEEDED.value) & unpublished & unclaimed,
+                _FOLLOWUPS.until(now, lease_seconds),
+                condition=Attr("status").eq(DonationStatus.SUCCEEDED.value) & unpublished & _FOLLOWUPS.free(now),
             )
         except ConditionFailed:
             return False
@@ -358,7 +377,7 @@ class DonationStore:
 
     def release_followups_claim(self, donation_id: str) -> None:
         """Give the lease back after a failed publish, so the next attempt need not wait for it."""
-        self._update_quietly(donation_id, {}, remove=["followups_claim_until"])
+        self._update_quietly(donation_id, {}, remove=[_FOLLOWUPS.attribute])
 
     def find_by_payment_intent(self, payment_intent_id: str) -> str | None:
         """The donation charged through this PaymentIntent (a dispute names only the intent and charge).

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
-from donations.messages import FollowUpPublisher
+from donations.followups import FollowUpPublisher
 from donations.secrets import ApiKeys
 from donations.settings import Settings
 from donations.store import DonationStore
@@ -19,6 +19,15 @@ if TYPE_CHECKING:
 
     from donations.mail import ReceiptMailer
     from donations.payments import StripePayments
+    from donations.ports import Mailer, Payments, Publisher, Store
+
+    # The real adapters fit the core's ports (mypy checks these assignments structurally).
+    _ADAPTERS: tuple[type[Store], type[Payments], type[Mailer], type[Publisher]] = (
+        DonationStore,
+        StripePayments,
+        ReceiptMailer,
+        FollowUpPublisher,
+    )
 
 # Short timeouts and the SDK's standard retry mode: a slow AWS call must not eat the function's budget.
 AWS_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from donations.charge import submit_donation
-from donations.messages import FollowUpPublisher
+from donations.followups import FollowUpPublisher
 from donations.models import DonationRequest, DonationStatus
 from tests.support.world import DONATION, Crash, CrashOn
 

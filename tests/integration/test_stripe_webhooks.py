@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import stripe
 
-from donations.charge import publish_follow_ups
+from donations.followups import publish_follow_ups
 from donations.models import DonationStatus, StepStatus
 from donations.webhooks import HANDLED_EVENT_TYPES
 from infra.local.alarms import AlarmEvaluator
