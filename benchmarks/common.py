@@ -174,10 +174,6 @@ def preserved_process_state() -> Iterator[None]:
         os.environ.update(saved_environ)
         if stream is not None:
             _set_logger_stream(stream)
-        with contextlib.suppress(ImportError):
-            from donations.settings import get_settings
-
-            get_settings.cache_clear()
 
 
 FUNCTIONS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "functions")

@@ -185,11 +185,10 @@ def _run(config: LatencyConfig, out: TextIO) -> LatencyResult:
         inject_provider_latency(stack.stripe, stack.sendgrid, config)
         if config.quiet_stack:
             stack.stripe.configure_webhooks(None)
-        from benchmarks.sync_baseline import SyncBaselineHandler, SyncBaselineServer
+        from benchmarks.sync_baseline import SyncBaselineHandler, SyncBaselineServer, SyncBaselineSettings
         from donations.payments import build_stripe_client
-        from donations.settings import get_settings
 
-        settings = get_settings()  # the functions' settings, which Pipeline.start put in os.environ
+        settings = SyncBaselineSettings.from_env()  # the functions' settings, which Pipeline.start put in os.environ
         # The baseline writes to a table of its own, shaped like the Donations table: in the shared one,
         # the pipeline's webhook function and reconciler would find its charged donations and send
         # their receipts in the background, racing the baseline's own claim.

@@ -84,7 +84,13 @@ def captured_logs():
 
 
 def pytest_collection_modifyitems(config, items):
-    """Chaos runs last: it leaves metrics and alarm history in the shared moto that other tests read."""
+    """Chaos runs last: it leaves metrics and alarm history in the shared moto that other tests read.
+
+    The unit tier never touches the network: pytest-socket fails a test marked ``unit`` that opens a socket.
+    """
+    for item in items:
+        if item.get_closest_marker("unit") is not None:
+            item.add_marker(pytest.mark.disable_socket)
     items.sort(key=lambda item: item.get_closest_marker("chaos") is not None)
 
 

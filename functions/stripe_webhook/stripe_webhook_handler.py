@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from donations.api import answer_idempotency_conflicts, build_resolver
 from donations.observability import logger, metrics, tracer
-from donations.settings import get_settings
+from donations.settings import StripeWebhookSettings
 from donations.webhooks import (
     EVENT_KEY_PREFIX,
     EVENT_RECORD_TTL_SECONDS,
@@ -40,7 +40,7 @@ RESPONSES = {
     503: {"description": "Storage unavailable: Stripe retries"},
 }
 
-settings = get_settings()
+settings = StripeWebhookSettings.from_env()  # during INIT: a missing variable fails here, naming it
 app = build_resolver(settings)
 answer_idempotency_conflicts(app)
 idempotency_config = IdempotencyConfig(event_key_jmespath="id", expires_after_seconds=EVENT_RECORD_TTL_SECONDS)
@@ -48,7 +48,7 @@ idempotency_config = IdempotencyConfig(event_key_jmespath="id", expires_after_se
 
 @cache
 def wiring() -> Wiring:
-    return Wiring(get_settings())
+    return Wiring(settings)
 
 
 @cache

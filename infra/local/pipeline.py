@@ -94,10 +94,8 @@ class Pipeline:
             self.cfn_template, stack_name=self.stack_name, parameters=self.parameters, clients=self.clients
         )
         self._store_provider_keys()
+        # Each handler reads its settings from the environment at import (INIT), so they are set first.
         os.environ.update(self.function_environment())
-        from donations.settings import get_settings
-
-        get_settings.cache_clear()
         self.handlers = {lid: _load_handler(spec.code_uri, spec.handler) for lid, spec in self.stack.functions.items()}
         self.api = RestApi.from_template(self.cfn_template, self.parameter_values())
         self.environments = self._environments()

@@ -22,7 +22,7 @@ from typing import Any
 from donations.models import Donation, FollowUpMessage, Step
 from donations.observability import MetricUnit, logger, metrics
 from donations.ports import Publisher, Store
-from donations.settings import Settings
+from donations.settings import FollowUpQueues
 
 # Longer than one publish (two SendMessage and one UpdateItem, with the SDK's retries) can take;
 # shorter than the reconciler's grace period, so a lease a dead publisher left has run out by then.
@@ -93,9 +93,9 @@ def message_attributes(message: FollowUpMessage) -> dict[str, dict[str, str]]:
 
 
 class FollowUpPublisher:
-    def __init__(self, sqs_client: Any, settings: Settings) -> None:
+    def __init__(self, sqs_client: Any, queues: FollowUpQueues) -> None:
         self._sqs = sqs_client
-        self._queue_urls = {Step.TOKENIZE: settings.tokenize_queue_url, Step.SEND_RECEIPT: settings.receipt_queue_url}
+        self._queue_urls = {Step.TOKENIZE: queues.tokenize_queue_url, Step.SEND_RECEIPT: queues.receipt_queue_url}
 
     def publish(self, donation: Donation, correlation_id: str) -> list[FollowUpMessage]:
         """Send the messages side by side (one queue each): the donor waits for the slowest, not the sum.

@@ -20,7 +20,7 @@ from donations.errors import (
 )
 from donations.models import Donation
 from donations.ports import ChargeOutcome, ChargeState, IntentSnapshot, SavedCard
-from donations.settings import Settings
+from donations.settings import StripeClientSettings
 from donations.stripe_http import BudgetedRequestsClient
 
 # Stripe advises not to tell a donor that their card was reported lost or stolen.
@@ -44,7 +44,7 @@ _AMOUNT_REFUSALS = frozenset({"amount_too_small", "amount_too_large"})
 STRIPE_API_VERSION = "2026-10-28.endive"
 
 
-def build_stripe_client(settings: Settings, api_key: str) -> stripe.StripeClient:
+def build_stripe_client(settings: StripeClientSettings, api_key: str) -> stripe.StripeClient:
     """A client with explicit retries (the SDK's default is a single attempt), each attempt and the
     number of retries bounded by the invocation's time budget (donations.deadline)."""
     base_addresses: dict[str, str] = {"api": settings.stripe_api_base} if settings.stripe_api_base else {}

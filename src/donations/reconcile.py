@@ -47,7 +47,7 @@ from donations.followups import publish_follow_ups
 from donations.models import Donation, DonationStatus
 from donations.observability import MetricUnit, logger, metrics
 from donations.ports import IntentSnapshot, Payments, Publisher, Store
-from donations.settings import Settings
+from donations.settings import ReconcilerSettings
 from donations.store import ConditionFailed
 
 
@@ -79,7 +79,7 @@ class ReconcilePolicy:
     batch_size: int
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ReconcilePolicy:
+    def from_settings(cls, settings: ReconcilerSettings) -> ReconcilePolicy:
         return cls(
             grace=timedelta(seconds=settings.reconcile_grace_seconds),
             max_age=timedelta(seconds=settings.reconcile_max_age_seconds),

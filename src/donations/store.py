@@ -70,6 +70,31 @@ def _clock(now: float | None) -> float:
     return time.time() if now is None else now
 
 
+def new_donation(donation_id: str, request: DonationRequest, correlation_id: str, *, charging_until: int) -> Donation:
+    """The record of a donation just submitted: pending, charged by nobody yet, held by its request."""
+    stamp = utc_now()
+    return Donation(
+        donation_id=donation_id,
+        status=DonationStatus.PENDING,
+        amount=request.amount,
+        currency=request.currency,
+        email=str(request.email),
+        email_masked=mask_email(str(request.email)),
+        name=request.name,
+        payment_method=request.payment_method,
+        save_card=request.save_card,
+        metadata=request.metadata,
+        request_hash=request.fingerprint(),
+        correlation_id=correlation_id,
+        created_at=stamp,
+        updated_at=stamp,
+        unsettled_since=stamp,
+        card_status=StepStatus.PENDING if request.save_card else StepStatus.NOT_REQUESTED,
+        charging_until=charging_until,
+        charge_attempt_started_at=stamp,
+    )
+
+
 class DonationStore:
     def __init__(self, table: Any) -> None:
         # A boto3 DynamoDB Table resource (mypy-boto3 type kept loose so the layer needs no stubs).
@@ -102,27 +127,7 @@ class DonationStore:
         alongside it. A request that died leaves the lease to run out; one that failed gives it back.
         """
         now = _clock(now)
-        stamp = utc_now()
-        donation = Donation(
-            donation_id=donation_id,
-            status=DonationStatus.PENDING,
-            amount=request.amount,
-            currency=request.currency,
-            email=str(request.email),
-            email_masked=mask_email(str(request.email)),
-            name=request.name,
-            payment_method=request.payment_method,
-            save_card=request.save_card,
-            metadata=request.metadata,
-            request_hash=request.fingerprint(),
-            correlation_id=correlation_id,
-            created_at=stamp,
-            updated_at=stamp,
-            unsettled_since=stamp,
-            card_status=StepStatus.PENDING if request.save_card else StepStatus.NOT_REQUESTED,
-            charging_until=_CHARGING.ends(now, lease_seconds),
-            charge_attempt_started_at=stamp,
-        )
+        donation = new_donation(donation_id, request, correlation_id, charging_until=_CHARGING.ends(now, lease_seconds))
         try:
             self._table.put_item(
                 Item=donation.model_dump(mode="json", exclude_none=True),
