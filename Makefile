@@ -1,4 +1,5 @@
 # The two commands of the README: `make run` (local pipeline) and `make test` (the suite).
+# `make check` is the gate CI runs first: lint, format, mypy --strict on everything shipped, the unit tier.
 # Each installs what it needs first; installs are stamped so repeats are fast.
 PYTHON ?= python3
 VENV := .venv
@@ -7,7 +8,7 @@ TOOLS := .tools
 # sam build needs a Python matching the Lambda runtime (python3.12) on PATH; pyenv provides it here.
 SAM_PYTHONS ?= 3.11.7:3.12.1
 
-.PHONY: run test install tools lint typecheck build validate deploy benchmarks chaos load smoke clean
+.PHONY: run test check install tools lint typecheck build validate deploy benchmarks chaos load smoke clean
 
 run: $(BIN)/.installed
 	$(BIN)/donations-local
@@ -34,6 +35,12 @@ $(TOOLS)/.installed: Makefile
 	$(TOOLS)/sam/bin/pip install --quiet --upgrade pip
 	$(TOOLS)/sam/bin/pip install --quiet "aws-sam-cli==1.170.0"
 	touch $@
+
+check: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest -m unit -q
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

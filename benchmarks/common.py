@@ -195,9 +195,9 @@ def _logger_stream() -> Any:
 
 
 def _set_logger_stream(stream: Any) -> Any:
-    from donations.observability import logger
+    from infra.local.metrics import set_log_stream
 
-    return logger.registered_handler.setStream(stream)
+    return set_log_stream(stream)
 
 
 @contextlib.contextmanager

@@ -38,6 +38,7 @@ What is counted, and how:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import re
@@ -235,7 +236,7 @@ def _index_entry(
     if not index.keys <= set(attributes):
         return None
     if index.projection == "ALL":
-        return attributes
+        return dict(attributes)
     keep = index.keys | table_keys | (index.included if index.projection == "INCLUDE" else frozenset())
     return {name: value for name, value in attributes.items() if name in keep}
 
@@ -318,7 +319,7 @@ class Meter:
                             waits.provider_ms += spent
 
             setattr(owner, name, timed)
-            self._restore.append(lambda owner=owner, name=name, inner=inner: setattr(owner, name, inner))
+            self._restore.append(functools.partial(setattr, owner, name, inner))
 
     def restore(self) -> None:
         while self._restore:
@@ -515,9 +516,7 @@ def _run(config: CostConfig, init_ms: dict[str, float], out: TextIO) -> CostRun:
                     count(f"{post.method} {post.path}")
                     answer = meter.measure(
                         post.function_logical_id,
-                        lambda body=body, headers=headers: pipeline.call_api(
-                            "POST", "/donations", body=body, headers=headers
-                        ),
+                        functools.partial(pipeline.call_api, "POST", "/donations", body=body, headers=headers),
                     )
                     statuses[answer.status] = statuses.get(answer.status, 0) + 1
                     if config.delivery == "per-donation":
@@ -685,7 +684,7 @@ def api_call_lines(run: CostRun, calls: Sequence[AwsCall], prices: dict[str, Any
     notes: list[str] = []
 
     def chunks(call: AwsCall) -> int:
-        return max(1, math.ceil(call.request_bytes / sqs_p["request_chunk_bytes"]))
+        return max(1, math.ceil(call.request_bytes / int(sqs_p["request_chunk_bytes"])))
 
     sqs_calls = [c for c in calls if c.service == "sqs"]
     empty = [c for c in sqs_calls if c.operation == "ReceiveMessage" and c.returned == 0]

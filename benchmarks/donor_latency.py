@@ -20,6 +20,7 @@ Targets: pipeline p50 <= 1.10 x floor p50; baseline p50 / pipeline p50 >= 2.2.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import random
 import sys
@@ -248,7 +249,7 @@ def _run(config: LatencyConfig, out: TextIO) -> LatencyResult:
             rng.shuffle(order)
             for name in order:
                 key = f"bench-{run_id}-{name}-{round_no}"
-                elapsed = _timed(lambda name=name, key=key: calls[name](key))
+                elapsed = _timed(functools.partial(calls[name], key))
                 if round_no >= config.warmup:
                     samples[name].append(elapsed)
             if round_no < config.warmup:

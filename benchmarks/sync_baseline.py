@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from donations.charge import donation_id_for
 from donations.errors import DonationError, ServiceUnavailable, StepFailure
 from donations.models import DonationRequest, DonationStatus
-from donations.payments import ChargeState
+from donations.ports import ChargeState
 from donations.settings import ChargeSettings, SendReceiptSettings, TokenizeSettings
 from donations.wiring import Wiring
 from infra.local.events import LambdaContext, api_gateway_event

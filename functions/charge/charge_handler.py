@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -27,12 +28,12 @@ from donations.wiring import Wiring
 
 IdempotencyKey = Annotated[str, Header(alias=IDEMPOTENCY_HEADER.lower(), pattern=r"^[\x21-\x7e]{1,255}$")]
 
-CREATE_RESPONSES = {
+CREATE_RESPONSES: dict[int, OpenAPIResponse] = {
     201: {"description": "Charged", "content": {"application/json": {"model": DonationAnswer}}},
     202: {"description": "3-D Secure required", "content": {"application/json": {"model": DonationAnswer}}},
     **documented_errors(400, 402, 409, 413, 415, 422, 503),
 }
-GET_RESPONSES = {
+GET_RESPONSES: dict[int, OpenAPIResponse] = {
     200: {"description": "Progress", "content": {"application/json": {"model": PublicDonation}}},
     **documented_errors(404, 503),
 }

@@ -11,6 +11,7 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -33,7 +34,7 @@ from donations.webhooks import (
 )
 from donations.wiring import Wiring
 
-RESPONSES = {
+RESPONSES: dict[int, OpenAPIResponse] = {
     200: {"description": "Event applied, already applied, or ignored"},
     400: {"description": "Missing, invalid or stale Stripe-Signature; nothing done"},
     409: {"description": "The donation is not recorded yet, or the event is being applied: Stripe retries"},
@@ -55,7 +56,7 @@ def wiring() -> Wiring:
 def apply_once() -> Any:
     persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=wiring().dynamodb)
 
-    @idempotent_function(
+    @idempotent_function(  # type: ignore[untyped-decorator]  # Powertools' decorator is untyped
         data_keyword_argument="event",
         persistence_store=persistence,
         config=idempotency_config,

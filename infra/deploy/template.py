@@ -101,7 +101,7 @@ def _run_translator(sam: Template, region: str) -> Template:
         undo_mark_unicode_str_in_template,
     )
 
-    class AllFeaturesOff(FeatureToggle):
+    class AllFeaturesOff(FeatureToggle):  # type: ignore[misc]  # samtranslator is untyped (Any)
         """What SAM's default toggle answers (no feature is on), minus a warning per question."""
 
         def is_enabled(self, feature_name: str) -> bool:

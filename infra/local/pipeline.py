@@ -119,7 +119,7 @@ class Pipeline:
                 self.handlers[lid].lambda_handler,
                 spec.timeout,
                 spec.memory_size,
-                **({"turn": api_turn} if lid in api_functions else {}),
+                turn=api_turn if lid in api_functions else threading.Lock(),
             )
             for lid, spec in self.stack.functions.items()
         }

@@ -20,7 +20,14 @@ from infra.emulators.stripe import StripeEmulator
 from infra.local.alarms import AlarmEvaluator
 from infra.local.delivery import BatchResult, EventSource, Poller
 from infra.local.front import Front
-from infra.local.metrics import FunctionMetrics, FunctionOutput, MetricForwarder, QueueMetrics, running_function
+from infra.local.metrics import (
+    FunctionMetrics,
+    FunctionOutput,
+    MetricForwarder,
+    QueueMetrics,
+    running_function,
+    set_log_stream,
+)
 from infra.local.moto_process import MotoProcess
 from infra.local.pipeline import Pipeline, ProviderEndpoints
 from infra.local.process import require_free_ports
@@ -198,14 +205,12 @@ class LocalStack:
 
     def _route_function_output(self) -> None:
         """The functions' stdout (JSON logs, EMF metrics) goes through FunctionOutput, as to CloudWatch Logs."""
-        from donations.observability import logger
-
-        previous_stdout, previous_stream = sys.stdout, logger.registered_handler.setStream(self.output)
-        sys.stdout = self.output  # type: ignore[assignment]
+        previous_stdout, previous_stream = sys.stdout, set_log_stream(self.output)
+        sys.stdout = self.output
 
         def restore() -> None:
             sys.stdout = previous_stdout
-            logger.registered_handler.setStream(previous_stream)
+            set_log_stream(previous_stream)
 
         self._closers.append(restore)
 

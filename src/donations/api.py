@@ -11,6 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from botocore.exceptions import BotoCoreError, ClientError
 
 from donations.errors import (
@@ -53,7 +54,7 @@ _ERROR_DESCRIPTIONS = {
 }
 
 
-def documented_errors(*statuses: int) -> dict[int, dict[str, Any]]:
+def documented_errors(*statuses: int) -> dict[int, OpenAPIResponse]:
     """OpenAPI response entries for the error answers a route can give."""
     return {
         status: {"description": _ERROR_DESCRIPTIONS[status], "content": {"application/json": {"model": ErrorAnswer}}}

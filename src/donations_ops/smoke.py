@@ -25,7 +25,8 @@ from typing import Any
 from donations.errors import CardDeclined
 from donations.mail import build_sendgrid_client, receipt_mail
 from donations.models import Donation, DonationStatus, utc_now
-from donations.payments import STRIPE_API_VERSION, ChargeState, StripePayments, build_stripe_client
+from donations.payments import STRIPE_API_VERSION, StripePayments, build_stripe_client
+from donations.ports import ChargeState
 from donations.redaction import mask_email
 from donations.settings import MailSettings, StripeClientSettings
 

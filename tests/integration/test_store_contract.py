@@ -33,9 +33,12 @@ def test_the_charging_lease_keeps_a_second_request_out_until_it_runs_out_or_is_g
     donation = pending(store)
     with pytest.raises(RequestInProgress):
         pending(store)
-    assert store.create_pending(
-        donation.donation_id, Request.model_validate(DONATION), "c", lease_seconds=30, now=time.time() + 60
-    ).charging_until is not None  # run out: taken again
+    assert (
+        store.create_pending(
+            donation.donation_id, Request.model_validate(DONATION), "c", lease_seconds=30, now=time.time() + 60
+        ).charging_until
+        is not None
+    )  # run out: taken again
     store.release_charging(donation.donation_id)
     assert pending(store).status is DonationStatus.PENDING  # given back: taken at once
 
@@ -101,4 +104,7 @@ def test_refunds_only_grow_and_settled_donations_leave_the_reconcilers_query(sto
     store.record_refund(charged.donation_id, 1000, "2026-01-01T00:00:00.000Z")
     with pytest.raises(ConditionFailed):
         store.record_refund(charged.donation_id, 500, "2026-01-02T00:00:00.000Z")
-    assert store.find_by_payment_intent("pi_2") in (charged.donation_id, None)  # the real index is eventually consistent
+    assert store.find_by_payment_intent("pi_2") in (
+        charged.donation_id,
+        None,
+    )  # the real index is eventually consistent
