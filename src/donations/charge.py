@@ -73,39 +73,52 @@ def submit_donation(
     try:
         outcome = _charge(donation, store, payments)
     except CardDeclined as declined:
-        _tolerate_race(
-            store.mark_declined,
-            donation.donation_id,
-            declined.decline_code or declined.code,
-            declined.payment_intent_id,
-        )
-        metrics.add_metric(name="DonationsDeclined", unit=MetricUnit.Count, value=1)
-        logger.info("Donation declined", extra={"decline_code": declined.decline_code})
-        return ChargeAnswer(HTTPStatus.PAYMENT_REQUIRED, declined.body())
+        return _declined(donation, declined, store)
     except InvalidDonation as invalid:
         _tolerate_race(store.mark_failed, donation.donation_id, invalid.code)
         raise
     except Exception as error:
-        # The record stays pending; the donor's retry with the same key resumes it (and with it
-        # Stripe's idempotency key), so the lease is given back for it. A failure here is harmless:
-        # the lease runs out by itself.
-        with contextlib.suppress(Exception):
-            store.release_charging(donation.donation_id)
-        if isinstance(error, ServiceUnavailable):
-            metrics.add_metric(name="ChargeFailures", unit=MetricUnit.Count, value=1)
-            logger.warning("Payment provider unavailable", exc_info=True)
+        _give_lease_back(donation, error, store)
         raise
-
     if outcome.state is ChargeState.REQUIRES_ACTION:
-        store.mark_requires_action(donation.donation_id, outcome.payment_intent_id)
-        metrics.add_metric(name="DonationsRequiringAction", unit=MetricUnit.Count, value=1)
-        body = {
-            "donation_id": donation.donation_id,
-            "status": DonationStatus.REQUIRES_ACTION.value,
-            "client_secret": outcome.client_secret,
-        }
-        return ChargeAnswer(HTTPStatus.ACCEPTED, body)
+        return _awaiting_authentication(donation, outcome, store)
+    return _record_charge(donation, outcome, store, publisher, correlation_id)
 
+
+def _declined(donation: Donation, declined: CardDeclined, store: Store) -> ChargeAnswer:
+    _tolerate_race(
+        store.mark_declined, donation.donation_id, declined.decline_code or declined.code, declined.payment_intent_id
+    )
+    metrics.add_metric(name="DonationsDeclined", unit=MetricUnit.Count, value=1)
+    logger.info("Donation declined", extra={"decline_code": declined.decline_code})
+    return ChargeAnswer(HTTPStatus.PAYMENT_REQUIRED, declined.body())
+
+
+def _give_lease_back(donation: Donation, error: Exception, store: Store) -> None:
+    # The record stays pending; the donor's retry with the same key resumes it (and with it
+    # Stripe's idempotency key), so the lease is given back for it. A failure here is harmless:
+    # the lease runs out by itself.
+    with contextlib.suppress(Exception):
+        store.release_charging(donation.donation_id)
+    if isinstance(error, ServiceUnavailable):
+        metrics.add_metric(name="ChargeFailures", unit=MetricUnit.Count, value=1)
+        logger.warning("Payment provider unavailable", exc_info=True)
+
+
+def _awaiting_authentication(donation: Donation, outcome: ChargeOutcome, store: Store) -> ChargeAnswer:
+    store.mark_requires_action(donation.donation_id, outcome.payment_intent_id)
+    metrics.add_metric(name="DonationsRequiringAction", unit=MetricUnit.Count, value=1)
+    body = {
+        "donation_id": donation.donation_id,
+        "status": DonationStatus.REQUIRES_ACTION.value,
+        "client_secret": outcome.client_secret,
+    }
+    return ChargeAnswer(HTTPStatus.ACCEPTED, body)
+
+
+def _record_charge(
+    donation: Donation, outcome: ChargeOutcome, store: Store, publisher: Publisher, correlation_id: str
+) -> ChargeAnswer:
     claimed = True
     try:
         # One write records the charge and takes the right to publish its follow-ups.
