@@ -10,7 +10,7 @@ import sys
 import pytest
 import requests
 
-from infra.emulators.base import EmulatorControl
+from infra.emulators.control import EmulatorControl
 from infra.emulators.sendgrid_emulator import SendGridControl
 from tests.e2e.conftest import donate, start_stack, stop_stack, wait_for
 
