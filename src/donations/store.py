@@ -13,13 +13,13 @@ acting (index reads are eventually consistent) and judges its age by the record'
 from __future__ import annotations
 
 import contextlib
-import time
-from dataclasses import dataclass
 from typing import Any
 
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
+from donations.conditional import ConditionFailed as ConditionFailed
+from donations.conditional import Lease, attempt_is, clock, condition_failed, conditional_update
 from donations.errors import DonationNotFound, IdempotencyKeyReused, RequestInProgress
 from donations.models import Donation, DonationRequest, DonationStatus, Step, StepStatus, utc_now
 from donations.ports import ReceiptClaim, SavedCard
@@ -27,47 +27,9 @@ from donations.redaction import mask_email
 
 UNSETTLED_INDEX = "status-unsettled_since-index"
 UNSETTLED = "unsettled_since"
-
-
-class ConditionFailed(Exception):
-    """A conditional write lost: the record is not in the state the caller expected."""
-
-
-@dataclass(frozen=True)
-class _Lease:
-    """A lease held on the record: the attribute says until when (unix seconds) its holder may act.
-
-    The store's three leases: ``charging_until`` (the request charging a pending donation),
-    ``followups_claim_until`` (whoever publishes the follow-ups, donations.followups) and
-    ``receipt_claim_until`` (the consumer sending the receipt). A holder that dies keeps its lease
-    until it runs out; one that failed gives it back by removing the attribute.
-    """
-
-    attribute: str
-
-    @staticmethod
-    def ends(now: float, seconds: int) -> int:
-        return int(now) + seconds
-
-    def until(self, now: float, seconds: int) -> dict[str, int]:
-        """The attribute to write to take the lease for ``seconds`` from ``now``."""
-        return {self.attribute: self.ends(now, seconds)}
-
-    def expired(self, now: float) -> Any:
-        return Attr(self.attribute).lt(int(now))
-
-    def free(self, now: float) -> Any:
-        """Nobody holds it: never taken, given back, or run out."""
-        return Attr(self.attribute).not_exists() | self.expired(now)
-
-
-_CHARGING = _Lease("charging_until")
-_FOLLOWUPS = _Lease("followups_claim_until")
-_RECEIPT = _Lease("receipt_claim_until")
-
-
-def _clock(now: float | None) -> float:
-    return time.time() if now is None else now
+_CHARGING = Lease("charging_until")
+_FOLLOWUPS = Lease("followups_claim_until")
+_RECEIPT = Lease("receipt_claim_until")
 
 
 def new_donation(donation_id: str, request: DonationRequest, correlation_id: str, *, charging_until: int) -> Donation:
@@ -126,7 +88,7 @@ class DonationStore:
         time), and a resubmission meanwhile raises RequestInProgress instead of reaching Stripe
         alongside it. A request that died leaves the lease to run out; one that failed gives it back.
         """
-        now = _clock(now)
+        now = clock(now)
         donation = new_donation(donation_id, request, correlation_id, charging_until=_CHARGING.ends(now, lease_seconds))
         try:
             self._table.put_item(
@@ -135,7 +97,7 @@ class DonationStore:
             )
             return donation
         except ClientError as error:
-            if not _condition_failed(error):
+            if not condition_failed(error):
                 raise
         existing = self.require(donation_id)
         if existing.request_hash != donation.request_hash:
@@ -165,7 +127,7 @@ class DonationStore:
         self._update_quietly(
             donation_id,
             {"charge_attempt_spent": True},
-            condition=Attr("status").eq(DonationStatus.PENDING.value) & _attempt_is("charge_attempt", attempt),
+            condition=Attr("status").eq(DonationStatus.PENDING.value) & attempt_is("charge_attempt", attempt),
         )
 
     def next_charge_attempt(self, donation_id: str, spent_attempt: int) -> Donation:
@@ -183,7 +145,7 @@ class DonationStore:
                 "charge_attempt_spent": False,
             },
             condition=Attr("status").eq(DonationStatus.PENDING.value)
-            & _attempt_is("charge_attempt", spent_attempt)
+            & attempt_is("charge_attempt", spent_attempt)
             & Attr("charge_attempt_spent").eq(True),
         )
 
@@ -193,7 +155,7 @@ class DonationStore:
             self._update_quietly(
                 donation_id,
                 {"card_attempt": spent_attempt + 1},
-                condition=_attempt_is("card_attempt", spent_attempt),
+                condition=attempt_is("card_attempt", spent_attempt),
             )
 
     def mark_charged(
@@ -217,7 +179,7 @@ class DonationStore:
         if claim_followups_seconds is None:
             condition = condition | Attr("status").eq(DonationStatus.SUCCEEDED.value)
         else:
-            values.update(_FOLLOWUPS.until(_clock(now), claim_followups_seconds))
+            values.update(_FOLLOWUPS.until(clock(now), claim_followups_seconds))
         return self._update(donation_id, values, remove=[_CHARGING.attribute], condition=condition)
 
     def mark_requires_action(self, donation_id: str, payment_intent_id: str) -> Donation:
@@ -308,7 +270,7 @@ class DonationStore:
         fail. Claimed: ``donation`` is the record as it was just before the claim. Not claimed: as
         it is now (None if there is no such donation), for the caller to tell why.
         """
-        now = _clock(now)
+        now = clock(now)
         claimable = Attr("receipt_status").is_in([StepStatus.PENDING.value, StepStatus.FAILED.value]) | (
             Attr("receipt_status").eq(StepStatus.IN_PROGRESS.value) & _RECEIPT.expired(now)
         )
@@ -368,7 +330,7 @@ class DonationStore:
         donation at once: the lease lets one of them publish. A publisher that dies keeps it until
         it runs out, then the reconciler may take it.
         """
-        now = _clock(now)
+        now = clock(now)
         unpublished = Attr("followups_published").eq(False) | Attr("followups_published").not_exists()
         try:
             self._update(
@@ -426,59 +388,20 @@ class DonationStore:
         returning: str = "ALL_NEW",
     ) -> Donation:
         """A conditional update; the record as it is after it (or before it, with ``returning="ALL_OLD"``)."""
-        item = self._write(donation_id, values, remove=remove, condition=condition, returning=returning)
+        item = conditional_update(
+            self._table, {"donation_id": donation_id}, values, remove=remove, condition=condition, returning=returning
+        )
         return Donation.model_validate(item)
 
     def _update_quietly(
         self, donation_id: str, values: dict[str, Any], *, remove: list[str] | None = None, condition: Any = None
     ) -> None:
         """The same, for a caller that needs no record back: DynamoDB sends none, and none is parsed."""
-        self._write(donation_id, values, remove=remove, condition=condition, returning="NONE")
-
-    def _write(
-        self,
-        donation_id: str,
-        values: dict[str, Any],
-        *,
-        remove: list[str] | None,
-        condition: Any,
-        returning: str,
-    ) -> dict[str, Any]:
-        # None removes the attribute (it reads back as None all the same): DynamoDB refuses a NULL
-        # in an index key, such as payment_intent_id in mark_declined(..., None).
-        remove = [*(remove or []), *(name for name, value in values.items() if value is None)]
-        values = {**{name: value for name, value in values.items() if value is not None}, "updated_at": utc_now()}
-        names = {f"#{index}": name for index, name in enumerate(values)}
-        set_clause = ", ".join(f"#{index} = :{index}" for index in range(len(values)))
-        attribute_values = {f":{index}": value for index, value in enumerate(values.values())}
-        removed = {f"#r{index}": name for index, name in enumerate(remove or [])}
-        expression = f"SET {set_clause}" + (f" REMOVE {', '.join(removed)}" if removed else "")
-        key_exists = Attr("donation_id").exists()
-        arguments: dict[str, Any] = {
-            "Key": {"donation_id": donation_id},
-            "UpdateExpression": expression,
-            "ExpressionAttributeNames": {**names, **removed},
-            "ExpressionAttributeValues": attribute_values,
-            "ConditionExpression": key_exists & condition if condition is not None else key_exists,
-            "ReturnValues": returning,
-        }
-        try:
-            return dict(self._table.update_item(**arguments).get("Attributes", {}))
-        except ClientError as error:
-            if _condition_failed(error):
-                raise ConditionFailed(donation_id) from error
-            raise
+        conditional_update(
+            self._table, {"donation_id": donation_id}, values, remove=remove, condition=condition, returning="NONE"
+        )
 
 
 _OPEN_STATUSES = [DonationStatus.PENDING.value, DonationStatus.REQUIRES_ACTION.value]
 # Sparse (only donations that reached Stripe have a payment_intent_id), keys only: see find_by_payment_intent.
 PAYMENT_INTENT_INDEX = "payment_intent_id-index"
-
-
-def _attempt_is(name: str, attempt: int) -> Any:
-    # Records written before attempts were counted have no such attribute: they are at attempt 0.
-    return Attr(name).eq(attempt) | Attr(name).not_exists() if attempt == 0 else Attr(name).eq(attempt)
-
-
-def _condition_failed(error: ClientError) -> bool:
-    return bool(error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
