@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import venv
@@ -13,6 +14,8 @@ from infra.deploy import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 
+_NOT_SOURCE = (".git", ".venv", ".tools", "build", "*.egg-info", "__pycache__", ".*_cache", ".aws-sam", "artifacts")
+
 
 def test_a_plain_install_gives_a_working_donations_ops(tmp_path: Path):
     # Given a fresh virtualenv with nothing but pip
@@ -20,9 +23,12 @@ def test_a_plain_install_gives_a_working_donations_ops(tmp_path: Path):
     venv.EnvBuilder(with_pip=True).create(env_dir)
     bin_dir = env_dir / ("Scripts" if sys.platform == "win32" else "bin")
 
-    # When the project is installed the plain way (its runtime dependencies from the package index)
+    # When a copy of the project (so the build leaves nothing in the working tree) is installed the
+    # plain way, its runtime dependencies from the package index
+    source = tmp_path / "source"
+    shutil.copytree(PROJECT_ROOT, source, ignore=shutil.ignore_patterns(*_NOT_SOURCE))
     installed = subprocess.run(  # noqa: S603 - pip installing this repository
-        [str(bin_dir / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(PROJECT_ROOT)],
+        [str(bin_dir / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(source)],
         capture_output=True,
         text=True,
         timeout=600,
