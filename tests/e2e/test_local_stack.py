@@ -92,8 +92,12 @@ def test_an_outage_parks_the_receipt_raises_the_alarm_and_a_redrive_recovers(loc
     redrive = _ops(local_stack, "redrive", "ReceiptDLQ")
     assert redrive.returncode == 0, redrive.stderr
 
-    done = wait_for(lambda: (d := _donation(local_stack.api, donation_id))["receipt_sent"] and d, what="the receipt")
-    assert done["failed_step"] is None
+    # The step marks the receipt sent, then clears the earlier failure (two writes): wait for both.
+    done = wait_for(
+        lambda: (d := _donation(local_stack.api, donation_id))["receipt_sent"] and d["failed_step"] is None and d,
+        what="the receipt, and the failure cleared",
+    )
+    assert done["status"] == "succeeded"
     assert len(sendgrid.outbox(donation_id)) == 1
     wait_for(lambda: _alarm(local_stack.api, "receipt-dlq-not-empty")["state"] == "OK", what="the alarm to clear")
     notifications = requests.get(f"{local_stack.api}/_local/status", timeout=10).json()["notifications"]
@@ -124,8 +128,12 @@ def test_a_refused_sendgrid_key_alerts_at_once_and_a_redrive_after_the_fix_recov
 
     redrive = _ops(local_stack, "redrive", "ReceiptDLQ")
     assert redrive.returncode == 0, redrive.stderr
-    done = wait_for(lambda: (d := _donation(local_stack.api, donation_id))["receipt_sent"] and d, what="the receipt")
-    assert done["failed_step"] is None
+    # The step marks the receipt sent, then clears the earlier failure (two writes): wait for both.
+    done = wait_for(
+        lambda: (d := _donation(local_stack.api, donation_id))["receipt_sent"] and d["failed_step"] is None and d,
+        what="the receipt, and the failure cleared",
+    )
+    assert done["status"] == "succeeded"
     wait_for(lambda: _alarm(local_stack.api, "sendgrid-auth-failures")["state"] == "OK", what="the alarm to clear")
 
 
