@@ -1,4 +1,5 @@
 # The two commands of the README: `make run` (local pipeline) and `make test` (the suite).
+# `make check` is the gate CI runs first: lint, format, mypy --strict on everything shipped, the unit tier.
 # Each installs what it needs first; installs are stamped so repeats are fast.
 PYTHON ?= python3
 VENV := .venv
@@ -7,7 +8,7 @@ TOOLS := .tools
 # sam build needs a Python matching the Lambda runtime (python3.12) on PATH; pyenv provides it here.
 SAM_PYTHONS ?= 3.11.7:3.12.1
 
-.PHONY: run test install tools lint typecheck build validate deploy benchmarks chaos load smoke clean
+.PHONY: run test check install tools lint typecheck build validate deploy benchmarks chaos load smoke clean
 
 run: $(BIN)/.installed
 	$(BIN)/donations-local
@@ -35,6 +36,12 @@ $(TOOLS)/.installed: Makefile
 	$(TOOLS)/sam/bin/pip install --quiet "aws-sam-cli==1.170.0"
 	touch $@
 
+check: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest -m unit -q
+
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -51,10 +58,10 @@ build: $(TOOLS)/.installed
 deploy: build
 	$(TOOLS)/sam/bin/sam deploy --guided
 
-# The product's Stripe/SendGrid calls against the real services in test mode (infra/smoke.py):
+# The product's Stripe/SendGrid calls against the real services in test mode (src/donations_ops/smoke.py):
 # STRIPE_API_KEY=sk_test_... [SENDGRID_API_KEY=...] make smoke. Without keys it says so and exits 0.
 smoke: $(BIN)/.installed
-	$(BIN)/python -m infra.smoke
+	$(BIN)/python -m donations_ops.smoke
 
 benchmarks: $(BIN)/.installed
 	$(BIN)/python -m benchmarks

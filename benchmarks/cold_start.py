@@ -103,7 +103,7 @@ class FunctionSetup:
 
 
 def functions_from_template(template_path: Path | None = None) -> dict[str, FunctionSetup]:
-    from infra.cfn import load_template
+    from infra.deploy import load_template
 
     template = load_template(template_path or ROOT / "template.yaml")
     resources = template["Resources"]

@@ -174,10 +174,6 @@ def preserved_process_state() -> Iterator[None]:
         os.environ.update(saved_environ)
         if stream is not None:
             _set_logger_stream(stream)
-        with contextlib.suppress(ImportError):
-            from donations.settings import get_settings
-
-            get_settings.cache_clear()
 
 
 FUNCTIONS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "functions")
@@ -199,9 +195,9 @@ def _logger_stream() -> Any:
 
 
 def _set_logger_stream(stream: Any) -> Any:
-    from donations.observability import logger
+    from infra.local.metrics import set_log_stream
 
-    return logger.registered_handler.setStream(stream)
+    return set_log_stream(stream)
 
 
 @contextlib.contextmanager
@@ -284,7 +280,7 @@ class AwsCallRecorder:
         self.on_before = on_before
         self.on_after = on_after
         # A context variable, not a thread-local: work a handler hands to a thread pool through
-        # contextvars.copy_context() (donations.messages) is still attributed to it.
+        # contextvars.copy_context() (donations.followups) is still attributed to it.
         self._scope: contextvars.ContextVar[str | None] = contextvars.ContextVar("aws_call_scope", default=None)
         self._lock = threading.Lock()
         self._specs: list[tuple[str, Callable[..., None]]] = [

@@ -20,7 +20,7 @@ Targets: pipeline p50 <= 1.10 x floor p50; baseline p50 / pipeline p50 >= 2.2.
 from __future__ import annotations
 
 import argparse
-import os
+import functools
 import random
 import sys
 import threading
@@ -156,7 +156,8 @@ def run(config: LatencyConfig, out: TextIO | None = None) -> LatencyResult:
 def _run(config: LatencyConfig, out: TextIO) -> LatencyResult:
     # Nothing from donations.* may be imported before the stack starts: Powertools reads its settings
     # (metrics namespace, service) from the environment the pipeline sets, at import time.
-    from infra.local.stack import LocalConfig, LocalStack
+    from infra.local.config import LocalConfig
+    from infra.local.stack import LocalStack
 
     started_at = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     local = LocalConfig(
@@ -169,9 +170,9 @@ def _run(config: LatencyConfig, out: TextIO) -> LatencyResult:
         sendgrid_api_key="",
         environment={},
     )
-    print(f"starting the local stack (moto, emulators, handlers, pollers, front) on {local.api_port}...", file=out)
     if config.quiet_stack:
-        os.environ["DONATIONS_LOCAL_RECONCILE_SECONDS"] = "0"  # restored by preserved_process_state
+        local.reconcile_seconds = 0
+    print(f"starting the local stack (moto, emulators, handlers, pollers, front) on {local.api_port}...", file=out)
     stack = LocalStack(local, console=NullSink())
     baseline_server = None
     probes: Probes | None = None
@@ -185,79 +186,13 @@ def _run(config: LatencyConfig, out: TextIO) -> LatencyResult:
         inject_provider_latency(stack.stripe, stack.sendgrid, config)
         if config.quiet_stack:
             stack.stripe.configure_webhooks(None)
-        from benchmarks.sync_baseline import SyncBaselineHandler, SyncBaselineServer
-        from donations.payments import build_stripe_client
-        from donations.settings import get_settings
-
-        settings = get_settings()  # the functions' settings, which Pipeline.start put in os.environ
-        # The baseline writes to a table of its own, shaped like the Donations table: in the shared one,
-        # the pipeline's webhook function and reconciler would find its charged donations and send
-        # their receipts in the background, racing the baseline's own claim.
-        baseline_table = copy_table(stack.pipeline.clients("dynamodb"), settings.donations_table, "-sync-baseline")
-        baseline_settings = settings.model_copy(update={"donations_table": baseline_table})
-        baseline_server = SyncBaselineServer(SyncBaselineHandler(baseline_settings), free_port()).start()
-        stripe_client = build_stripe_client(settings, stack.pipeline.providers.stripe_api_key)
-
-        # Attribution only (what is measured is the client-side time): time inside the handlers, their
-        # Stripe charge and AWS calls, and the local stack's own CloudWatch emulation.
-        probes = Probes(recorder)
-        probes.wrap_request(stack.front, "api", "pipeline")
-        probes.wrap_time(stack.pipeline, "call_api", "handler")
-        probes.wrap_request(baseline_server.front, "api", "baseline")
-        probes.wrap_time(baseline_server, "handler", "handler")
-        probes.wrap_time(stack.output, "_forward_metrics", "emf")
-        probes.wrap_time(stack.function_metrics, "record", "bookkeeping")
-        probes.wrap_providers()
-
-        api = f"http://127.0.0.1:{local.api_port}/donations"
-        sessions = {name: requests.Session() for name in ("pipeline", "baseline")}
-        errors = dict.fromkeys(VARIANTS, 0)
-        run_id = uuid.uuid4().hex[:8]
-
-        def post(name: str, url: str, key: str) -> None:
-            response = sessions[name].post(url, json=_donation(), headers={"Idempotency-Key": key}, timeout=30)
-            if response.status_code != 201:
-                errors[name] += 1
-                print(f"  {name}: HTTP {response.status_code} {response.text[:200]}", file=out)
-
-        def floor(key: str) -> None:
-            stripe_client.v1.payment_intents.create(
-                params={
-                    "amount": 2500,
-                    "currency": "usd",
-                    "payment_method": "pm_card_visa",
-                    "allowed_payment_method_types": ["card"],
-                    "confirm": True,
-                    "setup_future_usage": "off_session",
-                    "metadata": {"donation_id": key},
-                    "description": f"Donation {key}",
-                },
-                options={"idempotency_key": f"floor-{key}"},
-            )
-
-        calls: dict[str, Callable[[str], None]] = {
-            "pipeline": lambda key: post("pipeline", api, key),
-            "baseline": lambda key: post("baseline", f"{baseline_server.url}/donations", key),
-            "floor": floor,
-        }
-        rng = random.Random(config.seed)
-        samples: dict[str, list[float]] = {name: [] for name in VARIANTS}
-        total = config.warmup + config.donations
-        print(f"{total} rounds ({config.warmup} warm-up), each: pipeline, baseline, floor in shuffled order", file=out)
-        for round_no in range(total):
-            order = list(VARIANTS)
-            rng.shuffle(order)
-            for name in order:
-                key = f"bench-{run_id}-{name}-{round_no}"
-                elapsed = _timed(lambda name=name, key=key: calls[name](key))
-                if round_no >= config.warmup:
-                    samples[name].append(elapsed)
-            if round_no < config.warmup:
-                probes.clear()
-            if (round_no + 1) % 25 == 0:
-                print(f"  {round_no + 1}/{total} rounds", file=out, flush=True)
-        for session in sessions.values():
-            session.close()
+        baseline_server, stripe_client = _start_baseline(stack)
+        probes = _probes(recorder, stack, baseline_server)
+        with _Variants(
+            f"http://127.0.0.1:{local.api_port}/donations", baseline_server.url, stripe_client, out
+        ) as calls:
+            samples = _rounds(config, calls, probes, out)
+            errors = calls.errors
     finally:
         recorder.uninstall()
         if probes is not None:
@@ -266,6 +201,100 @@ def _run(config: LatencyConfig, out: TextIO) -> LatencyResult:
             baseline_server.stop()
         stack.stop()
     return LatencyResult(config, samples, probes.requests, probes.call_ms, errors, machine(), started_at)
+
+
+def _start_baseline(stack: Any) -> tuple[Any, Any]:
+    """The old flow's server beside the stack (same adapters, same emulators), and a bare Stripe client."""
+    from benchmarks.sync_baseline import SyncBaselineHandler, SyncBaselineServer, SyncBaselineSettings
+    from donations.payments import build_stripe_client
+
+    settings = SyncBaselineSettings.from_env()  # the functions' settings, which Pipeline.start put in os.environ
+    # The baseline writes to a table of its own, shaped like the Donations table: in the shared one,
+    # the pipeline's webhook function and reconciler would find its charged donations and send
+    # their receipts in the background, racing the baseline's own claim.
+    baseline_table = copy_table(stack.pipeline.clients("dynamodb"), settings.donations_table, "-sync-baseline")
+    baseline_settings = settings.model_copy(update={"donations_table": baseline_table})
+    baseline_server = SyncBaselineServer(SyncBaselineHandler(baseline_settings), free_port()).start()
+    return baseline_server, build_stripe_client(settings, stack.pipeline.providers.stripe_api_key)
+
+
+def _probes(recorder: AwsCallRecorder, stack: Any, baseline_server: Any) -> Probes:
+    # Attribution only (what is measured is the client-side time): time inside the handlers, their
+    # Stripe charge and AWS calls, and the local stack's own CloudWatch emulation.
+    probes = Probes(recorder)
+    probes.wrap_request(stack.front, "api", "pipeline")
+    probes.wrap_time(stack.pipeline, "call_api", "handler")
+    probes.wrap_request(baseline_server.front, "api", "baseline")
+    probes.wrap_time(baseline_server, "handler", "handler")
+    probes.wrap_time(stack.output, "_forward_metrics", "emf")
+    probes.wrap_time(stack.function_metrics, "record", "bookkeeping")
+    probes.wrap_providers()
+    return probes
+
+
+class _Variants:
+    """One donation each way: through the pipeline, through the old flow, and the Stripe charge alone."""
+
+    def __init__(self, api: str, baseline_url: str, stripe_client: Any, out: TextIO) -> None:
+        self._urls = {"pipeline": api, "baseline": f"{baseline_url}/donations"}
+        self._stripe = stripe_client
+        self._out = out
+        self._sessions = {name: requests.Session() for name in self._urls}
+        self.errors = dict.fromkeys(VARIANTS, 0)
+
+    def __enter__(self) -> _Variants:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for session in self._sessions.values():
+            session.close()
+
+    def __call__(self, name: str, key: str) -> None:
+        if name == "floor":
+            self._floor(key)
+            return
+        response = self._sessions[name].post(
+            self._urls[name], json=_donation(), headers={"Idempotency-Key": key}, timeout=30
+        )
+        if response.status_code != 201:
+            self.errors[name] += 1
+            print(f"  {name}: HTTP {response.status_code} {response.text[:200]}", file=self._out)
+
+    def _floor(self, key: str) -> None:
+        self._stripe.v1.payment_intents.create(
+            params={
+                "amount": 2500,
+                "currency": "usd",
+                "payment_method": "pm_card_visa",
+                "allowed_payment_method_types": ["card"],
+                "confirm": True,
+                "setup_future_usage": "off_session",
+                "metadata": {"donation_id": key},
+                "description": f"Donation {key}",
+            },
+            options={"idempotency_key": f"floor-{key}"},
+        )
+
+
+def _rounds(config: LatencyConfig, calls: _Variants, probes: Probes, out: TextIO) -> dict[str, list[float]]:
+    """Each round runs every variant once, in shuffled order; the warm-up rounds are not kept."""
+    rng = random.Random(config.seed)
+    samples: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    total = config.warmup + config.donations
+    run_id = uuid.uuid4().hex[:8]
+    print(f"{total} rounds ({config.warmup} warm-up), each: pipeline, baseline, floor in shuffled order", file=out)
+    for round_no in range(total):
+        order = list(VARIANTS)
+        rng.shuffle(order)
+        for name in order:
+            elapsed = _timed(functools.partial(calls, name, f"bench-{run_id}-{name}-{round_no}"))
+            if round_no >= config.warmup:
+                samples[name].append(elapsed)
+        if round_no < config.warmup:
+            probes.clear()
+        if (round_no + 1) % 25 == 0:
+            print(f"  {round_no + 1}/{total} rounds", file=out, flush=True)
+    return samples
 
 
 @dataclass
@@ -353,8 +382,8 @@ class Probes:
         self._patch(owner, attribute, timed)
 
     def wrap_providers(self) -> None:
+        from donations.followups import FollowUpPublisher
         from donations.mail import ReceiptMailer
-        from donations.messages import FollowUpPublisher
         from donations.payments import StripePayments
 
         self.wrap_time(FollowUpPublisher, "publish", "publish")

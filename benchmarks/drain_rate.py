@@ -171,7 +171,7 @@ class Backlog:
         return self.count - self.next_index
 
     def top_up(self, window: int) -> None:
-        from donations.messages import message_attributes
+        from donations.followups import message_attributes
         from donations.models import FollowUpMessage, Step
 
         target = self.count if window <= 0 else window
@@ -249,7 +249,93 @@ def _run(config: DrainConfig, out: TextIO) -> DrainResult:
     try:
         providers = ProviderEndpoints(stripe_api_base=stripe.url, sendgrid_api_host=sendgrid.url)
         pipeline = Pipeline(providers, endpoint_url=f"http://127.0.0.1:{port}", stack_name="donations-drain").start()
-        source = next(s for s in pipeline.event_sources() if s.name == "SendReceiptFunction")
+        print(f"preloading {config.messages} charged donation records into moto at 127.0.0.1:{port}...", file=out)
+        loops = _Loops.preload(pipeline, config)
+        # Count the AWS calls of the handler path: the handler's clients are made at its first call,
+        # and the runner gets a client of its own, shared by both loops, made after the hooks are in.
+        recorder.install()
+        loops.use(
+            boto3.session.Session(region_name=pipeline.clients.region).client(
+                "sqs", endpoint_url=pipeline.clients.endpoint_url
+            )
+        )
+        timers = Timers()
+        source = timers.wrap_source(next(s for s in pipeline.event_sources() if s.name == "SendReceiptFunction"))
+        timers.wrap_mailer()
+        with quiet_functions(NullSink()):
+            tally = loops.alternate(source, recorder, config, out)
+        timers.restore()
+    finally:
+        recorder.uninstall()
+        stripe.stop()
+        sendgrid.stop()
+        moto.stop()
+    processed = sum(c.messages for c in tally.chunks if c.variant == "handler")
+    calls = recorder.by_operation("handler")
+    per_message = {name: len(group) / processed for name, group in sorted(calls.items())} if processed else {}
+    left = {name: backlog.remaining + backlog.in_queue for name, backlog in loops.backlogs.items()}
+    op_ms = {name: median([c.ms for c in group]) for name, group in sorted(calls.items())}
+    spent = _where_the_time_goes(calls, tally.chunks, timers)
+    return DrainResult(
+        config,
+        tally.chunks,
+        loops.preload_seconds,
+        left,
+        tally.failures,
+        per_message,
+        op_ms,
+        spent,
+        loops.depth_probe_ms,
+        machine(),
+        started_at,
+    )
+
+
+@dataclass
+class _Tally:
+    """Messages and seconds per loop, cut into chunks of about ``chunk`` handler messages."""
+
+    chunk: int
+    chunks: list[Chunk] = field(default_factory=list)
+    failures: int = 0
+    _open: dict[str, list[float]] = field(default_factory=lambda: {"handler": [0, 0.0], "bare": [0, 0.0]})
+
+    def add(self, name: str, count: int, seconds: float) -> None:
+        self._open[name][0] += count
+        self._open[name][1] += seconds
+
+    def cut_if_full(self, out: TextIO) -> None:
+        if self._open["handler"][0] < self.chunk:
+            return
+        self.close()
+        if len(self.chunks) % 20 == 0:
+            processed = sum(c.messages for c in self.chunks if c.variant == "handler")
+            print(
+                f"  {processed} messages each; last chunk: handler {self.chunks[-2].rate:.0f}/s, "
+                f"bare {self.chunks[-1].rate:.0f}/s",
+                file=out,
+                flush=True,
+            )
+
+    def close(self) -> None:
+        for name in ("handler", "bare"):
+            if self._open[name][0]:
+                self.chunks.append(Chunk(name, int(self._open[name][0]), float(self._open[name][1])))
+            self._open[name] = [0, 0.0]
+
+
+@dataclass
+class _Loops:
+    """The two queues, the receipt queue the handler drains and a bare copy, with their backlogs."""
+
+    sqs: Any
+    bare_url: str
+    backlogs: dict[str, Backlog]
+    preload_seconds: float
+    depth_probe_ms: float | None
+
+    @classmethod
+    def preload(cls, pipeline: Any, config: DrainConfig) -> _Loops:
         sqs = pipeline.clients("sqs")
         receipt_url = pipeline.queue_url("ReceiptQueue")
         visibility = sqs.get_queue_attributes(QueueUrl=receipt_url, AttributeNames=["VisibilityTimeout"])
@@ -257,12 +343,7 @@ def _run(config: DrainConfig, out: TextIO) -> DrainResult:
             QueueName="donations-drain-bare",
             Attributes={"VisibilityTimeout": visibility["Attributes"]["VisibilityTimeout"]},
         )["QueueUrl"]
-        print(
-            f"preloading {config.messages} charged donation records into moto at 127.0.0.1:{port}...",
-            file=out,
-            flush=True,
-        )
-        preload_started = time.perf_counter()
+        started = time.perf_counter()
         write_records(pipeline, config.messages)
         backlogs = {
             "handler": Backlog(sqs, receipt_url, config.messages),
@@ -270,94 +351,65 @@ def _run(config: DrainConfig, out: TextIO) -> DrainResult:
         }
         for backlog in backlogs.values():
             backlog.top_up(config.window)
-        preload_seconds = time.perf_counter() - preload_started
+        preload_seconds = time.perf_counter() - started
         depth_probe = probe_depth(sqs, bare_url, backlogs["bare"]) if config.window <= 0 else None
+        return cls(sqs, bare_url, backlogs, preload_seconds, depth_probe)
 
-        # Count the AWS calls of the handler path: the handler's clients are made at its first call,
-        # and the runner gets a client of its own, shared by both loops, made after the hooks are in.
-        recorder.install()
-        sqs = boto3.session.Session(region_name=pipeline.clients.region).client(
-            "sqs", endpoint_url=pipeline.clients.endpoint_url
-        )
-        for backlog in backlogs.values():
+    def use(self, sqs: Any) -> None:
+        self.sqs = sqs
+        for backlog in self.backlogs.values():
             backlog.sqs = sqs
-        chunks: list[Chunk] = []
-        failures = 0
-        deadline = time.monotonic() + config.max_seconds
+
+    def alternate(self, source: Any, recorder: AwsCallRecorder, config: DrainConfig, out: TextIO) -> _Tally:
+        """One handler batch, one bare batch, in turn, until a backlog or the time budget runs out."""
         print(
             f"alternating single batches (batch size {source.batch_size}); a chunk = {config.chunk} messages; "
             f"at most {config.max_seconds:.0f} s",
             file=out,
             flush=True,
         )
-        totals = {"handler": [0, 0.0], "bare": [0, 0.0]}
-        timers = Timers()
-        source = timers.wrap_source(source)
-        timers.wrap_mailer()
-        with quiet_functions(NullSink()):
-            while time.monotonic() < deadline:
-                for backlog in backlogs.values():  # outside the timing, the same for both
-                    backlog.top_up(config.window)
-                started = time.perf_counter()
-                with recorder.scope("handler"):
-                    done, failed = handler_batch(sqs, source)
-                handler_seconds = time.perf_counter() - started
-                started = time.perf_counter()
-                bare_done = bare_batch(sqs, bare_url, source.batch_size)
-                bare_seconds = time.perf_counter() - started
-                backlogs["handler"].consumed(done)
-                backlogs["bare"].consumed(bare_done)
-                if not done or not bare_done:
-                    break
-                failures += failed
-                for name, count, seconds in (("handler", done, handler_seconds), ("bare", bare_done, bare_seconds)):
-                    totals[name][0] += count
-                    totals[name][1] += seconds
-                if totals["handler"][0] >= config.chunk:
-                    for name in ("handler", "bare"):
-                        chunks.append(Chunk(name, int(totals[name][0]), float(totals[name][1])))
-                        totals[name] = [0, 0.0]
-                    if len(chunks) % 20 == 0:
-                        processed = sum(c.messages for c in chunks if c.variant == "handler")
-                        print(
-                            f"  {processed} messages each; last chunk: handler {chunks[-2].rate:.0f}/s, "
-                            f"bare {chunks[-1].rate:.0f}/s",
-                            file=out,
-                            flush=True,
-                        )
-            for name in ("handler", "bare"):  # the last, partial chunk
-                if totals[name][0]:
-                    chunks.append(Chunk(name, int(totals[name][0]), float(totals[name][1])))
-        processed = sum(c.messages for c in chunks if c.variant == "handler")
-        calls = recorder.by_operation("handler")
-        per_message = {name: len(group) / processed for name, group in sorted(calls.items())} if processed else {}
-        left = {name: backlog.remaining + backlog.in_queue for name, backlog in backlogs.items()}
-        op_ms = {name: median([c.ms for c in group]) for name, group in sorted(calls.items())}
-        op_total = {name: sum(c.ms for c in group) / 1000 for name, group in calls.items()}
-        spent: dict[str, float] = {
-            "handler path (timed)": sum(c.seconds for c in chunks if c.variant == "handler"),
-            "  runner: ReceiveMessage + DeleteMessageBatch": sum(
-                v for k, v in op_total.items() if k in ("sqs:ReceiveMessage", "sqs:DeleteMessageBatch")
-            ),
-            "  handler invocations": timers.handler,
-            DYNAMODB_LABEL: sum(v for k, v in op_total.items() if k.startswith("dynamodb:")),
-            MAIL_LABEL: timers.mail,
-            "    other AWS calls": sum(
-                v for k, v in op_total.items() if not k.startswith(("dynamodb:", "sqs:Receive", "sqs:DeleteMessageB"))
-            ),
-        }
-        rest = timers.handler - spent[DYNAMODB_LABEL] - spent[MAIL_LABEL] - spent["    other AWS calls"]
-        if rest >= 0:  # with a batch's records overlapping, the sums exceed the invocations' time
-            spent["    rest: Powertools batch/parser, logging, metrics, pydantic"] = rest
-        timers.restore()
-    finally:
-        recorder.uninstall()
-        stripe.stop()
-        sendgrid.stop()
-        moto.stop()
-    return DrainResult(
-        config, chunks, preload_seconds, left, failures, per_message, op_ms, spent, depth_probe, machine(), started_at
-    )
+        tally = _Tally(config.chunk)
+        deadline = time.monotonic() + config.max_seconds
+        while time.monotonic() < deadline:
+            for backlog in self.backlogs.values():  # outside the timing, the same for both
+                backlog.top_up(config.window)
+            started = time.perf_counter()
+            with recorder.scope("handler"):
+                done, failed = handler_batch(self.sqs, source)
+            handler_seconds = time.perf_counter() - started
+            started = time.perf_counter()
+            bare_done = bare_batch(self.sqs, self.bare_url, source.batch_size)
+            bare_seconds = time.perf_counter() - started
+            self.backlogs["handler"].consumed(done)
+            self.backlogs["bare"].consumed(bare_done)
+            if not done or not bare_done:
+                break
+            tally.failures += failed
+            tally.add("handler", done, handler_seconds)
+            tally.add("bare", bare_done, bare_seconds)
+            tally.cut_if_full(out)
+        tally.close()  # the last, partial chunk
+        return tally
+
+
+def _where_the_time_goes(calls: dict[str, list[Any]], chunks: list[Chunk], timers: Timers) -> dict[str, float]:
+    op_total = {name: sum(c.ms for c in group) / 1000 for name, group in calls.items()}
+    spent: dict[str, float] = {
+        "handler path (timed)": sum(c.seconds for c in chunks if c.variant == "handler"),
+        "  runner: ReceiveMessage + DeleteMessageBatch": sum(
+            v for k, v in op_total.items() if k in ("sqs:ReceiveMessage", "sqs:DeleteMessageBatch")
+        ),
+        "  handler invocations": timers.handler,
+        DYNAMODB_LABEL: sum(v for k, v in op_total.items() if k.startswith("dynamodb:")),
+        MAIL_LABEL: timers.mail,
+        "    other AWS calls": sum(
+            v for k, v in op_total.items() if not k.startswith(("dynamodb:", "sqs:Receive", "sqs:DeleteMessageB"))
+        ),
+    }
+    rest = timers.handler - spent[DYNAMODB_LABEL] - spent[MAIL_LABEL] - spent["    other AWS calls"]
+    if rest >= 0:  # with a batch's records overlapping, the sums exceed the invocations' time
+        spent["    rest: Powertools batch/parser, logging, metrics, pydantic"] = rest
+    return spent
 
 
 class Timers:
@@ -394,7 +446,8 @@ class Timers:
             finally:
                 self.mail += time.perf_counter() - started
 
-        ReceiptMailer.send = timed  # type: ignore[method-assign]
+        # Timing our own adapter by replacing its method for the run (restored below).
+        ReceiptMailer.send = timed  # type: ignore[method-assign,assignment]
         self._restore.append(lambda: setattr(ReceiptMailer, "send", inner))
 
     def restore(self) -> None:
@@ -434,6 +487,26 @@ def report(result: DrainResult, out: TextIO | None = None) -> str:
             [label, count, seconds, result.rate(variant), median(rates), percentile(rates, 5), percentile(rates, 95)]
         )
     table(["messages/s", "messages", "seconds", "overall", "chunk p50", "chunk p5", "chunk p95"], rows, out=out)
+    _ratio_and_calls(result, out)
+    bare_count, bare_seconds = result.totals["bare"]
+    print(
+        f"bare loop: {bare_seconds:.1f} s for {bare_count} messages = "
+        f"{bare_seconds * 1000 / bare_count if bare_count else float('nan'):.2f} ms per message",
+        file=out,
+    )
+    if result.depth_probe_ms is not None:
+        print(f"one receive + delete of 10 at full depth: {result.depth_probe_ms:.0f} ms", file=out)
+    if result.handler_failures:
+        print(f"handler reported {result.handler_failures} failed messages (left for retry)", file=out)
+    summary = (
+        f"drain_rate: handler={result.rate('handler'):.0f} msg/s bare={result.rate('bare'):.0f} msg/s "
+        f"ratio={result.ratio:.1%} (>= {TARGET:.0%}) {verdict(result.ratio >= TARGET)}"
+    )
+    print("\n" + summary, file=out, flush=True)
+    return summary
+
+
+def _ratio_and_calls(result: DrainResult, out: TextIO) -> None:
     paired = result.paired()
     print(file=out)
     table(
@@ -470,22 +543,6 @@ def report(result: DrainResult, out: TextIO | None = None) -> str:
         ],
         out=out,
     )
-    bare_count, bare_seconds = result.totals["bare"]
-    print(
-        f"bare loop: {bare_seconds:.1f} s for {bare_count} messages = "
-        f"{bare_seconds * 1000 / bare_count if bare_count else float('nan'):.2f} ms per message",
-        file=out,
-    )
-    if result.depth_probe_ms is not None:
-        print(f"one receive + delete of 10 at full depth: {result.depth_probe_ms:.0f} ms", file=out)
-    if result.handler_failures:
-        print(f"handler reported {result.handler_failures} failed messages (left for retry)", file=out)
-    summary = (
-        f"drain_rate: handler={result.rate('handler'):.0f} msg/s bare={result.rate('bare'):.0f} msg/s "
-        f"ratio={result.ratio:.1%} (>= {TARGET:.0%}) {verdict(result.ratio >= TARGET)}"
-    )
-    print("\n" + summary, file=out, flush=True)
-    return summary
 
 
 def parse_args(argv: Sequence[str] | None) -> DrainConfig:

@@ -17,6 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -62,7 +63,7 @@ def run_load(api: str, *, donors: int, seconds: float, max_requests: int = 100_0
                 if next(sent, None) is None:
                     return
             save_card = number % 2 == 0
-            body = {
+            body: dict[str, Any] = {
                 "amount": 500 + number,
                 "currency": "usd",
                 "email": f"load{number}@example.org",

@@ -25,19 +25,24 @@ from pydantic import ValidationError
 from donations.charge import donation_id_for
 from donations.errors import DonationError, ServiceUnavailable, StepFailure
 from donations.models import DonationRequest, DonationStatus
-from donations.payments import ChargeState
-from donations.settings import Settings
+from donations.ports import ChargeState
+from donations.settings import ChargeSettings, SendReceiptSettings, TokenizeSettings
 from donations.wiring import Wiring
-from infra.events import LambdaContext, api_gateway_event
+from infra.local.events import LambdaContext, api_gateway_event
 from infra.local.front import Front
+
+
+class SyncBaselineSettings(ChargeSettings, TokenizeSettings, SendReceiptSettings):
+    """The old flow did every step in one function, so it needs the three functions' variables."""
 
 
 class SyncBaselineHandler:
     """A Lambda-shaped handler (API Gateway REST proxy event in, proxy answer out)."""
 
-    def __init__(self, settings: Settings, wiring: Wiring | None = None) -> None:
+    def __init__(self, settings: SyncBaselineSettings, wiring: Wiring | None = None) -> None:
         self.settings = settings
         self.wiring = wiring or Wiring(settings)
+        self.request_model = DonationRequest.with_limits(settings.request_limits)
 
     def __call__(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
@@ -45,7 +50,7 @@ class SyncBaselineHandler:
         if not key:
             return _answer(HTTPStatus.BAD_REQUEST, {"error": {"code": "invalid_idempotency_key"}})
         try:
-            request = DonationRequest.model_validate_json(event.get("body") or "")
+            request = self.request_model.model_validate_json(event.get("body") or "")
         except ValidationError:
             return _answer(HTTPStatus.BAD_REQUEST, {"error": {"code": "invalid_donation"}})
         try:

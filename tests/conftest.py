@@ -27,7 +27,7 @@ from moto import mock_aws
 from infra.emulators.sendgrid_emulator import SendGridEmulator
 from infra.emulators.stripe import StripeEmulator
 from infra.local.pipeline import Pipeline, ProviderEndpoints
-from tests.world import World
+from tests.support.world import World
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
@@ -84,13 +84,19 @@ def captured_logs():
 
 
 def pytest_collection_modifyitems(config, items):
-    """Chaos runs last: it leaves metrics and alarm history in the shared moto that other tests read."""
+    """Chaos runs last: it leaves metrics and alarm history in the shared moto that other tests read.
+
+    The unit tier never touches the network: pytest-socket fails a test marked ``unit`` that opens a socket.
+    """
+    for item in items:
+        if item.get_closest_marker("unit") is not None:
+            item.add_marker(pytest.mark.disable_socket)
     items.sort(key=lambda item: item.get_closest_marker("chaos") is not None)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """How many generated hostile requests this run sent, and how many got a 5xx (the rule: none)."""
-    from tests.hostile import TALLY
+    from tests.support.hostile import TALLY
 
     if TALLY["requests"]:
         terminalreporter.write_line(

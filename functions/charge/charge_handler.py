@@ -6,10 +6,11 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from donations import deadline
+from donations import deadline, models
 from donations.api import (
     IDEMPOTENCY_HEADER,
     build_resolver,
@@ -20,31 +21,37 @@ from donations.api import (
 )
 from donations.charge import DONATION_ID, submit_donation
 from donations.errors import DonationNotFound
-from donations.models import DonationAnswer, DonationRequest, PublicDonation, load_email_validation
+from donations.models import DonationAnswer, PublicDonation, load_email_validation
 from donations.observability import logger, metrics, tracer
-from donations.settings import get_settings
+from donations.settings import ChargeSettings
 from donations.wiring import Wiring
 
 IdempotencyKey = Annotated[str, Header(alias=IDEMPOTENCY_HEADER.lower(), pattern=r"^[\x21-\x7e]{1,255}$")]
 
-CREATE_RESPONSES = {
+CREATE_RESPONSES: dict[int, OpenAPIResponse] = {
     201: {"description": "Charged", "content": {"application/json": {"model": DonationAnswer}}},
     202: {"description": "3-D Secure required", "content": {"application/json": {"model": DonationAnswer}}},
     **documented_errors(400, 402, 409, 413, 415, 422, 503),
 }
-GET_RESPONSES = {
+GET_RESPONSES: dict[int, OpenAPIResponse] = {
     200: {"description": "Progress", "content": {"application/json": {"model": PublicDonation}}},
     **documented_errors(404, 503),
 }
 
 load_email_validation()  # during INIT: every donation's email is validated
-settings = get_settings()
+settings = ChargeSettings.from_env()  # during INIT: a missing variable fails here, naming it
 app = build_resolver(settings)
+
+
+class DonationRequest(models.DonationRequest):
+    """The body of POST /donations, validated by the resolver against this deployment's limits."""
+
+    limits = settings.request_limits
 
 
 @cache
 def wiring() -> Wiring:
-    return Wiring(get_settings())
+    return Wiring(settings)
 
 
 @app.post("/donations", responses=CREATE_RESPONSES, summary="Make a donation")

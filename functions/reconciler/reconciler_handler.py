@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from donations import deadline
 from donations.observability import logger, metrics, tracer
 from donations.reconcile import ReconcilePolicy, reconcile
-from donations.settings import get_settings
+from donations.settings import ReconcilerSettings
 from donations.wiring import Wiring
 
 # Stripe calls end this long before the function times out (donations.deadline), and no new
@@ -20,9 +20,13 @@ from donations.wiring import Wiring
 RESERVE_MILLIS = 15_000
 
 
+settings = ReconcilerSettings.from_env()  # during INIT: a missing variable fails here, naming it
+policy = ReconcilePolicy.from_settings(settings)
+
+
 @cache
 def wiring() -> Wiring:
-    return Wiring(get_settings())
+    return Wiring(settings)
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -37,7 +41,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, i
             store=deps.store,
             payments=deps.payments,
             publisher=deps.publisher,
-            policy=ReconcilePolicy.from_settings(deps.settings),
+            policy=policy,
             out_of_time=lambda: context.get_remaining_time_in_millis() < 2 * RESERVE_MILLIS,
         )
     return summary.as_dict()

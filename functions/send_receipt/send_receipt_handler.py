@@ -8,23 +8,25 @@ import sendgrid  # noqa: F401
 
 from donations.consumer import StepConsumer, sqs_lambda_handler
 from donations.models import Step
-from donations.settings import get_settings
+from donations.settings import SendReceiptSettings
 from donations.steps import send_receipt
 from donations.wiring import Wiring
+
+settings = SendReceiptSettings.from_env()  # during INIT: a missing variable fails here, naming it
 
 
 @cache
 def consumer() -> StepConsumer:
-    wiring = Wiring(get_settings())
+    wiring = Wiring(settings)
     return StepConsumer(
         Step.SEND_RECEIPT,
         lambda message: send_receipt(
-            message, store=wiring.store, mailer=wiring.mailer, lease_seconds=wiring.settings.receipt_claim_seconds
+            message, store=wiring.store, mailer=wiring.mailer, lease_seconds=settings.receipt_claim_seconds
         ),
         store=wiring.store,
         sqs_client=wiring.sqs,
-        settings=wiring.settings,
-        dlq_url=wiring.settings.receipt_dlq_url,
+        settings=settings,
+        dlq_url=settings.receipt_dlq_url,
     )
 
 

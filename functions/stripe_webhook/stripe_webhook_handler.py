@@ -11,6 +11,7 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -21,7 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from donations.api import answer_idempotency_conflicts, build_resolver
 from donations.observability import logger, metrics, tracer
-from donations.settings import get_settings
+from donations.settings import StripeWebhookSettings
 from donations.webhooks import (
     EVENT_KEY_PREFIX,
     EVENT_RECORD_TTL_SECONDS,
@@ -33,14 +34,14 @@ from donations.webhooks import (
 )
 from donations.wiring import Wiring
 
-RESPONSES = {
+RESPONSES: dict[int, OpenAPIResponse] = {
     200: {"description": "Event applied, already applied, or ignored"},
     400: {"description": "Missing, invalid or stale Stripe-Signature; nothing done"},
     409: {"description": "The donation is not recorded yet, or the event is being applied: Stripe retries"},
     503: {"description": "Storage unavailable: Stripe retries"},
 }
 
-settings = get_settings()
+settings = StripeWebhookSettings.from_env()  # during INIT: a missing variable fails here, naming it
 app = build_resolver(settings)
 answer_idempotency_conflicts(app)
 idempotency_config = IdempotencyConfig(event_key_jmespath="id", expires_after_seconds=EVENT_RECORD_TTL_SECONDS)
@@ -48,14 +49,14 @@ idempotency_config = IdempotencyConfig(event_key_jmespath="id", expires_after_se
 
 @cache
 def wiring() -> Wiring:
-    return Wiring(get_settings())
+    return Wiring(settings)
 
 
 @cache
 def apply_once() -> Any:
     persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=wiring().dynamodb)
 
-    @idempotent_function(
+    @idempotent_function(  # type: ignore[untyped-decorator]  # Powertools' decorator is untyped
         data_keyword_argument="event",
         persistence_store=persistence,
         config=idempotency_config,

@@ -6,21 +6,23 @@ from functools import cache
 import donations.payments  # noqa: F401
 from donations.consumer import StepConsumer, sqs_lambda_handler
 from donations.models import Step
-from donations.settings import get_settings
+from donations.settings import TokenizeSettings
 from donations.steps import save_card
 from donations.wiring import Wiring
+
+settings = TokenizeSettings.from_env()  # during INIT: a missing variable fails here, naming it
 
 
 @cache
 def consumer() -> StepConsumer:
-    wiring = Wiring(get_settings())
+    wiring = Wiring(settings)
     return StepConsumer(
         Step.TOKENIZE,
         lambda message: save_card(message, store=wiring.store, payments=wiring.payments),
         store=wiring.store,
         sqs_client=wiring.sqs,
-        settings=wiring.settings,
-        dlq_url=wiring.settings.tokenize_dlq_url,
+        settings=settings,
+        dlq_url=settings.tokenize_dlq_url,
     )
 
 

@@ -18,9 +18,11 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, quote
 
-from infra.emulators.base import EmulatorControl, EmulatorServer, Request, Response, run_cli
+from infra.emulators.base import EmulatorServer, run_cli
+from infra.emulators.control import EmulatorControl
 from infra.emulators.faults import Fault
 from infra.emulators.sendgrid_schema import INVALID_ADDRESS, mail_send_errors, sendgrid_error
+from infra.emulators.serving import Request, Response
 
 Json = dict[str, Any]
 Errors = list[Json]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -160,7 +160,10 @@ def _validator() -> Draft202012Validator:
 
 def mail_send_schema() -> Json:
     """The corrected schema the emulator validates with."""
-    return dict(_validator().schema)
+    schema = _validator().schema
+    if not isinstance(schema, Mapping):
+        raise TypeError("the mail send schema is not an object")
+    return dict(schema)
 
 
 def _is_email(value: object) -> bool:
@@ -188,7 +191,8 @@ def _fields(error: ValidationError) -> list[str | None]:
     path = [str(part) for part in error.absolute_path]
     if error.validator == "required":
         present = error.instance if isinstance(error.instance, dict) else {}
-        return [".".join([*path, name]) for name in error.validator_value if name not in present]
+        required = error.validator_value if isinstance(error.validator_value, list) else []
+        return [".".join([*path, name]) for name in required if name not in present]
     return [".".join(path) or None]
 
 

@@ -9,8 +9,9 @@ import signal
 import sys
 import threading
 
+from infra.local.config import LocalConfig
 from infra.local.readiness import NotReady
-from infra.local.stack import LocalConfig, LocalStack
+from infra.local.stack import LocalStack
 
 CURL_EXAMPLE = (
     "curl -s -X POST http://127.0.0.1:{port}/donations -H 'Content-Type: application/json' "

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.events import LambdaContext, sqs_event
+from infra.local.events import LambdaContext, sqs_event
 
 log = logging.getLogger("donations.local.delivery")
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.events import LambdaContext
+from infra.local.events import LambdaContext
 
 Handler = Callable[[dict[str, Any], Any], Any]
 

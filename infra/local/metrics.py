@@ -281,3 +281,13 @@ class FunctionMetrics:
         self._metrics.put("AWS/Lambda", "Invocations", 1, dimensions, "Count")
         self._metrics.put("AWS/Lambda", "Errors", 1 if error else 0, dimensions, "Count")
         self._metrics.put("AWS/Lambda", "Duration", duration_ms, dimensions, "Milliseconds")
+
+
+def set_log_stream(stream: Any) -> Any:
+    """Point the functions' Powertools logger at ``stream`` (a file-like object); the stream it wrote to before."""
+    from donations.observability import logger
+
+    handler = logger.registered_handler
+    if not isinstance(handler, logging.StreamHandler):
+        raise TypeError(f"Powertools' logger writes through a {type(handler).__name__}, not a stream")
+    return handler.setStream(stream)

@@ -27,8 +27,8 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from infra.deploy.moto_atomic import make_dynamodb_writes_atomic
 from infra.local.metrics import oldest_message_age_seconds
-from infra.moto_atomic import make_dynamodb_writes_atomic
 
 AGE_PATH = "/_local/sqs/oldest-message-age"
 

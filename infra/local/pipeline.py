@@ -25,10 +25,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from infra.cfn import PROJECT_ROOT, AwsClients, StackResources, deploy_to_moto, load_template, translate
-from infra.events import Headers, api_gateway_event
+from infra.deploy import PROJECT_ROOT, AwsClients, StackResources, deploy_to_moto, load_template, translate
 from infra.local.delivery import EventSource
 from infra.local.environment import CallerGaveUp, ExecutionEnvironment, FunctionTimedOut
+from infra.local.events import Headers, api_gateway_event
 from infra.local.gateway import INTEGRATION_TIMEOUT_SECONDS, GatewayAnswer, RestApi
 
 
@@ -94,10 +94,8 @@ class Pipeline:
             self.cfn_template, stack_name=self.stack_name, parameters=self.parameters, clients=self.clients
         )
         self._store_provider_keys()
+        # Each handler reads its settings from the environment at import (INIT), so they are set first.
         os.environ.update(self.function_environment())
-        from donations.settings import get_settings
-
-        get_settings.cache_clear()
         self.handlers = {lid: _load_handler(spec.code_uri, spec.handler) for lid, spec in self.stack.functions.items()}
         self.api = RestApi.from_template(self.cfn_template, self.parameter_values())
         self.environments = self._environments()
@@ -121,7 +119,7 @@ class Pipeline:
                 self.handlers[lid].lambda_handler,
                 spec.timeout,
                 spec.memory_size,
-                **({"turn": api_turn} if lid in api_functions else {}),
+                turn=api_turn if lid in api_functions else threading.Lock(),
             )
             for lid, spec in self.stack.functions.items()
         }

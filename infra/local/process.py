@@ -26,11 +26,17 @@ def free_port() -> int:
 
 
 def require_free_ports(ports: dict[str, int]) -> None:
-    """Fail fast, naming the variable to change, rather than half-starting on a busy port."""
+    """Fail fast, naming the variable to change, rather than half-starting on a busy port.
+
+    The probe binds as the servers themselves do, with SO_REUSEADDR (http.server's
+    ``allow_reuse_address``): a port only holding connections in TIME_WAIT, as a stack stopped a
+    moment ago leaves them for about a minute, is free for a new listener; one with a listener is not.
+    """
     for variable, port in ports.items():
         if not port:
             continue
         with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
@@ -46,15 +52,23 @@ class RunningStack:
     stack_name: str
     log_path: Path
     process: subprocess.Popen[bytes]
+    ports: dict[str, int]
+    """The ports it was started on, by name (API, MOTO, STRIPE, SENDGRID), to start another on the same."""
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
 
 def start_stack(
-    log_path: Path, *, stack_name: str = "donations-local", extra_env: dict[str, str] | None = None
+    log_path: Path,
+    *,
+    stack_name: str = "donations-local",
+    extra_env: dict[str, str] | None = None,
+    ports: dict[str, int] | None = None,
 ) -> RunningStack:
-    ports = {name: free_port() for name in ("API", "MOTO", "STRIPE", "SENDGRID")}
+    """The run command in its own process group, once it printed "Ready."; ``ports`` by name (API,
+    MOTO, STRIPE, SENDGRID) as ``RunningStack.ports`` holds them, else free ones."""
+    ports = ports or {name: free_port() for name in ("API", "MOTO", "STRIPE", "SENDGRID")}
     env = {
         **os.environ,
         **{f"DONATIONS_{name}_PORT": str(port) for name, port in ports.items()},
@@ -80,6 +94,7 @@ def start_stack(
         stack_name=stack_name,
         log_path=log_path,
         process=process,
+        ports=dict(ports),
     )
     deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
     while time.monotonic() < deadline:

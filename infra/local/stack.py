@@ -7,20 +7,30 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from donations.redaction import looks_like_card_number
+from donations_ops.alarms import stack_alarms
+from donations_ops.queues import queue_counts
+from donations_ops.stack import Stack as OpsStack
+from donations_ops.stack import discover
 from infra.emulators.sendgrid_emulator import SendGridEmulator
 from infra.emulators.stripe import StripeEmulator
 from infra.local.alarms import AlarmEvaluator
+from infra.local.config import LocalConfig
 from infra.local.delivery import BatchResult, EventSource, Poller
 from infra.local.front import Front
-from infra.local.metrics import FunctionMetrics, FunctionOutput, MetricForwarder, QueueMetrics, running_function
+from infra.local.metrics import (
+    FunctionMetrics,
+    FunctionOutput,
+    MetricForwarder,
+    QueueMetrics,
+    running_function,
+    set_log_stream,
+)
 from infra.local.moto_process import MotoProcess
 from infra.local.pipeline import Pipeline, ProviderEndpoints
 from infra.local.process import require_free_ports
@@ -37,40 +47,6 @@ TEST_PAYMENT_METHODS = [
 ]
 
 
-def _env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name) or default)
-
-
-@dataclass
-class LocalConfig:
-    """Ports and knobs, each overridable by an environment variable (see the README)."""
-
-    api_port: int = field(default_factory=lambda: _env_int("DONATIONS_API_PORT", 3000))
-    moto_port: int = field(default_factory=lambda: _env_int("DONATIONS_MOTO_PORT", 4566))
-    stripe_port: int = field(default_factory=lambda: _env_int("DONATIONS_STRIPE_PORT", 12111))
-    sendgrid_port: int = field(default_factory=lambda: _env_int("DONATIONS_SENDGRID_PORT", 3030))
-    stack_name: str = field(default_factory=lambda: os.environ.get("DONATIONS_STACK_NAME", "donations-local"))
-    # Seconds between metric samples and alarm evaluations; and how much faster than real time
-    # alarm periods pass (60 s periods evaluated over 60/scale s), so a demo need not wait minutes.
-    tick_seconds: float = field(default_factory=lambda: float(os.environ.get("DONATIONS_LOCAL_TICK", "5")))
-    time_scale: float = field(default_factory=lambda: float(os.environ.get("DONATIONS_LOCAL_TIME_SCALE", "1")))
-    stripe_api_key: str = field(default_factory=lambda: os.environ.get("STRIPE_API_KEY", ""))
-    sendgrid_api_key: str = field(default_factory=lambda: os.environ.get("SENDGRID_API_KEY", ""))
-    # With the real Stripe: the secret `stripe listen --forward-to 127.0.0.1:3000/webhooks/stripe` prints.
-    stripe_webhook_secret: str = field(default_factory=lambda: os.environ.get("STRIPE_WEBHOOK_SECRET", ""))
-    # DONATIONS_FN_<NAME>=value sets <NAME> in the functions' environment (e.g. shorter backoffs).
-    environment: dict[str, str] = field(
-        default_factory=lambda: {
-            name.removeprefix("DONATIONS_FN_"): value
-            for name, value in os.environ.items()
-            if name.startswith("DONATIONS_FN_")
-        }
-    )
-    verbose: bool = field(default_factory=lambda: os.environ.get("DONATIONS_LOCAL_VERBOSE", "") not in ("", "0"))
-    # How long start-up checks may keep failing before the stack gives up (infra.local.readiness).
-    ready_timeout: float = field(default_factory=lambda: float(os.environ.get("DONATIONS_LOCAL_READY_TIMEOUT", "30")))
-
-
 class LocalStack:
     def __init__(self, config: LocalConfig | None = None, console: Any = None) -> None:
         self.config = config or LocalConfig()
@@ -81,6 +57,7 @@ class LocalStack:
         self._pollers: list[Poller] = []
         self._stopping = threading.Event()
         self.notifications: list[dict[str, Any]] = []
+        self._ops_stack: OpsStack | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -198,14 +175,12 @@ class LocalStack:
 
     def _route_function_output(self) -> None:
         """The functions' stdout (JSON logs, EMF metrics) goes through FunctionOutput, as to CloudWatch Logs."""
-        from donations.observability import logger
-
-        previous_stdout, previous_stream = sys.stdout, logger.registered_handler.setStream(self.output)
-        sys.stdout = self.output  # type: ignore[assignment]
+        previous_stdout, previous_stream = sys.stdout, set_log_stream(self.output)
+        sys.stdout = self.output
 
         def restore() -> None:
             sys.stdout = previous_stdout
-            logger.registered_handler.setStream(previous_stream)
+            set_log_stream(previous_stream)
 
         self._closers.append(restore)
 
@@ -260,9 +235,9 @@ class LocalStack:
     def _start_reconciler(self) -> None:
         """Invoke the ReconcilerFunction every DONATIONS_LOCAL_RECONCILE_SECONDS (default 30), as its Schedule
         event does on AWS (EventBridge is not emulated). 0 turns it off."""
-        from infra.events import scheduled_event
+        from infra.local.events import scheduled_event
 
-        interval, stack = _env_int("DONATIONS_LOCAL_RECONCILE_SECONDS", 30), self.pipeline.stack
+        interval, stack = self.config.reconcile_seconds, self.pipeline.stack
         if interval <= 0 or "ReconcilerFunction" not in stack.functions:
             return
         rule = stack.physical_ids.get("ReconcilerFunctionReconcileSchedule", "reconcile-schedule")
@@ -361,20 +336,17 @@ class LocalStack:
         return 404, {"message": "Not Found"}
 
     def status(self) -> dict[str, Any]:
-        sqs, cloudwatch = self.pipeline.clients("sqs"), self.pipeline.clients("cloudwatch")
+        """Queue depths and alarm states, read with the operator tool's own queries (donations_ops)."""
+        clients = self.pipeline.clients
+        if self._ops_stack is None:  # found as donations-ops finds a stack: from CloudFormation
+            self._ops_stack = discover(clients, self.config.stack_name)
         queues = []
-        for logical_id, url in sorted(self.pipeline.stack.queues.items()):
-            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-            queues.append(
-                {
-                    "queue": logical_id,
-                    "visible": int(attributes.get("ApproximateNumberOfMessages", 0)),
-                    "in_flight": int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
-                }
-            )
+        for logical_id, queue in sorted(self._ops_stack.queues.items()):
+            visible, in_flight, _ = queue_counts(clients("sqs"), queue.url)
+            queues.append({"queue": logical_id, "visible": visible, "in_flight": in_flight})
         alarms = [
-            {"name": a["AlarmName"], "state": a["StateValue"], "reason": a.get("StateReason", "")}
-            for a in cloudwatch.describe_alarms(AlarmNamePrefix=self.config.stack_name)["MetricAlarms"]
+            {"name": alarm.name, "state": alarm.state, "reason": alarm.reason}
+            for alarm in stack_alarms(clients, self._ops_stack)
         ]
         return {"queues": queues, "alarms": alarms, "notifications": list(reversed(self.notifications[-50:]))}
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from botocore.exceptions import BotoCoreError, ClientError
 
 from donations.errors import (
@@ -24,7 +25,7 @@ from donations.errors import (
 )
 from donations.models import ErrorAnswer
 from donations.observability import logger
-from donations.settings import Settings
+from donations.settings import ApiSettings
 from donations.strict_json import invalid_encoding, loads_strict
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -33,7 +34,7 @@ JSON_MEDIA_TYPE = "application/json"
 _UTF8_CHARSETS = frozenset({"utf-8", "utf8"})
 
 
-def build_resolver(settings: Settings) -> APIGatewayRestResolver:
+def build_resolver(settings: ApiSettings) -> APIGatewayRestResolver:
     cors = CORSConfig(allow_origin=settings.cors_origin, allow_headers=["Content-Type", IDEMPOTENCY_HEADER])
     # The resolver parses the body with our strict reader (repeated keys, depth, NaN, lone surrogates).
     app = APIGatewayRestResolver(cors=cors, enable_validation=True, json_body_deserializer=loads_strict)
@@ -53,7 +54,7 @@ _ERROR_DESCRIPTIONS = {
 }
 
 
-def documented_errors(*statuses: int) -> dict[int, dict[str, Any]]:
+def documented_errors(*statuses: int) -> dict[int, OpenAPIResponse]:
     """OpenAPI response entries for the error answers a route can give."""
     return {
         status: {"description": _ERROR_DESCRIPTIONS[status], "content": {"application/json": {"model": ErrorAnswer}}}
@@ -73,7 +74,7 @@ def error_response(error: DonationError) -> Response[str]:
     )
 
 
-def early_refusal(event: Mapping[str, Any], settings: Settings) -> DonationError | None:
+def early_refusal(event: Mapping[str, Any], settings: ApiSettings) -> DonationError | None:
     """Refuse what must never reach parsing: oversized bodies, non-JSON posts, repeated singleton headers
     and bodies that are not UTF-8.
 
@@ -164,7 +165,7 @@ def with_canonical_media_type(event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def proxy_response(error: DonationError, settings: Settings) -> dict[str, Any]:
+def proxy_response(error: DonationError, settings: ApiSettings) -> dict[str, Any]:
     """An API Gateway proxy answer for refusals made before the resolver runs."""
     response = error_response(error)
     headers = {**response.headers, "Content-Type": content_types.APPLICATION_JSON}

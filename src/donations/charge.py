@@ -20,15 +20,14 @@ from donations.errors import (
     RequestInProgress,
     ServiceUnavailable,
 )
-from donations.messages import FollowUpPublisher
+from donations.followups import FOLLOWUPS_CLAIM_SECONDS, publish_follow_ups
 from donations.models import Donation, DonationRequest, DonationStatus
 from donations.observability import MetricUnit, logger, metrics
-from donations.payments import ChargeOutcome, ChargeState, StripePayments, recorded_decline
-from donations.store import ConditionFailed, DonationStore
+from donations.payments import recorded_decline
+from donations.ports import ChargeOutcome, ChargeState, Payments, Publisher, Store
+from donations.store import ConditionFailed
 
 DONATION_ID = re.compile(r"^don_[a-z2-7]{26}$")
-# Longer than one publish (two SendMessage and one UpdateItem, with the SDK's retries) can take.
-FOLLOWUPS_CLAIM_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -51,9 +50,9 @@ def submit_donation(
     idempotency_key: str,
     correlation_id: str,
     *,
-    store: DonationStore,
-    payments: StripePayments,
-    publisher: FollowUpPublisher,
+    store: Store,
+    payments: Payments,
+    publisher: Publisher,
     lease_seconds: int,
 ) -> ChargeAnswer:
     """Charge a donation once per Idempotency-Key and queue its follow-ups; the answer to give the donor.
@@ -74,39 +73,52 @@ def submit_donation(
     try:
         outcome = _charge(donation, store, payments)
     except CardDeclined as declined:
-        _tolerate_race(
-            store.mark_declined,
-            donation.donation_id,
-            declined.decline_code or declined.code,
-            declined.payment_intent_id,
-        )
-        metrics.add_metric(name="DonationsDeclined", unit=MetricUnit.Count, value=1)
-        logger.info("Donation declined", extra={"decline_code": declined.decline_code})
-        return ChargeAnswer(HTTPStatus.PAYMENT_REQUIRED, declined.body())
+        return _declined(donation, declined, store)
     except InvalidDonation as invalid:
         _tolerate_race(store.mark_failed, donation.donation_id, invalid.code)
         raise
     except Exception as error:
-        # The record stays pending; the donor's retry with the same key resumes it (and with it
-        # Stripe's idempotency key), so the lease is given back for it. A failure here is harmless:
-        # the lease runs out by itself.
-        with contextlib.suppress(Exception):
-            store.release_charging(donation.donation_id)
-        if isinstance(error, ServiceUnavailable):
-            metrics.add_metric(name="ChargeFailures", unit=MetricUnit.Count, value=1)
-            logger.warning("Payment provider unavailable", exc_info=True)
+        _give_lease_back(donation, error, store)
         raise
-
     if outcome.state is ChargeState.REQUIRES_ACTION:
-        store.mark_requires_action(donation.donation_id, outcome.payment_intent_id)
-        metrics.add_metric(name="DonationsRequiringAction", unit=MetricUnit.Count, value=1)
-        body = {
-            "donation_id": donation.donation_id,
-            "status": DonationStatus.REQUIRES_ACTION.value,
-            "client_secret": outcome.client_secret,
-        }
-        return ChargeAnswer(HTTPStatus.ACCEPTED, body)
+        return _awaiting_authentication(donation, outcome, store)
+    return _record_charge(donation, outcome, store, publisher, correlation_id)
 
+
+def _declined(donation: Donation, declined: CardDeclined, store: Store) -> ChargeAnswer:
+    _tolerate_race(
+        store.mark_declined, donation.donation_id, declined.decline_code or declined.code, declined.payment_intent_id
+    )
+    metrics.add_metric(name="DonationsDeclined", unit=MetricUnit.Count, value=1)
+    logger.info("Donation declined", extra={"decline_code": declined.decline_code})
+    return ChargeAnswer(HTTPStatus.PAYMENT_REQUIRED, declined.body())
+
+
+def _give_lease_back(donation: Donation, error: Exception, store: Store) -> None:
+    # The record stays pending; the donor's retry with the same key resumes it (and with it
+    # Stripe's idempotency key), so the lease is given back for it. A failure here is harmless:
+    # the lease runs out by itself.
+    with contextlib.suppress(Exception):
+        store.release_charging(donation.donation_id)
+    if isinstance(error, ServiceUnavailable):
+        metrics.add_metric(name="ChargeFailures", unit=MetricUnit.Count, value=1)
+        logger.warning("Payment provider unavailable", exc_info=True)
+
+
+def _awaiting_authentication(donation: Donation, outcome: ChargeOutcome, store: Store) -> ChargeAnswer:
+    store.mark_requires_action(donation.donation_id, outcome.payment_intent_id)
+    metrics.add_metric(name="DonationsRequiringAction", unit=MetricUnit.Count, value=1)
+    body = {
+        "donation_id": donation.donation_id,
+        "status": DonationStatus.REQUIRES_ACTION.value,
+        "client_secret": outcome.client_secret,
+    }
+    return ChargeAnswer(HTTPStatus.ACCEPTED, body)
+
+
+def _record_charge(
+    donation: Donation, outcome: ChargeOutcome, store: Store, publisher: Publisher, correlation_id: str
+) -> ChargeAnswer:
     claimed = True
     try:
         # One write records the charge and takes the right to publish its follow-ups.
@@ -125,7 +137,7 @@ def submit_donation(
     return _charged(donation, store, publisher, correlation_id, claimed=claimed)
 
 
-def _charge(donation: Donation, store: DonationStore, payments: StripePayments) -> ChargeOutcome:
+def _charge(donation: Donation, store: Store, payments: Payments) -> ChargeOutcome:
     """One payment round trip, under the current attempt's idempotency key.
 
     **Stored server errors.** Stripe saves a request's result under its idempotency key once the
@@ -165,7 +177,7 @@ def _charge(donation: Donation, store: DonationStore, payments: StripePayments) 
         raise
 
 
-def _what_the_spent_attempt_did(donation: Donation, payments: StripePayments) -> ChargeOutcome | None:
+def _what_the_spent_attempt_did(donation: Donation, payments: Payments) -> ChargeOutcome | None:
     """The answer the spent attempt already gave (raises for a decline or "wait"), or None to move on."""
     found = payments.find_attempt(donation)
     if found is None:
@@ -196,52 +208,10 @@ def _what_the_spent_attempt_did(donation: Donation, payments: StripePayments) ->
 _CANCELABLE = frozenset({"requires_payment_method", "requires_confirmation", "requires_capture"})
 
 
-def publish_follow_ups(
-    donation: Donation,
-    store: DonationStore,
-    publisher: FollowUpPublisher,
-    correlation_id: str,
-    *,
-    now: float | None = None,
-    claimed: bool = False,
-) -> bool:
-    """Queue the background steps once the charge is recorded, once across every path that gets here.
-
-    The charge, the Stripe webhook and the reconciler may reach this for one donation at the same
-    time: a conditional claim on the record lets one of them publish (the others answer True, the
-    messages are on their way). A failure here is logged, not raised: the donor has been charged
-    and must hear so. The record keeps ``followups_published = false``, the claim is given back,
-    and the reconciler publishes it later. ``now`` (unix seconds, default the clock) judges the
-    claim's lease: the reconciler passes its run's scheduled time. ``claimed``: the caller already
-    holds the claim (the charge takes it in the write that records the charge).
-    """
-    if donation.followups_published:
-        return True
-    published = False
-    try:
-        claimed = claimed or store.claim_followups(donation.donation_id, FOLLOWUPS_CLAIM_SECONDS, now)
-        if not claimed:
-            logger.info("Follow-ups already published or being published by another path")
-            return True
-        publisher.publish(donation, correlation_id)
-        store.mark_followups_published(donation.donation_id)
-        published = True
-    except Exception:
-        metrics.add_metric(name="FollowUpPublishFailures", unit=MetricUnit.Count, value=1)
-        logger.exception("Follow-up messages not published; the reconciler will retry")
-        return False
-    finally:
-        if claimed and not published:
-            # Best effort: if this fails too, the lease runs out by itself.
-            with contextlib.suppress(Exception):
-                store.release_followups_claim(donation.donation_id)
-    return True
-
-
 def _charged(
     donation: Donation,
-    store: DonationStore,
-    publisher: FollowUpPublisher,
+    store: Store,
+    publisher: Publisher,
     correlation_id: str,
     *,
     claimed: bool = False,

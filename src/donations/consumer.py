@@ -27,8 +27,9 @@ from donations import deadline
 from donations.errors import PermanentStepFailure, classify
 from donations.models import FollowUpMessage, Step
 from donations.observability import MetricUnit, logger, metrics, tracer
-from donations.settings import Settings
-from donations.store import ConditionFailed, DonationStore
+from donations.ports import Store
+from donations.settings import ConsumerSettings
+from donations.store import ConditionFailed
 
 StepFunction = Callable[[FollowUpMessage], None]
 
@@ -37,12 +38,12 @@ class FollowUpRecord(SqsRecordModel):
     body: Json[FollowUpMessage]
 
 
-def backoff_seconds(receive_count: int, settings: Settings, rng: random.Random | None = None) -> int:
+def backoff_seconds(receive_count: int, *, base: int, cap: int, rng: random.Random | None = None) -> int:
     """Exponential backoff with jitter from the receive count, capped: an outage does not burn all receives.
 
     Jitter keeps a batch of failures from coming back as one burst; the floor is half the step.
     """
-    ceiling = min(settings.backoff_cap_seconds, settings.backoff_base_seconds * 2 ** max(0, receive_count - 1))
+    ceiling = min(cap, base * 2 ** max(0, receive_count - 1))
     return int((rng or random).uniform(ceiling / 2, ceiling))
 
 
@@ -54,9 +55,9 @@ class StepConsumer:
         step: Step,
         run: StepFunction,
         *,
-        store: DonationStore,
+        store: Store,
         sqs_client: Any,
-        settings: Settings,
+        settings: ConsumerSettings,
         dlq_url: str,
     ) -> None:
         self.step = step
@@ -106,7 +107,9 @@ class StepConsumer:
             self._record_failure(donation_id, f"{reason}:retries_exhausted")
             self._change_visibility(record, 0)
             return
-        delay = backoff_seconds(receive_count, self.settings)
+        delay = backoff_seconds(
+            receive_count, base=self.settings.backoff_base_seconds, cap=self.settings.backoff_cap_seconds
+        )
         logger.warning("Step failed; retrying later", extra={"reason": reason, "retry_in_seconds": delay})
         self._change_visibility(record, delay)
 

@@ -17,7 +17,7 @@ from donations import currencies, deadline
 from donations.errors import PermanentStepFailure, RetryableStepFailure, classify, sendgrid_error_field
 from donations.models import Donation
 from donations.observability import MetricUnit, logger
-from donations.settings import Settings
+from donations.settings import MailSettings
 
 if TYPE_CHECKING:
     from python_http_client.exceptions import HTTPError
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from sendgrid.helpers.mail import Mail
 
 
-def build_sendgrid_client(settings: Settings, api_key: str) -> SendGridAPIClient:
+def build_sendgrid_client(settings: MailSettings, api_key: str) -> SendGridAPIClient:
     from sendgrid import SendGridAPIClient
 
     if settings.sendgrid_api_host:
@@ -42,7 +42,7 @@ def format_amount(amount: int, currency: str) -> str:
     return f"{major:,.{shown}f} {currency.upper()}"
 
 
-def receipt_mail(donation: Donation, settings: Settings) -> Mail:
+def receipt_mail(donation: Donation, settings: MailSettings) -> Mail:
     from sendgrid.helpers.mail import CustomArg, Mail
 
     mail = Mail(from_email=(settings.receipt_from_email, settings.org_name), to_emails=donation.email)
@@ -62,7 +62,7 @@ def receipt_mail(donation: Donation, settings: Settings) -> Mail:
 
 
 class ReceiptMailer:
-    def __init__(self, client: SendGridAPIClient, settings: Settings) -> None:
+    def __init__(self, client: SendGridAPIClient, settings: MailSettings) -> None:
         self._client = client
         self._settings = settings
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -28,7 +29,6 @@ from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 from donations.currencies import amount_problem
 from donations.redaction import find_card_data
-from donations.settings import get_settings
 
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
 PAYMENT_METHOD_PATTERN = r"^pm_[A-Za-z0-9_]{1,250}$"
@@ -94,10 +94,36 @@ def load_email_validation() -> None:
     import_email_validator()
 
 
+@dataclass(frozen=True)
+class RequestLimits:
+    """What a donation may be, by this deployment's settings (ChargeSettings.request_limits)."""
+
+    allowed_currencies: frozenset[str]
+    min_amount: int
+    max_amount: int
+
+
 class DonationRequest(BaseModel):
-    """The body of ``POST /donations``. Unknown fields are refused; so is anything like card data."""
+    """The body of ``POST /donations``. Unknown fields are refused; so is anything like card data.
+
+    The amount and currency rules depend on the deployment's limits: validate with a model bound
+    to them, ``DonationRequest.with_limits(limits)`` (the charge function builds one at INIT).
+    """
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    limits: ClassVar[RequestLimits | None] = None
+
+    @classmethod
+    def with_limits(cls, limits: RequestLimits) -> type[DonationRequest]:
+        """This model, validating amounts and currencies against ``limits`` (same name in OpenAPI)."""
+        bound: type[DonationRequest] = type(cls.__name__, (cls,), {"limits": limits, "__module__": cls.__module__})
+        return bound
+
+    @classmethod
+    def _limits(cls) -> RequestLimits:
+        if cls.limits is None:
+            raise TypeError("DonationRequest has no limits: validate with DonationRequest.with_limits(...)")
+        return cls.limits
 
     # Currency first: the amount's rules depend on it (validators see the fields declared before theirs).
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{3}$")] = Field(examples=["usd"])
@@ -131,8 +157,8 @@ class DonationRequest(BaseModel):
         currency = info.data.get("currency")
         if currency is None:
             return amount  # the currency was refused; that is the error the donor sees
-        settings = get_settings()
-        problem = amount_problem(amount, currency, floor=settings.min_amount, ceiling=settings.max_amount)
+        limits = cls._limits()
+        problem = amount_problem(amount, currency, floor=limits.min_amount, ceiling=limits.max_amount)
         if problem is not None:
             raise PydanticCustomError("amount_out_of_range", problem)
         return amount
@@ -141,7 +167,7 @@ class DonationRequest(BaseModel):
     @classmethod
     def _currency_allowed(cls, currency: str) -> str:
         currency = currency.lower()
-        allowed = get_settings().allowed_currencies
+        allowed = cls._limits().allowed_currencies
         if currency not in allowed:
             raise PydanticCustomError(
                 "currency_not_allowed", "currency must be one of {allowed}", {"allowed": ", ".join(sorted(allowed))}

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 import stripe
@@ -21,8 +19,8 @@ from donations.errors import (
     classify,
 )
 from donations.models import Donation
-from donations.settings import Settings
-from donations.store import SavedCard
+from donations.ports import ChargeOutcome, ChargeState, IntentSnapshot, SavedCard
+from donations.settings import StripeClientSettings
 from donations.stripe_http import BudgetedRequestsClient
 
 # Stripe advises not to tell a donor that their card was reported lost or stolen.
@@ -46,7 +44,7 @@ _AMOUNT_REFUSALS = frozenset({"amount_too_small", "amount_too_large"})
 STRIPE_API_VERSION = "2026-10-28.endive"
 
 
-def build_stripe_client(settings: Settings, api_key: str) -> stripe.StripeClient:
+def build_stripe_client(settings: StripeClientSettings, api_key: str) -> stripe.StripeClient:
     """A client with explicit retries (the SDK's default is a single attempt), each attempt and the
     number of retries bounded by the invocation's time budget (donations.deadline)."""
     base_addresses: dict[str, str] = {"api": settings.stripe_api_base} if settings.stripe_api_base else {}
@@ -57,32 +55,6 @@ def build_stripe_client(settings: Settings, api_key: str) -> stripe.StripeClient
         max_network_retries=settings.stripe_max_network_retries,
         http_client=BudgetedRequestsClient(settings.provider_timeout_seconds),
     )
-
-
-class ChargeState(StrEnum):
-    SUCCEEDED = "succeeded"
-    REQUIRES_ACTION = "requires_action"
-
-
-@dataclass(frozen=True)
-class ChargeOutcome:
-    state: ChargeState
-    payment_intent_id: str
-    payment_method_id: str | None
-    client_secret: str | None = None
-
-
-@dataclass(frozen=True)
-class IntentSnapshot:
-    """What the reconciler and the charge's recovery need to know about a PaymentIntent, free of SDK types."""
-
-    id: str
-    status: str
-    payment_method_id: str | None
-    decline_code: str | None = None
-    """Set when the last payment attempt was a card decline (donor-safe code, as in CardDeclined)."""
-    authentication_failed: bool = False
-    client_secret: str | None = None
 
 
 # How far back (seconds) from an attempt's recorded start its PaymentIntent may have been created:

@@ -43,13 +43,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from donations.charge import publish_follow_ups
-from donations.messages import FollowUpPublisher
+from donations.followups import publish_follow_ups
 from donations.models import Donation, DonationStatus
 from donations.observability import MetricUnit, logger, metrics
-from donations.payments import IntentSnapshot, StripePayments
-from donations.settings import Settings
-from donations.store import ConditionFailed, DonationStore
+from donations.ports import IntentSnapshot, Payments, Publisher, Store
+from donations.settings import ReconcilerSettings
+from donations.store import ConditionFailed
 
 
 class Outcome(StrEnum):
@@ -80,7 +79,7 @@ class ReconcilePolicy:
     batch_size: int
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ReconcilePolicy:
+    def from_settings(cls, settings: ReconcilerSettings) -> ReconcilePolicy:
         return cls(
             grace=timedelta(seconds=settings.reconcile_grace_seconds),
             max_age=timedelta(seconds=settings.reconcile_max_age_seconds),
@@ -110,9 +109,9 @@ class ReconcileSummary:
 class _Run:
     now: datetime
     policy: ReconcilePolicy
-    store: DonationStore
-    payments: StripePayments
-    publisher: FollowUpPublisher
+    store: Store
+    payments: Payments
+    publisher: Publisher
 
     def waited(self, since: str) -> timedelta:
         return self.now - datetime.fromisoformat(since)
@@ -125,9 +124,9 @@ class _Run:
 def reconcile(
     *,
     now: datetime,
-    store: DonationStore,
-    payments: StripePayments,
-    publisher: FollowUpPublisher,
+    store: Store,
+    payments: Payments,
+    publisher: Publisher,
     policy: ReconcilePolicy,
     out_of_time: Callable[[], bool] = lambda: False,
 ) -> ReconcileSummary:

@@ -1,64 +1,146 @@
-"""Typed settings, read from the environment once per cold start."""
+"""Typed settings, read from the environment once per cold start, at INIT.
+
+Each function declares the variables it needs (:class:`ChargeSettings`, :class:`TokenizeSettings`,
+:class:`SendReceiptSettings`, :class:`ReconcilerSettings`, :class:`StripeWebhookSettings`), built
+from the sections below. Field names are the lower-cased variable names template.yaml sets. What
+names this deployment's resources (tables, queues, secrets, the receipt's sender) is required: a
+function missing one fails at import with a :class:`SettingsError` naming every such variable,
+not at its first SendMessage. Tuning knobs (timeouts, backoffs, the reconciler's windows) have
+defaults. Secrets are never here: only the *names* of the secrets, resolved at call time.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from functools import cache
+from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
+
+from donations.models import RequestLimits
+
+Name = Annotated[str, StringConstraints(min_length=1)]
+"""A resource's name, URL or ARN: required and not empty."""
 
 
-class Settings(BaseModel):
-    """Everything a function needs to know about its environment.
+class SettingsError(ValueError):
+    """The environment does not give a function what it needs; names every variable at fault."""
 
-    Field names are the lower-cased environment variable names set by template.yaml.
-    Secrets are never here: only the *names* of the secrets, resolved at call time.
-    """
+    def __init__(self, settings: type[BaseModel], error: ValidationError) -> None:
+        self.missing = sorted(str(e["loc"][0]).upper() for e in error.errors() if e["type"] == "missing")
+        invalid = [
+            f"{str(e['loc'][0]).upper() if e['loc'] else '(settings)'}: {e['msg']}"
+            for e in error.errors()
+            if e["type"] != "missing"
+        ]
+        parts = [f"missing environment variable(s) {', '.join(self.missing)}"] if self.missing else []
+        parts += [f"invalid {problem}" for problem in invalid]
+        super().__init__(f"{settings.__name__}: {'; '.join(parts)}")
 
+
+class EnvSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    stage: str = "dev"
-    donations_table: str = "donations"
-    idempotency_table: str = "donations-idempotency"
-    tokenize_queue_url: str = ""
-    receipt_queue_url: str = ""
-    tokenize_dlq_url: str = ""
-    receipt_dlq_url: str = ""
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """The settings from ``environ`` (default: this process's environment); SettingsError if wanting."""
+        environ = os.environ if environ is None else environ
+        names = cls.model_fields.keys()
+        try:
+            return cls.model_validate({name: environ[name.upper()] for name in names if name.upper() in environ})
+        except ValidationError as error:
+            raise SettingsError(cls, error) from None
 
-    stripe_secret_name: str = "donations/stripe-api-key"  # noqa: S105 - a name, not a secret
-    sendgrid_secret_name: str = "donations/sendgrid-api-key"  # noqa: S105 - a name, not a secret
-    stripe_webhook_secret_name: str = "donations/stripe-webhook-secret"  # noqa: S105 - a name, not a secret
-    # Empty means the real provider; the local stack and tests point these at the emulators.
-    stripe_api_base: str = ""
-    sendgrid_api_host: str = ""
-    stripe_max_network_retries: int = Field(default=2, ge=0, le=5)
+
+# -- sections ------------------------------------------------------------------------------------
+
+
+class TableSettings(EnvSettings):
+    stage: str = "dev"
+    donations_table: Name
+
+
+class ProviderCallSettings(EnvSettings):
     provider_timeout_seconds: float = Field(default=8.0, gt=0)
     # Provider calls end this long before the function's Timeout (donations.deadline): room for the
     # writes and the answer that follow them, and for one SDK backoff sleep (<= 1 s with 2 retries).
     deadline_reserve_seconds: float = Field(default=3.0, ge=0)
 
-    allowed_currencies: frozenset[str] = frozenset({"usd", "eur", "gbp", "cad", "aud"})
-    min_amount: int = Field(default=100, ge=1)
-    max_amount: int = Field(default=5_000_000, ge=1)
+
+class StripeClientSettings(ProviderCallSettings):
+    # Empty means the real Stripe; the local stack and tests point it at the emulator.
+    stripe_api_base: str = ""
+    stripe_max_network_retries: int = Field(default=2, ge=0, le=5)
+
+
+class StripeSettings(StripeClientSettings):
+    stripe_secret_name: Name
+
+
+class MailSettings(ProviderCallSettings):
+    """What the receipt says and who sends it, and where SendGrid is (empty: the real one)."""
+
+    sendgrid_api_host: str = ""
+    receipt_template_id: Name
+    receipt_from_email: Name
+    org_name: Name
+    org_address: str  # required, may be empty
+
+
+class SendGridSettings(MailSettings):
+    sendgrid_secret_name: Name
+
+
+class FollowUpQueues(EnvSettings):
+    tokenize_queue_url: Name
+    receipt_queue_url: Name
+
+
+class ApiSettings(EnvSettings):
+    cors_origin: Name
     max_body_bytes: int = 8_192
-    idempotency_ttl_seconds: int = 24 * 3600
 
-    receipt_template_id: str = "d-00000000000000000000000000000000"
-    receipt_from_email: str = "receipts@example.org"
-    org_name: str = "Example Charity"
-    org_address: str = ""
-    cors_origin: str = "*"
 
-    # Mirrors the queues' RedrivePolicy so a consumer knows when a receive is the last one.
-    max_receive_count: int = Field(default=6, ge=1)
+class ConsumerSettings(TableSettings, ProviderCallSettings):
+    # Mirrors the queue's RedrivePolicy so a consumer knows when a receive is the last one.
+    max_receive_count: int = Field(ge=1)
     backoff_base_seconds: int = Field(default=10, ge=0)
     backoff_cap_seconds: int = Field(default=600, ge=0, le=43_200)
+
+
+# -- each function's -------------------------------------------------------------------------------
+
+
+class ChargeSettings(ApiSettings, TableSettings, StripeSettings, FollowUpQueues):
+    allowed_currencies: frozenset[str]
+    min_amount: int = Field(ge=1)
+    max_amount: int = Field(ge=1)
+
+    @field_validator("allowed_currencies", mode="before")
+    @classmethod
+    def _split_currencies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(part.strip().lower() for part in value.split(",") if part.strip())
+        return value
+
+    @property
+    def request_limits(self) -> RequestLimits:
+        return RequestLimits(self.allowed_currencies, self.min_amount, self.max_amount)
+
+
+class TokenizeSettings(ConsumerSettings, StripeSettings):
+    tokenize_dlq_url: Name
+
+
+class SendReceiptSettings(ConsumerSettings, SendGridSettings):
+    receipt_dlq_url: Name
     receipt_claim_seconds: int = Field(default=60, ge=1)
 
-    # Crash recovery (donations.reconcile). A donation is left alone until it has not changed for
-    # the grace period (longer than the charge function's timeout and Stripe's ~1 min search lag),
-    # and is only reported, not retried, once older than the max age.
+
+class ReconcilerSettings(TableSettings, StripeSettings, FollowUpQueues):
+    # A donation is left alone until it has not changed for the grace period (longer than the
+    # charge function's timeout and Stripe's ~1 min search lag), and is only reported, not
+    # retried, once older than the max age (donations.reconcile).
     reconcile_grace_seconds: int = Field(default=120, ge=0)
     reconcile_max_age_seconds: int = Field(default=7 * 24 * 3600, ge=1)
     # Stripe keeps idempotency keys 24 h: until then a donor's retry with the same key may still charge
@@ -68,15 +150,8 @@ class Settings(BaseModel):
     reconcile_action_timeout_seconds: int = Field(default=24 * 3600, ge=0)
     reconcile_batch_size: int = Field(default=100, ge=1, le=1000)
 
-    @field_validator("allowed_currencies", mode="before")
-    @classmethod
-    def _split_currencies(cls, value: object) -> object:
-        if isinstance(value, str):
-            return frozenset(part.strip().lower() for part in value.split(",") if part.strip())
-        return value
-
     @model_validator(mode="after")
-    def _reconcile_windows_fit(self) -> Settings:
+    def _reconcile_windows_fit(self) -> Self:
         # A donation must get its decision before it becomes too old to be retried.
         windows = (self.stripe_idempotency_window_seconds, self.reconcile_action_timeout_seconds)
         if not self.reconcile_grace_seconds <= min(windows) <= max(windows) < self.reconcile_max_age_seconds:
@@ -86,14 +161,22 @@ class Settings(BaseModel):
             )
         return self
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        environ = os.environ if environ is None else environ
-        names = cls.model_fields.keys()
-        return cls.model_validate({name: environ[name.upper()] for name in names if name.upper() in environ})
+
+class StripeWebhookSettings(ApiSettings, TableSettings, FollowUpQueues):
+    idempotency_table: Name
+    stripe_webhook_secret_name: Name
 
 
-@cache
-def get_settings() -> Settings:
-    """The settings of this process; tests clear the cache after changing the environment."""
-    return Settings.from_env()
+FUNCTION_SETTINGS: dict[str, type[EnvSettings]] = {
+    "ChargeFunction": ChargeSettings,
+    "TokenizeFunction": TokenizeSettings,
+    "SendReceiptFunction": SendReceiptSettings,
+    "ReconcilerFunction": ReconcilerSettings,
+    "StripeWebhookFunction": StripeWebhookSettings,
+}
+"""Each function of template.yaml (by logical id) and the settings its handler reads at INIT."""
+
+
+def required_variables(settings: type[EnvSettings]) -> frozenset[str]:
+    """The environment variables a settings class cannot do without."""
+    return frozenset(name.upper() for name, spec in settings.model_fields.items() if spec.is_required())

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
 
 from donations.errors import PermanentStepFailure, RetryableStepFailure, StoredServerError
 from donations.models import Donation, DonationStatus, FollowUpMessage, Step, StepStatus
 from donations.observability import MetricUnit, logger, metrics
-from donations.store import ConditionFailed, DonationStore
-
-if TYPE_CHECKING:  # each function loads only its own provider's adapter (see donations.wiring)
-    from donations.mail import ReceiptMailer
-    from donations.payments import StripePayments
+from donations.ports import Mailer, Payments, Store
+from donations.store import ConditionFailed
 
 
-def load_charged_donation(store: DonationStore, message: FollowUpMessage) -> Donation:
+def load_charged_donation(store: Store, message: FollowUpMessage) -> Donation:
     return charged_donation(store.get(message.donation_id), message)
 
 
@@ -29,7 +25,7 @@ def charged_donation(donation: Donation | None, message: FollowUpMessage) -> Don
     return donation
 
 
-def save_card(message: FollowUpMessage, *, store: DonationStore, payments: StripePayments) -> None:
+def save_card(message: FollowUpMessage, *, store: Store, payments: Payments) -> None:
     donation = load_charged_donation(store, message)
     if not donation.save_card:
         logger.warning("Tokenize message for a donation that did not ask to save the card; ignored")
@@ -54,7 +50,7 @@ def save_card(message: FollowUpMessage, *, store: DonationStore, payments: Strip
     logger.info("Card saved", extra={"card_brand": card.brand, "customer_id": card.customer_id})
 
 
-def send_receipt(message: FollowUpMessage, *, store: DonationStore, mailer: ReceiptMailer, lease_seconds: int) -> None:
+def send_receipt(message: FollowUpMessage, *, store: Store, mailer: Mailer, lease_seconds: int) -> None:
     """Claim, send, mark: a duplicate delivery finds the receipt claimed or sent and sends nothing.
 
     Crash window: if this process dies after SendGrid accepted the mail and before
@@ -96,7 +92,7 @@ def _duplicate(step: Step) -> None:
     logger.info("Step already done; duplicate delivery acknowledged", extra={"step": step.value})
 
 
-def _clear_earlier_failure(store: DonationStore, donation: Donation, step: Step) -> None:
+def _clear_earlier_failure(store: Store, donation: Donation, step: Step) -> None:
     if donation.failed_step is step:
         with contextlib.suppress(ConditionFailed):
             store.clear_step_failure(donation.donation_id, step)

@@ -13,39 +13,48 @@ acting (index reads are eventually consistent) and judges its age by the record'
 from __future__ import annotations
 
 import contextlib
-import time
-from dataclasses import dataclass
 from typing import Any
 
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
+from donations.conditional import ConditionFailed as ConditionFailed
+from donations.conditional import Lease, attempt_is, clock, condition_failed, conditional_update
 from donations.errors import DonationNotFound, IdempotencyKeyReused, RequestInProgress
 from donations.models import Donation, DonationRequest, DonationStatus, Step, StepStatus, utc_now
+from donations.ports import ReceiptClaim, SavedCard
 from donations.redaction import mask_email
 
 UNSETTLED_INDEX = "status-unsettled_since-index"
 UNSETTLED = "unsettled_since"
+_CHARGING = Lease("charging_until")
+_FOLLOWUPS = Lease("followups_claim_until")
+_RECEIPT = Lease("receipt_claim_until")
 
 
-class ConditionFailed(Exception):
-    """A conditional write lost: the record is not in the state the caller expected."""
-
-
-@dataclass(frozen=True)
-class SavedCard:
-    customer_id: str
-    payment_method_id: str
-    brand: str | None
-    last4: str | None
-    exp_month: int | None
-    exp_year: int | None
-
-
-@dataclass(frozen=True)
-class ReceiptClaim:
-    claimed: bool
-    donation: Donation | None
+def new_donation(donation_id: str, request: DonationRequest, correlation_id: str, *, charging_until: int) -> Donation:
+    """The record of a donation just submitted: pending, charged by nobody yet, held by its request."""
+    stamp = utc_now()
+    return Donation(
+        donation_id=donation_id,
+        status=DonationStatus.PENDING,
+        amount=request.amount,
+        currency=request.currency,
+        email=str(request.email),
+        email_masked=mask_email(str(request.email)),
+        name=request.name,
+        payment_method=request.payment_method,
+        save_card=request.save_card,
+        metadata=request.metadata,
+        request_hash=request.fingerprint(),
+        correlation_id=correlation_id,
+        created_at=stamp,
+        updated_at=stamp,
+        unsettled_since=stamp,
+        card_status=StepStatus.PENDING if request.save_card else StepStatus.NOT_REQUESTED,
+        charging_until=charging_until,
+        charge_attempt_started_at=stamp,
+    )
 
 
 class DonationStore:
@@ -79,28 +88,8 @@ class DonationStore:
         time), and a resubmission meanwhile raises RequestInProgress instead of reaching Stripe
         alongside it. A request that died leaves the lease to run out; one that failed gives it back.
         """
-        now = time.time() if now is None else now
-        stamp = utc_now()
-        donation = Donation(
-            donation_id=donation_id,
-            status=DonationStatus.PENDING,
-            amount=request.amount,
-            currency=request.currency,
-            email=str(request.email),
-            email_masked=mask_email(str(request.email)),
-            name=request.name,
-            payment_method=request.payment_method,
-            save_card=request.save_card,
-            metadata=request.metadata,
-            request_hash=request.fingerprint(),
-            correlation_id=correlation_id,
-            created_at=stamp,
-            updated_at=stamp,
-            unsettled_since=stamp,
-            card_status=StepStatus.PENDING if request.save_card else StepStatus.NOT_REQUESTED,
-            charging_until=int(now) + lease_seconds,
-            charge_attempt_started_at=stamp,
-        )
+        now = clock(now)
+        donation = new_donation(donation_id, request, correlation_id, charging_until=_CHARGING.ends(now, lease_seconds))
         try:
             self._table.put_item(
                 Item=donation.model_dump(mode="json", exclude_none=True),
@@ -108,7 +97,7 @@ class DonationStore:
             )
             return donation
         except ClientError as error:
-            if not _condition_failed(error):
+            if not condition_failed(error):
                 raise
         existing = self.require(donation_id)
         if existing.request_hash != donation.request_hash:
@@ -118,12 +107,11 @@ class DonationStore:
             )
         if existing.status is not DonationStatus.PENDING:
             return existing
-        unleased = Attr("charging_until").not_exists() | Attr("charging_until").lt(int(now))
         try:
             return self._update(
                 donation_id,
-                {"charging_until": int(now) + lease_seconds},
-                condition=Attr("status").eq(DonationStatus.PENDING.value) & unleased,
+                _CHARGING.until(now, lease_seconds),
+                condition=Attr("status").eq(DonationStatus.PENDING.value) & _CHARGING.free(now),
             )
         except ConditionFailed:
             raise RequestInProgress("This donation is being processed; retry in a moment.") from None
@@ -131,7 +119,7 @@ class DonationStore:
     def release_charging(self, donation_id: str) -> None:
         """Give the charging lease back after a failed attempt, so the donor's retry need not wait for it."""
         self._update(
-            donation_id, {}, remove=["charging_until"], condition=Attr("status").eq(DonationStatus.PENDING.value)
+            donation_id, {}, remove=[_CHARGING.attribute], condition=Attr("status").eq(DonationStatus.PENDING.value)
         )
 
     def mark_charge_attempt_spent(self, donation_id: str, attempt: int) -> None:
@@ -139,7 +127,7 @@ class DonationStore:
         self._update_quietly(
             donation_id,
             {"charge_attempt_spent": True},
-            condition=Attr("status").eq(DonationStatus.PENDING.value) & _attempt_is("charge_attempt", attempt),
+            condition=Attr("status").eq(DonationStatus.PENDING.value) & attempt_is("charge_attempt", attempt),
         )
 
     def next_charge_attempt(self, donation_id: str, spent_attempt: int) -> Donation:
@@ -157,7 +145,7 @@ class DonationStore:
                 "charge_attempt_spent": False,
             },
             condition=Attr("status").eq(DonationStatus.PENDING.value)
-            & _attempt_is("charge_attempt", spent_attempt)
+            & attempt_is("charge_attempt", spent_attempt)
             & Attr("charge_attempt_spent").eq(True),
         )
 
@@ -167,7 +155,7 @@ class DonationStore:
             self._update_quietly(
                 donation_id,
                 {"card_attempt": spent_attempt + 1},
-                condition=_attempt_is("card_attempt", spent_attempt),
+                condition=attempt_is("card_attempt", spent_attempt),
             )
 
     def mark_charged(
@@ -191,15 +179,14 @@ class DonationStore:
         if claim_followups_seconds is None:
             condition = condition | Attr("status").eq(DonationStatus.SUCCEEDED.value)
         else:
-            now = time.time() if now is None else now
-            values["followups_claim_until"] = int(now) + claim_followups_seconds
-        return self._update(donation_id, values, remove=["charging_until"], condition=condition)
+            values.update(_FOLLOWUPS.until(clock(now), claim_followups_seconds))
+        return self._update(donation_id, values, remove=[_CHARGING.attribute], condition=condition)
 
     def mark_requires_action(self, donation_id: str, payment_intent_id: str) -> Donation:
         return self._update(
             donation_id,
             {"status": DonationStatus.REQUIRES_ACTION.value, "payment_intent_id": payment_intent_id},
-            remove=["charging_until"],
+            remove=[_CHARGING.attribute],
             condition=Attr("status").is_in(_OPEN_STATUSES),
         )
 
@@ -212,7 +199,7 @@ class DonationStore:
                 "payment_intent_id": payment_intent_id,
                 "failure_reason": f"card_declined:{decline_code}",
             },
-            remove=[UNSETTLED, "charging_until"],
+            remove=[UNSETTLED, _CHARGING.attribute],
             condition=Attr("status").is_in(_OPEN_STATUSES),
         )
 
@@ -220,7 +207,7 @@ class DonationStore:
         return self._update(
             donation_id,
             {"status": DonationStatus.FAILED.value, "failure_reason": reason},
-            remove=[UNSETTLED, "charging_until"],
+            remove=[UNSETTLED, _CHARGING.attribute],
             condition=Attr("status").is_in(_OPEN_STATUSES),
         )
 
@@ -228,7 +215,7 @@ class DonationStore:
         return self._update(
             donation_id,
             {"status": DonationStatus.CANCELED.value, "failure_reason": reason, "payment_intent_id": payment_intent_id},
-            remove=[UNSETTLED, "charging_until"],
+            remove=[UNSETTLED, _CHARGING.attribute],
             condition=Attr("status").is_in(_OPEN_STATUSES),
         )
 
@@ -283,14 +270,14 @@ class DonationStore:
         fail. Claimed: ``donation`` is the record as it was just before the claim. Not claimed: as
         it is now (None if there is no such donation), for the caller to tell why.
         """
-        now = time.time() if now is None else now
+        now = clock(now)
         claimable = Attr("receipt_status").is_in([StepStatus.PENDING.value, StepStatus.FAILED.value]) | (
-            Attr("receipt_status").eq(StepStatus.IN_PROGRESS.value) & Attr("receipt_claim_until").lt(int(now))
+            Attr("receipt_status").eq(StepStatus.IN_PROGRESS.value) & _RECEIPT.expired(now)
         )
         try:
             before = self._update(
                 donation_id,
-                {"receipt_status": StepStatus.IN_PROGRESS.value, "receipt_claim_until": int(now) + lease_seconds},
+                {"receipt_status": StepStatus.IN_PROGRESS.value, **_RECEIPT.until(now, lease_seconds)},
                 condition=Attr("status").eq(DonationStatus.SUCCEEDED.value) & claimable,
                 returning="ALL_OLD",
             )
@@ -302,7 +289,7 @@ class DonationStore:
         self._update_quietly(
             donation_id,
             {"receipt_status": StepStatus.DONE.value, "receipt_message_id": message_id, "receipt_sent_at": utc_now()},
-            remove=["receipt_claim_until"],
+            remove=[_RECEIPT.attribute],
             condition=Attr("receipt_status").eq(StepStatus.IN_PROGRESS.value),
         )
 
@@ -311,7 +298,7 @@ class DonationStore:
         self._update_quietly(
             donation_id,
             {"receipt_status": StepStatus.PENDING.value},
-            remove=["receipt_claim_until"],
+            remove=[_RECEIPT.attribute],
             condition=Attr("receipt_status").eq(StepStatus.IN_PROGRESS.value),
         )
 
@@ -321,7 +308,7 @@ class DonationStore:
         self._update_quietly(
             donation_id,
             {status_field: StepStatus.FAILED.value, "failed_step": step.value, "failure_reason": reason},
-            remove=["receipt_claim_until"] if step is Step.SEND_RECEIPT else [],
+            remove=[_RECEIPT.attribute] if step is Step.SEND_RECEIPT else [],
             condition=Attr(status_field).ne(StepStatus.DONE.value),
         )
 
@@ -343,14 +330,13 @@ class DonationStore:
         donation at once: the lease lets one of them publish. A publisher that dies keeps it until
         it runs out, then the reconciler may take it.
         """
-        now = time.time() if now is None else now
+        now = clock(now)
         unpublished = Attr("followups_published").eq(False) | Attr("followups_published").not_exists()
-        unclaimed = Attr("followups_claim_until").not_exists() | Attr("followups_claim_until").lt(int(now))
         try:
             self._update(
                 donation_id,
-                {"followups_claim_until": int(now) + lease_seconds},
-                condition=Attr("status").eq(DonationStatus.SUCCEEDED.value) & unpublished & unclaimed,
+                _FOLLOWUPS.until(now, lease_seconds),
+                condition=Attr("status").eq(DonationStatus.SUCCEEDED.value) & unpublished & _FOLLOWUPS.free(now),
             )
         except ConditionFailed:
             return False
@@ -358,7 +344,7 @@ class DonationStore:
 
     def release_followups_claim(self, donation_id: str) -> None:
         """Give the lease back after a failed publish, so the next attempt need not wait for it."""
-        self._update_quietly(donation_id, {}, remove=["followups_claim_until"])
+        self._update_quietly(donation_id, {}, remove=[_FOLLOWUPS.attribute])
 
     def find_by_payment_intent(self, payment_intent_id: str) -> str | None:
         """The donation charged through this PaymentIntent (a dispute names only the intent and charge).
@@ -402,59 +388,20 @@ class DonationStore:
         returning: str = "ALL_NEW",
     ) -> Donation:
         """A conditional update; the record as it is after it (or before it, with ``returning="ALL_OLD"``)."""
-        item = self._write(donation_id, values, remove=remove, condition=condition, returning=returning)
+        item = conditional_update(
+            self._table, {"donation_id": donation_id}, values, remove=remove, condition=condition, returning=returning
+        )
         return Donation.model_validate(item)
 
     def _update_quietly(
         self, donation_id: str, values: dict[str, Any], *, remove: list[str] | None = None, condition: Any = None
     ) -> None:
         """The same, for a caller that needs no record back: DynamoDB sends none, and none is parsed."""
-        self._write(donation_id, values, remove=remove, condition=condition, returning="NONE")
-
-    def _write(
-        self,
-        donation_id: str,
-        values: dict[str, Any],
-        *,
-        remove: list[str] | None,
-        condition: Any,
-        returning: str,
-    ) -> dict[str, Any]:
-        # None removes the attribute (it reads back as None all the same): DynamoDB refuses a NULL
-        # in an index key, such as payment_intent_id in mark_declined(..., None).
-        remove = [*(remove or []), *(name for name, value in values.items() if value is None)]
-        values = {**{name: value for name, value in values.items() if value is not None}, "updated_at": utc_now()}
-        names = {f"#{index}": name for index, name in enumerate(values)}
-        set_clause = ", ".join(f"#{index} = :{index}" for index in range(len(values)))
-        attribute_values = {f":{index}": value for index, value in enumerate(values.values())}
-        removed = {f"#r{index}": name for index, name in enumerate(remove or [])}
-        expression = f"SET {set_clause}" + (f" REMOVE {', '.join(removed)}" if removed else "")
-        key_exists = Attr("donation_id").exists()
-        arguments: dict[str, Any] = {
-            "Key": {"donation_id": donation_id},
-            "UpdateExpression": expression,
-            "ExpressionAttributeNames": {**names, **removed},
-            "ExpressionAttributeValues": attribute_values,
-            "ConditionExpression": key_exists & condition if condition is not None else key_exists,
-            "ReturnValues": returning,
-        }
-        try:
-            return dict(self._table.update_item(**arguments).get("Attributes", {}))
-        except ClientError as error:
-            if _condition_failed(error):
-                raise ConditionFailed(donation_id) from error
-            raise
+        conditional_update(
+            self._table, {"donation_id": donation_id}, values, remove=remove, condition=condition, returning="NONE"
+        )
 
 
 _OPEN_STATUSES = [DonationStatus.PENDING.value, DonationStatus.REQUIRES_ACTION.value]
 # Sparse (only donations that reached Stripe have a payment_intent_id), keys only: see find_by_payment_intent.
 PAYMENT_INTENT_INDEX = "payment_intent_id-index"
-
-
-def _attempt_is(name: str, attempt: int) -> Any:
-    # Records written before attempts were counted have no such attribute: they are at attempt 0.
-    return Attr(name).eq(attempt) | Attr(name).not_exists() if attempt == 0 else Attr(name).eq(attempt)
-
-
-def _condition_failed(error: ClientError) -> bool:
-    return bool(error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")

@@ -34,13 +34,13 @@ from typing import Any
 import stripe
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from donations.charge import publish_follow_ups
 from donations.errors import DonationNotRecordedYet, InvalidWebhookEvent, InvalidWebhookSignature
-from donations.messages import FollowUpPublisher
+from donations.followups import publish_follow_ups
 from donations.models import Donation, DonationStatus
 from donations.observability import MetricUnit, logger, metrics
 from donations.payments import donor_safe_decline_code
-from donations.store import ConditionFailed, DonationStore
+from donations.ports import Publisher, Store
+from donations.store import ConditionFailed
 
 SIGNATURE_HEADER = "Stripe-Signature"
 SIGNATURE_TOLERANCE_SECONDS = 300
@@ -100,9 +100,7 @@ def handles(event_type: str) -> bool:
     return event_type in _HANDLERS
 
 
-def handle_event(
-    event: StripeEvent, *, store: DonationStore, publisher: FollowUpPublisher, now: float | None = None
-) -> WebhookOutcome:
+def handle_event(event: StripeEvent, *, store: Store, publisher: Publisher, now: float | None = None) -> WebhookOutcome:
     """Apply one verified event. Raises DonationNotRecordedYet (409) for an early event."""
     apply = _HANDLERS.get(event.type)
     if apply is None:
@@ -116,8 +114,8 @@ def handle_event(
 @dataclass(frozen=True)
 class _Delivery:
     event: StripeEvent
-    store: DonationStore
-    publisher: FollowUpPublisher
+    store: Store
+    publisher: Publisher
     now: float
 
     @property

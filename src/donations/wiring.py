@@ -1,16 +1,27 @@
-"""Builds the real clients from settings. Handlers cache one ``Wiring`` per cold start; tests build their own."""
+"""Builds the real clients from settings. Handlers cache one ``Wiring`` per cold start; tests build their own.
+
+A function's settings class carries the sections its adapters need (donations.settings): asking a
+``Wiring`` for an adapter whose section its settings lack is a programming error (TypeError).
+"""
 
 from __future__ import annotations
 
 from functools import cached_property, lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
 from botocore.config import Config
 
-from donations.messages import FollowUpPublisher
+from donations.followups import FollowUpPublisher
 from donations.secrets import ApiKeys
-from donations.settings import Settings
+from donations.settings import (
+    FollowUpQueues,
+    MailSettings,
+    SendGridSettings,
+    StripeClientSettings,
+    StripeSettings,
+    TableSettings,
+)
 from donations.store import DonationStore
 
 if TYPE_CHECKING:
@@ -19,15 +30,32 @@ if TYPE_CHECKING:
 
     from donations.mail import ReceiptMailer
     from donations.payments import StripePayments
+    from donations.ports import Mailer, Payments, Publisher, Store
+
+    # The real adapters fit the core's ports (mypy checks these assignments structurally).
+    _ADAPTERS: tuple[type[Store], type[Payments], type[Mailer], type[Publisher]] = (
+        DonationStore,
+        StripePayments,
+        ReceiptMailer,
+        FollowUpPublisher,
+    )
 
 # Short timeouts and the SDK's standard retry mode: a slow AWS call must not eat the function's budget.
 AWS_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
 
 
+Section = TypeVar("Section")
+
+
 class Wiring:
-    def __init__(self, settings: Settings, session: boto3.session.Session | None = None) -> None:
+    def __init__(self, settings: TableSettings, session: boto3.session.Session | None = None) -> None:
         self.settings = settings
         self._session = session or boto3.session.Session()
+
+    def _section(self, section: type[Section]) -> Section:
+        if not isinstance(self.settings, section):
+            raise TypeError(f"{type(self.settings).__name__} lacks {section.__name__}: this function cannot use it")
+        return self.settings
 
     def client(self, service: str) -> Any:
         return self._session.client(service, config=AWS_CONFIG)
@@ -47,7 +75,7 @@ class Wiring:
 
     @cached_property
     def publisher(self) -> FollowUpPublisher:
-        return FollowUpPublisher(self.sqs, self.settings)
+        return FollowUpPublisher(self.sqs, self._section(FollowUpQueues))
 
     @cached_property
     def api_keys(self) -> ApiKeys:
@@ -63,25 +91,27 @@ class Wiring:
         from donations.payments import StripePayments
 
         # The key is re-read (through the cache) on every call so a rotated secret takes effect.
-        return StripePayments(_stripe_client(self.settings, self.api_keys.get(self.settings.stripe_secret_name)))
+        settings = self._section(StripeSettings)
+        return StripePayments(_stripe_client(settings, self.api_keys.get(settings.stripe_secret_name)))
 
     @property
     def mailer(self) -> ReceiptMailer:
         from donations.mail import ReceiptMailer
 
-        key = self.api_keys.get(self.settings.sendgrid_secret_name)
-        return ReceiptMailer(_sendgrid_client(self.settings, key), self.settings)
+        settings = self._section(SendGridSettings)
+        key = self.api_keys.get(settings.sendgrid_secret_name)
+        return ReceiptMailer(_sendgrid_client(settings, key), settings)
 
 
 @lru_cache(maxsize=4)
-def _stripe_client(settings: Settings, api_key: str) -> stripe.StripeClient:
+def _stripe_client(settings: StripeClientSettings, api_key: str) -> stripe.StripeClient:
     from donations.payments import build_stripe_client
 
     return build_stripe_client(settings, api_key)
 
 
 @lru_cache(maxsize=4)
-def _sendgrid_client(settings: Settings, api_key: str) -> SendGridAPIClient:
+def _sendgrid_client(settings: MailSettings, api_key: str) -> SendGridAPIClient:
     from donations.mail import build_sendgrid_client
 
     return build_sendgrid_client(settings, api_key)

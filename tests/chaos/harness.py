@@ -21,12 +21,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from donations.models import DonationStatus, StepStatus
-from infra.events import sqs_event
+from donations_ops.redrive import copy_messages
 from infra.local.alarms import AlarmEvaluator
 from infra.local.delivery import BatchResult, EventSource, deliver_batch
+from infra.local.events import sqs_event
 from infra.local.metrics import QueueMetrics
-from infra.ops.redrive import copy_messages
-from tests.world import CONSUMERS, QUEUES, World
+from tests.support.world import CONSUMERS, QUEUES, World
 
 PAYMENT_METHODS = [
     ("pm_card_visa", 0.55),

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     from infra.local.pipeline import Pipeline, ProviderEndpoints
     from tests.chaos.harness import ChaosConfig, ChaosRun, timed
     from tests.conftest import TEST_ENVIRONMENT
-    from tests.world import World
+    from tests.support.world import World
 
     failures = 0
     with StripeEmulator() as stripe, SendGridEmulator() as sendgrid, mock_aws():

@@ -3,7 +3,7 @@
 import pytest
 
 from tests.chaos.harness import ChaosConfig, ChaosRun
-from tests.world import World
+from tests.support.world import World
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 

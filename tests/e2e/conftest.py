@@ -25,8 +25,12 @@ E2E_ENVIRONMENT = {
 }
 
 
-def start_stack(tmp_dir: Path) -> RunningStack:
-    return start_local_stack(tmp_dir / "local-stack.log", stack_name="donations-e2e", extra_env=E2E_ENVIRONMENT)
+def start_stack(tmp_dir: Path, ports: dict[str, int] | None = None) -> RunningStack:
+    """The run command with the e2e settings; on ``ports`` (``RunningStack.ports``), else on free ones."""
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    return start_local_stack(
+        tmp_dir / "local-stack.log", stack_name="donations-e2e", extra_env=E2E_ENVIRONMENT, ports=ports
+    )
 
 
 @pytest.fixture(scope="session")

@@ -18,10 +18,9 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
 from donations.redaction import looks_like_card_number
-from infra.emulators.base import EmulatorControl
+from infra.emulators.control import EmulatorControl
 from infra.emulators.sendgrid_emulator import SendGridControl
 from tests.e2e.conftest import donate, wait_for
-from tests.hostile import count
 from tests.integration.test_hostile_properties import (
     INVALID_UTF8,
     bodies_with_a_repeated_key,
@@ -29,6 +28,7 @@ from tests.integration.test_hostile_properties import (
     header_lines,
     json_media_types,
 )
+from tests.support.hostile import count
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -29,7 +29,7 @@ def _ops_local(stack, *args: str) -> subprocess.CompletedProcess[str]:
     }
     env.pop("DONATIONS_OPS_ENDPOINT", None)
     return subprocess.run(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "infra.ops", "--local", *args],
+        [sys.executable, "-m", "donations_ops", "--local", *args],
         capture_output=True,
         text=True,
         timeout=60,

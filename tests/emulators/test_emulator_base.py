@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from infra.emulators.base import EmulatorControl, _Handler
+from infra.emulators.control import EmulatorControl
 from infra.emulators.faults import FaultInjector
 from infra.emulators.sendgrid_emulator import SendGridEmulator
+from infra.emulators.serving import _Handler
 from infra.emulators.stripe import FormError, SearchQueryError, StripeEmulator, clause_matches, parse_form, parse_search
 
 pytestmark = pytest.mark.integration

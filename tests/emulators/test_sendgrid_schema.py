@@ -11,7 +11,7 @@ from jsonschema import Draft202012Validator
 
 from donations.mail import receipt_mail
 from donations.models import Donation, DonationStatus
-from donations.settings import Settings
+from donations.settings import MailSettings
 from infra.emulators import sendgrid_schema
 from infra.emulators.sendgrid_schema import (
     CONTENT_ORDER,
@@ -33,7 +33,7 @@ from infra.emulators.sendgrid_schema import (
 pytestmark = pytest.mark.unit
 
 # The template's parameter defaults (template.yaml): what a deployed stack sends with.
-SETTINGS = Settings(
+SETTINGS = MailSettings(
     receipt_template_id="d-00000000000000000000000000000000",
     receipt_from_email="receipts@example.org",
     org_name="Example Charity",

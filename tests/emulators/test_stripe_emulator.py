@@ -11,7 +11,7 @@ import pytest
 import requests
 import stripe
 
-from infra.emulators.base import EmulatorControlError
+from infra.emulators.control import EmulatorControlError
 from infra.emulators.stripe import (
     REUSED_PM_MESSAGE,
     UNATTACHABLE_PM_MESSAGE,

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import stripe
 
-from infra.emulators.base import EmulatorControlError
+from infra.emulators.control import EmulatorControlError
 from infra.emulators.sendgrid_emulator import SendGridEmulator
 from infra.emulators.stripe import KEY_LIFETIME_SECONDS, StripeControl, StripeEmulator
 

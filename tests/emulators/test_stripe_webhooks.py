@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import stripe
 
-from infra.emulators.base import EmulatorControlError
+from infra.emulators.control import EmulatorControlError
 from infra.emulators.stripe import (
     CONTENT_TYPE,
     DEFAULT_API_VERSION,

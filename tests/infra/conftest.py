@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from moto import mock_aws
 
-from infra.cfn import AwsClients, Template, load_template, translate
+from infra.deploy import AwsClients, Template, load_template, translate
 from tests.infra.template_contracts import Deployed, deploy_and_observe, isolated_clients
 from tests.infra.tooling import TEMPLATE
 

@@ -3,7 +3,7 @@
 Each check reads a :class:`Deployed`: the translated CloudFormation template plus what moto
 created from it, described through boto3. Where moto ignores a property (table PITR/SSE/TTL,
 RedriveAllowPolicy) or the resource is not created in moto at all (event source mappings,
-API Gateway: see infra.cfn), the check reads the translated template instead and says so.
+API Gateway: see infra.deploy), the check reads the translated template instead and says so.
 
 The same functions serve the main contract test (expects []) and the mutation tests, which break
 the template on purpose and expect the matching check to complain.
@@ -20,7 +20,7 @@ from typing import Any
 
 import boto3
 
-from infra.cfn import (
+from infra.deploy import (
     AwsClients,
     EventSourceSpec,
     FunctionSpec,
@@ -157,7 +157,7 @@ def isolated_clients(*, endpoint_url: str | None = None) -> AwsClients:
 
 
 def deploy_and_observe(cfn_template: Template, clients: AwsClients, stack_name: str, **parameters: Any) -> Deployed:
-    """Create the translated template in moto (see infra.cfn.deploy_to_moto) and describe it."""
+    """Create the translated template in moto (see infra.deploy.deploy_to_moto) and describe it."""
     stack = deploy_to_moto(cfn_template, stack_name=stack_name, parameters=parameters, clients=clients)
     return observe(cfn_template, stack, clients)
 

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.cfn import PROJECT_ROOT, Template
+from infra.deploy import PROJECT_ROOT, Template
+from tests.infra.template_contracts import Deployed
 from tests.infra.tooling import tool, tool_env
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
@@ -126,19 +127,20 @@ def test_arm64_build_has_each_handler_and_the_core_layer(sam_template: Template,
     ["ChargeFunction", "TokenizeFunction", "SendReceiptFunction", "ReconcilerFunction", "StripeWebhookFunction"],
 )
 def test_built_handler_imports_like_on_lambda(
-    sam_template: Template, builds: dict[str, Path], tmp_path: Path, logical_id: str
+    sam_template: Template, builds: dict[str, Path], deployed: Deployed, tmp_path: Path, logical_id: str
 ) -> None:
     build = builds["arm64" if HOST_IS_ARM else "x86_64"]
     handler = _functions(sam_template)[logical_id]
     function_dir, layer_dir = build / logical_id, build / "CoreLayer" / "python"
     path = os.pathsep.join(map(str, (function_dir, layer_dir, _runtime_provided(tmp_path / "runtime"))))
     env = {
+        # The function's variables as the template sets them (resolved by the stack in moto): its
+        # settings are read, and required, during INIT.
+        **deployed.stack.functions[logical_id].environment,
         "PATH": os.environ["PATH"],
         "PYENV_VERSION": PYENV_VERSION,
         "PYTHONPATH": path,
         "AWS_DEFAULT_REGION": "us-east-1",
-        "POWERTOOLS_SERVICE_NAME": logical_id,
-        "POWERTOOLS_METRICS_NAMESPACE": "DonationPipeline",
     }
 
     result = subprocess.run(  # noqa: S603 - fixed arguments

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from infra.cfn import PROJECT_ROOT, Template
+from infra.deploy import PROJECT_ROOT, Template
 from tests.infra.tooling import TEMPLATE, tool, tool_env
 
 pytestmark = pytest.mark.infra

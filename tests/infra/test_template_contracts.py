@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from moto.server import ThreadedMotoServer
 
-from infra.cfn import AwsClients, Template, deploy_to_moto
+from infra.deploy import AwsClients, Template, deploy_to_moto
 from tests.infra.template_contracts import CHECKS, Deployed, Violations, isolated_clients
 
 pytestmark = pytest.mark.infra
@@ -134,15 +134,23 @@ def test_function_shape(deployed: Deployed, logical_id: str) -> None:
 
 @pytest.mark.parametrize("logical_id", FUNCTIONS)
 def test_function_environment_names_what_the_code_reads(deployed: Deployed, logical_id: str) -> None:
-    from donations.settings import Settings
+    from donations.settings import FUNCTION_SETTINGS, required_variables
 
     env = deployed.stack.functions[logical_id].environment
-    # Every variable the code needs is set...
+    # Every variable the code needs is set: the ones this function's settings require (else its INIT
+    # fails), and those the contract lists...
+    assert required_variables(FUNCTION_SETTINGS[logical_id]) <= env.keys()
     assert COMMON_ENV | FUNCTION_ENV[logical_id] <= env.keys()
     # ...and every variable set is read by someone (Powertools, pydantic or our settings): no typos.
-    fields = {name.upper() for name in Settings.model_fields}
+    fields = {name.upper() for settings in FUNCTION_SETTINGS.values() for name in settings.model_fields}
     libraries = ("POWERTOOLS_", "PYDANTIC_")
     assert {name for name in env if not name.startswith(libraries)} <= fields
+
+
+def test_every_function_of_the_template_declares_its_settings(deployed: Deployed) -> None:
+    from donations.settings import FUNCTION_SETTINGS
+
+    assert set(FUNCTION_SETTINGS) == set(deployed.stack.functions)
 
 
 def test_environment_values_point_at_this_stack(deployed: Deployed) -> None:

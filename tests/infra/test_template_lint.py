@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from infra.cfn import PROJECT_ROOT, Template
+from infra.deploy import PROJECT_ROOT, Template
 from tests.infra.tooling import TEMPLATE, tool, tool_env
 
 pytestmark = pytest.mark.infra

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from infra.cfn import AwsClients, Template, translate
+from infra.deploy import AwsClients, Template, translate
 from tests.infra.template_contracts import CHECKS, deploy_and_observe
 
 pytestmark = pytest.mark.infra

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.cfn import PROJECT_ROOT
+from infra.deploy import PROJECT_ROOT
 
 TEMPLATE = PROJECT_ROOT / "template.yaml"
 TOOLS = PROJECT_ROOT / ".tools"

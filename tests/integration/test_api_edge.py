@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from infra.events import api_gateway_event
-from tests.world import DONATION
+from infra.local.events import api_gateway_event
+from tests.support.world import DONATION
 
 pytestmark = pytest.mark.integration
 

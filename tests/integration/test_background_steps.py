@@ -8,7 +8,7 @@ import pytest
 
 from donations.models import DonationStatus, FollowUpMessage, Step, StepStatus
 from donations.steps import send_receipt
-from tests.world import DONATION
+from tests.support.world import DONATION
 
 pytestmark = pytest.mark.integration
 
@@ -238,7 +238,7 @@ def test_a_declined_donation_never_reaches_the_queues(world):
 
 def test_racing_receipt_claims_on_one_donation_let_exactly_one_win(world):
     # The records of a batch run side by side, so two deliveries of one receipt can claim at the same
-    # instant. DynamoDB lets one conditional write win; moto needed infra.moto_atomic to do the same.
+    # instant. DynamoDB lets one conditional write win; moto needed infra.deploy.moto_atomic to do the same.
     donation_id = _donate(world, "key-race", save_card=False)
     store = world.wiring.store
     for attempt in range(30):

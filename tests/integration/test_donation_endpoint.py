@@ -5,9 +5,9 @@ import json
 import pytest
 
 from donations.charge import submit_donation
-from donations.messages import FollowUpPublisher
+from donations.followups import FollowUpPublisher
 from donations.models import DonationRequest, DonationStatus
-from tests.world import DONATION, Crash, CrashOn
+from tests.support.world import DONATION, Crash, CrashOn
 
 pytestmark = pytest.mark.integration
 
@@ -243,7 +243,7 @@ def test_follow_ups_not_published_are_flagged_for_the_reconciler_and_the_donor_s
         world.wiring.sqs, world.settings.model_copy(update={"receipt_queue_url": world.missing_queue_url()})
     )
     answer = submit_donation(
-        DonationRequest.model_validate(DONATION),
+        DonationRequest.with_limits(world.settings.request_limits).model_validate(DONATION),
         "key-sqs-down",
         "corr-1",
         store=world.wiring.store,

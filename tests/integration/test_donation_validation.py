@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.world import DONATION
+from tests.support.world import DONATION
 
 pytestmark = pytest.mark.integration
 

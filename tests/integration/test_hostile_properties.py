@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from infra.events import api_gateway_event
-from tests.hostile import count
-from tests.world import DONATION, World
+from infra.local.events import api_gateway_event
+from tests.support.hostile import count
+from tests.support.world import DONATION, World
 
 pytestmark = pytest.mark.integration
 

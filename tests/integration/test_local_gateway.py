@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.e2e.conftest import wait_for
-from tests.world import DONATION, SlowOn
+from tests.support.world import DONATION, SlowOn
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,8 @@ from botocore.exceptions import EndpointConnectionError
 
 from donations.models import DonationStatus, StepStatus
 from infra.emulators.stripe import encode_event, sign_payload
-from tests.sam_events import invoke, sam_event, sqs_record_with, with_lowercase_headers
-from tests.world import DONATION, CrashOn
+from tests.support.sam_events import invoke, sam_event, sqs_record_with, with_lowercase_headers
+from tests.support.world import DONATION, CrashOn
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from donations.models import DonationStatus, StepStatus
-from tests.world import DONATION as SAMPLE
-from tests.world import Crash, CrashOn
+from tests.support.world import DONATION as SAMPLE
+from tests.support.world import Crash, CrashOn
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ import pytest
 from donations.models import Step, StepStatus
 from infra.local.alarms import AlarmEvaluator
 from infra.local.metrics import emf_metric_data, put_metric
-from tests.world import DONATION
+from tests.support.world import DONATION
 
 pytestmark = pytest.mark.integration
 

@@ -1,8 +1,8 @@
-"""`make smoke` (infra.smoke) run against the emulators, so the live smoke test cannot rot."""
+"""`make smoke` (donations_ops.smoke) run against the emulators, so the live smoke test cannot rot."""
 
 import pytest
 
-from infra import smoke
+from donations_ops import smoke
 
 pytestmark = pytest.mark.integration
 

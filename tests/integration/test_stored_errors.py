@@ -10,7 +10,7 @@ import pytest
 import stripe
 
 from donations.models import DonationStatus, StepStatus
-from tests.world import DONATION
+from tests.support.world import DONATION
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ import pytest
 from infra.emulators.stripe.contract import check_params
 from infra.emulators.stripe.routes import match
 from infra.emulators.stripe.wire import parse_form
-from tests.world import DONATION, Crash, CrashOn
+from tests.support.world import DONATION, Crash, CrashOn
 
 pytestmark = pytest.mark.integration
 

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 import stripe
 
-from donations.charge import publish_follow_ups
+from donations.followups import publish_follow_ups
 from donations.models import DonationStatus, StepStatus
 from donations.webhooks import HANDLED_EVENT_TYPES
 from infra.local.alarms import AlarmEvaluator
 from infra.local.metrics import emf_metric_data, put_metric
-from tests.world import DONATION as SAMPLE
+from tests.support.world import DONATION as SAMPLE
 
 pytestmark = pytest.mark.integration
 

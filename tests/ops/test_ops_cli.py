@@ -11,12 +11,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 from donations.models import FollowUpMessage, Step, StepStatus
-from infra.ops.alarms import stack_alarms
-from infra.ops.aws import LOCAL_ENDPOINT, make_clients, resolve_endpoint
-from infra.ops.cli import main
-from infra.ops.redrive import Pacer, copy_messages, redrive
-from infra.ops.stack import QueueNotFound, discover, resolve_dlq
-from tests.world import DONATION as SAMPLE
+from donations_ops.alarms import stack_alarms
+from donations_ops.aws import LOCAL_ENDPOINT, make_clients, resolve_endpoint
+from donations_ops.cli import main
+from donations_ops.redrive import Pacer, copy_messages, redrive
+from donations_ops.stack import QueueNotFound, discover, resolve_dlq
+from tests.support.world import DONATION as SAMPLE
 
 pytestmark = pytest.mark.integration
 

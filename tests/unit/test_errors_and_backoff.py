@@ -9,7 +9,6 @@ from python_http_client import exceptions as http_errors
 
 from donations.consumer import backoff_seconds
 from donations.errors import Classified, PermanentStepFailure, RetryableStepFailure, classify
-from donations.settings import Settings
 
 pytestmark = pytest.mark.unit
 
@@ -55,10 +54,9 @@ def test_failures_that_retrying_cannot_fix_are_permanent(error):
 
 
 def test_backoff_grows_exponentially_within_jitter_and_is_capped():
-    settings = Settings(backoff_base_seconds=10, backoff_cap_seconds=300)
     rng = random.Random(7)
     for receive_count, ceiling in [(1, 10), (2, 20), (3, 40), (4, 80), (5, 160), (6, 300), (12, 300)]:
-        delays = [backoff_seconds(receive_count, settings, rng) for _ in range(50)]
+        delays = [backoff_seconds(receive_count, base=10, cap=300, rng=rng) for _ in range(50)]
         assert all(ceiling / 2 - 1 <= delay <= ceiling for delay in delays), (receive_count, delays)
         assert len(set(delays)) > 1 or ceiling <= 10  # jitter spreads retries apart
 

@@ -3,9 +3,14 @@ from pydantic import ValidationError
 
 from donations.charge import DONATION_ID, donation_id_for
 from donations.mail import format_amount
-from donations.models import DonationRequest
+from donations.models import DonationRequest, RequestLimits
 
 pytestmark = pytest.mark.unit
+
+# The template's defaults (AllowedCurrencies, MinAmount, MaxAmount).
+DonationRequest = DonationRequest.with_limits(
+    RequestLimits(frozenset({"usd", "eur", "gbp", "cad", "aud"}), 100, 5_000_000)
+)
 
 VALID = {
     "amount": 2500,

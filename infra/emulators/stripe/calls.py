@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from infra.emulators.base import Request, Response
+from infra.emulators.serving import Request, Response
 from infra.emulators.stripe import errors, routes
 from infra.emulators.stripe.auth import authenticate
 from infra.emulators.stripe.clock import Clock

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from infra.emulators.base import EmulatorControl, Request, Response
+from infra.emulators.control import EmulatorControl
+from infra.emulators.serving import Request, Response
 from infra.emulators.stripe.webhook_settings import MAX_WAIT_SECONDS
 
 if TYPE_CHECKING:

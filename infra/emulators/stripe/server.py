@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
-from infra.emulators.base import EmulatorServer, Request, Response, _Handler
+from infra.emulators.base import EmulatorServer
 from infra.emulators.faults import ALL_KINDS, Fault
+from infra.emulators.serving import Request, Response, _Handler
 from infra.emulators.stripe import errors, routes
 from infra.emulators.stripe.actions import StripeActions
 from infra.emulators.stripe.calls import ApiCall, prepare

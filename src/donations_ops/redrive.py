@@ -16,9 +16,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from infra.ops.aws import Clients
-from infra.ops.queues import Message, receive, release
-from infra.ops.stack import OpsError, Queue, Stack
+from donations_ops.aws import Clients
+from donations_ops.queues import Message, receive, release
+from donations_ops.stack import OpsError, Queue, Stack
 
 COPY_VISIBILITY_SECONDS = 30
 """How long a message being copied stays hidden in the DLQ; batches are sized to finish well within it."""

@@ -10,11 +10,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from donations.models import Donation, FollowUpMessage, Step
-from donations.settings import get_settings
+from donations.settings import (
+    ChargeSettings,
+    ReconcilerSettings,
+    SendReceiptSettings,
+    StripeWebhookSettings,
+    TokenizeSettings,
+)
 from donations.wiring import Wiring
 from infra.emulators.stripe import encode_event, sign_payload
-from infra.events import scheduled_event
 from infra.local.delivery import BatchResult, deliver_batch, drain
+from infra.local.events import scheduled_event
 from infra.local.pipeline import ApiAnswer, Pipeline
 
 # A valid donation body; tests change one field at a time with {**DONATION, "field": value}.
@@ -37,12 +43,19 @@ QUEUES = {
 CONSUMERS = {"tokenize": "TokenizeFunction", "receipt": "SendReceiptFunction"}
 
 
+class AllFunctionSettings(
+    ChargeSettings, TokenizeSettings, SendReceiptSettings, ReconcilerSettings, StripeWebhookSettings
+):
+    """Every function's settings at once: the tests' process holds all their variables (the pipeline
+    merges the functions' environments into it), and the world uses every adapter."""
+
+
 class World:
     def __init__(self, pipeline: Pipeline, stripe: Any, sendgrid: Any) -> None:
         self.pipeline = pipeline
         self.stripe = stripe
         self.sendgrid = sendgrid
-        self.settings = get_settings()
+        self.settings = AllFunctionSettings.from_env()
         self.wiring = Wiring(self.settings)
         self.sqs = pipeline.clients("sqs")
         self._in_flight: dict[str, list[str]] = {name: [] for name in CONSUMERS}

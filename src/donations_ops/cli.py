@@ -1,6 +1,6 @@
 """donations-ops: queue depths, DLQ contents, alarm states and redrives for one pipeline stack.
 
-The CLI only parses arguments and prints; the work is done by the functions in infra.ops.
+The CLI only parses arguments and prints; the work is done by the functions in donations_ops.
 Exit codes: 0 ok, 1 problems found (or a redrive/replay that did not fully succeed),
 2 usage or configuration error (unknown stack or queue, no credentials, endpoint unreachable).
 """
@@ -21,11 +21,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from infra.ops.alarms import AlarmState, stack_alarms
-from infra.ops.aws import Clients, make_clients, resolve_endpoint
-from infra.ops.queues import PEEK_LIMIT, DlqMessage, QueueDepth, list_dlq, queue_depths
-from infra.ops.redrive import MessageNotFound, RedriveResult, redrive, replay
-from infra.ops.stack import OpsError, Stack, discover, resolve_dlq
+from donations_ops.alarms import AlarmState, stack_alarms
+from donations_ops.aws import Clients, make_clients, resolve_endpoint
+from donations_ops.queues import PEEK_LIMIT, DlqMessage, QueueDepth, list_dlq, queue_depths
+from donations_ops.redrive import MessageNotFound, RedriveResult, redrive, replay
+from donations_ops.stack import OpsError, Stack, discover, resolve_dlq
 
 DEFAULT_STACK = "donations-local"
 LOCAL_STACK_ENV = "DONATIONS_STACK_NAME"

@@ -9,7 +9,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from infra.ops.aws import Clients
+from donations_ops.aws import Clients
 
 QUEUE_TYPE = "AWS::SQS::Queue"
 TABLE_TYPE = "AWS::DynamoDB::Table"
@@ -55,7 +55,7 @@ class Stack:
     topics: dict[str, str] = field(default_factory=dict)
     """Logical id -> topic ARN."""
     alarm_names: tuple[str, ...] = ()
-    """Alarms that are stack resources (on AWS; moto skips them, see :mod:`infra.ops.alarms`)."""
+    """Alarms that are stack resources (on AWS; moto skips them, see :mod:`donations_ops.alarms`)."""
 
     def dlqs(self) -> list[Queue]:
         """Queues that another stack queue's RedrivePolicy points at."""

@@ -13,8 +13,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from donations.redaction import mask_email
-from infra.ops.aws import Clients
-from infra.ops.stack import Queue, Stack
+from donations_ops.aws import Clients
+from donations_ops.stack import Queue, Stack
 
 Message = dict[str, Any]
 
@@ -117,17 +117,23 @@ def queue_depths(clients: Clients, stack: Stack, *, peek_sources: bool = False) 
 
 def queue_depth(clients: Clients, queue: Queue, *, role: str, peek: bool, dlq_of: str | None = None) -> QueueDepth:
     sqs = clients("sqs")
+    visible, in_flight, delayed = queue_counts(sqs, queue.url)
+    age, source = oldest_age_from_cloudwatch(clients("cloudwatch"), queue.name), "cloudwatch"
+    if age is None:
+        age, source = _age_without_metric(sqs, queue, visible, peek)
+    return QueueDepth(queue.logical_id, queue.name, role, visible, in_flight, delayed, age, source, dlq_of)
+
+
+def queue_counts(sqs: Any, queue_url: str) -> tuple[int, int, int]:
+    """(visible, in flight, delayed): SQS's approximate counts, read without receiving anything."""
     names = [
         "ApproximateNumberOfMessages",
         "ApproximateNumberOfMessagesNotVisible",
         "ApproximateNumberOfMessagesDelayed",
     ]
-    attributes = sqs.get_queue_attributes(QueueUrl=queue.url, AttributeNames=names)["Attributes"]
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)["Attributes"]
     visible, in_flight, delayed = (int(attributes.get(name, 0)) for name in names)
-    age, source = oldest_age_from_cloudwatch(clients("cloudwatch"), queue.name), "cloudwatch"
-    if age is None:
-        age, source = _age_without_metric(sqs, queue, visible, peek)
-    return QueueDepth(queue.logical_id, queue.name, role, visible, in_flight, delayed, age, source, dlq_of)
+    return visible, in_flight, delayed
 
 
 def oldest_age_from_cloudwatch(cloudwatch: Any, queue_name: str, now: datetime | None = None) -> float | None:

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from infra.ops.aws import Clients
-from infra.ops.stack import Stack
+from donations_ops.aws import Clients
+from donations_ops.stack import Stack
 
 ALARM = "ALARM"
 

@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from infra.clients import ClientCache
+from donations_ops.clients import ClientCache
 
 Clients = Callable[[str], Any]
 """Service name -> boto3 client ("sqs", "cloudformation", ...)."""

@@ -1,0 +1,280 @@
+"""Cost model, pricing: the metered run turned into priced lines, per donation and per month.
+
+Prices come from ``benchmarks/prices.toml`` (us-east-1 list prices; check them before quoting).
+DynamoDB units are computed from item sizes before and after each call, index writes included
+(moto does not report ConsumedCapacity); see benchmarks.cost_model for what is counted.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import AwsCall, median
+from benchmarks.cost_metering import Invocation, index_write_units
+from benchmarks.cost_run import PRICES, RECONCILER, SECONDS_PER_MONTH, CostRun
+
+# Lambda writes START, END and REPORT lines per invocation (REPORT with Init Duration on cold
+# starts and the X-Ray ids when tracing is active): about 75 + 55 + 260 bytes.
+PLATFORM_LOG_BYTES = 390
+PLATFORM_LOG_EVENTS = 3
+# An SQS event source mapping long-polls with five connections while the queue is idle (20 s each).
+IDLE_POLLERS = 5
+LONG_POLL_SECONDS = 20
+
+
+@dataclass
+class Line:
+    service: str
+    item: str
+    quantity: float
+    unit: str
+    unit_price: float
+    per_unit: float  # quantity of units per price unit (e.g. 1e6 for "per million")
+    note: str = ""
+
+    @property
+    def cost(self) -> float:
+        return self.quantity * self.unit_price / self.per_unit
+
+
+@dataclass
+class CostModel:
+    run: CostRun
+    prices: dict[str, Any]
+    lines: list[Line] = field(default_factory=list)
+    fixed: list[Line] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> float:
+        return sum(line.cost for line in self.lines)
+
+    @property
+    def per_1000(self) -> float:
+        return self.total * 1000 / self.run.donations
+
+    def by_service(self) -> dict[str, float]:
+        grouped: dict[str, float] = {}
+        for line in self.lines:
+            grouped[line.service] = grouped.get(line.service, 0.0) + line.cost * 1000 / self.run.donations
+        return dict(sorted(grouped.items(), key=lambda kv: -kv[1]))
+
+
+def load_prices(path: Path = PRICES) -> dict[str, Any]:
+    with path.open("rb") as handle:
+        return tomllib.load(handle)
+
+
+def dynamodb_units(
+    run: CostRun, calls: Sequence[AwsCall]
+) -> tuple[dict[str, float], dict[str, float], dict[str, float], list[str]]:
+    """(WRU by table, GSI WRU by table and index, RRU by table, operations not modelled)."""
+    wru: dict[str, float] = {}
+    gsi: dict[str, float] = {}
+    rru: dict[str, float] = {}
+    unknown: list[str] = []
+    for call in calls:
+        if call.service != "dynamodb" or call.operation == "DescribeTable":
+            continue
+        body = call.body or {}
+        table_name = body.get("TableName", "?")
+        label = run.table_labels.get(table_name, table_name)
+        old, new = call.extra.get("old"), call.extra.get("new")
+        consistent = 1.0 if body.get("ConsistentRead") else 0.5
+        if call.operation == "GetItem":
+            size = old["size"] if old else 0
+            rru[label] = rru.get(label, 0.0) + max(1, math.ceil(size / 4096)) * consistent
+        elif call.operation in ("Query", "Scan"):
+            size = call.extra.get("read_bytes", 0)
+            rru[label] = rru.get(label, 0.0) + max(1, math.ceil(size / 4096)) * consistent
+        elif call.operation in ("PutItem", "UpdateItem", "DeleteItem"):
+            size = max(old["size"] if old else 0, new["size"] if new else 0)
+            wru[label] = wru.get(label, 0.0) + max(1, math.ceil(size / 1024))
+            for index in run.indexes.get(table_name, []):
+                units = index_write_units(old, new, index, run.table_keys.get(table_name, frozenset()))
+                if units:
+                    key = f"{label} {index.name}"
+                    gsi[key] = gsi.get(key, 0.0) + units
+        else:
+            unknown.append(call.operation)
+            wru[label] = wru.get(label, 0.0) + 1
+    return wru, gsi, rru, unknown
+
+
+def api_call_lines(run: CostRun, calls: Sequence[AwsCall], prices: dict[str, Any]) -> tuple[list[Line], list[str]]:
+    """SQS, DynamoDB and Secrets Manager charges for these calls; notes about what was left out."""
+    sqs_p, ddb, sm = prices["sqs"], prices["dynamodb"], prices["secrets_manager"]
+    lines: list[Line] = []
+    notes: list[str] = []
+
+    def chunks(call: AwsCall) -> int:
+        return max(1, math.ceil(call.request_bytes / int(sqs_p["request_chunk_bytes"])))
+
+    sqs_calls = [c for c in calls if c.service == "sqs"]
+    empty = [c for c in sqs_calls if c.operation == "ReceiveMessage" and c.returned == 0]
+    by_op: dict[str, int] = {}
+    for call in sqs_calls:
+        if call in empty:
+            continue
+        label = f"{call.operation} ({'event source mapping' if call.scope.startswith('esm:') else call.scope})"
+        by_op[label] = by_op.get(label, 0) + chunks(call)
+    for label, count in sorted(by_op.items()):
+        lines.append(Line("SQS", label, count, "requests", sqs_p["standard_requests_per_million"], 1e6))
+    if empty:
+        notes.append(
+            f"{len(empty)} empty ReceiveMessage calls of the local runner are left out: Lambda's pollers "
+            "long-poll, and their idle polling is a fixed cost (below), not a per-donation one."
+        )
+    wru, gsi, rru, unknown = dynamodb_units(run, calls)
+    per_million = ddb["write_request_units_per_million"]
+    for table_name, units in sorted(wru.items()):
+        lines.append(Line("DynamoDB", f"{table_name} writes", units, "WRU", per_million, 1e6))
+    for index_name, units in sorted(gsi.items()):
+        lines.append(Line("DynamoDB", f"{index_name} (GSI) writes", units, "WRU", per_million, 1e6))
+    for table_name, units in sorted(rru.items()):
+        lines.append(Line("DynamoDB", f"{table_name} reads", units, "RRU", ddb["read_request_units_per_million"], 1e6))
+    if unknown:
+        notes.append(f"DynamoDB operations priced at 1 WRU each (not modelled): {sorted(set(unknown))}")
+    secret_calls = sum(1 for c in calls if c.service == "secretsmanager")
+    if secret_calls:
+        lines.append(
+            Line(
+                "Secrets Manager", "GetSecretValue (cached 5 min)", secret_calls, "calls", sm["api_calls_per_10k"], 1e4
+            )
+        )
+    return lines, notes
+
+
+def lambda_lines(run: CostRun, invocations: Sequence[Invocation], prices: dict[str, Any]) -> list[Line]:
+    lam = prices["lambda"]
+    lines: list[Line] = []
+    granularity = lam["billing_granularity_ms"]
+    for function in sorted({i.function for i in invocations}):
+        mine = [i for i in invocations if i.function == function]
+        memory_gb = run.memory_mb[function] / 1024
+        billed_ms = sum(math.ceil(i.duration_ms / granularity) * granularity for i in mine)
+        p50 = median([i.duration_ms for i in mine])
+        lines.append(Line("Lambda", f"{function} invocations", len(mine), "requests", lam["requests_per_million"], 1e6))
+        lines.append(
+            Line(
+                "Lambda",
+                f"{function} compute ({run.memory_mb[function]} MB, p50 {p50:.0f} ms)",
+                billed_ms / 1000 * memory_gb,
+                "GB-s",
+                lam["gb_second"],
+                1,
+            )
+        )
+        share = run.config.cold_start_share
+        if lam.get("init_phase_billed") and function in run.init_ms and share > 0:
+            lines.append(
+                Line(
+                    "Lambda",
+                    f"{function} INIT ({share:.0%} cold x {run.init_ms[function]:.0f} ms)",
+                    len(mine) * share * run.init_ms[function] / 1000 * memory_gb,
+                    "GB-s",
+                    lam["gb_second"],
+                    1,
+                )
+            )
+    return lines
+
+
+def price(run: CostRun, prices: dict[str, Any]) -> CostModel:
+    """Every priced line of the run: per donation (API Gateway, Lambda, SQS, DynamoDB, Secrets
+    Manager, logs, X-Ray) and fixed per month (metrics, alarms, dashboards, secrets, idle polling,
+    the reconciler's schedule)."""
+    model = CostModel(run, prices)
+    per_donation_calls = [c for c in run.calls if c.scope and c.scope != RECONCILER]
+    per_donation_invocations = [i for i in run.invocations if i.function != RECONCILER]
+    api = prices["api_gateway"]
+    for route, count in sorted(run.api_requests.items()):
+        model.lines.append(
+            Line(
+                "API Gateway", f"REST API requests ({route})", count, "requests", api["rest_requests_per_million"], 1e6
+            )
+        )
+    model.lines += lambda_lines(run, per_donation_invocations, prices)
+    lines, notes = api_call_lines(run, per_donation_calls, prices)
+    model.lines += lines
+    model.notes += notes
+    model.lines += _log_and_trace_lines(run, len(per_donation_invocations), prices)
+    model.fixed += _fixed_monthly_lines(run, prices)
+    model.fixed += _reconciler_lines(run, prices)
+    model.notes.append(
+        "Not priced: DynamoDB storage and point-in-time recovery (per GB-month), KMS requests for the "
+        "AWS-managed table keys (cached data keys), data transfer out, free tiers, and the providers' "
+        "own fees (Stripe, SendGrid)."
+    )
+    return model
+
+
+def _log_and_trace_lines(run: CostRun, invocations: int, prices: dict[str, Any]) -> list[Line]:
+    cw, xray = prices["cloudwatch"], prices["xray"]
+    overhead = cw["log_event_overhead_bytes"]
+    function_bytes = run.log_bytes + run.log_events * overhead
+    platform_bytes = invocations * (PLATFORM_LOG_BYTES + PLATFORM_LOG_EVENTS * overhead)
+    access_bytes = sum(run.api_requests.values()) * (run.access_log_bytes + overhead)
+    per_gb = cw["logs_ingestion_per_gb"]
+    measured = f"function logs + EMF ({run.log_events} events, measured)"
+    return [
+        Line("CloudWatch Logs", measured, function_bytes / 1e9, "GB", per_gb, 1),
+        Line("CloudWatch Logs", "Lambda START/END/REPORT lines (estimated)", platform_bytes / 1e9, "GB", per_gb, 1),
+        Line("CloudWatch Logs", "API Gateway access logs (estimated)", access_bytes / 1e9, "GB", per_gb, 1),
+        Line(
+            "X-Ray",
+            "traces recorded (1 per donation)",
+            run.donations,
+            "traces",
+            xray["traces_recorded_per_million"],
+            1e6,
+        ),
+    ]
+
+
+def _fixed_monthly_lines(run: CostRun, prices: dict[str, Any]) -> list[Line]:
+    cw, sqs_p = prices["cloudwatch"], prices["sqs"]
+    idle_requests = run.event_source_queues * IDLE_POLLERS * SECONDS_PER_MONTH / LONG_POLL_SECONDS
+    metrics = f"custom metrics from EMF ({len(run.emf_metrics)} metric+dimension sets seen)"
+    polling = (
+        f"idle polling, {run.event_source_queues} event source mappings "
+        f"(est. {IDLE_POLLERS} x {LONG_POLL_SECONDS} s long polls)"
+    )
+    secret_month = prices["secrets_manager"]["secret_month"]
+    return [
+        Line("CloudWatch", metrics, len(run.emf_metrics), "metric-months", cw["custom_metric_month"], 1),
+        Line(
+            "CloudWatch",
+            f"alarms ({run.alarms} in template.yaml)",
+            run.alarms,
+            "alarm-months",
+            cw["alarm_standard_month"],
+            1,
+        ),
+        Line(
+            "CloudWatch", f"dashboards ({run.dashboards})", run.dashboards, "dashboard-months", cw["dashboard_month"], 1
+        ),
+        Line("Secrets Manager", f"secrets ({run.secrets})", run.secrets, "secret-months", secret_month, 1),
+        Line("SQS", polling, idle_requests, "requests", sqs_p["standard_requests_per_million"], 1e6),
+    ]
+
+
+def _reconciler_lines(run: CostRun, prices: dict[str, Any]) -> list[Line]:
+    """The reconciler's measured run, priced by its schedule (a fixed cost: it runs with no donations too)."""
+    reconciler = [i for i in run.invocations if i.function == RECONCILER]
+    if not reconciler or not run.reconciler_runs_per_month:
+        return []
+    calls = [c for c in run.calls if c.scope == RECONCILER]
+    per_run = sum(line.cost for line in lambda_lines(run, reconciler, prices))
+    per_run += sum(line.cost for line in api_call_lines(run, calls, prices)[0])
+    per_run += (run.reconciler_log_bytes + PLATFORM_LOG_BYTES) / 1e9 * prices["cloudwatch"]["logs_ingestion_per_gb"]
+    item = (
+        f"reconciler on its schedule ({run.reconciler_runs_per_month:,.0f} runs, "
+        f"{reconciler[0].duration_ms:.0f} ms measured)"
+    )
+    return [Line("Lambda", item, run.reconciler_runs_per_month, "runs", per_run, 1)]

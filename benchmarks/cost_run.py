@@ -1,0 +1,349 @@
+"""Cost model, the run: N donations through the in-process pipeline, metered (see benchmarks.cost_model)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from benchmarks.common import AwsCall, AwsCallRecorder, benchmark_process, machine, median, quiet_functions
+from benchmarks.cost_metering import CapturingSink, DynamoSnapshots, IndexSpec, Invocation, Meter, WebhookFront
+
+ROOT = Path(__file__).resolve().parent.parent
+PRICES = Path(__file__).with_name("prices.toml")
+SECONDS_PER_MONTH = 30 * 24 * 3600
+RECONCILER = "ReconcilerFunction"
+
+
+@dataclass
+class CostConfig:
+    donations: int = 200
+    delivery: str = "per-donation"
+    save_card_share: float = 1.0
+    charge_ms: float = 300.0
+    save_card_ms: float = 250.0
+    mail_ms: float = 200.0
+    cold_start_share: float = 0.10
+    init_ms: dict[str, float] | None = None
+    """Handler import (INIT) time per function; None measures it in fresh interpreters."""
+    init_repeats: int = 3
+    prices_path: Path = PRICES
+
+
+@dataclass
+class CostRun:
+    config: CostConfig
+    donations: int
+    invocations: list[Invocation]
+    calls: list[AwsCall]
+    api_requests: dict[str, int]
+    """Route ("POST /donations") -> requests."""
+    memory_mb: dict[str, int]
+    log_bytes: int
+    log_events: int
+    emf_metrics: set[tuple[str, str, str]]
+    indexes: dict[str, list[IndexSpec]]
+    table_keys: dict[str, frozenset[str]]
+    table_labels: dict[str, str]
+    access_log_bytes: int
+    init_ms: dict[str, float]
+    alarms: int
+    dashboards: int
+    secrets: int
+    event_source_queues: int
+    reconciler_runs_per_month: float
+    reconciler_log_bytes: int
+    statuses: dict[int, int]
+    webhook_note: str
+    machine: str
+    started_at: str
+
+
+def _donation(index: int, save_card: bool) -> dict[str, Any]:
+    return {
+        "amount": 2500,
+        "currency": "usd",
+        "email": f"donor{index}@example.org",
+        "name": "Ada Lovelace",
+        "payment_method": "pm_card_visa",
+        "save_card": save_card,
+    }
+
+
+def run(config: CostConfig, out: TextIO | None = None) -> CostRun:
+    out = out or sys.stdout
+    init_ms = config.init_ms
+    if init_ms is None:
+        init_ms = measure_init(config.init_repeats, out)
+    with benchmark_process():
+        return _run(config, init_ms, out)
+
+
+def measure_init(repeats: int, out: TextIO) -> dict[str, float]:
+    """Median handler import time per function, in fresh interpreters with tracing on (cold_start.py)."""
+    import tempfile
+
+    from benchmarks.cold_start import functions_from_template, sample, variants
+
+    setups = functions_from_template()
+    found, _ = variants(setups)
+    handlers = [v for v in found if not v.bare]
+    print(f"measuring INIT (handler import, tracing on) in {repeats} fresh interpreters per function...", file=out)
+    measured: dict[str, list[float]] = {v.function: [] for v in handlers}
+    with tempfile.TemporaryDirectory(prefix="cost-init-") as cwd:
+        for variant in handlers:
+            sample(variant, setups[variant.function], cwd)  # warm the byte-code caches
+        for _ in range(repeats):
+            for variant in handlers:
+                measured[variant.function].append(sample(variant, setups[variant.function], cwd)[0])
+    return {function: median(values) for function, values in measured.items()}
+
+
+@dataclass
+class _Traffic:
+    """What one run sends through the pipeline, and what it counts on the way."""
+
+    config: CostConfig
+    pipeline: Any
+    meter: Meter
+    sources: list[Any]
+    out: TextIO
+    sink: CapturingSink = field(default_factory=CapturingSink)
+    statuses: dict[int, int] = field(default_factory=dict)
+    api_requests: dict[str, int] = field(default_factory=dict)
+    webhook_note: str = "no webhook route in template.yaml"
+    reconciler_log_bytes: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count(self, route: str) -> None:
+        with self._lock:
+            self.api_requests[route] = self.api_requests.get(route, 0) + 1
+
+    def deliver(self, name: str) -> int:
+        from infra.local.delivery import deliver_batch
+
+        with self.meter.recorder.scope(f"esm:{name}"):
+            source = next(s for s in self.sources if s.name == name)
+            return deliver_batch(self.pipeline.clients("sqs"), source).received
+
+    def drain(self) -> None:
+        for _ in range(10 * self.config.donations + 10):  # bounded
+            if not sum(self.deliver(source.name) for source in self.sources):
+                return
+
+    def donate(self) -> None:
+        """POST each donation as API Gateway would; deliver its follow-ups after it, or all at the end."""
+        config, run_id = self.config, uuid.uuid4().hex[:8]
+        post = next(r for r in self.pipeline.routes if r.method == "POST" and r.path == "/donations")
+        saving = round(config.donations * config.save_card_share)
+        when = "after each donation" if config.delivery == "per-donation" else "in batches at the end"
+        print(
+            f"{config.donations} donations ({saving} saving the card), follow-ups delivered {when}",
+            file=self.out,
+            flush=True,
+        )
+        for index in range(config.donations):
+            body = json.dumps(_donation(index, index < saving))
+            headers = {"Content-Type": "application/json", "Idempotency-Key": f"cost-{run_id}-{index}"}
+            self.count(f"{post.method} {post.path}")
+            call = functools.partial(self.pipeline.call_api, "POST", "/donations", body=body, headers=headers)
+            answer = self.meter.measure(post.function_logical_id, call)
+            self.statuses[answer.status] = self.statuses.get(answer.status, 0) + 1
+            if config.delivery == "per-donation":
+                for source in self.sources:
+                    self.deliver(source.name)
+            if (index + 1) % 50 == 0:
+                print(f"  {index + 1}/{config.donations} donations", file=self.out, flush=True)
+        self.drain()
+
+    def run_reconciler(self) -> None:
+        """One scheduled reconciler run, metered apart (it is priced per month, not per donation)."""
+        from infra.local.events import scheduled_event
+
+        if RECONCILER not in self.pipeline.stack.functions:
+            return
+        before = self.sink.bytes
+        rule = self.pipeline.stack.physical_ids.get(f"{RECONCILER}ReconcileSchedule", "reconcile-schedule")
+        event = scheduled_event(f"arn:aws:events:us-east-1:123456789012:rule/{rule}")
+        self.meter.measure(RECONCILER, lambda: self.pipeline.invoke(RECONCILER, event))
+        self.reconciler_log_bytes = self.sink.bytes - before
+
+
+@dataclass(frozen=True)
+class _StackFacts:
+    indexes: dict[str, list[IndexSpec]]
+    table_keys: dict[str, frozenset[str]]
+    table_labels: dict[str, str]
+    memory_mb: dict[str, int]
+
+    @classmethod
+    def read(cls, pipeline: Any) -> _StackFacts:
+        indexes, table_keys = _table_indexes(pipeline)
+        labels = {name: logical_id for logical_id, name in pipeline.stack.tables.items()}
+        memory = {lid: spec.memory_size for lid, spec in pipeline.stack.functions.items()}
+        return cls(indexes, table_keys, labels, memory)
+
+
+def _run(config: CostConfig, init_ms: dict[str, float], out: TextIO) -> CostRun:
+    from moto import mock_aws
+
+    from benchmarks.donor_latency import LatencyConfig, inject_provider_latency
+    from infra.emulators.sendgrid_emulator import SendGridEmulator
+    from infra.emulators.stripe import StripeEmulator
+    from infra.local.pipeline import Pipeline, ProviderEndpoints
+
+    started_at = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    snapshots = DynamoSnapshots()
+    recorder = AwsCallRecorder(on_before=snapshots.before, on_after=snapshots.after).install()
+    stripe, sendgrid = StripeEmulator().start(), SendGridEmulator().start()
+    meter = Meter(recorder)
+    webhook_front: WebhookFront | None = None
+    try:
+        latency = LatencyConfig(charge_ms=config.charge_ms, save_card_ms=config.save_card_ms, mail_ms=config.mail_ms)
+        inject_provider_latency(stripe, sendgrid, latency)
+        providers = ProviderEndpoints(stripe_api_base=stripe.url, sendgrid_api_host=sendgrid.url)
+        with mock_aws():
+            pipeline = Pipeline(providers, stack_name="donations-cost").start()
+            meter.wrap_providers()
+            traffic = _Traffic(config, pipeline, meter, _metered_sources(pipeline, meter), out)
+            webhook_front = _webhook_front(traffic, stripe, providers.stripe_webhook_secret)
+            with quiet_functions(traffic.sink):
+                traffic.donate()
+                if webhook_front is not None:
+                    traffic.webhook_note = _wait_for_webhooks(stripe, out)
+                    traffic.drain()
+                traffic.run_reconciler()
+            facts = _StackFacts.read(pipeline)
+        meter.restore()
+    finally:
+        if webhook_front is not None:
+            webhook_front.stop()
+        recorder.uninstall()
+        stripe.stop()
+        sendgrid.stop()
+    return _cost_run(traffic, facts, init_ms, started_at)
+
+
+def _metered_sources(pipeline: Any, meter: Meter) -> list[Any]:
+    """The SQS event sources, each invocation metered. Lambda's pollers long-poll; the local runner's
+    50 ms re-polls inside the batching window are not what Lambda bills, so no window here."""
+    from infra.local.delivery import EventSource
+
+    sources = []
+    for source in pipeline.event_sources():
+
+        def handler(event: dict[str, Any], context: Any, __source: EventSource = source) -> Any:
+            records = len(event.get("Records", []))
+            return meter.measure(__source.name, lambda: __source.handler(event, context), records)
+
+        sources.append(EventSource(**{**source.__dict__, "handler": handler, "batching_window_seconds": 0.0}))
+    return sources
+
+
+def _webhook_front(traffic: _Traffic, stripe: Any, secret: str) -> WebhookFront | None:
+    """Stripe's events posted to the webhook route, as Stripe would to API Gateway (None: no such route)."""
+    route = next((r for r in traffic.pipeline.routes if r.path.startswith("/webhooks/stripe")), None)
+    if route is None:
+        return None
+    from donations.webhooks import HANDLED_EVENT_TYPES
+
+    front = WebhookFront(traffic.pipeline, traffic.meter, traffic.count)
+    stripe.configure_webhooks(f"{front.url}{route.path}", secret, enabled_events=HANDLED_EVENT_TYPES)
+    return front
+
+
+def _cost_run(traffic: _Traffic, facts: _StackFacts, init_ms: dict[str, float], started_at: str) -> CostRun:
+    from infra.deploy import load_template
+
+    template = load_template(ROOT / "template.yaml")
+    resources = template["Resources"]
+    sink, config = traffic.sink, traffic.config
+    return CostRun(
+        config=config,
+        donations=config.donations,
+        invocations=traffic.meter.invocations,
+        calls=list(traffic.meter.recorder.calls),
+        api_requests=traffic.api_requests,
+        memory_mb=facts.memory_mb,
+        log_bytes=sink.bytes - traffic.reconciler_log_bytes,
+        log_events=sink.lines,
+        emf_metrics=sink.metrics,
+        indexes=facts.indexes,
+        table_keys=facts.table_keys,
+        table_labels=facts.table_labels,
+        access_log_bytes=_access_log_line_bytes(template),
+        init_ms=init_ms,
+        alarms=sum(1 for r in resources.values() if r.get("Type") == "AWS::CloudWatch::Alarm"),
+        dashboards=sum(1 for r in resources.values() if r.get("Type") == "AWS::CloudWatch::Dashboard"),
+        secrets=sum(1 for name in template.get("Parameters", {}) if name.endswith("SecretName")),
+        event_source_queues=len(traffic.sources),
+        reconciler_runs_per_month=_runs_per_month(resources.get(RECONCILER, {})),
+        reconciler_log_bytes=traffic.reconciler_log_bytes,
+        statuses=traffic.statuses,
+        webhook_note=traffic.webhook_note,
+        machine=machine(),
+        started_at=started_at,
+    )
+
+
+def _wait_for_webhooks(stripe: Any, out: TextIO) -> str:
+    """Let the emulator deliver every event it queued (bounded); say what became of them."""
+    deadline = time.monotonic() + 60
+    statuses: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        statuses = stripe.webhooks.snapshot()["event_status"]
+        if all(status != "pending" for status in statuses.values()):
+            break
+        time.sleep(0.2)
+    counts: dict[str, int] = {}
+    for status in statuses.values():
+        counts[status] = counts.get(status, 0) + 1
+    text = "webhook events " + ", ".join(f"{status} {count}" for status, count in sorted(counts.items()))
+    print(f"  {text}", file=out, flush=True)
+    return text
+
+
+def _runs_per_month(resource: dict[str, Any]) -> float:
+    for event in (resource.get("Properties", {}).get("Events") or {}).values():
+        if event.get("Type") != "Schedule":
+            continue
+        found = re.match(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)", str(event["Properties"]["Schedule"]))
+        if found:
+            seconds = int(found.group(1)) * {"m": 60, "h": 3600, "d": 86400}[found.group(2)[0]]
+            return SECONDS_PER_MONTH / seconds
+    return 0.0
+
+
+def _table_indexes(pipeline: Any) -> tuple[dict[str, list[IndexSpec]], dict[str, frozenset[str]]]:
+    dynamodb = pipeline.clients("dynamodb")
+    indexes: dict[str, list[IndexSpec]] = {}
+    keys: dict[str, frozenset[str]] = {}
+    for name in pipeline.stack.tables.values():
+        description = dynamodb.describe_table(TableName=name)["Table"]
+        keys[name] = frozenset(k["AttributeName"] for k in description["KeySchema"])
+        indexes[name] = [
+            IndexSpec(
+                index["IndexName"],
+                frozenset(k["AttributeName"] for k in index["KeySchema"]),
+                index.get("Projection", {}).get("ProjectionType", "ALL"),
+                frozenset(index.get("Projection", {}).get("NonKeyAttributes", [])),
+            )
+            for index in description.get("GlobalSecondaryIndexes", [])
+        ]
+    return indexes, keys
+
+
+def _access_log_line_bytes(template: dict[str, Any]) -> int:
+    """One API Gateway access log line: the template's format with 24-character values."""
+    for resource in template["Resources"].values():
+        setting = resource.get("Properties", {}).get("AccessLogSetting")
+        if isinstance(setting, dict) and isinstance(setting.get("Format"), str):
+            return len(re.sub(r"\$context\.[A-Za-z.]+", "x" * 24, setting["Format"]).encode())
+    return 0

@@ -1,0 +1,83 @@
+"""What moto's CloudFormation is given, and what deploy_to_moto does itself (see infra.deploy)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from infra.deploy.references import references
+from infra.deploy.template import Template
+
+_API_TYPE_PREFIXES = ("AWS::ApiGateway::", "AWS::ApiGatewayV2::")
+EVENT_SOURCE_MAPPING = "AWS::Lambda::EventSourceMapping"
+ALARM = "AWS::CloudWatch::Alarm"
+_SUBSCRIPTION = "AWS::SNS::Subscription"
+_POST_CREATE_TYPES = (ALARM, _SUBSCRIPTION)
+POST_CREATE_OUTPUT = "MotoPostCreate"
+"""Prefix of the outputs through which moto resolves the properties of what it skips."""
+
+
+@dataclass(frozen=True)
+class MotoPlan:
+    """The translated template split into what moto creates and what deploy_to_moto handles."""
+
+    template: Template
+    """What moto's CloudFormation is given."""
+    stripped: dict[str, str]
+    """Logical id -> why the resource is not created in moto."""
+    stripped_outputs: tuple[str, ...]
+    event_source_mappings: dict[str, Template]
+    """Logical id -> the mapping resource from the translated template (unresolved)."""
+    post_create: dict[str, Template]
+    """Logical id -> resource created through its API after the stack (alarms, subscriptions)."""
+
+
+def prepare_for_moto(cfn_template: Template) -> MotoPlan:
+    """Split a translated template into the part moto can create and the rest (see module doc)."""
+    template = copy.deepcopy(cfn_template)
+    resources: dict[str, Template] = template.get("Resources", {})
+    stripped = _stripped_resources(resources)
+    mappings = {lid: resources[lid] for lid, r in resources.items() if r.get("Type") == EVENT_SOURCE_MAPPING}
+    post_create = {
+        lid: r for lid, r in resources.items() if lid not in stripped and r.get("Type") in _POST_CREATE_TYPES
+    }
+    for logical_id in [*stripped, *post_create]:
+        resources.pop(logical_id, None)
+    outputs: dict[str, Template] = template.setdefault("Outputs", {})
+    stripped_outputs = tuple(key for key, out in outputs.items() if references(out) & stripped.keys())
+    for key in stripped_outputs:
+        del outputs[key]
+    for logical_id, resource in post_create.items():
+        outputs[f"{POST_CREATE_OUTPUT}{logical_id}"] = _resolving_output(resource)
+    return MotoPlan(template, stripped, stripped_outputs, mappings, post_create)
+
+
+def _stripped_resources(resources: Mapping[str, Template]) -> dict[str, str]:
+    stripped: dict[str, str] = {}
+    for logical_id, resource in resources.items():
+        kind = str(resource.get("Type", ""))
+        if kind.startswith(_API_TYPE_PREFIXES):
+            stripped[logical_id] = "API Gateway: moto cannot create SAM's REST API; the local stack serves it"
+        elif kind == EVENT_SOURCE_MAPPING:
+            stripped[logical_id] = "moto's mappings would consume messages without running code"
+    # Then everything that refers to or depends on a stripped resource, transitively.
+    changed = True
+    while changed:
+        changed = False
+        for logical_id, resource in resources.items():
+            if logical_id in stripped:
+                continue
+            needs = references(resource) & stripped.keys()
+            if needs:
+                stripped[logical_id] = f"refers to stripped {', '.join(sorted(needs))}"
+                changed = True
+    return stripped
+
+
+def _resolving_output(resource: Template) -> Template:
+    # moto resolves outputs (and their Condition) against the stack it created.
+    output: Template = {"Value": {"Fn::ToJsonString": resource.get("Properties", {})}}
+    if "Condition" in resource:
+        output["Condition"] = resource["Condition"]
+    return output

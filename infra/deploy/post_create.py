@@ -1,0 +1,105 @@
+"""The resources moto's CloudFormation skips, created through their APIs: CloudWatch alarms, SNS subscriptions.
+
+Their properties were resolved by moto itself against the created stack (each travels as a
+``Fn::ToJsonString`` output, see infra.deploy.plan), so ``Ref``/``GetAtt``/``Sub``/``If`` and
+conditions mean exactly what they mean for the other resources.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import string
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from infra.deploy.plan import ALARM, POST_CREATE_OUTPUT, MotoPlan
+
+
+def create_post_create(
+    client: Callable[[str], Any], plan: MotoPlan, raw_outputs: Mapping[str, str], stack_name: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    alarms: dict[str, str] = {}
+    subscriptions: dict[str, str] = {}
+    for logical_id, resource in plan.post_create.items():
+        resolved = raw_outputs.get(f"{POST_CREATE_OUTPUT}{logical_id}")
+        if resolved is None:  # its Condition is false
+            continue
+        properties: dict[str, Any] = json.loads(resolved)
+        if resource["Type"] == ALARM:
+            alarms[logical_id] = _put_alarm(client("cloudwatch"), logical_id, properties, stack_name)
+        else:
+            subscriptions[logical_id] = _subscribe(client("sns"), properties)
+    return alarms, subscriptions
+
+
+ALARM_FIELDS = (
+    "AlarmName", "AlarmDescription", "ActionsEnabled", "OKActions", "AlarmActions",
+    "InsufficientDataActions", "MetricName", "Namespace", "Statistic", "ExtendedStatistic",
+    "Dimensions", "Period", "Unit", "EvaluationPeriods", "DatapointsToAlarm", "Threshold",
+    "ComparisonOperator", "TreatMissingData", "EvaluateLowSampleCountPercentile", "Metrics",
+    "Tags", "ThresholdMetricId",
+)  # fmt: skip
+_INT_FIELDS = ("Period", "EvaluationPeriods", "DatapointsToAlarm")
+
+
+def _put_alarm(cloudwatch: Any, logical_id: str, properties: Mapping[str, Any], stack_name: str) -> str:
+    args = {k: v for k, v in properties.items() if k in ALARM_FIELDS}
+    # Parameters arrive as strings; the API wants numbers and booleans.
+    args["AlarmName"] = args.get("AlarmName") or _generated_name(stack_name, logical_id)
+    for name in _INT_FIELDS:
+        if name in args:
+            args[name] = int(args[name])
+    if "Threshold" in args:
+        args["Threshold"] = float(args["Threshold"])
+    if "ActionsEnabled" in args:
+        args["ActionsEnabled"] = as_bool(args["ActionsEnabled"])
+    if "Metrics" in args:
+        args["Metrics"] = [_metric_query(query) for query in args["Metrics"]]
+    cloudwatch.put_metric_alarm(**args)
+    return str(args["AlarmName"])
+
+
+def _metric_query(query: Mapping[str, Any]) -> dict[str, Any]:
+    result = dict(query)
+    if "Period" in result:
+        result["Period"] = int(result["Period"])
+    if "ReturnData" in result:
+        result["ReturnData"] = as_bool(result["ReturnData"])
+    if "MetricStat" in result:
+        result["MetricStat"] = {**result["MetricStat"], "Period": int(result["MetricStat"]["Period"])}
+    return result
+
+
+def as_bool(value: Any) -> bool:
+    return value if isinstance(value, bool) else str(value).lower() == "true"
+
+
+def _generated_name(stack_name: str, logical_id: str) -> str:
+    # CloudFormation's pattern for unnamed resources: <stack>-<LogicalId>-<13 random characters>.
+    alphabet = string.ascii_uppercase + string.digits
+    return f"{stack_name}-{logical_id}-{''.join(secrets.choice(alphabet) for _ in range(13))}"
+
+
+_SUBSCRIPTION_ATTRIBUTES = (
+    "DeliveryPolicy", "FilterPolicy", "FilterPolicyScope", "RawMessageDelivery",
+    "RedrivePolicy", "ReplayPolicy", "SubscriptionRoleArn",
+)  # fmt: skip
+
+
+def _subscribe(sns: Any, properties: Mapping[str, Any]) -> str:
+    attributes = {name: _attribute_value(v) for name, v in properties.items() if name in _SUBSCRIPTION_ATTRIBUTES}
+    response = sns.subscribe(
+        TopicArn=properties["TopicArn"],
+        Protocol=properties["Protocol"],
+        Endpoint=properties.get("Endpoint", ""),
+        Attributes=attributes,
+        ReturnSubscriptionArn=True,
+    )
+    return str(response["SubscriptionArn"])
+
+
+def _attribute_value(value: Any) -> str:
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value).lower() if isinstance(value, bool) else str(value)

@@ -1,0 +1,145 @@
+"""The core's ports: what taking a donation, the background steps, the webhooks and the reconciler
+need from the outside world, and the values that cross them (free of SDK types).
+
+The real adapters satisfy these structurally: ``DonationStore`` (DynamoDB, donations.store),
+``StripePayments`` (donations.payments), ``ReceiptMailer`` (SendGrid, donations.mail) and
+``FollowUpPublisher`` (SQS, donations.followups). donations.wiring returns them as these types, so
+mypy checks that they fit; tests/support/fakes.py holds in-memory ones for the unit tier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from donations.models import Donation, DonationRequest, DonationStatus, FollowUpMessage, Step
+
+# -- values --------------------------------------------------------------------------------------
+
+
+class ChargeState(StrEnum):
+    SUCCEEDED = "succeeded"
+    REQUIRES_ACTION = "requires_action"
+
+
+@dataclass(frozen=True)
+class ChargeOutcome:
+    state: ChargeState
+    payment_intent_id: str
+    payment_method_id: str | None
+    client_secret: str | None = None
+
+
+@dataclass(frozen=True)
+class IntentSnapshot:
+    """What the reconciler and the charge's recovery need to know about a PaymentIntent, free of SDK types."""
+
+    id: str
+    status: str
+    payment_method_id: str | None
+    decline_code: str | None = None
+    """Set when the last payment attempt was a card decline (donor-safe code, as in CardDeclined)."""
+    authentication_failed: bool = False
+    client_secret: str | None = None
+
+
+@dataclass(frozen=True)
+class SavedCard:
+    customer_id: str
+    payment_method_id: str
+    brand: str | None
+    last4: str | None
+    exp_month: int | None
+    exp_year: int | None
+
+
+@dataclass(frozen=True)
+class ReceiptClaim:
+    claimed: bool
+    donation: Donation | None
+
+
+# -- ports ---------------------------------------------------------------------------------------
+
+
+class Store(Protocol):
+    """The Donations table. Every state change is conditional: a lost condition raises
+    donations.store.ConditionFailed (see each method of DonationStore for its condition)."""
+
+    def get(self, donation_id: str) -> Donation | None: ...
+    def require(self, donation_id: str) -> Donation: ...
+
+    # taking a donation (donations.charge)
+    def create_pending(
+        self,
+        donation_id: str,
+        request: DonationRequest,
+        correlation_id: str,
+        *,
+        lease_seconds: int,
+        now: float | None = None,
+    ) -> Donation: ...
+    def release_charging(self, donation_id: str) -> None: ...
+    def mark_charge_attempt_spent(self, donation_id: str, attempt: int) -> None: ...
+    def next_charge_attempt(self, donation_id: str, spent_attempt: int) -> Donation: ...
+    def mark_charged(
+        self,
+        donation_id: str,
+        payment_intent_id: str,
+        payment_method_id: str | None,
+        *,
+        claim_followups_seconds: int | None = None,
+        now: float | None = None,
+    ) -> Donation: ...
+    def mark_requires_action(self, donation_id: str, payment_intent_id: str) -> Donation: ...
+    def mark_declined(self, donation_id: str, decline_code: str, payment_intent_id: str | None) -> Donation: ...
+    def mark_failed(self, donation_id: str, reason: str) -> Donation: ...
+    def mark_canceled(self, donation_id: str, reason: str, payment_intent_id: str | None) -> Donation: ...
+
+    # follow-ups (donations.followups) and the reconciler's query
+    def claim_followups(self, donation_id: str, lease_seconds: int, now: float | None = None) -> bool: ...
+    def release_followups_claim(self, donation_id: str) -> None: ...
+    def mark_followups_published(self, donation_id: str) -> None: ...
+    def waiting(self, status: DonationStatus, *, since: str | None, before: str, limit: int) -> list[str]: ...
+
+    # the background steps (donations.steps, donations.consumer)
+    def next_card_attempt(self, donation_id: str, spent_attempt: int) -> None: ...
+    def record_card(self, donation_id: str, card: SavedCard) -> None: ...
+    def claim_receipt(self, donation_id: str, lease_seconds: int, now: float | None = None) -> ReceiptClaim: ...
+    def mark_receipt_sent(self, donation_id: str, message_id: str) -> None: ...
+    def release_receipt_claim(self, donation_id: str) -> None: ...
+    def record_step_failure(self, donation_id: str, step: Step, reason: str) -> None: ...
+    def clear_step_failure(self, donation_id: str, step: Step) -> None: ...
+
+    # Stripe's webhooks (donations.webhooks)
+    def find_by_payment_intent(self, payment_intent_id: str) -> str | None: ...
+    def record_refund(self, donation_id: str, amount_refunded: int, refunded_at: str) -> Donation: ...
+    def record_dispute(
+        self, donation_id: str, dispute_id: str, reason: str, status: str, disputed_at: str
+    ) -> Donation: ...
+
+
+class Payments(Protocol):
+    """Stripe, keyed for idempotency by donation id and attempt. Raises donations.errors' types
+    (CardDeclined, InvalidDonation, ChargeIndeterminate, ServiceUnavailable, StoredServerError...)."""
+
+    def charge(self, donation: Donation) -> ChargeOutcome: ...
+    def find_attempt(self, donation: Donation) -> IntentSnapshot | None: ...
+    def lookup(self, payment_intent_id: str) -> IntentSnapshot: ...
+    def find_for_donation(self, donation_id: str) -> list[IntentSnapshot]: ...
+    def cancel(self, donation_id: str, payment_intent_id: str) -> IntentSnapshot: ...
+    def save_card(self, donation: Donation) -> SavedCard: ...
+
+
+class Mailer(Protocol):
+    """The receipt's mail send; the provider's message id. Raises RetryableStepFailure or
+    PermanentStepFailure."""
+
+    def send(self, donation: Donation) -> str: ...
+
+
+class Publisher(Protocol):
+    """The follow-up messages of a charged donation onto their queues; raises if any send failed."""
+
+    def publish(self, donation: Donation, correlation_id: str) -> list[FollowUpMessage]: ...

@@ -1,0 +1,110 @@
+"""The unit tier's FakeStore keeps DonationStore's conditions: the same scenarios against both
+(the real one on the template's table in moto), so the fake cannot drift from the store."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from donations.charge import donation_id_for
+from donations.errors import RequestInProgress
+from donations.models import DonationStatus, StepStatus
+from donations.store import ConditionFailed
+from tests.support.fakes import FakeStore
+from tests.support.world import DONATION
+from tests.unit.conftest import Request
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["fake", "dynamodb"])
+def store(request):
+    if request.param == "fake":
+        return FakeStore()
+    return request.getfixturevalue("world").wiring.store
+
+
+def pending(store, key="contract-1"):
+    return store.create_pending(donation_id_for(key), Request.model_validate(DONATION), "corr", lease_seconds=30)
+
+
+def test_the_charging_lease_keeps_a_second_request_out_until_it_runs_out_or_is_given_back(store):
+    donation = pending(store)
+    with pytest.raises(RequestInProgress):
+        pending(store)
+    assert (
+        store.create_pending(
+            donation.donation_id, Request.model_validate(DONATION), "c", lease_seconds=30, now=time.time() + 60
+        ).charging_until
+        is not None
+    )  # run out: taken again
+    store.release_charging(donation.donation_id)
+    assert pending(store).status is DonationStatus.PENDING  # given back: taken at once
+
+
+def test_only_open_donations_are_charged_and_the_publish_lease_is_taken_once(store):
+    donation = pending(store)
+    charged = store.mark_charged(donation.donation_id, "pi_1", "pm_1", claim_followups_seconds=60)
+    assert charged.status is DonationStatus.SUCCEEDED and charged.charging_until is None
+    assert store.claim_followups(donation.donation_id, 60) is False  # the charge holds it
+    with pytest.raises(ConditionFailed):  # only the first transition may take it
+        store.mark_charged(donation.donation_id, "pi_1", "pm_1", claim_followups_seconds=60)
+    store.mark_charged(donation.donation_id, "pi_1", "pm_1")  # the plain way: idempotent
+    with pytest.raises(ConditionFailed):
+        store.mark_declined(donation.donation_id, "do_not_honor", "pi_1")
+
+    store.release_followups_claim(donation.donation_id)
+    assert store.claim_followups(donation.donation_id, 60) is True
+    assert store.claim_followups(donation.donation_id, 60, now=time.time() + 120) is True  # ran out
+    store.mark_followups_published(donation.donation_id)
+    assert store.claim_followups(donation.donation_id, 60, now=time.time() + 600) is False
+    assert store.require(donation.donation_id).unsettled_since is None
+
+
+def test_the_receipt_claim_is_a_lease_and_a_sent_receipt_is_never_claimed_again(store):
+    donation = pending(store)
+    assert store.claim_receipt(donation.donation_id, 60).claimed is False  # not charged yet
+    store.mark_charged(donation.donation_id, "pi_1", "pm_1")
+
+    first = store.claim_receipt(donation.donation_id, 60)
+    assert first.claimed and first.donation.receipt_status is StepStatus.PENDING  # the record before the claim
+    assert store.claim_receipt(donation.donation_id, 60).claimed is False
+    taken_over = store.claim_receipt(donation.donation_id, 60, now=time.time() + 120)
+    assert taken_over.claimed and taken_over.donation.receipt_status is StepStatus.IN_PROGRESS
+
+    store.mark_receipt_sent(donation.donation_id, "msg-1")
+    later = store.claim_receipt(donation.donation_id, 60, now=time.time() + 600)
+    assert later.claimed is False and later.donation.receipt_status is StepStatus.DONE
+    with pytest.raises(ConditionFailed):
+        store.release_receipt_claim(donation.donation_id)
+
+
+def test_charge_attempts_move_on_once_and_only_from_a_spent_attempt(store):
+    donation = pending(store)
+    with pytest.raises(ConditionFailed):
+        store.next_charge_attempt(donation.donation_id, 0)  # not spent
+    store.mark_charge_attempt_spent(donation.donation_id, 0)
+    assert store.next_charge_attempt(donation.donation_id, 0).charge_attempt == 1
+    with pytest.raises(ConditionFailed):
+        store.next_charge_attempt(donation.donation_id, 0)  # the loser of a race
+
+
+def test_refunds_only_grow_and_settled_donations_leave_the_reconcilers_query(store):
+    donation = pending(store)
+    before = "9999-12-31T00:00:00.000Z"
+    assert store.waiting(DonationStatus.PENDING, since=None, before=before, limit=10) == [donation.donation_id]
+    store.mark_failed(donation.donation_id, "amount_too_small")
+    assert store.waiting(DonationStatus.PENDING, since=None, before=before, limit=10) == []
+    with pytest.raises(ConditionFailed):
+        store.mark_failed(donation.donation_id, "again")
+
+    charged = pending(store, key="contract-2")
+    store.mark_charged(charged.donation_id, "pi_2", "pm_2")
+    store.record_refund(charged.donation_id, 1000, "2026-01-01T00:00:00.000Z")
+    with pytest.raises(ConditionFailed):
+        store.record_refund(charged.donation_id, 500, "2026-01-02T00:00:00.000Z")
+    assert store.find_by_payment_intent("pi_2") in (
+        charged.donation_id,
+        None,
+    )  # the real index is eventually consistent

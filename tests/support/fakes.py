@@ -1,0 +1,403 @@
+"""In-memory fakes of the core's ports (donations.ports), for the unit tier: no AWS, no provider, no socket.
+
+``FakeStore`` keeps each conditional write's condition as DonationStore states it (a lost condition
+raises ConditionFailed); tests/integration/test_store_contract.py runs the same scenarios against
+both, so the fake cannot drift from the real store. The others are scripted: tell them what the
+provider answers next, read back what they were asked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from donations.errors import IdempotencyKeyReused, RequestInProgress
+from donations.models import Donation, DonationRequest, DonationStatus, FollowUpMessage, Step, StepStatus, utc_now
+from donations.ports import (
+    ChargeOutcome,
+    ChargeState,
+    IntentSnapshot,
+    Mailer,
+    Payments,
+    Publisher,
+    ReceiptClaim,
+    SavedCard,
+    Store,
+)
+from donations.store import ConditionFailed, new_donation
+
+_OPEN = (DonationStatus.PENDING, DonationStatus.REQUIRES_ACTION)
+Condition = Callable[[Donation], bool]
+
+
+def _always(_: Donation) -> bool:
+    return True
+
+
+class FakeStore:
+    """The Donations table as a dict; every write conditional, as DonationStore's."""
+
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+        self.records: dict[str, Donation] = {}
+        self.clock = clock or time.time
+        self.writes: list[str] = []
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def get(self, donation_id: str) -> Donation | None:
+        return self.records.get(donation_id)
+
+    def require(self, donation_id: str) -> Donation:
+        from donations.errors import DonationNotFound
+
+        found = self.get(donation_id)
+        if found is None:
+            raise DonationNotFound(f"No donation {donation_id}")
+        return found
+
+    def waiting(self, status: DonationStatus, *, since: str | None, before: str, limit: int) -> list[str]:
+        found = [
+            d
+            for d in self.records.values()
+            if d.status is status
+            and d.unsettled_since is not None
+            and (d.unsettled_since < before if since is None else since <= d.unsettled_since <= before)
+        ]
+        return [d.donation_id for d in sorted(found, key=lambda d: d.unsettled_since or "")][:limit]
+
+    def find_by_payment_intent(self, payment_intent_id: str) -> str | None:
+        return next((d.donation_id for d in self.records.values() if d.payment_intent_id == payment_intent_id), None)
+
+    # -- the charge --------------------------------------------------------------------------------
+
+    def create_pending(
+        self,
+        donation_id: str,
+        request: DonationRequest,
+        correlation_id: str,
+        *,
+        lease_seconds: int,
+        now: float | None = None,
+    ) -> Donation:
+        now = self._now(now)
+        donation = new_donation(donation_id, request, correlation_id, charging_until=int(now) + lease_seconds)
+        existing = self.records.get(donation_id)
+        if existing is None:
+            self.records[donation_id] = donation
+            self.writes.append("create_pending")
+            return donation
+        if existing.request_hash != donation.request_hash:
+            raise IdempotencyKeyReused("This Idempotency-Key was already used for a different donation.")
+        if existing.status is not DonationStatus.PENDING:
+            return existing
+        try:
+            return self._update(
+                donation_id,
+                {"charging_until": int(now) + lease_seconds},
+                lambda d: d.status is DonationStatus.PENDING and _free(d.charging_until, now),
+            )
+        except ConditionFailed:
+            raise RequestInProgress("This donation is being processed; retry in a moment.") from None
+
+    def release_charging(self, donation_id: str) -> None:
+        self._update(donation_id, {"charging_until": None}, lambda d: d.status is DonationStatus.PENDING)
+
+    def mark_charge_attempt_spent(self, donation_id: str, attempt: int) -> None:
+        self._update(
+            donation_id,
+            {"charge_attempt_spent": True},
+            lambda d: d.status is DonationStatus.PENDING and d.charge_attempt == attempt,
+        )
+
+    def next_charge_attempt(self, donation_id: str, spent_attempt: int) -> Donation:
+        return self._update(
+            donation_id,
+            {
+                "charge_attempt": spent_attempt + 1,
+                "charge_attempt_started_at": utc_now(),
+                "charge_attempt_spent": False,
+            },
+            lambda d: (
+                d.status is DonationStatus.PENDING and d.charge_attempt == spent_attempt and d.charge_attempt_spent
+            ),
+        )
+
+    def mark_charged(
+        self,
+        donation_id: str,
+        payment_intent_id: str,
+        payment_method_id: str | None,
+        *,
+        claim_followups_seconds: int | None = None,
+        now: float | None = None,
+    ) -> Donation:
+        values: dict[str, Any] = {
+            "status": DonationStatus.SUCCEEDED,
+            "payment_intent_id": payment_intent_id,
+            "payment_method_id": payment_method_id,
+            "charging_until": None,
+        }
+        if claim_followups_seconds is None:
+            allowed = (*_OPEN, DonationStatus.SUCCEEDED)
+        else:
+            allowed = _OPEN
+            values["followups_claim_until"] = int(self._now(now)) + claim_followups_seconds
+        return self._update(donation_id, values, lambda d: d.status in allowed)
+
+    def mark_requires_action(self, donation_id: str, payment_intent_id: str) -> Donation:
+        values = {"status": DonationStatus.REQUIRES_ACTION, "payment_intent_id": payment_intent_id}
+        return self._update(donation_id, {**values, "charging_until": None}, lambda d: d.status in _OPEN)
+
+    def mark_declined(self, donation_id: str, decline_code: str, payment_intent_id: str | None) -> Donation:
+        values = {
+            "status": DonationStatus.DECLINED,
+            "decline_code": decline_code,
+            "payment_intent_id": payment_intent_id,
+            "failure_reason": f"card_declined:{decline_code}",
+        }
+        return self._settle(donation_id, values)
+
+    def mark_failed(self, donation_id: str, reason: str) -> Donation:
+        return self._settle(donation_id, {"status": DonationStatus.FAILED, "failure_reason": reason})
+
+    def mark_canceled(self, donation_id: str, reason: str, payment_intent_id: str | None) -> Donation:
+        values = {"status": DonationStatus.CANCELED, "failure_reason": reason, "payment_intent_id": payment_intent_id}
+        return self._settle(donation_id, values)
+
+    def _settle(self, donation_id: str, values: dict[str, Any]) -> Donation:
+        final = {**values, "unsettled_since": None, "charging_until": None}
+        return self._update(donation_id, final, lambda d: d.status in _OPEN)
+
+    # -- follow-ups ----------------------------------------------------------------------------------
+
+    def claim_followups(self, donation_id: str, lease_seconds: int, now: float | None = None) -> bool:
+        now = self._now(now)
+        try:
+            self._update(
+                donation_id,
+                {"followups_claim_until": int(now) + lease_seconds},
+                lambda d: (
+                    d.status is DonationStatus.SUCCEEDED
+                    and not d.followups_published
+                    and _free(d.followups_claim_until, now)
+                ),
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def release_followups_claim(self, donation_id: str) -> None:
+        self._update(donation_id, {"followups_claim_until": None}, _always)
+
+    def mark_followups_published(self, donation_id: str) -> None:
+        self._update(donation_id, {"followups_published": True, "unsettled_since": None}, _always)
+
+    # -- the background steps --------------------------------------------------------------------
+
+    def next_card_attempt(self, donation_id: str, spent_attempt: int) -> None:
+        with contextlib.suppress(ConditionFailed):  # another delivery moved it on already
+            self._update(donation_id, {"card_attempt": spent_attempt + 1}, lambda d: d.card_attempt == spent_attempt)
+
+    def record_card(self, donation_id: str, card: SavedCard) -> None:
+        values = {
+            "card_status": StepStatus.DONE,
+            "customer_id": card.customer_id,
+            "payment_method_id": card.payment_method_id,
+            "card_brand": card.brand,
+            "card_last4": card.last4,
+            "card_exp_month": card.exp_month,
+            "card_exp_year": card.exp_year,
+        }
+        self._update(donation_id, values, lambda d: d.card_status is not StepStatus.DONE)
+
+    def claim_receipt(self, donation_id: str, lease_seconds: int, now: float | None = None) -> ReceiptClaim:
+        now = self._now(now)
+        before = self.records.get(donation_id)
+
+        def claimable(d: Donation) -> bool:
+            expired = d.receipt_claim_until is not None and d.receipt_claim_until < int(now)
+            return d.status is DonationStatus.SUCCEEDED and (
+                d.receipt_status in (StepStatus.PENDING, StepStatus.FAILED)
+                or (d.receipt_status is StepStatus.IN_PROGRESS and expired)
+            )
+
+        try:
+            values = {"receipt_status": StepStatus.IN_PROGRESS, "receipt_claim_until": int(now) + lease_seconds}
+            self._update(donation_id, values, claimable)
+        except ConditionFailed:
+            return ReceiptClaim(claimed=False, donation=self.get(donation_id))
+        return ReceiptClaim(claimed=True, donation=before)
+
+    def mark_receipt_sent(self, donation_id: str, message_id: str) -> None:
+        values = {
+            "receipt_status": StepStatus.DONE,
+            "receipt_message_id": message_id,
+            "receipt_sent_at": utc_now(),
+            "receipt_claim_until": None,
+        }
+        self._update(donation_id, values, lambda d: d.receipt_status is StepStatus.IN_PROGRESS)
+
+    def release_receipt_claim(self, donation_id: str) -> None:
+        values = {"receipt_status": StepStatus.PENDING, "receipt_claim_until": None}
+        self._update(donation_id, values, lambda d: d.receipt_status is StepStatus.IN_PROGRESS)
+
+    def record_step_failure(self, donation_id: str, step: Step, reason: str) -> None:
+        status_field = "card_status" if step is Step.TOKENIZE else "receipt_status"
+        values: dict[str, Any] = {status_field: StepStatus.FAILED, "failed_step": step, "failure_reason": reason}
+        if step is Step.SEND_RECEIPT:
+            values["receipt_claim_until"] = None
+        self._update(donation_id, values, lambda d: getattr(d, status_field) is not StepStatus.DONE)
+
+    def clear_step_failure(self, donation_id: str, step: Step) -> None:
+        self._update(donation_id, {"failed_step": None, "failure_reason": None}, lambda d: d.failed_step is step)
+
+    # -- webhooks ------------------------------------------------------------------------------------
+
+    def record_refund(self, donation_id: str, amount_refunded: int, refunded_at: str) -> Donation:
+        values = {"amount_refunded": amount_refunded, "refunded_at": refunded_at}
+        return self._update(
+            donation_id, values, lambda d: d.amount_refunded is None or d.amount_refunded <= amount_refunded
+        )
+
+    def record_dispute(self, donation_id: str, dispute_id: str, reason: str, status: str, disputed_at: str) -> Donation:
+        values = {
+            "dispute_id": dispute_id,
+            "dispute_reason": reason,
+            "dispute_status": status,
+            "disputed_at": disputed_at,
+        }
+        return self._update(donation_id, values, _always)
+
+    # -- test helpers ------------------------------------------------------------------------------
+
+    def put(self, donation: Donation) -> Donation:
+        self.records[donation.donation_id] = donation
+        return donation
+
+    def change(self, donation_id: str, **values: Any) -> Donation:
+        """Set fields directly, as time or another writer would (no condition)."""
+        changed = self.records[donation_id].model_copy(update=values)
+        self.records[donation_id] = changed
+        return changed
+
+    def _now(self, now: float | None) -> float:
+        return self.clock() if now is None else now
+
+    def _update(self, donation_id: str, values: dict[str, Any], condition: Condition) -> Donation:
+        current = self.records.get(donation_id)
+        if current is None or not condition(current):
+            raise ConditionFailed(donation_id)
+        updated = current.model_copy(update={**values, "updated_at": utc_now()})
+        self.records[donation_id] = updated
+        self.writes.append(str(sorted(values)))
+        return updated
+
+
+def _free(lease_until: int | None, now: float) -> bool:
+    return lease_until is None or lease_until < int(now)
+
+
+@dataclass
+class FakePayments:
+    """Stripe as a script: what ``charge`` and ``save_card`` do next, and what Stripe knows."""
+
+    charges: list[ChargeOutcome | Exception] = field(default_factory=list)
+    """What the next charges answer (or raise), in order; empty: succeeded."""
+    cards: list[SavedCard | Exception] = field(default_factory=list)
+    attempts: dict[tuple[str, int], IntentSnapshot] = field(default_factory=dict)
+    """(donation id, charge attempt) -> the PaymentIntent Stripe's list finds for it."""
+    searches: dict[str, list[IntentSnapshot]] = field(default_factory=dict)
+    """donation id -> what Stripe's search by metadata finds."""
+    intents: dict[str, IntentSnapshot] = field(default_factory=dict)
+    outage: Exception | None = None
+    """Raised by every lookup while set (Stripe unreachable)."""
+    calls: list[tuple[str, str]] = field(default_factory=list)
+
+    def charge(self, donation: Donation) -> ChargeOutcome:
+        self.calls.append(("charge", f"{donation.donation_id}#{donation.charge_attempt}"))
+        answer = self.charges.pop(0) if self.charges else None
+        if isinstance(answer, Exception):
+            raise answer
+        return answer or ChargeOutcome(ChargeState.SUCCEEDED, f"pi_{donation.donation_id}", "pm_saved")
+
+    def find_attempt(self, donation: Donation) -> IntentSnapshot | None:
+        self.calls.append(("find_attempt", f"{donation.donation_id}#{donation.charge_attempt}"))
+        self._reachable()
+        return self.attempts.get((donation.donation_id, donation.charge_attempt))
+
+    def lookup(self, payment_intent_id: str) -> IntentSnapshot:
+        self.calls.append(("lookup", payment_intent_id))
+        self._reachable()
+        return self.intents[payment_intent_id]
+
+    def find_for_donation(self, donation_id: str) -> list[IntentSnapshot]:
+        self.calls.append(("find_for_donation", donation_id))
+        self._reachable()
+        return list(self.searches.get(donation_id, []))
+
+    def cancel(self, donation_id: str, payment_intent_id: str) -> IntentSnapshot:
+        self.calls.append(("cancel", payment_intent_id))
+        known = self.intents.get(payment_intent_id) or IntentSnapshot(payment_intent_id, "canceled", None)
+        canceled = IntentSnapshot(known.id, "canceled", known.payment_method_id)
+        self.intents[payment_intent_id] = canceled
+        return canceled
+
+    def save_card(self, donation: Donation) -> SavedCard:
+        self.calls.append(("save_card", f"{donation.donation_id}#{donation.card_attempt}"))
+        answer = self.cards.pop(0) if self.cards else None
+        if isinstance(answer, Exception):
+            raise answer
+        return answer or SavedCard(f"cus_{donation.donation_id}", "pm_saved", "visa", "4242", 12, 2034)
+
+    def _reachable(self) -> None:
+        if self.outage is not None:
+            raise self.outage
+
+    def charged(self) -> int:
+        return sum(1 for call, _ in self.calls if call == "charge")
+
+
+@dataclass
+class FakeMailer:
+    """SendGrid as a script: the next sends' failures (or none), and the receipts sent."""
+
+    failures: list[Exception] = field(default_factory=list)
+    sent: list[str] = field(default_factory=list)
+
+    def send(self, donation: Donation) -> str:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.sent.append(donation.donation_id)
+        return f"msg-{len(self.sent)}"
+
+
+@dataclass
+class FakePublisher:
+    """SQS as a script: fails while ``failures`` holds errors; records what was published."""
+
+    failures: list[Exception] = field(default_factory=list)
+    published: list[FollowUpMessage] = field(default_factory=list)
+
+    def publish(self, donation: Donation, correlation_id: str) -> list[FollowUpMessage]:
+        from donations.followups import follow_up_messages
+
+        if self.failures:
+            raise self.failures.pop(0)
+        messages = follow_up_messages(donation, correlation_id)
+        self.published += messages
+        return messages
+
+    def steps_for(self, donation_id: str) -> list[Step]:
+        return [m.type for m in self.published if m.donation_id == donation_id]
+
+
+# The fakes fit the ports (mypy checks these when it reads this file; at run time they are plain assignments).
+_FITS: tuple[type[Store], type[Payments], type[Mailer], type[Publisher]] = (
+    FakeStore,
+    FakePayments,
+    FakeMailer,
+    FakePublisher,
+)
