@@ -20,10 +20,14 @@ install: $(BIN)/.installed
 
 tools: $(TOOLS)/.installed
 
-$(BIN)/.installed: pyproject.toml
+# The SendGrid emulator renders dynamic templates with Handlebars.js (npm, locked; Node.js is on the machine).
+HANDLEBARS := infra/emulators/handlebars
+
+$(BIN)/.installed: pyproject.toml $(HANDLEBARS)/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"
+	npm ci --prefix $(HANDLEBARS) --no-audit --no-fund --silent
 	touch $@
 
 # checkov and the SAM CLI pin their own boto versions: each gets a virtualenv of its own.

@@ -26,7 +26,7 @@ from moto import mock_aws
 
 from infra.emulators.sendgrid_emulator import SendGridEmulator
 from infra.emulators.stripe import StripeEmulator
-from infra.local.pipeline import Pipeline, ProviderEndpoints
+from infra.local.pipeline import Pipeline, ProviderEndpoints, install_receipt_template
 from tests.support.world import World
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -50,9 +50,13 @@ def sendgrid_emulator():
 @pytest.fixture(scope="session")
 def pipeline(stripe_emulator, sendgrid_emulator):
     providers = ProviderEndpoints(stripe_api_base=stripe_emulator.url, sendgrid_api_host=sendgrid_emulator.url)
+    # The shipped receipt template, installed as a deployer would: every receipt in the outbox is rendered.
+    parameters = {"ReceiptTemplateId": install_receipt_template(providers)}
     saved = dict(os.environ)
     with mock_aws():
-        yield Pipeline(providers, stack_name="donations-test", environment=TEST_ENVIRONMENT).start()
+        yield Pipeline(
+            providers, stack_name="donations-test", parameters=parameters, environment=TEST_ENVIRONMENT
+        ).start()
     os.environ.clear()
     os.environ.update(saved)
 

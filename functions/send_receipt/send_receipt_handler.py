@@ -6,6 +6,7 @@ from functools import cache
 # (donations.mail imports it where used, as the tokenize function imports that module too).
 import sendgrid  # noqa: F401
 
+from donations import money
 from donations.consumer import StepConsumer, sqs_lambda_handler
 from donations.models import Step
 from donations.settings import SendReceiptSettings
@@ -13,6 +14,9 @@ from donations.steps import send_receipt
 from donations.wiring import Wiring
 
 settings = SendReceiptSettings.from_env()  # during INIT: a missing variable fails here, naming it
+# Babel's locale data and the time zone, loaded during INIT too; an unknown RECEIPT_LOCALE or
+# RECEIPT_TIME_ZONE fails here rather than parking every receipt.
+money.load_locale(settings.receipt_locale, settings.receipt_time_zone)
 
 
 @cache

@@ -4,6 +4,10 @@
     SendGridAPIClient(api_key="SG.test", host=emu.url).send(mail)
     emu.outbox_for("don_123")
 
+It also serves the Transactional Templates API (``/v3/templates``, :mod:`infra.emulators.sendgrid_templates`):
+a mail sent with a dynamic template created there is rendered with Handlebars.js, and its outbox
+entry carries what the recipient reads (``rendered``: subject, HTML, text).
+
 Run standalone with ``python -m infra.emulators.sendgrid_emulator --port 3030``.
 """
 
@@ -22,7 +26,10 @@ from infra.emulators.base import EmulatorServer, run_cli
 from infra.emulators.control import EmulatorControl
 from infra.emulators.faults import Fault
 from infra.emulators.sendgrid_schema import INVALID_ADDRESS, mail_send_errors, sendgrid_error
+from infra.emulators.sendgrid_templates import PREFIX as TEMPLATES_PREFIX
+from infra.emulators.sendgrid_templates import TemplateStore, render_mail
 from infra.emulators.serving import Request, Response
+from infra.emulators.templating import HandlebarsRenderer
 
 Json = dict[str, Any]
 Errors = list[Json]
@@ -74,13 +81,17 @@ class SendGridEmulator(EmulatorServer):
         max_payload_bytes: int = MAX_PAYLOAD_BYTES,
     ) -> None:
         """``api_keys``: accepted keys (None: any key starting ``SG.``). ``templates``: known
-        dynamic template ids (None: any ``d-`` id). ``verified_senders``: from addresses or
-        domains SendGrid will send for (None: any), otherwise 403 like an unverified sender."""
+        dynamic template ids besides those created through the Templates API (None: any ``d-`` id).
+        ``verified_senders``: from addresses or domains SendGrid will send for (None: any),
+        otherwise 403 like an unverified sender."""
         super().__init__(port)
         self.api_keys = api_keys
         self.templates = templates
         self.verified_senders = verified_senders
         self.max_payload_bytes = max_payload_bytes
+        # The account's templates outlive reset(), as they outlive any send; clear_templates() forgets them.
+        self.template_store = TemplateStore()
+        self._renderer = HandlebarsRenderer()
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -125,9 +136,21 @@ class SendGridEmulator(EmulatorServer):
         with self._lock:
             self._unverified_senders.add(email_or_domain.lower())
 
+    def clear_templates(self) -> None:
+        with self._lock:
+            self.template_store = TemplateStore()
+
+    def stop(self) -> None:
+        super().stop()
+        self._renderer.close()
+
     def snapshot(self) -> Json:
         with self._lock:
-            return {"outbox": self.outbox, "rejected_recipients": sorted(self._rejected)}
+            templates = [
+                {"id": t.id, "name": t.name, "generation": t.generation, "versions": len(t.versions)}
+                for t in self.template_store.templates.values()
+            ]
+            return {"outbox": self.outbox, "rejected_recipients": sorted(self._rejected), "templates": templates}
 
     # -- HTTP --------------------------------------------------------------------------
     def route_name(self, req: Request) -> str:
@@ -175,6 +198,12 @@ class SendGridEmulator(EmulatorServer):
         return _errors_response(status, [{"field": None, "message": "internal server error"}])
 
     def handle_api(self, req: Request) -> Response:
+        if req.path.rstrip("/") == TEMPLATES_PREFIX or req.path.startswith(f"{TEMPLATES_PREFIX}/"):
+            denied = self._check_auth(req.header("authorization"))
+            if denied is not None:
+                return denied
+            with self._lock:
+                return self.template_store.handle(req)
         if req.path.rstrip("/") != "/v3/mail/send":
             return _plain_error(404, "not found")
         if req.method != "POST":
@@ -212,7 +241,11 @@ class SendGridEmulator(EmulatorServer):
         message_id = secrets.token_urlsafe(16)  # 22 url-safe characters, like SendGrid's ids
         if _sandboxed(mail):  # sandbox mode validates but never delivers
             return Response(200)
-        self._outbox.extend(_outbox_entries(mail, message_id))
+        entries = _outbox_entries(mail, message_id)
+        version = self.template_store.active_version(str(mail.get("template_id")))
+        for entry in entries:
+            entry["rendered"] = render_mail(version, entry["dynamic_template_data"], self._renderer)
+        self._outbox.extend(entries)
         return Response(202, b"", {"X-Message-Id": message_id})
 
     # -- what only the account knows ------------------------------------------------------
@@ -228,6 +261,8 @@ class SendGridEmulator(EmulatorServer):
         return errors
 
     def _known_template(self, template_id: str) -> bool:
+        if template_id in self.template_store.templates:
+            return True
         if self.templates is None:
             return template_id.startswith("d-") and len(template_id) > 2
         return template_id in self.templates

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 log = logging.getLogger("donations.local.front")
 
 STATIC = Path(__file__).parent / "static"
-PAGES = {"/": "index.html", "/outbox": "outbox.html", "/console": "console.html"}
+PAGES = {"/": "index.html", "/outbox": "outbox.html", "/console": "console.html", "/outbox/receipt": "receipt.html"}
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 API_PREFIXES = ("/donations", "/webhooks")
 

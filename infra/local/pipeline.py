@@ -76,6 +76,17 @@ class ProviderEndpoints:
     stripe_webhook_secret: str = "whsec_local_emulator"  # noqa: S105 - a well-known local test secret
 
 
+def install_receipt_template(providers: ProviderEndpoints) -> str:
+    """Install the shipped receipt template into the SendGrid emulator as a deployer would
+    (``donations-ops receipts install-template``) and return its id, the stack's ReceiptTemplateId."""
+    from sendgrid import SendGridAPIClient
+
+    from donations_ops.receipts import install_template
+
+    client = SendGridAPIClient(api_key=providers.sendgrid_api_key, host=providers.sendgrid_api_host)
+    return install_template(client).template_id
+
+
 @dataclass
 class Pipeline:
     providers: ProviderEndpoints

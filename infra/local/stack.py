@@ -32,7 +32,7 @@ from infra.local.metrics import (
     set_log_stream,
 )
 from infra.local.moto_process import MotoProcess
-from infra.local.pipeline import Pipeline, ProviderEndpoints
+from infra.local.pipeline import Pipeline, ProviderEndpoints, install_receipt_template
 from infra.local.process import require_free_ports
 from infra.local.readiness import wait_until_ready
 
@@ -58,6 +58,8 @@ class LocalStack:
         self._stopping = threading.Event()
         self.notifications: list[dict[str, Any]] = []
         self._ops_stack: OpsStack | None = None
+        self.parameters: dict[str, str] = {}
+        """Template parameters the stack is created with (the receipt template's id, once installed)."""
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -81,7 +83,11 @@ class LocalStack:
         self.moto_url = self.moto.url
         providers = self._start_providers()
         self.pipeline = Pipeline(
-            providers, endpoint_url=self.moto_url, stack_name=config.stack_name, environment=config.environment
+            providers,
+            endpoint_url=self.moto_url,
+            stack_name=config.stack_name,
+            parameters=self.parameters,
+            environment=config.environment,
         ).start()
         self._deliver_stripe_webhooks()
         clients = self.pipeline.clients
@@ -154,6 +160,9 @@ class LocalStack:
             self.sendgrid = SendGridEmulator(config.sendgrid_port).start()
             self._closers.append(self.sendgrid.stop)
             providers.sendgrid_api_host = self.sendgrid.url
+            # The shipped receipt template, installed as a deployer would (README "Receipts"): the outbox
+            # shows each receipt rendered. With the real SendGrid, DONATIONS_FN_RECEIPT_TEMPLATE_ID names yours.
+            self.parameters["ReceiptTemplateId"] = install_receipt_template(providers)
         return providers
 
     def _deliver_stripe_webhooks(self) -> None:
@@ -322,7 +331,10 @@ class LocalStack:
                 "test_payment_methods": [{"id": pm, "label": label} for pm, label in TEST_PAYMENT_METHODS],
             }
         if method == "GET" and parts == ["outbox"]:
-            return 200, {"emails": list(reversed(self.sendgrid.outbox)) if self.sendgrid else []}
+            return 200, {"emails": [_listed(e) for e in reversed(self.sendgrid.outbox)] if self.sendgrid else []}
+        if method == "GET" and len(parts) == 2 and parts[0] == "outbox":
+            found = [e for e in self.sendgrid.outbox if e["message_id"] == parts[1]] if self.sendgrid else []
+            return (200, found[0]) if found else (404, {"message": "Not Found"})
         if method == "GET" and parts == ["openapi.json"]:
             app = self.pipeline.handler("ChargeFunction").app
             return 200, json.loads(app.get_openapi_json_schema(title="Donations API", version="1.0.0"))
@@ -364,3 +376,10 @@ class LocalStack:
         if self.sendgrid:
             urls["SendGrid emulator"] = self.sendgrid.url
         return urls
+
+
+def _listed(email: dict[str, Any]) -> dict[str, Any]:
+    """An outbox entry for the list: the rendered subject, not the bodies (``/_local/outbox/{id}`` has them)."""
+    rendered = email.get("rendered")
+    summary = {"subject": rendered.get("subject"), "error": rendered.get("error")} if rendered else None
+    return {**email, "rendered": summary}

@@ -6,17 +6,16 @@ too, which never sends mail. The send-receipt function loads the SDK during INIT
 
 from __future__ import annotations
 
-from datetime import datetime
-from decimal import Decimal
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 from aws_lambda_powertools.metrics import single_metric
 
-from donations import currencies, deadline
+from donations import deadline
 from donations.errors import PermanentStepFailure, RetryableStepFailure, classify, sendgrid_error_field
 from donations.models import Donation
 from donations.observability import MetricUnit, logger
+from donations.receipt import receipt_data
 from donations.settings import MailSettings
 
 if TYPE_CHECKING:
@@ -33,30 +32,13 @@ def build_sendgrid_client(settings: MailSettings, api_key: str) -> SendGridAPICl
     return SendGridAPIClient(api_key=api_key)
 
 
-def format_amount(amount: int, currency: str) -> str:
-    """``2500, "usd"`` → ``"25.00 USD"``; minor units as Stripe counts them (donations.currencies)."""
-    unit = currencies.currency(currency)
-    # Where only whole units can be charged (isk), show whole units.
-    shown = 0 if unit.step == 10**unit.decimals else unit.decimals
-    major = Decimal(amount).scaleb(-unit.decimals)
-    return f"{major:,.{shown}f} {currency.upper()}"
-
-
 def receipt_mail(donation: Donation, settings: MailSettings) -> Mail:
-    from sendgrid.helpers.mail import CustomArg, Mail
+    from sendgrid.helpers.mail import CustomArg, Mail, ReplyTo
 
     mail = Mail(from_email=(settings.receipt_from_email, settings.org_name), to_emails=donation.email)
+    mail.reply_to = ReplyTo(settings.support_email, settings.org_name)  # a donor's reply reaches support
     mail.template_id = settings.receipt_template_id
-    mail.dynamic_template_data = {
-        "donor_name": donation.name,
-        "amount": donation.amount,
-        "amount_display": format_amount(donation.amount, donation.currency),
-        "currency": donation.currency.upper(),
-        "date": datetime.fromisoformat(donation.created_at.replace("Z", "+00:00")).date().isoformat(),
-        "donation_id": donation.donation_id,
-        "org_name": settings.org_name,
-        "org_address": settings.org_address,
-    }
+    mail.dynamic_template_data = receipt_data(donation, settings)
     mail.custom_arg = CustomArg(key="donation_id", value=donation.donation_id)
     return mail
 

@@ -85,6 +85,13 @@ class MailSettings(ProviderCallSettings):
     receipt_from_email: Name
     org_name: Name
     org_address: str  # required, may be empty
+    # The rest of the receipt (template.yaml's receipt parameters; README "Receipts"). An empty tax id or
+    # statement is left out of the receipt. Locale (Babel/CLDR) and time zone (IANA) shape the amount and date.
+    org_tax_id: str = ""
+    goods_or_services_statement: str  # required, may be empty
+    support_email: Name
+    receipt_locale: Name = "en_US"
+    receipt_time_zone: Name = "UTC"
 
 
 class SendGridSettings(MailSettings):

@@ -10,6 +10,8 @@ AWS APIs only, so it needs the core's dependencies plus ``rich``, nothing from `
 * ``alarms``: the stack's alarm states;
 * ``redrive``: DLQ messages moved back (SQS's move task, or a copy that never loses a message);
 * ``aws`` / ``clients``: which account or endpoint, and one boto3 client per service;
+* ``receipts`` / ``receipts_cli``: ``receipts install-template``, the shipped receipt template
+  (``receipt_template/``) created or updated in SendGrid;
 * ``smoke``: ``make smoke``, the product's own Stripe and SendGrid calls against the real services
   in test mode.
 """

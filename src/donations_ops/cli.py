@@ -24,6 +24,7 @@ from rich.text import Text
 from donations_ops.alarms import AlarmState, stack_alarms
 from donations_ops.aws import Clients, make_clients, resolve_endpoint
 from donations_ops.queues import PEEK_LIMIT, DlqMessage, QueueDepth, list_dlq, queue_depths
+from donations_ops.receipts_cli import add_receipt_commands
 from donations_ops.redrive import MessageNotFound, RedriveResult, redrive, replay
 from donations_ops.stack import OpsError, Stack, discover, resolve_dlq
 
@@ -109,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     one.add_argument("queue", metavar="DLQ")
     one.add_argument("message_id", metavar="MESSAGE_ID", help="the SQS message id (see `dlq list`)")
     one.set_defaults(command=cmd_replay)
+
+    # receipts install-template (issue #18): donations_ops.receipts_cli
+    add_receipt_commands(commands)
     return parser
 
 

@@ -41,6 +41,8 @@ class SmokeSettings(StripeClientSettings, MailSettings):
     receipt_from_email: str = "receipts@example.org"
     org_name: str = "Example Charity"
     org_address: str = ""
+    goods_or_services_statement: str = "No goods or services were provided in exchange for this donation."
+    support_email: str = "support@example.org"
 
 
 @dataclass

@@ -232,7 +232,22 @@ def test_donation_saves_the_card_and_its_receipt_reaches_the_outbox(
     assert "Ada Lovelace" in row.text
     outbox_png = screenshot(browser, "outbox")
 
-    for png in (form_png, outbox_png):
+    # The receipt as the donor reads it: the installed template, rendered by the SendGrid emulator.
+    row.find_element(By.LINK_TEXT, "View receipt").click()
+    frame = wait_until(browser, lambda d: visible(d, "receipt-html"), "the rendered receipt")
+    browser.switch_to.frame(frame)
+    try:
+        receipt = wait_until(browser, lambda d: d.find_elements(By.TAG_NAME, "h1"), "the receipt's heading")[0]
+        assert receipt.text == "Thank you, Ada Lovelace"
+        body = browser.find_element(By.TAG_NAME, "body").text
+        assert "$25.00" in body and donation_id in body and "Example Charity" in body
+    finally:
+        browser.switch_to.default_content()
+    receipt_png = screenshot(browser, "receipt")
+    browser.find_element(By.CSS_SELECTOR, '[data-width="375px"]').click()
+    receipt_phone_png = screenshot(browser, "receipt-phone")
+
+    for png in (form_png, outbox_png, receipt_png, receipt_phone_png):
         assert png.is_file() and png.stat().st_size > 0
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{png} is not a PNG"
 

@@ -10,6 +10,7 @@ import sys
 import pytest
 import requests
 
+from donations.money import format_day
 from infra.emulators.control import EmulatorControl
 from infra.emulators.sendgrid_emulator import SendGridControl
 from tests.e2e.conftest import donate, start_stack, stop_stack, wait_for
@@ -60,6 +61,55 @@ def test_a_curl_donation_completes_all_three_steps(local_stack):
     outbox_page = requests.get(f"{local_stack.api}/_local/outbox", timeout=10).json()["emails"]
     assert any(m["custom_args"].get("donation_id") == donation_id for m in outbox_page)
     assert EmulatorControl(local_stack.stripe).state()["requests"]  # the real SDK went through the emulator
+
+
+def test_a_donations_receipt_in_the_outbox_is_the_rendered_template(local_stack):
+    answer = donate(local_stack.api, "e2e-receipt", amount=4200, currency="eur", name="Grace Hopper", save_card=False)
+    assert answer.status_code == 201, answer.text
+    donation_id = answer.json()["donation_id"]
+    donation = wait_for(lambda: (d := _donation(local_stack.api, donation_id))["receipt_sent"] and d, what="receipt")
+
+    [listed] = [m for m in requests.get(f"{local_stack.api}/_local/outbox", timeout=10).json()["emails"]
+                if m["custom_args"].get("donation_id") == donation_id]  # fmt: skip
+    mail = requests.get(f"{local_stack.api}/_local/outbox/{listed['message_id']}", timeout=10).json()
+
+    # The template's parameter defaults (template.yaml) fill in the organisation; the day is the donation's (UTC).
+    rendered = mail["rendered"]
+    assert rendered["error"] is None
+    assert rendered["subject"] == "Receipt for your donation to Example Charity"
+    day = format_day(donation["created_at"], "en_US", "UTC")
+    for body in (rendered["html"], rendered["text"]):
+        for fact in ("Grace Hopper", "€42.00", day, donation_id, "Example Charity", "1 Example Street, Springfield"):
+            assert fact in body, f"{fact!r} is not in the receipt"
+
+
+def test_the_install_command_updates_the_template_the_local_stack_installed(local_stack):
+    # The run command installed the shipped template, as a deployer would; the documented command finds it
+    # by name and adds a new active version (README "Receipts").
+    before = SendGridControl(local_stack.sendgrid).state()["templates"]
+    installed = subprocess.run(  # noqa: S603 - our own CLI
+        [
+            sys.executable,
+            "-m",
+            "donations_ops",
+            "receipts",
+            "install-template",
+            "--sendgrid-host",
+            local_stack.sendgrid,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "SENDGRID_API_KEY": "SG.local-emulator"},
+        check=False,
+    )
+
+    assert installed.returncode == 0, installed.stderr + installed.stdout
+    assert installed.stdout.startswith("Updated the dynamic template 'Donation receipt'"), installed.stdout
+    template_id = installed.stdout.strip().splitlines()[-1]
+    after = SendGridControl(local_stack.sendgrid).state()["templates"]
+    assert [(t["id"], t["name"]) for t in before] == [(template_id, "Donation receipt")]
+    assert [t["versions"] for t in after] == [before[0]["versions"] + 1]
 
 
 def test_an_outage_parks_the_receipt_raises_the_alarm_and_a_redrive_recovers(local_stack):

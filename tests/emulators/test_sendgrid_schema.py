@@ -38,6 +38,8 @@ SETTINGS = MailSettings(
     receipt_from_email="receipts@example.org",
     org_name="Example Charity",
     org_address="1 Example Street, Springfield",
+    goods_or_services_statement="No goods or services were provided in exchange for this donation.",
+    support_email="support@example.org",
 )
 
 

@@ -38,11 +38,17 @@ def test_end_to_end_the_card_is_saved_and_one_receipt_sent(world):
     assert mail["template_id"] == world.settings.receipt_template_id
     assert mail["custom_args"] == {"donation_id": donation_id}
     data = mail["dynamic_template_data"]
-    assert (data["amount_display"], data["donation_id"], data["org_name"]) == (
-        "25.00 USD",
+    assert (data["amount_display"], data["receipt_number"], data["org_name"]) == (
+        "$25.00",
         donation_id,
         world.settings.org_name,
     )
+    # The shipped template, installed for the test stack, rendered as the donor reads it.
+    rendered = mail["rendered"]
+    assert rendered["error"] is None
+    assert rendered["subject"] == f"Receipt for your donation to {world.settings.org_name}"
+    for body in (rendered["html"], rendered["text"]):
+        assert "$25.00" in body and "Ada Lovelace" in body and donation_id in body
     view = world.get(f"/donations/{donation_id}").body
     assert (view["status"], view["card_saved"], view["receipt_sent"], view["failed_step"]) == (
         "succeeded",

@@ -47,5 +47,17 @@ def test_a_plain_install_gives_a_working_donations_ops(tmp_path: Path):
         cwd=tmp_path,
     )
     assert helped.returncode == 0, helped.stderr[-3000:]
-    for command in ("status", "alarms", "dlq", "redrive", "replay"):
+    for command in ("status", "alarms", "dlq", "redrive", "replay", "receipts"):
         assert command in helped.stdout
+
+    # And the receipt template it installs into SendGrid is part of the package
+    shipped = subprocess.run(  # noqa: S603 - the installed package
+        [str(bin_dir / "python"), "-c", "from donations_ops.receipts import shipped_template as t; print(t().subject)"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert shipped.returncode == 0, shipped.stderr[-3000:]
+    assert "{{{org_name}}}" in shipped.stdout

@@ -2,7 +2,6 @@ import pytest
 from pydantic import ValidationError
 
 from donations.charge import DONATION_ID, donation_id_for
-from donations.mail import format_amount
 from donations.models import DonationRequest, RequestLimits
 
 pytestmark = pytest.mark.unit
@@ -47,11 +46,3 @@ def test_donation_ids_are_stable_and_well_formed():
     assert donation_id_for("key-1") == donation_id_for("key-1")
     assert donation_id_for("key-1") != donation_id_for("key-2")
     assert DONATION_ID.match(donation_id_for("key-1"))
-
-
-@pytest.mark.parametrize(
-    ("amount", "currency", "shown"),
-    [(2500, "usd", "25.00 USD"), (123456, "eur", "1,234.56 EUR"), (500, "jpy", "500 JPY")],
-)
-def test_amount_display(amount, currency, shown):
-    assert format_amount(amount, currency) == shown

@@ -59,7 +59,10 @@ def test_an_empty_resource_name_or_a_bad_number_is_named_too():
     ("settings", "needs"),
     [
         (TokenizeSettings, {"DONATIONS_TABLE", "STRIPE_SECRET_NAME", "TOKENIZE_DLQ_URL", "MAX_RECEIVE_COUNT"}),
-        (SendReceiptSettings, {"SENDGRID_SECRET_NAME", "RECEIPT_DLQ_URL", "RECEIPT_FROM_EMAIL", "ORG_NAME"}),
+        (
+            SendReceiptSettings,
+            {"SENDGRID_SECRET_NAME", "RECEIPT_DLQ_URL", "RECEIPT_FROM_EMAIL", "ORG_NAME", "SUPPORT_EMAIL"},
+        ),
         (ReconcilerSettings, {"TOKENIZE_QUEUE_URL", "RECEIPT_QUEUE_URL", "STRIPE_SECRET_NAME"}),
     ],
 )

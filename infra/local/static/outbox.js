@@ -8,7 +8,7 @@
 
   function row(email) {
     const data = email.dynamic_template_data || {};
-    const donationId = (email.custom_args || {}).donation_id || data.donation_id || "";
+    const donationId = (email.custom_args || {}).donation_id || data.receipt_number || "";
     const from = email.from || {};
     return h(
       "tr",
@@ -18,6 +18,7 @@
       h("td", { className: "nowrap" }, data.donor_name || ""),
       h("td", { className: "num nowrap" }, data.amount_display || "", h("span", { className: "cell-sub" }, data.date || "")),
       h("td", {}, h("code", {}, donationId)),
+      receiptCell(email),
       h(
         "td",
         {},
@@ -30,6 +31,15 @@
         )
       )
     );
+  }
+
+  // The receipt as the donor reads it: its subject, and a link to the rendered email (issue #18).
+  function receiptCell(email) {
+    const rendered = email.rendered;
+    if (!rendered) return h("td", { className: "muted" }, "Not rendered (no such template in the emulator)");
+    if (rendered.error) return h("td", {}, h("span", { className: "pill bad" }, "Template error"), h("span", { className: "cell-sub" }, rendered.error));
+    const href = `/outbox/receipt?message=${encodeURIComponent(email.message_id)}`;
+    return h("td", { className: "nowrap" }, h("a", { href, title: rendered.subject || "" }, "View receipt"));
   }
 
   // Keep open <details> open across refreshes.

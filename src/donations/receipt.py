@@ -1,0 +1,36 @@
+"""What the receipt says: the dynamic template data sent with it, one value per variable the template reads.
+
+The template (src/donations_ops/receipt_template/, installed with ``donations-ops receipts
+install-template``) reads exactly these keys, and a test holds the two together
+(tests/integration/test_receipt_template.py). Every key is always sent, as a string; an empty one is
+left out of the receipt by the template's ``{{#if}}``. README "Receipts" lists them.
+
+The content follows the IRS's "Charitable Contributions - Written Acknowledgments" page (irs.gov; IRS
+Publication 1771): the organisation's name, the amount, the date (which a donor's record of a cash gift
+must show, Publication 526), and whether goods or services were given in exchange. Other countries'
+rules differ: the statement, tax id and address are the charity's to set.
+"""
+
+from __future__ import annotations
+
+from donations import money
+from donations.models import Donation, StepStatus
+from donations.settings import MailSettings
+
+
+def receipt_data(donation: Donation, settings: MailSettings) -> dict[str, str]:
+    locale = settings.receipt_locale
+    return {
+        "donor_name": donation.name,
+        "amount_display": money.format_money(donation.amount, donation.currency, locale),
+        "date": money.format_day(donation.created_at, locale, settings.receipt_time_zone),
+        "receipt_number": donation.donation_id,
+        "org_name": settings.org_name,
+        "org_address": settings.org_address,
+        "org_tax_id": settings.org_tax_id,
+        "goods_or_services_statement": settings.goods_or_services_statement,
+        "support_email": settings.support_email,
+        # The card's last 4 digits are known once the tokenize step saved it, which runs beside this one:
+        # a receipt sent first says nothing about the card.
+        "card_last4": (donation.card_last4 or "") if donation.card_status is StepStatus.DONE else "",
+    }

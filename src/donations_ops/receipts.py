@@ -1,0 +1,170 @@
+"""The receipt email's SendGrid dynamic template: the one shipped in ``receipt_template/``, installed.
+
+``install_template`` creates the dynamic template (or finds it by name, or takes its id) and adds a new
+active version holding the shipped subject, HTML and plain text, through SendGrid's Transactional
+Templates API (twilio/sendgrid-oai ``spec/json/tsg_templates_v3.json``; API reference "Create a
+transactional template", "Retrieve paged transactional templates", "Create a new transactional
+template version", "Activate a transactional template version"). Running it again adds another
+version and activates it: the receipts sent after that use it. Old versions stay in SendGrid
+(an account may hold 300 versions in all; delete old ones in SendGrid's console if needed).
+
+The template reads exactly the variables :func:`donations.receipt.receipt_data` sends.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+from donations.models import Donation, DonationStatus, StepStatus
+from donations.receipt import receipt_data
+from donations.settings import MailSettings
+
+if TYPE_CHECKING:
+    from sendgrid import SendGridAPIClient
+
+TEMPLATE_DIR = Path(__file__).with_name("receipt_template")
+DEFAULT_NAME = "Donation receipt"
+PAGE_SIZE = 200  # the most the list answers per page
+MAX_PAGES = 50
+
+
+class InstallError(Exception):
+    """SendGrid refused a step, or the template to update is not there or not unique."""
+
+
+@dataclass(frozen=True)
+class ReceiptTemplate:
+    subject: str
+    html: str
+    text: str
+
+    def parts(self) -> dict[str, str]:
+        """Each part by its field in a template version."""
+        return {"subject": self.subject, "html_content": self.html, "plain_content": self.text}
+
+
+@dataclass(frozen=True)
+class Installed:
+    template_id: str
+    version_id: str
+    created: bool
+    """A new template (else a new version of an existing one)."""
+    name: str
+
+
+def shipped_template() -> ReceiptTemplate:
+    return ReceiptTemplate(
+        subject=(TEMPLATE_DIR / "subject.txt").read_text(encoding="utf-8").strip(),
+        html=(TEMPLATE_DIR / "receipt.html").read_text(encoding="utf-8"),
+        text=(TEMPLATE_DIR / "receipt.txt").read_text(encoding="utf-8"),
+    )
+
+
+def install_template(
+    client: SendGridAPIClient,
+    *,
+    name: str = DEFAULT_NAME,
+    template_id: str | None = None,
+    template: ReceiptTemplate | None = None,
+) -> Installed:
+    """Create or update the dynamic template and make a new version of it active; its id goes in ReceiptTemplateId."""
+    template = template or shipped_template()
+    templates = client.client.templates
+    created = False
+    if template_id is None:
+        found = _dynamic_templates_named(client, name)
+        if len(found) > 1:
+            raise InstallError(f"{len(found)} dynamic templates are named {name!r}: pass --template-id")
+        if found:
+            template_id = found[0]
+        else:
+            template_id = str(_call(templates.post, request_body={"name": name, "generation": "dynamic"})["id"])
+            created = True
+    else:
+        existing = _call(templates._(template_id).get)
+        if existing.get("generation") != "dynamic":
+            raise InstallError(f"{template_id} is a legacy template; receipts need a dynamic one")
+    version = {
+        "name": f"{name} {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())}"[:100],
+        **template.parts(),
+        "generate_plain_content": False,  # ours is written for reading, not derived from the HTML
+        "editor": "code",
+        "active": 1,
+        "test_data": json.dumps(sample_data()),  # SendGrid's preview shows a real-looking receipt
+    }
+    versions = templates._(template_id).versions
+    added = _call(versions.post, request_body=version)
+    if added.get("active") != 1:
+        added = _call(versions._(added["id"]).activate.post)
+    return Installed(template_id=template_id, version_id=str(added["id"]), created=created, name=name)
+
+
+def sample_data() -> dict[str, str]:
+    """The template data of an example donation, for SendGrid's preview and test sends."""
+    donation = Donation(
+        donation_id="don_examplereceipt0000000000",
+        status=DonationStatus.SUCCEEDED,
+        amount=2500,
+        currency="usd",
+        email="ada@example.org",
+        email_masked="a***@e***.org",
+        name="Ada Lovelace",
+        payment_method="pm_card_visa",
+        save_card=True,
+        request_hash="example",
+        created_at="2026-11-25T12:00:00Z",
+        updated_at="2026-11-25T12:00:00Z",
+        card_status=StepStatus.DONE,
+        card_last4="4242",
+    )
+    settings = MailSettings(
+        receipt_template_id="d-00000000000000000000000000000000",
+        receipt_from_email="receipts@example.org",
+        org_name="Example Charity",
+        org_address="1 Example Street, Springfield",
+        org_tax_id="12-3456789",
+        goods_or_services_statement="No goods or services were provided in exchange for this donation.",
+        support_email="support@example.org",
+    )
+    return receipt_data(donation, settings)
+
+
+def _dynamic_templates_named(client: SendGridAPIClient, name: str) -> list[str]:
+    """Ids of the dynamic templates called ``name``. The list shows legacy templates only unless asked."""
+    query: dict[str, Any] = {"generations": "dynamic", "page_size": PAGE_SIZE}
+    found: list[str] = []
+    for _ in range(MAX_PAGES):
+        page = _call(client.client.templates.get, query_params=query)
+        found += [str(t["id"]) for t in page.get("result", []) if t.get("name") == name]
+        token = parse_qs(urlsplit(str((page.get("_metadata") or {}).get("next") or "")).query).get("page_token")
+        if not token:
+            return found
+        query = {**query, "page_token": token[-1]}
+    raise InstallError(f"more than {MAX_PAGES * PAGE_SIZE} dynamic templates: pass --template-id")
+
+
+def _call(request: Any, **arguments: Any) -> dict[str, Any]:
+    """One Templates API call; SendGrid's refusal becomes an InstallError naming its status and message."""
+    from python_http_client.exceptions import HTTPError
+
+    try:
+        response = request(**arguments)
+    except HTTPError as error:
+        raise InstallError(f"SendGrid answered {error.status_code}: {_first_message(error.body)}") from error
+    body: dict[str, Any] = json.loads(response.body or b"{}")
+    return body
+
+
+def _first_message(body: bytes | str | None) -> str:
+    try:
+        errors = json.loads(body or b"{}").get("errors") or [{}]
+    except (ValueError, AttributeError):
+        return str(body)[:200]
+    first = errors[0] if isinstance(errors[0], dict) else {}
+    field = f" ({first['field']})" if first.get("field") else ""
+    return f"{first.get('message', 'no message')}{field}"

@@ -1,0 +1,52 @@
+"""The receipt's template data (donations.receipt): what a donor reads about a donation."""
+
+import pytest
+
+from donations.models import Donation, DonationStatus, StepStatus
+from donations.receipt import receipt_data
+from donations.settings import MailSettings
+
+pytestmark = pytest.mark.unit
+
+SETTINGS = MailSettings(
+    receipt_template_id="d-00000000000000000000000000000000",
+    receipt_from_email="receipts@example.org",
+    org_name="Example Charity",
+    org_address="",
+    goods_or_services_statement="No goods or services were provided in exchange for this donation.",
+    support_email="support@example.org",
+    receipt_locale="de_DE",
+    receipt_time_zone="Europe/Berlin",
+)
+
+
+def donation(**changes):
+    fields = {
+        "donation_id": "don_unitreceipt",
+        "status": DonationStatus.SUCCEEDED,
+        "amount": 123456,
+        "currency": "eur",
+        "email": "ada@example.org",
+        "email_masked": "a***@e***.org",
+        "name": "Ada Lovelace",
+        "payment_method": "pm_card_visa",
+        "save_card": True,
+        "request_hash": "h",
+        "created_at": "2026-12-31T23:30:00Z",
+        "updated_at": "2026-12-31T23:30:00Z",
+    }
+    return Donation(**(fields | changes))
+
+
+def test_amount_and_date_follow_the_receipts_locale_and_time_zone():
+    data = receipt_data(donation(), SETTINGS)
+    assert data["amount_display"] == "1.234,56\xa0€"
+    assert data["date"] == "1. Januar 2027"  # 23:30 UTC is past midnight in Berlin
+    assert data["receipt_number"] == "don_unitreceipt"
+
+
+def test_the_card_is_named_only_once_saved():
+    pending = receipt_data(donation(card_status=StepStatus.PENDING, card_last4="4242"), SETTINGS)
+    saved = receipt_data(donation(card_status=StepStatus.DONE, card_last4="4242"), SETTINGS)
+    assert (pending["card_last4"], saved["card_last4"]) == ("", "4242")
+    assert set(pending) == set(saved)  # the same variables either way; the template hides an empty one
