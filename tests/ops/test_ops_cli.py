@@ -119,20 +119,26 @@ def test_status_shows_depths_and_a_parked_message_without_consuming_it(world, pi
     assert ops(pipeline, capsys, "status", "--fail-on-alarm")[0] == 1
 
 
-def test_status_prefers_cloudwatch_age_when_the_metric_exists(world, pipeline, capsys):
-    # Given SQS's age metric for TokenizeQueue (AWS publishes it; moto only has what is put)
-    queue_name = pipeline.stack.queues["TokenizeQueue"].rsplit("/", 1)[-1]
+def _age_metric(pipeline: Any, queue_logical_id: str, seconds: float) -> None:
+    """SQS's age metric for a queue (AWS publishes it; moto only has what is put)."""
+    queue_name = pipeline.stack.queues[queue_logical_id].rsplit("/", 1)[-1]
     pipeline.clients("cloudwatch").put_metric_data(
         Namespace="AWS/SQS",
         MetricData=[
             {
                 "MetricName": "ApproximateAgeOfOldestMessage",
                 "Dimensions": [{"Name": "QueueName", "Value": queue_name}],
-                "Value": 75.0,  # below the backlog alarm threshold: the session stack is shared
+                "Value": seconds,
                 "Unit": "Seconds",
             }
         ],
     )
+
+
+def test_status_prefers_cloudwatch_age_when_the_metric_exists(world, pipeline, capsys):
+    # Given a message waiting in TokenizeQueue and SQS's age metric for it (below the backlog threshold)
+    world.send_follow_up("tokenize", "don_waiting")
+    _age_metric(pipeline, "TokenizeQueue", 75.0)
 
     rows = {row["logical_id"]: row for row in ops_json(pipeline, capsys, "status")["queues"]}
     _, out, _ = ops(pipeline, capsys, "status")
@@ -140,6 +146,19 @@ def test_status_prefers_cloudwatch_age_when_the_metric_exists(world, pipeline, c
     assert (rows["TokenizeQueue"]["oldest_age_seconds"], rows["TokenizeQueue"]["age_source"]) == (75.0, "cloudwatch")
     row = next(line for line in out.splitlines() if "TokenizeQueue" in line and "source" in line)
     assert "1m 15s" in row and "cloudwatch" in row
+
+
+def test_status_never_shows_an_age_for_an_empty_queue(world, pipeline, capsys):
+    # Given an age CloudWatch still holds from the last minutes, for a queue that is empty now
+    _age_metric(pipeline, "ReceiptQueue", 293.0)
+
+    rows = {row["logical_id"]: row for row in ops_json(pipeline, capsys, "status")["queues"]}
+    _, out, _ = ops(pipeline, capsys, "status")
+
+    # Then no age is shown for it (issue #15: "oldest message 4m 53s" on an empty queue)
+    assert (rows["ReceiptQueue"]["oldest_age_seconds"], rows["ReceiptQueue"]["age_source"]) == (None, "empty")
+    row = next(line for line in out.splitlines() if "ReceiptQueue" in line and "source" in line)
+    assert "4m 53s" not in row and "empty" in row
 
 
 def test_alarm_states_and_fail_on_alarm(world, pipeline, capsys, alarm_states):
