@@ -55,6 +55,22 @@ class SavedCard:
 
 
 @dataclass(frozen=True)
+class ParkedMessage:
+    """A message as a consumer sends it to its DLQ (ids only: no PII in queue bodies), for the record."""
+
+    message_id: str
+    body: str
+    attributes: dict[str, str]
+    attempts: int
+    """The receive it failed on (ApproximateReceiveCount)."""
+    permanent: bool
+    """Parked at once (retrying cannot help) rather than after its last receive."""
+
+    def as_item(self) -> dict[str, object]:
+        return {"message_id": self.message_id, "body": self.body, "attributes": dict(self.attributes)}
+
+
+@dataclass(frozen=True)
 class ReceiptClaim:
     claimed: bool
     donation: Donation | None
@@ -109,7 +125,10 @@ class Store(Protocol):
     def claim_receipt(self, donation_id: str, lease_seconds: int, now: float | None = None) -> ReceiptClaim: ...
     def mark_receipt_sent(self, donation_id: str, message_id: str) -> None: ...
     def release_receipt_claim(self, donation_id: str) -> None: ...
-    def record_step_failure(self, donation_id: str, step: Step, reason: str) -> None: ...
+    def record_step_retry(self, donation_id: str, step: Step, reason: str, attempts: int) -> None: ...
+    def record_step_failure(
+        self, donation_id: str, step: Step, reason: str, *, parked: ParkedMessage | None = None
+    ) -> None: ...
     def clear_step_failure(self, donation_id: str, step: Step) -> None: ...
 
     # Stripe's webhooks (donations.webhooks)

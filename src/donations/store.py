@@ -21,8 +21,18 @@ from botocore.exceptions import ClientError
 from donations.conditional import ConditionFailed as ConditionFailed
 from donations.conditional import Lease, attempt_is, clock, condition_failed, conditional_update
 from donations.errors import DonationNotFound, IdempotencyKeyReused, RequestInProgress
-from donations.models import Donation, DonationRequest, DonationStatus, Step, StepStatus, utc_now
-from donations.ports import ReceiptClaim, SavedCard
+from donations.models import (
+    Attention,
+    Donation,
+    DonationRequest,
+    DonationStatus,
+    FailureKind,
+    Step,
+    StepStatus,
+    donor_key_for,
+    utc_now,
+)
+from donations.ports import ParkedMessage, ReceiptClaim, SavedCard
 from donations.redaction import mask_email
 
 UNSETTLED_INDEX = "status-unsettled_since-index"
@@ -54,6 +64,8 @@ def new_donation(donation_id: str, request: DonationRequest, correlation_id: str
         card_status=StepStatus.PENDING if request.save_card else StepStatus.NOT_REQUESTED,
         charging_until=charging_until,
         charge_attempt_started_at=stamp,
+        donor_key=donor_key_for(str(request.email)),
+        created_day=stamp[:10],
     )
 
 
@@ -174,13 +186,16 @@ class DonationStore:
             "status": DonationStatus.SUCCEEDED.value,
             "payment_intent_id": payment_intent_id,
             "payment_method_id": payment_method_id,
+            "charged_at": utc_now(),
         }
         condition = Attr("status").is_in(_OPEN_STATUSES)
         if claim_followups_seconds is None:
             condition = condition | Attr("status").eq(DonationStatus.SUCCEEDED.value)
         else:
             values.update(_FOLLOWUPS.until(clock(now), claim_followups_seconds))
-        return self._update(donation_id, values, remove=[_CHARGING.attribute], condition=condition)
+        return self._update(
+            donation_id, values, remove=[_CHARGING.attribute], condition=condition, if_missing=_FIRST_CHARGE
+        )
 
     def mark_requires_action(self, donation_id: str, payment_intent_id: str) -> Donation:
         return self._update(
@@ -302,23 +317,59 @@ class DonationStore:
             condition=Attr("receipt_status").eq(StepStatus.IN_PROGRESS.value),
         )
 
-    def record_step_failure(self, donation_id: str, step: Step, reason: str) -> None:
-        """Show operators and the form which step failed and why; the message itself is parked in the DLQ."""
-        status_field = "card_status" if step is Step.TOKENIZE else "receipt_status"
+    def record_step_retry(self, donation_id: str, step: Step, reason: str, attempts: int) -> None:
+        """The step failed and will be retried: the donation enters the attention-index (operators see
+        what keeps failing, and why, before anything reaches a DLQ). Failure path only."""
         self._update_quietly(
             donation_id,
-            {status_field: StepStatus.FAILED.value, "failed_step": step.value, "failure_reason": reason},
+            {
+                "attention_step": step.value,
+                "attention_since": utc_now(),
+                "attention": Attention.RETRYING.value,
+                "last_error": reason,
+                "attempts": attempts,
+            },
+            condition=_step_open(step),
+            if_missing=_EPISODE_START,
+        )
+
+    def record_step_failure(
+        self, donation_id: str, step: Step, reason: str, *, parked: ParkedMessage | None = None
+    ) -> None:
+        """Show operators and the form which step failed and why; the message itself is parked in the DLQ.
+
+        ``parked``: the message as it goes to the DLQ, kept on the record so that operators can look
+        at it (and find the donation's parked message) without receiving from the DLQ.
+        """
+        values: dict[str, Any] = {
+            _status_field(step): StepStatus.FAILED.value,
+            "failed_step": step.value,
+            "failure_reason": reason,
+            "attention_step": step.value,
+            "attention_since": utc_now(),
+            "attention": Attention.PARKED.value,
+            "last_error": reason,
+            "parked_at": utc_now(),
+        }
+        if parked is not None:
+            kind = FailureKind.PERMANENT if parked.permanent else FailureKind.TRANSIENT
+            values |= {"failure_kind": kind.value, "attempts": parked.attempts, "parked_message": parked.as_item()}
+        self._update_quietly(
+            donation_id,
+            values,
             remove=[_RECEIPT.attribute] if step is Step.SEND_RECEIPT else [],
-            condition=Attr(status_field).ne(StepStatus.DONE.value),
+            condition=_step_open(step),
+            if_missing=_EPISODE_START,
         )
 
     def clear_step_failure(self, donation_id: str, step: Step) -> None:
-        """A redriven step that then succeeds no longer shows as failed."""
+        """A step that succeeded after failing (retried or redriven) no longer shows as failed, and leaves
+        the attention-index; ``redrives`` and the operators' log stay."""
         self._update_quietly(
             donation_id,
             {},
-            remove=["failed_step", "failure_reason"],
-            condition=Attr("failed_step").eq(step.value),
+            remove=["failed_step", "failure_reason", *ATTENTION_ATTRIBUTES],
+            condition=Attr("failed_step").eq(step.value) | Attr("attention_step").eq(step.value),
         )
 
     # -- follow-up publishing and Stripe webhooks (donations.charge, donations.webhooks) ----------
@@ -386,22 +437,74 @@ class DonationStore:
         remove: list[str] | None = None,
         condition: Any = None,
         returning: str = "ALL_NEW",
+        if_missing: frozenset[str] = frozenset(),
     ) -> Donation:
         """A conditional update; the record as it is after it (or before it, with ``returning="ALL_OLD"``)."""
         item = conditional_update(
-            self._table, {"donation_id": donation_id}, values, remove=remove, condition=condition, returning=returning
+            self._table,
+            {"donation_id": donation_id},
+            values,
+            remove=remove,
+            condition=condition,
+            returning=returning,
+            if_missing=if_missing,
         )
         return Donation.model_validate(item)
 
     def _update_quietly(
-        self, donation_id: str, values: dict[str, Any], *, remove: list[str] | None = None, condition: Any = None
+        self,
+        donation_id: str,
+        values: dict[str, Any],
+        *,
+        remove: list[str] | None = None,
+        condition: Any = None,
+        if_missing: frozenset[str] = frozenset(),
     ) -> None:
         """The same, for a caller that needs no record back: DynamoDB sends none, and none is parsed."""
         conditional_update(
-            self._table, {"donation_id": donation_id}, values, remove=remove, condition=condition, returning="NONE"
+            self._table,
+            {"donation_id": donation_id},
+            values,
+            remove=remove,
+            condition=condition,
+            returning="NONE",
+            if_missing=if_missing,
         )
 
 
 _OPEN_STATUSES = [DonationStatus.PENDING.value, DonationStatus.REQUIRES_ACTION.value]
+# Set by the first write of their kind only (if_not_exists): a replayed charge keeps its time, and a
+# step failing again keeps the time its trouble began.
+_FIRST_CHARGE = frozenset({"charged_at"})
+_EPISODE_START = frozenset({"attention_since"})
+ATTENTION_ATTRIBUTES = (
+    "attention_step",
+    "attention_since",
+    "attention",
+    "last_error",
+    "attempts",
+    "failure_kind",
+    "parked_at",
+    "parked_message",
+)
+"""What the attention-index shows about a failing step; removed when it succeeds or is discarded."""
+# The operators' indexes (template.yaml, DonationsTable): sparse attention-index (only donations whose
+# step is failing or parked), and donor-index / day-index (every donation, keys only: one index write
+# at creation, none after, as their keys never change). donations_ops reads them; no function does.
+ATTENTION_INDEX = "attention-index"
+DONOR_INDEX = "donor-index"
+DAY_INDEX = "day-index"
+
+
+def _status_field(step: Step) -> str:
+    return "card_status" if step is Step.TOKENIZE else "receipt_status"
+
+
+def _step_open(step: Step) -> Any:
+    """The step is not done, and no operator discarded it."""
+    return Attr(_status_field(step)).is_in([s.value for s in StepStatus if s not in _CLOSED_STEP])
+
+
+_CLOSED_STEP = (StepStatus.DONE, StepStatus.DISCARDED)
 # Sparse (only donations that reached Stripe have a payment_intent_id), keys only: see find_by_payment_intent.
 PAYMENT_INTENT_INDEX = "payment_intent_id-index"
