@@ -120,7 +120,8 @@ class ConsoleApi:
 
     def _report(self, params: dict[str, str], _: dict[str, Any]) -> Answer:
         found = self._period(params)
-        return 200, {**dataclasses.asdict(found), "receipts_answer": found.receipts_answer}
+        payload = {**dataclasses.asdict(found), "receipts_answer": found.receipts_answer}
+        return 200, {**payload, "first_day": found.first_day.isoformat(), "last_day": found.last_day.isoformat()}
 
     def _report_csv(self, params: dict[str, str], _: dict[str, Any]) -> Answer:
         return 200, Raw("text/csv; charset=utf-8", report.as_csv(self._period(params)).encode())
