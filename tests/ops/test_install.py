@@ -47,5 +47,5 @@ def test_a_plain_install_gives_a_working_donations_ops(tmp_path: Path):
         cwd=tmp_path,
     )
     assert helped.returncode == 0, helped.stderr[-3000:]
-    for command in ("status", "alarms", "dlq", "redrive", "replay"):
+    for command in ("status", "alarms", "dlq", "redrive", "replay", "donor", "report"):
         assert command in helped.stdout
