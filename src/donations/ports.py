@@ -29,6 +29,9 @@ class ChargeOutcome:
     payment_intent_id: str
     payment_method_id: str | None
     client_secret: str | None = None
+    card_brand: str | None = None
+    card_last4: str | None = None
+    """The card charged, when Stripe said (operators find a donor by it: donations_ops.lookup)."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,7 @@ class Store(Protocol):
         *,
         claim_followups_seconds: int | None = None,
         now: float | None = None,
+        card: tuple[str | None, str | None] | None = None,
     ) -> Donation: ...
     def mark_requires_action(self, donation_id: str, payment_intent_id: str) -> Donation: ...
     def mark_declined(self, donation_id: str, decline_code: str, payment_intent_id: str | None) -> Donation: ...

@@ -178,16 +178,20 @@ class DonationStore:
         *,
         claim_followups_seconds: int | None = None,
         now: float | None = None,
+        card: tuple[str | None, str | None] | None = None,
     ) -> Donation:
         """Record the charge. With ``claim_followups_seconds``, take the follow-ups' publish lease in the
         same write (see claim_followups): only the first transition out of an open status may, since
-        nobody can have claimed a donation that was not charged yet; otherwise ConditionFailed."""
+        nobody can have claimed a donation that was not charged yet; otherwise ConditionFailed.
+        ``card``: (brand, last 4) of the card charged, when Stripe said, in the same write."""
         values: dict[str, Any] = {
             "status": DonationStatus.SUCCEEDED.value,
             "payment_intent_id": payment_intent_id,
             "payment_method_id": payment_method_id,
             "charged_at": utc_now(),
         }
+        if card is not None and card[1]:
+            values |= {"card_brand": card[0], "card_last4": card[1]}
         condition = Attr("status").is_in(_OPEN_STATUSES)
         if claim_followups_seconds is None:
             condition = condition | Attr("status").eq(DonationStatus.SUCCEEDED.value)

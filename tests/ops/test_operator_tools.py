@@ -126,17 +126,20 @@ def test_fixing_the_donors_address_resends_the_receipt_to_it(world, pipeline, ca
 
 def test_a_donor_is_found_by_email_or_by_card_and_day_and_their_story_told(world, pipeline, capsys):
     mine = donate(world, "key-donor-1", email="grace@example.org", save_card=True)
-    donate(world, "key-donor-2", email="someone@example.org")
+    other = donate(world, "key-donor-2", email="someone@example.org", payment_method="pm_card_mastercard")
     world.drain()
 
     by_email = ops_json(pipeline, capsys, "donor", "find", "--email", "GRACE@example.org")["donations"]
     today = datetime.now(UTC).date().isoformat()
     by_card = ops_json(pipeline, capsys, "donor", "find", "--last4", "4242", "--date", today)["donations"]
+    by_other_card = ops_json(pipeline, capsys, "donor", "find", "--last4", "4444", "--date", today)["donations"]
     story = ops_json(pipeline, capsys, "donor", "show", mine)
 
     assert [d["donation_id"] for d in by_email] == [mine]
     assert by_email[0]["donor"] == "g***@e***.org" and by_email[0]["receipt"] == "done"
-    assert [d["donation_id"] for d in by_card] == [mine]  # the other donation did not save its card
+    assert [d["donation_id"] for d in by_card] == [mine]
+    # A card that was not saved is found too: the charge's answer named it (expanded latest_charge)
+    assert [(d["donation_id"], d["card"]) for d in by_other_card] == [(other, "mastercard ••4444")]
     assert story["told"].startswith("201") and story["charged"]["amount"] == "25.00 USD"
     assert story["charged"]["at"] and story["charged"]["payment_intent"].startswith("pi_")
     assert story["card"]["card"] == "visa ••4242" and story["receipt"]["sent_at"]

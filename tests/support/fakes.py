@@ -144,6 +144,7 @@ class FakeStore:
         *,
         claim_followups_seconds: int | None = None,
         now: float | None = None,
+        card: tuple[str | None, str | None] | None = None,
     ) -> Donation:
         values: dict[str, Any] = {
             "status": DonationStatus.SUCCEEDED,
@@ -153,6 +154,8 @@ class FakeStore:
         }
         current = self.records.get(donation_id)
         values["charged_at"] = (current.charged_at if current else None) or utc_now()
+        if card is not None and card[1]:
+            values |= {"card_brand": card[0], "card_last4": card[1]}
         if claim_followups_seconds is None:
             allowed = (*_OPEN, DonationStatus.SUCCEEDED)
         else:
