@@ -15,7 +15,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 
 from donations.models import Attention, Step
-from donations.store import ATTENTION_INDEX
+from donations.step_failures import ATTENTION_INDEX
 
 MAX_ENTRIES = 10_000
 """Read at most this many entries of one step (a query page holds about 1 MB of index entries)."""

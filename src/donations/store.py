@@ -22,18 +22,19 @@ from donations.conditional import ConditionFailed as ConditionFailed
 from donations.conditional import Lease, attempt_is, clock, condition_failed, conditional_update
 from donations.errors import DonationNotFound, IdempotencyKeyReused, RequestInProgress
 from donations.models import (
-    Attention,
     Donation,
     DonationRequest,
     DonationStatus,
-    FailureKind,
-    Step,
     StepStatus,
     donor_key_for,
     utc_now,
 )
-from donations.ports import ParkedMessage, ReceiptClaim, SavedCard
+from donations.ports import ReceiptClaim, SavedCard
 from donations.redaction import mask_email
+from donations.step_failures import ATTENTION_ATTRIBUTES as ATTENTION_ATTRIBUTES
+from donations.step_failures import DAY_INDEX as DAY_INDEX
+from donations.step_failures import DONOR_INDEX as DONOR_INDEX
+from donations.step_failures import StepFailureWrites
 
 UNSETTLED_INDEX = "status-unsettled_since-index"
 UNSETTLED = "unsettled_since"
@@ -69,7 +70,7 @@ def new_donation(donation_id: str, request: DonationRequest, correlation_id: str
     )
 
 
-class DonationStore:
+class DonationStore(StepFailureWrites):
     def __init__(self, table: Any) -> None:
         # A boto3 DynamoDB Table resource (mypy-boto3 type kept loose so the layer needs no stubs).
         self._table = table
@@ -321,61 +322,6 @@ class DonationStore:
             condition=Attr("receipt_status").eq(StepStatus.IN_PROGRESS.value),
         )
 
-    def record_step_retry(self, donation_id: str, step: Step, reason: str, attempts: int) -> None:
-        """The step failed and will be retried: the donation enters the attention-index (operators see
-        what keeps failing, and why, before anything reaches a DLQ). Failure path only."""
-        self._update_quietly(
-            donation_id,
-            {
-                "attention_step": step.value,
-                "attention_since": utc_now(),
-                "attention": Attention.RETRYING.value,
-                "last_error": reason,
-                "attempts": attempts,
-            },
-            condition=_step_open(step),
-            if_missing=_EPISODE_START,
-        )
-
-    def record_step_failure(
-        self, donation_id: str, step: Step, reason: str, *, parked: ParkedMessage | None = None
-    ) -> None:
-        """Show operators and the form which step failed and why; the message itself is parked in the DLQ.
-
-        ``parked``: the message as it goes to the DLQ, kept on the record so that operators can look
-        at it (and find the donation's parked message) without receiving from the DLQ.
-        """
-        values: dict[str, Any] = {
-            _status_field(step): StepStatus.FAILED.value,
-            "failed_step": step.value,
-            "failure_reason": reason,
-            "attention_step": step.value,
-            "attention_since": utc_now(),
-            "attention": Attention.PARKED.value,
-            "last_error": reason,
-            "parked_at": utc_now(),
-        }
-        if parked is not None:
-            kind = FailureKind.PERMANENT if parked.permanent else FailureKind.TRANSIENT
-            values |= {"failure_kind": kind.value, "attempts": parked.attempts, "parked_message": parked.as_item()}
-        self._update_quietly(
-            donation_id,
-            values,
-            remove=[_RECEIPT.attribute] if step is Step.SEND_RECEIPT else [],
-            condition=_step_open(step),
-            if_missing=_EPISODE_START,
-        )
-
-    def clear_step_failure(self, donation_id: str, step: Step) -> None:
-        """A step that succeeded after failing (retried or redriven) no longer shows as failed, and leaves
-        the attention-index; ``redrives`` and the operators' log stay."""
-        self._update_quietly(
-            donation_id,
-            {},
-            remove=["failed_step", "failure_reason", *ATTENTION_ATTRIBUTES],
-            condition=Attr("failed_step").eq(step.value) | Attr("attention_step").eq(step.value),
-        )
-
     # -- follow-up publishing and Stripe webhooks (donations.charge, donations.webhooks) ----------
 
     def claim_followups(self, donation_id: str, lease_seconds: int, now: float | None = None) -> bool:
@@ -477,38 +423,7 @@ class DonationStore:
 
 
 _OPEN_STATUSES = [DonationStatus.PENDING.value, DonationStatus.REQUIRES_ACTION.value]
-# Set by the first write of their kind only (if_not_exists): a replayed charge keeps its time, and a
-# step failing again keeps the time its trouble began.
+# Set by the first write of its kind only (if_not_exists): a replayed charge keeps its time.
 _FIRST_CHARGE = frozenset({"charged_at"})
-_EPISODE_START = frozenset({"attention_since"})
-ATTENTION_ATTRIBUTES = (
-    "attention_step",
-    "attention_since",
-    "attention",
-    "last_error",
-    "attempts",
-    "failure_kind",
-    "parked_at",
-    "parked_message",
-)
-"""What the attention-index shows about a failing step; removed when it succeeds or is discarded."""
-# The operators' indexes (template.yaml, DonationsTable): sparse attention-index (only donations whose
-# step is failing or parked), and donor-index / day-index (every donation, keys only: one index write
-# at creation, none after, as their keys never change). donations_ops reads them; no function does.
-ATTENTION_INDEX = "attention-index"
-DONOR_INDEX = "donor-index"
-DAY_INDEX = "day-index"
-
-
-def _status_field(step: Step) -> str:
-    return "card_status" if step is Step.TOKENIZE else "receipt_status"
-
-
-def _step_open(step: Step) -> Any:
-    """The step is not done, and no operator discarded it."""
-    return Attr(_status_field(step)).is_in([s.value for s in StepStatus if s not in _CLOSED_STEP])
-
-
-_CLOSED_STEP = (StepStatus.DONE, StepStatus.DISCARDED)
 # Sparse (only donations that reached Stripe have a payment_intent_id), keys only: see find_by_payment_intent.
 PAYMENT_INTENT_INDEX = "payment_intent_id-index"
