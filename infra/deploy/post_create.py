@@ -11,16 +11,28 @@ import json
 import secrets
 import string
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from infra.deploy.plan import ALARM, POST_CREATE_OUTPUT, MotoPlan
 
 
+@dataclass(frozen=True)
+class SnsSourceSpec:
+    """A Lambda function subscribed to a topic (SAM's SNS event), NOT subscribed in moto: moto would invoke
+    the function through Docker. The local stack delivers the topic's messages to it (infra.local.sns)."""
+
+    logical_id: str
+    topic_arn: str
+    function_arn: str
+
+
 def create_post_create(
     client: Callable[[str], Any], plan: MotoPlan, raw_outputs: Mapping[str, str], stack_name: str
-) -> tuple[dict[str, str], dict[str, str]]:
+) -> tuple[dict[str, str], dict[str, str], dict[str, SnsSourceSpec]]:
     alarms: dict[str, str] = {}
     subscriptions: dict[str, str] = {}
+    sns_sources: dict[str, SnsSourceSpec] = {}
     for logical_id, resource in plan.post_create.items():
         resolved = raw_outputs.get(f"{POST_CREATE_OUTPUT}{logical_id}")
         if resolved is None:  # its Condition is false
@@ -28,9 +40,11 @@ def create_post_create(
         properties: dict[str, Any] = json.loads(resolved)
         if resource["Type"] == ALARM:
             alarms[logical_id] = _put_alarm(client("cloudwatch"), logical_id, properties, stack_name)
+        elif properties.get("Protocol") == "lambda":
+            sns_sources[logical_id] = SnsSourceSpec(logical_id, properties["TopicArn"], properties["Endpoint"])
         else:
             subscriptions[logical_id] = _subscribe(client("sns"), properties)
-    return alarms, subscriptions
+    return alarms, subscriptions, sns_sources
 
 
 ALARM_FIELDS = (

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from infra.deploy.plan import MotoPlan
-from infra.deploy.post_create import as_bool
+from infra.deploy.post_create import SnsSourceSpec, as_bool
 from infra.deploy.references import references
 from infra.deploy.template import LOCAL_URI_KEY, Template
 
@@ -92,6 +92,12 @@ class StackResources:
     """The stack's Outputs, except those referring to stripped resources."""
     stripped: dict[str, str]
     """Logical id -> why the resource was not created in moto (API Gateway, event source mappings)."""
+    sns_sources: dict[str, SnsSourceSpec] = field(default_factory=dict)
+    """Subscription logical id -> a function subscribed to a topic, for the local stack to deliver to."""
+
+    def sns_function(self, source: SnsSourceSpec) -> str:
+        """The logical id of the function an SNS source delivers to."""
+        return next(lid for lid, f in self.functions.items() if f.arn == source.function_arn)
 
 
 def physical_ids(cfn: Any, stack_name: str) -> dict[str, str]:

@@ -43,3 +43,8 @@ class LocalConfig:
     ready_timeout: float = field(default_factory=lambda: float(os.environ.get("DONATIONS_LOCAL_READY_TIMEOUT", "30")))
     # Seconds between the reconciler's runs, as its Schedule event on AWS (0 turns it off).
     reconcile_seconds: int = field(default_factory=lambda: _env_int("DONATIONS_LOCAL_RECONCILE_SECONDS", 30))
+
+    def __post_init__(self) -> None:
+        # The notifier's growth window is a 15-minute schedule on AWS: it passes as fast as alarm periods.
+        if self.time_scale > 1 and "DIGEST_WINDOW_SECONDS" not in self.environment:
+            self.environment["DIGEST_WINDOW_SECONDS"] = str(max(1, round(900 / self.time_scale)))

@@ -177,3 +177,31 @@ def scheduled_event(
         "resources": [rule_arn],
         "detail": {},
     }
+
+
+def sns_event(envelope: dict[str, Any], subscription_arn: str) -> dict[str, Any]:
+    """The event SNS invokes a subscribed Lambda function with, from the JSON SNS delivers to an SQS
+    subscriber (the same notification; the field names differ: "Using Lambda with Amazon SNS",
+    event example, and Powertools' SnsNotificationModel)."""
+    return {
+        "Records": [
+            {
+                "EventSource": "aws:sns",
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": subscription_arn,
+                "Sns": {
+                    "Type": "Notification",
+                    "MessageId": envelope["MessageId"],
+                    "TopicArn": envelope["TopicArn"],
+                    "Subject": envelope.get("Subject"),
+                    "Message": envelope["Message"],
+                    "Timestamp": envelope["Timestamp"],
+                    "SignatureVersion": envelope.get("SignatureVersion", "1"),
+                    "Signature": envelope.get("Signature", "EXAMPLE"),
+                    "SigningCertUrl": envelope.get("SigningCertURL", "https://sns.us-east-1.amazonaws.com/cert.pem"),
+                    "UnsubscribeUrl": envelope.get("UnsubscribeURL", "https://sns.us-east-1.amazonaws.com/"),
+                    "MessageAttributes": envelope.get("MessageAttributes") or {},
+                },
+            }
+        ]
+    }

@@ -19,13 +19,20 @@ from urllib.parse import urlsplit
 log = logging.getLogger("donations.local.front")
 
 STATIC = Path(__file__).parent / "static"
-PAGES = {"/": "index.html", "/outbox": "outbox.html", "/console": "console.html", "/outbox/receipt": "receipt.html"}
+PAGES = {
+    "/": "index.html",
+    "/outbox": "outbox.html",
+    "/console": "console.html",
+    "/outbox/receipt": "receipt.html",
+    "/report": "report.html",
+}
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 API_PREFIXES = ("/donations", "/webhooks")
 
 ApiCall = Callable[[str, str, str, bytes | None, list[tuple[str, str]]], tuple[int, dict[str, str], str]]
 """(method, path, query, body, header lines) -> (status, headers, body)."""
-LocalCall = Callable[[str, str, bytes], tuple[int, Any]]
+LocalCall = Callable[[str, str, str, bytes], tuple[int, Any]]
+"""(method, path, query, body) -> (status, JSON payload, or an object with content_type and body: sent as is)."""
 
 
 class Front(ThreadingHTTPServer):
@@ -67,8 +74,11 @@ class _Handler(BaseHTTPRequestHandler):
                 status, response_headers, text = self.server.api(method, path, target.query, body or None, headers)
                 self._send(status, text.encode(), response_headers, head=method == "HEAD")
             elif path.startswith("/_local/"):
-                status, payload = self.server.local(method, path, body)
-                self._send(status, json.dumps(payload).encode(), {"Content-Type": "application/json"})
+                status, payload = self.server.local(method, path, target.query, body)
+                if hasattr(payload, "content_type"):  # the report's CSV, the runbook page
+                    self._send(status, payload.body, {"Content-Type": payload.content_type})
+                else:
+                    self._send(status, json.dumps(payload).encode(), {"Content-Type": "application/json"})
             elif method == "GET" and path in PAGES:
                 page = (STATIC / PAGES[path]).read_bytes()
                 self._send(200, page, {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})

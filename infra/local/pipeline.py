@@ -30,6 +30,7 @@ from infra.local.delivery import EventSource
 from infra.local.environment import CallerGaveUp, ExecutionEnvironment, FunctionTimedOut
 from infra.local.events import Headers, api_gateway_event
 from infra.local.gateway import INTEGRATION_TIMEOUT_SECONDS, GatewayAnswer, RestApi
+from infra.local.sns import SnsDelivery
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,20 @@ class Pipeline:
         self.environments = self._environments()
         _one_metrics_flush_at_a_time()
         self.routes = [Route(method, path, function) for method, path, function in self.api.routes()]
+        self.sns_deliveries = self._sns_deliveries()
         return self
+
+    def _sns_deliveries(self) -> list[SnsDelivery]:
+        """Functions subscribed to a topic (the notifier to the alarm topic), fed as SNS would."""
+        sqs, sns = self.clients("sqs"), self.clients("sns")
+        return [
+            SnsDelivery(sqs, sns, source, functools.partial(self.invoke, self.stack.sns_function(source)))
+            for source in self.stack.sns_sources.values()
+        ]
+
+    def deliver_sns(self) -> list[Any]:
+        """Hand what the topics got to their subscribed functions; their results."""
+        return [result for delivery in self.sns_deliveries for result in delivery.deliver()]
 
     def _environments(self) -> dict[str, ExecutionEnvironment]:
         """One execution environment per function, with the template's Timeout and MemorySize.

@@ -114,6 +114,11 @@ class LocalStack:
         self._start_pollers()
         self._start_ticker()
         self._start_reconciler()
+        self._start_growth_notices()
+        # Imported now: it loads donations' modules, which read the environment the pipeline has just set.
+        from infra.local.console_api import ConsoleApi
+
+        self.console_api = ConsoleApi(clients, config.stack_name, f"{config.stack_name}-")
         self.front = Front(config.api_port, self._call_api, self._call_local)
         threading.Thread(target=self.front.serve_forever, name="front", daemon=True).start()
         self._closers.append(self.front.server_close)
@@ -198,8 +203,8 @@ class LocalStack:
         sqs, sns = self.pipeline.clients("sqs"), self.pipeline.clients("sns")
         url = sqs.create_queue(QueueName=f"{self.config.stack_name}-operator-inbox")["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        for topic_arn in self.pipeline.stack.topics.values():
-            sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
+        # What operators receive: the operator topic (the alarm topic is the notifier's).
+        sns.subscribe(TopicArn=self.pipeline.stack.topics["OperatorTopic"], Protocol="sqs", Endpoint=arn)
         return str(url)
 
     def _start_pollers(self) -> None:
@@ -244,28 +249,37 @@ class LocalStack:
     def _start_reconciler(self) -> None:
         """Invoke the ReconcilerFunction every DONATIONS_LOCAL_RECONCILE_SECONDS (default 30), as its Schedule
         event does on AWS (EventBridge is not emulated). 0 turns it off."""
+        self._start_schedule("ReconcilerFunction", "ReconcilerFunctionReconcileSchedule", self.config.reconcile_seconds)
+
+    def _start_growth_notices(self) -> None:
+        """The notifier's growth notice, every DIGEST_WINDOW_SECONDS of its environment (its window; the
+        template's rate(15 minutes), compressed with the alarm periods by DONATIONS_LOCAL_TIME_SCALE)."""
+        spec = self.pipeline.stack.functions.get("NotifierFunction")
+        if spec is not None:
+            window = int(self.pipeline.function_environment().get("DIGEST_WINDOW_SECONDS") or 900)
+            self._start_schedule("NotifierFunction", "NotifierFunctionGrowthNotice", window)
+
+    def _start_schedule(self, function: str, rule_logical_id: str, interval: float) -> None:
         from infra.local.events import scheduled_event
 
-        interval, stack = self.config.reconcile_seconds, self.pipeline.stack
-        if interval <= 0 or "ReconcilerFunction" not in stack.functions:
+        stack = self.pipeline.stack
+        if interval <= 0 or function not in stack.functions:
             return
-        rule = stack.physical_ids.get("ReconcilerFunctionReconcileSchedule", "reconcile-schedule")
+        rule = stack.physical_ids.get(rule_logical_id, rule_logical_id)
         rule_arn = f"arn:aws:events:{stack.region}:{stack.stack_id.split(':')[4]}:rule/{rule}"
-        invoke = self._instrumented(
-            "ReconcilerFunction", lambda event, context: self.pipeline.invoke("ReconcilerFunction", event, context)
-        )
+        invoke = self._instrumented(function, lambda event, context: self.pipeline.invoke(function, event, context))
 
         def run() -> None:
             while not self._stopping.wait(interval):
                 try:
-                    outcomes = invoke(scheduled_event(rule_arn, region=stack.region), None)
+                    outcome = invoke(scheduled_event(rule_arn, region=stack.region), None)
                 except Exception:
-                    log.exception("reconciler run failed")
+                    log.exception("%s run failed", function)
                     continue
-                if outcomes:
-                    self.console.write(f"{time.strftime('%H:%M:%S')} {'ReconcilerFunction':<20} {outcomes}\n")
+                if outcome and any(outcome.values()):
+                    self.console.write(f"{time.strftime('%H:%M:%S')} {function:<20} {outcome}\n")
 
-        threading.Thread(target=run, name="reconciler-schedule", daemon=True).start()
+        threading.Thread(target=run, name=f"{function}-schedule", daemon=True).start()
 
     def tick(self) -> None:
         """Sample queue metrics, evaluate alarms, collect notifications (also called by tests)."""
@@ -277,9 +291,21 @@ class LocalStack:
                     f"{time.strftime('%H:%M:%S')} {'ALARM':<20} {transition.alarm_name}: "
                     f"{transition.old_state} -> {transition.new_state}\n"
                 )
+            self._deliver_alarm_topic()
             self._read_inbox()
         except Exception:
             log.exception("alarm tick failed")
+
+    def _deliver_alarm_topic(self) -> None:
+        """The alarm topic's messages to the notifier function (SNS -> Lambda), which relays to operators."""
+        for delivery in self.pipeline.sns_deliveries:
+            function = self.pipeline.stack.sns_function(delivery.source)
+            spec = self.pipeline.stack.functions[function]
+            started = time.perf_counter()
+            with running_function(function, spec.environment.get("POWERTOOLS_SERVICE_NAME", function)):
+                results = delivery.deliver()
+            if results:
+                self.function_metrics.record(spec.name, (time.perf_counter() - started) * 1000, None in results)
 
     def _read_inbox(self) -> None:
         sqs = self.pipeline.clients("sqs")
@@ -322,8 +348,12 @@ class LocalStack:
         )
         return answer.status, answer.headers, answer.text
 
-    def _call_local(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
+    def _call_local(self, method: str, path: str, query: str, body: bytes) -> tuple[int, Any]:
         parts = path.strip("/").split("/")[1:]
+        # The console's alarms, DLQ tools, donor lookup, report and runbook (issue #15).
+        answer = self.console_api.handle(method, "/".join(parts), query, body)
+        if answer is not None:
+            return answer
         if method == "GET" and parts == ["config"]:
             return 200, {
                 "stripe_emulator": self.stripe is not None,

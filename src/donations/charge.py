@@ -127,11 +127,17 @@ def _record_charge(
             outcome.payment_intent_id,
             outcome.payment_method_id,
             claim_followups_seconds=FOLLOWUPS_CLAIM_SECONDS,
+            card=(outcome.card_brand, outcome.card_last4),
         )
     except ConditionFailed:
         # Stripe's webhook recorded the charge first (and may be publishing): record it the plain way.
         claimed = False
-        donation = store.mark_charged(donation.donation_id, outcome.payment_intent_id, outcome.payment_method_id)
+        donation = store.mark_charged(
+            donation.donation_id,
+            outcome.payment_intent_id,
+            outcome.payment_method_id,
+            card=(outcome.card_brand, outcome.card_last4),
+        )
     metrics.add_metric(name="DonationsCharged", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="AmountCharged", unit=MetricUnit.Count, value=donation.amount)
     return _charged(donation, store, publisher, correlation_id, claimed=claimed)

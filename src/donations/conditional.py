@@ -61,15 +61,20 @@ def conditional_update(
     remove: list[str] | None,
     condition: Any,
     returning: str,
+    if_missing: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """Set ``values`` (and stamp ``updated_at``) and remove ``remove`` on the item at ``key``, if it exists
-    and meets ``condition``; else ConditionFailed. The item as ``returning`` says (ALL_NEW, ALL_OLD, NONE)."""
+    and meets ``condition``; else ConditionFailed. The item as ``returning`` says (ALL_NEW, ALL_OLD, NONE).
+    Attributes named in ``if_missing`` keep the value they have, if any (``if_not_exists``)."""
     # None removes the attribute (it reads back as None all the same): DynamoDB refuses a NULL
     # in an index key, such as payment_intent_id in mark_declined(..., None).
     remove = [*(remove or []), *(name for name, value in values.items() if value is None)]
     values = {**{name: value for name, value in values.items() if value is not None}, "updated_at": utc_now()}
     names = {f"#{index}": name for index, name in enumerate(values)}
-    set_clause = ", ".join(f"#{index} = :{index}" for index in range(len(values)))
+    set_clause = ", ".join(
+        f"#{index} = if_not_exists(#{index}, :{index})" if name in if_missing else f"#{index} = :{index}"
+        for index, name in enumerate(values)
+    )
     attribute_values = {f":{index}": value for index, value in enumerate(values.values())}
     removed = {f"#r{index}": name for index, name in enumerate(remove or [])}
     expression = f"SET {set_clause}" + (f" REMOVE {', '.join(removed)}" if removed else "")

@@ -27,7 +27,7 @@ from donations import deadline
 from donations.errors import PermanentStepFailure, classify
 from donations.models import FollowUpMessage, Step
 from donations.observability import MetricUnit, logger, metrics, tracer
-from donations.ports import Store
+from donations.ports import ParkedMessage, Store
 from donations.settings import ConsumerSettings
 from donations.store import ConditionFailed
 
@@ -104,14 +104,25 @@ class StepConsumer:
             # The next receive moves it to the DLQ (redrive); make that happen now rather than after
             # the queue's visibility timeout, and say so on the donation.
             logger.error("Step failed on its last attempt; moving to the DLQ", extra={"reason": reason})
-            self._record_failure(donation_id, f"{reason}:retries_exhausted")
+            parked = _parked(record, record.body, _string_attributes(record), receive_count, permanent=False)
+            self._record_failure(donation_id, f"{reason}:retries_exhausted", parked)
             self._change_visibility(record, 0)
             return
         delay = backoff_seconds(
             receive_count, base=self.settings.backoff_base_seconds, cap=self.settings.backoff_cap_seconds
         )
         logger.warning("Step failed; retrying later", extra={"reason": reason, "retry_in_seconds": delay})
+        self._note_retry(donation_id, reason, receive_count)
         self._change_visibility(record, delay)
+
+    def _note_retry(self, donation_id: str, reason: str, receive_count: int) -> None:
+        """Operators see a step that keeps failing (and why) before anything reaches a DLQ."""
+        if reason.endswith(_CONTENTION):
+            return  # another consumer is sending it right now: nothing is wrong
+        try:
+            self._store.record_step_retry(donation_id, self.step, reason, receive_count)
+        except ConditionFailed:
+            logger.info("Step already done or donation missing; retry not recorded")
 
     def _change_visibility(self, record: SQSRecord, seconds: int) -> None:
         self.sqs_client.change_message_visibility(
@@ -124,21 +135,35 @@ class StepConsumer:
         """Send a message that can never succeed to the DLQ at once, with its reason, and mark the donation."""
         logger.error("Step failed permanently; parked in the DLQ", extra={"reason": reason})
         metrics.add_metric(name="PermanentFailures", unit=MetricUnit.Count, value=1)
-        if donation_id:
-            self._record_failure(donation_id, reason)
         attributes = {
-            name: {"DataType": "String", "StringValue": value} for name, value in _string_attributes(record).items()
+            **_string_attributes(record),
+            "failure_reason": reason[:256],
+            "failed_step": self.step.value,
+            "parked_at": datetime.now(UTC).isoformat(),
         }
-        attributes["failure_reason"] = {"DataType": "String", "StringValue": reason[:256]}
-        attributes["failed_step"] = {"DataType": "String", "StringValue": self.step.value}
-        attributes["parked_at"] = {"DataType": "String", "StringValue": datetime.now(UTC).isoformat()}
-        self.sqs_client.send_message(QueueUrl=self._dlq_url, MessageBody=record.body, MessageAttributes=attributes)
+        if donation_id:
+            receive_count = int(record.attributes.approximate_receive_count or 1)
+            self._record_failure(
+                donation_id, reason, _parked(record, record.body, attributes, receive_count, permanent=True)
+            )
+        typed = {name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()}
+        self.sqs_client.send_message(QueueUrl=self._dlq_url, MessageBody=record.body, MessageAttributes=typed)
 
-    def _record_failure(self, donation_id: str, reason: str) -> None:
+    def _record_failure(self, donation_id: str, reason: str, parked: ParkedMessage) -> None:
         try:
-            self._store.record_step_failure(donation_id, self.step, reason)
+            self._store.record_step_failure(donation_id, self.step, reason, parked=parked)
         except ConditionFailed:
             logger.info("Step already done or donation missing; failure not recorded")
+
+
+_CONTENTION = ":claimed_by_another_consumer"
+
+
+def _parked(
+    record: SQSRecord, body: str, attributes: dict[str, str], attempts: int, *, permanent: bool
+) -> ParkedMessage:
+    # The source message's id: a parked copy gets a new one, but operators find it by donation id.
+    return ParkedMessage(record.message_id, body, attributes, attempts, permanent)
 
 
 def _string_attributes(record: SQSRecord) -> dict[str, str]:

@@ -44,6 +44,12 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def donor_key_for(email: str) -> str:
+    """The donor-index key of an address: a hash of its lower-cased form, so lookups ignore case and
+    the index holds no address (operators look donors up by email: donations_ops.lookup)."""
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+
+
 if TYPE_CHECKING:
     EmailAddress = str
 else:
@@ -203,6 +209,21 @@ class StepStatus(StrEnum):
     IN_PROGRESS = "in_progress"
     DONE = "done"
     FAILED = "failed"
+    # An operator decided the step will not be done (donations-ops dlq discard, with a note on the record).
+    DISCARDED = "discarded"
+
+
+class Attention(StrEnum):
+    """Why a donation is in the operators' sparse ``attention-index`` (donations.store)."""
+
+    RETRYING = "retrying"  # its step failed and is being retried with backoff
+    PARKED = "parked"  # its message is in the step's DLQ
+    REDRIVEN = "redriven"  # an operator sent it back to its queue; the step has not succeeded yet
+
+
+class FailureKind(StrEnum):
+    TRANSIENT = "transient"  # retryable, but every receive failed (an outage): a redrive can succeed
+    PERMANENT = "permanent"  # parked at once: it fails the same way until its cause is fixed
 
 
 class Step(StrEnum):
@@ -268,6 +289,27 @@ class Donation(BaseModel):
     dispute_reason: str | None = None
     dispute_status: str | None = None
     disputed_at: str | None = None
+    # -- for operators (donations_ops) ---------------------------------------------------------------
+    # Lookups: the donor's key (donor_key_for; the email itself is never an index key) and the UTC day
+    # it was made, keys of the donor-index and day-index; when it was charged and the card's last 4.
+    donor_key: str | None = None
+    created_day: str | None = None
+    charged_at: str | None = None
+    # A step that keeps failing or was parked: in the sparse attention-index (attention_step,
+    # attention_since) until it succeeds or an operator discards it. ``last_error`` is the latest
+    # failure's reason, ``attempts`` the receive it failed on; ``parked_message`` the DLQ message as
+    # parked (ids only: body and attributes), so operators can look at it without receiving it.
+    attention_step: Step | None = None
+    attention_since: str | None = None
+    attention: Attention | None = None
+    last_error: str | None = None
+    attempts: int | None = None
+    failure_kind: FailureKind | None = None
+    parked_at: str | None = None
+    parked_message: dict[str, Any] | None = None
+    # What operators did (redrives, discards, email fixes), with their notes; kept across redrives.
+    redrives: int = 0
+    operator_log: list[dict[str, str]] = Field(default_factory=list)
 
     def public_view(self) -> PublicDonation:
         card_saved: bool | None = None

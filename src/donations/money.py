@@ -44,6 +44,11 @@ def format_money(amount: int, currency: str, locale: str) -> str:
     return format_currency(major, code, format=_pattern(locale, digits), locale=locale, currency_digits=False)
 
 
+def with_code(amount: int, currency: str) -> str:
+    """``2500, "usd"`` → ``"25.00 USD"``: for operators, who read amounts in several currencies side by side."""
+    return f"{currencies.currency(currency).major_units(amount)} {currency.upper()}"
+
+
 def format_day(timestamp: str, locale: str, time_zone: str) -> str:
     """The calendar day of an ISO 8601 UTC timestamp in ``time_zone``, in the locale's long form
     (``"2026-11-25T04:00:00Z"``, ``"en_US"``, ``"America/New_York"`` → ``"November 24, 2026"``)."""

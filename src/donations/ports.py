@@ -29,6 +29,9 @@ class ChargeOutcome:
     payment_intent_id: str
     payment_method_id: str | None
     client_secret: str | None = None
+    card_brand: str | None = None
+    card_last4: str | None = None
+    """The card charged, when Stripe said (operators find a donor by it: donations_ops.lookup)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,22 @@ class SavedCard:
     last4: str | None
     exp_month: int | None
     exp_year: int | None
+
+
+@dataclass(frozen=True)
+class ParkedMessage:
+    """A message as a consumer sends it to its DLQ (ids only: no PII in queue bodies), for the record."""
+
+    message_id: str
+    body: str
+    attributes: dict[str, str]
+    attempts: int
+    """The receive it failed on (ApproximateReceiveCount)."""
+    permanent: bool
+    """Parked at once (retrying cannot help) rather than after its last receive."""
+
+    def as_item(self) -> dict[str, object]:
+        return {"message_id": self.message_id, "body": self.body, "attributes": dict(self.attributes)}
 
 
 @dataclass(frozen=True)
@@ -91,6 +110,7 @@ class Store(Protocol):
         *,
         claim_followups_seconds: int | None = None,
         now: float | None = None,
+        card: tuple[str | None, str | None] | None = None,
     ) -> Donation: ...
     def mark_requires_action(self, donation_id: str, payment_intent_id: str) -> Donation: ...
     def mark_declined(self, donation_id: str, decline_code: str, payment_intent_id: str | None) -> Donation: ...
@@ -109,7 +129,10 @@ class Store(Protocol):
     def claim_receipt(self, donation_id: str, lease_seconds: int, now: float | None = None) -> ReceiptClaim: ...
     def mark_receipt_sent(self, donation_id: str, message_id: str) -> None: ...
     def release_receipt_claim(self, donation_id: str) -> None: ...
-    def record_step_failure(self, donation_id: str, step: Step, reason: str) -> None: ...
+    def record_step_retry(self, donation_id: str, step: Step, reason: str, attempts: int) -> None: ...
+    def record_step_failure(
+        self, donation_id: str, step: Step, reason: str, *, parked: ParkedMessage | None = None
+    ) -> None: ...
     def clear_step_failure(self, donation_id: str, step: Step) -> None: ...
 
     # Stripe's webhooks (donations.webhooks)

@@ -174,12 +174,25 @@ class StripeWebhookSettings(ApiSettings, TableSettings, FollowUpQueues):
     stripe_webhook_secret_name: Name
 
 
+class NotifierSettings(TableSettings):
+    operator_topic_arn: Name
+    alarm_name_prefix: Name
+    """``<stack>-``: an alarm's name without it names its runbook section."""
+    tokenize_queue_url: Name
+    receipt_queue_url: Name
+    tokenize_dlq_url: Name
+    receipt_dlq_url: Name
+    runbook_url: str = "RUNBOOK.md"
+    digest_window_seconds: int = Field(default=900, ge=1)
+
+
 FUNCTION_SETTINGS: dict[str, type[EnvSettings]] = {
     "ChargeFunction": ChargeSettings,
     "TokenizeFunction": TokenizeSettings,
     "SendReceiptFunction": SendReceiptSettings,
     "ReconcilerFunction": ReconcilerSettings,
     "StripeWebhookFunction": StripeWebhookSettings,
+    "NotifierFunction": NotifierSettings,
 }
 """Each function of template.yaml (by logical id) and the settings its handler reads at INIT."""
 

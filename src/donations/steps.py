@@ -33,6 +33,9 @@ def save_card(message: FollowUpMessage, *, store: Store, payments: Payments) -> 
     if donation.card_status is StepStatus.DONE:
         _duplicate(Step.TOKENIZE)
         return
+    if donation.card_status is StepStatus.DISCARDED:
+        _discarded(Step.TOKENIZE)
+        return
     # Stripe calls are keyed by donation id, so a repeat returns the same Customer and attachment.
     try:
         card = payments.save_card(donation)
@@ -66,6 +69,9 @@ def send_receipt(message: FollowUpMessage, *, store: Store, mailer: Mailer, leas
         if donation.receipt_status is StepStatus.DONE:
             _duplicate(Step.SEND_RECEIPT)
             return
+        if donation.receipt_status is StepStatus.DISCARDED:
+            _discarded(Step.SEND_RECEIPT)
+            return
         # Another consumer holds a live lease: it is sending now; look again after a backoff.
         raise RetryableStepFailure("send_receipt:claimed_by_another_consumer")
     if donation.receipt_status is StepStatus.IN_PROGRESS:
@@ -92,7 +98,13 @@ def _duplicate(step: Step) -> None:
     logger.info("Step already done; duplicate delivery acknowledged", extra={"step": step.value})
 
 
+def _discarded(step: Step) -> None:
+    # An operator discarded this step (donations-ops dlq discard, noted on the record): a copy of its
+    # message still on its way is acknowledged, not retried into the DLQ again.
+    logger.info("Step discarded by an operator; message acknowledged", extra={"step": step.value})
+
+
 def _clear_earlier_failure(store: Store, donation: Donation, step: Step) -> None:
-    if donation.failed_step is step:
+    if donation.failed_step is step or donation.attention_step is step:
         with contextlib.suppress(ConditionFailed):
             store.clear_step_failure(donation.donation_id, step)

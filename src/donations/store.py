@@ -21,9 +21,20 @@ from botocore.exceptions import ClientError
 from donations.conditional import ConditionFailed as ConditionFailed
 from donations.conditional import Lease, attempt_is, clock, condition_failed, conditional_update
 from donations.errors import DonationNotFound, IdempotencyKeyReused, RequestInProgress
-from donations.models import Donation, DonationRequest, DonationStatus, Step, StepStatus, utc_now
+from donations.models import (
+    Donation,
+    DonationRequest,
+    DonationStatus,
+    StepStatus,
+    donor_key_for,
+    utc_now,
+)
 from donations.ports import ReceiptClaim, SavedCard
 from donations.redaction import mask_email
+from donations.step_failures import ATTENTION_ATTRIBUTES as ATTENTION_ATTRIBUTES
+from donations.step_failures import DAY_INDEX as DAY_INDEX
+from donations.step_failures import DONOR_INDEX as DONOR_INDEX
+from donations.step_failures import StepFailureWrites
 
 UNSETTLED_INDEX = "status-unsettled_since-index"
 UNSETTLED = "unsettled_since"
@@ -54,10 +65,12 @@ def new_donation(donation_id: str, request: DonationRequest, correlation_id: str
         card_status=StepStatus.PENDING if request.save_card else StepStatus.NOT_REQUESTED,
         charging_until=charging_until,
         charge_attempt_started_at=stamp,
+        donor_key=donor_key_for(str(request.email)),
+        created_day=stamp[:10],
     )
 
 
-class DonationStore:
+class DonationStore(StepFailureWrites):
     def __init__(self, table: Any) -> None:
         # A boto3 DynamoDB Table resource (mypy-boto3 type kept loose so the layer needs no stubs).
         self._table = table
@@ -166,21 +179,28 @@ class DonationStore:
         *,
         claim_followups_seconds: int | None = None,
         now: float | None = None,
+        card: tuple[str | None, str | None] | None = None,
     ) -> Donation:
         """Record the charge. With ``claim_followups_seconds``, take the follow-ups' publish lease in the
         same write (see claim_followups): only the first transition out of an open status may, since
-        nobody can have claimed a donation that was not charged yet; otherwise ConditionFailed."""
+        nobody can have claimed a donation that was not charged yet; otherwise ConditionFailed.
+        ``card``: (brand, last 4) of the card charged, when Stripe said, in the same write."""
         values: dict[str, Any] = {
             "status": DonationStatus.SUCCEEDED.value,
             "payment_intent_id": payment_intent_id,
             "payment_method_id": payment_method_id,
+            "charged_at": utc_now(),
         }
+        if card is not None and card[1]:
+            values |= {"card_brand": card[0], "card_last4": card[1]}
         condition = Attr("status").is_in(_OPEN_STATUSES)
         if claim_followups_seconds is None:
             condition = condition | Attr("status").eq(DonationStatus.SUCCEEDED.value)
         else:
             values.update(_FOLLOWUPS.until(clock(now), claim_followups_seconds))
-        return self._update(donation_id, values, remove=[_CHARGING.attribute], condition=condition)
+        return self._update(
+            donation_id, values, remove=[_CHARGING.attribute], condition=condition, if_missing=_FIRST_CHARGE
+        )
 
     def mark_requires_action(self, donation_id: str, payment_intent_id: str) -> Donation:
         return self._update(
@@ -302,25 +322,6 @@ class DonationStore:
             condition=Attr("receipt_status").eq(StepStatus.IN_PROGRESS.value),
         )
 
-    def record_step_failure(self, donation_id: str, step: Step, reason: str) -> None:
-        """Show operators and the form which step failed and why; the message itself is parked in the DLQ."""
-        status_field = "card_status" if step is Step.TOKENIZE else "receipt_status"
-        self._update_quietly(
-            donation_id,
-            {status_field: StepStatus.FAILED.value, "failed_step": step.value, "failure_reason": reason},
-            remove=[_RECEIPT.attribute] if step is Step.SEND_RECEIPT else [],
-            condition=Attr(status_field).ne(StepStatus.DONE.value),
-        )
-
-    def clear_step_failure(self, donation_id: str, step: Step) -> None:
-        """A redriven step that then succeeds no longer shows as failed."""
-        self._update_quietly(
-            donation_id,
-            {},
-            remove=["failed_step", "failure_reason"],
-            condition=Attr("failed_step").eq(step.value),
-        )
-
     # -- follow-up publishing and Stripe webhooks (donations.charge, donations.webhooks) ----------
 
     def claim_followups(self, donation_id: str, lease_seconds: int, now: float | None = None) -> bool:
@@ -386,22 +387,43 @@ class DonationStore:
         remove: list[str] | None = None,
         condition: Any = None,
         returning: str = "ALL_NEW",
+        if_missing: frozenset[str] = frozenset(),
     ) -> Donation:
         """A conditional update; the record as it is after it (or before it, with ``returning="ALL_OLD"``)."""
         item = conditional_update(
-            self._table, {"donation_id": donation_id}, values, remove=remove, condition=condition, returning=returning
+            self._table,
+            {"donation_id": donation_id},
+            values,
+            remove=remove,
+            condition=condition,
+            returning=returning,
+            if_missing=if_missing,
         )
         return Donation.model_validate(item)
 
     def _update_quietly(
-        self, donation_id: str, values: dict[str, Any], *, remove: list[str] | None = None, condition: Any = None
+        self,
+        donation_id: str,
+        values: dict[str, Any],
+        *,
+        remove: list[str] | None = None,
+        condition: Any = None,
+        if_missing: frozenset[str] = frozenset(),
     ) -> None:
         """The same, for a caller that needs no record back: DynamoDB sends none, and none is parsed."""
         conditional_update(
-            self._table, {"donation_id": donation_id}, values, remove=remove, condition=condition, returning="NONE"
+            self._table,
+            {"donation_id": donation_id},
+            values,
+            remove=remove,
+            condition=condition,
+            returning="NONE",
+            if_missing=if_missing,
         )
 
 
 _OPEN_STATUSES = [DonationStatus.PENDING.value, DonationStatus.REQUIRES_ACTION.value]
+# Set by the first write of its kind only (if_not_exists): a replayed charge keeps its time.
+_FIRST_CHARGE = frozenset({"charged_at"})
 # Sparse (only donations that reached Stripe have a payment_intent_id), keys only: see find_by_payment_intent.
 PAYMENT_INTENT_INDEX = "payment_intent_id-index"

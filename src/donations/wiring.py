@@ -69,9 +69,13 @@ class Wiring:
         return self.client("sqs")
 
     @cached_property
+    def table(self) -> Any:
+        """The Donations table (a boto3 Table resource)."""
+        return self._session.resource("dynamodb", config=AWS_CONFIG).Table(self.settings.donations_table)
+
+    @cached_property
     def store(self) -> DonationStore:
-        table = self._session.resource("dynamodb", config=AWS_CONFIG).Table(self.settings.donations_table)
-        return DonationStore(table)
+        return DonationStore(self.table)
 
     @cached_property
     def publisher(self) -> FollowUpPublisher:

@@ -2,7 +2,8 @@
 
 The CLI only parses arguments and prints; the work is done by the functions in donations_ops.
 Exit codes: 0 ok, 1 problems found (or a redrive/replay that did not fully succeed),
-2 usage or configuration error (unknown stack or queue, no credentials, endpoint unreachable).
+2 usage or configuration error (unknown stack or queue, no credentials, endpoint unreachable),
+3 a redrive left messages that would fail again (donations_ops.cli_operator).
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from rich.text import Text
 
 from donations_ops.alarms import AlarmState, stack_alarms
 from donations_ops.aws import Clients, make_clients, resolve_endpoint
-from donations_ops.queues import PEEK_LIMIT, DlqMessage, QueueDepth, list_dlq, queue_depths
+from donations_ops.queues import QueueDepth, queue_depths
 from donations_ops.receipts_cli import add_receipt_commands
-from donations_ops.redrive import MessageNotFound, RedriveResult, redrive, replay
+from donations_ops.redrive import MessageNotFound, replay
 from donations_ops.stack import OpsError, Stack, discover, resolve_dlq
 
 DEFAULT_STACK = "donations-local"
@@ -90,21 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     alarms.add_argument("--fail-on-alarm", action="store_true", help="exit 1 if an alarm is in ALARM")
     alarms.set_defaults(command=cmd_alarms)
 
-    dlq = commands.add_parser("dlq", help="dead-letter queue contents")
-    dlq_commands = dlq.add_subparsers(title="dlq commands", required=True, metavar="COMMAND")
-    dlq_list = dlq_commands.add_parser("list", parents=[target], help="messages in a DLQ, left in place")
-    dlq_list.add_argument("queue", metavar="QUEUE", help="ReceiptDLQ, receipt, tokenize, a queue name or URL")
-    dlq_list.add_argument("--limit", type=_positive_int, default=PEEK_LIMIT, help="look at most at N messages")
-    dlq_list.set_defaults(command=cmd_dlq_list)
+    # dlq list/show/peek/discard, the safe redrive, donor, report (imported here: it uses this module's helpers)
+    from donations_ops.cli_operator import add_operator_commands
 
-    move = commands.add_parser("redrive", parents=[target], help="move a DLQ's messages back to their source queue")
-    move.add_argument("queue", metavar="DLQ")
-    move.add_argument("--max", type=_positive_int, dest="max_messages", help="move at most N messages")
-    move.add_argument("--rate", type=_positive_float, help="at most this many messages per second")
-    move.add_argument("--dry-run", action="store_true", help="say what would move, move nothing")
-    move.add_argument("--method", choices=["auto", "move-task", "copy"], default="auto")
-    move.add_argument("--wait", type=float, default=60.0, help="seconds to wait for a move task (default 60)")
-    move.set_defaults(command=cmd_redrive)
+    add_operator_commands(commands, target)
 
     one = commands.add_parser("replay", parents=[target], help="move one DLQ message back to its source queue")
     one.add_argument("queue", metavar="DLQ")
@@ -204,40 +194,6 @@ def cmd_alarms(args: argparse.Namespace, clients: Clients) -> int:
     return PROBLEMS if args.fail_on_alarm and problems else OK
 
 
-def cmd_dlq_list(args: argparse.Namespace, clients: Clients) -> int:
-    stack = discover(clients, args.stack_name)
-    dlq = resolve_dlq(stack, args.queue)
-    messages = list_dlq(clients, stack, dlq, limit=args.limit)
-    if args.json:
-        _print_json({"stack": stack.name, "dlq": dlq.logical_id, "queue_name": dlq.name, "messages": messages})
-        return OK
-    console = _console()
-    console.print(_dlq_table(dlq.logical_id, messages))
-    if len(messages) >= args.limit:
-        console.print(f"Showing the first {args.limit} messages (--limit).", highlight=False)
-    return OK
-
-
-def cmd_redrive(args: argparse.Namespace, clients: Clients) -> int:
-    stack = discover(clients, args.stack_name)
-    dlq = resolve_dlq(stack, args.queue)
-    result = redrive(
-        clients,
-        stack,
-        dlq,
-        max_messages=args.max_messages,
-        rate=args.rate,
-        dry_run=args.dry_run,
-        method=args.method,
-        wait_seconds=args.wait,
-    )
-    if args.json:
-        _print_json({"stack": stack.name, **dataclasses.asdict(result), "ok": result.ok})
-    else:
-        _print_redrive(_console(), result)
-    return OK if result.ok else PROBLEMS
-
-
 def cmd_replay(args: argparse.Namespace, clients: Clients) -> int:
     stack = discover(clients, args.stack_name)
     dlq = resolve_dlq(stack, args.queue)
@@ -318,43 +274,9 @@ def _alarm_table(alarms: list[AlarmState]) -> Table:
     return table
 
 
-def _dlq_table(dlq: str, messages: list[DlqMessage]) -> Table:
-    table = Table(title=f"{dlq}: {len(messages)} message(s)", title_justify="left")
-    columns = ("message id", "donation id", "type", "failed step", "reason", "reason from", "receives", "sent")
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for m in messages:
-        values = (m.message_id, m.donation_id, m.type, m.failed_step, m.failure_reason, m.reason_source)
-        table.add_row(*map(_cell, values), _cell(m.receive_count), _cell(_timestamp(m.sent_at)))
-    return table
-
-
 def _print_problems(console: Console, problems: list[str]) -> None:
     for problem in problems:
         console.print(Text(f"! {problem}", style="yellow"))
-
-
-def _print_redrive(console: Console, result: RedriveResult) -> None:
-    if result.method == "dry-run":
-        console.print(f"Dry run: would move {result.would_move} message(s) from {result.dlq} to {result.destination}.")
-        return
-    if result.fallback_reason:
-        console.print(Text(f"Using receive → send → delete: {result.fallback_reason}."))
-    if result.method == "move-task":
-        state = result.task_status or "started"
-        console.print(
-            f"Move task {result.task_handle} from {result.dlq} to {result.destination}: {state}, "
-            f"{result.moved} message(s) moved so far.",
-            highlight=False,
-        )
-    else:
-        console.print(f"Moved {result.moved} message(s) from {result.dlq} to {result.destination}.", highlight=False)
-    if result.note:
-        console.print(Text(f"Note: {result.note}"))
-    if result.not_deleted:
-        console.print(Text(f"Sent but not deleted from the DLQ (will arrive twice): {', '.join(result.not_deleted)}"))
-    if result.error:
-        console.print(Text(f"Stopped: {result.error}", style="red"))
 
 
 def _duration(seconds: float | None) -> str | None:

@@ -31,3 +31,12 @@ class ClientCache:
                 service, endpoint_url=self.endpoint_url, config=self._config, region_name=self._region
             )
         return self._clients[service]
+
+    def resource(self, service: str) -> Any:
+        """A boto3 resource (e.g. a DynamoDB Table's) for the same session, endpoint and config."""
+        key = f"resource:{service}"
+        if key not in self._clients:
+            self._clients[key] = self.session.resource(
+                service, endpoint_url=self.endpoint_url, config=self._config, region_name=self._region
+            )
+        return self._clients[key]

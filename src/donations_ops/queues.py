@@ -118,6 +118,10 @@ def queue_depths(clients: Clients, stack: Stack, *, peek_sources: bool = False) 
 def queue_depth(clients: Clients, queue: Queue, *, role: str, peek: bool, dlq_of: str | None = None) -> QueueDepth:
     sqs = clients("sqs")
     visible, in_flight, delayed = queue_counts(sqs, queue.url)
+    if visible + in_flight + delayed == 0:
+        # CloudWatch's Maximum over the last minutes still holds the age of messages gone since:
+        # an empty queue has no oldest message (issue #15: "oldest message 4m 53s" on an empty queue).
+        return QueueDepth(queue.logical_id, queue.name, role, 0, 0, 0, None, "empty", dlq_of)
     age, source = oldest_age_from_cloudwatch(clients("cloudwatch"), queue.name), "cloudwatch"
     if age is None:
         age, source = _age_without_metric(sqs, queue, visible, peek)

@@ -111,12 +111,12 @@ def redrive(
         result.would_move = visible if max_messages is None else min(visible, max_messages)
         return result
     if method in ("auto", "move-task"):
-        reason = _move_task_unusable(max_messages, rate)
+        reason = move_task_unusable(max_messages, rate)
         if reason is None:
             try:
                 result.task_handle = start_move_task(sqs, dlq, destination, rate)
             except (NotImplementedError, ClientError) as error:
-                reason = _not_implemented(error)
+                reason = not_implemented(error)
                 if reason is None or method == "move-task":
                     raise
                 reason = f"StartMessageMoveTask not available: {reason}"
@@ -138,7 +138,7 @@ def visible_count(sqs: Any, queue_url: str) -> int:
     return int(attributes["Attributes"].get("ApproximateNumberOfMessages", 0))
 
 
-def _move_task_unusable(max_messages: int | None, rate: float | None) -> str | None:
+def move_task_unusable(max_messages: int | None, rate: float | None) -> str | None:
     if max_messages is not None:
         return "--max given (a move task moves everything)"
     if rate is not None and (rate != int(rate) or not 1 <= rate <= MOVE_TASK_MAX_RATE):
@@ -146,7 +146,7 @@ def _move_task_unusable(max_messages: int | None, rate: float | None) -> str | N
     return None
 
 
-def _not_implemented(error: BaseException) -> str | None:
+def not_implemented(error: BaseException) -> str | None:
     """Why the endpoint cannot run move tasks (moto), or None for a real error (permissions, bad ARN...)."""
     if isinstance(error, NotImplementedError):  # moto in-process
         return str(error) or "not implemented"

@@ -16,6 +16,7 @@ import json
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -102,9 +103,13 @@ class _CrashingPublisher:
 
 
 class ChaosRun:
-    def __init__(self, world: World, config: ChaosConfig) -> None:
+    def __init__(
+        self, world: World, config: ChaosConfig, *, before_recovery: Callable[[ChaosRun], None] | None = None
+    ) -> None:
         self.world = world
         self.config = config
+        # Called once the faults stopped, before backoffs pass, the reconciler runs and DLQs are redriven.
+        self.before_recovery = before_recovery
         self.rng = random.Random(config.seed)
         self.report = ChaosReport(donations=config.donations)
         self._alarmed: set[str] = set()
@@ -131,6 +136,8 @@ class ChaosRun:
             self.report.faults = self._faults_fired()
             world.stripe.faults.clear()
             world.sendgrid.faults.clear()
+        if self.before_recovery is not None:
+            self.before_recovery(self)
         self._recover()
         self._check(answers)
         return self.report

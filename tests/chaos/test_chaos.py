@@ -1,17 +1,43 @@
-"""The chaos run in CI: 200 donations under random faults, fixed seed; every invariant must hold."""
+"""The chaos run in CI: 200 donations under random faults, fixed seed; every invariant must hold, and the
+fundraising report tells the truth about their receipts, while some are missing and after recovery."""
+
+import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from donations_ops.cli import main
 from tests.chaos.harness import ChaosConfig, ChaosRun
 from tests.support.world import World
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
 
-def test_nothing_is_lost_or_doubled_under_faults(pipeline, stripe_emulator, sendgrid_emulator):
-    world = World(pipeline, stripe_emulator, sendgrid_emulator)
+def receipts_report(world: World, capsys: pytest.CaptureFixture[str]) -> dict:
+    """donations-ops report for the run's day(s) (yesterday too, should it cross midnight UTC)."""
+    today = datetime.now(UTC).date()
+    first = (today - timedelta(days=1)).isoformat()
+    capsys.readouterr()
+    args = ["--stack-name", world.pipeline.stack.stack_name, "report", "--from", first, "--to", today.isoformat()]
+    assert main([*args, "--json"], clients=world.pipeline.clients) == 0
+    return json.loads(capsys.readouterr().out)
 
-    report = ChaosRun(world, ChaosConfig(donations=200, seed=20261125)).run()
+
+def truth(world: World) -> tuple[set[str], set[str]]:
+    """(donations Stripe charged, donations with a receipt in SendGrid's outbox), from the emulators."""
+    ids = world.donation_ids()
+    charged = {d for d in ids if world.stripe.charges_for(d) == 1}
+    return charged, {d for d in ids if world.sendgrid.outbox_for(d)}
+
+
+def test_nothing_is_lost_or_doubled_under_faults(pipeline, stripe_emulator, sendgrid_emulator, capsys):
+    world = World(pipeline, stripe_emulator, sendgrid_emulator)
+    during: dict = {}
+
+    def look(_: ChaosRun) -> None:
+        during["report"], during["truth"] = receipts_report(world, capsys), truth(world)
+
+    report = ChaosRun(world, ChaosConfig(donations=200, seed=20261125), before_recovery=look).run()
 
     print(report.summary())
     assert report.faults > 20 and report.charge_crashes and report.consumer_crashes and report.duplicates
@@ -20,3 +46,17 @@ def test_nothing_is_lost_or_doubled_under_faults(pipeline, stripe_emulator, send
     assert report.dead_lettered > 5  # the SendGrid outage parked receipts: alarms and redrive were exercised
     assert (report.double_charges, report.double_receipts, report.lost) == (0, 0, 0)
     assert report.violations == []
+
+    # While receipts were missing, the report named every charged donor without one: as a missing
+    # receipt, or as a payment the records did not show finished yet (the reconciler finishes those).
+    charged, mailed = during["truth"]
+    listed = {p["donation_id"] for p in during["report"]["receipts_missing"] + during["report"]["stuck"]}
+    assert charged - mailed, "the chaos run should leave receipts missing before its recovery"
+    assert charged - mailed <= listed
+    assert during["report"]["receipts_answer"].startswith("No: ")
+    # After recovery: "did every donor get a receipt?" is answered yes, for exactly those Stripe charged.
+    after = receipts_report(world, capsys)
+    charged, mailed = truth(world)
+    assert charged == mailed
+    assert after["receipts_answer"] == f"Yes: all {len(charged)} donors whose donation was received got their receipt."
+    assert after["receipts_missing"] == [] and after["receipts_due"] == len(charged)

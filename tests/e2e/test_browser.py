@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import requests
 
+from infra.emulators.sendgrid_emulator import SendGridControl
 from infra.local.process import ROOT, RunningStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -367,3 +368,132 @@ def test_console_lists_the_alarms_with_their_state(browser: WebDriver, local_sta
     assert queues, "the queue table is empty"
     assert browser.find_element(By.ID, "notifications").is_displayed()
     screenshot(browser, "console")
+
+
+# -- the operator console (issue #15) ----------------------------------------------------------------
+
+
+def _donate(stack: RunningStack, key: str, **changes: object) -> str:
+    body = {"amount": 2500, "currency": "usd", "email": "ada@example.org", "name": "Ada Lovelace",
+            "payment_method": "pm_card_visa", "save_card": False, **changes}  # fmt: skip
+    answer = requests.post(f"{stack.api}/donations", json=body, headers={"Idempotency-Key": key}, timeout=15)
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["donation_id"])
+
+
+def _attention_row(driver: WebDriver, donation_id: str, state: str) -> Any:
+    rows = driver.find_elements(By.CSS_SELECTOR, f'#attention tbody tr[data-donation="{donation_id}"]')
+    return rows[0] if rows and rows[0].get_attribute("data-state") == state else False
+
+
+def test_console_shows_an_outage_paged_with_its_step_count_and_runbook(browser: WebDriver, local_stack: RunningStack):
+    sendgrid = SendGridControl(local_stack.sendgrid)
+    sendgrid.add_fault("http_error", status=503)
+    try:
+        donation_id = _donate(local_stack, "browser-outage")
+        browser.get(f"{local_stack.api}/console")
+        # The step alarm fires, with what it means, the first command and a runbook link
+        row = wait_until(
+            browser,
+            lambda d: (
+                (r := d.find_elements(By.CSS_SELECTOR, 'tr[data-alarm$="-receipt-step-failing"][data-state="ALARM"]'))
+                and r[0]
+            ),
+            "the receipt step alarm",
+            timeout=60,
+        )
+        assert "Receipts keep failing" in row.text and "dlq list receipt" in row.text
+        link = row.find_element(By.CSS_SELECTOR, "a.runbook-link")
+        assert link.get_attribute("href").endswith("/_local/runbook#receipt-step-failing")
+        # The page the operators got names the step and the count; the donation shows as retrying
+        page = wait_until(
+            browser,
+            lambda d: (
+                (f := d.find_elements(By.CSS_SELECTOR, '#notifications li[data-alarm$="-receipt-step-failing"]'))
+                and f[0]
+            ),
+            "the page in the feed",
+        )
+        assert "receipt-step-failing" in page.text and "retrying" in page.text and "runbook" in page.text
+        wait_until(browser, lambda d: _attention_row(d, donation_id, "retrying"), "the retrying donation")
+        screenshot(browser, "console-outage")
+        # The runbook section the page links to
+        browser.get(link.get_attribute("href"))
+        assert (
+            "Receipts are failing and being retried"
+            in browser.find_element(By.ID, "receipt-step-failing").find_element(By.XPATH, "following-sibling::p").text
+        )
+        screenshot(browser, "runbook")
+    finally:
+        sendgrid.clear_faults()
+
+
+def test_console_refuses_to_redrive_a_poison_message_and_fixes_the_address(
+    browser: WebDriver, local_stack: RunningStack
+) -> None:
+    SendGridControl(local_stack.sendgrid).reject_recipient("poison.example")
+    donation_id = _donate(local_stack, "browser-poison", email="lin@poison.example")
+    browser.get(f"{local_stack.api}/console")
+
+    row = wait_until(browser, lambda d: _attention_row(d, donation_id, "parked"), "the parked donation", timeout=60)
+    assert row.get_attribute("data-kind") == "permanent" and "http_400" in row.text
+    row.find_element(By.CSS_SELECTOR, "button.show-detail").click()
+    wait_until(browser, lambda d: d.find_element(By.ID, "detail-donation").text == donation_id, "the parked message")
+    assert "fix-email" in browser.find_element(By.ID, "detail-hint").text
+    browser.find_element(By.ID, "action-note").send_keys("T-42 typo in address")
+    browser.find_element(By.ID, "do-redrive").click()
+    outcome = wait_until(browser, lambda d: (r := d.find_element(By.ID, "action-result")).text and r, "the refusal")
+    assert "Refused" in outcome.text and "would fail again" in outcome.text
+    screenshot(browser, "console-poison-refused")
+
+    browser.find_element(By.ID, "action-email").send_keys("lin@example.org")
+    browser.find_element(By.ID, "do-fix-email").click()
+    wait_until(browser, lambda d: "Address corrected" in d.find_element(By.ID, "action-result").text, "the fix")
+    wait_until(
+        browser,
+        lambda d: requests.get(f"{local_stack.api}/donations/{donation_id}", timeout=5).json()["receipt_sent"],
+        "the receipt to the corrected address",
+    )
+    wait_until(browser, lambda d: not _attention_row(d, donation_id, "parked"), "the donation to leave the list")
+    assert "fix_email" in browser.find_element(By.ID, "detail-log").text
+
+    # Donor lookup: from the corrected address to the donation's story
+    browser.find_element(By.ID, "lookup-email").send_keys("LIN@example.org")
+    browser.find_element(By.ID, "lookup-go").click()
+    found = wait_until(
+        browser,
+        lambda d: d.find_elements(By.CSS_SELECTOR, f'#lookup-results tr[data-donation="{donation_id}"]'),
+        "the lookup",
+    )[0]
+    found.click()
+    story = wait_until(browser, lambda d: (s := d.find_element(By.ID, "story")).is_displayed() and s, "the story")
+    assert "201" in story.text and "done" in story.text and "T-42 typo in address" in story.text
+    screenshot(browser, "console-poison-fixed")
+
+
+def test_report_page_answers_the_receipts_question(browser: WebDriver, local_stack: RunningStack) -> None:
+    # Given today's donations include one whose receipt was sent and one SendGrid refuses
+    SendGridControl(local_stack.sendgrid).reject_recipient("report-poison.example")
+    sent = _donate(local_stack, "browser-report-sent")
+    refused = _donate(local_stack, "browser-report-refused", email="kim@report-poison.example")
+    api = f"{local_stack.api}/donations"
+    wait_until(browser, lambda d: requests.get(f"{api}/{sent}", timeout=5).json()["receipt_sent"], "the receipt")
+    wait_until(browser, lambda d: requests.get(f"{api}/{refused}", timeout=5).json()["failed_step"], "the refusal")
+
+    browser.get(f"{local_stack.api}/report")
+    answer = wait_until(
+        browser,
+        lambda d: (a := d.find_element(By.ID, "report-answer")).text.startswith("Receipts:") and a,
+        "the answer",
+    )
+
+    # Then the page says in one line that not every donor got a receipt, and names the one missing, and why
+    assert answer.text.startswith("Receipts: No:") and int(answer.get_attribute("data-missing")) >= 1
+    missing = {
+        row.get_attribute("data-donation"): row.text
+        for row in browser.find_elements(By.CSS_SELECTOR, "#report-missing tbody tr[data-donation]")
+    }
+    assert refused in missing and "set aside for an operator" in missing[refused] and sent not in missing
+    csv_text = requests.get(browser.find_element(By.ID, "report-csv").get_attribute("href"), timeout=10).text
+    assert csv_text.startswith("donation_id,created_at,outcome") and sent in csv_text and refused in csv_text
+    screenshot(browser, "report")

@@ -186,7 +186,10 @@ def test_a_refused_sendgrid_key_alerts_at_once_and_a_redrive_after_the_fix_recov
     finally:
         sendgrid.reset()  # SendGrid accepts our key again (the operator's new key, in this stand-in)
 
-    redrive = _ops(local_stack, "redrive", "ReceiptDLQ")
+    # A refused key parks each receipt as permanent: a plain redrive leaves it (exit 3); the key was
+    # rotated, so the runbook's redrive says the cause is fixed.
+    assert _ops(local_stack, "redrive", "ReceiptDLQ", "--donation", donation_id).returncode == 3
+    redrive = _ops(local_stack, "redrive", "ReceiptDLQ", "--reason", "sendgrid", "--force")
     assert redrive.returncode == 0, redrive.stderr
     # The step marks the receipt sent, then clears the earlier failure (two writes): wait for both.
     done = wait_for(

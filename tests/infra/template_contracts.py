@@ -31,6 +31,8 @@ from infra.deploy import (
 )
 
 OPERATOR_TOPIC = "OperatorTopic"
+ALARM_TOPIC = "AlarmTopic"
+NOTIFIER = "NotifierFunction"
 INFRA_TEST_ACCOUNT = "111122223333"
 MIN_RECEIVES = 5  # transient provider errors get several tries before a message is parked
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # the SQS maximum: operators get two weeks to redrive
@@ -66,6 +68,7 @@ REQUIRED_OUTPUTS = (
     "DonationsTableName",
     "IdempotencyTableName",
     "OperatorTopicArn",
+    "AlarmTopicArn",
 )
 
 Violations = list[str]
@@ -305,15 +308,42 @@ def _alarms_on(d: Deployed, namespace: str, metric: str, dimension: str, value: 
     ]
 
 
+def _watches_the_notifier(d: Deployed, alarm: dict[str, Any]) -> bool:
+    notifier = d.stack.functions.get(NOTIFIER)
+    return notifier is not None and {"Name": "FunctionName", "Value": notifier.name} in alarm.get("Dimensions", [])
+
+
 def _wiring_violations(d: Deployed, alarm: dict[str, Any]) -> Violations:
-    name, topic = alarm["AlarmName"], d.topic_arn
+    """Alarms reach operators through the notifier: ALARM and OK to the alarm topic. The notifier's own
+    alarms must not depend on it: ALARM straight to the operator topic (a start-up OK cannot be told
+    from a clearing without the notifier, so they have no OK action)."""
+    name = alarm["AlarmName"]
+    if _watches_the_notifier(d, alarm):
+        expected, kinds, topic = OPERATOR_TOPIC, ("AlarmActions",), d.topic_arn
+    else:
+        expected, kinds, topic = ALARM_TOPIC, ("AlarmActions", "OKActions"), d.stack.topics.get(ALARM_TOPIC, "-")
     violations = [
-        f"alarm {name}: {kind} does not notify {OPERATOR_TOPIC}"
-        for kind in ("AlarmActions", "OKActions")
-        if topic not in alarm.get(kind, [])
+        f"alarm {name}: {kind} does not notify {expected}" for kind in kinds if topic not in alarm.get(kind, [])
     ]
     if alarm.get("ActionsEnabled") is False:
         violations.append(f"alarm {name}: actions disabled")
+    return violations
+
+
+def check_notification_path(d: Deployed) -> Violations:
+    """Alarm topic -> notifier function (its only subscriber) -> operator topic; both topics encrypted
+    with a key CloudWatch may use (see check_operator_topic_key)."""
+    alarm_topic = d.stack.topics.get(ALARM_TOPIC)
+    if alarm_topic is None:
+        return [f"no {ALARM_TOPIC}"]
+    subscribers = [d.stack.sns_function(s) for s in d.stack.sns_sources.values() if s.topic_arn == alarm_topic]
+    violations = [] if subscribers == [NOTIFIER] else [f"{ALARM_TOPIC}: subscribers {subscribers}, not [{NOTIFIER}]"]
+    notifier = d.stack.functions.get(NOTIFIER)
+    if notifier is None or notifier.environment.get("OPERATOR_TOPIC_ARN") != d.topic_arn:
+        violations.append(f"{NOTIFIER}: OPERATOR_TOPIC_ARN is not {OPERATOR_TOPIC}")
+    topic = d.resources.get(ALARM_TOPIC, {}).get("Properties", {})
+    if topic.get("KmsMasterKeyId") != d.resources.get(OPERATOR_TOPIC, {}).get("Properties", {}).get("KmsMasterKeyId"):
+        violations.append(f"{ALARM_TOPIC}: not encrypted with {OPERATOR_TOPIC}'s key (the one CloudWatch may use)")
     return violations
 
 
@@ -489,7 +519,11 @@ def _own_resources(d: Deployed, function: FunctionSpec) -> set[str]:
     own = {log_group, f"{log_group}:*"}
     urls = {url: lid for lid, url in d.stack.queues.items()}
     tables = {name: lid for lid, name in d.stack.tables.items()}
+    topics = set(d.stack.topics.values())
     for name, value in function.environment.items():
+        if value in topics:  # a topic it publishes to, and the key that encrypts it (publishers need it)
+            own.add(value)
+            own |= _topic_keys(d, value, prefix.format(service="kms"))
         if value in urls:
             own.add(d.queue_arn(urls[value]))
         if value in tables:
@@ -505,6 +539,12 @@ def _own_resources(d: Deployed, function: FunctionSpec) -> set[str]:
             if policy:
                 own.add(str(policy["deadLetterTargetArn"]))
     return own
+
+
+def _topic_keys(d: Deployed, topic_arn: str, kms_prefix: str) -> set[str]:
+    lid = next(lid for lid, arn in d.stack.topics.items() if arn == topic_arn)
+    key = d.resources.get(lid, {}).get("Properties", {}).get("KmsMasterKeyId")
+    return {f"{kms_prefix}key/{d.stack.physical_ids[k]}" for k in references(key) if k in d.stack.physical_ids}
 
 
 def _statement_violations(lid: str, statement: dict[str, Any], own: set[str]) -> Violations:
@@ -647,6 +687,7 @@ CHECKS: dict[str, Callable[[Deployed], Violations]] = {
         check_charge_failure_alarm,
         check_provider_auth_alarm,
         check_operator_topic_key,
+        check_notification_path,
         check_alarm_hygiene,
         check_event_sources,
         check_consumers,

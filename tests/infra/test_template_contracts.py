@@ -26,6 +26,7 @@ FUNCTIONS = {
         256,
         "stripe_webhook",
     ),
+    "NotifierFunction": ("notifier_handler.lambda_handler", "functions/notifier/", 30, 256, "notifier"),
 }
 COMMON_ENV = {
     "POWERTOOLS_SERVICE_NAME",
@@ -54,6 +55,15 @@ FUNCTION_ENV = {
         "RECEIPT_QUEUE_URL",
         "STRIPE_WEBHOOK_SECRET_NAME",
     },
+    "NotifierFunction": {
+        "OPERATOR_TOPIC_ARN",
+        "ALARM_NAME_PREFIX",
+        "TOKENIZE_QUEUE_URL",
+        "RECEIPT_QUEUE_URL",
+        "TOKENIZE_DLQ_URL",
+        "RECEIPT_DLQ_URL",
+        "DIGEST_WINDOW_SECONDS",
+    },
 }
 ALARMS = {
     "TokenizeDLQAlarm",
@@ -75,6 +85,10 @@ ALARMS = {
     "DisputeAlarm",
     "ChargeFailureSpikeAlarm",
     "SendGridAuthFailureAlarm",
+    "TokenizeStepFailingAlarm",
+    "ReceiptStepFailingAlarm",
+    "NotifierFunctionErrorsAlarm",
+    "NotifierFunctionThrottlesAlarm",
 }
 
 
@@ -96,11 +110,17 @@ def test_moto_gets_everything_but_the_api_and_the_event_source_mappings(deployed
     }
     assert set(deployed.stack.queues) == {"TokenizeQueue", "TokenizeDLQ", "ReceiptQueue", "ReceiptDLQ"}
     assert set(deployed.stack.tables) == {"DonationsTable", "IdempotencyTable"}
-    assert set(deployed.stack.topics) == {"OperatorTopic"}
+    assert set(deployed.stack.topics) == {"OperatorTopic", "AlarmTopic"}
     assert set(deployed.stack.alarms) == ALARMS
     assert "OperationsDashboard" in deployed.stack.physical_ids
-    # No AlarmEmail: the conditional e-mail subscription is not created.
+    # No AlarmEmail: the conditional e-mail subscription is not created. The notifier's subscription
+    # to the alarm topic is not made in moto (which would invoke it through Docker): the local stack delivers.
     assert deployed.stack.subscriptions == {}
+    [source] = deployed.stack.sns_sources.values()
+    assert (source.topic_arn, deployed.stack.sns_function(source)) == (
+        deployed.stack.topics["AlarmTopic"],
+        "NotifierFunction",
+    )
 
 
 def test_outputs_resolve_to_what_was_created(deployed: Deployed) -> None:
@@ -113,6 +133,7 @@ def test_outputs_resolve_to_what_was_created(deployed: Deployed) -> None:
         "DonationsTableName": stack.tables["DonationsTable"],
         "IdempotencyTableName": stack.tables["IdempotencyTable"],
         "OperatorTopicArn": stack.topics["OperatorTopic"],
+        "AlarmTopicArn": stack.topics["AlarmTopic"],
     }  # ApiUrl names the API, which moto does not create
 
 
@@ -200,7 +221,7 @@ def test_deploy_works_against_a_moto_server(cfn_template: Template) -> None:
 
         assert set(stack.alarms) == ALARMS
         described = clients("cloudwatch").describe_alarms(AlarmNames=[stack.alarms["TokenizeDLQAlarm"]])
-        assert described["MetricAlarms"][0]["AlarmActions"] == [stack.topics["OperatorTopic"]]
+        assert described["MetricAlarms"][0]["AlarmActions"] == [stack.topics["AlarmTopic"]]
         assert clients("sqs").get_queue_attributes(QueueUrl=stack.queues["TokenizeQueue"], AttributeNames=["All"])[
             "Attributes"
         ]["RedrivePolicy"]

@@ -38,6 +38,7 @@ def test_translation_keeps_local_code_paths(cfn_template: Template) -> None:
         "SendReceiptFunction": "functions/send_receipt/",
         "ReconcilerFunction": "functions/reconciler/",
         "StripeWebhookFunction": "functions/stripe_webhook/",
+        "NotifierFunction": "functions/notifier/",
     }
     assert [v for k, v in local.items() if k.startswith("CoreLayer")] == ["src/"]
 

@@ -180,6 +180,24 @@ MUTATIONS = [
         "check_operator_topic_key",
         "alias/aws/sns",
     ),
+    Mutation(
+        "an alarm that bypasses the notifier",
+        _set("ReceiptStepFailingAlarm", "AlarmActions", [{"Ref": "OperatorTopic"}]),
+        "check_alarm_hygiene",
+        "does not notify AlarmTopic",
+    ),
+    Mutation(
+        "the notifier's errors relayed by the notifier itself",
+        _set("NotifierFunctionErrorsAlarm", "AlarmActions", [{"Ref": "AlarmTopic"}]),
+        "check_function_alarms",
+        "does not notify OperatorTopic",
+    ),
+    Mutation(
+        "the notifier publishes to the wrong topic",
+        _set("NotifierFunction", "Environment.Variables.OPERATOR_TOPIC_ARN", {"Ref": "AlarmTopic"}),
+        "check_notification_path",
+        "OPERATOR_TOPIC_ARN",
+    ),
     Mutation("dashboard body not JSON", _break_dashboard_json, "check_dashboard", "not valid JSON"),
     Mutation(
         "MAX_RECEIVE_COUNT drifts from the queue",

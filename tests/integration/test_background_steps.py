@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from donations.models import DonationStatus, FollowUpMessage, Step, StepStatus
+from donations.models import Attention, DonationStatus, FailureKind, FollowUpMessage, Step, StepStatus
 from donations.steps import send_receipt
 from tests.support.world import DONATION
 
@@ -119,7 +119,18 @@ def test_provider_outage_backs_off_then_parks_in_the_dlq_and_marks_the_step(worl
     donation_id = _donate(world, "key-outage", save_card=False)
     world.sendgrid.faults.add(**fault)
 
-    receives = world.deliver_until_dead_lettered("receipt")
+    # The first failure already shows operators which step keeps failing, and why (attention-index)
+    world.deliver("receipt")
+    retrying = world.record(donation_id)
+    assert (retrying.attention_step, retrying.attention, retrying.attempts) == (
+        Step.SEND_RECEIPT,
+        Attention.RETRYING,
+        1,
+    )
+    assert retrying.last_error.startswith("send_receipt:") and retrying.failed_step is None
+    world.expire_backoffs()
+
+    receives = 1 + world.deliver_until_dead_lettered("receipt")
 
     assert receives == world.settings.max_receive_count
     *backoffs, last = world.visibility_changes("receipt")
@@ -132,6 +143,14 @@ def test_provider_outage_backs_off_then_parks_in_the_dlq_and_marks_the_step(worl
     assert record.failed_step is Step.SEND_RECEIPT
     assert record.receipt_status is StepStatus.FAILED
     assert "retries_exhausted" in record.failure_reason
+    # ...and parked, transient (every receive failed), since the first failure, with the message as parked
+    assert (record.attention, record.failure_kind, record.attempts) == (
+        Attention.PARKED,
+        FailureKind.TRANSIENT,
+        world.settings.max_receive_count,
+    )
+    assert record.attention_since == retrying.attention_since
+    assert json.loads(record.parked_message["body"])["donation_id"] == donation_id
     assert world.get(f"/donations/{donation_id}").body["failed_step"] == "send_receipt"
     assert world.sendgrid.outbox_for(donation_id) == []
 
@@ -152,6 +171,8 @@ def test_an_invalid_address_is_parked_at_once_with_its_reason(world):
     assert "blocked.example" not in attributes["failure_reason"]
     record = world.record(donation_id)
     assert record.failed_step is Step.SEND_RECEIPT and record.receipt_status is StepStatus.FAILED
+    assert (record.attention, record.failure_kind, record.attempts) == (Attention.PARKED, FailureKind.PERMANENT, 1)
+    assert record.parked_message["attributes"]["failure_reason"] == attributes["failure_reason"]
     assert world.queued("receipt") == []
 
 

@@ -147,3 +147,27 @@ def test_the_reconciler_from_a_scheduled_event_publishes_what_a_crash_left_unpub
     assert summary == {"published": 1}
     assert world.record(donation_id).followups_published is True
     assert len(world.queued("tokenize")) == len(world.queued("receipt")) == 1
+
+
+def test_the_notifier_from_an_sns_event_relays_an_alarm_and_drops_a_start_up_ok(world):
+    stack = world.pipeline.stack
+    name = stack.alarms["ReceiptDLQAlarm"]
+    [alarm] = world.pipeline.clients("cloudwatch").describe_alarms(AlarmNames=[name])["MetricAlarms"]
+    change = {"AlarmName": name, "AlarmDescription": alarm["AlarmDescription"], "StateChangeTime": "2026-11-30Z"}
+
+    def notification(old: str, new: str) -> dict[str, Any]:
+        event = sam_event("sns", "notification", topic=stack.topics["AlarmTopic"].rsplit(":", 1)[-1])
+        # Ours: CloudWatch's JSON as the message (SAM's sample says "example message").
+        sns = event["Records"][0]["Sns"]
+        sns["Message"] = json.dumps({**change, "OldStateValue": old, "NewStateValue": new})
+        # SAM's sample says "EXAMPLE" where SNS sends URLs (the example event of "Using Lambda with Amazon
+        # SNS" in the Lambda developer guide); Powertools' SnsModel, which the handler parses with, wants URLs.
+        sns["SigningCertUrl"] = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0000.pem"
+        sns["UnsubscribeUrl"] = (
+            f"https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={sns['TopicArn']}"
+        )
+        return event
+
+    assert invoke(world.pipeline, "NotifierFunction", notification("OK", "ALARM")) == {"relayed": 1, "dropped": 0}
+    started = notification("INSUFFICIENT_DATA", "OK")
+    assert invoke(world.pipeline, "NotifierFunction", started) == {"relayed": 0, "dropped": 1}

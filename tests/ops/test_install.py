@@ -47,7 +47,7 @@ def test_a_plain_install_gives_a_working_donations_ops(tmp_path: Path):
         cwd=tmp_path,
     )
     assert helped.returncode == 0, helped.stderr[-3000:]
-    for command in ("status", "alarms", "dlq", "redrive", "replay", "receipts"):
+    for command in ("status", "alarms", "dlq", "redrive", "replay", "donor", "report", "receipts"):
         assert command in helped.stdout
 
     # And the receipt template it installs into SendGrid is part of the package

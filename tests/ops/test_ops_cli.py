@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from donations.models import FollowUpMessage, Step, StepStatus
+from donations.models import Attention, FollowUpMessage, Step, StepStatus
+from donations.ports import ParkedMessage
 from donations_ops.alarms import stack_alarms
 from donations_ops.aws import LOCAL_ENDPOINT, make_clients, resolve_endpoint
 from donations_ops.cli import main
@@ -74,6 +75,27 @@ def park_directly(world: Any, donation_id: str, reason: str = "send_receipt:send
     return str(response["MessageId"])
 
 
+def park_transient(world: Any, key: str) -> str:
+    """A charged donation whose receipt exhausted its receives (an outage), parked as SQS moves it: the
+    record says why (the consumer wrote it on the last receive), the message carries no reason."""
+    donation_id = donate(world, key)
+    world.clear_queue("receipt")
+    body = FollowUpMessage(type=Step.SEND_RECEIPT, donation_id=donation_id).model_dump_json()
+    attributes = {"donation_id": donation_id, "type": Step.SEND_RECEIPT.value}
+    world.wiring.store.record_step_failure(
+        donation_id,
+        Step.SEND_RECEIPT,
+        "send_receipt:sendgrid:http_503:retries_exhausted",
+        parked=ParkedMessage("m-1", body, attributes, 6, permanent=False),
+    )
+    world.sqs.send_message(
+        QueueUrl=world.queue_url("receipt_dlq"),
+        MessageBody=body,
+        MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
+    )
+    return donation_id
+
+
 def attributes_of(message: dict[str, Any]) -> dict[str, str]:
     return {name: value["StringValue"] for name, value in message.get("MessageAttributes", {}).items()}
 
@@ -119,20 +141,26 @@ def test_status_shows_depths_and_a_parked_message_without_consuming_it(world, pi
     assert ops(pipeline, capsys, "status", "--fail-on-alarm")[0] == 1
 
 
-def test_status_prefers_cloudwatch_age_when_the_metric_exists(world, pipeline, capsys):
-    # Given SQS's age metric for TokenizeQueue (AWS publishes it; moto only has what is put)
-    queue_name = pipeline.stack.queues["TokenizeQueue"].rsplit("/", 1)[-1]
+def _age_metric(pipeline: Any, queue_logical_id: str, seconds: float) -> None:
+    """SQS's age metric for a queue (AWS publishes it; moto only has what is put)."""
+    queue_name = pipeline.stack.queues[queue_logical_id].rsplit("/", 1)[-1]
     pipeline.clients("cloudwatch").put_metric_data(
         Namespace="AWS/SQS",
         MetricData=[
             {
                 "MetricName": "ApproximateAgeOfOldestMessage",
                 "Dimensions": [{"Name": "QueueName", "Value": queue_name}],
-                "Value": 75.0,  # below the backlog alarm threshold: the session stack is shared
+                "Value": seconds,
                 "Unit": "Seconds",
             }
         ],
     )
+
+
+def test_status_prefers_cloudwatch_age_when_the_metric_exists(world, pipeline, capsys):
+    # Given a message waiting in TokenizeQueue and SQS's age metric for it (below the backlog threshold)
+    world.send_follow_up("tokenize", "don_waiting")
+    _age_metric(pipeline, "TokenizeQueue", 75.0)
 
     rows = {row["logical_id"]: row for row in ops_json(pipeline, capsys, "status")["queues"]}
     _, out, _ = ops(pipeline, capsys, "status")
@@ -140,6 +168,19 @@ def test_status_prefers_cloudwatch_age_when_the_metric_exists(world, pipeline, c
     assert (rows["TokenizeQueue"]["oldest_age_seconds"], rows["TokenizeQueue"]["age_source"]) == (75.0, "cloudwatch")
     row = next(line for line in out.splitlines() if "TokenizeQueue" in line and "source" in line)
     assert "1m 15s" in row and "cloudwatch" in row
+
+
+def test_status_never_shows_an_age_for_an_empty_queue(world, pipeline, capsys):
+    # Given an age CloudWatch still holds from the last minutes, for a queue that is empty now
+    _age_metric(pipeline, "ReceiptQueue", 293.0)
+
+    rows = {row["logical_id"]: row for row in ops_json(pipeline, capsys, "status")["queues"]}
+    _, out, _ = ops(pipeline, capsys, "status")
+
+    # Then no age is shown for it (issue #15: "oldest message 4m 53s" on an empty queue)
+    assert (rows["ReceiptQueue"]["oldest_age_seconds"], rows["ReceiptQueue"]["age_source"]) == (None, "empty")
+    row = next(line for line in out.splitlines() if "ReceiptQueue" in line and "source" in line)
+    assert "4m 53s" not in row and "empty" in row
 
 
 def test_alarm_states_and_fail_on_alarm(world, pipeline, capsys, alarm_states):
@@ -170,25 +211,37 @@ def test_alarms_are_found_by_prefix_even_though_moto_does_not_list_them_as_stack
 # --------------------------------------------------------------------------- dlq list
 
 
-def test_dlq_list_shows_why_a_message_was_parked_and_leaves_it_there(world, pipeline, capsys):
+def test_dlq_list_shows_why_a_message_was_parked_and_receives_nothing(world, pipeline, capsys):
     donation_id = park_bouncing_receipt(world, "key-list")
 
     code, out, err = ops(pipeline, capsys, "dlq", "list", "receipt")
 
     assert code == 0, err
+    assert "ReceiptDLQ: 1 message(s) in the DLQ" in out and "nothing was received" in out
     row = next(line for line in out.splitlines() if donation_id in line)
-    assert "send_receipt" in row and "sendgrid:http_400" in row and "message" in row
+    assert "parked" in row and "permanent" in row and "send_receipt:sendgrid:http_400" in row
     assert "bounce" not in out and "blocked.example" not in out  # never the donor's address
-    [listed] = ops_json(pipeline, capsys, "dlq", "list", "ReceiptDLQ")["messages"]
-    assert (listed["donation_id"], listed["failed_step"], listed["reason_source"]) == (
-        donation_id,
-        "send_receipt",
-        "message",
-    )
-    assert listed["type"] == "send_receipt" and listed["correlation_id"]
-    assert listed["failure_reason"].startswith("send_receipt:sendgrid:http_400")
-    [parked] = world.queued("receipt_dlq")  # still there after two listings
-    assert parked["MessageId"] == listed["message_id"]
+    listed = ops_json(pipeline, capsys, "dlq", "list", "ReceiptDLQ")
+    [row] = listed["rows"]
+    expected = (donation_id, "parked", "permanent", False)
+    assert (row["donation_id"], row["state"], row["kind"], row["redrive"]) == expected
+    assert row["reason"].startswith("send_receipt:sendgrid:http_400")
+    assert (listed["dlq_messages"], listed["without_record"]) == (1, 0)
+    # Still there after two listings, and never received: its first receive is this one
+    [parked] = world.queued("receipt_dlq")
+    assert parked["Attributes"]["ApproximateReceiveCount"] == "1"
+
+
+def test_dlq_peek_receives_and_hands_back_messages_without_a_donation(world, pipeline, capsys):
+    park_directly(world, "don_unknown")  # no such donation: only a receive shows it
+
+    listed = ops_json(pipeline, capsys, "dlq", "list", "receipt")
+    peeked = ops_json(pipeline, capsys, "dlq", "peek", "receipt")
+
+    assert (listed["rows"], listed["without_record"]) == ([], 1)
+    [message] = peeked["messages"]
+    assert (message["donation_id"], message["reason_source"]) == ("don_unknown", "message")
+    assert len(world.queued("receipt_dlq")) == 1
 
 
 def test_dlq_names_resolve_from_logical_ids_short_names_and_queue_names(pipeline, capsys):
@@ -214,15 +267,15 @@ def test_after_an_outage_redrive_brings_the_receipts_back_and_they_are_sent(worl
     world.sendgrid.faults.add("http_error", status=503)
     world.deliver_until_dead_lettered("receipt")
     assert len(world.queued("receipt_dlq")) == 2
-    # Then the listing finds the reason on the donation record (SQS moved them with their original attributes)
-    listed = ops_json(pipeline, capsys, "dlq", "list", "receipt")["messages"]
+    # Then the listing finds the reason on the donation records (SQS moved them with their original attributes)
+    listed = ops_json(pipeline, capsys, "dlq", "list", "receipt")["rows"]
     assert sorted(m["donation_id"] for m in listed) == sorted(ids)
-    assert all(m["reason_source"] == "record" and m["failed_step"] == "send_receipt" for m in listed)
-    assert all("retries_exhausted" in m["failure_reason"] for m in listed)
+    assert all(m["state"] == "parked" and m["kind"] == "transient" and m["redrive"] for m in listed)
+    assert all("retries_exhausted" in m["reason"] for m in listed)
 
     # When the outage is over and the operator redrives the DLQ
     world.sendgrid.faults.clear()
-    code, out, err = ops(pipeline, capsys, "redrive", "receipt")
+    code, out, err = ops(pipeline, capsys, "redrive", "receipt", "--note", "INC-7 SendGrid outage over")
 
     # Then moto's missing move task is replaced by the copy, and every message is back in its queue
     assert code == 0, err
@@ -230,11 +283,14 @@ def test_after_an_outage_redrive_brings_the_receipts_back_and_they_are_sent(worl
     assert "Moved 2 message(s) from ReceiptDLQ to ReceiptQueue" in out
     assert world.queued("receipt_dlq") == []
     assert sorted(attributes_of(m)["donation_id"] for m in world.queued("receipt")) == sorted(ids)
-    # And delivering them completes the donations
+    assert all(world.record(d).attention is Attention.REDRIVEN for d in ids)
+    # And delivering them completes the donations; the redrive count and the note survive the redrive
     world.drain()
     for donation_id in ids:
         record = world.record(donation_id)
         assert record.receipt_status is StepStatus.DONE and record.failed_step is None
+        assert (record.attention_step, record.redrives) == (None, 1)
+        assert record.operator_log[-1]["note"] == "INC-7 SendGrid outage over"
         assert len(world.sendgrid.outbox_for(donation_id)) == 1
 
 
@@ -264,16 +320,15 @@ def test_replay_of_an_unknown_message_id_fails_clearly_and_moves_nothing(world, 
 
 
 def test_dry_run_and_max(world, pipeline, capsys):
-    for n in range(3):
-        park_directly(world, f"don_{n}")
+    ids = [park_transient(world, f"key-max-{n}") for n in range(3)]
 
     code, out, _ = ops(pipeline, capsys, "redrive", "receipt", "--dry-run")
-    assert code == 0 and "would move 3 message(s) from ReceiptDLQ to ReceiptQueue" in out
+    assert code == 0 and "Would move 3 message(s) from ReceiptDLQ to ReceiptQueue" in out
     assert len(world.queued("receipt_dlq")) == 3
 
     result = ops_json(pipeline, capsys, "redrive", "receipt", "--max", "2")
-    assert (result["method"], result["moved"], result["ok"]) == ("copy", 2, True)
-    assert "--max" in result["fallback_reason"]  # a move task cannot stop after N messages
+    assert (result["method"], len(result["moved"]), result["ok"], result["exit_code"]) == ("copy", 2, True, 0)
+    assert set(result["moved"]) < set(ids)
     assert len(world.queued("receipt_dlq")) == 1 and len(world.queued("receipt")) == 2
 
 
@@ -376,8 +431,21 @@ class MoveTaskSqs:
         return getattr(self._real, name)
 
 
+class _WithSqs:
+    """The pipeline's clients, with another SQS."""
+
+    def __init__(self, pipeline: Any, sqs: Any) -> None:
+        self._pipeline, self._sqs = pipeline, sqs
+
+    def __call__(self, service: str) -> Any:
+        return self._sqs if service == "sqs" else self._pipeline.clients(service)
+
+    def resource(self, service: str) -> Any:
+        return self._pipeline.clients.resource(service)
+
+
 def _with_sqs(pipeline: Any, sqs: Any) -> Any:
-    return lambda service: sqs if service == "sqs" else pipeline.clients(service)
+    return _WithSqs(pipeline, sqs)
 
 
 def test_on_aws_redrive_starts_a_move_task_and_waits_for_it(pipeline):
@@ -406,7 +474,8 @@ def test_on_aws_redrive_starts_a_move_task_and_waits_for_it(pipeline):
 
 
 def test_a_started_task_whose_progress_cannot_be_read_is_not_copied_as_well(world, pipeline, capsys):
-    parked = park_directly(world, "don_task")
+    park_transient(world, "key-task")
+    [parked] = [m["MessageId"] for m in world.queued("receipt_dlq")]
     sqs = MoveTaskSqs(world.sqs)  # starts, but ListMessageMoveTasks is missing
 
     capsys.readouterr()
@@ -418,7 +487,7 @@ def test_a_started_task_whose_progress_cannot_be_read_is_not_copied_as_well(worl
 
 
 def test_a_moto_server_500_falls_back_to_the_copy_but_access_denied_does_not(world, pipeline, capsys):
-    park_directly(world, "don_fallback")
+    park_transient(world, "key-fallback")
     server_error = ClientError(
         {"Error": {"Code": "500", "Message": "<html>"}, "ResponseMetadata": {"HTTPStatusCode": 500}},
         "StartMessageMoveTask",
@@ -430,7 +499,7 @@ def test_a_moto_server_500_falls_back_to_the_copy_but_access_denied_does_not(wor
     )
     assert code == 0 and "Moved 1 message(s)" in capsys.readouterr().out
 
-    park_directly(world, "don_denied")
+    park_transient(world, "key-denied")
     denied = ClientError(
         {"Error": {"Code": "AccessDenied", "Message": "not allowed"}, "ResponseMetadata": {"HTTPStatusCode": 403}},
         "StartMessageMoveTask",

@@ -15,19 +15,30 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from donations.errors import IdempotencyKeyReused, RequestInProgress
-from donations.models import Donation, DonationRequest, DonationStatus, FollowUpMessage, Step, StepStatus, utc_now
+from donations.models import (
+    Attention,
+    Donation,
+    DonationRequest,
+    DonationStatus,
+    FailureKind,
+    FollowUpMessage,
+    Step,
+    StepStatus,
+    utc_now,
+)
 from donations.ports import (
     ChargeOutcome,
     ChargeState,
     IntentSnapshot,
     Mailer,
+    ParkedMessage,
     Payments,
     Publisher,
     ReceiptClaim,
     SavedCard,
     Store,
 )
-from donations.store import ConditionFailed, new_donation
+from donations.store import ATTENTION_ATTRIBUTES, ConditionFailed, new_donation
 
 _OPEN = (DonationStatus.PENDING, DonationStatus.REQUIRES_ACTION)
 Condition = Callable[[Donation], bool]
@@ -133,6 +144,7 @@ class FakeStore:
         *,
         claim_followups_seconds: int | None = None,
         now: float | None = None,
+        card: tuple[str | None, str | None] | None = None,
     ) -> Donation:
         values: dict[str, Any] = {
             "status": DonationStatus.SUCCEEDED,
@@ -140,6 +152,10 @@ class FakeStore:
             "payment_method_id": payment_method_id,
             "charging_until": None,
         }
+        current = self.records.get(donation_id)
+        values["charged_at"] = (current.charged_at if current else None) or utc_now()
+        if card is not None and card[1]:
+            values |= {"card_brand": card[0], "card_last4": card[1]}
         if claim_followups_seconds is None:
             allowed = (*_OPEN, DonationStatus.SUCCEEDED)
         else:
@@ -244,15 +260,44 @@ class FakeStore:
         values = {"receipt_status": StepStatus.PENDING, "receipt_claim_until": None}
         self._update(donation_id, values, lambda d: d.receipt_status is StepStatus.IN_PROGRESS)
 
-    def record_step_failure(self, donation_id: str, step: Step, reason: str) -> None:
+    def record_step_retry(self, donation_id: str, step: Step, reason: str, attempts: int) -> None:
+        values: dict[str, Any] = {
+            "attention_step": step,
+            "attention": Attention.RETRYING,
+            "last_error": reason,
+            "attempts": attempts,
+        }
+        self._update(donation_id, self._episode(donation_id, values), _step_open(step))
+
+    def record_step_failure(
+        self, donation_id: str, step: Step, reason: str, *, parked: ParkedMessage | None = None
+    ) -> None:
         status_field = "card_status" if step is Step.TOKENIZE else "receipt_status"
-        values: dict[str, Any] = {status_field: StepStatus.FAILED, "failed_step": step, "failure_reason": reason}
+        values: dict[str, Any] = {
+            status_field: StepStatus.FAILED,
+            "failed_step": step,
+            "failure_reason": reason,
+            "attention_step": step,
+            "attention": Attention.PARKED,
+            "last_error": reason,
+            "parked_at": utc_now(),
+        }
+        if parked is not None:
+            kind = FailureKind.PERMANENT if parked.permanent else FailureKind.TRANSIENT
+            values |= {"failure_kind": kind, "attempts": parked.attempts, "parked_message": parked.as_item()}
         if step is Step.SEND_RECEIPT:
             values["receipt_claim_until"] = None
-        self._update(donation_id, values, lambda d: getattr(d, status_field) is not StepStatus.DONE)
+        self._update(donation_id, self._episode(donation_id, values), _step_open(step))
 
     def clear_step_failure(self, donation_id: str, step: Step) -> None:
-        self._update(donation_id, {"failed_step": None, "failure_reason": None}, lambda d: d.failed_step is step)
+        cleared = dict.fromkeys(("failed_step", "failure_reason", *ATTENTION_ATTRIBUTES))
+        self._update(donation_id, cleared, lambda d: step in (d.failed_step, d.attention_step))
+
+    def _episode(self, donation_id: str, values: dict[str, Any]) -> dict[str, Any]:
+        """attention_since is set by the first failure of an episode only (if_not_exists)."""
+        current = self.records.get(donation_id)
+        since = current.attention_since if current is not None and current.attention_since else utc_now()
+        return {**values, "attention_since": since}
 
     # -- webhooks ------------------------------------------------------------------------------------
 
@@ -294,6 +339,11 @@ class FakeStore:
         self.records[donation_id] = updated
         self.writes.append(str(sorted(values)))
         return updated
+
+
+def _step_open(step: Step) -> Condition:
+    field_name = "card_status" if step is Step.TOKENIZE else "receipt_status"
+    return lambda d: getattr(d, field_name) not in (StepStatus.DONE, StepStatus.DISCARDED)
 
 
 def _free(lease_until: int | None, now: float) -> bool:

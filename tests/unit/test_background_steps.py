@@ -123,6 +123,29 @@ def test_a_redriven_receipt_that_succeeds_clears_the_failure(store, mailer):
     assert record.receipt_status is StepStatus.DONE and record.failed_step is None
 
 
+def test_a_receipt_that_succeeds_after_retries_leaves_the_attention_index(store, mailer):
+    donation = charged(store)
+    store.record_step_retry(donation.donation_id, Step.SEND_RECEIPT, "send_receipt:sendgrid:http_503", 2)
+    first = store.require(donation.donation_id).attention_since
+    store.record_step_retry(donation.donation_id, Step.SEND_RECEIPT, "send_receipt:sendgrid:http_503", 3)
+    assert store.require(donation.donation_id).attention_since == first  # the episode's start is kept
+
+    send_receipt(receipt(donation), store=store, mailer=mailer, lease_seconds=LEASE)
+
+    record = store.require(donation.donation_id)
+    assert (record.attention_step, record.attention, record.last_error, record.attention_since) == (None,) * 4
+
+
+def test_a_discarded_receipt_is_acknowledged_and_never_sent(store, mailer):
+    donation = charged(store)
+    store.change(donation.donation_id, receipt_status=StepStatus.DISCARDED)
+
+    send_receipt(receipt(donation), store=store, mailer=mailer, lease_seconds=LEASE)
+
+    assert mailer.sent == []
+    assert store.require(donation.donation_id).receipt_status is StepStatus.DISCARDED
+
+
 # -- the card --------------------------------------------------------------------------------------
 
 

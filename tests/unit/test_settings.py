@@ -9,6 +9,7 @@ from donations.models import DonationRequest, RequestLimits
 from donations.settings import (
     FUNCTION_SETTINGS,
     ChargeSettings,
+    NotifierSettings,
     ReconcilerSettings,
     SendReceiptSettings,
     SettingsError,
@@ -83,7 +84,10 @@ def test_a_function_needs_nothing_it_does_not_use():
         "SendReceiptFunction",
         "ReconcilerFunction",
         "StripeWebhookFunction",
+        "NotifierFunction",
     }
+    # The notifier reads counts and publishes to operators: no provider key, no secret at all.
+    assert not {name for name in required_variables(NotifierSettings) if "SECRET" in name}
 
 
 def test_the_reconciler_windows_must_fit_together():

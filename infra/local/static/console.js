@@ -40,7 +40,18 @@
         "tr",
         { dataset: { state: a.state, alarm: a.name } },
         h("td", {}, pill(a.state)),
-        h("td", { className: "nowrap" }, h("span", { className: "mono" }, a.name)),
+        h(
+          "td",
+          { className: "nowrap" },
+          h("span", { className: "mono" }, a.name),
+          a.runbook ? h("a", { className: "cell-sub runbook-link", href: a.runbook, target: "_blank" }, "runbook §" + a.section) : null
+        ),
+        h(
+          "td",
+          { className: "small alarm-cause" },
+          a.cause || "",
+          a.first_command ? h("code", { className: "cell-sub first-command" }, a.first_command) : null
+        ),
         h("td", { className: "muted small" }, a.reason || "")
       )
     );
@@ -72,16 +83,19 @@
             h("span", { className: "feed-title" }, m.AlarmName || n.subject || "Notification"),
             h("time", { className: "feed-time", datetime: n.received_at || "", title: formatTime(n.received_at) }, ago(n.received_at))
           ),
-          h("div", { className: "feed-body" }, m.NewStateReason || n.subject || "")
+          h("div", { className: "feed-body" }, n.subject || m.NewStateReason || ""),
+          m.Notifier && m.Notifier.runbook
+            ? h("a", { className: "small runbook-link", href: "/_local/runbook#" + m.Notifier.section, target: "_blank" }, "runbook §" + m.Notifier.section)
+            : null
         );
       })
     );
   }
 
   async function load() {
-    const status = await getJSON("/_local/status");
+    const [status, described] = await Promise.all([getJSON("/_local/status"), getJSON("/_local/ops/alarms")]);
     renderQueues(status.queues || []);
-    renderAlarms(status.alarms || []);
+    renderAlarms(described.alarms || status.alarms || []);
     renderNotifications(status.notifications || []);
   }
 

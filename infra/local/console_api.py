@@ -1,0 +1,176 @@
+"""The operator console's API (``/_local/ops/...``): the same donations_ops functions the CLI uses.
+
+Looking (alarms, what needs attention, a parked message, a donor, the report) reads; acting (redrive,
+discard, fix an address) is recorded on the donation as from the CLI. Also ``/_local/runbook``:
+RUNBOOK.md as a page, its sections as anchors, for the console's links.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+from donations.notify import describe
+from donations_ops import actions, lookup, parked, report
+from donations_ops.alarms import stack_alarms
+from donations_ops.aws import Clients
+from donations_ops.stack import OpsError, Stack, discover, resolve_dlq
+from infra.deploy import PROJECT_ROOT
+
+RUNBOOK = PROJECT_ROOT / "RUNBOOK.md"
+STEP_QUEUES = ("receipt", "tokenize")
+
+
+@dataclass(frozen=True)
+class Raw:
+    """An answer that is not JSON (the report's CSV, the runbook page)."""
+
+    content_type: str
+    body: bytes
+
+
+Answer = tuple[int, Any]
+
+
+class ConsoleApi:
+    def __init__(self, clients: Clients, stack_name: str, alarm_prefix: str) -> None:
+        self._clients = clients
+        self._stack_name = stack_name
+        self._prefix = alarm_prefix
+        self._stack: Stack | None = None
+
+    @property
+    def stack(self) -> Stack:
+        if self._stack is None:  # found as donations-ops finds a stack: from CloudFormation
+            self._stack = discover(self._clients, self._stack_name)
+        return self._stack
+
+    def handle(self, method: str, route: str, query: str, body: bytes) -> Answer | None:
+        """The answer to ``/_local/<route>``, or None when the route is not the console's."""
+        handlers: dict[tuple[str, str], Callable[[dict[str, str], dict[str, Any]], Answer]] = {
+            ("GET", "ops/alarms"): self._alarms,
+            ("GET", "ops/attention"): self._attention,
+            ("GET", "ops/show"): self._show,
+            ("POST", "ops/redrive"): self._redrive,
+            ("POST", "ops/discard"): self._discard,
+            ("POST", "ops/fix-email"): self._fix_email,
+            ("GET", "ops/donor"): self._donor,
+            ("GET", "ops/story"): self._story,
+            ("GET", "ops/report"): self._report,
+            ("GET", "ops/report.csv"): self._report_csv,
+            ("GET", "runbook"): lambda _q, _b: (200, Raw("text/html; charset=utf-8", runbook_page())),
+        }
+        found = handlers.get((method, route))
+        if found is None:
+            return None
+        params = {k: v[-1] for k, v in parse_qs(query).items()}
+        try:
+            payload = json.loads(body or b"{}") if method == "POST" else {}
+            return found(params, payload if isinstance(payload, dict) else {})
+        except (OpsError, ValueError) as error:
+            return 400, {"error": str(error)}
+
+    # -- looking -----------------------------------------------------------------------------------
+
+    def _alarms(self, _: dict[str, str], __: dict[str, Any]) -> Answer:
+        cloudwatch = self._clients("cloudwatch")
+        found = []
+        for alarm in stack_alarms(self._clients, self.stack):
+            described = cloudwatch.describe_alarms(AlarmNames=[alarm.name])["MetricAlarms"]
+            description = described[0] if described else {"AlarmName": alarm.name}
+            cause, first, section = describe(description, self._prefix)
+            found.append(
+                {"name": alarm.name, "state": alarm.state, "reason": alarm.reason, "cause": cause,
+                 "first_command": first, "section": section, "runbook": f"/_local/runbook#{section}"}
+            )  # fmt: skip
+        return 200, {"alarms": found}
+
+    def _attention(self, params: dict[str, str], _: dict[str, Any]) -> Answer:
+        queues = [params["queue"]] if params.get("queue") else list(STEP_QUEUES)
+        views = []
+        for queue in queues:
+            dlq = resolve_dlq(self.stack, queue)
+            view = parked.view(self._clients, self.stack, dlq, reason=params.get("reason") or None)
+            views.append({"queue": queue, **dataclasses.asdict(view)})
+        return 200, {"steps": views}
+
+    def _show(self, params: dict[str, str], _: dict[str, Any]) -> Answer:
+        return 200, parked.show(self._clients, self.stack, _required(params, "donation"))
+
+    def _donor(self, params: dict[str, str], _: dict[str, Any]) -> Answer:
+        day = report.parse_day(params["date"]) if params.get("date") else None
+        found = lookup.find(
+            self._clients, self.stack, email=params.get("email") or None, last4=params.get("last4") or None, day=day
+        )
+        return 200, {"donations": [lookup.summary_row(d) for d in found]}
+
+    def _story(self, params: dict[str, str], _: dict[str, Any]) -> Answer:
+        return 200, lookup.story(self._clients, self.stack, _required(params, "donation"))
+
+    def _period(self, params: dict[str, str]) -> report.Report:
+        first = report.parse_day(params.get("from") or params.get("date") or "today")
+        last = report.parse_day(params["to"]) if params.get("to") else first
+        return report.build(self._clients, self.stack, first, last)
+
+    def _report(self, params: dict[str, str], _: dict[str, Any]) -> Answer:
+        found = self._period(params)
+        payload = {**dataclasses.asdict(found), "receipts_answer": found.receipts_answer}
+        return 200, {**payload, "first_day": found.first_day.isoformat(), "last_day": found.last_day.isoformat()}
+
+    def _report_csv(self, params: dict[str, str], _: dict[str, Any]) -> Answer:
+        return 200, Raw("text/csv; charset=utf-8", report.as_csv(self._period(params)).encode())
+
+    # -- acting ------------------------------------------------------------------------------------
+
+    def _redrive(self, _: dict[str, str], body: dict[str, Any]) -> Answer:
+        dlq = resolve_dlq(self.stack, _required(body, "queue"))
+        result = actions.redrive_safely(
+            self._clients, self.stack, dlq, donation_id=body.get("donation") or None,
+            force=bool(body.get("force")), note=str(body.get("note") or ""),
+        )  # fmt: skip
+        return 200, {**dataclasses.asdict(result), "ok": result.ok}
+
+    def _discard(self, _: dict[str, str], body: dict[str, Any]) -> Answer:
+        dlq = resolve_dlq(self.stack, _required(body, "queue"))
+        donation = _required(body, "donation")
+        removed = actions.discard(self._clients, self.stack, dlq, donation, str(body.get("note") or ""))
+        return 200, {"donation_id": donation, "removed_messages": removed}
+
+    def _fix_email(self, _: dict[str, str], body: dict[str, Any]) -> Answer:
+        donation = _required(body, "donation")
+        removed = actions.fix_email_and_resend(
+            self._clients, self.stack, donation, _required(body, "email"), str(body.get("note") or "")
+        )
+        return 200, {"donation_id": donation, "removed_messages": removed}
+
+
+def _required(values: dict[str, Any], name: str) -> str:
+    value = str(values.get(name) or "").strip()
+    if not value:
+        raise OpsError(f"{name} is required")
+    return value
+
+
+def runbook_page() -> bytes:
+    """RUNBOOK.md as HTML, each ``##`` section with an id (its text, as the alarms' descriptions name it)."""
+    from markdown_it import MarkdownIt  # rich's Markdown renderer, already installed with donations-ops
+
+    rendered = MarkdownIt("commonmark").enable("table").render(RUNBOOK.read_text())
+
+    def anchor(found: re.Match[str]) -> str:
+        slug = re.sub(r"[^a-z0-9-]+", "-", html.unescape(found.group(1)).lower()).strip("-")
+        return f'<h2 id="{slug}">{found.group(1)}</h2>'
+
+    body = re.sub(r"<h2>(.*?)</h2>", anchor, rendered)
+    page = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Runbook</title>'
+        '<link rel="stylesheet" href="/style.css"></head><body><main class="runbook" id="main">'
+        f"{body}</main></body></html>"
+    )
+    return page.encode()

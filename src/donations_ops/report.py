@@ -1,0 +1,202 @@
+"""The report for the people who run the fundraising: for a period, what came in, what was sent, what is stuck.
+
+It answers "did all of yesterday's donors get their receipts?" in one line, and names every donation
+whose receipt is missing, with why in plain words. Read from the day-index (one query per day) and
+the records, in batches: no scan, no DLQ receive.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from donations.attention import reason_group
+from donations.models import Attention, Donation, DonationStatus, StepStatus
+from donations.money import with_code
+from donations_ops import records
+from donations_ops.aws import Clients
+from donations_ops.stack import OpsError, Stack
+
+MAX_DAYS = 92
+
+# Outcomes in words for people who are not engineers.
+OUTCOME_WORDS = {
+    DonationStatus.SUCCEEDED: "received",
+    DonationStatus.DECLINED: "card declined",
+    DonationStatus.REQUIRES_ACTION: "waiting for the donor's bank (3-D Secure)",
+    DonationStatus.PENDING: "not finished (payment service unavailable, or in progress)",
+    DonationStatus.FAILED: "payment failed",
+    DonationStatus.CANCELED: "payment canceled (3-D Secure never finished)",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    donation_id: str
+    created_at: str
+    amount: str
+    what: str
+    """What is missing, in plain words."""
+    why: str
+
+
+@dataclass
+class Report:
+    first_day: date
+    last_day: date
+    donations: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    received: dict[str, str] = field(default_factory=dict)
+    """Currency -> total received (formatted), succeeded donations only, before refunds."""
+    refunded: dict[str, str] = field(default_factory=dict)
+    receipts_due: int = 0
+    receipts_sent: int = 0
+    receipts_missing: list[Problem] = field(default_factory=list)
+    cards_asked: int = 0
+    cards_saved: int = 0
+    cards_missing: list[Problem] = field(default_factory=list)
+    stuck: list[Problem] = field(default_factory=list)
+    """Background steps retrying or parked, and payments not finished."""
+    rows: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def receipts_answer(self) -> str:
+        """The question the fundraising team asks, answered in one line."""
+        if self.receipts_due == 0:
+            return "No received donations in this period, so no receipts were due."
+        if not self.receipts_missing:
+            return f"Yes: all {self.receipts_due} donors whose donation was received got their receipt."
+        missing = len(self.receipts_missing)
+        return f"No: {self.receipts_sent} of {self.receipts_due} receipts sent; {missing} missing (listed below)."
+
+
+def days(first: date, last: date) -> list[date]:
+    if last < first:
+        raise OpsError("the period ends before it starts")
+    count = (last - first).days + 1
+    if count > MAX_DAYS:
+        raise OpsError(f"at most {MAX_DAYS} days at once")
+    return [first + timedelta(days=n) for n in range(count)]
+
+
+def build(clients: Clients, stack: Stack, first: date, last: date) -> Report:
+    table = records.donations_table(clients, stack)
+    report = Report(first, last)
+    found = [donation for day in days(first, last) for donation in records.by_day(table, day)]
+    return tally(report, found)
+
+
+def tally(report: Report, found: list[Donation]) -> Report:
+    outcomes: Counter[str] = Counter()
+    received: Counter[str] = Counter()
+    refunded: Counter[str] = Counter()
+    for donation in found:
+        outcomes[OUTCOME_WORDS[donation.status]] += 1
+        report.rows.append(_row(donation))
+        if donation.status is DonationStatus.SUCCEEDED:
+            received[donation.currency] += donation.amount
+            refunded[donation.currency] += donation.amount_refunded or 0
+            _receipt(report, donation)
+            _card(report, donation)
+        elif donation.status in (DonationStatus.PENDING, DonationStatus.REQUIRES_ACTION):
+            report.stuck.append(_problem(donation, "payment not finished", OUTCOME_WORDS[donation.status]))
+    report.donations = len(found)
+    report.outcomes = dict(outcomes.most_common())
+    report.received = {c: with_code(a, c) for c, a in sorted(received.items())}
+    report.refunded = {c: with_code(a, c) for c, a in sorted(refunded.items()) if a}
+    return report
+
+
+def _receipt(report: Report, donation: Donation) -> None:
+    report.receipts_due += 1
+    if donation.receipt_status is StepStatus.DONE:
+        report.receipts_sent += 1
+        return
+    problem = _problem(donation, "receipt not sent", _why_receipt(donation))
+    report.receipts_missing.append(problem)
+    if donation.attention_step is not None or donation.failed_step is not None:
+        report.stuck.append(problem)
+
+
+def _card(report: Report, donation: Donation) -> None:
+    if not donation.save_card:
+        return
+    report.cards_asked += 1
+    if donation.card_status is StepStatus.DONE:
+        report.cards_saved += 1
+        return
+    why = _why_step(donation, "card", donation.card_status)
+    report.cards_missing.append(_problem(donation, "card not saved", why))
+
+
+def _why_receipt(donation: Donation) -> str:
+    return _why_step(donation, "receipt", donation.receipt_status)
+
+
+def _why_step(donation: Donation, what: str, status: StepStatus) -> str:
+    if status is StepStatus.DISCARDED:
+        notes = [e.get("note", "") for e in donation.operator_log if e.get("action") == "discard"]
+        return f"an operator decided not to send it: {notes[-1] if notes else 'no note'}"
+    step = "send_receipt" if what == "receipt" else "tokenize"
+    if donation.attention_step is not None and donation.attention_step.value == step:
+        reason = reason_group(donation.last_error or "")
+        if donation.attention is Attention.PARKED:
+            return f"failed and set aside for an operator ({reason})"
+        return f"being retried ({reason})" if donation.attention is Attention.RETRYING else "retried by an operator"
+    if status is StepStatus.FAILED:
+        return f"failed ({reason_group(donation.failure_reason or '')})"
+    if status is StepStatus.IN_PROGRESS:
+        return "being sent right now"
+    return "on its way (queued)"
+
+
+def _problem(donation: Donation, what: str, why: str) -> Problem:
+    amount = with_code(donation.amount, donation.currency)
+    return Problem(donation.donation_id, donation.created_at, amount, what, why)
+
+
+def _row(donation: Donation) -> dict[str, str]:
+    receipt = donation.receipt_status.value if donation.status is DonationStatus.SUCCEEDED else "not due"
+    problem = ""
+    if donation.status is DonationStatus.SUCCEEDED and donation.receipt_status is not StepStatus.DONE:
+        problem = _why_receipt(donation)
+    return {
+        "donation_id": donation.donation_id,
+        "created_at": donation.created_at,
+        "outcome": OUTCOME_WORDS[donation.status],
+        "amount": f"{donation.amount}",
+        "currency": donation.currency.upper(),
+        "amount_display": with_code(donation.amount, donation.currency),
+        "receipt": receipt,
+        "receipt_sent_at": donation.receipt_sent_at or "",
+        "card_saved": {True: "yes", False: "no"}[donation.card_status is StepStatus.DONE] if donation.save_card else "",
+        "problem": problem,
+    }
+
+
+CSV_COLUMNS = (
+    "donation_id", "created_at", "outcome", "amount", "currency", "amount_display",
+    "receipt", "receipt_sent_at", "card_saved", "problem",
+)  # fmt: skip
+
+
+def as_csv(report: Report) -> str:
+    """One row per donation, for a spreadsheet (amounts in minor units and as shown)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(report.rows)
+    return out.getvalue()
+
+
+def parse_day(text: str) -> date:
+    if text in ("today", "yesterday"):
+        today = datetime.now(UTC).date()
+        return today if text == "today" else today - timedelta(days=1)
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise OpsError(f"not a day: {text!r} (YYYY-MM-DD, today or yesterday; days are UTC)") from None
