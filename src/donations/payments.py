@@ -10,7 +10,6 @@ import stripe
 from donations.errors import (
     CardDeclined,
     ChargeIndeterminate,
-    IdempotencyKeyReused,
     InvalidDonation,
     PermanentStepFailure,
     RetryableStepFailure,
@@ -120,7 +119,11 @@ class StripePayments:
         except stripe.CardError as error:
             raise _declined(error) from error
         except stripe.IdempotencyError as error:
-            raise IdempotencyKeyReused("This donation was already submitted with other details.") from error
+            # The donor's details were already held to the record's (DonationStore.create_pending), so the
+            # key was first used by a release that sent other parameters (a deploy while this donation was
+            # in flight). Stripe will never answer that key again: the attempt is spent, and
+            # donations.charge finds what it did before it takes a new key.
+            raise ChargeIndeterminate("The payment service failed; please try again shortly.") from error
         except stripe.InvalidRequestError as error:
             if error.code in _AMOUNT_REFUSALS:
                 # Stripe's own limit for this currency (docs.stripe.com/currencies#minimum-and-maximum-charge-amounts),

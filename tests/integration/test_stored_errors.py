@@ -9,7 +9,9 @@ is that: ``phase="before"`` Stripe did nothing, ``phase="after"`` it acted and s
 import pytest
 import stripe
 
+from donations.charge import donation_id_for
 from donations.models import DonationStatus, StepStatus
+from donations.payments import attempt_key
 from tests.support.world import DONATION
 
 pytestmark = pytest.mark.integration
@@ -148,3 +150,35 @@ def test_tokenize_moves_past_a_stored_500_without_a_second_customer(world, where
     customers = [c for c in world.stripe.customers if c["metadata"].get("donation_id") == donation_id]
     assert [c["id"] for c in customers] == [record.customer_id]
     assert world.stripe.payment_method(record.payment_method_id)["customer"] == record.customer_id
+
+
+def test_a_charge_in_flight_across_a_release_that_changed_its_parameters_is_charged_once(world):
+    # Given the previous release charged attempt 0 with other parameters (here: no expand), and the
+    # answer was lost. Stripe refuses that key with any other parameters, for 24 h
+    # (docs.stripe.com/api/idempotent_requests: "compares incoming parameters to those of the original request").
+    donation_id = donation_id_for("key-across-a-release")
+    client = stripe.StripeClient("sk_test_local_emulator", base_addresses={"api": world.stripe.url})
+    client.v1.payment_intents.create(
+        params={
+            "amount": DONATION["amount"],
+            "currency": DONATION["currency"],
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            "allowed_payment_method_types": ["card"],
+            "metadata": {"donation_id": donation_id, "charge_attempt": "0"},
+        },
+        options={"idempotency_key": attempt_key(donation_id, "charge", 0)},
+    )
+    assert world.stripe.charges_for(donation_id) == 1
+
+    # When the donor retries under the new release: the key is spent (not a 422 that would send the
+    # donor to a new Idempotency-Key, and a second charge)
+    first = world.post(DONATION, key="key-across-a-release")
+    assert first.status == 503 and "Retry-After" in first.headers
+    assert world.record(donation_id).charge_attempt_spent
+
+    # Then the next retry finds what the spent key did: charged, once
+    answer = world.post(DONATION, key="key-across-a-release")
+    assert answer.status == 201 and answer.body["donation_id"] == donation_id
+    assert world.stripe.payment_intents_created == 1 and world.stripe.charges_for(donation_id) == 1
+    assert world.record(donation_id).status is DonationStatus.SUCCEEDED
