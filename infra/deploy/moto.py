@@ -14,8 +14,9 @@ moto's CloudFormation cannot create everything in the translated template, so
 * **Event source mappings**: left out, because moto's mappings consume SQS messages without
   running any code. Their settings are returned in :attr:`StackResources.event_sources` so a local
   poller can deliver messages the same way.
-* **CloudWatch alarms and SNS subscriptions**: moto skips them. They are created afterwards with
-  the CloudWatch and SNS APIs, with their properties resolved by moto itself against the created
+* **CloudWatch alarms, SNS subscriptions and WAF web ACLs**: moto's CloudFormation skips them (the
+  web ACL's association, naming the API stage, goes with API Gateway). They are created afterwards
+  with the CloudWatch, SNS and WAFv2 APIs, with their properties resolved by moto itself against the created
   stack (each travels as a ``Fn::ToJsonString`` output, so ``Ref``/``GetAtt``/``Sub``/``If`` and
   conditions mean exactly what they mean for the other resources).
 """
@@ -78,7 +79,7 @@ def deploy_to_moto(
     ids = physical_ids(client("cloudformation"), stack_name)
     raw_outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     outputs = {k: v for k, v in raw_outputs.items() if not k.startswith(POST_CREATE_OUTPUT)}
-    alarms, subscriptions = create_post_create(client, plan, raw_outputs, stack_name)
+    alarms, subscriptions, web_acls = create_post_create(client, plan, raw_outputs, stack_name)
     resources = plan.template["Resources"]
     by_type = physical_ids_by_type(resources, ids)
     functions = {
@@ -97,6 +98,7 @@ def deploy_to_moto(
         event_sources=event_sources(client("sqs"), plan, ids, resources),
         alarms=alarms,
         subscriptions=subscriptions,
+        web_acls=web_acls,
         outputs=outputs,
         stripped=plan.stripped,
     )
