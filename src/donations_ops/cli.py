@@ -1,4 +1,5 @@
-"""donations-ops: queue depths, DLQ contents, alarm states and redrives for one pipeline stack.
+"""donations-ops: queue depths, DLQ contents, alarm states and redrives for one pipeline stack; the
+card-testing attack mode (donations_ops.card_testing_cli).
 
 The CLI only parses arguments and prints; the work is done by the functions in donations_ops.
 Exit codes: 0 ok, 1 problems found (or a redrive/replay that did not fully succeed),
@@ -21,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from donations_ops import card_testing_cli
 from donations_ops.alarms import AlarmState, stack_alarms
 from donations_ops.aws import Clients, make_clients, resolve_endpoint
 from donations_ops.queues import PEEK_LIMIT, DlqMessage, QueueDepth, list_dlq, queue_depths
@@ -109,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     one.add_argument("queue", metavar="DLQ")
     one.add_argument("message_id", metavar="MESSAGE_ID", help="the SQS message id (see `dlq list`)")
     one.set_defaults(command=cmd_replay)
+    # card-testing status | on | off | auto: the attack mode and offenders (donations_ops.card_testing_cli)
+    card_testing_cli.register(commands, target, _positive_int)
     return parser
 
 
