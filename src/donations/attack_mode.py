@@ -34,7 +34,8 @@ MODE_KEY = "attack-mode"
 DECLINES, REFUSALS = "d", "r"
 # A container adds up its refusals and writes them at most this often (one write, not one per refusal).
 REFUSAL_FLUSH_SECONDS = 2.0
-# The mode is extended at most once a minute (not by every decline that keeps it open).
+# The mode is extended at most once a minute (not by every decline that keeps it open), or a quarter of
+# the quiet period if that is shorter.
 EXTEND_STEP_SECONDS = 60
 
 
@@ -195,7 +196,7 @@ class AttackModeRecord:
             expression = "SET open_until = :until, opened_at = :now, opened_reason = :reason"
             condition = "attribute_not_exists(open_until) OR open_until <= :now"
             values |= {":now": {"N": str(int(now))}, ":reason": {"S": reason}}
-        elif open_until < until - EXTEND_STEP_SECONDS:
+        elif open_until < until - min(EXTEND_STEP_SECONDS, self.settings.quiet_seconds / 4):
             expression = "SET open_until = :until"
             condition = "open_until < :until"
         else:
