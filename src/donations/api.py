@@ -185,6 +185,12 @@ def validation_error(errors: Sequence[Mapping[str, Any]]) -> DonationError:
     first = errors[0] if errors else {"loc": (), "type": "invalid", "msg": "Invalid request"}
     location = [str(part) for part in first.get("loc", ())]
     kind = str(first.get("type", "invalid"))
+    if location[:2] == ["header", CHALLENGE_HEADER.lower()]:
+        return InvalidDonation(
+            f"The {CHALLENGE_HEADER} header must be the security check's token.",
+            field=CHALLENGE_HEADER,
+            code="invalid_challenge_token",
+        )
     if location[:1] == ["header"]:
         return InvalidDonation(
             f"The {IDEMPOTENCY_HEADER} header is required: 1 to 255 printable characters.",

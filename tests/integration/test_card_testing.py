@@ -226,3 +226,14 @@ def test_refusals_are_counted_by_reason_for_the_alarm(world, limits, capsys):
     )
     assert dimensions == [("reason", "service"), ("service",)]
     assert {blob.get("reason") for blob in emitted} == {"challenge", None}
+
+
+def test_a_malformed_challenge_token_is_a_400_naming_that_header(world, limits):
+    answer = donate(world, "long-token", token="x" * 2049)
+
+    assert answer.status == 400
+    assert (answer.body["error"]["code"], answer.body["error"]["field"]) == (
+        "invalid_challenge_token",
+        "Challenge-Token",
+    )
+    assert charges(world) == 0
