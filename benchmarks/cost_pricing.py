@@ -206,6 +206,10 @@ def price(run: CostRun, prices: dict[str, Any]) -> CostModel:
     model.lines += _log_and_trace_lines(run, len(per_donation_invocations), prices)
     model.fixed += _fixed_monthly_lines(run, prices)
     model.fixed += _reconciler_lines(run, prices)
+    waf_lines, waf_fixed, waf_notes = _waf_lines(run, prices)
+    model.lines += waf_lines
+    model.fixed += waf_fixed
+    model.notes += waf_notes
     model.notes.append(
         "Not priced: DynamoDB storage and point-in-time recovery (per GB-month), KMS requests for the "
         "AWS-managed table keys (cached data keys), data transfer out, free tiers, and the providers' "
@@ -278,3 +282,37 @@ def _reconciler_lines(run: CostRun, prices: dict[str, Any]) -> list[Line]:
         f"{reconciler[0].duration_ms:.0f} ms measured)"
     )
     return [Line("Lambda", item, run.reconciler_runs_per_month, "runs", per_run, 1)]
+
+
+# The card-testing metrics (donations.screening): emitted only when an attempt is refused or a check fails.
+CARD_TESTING_METRICS = ("CardTestingRefusals (total, reason=velocity, reason=challenge)", "CardTestingCheckFailures")
+
+
+def _waf_lines(run: CostRun, prices: dict[str, Any]) -> tuple[list[Line], list[Line], list[str]]:
+    """WAF in front of the API (on by default): the web ACL and its rules per month, every API request
+    inspected; and a note on the card-testing metrics, billed only in hours they receive data."""
+    notes = [
+        "Card testing: the CardTestingRefusals series (total and 2 reasons) and CardTestingCheckFailures are "
+        "custom metrics billed per hour they receive data: $0 in a month without refused attempts, at most "
+        f"4 x ${prices['cloudwatch']['custom_metric_month']:.2f} a month. Cloudflare Turnstile's Free plan costs "
+        "nothing; its siteverify is called only for tokens (under attack)."
+    ]
+    if not run.waf_rules:
+        return [], [], notes
+    waf = prices["waf"]
+    inspected = sum(run.api_requests.values())
+    per_request = [
+        Line("WAF", "requests inspected (every API request)", inspected, "requests", waf["requests_per_million"], 1e6)
+    ]
+    fixed = [
+        Line("WAF", "web ACL (EnableWaf, on by default)", 1, "web-ACL-months", waf["web_acl_month"], 1),
+        Line(
+            "WAF",
+            f"rules ({run.waf_rules}: 2 managed groups, the per-IP rate rule)",
+            run.waf_rules,
+            "rule-months",
+            waf["rule_month"],
+            1,
+        ),
+    ]
+    return per_request, fixed, notes

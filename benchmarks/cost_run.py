@@ -57,6 +57,8 @@ class CostRun:
     alarms: int
     dashboards: int
     secrets: int
+    waf_rules: int
+    """Rules of the template's web ACL (0: none); the WAF is on by default (EnableWaf)."""
     event_source_queues: int
     reconciler_runs_per_month: float
     reconciler_log_bytes: int
@@ -151,7 +153,12 @@ class _Traffic:
         )
         for index in range(config.donations):
             body = json.dumps(_donation(index, index < saving))
-            headers = {"Content-Type": "application/json", "Idempotency-Key": f"cost-{run_id}-{index}"}
+            headers = {
+                "Content-Type": "application/json",
+                "Idempotency-Key": f"cost-{run_id}-{index}",
+                # Each donation another donor, from another address (card-testing counters as for most donors).
+                "X-Local-Source-Ip": f"10.{index // 65_536 % 256}.{index // 256 % 256}.{index % 256}",
+            }
             self.count(f"{post.method} {post.path}")
             call = functools.partial(self.pipeline.call_api, "POST", "/donations", body=body, headers=headers)
             answer = self.meter.measure(post.function_logical_id, call)
@@ -283,6 +290,9 @@ def _cost_run(traffic: _Traffic, facts: _StackFacts, init_ms: dict[str, float], 
         alarms=sum(1 for r in resources.values() if r.get("Type") == "AWS::CloudWatch::Alarm"),
         dashboards=sum(1 for r in resources.values() if r.get("Type") == "AWS::CloudWatch::Dashboard"),
         secrets=sum(1 for name in template.get("Parameters", {}) if name.endswith("SecretName")),
+        waf_rules=sum(
+            len(r["Properties"].get("Rules", [])) for r in resources.values() if r.get("Type") == "AWS::WAFv2::WebACL"
+        ),
         event_source_queues=len(traffic.sources),
         reconciler_runs_per_month=_runs_per_month(resources.get(RECONCILER, {})),
         reconciler_log_bytes=traffic.reconciler_log_bytes,

@@ -26,13 +26,15 @@ from moto import mock_aws
 
 from infra.emulators.sendgrid_emulator import SendGridEmulator
 from infra.emulators.stripe import StripeEmulator
+from infra.emulators.turnstile_emulator import TurnstileEmulator
 from infra.local.pipeline import Pipeline, ProviderEndpoints, install_receipt_template
-from tests.support.world import World
+from tests.support.world import CARD_TESTING_OUT_OF_REACH, World
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
 # Test-only settings: fail fast on provider timeouts; everything else is the template's.
 TEST_ENVIRONMENT = {"PROVIDER_TIMEOUT_SECONDS": "1", "BACKOFF_BASE_SECONDS": "10", "BACKOFF_CAP_SECONDS": "600"}
+TEST_ENVIRONMENT |= CARD_TESTING_OUT_OF_REACH  # tests/support/world.py says why
 
 
 @pytest.fixture(scope="session")
@@ -48,8 +50,18 @@ def sendgrid_emulator():
 
 
 @pytest.fixture(scope="session")
-def pipeline(stripe_emulator, sendgrid_emulator):
-    providers = ProviderEndpoints(stripe_api_base=stripe_emulator.url, sendgrid_api_host=sendgrid_emulator.url)
+def turnstile_emulator():
+    with TurnstileEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="session")
+def pipeline(stripe_emulator, sendgrid_emulator, turnstile_emulator):
+    providers = ProviderEndpoints(
+        stripe_api_base=stripe_emulator.url,
+        sendgrid_api_host=sendgrid_emulator.url,
+        turnstile_verify_url=f"{turnstile_emulator.url}/turnstile/v0/siteverify",
+    )
     # The shipped receipt template, installed as a deployer would: every receipt in the outbox is rendered.
     parameters = {"ReceiptTemplateId": install_receipt_template(providers)}
     saved = dict(os.environ)
@@ -62,8 +74,8 @@ def pipeline(stripe_emulator, sendgrid_emulator):
 
 
 @pytest.fixture
-def world(pipeline, stripe_emulator, sendgrid_emulator):
-    world = World(pipeline, stripe_emulator, sendgrid_emulator)
+def world(pipeline, stripe_emulator, sendgrid_emulator, turnstile_emulator):
+    world = World(pipeline, stripe_emulator, sendgrid_emulator, turnstile_emulator)
     world.reset()
     yield world
     world.reset()

@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from donations import deadline, models
 from donations.api import (
+    CHALLENGE_HEADER,
     IDEMPOTENCY_HEADER,
     build_resolver,
     documented_errors,
@@ -23,15 +24,20 @@ from donations.charge import DONATION_ID, submit_donation
 from donations.errors import DonationNotFound
 from donations.models import DonationAnswer, PublicDonation, load_email_validation
 from donations.observability import logger, metrics, tracer
+from donations.ports import Client
 from donations.settings import ChargeSettings
 from donations.wiring import Wiring
 
 IdempotencyKey = Annotated[str, Header(alias=IDEMPOTENCY_HEADER.lower(), pattern=r"^[\x21-\x7e]{1,255}$")]
+# The CAPTCHA widget's token, sent only when the API asked for one (403 challenge_required).
+ChallengeToken = Annotated[
+    str | None, Header(alias=CHALLENGE_HEADER.lower(), max_length=2048, pattern=r"^[\x21-\x7e]+$")
+]
 
 CREATE_RESPONSES: dict[int, OpenAPIResponse] = {
     201: {"description": "Charged", "content": {"application/json": {"model": DonationAnswer}}},
     202: {"description": "3-D Secure required", "content": {"application/json": {"model": DonationAnswer}}},
-    **documented_errors(400, 402, 409, 413, 415, 422, 503),
+    **documented_errors(400, 402, 403, 409, 413, 415, 422, 429, 503),
 }
 GET_RESPONSES: dict[int, OpenAPIResponse] = {
     200: {"description": "Progress", "content": {"application/json": {"model": PublicDonation}}},
@@ -57,7 +63,9 @@ def wiring() -> Wiring:
 @app.post("/donations", responses=CREATE_RESPONSES, summary="Make a donation")
 @tracer.capture_method
 def create_donation(
-    donation: Annotated[DonationRequest, Body()], idempotency_key: IdempotencyKey
+    donation: Annotated[DonationRequest, Body()],
+    idempotency_key: IdempotencyKey,
+    challenge_token: ChallengeToken = None,
 ) -> Response[dict[str, Any]]:
     # The Donations record doubles as the idempotency record (donations.charge.submit_donation):
     # a Powertools Idempotency record beside it would cost two more DynamoDB round trips per donation.
@@ -71,6 +79,9 @@ def create_donation(
         payments=deps.payments,
         publisher=deps.publisher,
         lease_seconds=math.ceil(app.lambda_context.get_remaining_time_in_millis() / 1000),
+        # Card testing: the client as API Gateway saw it (never a header it could set itself).
+        screening=deps.screening,
+        client=Client(app.current_event.request_context.identity.source_ip, challenge_token),
     )
     return Response(answer.status_code, content_types.APPLICATION_JSON, answer.body)
 

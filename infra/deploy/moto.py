@@ -16,8 +16,9 @@ moto's CloudFormation cannot create everything in the translated template, so
   poller can deliver messages the same way.
 * **SNS subscriptions of Lambda functions**: not created, as moto would invoke the function through
   Docker; returned in :attr:`StackResources.sns_sources` for the local stack to deliver.
-* **CloudWatch alarms and other SNS subscriptions**: moto skips them. They are created afterwards with
-  the CloudWatch and SNS APIs, with their properties resolved by moto itself against the created
+* **CloudWatch alarms, other SNS subscriptions and WAF web ACLs**: moto's CloudFormation skips them (the
+  web ACL's association, naming the API stage, goes with API Gateway). They are created afterwards
+  with the CloudWatch, SNS and WAFv2 APIs, with their properties resolved by moto itself against the created
   stack (each travels as a ``Fn::ToJsonString`` output, so ``Ref``/``GetAtt``/``Sub``/``If`` and
   conditions mean exactly what they mean for the other resources).
 """
@@ -80,7 +81,7 @@ def deploy_to_moto(
     ids = physical_ids(client("cloudformation"), stack_name)
     raw_outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     outputs = {k: v for k, v in raw_outputs.items() if not k.startswith(POST_CREATE_OUTPUT)}
-    alarms, subscriptions, sns_sources = create_post_create(client, plan, raw_outputs, stack_name)
+    alarms, subscriptions, sns_sources, web_acls = create_post_create(client, plan, raw_outputs, stack_name)
     resources = plan.template["Resources"]
     by_type = physical_ids_by_type(resources, ids)
     functions = {
@@ -99,6 +100,7 @@ def deploy_to_moto(
         event_sources=event_sources(client("sqs"), plan, ids, resources),
         alarms=alarms,
         subscriptions=subscriptions,
+        web_acls=web_acls,
         outputs=outputs,
         stripped=plan.stripped,
         sns_sources=sns_sources,

@@ -12,8 +12,9 @@ from infra.deploy.template import Template
 _API_TYPE_PREFIXES = ("AWS::ApiGateway::", "AWS::ApiGatewayV2::")
 EVENT_SOURCE_MAPPING = "AWS::Lambda::EventSourceMapping"
 ALARM = "AWS::CloudWatch::Alarm"
+WEB_ACL = "AWS::WAFv2::WebACL"  # moto has the WAFv2 API but no CloudFormation support for it
 _SUBSCRIPTION = "AWS::SNS::Subscription"
-_POST_CREATE_TYPES = (ALARM, _SUBSCRIPTION)
+_POST_CREATE_TYPES = (ALARM, _SUBSCRIPTION, WEB_ACL)
 POST_CREATE_OUTPUT = "MotoPostCreate"
 """Prefix of the outputs through which moto resolves the properties of what it skips."""
 
@@ -45,7 +46,9 @@ def prepare_for_moto(cfn_template: Template) -> MotoPlan:
     for logical_id in [*stripped, *post_create]:
         resources.pop(logical_id, None)
     outputs: dict[str, Template] = template.setdefault("Outputs", {})
-    stripped_outputs = tuple(key for key, out in outputs.items() if references(out) & stripped.keys())
+    # Outputs naming what moto does not create (stripped, or created after the stack) are left out.
+    unresolvable = stripped.keys() | post_create.keys()
+    stripped_outputs = tuple(key for key, out in outputs.items() if references(out) & unresolvable)
     for key in stripped_outputs:
         del outputs[key]
     for logical_id, resource in post_create.items():

@@ -1,4 +1,6 @@
-"""The resources moto's CloudFormation skips, created through their APIs: CloudWatch alarms, SNS subscriptions.
+"""The resources moto's CloudFormation skips, created through their APIs: CloudWatch alarms, SNS
+subscriptions, WAF web ACLs (moto implements the WAFv2 API; botocore checks the rules against the
+service model, so a rule WAF would refuse, a rate limit below 10 for one, fails here too).
 
 Their properties were resolved by moto itself against the created stack (each travels as a
 ``Fn::ToJsonString`` output, see infra.deploy.plan), so ``Ref``/``GetAtt``/``Sub``/``If`` and
@@ -14,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from infra.deploy.plan import ALARM, POST_CREATE_OUTPUT, MotoPlan
+from infra.deploy.plan import ALARM, POST_CREATE_OUTPUT, WEB_ACL, MotoPlan
 
 
 @dataclass(frozen=True)
@@ -29,10 +31,12 @@ class SnsSourceSpec:
 
 def create_post_create(
     client: Callable[[str], Any], plan: MotoPlan, raw_outputs: Mapping[str, str], stack_name: str
-) -> tuple[dict[str, str], dict[str, str], dict[str, SnsSourceSpec]]:
+) -> tuple[dict[str, str], dict[str, str], dict[str, SnsSourceSpec], dict[str, str]]:
+    """(alarm names, subscription ARNs, Lambda subscriptions to deliver, web ACL ARNs), each by logical id."""
     alarms: dict[str, str] = {}
     subscriptions: dict[str, str] = {}
     sns_sources: dict[str, SnsSourceSpec] = {}
+    web_acls: dict[str, str] = {}
     for logical_id, resource in plan.post_create.items():
         resolved = raw_outputs.get(f"{POST_CREATE_OUTPUT}{logical_id}")
         if resolved is None:  # its Condition is false
@@ -40,11 +44,13 @@ def create_post_create(
         properties: dict[str, Any] = json.loads(resolved)
         if resource["Type"] == ALARM:
             alarms[logical_id] = _put_alarm(client("cloudwatch"), logical_id, properties, stack_name)
+        elif resource["Type"] == WEB_ACL:
+            web_acls[logical_id] = _create_web_acl(client("wafv2"), logical_id, properties, stack_name)
         elif properties.get("Protocol") == "lambda":
             sns_sources[logical_id] = SnsSourceSpec(logical_id, properties["TopicArn"], properties["Endpoint"])
         else:
             subscriptions[logical_id] = _subscribe(client("sns"), properties)
-    return alarms, subscriptions, sns_sources
+    return alarms, subscriptions, sns_sources, web_acls
 
 
 ALARM_FIELDS = (
@@ -117,3 +123,26 @@ def _attribute_value(value: Any) -> str:
     if isinstance(value, dict):
         return json.dumps(value)
     return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+# WAFv2's API takes the CloudFormation properties' shapes; parameters arrive as strings.
+_WAF_INTEGERS = frozenset({"Priority", "Limit", "EvaluationWindowSec", "ResponseCode"})
+_WAF_BOOLEANS = frozenset({"SampledRequestsEnabled", "CloudWatchMetricsEnabled"})
+
+
+def _create_web_acl(wafv2: Any, logical_id: str, properties: Mapping[str, Any], stack_name: str) -> str:
+    args = _waf_value(dict(properties))
+    args["Name"] = args.get("Name") or f"{stack_name}-{logical_id}"
+    return str(wafv2.create_web_acl(**args)["Summary"]["ARN"])
+
+
+def _waf_value(value: Any, key: str = "") -> Any:
+    if isinstance(value, dict):
+        return {name: _waf_value(item, name) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_waf_value(item, key) for item in value]
+    if key in _WAF_INTEGERS:
+        return int(value)
+    if key in _WAF_BOOLEANS:
+        return as_bool(value)
+    return value

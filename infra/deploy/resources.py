@@ -88,6 +88,8 @@ class StackResources:
     """Logical id -> alarm name (created by deploy_to_moto, not by moto's CloudFormation)."""
     subscriptions: dict[str, str]
     """Logical id -> subscription ARN (created by deploy_to_moto)."""
+    web_acls: dict[str, str]
+    """Logical id -> WAF web ACL ARN (created by deploy_to_moto through the WAFv2 API)."""
     outputs: dict[str, str]
     """The stack's Outputs, except those referring to stripped resources."""
     stripped: dict[str, str]

@@ -21,6 +21,7 @@ class LocalConfig:
     moto_port: int = field(default_factory=lambda: _env_int("DONATIONS_MOTO_PORT", 4566))
     stripe_port: int = field(default_factory=lambda: _env_int("DONATIONS_STRIPE_PORT", 12111))
     sendgrid_port: int = field(default_factory=lambda: _env_int("DONATIONS_SENDGRID_PORT", 3030))
+    turnstile_port: int = field(default_factory=lambda: _env_int("DONATIONS_TURNSTILE_PORT", 3040))
     stack_name: str = field(default_factory=lambda: os.environ.get("DONATIONS_STACK_NAME", "donations-local"))
     # Seconds between metric samples and alarm evaluations; and how much faster than real time
     # alarm periods pass (60 s periods evaluated over 60/scale s), so a demo need not wait minutes.
@@ -28,6 +29,9 @@ class LocalConfig:
     time_scale: float = field(default_factory=lambda: float(os.environ.get("DONATIONS_LOCAL_TIME_SCALE", "1")))
     stripe_api_key: str = field(default_factory=lambda: os.environ.get("STRIPE_API_KEY", ""))
     sendgrid_api_key: str = field(default_factory=lambda: os.environ.get("SENDGRID_API_KEY", ""))
+    # The real Cloudflare Turnstile instead of its emulator: your widget's keys (both, or neither).
+    turnstile_sitekey: str = field(default_factory=lambda: os.environ.get("TURNSTILE_SITEKEY", ""))
+    turnstile_secret_key: str = field(default_factory=lambda: os.environ.get("TURNSTILE_SECRET_KEY", ""))
     # With the real Stripe: the secret `stripe listen --forward-to 127.0.0.1:3000/webhooks/stripe` prints.
     stripe_webhook_secret: str = field(default_factory=lambda: os.environ.get("STRIPE_WEBHOOK_SECRET", ""))
     # DONATIONS_FN_<NAME>=value sets <NAME> in the functions' environment (e.g. shorter backoffs).

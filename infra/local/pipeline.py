@@ -14,12 +14,14 @@ from __future__ import annotations
 import base64
 import functools
 import importlib
+import ipaddress
 import json
 import os
 import re
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -75,6 +77,14 @@ class ProviderEndpoints:
     # The Stripe emulator signs its webhooks with this by default; with the real Stripe it is the
     # endpoint's secret (``stripe listen`` prints one).
     stripe_webhook_secret: str = "whsec_local_emulator"  # noqa: S105 - a well-known local test secret
+    # Cloudflare Turnstile (the card-testing CAPTCHA): the emulator's widget and siteverify
+    # (infra/emulators/turnstile_emulator.py), or the real service with your widget's keys. Without
+    # either, siteverify points at a closed local port: a token then fails closed (503), never
+    # reaching the internet.
+    turnstile_verify_url: str = "http://127.0.0.1:9/turnstile/v0/siteverify"
+    turnstile_script_url: str = ""
+    turnstile_sitekey: str = "0x4AAAAAAALocalEmulatorKey"
+    turnstile_secret: str = "0x4AAAAAAALocalEmulatorSecretKeyXX"  # noqa: S105 - the emulator's well-known secret
 
 
 def install_receipt_template(providers: ProviderEndpoints) -> str:
@@ -103,7 +113,10 @@ class Pipeline:
         self.clients = AwsClients(endpoint_url=self.endpoint_url)
         self.cfn_template = translate(self.sam_template, region=self.clients.region)
         self.stack: StackResources = deploy_to_moto(
-            self.cfn_template, stack_name=self.stack_name, parameters=self.parameters, clients=self.clients
+            self.cfn_template,
+            stack_name=self.stack_name,
+            parameters={**self._provider_parameters(), **self.parameters},
+            clients=self.clients,
         )
         self._store_provider_keys()
         # Each handler reads its settings from the environment at import (INIT), so they are set first.
@@ -153,7 +166,11 @@ class Pipeline:
         """The stack's parameters: the template's defaults, overridden by ``parameters``."""
         declared = self.sam_template.get("Parameters", {})
         values = {name: str(spec["Default"]) for name, spec in declared.items() if "Default" in spec}
-        return {**values, **self.parameters}
+        return {**values, **self._provider_parameters(), **self.parameters}
+
+    def _provider_parameters(self) -> dict[str, str]:
+        # The CAPTCHA widget the form shows is a stack parameter, as deployed: here, the local one.
+        return {"TurnstileSiteKey": self.providers.turnstile_sitekey}
 
     def function_environment(self) -> dict[str, str]:
         """All functions' environments as moto resolved them, merged (they share this process)."""
@@ -164,6 +181,7 @@ class Pipeline:
             {
                 "STRIPE_API_BASE": self.providers.stripe_api_base,
                 "SENDGRID_API_HOST": self.providers.sendgrid_api_host,
+                "TURNSTILE_VERIFY_URL": self.providers.turnstile_verify_url,
                 "POWERTOOLS_SERVICE_NAME": "donations-local",
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "AWS_DEFAULT_REGION": self.clients.region,
@@ -174,6 +192,8 @@ class Pipeline:
         )
         if self.endpoint_url:
             merged["AWS_ENDPOINT_URL"] = self.endpoint_url
+        if self.providers.turnstile_script_url:
+            merged["TURNSTILE_SCRIPT_URL"] = self.providers.turnstile_script_url
         merged.update(self.environment)
         return merged
 
@@ -183,6 +203,7 @@ class Pipeline:
             "STRIPE_SECRET_NAME": self.providers.stripe_api_key,
             "SENDGRID_SECRET_NAME": self.providers.sendgrid_api_key,
             "STRIPE_WEBHOOK_SECRET_NAME": self.providers.stripe_webhook_secret,
+            "TURNSTILE_SECRET_NAME": self.providers.turnstile_secret,
         }
         environment = self.function_environment()
         for variable, value in names.items():
@@ -219,6 +240,7 @@ class Pipeline:
         Content-Type matches the API's binaryMediaTypes, else decoded as UTF-8 text, as API Gateway
         does (bytes that are not UTF-8 become U+FFFD). A str is taken as that text already.
         """
+        headers, source_ip = local_source_ip(headers)
         found, resource, parameters = self.api.find(method, path)
         if found is None or resource is None:
             return _gateway_answer(self.api.missing_authentication_token())
@@ -235,6 +257,7 @@ class Pipeline:
             resource=resource.path,
             path_parameters=parameters or None,
             base64_encoded=binary,
+            source_ip=source_ip,
         )
         try:
             result = self.environments[found.function_logical_id].invoke(
@@ -279,6 +302,28 @@ class Pipeline:
 
     def queue_url(self, logical_id: str) -> str:
         return self.stack.queues[logical_id]
+
+
+LOCAL_SOURCE_IP_HEADER = "X-Local-Source-Ip"
+"""Local only: the client address the front reports as ``requestContext.identity.sourceIp``.
+
+API Gateway takes sourceIp from the connection, and would pass this header on to the function as any
+other; the charge function never reads it (only sourceIp). The local front takes it out of the
+request and uses its value, so that tests and the attack simulation can speak from many addresses
+over loopback. Anything not an IP address is ignored (127.0.0.1 is reported).
+"""
+
+
+def local_source_ip(headers: Headers | None) -> tuple[list[tuple[str, str]], str]:
+    """(the headers without the local source-address header, the address to report as sourceIp)."""
+    pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers or [])
+    wanted = LOCAL_SOURCE_IP_HEADER.lower()
+    given = [value for name, value in pairs if name.lower() == wanted]
+    kept = [(name, value) for name, value in pairs if name.lower() != wanted]
+    try:
+        return kept, str(ipaddress.ip_address(given[-1].strip())) if given else "127.0.0.1"
+    except ValueError:
+        return kept, "127.0.0.1"
 
 
 def _gateway_answer(answer: GatewayAnswer, event: dict[str, Any] | None = None) -> ApiAnswer:

@@ -49,11 +49,12 @@ class RunningStack:
     moto: str
     stripe: str
     sendgrid: str
+    turnstile: str
     stack_name: str
     log_path: Path
     process: subprocess.Popen[bytes]
     ports: dict[str, int]
-    """The ports it was started on, by name (API, MOTO, STRIPE, SENDGRID), to start another on the same."""
+    """The ports it was started on, by name (API, MOTO, STRIPE, SENDGRID, TURNSTILE), to start another on the same."""
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -69,6 +70,7 @@ def start_stack(
     """The run command in its own process group, once it printed "Ready."; ``ports`` by name (API,
     MOTO, STRIPE, SENDGRID) as ``RunningStack.ports`` holds them, else free ones."""
     ports = ports or {name: free_port() for name in ("API", "MOTO", "STRIPE", "SENDGRID")}
+    ports = {"TURNSTILE": free_port(), **ports}
     env = {
         **os.environ,
         **{f"DONATIONS_{name}_PORT": str(port) for name, port in ports.items()},
@@ -77,6 +79,7 @@ def start_stack(
     }
     env.pop("STRIPE_API_KEY", None)
     env.pop("SENDGRID_API_KEY", None)
+    env.pop("TURNSTILE_SECRET_KEY", None)
     log_file = log_path.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "infra.local"],
@@ -91,6 +94,7 @@ def start_stack(
         moto=f"http://127.0.0.1:{ports['MOTO']}",
         stripe=f"http://127.0.0.1:{ports['STRIPE']}",
         sendgrid=f"http://127.0.0.1:{ports['SENDGRID']}",
+        turnstile=f"http://127.0.0.1:{ports['TURNSTILE']}",
         stack_name=stack_name,
         log_path=log_path,
         process=process,

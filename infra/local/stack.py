@@ -19,6 +19,7 @@ from donations_ops.stack import Stack as OpsStack
 from donations_ops.stack import discover
 from infra.emulators.sendgrid_emulator import SendGridEmulator
 from infra.emulators.stripe import StripeEmulator
+from infra.emulators.turnstile_emulator import LOCAL_SECRET, LOCAL_SITEKEY, TurnstileEmulator
 from infra.local.alarms import AlarmEvaluator
 from infra.local.config import LocalConfig
 from infra.local.delivery import BatchResult, EventSource, Poller
@@ -53,6 +54,7 @@ class LocalStack:
         self.console = console or sys.stdout
         self.stripe: StripeEmulator | None = None
         self.sendgrid: SendGridEmulator | None = None
+        self.turnstile: TurnstileEmulator | None = None
         self._closers: list[Any] = []
         self._pollers: list[Poller] = []
         self._stopping = threading.Event()
@@ -72,6 +74,7 @@ class LocalStack:
                 "DONATIONS_MOTO_PORT": config.moto_port,
                 "DONATIONS_STRIPE_PORT": config.stripe_port if not config.stripe_api_key else 0,
                 "DONATIONS_SENDGRID_PORT": config.sendgrid_port if not config.sendgrid_api_key else 0,
+                "DONATIONS_TURNSTILE_PORT": config.turnstile_port if not config.turnstile_secret_key else 0,
             }
         )
         if config.stripe_api_key and not config.stripe_api_key.startswith("sk_test_"):
@@ -168,7 +171,24 @@ class LocalStack:
             # The shipped receipt template, installed as a deployer would (README "Receipts"): the outbox
             # shows each receipt rendered. With the real SendGrid, DONATIONS_FN_RECEIPT_TEMPLATE_ID names yours.
             self.parameters["ReceiptTemplateId"] = install_receipt_template(providers)
+        self._start_turnstile(providers)
         return providers
+
+    def _start_turnstile(self, providers: ProviderEndpoints) -> None:
+        """The card-testing CAPTCHA: Cloudflare's with your keys, else its emulator (and widget stand-in)."""
+        config = self.config
+        if config.turnstile_secret_key and config.turnstile_sitekey:
+            providers.turnstile_verify_url = ""  # Cloudflare's siteverify
+            providers.turnstile_sitekey, providers.turnstile_secret = (
+                config.turnstile_sitekey,
+                config.turnstile_secret_key,
+            )
+            return
+        self.turnstile = TurnstileEmulator(config.turnstile_port).start()
+        self._closers.append(self.turnstile.stop)
+        providers.turnstile_verify_url = f"{self.turnstile.url}/turnstile/v0/siteverify"
+        providers.turnstile_script_url = f"{self.turnstile.url}/turnstile/v0/api.js?render=explicit"
+        providers.turnstile_sitekey, providers.turnstile_secret = LOCAL_SITEKEY, LOCAL_SECRET
 
     def _deliver_stripe_webhooks(self) -> None:
         """The emulator posts its events, signed, to our webhook route, as a Stripe endpoint would.
@@ -405,6 +425,8 @@ class LocalStack:
             urls["Stripe emulator"] = self.stripe.url
         if self.sendgrid:
             urls["SendGrid emulator"] = self.sendgrid.url
+        if self.turnstile:
+            urls["Turnstile emulator"] = self.turnstile.url
         return urls
 
 

@@ -21,6 +21,7 @@ from donations.errors import (
     PayloadTooLarge,
     RequestInProgress,
     ServiceUnavailable,
+    TooManyAttempts,
     UnsupportedMediaType,
 )
 from donations.models import ErrorAnswer
@@ -29,13 +30,16 @@ from donations.settings import ApiSettings
 from donations.strict_json import invalid_encoding, loads_strict
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+CHALLENGE_HEADER = "Challenge-Token"  # the CAPTCHA widget's token (donations.screening)
 JSON_MEDIA_TYPE = "application/json"
 # RFC 8259 section 8.1: JSON exchanged between systems is UTF-8 ("utf8" is a common alias).
 _UTF8_CHARSETS = frozenset({"utf-8", "utf8"})
 
 
 def build_resolver(settings: ApiSettings) -> APIGatewayRestResolver:
-    cors = CORSConfig(allow_origin=settings.cors_origin, allow_headers=["Content-Type", IDEMPOTENCY_HEADER])
+    cors = CORSConfig(
+        allow_origin=settings.cors_origin, allow_headers=["Content-Type", IDEMPOTENCY_HEADER, CHALLENGE_HEADER]
+    )
     # The resolver parses the body with our strict reader (repeated keys, depth, NaN, lone surrogates).
     app = APIGatewayRestResolver(cors=cors, enable_validation=True, json_body_deserializer=loads_strict)
     _register_error_handlers(app)
@@ -45,11 +49,14 @@ def build_resolver(settings: ApiSettings) -> APIGatewayRestResolver:
 _ERROR_DESCRIPTIONS = {
     400: "Invalid request (the error names the field)",
     402: "Card declined (with Stripe's decline code)",
+    403: "A CAPTCHA is required (challenge_required) or did not verify (challenge_failed); the error's "
+    "challenge says which widget to show",
     404: "Unknown donation",
     409: "The same donation is being processed",
     413: "Body too large",
     415: "Body is not JSON",
     422: "Idempotency-Key reused with another body",
+    429: "Too many declined attempts (too_many_attempts); nothing was charged; retry after Retry-After seconds",
     503: "Payment provider or storage unavailable; retry after Retry-After seconds",
 }
 
@@ -64,7 +71,7 @@ def documented_errors(*statuses: int) -> dict[int, OpenAPIResponse]:
 
 def error_response(error: DonationError) -> Response[str]:
     headers: dict[str, str] = {}
-    if isinstance(error, ServiceUnavailable):
+    if isinstance(error, ServiceUnavailable | TooManyAttempts):
         headers["Retry-After"] = str(error.retry_after_seconds)
     return Response(
         status_code=int(error.status),
@@ -178,6 +185,12 @@ def validation_error(errors: Sequence[Mapping[str, Any]]) -> DonationError:
     first = errors[0] if errors else {"loc": (), "type": "invalid", "msg": "Invalid request"}
     location = [str(part) for part in first.get("loc", ())]
     kind = str(first.get("type", "invalid"))
+    if location[:2] == ["header", CHALLENGE_HEADER.lower()]:
+        return InvalidDonation(
+            f"The {CHALLENGE_HEADER} header must be the security check's token.",
+            field=CHALLENGE_HEADER,
+            code="invalid_challenge_token",
+        )
     if location[:1] == ["header"]:
         return InvalidDonation(
             f"The {IDEMPOTENCY_HEADER} header is required: 1 to 255 printable characters.",

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import contextvars
+import functools
 import hashlib
 import math
 import re
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
@@ -24,7 +27,8 @@ from donations.followups import FOLLOWUPS_CLAIM_SECONDS, publish_follow_ups
 from donations.models import Donation, DonationRequest, DonationStatus
 from donations.observability import MetricUnit, logger, metrics
 from donations.payments import recorded_decline
-from donations.ports import ChargeOutcome, ChargeState, Payments, Publisher, Store
+from donations.ports import ChargeOutcome, ChargeState, Client, Payments, Publisher, Store
+from donations.screening import Screening
 from donations.store import ConditionFailed
 
 DONATION_ID = re.compile(r"^don_[a-z2-7]{26}$")
@@ -54,16 +58,32 @@ def submit_donation(
     payments: Payments,
     publisher: Publisher,
     lease_seconds: int,
+    screening: Screening | None = None,
+    client: Client | None = None,
 ) -> ChargeAnswer:
     """Charge a donation once per Idempotency-Key and queue its follow-ups; the answer to give the donor.
 
     The Donations record is the idempotency record (see DonationStore.create_pending): a resubmission
     is answered from it, or resumes it with the same Stripe idempotency key. ``lease_seconds``: how
     long this request may hold the donation while charging, about the invocation's remaining time.
+    ``screening`` (with the ``client`` asking): the card-testing checks, made before anything
+    reaches Stripe (donations.screening); None checks nothing.
     """
-    donation = store.create_pending(
-        donation_id_for(idempotency_key), request, correlation_id, lease_seconds=lease_seconds
-    )
+    donation_id = donation_id_for(idempotency_key)
+    create = functools.partial(store.create_pending, donation_id, request, correlation_id, lease_seconds=lease_seconds)
+    if screening is None or client is None:
+        donation = create()
+    else:
+        donation = screening.admit(
+            donation_id,
+            request,
+            client,
+            create=create,
+            # A record this request created carries its correlation id (API Gateway's request id).
+            is_new=lambda found: found.correlation_id == correlation_id,
+            discard=functools.partial(store.discard_refused, donation_id, correlation_id),
+            cards=payments,
+        )
     logger.append_keys(donation_id=donation.donation_id, donor=donation.email_masked)
     if donation.status is DonationStatus.SUCCEEDED:
         return _charged(donation, store, publisher, correlation_id)
@@ -73,6 +93,12 @@ def submit_donation(
     try:
         outcome = _charge(donation, store, payments)
     except CardDeclined as declined:
+        if screening is not None and client is not None:
+            # Counted by the card-testing checks while the decline is recorded (side by side).
+            counted = _counting_aside(screening.declined, donation, client, declined)
+            answer = _declined(donation, declined, store)
+            counted.result()
+            return answer
         return _declined(donation, declined, store)
     except InvalidDonation as invalid:
         _tolerate_race(store.mark_failed, donation.donation_id, invalid.code)
@@ -83,6 +109,14 @@ def submit_donation(
     if outcome.state is ChargeState.REQUIRES_ACTION:
         return _awaiting_authentication(donation, outcome, store)
     return _record_charge(donation, outcome, store, publisher, correlation_id)
+
+
+def _counting_aside(count: Any, *args: Any) -> Future[None]:
+    return _aside.submit(contextvars.copy_context().run, count, *args)
+
+
+# The card-testing checks count a decline in this worker while the request records it.
+_aside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decline-count")
 
 
 def _declined(donation: Donation, declined: CardDeclined, store: Store) -> ChargeAnswer:

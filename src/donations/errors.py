@@ -85,6 +85,8 @@ class CardDeclined(DonationError):
         super().__init__(message, code=code)
         self.decline_code = decline_code
         self.payment_intent_id: str | None = None
+        # The declined card's Stripe fingerprint, from the error's PaymentMethod (donations.screening counts it).
+        self.card_fingerprint: str | None = None
 
     def body(self) -> dict[str, dict[str, str]]:
         body = super().body()
@@ -113,6 +115,45 @@ class ChargeIndeterminate(ServiceUnavailable):
     # The donor's retry is answered once the attempt is this old (donations.charge waits that long
     # before it takes an empty PaymentIntent list as proof that the attempt charged nothing).
     retry_after_seconds = 30
+
+
+# -- card testing (donations.screening): refused before anything reaches Stripe.
+
+
+class TooManyAttempts(DonationError):
+    """A velocity limit: too many declines from this address, email or card. Nothing was charged."""
+
+    status = HTTPStatus.TOO_MANY_REQUESTS
+    code = "too_many_attempts"
+
+    def __init__(self, message: str, *, retry_after_seconds: int, reason: str) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+        self.reason = reason
+        """What was over its limit (ip, email, card); logged, never shown to the client."""
+
+
+class ChallengeRequired(DonationError):
+    """Prove you are human first: the form shows the CAPTCHA widget and sends its token back."""
+
+    status = HTTPStatus.FORBIDDEN
+    code = "challenge_required"
+
+    def __init__(self, message: str, *, challenge: dict[str, str], reason: str) -> None:
+        super().__init__(message)
+        self.challenge = challenge
+        self.reason = reason
+
+    def body(self) -> dict[str, dict[str, str]]:
+        body = super().body()
+        body["error"]["challenge"] = self.challenge  # type: ignore[assignment]
+        return body
+
+
+class ChallengeFailed(ChallengeRequired):
+    """The token did not verify (forged, expired or used already): solve the challenge again."""
+
+    code = "challenge_failed"
 
 
 # -- Stripe webhooks: Stripe retries any answer that is not 2xx, for days; a 400 it retries in vain.

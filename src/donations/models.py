@@ -348,11 +348,20 @@ class DonationAnswer(BaseModel):
     client_secret: str | None = None
 
 
+class Challenge(BaseModel):
+    """The CAPTCHA widget to show (403 challenge_required): Cloudflare Turnstile's site key and script."""
+
+    provider: Literal["turnstile"]
+    site_key: str
+    script: str
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str
     field: str | None = None
     decline_code: str | None = None
+    challenge: Challenge | None = None
 
 
 class ErrorAnswer(BaseModel):

@@ -170,6 +170,14 @@ class StripePayments:
             params["starting_after"] = page.data[-1].id
         raise ServiceUnavailable("The payment service is busy; please try again shortly.")
 
+    def card_fingerprint(self, payment_method_id: str) -> str | None:
+        """The fingerprint of the card behind a PaymentMethod (one read; donations.screening asks only
+        for a client that had a decline). None when Stripe cannot say (unknown method, Stripe down)."""
+        try:
+            return _fingerprint(self._client.v1.payment_methods.retrieve(payment_method_id))
+        except stripe.StripeError:
+            return None
+
     def retrieve(self, payment_intent_id: str) -> stripe.PaymentIntent:
         return self._client.v1.payment_intents.retrieve(payment_intent_id)
 
@@ -329,4 +337,16 @@ def _declined(error: stripe.CardError) -> CardDeclined:
     declined = CardDeclined(message, code="card_declined", decline_code=decline_code)
     intent = details.payment_intent if details else None
     declined.payment_intent_id = intent.id if intent is not None else None
+    declined.card_fingerprint = _fingerprint(details.payment_method if details else None)
     return declined
+
+
+def _fingerprint(method: stripe.PaymentMethod | None) -> str | None:
+    """The card's fingerprint: the same for every PaymentMethod made from one card number.
+
+    A card_error carries the PaymentMethod it was about (stripe/_error_object.py, ErrorObject.payment_method:
+    "The PaymentMethod object for errors returned on a request involving a PaymentMethod"), whose
+    ``card.fingerprint`` (stripe/_payment_method.py, PaymentMethod.Card) needs no further lookup.
+    """
+    card = method.card if method is not None else None
+    return card.fingerprint if card is not None else None

@@ -99,6 +99,7 @@ class Store(Protocol):
         lease_seconds: int,
         now: float | None = None,
     ) -> Donation: ...
+    def discard_refused(self, donation_id: str, correlation_id: str) -> None: ...
     def release_charging(self, donation_id: str) -> None: ...
     def mark_charge_attempt_spent(self, donation_id: str, attempt: int) -> None: ...
     def next_charge_attempt(self, donation_id: str, spent_attempt: int) -> Donation: ...
@@ -153,6 +154,7 @@ class Payments(Protocol):
     def find_for_donation(self, donation_id: str) -> list[IntentSnapshot]: ...
     def cancel(self, donation_id: str, payment_intent_id: str) -> IntentSnapshot: ...
     def save_card(self, donation: Donation) -> SavedCard: ...
+    def card_fingerprint(self, payment_method_id: str) -> str | None: ...
 
 
 class Mailer(Protocol):
@@ -166,3 +168,81 @@ class Publisher(Protocol):
     """The follow-up messages of a charged donation onto their queues; raises if any send failed."""
 
     def publish(self, donation: Donation, correlation_id: str) -> list[FollowUpMessage]: ...
+
+
+# -- card testing (donations.screening) ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Client:
+    """Who is asking: API Gateway's ``requestContext.identity.sourceIp`` and, when the form sends one,
+    the token of the CAPTCHA widget (the ``Challenge-Token`` header)."""
+
+    ip: str
+    challenge_token: str | None = None
+
+
+@dataclass(frozen=True)
+class Tally:
+    """One velocity key (an address, an email) after counting an attempt, or finding it over a limit."""
+
+    kind: str
+    attempts: int
+    declines: int
+    over: str | None
+    """None; "attempts" (a soft limit: a CAPTCHA is asked for); "declines" (hard: refused until the bucket ends)."""
+    resets_in_seconds: int
+
+
+@dataclass(frozen=True)
+class Offender:
+    kind: str
+    label: str
+    declines: int
+
+
+@dataclass(frozen=True)
+class AttackMode:
+    """Whether the donation endpoint asks every new donation for a CAPTCHA, and why."""
+
+    under_attack: bool
+    until: float | None = None
+    """Unix seconds: when the mode ends by itself (or the operator's setting expires)."""
+    reason: str | None = None
+    forced: str | None = None
+    """"on" or "off" while an operator's setting holds, else None."""
+
+
+@dataclass(frozen=True)
+class ChallengeVerdict:
+    success: bool
+    error_codes: tuple[str, ...] = ()
+
+
+class Velocity(Protocol):
+    """Counters per address, email and card (donations.velocity)."""
+
+    def count_attempt(self, donation_id: str, ip: str, email: str, *, soft_limits: bool = True) -> list[Tally]: ...
+    def card_declines(self, fingerprint: str) -> int: ...
+    def record_decline(self, donation_id: str, ip: str, email: str, fingerprint: str | None) -> None: ...
+
+
+class AttackModeSwitch(Protocol):
+    """The one record of the attack mode (donations.attack_mode), read through a short cache."""
+
+    def cached(self, max_age_seconds: float) -> AttackMode | None: ...
+    def current(self, max_age_seconds: float = 0) -> AttackMode: ...
+    def note_decline(self) -> AttackMode: ...
+    def note_refusal(self) -> None: ...
+
+
+class Challenges(Protocol):
+    """The CAPTCHA provider's server-side verification (donations.challenge)."""
+
+    def verify(self, token: str, remote_ip: str, idempotency_key: str) -> ChallengeVerdict: ...
+
+
+class CardLookup(Protocol):
+    """The card fingerprint behind a PaymentMethod (StripePayments.card_fingerprint)."""
+
+    def card_fingerprint(self, payment_method_id: str) -> str | None: ...

@@ -108,6 +108,36 @@ class ApiSettings(EnvSettings):
     max_body_bytes: int = 8_192
 
 
+class CardTestingSettings(EnvSettings):
+    """Card-testing defences of the charge (donations.screening; README, "Card testing").
+
+    Velocity limits count per client address (API Gateway's sourceIp, per clock hour), per donor
+    email and per card fingerprint (per UTC day). *Attempts* limits are soft: past them a CAPTCHA is
+    asked for. *Declines* limits are hard: 429 until the bucket ends. The attack mode opens when
+    ``card_testing_breaker_declines`` declines happen within the window, and closes after
+    ``card_testing_quiet_seconds`` without pressure (declines, or refused attempts at or above
+    ``card_testing_pressure_per_minute``).
+    """
+
+    velocity_table: Name
+    turnstile_secret_name: Name
+    turnstile_sitekey: Name
+    # Empty means Cloudflare's siteverify; the local stack and tests point it at the emulator.
+    turnstile_verify_url: str = ""
+    turnstile_script_url: str = "https://challenges.cloudflare.com/turnstile/v0/api.js?render=explicit"
+    card_testing_ip_attempts_per_hour: int = Field(default=20, ge=1)
+    card_testing_ip_declines_per_hour: int = Field(default=3, ge=1)
+    card_testing_email_attempts_per_day: int = Field(default=10, ge=1)
+    card_testing_email_declines_per_day: int = Field(default=3, ge=1)
+    card_testing_card_declines_per_day: int = Field(default=3, ge=1)
+    card_testing_breaker_declines: int = Field(default=20, ge=1)
+    card_testing_breaker_window_seconds: int = Field(default=300, ge=60, le=3600)
+    card_testing_quiet_seconds: int = Field(default=1800, ge=1)
+    card_testing_pressure_per_minute: int = Field(default=10, ge=1)
+    # How long a charge invocation trusts the attack mode it read (one GetItem per container at most this often).
+    card_testing_mode_cache_seconds: float = Field(default=5.0, ge=0)
+
+
 class ConsumerSettings(TableSettings, ProviderCallSettings):
     # Mirrors the queue's RedrivePolicy so a consumer knows when a receive is the last one.
     max_receive_count: int = Field(ge=1)
@@ -118,7 +148,7 @@ class ConsumerSettings(TableSettings, ProviderCallSettings):
 # -- each function's -------------------------------------------------------------------------------
 
 
-class ChargeSettings(ApiSettings, TableSettings, StripeSettings, FollowUpQueues):
+class ChargeSettings(ApiSettings, TableSettings, StripeSettings, FollowUpQueues, CardTestingSettings):
     allowed_currencies: frozenset[str]
     min_amount: int = Field(ge=1)
     max_amount: int = Field(ge=1)

@@ -129,6 +129,20 @@ class DonationStore(StepFailureWrites):
         except ConditionFailed:
             raise RequestInProgress("This donation is being processed; retry in a moment.") from None
 
+    def discard_refused(self, donation_id: str, correlation_id: str) -> None:
+        """Remove a record this very request created (its correlation id) and the card-testing checks
+        refused before Stripe (donations.screening): the same Idempotency-Key may come back anew."""
+        try:
+            self._table.delete_item(
+                Key={"donation_id": donation_id},
+                ConditionExpression=Attr("status").eq(DonationStatus.PENDING.value)
+                & Attr("correlation_id").eq(correlation_id)
+                & Attr("payment_intent_id").not_exists(),
+            )
+        except ClientError as error:
+            if not condition_failed(error):
+                raise
+
     def release_charging(self, donation_id: str) -> None:
         """Give the charging lease back after a failed attempt, so the donor's retry need not wait for it."""
         self._update(

@@ -15,6 +15,7 @@ from botocore.config import Config
 from donations.followups import FollowUpPublisher
 from donations.secrets import ApiKeys
 from donations.settings import (
+    CardTestingSettings,
     FollowUpQueues,
     MailSettings,
     SendGridSettings,
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from donations.mail import ReceiptMailer
     from donations.payments import StripePayments
     from donations.ports import Mailer, Payments, Publisher, Store
+    from donations.screening import Screening
 
     # The real adapters fit the core's ports (mypy checks these assignments structurally).
     _ADAPTERS: tuple[type[Store], type[Payments], type[Mailer], type[Publisher]] = (
@@ -97,6 +99,44 @@ class Wiring:
         # The key is re-read (through the cache) on every call so a rotated secret takes effect.
         settings = self._section(StripeSettings)
         return StripePayments(_stripe_client(settings, self.api_keys.get(settings.stripe_secret_name)))
+
+    @cached_property
+    def screening(self) -> Screening:
+        """The card-testing checks (donations.screening): kept for the container's life, as their
+        attack-mode cache and refusal counts are."""
+        from donations.attack_mode import AttackModeRecord, ModeSettings
+        from donations.challenge import TurnstileVerifier
+        from donations.screening import Screening
+        from donations.velocity import VelocityCounters, VelocityLimits
+
+        settings = self._section(CardTestingSettings)
+        limits = VelocityLimits(
+            ip_attempts_per_hour=settings.card_testing_ip_attempts_per_hour,
+            ip_declines_per_hour=settings.card_testing_ip_declines_per_hour,
+            email_attempts_per_day=settings.card_testing_email_attempts_per_day,
+            email_declines_per_day=settings.card_testing_email_declines_per_day,
+            card_declines_per_day=settings.card_testing_card_declines_per_day,
+        )
+        mode = ModeSettings(
+            breaker_declines=settings.card_testing_breaker_declines,
+            window_seconds=settings.card_testing_breaker_window_seconds,
+            quiet_seconds=settings.card_testing_quiet_seconds,
+            pressure_per_minute=settings.card_testing_pressure_per_minute,
+        )
+        return Screening(
+            velocity=VelocityCounters(self.dynamodb, settings.velocity_table, limits),
+            attack_mode=AttackModeRecord(self.dynamodb, settings.velocity_table, mode),
+            challenges=TurnstileVerifier(
+                lambda: self.api_keys.get(settings.turnstile_secret_name), settings.turnstile_verify_url
+            ),
+            challenge={
+                "provider": "turnstile",
+                "site_key": settings.turnstile_sitekey,
+                "script": settings.turnstile_script_url,
+            },
+            card_declines_per_day=settings.card_testing_card_declines_per_day,
+            mode_cache_seconds=settings.card_testing_mode_cache_seconds,
+        )
 
     @property
     def mailer(self) -> ReceiptMailer:

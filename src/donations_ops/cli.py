@@ -1,4 +1,5 @@
-"""donations-ops: queue depths, DLQ contents, alarm states and redrives for one pipeline stack.
+"""donations-ops: queue depths, DLQ contents, alarm states and redrives for one pipeline stack; the
+card-testing attack mode (donations_ops.card_testing_cli).
 
 The CLI only parses arguments and prints; the work is done by the functions in donations_ops.
 Exit codes: 0 ok, 1 problems found (or a redrive/replay that did not fully succeed),
@@ -22,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from donations_ops import card_testing_cli
 from donations_ops.alarms import AlarmState, stack_alarms
 from donations_ops.aws import Clients, make_clients, resolve_endpoint
 from donations_ops.queues import QueueDepth, queue_depths
@@ -103,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     # receipts install-template (issue #18): donations_ops.receipts_cli
     add_receipt_commands(commands)
+    # card-testing status | on | off | auto: the attack mode and offenders (donations_ops.card_testing_cli)
+    card_testing_cli.register(commands, target, _positive_int)
     return parser
 
 

@@ -11,6 +11,7 @@ import requests
 
 from infra.local.process import RunningStack, stop_stack
 from infra.local.process import start_stack as start_local_stack
+from tests.support.world import CARD_TESTING_OUT_OF_REACH
 
 __all__ = ["RunningStack", "donate", "start_stack", "stop_stack", "wait_for"]
 
@@ -25,6 +26,11 @@ E2E_ENVIRONMENT = {
     "DONATIONS_FN_BACKOFF_BASE_SECONDS": "1",
     "DONATIONS_FN_BACKOFF_CAP_SECONDS": "60",
     "DONATIONS_LOCAL_VERBOSE": "1",
+    # The e2e tests share one stack and donate from one address: card-testing limits out of reach
+    # (tests/support/world.py says why; tests/attack runs a stack with the template's).
+    **{f"DONATIONS_FN_{name}": value for name, value in CARD_TESTING_OUT_OF_REACH.items()},
+    # An operator's attack-mode switch (the browser test) reaches the charge at once, not after 5 s.
+    "DONATIONS_FN_CARD_TESTING_MODE_CACHE_SECONDS": "0",
 }
 
 

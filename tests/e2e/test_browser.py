@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -251,6 +253,45 @@ def test_donation_saves_the_card_and_its_receipt_reaches_the_outbox(
     for png in (form_png, outbox_png, receipt_png, receipt_phone_png):
         assert png.is_file() and png.stat().st_size > 0
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{png} is not a PNG"
+
+
+def test_under_attack_the_form_shows_the_captcha_and_the_donation_goes_through_once_solved(
+    browser: WebDriver, local_stack: RunningStack
+) -> None:
+    # Given the attack mode held on by an operator (donations-ops card-testing on)
+    forced = _ops(local_stack, "card-testing", "on", "--minutes", "5", "--by", "browser-test")
+    assert forced.returncode == 0, forced.stderr
+    try:
+        open_form(browser, local_stack)
+        assert not visible(browser, "challenge")  # the widget is shown only when the API asks for it
+        fill_form(browser, payment_method="pm_card_visa", save_card=False)
+        submit(browser)
+
+        # Then the API's 403 puts the widget on the page (the Turnstile emulator's stand-in), not a failure
+        box = wait_until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".turnstile-local input"), "the CAPTCHA")
+        assert visible(browser, "challenge")
+        assert browser.find_element(By.ID, "donation-form").get_attribute("data-last-status") == "403"
+        screenshot(browser, "challenge")
+
+        # When the donor solves it, the same donation is sent again with the token, and charged
+        box[0].click()
+        wait_until(browser, lambda d: step_state(d, "charged") == "done", "the donation to be charged")
+        assert not visible(browser, "challenge")
+    finally:
+        released = _ops(local_stack, "card-testing", "auto", "--close")
+        assert released.returncode == 0, released.stderr
+
+
+def _ops(stack: RunningStack, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    return subprocess.run(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "donations_ops", "--endpoint-url", stack.moto, "--stack-name", stack.stack_name, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**env, "AWS_DEFAULT_REGION": "us-east-1"},
+        check=False,
+    )
 
 
 def test_declined_card_shows_the_decline_and_no_progress(browser: WebDriver, local_stack: RunningStack) -> None:

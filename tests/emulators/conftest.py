@@ -10,6 +10,7 @@ from sendgrid import SendGridAPIClient
 
 from infra.emulators.sendgrid_emulator import SendGridEmulator
 from infra.emulators.stripe import StripeEmulator
+from infra.emulators.turnstile_emulator import TurnstileEmulator
 
 StripeFactory = Callable[..., stripe.StripeClient]
 
@@ -23,6 +24,12 @@ def stripe_emu() -> Iterator[StripeEmulator]:
 @pytest.fixture
 def sendgrid_emu() -> Iterator[SendGridEmulator]:
     with SendGridEmulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+def turnstile_emu() -> Iterator[TurnstileEmulator]:
+    with TurnstileEmulator() as emu:
         yield emu
 
 

@@ -94,6 +94,9 @@ class Deployed:
     """Log group name -> describe_log_groups entry, from moto."""
     dashboards: dict[str, str]
     """Dashboard logical id -> its body as moto resolved it (Fn::Sub done)."""
+    web_acls: dict[str, dict[str, Any]]
+    """Web ACL logical id -> get_web_acl's WebACL, from moto (created through the WAFv2 API: moto's
+    CloudFormation has no WAFv2 support, see infra.deploy)."""
 
     @property
     def resources(self) -> dict[str, Template]:
@@ -138,7 +141,15 @@ def observe(template: Template, stack: StackResources, clients: AwsClients) -> D
         for lid, resource in template["Resources"].items()
         if resource["Type"] == "AWS::CloudWatch::Dashboard" and lid in stack.physical_ids
     }
-    return Deployed(template, stack, queues, alarms, role_policies, attached, groups, dashboards)
+    web_acls = {lid: _describe_web_acl(clients("wafv2"), arn) for lid, arn in stack.web_acls.items()}
+    return Deployed(template, stack, queues, alarms, role_policies, attached, groups, dashboards, web_acls)
+
+
+def _describe_web_acl(wafv2: Any, arn: str) -> dict[str, Any]:
+    # arn:aws:wafv2:<region>:<account>:regional/webacl/<name>/<id>
+    scope, _, name, acl_id = arn.split(":", 5)[5].split("/")
+    web_acl: dict[str, Any] = wafv2.get_web_acl(Name=name, Scope=scope.upper(), Id=acl_id)["WebACL"]
+    return web_acl
 
 
 def isolated_clients(*, endpoint_url: str | None = None) -> AwsClients:
@@ -674,6 +685,97 @@ def check_outputs(d: Deployed) -> Violations:
     return [f"output {name} missing" for name in REQUIRED_OUTPUTS if name not in outputs]
 
 
+# -- card testing (README, "Card testing") ---------------------------------------------------------
+
+CARD_TESTING_RULE_GROUPS = ("AWSManagedRulesAmazonIpReputationList", "AWSManagedRulesKnownBadInputsRuleSet")
+
+
+def check_waf(d: Deployed) -> Violations:
+    """A regional web ACL on the API stage: the managed IP reputation and known-bad-inputs groups, and a
+    rate-based rule keyed by IP on POST /donations over a 60 s window, answering 429. The ACL as moto
+    created it; the association from the translated template (it names the API stage moto does not create).
+    """
+    if not d.web_acls:
+        return ["no WAF web ACL"]
+    violations: Violations = []
+    for lid, acl in d.web_acls.items():
+        if "Allow" not in acl.get("DefaultAction", {}):
+            violations.append(f"{lid}: default action is not Allow")
+        rules = acl.get("Rules", [])
+        groups = {r["Statement"].get("ManagedRuleGroupStatement", {}).get("Name"): r for r in rules}
+        for group in CARD_TESTING_RULE_GROUPS:
+            rule = groups.get(group)
+            if rule is None:
+                violations.append(f"{lid}: no managed rule group {group}")
+            elif "None" not in rule.get("OverrideAction", {}):
+                violations.append(f"{lid}: {group} overridden (count only)")
+        violations += _rate_rule_violations(lid, [r for r in rules if "RateBasedStatement" in r["Statement"]])
+    violations += _association_violations(d)
+    return violations
+
+
+def _rate_rule_violations(lid: str, rules: list[dict[str, Any]]) -> Violations:
+    if len(rules) != 1:
+        return [f"{lid}: expected one rate-based rule, found {len(rules)}"]
+    rule = rules[0]
+    statement = rule["Statement"]["RateBasedStatement"]
+    violations: Violations = []
+    if statement.get("AggregateKeyType") != "IP":
+        violations.append(f"{lid}: rate-based rule not keyed by IP")
+    if statement.get("EvaluationWindowSec") != 60:
+        violations.append(f"{lid}: rate-based rule window {statement.get('EvaluationWindowSec')} s, not 60 s")
+    # SearchString comes back from the WAFv2 API as bytes (a blob in the service model).
+    scope = json.dumps(statement.get("ScopeDownStatement", {}), default=lambda blob: blob.decode())
+    if '"POST"' not in scope or '"/donations"' not in scope:
+        violations.append(f"{lid}: rate-based rule not scoped to POST /donations")
+    custom = rule.get("Action", {}).get("Block", {}).get("CustomResponse", {})
+    if custom.get("ResponseCode") != 429:
+        violations.append(f"{lid}: rate-based rule does not answer 429")
+    headers = {h["Name"] for h in custom.get("ResponseHeaders", [])}
+    violations += [
+        f"{lid}: its 429 has no {h} header" for h in ("Retry-After", "Access-Control-Allow-Origin") if h not in headers
+    ]
+    return violations
+
+
+def _association_violations(d: Deployed) -> Violations:
+    associations = [r for r in d.resources.values() if r.get("Type") == "AWS::WAFv2::WebACLAssociation"]
+    if len(associations) != 1:
+        return [f"expected one WAF web ACL association, found {len(associations)}"]
+    association = associations[0]
+    properties = association["Properties"]
+    target = json.dumps(properties.get("ResourceArn"))
+    violations: Violations = []
+    api = next((lid for lid, r in d.resources.items() if r["Type"] == "AWS::ApiGateway::RestApi"), "?")
+    stage = next((lid for lid, r in d.resources.items() if r["Type"] == "AWS::ApiGateway::Stage"), "?")
+    if f"/restapis/${{{api}}}/stages/${{{stage}}}" not in target:
+        violations.append(f"WAF association does not name the API stage ({api}, {stage}): {target}")
+    if references(properties.get("WebACLArn")) != set(d.web_acls):
+        violations.append("WAF association does not name the web ACL")
+    if association.get("Condition") != d.resources[next(iter(d.web_acls))].get("Condition"):
+        violations.append("WAF association and web ACL are not under the same condition")
+    return violations
+
+
+def check_card_testing(d: Deployed) -> Violations:
+    """The velocity table (TTL, the offenders' index), what the charge function needs to reach it, and
+    the card-testing-suspected alarm on the charge's refusals, notifying operators."""
+    violations: Violations = []
+    table = d.resources.get("VelocityTable", {}).get("Properties", {})
+    if table.get("TimeToLiveSpecification") != {"AttributeName": "expires_at", "Enabled": True}:
+        violations.append("VelocityTable: TTL on 'expires_at' not enabled")
+    charge = d.stack.functions.get("ChargeFunction")
+    if charge is None or charge.environment.get("VELOCITY_TABLE") != d.stack.tables.get("VelocityTable"):
+        violations.append("ChargeFunction: VELOCITY_TABLE does not name the VelocityTable")
+    alarms = _alarms_on(d, "DonationPipeline", "CardTestingRefusals", "service", "charge")
+    violations += _require_alarm(d, "card testing (CardTestingRefusals)", alarms, None)
+    if alarms and alarms[0].get("Period") != 60:
+        violations.append("card testing alarm: period is not 60 s (it must fire within 2 minutes)")
+    if alarms and not alarms[0]["AlarmName"].endswith("-card-testing-suspected"):
+        violations.append("card testing alarm: not named <stack>-card-testing-suspected")
+    return violations
+
+
 CHECKS: dict[str, Callable[[Deployed], Violations]] = {
     check.__name__: check
     for check in (
@@ -698,5 +800,7 @@ CHECKS: dict[str, Callable[[Deployed], Violations]] = {
         check_api,
         check_dashboard,
         check_outputs,
+        check_waf,
+        check_card_testing,
     )
 }

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable
 
 import pytest
+from botocore.exceptions import ParamValidationError
 from moto.server import ThreadedMotoServer
 
-from infra.deploy import AwsClients, Template, deploy_to_moto
-from tests.infra.template_contracts import CHECKS, Deployed, Violations, isolated_clients
+from infra.deploy import AwsClients, Template, deploy_to_moto, translate
+from tests.infra.template_contracts import CHECKS, Deployed, Violations, deploy_and_observe, isolated_clients
 
 pytestmark = pytest.mark.infra
 
@@ -89,6 +91,7 @@ ALARMS = {
     "ReceiptStepFailingAlarm",
     "NotifierFunctionErrorsAlarm",
     "NotifierFunctionThrottlesAlarm",
+    "CardTestingAlarm",
 }
 
 
@@ -99,7 +102,8 @@ def test_contract_holds(deployed: Deployed, check: Callable[[Deployed], Violatio
 
 def test_moto_gets_everything_but_the_api_and_the_event_source_mappings(deployed: Deployed) -> None:
     # Given the template created in moto, the left-out resources are exactly those moto cannot
-    # run faithfully: SAM's REST API (and the permissions pointing at it) and the event sources.
+    # run faithfully: SAM's REST API (and what points at it: permissions, the WAF association) and
+    # the event sources.
     stripped = {deployed.template["Resources"][lid]["Type"] for lid in deployed.stack.stripped}
     assert stripped == {
         "AWS::ApiGateway::RestApi",
@@ -107,9 +111,12 @@ def test_moto_gets_everything_but_the_api_and_the_event_source_mappings(deployed
         "AWS::ApiGateway::Stage",
         "AWS::Lambda::Permission",
         "AWS::Lambda::EventSourceMapping",
+        "AWS::WAFv2::WebACLAssociation",
     }
     assert set(deployed.stack.queues) == {"TokenizeQueue", "TokenizeDLQ", "ReceiptQueue", "ReceiptDLQ"}
-    assert set(deployed.stack.tables) == {"DonationsTable", "IdempotencyTable"}
+    assert set(deployed.stack.tables) == {"DonationsTable", "IdempotencyTable", "VelocityTable"}
+    # moto's CloudFormation has no WAFv2 support: the web ACL is created through moto's WAFv2 API.
+    assert set(deployed.stack.web_acls) == {"DonationsWebAcl"}
     assert set(deployed.stack.topics) == {"OperatorTopic", "AlarmTopic"}
     assert set(deployed.stack.alarms) == ALARMS
     assert "OperationsDashboard" in deployed.stack.physical_ids
@@ -134,7 +141,8 @@ def test_outputs_resolve_to_what_was_created(deployed: Deployed) -> None:
         "IdempotencyTableName": stack.tables["IdempotencyTable"],
         "OperatorTopicArn": stack.topics["OperatorTopic"],
         "AlarmTopicArn": stack.topics["AlarmTopic"],
-    }  # ApiUrl names the API, which moto does not create
+        "VelocityTableName": stack.tables["VelocityTable"],
+    }  # ApiUrl names the API, which moto does not create; WebAclArn the ACL created after the stack
 
 
 @pytest.mark.parametrize("logical_id", FUNCTIONS)
@@ -227,3 +235,28 @@ def test_deploy_works_against_a_moto_server(cfn_template: Template) -> None:
         ]["RedrivePolicy"]
     finally:
         server.stop()
+
+
+def test_waf_is_a_parameter_on_by_default(cfn_template: Template, aws: AwsClients, deployed: Deployed) -> None:
+    # Given the defaults, the web ACL is created, with the rate limit WAF's floor allows: 10 a minute
+    rate_rule = next(r for r in deployed.web_acls["DonationsWebAcl"]["Rules"] if "RateBasedStatement" in r["Statement"])
+    assert rate_rule["Statement"]["RateBasedStatement"]["Limit"] == 10
+    assert deployed.web_acls["DonationsWebAcl"]["Name"] == "infra-contract-api"
+
+    # When the stack is created with EnableWaf=false
+    without = deploy_and_observe(cfn_template, aws, "infra-no-waf", EnableWaf="false")
+
+    # Then no web ACL exists, and the association is under the same condition (not created either)
+    assert without.stack.web_acls == {} and without.web_acls == {}
+    assert cfn_template["Resources"]["DonationsWebAclAssociation"]["Condition"] == "WafEnabled"
+    assert cfn_template["Conditions"]["WafEnabled"] == {"Fn::Equals": [{"Ref": "EnableWaf"}, "true"]}
+
+
+def test_waf_refuses_a_rate_limit_below_its_floor(sam_template: Template, aws: AwsClients) -> None:
+    # Given the template asking WAF for 5 requests a minute (its floor is 10: botocore's WAFv2 model)
+    broken = copy.deepcopy(sam_template)
+    broken["Parameters"]["WafRateLimit"]["MinValue"] = 1
+
+    # When it is created with WafRateLimit=5, the web ACL is refused, as WAF would refuse it
+    with pytest.raises(ParamValidationError, match="Limit"):
+        deploy_and_observe(translate(broken), aws, "infra-waf-floor", WafRateLimit="5")

@@ -25,13 +25,13 @@ def _props(template: Template, logical_id: str) -> dict[str, Any]:
 
 
 def _set(logical_id: str, path: str, value: Any) -> Callable[[Template], None]:
-    """Set Properties.<path> (dotted) of a resource; value None deletes it."""
+    """Set Properties.<path> (dotted; a number indexes a list) of a resource; value None deletes it."""
 
     def mutate(template: Template) -> None:
         node = template["Resources"][logical_id]["Properties"]
         *parents, leaf = path.split(".")
         for key in parents:
-            node = node[key]
+            node = node[int(key)] if isinstance(node, list) else node[key]
         if value is None:
             del node[leaf]
         else:
@@ -58,6 +58,14 @@ def _use_sam_generated_role(function: str) -> Callable[[Template], None]:
 def _delete_resource(logical_id: str) -> Callable[[Template], None]:
     def mutate(template: Template) -> None:
         del template["Resources"][logical_id]
+
+    return mutate
+
+
+def _delete_rule(web_acl: str, rule: str) -> Callable[[Template], None]:
+    def mutate(template: Template) -> None:
+        rules = _props(template, web_acl)["Rules"]
+        rules[:] = [r for r in rules if r["Name"] != rule]
 
     return mutate
 
@@ -199,6 +207,43 @@ MUTATIONS = [
         "OPERATOR_TOPIC_ARN",
     ),
     Mutation("dashboard body not JSON", _break_dashboard_json, "check_dashboard", "not valid JSON"),
+    Mutation(
+        "WAF rate rule over 5 minutes",
+        _set("DonationsWebAcl", "Rules.2.Statement.RateBasedStatement.EvaluationWindowSec", 300),
+        "check_waf",
+        "not 60 s",
+    ),
+    Mutation(
+        "WAF rate rule on every request",
+        _set("DonationsWebAcl", "Rules.2.Statement.RateBasedStatement.ScopeDownStatement", None),
+        "check_waf",
+        "POST /donations",
+    ),
+    Mutation(
+        "WAF without IP reputation",
+        _delete_rule("DonationsWebAcl", "aws-ip-reputation"),
+        "check_waf",
+        "AWSManagedRulesAmazonIpReputationList",
+    ),
+    Mutation("WAF not associated", _delete_resource("DonationsWebAclAssociation"), "check_waf", "association"),
+    Mutation(
+        "card testing alarm over 5 minutes",
+        _set("CardTestingAlarm", "Period", 300),
+        "check_card_testing",
+        "2 minutes",
+    ),
+    Mutation(
+        "card testing alarm without OKActions",
+        _set("CardTestingAlarm", "OKActions", None),
+        "check_card_testing",
+        "OKActions",
+    ),
+    Mutation(
+        "velocity counters never expire",
+        _set("VelocityTable", "TimeToLiveSpecification", None),
+        "check_card_testing",
+        "TTL",
+    ),
     Mutation(
         "MAX_RECEIVE_COUNT drifts from the queue",
         _set("ReceiptQueue", "RedrivePolicy.maxReceiveCount", 8),

@@ -44,7 +44,10 @@ def test_every_method_on_every_resource_gets_what_api_gateway_answers(world, met
         if method == "OPTIONS":  # SAM's CORS preflight (the template's Cors setting), answered by the gateway
             assert answer.status == 200
             assert answer.headers["Access-Control-Allow-Methods"] == "GET,POST,OPTIONS"
-            assert answer.headers["Access-Control-Allow-Headers"] == "Content-Type,Idempotency-Key,X-Correlation-Id"
+            assert (
+                answer.headers["Access-Control-Allow-Headers"]
+                == "Content-Type,Idempotency-Key,X-Correlation-Id,Challenge-Token"
+            )
             assert answer.headers["Access-Control-Allow-Origin"] == "*"
             assert answer.headers["Access-Control-Max-Age"] == "600"
         elif method not in resource.methods:

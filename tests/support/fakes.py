@@ -27,6 +27,8 @@ from donations.models import (
     utc_now,
 )
 from donations.ports import (
+    AttackMode,
+    ChallengeVerdict,
     ChargeOutcome,
     ChargeState,
     IntentSnapshot,
@@ -37,6 +39,7 @@ from donations.ports import (
     ReceiptClaim,
     SavedCard,
     Store,
+    Tally,
 )
 from donations.store import ATTENTION_ATTRIBUTES, ConditionFailed, new_donation
 
@@ -112,6 +115,17 @@ class FakeStore:
             )
         except ConditionFailed:
             raise RequestInProgress("This donation is being processed; retry in a moment.") from None
+
+    def discard_refused(self, donation_id: str, correlation_id: str) -> None:
+        found = self.records.get(donation_id)
+        if (
+            found is not None
+            and found.status is DonationStatus.PENDING
+            and found.correlation_id == correlation_id
+            and found.payment_intent_id is None
+        ):
+            del self.records[donation_id]
+            self.writes.append("discard_refused")
 
     def release_charging(self, donation_id: str) -> None:
         self._update(donation_id, {"charging_until": None}, lambda d: d.status is DonationStatus.PENDING)
@@ -364,6 +378,8 @@ class FakePayments:
     intents: dict[str, IntentSnapshot] = field(default_factory=dict)
     outage: Exception | None = None
     """Raised by every lookup while set (Stripe unreachable)."""
+    fingerprints: dict[str, str] = field(default_factory=dict)
+    """PaymentMethod id -> its card's fingerprint (what a retrieve of the method says)."""
     calls: list[tuple[str, str]] = field(default_factory=list)
 
     def charge(self, donation: Donation) -> ChargeOutcome:
@@ -394,6 +410,10 @@ class FakePayments:
         canceled = IntentSnapshot(known.id, "canceled", known.payment_method_id)
         self.intents[payment_intent_id] = canceled
         return canceled
+
+    def card_fingerprint(self, payment_method_id: str) -> str | None:
+        self.calls.append(("card_fingerprint", payment_method_id))
+        return self.fingerprints.get(payment_method_id)
 
     def save_card(self, donation: Donation) -> SavedCard:
         self.calls.append(("save_card", f"{donation.donation_id}#{donation.card_attempt}"))
@@ -451,3 +471,93 @@ _FITS: tuple[type[Store], type[Payments], type[Mailer], type[Publisher]] = (
     FakeMailer,
     FakePublisher,
 )
+
+
+# -- card testing (donations.screening) ----------------------------------------------------------
+
+
+@dataclass
+class FakeVelocity:
+    """The counters as dicts, with DonationStore-like conditions: a donation id counts once per key;
+    past a limit nothing is counted (tests/integration/test_card_testing.py holds the real one to it)."""
+
+    limits: Any = None  # donations.velocity.VelocityLimits; None: the defaults
+    attempts: dict[str, set[str]] = field(default_factory=dict)
+    declined: dict[str, set[str]] = field(default_factory=dict)
+    outage: Exception | None = None
+    resets_in_seconds: int = 1800
+
+    def __post_init__(self) -> None:
+        from donations.velocity import VelocityLimits
+
+        self.limits = self.limits or VelocityLimits()
+
+    def count_attempt(self, donation_id: str, ip: str, email: str, *, soft_limits: bool = True) -> list[Tally]:
+        if self.outage is not None:
+            raise self.outage
+        ip_limits = (self.limits.ip_attempts_per_hour if soft_limits else None, self.limits.ip_declines_per_hour)
+        email_limits = (self.limits.email_attempts_per_day if soft_limits else None, self.limits.email_declines_per_day)
+        return [
+            self._count("ip", f"ip#{ip}", donation_id, *ip_limits),
+            self._count("email", f"email#{email}", donation_id, *email_limits),
+        ]
+
+    def _count(self, kind: str, key: str, donation_id: str, max_attempts: int | None, max_declines: int) -> Tally:
+        ids, declines = self.attempts.setdefault(key, set()), len(self.declined.get(key, set()))
+        over = None
+        if declines >= max_declines:
+            over = "declines"
+        elif max_attempts is not None and donation_id not in ids and len(ids) >= max_attempts:
+            over = "attempts"
+        else:
+            ids.add(donation_id)
+        return Tally(kind, len(ids), declines, over, self.resets_in_seconds)
+
+    def card_declines(self, fingerprint: str) -> int:
+        return len(self.declined.get(f"card#{fingerprint}", set()))
+
+    def record_decline(self, donation_id: str, ip: str, email: str, fingerprint: str | None) -> None:
+        keys = [f"ip#{ip}", f"email#{email}"] + ([f"card#{fingerprint}"] if fingerprint else [])
+        for key in keys:
+            self.declined.setdefault(key, set()).add(donation_id)
+
+
+@dataclass
+class FakeAttackMode:
+    """The attack mode's record: ``under_attack`` as set, declines and refusals counted."""
+
+    under_attack: bool = False
+    opens_after_declines: int | None = None
+    declines: int = 0
+    refusals: int = 0
+    reads: int = 0
+
+    def cached(self, max_age_seconds: float) -> AttackMode | None:
+        return None  # always read, so tests see each read
+
+    def current(self, max_age_seconds: float = 0) -> AttackMode:
+        self.reads += 1
+        return AttackMode(self.under_attack, reason="test" if self.under_attack else None)
+
+    def note_decline(self) -> AttackMode:
+        self.declines += 1
+        if self.opens_after_declines is not None and self.declines >= self.opens_after_declines:
+            self.under_attack = True
+        return AttackMode(self.under_attack)
+
+    def note_refusal(self) -> None:
+        self.refusals += 1
+
+
+@dataclass
+class FakeChallenges:
+    """Turnstile's siteverify: tokens listed in ``valid`` pass once, as Cloudflare's do."""
+
+    valid: set[str] = field(default_factory=set)
+    verified: list[str] = field(default_factory=list)
+
+    def verify(self, token: str, remote_ip: str, idempotency_key: str) -> ChallengeVerdict:
+        self.verified.append(token)
+        if token in self.valid:
+            return ChallengeVerdict(True)
+        return ChallengeVerdict(False, ("invalid-input-response",))

@@ -34,6 +34,22 @@ DONATION = {
     "metadata": {"campaign": "spring"},
 }
 
+# The card-testing limits are out of reach for the suite's other tests, which make many donations (and
+# declines) from one address and a few emails; the checks still run on every donation.
+# tests/integration/test_card_testing.py puts the template's limits back (World.template_card_testing),
+# and tests/attack runs a local stack with them.
+CARD_TESTING_OUT_OF_REACH = {
+    name: "1000000"
+    for name in (
+        "CARD_TESTING_IP_ATTEMPTS_PER_HOUR",
+        "CARD_TESTING_IP_DECLINES_PER_HOUR",
+        "CARD_TESTING_EMAIL_ATTEMPTS_PER_DAY",
+        "CARD_TESTING_EMAIL_DECLINES_PER_DAY",
+        "CARD_TESTING_CARD_DECLINES_PER_DAY",
+        "CARD_TESTING_BREAKER_DECLINES",
+    )
+}
+
 QUEUES = {
     "tokenize": "TokenizeQueue",
     "receipt": "ReceiptQueue",
@@ -51,10 +67,11 @@ class AllFunctionSettings(
 
 
 class World:
-    def __init__(self, pipeline: Pipeline, stripe: Any, sendgrid: Any) -> None:
+    def __init__(self, pipeline: Pipeline, stripe: Any, sendgrid: Any, turnstile: Any = None) -> None:
         self.pipeline = pipeline
         self.stripe = stripe
         self.sendgrid = sendgrid
+        self.turnstile = turnstile
         self.settings = AllFunctionSettings.from_env()
         self.wiring = Wiring(self.settings)
         self.sqs = pipeline.clients("sqs")
@@ -279,6 +296,36 @@ class World:
     # -- plumbing --------------------------------------------------------------------------------
 
     @contextlib.contextmanager
+    def template_card_testing(self, **changes: int) -> Iterator[Any]:
+        """Run with the card-testing limits template.yaml gives the charge function (the suite's
+        environment puts them out of reach, tests/conftest.py), changed by ``changes`` (VelocityLimits
+        and ModeSettings fields); yields the charge function's Screening. Put back on leaving."""
+        from donations.attack_mode import ModeSettings
+        from donations.velocity import VelocityLimits
+
+        screening = self.pipeline.handler("ChargeFunction").wiring().screening
+        template = self.pipeline.stack.functions["ChargeFunction"].environment  # as moto resolved template.yaml
+
+        def value(name: str) -> int:
+            return int(changes.get(name, template[f"CARD_TESTING_{name.upper()}"]))
+
+        saved = (screening.velocity.limits, screening.attack_mode.settings, screening.card_declines_per_day)
+        screening.velocity.limits = VelocityLimits(
+            **{name: value(name) for name in VelocityLimits.__dataclass_fields__}
+        )
+        screening.attack_mode.settings = ModeSettings(
+            breaker_declines=value("breaker_declines"),
+            window_seconds=value("breaker_window_seconds"),
+            quiet_seconds=value("quiet_seconds"),
+            pressure_per_minute=value("pressure_per_minute"),
+        )
+        screening.card_declines_per_day = value("card_declines_per_day")
+        try:
+            yield screening
+        finally:
+            screening.velocity.limits, screening.attack_mode.settings, screening.card_declines_per_day = saved
+
+    @contextlib.contextmanager
     def function_timeout(self, logical_id: str, seconds: float) -> Iterator[None]:
         """Run with a function's Timeout set to ``seconds``, as if template.yaml said so: a provider
         made slow then outlives it in seconds rather than the template's 10-20. On leaving, waits
@@ -297,8 +344,14 @@ class World:
             assert environment.wait_until_idle(timeout=60), f"{environment.name} still busy"
         self.stripe.reset()
         self.sendgrid.reset()
+        if self.turnstile is not None:
+            self.turnstile.reset()
         self._clear_table("DonationsTable", "donation_id")
         self._clear_table("IdempotencyTable", "id")
+        # Card testing: every test starts with no counts and no attack mode (nor a cached one).
+        self._clear_table("VelocityTable", "pk")
+        charge = self.pipeline.handler("ChargeFunction").wiring()
+        charge.screening.attack_mode.forget()
         self.expire_backoffs()
         for name in QUEUES:
             self.clear_queue(name)

@@ -28,6 +28,9 @@ CHARGE_ENV = {
     "ALLOWED_CURRENCIES": "usd, EUR",
     "MIN_AMOUNT": "100",
     "MAX_AMOUNT": "5000000",
+    "VELOCITY_TABLE": "velocity-test",
+    "TURNSTILE_SECRET_NAME": "donations/turnstile-secret-key",
+    "TURNSTILE_SITEKEY": "1x00000000000000000000AA",
 }
 BODY = {"amount": 2500, "currency": "usd", "email": "ada@example.org", "name": "Ada", "payment_method": "pm_card_visa"}
 

@@ -237,11 +237,9 @@
     let response = null;
     let payload = null;
     try {
-      response = await fetch("/donations", {
-        method: "POST",
-        headers: { "Content-Type": "application/json", "Idempotency-Key": sent.key, Accept: "application/json" },
-        body: sent.bodyText,
-      });
+      const headers = { "Content-Type": "application/json", "Idempotency-Key": sent.key, Accept: "application/json" };
+      if (sent.challengeToken) headers["Challenge-Token"] = sent.challengeToken;
+      response = await fetch("/donations", { method: "POST", headers, body: sent.bodyText });
       payload = await response.json().catch(() => null);
     } catch (error) {
       console.warn(error);
@@ -252,10 +250,20 @@
 
     if (status === 201 || status === 202) {
       sent.open = false;
+      Challenge.hide();
       startResult(payload, sent.body, status);
       return;
     }
     setBusy(false);
+    if (status === 403 && Challenge.asked(error)) {
+      // Card testing: the API wants a CAPTCHA before this donation; solving it sends the same one again.
+      Challenge.show(error, (token) => {
+        sent.challengeToken = token;
+        clearErrors();
+        send();
+      });
+      return;
+    }
     if (status === 0) {
       showRetry("We could not reach the server. Check your connection.", 0);
     } else if (RETRYABLE.has(status)) {
@@ -279,6 +287,61 @@
       }
     }
   }
+
+  // -- the CAPTCHA the API asks for under attack (README, "Card testing") ----------------------------
+
+  /** Cloudflare Turnstile's widget, loaded only when asked for; the API names its site key and script. */
+  const Challenge = (() => {
+    let loading = null;
+    let widgetId = null;
+    let onSolved = null; // the attempt the next token is for
+
+    function asked(error) {
+      return (error.code === "challenge_required" || error.code === "challenge_failed") && error.challenge;
+    }
+
+    function load(script) {
+      if (!loading) {
+        loading = new Promise((resolve, reject) => {
+          const tag = document.createElement("script");
+          tag.src = script;
+          tag.async = true;
+          tag.onload = () => resolve(window.turnstile);
+          tag.onerror = () => reject(new Error("The security check could not be loaded."));
+          document.head.append(tag);
+        });
+      }
+      return loading;
+    }
+
+    async function show(error, solved) {
+      onSolved = solved;
+      const box = $("challenge");
+      box.hidden = false;
+      showError(error.message);
+      try {
+        const turnstile = await load(error.challenge.script);
+        if (widgetId !== null) {
+          turnstile.reset(widgetId); // a refused token: solve it again
+          return;
+        }
+        widgetId = turnstile.render($("challenge-widget"), {
+          sitekey: error.challenge.site_key,
+          action: "donate",
+          callback: (token) => onSolved && onSolved(token),
+        });
+      } catch (failure) {
+        showError(failure.message);
+      }
+      box.scrollIntoView({ behavior: "smooth", block: "nearest" });
+    }
+
+    function hide() {
+      $("challenge").hidden = true;
+    }
+
+    return { asked, show, hide };
+  })();
 
   // -- following the donation ---------------------------------------------------------------------
 
