@@ -13,9 +13,12 @@ _API_TYPE_PREFIXES = ("AWS::ApiGateway::", "AWS::ApiGatewayV2::")
 EVENT_SOURCE_MAPPING = "AWS::Lambda::EventSourceMapping"
 ALARM = "AWS::CloudWatch::Alarm"
 _SUBSCRIPTION = "AWS::SNS::Subscription"
-_POST_CREATE_TYPES = (ALARM, _SUBSCRIPTION)
+ALIAS = "AWS::Lambda::Alias"
+_POST_CREATE_TYPES = (ALARM, _SUBSCRIPTION, ALIAS)
 POST_CREATE_OUTPUT = "MotoPostCreate"
 """Prefix of the outputs through which moto resolves the properties of what it skips."""
+SNAP_START_OUTPUT = "MotoSnapStart"
+"""Prefix of the outputs through which moto resolves each function's SnapStart (which it ignores)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,10 @@ def prepare_for_moto(cfn_template: Template) -> MotoPlan:
         del outputs[key]
     for logical_id, resource in post_create.items():
         outputs[f"{POST_CREATE_OUTPUT}{logical_id}"] = _resolving_output(resource)
+    for logical_id, resource in resources.items():
+        snap_start = resource.get("Properties", {}).get("SnapStart")
+        if resource.get("Type") == "AWS::Lambda::Function" and snap_start is not None:
+            outputs[f"{SNAP_START_OUTPUT}{logical_id}"] = {"Value": {"Fn::ToJsonString": snap_start}}
     return MotoPlan(template, stripped, stripped_outputs, mappings, post_create)
 
 
@@ -77,7 +84,11 @@ def _stripped_resources(resources: Mapping[str, Template]) -> dict[str, str]:
 
 def _resolving_output(resource: Template) -> Template:
     # moto resolves outputs (and their Condition) against the stack it created.
-    output: Template = {"Value": {"Fn::ToJsonString": resource.get("Properties", {})}}
+    properties = dict(resource.get("Properties", {}))
+    if resource.get("Type") == ALIAS:
+        # moto's versions have no Version attribute to GetAtt: post_create aliases the version moto published.
+        properties.pop("FunctionVersion", None)
+    output: Template = {"Value": {"Fn::ToJsonString": properties}}
     if "Condition" in resource:
         output["Condition"] = resource["Condition"]
     return output

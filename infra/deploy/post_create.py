@@ -1,4 +1,5 @@
-"""The resources moto's CloudFormation skips, created through their APIs: CloudWatch alarms, SNS subscriptions.
+"""The resources moto's CloudFormation skips, created through their APIs: CloudWatch alarms, SNS
+subscriptions and Lambda aliases.
 
 Their properties were resolved by moto itself against the created stack (each travels as a
 ``Fn::ToJsonString`` output, see infra.deploy.plan), so ``Ref``/``GetAtt``/``Sub``/``If`` and
@@ -11,26 +12,37 @@ import json
 import secrets
 import string
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from infra.deploy.plan import ALARM, POST_CREATE_OUTPUT, MotoPlan
+from infra.deploy.plan import ALARM, ALIAS, POST_CREATE_OUTPUT, MotoPlan
+
+
+@dataclass(frozen=True)
+class PostCreated:
+    """Logical id -> alarm name, subscription ARN, alias ARN."""
+
+    alarms: dict[str, str] = field(default_factory=dict)
+    subscriptions: dict[str, str] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
 
 
 def create_post_create(
     client: Callable[[str], Any], plan: MotoPlan, raw_outputs: Mapping[str, str], stack_name: str
-) -> tuple[dict[str, str], dict[str, str]]:
-    alarms: dict[str, str] = {}
-    subscriptions: dict[str, str] = {}
+) -> PostCreated:
+    created = PostCreated()
     for logical_id, resource in plan.post_create.items():
         resolved = raw_outputs.get(f"{POST_CREATE_OUTPUT}{logical_id}")
         if resolved is None:  # its Condition is false
             continue
         properties: dict[str, Any] = json.loads(resolved)
         if resource["Type"] == ALARM:
-            alarms[logical_id] = _put_alarm(client("cloudwatch"), logical_id, properties, stack_name)
+            created.alarms[logical_id] = _put_alarm(client("cloudwatch"), logical_id, properties, stack_name)
+        elif resource["Type"] == ALIAS:
+            created.aliases[logical_id] = _create_alias(client("lambda"), properties)
         else:
-            subscriptions[logical_id] = _subscribe(client("sns"), properties)
-    return alarms, subscriptions
+            created.subscriptions[logical_id] = _subscribe(client("sns"), properties)
+    return created
 
 
 ALARM_FIELDS = (
@@ -103,3 +115,17 @@ def _attribute_value(value: Any) -> str:
     if isinstance(value, dict):
         return json.dumps(value)
     return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _create_alias(lambda_client: Any, properties: Mapping[str, Any]) -> str:
+    """The alias, on the newest version of its function: the one the stack's AWS::Lambda::Version published
+    (SAM's AutoPublishAlias makes exactly one per function and points the alias at it)."""
+    function = str(properties["FunctionName"])
+    versions = lambda_client.list_versions_by_function(FunctionName=function)["Versions"]
+    published = [int(v["Version"]) for v in versions if v["Version"] != "$LATEST"]
+    if not published:
+        raise ValueError(f"alias {properties['Name']} of {function}: the function has no published version")
+    response = lambda_client.create_alias(
+        FunctionName=function, Name=properties["Name"], FunctionVersion=str(max(published))
+    )
+    return str(response["AliasArn"])
