@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import boto3
 from botocore.config import Config
 
+from donations import snapstart
 from donations.followups import FollowUpPublisher
 from donations.secrets import ApiKeys
 from donations.settings import (
@@ -58,7 +59,8 @@ class Wiring:
         return self.settings
 
     def client(self, service: str) -> Any:
-        return self._session.client(service, config=AWS_CONFIG)
+        # Its connections are closed around SnapStart's snapshot and restores (donations.snapstart).
+        return snapstart.holds_connections(self._session.client(service, config=AWS_CONFIG))
 
     @cached_property
     def dynamodb(self) -> Any:
@@ -70,8 +72,9 @@ class Wiring:
 
     @cached_property
     def store(self) -> DonationStore:
-        table = self._session.resource("dynamodb", config=AWS_CONFIG).Table(self.settings.donations_table)
-        return DonationStore(table)
+        resource = self._session.resource("dynamodb", config=AWS_CONFIG)
+        snapstart.holds_connections(resource.meta.client)
+        return DonationStore(resource.Table(self.settings.donations_table))
 
     @cached_property
     def publisher(self) -> FollowUpPublisher:
@@ -79,7 +82,7 @@ class Wiring:
 
     @cached_property
     def api_keys(self) -> ApiKeys:
-        return ApiKeys(self.client("secretsmanager"))
+        return snapstart.caches_secrets(ApiKeys(self.client("secretsmanager")))
 
     # Every function shares this module but talks to one provider at most, so the adapters are imported
     # where they are used. Each function loads its own adapter and SDK during INIT (donations.charge,
