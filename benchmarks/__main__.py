@@ -1,4 +1,4 @@
-"""Run the four benchmarks one after the other, each in its own interpreter, with small sizes.
+"""Run the benchmarks one after the other, each in its own interpreter, with small sizes.
 
     python -m benchmarks            # small sizes, a few minutes in all
     python -m benchmarks --full     # each script's own defaults (each under 5 minutes)
@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SMALL = {
     "donor_latency": ["--donations", "30"],
     "cold_start": ["--repeats", "5"],
+    "cold_donor": ["--rounds", "5", "--warm", "2", "--breakdown", "2"],
     "drain_rate": ["--messages", "2000", "--max-seconds", "40"],
     "cost_model": ["--donations", "50", "--init-repeats", "2"],
 }

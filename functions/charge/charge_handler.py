@@ -95,6 +95,10 @@ def get_donation(donation_id: str) -> PublicDonation:
     return donation.public_view()
 
 
+# During INIT, not on the first donor's path (with SnapStart, in the snapshot; donations.snapstart keeps it safe).
+wiring().build_clients()
+
+
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @tracer.capture_lambda_handler
 @metrics.log_metrics

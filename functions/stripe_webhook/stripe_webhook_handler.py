@@ -83,6 +83,11 @@ def receive_stripe_event() -> Response[dict[str, Any]]:
     return Response(200, content_types.APPLICATION_JSON, result)
 
 
+# During INIT, not on the first event's path (with SnapStart, in the snapshot; donations.snapstart keeps it safe).
+wiring().build_clients()
+apply_once()
+
+
 # clear_state: keys appended for one event (donation_id, stripe_event_id) must not label the next one's logs.
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @tracer.capture_lambda_handler

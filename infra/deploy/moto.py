@@ -16,11 +16,13 @@ moto's CloudFormation cannot create everything in the translated template, so
   poller can deliver messages the same way.
 * **SNS subscriptions of Lambda functions**: not created, as moto would invoke the function through
   Docker; returned in :attr:`StackResources.sns_sources` for the local stack to deliver.
-* **CloudWatch alarms, other SNS subscriptions and WAF web ACLs**: moto's CloudFormation skips them (the
-  web ACL's association, naming the API stage, goes with API Gateway). They are created afterwards
-  with the CloudWatch, SNS and WAFv2 APIs, with their properties resolved by moto itself against the created
-  stack (each travels as a ``Fn::ToJsonString`` output, so ``Ref``/``GetAtt``/``Sub``/``If`` and
-  conditions mean exactly what they mean for the other resources).
+* **CloudWatch alarms, other SNS subscriptions, WAF web ACLs and Lambda aliases**: moto's CloudFormation
+  skips them (the web ACL's association, naming the API stage, goes with API Gateway). They are created
+  afterwards with the CloudWatch, SNS, WAFv2 and Lambda APIs, with their properties resolved by moto itself
+  against the created stack (each travels as a ``Fn::ToJsonString`` output, so ``Ref``/``GetAtt``/``Sub``/
+  ``If`` and conditions mean exactly what they mean for the other resources).
+* **SnapStart**: moto ignores a function's ``SnapStart``; it is resolved the same way and reported
+  in :attr:`FunctionSpec.snap_start`.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from botocore.exceptions import ClientError
 
 from infra.deploy.clients import AwsClients
 from infra.deploy.moto_atomic import make_dynamodb_writes_atomic
-from infra.deploy.plan import POST_CREATE_OUTPUT, prepare_for_moto
+from infra.deploy.plan import POST_CREATE_OUTPUT, SNAP_START_OUTPUT, prepare_for_moto
 from infra.deploy.post_create import create_post_create
 from infra.deploy.resources import (
     DeployError,
@@ -80,12 +82,12 @@ def deploy_to_moto(
     stack = _create_stack(client("cloudformation"), stack_name, plan.template, parameters or {}, timeout_s)
     ids = physical_ids(client("cloudformation"), stack_name)
     raw_outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-    outputs = {k: v for k, v in raw_outputs.items() if not k.startswith(POST_CREATE_OUTPUT)}
-    alarms, subscriptions, sns_sources, web_acls = create_post_create(client, plan, raw_outputs, stack_name)
+    outputs = {k: v for k, v in raw_outputs.items() if not k.startswith((POST_CREATE_OUTPUT, SNAP_START_OUTPUT))}
+    created = create_post_create(client, plan, raw_outputs, stack_name)
     resources = plan.template["Resources"]
     by_type = physical_ids_by_type(resources, ids)
     functions = {
-        lid: function_spec(client("lambda"), lid, ids[lid], resources)
+        lid: function_spec(client("lambda"), lid, ids[lid], resources, raw_outputs.get(f"{SNAP_START_OUTPUT}{lid}"))
         for lid in by_type.get("AWS::Lambda::Function", {})
     }
     return StackResources(
@@ -98,12 +100,13 @@ def deploy_to_moto(
         topics=by_type.get("AWS::SNS::Topic", {}),
         functions=functions,
         event_sources=event_sources(client("sqs"), plan, ids, resources),
-        alarms=alarms,
-        subscriptions=subscriptions,
-        web_acls=web_acls,
+        alarms=created.alarms,
+        subscriptions=created.subscriptions,
+        web_acls=created.web_acls,
+        aliases=created.aliases,
         outputs=outputs,
         stripped=plan.stripped,
-        sns_sources=sns_sources,
+        sns_sources=created.sns_sources,
     )
 
 

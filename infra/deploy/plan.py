@@ -14,9 +14,12 @@ EVENT_SOURCE_MAPPING = "AWS::Lambda::EventSourceMapping"
 ALARM = "AWS::CloudWatch::Alarm"
 WEB_ACL = "AWS::WAFv2::WebACL"  # moto has the WAFv2 API but no CloudFormation support for it
 _SUBSCRIPTION = "AWS::SNS::Subscription"
-_POST_CREATE_TYPES = (ALARM, _SUBSCRIPTION, WEB_ACL)
+ALIAS = "AWS::Lambda::Alias"
+_POST_CREATE_TYPES = (ALARM, _SUBSCRIPTION, WEB_ACL, ALIAS)
 POST_CREATE_OUTPUT = "MotoPostCreate"
 """Prefix of the outputs through which moto resolves the properties of what it skips."""
+SNAP_START_OUTPUT = "MotoSnapStart"
+"""Prefix of the outputs through which moto resolves each function's SnapStart (which it ignores)."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,10 @@ def prepare_for_moto(cfn_template: Template) -> MotoPlan:
         del outputs[key]
     for logical_id, resource in post_create.items():
         outputs[f"{POST_CREATE_OUTPUT}{logical_id}"] = _resolving_output(resource)
+    for logical_id, resource in resources.items():
+        snap_start = resource.get("Properties", {}).get("SnapStart")
+        if resource.get("Type") == "AWS::Lambda::Function" and snap_start is not None:
+            outputs[f"{SNAP_START_OUTPUT}{logical_id}"] = {"Value": {"Fn::ToJsonString": snap_start}}
     return MotoPlan(template, stripped, stripped_outputs, mappings, post_create)
 
 
@@ -80,7 +87,11 @@ def _stripped_resources(resources: Mapping[str, Template]) -> dict[str, str]:
 
 def _resolving_output(resource: Template) -> Template:
     # moto resolves outputs (and their Condition) against the stack it created.
-    output: Template = {"Value": {"Fn::ToJsonString": resource.get("Properties", {})}}
+    properties = dict(resource.get("Properties", {}))
+    if resource.get("Type") == ALIAS:
+        # moto's versions have no Version attribute to GetAtt: post_create aliases the version moto published.
+        properties.pop("FunctionVersion", None)
+    output: Template = {"Value": {"Fn::ToJsonString": properties}}
     if "Condition" in resource:
         output["Condition"] = resource["Condition"]
     return output

@@ -1,6 +1,7 @@
 """The resources moto's CloudFormation skips, created through their APIs: CloudWatch alarms, SNS
 subscriptions, WAF web ACLs (moto implements the WAFv2 API; botocore checks the rules against the
-service model, so a rule WAF would refuse, a rate limit below 10 for one, fails here too).
+service model, so a rule WAF would refuse, a rate limit below 10 for one, fails here too) and Lambda
+aliases.
 
 Their properties were resolved by moto itself against the created stack (each travels as a
 ``Fn::ToJsonString`` output, see infra.deploy.plan), so ``Ref``/``GetAtt``/``Sub``/``If`` and
@@ -13,10 +14,10 @@ import json
 import secrets
 import string
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from infra.deploy.plan import ALARM, POST_CREATE_OUTPUT, WEB_ACL, MotoPlan
+from infra.deploy.plan import ALARM, ALIAS, POST_CREATE_OUTPUT, WEB_ACL, MotoPlan
 
 
 @dataclass(frozen=True)
@@ -29,28 +30,37 @@ class SnsSourceSpec:
     function_arn: str
 
 
+@dataclass(frozen=True)
+class PostCreated:
+    """Logical id -> alarm name, subscription ARN, Lambda subscription to deliver, web ACL ARN, alias ARN."""
+
+    alarms: dict[str, str] = field(default_factory=dict)
+    subscriptions: dict[str, str] = field(default_factory=dict)
+    sns_sources: dict[str, SnsSourceSpec] = field(default_factory=dict)
+    web_acls: dict[str, str] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+
+
 def create_post_create(
     client: Callable[[str], Any], plan: MotoPlan, raw_outputs: Mapping[str, str], stack_name: str
-) -> tuple[dict[str, str], dict[str, str], dict[str, SnsSourceSpec], dict[str, str]]:
-    """(alarm names, subscription ARNs, Lambda subscriptions to deliver, web ACL ARNs), each by logical id."""
-    alarms: dict[str, str] = {}
-    subscriptions: dict[str, str] = {}
-    sns_sources: dict[str, SnsSourceSpec] = {}
-    web_acls: dict[str, str] = {}
+) -> PostCreated:
+    created = PostCreated()
     for logical_id, resource in plan.post_create.items():
         resolved = raw_outputs.get(f"{POST_CREATE_OUTPUT}{logical_id}")
         if resolved is None:  # its Condition is false
             continue
         properties: dict[str, Any] = json.loads(resolved)
         if resource["Type"] == ALARM:
-            alarms[logical_id] = _put_alarm(client("cloudwatch"), logical_id, properties, stack_name)
+            created.alarms[logical_id] = _put_alarm(client("cloudwatch"), logical_id, properties, stack_name)
         elif resource["Type"] == WEB_ACL:
-            web_acls[logical_id] = _create_web_acl(client("wafv2"), logical_id, properties, stack_name)
+            created.web_acls[logical_id] = _create_web_acl(client("wafv2"), logical_id, properties, stack_name)
+        elif resource["Type"] == ALIAS:
+            created.aliases[logical_id] = _create_alias(client("lambda"), properties)
         elif properties.get("Protocol") == "lambda":
-            sns_sources[logical_id] = SnsSourceSpec(logical_id, properties["TopicArn"], properties["Endpoint"])
+            created.sns_sources[logical_id] = SnsSourceSpec(logical_id, properties["TopicArn"], properties["Endpoint"])
         else:
-            subscriptions[logical_id] = _subscribe(client("sns"), properties)
-    return alarms, subscriptions, sns_sources, web_acls
+            created.subscriptions[logical_id] = _subscribe(client("sns"), properties)
+    return created
 
 
 ALARM_FIELDS = (
@@ -146,3 +156,17 @@ def _waf_value(value: Any, key: str = "") -> Any:
     if key in _WAF_BOOLEANS:
         return as_bool(value)
     return value
+
+
+def _create_alias(lambda_client: Any, properties: Mapping[str, Any]) -> str:
+    """The alias, on the newest version of its function: the one the stack's AWS::Lambda::Version published
+    (SAM's AutoPublishAlias makes exactly one per function and points the alias at it)."""
+    function = str(properties["FunctionName"])
+    versions = lambda_client.list_versions_by_function(FunctionName=function)["Versions"]
+    published = [int(v["Version"]) for v in versions if v["Version"] != "$LATEST"]
+    if not published:
+        raise ValueError(f"alias {properties['Name']} of {function}: the function has no published version")
+    response = lambda_client.create_alias(
+        FunctionName=function, Name=properties["Name"], FunctionVersion=str(max(published))
+    )
+    return str(response["AliasArn"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,8 @@ class FunctionSpec:
     """Local path from the SAM template, e.g. "functions/charge/" (None if not a local path)."""
     layer_uris: tuple[str, ...]
     """Local paths of the function's layers from the SAM template, e.g. ("src/",)."""
+    snap_start: str = "None"
+    """SnapStart's ApplyOn as the stack resolved it ("PublishedVersions" or "None"); moto itself reports it off."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,8 @@ class StackResources:
     """Logical id -> subscription ARN (created by deploy_to_moto)."""
     web_acls: dict[str, str]
     """Logical id -> WAF web ACL ARN (created by deploy_to_moto through the WAFv2 API)."""
+    aliases: dict[str, str]
+    """Logical id -> Lambda alias ARN (created by deploy_to_moto, on the version the stack published)."""
     outputs: dict[str, str]
     """The stack's Outputs, except those referring to stripped resources."""
     stripped: dict[str, str]
@@ -120,7 +125,10 @@ def physical_ids_by_type(
     return by_type
 
 
-def function_spec(lambda_client: Any, logical_id: str, name: str, resources: Mapping[str, Template]) -> FunctionSpec:
+def function_spec(
+    lambda_client: Any, logical_id: str, name: str, resources: Mapping[str, Template], snap_start: str | None = None
+) -> FunctionSpec:
+    """``snap_start``: the function's SnapStart property as moto resolved it (JSON), if it has one."""
     config = lambda_client.get_function_configuration(FunctionName=name)
     resource = resources[logical_id]
     layer_uris = tuple(
@@ -143,6 +151,7 @@ def function_spec(lambda_client: Any, logical_id: str, name: str, resources: Map
         role_arn=config["Role"],
         code_uri=resource.get("Metadata", {}).get(LOCAL_URI_KEY),
         layer_uris=layer_uris,
+        snap_start=str(json.loads(snap_start).get("ApplyOn", "None")) if snap_start else "None",
     )
 
 

@@ -28,7 +28,9 @@ from typing import Any
 INTEGRATION_TIMEOUT_SECONDS = 29.0
 """REST APIs' default maximum integration timeout."""
 
-_FUNCTION_ARN = re.compile(r"\$\{(\w+)\.Arn\}")
+# The integration's target: ``${Function.Arn}``, or ``${FunctionAliaslive}`` (an alias's Ref is its ARN)
+# when the function has an AutoPublishAlias.
+_INVOKED_ARN = re.compile(r"/functions/\$\{(\w+?)(?:\.Arn)?\}/invocations")
 _SUB_VARIABLE = re.compile(r"\$\{([\w:]+)\}")
 
 
@@ -74,8 +76,9 @@ class RestApi:
             if resource.get("Type") == "AWS::ApiGateway::RestApi"
         )
         resolve = _Resolver(parameters)
+        functions = _aliased_functions(cfn_template.get("Resources", {}))
         resources = [
-            Resource(path, {verb.upper(): _method(spec, resolve) for verb, spec in methods.items()})
+            Resource(path, {verb.upper(): _method(spec, resolve, functions) for verb, spec in methods.items()})
             for path, methods in body.get("paths", {}).items()
         ]
         responses = {
@@ -128,13 +131,23 @@ class RestApi:
         return GatewayAnswer(status, headers, json.dumps({"message": message}, separators=(",", ":")))
 
 
-def _method(spec: Mapping[str, Any], resolve: _Resolver) -> Method:
+def _aliased_functions(resources: Mapping[str, Any]) -> dict[str, str]:
+    """Alias logical id -> the logical id of its function (``FunctionName: {"Ref": ...}``)."""
+    return {
+        logical_id: resource["Properties"]["FunctionName"]["Ref"]
+        for logical_id, resource in resources.items()
+        if resource.get("Type") == "AWS::Lambda::Alias" and "Ref" in resource["Properties"].get("FunctionName", {})
+    }
+
+
+def _method(spec: Mapping[str, Any], resolve: _Resolver, aliased: Mapping[str, str]) -> Method:
     integration = spec.get("x-amazon-apigateway-integration") or {}
     if integration.get("type") == "aws_proxy":
         uri = integration.get("uri")
         text = uri.get("Fn::Sub", "") if isinstance(uri, dict) else str(uri)
-        found = _FUNCTION_ARN.search(text)
-        return Method(function_logical_id=found.group(1) if found else None)
+        found = _INVOKED_ARN.search(text)
+        target = found.group(1) if found else None
+        return Method(function_logical_id=aliased.get(target, target) if target else None)
     default = (integration.get("responses") or {}).get("default") or {}
     headers = {
         name.removeprefix("method.response.header."): resolve.literal(value)

@@ -16,6 +16,10 @@ class ApiKeys:
     def __init__(self, secrets_client: Any) -> None:
         self._provider = SecretsProvider(boto3_client=secrets_client)
 
+    def forget(self) -> None:
+        """Drop the cached keys: the next ``get`` of each fetches it (before a SnapStart snapshot)."""
+        self._provider.clear_cache()  # type: ignore[no-untyped-call]  # Powertools leaves it unannotated
+
     def get(self, secret_name: str) -> str:
         value = str(self._provider.get(secret_name, max_age=SECRET_CACHE_SECONDS))
         if value.lstrip().startswith("{"):

@@ -42,7 +42,13 @@ class BudgetedRequestsClient(stripe.RequestsClient):
     """stripe.RequestsClient whose attempts and retries end before the invocation's deadline."""
 
     def __init__(self, attempt_seconds: float) -> None:
-        super().__init__(timeout=attempt_seconds, session=_BoundedSession(attempt_seconds))
+        self._bounded_session = _BoundedSession(attempt_seconds)
+        super().__init__(timeout=attempt_seconds, session=self._bounded_session)
+
+    def close(self) -> None:
+        # The SDK's close() only closes the session of the thread calling it, and only once that thread
+        # made a request; ours is one session for every thread. It stays usable: requests opens new pools.
+        self._bounded_session.close()
 
     def request_with_retries(
         self,

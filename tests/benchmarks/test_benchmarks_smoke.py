@@ -85,6 +85,33 @@ def test_cold_start_prints_imports_ratio_and_importtime_breakdown() -> None:
     )
 
 
+def test_cold_donor_prints_cold_and_warm_at_both_cpu_shares_and_what_dominates() -> None:
+    from benchmarks import cold_donor
+
+    # Given one fresh interpreter per variant, one warm donation each, one instrumented run
+    out = io.StringIO()
+
+    # When the script runs
+    assert cold_donor.main(["--rounds", "1", "--warm", "1", "--breakdown", "1", "--charge-ms", "20"], out=out) == 0
+
+    # Then every donation was charged (201), both variants are timed, scaled, compared and attributed
+    text = out.getvalue()
+    assert "answers other than 201" not in text
+    for variant in ("cold (.pyc)", "cold (no .pyc)"):
+        assert re.search(rf"^{re.escape(variant)}\s+1\s", text, re.MULTILINE), variant
+    for heading in ("at Lambda's CPU share", "paired by round", "where the first and a warm donation", "INIT imports"):
+        assert heading in text
+    assert "Stripe PaymentIntent" in text and "AWS dynamodb" in text
+    summary = text.strip().splitlines()[-1]
+    assert summary.startswith("cold_donor:") and summary.endswith("INFO"), summary
+    _sane(
+        _number(r"cold p50=" + NUMBER, summary),
+        _number(r"warm p50=" + NUMBER, summary),
+        _number(r"cold/warm=" + NUMBER, summary),
+        _number(r"without .pyc cold x" + NUMBER, summary),
+    )
+
+
 def test_drain_rate_prints_both_loops_and_their_ratio() -> None:
     from benchmarks import drain_rate
 

@@ -6,6 +6,11 @@ provides (boto3 and its dependencies) on the path; the handler module must impor
 callable `lambda_handler`. The layer holds compiled wheels (pydantic_core...), which an x86_64
 machine cannot load from an arm64 build: there the imports run against a second build of the same
 template for the machine's architecture, while the arm64 build is checked for its layout and wheels.
+
+Every module ships with its bytecode (infra/sam_build/Makefile): /var/task and /opt are read-only, so a
+module without it is compiled on every cold start. The import runs as on Lambda after `sam package`:
+the sources' modification time 1980-01-01 (the zip's), nothing written, and no module of the build
+may be compiled from source (``python -v`` says which file each module's code object came from).
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from tests.infra.tooling import tool, tool_env
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
 
 PYENV_VERSION = "3.11.7:3.12.1"  # puts python3.12 on PATH next to the project's 3.11 (TOOLING.md)
+ZIP_EPOCH = 315_532_800  # 1980-01-01: `sam package` writes its zip entries without a date (zipfile's default)
+UNCHECKED_HASH = 0b01  # PEP 552 flags: hash-based, source not checked
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py")
 HOST_IS_ARM = platform.machine().lower() in ("aarch64", "arm64")
 IMPORT_HANDLER = """
@@ -58,7 +65,8 @@ def _for_architecture(template: Template, architecture: str) -> Template:
     return variant
 
 
-def _sam_build(template: Path, build_dir: Path) -> subprocess.Popen[str]:
+def _sam_build(template: Path, build_dir: Path, architecture: str | None) -> subprocess.Popen[str]:
+    """``architecture``: for infra/sam_build/Makefile, which SAM does not tell; None leaves its default (arm64)."""
     command = [
         str(tool("sam")), "build", "--template-file", str(template), "--build-dir", str(build_dir),
         "--base-dir", str(PROJECT_ROOT),
@@ -66,7 +74,7 @@ def _sam_build(template: Path, build_dir: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(  # noqa: S603 - fixed arguments
         command,
         cwd=PROJECT_ROOT,
-        env=tool_env(PYENV_VERSION=PYENV_VERSION),
+        env=tool_env(PYENV_VERSION=PYENV_VERSION, **({"LAMBDA_ARCHITECTURE": architecture} if architecture else {})),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -105,10 +113,46 @@ def builds(sam_template: Template, tmp_path_factory: pytest.TempPathFactory) -> 
         variant = root / "template-x86_64.json"
         variant.write_text(json.dumps(_for_architecture(sam_template, "x86_64")))
         targets["x86_64"] = variant
-    processes = {arch: _sam_build(template, root / arch) for arch, template in targets.items()}
+    # The template's own build (arm64) with the Makefile's default architecture, which must agree with it.
+    processes = {
+        arch: _sam_build(template, root / arch, None if arch == "arm64" else arch) for arch, template in targets.items()
+    }
     for process in processes.values():
         _wait(process)
+    for arch in targets:  # as `sam package` zips them, and Lambda unzips them
+        for source in (root / arch).rglob("*.py"):
+            os.utime(source, (ZIP_EPOCH, ZIP_EPOCH))
     return {arch: root / arch for arch in targets}
+
+
+def _built_dirs(sam_template: Template, build: Path) -> list[Path]:
+    return [build / logical_id for logical_id in _functions(sam_template)] + [build / "CoreLayer" / "python"]
+
+
+def test_every_module_ships_its_bytecode_for_python_3_12(sam_template: Template, builds: dict[str, Path]) -> None:
+    magic = bytes.fromhex(
+        subprocess.run(  # noqa: S603 - fixed arguments
+            [_python312(), "-c", "import importlib.util; print(importlib.util.MAGIC_NUMBER.hex())"],
+            env={**os.environ, "PYENV_VERSION": PYENV_VERSION},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
+    for directory in _built_dirs(sam_template, builds["arm64"]):
+        sources = list(directory.rglob("*.py"))
+        assert sources, directory
+        missing, wrong = [], []
+        for source in sources:
+            compiled = source.parent / "__pycache__" / f"{source.stem}.cpython-312.pyc"
+            if not compiled.is_file():
+                missing.append(source)
+                continue
+            header = compiled.read_bytes()[:8]
+            if header[:4] != magic or int.from_bytes(header[4:8], "little") != UNCHECKED_HASH:
+                wrong.append(compiled)
+        assert missing == [], f"{len(missing)} of {len(sources)} modules without bytecode, e.g. {missing[:3]}"
+        assert wrong == [], f"not Python 3.12's unchecked-hash bytecode: {wrong[:3]}"
 
 
 def test_arm64_build_has_each_handler_and_the_core_layer(sam_template: Template, builds: dict[str, Path]) -> None:
@@ -144,16 +188,23 @@ def test_built_handler_imports_like_on_lambda(
     }
 
     result = subprocess.run(  # noqa: S603 - fixed arguments
-        [_python312(), "-s", "-c", IMPORT_HANDLER, handler],
+        [_python312(), "-s", "-v", "-c", IMPORT_HANDLER, handler],
         cwd=tmp_path,  # nothing importable from the working tree
-        env=env,
+        env={**env, "PYTHONDONTWRITEBYTECODE": "1"},  # read-only, as /var/task and /opt are
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
 
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stderr[-3000:]
+    # "# code object from <file>.py" (unquoted) is a module compiled from source; from bytecode it names the .pyc.
+    compiled_here = [
+        line
+        for line in result.stderr.splitlines()
+        if line.startswith(f"# code object from {build}") and line.endswith(".py")
+    ]
+    assert compiled_here == [], f"{len(compiled_here)} modules compiled at import, e.g. {compiled_here[:3]}"
     origins = json.loads(result.stdout.strip().splitlines()[-1])
     assert origins["handler"].startswith(str(function_dir))
     assert origins["donations"].startswith(str(layer_dir))

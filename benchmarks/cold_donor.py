@@ -1,0 +1,312 @@
+"""Cold donor: from a fresh interpreter to the answer of the first donation, vs a warm donation, in one run.
+
+The charge function runs as on Lambda (benchmarks/lambda_layout.py): its folder and the layer copied
+out, ``python -S``, nothing writable, its environment as the template deployed it into moto (a moto
+server in its own process), tracing on (X-Ray segments to a UDP sink on loopback), the Stripe
+emulator answering PaymentIntents in ``--charge-ms`` (+/- 10 %). Each round starts one fresh
+interpreter per variant, in a shuffled order; each does INIT (the handler's import), the first
+donation (the key from Secrets Manager, the first connections, the request through the real handler)
+and then ``--warm`` donations, so cold and warm samples share the machine's noise:
+
+* ``cold (.pyc)``: the build as infra/sam_build/Makefile ships it, every module with its bytecode;
+* ``cold (no .pyc)``: the same files without bytecode, as SAM's python builder shipped them;
+* ``cold @REF (.pyc)`` with ``--compare REF``: another revision's code (e.g. main), same layout.
+
+Figures are also given at the CPU share Lambda gives the template's MemorySize (lambda_layout.on_lambda).
+A few more interpreters, instrumented and run under ``-X importtime`` (``--breakdown``), say what
+dominates: the imports of INIT, what the first donation still imports, and where its time goes.
+
+    python -m benchmarks.cold_donor [--rounds 10 --warm 3 --charge-ms 300 --breakdown 3 --compare main]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from benchmarks.common import DUMMY_AWS_ENV, benchmark_process, free_port, machine
+from benchmarks.lambda_layout import ROOT, Layout, export_tree, lay_out, layer_files
+
+FUNCTION = "ChargeFunction"
+CHILD = Path(__file__).with_name("cold_donor_child.py")
+BOOTSTRAP = "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+STRIPE_KEY = "sk_test_cold_donor"
+PYC, NO_PYC = "cold (.pyc)", "cold (no .pyc)"
+
+
+@dataclass
+class ColdDonorConfig:
+    rounds: int = 10
+    warm: int = 3
+    charge_ms: float = 300.0
+    jitter: float = 0.10
+    seed: int = 7
+    breakdown: int = 3
+    compare: str | None = None
+
+
+@dataclass
+class Sample:
+    """One fresh interpreter: ms from the spawn to each point, and the CPU time of each phase."""
+
+    start: float  # interpreter start-up, up to the first line of the child
+    init_wall: float
+    init_cpu: float
+    first_wall: float
+    first_cpu: float
+    warm_wall: list[float]
+    warm_cpu: list[float]
+    statuses: list[int]
+
+    @property
+    def cold(self) -> float:
+        return self.start + self.init_wall + self.first_wall
+
+
+@dataclass
+class ColdDonorResult:
+    config: ColdDonorConfig
+    memory_mb: int
+    samples: dict[str, list[Sample]]
+    breakdown: list[dict[str, Any]]
+    importtime: dict[str, list[str]]
+    machine: str
+    started_at: str
+    load: str
+    segments: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+class _UdpSink:
+    """Where the X-Ray SDK sends its segments (AWS_XRAY_DAEMON_ADDRESS): loopback, counted, dropped."""
+
+    def __init__(self) -> None:
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.settimeout(0.2)
+        self.datagrams = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.socket.getsockname()[1]}"
+
+    def _drain(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.socket.recv(65536)
+                self.datagrams += 1
+            except (TimeoutError, OSError):
+                continue
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.socket.close()
+
+
+@dataclass
+class _World:
+    moto_url: str
+    stripe_url: str
+    xray: str
+    spec: Any  # infra.deploy.FunctionSpec of the charge function
+
+
+@contextmanager
+def _world(config: ColdDonorConfig) -> Iterator[tuple[_World, Any, _UdpSink]]:
+    """moto (own process) with the template deployed, the Stripe key stored, the Stripe emulator, the UDP sink."""
+    from infra.deploy import AwsClients, deploy_to_moto, load_template, translate
+    from infra.emulators.stripe import StripeEmulator
+    from infra.local.moto_process import MotoProcess
+
+    moto = MotoProcess(free_port()).start()
+    stripe = StripeEmulator().start()
+    sink = _UdpSink()
+    try:
+        clients = AwsClients(endpoint_url=moto.url)
+        stack = deploy_to_moto(
+            translate(load_template(ROOT / "template.yaml")), stack_name="cold-donor", clients=clients
+        )
+        spec = stack.functions[FUNCTION]
+        clients("secretsmanager").create_secret(Name=spec.environment["STRIPE_SECRET_NAME"], SecretString=STRIPE_KEY)
+        stripe.set_latency("POST /v1/payment_intents", config.charge_ms, config.charge_ms * config.jitter)
+        stripe.seed(config.seed)
+        yield _World(moto.url, stripe.url, sink.address, spec), stripe, sink
+    finally:
+        sink.close()
+        stripe.stop()
+        moto.stop()
+
+
+def _environment(world: _World, layout: Layout) -> dict[str, str]:
+    """The charge function's process environment on Lambda, its AWS calls sent to moto."""
+    spec = world.spec
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "TZ": ":UTC",
+        **DUMMY_AWS_ENV,
+        "AWS_REGION": DUMMY_AWS_ENV["AWS_DEFAULT_REGION"],
+        "LAMBDA_TASK_ROOT": str(layout.function_dir),
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
+        "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+        "AWS_LAMBDA_FUNCTION_VERSION": "1",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_size),
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "AWS_XRAY_DAEMON_ADDRESS": world.xray,
+        "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+        "_HANDLER": spec.handler,
+        "FUNCTION_TIMEOUT": str(spec.timeout),
+        "PYTHONDONTWRITEBYTECODE": "1",  # read-only, as /var/task and /opt are
+        **spec.environment,
+        "AWS_ENDPOINT_URL": world.moto_url,
+        "STRIPE_API_BASE": world.stripe_url,
+    }
+
+
+def _events(directory: Path, count: int) -> Path:
+    from infra.local.events import api_gateway_event
+
+    body = {"amount": 2500, "currency": "usd", "email": "ada@example.org", "name": "Ada Lovelace"}
+    events = [
+        api_gateway_event(
+            "POST",
+            "/donations",
+            body={**body, "payment_method": "pm_card_visa", "save_card": False},
+            headers={"Content-Type": "application/json", "Idempotency-Key": f"cold-donor-{uuid.uuid4()}"},
+            resource="/donations",
+        )
+        for _ in range(count)
+    ]
+    path = directory / f"events-{uuid.uuid4().hex}.json"
+    path.write_text(json.dumps(events))
+    return path
+
+
+def _run_child(
+    world: _World, layout: Layout, events: Path, *options: str, instrument: bool = False
+) -> tuple[dict[str, Any], str, float]:
+    """(the child's report, its stderr, the wall clock at its spawn)."""
+    module = world.spec.handler.rsplit(".", 1)[0]
+    command = [sys.executable, "-S", *options, "-c", BOOTSTRAP, str(CHILD), json.dumps(layout.paths), module]
+    command += [str(events), *(["--instrument"] if instrument else [])]
+    spawned = time.time()
+    completed = subprocess.run(  # noqa: S603 - our interpreter and script
+        command, env=_environment(world, layout), cwd=events.parent, capture_output=True, text=True, timeout=180
+    )
+    report = next((line for line in reversed(completed.stdout.splitlines()) if line.startswith('{"started"')), None)
+    if completed.returncode != 0 or report is None:
+        raise RuntimeError(f"the cold donor child failed:\n{completed.stderr[-3000:]}")
+    return json.loads(report), completed.stderr, spawned
+
+
+def sample(world: _World, layout: Layout, events: Path) -> Sample:
+    report, _, spawned = _run_child(world, layout, events)
+    first, *warm = report["invocations"]
+    return Sample(
+        start=(report["started"] - spawned) * 1000,
+        init_wall=report["init"]["wall"],
+        init_cpu=report["init"]["cpu"],
+        first_wall=first["wall"],
+        first_cpu=first["cpu"],
+        warm_wall=[w["wall"] for w in warm],
+        warm_cpu=[w["cpu"] for w in warm],
+        statuses=[i["status"] for i in report["invocations"]],
+    )
+
+
+def _layouts(config: ColdDonorConfig, workspace: Path, code_uri: str) -> dict[str, Layout]:
+    dependencies = layer_files(ROOT / "src" / "requirements.txt")
+    layouts = {
+        PYC: lay_out(ROOT, code_uri, workspace / "pyc", compiled=True, dependencies=dependencies),
+        NO_PYC: lay_out(ROOT, code_uri, workspace / "source", compiled=False, dependencies=dependencies),
+    }
+    if config.compare:
+        tree = export_tree(config.compare, workspace / "ref-tree")
+        layouts[f"cold @{config.compare} (.pyc)"] = lay_out(
+            tree, code_uri, workspace / "ref", compiled=True, dependencies=dependencies
+        )
+    return layouts
+
+
+def run(config: ColdDonorConfig, out: TextIO | None = None) -> ColdDonorResult:
+    out = out or sys.stdout
+    started_at = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    load = "load average {:.2f} {:.2f} {:.2f} at the start".format(*os.getloadavg())
+    with benchmark_process(), tempfile.TemporaryDirectory(prefix="cold-donor-") as workspace_name:
+        workspace = Path(workspace_name)
+        with _world(config) as (world, _, sink):
+            layouts = _layouts(config, workspace, world.spec.code_uri or "functions/charge/")
+            for layout in layouts.values():  # the page cache warmed; not measured
+                sample(world, layout, _events(workspace, 1))
+            print(f"{config.rounds} rounds x {len(layouts)} fresh interpreters, shuffled; {load}", file=out, flush=True)
+            samples: dict[str, list[Sample]] = {name: [] for name in layouts}
+            rng = random.Random(config.seed)
+            for round_no in range(config.rounds):
+                order = list(layouts)
+                rng.shuffle(order)
+                for name in order:
+                    samples[name].append(sample(world, layouts[name], _events(workspace, 1 + config.warm)))
+                if (round_no + 1) % 5 == 0:
+                    print(f"  {round_no + 1}/{config.rounds} rounds", file=out, flush=True)
+            breakdown, importtime = _breakdown(config, world, layouts[PYC], workspace)
+            segments = sink.datagrams
+    return ColdDonorResult(
+        config, world.spec.memory_size, samples, breakdown, importtime, machine(), started_at, load, segments
+    )
+
+
+def _breakdown(
+    config: ColdDonorConfig, world: _World, layout: Layout, workspace: Path
+) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """Instrumented interpreters under -X importtime: attribution only, never the timed samples."""
+    reports: list[dict[str, Any]] = []
+    stderrs: list[str] = []
+    for _ in range(config.breakdown):
+        report, stderr, _ = _run_child(
+            world, layout, _events(workspace, 1 + max(1, config.warm)), "-X", "importtime", instrument=True
+        )
+        reports.append(report)
+        stderrs.append(stderr)
+    return reports, {"stderr": stderrs}
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    from benchmarks.cold_donor_report import report
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.cold_donor", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", "-n", type=int, default=10, help="fresh interpreters per variant")
+    parser.add_argument("--warm", type=int, default=3, help="warm donations after each first one")
+    parser.add_argument("--charge-ms", type=float, default=300.0, help="the Stripe emulator's PaymentIntent latency")
+    parser.add_argument("--breakdown", type=int, default=3, help="instrumented interpreters for the attribution")
+    parser.add_argument("--compare", metavar="REF", help="also run this git revision's code (e.g. main)")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.warm < 1:
+        parser.error("--rounds and --warm must be >= 1")
+    config = ColdDonorConfig(args.rounds, args.warm, args.charge_ms, 0.10, args.seed, args.breakdown, args.compare)
+    out = out or sys.stdout
+    result = run(config, out)
+    report(result, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
