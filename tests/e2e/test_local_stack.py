@@ -28,6 +28,19 @@ def _alarm(api: str, suffix: str) -> dict:
     )
 
 
+def _notified(api: str, suffix: str, state: str) -> list[dict]:
+    """The operator notifications for an alarm's change to ``state``, newest first, once there is one: the
+    notifier (SNS -> Lambda) relays them a moment after the alarm changed."""
+    return wait_for(
+        lambda: [
+            n
+            for n in requests.get(f"{api}/_local/status", timeout=10).json()["notifications"]
+            if n["message"].get("AlarmName", "").endswith(suffix) and n["message"]["NewStateValue"] == state
+        ],
+        what=f"the {suffix} {state} notification",
+    )
+
+
 def _ops(stack, *args: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
@@ -129,22 +142,17 @@ def test_an_outage_parks_the_receipt_raises_the_alarm_and_a_redrive_recovers(loc
             what="the receipt DLQ alarm",
         )
         assert "crossed the threshold" in alarm["reason"]
-        notifications = requests.get(f"{local_stack.api}/_local/status", timeout=10).json()["notifications"]
-        # Newest first; the alarm may already have cleared again (periods pass 60 times faster here).
-        fired = [
-            n
-            for n in notifications
-            if n["message"].get("AlarmName", "").endswith("receipt-dlq-not-empty")
-            and n["message"]["NewStateValue"] == "ALARM"
-        ]
-        assert fired and fired[0]["subject"].startswith("ALARM")
+        # The alarm may already have cleared again (periods pass 10 times faster here).
+        fired = _notified(local_stack.api, "receipt-dlq-not-empty", "ALARM")
+        assert fired[0]["subject"].startswith("ALARM")
         listing = _ops(local_stack, "dlq", "list", "ReceiptDLQ")
         assert listing.returncode == 0, listing.stderr
         assert donation_id in listing.stdout
     finally:
         sendgrid.clear_faults()
 
-    redrive = _ops(local_stack, "redrive", "ReceiptDLQ")
+    # Only this donation's message: the stack is shared with other e2e tests, whose parked messages stay.
+    redrive = _ops(local_stack, "redrive", "ReceiptDLQ", "--donation", donation_id)
     assert redrive.returncode == 0, redrive.stderr
 
     # The step marks the receipt sent, then clears the earlier failure (two writes): wait for both.
@@ -155,9 +163,7 @@ def test_an_outage_parks_the_receipt_raises_the_alarm_and_a_redrive_recovers(loc
     assert done["status"] == "succeeded"
     assert len(sendgrid.outbox(donation_id)) == 1
     wait_for(lambda: _alarm(local_stack.api, "receipt-dlq-not-empty")["state"] == "OK", what="the alarm to clear")
-    notifications = requests.get(f"{local_stack.api}/_local/status", timeout=10).json()["notifications"]
-    cleared = [n for n in notifications if n["message"].get("AlarmName", "").endswith("receipt-dlq-not-empty")]
-    assert cleared[0]["message"]["NewStateValue"] == "OK"
+    assert _notified(local_stack.api, "receipt-dlq-not-empty", "OK")
 
 
 def test_a_refused_sendgrid_key_alerts_at_once_and_a_redrive_after_the_fix_recovers(local_stack):
@@ -173,15 +179,8 @@ def test_a_refused_sendgrid_key_alerts_at_once_and_a_redrive_after_the_fix_recov
             what="the SendGrid auth failure alarm",
         )
         assert "crossed the threshold" in alarm["reason"]
-        notifications = requests.get(f"{local_stack.api}/_local/status", timeout=10).json()["notifications"]
-        # Newest first; the alarm may already have cleared again (periods pass 60 times faster here).
-        fired = [
-            n
-            for n in notifications
-            if n["message"].get("AlarmName", "").endswith("sendgrid-auth-failures")
-            and n["message"]["NewStateValue"] == "ALARM"
-        ]
-        assert fired and "rotate the secret" in fired[0]["message"]["AlarmDescription"]
+        fired = _notified(local_stack.api, "sendgrid-auth-failures", "ALARM")
+        assert "rotate the secret" in fired[0]["message"]["AlarmDescription"]
         assert sendgrid.state()["requests"]["POST /v3/mail/send"] >= 1
     finally:
         sendgrid.reset()  # SendGrid accepts our key again (the operator's new key, in this stand-in)

@@ -3,6 +3,7 @@ and a stack that cannot charge never says "Ready."."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -77,12 +78,17 @@ def test_two_stacks_on_one_machine_each_work_and_the_ops_cli_finds_each(tmp_path
         _park_in_receipt_dlq(second, '{"schema_version": 1, "type": "send_receipt", "donation_id": "don_parked"}')
 
         # Then `donations-ops --local` with each stack's variables acts on that stack
+        # (`dlq list` reads donation records, and this message has none: it counts it; `dlq peek` receives it)
         listed_second = _ops_local(second, "dlq", "list", "receipt", "--json")
         listed_first = _ops_local(first, "dlq", "list", "receipt", "--json")
         assert listed_second.returncode == 0, listed_second.stderr
         assert listed_first.returncode == 0, listed_first.stderr
-        assert "don_parked" in listed_second.stdout
-        assert "don_parked" not in listed_first.stdout
+        assert json.loads(listed_second.stdout)["without_record"] == 1
+        assert json.loads(listed_first.stdout)["without_record"] == 0
+        peeked_second = _ops_local(second, "dlq", "peek", "receipt", "--json")
+        peeked_first = _ops_local(first, "dlq", "peek", "receipt", "--json")
+        assert "don_parked" in peeked_second.stdout and peeked_second.returncode == 0, peeked_second.stderr
+        assert "don_parked" not in peeked_first.stdout and peeked_first.returncode == 0, peeked_first.stderr
         assert _ops_local(first, "status").returncode == 0
     finally:
         stop_stack(first)
