@@ -14,7 +14,7 @@ rules differ: the statement, tax id and address are the charity's to set.
 from __future__ import annotations
 
 from donations import money
-from donations.models import Donation, StepStatus
+from donations.models import Donation
 from donations.settings import MailSettings
 
 
@@ -30,7 +30,7 @@ def receipt_data(donation: Donation, settings: MailSettings) -> dict[str, str]:
         "org_tax_id": settings.org_tax_id,
         "goods_or_services_statement": settings.goods_or_services_statement,
         "support_email": settings.support_email,
-        # The card's last 4 digits are known once the tokenize step saved it, which runs beside this one:
-        # a receipt sent first says nothing about the card.
-        "card_last4": (donation.card_last4 or "") if donation.card_status is StepStatus.DONE else "",
+        # The card charged: the charge records its last 4 digits from Stripe's answer (expand latest_charge),
+        # so the receipt names it whether or not the card is saved, and before the tokenize step ran.
+        "card_last4": donation.card_last4 or "",
     }

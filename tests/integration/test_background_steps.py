@@ -49,6 +49,7 @@ def test_end_to_end_the_card_is_saved_and_one_receipt_sent(world):
     assert rendered["subject"] == f"Receipt for your donation to {world.settings.org_name}"
     for body in (rendered["html"], rendered["text"]):
         assert "$25.00" in body and "Ada Lovelace" in body and donation_id in body
+        assert "nding in 4242" in body  # the card charged, from the charge's own answer from Stripe
     view = world.get(f"/donations/{donation_id}").body
     assert (view["status"], view["card_saved"], view["receipt_sent"], view["failed_step"]) == (
         "succeeded",

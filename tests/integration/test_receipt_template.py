@@ -154,12 +154,13 @@ def test_the_date_is_the_day_in_the_charitys_time_zone(emulator, settings):
     assert "December 31, 2026" in rendered["text"]  # still 2026 in New York: that tax year's gift
 
 
-def test_the_card_line_appears_once_the_card_was_saved(emulator, settings):
-    saved = donation(donation_id="don_receiptcardaaaaaaaaaaaaa", card_status=StepStatus.DONE, card_last4="4242")
-    not_yet = donation(donation_id="don_receiptnocardaaaaaaaaaaa", card_last4="4242")  # saving still pending
+def test_the_card_line_appears_when_the_charge_named_the_card(emulator, settings):
+    named = donation(donation_id="don_receiptcardaaaaaaaaaaaaa", card_last4="4242")  # saving still pending
+    unnamed = donation(donation_id="don_receiptnocardaaaaaaaaaaa", card_status=StepStatus.DONE)
 
-    assert "Ending in 4242" in send(emulator, settings, saved)["html"]
-    assert "4242" not in send(emulator, settings, not_yet)["html"]
+    assert "Ending in 4242" in send(emulator, settings, named)["html"]
+    assert "ending in 4242" in send(emulator, settings, named)["text"]
+    assert "Card" not in send(emulator, settings, unnamed)["html"]
 
 
 def test_an_empty_tax_id_or_statement_is_left_out(emulator, settings):
