@@ -256,3 +256,24 @@ def test_follow_ups_not_published_are_flagged_for_the_reconciler_and_the_donor_s
     assert donation.status is DonationStatus.SUCCEEDED
     assert donation.followups_published is False
     assert world.stripe.charges_for(donation.donation_id) == 1
+
+
+def test_each_request_is_logged_with_its_own_donation_only(world, captured_logs):
+    def logged(message: str) -> list[dict]:
+        lines = [json.loads(line) for line in captured_logs().splitlines() if line.startswith('{"level"')]
+        return [line for line in lines if line["message"] == message]
+
+    # Given a declined donation, logged with its id and masked donor
+    declined = world.post({**DONATION, "payment_method": "pm_card_chargeDeclined"}, key="key-logged-first")
+    assert declined.status == 402
+    [decline] = logged("Donation declined")
+    assert decline["donation_id"] and decline["donor"] == "a***@e***.org"
+
+    # When the next request, in the same execution environment, is refused before it names a donation
+    refused = world.post({**DONATION, "amount": 0}, key="key-logged-second")
+    assert refused.status == 400
+
+    # Then its log line carries no key of the earlier request (Powertools keeps appended keys until cleared)
+    [refusal] = logged("Request refused")
+    assert refusal["code"] == "invalid_amount"
+    assert "donation_id" not in refusal and "donor" not in refusal, refusal
