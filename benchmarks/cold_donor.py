@@ -184,17 +184,22 @@ def _environment(world: _World, layout: Layout) -> dict[str, str]:
 def _events(directory: Path, count: int) -> Path:
     from infra.local.events import api_gateway_event
 
-    body = {"amount": 2500, "currency": "usd", "email": "ada@example.org", "name": "Ada Lovelace"}
-    events = [
-        api_gateway_event(
-            "POST",
-            "/donations",
-            body={**body, "payment_method": "pm_card_visa", "save_card": False},
-            headers={"Content-Type": "application/json", "Idempotency-Key": f"cold-donor-{uuid.uuid4()}"},
-            resource="/donations",
+    # Each donation another donor from another address: one donor giving again and again from one
+    # address is what the card-testing checks refuse (403 before Stripe), which is not a donation.
+    events = []
+    for _ in range(count):
+        donor = uuid.uuid4()
+        body = {"amount": 2500, "currency": "usd", "email": f"donor-{donor.hex[:12]}@example.org", "name": "Ada"}
+        events.append(
+            api_gateway_event(
+                "POST",
+                "/donations",
+                body={**body, "payment_method": "pm_card_visa", "save_card": False},
+                headers={"Content-Type": "application/json", "Idempotency-Key": f"cold-donor-{donor}"},
+                resource="/donations",
+                source_ip=f"198.51.{donor.int % 250}.{donor.int // 250 % 250 + 1}",
+            )
         )
-        for _ in range(count)
-    ]
     path = directory / f"events-{uuid.uuid4().hex}.json"
     path.write_text(json.dumps(events))
     return path
