@@ -170,6 +170,11 @@ def isolated_clients(*, endpoint_url: str | None = None) -> AwsClients:
     return AwsClients(session, endpoint_url=endpoint_url)
 
 
+# The optional parts on, so the contract checks see every resource the template can create (the
+# dashboard, the topics' KMS key); the defaults leave both out (test_template_contracts).
+EVERYTHING_ON = {"EnableDashboard": "true", "EncryptOperatorTopics": "true"}
+
+
 def deploy_and_observe(cfn_template: Template, clients: AwsClients, stack_name: str, **parameters: Any) -> Deployed:
     """Create the translated template in moto (see infra.deploy.deploy_to_moto) and describe it."""
     stack = deploy_to_moto(cfn_template, stack_name=stack_name, parameters=parameters, clients=clients)
