@@ -36,7 +36,7 @@ Layout: ``cost_run`` (the donations through the pipeline), ``cost_metering`` (wh
 way), ``cost_pricing`` (priced lines, prices.toml), ``cost_reporting`` (the tables); this module is
 the command line.
 
-    python -m benchmarks.cost_model [--donations 200] [--delivery per-donation|batched]
+    python -m benchmarks.cost_model [--donations 200] [--delivery per-donation|batched] [--parameter SnapStart=true]
 """
 
 from __future__ import annotations
@@ -82,7 +82,16 @@ def parse_args(argv: Sequence[str] | None) -> CostConfig:
     )
     parser.add_argument("--init-repeats", type=int, default=defaults.init_repeats)
     parser.add_argument("--prices", type=Path, default=defaults.prices_path)
+    parser.add_argument(
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="price the fixed lines with this template parameter (e.g. SnapStart=true EnableDashboard=true)",
+    )
     args = parser.parse_args(argv)
+    if any("=" not in p for p in args.parameter):
+        parser.error("--parameter NAME=VALUE")
     if args.donations < 1 or not 0 <= args.save_card_share <= 1 or not 0 <= args.cold_start_share <= 1:
         parser.error("--donations >= 1; shares within [0, 1]")
     init = None
@@ -101,6 +110,7 @@ def parse_args(argv: Sequence[str] | None) -> CostConfig:
         init_ms=init,
         init_repeats=args.init_repeats,
         prices_path=args.prices,
+        parameters=dict(p.split("=", 1) for p in args.parameter),
     )
 
 
