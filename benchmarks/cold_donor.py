@@ -5,7 +5,7 @@ out, ``python -S``, nothing writable, its environment as the template deployed i
 server in its own process), tracing on (X-Ray segments to a UDP sink on loopback), the Stripe
 emulator answering PaymentIntents in ``--charge-ms`` (+/- 10 %). Each round starts one fresh
 interpreter per variant, in a shuffled order; each does INIT (the handler's import), the first
-donation (the key from Secrets Manager, the first connections, the request through the real handler)
+donation (the key from Parameter Store, the first connections, the request through the real handler)
 and then ``--warm`` donations, so cold and warm samples share the machine's noise:
 
 * ``cold (.pyc)``: the build as infra/sam_build/Makefile ships it, every module with its bytecode;
@@ -145,7 +145,10 @@ def _world(config: ColdDonorConfig) -> Iterator[tuple[_World, Any, _UdpSink]]:
             translate(load_template(ROOT / "template.yaml")), stack_name="cold-donor", clients=clients
         )
         spec = stack.functions[FUNCTION]
-        clients("secretsmanager").create_secret(Name=spec.environment["STRIPE_SECRET_NAME"], SecretString=STRIPE_KEY)
+        key_name = spec.environment["STRIPE_SECRET_NAME"]
+        clients("ssm").put_parameter(Name=key_name, Value=STRIPE_KEY, Type="SecureString")
+        # Revisions before the keys moved to Parameter Store (--compare) read it from Secrets Manager.
+        clients("secretsmanager").create_secret(Name=key_name, SecretString=STRIPE_KEY)
         stripe.set_latency("POST /v1/payment_intents", config.charge_ms, config.charge_ms * config.jitter)
         stripe.seed(config.seed)
         yield _World(moto.url, stripe.url, sink.address, spec), stripe, sink

@@ -149,8 +149,8 @@ def _attribution(result: ColdDonorResult, out: TextIO) -> None:
     def rest(i: dict[str, float | dict[str, float]]) -> float:
         parts = i["attribution"]
         assert isinstance(parts, dict) and isinstance(i["wall"], float)
-        # The key fetch's Secrets Manager call is inside ApiKeys.get: counted once.
-        return i["wall"] - sum(ms for label, ms in parts.items() if label != "AWS secretsmanager")
+        # The key fetch's Parameter Store call is inside ApiKeys.get: counted once.
+        return i["wall"] - sum(ms for label, ms in parts.items() if label != "AWS ssm")
 
     rows.append(["the rest: handler, client set-up, Powertools, validation, X-Ray", median([rest(i) for i in firsts]),
                  median([rest(i) for i in warms])])  # fmt: skip

@@ -64,6 +64,8 @@ def fixed_lines(facts: TemplateFacts, prices: dict[str, Any], reconciler_run: fl
          "kms", facts.kms_keys * prices["kms"]["customer_managed_key_month"], ""),
         ("Secrets Manager", f"secrets: {facts.secrets}", "secrets_manager",
          facts.secrets * prices["secrets_manager"]["secret_month"], ""),
+        ("SSM Parameter Store", f"SecureString parameters (standard tier): {facts.secure_parameters}", "ssm",
+         facts.secure_parameters * prices["ssm"]["standard_parameter_month"], ""),
         ("SQS", f"idle long polling: {len(facts.sqs_event_sources)} event source mappings "
          f"(est. {IDLE_POLLERS} x {LONG_POLL_SECONDS} s polls, {idle_requests / 1e6:.2f} M requests)",
          "sqs", idle_requests * sqs["standard_requests_per_million"] / 1e6, ""),
@@ -92,7 +94,7 @@ def fixed_lines(facts: TemplateFacts, prices: dict[str, Any], reconciler_run: fl
 def _notice_run(facts: TemplateFacts, prices: dict[str, Any], function: str) -> float:
     lam, sqs, ddb, cw = prices["lambda"], prices["sqs"], prices["dynamodb"], prices["cloudwatch"]
     gb_s = NOTICE_MS / 1000 * facts.memory_mb[function] / 1024
-    return (
+    return float(
         lam["requests_per_million"] / 1e6
         + gb_s * lam["gb_second"]
         + NOTICE_SQS_CALLS * sqs["standard_requests_per_million"] / 1e6
@@ -142,7 +144,7 @@ def free_tier_savings(lines: Sequence[BillLine], facts: TemplateFacts, prices: d
     saved += min(facts.dashboards, cw["free_dashboards"]) * cw["dashboard_month"]
     polling = next((line.monthly[0] for line in lines if line.service == "SQS" and line.kind == "fixed"), 0.0)
     saved += min(polling, sqs["free_requests"] * sqs["standard_requests_per_million"] / 1e6)
-    return saved
+    return float(saved)
 
 
 def print_bill(lines: Sequence[BillLine], free_tier: float, out: TextIO) -> tuple[float, float]:

@@ -27,7 +27,8 @@ What is counted, and how:
   enters or leaves the index or a projected attribute changes, two when an index key changes
   (delete + put), sized by the projection; a read costs ceil(size / 4 KB) RRU, halved when
   eventually consistent (queries: by the bytes returned).
-* Secrets Manager: GetSecretValue calls made (Powertools caches for 5 minutes per environment).
+* Provider keys: SSM GetParameter calls made (free), each a KMS Decrypt of the SecureString (Powertools
+  caches for 5 minutes per environment).
 * CloudWatch Logs: the bytes the handlers write (JSON logs, EMF metric documents) + 26 bytes per
   event, plus estimated Lambda platform lines and API Gateway access log lines.
 * X-Ray: one trace per donation (active tracing; the trace id travels with the SQS messages).

@@ -109,7 +109,7 @@ def dynamodb_units(
 
 
 def api_call_lines(run: CostRun, calls: Sequence[AwsCall], prices: dict[str, Any]) -> tuple[list[Line], list[str]]:
-    """SQS, DynamoDB and Secrets Manager charges for these calls; notes about what was left out."""
+    """SQS, DynamoDB, Secrets Manager and KMS (SecureString reads) charges for these calls; notes left out."""
     sqs_p, ddb, sm = prices["sqs"], prices["dynamodb"], prices["secrets_manager"]
     lines: list[Line] = []
     notes: list[str] = []
@@ -144,11 +144,13 @@ def api_call_lines(run: CostRun, calls: Sequence[AwsCall], prices: dict[str, Any
         notes.append(f"DynamoDB operations priced at 1 WRU each (not modelled): {sorted(set(unknown))}")
     secret_calls = sum(1 for c in calls if c.service == "secretsmanager")
     if secret_calls:
-        lines.append(
-            Line(
-                "Secrets Manager", "GetSecretValue (cached 5 min)", secret_calls, "calls", sm["api_calls_per_10k"], 1e4
-            )
-        )
+        item = "GetSecretValue (cached 5 min)"
+        lines.append(Line("Secrets Manager", item, secret_calls, "calls", sm["api_calls_per_10k"], 1e4))
+    parameter_reads = sum(1 for c in calls if c.service == "ssm" and c.operation == "GetParameter")
+    if parameter_reads:
+        # SSM's standard GetParameter is free; each SecureString read is one KMS Decrypt (aws/ssm).
+        item = "Decrypt of a SecureString read (GetParameter, cached 5 min)"
+        lines.append(Line("KMS", item, parameter_reads, "requests", prices["kms"]["requests_per_10k"], 1e4))
     return lines, notes
 
 
@@ -249,7 +251,7 @@ def _reconciler_run(run: CostRun, prices: dict[str, Any]) -> float:
     per_run = sum(line.cost for line in lambda_lines(run, reconciler, prices)) / len(reconciler)
     per_run += sum(line.cost for line in api_call_lines(run, calls, prices)[0]) / len(reconciler)
     log_bytes = run.reconciler_log_bytes / len(reconciler) + PLATFORM_LOG_BYTES
-    return per_run + log_bytes / 1e9 * prices["cloudwatch"]["logs_ingestion_per_gb"]
+    return float(per_run + log_bytes / 1e9 * prices["cloudwatch"]["logs_ingestion_per_gb"])
 
 
 def _bytes_per_donation(run: CostRun) -> float:
@@ -280,7 +282,8 @@ def monthly_bill(model: CostModel) -> list[BillLine]:
     log_gb = sum(line.quantity for line in model.lines if line.service == "CloudWatch Logs") / run.donations
     bill += storage_lines(_bytes_per_donation(run), log_gb, facts, prices)
     sources = {"API Gateway": "api_gateway", "Lambda": "lambda", "SQS": "sqs", "DynamoDB": "dynamodb", "WAF": "waf",
-               "Secrets Manager": "secrets_manager", "CloudWatch Logs": "cloudwatch", "X-Ray": "xray"}  # fmt: skip
+               "Secrets Manager": "secrets_manager", "KMS": "kms", "CloudWatch Logs": "cloudwatch",
+               "X-Ray": "xray"}  # fmt: skip
     for service, per_1000 in model.by_service().items():
         optional = "EnableWaf" if service == "WAF" else ""
         monthly = tuple(per_1000 * volume / 1000 for volume in VOLUMES)

@@ -79,8 +79,8 @@ def sensitivity(model: CostModel, out: TextIO) -> None:
     rows.append(["handlers' own CPU time stretched to Lambda's CPU share", extra_gb_s * lam["gb_second"] * per_1000])
     rows.append(
         [
-            "GetSecretValue on every invocation (5-min cache always expired)",
-            len(invocations) * prices["secrets_manager"]["api_calls_per_10k"] / 1e4 * per_1000,
+            "a provider key read on every invocation (5-min cache always expired; one KMS Decrypt each)",
+            len(invocations) * prices["kms"]["requests_per_10k"] / 1e4 * per_1000,
         ]
     )
     api = prices["api_gateway"]

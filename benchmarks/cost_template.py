@@ -29,6 +29,9 @@ class TemplateFacts:
     dashboards: int
     kms_keys: int
     secrets: int
+    """Secrets Manager secrets the functions' roles may read ($0.40 a month each)."""
+    secure_parameters: int
+    """SSM SecureString parameters the roles may read (standard tier: no monthly fee)."""
     pitr_tables: list[str]
     sqs_event_sources: list[str]
     """Functions with an SQS event source mapping (each long-polls its queue all month)."""
@@ -64,7 +67,8 @@ def template_facts(template: Mapping[str, Any], overrides: Mapping[str, str] | N
         alarm_metrics={lid: _alarm_metrics(p) for lid, p in by_type.get("AWS::CloudWatch::Alarm", {}).items()},
         dashboards=len(by_type.get("AWS::CloudWatch::Dashboard", {})),
         kms_keys=len(by_type.get("AWS::KMS::Key", {})),
-        secrets=sum(1 for name in parameters if name.endswith("SecretName")),
+        secrets=len(_readable(resources, "secretsmanager:GetSecretValue")),
+        secure_parameters=len(_readable(resources, "ssm:GetParameter")),
         pitr_tables=[
             lid
             for lid, p in by_type.get("AWS::DynamoDB::Table", {}).items()
@@ -88,6 +92,23 @@ def template_facts(template: Mapping[str, Any], overrides: Mapping[str, str] | N
             if conditions.value(p.get("SnapStart", {}).get("ApplyOn", "None")) == "PublishedVersions"
         ],
     )
+
+
+def _readable(resources: Mapping[str, Any], action: str) -> set[str]:
+    """The resources (as written in the template) that some role's policy allows ``action`` on."""
+    found: set[str] = set()
+    for resource in resources.values():
+        if resource["Type"] not in ("AWS::IAM::Role", "AWS::IAM::Policy"):
+            continue
+        properties = resource.get("Properties", {})
+        documents = [p["PolicyDocument"] for p in properties.get("Policies", [])]
+        documents += [properties["PolicyDocument"]] if "PolicyDocument" in properties else []
+        for statement in (st for document in documents for st in document.get("Statement", [])):
+            actions = statement.get("Action", [])
+            if action in ([actions] if isinstance(actions, str) else actions):
+                targets = statement.get("Resource", [])
+                found |= {repr(t) for t in (targets if isinstance(targets, list) else [targets])}
+    return found
 
 
 def _alarm_metrics(properties: Mapping[str, Any]) -> int:

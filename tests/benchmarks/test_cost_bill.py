@@ -80,7 +80,22 @@ def test_fixed_cost_without_waf_and_snapstart_is_at_most_five_dollars(template, 
     # Each schedule is priced by its runs: the reconciler every 5 minutes, the growth notice every 15
     facts = template_facts(template)
     assert facts.schedules == {"ReconcilerFunction": 8640.0, "NotifierFunction": 2880.0}
-    assert len(facts.sqs_event_sources) == 2 and facts.secrets == 4
+    assert len(facts.sqs_event_sources) == 2
+    # The provider keys are 4 SecureString parameters (no monthly fee), not Secrets Manager secrets
+    assert (facts.secrets, facts.secure_parameters) == (0, 4)
+
+
+def test_a_secret_a_role_may_read_is_priced(template, prices) -> None:
+    # Given a copy of the template whose charge function may also read a Secrets Manager secret
+    grown = copy.deepcopy(template)
+    role = grown["Resources"]["ChargeFunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    role["Statement"].append(
+        {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "arn:aws:secretsmanager:x"}
+    )
+
+    # Then the bill has a secret at $0.40 a month
+    assert _fixed(template, prices)["Secrets Manager secrets"] == 0.0
+    assert _fixed(grown, prices)["Secrets Manager secrets"] == pytest.approx(0.40)
 
 
 def test_a_custom_metric_costs_the_hours_it_gets_data(prices) -> None:

@@ -545,9 +545,8 @@ def _own_resources(d: Deployed, function: FunctionSpec) -> set[str]:
         if value in tables:
             table = prefix.format(service="dynamodb") + f"table/{value}"
             own |= {table, f"{table}/index/*"}
-        if name.endswith("_SECRET_NAME"):
-            secret = prefix.format(service="secretsmanager") + f"secret:{value}"
-            own |= {f"{secret}-*", f"{secret}-??????"}
+        if name.endswith("_SECRET_NAME"):  # a SecureString parameter: its ARN drops the name's leading "/"
+            own.add(prefix.format(service="ssm") + f"parameter/{value.lstrip('/')}")
     for es in _sqs_sources(d):
         if es.function_logical_id == function.logical_id:
             own.add(d.queue_arn(es.source_logical_id))

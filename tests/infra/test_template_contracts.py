@@ -192,7 +192,7 @@ def test_environment_values_point_at_this_stack(deployed: Deployed) -> None:
     assert stack.functions["TokenizeFunction"].environment["TOKENIZE_DLQ_URL"] == stack.queues["TokenizeDLQ"]
     assert stack.functions["SendReceiptFunction"].environment["RECEIPT_DLQ_URL"] == stack.queues["ReceiptDLQ"]
     assert charge["STAGE"] == "test"
-    assert charge["STRIPE_SECRET_NAME"] == "donations/stripe-api-key"
+    assert charge["STRIPE_SECRET_NAME"] == "/donations/stripe-api-key"
 
 
 def test_event_sources_are_exposed_for_a_local_poller(deployed: Deployed) -> None:
