@@ -76,9 +76,10 @@ def test_two_stacks_on_one_machine_each_work_and_the_ops_cli_finds_each(tmp_path
         # And a message is parked in the second stack's receipt DLQ only
         _park_in_receipt_dlq(second, '{"schema_version": 1, "type": "send_receipt", "donation_id": "don_parked"}')
 
-        # Then `donations-ops --local` with each stack's variables acts on that stack
-        listed_second = _ops_local(second, "dlq", "list", "receipt", "--json")
-        listed_first = _ops_local(first, "dlq", "list", "receipt", "--json")
+        # Then `donations-ops --local` with each stack's variables acts on that stack (`dlq list` shows
+        # parked donations and only counts a message for an unknown one; `dlq peek` shows its body)
+        listed_second = _ops_local(second, "dlq", "peek", "receipt")
+        listed_first = _ops_local(first, "dlq", "peek", "receipt")
         assert listed_second.returncode == 0, listed_second.stderr
         assert listed_first.returncode == 0, listed_first.stderr
         assert "don_parked" in listed_second.stdout
