@@ -5,7 +5,7 @@ out, ``python -S``, nothing writable, its environment as the template deployed i
 server in its own process), tracing on (X-Ray segments to a UDP sink on loopback), the Stripe
 emulator answering PaymentIntents in ``--charge-ms`` (+/- 10 %). Each round starts one fresh
 interpreter per variant, in a shuffled order; each does INIT (the handler's import), the first
-donation (the key from Secrets Manager, the first connections, the request through the real handler)
+donation (the key from Parameter Store, the first connections, the request through the real handler)
 and then ``--warm`` donations, so cold and warm samples share the machine's noise:
 
 * ``cold (.pyc)``: the build as infra/sam_build/Makefile ships it, every module with its bytecode;
@@ -145,7 +145,10 @@ def _world(config: ColdDonorConfig) -> Iterator[tuple[_World, Any, _UdpSink]]:
             translate(load_template(ROOT / "template.yaml")), stack_name="cold-donor", clients=clients
         )
         spec = stack.functions[FUNCTION]
-        clients("secretsmanager").create_secret(Name=spec.environment["STRIPE_SECRET_NAME"], SecretString=STRIPE_KEY)
+        key_name = spec.environment["STRIPE_SECRET_NAME"]
+        clients("ssm").put_parameter(Name=key_name, Value=STRIPE_KEY, Type="SecureString")
+        # Revisions before the keys moved to Parameter Store (--compare) read it from Secrets Manager.
+        clients("secretsmanager").create_secret(Name=key_name, SecretString=STRIPE_KEY)
         stripe.set_latency("POST /v1/payment_intents", config.charge_ms, config.charge_ms * config.jitter)
         stripe.seed(config.seed)
         yield _World(moto.url, stripe.url, sink.address, spec), stripe, sink
@@ -184,17 +187,22 @@ def _environment(world: _World, layout: Layout) -> dict[str, str]:
 def _events(directory: Path, count: int) -> Path:
     from infra.local.events import api_gateway_event
 
-    body = {"amount": 2500, "currency": "usd", "email": "ada@example.org", "name": "Ada Lovelace"}
-    events = [
-        api_gateway_event(
-            "POST",
-            "/donations",
-            body={**body, "payment_method": "pm_card_visa", "save_card": False},
-            headers={"Content-Type": "application/json", "Idempotency-Key": f"cold-donor-{uuid.uuid4()}"},
-            resource="/donations",
+    # Each donation another donor from another address: one donor giving again and again from one
+    # address is what the card-testing checks refuse (403 before Stripe), which is not a donation.
+    events = []
+    for _ in range(count):
+        donor = uuid.uuid4()
+        body = {"amount": 2500, "currency": "usd", "email": f"donor-{donor.hex[:12]}@example.org", "name": "Ada"}
+        events.append(
+            api_gateway_event(
+                "POST",
+                "/donations",
+                body={**body, "payment_method": "pm_card_visa", "save_card": False},
+                headers={"Content-Type": "application/json", "Idempotency-Key": f"cold-donor-{donor}"},
+                resource="/donations",
+                source_ip=f"198.51.{donor.int % 250}.{donor.int // 250 % 250 + 1}",
+            )
         )
-        for _ in range(count)
-    ]
     path = directory / f"events-{uuid.uuid4().hex}.json"
     path.write_text(json.dumps(events))
     return path

@@ -69,7 +69,7 @@ class Attribution:
                 if hasattr(client, "meta"):
                     client.meta.events.register(event, handler)
         self._time(StripePayments, "charge", "Stripe PaymentIntent (StripePayments.charge)")
-        self._time(ApiKeys, "get", "Stripe key (ApiKeys.get: cache or Secrets Manager)")
+        self._time(ApiKeys, "get", "Stripe key (ApiKeys.get: cache or Parameter Store)")
 
     def _before(self, model: Any = None, context: Any = None, **_: Any) -> None:
         if context is not None and model is not None:

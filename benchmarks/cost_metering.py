@@ -186,7 +186,7 @@ class CapturingSink(NullSink):
 
     def __init__(self) -> None:
         super().__init__()
-        self.metrics: set[tuple[str, str, str]] = set()
+        self.metrics: dict[tuple[str, str, str], int] = {}
         self._pending: dict[int, str] = {}
 
     def write(self, text: str) -> int:
@@ -211,8 +211,9 @@ class CapturingSink(NullSink):
             for dimensions in directive.get("Dimensions", [[]]):
                 labels = ",".join(f"{name}={document.get(name)}" for name in dimensions)
                 for metric in directive.get("Metrics", []):
+                    key = (directive.get("Namespace", ""), metric["Name"], labels)
                     with self._lock:
-                        self.metrics.add((directive.get("Namespace", ""), metric["Name"], labels))
+                        self.metrics[key] = self.metrics.get(key, 0) + 1
 
 
 class WebhookFront:

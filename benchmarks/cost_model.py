@@ -27,7 +27,8 @@ What is counted, and how:
   enters or leaves the index or a projected attribute changes, two when an index key changes
   (delete + put), sized by the projection; a read costs ceil(size / 4 KB) RRU, halved when
   eventually consistent (queries: by the bytes returned).
-* Secrets Manager: GetSecretValue calls made (Powertools caches for 5 minutes per environment).
+* Provider keys: SSM GetParameter calls made (free), each a KMS Decrypt of the SecureString (Powertools
+  caches for 5 minutes per environment).
 * CloudWatch Logs: the bytes the handlers write (JSON logs, EMF metric documents) + 26 bytes per
   event, plus estimated Lambda platform lines and API Gateway access log lines.
 * X-Ray: one trace per donation (active tracing; the trace id travels with the SQS messages).
@@ -36,7 +37,7 @@ Layout: ``cost_run`` (the donations through the pipeline), ``cost_metering`` (wh
 way), ``cost_pricing`` (priced lines, prices.toml), ``cost_reporting`` (the tables); this module is
 the command line.
 
-    python -m benchmarks.cost_model [--donations 200] [--delivery per-donation|batched]
+    python -m benchmarks.cost_model [--donations 200] [--delivery per-donation|batched] [--parameter SnapStart=true]
 """
 
 from __future__ import annotations
@@ -82,7 +83,16 @@ def parse_args(argv: Sequence[str] | None) -> CostConfig:
     )
     parser.add_argument("--init-repeats", type=int, default=defaults.init_repeats)
     parser.add_argument("--prices", type=Path, default=defaults.prices_path)
+    parser.add_argument(
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="price the fixed lines with this template parameter (e.g. SnapStart=true EnableDashboard=true)",
+    )
     args = parser.parse_args(argv)
+    if any("=" not in p for p in args.parameter):
+        parser.error("--parameter NAME=VALUE")
     if args.donations < 1 or not 0 <= args.save_card_share <= 1 or not 0 <= args.cold_start_share <= 1:
         parser.error("--donations >= 1; shares within [0, 1]")
     init = None
@@ -101,6 +111,7 @@ def parse_args(argv: Sequence[str] | None) -> CostConfig:
         init_ms=init,
         init_repeats=args.init_repeats,
         prices_path=args.prices,
+        parameters=dict(p.split("=", 1) for p in args.parameter),
     )
 
 

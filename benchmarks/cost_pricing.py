@@ -15,16 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import AwsCall, median
+from benchmarks.cost_bill import VOLUMES, BillLine, fixed_lines, metric_lines, storage_lines
 from benchmarks.cost_metering import Invocation, index_write_units
-from benchmarks.cost_run import PRICES, RECONCILER, SECONDS_PER_MONTH, CostRun
+from benchmarks.cost_run import PRICES, RECONCILER, CostRun
 
 # Lambda writes START, END and REPORT lines per invocation (REPORT with Init Duration on cold
 # starts and the X-Ray ids when tracing is active): about 75 + 55 + 260 bytes.
 PLATFORM_LOG_BYTES = 390
 PLATFORM_LOG_EVENTS = 3
-# An SQS event source mapping long-polls with five connections while the queue is idle (20 s each).
-IDLE_POLLERS = 5
-LONG_POLL_SECONDS = 20
+# Items of the donations table are kept; the idempotency and velocity tables expire theirs (TTL).
+KEPT_TABLE = "DonationsTable"
+ITEM_OVERHEAD_BYTES = 100  # DynamoDB's storage overhead per item
 
 
 @dataclass
@@ -47,8 +48,9 @@ class CostModel:
     run: CostRun
     prices: dict[str, Any]
     lines: list[Line] = field(default_factory=list)
-    fixed: list[Line] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    bill: list[BillLine] = field(default_factory=list)
+    """The monthly bill at each of cost_bill.VOLUMES: the template's fixed lines, what grows, per donation."""
 
     @property
     def total(self) -> float:
@@ -107,7 +109,7 @@ def dynamodb_units(
 
 
 def api_call_lines(run: CostRun, calls: Sequence[AwsCall], prices: dict[str, Any]) -> tuple[list[Line], list[str]]:
-    """SQS, DynamoDB and Secrets Manager charges for these calls; notes about what was left out."""
+    """SQS, DynamoDB, Secrets Manager and KMS (SecureString reads) charges for these calls; notes left out."""
     sqs_p, ddb, sm = prices["sqs"], prices["dynamodb"], prices["secrets_manager"]
     lines: list[Line] = []
     notes: list[str] = []
@@ -142,11 +144,13 @@ def api_call_lines(run: CostRun, calls: Sequence[AwsCall], prices: dict[str, Any
         notes.append(f"DynamoDB operations priced at 1 WRU each (not modelled): {sorted(set(unknown))}")
     secret_calls = sum(1 for c in calls if c.service == "secretsmanager")
     if secret_calls:
-        lines.append(
-            Line(
-                "Secrets Manager", "GetSecretValue (cached 5 min)", secret_calls, "calls", sm["api_calls_per_10k"], 1e4
-            )
-        )
+        item = "GetSecretValue (cached 5 min)"
+        lines.append(Line("Secrets Manager", item, secret_calls, "calls", sm["api_calls_per_10k"], 1e4))
+    parameter_reads = sum(1 for c in calls if c.service == "ssm" and c.operation == "GetParameter")
+    if parameter_reads:
+        # SSM's standard GetParameter is free; each SecureString read is one KMS Decrypt (aws/ssm).
+        item = "Decrypt of a SecureString read (GetParameter, cached 5 min)"
+        lines.append(Line("KMS", item, parameter_reads, "requests", prices["kms"]["requests_per_10k"], 1e4))
     return lines, notes
 
 
@@ -204,17 +208,14 @@ def price(run: CostRun, prices: dict[str, Any]) -> CostModel:
     model.lines += lines
     model.notes += notes
     model.lines += _log_and_trace_lines(run, len(per_donation_invocations), prices)
-    model.fixed += _fixed_monthly_lines(run, prices)
-    model.fixed += _reconciler_lines(run, prices)
-    waf_lines, waf_fixed, waf_notes = _waf_lines(run, prices)
+    waf_lines, waf_notes = _waf_lines(run, prices)
     model.lines += waf_lines
-    model.fixed += waf_fixed
     model.notes += waf_notes
     model.notes.append(
-        "Not priced: DynamoDB storage and point-in-time recovery (per GB-month), KMS requests for the "
-        "AWS-managed table keys (cached data keys), data transfer out, free tiers, and the providers' "
-        "own fees (Stripe, SendGrid)."
+        "Not priced: KMS requests for the AWS-managed keys (DynamoDB, SQS and Lambda cache their data keys), "
+        "SNS e-mails past the free 1,000 a month, data transfer out, and the providers' own fees (Stripe, SendGrid)."
     )
+    model.bill = monthly_bill(model)
     return model
 
 
@@ -241,78 +242,86 @@ def _log_and_trace_lines(run: CostRun, invocations: int, prices: dict[str, Any])
     ]
 
 
-def _fixed_monthly_lines(run: CostRun, prices: dict[str, Any]) -> list[Line]:
-    cw, sqs_p = prices["cloudwatch"], prices["sqs"]
-    idle_requests = run.event_source_queues * IDLE_POLLERS * SECONDS_PER_MONTH / LONG_POLL_SECONDS
-    metrics = f"custom metrics from EMF ({len(run.emf_metrics)} metric+dimension sets seen)"
-    polling = (
-        f"idle polling, {run.event_source_queues} event source mappings "
-        f"(est. {IDLE_POLLERS} x {LONG_POLL_SECONDS} s long polls)"
-    )
-    secret_month = prices["secrets_manager"]["secret_month"]
-    return [
-        Line("CloudWatch", metrics, len(run.emf_metrics), "metric-months", cw["custom_metric_month"], 1),
-        Line(
-            "CloudWatch",
-            f"alarms ({run.alarms} in template.yaml)",
-            run.alarms,
-            "alarm-months",
-            cw["alarm_standard_month"],
-            1,
-        ),
-        Line(
-            "CloudWatch", f"dashboards ({run.dashboards})", run.dashboards, "dashboard-months", cw["dashboard_month"], 1
-        ),
-        Line("Secrets Manager", f"secrets ({run.secrets})", run.secrets, "secret-months", secret_month, 1),
-        Line("SQS", polling, idle_requests, "requests", sqs_p["standard_requests_per_million"], 1e6),
-    ]
-
-
-def _reconciler_lines(run: CostRun, prices: dict[str, Any]) -> list[Line]:
-    """The reconciler's measured run, priced by its schedule (a fixed cost: it runs with no donations too)."""
+def _reconciler_run(run: CostRun, prices: dict[str, Any]) -> float:
+    """One measured run of the reconciler, US$ (its schedule makes it a fixed cost)."""
     reconciler = [i for i in run.invocations if i.function == RECONCILER]
-    if not reconciler or not run.reconciler_runs_per_month:
-        return []
+    if not reconciler:
+        return 0.0
     calls = [c for c in run.calls if c.scope == RECONCILER]
-    per_run = sum(line.cost for line in lambda_lines(run, reconciler, prices))
-    per_run += sum(line.cost for line in api_call_lines(run, calls, prices)[0])
-    per_run += (run.reconciler_log_bytes + PLATFORM_LOG_BYTES) / 1e9 * prices["cloudwatch"]["logs_ingestion_per_gb"]
-    item = (
-        f"reconciler on its schedule ({run.reconciler_runs_per_month:,.0f} runs, "
-        f"{reconciler[0].duration_ms:.0f} ms measured)"
-    )
-    return [Line("Lambda", item, run.reconciler_runs_per_month, "runs", per_run, 1)]
+    per_run = sum(line.cost for line in lambda_lines(run, reconciler, prices)) / len(reconciler)
+    per_run += sum(line.cost for line in api_call_lines(run, calls, prices)[0]) / len(reconciler)
+    log_bytes = run.reconciler_log_bytes / len(reconciler) + PLATFORM_LOG_BYTES
+    return float(per_run + log_bytes / 1e9 * prices["cloudwatch"]["logs_ingestion_per_gb"])
+
+
+def _bytes_per_donation(run: CostRun) -> float:
+    """Bytes a donation keeps in the donations table: its items' largest size seen, + DynamoDB's overhead."""
+    puts = [
+        c
+        for c in run.calls
+        if c.service == "dynamodb"
+        and c.operation == "PutItem"
+        and run.table_labels.get((c.body or {}).get("TableName", ""), "") == KEPT_TABLE
+    ]
+    writes = [
+        c.extra["new"]["size"]
+        for c in run.calls
+        if c.service == "dynamodb"
+        and c.extra.get("new")
+        and run.table_labels.get((c.body or {}).get("TableName", ""), "") == KEPT_TABLE
+    ]
+    return len(puts) / run.donations * (max(writes, default=0) + ITEM_OVERHEAD_BYTES)
+
+
+def monthly_bill(model: CostModel) -> list[BillLine]:
+    """Fixed lines (template), lines that grow with the donations kept, and the measured per-donation lines."""
+    run, prices = model.run, model.prices
+    facts = run.template
+    bill = fixed_lines(facts, prices, _reconciler_run(run, prices))
+    bill.append(metric_lines(run.emf_metrics, run.donations, prices))
+    log_gb = sum(line.quantity for line in model.lines if line.service == "CloudWatch Logs") / run.donations
+    bill += storage_lines(_bytes_per_donation(run), log_gb, facts, prices)
+    sources = {"API Gateway": "api_gateway", "Lambda": "lambda", "SQS": "sqs", "DynamoDB": "dynamodb", "WAF": "waf",
+               "Secrets Manager": "secrets_manager", "KMS": "kms", "CloudWatch Logs": "cloudwatch",
+               "X-Ray": "xray"}  # fmt: skip
+    for service, per_1000 in model.by_service().items():
+        optional = "EnableWaf" if service == "WAF" else ""
+        monthly = tuple(per_1000 * volume / 1000 for volume in VOLUMES)
+        item = f"measured: ${per_1000:.4f} per 1,000 donations"
+        bill.append(BillLine("per donation", service, item, prices[sources[service]]["source"], monthly, optional))
+    restores = [i for i in run.invocations if i.function in facts.snapstart_functions]
+    if restores:
+        lam = prices["lambda"]
+        per_donation = (
+            sum(
+                run.config.cold_start_share * run.memory_mb[i.function] / 1024 * lam["snapstart_restore_gb"]
+                for i in restores
+            )
+            / run.donations
+        )
+        item = f"SnapStart restores ({run.config.cold_start_share:.0%} of invocations, per GB of MemorySize)"
+        monthly = tuple(per_donation * volume for volume in VOLUMES)
+        bill.append(BillLine("per donation", "Lambda", item, lam["source"], monthly, "SnapStart"))
+    return bill
 
 
 # The card-testing metrics (donations.screening): emitted only when an attempt is refused or a check fails.
 CARD_TESTING_METRICS = ("CardTestingRefusals (total, reason=velocity, reason=challenge)", "CardTestingCheckFailures")
 
 
-def _waf_lines(run: CostRun, prices: dict[str, Any]) -> tuple[list[Line], list[Line], list[str]]:
-    """WAF in front of the API (on by default): the web ACL and its rules per month, every API request
-    inspected; and a note on the card-testing metrics, billed only in hours they receive data."""
+def _waf_lines(run: CostRun, prices: dict[str, Any]) -> tuple[list[Line], list[str]]:
+    """WAF in front of the API (on by default): every API request inspected (the web ACL and its rules
+    are fixed lines, benchmarks.cost_bill); and a note on the card-testing metrics."""
     notes = [
         "Card testing: the CardTestingRefusals series (total and 2 reasons) and CardTestingCheckFailures are "
         "custom metrics billed per hour they receive data: $0 in a month without refused attempts, at most "
         f"4 x ${prices['cloudwatch']['custom_metric_month']:.2f} a month. Cloudflare Turnstile's Free plan costs "
         "nothing; its siteverify is called only for tokens (under attack)."
     ]
-    if not run.waf_rules:
-        return [], [], notes
+    if not run.template.waf_rules:
+        return [], notes
     waf = prices["waf"]
     inspected = sum(run.api_requests.values())
-    per_request = [
+    return [
         Line("WAF", "requests inspected (every API request)", inspected, "requests", waf["requests_per_million"], 1e6)
-    ]
-    fixed = [
-        Line("WAF", "web ACL (EnableWaf, on by default)", 1, "web-ACL-months", waf["web_acl_month"], 1),
-        Line(
-            "WAF",
-            f"rules ({run.waf_rules}: 2 managed groups, the per-IP rate rule)",
-            run.waf_rules,
-            "rule-months",
-            waf["rule_month"],
-            1,
-        ),
-    ]
-    return per_request, fixed, notes
+    ], notes

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from benchmarks.common import AwsCall, AwsCallRecorder, benchmark_process, machine, median, quiet_functions
 from benchmarks.cost_metering import CapturingSink, DynamoSnapshots, IndexSpec, Invocation, Meter, WebhookFront
+from benchmarks.cost_template import TemplateFacts, template_facts
 
 ROOT = Path(__file__).resolve().parent.parent
 PRICES = Path(__file__).with_name("prices.toml")
@@ -35,6 +36,8 @@ class CostConfig:
     """Handler import (INIT) time per function; None measures it in fresh interpreters."""
     init_repeats: int = 3
     prices_path: Path = PRICES
+    parameters: dict[str, str] = field(default_factory=dict)
+    """Template parameters to price the fixed lines with (e.g. SnapStart=true); the run uses the defaults."""
 
 
 @dataclass
@@ -48,19 +51,15 @@ class CostRun:
     memory_mb: dict[str, int]
     log_bytes: int
     log_events: int
-    emf_metrics: set[tuple[str, str, str]]
+    emf_metrics: dict[tuple[str, str, str], int]
+    """(namespace, metric, dimensions) -> EMF documents that carried it during the run."""
     indexes: dict[str, list[IndexSpec]]
     table_keys: dict[str, frozenset[str]]
     table_labels: dict[str, str]
     access_log_bytes: int
     init_ms: dict[str, float]
-    alarms: int
-    dashboards: int
-    secrets: int
-    waf_rules: int
-    """Rules of the template's web ACL (0: none); the WAF is on by default (EnableWaf)."""
-    event_source_queues: int
-    reconciler_runs_per_month: float
+    template: TemplateFacts
+    """The template's billable resources for the priced parameters (benchmarks.cost_template)."""
     reconciler_log_bytes: int
     statuses: dict[int, int]
     webhook_note: str
@@ -270,7 +269,6 @@ def _cost_run(traffic: _Traffic, facts: _StackFacts, init_ms: dict[str, float], 
     from infra.deploy import load_template
 
     template = load_template(ROOT / "template.yaml")
-    resources = template["Resources"]
     sink, config = traffic.sink, traffic.config
     return CostRun(
         config=config,
@@ -287,14 +285,7 @@ def _cost_run(traffic: _Traffic, facts: _StackFacts, init_ms: dict[str, float], 
         table_labels=facts.table_labels,
         access_log_bytes=_access_log_line_bytes(template),
         init_ms=init_ms,
-        alarms=sum(1 for r in resources.values() if r.get("Type") == "AWS::CloudWatch::Alarm"),
-        dashboards=sum(1 for r in resources.values() if r.get("Type") == "AWS::CloudWatch::Dashboard"),
-        secrets=sum(1 for name in template.get("Parameters", {}) if name.endswith("SecretName")),
-        waf_rules=sum(
-            len(r["Properties"].get("Rules", [])) for r in resources.values() if r.get("Type") == "AWS::WAFv2::WebACL"
-        ),
-        event_source_queues=len(traffic.sources),
-        reconciler_runs_per_month=_runs_per_month(resources.get(RECONCILER, {})),
+        template=template_facts(template, config.parameters),
         reconciler_log_bytes=traffic.reconciler_log_bytes,
         statuses=traffic.statuses,
         webhook_note=traffic.webhook_note,
@@ -318,17 +309,6 @@ def _wait_for_webhooks(stripe: Any, out: TextIO) -> str:
     text = "webhook events " + ", ".join(f"{status} {count}" for status, count in sorted(counts.items()))
     print(f"  {text}", file=out, flush=True)
     return text
-
-
-def _runs_per_month(resource: dict[str, Any]) -> float:
-    for event in (resource.get("Properties", {}).get("Events") or {}).values():
-        if event.get("Type") != "Schedule":
-            continue
-        found = re.match(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)", str(event["Properties"]["Schedule"]))
-        if found:
-            seconds = int(found.group(1)) * {"m": 60, "h": 3600, "d": 86400}[found.group(2)[0]]
-            return SECONDS_PER_MONTH / seconds
-    return 0.0
 
 
 def _table_indexes(pipeline: Any) -> tuple[dict[str, list[IndexSpec]], dict[str, frozenset[str]]]:

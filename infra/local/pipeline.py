@@ -198,7 +198,7 @@ class Pipeline:
         return merged
 
     def _store_provider_keys(self) -> None:
-        secrets = self.clients("secretsmanager")
+        ssm = self.clients("ssm")
         names = {
             "STRIPE_SECRET_NAME": self.providers.stripe_api_key,
             "SENDGRID_SECRET_NAME": self.providers.sendgrid_api_key,
@@ -208,10 +208,8 @@ class Pipeline:
         environment = self.function_environment()
         for variable, value in names.items():
             name = environment[variable]
-            try:
-                secrets.create_secret(Name=name, SecretString=value)
-            except secrets.exceptions.ResourceExistsException:
-                secrets.put_secret_value(SecretId=name, SecretString=value)
+            # As an operator stores (and rotates) them: SecureString, standard tier, the aws/ssm key.
+            ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
 
     def handler(self, function_logical_id: str) -> ModuleType:
         return self.handlers[function_logical_id]

@@ -10,7 +10,7 @@ code says about it:
   each). The emulator counts a request before it authenticates and validates it, and the charge
   answers 503 to every such answer except a card decline or a bad ``payment_method``: an API key the
   emulator refused (401) or a request it refused (400) both look like that to the donor.
-- The functions read the key from Secrets Manager (Powertools Parameters, cached 5 minutes) and
+- The functions read the key from Parameter Store (Powertools Parameters, cached 5 minutes) and
   build their Stripe client on their first request. Nothing before "Ready." read that key, built
   that client or spoke to Stripe with it ("Ready." followed the start of the threads), and a key
   read wrong would have been used from the cache for five minutes.

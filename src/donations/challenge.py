@@ -7,7 +7,7 @@ optional ``remoteip`` and ``idempotency_key`` (a UUID: the same token verified a
 answers the same, where a plain second verification fails with ``timeout-or-duplicate``). The answer
 is JSON with ``success`` and ``error-codes``; ``internal-error`` may be retried.
 
-The secret comes from Secrets Manager like the provider keys (donations.secrets). The local stack
+The secret comes from Parameter Store like the provider keys (donations.secrets). The local stack
 and the tests point ``TURNSTILE_VERIFY_URL`` at infra/emulators/turnstile_emulator.py.
 """
 
@@ -38,7 +38,7 @@ class TurnstileVerifier:
     """The ``Challenges`` port: one siteverify call per token, bounded by the invocation's time budget."""
 
     def __init__(self, secret: Callable[[], str], verify_url: str = "", timeout_seconds: float = 3.0) -> None:
-        self._secret = secret  # read (through Secrets Manager's cache) when a token comes, so a rotation takes
+        self._secret = secret  # read (through the provider keys' cache) when a token comes, so a rotation takes
         self._url = verify_url or SITEVERIFY_URL
         self._timeout = timeout_seconds
         self._session = requests.Session()

@@ -242,9 +242,13 @@ _SETTLERS: dict[DonationStatus, _Settler] = {
 
 
 def _report(summary: ReconcileSummary) -> ReconcileSummary:
-    # Emitted every run, zeros included, so the alarm and dashboard see a continuous series.
-    metrics.add_metric(name="ReconciledDonations", unit=MetricUnit.Count, value=summary.reconciled)
-    metrics.add_metric(name="ReconcileFailures", unit=MetricUnit.Count, value=summary.failures)
+    # Only counts above zero: a custom metric is billed for each hour it receives data (CloudWatch
+    # pricing), so zeros every 5 minutes would cost 2 x $0.30 a month for a quiet stack. The alarm
+    # treats missing data as not breaching; a run that never happens is the Errors alarm's business.
+    if summary.reconciled:
+        metrics.add_metric(name="ReconciledDonations", unit=MetricUnit.Count, value=summary.reconciled)
+    if summary.failures:
+        metrics.add_metric(name="ReconcileFailures", unit=MetricUnit.Count, value=summary.failures)
     logger.info("Reconcile run finished", extra={"outcomes": summary.as_dict()})
     return summary
 

@@ -139,7 +139,6 @@ def _payment_succeeded(delivery: _Delivery) -> WebhookOutcome:
         except ConditionFailed:
             return _conflict(delivery.store.require(donation.donation_id))
         metrics.add_metric(name="DonationsCharged", unit=MetricUnit.Count, value=1)
-        metrics.add_metric(name="AmountCharged", unit=MetricUnit.Count, value=donation.amount)
     # Also when already succeeded: if the path that charged it died before publishing, this finishes it.
     publish_follow_ups(donation, delivery.store, delivery.publisher, donation.correlation_id)
     return WebhookOutcome.SUCCEEDED

@@ -101,7 +101,7 @@ class Wiring:
 
     @cached_property
     def api_keys(self) -> ApiKeys:
-        return snapstart.caches_secrets(ApiKeys(self.client("secretsmanager")))
+        return snapstart.caches_secrets(ApiKeys(self.client("ssm")))
 
     # Every function shares this module but talks to one provider at most, so the adapters are imported
     # where they are used. Each function loads its own adapter and SDK during INIT (donations.charge,

@@ -147,11 +147,23 @@ def test_cost_model_counts_requests_and_prices_them() -> None:
     # Then every donation was answered 201, the breakdown names each service, and the total is sane
     text = out.getvalue()
     assert "answers {201: 4}" in text
-    for service in ("API Gateway", "Lambda", "SQS", "DynamoDB", "Secrets Manager", "CloudWatch Logs", "X-Ray"):
+    for service in ("API Gateway", "Lambda", "SQS", "DynamoDB", "KMS", "CloudWatch Logs", "X-Ray"):
         assert f"\n{service}" in text, service
     assert "REST API requests (POST /donations)" in text
     summary = _summary(text, "cost_model")
     _sane(_number(r"\$" + NUMBER + r" per 1,000 donations", summary))
+    # and the monthly bill at four volumes names every fixed line of the template and its price page
+    assert all(f"{volume}/month" in text for volume in ("100", "1,000", "10,000", "100,000"))
+    for line in ("alarms: ", "dashboards: 0", "customer managed keys: 0", "secrets: 0",
+                 "SecureString parameters (standard tier): 4", "idle long polling",
+                 "schedule: reconciler", "schedule: NotifierFunction", "web ACL + 3 rules", "custom metrics (EMF)",
+                 "point-in-time recovery", "log storage", "price source: AWS Lambda pricing"):  # fmt: skip
+        assert line in text, line
+    assert 0 < _number(r", \$" + NUMBER + r" without WAF and SnapStart", summary) <= 5.00
+    # Healthy donations send only the metrics operators graph (each is billed for the hours it gets data)
+    emf = re.search(r"custom metrics \(EMF\), billed per hour with data: (\d+) seen \(([^)]*)\)", text)
+    assert emf, text
+    assert re.sub(r"\[[^]]*\]", "", emf.group(2)) == "CardsSaved, DonationsCharged, ReceiptsSent"
 
 
 def test_the_cost_model_prices_index_writes_as_dynamodb_bills_them() -> None:

@@ -8,7 +8,7 @@ import pytest
 from moto import mock_aws
 
 from infra.deploy import AwsClients, Template, load_template, translate
-from tests.infra.template_contracts import Deployed, deploy_and_observe, isolated_clients
+from tests.infra.template_contracts import EVERYTHING_ON, Deployed, deploy_and_observe, isolated_clients
 from tests.infra.tooling import TEMPLATE
 
 
@@ -32,4 +32,4 @@ def aws() -> Iterator[AwsClients]:
 
 @pytest.fixture(scope="module")
 def deployed(cfn_template: Template, aws: AwsClients) -> Deployed:
-    return deploy_and_observe(cfn_template, aws, "infra-contract", Stage="test")
+    return deploy_and_observe(cfn_template, aws, "infra-contract", Stage="test", **EVERYTHING_ON)

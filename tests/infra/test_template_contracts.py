@@ -192,7 +192,7 @@ def test_environment_values_point_at_this_stack(deployed: Deployed) -> None:
     assert stack.functions["TokenizeFunction"].environment["TOKENIZE_DLQ_URL"] == stack.queues["TokenizeDLQ"]
     assert stack.functions["SendReceiptFunction"].environment["RECEIPT_DLQ_URL"] == stack.queues["ReceiptDLQ"]
     assert charge["STAGE"] == "test"
-    assert charge["STRIPE_SECRET_NAME"] == "donations/stripe-api-key"
+    assert charge["STRIPE_SECRET_NAME"] == "/donations/stripe-api-key"
 
 
 def test_event_sources_are_exposed_for_a_local_poller(deployed: Deployed) -> None:
@@ -250,6 +250,29 @@ def test_waf_is_a_parameter_on_by_default(cfn_template: Template, aws: AwsClient
     assert without.stack.web_acls == {} and without.web_acls == {}
     assert cfn_template["Resources"]["DonationsWebAclAssociation"]["Condition"] == "WafEnabled"
     assert cfn_template["Conditions"]["WafEnabled"] == {"Fn::Equals": [{"Ref": "EnableWaf"}, "true"]}
+
+
+def test_dashboard_and_topic_key_are_parameters_off_by_default(
+    cfn_template: Template, aws: AwsClients, deployed: Deployed
+) -> None:
+    # Given the template created with its defaults (the contract fixture turns both on)
+    plain = deploy_and_observe(cfn_template, aws, "infra-defaults")
+
+    # Then there is no dashboard and no KMS key; the topics exist, unencrypted, and the notifier's
+    # role names no key; every other contract check still holds (alarms wired, least privilege)
+    assert "OperationsDashboard" not in plain.stack.physical_ids
+    assert "OperatorTopicKey" not in plain.stack.physical_ids
+    assert set(plain.stack.topics) == {"OperatorTopic", "AlarmTopic"}
+    sns = aws("sns")
+    for arn in plain.stack.topics.values():
+        assert "KmsMasterKeyId" not in sns.get_topic_attributes(TopicArn=arn)["Attributes"]
+    assert "kms:" not in str(plain.role_policies["NotifierFunction"])
+    assert CHECKS["check_dashboard"](plain) == ["no CloudWatch dashboard"]
+    others = {name: check for name, check in CHECKS.items() if name != "check_dashboard"}
+    assert {name: check(plain) for name, check in others.items() if check(plain)} == {}
+    # and with both on (the contract fixture), the key exists and the notifier may use it
+    assert "OperatorTopicKey" in deployed.stack.physical_ids
+    assert "kms:" in str(deployed.role_policies["NotifierFunction"])
 
 
 def test_waf_refuses_a_rate_limit_below_its_floor(sam_template: Template, aws: AwsClients) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from infra.deploy import AwsClients, Template, translate
-from tests.infra.template_contracts import CHECKS, deploy_and_observe
+from tests.infra.template_contracts import CHECKS, EVERYTHING_ON, deploy_and_observe
 
 pytestmark = pytest.mark.infra
 
@@ -260,7 +260,7 @@ def test_check_reports_the_breakage(sam_template: Template, aws: AwsClients, mut
     mutation.apply(broken)
 
     # When it is translated and created in moto like the real one
-    deployed = deploy_and_observe(translate(broken), aws, f"infra-mutant-{MUTATIONS.index(mutation)}")
+    deployed = deploy_and_observe(translate(broken), aws, f"infra-mutant-{MUTATIONS.index(mutation)}", **EVERYTHING_ON)
 
     # Then the matching contract check reports it
     violations = CHECKS[mutation.check](deployed)

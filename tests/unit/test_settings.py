@@ -23,13 +23,13 @@ CHARGE_ENV = {
     "DONATIONS_TABLE": "donations-test",
     "TOKENIZE_QUEUE_URL": "https://sqs.example/tokenize",
     "RECEIPT_QUEUE_URL": "https://sqs.example/receipt",
-    "STRIPE_SECRET_NAME": "donations/stripe-api-key",
+    "STRIPE_SECRET_NAME": "/donations/stripe-api-key",
     "CORS_ORIGIN": "*",
     "ALLOWED_CURRENCIES": "usd, EUR",
     "MIN_AMOUNT": "100",
     "MAX_AMOUNT": "5000000",
     "VELOCITY_TABLE": "velocity-test",
-    "TURNSTILE_SECRET_NAME": "donations/turnstile-secret-key",
+    "TURNSTILE_SECRET_NAME": "/donations/turnstile-secret-key",
     "TURNSTILE_SITEKEY": "1x00000000000000000000AA",
 }
 BODY = {"amount": 2500, "currency": "usd", "email": "ada@example.org", "name": "Ada", "payment_method": "pm_card_visa"}

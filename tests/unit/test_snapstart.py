@@ -30,13 +30,13 @@ CHARGE_ENV = {
     "DONATIONS_TABLE": "donations-test",
     "TOKENIZE_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/tokenize",
     "RECEIPT_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/receipt",
-    "STRIPE_SECRET_NAME": "donations/stripe-api-key",
+    "STRIPE_SECRET_NAME": "/donations/stripe-api-key",
     "CORS_ORIGIN": "*",
     "ALLOWED_CURRENCIES": "usd",
     "MIN_AMOUNT": "100",
     "MAX_AMOUNT": "5000000",
     "VELOCITY_TABLE": "velocity-test",
-    "TURNSTILE_SECRET_NAME": "donations/turnstile-secret-key",
+    "TURNSTILE_SECRET_NAME": "/donations/turnstile-secret-key",
     "TURNSTILE_SITEKEY": "1x00000000000000000000AA",
 }
 
@@ -52,15 +52,16 @@ class Pools:
 
 
 class RotatingSecrets:
-    """Secrets Manager's GetSecretValue for one secret whose value an operator rotates."""
+    """SSM's GetParameter for one SecureString parameter whose value an operator rotates."""
 
     def __init__(self, value: str) -> None:
         self.value = value
         self.calls = 0
 
-    def get_secret_value(self, SecretId: str, **_: Any) -> dict[str, str]:  # the SDK's argument name
+    def get_parameter(self, Name: str, WithDecryption: bool = False, **_: Any) -> dict[str, Any]:  # the SDK's names
         self.calls += 1
-        return {"Name": SecretId, "SecretString": self.value}
+        assert WithDecryption, "a SecureString is read decrypted"
+        return {"Parameter": {"Name": Name, "Type": "SecureString", "Value": self.value}}
 
 
 def test_the_runtime_finds_each_hook_once() -> None:
@@ -114,7 +115,7 @@ def test_the_clients_a_function_builds_are_watched() -> None:
     connections, secret_caches = snapstart.watched()
     new = [client for client in connections if not any(client is old for old in before)]
     services = sorted(client.meta.service_model.service_name for client in new if hasattr(client, "meta"))
-    assert services == ["dynamodb", "dynamodb", "secretsmanager", "sqs"]
+    assert services == ["dynamodb", "dynamodb", "sqs", "ssm"]
     others = sorted(type(client).__name__ for client in new if not hasattr(client, "meta"))
     assert others == [BudgetedRequestsClient.__name__, TurnstileVerifier.__name__]  # Stripe; the card-testing CAPTCHA
     assert any(cache is wiring.api_keys for cache in secret_caches)
@@ -140,8 +141,8 @@ def test_no_secret_is_in_the_snapshot_and_a_rotated_key_is_read_after_a_restore(
     # Given the Stripe key read and cached during INIT
     secrets = RotatingSecrets("sk_test_before")
     keys = snapstart.caches_secrets(ApiKeys(secrets))
-    assert keys.get("donations/stripe-api-key") == "sk_test_before"
-    assert keys.get("donations/stripe-api-key") == "sk_test_before"
+    assert keys.get("/donations/stripe-api-key") == "sk_test_before"
+    assert keys.get("/donations/stripe-api-key") == "sk_test_before"
     assert secrets.calls == 1  # cached within its TTL
 
     # When the snapshot is taken, the key rotated, and an environment resumed
@@ -150,5 +151,5 @@ def test_no_secret_is_in_the_snapshot_and_a_rotated_key_is_read_after_a_restore(
     restore()
 
     # Then the first use after the restore fetches the key, the current one
-    assert keys.get("donations/stripe-api-key") == "sk_test_after"
+    assert keys.get("/donations/stripe-api-key") == "sk_test_after"
     assert secrets.calls == 2
