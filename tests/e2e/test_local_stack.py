@@ -125,7 +125,14 @@ def test_the_install_command_updates_the_template_the_local_stack_installed(loca
     assert [t["versions"] for t in after] == [before[0]["versions"] + 1]
 
 
+def _receipt_dlq_depth(api: str) -> int:
+    queues = requests.get(f"{api}/_local/status", timeout=10).json()["queues"]
+    return sum(q["visible"] + q["in_flight"] for q in queues if q["queue"] == "ReceiptDLQ")
+
+
 def test_an_outage_parks_the_receipt_raises_the_alarm_and_a_redrive_recovers(local_stack):
+    # Given an empty receipt DLQ (the stack is shared: tests that park a receipt clear it again)
+    assert wait_for(lambda: _receipt_dlq_depth(local_stack.api) == 0, what="an empty receipt DLQ")
     sendgrid = SendGridControl(local_stack.sendgrid)
     sendgrid.add_fault("http_error", status=503)
     try:

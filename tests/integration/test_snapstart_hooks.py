@@ -106,9 +106,6 @@ def test_no_connection_crosses_a_snapshot_or_a_restore(server: _Counting, monkey
             "ALLOWED_CURRENCIES": "usd",
             "MIN_AMOUNT": "100",
             "MAX_AMOUNT": "5000000",
-            "VELOCITY_TABLE": "velocity-snapstart",
-            "TURNSTILE_SECRET_NAME": "donations/turnstile-secret-key",
-            "TURNSTILE_SITEKEY": "1x00000000000000000000AA",
         }
     )
     wiring = Wiring(settings)
