@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,3 +75,21 @@ def donate(api: str, key: str, **changes: object) -> requests.Response:
         **changes,
     }
     return requests.post(f"{api}/donations", json=body, headers={"Idempotency-Key": key}, timeout=15)
+
+
+def run_ops(stack: RunningStack, *args: str) -> subprocess.CompletedProcess[str]:
+    """`donations-ops` as an operator runs it against this stack's moto (a subprocess: the real entry point)."""
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    return subprocess.run(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "donations_ops", "--endpoint-url", stack.moto, "--stack-name", stack.stack_name, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )

@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,6 +22,7 @@ import requests
 
 from infra.emulators.sendgrid_emulator import SendGridControl
 from infra.local.process import ROOT, RunningStack
+from tests.e2e.conftest import run_ops
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -259,7 +258,7 @@ def test_under_attack_the_form_shows_the_captcha_and_the_donation_goes_through_o
     browser: WebDriver, local_stack: RunningStack
 ) -> None:
     # Given the attack mode held on by an operator (donations-ops card-testing on)
-    forced = _ops(local_stack, "card-testing", "on", "--minutes", "5", "--by", "browser-test")
+    forced = run_ops(local_stack, "card-testing", "on", "--minutes", "5", "--by", "browser-test")
     assert forced.returncode == 0, forced.stderr
     try:
         open_form(browser, local_stack)
@@ -278,20 +277,8 @@ def test_under_attack_the_form_shows_the_captcha_and_the_donation_goes_through_o
         wait_until(browser, lambda d: step_state(d, "charged") == "done", "the donation to be charged")
         assert not visible(browser, "challenge")
     finally:
-        released = _ops(local_stack, "card-testing", "auto", "--close")
+        released = run_ops(local_stack, "card-testing", "auto", "--close")
         assert released.returncode == 0, released.stderr
-
-
-def _ops(stack: RunningStack, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    return subprocess.run(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "donations_ops", "--endpoint-url", stack.moto, "--stack-name", stack.stack_name, *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**env, "AWS_DEFAULT_REGION": "us-east-1"},
-        check=False,
-    )
 
 
 def test_declined_card_shows_the_decline_and_no_progress(browser: WebDriver, local_stack: RunningStack) -> None:

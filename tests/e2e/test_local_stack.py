@@ -13,7 +13,7 @@ import requests
 from donations.money import format_day
 from infra.emulators.control import EmulatorControl
 from infra.emulators.sendgrid_emulator import SendGridControl
-from tests.e2e.conftest import donate, start_stack, stop_stack, wait_for
+from tests.e2e.conftest import donate, run_ops, start_stack, stop_stack, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -38,23 +38,6 @@ def _notified(api: str, suffix: str, state: str) -> list[dict]:
             if n["message"].get("AlarmName", "").endswith(suffix) and n["message"]["NewStateValue"] == state
         ],
         what=f"the {suffix} {state} notification",
-    )
-
-
-def _ops(stack, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    return subprocess.run(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "donations_ops", "--endpoint-url", stack.moto, "--stack-name", stack.stack_name, *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
     )
 
 
@@ -152,14 +135,14 @@ def test_an_outage_parks_the_receipt_raises_the_alarm_and_a_redrive_recovers(loc
         # The alarm may already have cleared again (periods pass 10 times faster here).
         fired = _notified(local_stack.api, "receipt-dlq-not-empty", "ALARM")
         assert fired[0]["subject"].startswith("ALARM")
-        listing = _ops(local_stack, "dlq", "list", "ReceiptDLQ")
+        listing = run_ops(local_stack, "dlq", "list", "ReceiptDLQ")
         assert listing.returncode == 0, listing.stderr
         assert donation_id in listing.stdout
     finally:
         sendgrid.clear_faults()
 
     # Only this donation's message: the stack is shared with other e2e tests, whose parked messages stay.
-    redrive = _ops(local_stack, "redrive", "ReceiptDLQ", "--donation", donation_id)
+    redrive = run_ops(local_stack, "redrive", "ReceiptDLQ", "--donation", donation_id)
     assert redrive.returncode == 0, redrive.stderr
 
     # The step marks the receipt sent, then clears the earlier failure (two writes): wait for both.
@@ -194,8 +177,8 @@ def test_a_refused_sendgrid_key_alerts_at_once_and_a_redrive_after_the_fix_recov
 
     # A refused key parks each receipt as permanent: a plain redrive leaves it (exit 3); the key was
     # rotated, so the runbook's redrive says the cause is fixed.
-    assert _ops(local_stack, "redrive", "ReceiptDLQ", "--donation", donation_id).returncode == 3
-    redrive = _ops(local_stack, "redrive", "ReceiptDLQ", "--reason", "sendgrid", "--force")
+    assert run_ops(local_stack, "redrive", "ReceiptDLQ", "--donation", donation_id).returncode == 3
+    redrive = run_ops(local_stack, "redrive", "ReceiptDLQ", "--reason", "sendgrid", "--force")
     assert redrive.returncode == 0, redrive.stderr
     # The step marks the receipt sent, then clears the earlier failure (two writes): wait for both.
     done = wait_for(

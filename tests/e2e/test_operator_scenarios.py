@@ -8,9 +8,6 @@ alarm to DLQ (RUNBOOK.md, "When the alarms fire").
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,25 +15,13 @@ import pytest
 import requests
 
 from infra.emulators.sendgrid_emulator import SendGridControl
-from tests.e2e.conftest import donate, wait_for
+from tests.e2e.conftest import donate, run_ops, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-def ops(stack: Any, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    return subprocess.run(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "donations_ops", "--endpoint-url", stack.moto, "--stack-name", stack.stack_name, *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**env, "AWS_DEFAULT_REGION": "us-east-1"},
-        check=False,
-    )
-
-
 def ops_json(stack: Any, *args: str) -> Any:
-    done = ops(stack, *args, "--json")
+    done = run_ops(stack, *args, "--json")
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -92,12 +77,12 @@ def test_a_sendgrid_outage_pages_before_anything_reaches_the_dlq_and_a_redrive_r
         assert (shown["kind"], shown["redrive"]) == ("transient", True)
         parked = wait_for(lambda: page(local_stack, "receipt-dlq-not-empty", "ALARM", started), what="DLQ page")
         assert parked["message"]["Notifier"]["context"]["donations_parked"] >= 1
-        listed = ops(local_stack, "dlq", "list", "receipt")
+        listed = run_ops(local_stack, "dlq", "list", "receipt")
         assert listed.returncode == 0 and donation_id in listed.stdout and "nothing was received" in listed.stdout
     finally:
         sendgrid.clear_faults()
 
-    redrive = ops(local_stack, "redrive", "receipt", "--note", "INC-1 SendGrid outage")
+    redrive = run_ops(local_stack, "redrive", "receipt", "--note", "INC-1 SendGrid outage")
     assert redrive.returncode == 0, redrive.stdout + redrive.stderr
     wait_for(lambda: donation(local_stack, donation_id)["receipt_sent"], what="the redriven receipt")
     story = ops_json(local_stack, "donor", "show", donation_id)
@@ -120,21 +105,25 @@ def test_a_poison_message_is_found_refused_by_a_plain_redrive_then_fixed_or_disc
     shown = ops_json(local_stack, "dlq", "show", typo["donation_id"])
     assert shown["reason"].startswith("send_receipt:sendgrid:http_400") and shown["kind"] == "permanent"
     # Refused by a plain redrive, with a clear message and exit code 3
-    refused = ops(local_stack, "redrive", "receipt", "--donation", typo["donation_id"])
+    refused = run_ops(local_stack, "redrive", "receipt", "--donation", typo["donation_id"])
     assert refused.returncode == 3, refused.stdout + refused.stderr
     assert (
         "would fail the same way again" in refused.stdout and f"donor fix-email {typo['donation_id']}" in refused.stdout
     )
 
     # Fixed and resent...
-    fixed = ops(local_stack, "donor", "fix-email", typo["donation_id"], "--email", "grace@example.org", "--note", "T-9")
+    fixed = run_ops(
+        local_stack, "donor", "fix-email", typo["donation_id"], "--email", "grace@example.org", "--note", "T-9"
+    )
     assert fixed.returncode == 0, fixed.stderr
     wait_for(
         lambda: donation(local_stack, typo["donation_id"])["receipt_sent"], what="the receipt to the fixed address"
     )
     assert [m["to"] for m in sendgrid.outbox(typo["donation_id"])] == [["grace@example.org"]]
     # ...or discarded with a note
-    dropped = ops(local_stack, "dlq", "discard", "receipt", unwanted["donation_id"], "--note", "donor wants no mail")
+    dropped = run_ops(
+        local_stack, "dlq", "discard", "receipt", unwanted["donation_id"], "--note", "donor wants no mail"
+    )
     assert dropped.returncode == 0, dropped.stderr
     story = ops_json(local_stack, "donor", "show", unwanted["donation_id"])
     assert story["receipt"]["status"] == "discarded" and story["operator_log"][-1]["note"] == "donor wants no mail"
