@@ -321,23 +321,25 @@ def _dynamic_template_errors(mail: Json) -> Errors:
 _DROPPED_KEYS = frozenset({"description", "examples", "example"})
 
 
+def inline_refs(spec: Json, node: Any) -> Any:
+    """``node`` of SendGrid's OpenAPI document ``spec`` with every ``$ref`` inlined and descriptions and
+    examples dropped (shared by the mail send and the Templates API schema extractors)."""
+    if isinstance(node, list):
+        return [inline_refs(spec, item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target: Any = spec
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        rest = {k: v for k, v in node.items() if k != "$ref"}
+        return inline_refs(spec, {**target, **rest})
+    return {key: inline_refs(spec, value) for key, value in node.items() if key not in _DROPPED_KEYS}
+
+
 def extract_request_schema(spec: Json) -> Json:
     """The POST /v3/mail/send request body schema of SendGrid's OpenAPI document, ``$ref``s inlined."""
-
-    def resolve(node: Any) -> Any:
-        if isinstance(node, list):
-            return [resolve(item) for item in node]
-        if not isinstance(node, dict):
-            return node
-        if "$ref" in node:
-            target: Any = spec
-            for part in node["$ref"].removeprefix("#/").split("/"):
-                target = target[part]
-            rest = {k: v for k, v in node.items() if k != "$ref"}
-            return resolve({**target, **rest})
-        return {key: resolve(value) for key, value in node.items() if key not in _DROPPED_KEYS}
-
-    body = resolve(spec["paths"]["/v3/mail/send"]["post"]["requestBody"])
+    body = inline_refs(spec, spec["paths"]["/v3/mail/send"]["post"]["requestBody"])
     schema: Json = body["content"]["application/json"]["schema"]
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

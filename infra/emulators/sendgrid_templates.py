@@ -42,6 +42,7 @@ from urllib.parse import urlencode
 
 from jsonschema import Draft202012Validator
 
+from infra.emulators.sendgrid_schema import inline_refs
 from infra.emulators.serving import Request, Response
 from infra.emulators.templating import HandlebarsRenderer, RendererUnavailable, TemplateError
 
@@ -282,28 +283,12 @@ def render_mail(version: Version | None, data: Json, renderer: HandlebarsRendere
 
 # -- the schema file ------------------------------------------------------------------------------------------
 
-_DROPPED_KEYS = frozenset({"description", "examples", "example"})
-
 
 def extract_request_schemas(spec: Json) -> Json:
     """The request schemas of SendGrid's Templates API document, by our name, ``$ref``s inlined."""
-
-    def resolve(node: Any) -> Any:
-        if isinstance(node, list):
-            return [resolve(item) for item in node]
-        if not isinstance(node, dict):
-            return node
-        if "$ref" in node:
-            target: Any = spec
-            for part in node["$ref"].removeprefix("#/").split("/"):
-                target = target[part]
-            rest = {k: v for k, v in node.items() if k != "$ref"}
-            return resolve({**target, **rest})
-        return {key: resolve(value) for key, value in node.items() if key not in _DROPPED_KEYS}
-
     requests = {}
     for name, (path, method) in REQUEST_SCHEMAS.items():
-        body = resolve(spec["paths"][path][method]["requestBody"])
+        body = inline_refs(spec, spec["paths"][path][method]["requestBody"])
         requests[name] = {"$schema": "https://json-schema.org/draft/2020-12/schema",
                           **body["content"]["application/json"]["schema"]}  # fmt: skip
     return {
