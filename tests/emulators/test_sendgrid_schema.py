@@ -10,7 +10,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from donations.mail import receipt_mail
-from donations.models import Donation, DonationStatus
+from donations.models import Donation
 from donations.settings import MailSettings
 from infra.emulators import sendgrid_schema
 from infra.emulators.sendgrid_schema import (
@@ -29,6 +29,7 @@ from infra.emulators.sendgrid_schema import (
     TOO_MANY_RECIPIENTS,
     mail_send_errors,
 )
+from tests.support.records import a_donation
 
 pytestmark = pytest.mark.unit
 
@@ -44,21 +45,7 @@ SETTINGS = MailSettings(
 
 
 def donation(**changes: Any) -> Donation:
-    fields: dict[str, Any] = {
-        "donation_id": "don_0123456789abcdef",
-        "status": DonationStatus.SUCCEEDED,
-        "amount": 2500,
-        "currency": "usd",
-        "email": "ada@example.org",
-        "email_masked": "a***@e***.org",
-        "name": "Ada Lovelace",
-        "payment_method": "pm_card_visa",
-        "save_card": False,
-        "request_hash": "h",
-        "created_at": "2026-03-01T12:00:00Z",
-        "updated_at": "2026-03-01T12:00:00Z",
-    }
-    return Donation(**(fields | changes))
+    return a_donation(**({"donation_id": "don_0123456789abcdef", "created_at": "2026-03-01T12:00:00Z"} | changes))
 
 
 def receipt_body(**changes: Any) -> dict[str, Any]:

@@ -9,27 +9,13 @@ from donations.errors import InvalidDonation, RetryableStepFailure, ServiceUnava
 from donations.mail import ReceiptMailer, build_sendgrid_client
 from donations.models import Donation, DonationStatus
 from donations.payments import StripePayments, build_stripe_client
-from donations.redaction import mask_email
+from tests.support.records import a_donation
 
 pytestmark = pytest.mark.integration
 
 
 def _donation(**fields) -> Donation:
-    values = {
-        "donation_id": "don_" + "a" * 26,
-        "status": DonationStatus.PENDING,
-        "amount": 2500,
-        "currency": "usd",
-        "email": "ada@example.org",
-        "email_masked": mask_email("ada@example.org"),
-        "name": "Ada Lovelace",
-        "payment_method": "pm_card_visa",
-        "save_card": False,
-        "request_hash": "x",
-        "created_at": "2026-11-30T00:00:00.000Z",
-        "updated_at": "2026-11-30T00:00:00.000Z",
-    }
-    return Donation(**{**values, **fields})
+    return a_donation(**({"status": DonationStatus.PENDING} | fields))
 
 
 def test_an_amount_below_stripes_minimum_is_a_400_the_donor_can_act_on(world):

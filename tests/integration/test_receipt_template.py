@@ -17,13 +17,14 @@ import pytest
 from sendgrid import SendGridAPIClient
 
 from donations.mail import ReceiptMailer
-from donations.models import Donation, DonationStatus, StepStatus
+from donations.models import Donation, StepStatus
 from donations.receipt import receipt_data
 from donations.settings import MailSettings
 from donations_ops import cli
 from donations_ops.receipts import ReceiptTemplate, install_template, sample_data, shipped_template
 from infra.emulators.sendgrid_emulator import SendGridEmulator
 from infra.emulators.templating import HandlebarsRenderer
+from tests.support.records import a_donation
 
 pytestmark = pytest.mark.integration
 
@@ -60,21 +61,7 @@ def renderer() -> Iterator[HandlebarsRenderer]:
 
 
 def donation(**changes: Any) -> Donation:
-    fields: dict[str, Any] = {
-        "donation_id": "don_receipttestaaaaaaaaaaaaaa",
-        "status": DonationStatus.SUCCEEDED,
-        "amount": 2500,
-        "currency": "usd",
-        "email": "ada@example.org",
-        "email_masked": "a***@e***.org",
-        "name": "Ada Lovelace",
-        "payment_method": "pm_card_visa",
-        "save_card": False,
-        "request_hash": "h",
-        "created_at": "2026-11-25T15:30:00Z",
-        "updated_at": "2026-11-25T15:30:00Z",
-    }
-    return Donation(**(fields | changes))
+    return a_donation(**({"donation_id": "don_receipttestaaaaaaaaaaaaaa"} | changes))
 
 
 def send(emulator: SendGridEmulator, settings: MailSettings, receipt: Donation) -> dict[str, Any]:

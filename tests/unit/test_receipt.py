@@ -2,9 +2,10 @@
 
 import pytest
 
-from donations.models import Donation, DonationStatus, StepStatus
+from donations.models import StepStatus
 from donations.receipt import receipt_data
 from donations.settings import MailSettings
+from tests.support.records import a_donation
 
 pytestmark = pytest.mark.unit
 
@@ -21,21 +22,10 @@ SETTINGS = MailSettings(
 
 
 def donation(**changes):
-    fields = {
-        "donation_id": "don_unitreceipt",
-        "status": DonationStatus.SUCCEEDED,
-        "amount": 123456,
-        "currency": "eur",
-        "email": "ada@example.org",
-        "email_masked": "a***@e***.org",
-        "name": "Ada Lovelace",
-        "payment_method": "pm_card_visa",
-        "save_card": True,
-        "request_hash": "h",
-        "created_at": "2026-12-31T23:30:00Z",
-        "updated_at": "2026-12-31T23:30:00Z",
-    }
-    return Donation(**(fields | changes))
+    # 23:30 UTC on New Year's Eve: already 2027 in Berlin, the receipt's time zone here
+    at = "2026-12-31T23:30:00Z"
+    base = {"donation_id": "don_unitreceipt", "amount": 123456, "currency": "eur", "save_card": True}
+    return a_donation(**(base | {"created_at": at, "updated_at": at} | changes))
 
 
 def test_amount_and_date_follow_the_receipts_locale_and_time_zone():
