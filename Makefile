@@ -11,7 +11,7 @@ SAM_PYTHONS ?= 3.11.7:3.12.1
 .PHONY: run test check install tools lint typecheck build validate deploy benchmarks chaos load smoke clean
 
 run: $(BIN)/.installed
-	$(BIN)/donations-local
+	$(BIN)/python -m simulator.local
 
 test: $(BIN)/.installed $(TOOLS)/.installed
 	$(BIN)/pytest
@@ -21,7 +21,7 @@ install: $(BIN)/.installed
 tools: $(TOOLS)/.installed
 
 # The SendGrid emulator renders dynamic templates with Handlebars.js (npm, locked; Node.js is on the machine).
-HANDLEBARS := infra/emulators/handlebars
+HANDLEBARS := simulator/emulators/handlebars
 
 $(BIN)/.installed: pyproject.toml $(HANDLEBARS)/package-lock.json
 	$(PYTHON) -m venv $(VENV)

@@ -133,8 +133,8 @@ class _World:
 def _world(config: ColdDonorConfig) -> Iterator[tuple[_World, Any, _UdpSink]]:
     """moto (own process) with the template deployed, the Stripe key stored, the Stripe emulator, the UDP sink."""
     from infra.deploy import AwsClients, deploy_to_moto, load_template, translate
-    from infra.emulators.stripe import StripeEmulator
-    from infra.local.moto_process import MotoProcess
+    from simulator.emulators.stripe import StripeEmulator
+    from simulator.local.moto_process import MotoProcess
 
     moto = MotoProcess(free_port()).start()
     stripe = StripeEmulator().start()
@@ -185,7 +185,7 @@ def _environment(world: _World, layout: Layout) -> dict[str, str]:
 
 
 def _events(directory: Path, count: int) -> Path:
-    from infra.local.events import api_gateway_event
+    from simulator.local.events import api_gateway_event
 
     # Each donation another donor from another address: one donor giving again and again from one
     # address is what the card-testing checks refuse (403 before Stripe), which is not a donation.

@@ -195,7 +195,7 @@ def _logger_stream() -> Any:
 
 
 def _set_logger_stream(stream: Any) -> Any:
-    from infra.local.metrics import set_log_stream
+    from simulator.local.metrics import set_log_stream
 
     return set_log_stream(stream)
 

@@ -220,7 +220,7 @@ class WebhookFront:
     """API Gateway for the webhook route: the Stripe emulator posts its events here."""
 
     def __init__(self, pipeline: Any, meter: Meter, count: Callable[[str], None]) -> None:
-        from infra.local.front import Front
+        from simulator.local.front import Front
 
         self.pipeline = pipeline
         self.meter = meter

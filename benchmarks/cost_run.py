@@ -128,7 +128,7 @@ class _Traffic:
             self.api_requests[route] = self.api_requests.get(route, 0) + 1
 
     def deliver(self, name: str) -> int:
-        from infra.local.delivery import deliver_batch
+        from simulator.local.delivery import deliver_batch
 
         with self.meter.recorder.scope(f"esm:{name}"):
             source = next(s for s in self.sources if s.name == name)
@@ -171,7 +171,7 @@ class _Traffic:
 
     def run_reconciler(self) -> None:
         """One scheduled reconciler run, metered apart (it is priced per month, not per donation)."""
-        from infra.local.events import scheduled_event
+        from simulator.local.events import scheduled_event
 
         if RECONCILER not in self.pipeline.stack.functions:
             return
@@ -201,9 +201,9 @@ def _run(config: CostConfig, init_ms: dict[str, float], out: TextIO) -> CostRun:
     from moto import mock_aws
 
     from benchmarks.donor_latency import LatencyConfig, inject_provider_latency
-    from infra.emulators.sendgrid_emulator import SendGridEmulator
-    from infra.emulators.stripe import StripeEmulator
-    from infra.local.pipeline import Pipeline, ProviderEndpoints
+    from simulator.emulators.sendgrid_emulator import SendGridEmulator
+    from simulator.emulators.stripe import StripeEmulator
+    from simulator.local.pipeline import Pipeline, ProviderEndpoints
 
     started_at = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     snapshots = DynamoSnapshots()
@@ -240,7 +240,7 @@ def _run(config: CostConfig, init_ms: dict[str, float], out: TextIO) -> CostRun:
 def _metered_sources(pipeline: Any, meter: Meter) -> list[Any]:
     """The SQS event sources, each invocation metered. Lambda's pollers long-poll; the local runner's
     50 ms re-polls inside the batching window are not what Lambda bills, so no window here."""
-    from infra.local.delivery import EventSource
+    from simulator.local.delivery import EventSource
 
     sources = []
     for source in pipeline.event_sources():

@@ -162,8 +162,8 @@ def run(config: LatencyConfig, out: TextIO | None = None) -> LatencyResult:
 def _run(config: LatencyConfig, out: TextIO) -> LatencyResult:
     # Nothing from donations.* may be imported before the stack starts: Powertools reads its settings
     # (metrics namespace, service) from the environment the pipeline sets, at import time.
-    from infra.local.config import LocalConfig
-    from infra.local.stack import LocalStack
+    from simulator.local.config import LocalConfig
+    from simulator.local.stack import LocalStack
 
     started_at = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     local = LocalConfig(

@@ -15,7 +15,7 @@ both; ``--window 0`` puts the whole backlog in at once, to see moto's cost inste
 
 Then single batches alternate, timed one by one:
 
-* handler: ``infra.local.delivery.deliver_batch`` with the template's event source settings
+* handler: ``simulator.local.delivery.deliver_batch`` with the template's event source settings
   (BatchSize 10) invoking the real send_receipt handler (claim, SendGrid send, mark sent), exactly
   what the local stack's ``Poller`` does in its loop;
 * bare:    ``receive_message`` (same batch size and attributes) + ``delete_message_batch``.
@@ -202,7 +202,7 @@ class Backlog:
 
 def handler_batch(sqs: Any, source: Any) -> tuple[int, int]:
     """One delivery, as the local stack's Poller makes it: (messages, failed)."""
-    from infra.local.delivery import deliver_batch
+    from simulator.local.delivery import deliver_batch
 
     result = deliver_batch(sqs, source)
     return result.received, len(result.failed_ids)
@@ -235,10 +235,10 @@ def run(config: DrainConfig, out: TextIO | None = None) -> DrainResult:
 def _run(config: DrainConfig, out: TextIO) -> DrainResult:
     import boto3
 
-    from infra.emulators.sendgrid_emulator import SendGridEmulator
-    from infra.emulators.stripe import StripeEmulator
-    from infra.local.moto_process import MotoProcess
-    from infra.local.pipeline import Pipeline, ProviderEndpoints
+    from simulator.emulators.sendgrid_emulator import SendGridEmulator
+    from simulator.emulators.stripe import StripeEmulator
+    from simulator.local.moto_process import MotoProcess
+    from simulator.local.pipeline import Pipeline, ProviderEndpoints
 
     started_at = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -421,7 +421,7 @@ class Timers:
         self._restore: list[Any] = []
 
     def wrap_source(self, source: Any) -> Any:
-        from infra.local.delivery import EventSource
+        from simulator.local.delivery import EventSource
 
         inner = source.handler
 

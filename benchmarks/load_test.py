@@ -21,7 +21,7 @@ from typing import Any
 
 import requests
 
-from infra.local.process import start_stack, stop_stack
+from simulator.local.process import start_stack, stop_stack
 
 
 @dataclass

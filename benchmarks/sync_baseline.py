@@ -4,7 +4,7 @@ Charge, then save the card (create the Customer, attach the PaymentMethod), then
 and only then answer. It uses the same core adapters as the pipeline (``DonationStore``,
 ``StripePayments``, ``ReceiptMailer`` from ``donations.wiring.Wiring``), so the real boto3, Stripe
 and SendGrid SDKs talk to the same moto server and emulators, and it is served behind the same kind
-of HTTP front (``infra.local.front.Front``, API Gateway proxy events).
+of HTTP front (``simulator.local.front.Front``, API Gateway proxy events).
 
 It is deliberately lean: no Powertools idempotency record, no metrics, no follow-up messages. It
 does less AWS work than the charge function, so the baseline/pipeline ratio it yields is a lower
@@ -28,8 +28,8 @@ from donations.models import DonationRequest, DonationStatus
 from donations.ports import ChargeState
 from donations.settings import ChargeSettings, SendReceiptSettings, TokenizeSettings
 from donations.wiring import Wiring
-from infra.local.events import LambdaContext, api_gateway_event
-from infra.local.front import Front
+from simulator.local.events import LambdaContext, api_gateway_event
+from simulator.local.front import Front
 
 
 class SyncBaselineSettings(ChargeSettings, TokenizeSettings, SendReceiptSettings):
@@ -94,7 +94,7 @@ def _answer(status: int, body: dict[str, Any]) -> dict[str, Any]:
 
 
 class SyncBaselineServer:
-    """The baseline handler behind ``infra.local.front.Front`` on 127.0.0.1 (POST /donations)."""
+    """The baseline handler behind ``simulator.local.front.Front`` on 127.0.0.1 (POST /donations)."""
 
     def __init__(self, handler: SyncBaselineHandler, port: int) -> None:
         self.handler = handler

@@ -24,10 +24,10 @@ import logging
 import pytest
 from moto import mock_aws
 
-from infra.emulators.sendgrid_emulator import SendGridEmulator
-from infra.emulators.stripe import StripeEmulator
-from infra.emulators.turnstile_emulator import TurnstileEmulator
-from infra.local.pipeline import Pipeline, ProviderEndpoints, install_receipt_template
+from simulator.emulators.sendgrid_emulator import SendGridEmulator
+from simulator.emulators.stripe import StripeEmulator
+from simulator.emulators.turnstile_emulator import TurnstileEmulator
+from simulator.local.pipeline import Pipeline, ProviderEndpoints, install_receipt_template
 from tests.support.world import CARD_TESTING_OUT_OF_REACH, World
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)

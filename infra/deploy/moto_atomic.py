@@ -5,7 +5,7 @@ item, one wins and the other fails its condition. moto evaluates the condition a
 update without a lock, so two threads (a batch's records handled side by side, or the charge and
 the Stripe webhook) can both pass the same condition, and a receipt claim could be taken twice.
 That would be moto's bug, not ours, so every write to moto's DynamoDB goes through one lock here:
-in the process moto runs in (``infra.local.moto_process``, or any process using ``mock_aws``).
+in the process moto runs in (``simulator.local.moto_process``, or any process using ``mock_aws``).
 """
 
 from __future__ import annotations

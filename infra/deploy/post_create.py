@@ -23,7 +23,7 @@ from infra.deploy.plan import ALARM, ALIAS, POST_CREATE_OUTPUT, WEB_ACL, MotoPla
 @dataclass(frozen=True)
 class SnsSourceSpec:
     """A Lambda function subscribed to a topic (SAM's SNS event), NOT subscribed in moto: moto would invoke
-    the function through Docker. The local stack delivers the topic's messages to it (infra.local.sns)."""
+    the function through Docker. The local stack delivers the topic's messages to it (simulator.local.sns)."""
 
     logical_id: str
     topic_arn: str

@@ -8,7 +8,7 @@ answers the same, where a plain second verification fails with ``timeout-or-dupl
 is JSON with ``success`` and ``error-codes``; ``internal-error`` may be retried.
 
 The secret comes from Parameter Store like the provider keys (donations.secrets). The local stack
-and the tests point ``TURNSTILE_VERIFY_URL`` at infra/emulators/turnstile_emulator.py.
+and the tests point ``TURNSTILE_VERIFY_URL`` at simulator/emulators/turnstile_emulator.py.
 """
 
 from __future__ import annotations

@@ -23,8 +23,8 @@ def run_attack(config: AttackConfig, out: TextIO | None = None) -> AttackReport:
     out = out or sys.stdout
     with benchmark_process():
         # Imported here: Powertools reads the environment the local stack sets, at import.
-        from infra.local.config import LocalConfig
-        from infra.local.stack import LocalStack
+        from simulator.local.config import LocalConfig
+        from simulator.local.stack import LocalStack
 
         local = LocalConfig(
             api_port=free_port(),

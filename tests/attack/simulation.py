@@ -184,7 +184,7 @@ def _honest(config: AttackConfig, rng: random.Random) -> list[Attempt]:
 
 
 class AttackRun:
-    """One run against a started local stack (infra.local.stack.LocalStack)."""
+    """One run against a started local stack (simulator.local.stack.LocalStack)."""
 
     def __init__(self, stack: Any, config: AttackConfig) -> None:
         self.stack = stack

@@ -23,10 +23,10 @@ from typing import Any
 
 from donations.models import DonationStatus, StepStatus
 from donations_ops.redrive import copy_messages
-from infra.local.alarms import AlarmEvaluator
-from infra.local.delivery import BatchResult, EventSource, deliver_batch
-from infra.local.events import sqs_event
-from infra.local.metrics import QueueMetrics
+from simulator.local.alarms import AlarmEvaluator
+from simulator.local.delivery import BatchResult, EventSource, deliver_batch
+from simulator.local.events import sqs_event
+from simulator.local.metrics import QueueMetrics
 from tests.support.world import CONSUMERS, QUEUES, World
 
 PAYMENT_METHODS = [

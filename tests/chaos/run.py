@@ -32,9 +32,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from moto import mock_aws
 
-    from infra.emulators.sendgrid_emulator import SendGridEmulator
-    from infra.emulators.stripe import StripeEmulator
-    from infra.local.pipeline import Pipeline, ProviderEndpoints
+    from simulator.emulators.sendgrid_emulator import SendGridEmulator
+    from simulator.emulators.stripe import StripeEmulator
+    from simulator.local.pipeline import Pipeline, ProviderEndpoints
     from tests.chaos.harness import ChaosConfig, ChaosRun, timed
     from tests.conftest import TEST_ENVIRONMENT
     from tests.support.world import World

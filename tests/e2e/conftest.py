@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from infra.local.process import RunningStack, stop_stack
-from infra.local.process import start_stack as start_local_stack
+from simulator.local.process import RunningStack, stop_stack
+from simulator.local.process import start_stack as start_local_stack
 from tests.support.world import CARD_TESTING_OUT_OF_REACH
 
 __all__ = ["RunningStack", "donate", "start_stack", "stop_stack", "wait_for"]

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import requests
 
-from infra.emulators.sendgrid_emulator import SendGridControl
-from infra.local.process import ROOT, RunningStack
+from simulator.emulators.sendgrid_emulator import SendGridControl
+from simulator.local.process import ROOT, RunningStack
 from tests.e2e.conftest import run_ops
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

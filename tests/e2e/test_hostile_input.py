@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
 from donations.redaction import looks_like_card_number
-from infra.emulators.control import EmulatorControl
-from infra.emulators.sendgrid_emulator import SendGridControl
+from simulator.emulators.control import EmulatorControl
+from simulator.emulators.sendgrid_emulator import SendGridControl
 from tests.e2e.conftest import donate, wait_for
 from tests.integration.test_hostile_properties import (
     INVALID_UTF8,

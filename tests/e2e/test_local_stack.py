@@ -11,8 +11,8 @@ import pytest
 import requests
 
 from donations.money import format_day
-from infra.emulators.control import EmulatorControl
-from infra.emulators.sendgrid_emulator import SendGridControl
+from simulator.emulators.control import EmulatorControl
+from simulator.emulators.sendgrid_emulator import SendGridControl
 from tests.e2e.conftest import donate, run_ops, start_stack, stop_stack, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from infra.emulators.sendgrid_emulator import SendGridControl
+from simulator.emulators.sendgrid_emulator import SendGridControl
 from tests.e2e.conftest import donate, run_ops, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -14,8 +14,8 @@ import boto3
 import pytest
 import requests
 
-from infra.local.process import free_port
-from infra.local.process import start_stack as start_local_stack
+from simulator.local.process import free_port
+from simulator.local.process import start_stack as start_local_stack
 from tests.e2e.conftest import E2E_ENVIRONMENT, donate, stop_stack, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

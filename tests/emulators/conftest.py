@@ -8,9 +8,9 @@ import pytest
 import stripe
 from sendgrid import SendGridAPIClient
 
-from infra.emulators.sendgrid_emulator import SendGridEmulator
-from infra.emulators.stripe import StripeEmulator
-from infra.emulators.turnstile_emulator import TurnstileEmulator
+from simulator.emulators.sendgrid_emulator import SendGridEmulator
+from simulator.emulators.stripe import StripeEmulator
+from simulator.emulators.turnstile_emulator import TurnstileEmulator
 
 StripeFactory = Callable[..., stripe.StripeClient]
 

@@ -15,11 +15,18 @@ from pathlib import Path
 import pytest
 import requests
 
-from infra.emulators.control import EmulatorControl
-from infra.emulators.faults import FaultInjector
-from infra.emulators.sendgrid_emulator import SendGridEmulator
-from infra.emulators.serving import _Handler
-from infra.emulators.stripe import FormError, SearchQueryError, StripeEmulator, clause_matches, parse_form, parse_search
+from simulator.emulators.control import EmulatorControl
+from simulator.emulators.faults import FaultInjector
+from simulator.emulators.sendgrid_emulator import SendGridEmulator
+from simulator.emulators.serving import _Handler
+from simulator.emulators.stripe import (
+    FormError,
+    SearchQueryError,
+    StripeEmulator,
+    clause_matches,
+    parse_form,
+    parse_search,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -202,7 +209,7 @@ def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
 
 @pytest.mark.parametrize(
     ("module", "sig"),
-    [("infra.emulators.stripe", signal.SIGTERM), ("infra.emulators.sendgrid_emulator", signal.SIGINT)],
+    [("simulator.emulators.stripe", signal.SIGTERM), ("simulator.emulators.sendgrid_emulator", signal.SIGINT)],
 )
 def test_cli_serves_until_signalled(module: str, sig: signal.Signals) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}

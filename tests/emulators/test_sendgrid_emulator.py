@@ -14,7 +14,7 @@ from python_http_client import exceptions as http_errors
 from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import CustomArg, Mail
 
-from infra.emulators.sendgrid_emulator import (
+from simulator.emulators.sendgrid_emulator import (
     ACCESS_FORBIDDEN,
     INVALID_ADDRESS,
     INVALID_GRANT,

@@ -12,8 +12,8 @@ from jsonschema import Draft202012Validator
 from donations.mail import receipt_mail
 from donations.models import Donation
 from donations.settings import MailSettings
-from infra.emulators import sendgrid_schema
-from infra.emulators.sendgrid_schema import (
+from simulator.emulators import sendgrid_schema
+from simulator.emulators.sendgrid_schema import (
     CONTENT_ORDER,
     CONTENT_REQUIRED,
     CUSTOM_ARGS_EMPTY,

@@ -1,7 +1,7 @@
 """The SendGrid emulator's Templates API and dynamic template rendering, driven by the real sendgrid SDK.
 
 What is checked comes from SendGrid's Templates API document (twilio/sendgrid-oai tsg_templates_v3.json)
-and "Using Handlebars"; see infra/emulators/sendgrid_templates.py.
+and "Using Handlebars"; see simulator/emulators/sendgrid_templates.py.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from python_http_client import exceptions as http_errors
 from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import CustomArg, Mail
 
-from infra.emulators.sendgrid_emulator import SendGridEmulator
-from infra.emulators.templating import HandlebarsRenderer, TemplateError
+from simulator.emulators.sendgrid_emulator import SendGridEmulator
+from simulator.emulators.templating import HandlebarsRenderer, TemplateError
 
 pytestmark = pytest.mark.integration
 

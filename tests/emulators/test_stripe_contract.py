@@ -14,7 +14,7 @@ import stripe.params
 from stripe._api_version import _ApiVersion
 from stripe._request_options import RequestOptions
 
-from infra.emulators.stripe import (
+from simulator.emulators.stripe import (
     DEFAULT_API_VERSION,
     ENDPOINTS,
     SdkVersionMismatch,

@@ -11,8 +11,8 @@ import pytest
 import requests
 import stripe
 
-from infra.emulators.control import EmulatorControlError
-from infra.emulators.stripe import (
+from simulator.emulators.control import EmulatorControlError
+from simulator.emulators.stripe import (
     REUSED_PM_MESSAGE,
     UNATTACHABLE_PM_MESSAGE,
     StripeControl,

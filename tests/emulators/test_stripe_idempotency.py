@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import stripe
 
-from infra.emulators.control import EmulatorControlError
-from infra.emulators.sendgrid_emulator import SendGridEmulator
-from infra.emulators.stripe import KEY_LIFETIME_SECONDS, StripeControl, StripeEmulator
+from simulator.emulators.control import EmulatorControlError
+from simulator.emulators.sendgrid_emulator import SendGridEmulator
+from simulator.emulators.stripe import KEY_LIFETIME_SECONDS, StripeControl, StripeEmulator
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 import stripe
 
-from infra.emulators.stripe import StripeEmulator
+from simulator.emulators.stripe import StripeEmulator
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import stripe
 
-from infra.emulators.stripe import StripeEmulator
-from infra.emulators.stripe.objects import shaped
+from simulator.emulators.stripe import StripeEmulator
+from simulator.emulators.stripe.objects import shaped
 
 pytestmark = pytest.mark.integration
 

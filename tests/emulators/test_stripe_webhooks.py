@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import stripe
 
-from infra.emulators.control import EmulatorControlError
-from infra.emulators.stripe import (
+from simulator.emulators.control import EmulatorControlError
+from simulator.emulators.stripe import (
     CONTENT_TYPE,
     DEFAULT_API_VERSION,
     USER_AGENT,
@@ -488,7 +488,7 @@ def test_http_control_configures_endpoint_modes_and_waits(receiver: Receiver) ->
 
 
 def test_cli_flags_configure_delivery(receiver: Receiver) -> None:
-    cmd = [sys.executable, "-m", "infra.emulators.stripe", "--port", "0"]
+    cmd = [sys.executable, "-m", "simulator.emulators.stripe", "--port", "0"]
     cmd += ["--webhook-url", receiver.url, "--webhook-secret", SECRET, "--webhook-retry-schedule", "0.05,0.1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)  # noqa: S603 (fixed argv)
     try:

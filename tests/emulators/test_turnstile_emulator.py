@@ -14,7 +14,7 @@ import requests
 
 from donations.challenge import TurnstileVerifier
 from donations.errors import ServiceUnavailable
-from infra.emulators.turnstile_emulator import (
+from simulator.emulators.turnstile_emulator import (
     DUMMY_TOKEN,
     FAILING_SECRET,
     LOCAL_SECRET,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from infra.deploy import AwsClients, Template, translate
-from infra.local.gateway import RestApi
+from simulator.local.gateway import RestApi
 from tests.infra.snapstart_contracts import (
     SNAPSTART_FUNCTIONS,
     check_aliases,

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from infra.local.events import api_gateway_event
+from simulator.local.events import api_gateway_event
 from tests.support.world import DONATION
 
 pytestmark = pytest.mark.integration

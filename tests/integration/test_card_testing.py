@@ -16,7 +16,7 @@ import pytest
 from donations.charge import donation_id_for
 from donations_ops.card_testing import card_testing_status, force_attack_mode
 from donations_ops.stack import discover
-from infra.local.pipeline import LOCAL_SOURCE_IP_HEADER
+from simulator.local.pipeline import LOCAL_SOURCE_IP_HEADER
 from tests.support.world import DONATION, World
 
 pytestmark = pytest.mark.integration

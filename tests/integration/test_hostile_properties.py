@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from infra.local.events import api_gateway_event
+from simulator.local.events import api_gateway_event
 from tests.support.hostile import count
 from tests.support.world import DONATION, World
 

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from infra.local.process import require_free_ports
+from simulator.local.process import require_free_ports
 
 pytestmark = pytest.mark.integration
 

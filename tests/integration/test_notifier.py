@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from donations.models import Step
-from infra.local.alarms import Transition, notification
+from simulator.local.alarms import Transition, notification
 from tests.support.world import DONATION
 
 pytestmark = pytest.mark.integration

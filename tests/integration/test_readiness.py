@@ -3,8 +3,8 @@
 import pytest
 
 from donations.payments import StripePayments, build_stripe_client
-from infra.local.process import free_port
-from infra.local.readiness import api_problems, key_problems, stripe_problems
+from simulator.local.process import free_port
+from simulator.local.readiness import api_problems, key_problems, stripe_problems
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from donations.models import DonationStatus, StepStatus
-from infra.emulators.stripe import encode_event, sign_payload
+from simulator.emulators.stripe import encode_event, sign_payload
 from tests.support.sam_events import invoke, sam_event, sqs_record_with, with_lowercase_headers
 from tests.support.world import DONATION, CrashOn
 

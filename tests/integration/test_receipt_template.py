@@ -3,7 +3,7 @@ sent by the product through the SendGrid emulator reads right in USD, EUR, JPY a
 
 The template is installed with the operator tool's own installer (donations_ops.receipts) over the real
 sendgrid SDK, and each receipt is sent by the product's ReceiptMailer: Handlebars.js renders it as
-SendGrid would (infra/emulators/sendgrid_templates.py).
+SendGrid would (simulator/emulators/sendgrid_templates.py).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from donations.receipt import receipt_data
 from donations.settings import MailSettings
 from donations_ops import cli
 from donations_ops.receipts import ReceiptTemplate, install_template, sample_data, shipped_template
-from infra.emulators.sendgrid_emulator import SendGridEmulator
-from infra.emulators.templating import HandlebarsRenderer
+from simulator.emulators.sendgrid_emulator import SendGridEmulator
+from simulator.emulators.templating import HandlebarsRenderer
 from tests.support.records import a_donation
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from donations.models import Step, StepStatus
-from infra.local.alarms import AlarmEvaluator
-from infra.local.metrics import emf_metric_data, put_metric
+from simulator.local.alarms import AlarmEvaluator
+from simulator.local.metrics import emf_metric_data, put_metric
 from tests.support.world import DONATION
 
 pytestmark = pytest.mark.integration

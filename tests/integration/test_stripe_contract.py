@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from infra.emulators.stripe.contract import check_params
-from infra.emulators.stripe.routes import match
-from infra.emulators.stripe.wire import parse_form
+from simulator.emulators.stripe.contract import check_params
+from simulator.emulators.stripe.routes import match
+from simulator.emulators.stripe.wire import parse_form
 from tests.support.world import DONATION, Crash, CrashOn
 
 pytestmark = pytest.mark.integration

@@ -21,8 +21,8 @@ import stripe
 from donations.followups import publish_follow_ups
 from donations.models import DonationStatus, StepStatus
 from donations.webhooks import HANDLED_EVENT_TYPES
-from infra.local.alarms import AlarmEvaluator
-from infra.local.metrics import emf_metric_data, put_metric
+from simulator.local.alarms import AlarmEvaluator
+from simulator.local.metrics import emf_metric_data, put_metric
 from tests.support.world import DONATION as SAMPLE
 
 pytestmark = pytest.mark.integration

@@ -61,3 +61,16 @@ def test_a_plain_install_gives_a_working_donations_ops(tmp_path: Path):
     )
     assert shipped.returncode == 0, shipped.stderr[-3000:]
     assert "{{{org_name}}}" in shipped.stdout
+
+    # And nothing dev-only comes with it: no simulator, no infrastructure recipes, no local-stack script
+    for dev_only in ("simulator", "infra"):
+        found = subprocess.run(  # noqa: S603 - the installed package
+            [str(bin_dir / "python"), "-c", f"import importlib.util as u; print(u.find_spec({dev_only!r}))"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            cwd=tmp_path,
+        )
+        assert found.stdout.strip() == "None", f"{dev_only} ships in the wheel: {found.stdout}"
+    assert not (bin_dir / "donations-local").exists()

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from donations_ops.cli import main
-from infra.local.pipeline import LOCAL_SOURCE_IP_HEADER
+from simulator.local.pipeline import LOCAL_SOURCE_IP_HEADER
 from tests.support.world import DONATION, World
 
 pytestmark = pytest.mark.integration

@@ -2,7 +2,7 @@
 
 Tests change only the fields that must be theirs (body, path, headers, queue, time ...) and feed the
 result to the real handlers, so the handlers meet the shapes AWS sends rather than our own
-``infra.local.events`` builders. The SAM CLI lives in ``.tools/sam`` (``make tools``); without it the test
+``simulator.local.events`` builders. The SAM CLI lives in ``.tools/sam`` (``make tools``); without it the test
 fails and says how to install it.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from infra.local.events import LambdaContext
+from simulator.local.events import LambdaContext
 from tests.infra.tooling import tool, tool_env
 
 Event = dict[str, Any]

@@ -18,10 +18,10 @@ from donations.settings import (
     TokenizeSettings,
 )
 from donations.wiring import Wiring
-from infra.emulators.stripe import encode_event, sign_payload
-from infra.local.delivery import BatchResult, deliver_batch, drain
-from infra.local.events import scheduled_event
-from infra.local.pipeline import ApiAnswer, Pipeline
+from simulator.emulators.stripe import encode_event, sign_payload
+from simulator.local.delivery import BatchResult, deliver_batch, drain
+from simulator.local.events import scheduled_event
+from simulator.local.pipeline import ApiAnswer, Pipeline
 
 # A valid donation body; tests change one field at a time with {**DONATION, "field": value}.
 DONATION = {

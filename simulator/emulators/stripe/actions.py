@@ -1,0 +1,102 @@
+"""Things that happen to a Stripe account outside the API: a donor finishing 3-D Secure, refunds
+and disputes, webhook endpoint settings, time passing."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from simulator.emulators.stripe import charges
+from simulator.emulators.stripe.clock import Clock
+from simulator.emulators.stripe.confirmation import fail_authentication, succeed
+from simulator.emulators.stripe.objects import copy_json, new_request_id
+from simulator.emulators.stripe.state import Ctx, StripeState
+from simulator.emulators.stripe.webhook_settings import DELIVERED
+from simulator.emulators.stripe.webhooks import WebhookDispatcher
+
+Json = dict[str, Any]
+
+
+class StripeActions:
+    _lock: threading.RLock
+    account: StripeState
+    webhooks: WebhookDispatcher
+    clock: Clock
+
+    def _ctx(self) -> Ctx:
+        return Ctx("", new_request_id(), None, None, self.clock.timestamp())
+
+    def authenticate(self, pi_id: str, outcome: str) -> Json:
+        """The donor finishing (``succeed``) or failing (``fail``) 3-D Secure for a requires_action intent."""
+        with self._lock:
+            pi = self.account.payment_intents.get(pi_id)
+            if pi is None:
+                raise KeyError(f"No such payment_intent: '{pi_id}'")
+            if pi["status"] != "requires_action":
+                raise ValueError(f"PaymentIntent {pi_id} has status {pi['status']}, not requires_action")
+            if outcome == "succeed":
+                succeed(self.account, self._ctx(), pi)
+            elif outcome == "fail":
+                fail_authentication(self.account, self._ctx(), pi)
+            else:
+                raise ValueError("outcome must be 'succeed' or 'fail'")
+            return copy_json(pi)
+
+    def refund(self, charge_id: str) -> Json:
+        """Refund a succeeded charge in full; emits ``charge.refunded`` and returns the Charge."""
+        with self._lock:
+            return charges.refund(self.account, self._ctx(), charge_id)
+
+    def dispute(self, charge_id: str) -> Json:
+        """The cardholder disputes a succeeded charge as fraudulent; emits ``charge.dispute.created``
+        and returns the Dispute."""
+        with self._lock:
+            return charges.dispute(self.account, self._ctx(), charge_id)
+
+    # -- time --------------------------------------------------------------------------------
+    def advance_clock(self, seconds: float) -> Json:
+        """Move emulator time forward (idempotency keys expire after 24 h, ``created``, search lag)."""
+        self.clock.advance(seconds)
+        return self.clock_state()
+
+    def clock_state(self) -> Json:
+        return {"now": self.clock.now(), "offset": self.clock.offset}
+
+    # -- webhooks ------------------------------------------------------------------------------
+    def configure_webhooks(
+        self,
+        url: str | None,
+        secret: str | None = None,
+        *,
+        enabled_events: Sequence[str] | None = None,
+        retry_schedule: Sequence[float] | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """Point webhook delivery at ``url`` (None turns it off and drops queued deliveries).
+        Arguments left as None keep their current value. Only events created afterwards are sent."""
+        self.webhooks.configure(
+            url, secret, enabled_events=enabled_events, retry_schedule=retry_schedule, timeout=timeout
+        )
+
+    def set_webhook_mode(self, **modes: Any) -> Json:
+        """Test switches: ``paused``, ``duplicates``, ``duplicate_rate``, ``reorder``,
+        ``reorder_window``, ``drop_next`` (see ``WebhookDispatcher.set_mode``)."""
+        return self.webhooks.set_mode(**modes)
+
+    def deliver_event(self, event_id: str) -> Json:
+        """(Re)send one recorded event to the endpoint now, synchronously; returns the log entry."""
+        with self._lock:
+            event = self.account.events_by_id.get(event_id)
+            if event is None:
+                raise KeyError(f"No such event: '{event_id}'")
+            event = copy_json(event)
+        return self.webhooks.deliver_now(event)  # network I/O outside the emulator lock
+
+    def _webhook_settled(self, event_id: str, status: str) -> None:
+        if status != DELIVERED:
+            return
+        with self._lock:
+            event = self.account.events_by_id.get(event_id)
+            if event is not None:
+                event["pending_webhooks"] = 0

@@ -1,0 +1,68 @@
+"""Everything the emulated Stripe account holds, and the context of one API request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from simulator.emulators.stripe.cards import CardProfile
+from simulator.emulators.stripe.clock import Clock
+from simulator.emulators.stripe.webhooks import WebhookDispatcher
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """One API request: who asked, under which ids, at what emulator time."""
+
+    api_key: str
+    request_id: str
+    idempotency_key: str | None
+    api_version: str | None
+    now: int
+
+
+@dataclass
+class PmUsage:
+    card: CardProfile
+    used_by: set[str] = field(default_factory=set)
+    consumed: bool = False  # used without customer and without setup_future_usage: single-use, spent
+
+
+@dataclass
+class StripeState:
+    """The account's objects. Callers hold the emulator's lock while reading or changing them."""
+
+    clock: Clock
+    webhooks: WebhookDispatcher
+    require_return_url: bool = True
+    search_lag_ms: float = 0.0
+    payment_intents: dict[str, Json] = field(default_factory=dict)
+    searchable_from: dict[str, float] = field(default_factory=dict)  # emulator time a PI becomes searchable
+    payment_methods: dict[str, Json] = field(default_factory=dict)
+    pm_usage: dict[str, PmUsage] = field(default_factory=dict)
+    customers: dict[str, Json] = field(default_factory=dict)
+    charges: dict[str, Json] = field(default_factory=dict)
+    attachments: list[Json] = field(default_factory=list)
+    events: list[Json] = field(default_factory=list)
+    events_by_id: dict[str, Json] = field(default_factory=dict)
+    refunds: list[Json] = field(default_factory=list)
+    disputes: list[Json] = field(default_factory=list)
+    payment_intents_created: int = 0
+
+    def clear(self) -> None:
+        """Forget every object (configuration such as the webhook endpoint stays)."""
+        for store in (
+            self.payment_intents,
+            self.searchable_from,
+            self.payment_methods,
+            self.pm_usage,
+            self.customers,
+            self.charges,
+            self.events_by_id,
+        ):
+            store.clear()
+        for log in (self.attachments, self.events, self.refunds, self.disputes):
+            log.clear()
+        self.payment_intents_created = 0

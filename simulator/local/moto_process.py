@@ -1,0 +1,130 @@
+"""moto's server in a process of its own, as AWS is remote: the functions' interpreter does not pay for it.
+
+Run in one interpreter with the functions, moto's request handling took the same lock (the GIL) as
+the handlers it answered, and every call a function made slowed every other function down. Here it
+has a core of its own. Besides moto's APIs the process answers one local question,
+``GET /_local/sqs/oldest-message-age?queue=NAME``: SQS has no API for the age CloudWatch reports as
+ApproximateAgeOfOldestMessage, and peeking at a message would count as a receive (and so as a step
+towards redrive).
+
+    python -m simulator.local.moto_process --port 4566
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from infra.deploy.moto_atomic import make_dynamodb_writes_atomic
+from simulator.local.metrics import oldest_message_age_seconds
+
+AGE_PATH = "/_local/sqs/oldest-message-age"
+
+
+class MotoProcess:
+    """Starts the server as a child process and stops it; answers the queue-age question through it."""
+
+    def __init__(self, port: int, *, start_timeout: float = 60.0) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self._start_timeout = start_timeout
+        self._child: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> MotoProcess:
+        command = [sys.executable, "-m", "simulator.local.moto_process", "--port", str(self.port)]
+        self._child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)  # noqa: S603
+        deadline = time.monotonic() + self._start_timeout
+        while time.monotonic() < deadline:
+            if self._child.poll() is not None:
+                raise RuntimeError(f"moto's server exited at start-up with code {self._child.returncode}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"moto's server did not listen on 127.0.0.1:{self.port} within {self._start_timeout:.0f} s")
+
+    def stop(self) -> None:
+        if self._child is None or self._child.poll() is not None:
+            return
+        self._child.terminate()
+        try:
+            self._child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._child.kill()
+            self._child.wait(timeout=5)
+
+    def oldest_message_age(self, queue_name: str) -> float:
+        query = urllib.parse.urlencode({"queue": queue_name})
+        with urllib.request.urlopen(f"{self.url}{AGE_PATH}?{query}", timeout=5) as answer:  # noqa: S310 (loopback)
+            return float(json.load(answer)["age_seconds"])
+
+
+def with_local_answers(moto_app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+    """moto's WSGI application, plus the queue-age answer."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != AGE_PATH:
+            return moto_app(environ, start_response)
+        queue = urllib.parse.parse_qs(environ.get("QUERY_STRING", "")).get("queue", [""])[0]
+        body = json.dumps({"queue": queue, "age_seconds": oldest_message_age_seconds(queue)}).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    return app
+
+
+def serve(port: int) -> None:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    make_dynamodb_writes_atomic()
+    app = with_local_answers(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
+
+    def shut_down(*_: Any) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, shut_down)
+    signal.signal(signal.SIGINT, shut_down)  # Ctrl-C reaches the whole process group: the parent stops us
+    _exit_with_parent(shut_down)
+    server.serve_forever()
+    server.server_close()
+
+
+def _exit_with_parent(shut_down: Callable[[], None]) -> None:
+    """If the local stack dies without stopping us (kill -9), do not keep its port."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        shut_down()
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m simulator.local.moto_process", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--port", type=int, required=True)
+    serve(parser.parse_args(argv).port)
+
+
+if __name__ == "__main__":
+    main()

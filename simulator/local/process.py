@@ -1,0 +1,124 @@
+"""Start the README's run command in a subprocess on free ports, and stop it the way a user does (Ctrl-C).
+
+Used by the e2e tests and the load script, so that what they drive is the real command in its own
+process, not an in-process copy sharing their interpreter.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+STARTUP_TIMEOUT_SECONDS = 60
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def require_free_ports(ports: dict[str, int]) -> None:
+    """Fail fast, naming the variable to change, rather than half-starting on a busy port.
+
+    The probe binds as the servers themselves do, with SO_REUSEADDR (http.server's
+    ``allow_reuse_address``): a port only holding connections in TIME_WAIT, as a stack stopped a
+    moment ago leaves them for about a minute, is free for a new listener; one with a listener is not.
+    """
+    for variable, port in ports.items():
+        if not port:
+            continue
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                raise SystemExit(f"Port {port} on 127.0.0.1 is in use; stop what uses it or set {variable}.") from None
+
+
+@dataclass
+class RunningStack:
+    api: str
+    moto: str
+    stripe: str
+    sendgrid: str
+    turnstile: str
+    stack_name: str
+    log_path: Path
+    process: subprocess.Popen[bytes]
+    ports: dict[str, int]
+    """The ports it was started on, by name (API, MOTO, STRIPE, SENDGRID, TURNSTILE), to start another on the same."""
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_stack(
+    log_path: Path,
+    *,
+    stack_name: str = "donations-local",
+    extra_env: dict[str, str] | None = None,
+    ports: dict[str, int] | None = None,
+) -> RunningStack:
+    """The run command in its own process group, once it printed "Ready."; ``ports`` by name (API,
+    MOTO, STRIPE, SENDGRID) as ``RunningStack.ports`` holds them, else free ones."""
+    ports = ports or {name: free_port() for name in ("API", "MOTO", "STRIPE", "SENDGRID")}
+    ports = {"TURNSTILE": free_port(), **ports}
+    env = {
+        **os.environ,
+        **{f"DONATIONS_{name}_PORT": str(port) for name, port in ports.items()},
+        "DONATIONS_STACK_NAME": stack_name,
+        **(extra_env or {}),
+    }
+    env.pop("STRIPE_API_KEY", None)
+    env.pop("SENDGRID_API_KEY", None)
+    env.pop("TURNSTILE_SECRET_KEY", None)
+    log_file = log_path.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "simulator.local"],
+        cwd=ROOT,
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    stack = RunningStack(
+        api=f"http://127.0.0.1:{ports['API']}",
+        moto=f"http://127.0.0.1:{ports['MOTO']}",
+        stripe=f"http://127.0.0.1:{ports['STRIPE']}",
+        sendgrid=f"http://127.0.0.1:{ports['SENDGRID']}",
+        turnstile=f"http://127.0.0.1:{ports['TURNSTILE']}",
+        stack_name=stack_name,
+        log_path=log_path,
+        process=process,
+        ports=dict(ports),
+    )
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"local stack exited early:\n{stack.log()}")
+        if "Ready." in stack.log():
+            return stack
+        time.sleep(0.2)
+    stop_stack(stack)
+    raise RuntimeError(f"local stack not ready after {STARTUP_TIMEOUT_SECONDS} s:\n{stack.log()}")
+
+
+def stop_stack(stack: RunningStack) -> int:
+    """Ctrl-C, as a user would; returns the exit code."""
+    if stack.process.poll() is None:
+        os.killpg(stack.process.pid, signal.SIGINT)
+        try:
+            return stack.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(stack.process.pid, signal.SIGKILL)
+            stack.process.wait(timeout=10)
+            raise
+    return int(stack.process.returncode)

@@ -1,0 +1,437 @@
+"""The local stack: moto server, provider emulators, the pipeline, pollers, alarms and the HTTP front.
+
+Everything listens on 127.0.0.1 and runs in one process (threads), so Ctrl-C stops it all.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+from typing import Any
+
+from donations.redaction import looks_like_card_number
+from donations_ops.alarms import stack_alarms
+from donations_ops.queues import queue_counts
+from donations_ops.stack import Stack as OpsStack
+from donations_ops.stack import discover
+from simulator.emulators.sendgrid_emulator import SendGridEmulator
+from simulator.emulators.stripe import StripeEmulator
+from simulator.emulators.turnstile_emulator import LOCAL_SECRET, LOCAL_SITEKEY, TurnstileEmulator
+from simulator.local.alarms import AlarmEvaluator
+from simulator.local.config import LocalConfig
+from simulator.local.delivery import BatchResult, EventSource, Poller
+from simulator.local.front import Front
+from simulator.local.metrics import (
+    FunctionMetrics,
+    FunctionOutput,
+    MetricForwarder,
+    QueueMetrics,
+    running_function,
+    set_log_stream,
+)
+from simulator.local.moto_process import MotoProcess
+from simulator.local.pipeline import Pipeline, ProviderEndpoints, install_receipt_template
+from simulator.local.process import require_free_ports
+from simulator.local.readiness import wait_until_ready
+
+log = logging.getLogger("donations.local")
+
+TEST_PAYMENT_METHODS = [
+    ("pm_card_visa", "Visa: succeeds"),
+    ("pm_card_mastercard", "Mastercard: succeeds"),
+    ("pm_card_authenticationRequired", "3-D Secure required"),
+    ("pm_card_chargeDeclinedInsufficientFunds", "Declined: insufficient funds"),
+    ("pm_card_chargeDeclined", "Declined: generic"),
+]
+
+
+class LocalStack:
+    def __init__(self, config: LocalConfig | None = None, console: Any = None) -> None:
+        self.config = config or LocalConfig()
+        self.console = console or sys.stdout
+        self.stripe: StripeEmulator | None = None
+        self.sendgrid: SendGridEmulator | None = None
+        self.turnstile: TurnstileEmulator | None = None
+        self._closers: list[Any] = []
+        self._pollers: list[Poller] = []
+        self._stopping = threading.Event()
+        self.notifications: list[dict[str, Any]] = []
+        self._ops_stack: OpsStack | None = None
+        self.parameters: dict[str, str] = {}
+        """Template parameters the stack is created with (the receipt template's id, once installed)."""
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> LocalStack:
+        started = time.monotonic()
+        config = self.config
+        require_free_ports(
+            {
+                "DONATIONS_API_PORT": config.api_port,
+                "DONATIONS_MOTO_PORT": config.moto_port,
+                "DONATIONS_STRIPE_PORT": config.stripe_port if not config.stripe_api_key else 0,
+                "DONATIONS_SENDGRID_PORT": config.sendgrid_port if not config.sendgrid_api_key else 0,
+                "DONATIONS_TURNSTILE_PORT": config.turnstile_port if not config.turnstile_secret_key else 0,
+            }
+        )
+        if config.stripe_api_key and not config.stripe_api_key.startswith("sk_test_"):
+            raise SystemExit("STRIPE_API_KEY must be a test-mode key (sk_test_...); live keys are refused locally.")
+        # AWS is remote: moto gets a process (and a core) of its own, so its work does not slow the functions.
+        self.moto = MotoProcess(config.moto_port)
+        self._closers.append(self.moto.stop)
+        self.moto.start()
+        self.moto_url = self.moto.url
+        providers = self._start_providers()
+        self.pipeline = Pipeline(
+            providers,
+            endpoint_url=self.moto_url,
+            stack_name=config.stack_name,
+            parameters=self.parameters,
+            environment=config.environment,
+        ).start()
+        self._deliver_stripe_webhooks()
+        clients = self.pipeline.clients
+        self.metrics = MetricForwarder(clients("cloudwatch"))
+        self._closers.append(self.metrics.close)
+        self.output = FunctionOutput(self.metrics, self.console, verbose=config.verbose)
+        self._route_function_output()
+        self.function_metrics = FunctionMetrics(self.metrics)
+        self._inbox_url = self._subscribe_operator_inbox()
+        self.alarms = AlarmEvaluator(
+            clients("cloudwatch"),
+            clients("sns"),
+            time_scale=config.time_scale,
+            region=clients.region,
+            alarm_prefix=config.stack_name,
+        )
+        self.alarms.start_like_aws()
+        self.queue_metrics = QueueMetrics(
+            clients("sqs"),
+            clients("cloudwatch"),
+            list(self.pipeline.stack.queues.values()),
+            self.moto.oldest_message_age,
+        )
+        self._start_pollers()
+        self._start_ticker()
+        self._start_reconciler()
+        self._start_growth_notices()
+        # Imported now: it loads donations' modules, which read the environment the pipeline has just set.
+        from simulator.local.console_api import ConsoleApi
+
+        self.console_api = ConsoleApi(clients, config.stack_name, f"{config.stack_name}-")
+        self.front = Front(config.api_port, self._call_api, self._call_local)
+        threading.Thread(target=self.front.serve_forever, name="front", daemon=True).start()
+        self._closers.append(self.front.server_close)
+        self._closers.append(self.front.shutdown)
+        wait_until_ready(self, timeout=config.ready_timeout)  # NotReady: "Ready." only once a charge can succeed
+        self.startup_seconds = time.monotonic() - started
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for poller in self._pollers:
+            poller.stop()
+        for poller in self._pollers:
+            poller.join(timeout=5)
+        for close in reversed(self._closers):
+            try:
+                close()
+            except Exception:
+                log.exception("shutdown step failed")
+        self._closers.clear()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- parts -----------------------------------------------------------------------------------
+
+    def _start_providers(self) -> ProviderEndpoints:
+        config = self.config
+        providers = ProviderEndpoints()
+        if config.stripe_webhook_secret:
+            providers.stripe_webhook_secret = config.stripe_webhook_secret
+        if config.stripe_api_key:
+            providers.stripe_api_key = config.stripe_api_key  # the real Stripe API, in test mode
+        else:
+            self.stripe = StripeEmulator(config.stripe_port).start()
+            self._closers.append(self.stripe.stop)
+            providers.stripe_api_base = self.stripe.url
+        if config.sendgrid_api_key:
+            providers.sendgrid_api_key = config.sendgrid_api_key
+        else:
+            self.sendgrid = SendGridEmulator(config.sendgrid_port).start()
+            self._closers.append(self.sendgrid.stop)
+            providers.sendgrid_api_host = self.sendgrid.url
+            # The shipped receipt template, installed as a deployer would (README "Receipts"): the outbox
+            # shows each receipt rendered. With the real SendGrid, DONATIONS_FN_RECEIPT_TEMPLATE_ID names yours.
+            self.parameters["ReceiptTemplateId"] = install_receipt_template(providers)
+        self._start_turnstile(providers)
+        return providers
+
+    def _start_turnstile(self, providers: ProviderEndpoints) -> None:
+        """The card-testing CAPTCHA: Cloudflare's with your keys, else its emulator (and widget stand-in)."""
+        config = self.config
+        if config.turnstile_secret_key and config.turnstile_sitekey:
+            providers.turnstile_verify_url = ""  # Cloudflare's siteverify
+            providers.turnstile_sitekey, providers.turnstile_secret = (
+                config.turnstile_sitekey,
+                config.turnstile_secret_key,
+            )
+            return
+        self.turnstile = TurnstileEmulator(config.turnstile_port).start()
+        self._closers.append(self.turnstile.stop)
+        providers.turnstile_verify_url = f"{self.turnstile.url}/turnstile/v0/siteverify"
+        providers.turnstile_script_url = f"{self.turnstile.url}/turnstile/v0/api.js?render=explicit"
+        providers.turnstile_sitekey, providers.turnstile_secret = LOCAL_SITEKEY, LOCAL_SECRET
+
+    def _deliver_stripe_webhooks(self) -> None:
+        """The emulator posts its events, signed, to our webhook route, as a Stripe endpoint would.
+
+        Events only start with the first donation, after the front is listening; earlier ones would
+        be retried by the emulator anyway. (Imported here: donations reads its environment, which
+        the pipeline has just set, when first imported.)
+        """
+        from donations.webhooks import HANDLED_EVENT_TYPES
+
+        if self.stripe is None:
+            return  # the real Stripe: `stripe listen` forwards its events (see the README)
+        self.stripe.configure_webhooks(
+            f"http://127.0.0.1:{self.config.api_port}/webhooks/stripe",
+            self.pipeline.providers.stripe_webhook_secret,
+            enabled_events=HANDLED_EVENT_TYPES,  # like a Stripe endpoint's enabled_events
+        )
+
+    def _route_function_output(self) -> None:
+        """The functions' stdout (JSON logs, EMF metrics) goes through FunctionOutput, as to CloudWatch Logs."""
+        previous_stdout, previous_stream = sys.stdout, set_log_stream(self.output)
+        sys.stdout = self.output
+
+        def restore() -> None:
+            sys.stdout = previous_stdout
+            set_log_stream(previous_stream)
+
+        self._closers.append(restore)
+
+    def _subscribe_operator_inbox(self) -> str:
+        """An SQS queue subscribed to the operator topic: the console reads alarm notifications from it."""
+        sqs, sns = self.pipeline.clients("sqs"), self.pipeline.clients("sns")
+        url = sqs.create_queue(QueueName=f"{self.config.stack_name}-operator-inbox")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        # What operators receive: the operator topic (the alarm topic is the notifier's).
+        sns.subscribe(TopicArn=self.pipeline.stack.topics["OperatorTopic"], Protocol="sqs", Endpoint=arn)
+        return str(url)
+
+    def _start_pollers(self) -> None:
+        sqs = self.pipeline.clients("sqs")
+        for source in self.pipeline.event_sources():
+            wrapped = EventSource(**{**source.__dict__, "handler": self._instrumented(source.name, source.handler)})
+            poller = Poller(sqs, wrapped, on_batch=self._on_batch)
+            poller.start()
+            self._pollers.append(poller)
+
+    def _instrumented(self, function_logical_id: str, handler: Any) -> Any:
+        spec = self.pipeline.stack.functions[function_logical_id]
+        service = spec.environment.get("POWERTOOLS_SERVICE_NAME", function_logical_id)
+
+        def invoke(event: dict[str, Any], context: Any) -> Any:
+            started = time.perf_counter()
+            failed = True
+            try:
+                with running_function(function_logical_id, service):
+                    result = handler(event, context)
+                failed = False
+                return result
+            finally:
+                self.function_metrics.record(spec.name, (time.perf_counter() - started) * 1000, failed)
+
+        return invoke
+
+    def _on_batch(self, source: EventSource, result: BatchResult) -> None:
+        if result.failed_ids:
+            self.console.write(
+                f"{time.strftime('%H:%M:%S')} {source.name:<20} {len(result.failed_ids)} of {result.received} "
+                "messages failed; they return after their backoff\n"
+            )
+
+    def _start_ticker(self) -> None:
+        def tick() -> None:
+            while not self._stopping.wait(self.config.tick_seconds):
+                self.tick()
+
+        threading.Thread(target=tick, name="alarm-ticker", daemon=True).start()
+
+    def _start_reconciler(self) -> None:
+        """Invoke the ReconcilerFunction every DONATIONS_LOCAL_RECONCILE_SECONDS (default 30), as its Schedule
+        event does on AWS (EventBridge is not emulated). 0 turns it off."""
+        self._start_schedule("ReconcilerFunction", "ReconcilerFunctionReconcileSchedule", self.config.reconcile_seconds)
+
+    def _start_growth_notices(self) -> None:
+        """The notifier's growth notice, every DIGEST_WINDOW_SECONDS of its environment (its window; the
+        template's rate(15 minutes), compressed with the alarm periods by DONATIONS_LOCAL_TIME_SCALE)."""
+        spec = self.pipeline.stack.functions.get("NotifierFunction")
+        if spec is not None:
+            window = int(self.pipeline.function_environment().get("DIGEST_WINDOW_SECONDS") or 900)
+            self._start_schedule("NotifierFunction", "NotifierFunctionGrowthNotice", window)
+
+    def _start_schedule(self, function: str, rule_logical_id: str, interval: float) -> None:
+        from simulator.local.events import scheduled_event
+
+        stack = self.pipeline.stack
+        if interval <= 0 or function not in stack.functions:
+            return
+        rule = stack.physical_ids.get(rule_logical_id, rule_logical_id)
+        rule_arn = f"arn:aws:events:{stack.region}:{stack.stack_id.split(':')[4]}:rule/{rule}"
+        invoke = self._instrumented(function, lambda event, context: self.pipeline.invoke(function, event, context))
+
+        def run() -> None:
+            while not self._stopping.wait(interval):
+                try:
+                    outcome = invoke(scheduled_event(rule_arn, region=stack.region), None)
+                except Exception:
+                    log.exception("%s run failed", function)
+                    continue
+                if outcome and any(outcome.values()):
+                    self.console.write(f"{time.strftime('%H:%M:%S')} {function:<20} {outcome}\n")
+
+        threading.Thread(target=run, name=f"{function}-schedule", daemon=True).start()
+
+    def tick(self) -> None:
+        """Sample queue metrics, evaluate alarms, collect notifications (also called by tests)."""
+        try:
+            self.metrics.flush()  # what the functions reported so far is in CloudWatch before alarms look
+            self.queue_metrics.publish()
+            for transition in self.alarms.evaluate():
+                self.console.write(
+                    f"{time.strftime('%H:%M:%S')} {'ALARM':<20} {transition.alarm_name}: "
+                    f"{transition.old_state} -> {transition.new_state}\n"
+                )
+            self._deliver_alarm_topic()
+            self._read_inbox()
+        except Exception:
+            log.exception("alarm tick failed")
+
+    def _deliver_alarm_topic(self) -> None:
+        """The alarm topic's messages to the notifier function (SNS -> Lambda), which relays to operators."""
+        for delivery in self.pipeline.sns_deliveries:
+            function = self.pipeline.stack.sns_function(delivery.source)
+            spec = self.pipeline.stack.functions[function]
+            started = time.perf_counter()
+            with running_function(function, spec.environment.get("POWERTOOLS_SERVICE_NAME", function)):
+                results = delivery.deliver()
+            if results:
+                self.function_metrics.record(spec.name, (time.perf_counter() - started) * 1000, None in results)
+
+    def _read_inbox(self) -> None:
+        sqs = self.pipeline.clients("sqs")
+        for _ in range(10):
+            messages = sqs.receive_message(QueueUrl=self._inbox_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                return
+            for message in messages:
+                envelope = json.loads(message["Body"])
+                self.notifications.append(
+                    {
+                        "subject": envelope.get("Subject"),
+                        "received_at": envelope.get("Timestamp"),
+                        "message": json.loads(envelope.get("Message") or "{}"),
+                    }
+                )
+                sqs.delete_message(QueueUrl=self._inbox_url, ReceiptHandle=message["ReceiptHandle"])
+
+    # -- HTTP ------------------------------------------------------------------------------------
+
+    def _call_api(
+        self, method: str, path: str, query: str, body: bytes | None, headers: list[tuple[str, str]]
+    ) -> tuple[int, dict[str, str], str]:
+        found, resource, _ = self.pipeline.api.find(method, path)
+        function = found.function_logical_id if found else None
+        spec = self.pipeline.stack.functions.get(function) if function else None
+        service = spec.environment.get("POWERTOOLS_SERVICE_NAME", function) if spec and function else "api"
+        started = time.perf_counter()
+        with running_function(function or "api", service):
+            answer = self.pipeline.call_api(method, path, body=body, headers=headers, query=query)
+        elapsed = (time.perf_counter() - started) * 1000
+        if spec:
+            self.function_metrics.record(spec.name, elapsed, answer.status >= 500)
+        donation = answer.body.get("donation_id", "") if isinstance(answer.body, dict) else ""
+        # The path is the client's input: one holding something like a card number is not printed.
+        shown = path if not looks_like_card_number(path) else (resource.path if resource else "(withheld)")
+        self.console.write(
+            f"{time.strftime('%H:%M:%S')} {'api':<20} {method} {shown} -> {answer.status} {donation} "
+            f"({elapsed:.0f} ms)\n"
+        )
+        return answer.status, answer.headers, answer.text
+
+    def _call_local(self, method: str, path: str, query: str, body: bytes) -> tuple[int, Any]:
+        parts = path.strip("/").split("/")[1:]
+        # The console's alarms, DLQ tools, donor lookup, report and runbook (issue #15).
+        answer = self.console_api.handle(method, "/".join(parts), query, body)
+        if answer is not None:
+            return answer
+        if method == "GET" and parts == ["config"]:
+            return 200, {
+                "stripe_emulator": self.stripe is not None,
+                "sendgrid_emulator": self.sendgrid is not None,
+                "test_payment_methods": [{"id": pm, "label": label} for pm, label in TEST_PAYMENT_METHODS],
+            }
+        if method == "GET" and parts == ["outbox"]:
+            return 200, {"emails": [_listed(e) for e in reversed(self.sendgrid.outbox)] if self.sendgrid else []}
+        if method == "GET" and len(parts) == 2 and parts[0] == "outbox":
+            found = [e for e in self.sendgrid.outbox if e["message_id"] == parts[1]] if self.sendgrid else []
+            return (200, found[0]) if found else (404, {"message": "Not Found"})
+        if method == "GET" and parts == ["openapi.json"]:
+            app = self.pipeline.handler("ChargeFunction").app
+            return 200, json.loads(app.get_openapi_json_schema(title="Donations API", version="1.0.0"))
+        if method == "GET" and parts == ["status"]:
+            return 200, self.status()
+        if method == "POST" and len(parts) == 3 and parts[0] == "payment_intents" and parts[2] == "authenticate":
+            if self.stripe is None:
+                return 409, {"message": "3-D Secure is completed by Stripe.js against the real Stripe"}
+            outcome = json.loads(body or b"{}").get("outcome", "succeed")
+            return 200, self.stripe.authenticate(parts[1], outcome)
+        return 404, {"message": "Not Found"}
+
+    def status(self) -> dict[str, Any]:
+        """Queue depths and alarm states, read with the operator tool's own queries (donations_ops)."""
+        clients = self.pipeline.clients
+        if self._ops_stack is None:  # found as donations-ops finds a stack: from CloudFormation
+            self._ops_stack = discover(clients, self.config.stack_name)
+        queues = []
+        for logical_id, queue in sorted(self._ops_stack.queues.items()):
+            visible, in_flight, _ = queue_counts(clients("sqs"), queue.url)
+            queues.append({"queue": logical_id, "visible": visible, "in_flight": in_flight})
+        alarms = [
+            {"name": alarm.name, "state": alarm.state, "reason": alarm.reason}
+            for alarm in stack_alarms(clients, self._ops_stack)
+        ]
+        return {"queues": queues, "alarms": alarms, "notifications": list(reversed(self.notifications[-50:]))}
+
+    def urls(self) -> dict[str, str]:
+        api = f"http://127.0.0.1:{self.config.api_port}"
+        urls = {
+            "Donation form": f"{api}/",
+            "API": f"{api}/donations",
+            "Receipts outbox": f"{api}/outbox",
+            "Operator console": f"{api}/console",
+            "moto (AWS APIs)": self.moto_url,
+        }
+        if self.stripe:
+            urls["Stripe emulator"] = self.stripe.url
+        if self.sendgrid:
+            urls["SendGrid emulator"] = self.sendgrid.url
+        if self.turnstile:
+            urls["Turnstile emulator"] = self.turnstile.url
+        return urls
+
+
+def _listed(email: dict[str, Any]) -> dict[str, Any]:
+    """An outbox entry for the list: the rendered subject, not the bodies (``/_local/outbox/{id}`` has them)."""
+    rendered = email.get("rendered")
+    summary = {"subject": rendered.get("subject"), "error": rendered.get("error")} if rendered else None
+    return {**email, "rendered": summary}
