@@ -234,7 +234,7 @@
     busy = value;
     button.disabled = value;
     form.setAttribute("aria-busy", String(value));
-    if (text) say(text);
+    if (text !== undefined) say(text);
   }
 
   function details() {
@@ -266,12 +266,12 @@
     if (!same) {
       const checked = await elements.submit();
       if (checked.error) {
-        setBusy(false);
+        setBusy(false, "");
         return showError("Please check your card details.", checked.error.message);
       }
       const created = await stripe.createPaymentMethod({ elements, params: { billing_details: { name: body.name, email: body.email } } });
       if (created.error) {
-        setBusy(false);
+        setBusy(false, "");
         return showError(TITLES[created.error.code] || "Please check your card details.", created.error.message);
       }
       cardChanged = false;
@@ -297,7 +297,7 @@
     const code = response ? response.status : 0;
     const error = (answer && answer.error) || {};
     root.dataset.lastStatus = String(code);
-    setBusy(false);
+    setBusy(false, "");
     if (code === 201 || code === 202) {
       sent.open = false;
       challenge.hidden = true;
