@@ -256,15 +256,19 @@ def test_card_gift_saves_the_card_and_its_receipt_reaches_the_outbox(
     email = fill_form(browser, card=VISA, save_card=True)
     screenshot(browser, "donation-form")
 
-    # When the donor donates
-    submit(browser)
+    # When the donor donates, and submits again twice while it is being sent
+    assert browser.find_element(By.ID, "dn-submit").is_enabled()
+    browser.execute_script(
+        "const form = document.querySelector('#donation-form form');"
+        "document.getElementById('dn-submit').click(); form.requestSubmit(); form.requestSubmit();"
+    )
 
     # Then the page thanks them once the API confirmed the gift, and the receipt was sent
     thanks = thanked(browser)
     assert "Thank you, Ada Lovelace!" in thanks.text and "$25.00" in thanks.text and email in thanks.text
     donation_id = browser.find_element(By.ID, "donation-form").get_attribute("data-donation-id")
     assert re.fullmatch(r"don_[a-z2-7]{26}", donation_id or ""), donation_id
-    # The API got a PaymentMethod the element created (a real emulator object, not a pm_card_* test id)
+    # The API got one donation, with a PaymentMethod the element created (an emulator object, not pm_card_*)
     posts = browser.execute_script("return window.__posts")
     assert len(posts) == 1
     sent = json.loads(posts[0]["body"])

@@ -72,3 +72,19 @@ def test_wallets_are_card_payment_methods_in_the_sdk_types():
     create = stripe.params.PaymentIntentCreateParams
     assert "allowed_payment_method_types" in create.__optional_keys__
     assert "payment_method_types" not in create.__optional_keys__ | create.__required_keys__
+
+
+def test_a_form_on_another_origin_can_read_retry_after(world):
+    # Given the form on the charity's site, another origin than the API, and Stripe down
+    world.stripe.faults.add("http_error", status=500, path_prefix="/v1/payment_intents", method="POST")
+    try:
+        answer = world.post(DONATION, key="form-cors", headers={"Origin": "https://www.example-charity.org"})
+    finally:
+        world.stripe.faults.clear()
+
+    # Then the 503's Retry-After is exposed to its script: a cross-origin fetch sees only the
+    # CORS-safelisted response headers, and Retry-After is not one (Fetch standard, "CORS-safelisted
+    # response-header name"; developer.mozilla.org/docs/Web/HTTP/Headers/Access-Control-Expose-Headers)
+    assert answer.status == 503 and answer.headers["Retry-After"]
+    assert answer.headers["Access-Control-Allow-Origin"] in ("*", "https://www.example-charity.org")
+    assert "retry-after" in answer.headers.get("Access-Control-Expose-Headers", "").lower().split(",")

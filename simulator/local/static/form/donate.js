@@ -83,10 +83,10 @@
   const alert = h("div", { id: "dn-alert", class: "dn-alert", role: "alert", tabindex: "-1" });
   const status = h("p", { id: "dn-status", class: "dn-status", role: "status" });
   const button = h("button", { type: "submit", id: "dn-submit", class: "dn-submit", disabled: true }, "Donate");
-  const form = h("form", { class: "dn-form", novalidate: true, "aria-describedby": "dn-status" },
+  const form = h("form", { class: "dn-form", novalidate: true, "aria-label": `Donate to ${org}` },
     h("fieldset", {}, h("legend", { text: "Your gift" }),
       h("div", { class: "dn-row" },
-        field("dn-amount", "Amount", amount, h("p", { class: "dn-hint", id: "dn-amount-hint", text: "For example 25.00" })),
+        field("dn-amount", "Amount", amount, h("p", { class: "dn-hint", id: "dn-amount-hint" })),
         codes.length > 1 ? field("dn-currency", "Currency", currency) : null),
       presets),
     h("fieldset", {}, h("legend", { text: "About you" }),
@@ -114,8 +114,10 @@
       h("button", { type: "button", class: "dn-chip", "aria-pressed": "false", "data-amount": minor,
         onclick: () => { amount.value = (minor / 10 ** digits(code)).toFixed(digits(code)); changed(); } },
       money(minor, code))));
-    if (!amount.value && currencies[code] && currencies[code][1]) {
-      amount.value = (currencies[code][1] / 10 ** digits(code)).toFixed(digits(code));
+    const suggested = (currencies[code] || [])[1] || (currencies[code] || [])[0];
+    if (suggested) {
+      document.getElementById("dn-amount-hint").textContent = `For example ${(suggested / 10 ** digits(code)).toFixed(digits(code))}`;
+      if (!amount.value) amount.value = (suggested / 10 ** digits(code)).toFixed(digits(code));
     }
   }
 
