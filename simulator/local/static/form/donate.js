@@ -104,7 +104,8 @@
 
   function toMinor(text, code) {
     const places = digits(code);
-    const match = new RegExp(`^(\\d{1,9})(?:[.,](\\d{1,${places}}))?$`).exec(text.trim().replace(/[\s,](?=\d{3}\b)/g, ""));
+    const fraction = places ? `(?:[.,](\\d{1,${places}}))?` : ""; // none for zero-decimal currencies (jpy)
+    const match = new RegExp(`^(\\d{1,9})${fraction}$`).exec(text.trim().replace(/[\s,](?=\d{3}\b)/g, ""));
     return match ? Number(match[1]) * 10 ** places + Number((match[2] || "").padEnd(places, "0") || 0) : null;
   }
 
