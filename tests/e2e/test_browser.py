@@ -220,6 +220,20 @@ def enabled(driver: WebDriver, element_id: str) -> WebElement | bool:
     return found if found and found.is_enabled() else False
 
 
+def challenge_frame(driver: WebDriver) -> WebElement:
+    """The 3-D Secure challenge stripe.handleNextAction opened (the stand-in's frame, in a modal dialog)."""
+    return wait_until(driver, lambda d: visible(d, "stripe-challenge-frame"), "the 3-D Secure challenge")
+
+
+def answer_challenge(driver: WebDriver, frame: WebElement, button_id: str) -> None:
+    """Click "complete" or "fail" in the challenge frame, once its buttons are enabled."""
+    driver.switch_to.frame(frame)
+    try:
+        wait_until(driver, lambda d: enabled(d, button_id), "the challenge's buttons").click()
+    finally:
+        driver.switch_to.default_content()
+
+
 def thanked(driver: WebDriver) -> WebElement:
     return wait_until(driver, lambda d: visible(d, "dn-thanks"), "the thank-you message")
 
@@ -315,15 +329,11 @@ def test_three_d_secure_gift_is_finished_in_the_page(browser: WebDriver, local_s
     submit(browser)
 
     # Then the API's 202 opens the bank's challenge (stripe.handleNextAction) in a modal dialog
-    frame = wait_until(browser, lambda d: visible(d, "stripe-challenge-frame"), "the 3-D Secure challenge")
+    frame = challenge_frame(browser)
     assert browser.find_element(By.CSS_SELECTOR, '[role="dialog"][aria-modal="true"]').is_displayed()
     assert browser.find_element(By.ID, "donation-form").get_attribute("data-last-status") == "202"
     screenshot(browser, "three-d-secure")
-    browser.switch_to.frame(frame)
-    try:
-        wait_until(browser, lambda d: enabled(d, "complete"), "the challenge's buttons").click()
-    finally:
-        browser.switch_to.default_content()
+    answer_challenge(browser, frame, "complete")
 
     # And, authenticated, Stripe's webhook completes the donation: the page thanks the donor
     thanks = thanked(browser)
@@ -341,12 +351,7 @@ def test_failed_three_d_secure_says_nothing_was_charged_and_keeps_the_form(
     open_form(browser, local_stack)
     fill_form(browser, card=THREE_D_SECURE)
     submit(browser)
-    frame = wait_until(browser, lambda d: visible(d, "stripe-challenge-frame"), "the 3-D Secure challenge")
-    browser.switch_to.frame(frame)
-    try:
-        wait_until(browser, lambda d: enabled(d, "fail"), "the challenge's buttons").click()
-    finally:
-        browser.switch_to.default_content()
+    answer_challenge(browser, challenge_frame(browser), "fail")
 
     text = alert_text(browser)
     assert "Authentication failed" in text and "Nothing was charged" in text, text
@@ -503,15 +508,15 @@ def test_axe_finds_no_serious_accessibility_violations_in_the_form_its_errors_an
     open_form(browser, local_stack)
     fill_form(browser, card=THREE_D_SECURE)
     submit(browser)
-    frame = wait_until(browser, lambda d: visible(d, "stripe-challenge-frame"), "the 3-D Secure challenge")
+    frame = challenge_frame(browser)
     assert serious_violations(browser) == []
     browser.switch_to.frame(frame)
     try:
         wait_until(browser, lambda d: enabled(d, "complete"), "the challenge's buttons")
         assert serious_violations(browser) == []
-        browser.find_element(By.ID, "complete").click()
     finally:
         browser.switch_to.default_content()
+    answer_challenge(browser, frame, "complete")
     thanked(browser)
     assert serious_violations(browser) == []
 

@@ -11,31 +11,19 @@ import requests
 import stripe
 
 from simulator.emulators.stripe import StripeControl, StripeEmulator
+from tests.support.payment_element import PUBLISHABLE_KEY_HEADERS, post_card
 
 pytestmark = pytest.mark.integration
 
 StripeFactory = Callable[..., stripe.StripeClient]
-PUBLISHABLE = {"Authorization": "Bearer pk_test_form"}
-
-
-def card(number: str = "4242424242424242", **changes: str) -> dict[str, str]:
-    """The form body Stripe.js's Payment Element posts for a card (docs.stripe.com/testing numbers)."""
-    return {
-        "type": "card",
-        "card[number]": number,
-        "card[exp_month]": "12",
-        "card[exp_year]": "34",
-        "card[cvc]": "123",
-        "billing_details[name]": "Ada Lovelace",
-        **changes,
-    }
+PUBLISHABLE = PUBLISHABLE_KEY_HEADERS
 
 
 def test_a_publishable_key_creates_a_card_payment_method_that_a_secret_key_charges(
     stripe_emu: StripeEmulator, stripe_client: StripeFactory
 ) -> None:
     # Given the card details the Payment Element's frame posts with the publishable key
-    created = requests.post(f"{stripe_emu.url}/v1/payment_methods", data=card(), headers=PUBLISHABLE, timeout=5)
+    created = post_card(stripe_emu.url)
 
     # Then it is a card PaymentMethod, shaped as the SDK's PaymentMethod, without the number
     assert created.status_code == 200, created.text
@@ -58,9 +46,7 @@ def test_a_publishable_key_creates_a_card_payment_method_that_a_secret_key_charg
 
 def test_card_numbers_are_checked_as_stripe_does(stripe_emu: StripeEmulator) -> None:
     def refused(**changes: str) -> dict[str, str]:
-        answer = requests.post(
-            f"{stripe_emu.url}/v1/payment_methods", data=card(**changes), headers=PUBLISHABLE, timeout=5
-        )
+        answer = post_card(stripe_emu.url, **changes)
         assert answer.status_code == 402, answer.text
         return dict(answer.json()["error"])
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import typing
 
 import pytest
-import requests
 import stripe
 
+from tests.support.payment_element import post_card
 from tests.support.world import DONATION
 
 pytestmark = pytest.mark.integration
@@ -23,19 +23,7 @@ pytestmark = pytest.mark.integration
 
 def payment_element_method(stripe_url: str, number: str) -> str:
     """A PaymentMethod as the Payment Element creates it: card details posted with a publishable key."""
-    answer = requests.post(
-        f"{stripe_url}/v1/payment_methods",
-        data={
-            "type": "card",
-            "card[number]": number,
-            "card[exp_month]": "12",
-            "card[exp_year]": "34",
-            "card[cvc]": "123",
-            "billing_details[name]": "Ada Lovelace",
-        },
-        headers={"Authorization": "Bearer pk_test_form"},
-        timeout=5,
-    )
+    answer = post_card(stripe_url, number)
     assert answer.status_code == 200, answer.text
     return str(answer.json()["id"])
 
