@@ -90,9 +90,9 @@
           return element;
         },
         getElement: (type) => (type === "payment" ? payment : null),
-        update(changes) {
+        async update(changes) {
           settings = { ...settings, ...changes };
-          if (payment) payment.ask("settings", settings);
+          if (payment) await payment.ask("settings", settings);
         },
         async submit() {
           if (!payment) return { error: { type: "validation_error", message: "No Payment Element is mounted." } };
