@@ -71,7 +71,8 @@ def apply_once() -> Any:
 
 
 @app.post("/webhooks/stripe", responses=RESPONSES, summary="Stripe webhook events", include_in_schema=False)
-@tracer.capture_method
+# Nothing of the event (a PaymentIntent with its client_secret, the donor's email) goes to X-Ray as metadata.
+@tracer.capture_method(capture_response=False, capture_error=False)
 def receive_stripe_event() -> Response[dict[str, Any]]:
     request = app.current_event
     secret = wiring().api_keys.get(settings.stripe_webhook_secret_name)
@@ -90,7 +91,7 @@ apply_once()
 
 # clear_state: keys appended for one event (donation_id, stripe_event_id) must not label the next one's logs.
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency_config.register_lambda_context(context)
