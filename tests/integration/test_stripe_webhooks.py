@@ -23,6 +23,7 @@ from donations.models import DonationStatus, StepStatus
 from donations.webhooks import HANDLED_EVENT_TYPES
 from simulator.local.alarms import AlarmEvaluator
 from simulator.local.metrics import emf_metric_data, put_metric
+from tests.support.keys import a_key
 from tests.support.world import DONATION as SAMPLE
 
 pytestmark = pytest.mark.integration
@@ -432,3 +433,26 @@ def test_the_emulator_retries_an_early_event_until_the_donation_is_recorded(deli
     world.drain()
     assert world.record(donation_id).status is DonationStatus.SUCCEEDED
     assert len(world.sendgrid.outbox_for(donation_id)) == 1
+
+
+def test_a_body_larger_than_any_stripe_event_is_refused_with_413_before_the_signature_check(world, capsys):
+    # Given a donation awaiting Stripe's event, and an event padded past the webhook's limit
+    # (StripeWebhookSettings.webhook_max_body_bytes), validly signed so only its size is at fault
+    donation_id, intent_id = _three_d_secure(world, key=a_key("key-webhook-oversized"))
+    world.stripe.authenticate(intent_id, "succeed")
+    event = world.stripe_event("payment_intent.succeeded", intent_id)
+    limit = world.settings.webhook_max_body_bytes
+    padded = {**event, "padding": "x" * limit}
+    before = world.record(donation_id)
+    capsys.readouterr()
+
+    # When it is delivered
+    answer = world.deliver_stripe_event(padded)
+
+    # Then it is refused as too large, and nothing was applied, recorded or counted as a bad signature
+    assert (answer.status, answer.body["error"]["code"]) == (413, "payload_too_large")
+    assert world.record(donation_id) == before
+    assert world.webhook_event_records() == []
+    assert "WebhookSignatureFailures" not in _metrics(capsys.readouterr().out)
+    # ... while the same event at its real size is applied
+    assert world.deliver_stripe_event(event).status == 200
