@@ -81,6 +81,8 @@ def create_donation(
         payments=deps.payments,
         publisher=deps.publisher,
         lease_seconds=math.ceil(app.lambda_context.get_remaining_time_in_millis() / 1000),
+        identifiers=deps.identifiers,
+        legacy_ids=settings.legacy_donation_ids,
         # Card testing: the client as API Gateway saw it (never a header it could set itself).
         screening=deps.screening,
         client=Client(app.current_event.request_context.identity.source_ip, challenge_token),

@@ -98,6 +98,16 @@ class SendGridSettings(MailSettings):
     sendgrid_secret_name: Name
 
 
+class IdentifierSettings(EnvSettings):
+    """The secret that keys donation ids, donor keys and velocity keys (donations.identifiers)."""
+
+    identifier_secret_name: Name
+    # Records made before ids were keyed are found by their old id too, so their retries resume them
+    # (one GetItem more per new donation). Off once no such donation can still be retried
+    # (docs/security-application.md, "Donation ids").
+    legacy_donation_ids: bool = True
+
+
 class FollowUpQueues(EnvSettings):
     tokenize_queue_url: Name
     receipt_queue_url: Name
@@ -148,7 +158,9 @@ class ConsumerSettings(TableSettings, ProviderCallSettings):
 # -- each function's -------------------------------------------------------------------------------
 
 
-class ChargeSettings(ApiSettings, TableSettings, StripeSettings, FollowUpQueues, CardTestingSettings):
+class ChargeSettings(
+    ApiSettings, TableSettings, StripeSettings, FollowUpQueues, CardTestingSettings, IdentifierSettings
+):
     allowed_currencies: frozenset[str]
     min_amount: int = Field(ge=1)
     max_amount: int = Field(ge=1)

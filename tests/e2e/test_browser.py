@@ -23,6 +23,7 @@ import requests
 from simulator.emulators.sendgrid_emulator import SendGridControl
 from simulator.local.process import ROOT, RunningStack
 from tests.e2e.conftest import run_ops
+from tests.support.keys import a_key
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -404,7 +405,7 @@ def test_console_lists_the_alarms_with_their_state(browser: WebDriver, local_sta
 def _donate(stack: RunningStack, key: str, **changes: object) -> str:
     body = {"amount": 2500, "currency": "usd", "email": "ada@example.org", "name": "Ada Lovelace",
             "payment_method": "pm_card_visa", "save_card": False, **changes}  # fmt: skip
-    answer = requests.post(f"{stack.api}/donations", json=body, headers={"Idempotency-Key": key}, timeout=15)
+    answer = requests.post(f"{stack.api}/donations", json=body, headers={"Idempotency-Key": a_key(key)}, timeout=15)
     assert answer.status_code == 201, answer.text
     return str(answer.json()["donation_id"])
 

@@ -58,9 +58,7 @@ def traces(monkeypatch) -> Iterator[KeepingEmitter]:
     xray_recorder.configure(context=previous[0], emitter=previous[1])
 
 
-def test_a_3d_secure_donation_its_webhook_and_receipt_leave_no_secret_in_traces_or_logs(
-    world, traces, captured_logs
-):
+def test_a_3d_secure_donation_its_webhook_and_receipt_leave_no_secret_in_traces_or_logs(world, traces, captured_logs):
     # Given a donation that needs 3-D Secure, traced as on Lambda
     answer = world.post(DONOR, key=a_key("trace-3ds"))
     assert answer.status == 202

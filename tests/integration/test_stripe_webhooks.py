@@ -111,7 +111,7 @@ def test_the_same_event_delivered_twice_has_one_effect(world):
 
 def test_the_event_after_another_path_recorded_the_charge_adds_no_follow_ups(world):
     # The event for a card charged at once comes while (or after) the charge itself publishes.
-    donation_id = world.post({**CARD, "save_card": False}, key="key-card-race").body["donation_id"]
+    donation_id = world.post({**CARD, "save_card": False}, key=a_key("key-card-race")).body["donation_id"]
     [intent] = world.stripe.intents_for(donation_id)
     answer = world.deliver_stripe_event(world.stripe_event("payment_intent.succeeded", intent["id"]))
 
@@ -156,7 +156,7 @@ def test_failed_authentication_fails_the_donation_with_the_reason_and_queues_not
 
 
 def test_a_decline_reported_after_the_charge_recorded_it_stays_a_decline(world):
-    answer = world.post({**CARD, "payment_method": "pm_card_chargeDeclinedInsufficientFunds"}, key="key-decline")
+    answer = world.post({**CARD, "payment_method": "pm_card_chargeDeclinedInsufficientFunds"}, key=a_key("key-decline"))
     assert answer.status == 402
     [donation_id] = world.donation_ids()
     [intent] = world.stripe.intents_for(donation_id)
@@ -302,7 +302,7 @@ def test_an_event_still_unmatched_after_an_hour_is_not_ours_and_is_acknowledged(
 
 
 def test_a_refund_is_recorded_on_the_donation(world):
-    donation_id, charge_id = _charged(world, key="key-refund")
+    donation_id, charge_id = _charged(world, key=a_key("key-refund"))
     world.stripe.refund(charge_id)
 
     answer = world.deliver_stripe_event(world.stripe_event("charge.refunded", charge_id))
@@ -315,7 +315,7 @@ def test_a_refund_is_recorded_on_the_donation(world):
 
 
 def test_a_dispute_is_recorded_raises_the_metric_and_the_alarm(world, capsys):
-    donation_id, charge_id = _charged(world, key="key-dispute")
+    donation_id, charge_id = _charged(world, key=a_key("key-dispute"))
     dispute = world.stripe.dispute(charge_id)
     capsys.readouterr()
 
@@ -403,7 +403,7 @@ def _outcomes(world) -> list[Any]:
 
 def test_the_emulator_delivers_the_success_twice_and_the_donation_completes_once(delivering):
     world = delivering
-    donation_id, intent_id = _three_d_secure(world, key="key-emulated")
+    donation_id, intent_id = _three_d_secure(world, key=a_key("key-emulated"))
     world.stripe.set_webhook_mode(duplicates=1)
 
     world.stripe.authenticate(intent_id, "succeed")
@@ -418,7 +418,7 @@ def test_the_emulator_delivers_the_success_twice_and_the_donation_completes_once
 
 def test_the_emulator_retries_an_early_event_until_the_donation_is_recorded(delivering):
     world = delivering
-    donation_id, intent_id = _three_d_secure(world, key="key-emulated-early", save_card=False)
+    donation_id, intent_id = _three_d_secure(world, key=a_key("key-emulated-early"), save_card=False)
     table = world.wiring.store._table
     item = table.get_item(Key={"donation_id": donation_id})["Item"]
     table.delete_item(Key={"donation_id": donation_id})

@@ -12,6 +12,7 @@ import pytest
 
 from donations.models import Attention, StepStatus
 from tests.ops.test_ops_cli import donate, ops, ops_json, park_bouncing_receipt, park_transient
+from tests.support.keys import a_key
 
 pytestmark = pytest.mark.integration
 
@@ -154,7 +155,7 @@ def test_the_report_answers_whether_every_donor_got_a_receipt_and_names_the_miss
     sent = donate(world, "key-report-sent")
     world.drain()
     poison = park_bouncing_receipt(world, "key-report-poison")
-    declined = world.post({**_body(), "payment_method": "pm_card_chargeDeclined"}, key="key-report-declined")
+    declined = world.post({**_body(), "payment_method": "pm_card_chargeDeclined"}, key=a_key("key-report-declined"))
     assert declined.status == 402
 
     found = ops_json(pipeline, capsys, "report", "--date", "today")
