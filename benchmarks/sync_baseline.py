@@ -125,5 +125,5 @@ class SyncBaselineServer:
             result = self.handler(event, LambdaContext("sync-baseline", 512, 30))
         return int(result["statusCode"]), dict(result.get("headers") or {}), str(result.get("body") or "")
 
-    def _call_local(self, method: str, path: str, query: str, body: bytes) -> tuple[int, Any]:
+    def _call_local(self, method: str, path: str, query: str, body: bytes, _: list[tuple[str, str]]) -> tuple[int, Any]:
         return 404, {"message": "Not Found"}

@@ -31,8 +31,9 @@ API_PREFIXES = ("/donations", "/webhooks")
 
 ApiCall = Callable[[str, str, str, bytes | None, list[tuple[str, str]]], tuple[int, dict[str, str], str]]
 """(method, path, query, body, header lines) -> (status, headers, body)."""
-LocalCall = Callable[[str, str, str, bytes], tuple[int, Any]]
-"""(method, path, query, body) -> (status, JSON payload, or an object with content_type and body: sent as is)."""
+LocalCall = Callable[[str, str, str, bytes, list[tuple[str, str]]], tuple[int, Any]]
+"""(method, path, query, body, header lines) -> (status, JSON payload, or an object with content_type and
+body: sent as is)."""
 
 
 class Front(ThreadingHTTPServer):
@@ -69,12 +70,12 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(413, b'{"message":"Request Too Long"}', {"Content-Type": "application/json"})
                 return
             body = self.rfile.read(length) if length > 0 else b""
+            headers = list(self.headers.items())  # every header line, repeated names included
             if path.startswith(API_PREFIXES):
-                headers = list(self.headers.items())  # every header line, repeated names included
                 status, response_headers, text = self.server.api(method, path, target.query, body or None, headers)
                 self._send(status, text.encode(), response_headers, head=method == "HEAD")
             elif path.startswith("/_local/"):
-                status, payload = self.server.local(method, path, target.query, body)
+                status, payload = self.server.local(method, path, target.query, body, headers)
                 if hasattr(payload, "content_type"):  # the report's CSV, the runbook page
                     self._send(status, payload.body, {"Content-Type": payload.content_type})
                 else:

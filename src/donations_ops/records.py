@@ -92,7 +92,7 @@ def _keys(table: Any, index: str, condition: Any, limit: int) -> Iterator[str]:
         arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-IDENTIFIER_SECRET_PARAMETER = "IdentifierSecretName"
+IDENTIFIER_SECRET_PARAMETER = "IdentifierSecretName"  # noqa: S105 - the parameter's name, not a secret
 
 
 def identifiers(clients: Clients, stack: Stack) -> Identifiers:

@@ -531,6 +531,7 @@ def test_report_page_answers_the_receipts_question(browser: WebDriver, local_sta
     discarded = requests.post(
         f"{local_stack.api}/_local/ops/discard",
         json={"queue": "receipt", "donation": refused, "note": "browser test: refused on purpose"},
+        headers={"X-Donations-Console": "1", "Origin": local_stack.api},
         timeout=30,
     )
     assert discarded.status_code == 200 and discarded.json()["removed_messages"] == 1, discarded.text

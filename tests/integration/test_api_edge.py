@@ -20,7 +20,7 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 def _post(world, raw: str, key: str, headers: dict[str, str] | None = None):
-    return world.post_raw(raw, headers={**JSON_HEADERS, "Idempotency-Key": key, **(headers or {})})
+    return world.post_raw(raw, headers={**JSON_HEADERS, "Idempotency-Key": a_key(key), **(headers or {})})
 
 
 def _refused(answer, status: int, code: str) -> None:

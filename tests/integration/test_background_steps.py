@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 
 def _donate(world, key, **changes):
-    answer = world.post({**DONATION, **changes}, key=key)
+    answer = world.post({**DONATION, **changes}, key=a_key(key))
     assert answer.status == 201, answer.body
     return answer.body["donation_id"]
 

@@ -35,7 +35,7 @@ def donate(world: World, key: str, *, ip: str = "203.0.113.7", token: str | None
     headers = {LOCAL_SOURCE_IP_HEADER: ip}
     if token is not None:
         headers["Challenge-Token"] = token
-    return world.post({**DONATION, **changes}, key=key, headers=headers)
+    return world.post({**DONATION, **changes}, key=a_key(key), headers=headers)
 
 
 def charges(world: World) -> int:

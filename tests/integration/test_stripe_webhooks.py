@@ -34,7 +34,7 @@ CARD = {**DONATION, "payment_method": "pm_card_visa"}
 
 def _three_d_secure(world, key: str = "key-3ds", **changes: Any) -> tuple[str, str]:
     """A donation waiting for 3-D Secure: (donation id, PaymentIntent id)."""
-    answer = world.post({**DONATION, **changes}, key=key)
+    answer = world.post({**DONATION, **changes}, key=a_key(key))
     assert answer.status == 202, answer.body
     donation_id = answer.body["donation_id"]
     return donation_id, world.record(donation_id).payment_intent_id
@@ -42,7 +42,7 @@ def _three_d_secure(world, key: str = "key-3ds", **changes: Any) -> tuple[str, s
 
 def _charged(world, key: str = "key-card") -> tuple[str, str]:
     """A donation charged at once, its follow-ups done: (donation id, Stripe charge id)."""
-    donation_id = world.post(CARD, key=key).body["donation_id"]
+    donation_id = world.post(CARD, key=a_key(key)).body["donation_id"]
     world.drain()
     [intent] = world.stripe.intents_for(donation_id)
     return donation_id, intent["latest_charge"]
@@ -302,7 +302,7 @@ def test_an_event_still_unmatched_after_an_hour_is_not_ours_and_is_acknowledged(
 
 
 def test_a_refund_is_recorded_on_the_donation(world):
-    donation_id, charge_id = _charged(world, key=a_key("key-refund"))
+    donation_id, charge_id = _charged(world, key="key-refund")
     world.stripe.refund(charge_id)
 
     answer = world.deliver_stripe_event(world.stripe_event("charge.refunded", charge_id))
@@ -315,7 +315,7 @@ def test_a_refund_is_recorded_on_the_donation(world):
 
 
 def test_a_dispute_is_recorded_raises_the_metric_and_the_alarm(world, capsys):
-    donation_id, charge_id = _charged(world, key=a_key("key-dispute"))
+    donation_id, charge_id = _charged(world, key="key-dispute")
     dispute = world.stripe.dispute(charge_id)
     capsys.readouterr()
 
@@ -403,7 +403,7 @@ def _outcomes(world) -> list[Any]:
 
 def test_the_emulator_delivers_the_success_twice_and_the_donation_completes_once(delivering):
     world = delivering
-    donation_id, intent_id = _three_d_secure(world, key=a_key("key-emulated"))
+    donation_id, intent_id = _three_d_secure(world, key="key-emulated")
     world.stripe.set_webhook_mode(duplicates=1)
 
     world.stripe.authenticate(intent_id, "succeed")
@@ -418,7 +418,7 @@ def test_the_emulator_delivers_the_success_twice_and_the_donation_completes_once
 
 def test_the_emulator_retries_an_early_event_until_the_donation_is_recorded(delivering):
     world = delivering
-    donation_id, intent_id = _three_d_secure(world, key=a_key("key-emulated-early"), save_card=False)
+    donation_id, intent_id = _three_d_secure(world, key="key-emulated-early", save_card=False)
     table = world.wiring.store._table
     item = table.get_item(Key={"donation_id": donation_id})["Item"]
     table.delete_item(Key={"donation_id": donation_id})
@@ -438,7 +438,7 @@ def test_the_emulator_retries_an_early_event_until_the_donation_is_recorded(deli
 def test_a_body_larger_than_any_stripe_event_is_refused_with_413_before_the_signature_check(world, capsys):
     # Given a donation awaiting Stripe's event, and an event padded past the webhook's limit
     # (StripeWebhookSettings.webhook_max_body_bytes), validly signed so only its size is at fault
-    donation_id, intent_id = _three_d_secure(world, key=a_key("key-webhook-oversized"))
+    donation_id, intent_id = _three_d_secure(world, key="key-webhook-oversized")
     world.stripe.authenticate(intent_id, "succeed")
     event = world.stripe_event("payment_intent.succeeded", intent_id)
     limit = world.settings.webhook_max_body_bytes
