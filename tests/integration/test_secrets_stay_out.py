@@ -83,7 +83,7 @@ def test_a_3d_secure_donation_its_webhook_and_receipt_leave_no_secret_in_traces_
         "webhook signing secret": providers.stripe_webhook_secret,
         "SendGrid key": providers.sendgrid_api_key,
         "Turnstile secret": providers.turnstile_secret,
-        # "identifier secret": world.pipeline.identifier_secret,
+        "identifier secret": world.pipeline.identifier_secret,
         "donor email": DONOR["email"],
         "donor name": DONOR["name"],
     }

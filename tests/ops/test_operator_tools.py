@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from donations.identifiers import legacy_donor_key
 from donations.models import Attention, StepStatus
 from tests.ops.test_ops_cli import donate, ops, ops_json, park_bouncing_receipt, park_transient
 from tests.support.keys import a_key
@@ -123,6 +124,23 @@ def test_fixing_the_donors_address_resends_the_receipt_to_it(world, pipeline, ca
 
 
 # --------------------------------------------------------------------------- a donor calls
+
+
+def test_donor_keys_are_keyed_and_donations_recorded_under_the_old_unkeyed_key_are_still_found(world, pipeline, capsys):
+    # Given a donation recorded before donor keys were keyed (its record carries the unkeyed hash) ...
+    before = donate(world, "key-donor-before", email="old.donor@example.org")
+    world.wiring.table.update_item(
+        Key={"donation_id": before},
+        UpdateExpression="SET donor_key = :old",
+        ExpressionAttributeValues={":old": legacy_donor_key("old.donor@example.org")},
+    )
+    # ... and one made since, whose key a list of known addresses cannot be matched against
+    since = donate(world, "key-donor-since", email="Old.Donor@example.org")
+    assert world.record(since).donor_key not in (None, legacy_donor_key("old.donor@example.org"))
+
+    # When an operator looks the donor up by address, Then both are found
+    found = ops_json(pipeline, capsys, "donor", "find", "--email", "old.donor@example.org")["donations"]
+    assert sorted(d["donation_id"] for d in found) == sorted([before, since])
 
 
 def test_a_donor_is_found_by_email_or_by_card_and_day_and_their_story_told(world, pipeline, capsys):
