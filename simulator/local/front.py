@@ -27,7 +27,7 @@ PAGES = {
     "/report": "report.html",
 }
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
-API_PREFIXES = ("/donations", "/webhooks")
+API_PREFIXES = ("/donations", "/webhooks", "/warmup")
 
 ApiCall = Callable[[str, str, str, bytes | None, list[tuple[str, str]]], tuple[int, dict[str, str], str]]
 """(method, path, query, body, header lines) -> (status, headers, body)."""
@@ -98,7 +98,8 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in headers.items():
             if name.lower() != "content-length":
                 self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
+        if status != 204:  # RFC 9110 section 8.6: never a Content-Length on a 204 (the warm-up's answer)
+            self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if not head:
             self.wfile.write(body)

@@ -6,6 +6,7 @@ A function's settings class carries the sections its adapters need (donations.se
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -75,6 +76,19 @@ class Wiring:
         if isinstance(self.settings, CardTestingSettings):
             built.append(self.screening)
         return self
+
+    def connection_openers(self) -> dict[str, Callable[[], object]]:
+        """What opens each connection this function's first request would open (donations.warmup)."""
+        openers: dict[str, Callable[[], object]] = {"DynamoDB donations": self.store.open_connection}
+        if isinstance(self.settings, StripeSettings):
+            # The key from Parameter Store (cached), then Stripe's connection on the client charges use.
+            openers["Stripe"] = lambda: self.payments.open_connection()
+        if isinstance(self.settings, FollowUpQueues):
+            openers["SQS"] = self.publisher.open_connection
+        if isinstance(self.settings, CardTestingSettings):
+            # The attack mode, which the first donation reads when its short cache has run out.
+            openers["DynamoDB velocity"] = lambda: self.screening.attack_mode.current()
+        return openers
 
     @cached_property
     def dynamodb(self) -> Any:
