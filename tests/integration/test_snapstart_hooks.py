@@ -19,8 +19,10 @@ import pytest
 
 from donations.payments import build_stripe_client
 from donations.settings import ChargeSettings
+from donations.warmup import warm_up
 from donations.wiring import Wiring
 from infra.deploy import PROJECT_ROOT
+from tests.support.records import a_donation
 from tests.support.snapstart_runtime import restore, take_snapshot
 
 pytestmark = pytest.mark.integration
@@ -46,6 +48,10 @@ class _Counting(ThreadingHTTPServer):
             return self.changed.wait_for(predicate, timeout)
 
 
+# The fields of a PaymentIntent (stripe/_payment_intent.py) the charge reads from a succeeded one.
+_INTENT_TAIL = b'"payment_method": "pm_card_visa", "latest_charge": null, "client_secret": null}'
+
+
 class _KeepAlive(BaseHTTPRequestHandler):
     """One instance per connection; HTTP/1.1, so the connection stays open until the client closes it."""
 
@@ -63,8 +69,14 @@ class _KeepAlive(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         # DynamoDB's GetItem of a missing item answers {} ("If there is no matching item, GetItem does not
-        # return any data"); the Stripe SDK makes an object of whatever JSON object comes back.
-        body = b'{"id": "pi_snapstart", "object": "payment_intent"}' if self.path.startswith("/v1/") else b"{}"
+        # return any data"), as SQS's GetQueueAttributes may; the Stripe SDK makes an object of whatever
+        # JSON object comes back; SSM's GetParameter answers the parameter (the Stripe key).
+        if self.path.startswith("/v1/"):
+            body = b'{"id": "pi_snapstart", "object": "payment_intent", "status": "succeeded", ' + _INTENT_TAIL
+        elif self.headers.get("X-Amz-Target") == "AmazonSSM.GetParameter":
+            body = b'{"Parameter": {"Name": "/donations/stripe-api-key", "Type": "SecureString", "Value": "sk_test_x"}}'
+        else:
+            body = b"{}"
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -87,11 +99,11 @@ def server() -> Iterator[_Counting]:
     counting.server_close()
 
 
-def test_no_connection_crosses_a_snapshot_or_a_restore(server: _Counting, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given the charge function's clients, pointed at the counting server
+def _charge_settings(server: _Counting, monkeypatch: pytest.MonkeyPatch) -> ChargeSettings:
+    """The charge function's settings, every client pointed at the counting server."""
     url = f"http://127.0.0.1:{server.server_address[1]}"
     monkeypatch.setenv("AWS_ENDPOINT_URL", url)
-    settings = ChargeSettings.from_env(
+    return ChargeSettings.from_env(
         {
             "DONATIONS_TABLE": "donations-snapstart",
             "TOKENIZE_QUEUE_URL": f"{url}/123456789012/tokenize",
@@ -108,6 +120,11 @@ def test_no_connection_crosses_a_snapshot_or_a_restore(server: _Counting, monkey
             "MAX_AMOUNT": "5000000",
         }
     )
+
+
+def test_no_connection_crosses_a_snapshot_or_a_restore(server: _Counting, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the charge function's clients, pointed at the counting server
+    settings = _charge_settings(server, monkeypatch)
     wiring = Wiring(settings)
     stripe_client = build_stripe_client(settings, "sk_test_snapstart")
 
@@ -133,6 +150,29 @@ def test_no_connection_crosses_a_snapshot_or_a_restore(server: _Counting, monkey
     # And the restore hook closes whatever is open when it runs, not only what the snapshot held
     restore()
     assert server.wait_for(lambda: server.closed == 4), (server.opened, server.closed)
+
+
+def test_after_a_warm_up_the_first_charge_reuses_the_connection(
+    server: _Counting, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the charge function's wiring, every client pointed at the counting server
+    wiring = Wiring(_charge_settings(server, monkeypatch))
+
+    # When the warm-up runs (POST /warmup), each client opens its connection:
+    # Parameter Store (the key), Stripe, the Donations table, the velocity table, SQS
+    warmed = warm_up(wiring.connection_openers())
+    assert set(warmed) == {"Stripe", "DynamoDB donations", "DynamoDB velocity", "SQS"}
+    assert server.wait_for(lambda: server.opened == 5), server.opened
+
+    # Then the donation's charge, through the function's own client, opens no connection: it reuses
+    # the one the warm-up opened (no new TCP and TLS handshake on the donor's path)
+    outcome = wiring.payments.charge(a_donation(status="pending"))
+    assert outcome.payment_intent_id == "pi_snapstart"
+    assert (server.opened, server.closed) == (5, 0)
+    # And so do the DynamoDB and SQS calls that follow it
+    wiring.store.get("don_" + "b" * 26)
+    wiring.publisher.publish(a_donation(), "correlation")
+    assert (server.opened, server.closed) == (5, 0)
 
 
 CHECK_HOOKS = """
