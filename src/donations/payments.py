@@ -158,11 +158,13 @@ class StripePayments:
         reads and writes apart, docs.stripe.com/rate-limits), on the one endpoint the charge path
         already reads (find_attempt's PaymentIntent list: a restricted key needs no new permission),
         asking for an empty page (created after an hour from now, one object at most), so Stripe
-        searches nothing and no donor's data crosses the wire. Its answer's classes are those the
-        charge's answer needs: the SDK imports them now rather than on the donor's path.
+        searches nothing and no donor's data crosses the wire.
         """
         after = int(now if now is not None else time.time()) + _EMPTY_PAGE_AHEAD_SECONDS
         self._client.v1.payment_intents.list(params={"created": {"gt": after}, "limit": 1})
+        # The classes of the charge's answer (a PaymentIntent and its expanded Charge): the SDK imports
+        # each on first use, and building them was most of the CPU the first charge spent beyond a warm one.
+        _answer_classes = (stripe.PaymentIntent, stripe.Charge)
 
     def find_attempt(self, donation: Donation) -> IntentSnapshot | None:
         """The PaymentIntent this donation's current charge attempt created, if it created one.
