@@ -92,13 +92,19 @@ def test_cold_donor_prints_cold_and_warm_at_both_cpu_shares_and_what_dominates()
     out = io.StringIO()
 
     # When the script runs
-    assert cold_donor.main(["--rounds", "1", "--warm", "1", "--breakdown", "1", "--charge-ms", "20"], out=out) == 0
+    argv = ["--rounds", "1", "--warm", "1", "--breakdown", "1", "--charge-ms", "20", "--typing", "0.5"]
+    assert cold_donor.main(argv, out=out) == 0
 
-    # Then every donation was charged (201), both variants are timed, scaled, compared and attributed
+    # Then every donation was charged (201), every warm-up answered 204, both cold variants are timed,
+    # scaled, compared and attributed, and the donor's story puts the warm-up and SnapStart beside them
     text = out.getvalue()
     assert "answers other than 201" not in text
     for variant in ("cold (.pyc)", "cold (no .pyc)"):
         assert re.search(rf"^{re.escape(variant)}\s+1\s", text, re.MULTILINE), variant
+    assert "the first donor's wait" in text
+    for variant in ("warm-up, 0.5s typing (.pyc)", "SnapStart, modelled (.pyc)", "warm donation"):
+        assert re.search(rf"^{re.escape(variant)}", text, re.MULTILINE), variant
+    assert "the warm-up's answer came" in text
     for heading in ("at Lambda's CPU share", "paired by round", "where the first and a warm donation", "INIT imports"):
         assert heading in text
     assert "Stripe PaymentIntent" in text and "AWS dynamodb" in text
@@ -109,6 +115,7 @@ def test_cold_donor_prints_cold_and_warm_at_both_cpu_shares_and_what_dominates()
         _number(r"warm p50=" + NUMBER, summary),
         _number(r"cold/warm=" + NUMBER, summary),
         _number(r"without .pyc cold x" + NUMBER, summary),
+        _number(r"first/warm=" + NUMBER, summary),
     )
 
 
