@@ -1,0 +1,85 @@
+"""Each function's INIT loads its own provider's SDK and no other's (cold start: an SDK is tens of ms).
+
+Every handler is imported as Lambda's INIT imports it: in a fresh interpreter of its own, with the
+environment the template deployed it with and only its folder and the layer (src) on the path.
+A function may use a provider when the template hands it one of that provider's keys (a
+``*_SECRET_NAME`` variable): no other provider's SDK is in its import closure once INIT is done. (The
+reconciler, on a schedule, loads Stripe's at its first run, not at INIT; the charge loads it at INIT.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from infra.deploy import PROJECT_ROOT
+from tests.infra.template_contracts import Deployed
+
+pytestmark = pytest.mark.infra
+
+# Each provider: the variables that hand a function one of its keys, and the top-level packages of
+# its SDK (with the transport only that SDK brings).
+PROVIDER_SDKS = {
+    "stripe": ({"STRIPE_SECRET_NAME", "STRIPE_WEBHOOK_SECRET_NAME"}, {"stripe", "requests"}),
+    "sendgrid": ({"SENDGRID_SECRET_NAME"}, {"sendgrid", "python_http_client"}),
+}
+IMPORTED_BY = """
+import json, sys
+before = set(sys.modules)
+import {module}
+print(json.dumps(sorted({{name.split(".")[0] for name in set(sys.modules) - before}})))
+"""
+FUNCTIONS = ["ChargeFunction", "TokenizeFunction", "SendReceiptFunction", "StripeWebhookFunction",
+             "ReconcilerFunction", "NotifierFunction"]  # fmt: skip
+
+
+def _packages_imported_at_init(deployed: Deployed, logical_id: str) -> set[str]:
+    spec = deployed.stack.functions[logical_id]
+    assert spec.code_uri is not None
+    environment = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+        **spec.environment,
+        "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT / spec.code_uri), str(PROJECT_ROOT / "src")]),
+    }
+    imported = subprocess.run(  # noqa: S603 - our own handler, in this interpreter
+        [sys.executable, "-c", IMPORTED_BY.format(module=spec.handler.rsplit(".", 1)[0])],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert imported.returncode == 0, imported.stderr[-2000:]
+    return set(json.loads(imported.stdout))
+
+
+@pytest.mark.parametrize("logical_id", FUNCTIONS)
+def test_a_function_imports_at_init_the_sdk_of_each_provider_it_holds_a_key_for_and_no_other(
+    deployed: Deployed, logical_id: str
+) -> None:
+    # Given the providers whose key the template gives this function
+    environment = deployed.stack.functions[logical_id].environment
+    own = {provider for provider, (variables, _) in PROVIDER_SDKS.items() if variables & set(environment)}
+
+    # When its handler is imported as Lambda's INIT imports it
+    packages = _packages_imported_at_init(deployed, logical_id)
+
+    # Then no other provider's SDK (nor its transport) is loaded
+    for provider, (_, sdk_packages) in PROVIDER_SDKS.items():
+        if provider not in own:
+            assert packages & sdk_packages == set(), (logical_id, provider)
+    # And the charge, on the donor's path, loads its own during INIT, not during the first donation
+    if logical_id == "ChargeFunction":
+        assert PROVIDER_SDKS["stripe"][1] <= packages
+
+
+def test_every_function_of_the_template_is_checked(deployed: Deployed) -> None:
+    assert sorted(deployed.stack.functions) == sorted(FUNCTIONS)
