@@ -42,6 +42,7 @@ def test_a_warm_up_answers_204_and_changes_nothing_anyone_can_see(world: World) 
     # Then it answers 204 with no body, readable by the form's origin (CORS)
     assert (answer.status, answer.raw) == (204, "")
     assert answer.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Content-Type" not in answer.headers  # nothing to parse
     # And nothing changed: no record, no counter, no message, no Stripe object
     after = _everything(world)
     for part in before:
