@@ -1,4 +1,5 @@
-"""Each function's INIT loads its own provider's SDK and no other's (cold start: an SDK is tens of ms).
+"""Each function's INIT loads its own provider's SDK and no other's (cold start: an SDK is tens of ms),
+and builds no other function's settings.
 
 Every handler is imported as Lambda's INIT imports it: in a fresh interpreter of its own, with the
 environment the template deployed it with and only its folder and the layer (src) on the path.
@@ -33,11 +34,18 @@ before = set(sys.modules)
 import {module}
 print(json.dumps(sorted({{name.split(".")[0] for name in set(sys.modules) - before}})))
 """
+SETTINGS_BUILT_BY = """
+import json
+import {module}
+from donations.settings import FUNCTION_SETTINGS
+print(json.dumps(sorted(name for name, cls in FUNCTION_SETTINGS.items() if cls.__pydantic_complete__)))
+"""
 FUNCTIONS = ["ChargeFunction", "TokenizeFunction", "SendReceiptFunction", "StripeWebhookFunction",
              "ReconcilerFunction", "NotifierFunction"]  # fmt: skip
 
 
-def _packages_imported_at_init(deployed: Deployed, logical_id: str) -> set[str]:
+def _at_init(deployed: Deployed, logical_id: str, script: str) -> list[str]:
+    """What ``script`` prints (a JSON list) after importing the function's handler as Lambda's INIT does."""
     spec = deployed.stack.functions[logical_id]
     assert spec.code_uri is not None
     environment = {
@@ -50,7 +58,7 @@ def _packages_imported_at_init(deployed: Deployed, logical_id: str) -> set[str]:
         "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT / spec.code_uri), str(PROJECT_ROOT / "src")]),
     }
     imported = subprocess.run(  # noqa: S603 - our own handler, in this interpreter
-        [sys.executable, "-c", IMPORTED_BY.format(module=spec.handler.rsplit(".", 1)[0])],
+        [sys.executable, "-c", script.format(module=spec.handler.rsplit(".", 1)[0])],
         env=environment,
         capture_output=True,
         text=True,
@@ -58,7 +66,7 @@ def _packages_imported_at_init(deployed: Deployed, logical_id: str) -> set[str]:
         check=False,
     )
     assert imported.returncode == 0, imported.stderr[-2000:]
-    return set(json.loads(imported.stdout))
+    return list(json.loads(imported.stdout))
 
 
 @pytest.mark.parametrize("logical_id", FUNCTIONS)
@@ -70,7 +78,7 @@ def test_a_function_imports_at_init_the_sdk_of_each_provider_it_holds_a_key_for_
     own = {provider for provider, (variables, _) in PROVIDER_SDKS.items() if variables & set(environment)}
 
     # When its handler is imported as Lambda's INIT imports it
-    packages = _packages_imported_at_init(deployed, logical_id)
+    packages = set(_at_init(deployed, logical_id, IMPORTED_BY))
 
     # Then no other provider's SDK (nor its transport) is loaded
     for provider, (_, sdk_packages) in PROVIDER_SDKS.items():
@@ -83,3 +91,12 @@ def test_a_function_imports_at_init_the_sdk_of_each_provider_it_holds_a_key_for_
 
 def test_every_function_of_the_template_is_checked(deployed: Deployed) -> None:
     assert sorted(deployed.stack.functions) == sorted(FUNCTIONS)
+
+
+def test_the_charge_builds_only_its_own_settings_validator_at_init(deployed: Deployed) -> None:
+    # Given settings.py, which declares every function's settings
+    # When the charge handler is imported as INIT imports it
+    built = _at_init(deployed, "ChargeFunction", SETTINGS_BUILT_BY)
+
+    # Then only the charge's settings were built (pydantic's defer_build): not the five others'
+    assert built == ["ChargeFunction"]
