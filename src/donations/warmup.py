@@ -8,7 +8,8 @@ INIT, and the warm-up fetches the key and opens the connections the donation the
 keep-alive: no new TCP and TLS handshake on the donor's path):
 
 * Stripe: the key, then one read on the client the charge uses (StripePayments.open_connection);
-* DynamoDB: one read per client, of no donation (DonationStore.open_connection, the attack mode);
+* DynamoDB: a read of no donation (DonationStore.open_connection); three of the attack mode at once,
+  one per call the card-testing checks make side by side (Wiring.connection_openers);
 * SQS: one GetQueueAttributes (FollowUpPublisher.open_connection).
 
 It writes nothing, charges nothing and reads no donor's data, so anyone may call it any number of
@@ -53,5 +54,6 @@ def _timed(opener: Opener, started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-# One worker per connection the charge function warms (Stripe, two DynamoDB clients, SQS).
-_openers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="warm-up")
+# One worker per connection the charge function opens (Stripe, SQS, DynamoDB: one for the donation, three
+# for the card-testing checks), so they are opened side by side.
+_openers = ThreadPoolExecutor(max_workers=6, thread_name_prefix="warm-up")

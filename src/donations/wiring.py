@@ -49,6 +49,8 @@ AWS_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standar
 
 
 Section = TypeVar("Section")
+# The velocity table calls a donation's card-testing checks make at once (donations.screening, .velocity).
+CARD_TESTING_CALLS_AT_ONCE = 3
 
 
 class Wiring:
@@ -86,8 +88,10 @@ class Wiring:
         if isinstance(self.settings, FollowUpQueues):
             openers["SQS"] = self.publisher.open_connection
         if isinstance(self.settings, CardTestingSettings):
-            # The attack mode, which the first donation reads when its short cache has run out.
-            openers["DynamoDB velocity"] = lambda: self.screening.attack_mode.current()
+            # The card-testing checks make three calls side by side (two counters, the attack mode's read),
+            # each on a connection of its own: three reads of the attack mode, at once, open as many.
+            for number in range(1, CARD_TESTING_CALLS_AT_ONCE + 1):
+                openers[f"DynamoDB velocity {number}"] = lambda: self.screening.attack_mode.current()
         return openers
 
     @cached_property

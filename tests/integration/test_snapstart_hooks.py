@@ -158,21 +158,23 @@ def test_after_a_warm_up_the_first_charge_reuses_the_connection(
     # Given the charge function's wiring, every client pointed at the counting server
     wiring = Wiring(_charge_settings(server, monkeypatch))
 
-    # When the warm-up runs (POST /warmup), each client opens its connection:
-    # Parameter Store (the key), Stripe, the Donations table, the velocity table, SQS
+    # When the warm-up runs (POST /warmup), each client opens its connections: Parameter Store (the key),
+    # Stripe, the Donations table, SQS, and the velocity table (one to three: its reads overlap or not)
     warmed = warm_up(wiring.connection_openers())
-    assert set(warmed) == {"Stripe", "DynamoDB donations", "DynamoDB velocity", "SQS"}
-    assert server.wait_for(lambda: server.opened == 5), server.opened
+    velocity = {f"DynamoDB velocity {n}" for n in (1, 2, 3)}
+    assert set(warmed) == {"Stripe", "DynamoDB donations", "SQS"} | velocity
+    assert server.wait_for(lambda: server.opened >= 5), server.opened
+    opened = server.opened
 
     # Then the donation's charge, through the function's own client, opens no connection: it reuses
     # the one the warm-up opened (no new TCP and TLS handshake on the donor's path)
     outcome = wiring.payments.charge(a_donation(status="pending"))
     assert outcome.payment_intent_id == "pi_snapstart"
-    assert (server.opened, server.closed) == (5, 0)
+    assert (server.opened, server.closed) == (opened, 0)
     # And so do the DynamoDB and SQS calls that follow it
     wiring.store.get("don_" + "b" * 26)
     wiring.publisher.publish(a_donation(), "correlation")
-    assert (server.opened, server.closed) == (5, 0)
+    assert (server.opened, server.closed) == (opened, 0)
 
 
 CHECK_HOOKS = """
