@@ -7,10 +7,7 @@ closed. The hooks run as Lambda's runtime runs them (tests/support/snapstart_run
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,7 +18,7 @@ from donations.payments import build_stripe_client
 from donations.settings import ChargeSettings
 from donations.warmup import warm_up
 from donations.wiring import Wiring
-from infra.deploy import PROJECT_ROOT
+from tests.support.init_probe import after_init
 from tests.support.records import a_donation
 from tests.support.snapstart_runtime import restore, take_snapshot
 
@@ -189,18 +186,8 @@ print(json.dumps([f"{{func.__module__}}.{{func.__name__}}" for func, _, _ in
 def test_the_snapstart_functions_register_the_hooks_at_init(pipeline, logical_id: str) -> None:
     # Lambda runs only the hooks registered by modules the handler imports, during INIT.
     spec = pipeline.stack.functions[logical_id]
-    module = spec.handler.rsplit(".", 1)[0]
     environment = {**os.environ, **pipeline.function_environment(), **spec.environment}
-    environment["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT / spec.code_uri), str(PROJECT_ROOT / "src")])
 
-    imported = subprocess.run(  # noqa: S603 - our own handler, in this interpreter
-        [sys.executable, "-c", CHECK_HOOKS.format(module=module)],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    registered = after_init(spec, CHECK_HOOKS, environment)
 
-    assert imported.returncode == 0, imported.stderr[-2000:]
-    assert json.loads(imported.stdout) == ["donations.snapstart.before_snapshot", "donations.snapstart.after_restore"]
+    assert registered == ["donations.snapstart.before_snapshot", "donations.snapstart.after_restore"]
