@@ -157,8 +157,8 @@ class StripePayments:
         The cheapest request that opens it: a read, so it never competes with charges (Stripe limits
         reads and writes apart, docs.stripe.com/rate-limits), on the one endpoint the charge path
         already reads (find_attempt's PaymentIntent list: a restricted key needs no new permission),
-        asking for an empty page (created after an hour from now, one object at most), so Stripe
-        searches nothing and no donor's data crosses the wire.
+        asking for an empty page (created after an hour from now, one object at most), so no donor's
+        data crosses the wire.
         """
         after = int(now if now is not None else time.time()) + _EMPTY_PAGE_AHEAD_SECONDS
         self._client.v1.payment_intents.list(params={"created": {"gt": after}, "limit": 1})
