@@ -146,7 +146,8 @@ def test_cost_model_counts_requests_and_prices_them() -> None:
 
     # Given a few donations with short provider latencies and a given INIT time
     out = io.StringIO()
-    argv = ["--donations", "4", "--init-ms", "400", "--charge-ms", "20", "--save-card-ms", "20", "--mail-ms", "20"]
+    argv = ["--donations", "4", "--init-ms", "400", "--charge-ms", "20", "--save-card-ms", "20", "--mail-ms", "20",
+            "--warm-up-samples", "3"]  # fmt: skip
 
     # When the script runs
     assert cost_model.main(argv, out=out) == 0
@@ -167,6 +168,9 @@ def test_cost_model_counts_requests_and_prices_them() -> None:
                  "point-in-time recovery", "log storage", "price source: AWS Lambda pricing"):  # fmt: skip
         assert line in text, line
     assert 0 < _number(r", \$" + NUMBER + r" without WAF and SnapStart", summary) <= 5.00
+    # and the form's warm-ups, priced apart, 10 per donation, in the bill (WAF's share optional)
+    _sane(_number(r"form warm-ups, 10 per donation \(API Gateway[^)]*\): \$" + NUMBER, text))
+    assert re.search(r"per donation \(EnableWaf\)\s+warm-up\s+form warm-ups", text)
     # Healthy donations send only the metrics operators graph (each is billed for the hours it gets data)
     emf = re.search(r"custom metrics \(EMF\), billed per hour with data: (\d+) seen \(([^)]*)\)", text)
     assert emf, text
