@@ -1,7 +1,8 @@
-"""POST /donations and GET /donations/{donation_id}: parse, call the core, shape the answer."""
+"""POST /donations, GET /donations/{donation_id} and POST /warmup: parse, call the core, shape the answer."""
 
 import math
 from functools import cache
+from http import HTTPStatus
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
@@ -14,6 +15,7 @@ from donations import deadline, models
 from donations.api import (
     CHALLENGE_HEADER,
     IDEMPOTENCY_HEADER,
+    WARMUP_PATH,
     build_resolver,
     documented_errors,
     early_refusal,
@@ -26,6 +28,7 @@ from donations.models import DonationAnswer, PublicDonation, load_email_validati
 from donations.observability import logger, metrics, tracer
 from donations.ports import Client
 from donations.settings import ChargeSettings
+from donations.warmup import warm_up
 from donations.wiring import Wiring
 
 IdempotencyKey = Annotated[str, Header(alias=IDEMPOTENCY_HEADER.lower(), pattern=r"^[\x21-\x7e]{1,255}$")]
@@ -38,6 +41,9 @@ CREATE_RESPONSES: dict[int, OpenAPIResponse] = {
     201: {"description": "Charged", "content": {"application/json": {"model": DonationAnswer}}},
     202: {"description": "3-D Secure required", "content": {"application/json": {"model": DonationAnswer}}},
     **documented_errors(400, 402, 403, 409, 413, 415, 422, 429, 503),
+}
+WARMUP_RESPONSES: dict[int, OpenAPIResponse] = {
+    204: {"description": "Warm: INIT done, the key fetched, the connections open; nothing written or charged"}
 }
 GET_RESPONSES: dict[int, OpenAPIResponse] = {
     200: {"description": "Progress", "content": {"application/json": {"model": PublicDonation}}},
@@ -97,6 +103,14 @@ def get_donation(donation_id: str) -> PublicDonation:
     if donation is None:
         raise DonationNotFound(f"No donation {donation_id}.", field="donation_id")
     return donation.public_view()
+
+
+@app.post(WARMUP_PATH, responses=WARMUP_RESPONSES, summary="Warm the function while the donor fills in the form")
+@tracer.capture_method
+def warm_up_for_a_donation() -> Response[None]:
+    # Safe for anyone to call (donations.warmup): reads only, of nobody's data; no body, no headers needed.
+    warm_up(wiring().connection_openers())
+    return Response(HTTPStatus.NO_CONTENT)
 
 
 # During INIT, not on the first donor's path (with SnapStart, in the snapshot; donations.snapstart keeps it safe).

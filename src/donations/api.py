@@ -32,6 +32,8 @@ from donations.strict_json import invalid_encoding, loads_strict
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 CHALLENGE_HEADER = "Challenge-Token"  # the CAPTCHA widget's token (donations.screening)
 RETRY_AFTER_HEADER = "Retry-After"
+# The warm-up a form sends while the donor types (donations.warmup): a POST without body or headers.
+WARMUP_PATH = "/warmup"
 JSON_MEDIA_TYPE = "application/json"
 # RFC 8259 section 8.1: JSON exchanged between systems is UTF-8 ("utf8" is a common alias).
 _UTF8_CHARSETS = frozenset({"utf-8", "utf8"})
@@ -92,8 +94,8 @@ def early_refusal(event: Mapping[str, Any], settings: ApiSettings) -> DonationEr
     Runs before the resolver's validation so a 1 MB body is not decoded, scanned and logged. Media
     types are compared case-insensitively (RFC 9110 section 8.3.1).
     """
-    if event.get("httpMethod") not in {"POST", "PUT", "PATCH"}:
-        return None
+    if event.get("httpMethod") not in {"POST", "PUT", "PATCH"} or event.get("resource") == WARMUP_PATH:
+        return None  # the warm-up reads no body: whatever came with it is never decoded
     body = event.get("body") or ""
     encoded = bool(event.get("isBase64Encoded"))
     too_large = oversized_body(event, settings.max_body_bytes)

@@ -39,7 +39,9 @@ class SettingsError(ValueError):
 
 
 class EnvSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # defer_build: a class's validator is built when it first reads an environment, so a function's
+    # INIT builds its own settings' and not the other functions' (this module declares all of them).
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:

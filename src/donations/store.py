@@ -72,11 +72,19 @@ def new_donation(
     )
 
 
+_NO_DONATION_ID = "warm-up"  # never a donation id: those are "don_" + 26 base32 letters (donations.charge)
+
+
 class DonationStore(StepFailureWrites):
     def __init__(self, table: Any, donor_key: Callable[[str], str]) -> None:
         # A boto3 DynamoDB Table resource (mypy-boto3 type kept loose so the layer needs no stubs).
         self._table = table
         self._donor_key = donor_key  # Identifiers.donor_key: only new donations call it
+
+    def open_connection(self) -> None:
+        """Open the connection the next donation's writes reuse (the warm-up, donations.warmup): one
+        eventually consistent read (half a read unit) of an id no donation can have."""
+        self._table.get_item(Key={"donation_id": _NO_DONATION_ID})
 
     def get(self, donation_id: str) -> Donation | None:
         item = self._table.get_item(Key={"donation_id": donation_id}, ConsistentRead=True).get("Item")

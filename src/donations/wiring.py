@@ -6,6 +6,7 @@ A function's settings class carries the sections its adapters need (donations.se
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -50,6 +51,8 @@ AWS_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standar
 
 
 Section = TypeVar("Section")
+# The velocity table calls a donation's card-testing checks make at once (donations.screening, .velocity).
+CARD_TESTING_CALLS_AT_ONCE = 3
 
 
 class Wiring:
@@ -77,6 +80,21 @@ class Wiring:
         if isinstance(self.settings, CardTestingSettings):
             built.append(self.screening)
         return self
+
+    def connection_openers(self) -> dict[str, Callable[[], object]]:
+        """What opens each connection this function's first request would open (donations.warmup)."""
+        openers: dict[str, Callable[[], object]] = {"DynamoDB donations": self.store.open_connection}
+        if isinstance(self.settings, StripeSettings):
+            # The key from Parameter Store (cached), then Stripe's connection on the client charges use.
+            openers["Stripe"] = lambda: self.payments.open_connection()
+        if isinstance(self.settings, FollowUpQueues):
+            openers["SQS"] = self.publisher.open_connection
+        if isinstance(self.settings, CardTestingSettings):
+            # The card-testing checks make three calls side by side (two counters, the attack mode's read),
+            # each on a connection of its own: three reads of the attack mode, at once, open as many.
+            for number in range(1, CARD_TESTING_CALLS_AT_ONCE + 1):
+                openers[f"DynamoDB velocity {number}"] = lambda: self.screening.attack_mode.current()
+        return openers
 
     @cached_property
     def dynamodb(self) -> Any:
