@@ -125,6 +125,10 @@ class CardTestingSettings(EnvSettings):
     # Empty means Cloudflare's siteverify; the local stack and tests point it at the emulator.
     turnstile_verify_url: str = ""
     turnstile_script_url: str = "https://challenges.cloudflare.com/turnstile/v0/api.js?render=explicit"
+    # The hosts serving the donation form (template parameter FormHostnames, comma-separated): a token
+    # solved on any other page is refused. The action the form's widget is rendered with (donate.js).
+    form_hostnames: Annotated[frozenset[str], Field(min_length=1)]
+    turnstile_action: str = "donate"
     card_testing_ip_attempts_per_hour: int = Field(default=20, ge=1)
     card_testing_ip_declines_per_hour: int = Field(default=3, ge=1)
     card_testing_email_attempts_per_day: int = Field(default=10, ge=1)
@@ -136,6 +140,14 @@ class CardTestingSettings(EnvSettings):
     card_testing_pressure_per_minute: int = Field(default=10, ge=1)
     # How long a charge invocation trusts the attack mode it read (one GetItem per container at most this often).
     card_testing_mode_cache_seconds: float = Field(default=5.0, ge=0)
+
+
+    @field_validator("form_hostnames", mode="before")
+    @classmethod
+    def _split_hostnames(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(part.strip().lower() for part in value.split(",") if part.strip())
+        return value
 
 
 class ConsumerSettings(TableSettings, ProviderCallSettings):

@@ -121,7 +121,7 @@ class Wiring:
         """The card-testing checks (donations.screening): kept for the container's life, as their
         attack-mode cache and refusal counts are."""
         from donations.attack_mode import AttackModeRecord, ModeSettings
-        from donations.challenge import TurnstileVerifier
+        from donations.challenge import ExpectedWidget, TurnstileVerifier
         from donations.screening import Screening
         from donations.velocity import VelocityCounters, VelocityLimits
 
@@ -144,7 +144,9 @@ class Wiring:
             attack_mode=AttackModeRecord(self.dynamodb, settings.velocity_table, mode),
             challenges=snapstart.holds_connections(
                 TurnstileVerifier(
-                    lambda: self.api_keys.get(settings.turnstile_secret_name), settings.turnstile_verify_url
+                    lambda: self.api_keys.get(settings.turnstile_secret_name),
+                    settings.turnstile_verify_url,
+                    expected=ExpectedWidget(settings.form_hostnames, settings.turnstile_action),
                 )
             ),
             challenge={

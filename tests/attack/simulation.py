@@ -257,7 +257,9 @@ class AttackRun:
             if status == 403 and answer.json()["error"]["code"] in ("challenge_required", "challenge_failed"):
                 with self._lock:
                     self.report.honest_challenged += 1
-                token = self.stack.turnstile.issue_token(self.stack.pipeline.providers.turnstile_sitekey)
+                token = self.stack.turnstile.issue_token(
+                    self.stack.pipeline.providers.turnstile_sitekey, action="donate"
+                )
                 continue
             if status in (409, 503) and int(answer.headers.get("Retry-After", "1")) <= 5:
                 time.sleep(int(answer.headers.get("Retry-After", "1")))  # what the form does: wait, then retry

@@ -123,11 +123,20 @@ def test_past_the_attempts_limit_the_office_gets_a_captcha_and_passes_with_it(wo
     assert charges(world) == before
 
     # Then with the token the widget gives, the same donation (same key) is charged
-    token = world.turnstile.issue_token(world.pipeline.providers.turnstile_sitekey)
+    token = world.turnstile.issue_token(world.pipeline.providers.turnstile_sitekey, action="donate")
     assert donate(world, "office-20", ip="192.0.2.50", email="c20@example.org", token=token).status == 201
     # A forged token is refused as such
     forged = donate(world, "office-21", ip="192.0.2.50", email="c21@example.org", token="0.forged")
     assert forged.status == 403 and forged.body["error"]["code"] == "challenge_failed"
+    # A real token solved on another site with our (public) sitekey is refused too: Cloudflare's
+    # siteverify says yes and names the host it was solved on, which is not one of FormHostnames
+    elsewhere = world.turnstile.issue_token(
+        world.pipeline.providers.turnstile_sitekey, hostname="attacker.example.net", action="donate"
+    )
+    before = charges(world)
+    refused = donate(world, "office-22", ip="192.0.2.50", email="c22@example.org", token=elsewhere)
+    assert refused.status == 403 and refused.body["error"]["code"] == "challenge_failed"
+    assert charges(world) == before
 
 
 def test_a_card_declined_three_times_today_is_stopped_for_a_client_with_a_decline(world, limits):
@@ -168,7 +177,7 @@ def test_declines_across_the_site_open_the_attack_mode_and_then_every_new_donati
     assert charges(world) == before
 
     # And the honest donor who solves it is charged
-    token = world.turnstile.issue_token(world.pipeline.providers.turnstile_sitekey)
+    token = world.turnstile.issue_token(world.pipeline.providers.turnstile_sitekey, action="donate")
     answer = donate(world, "honest-during-attack", ip="203.0.113.200", email="honest@example.org", token=token)
     assert answer.status == 201
 
