@@ -173,6 +173,16 @@ class InvalidWebhookEvent(DonationError):
     code = "invalid_event"
 
 
+class WebhookApiVersionRefused(DonationError):
+    """Signed by Stripe, but rendered in another API version than the one we pin: its objects may not
+    have the shape we read. A 4xx on purpose: Stripe keeps the event as undelivered and retries it (up
+    to 3 days in live mode), shows the failures on the endpoint and emails about an endpoint that keeps
+    failing, where a 2xx would drop the event for good. Fixed by ``donations-ops stripe install-webhook``."""
+
+    status = HTTPStatus.BAD_REQUEST
+    code = "api_version_mismatch"
+
+
 class DonationNotRecordedYet(DonationError):
     """The event names a donation we have not written yet: Stripe's retry will find it."""
 
@@ -316,4 +326,3 @@ def sendgrid_first_error(error: BaseException) -> SendGridError:
     except (ValueError, AttributeError, TypeError, IndexError):  # not JSON (a proxy's HTML page), or odd JSON
         return SendGridError()
     return SendGridError(str(field) if field else None, str(message) if message else None)
-

@@ -141,7 +141,6 @@ class CardTestingSettings(EnvSettings):
     # How long a charge invocation trusts the attack mode it read (one GetItem per container at most this often).
     card_testing_mode_cache_seconds: float = Field(default=5.0, ge=0)
 
-
     @field_validator("form_hostnames", mode="before")
     @classmethod
     def _split_hostnames(cls, value: object) -> object:

@@ -270,9 +270,7 @@ def test_an_account_out_of_credits_is_401_maximum_credits_exceeded_for_every_key
     for key in ("SG.test", "SG.other"):
         with pytest.raises(http_errors.UnauthorizedError) as caught:
             sendgrid_client(key=key).send(receipt())
-        assert error_body(caught.value) == {
-            "errors": [{"message": CREDITS_EXCEEDED, "field": None, "help": None}]
-        }
+        assert error_body(caught.value) == {"errors": [{"message": CREDITS_EXCEEDED, "field": None, "help": None}]}
     assert sendgrid_emu.outbox == []
 
     SendGridControl(sendgrid_emu.url).restore_credits()
