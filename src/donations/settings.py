@@ -114,7 +114,8 @@ class CardTestingSettings(EnvSettings):
     Velocity limits count per client address (API Gateway's sourceIp, per clock hour), per donor
     email and per card fingerprint (per UTC day). *Attempts* limits are soft: past them a CAPTCHA is
     asked for. *Declines* limits are hard: 429 until the bucket ends. The attack mode opens when
-    ``card_testing_breaker_declines`` declines happen within the window, and closes after
+    ``card_testing_breaker_declines`` declines happen within the window and are at least
+    ``card_testing_breaker_decline_rate`` of its attempts, and closes after
     ``card_testing_quiet_seconds`` without pressure (declines, or refused attempts at or above
     ``card_testing_pressure_per_minute``).
     """
@@ -135,6 +136,7 @@ class CardTestingSettings(EnvSettings):
     card_testing_email_declines_per_day: int = Field(default=3, ge=1)
     card_testing_card_declines_per_day: int = Field(default=3, ge=1)
     card_testing_breaker_declines: int = Field(default=20, ge=1)
+    card_testing_breaker_decline_rate: float = Field(default=0.3, gt=0, le=1)
     card_testing_breaker_window_seconds: int = Field(default=300, ge=60, le=3600)
     card_testing_quiet_seconds: int = Field(default=1800, ge=1)
     card_testing_pressure_per_minute: int = Field(default=10, ge=1)

@@ -135,6 +135,7 @@ class Wiring:
         )
         mode = ModeSettings(
             breaker_declines=settings.card_testing_breaker_declines,
+            breaker_decline_rate=settings.card_testing_breaker_decline_rate,
             window_seconds=settings.card_testing_breaker_window_seconds,
             quiet_seconds=settings.card_testing_quiet_seconds,
             pressure_per_minute=settings.card_testing_pressure_per_minute,
