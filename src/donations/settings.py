@@ -15,12 +15,30 @@ import os
 from collections.abc import Mapping
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from donations.models import RequestLimits
 
 Name = Annotated[str, StringConstraints(min_length=1)]
 """A resource's name, URL or ARN: required and not empty."""
+
+
+def _comma_set(value: object) -> object:
+    if isinstance(value, str):
+        return frozenset(part.strip().lower() for part in value.split(",") if part.strip())
+    return value
+
+
+CommaSet = Annotated[frozenset[str], BeforeValidator(_comma_set)]
+"""Lower-cased values from a comma-separated variable (currencies, hostnames)."""
 
 
 class SettingsError(ValueError):
@@ -128,7 +146,7 @@ class CardTestingSettings(EnvSettings):
     turnstile_script_url: str = "https://challenges.cloudflare.com/turnstile/v0/api.js?render=explicit"
     # The hosts serving the donation form (template parameter FormHostnames, comma-separated): a token
     # solved on any other page is refused. The action the form's widget is rendered with (donate.js).
-    form_hostnames: Annotated[frozenset[str], Field(min_length=1)]
+    form_hostnames: Annotated[CommaSet, Field(min_length=1)]
     turnstile_action: str = "donate"
     card_testing_ip_attempts_per_hour: int = Field(default=20, ge=1)
     card_testing_ip_declines_per_hour: int = Field(default=3, ge=1)
@@ -143,13 +161,6 @@ class CardTestingSettings(EnvSettings):
     # How long a charge invocation trusts the attack mode it read (one GetItem per container at most this often).
     card_testing_mode_cache_seconds: float = Field(default=5.0, ge=0)
 
-    @field_validator("form_hostnames", mode="before")
-    @classmethod
-    def _split_hostnames(cls, value: object) -> object:
-        if isinstance(value, str):
-            return frozenset(part.strip().lower() for part in value.split(",") if part.strip())
-        return value
-
 
 class ConsumerSettings(TableSettings, ProviderCallSettings):
     # Mirrors the queue's RedrivePolicy so a consumer knows when a receive is the last one.
@@ -162,16 +173,9 @@ class ConsumerSettings(TableSettings, ProviderCallSettings):
 
 
 class ChargeSettings(ApiSettings, TableSettings, StripeSettings, FollowUpQueues, CardTestingSettings):
-    allowed_currencies: frozenset[str]
+    allowed_currencies: CommaSet
     min_amount: int = Field(ge=1)
     max_amount: int = Field(ge=1)
-
-    @field_validator("allowed_currencies", mode="before")
-    @classmethod
-    def _split_currencies(cls, value: object) -> object:
-        if isinstance(value, str):
-            return frozenset(part.strip().lower() for part in value.split(",") if part.strip())
-        return value
 
     @property
     def request_limits(self) -> RequestLimits:

@@ -198,3 +198,28 @@ def test_without_a_key_the_command_is_a_usage_error(world, capsys, monkeypatch):
         ["--stack-name", world.pipeline.stack.stack_name, "stripe", "install-webhook"], clients=world.pipeline.clients
     )
     assert code == 2 and "pass --url" in capsys.readouterr().err
+
+
+def test_the_handler_refuses_an_event_of_another_api_version_and_takes_the_same_event_in_ours(world, capsys):
+    # Given a donation waiting for 3-D Secure, which the donor then passes
+    answer = world.post({**DONATION, "payment_method": "pm_card_authenticationRequired"}, key="version-check")
+    assert answer.status == 202, answer.body
+    donation_id = answer.body["donation_id"]
+    intent_id = world.record(donation_id).payment_intent_id
+    world.stripe.authenticate(intent_id, "succeed")
+    event = world.stripe_event("payment_intent.succeeded", intent_id)
+    capsys.readouterr()
+
+    # When Stripe sends it rendered in the account's older default version (an endpoint set up by hand)
+    refused = world.deliver_stripe_event({**event, "api_version": OLDER_VERSION})
+
+    # Then it is refused with a 400 Stripe retries, counted, and the donation is untouched
+    assert refused.status == 400 and refused.body["error"]["code"] == "api_version_mismatch"
+    assert '"WebhookApiVersionMismatches":[1.0]' in capsys.readouterr().out
+    assert world.record(donation_id).status.value == "requires_action"
+    assert world.webhook_event_records() == []
+
+    # And the same event in the pinned version completes the donation
+    assert event["api_version"] == STRIPE_API_VERSION
+    assert world.deliver_stripe_event(event).status == 200
+    assert world.record(donation_id).status.value == "succeeded"
