@@ -118,7 +118,7 @@ class AttackReport:
             f"{fmt(self.seconds_to_alarm)}; attack mode closed {fmt(self.seconds_to_close)} after the attack "
             f"(quiet period {c.quiet_seconds} s)",
             f"busiest attack address: {self.busiest_address_per_minute} POST /donations in a minute "
-            "(WAF's per-IP rule, not run locally, blocks past 10)",
+            "(WAF's per-IP flood guard, not run locally: 1,000 in 5 min; the charge's own limits judge below it)",
         ]
 
     def summary(self) -> str:
