@@ -84,6 +84,7 @@ ALARMS = {
     "StripeWebhookFunctionErrorsAlarm",
     "StripeWebhookFunctionThrottlesAlarm",
     "WebhookSignatureFailureAlarm",
+    "WebhookApiVersionAlarm",
     "DisputeAlarm",
     "ChargeFailureSpikeAlarm",
     "SendGridAuthFailureAlarm",
