@@ -149,7 +149,7 @@ class CardTestingSettings(EnvSettings):
     form_hostnames: Annotated[CommaSet, Field(min_length=1)]
     turnstile_action: str = "donate"
     card_testing_ip_attempts_per_hour: int = Field(default=20, ge=1)
-    card_testing_ip_declines_per_hour: int = Field(default=3, ge=1)
+    card_testing_ip_declines_per_hour: int = Field(default=10, ge=1)
     card_testing_email_attempts_per_day: int = Field(default=10, ge=1)
     card_testing_email_declines_per_day: int = Field(default=3, ge=1)
     card_testing_card_declines_per_day: int = Field(default=3, ge=1)
