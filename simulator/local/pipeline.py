@@ -66,6 +66,10 @@ class ApiAnswer:
         return self.body if isinstance(self.body, str) else json.dumps(self.body)
 
 
+LOCAL_FORM_HOSTNAMES = "localhost,127.0.0.1"
+"""Where the local donation form is served (simulator/local/front.py): the hosts its CAPTCHA tokens name."""
+
+
 @dataclass
 class ProviderEndpoints:
     """Where the functions find Stripe and SendGrid: the emulators, or the real test-mode services."""
@@ -172,8 +176,9 @@ class Pipeline:
         return {**values, **self._provider_parameters(), **self.parameters}
 
     def _provider_parameters(self) -> dict[str, str]:
-        # The CAPTCHA widget the form shows is a stack parameter, as deployed: here, the local one.
-        return {"TurnstileSiteKey": self.providers.turnstile_sitekey}
+        # The CAPTCHA widget the form shows is a stack parameter, as deployed: here, the local one, on
+        # the local form's hosts.
+        return {"TurnstileSiteKey": self.providers.turnstile_sitekey, "FormHostnames": LOCAL_FORM_HOSTNAMES}
 
     def function_environment(self) -> dict[str, str]:
         """All functions' environments as moto resolved them, merged (they share this process)."""

@@ -198,19 +198,33 @@ class LocalStack:
     def _deliver_stripe_webhooks(self) -> None:
         """The emulator posts its events, signed, to our webhook route, as a Stripe endpoint would.
 
-        Events only start with the first donation, after the front is listening; earlier ones would
-        be retried by the emulator anyway. (Imported here: donations reads its environment, which
-        the pipeline has just set, when first imported.)
+        The endpoint is installed as a deployer installs it: ``donations-ops stripe install-webhook``'s
+        code, through the emulator's WebhookEndpoints API, in our API version with the handler's events;
+        its new signing secret goes to the webhook function's parameter. Events only start with the first
+        donation, after the front is listening; earlier ones would be retried by the emulator anyway.
+        (Imported here: donations reads its environment, which the pipeline has just set, when first imported.)
         """
-        from donations.webhooks import HANDLED_EVENT_TYPES
+        import stripe
+
+        from donations.payments import STRIPE_API_VERSION
+        from donations_ops.stripe_webhook import WEBHOOK_PATH, install_webhook, stack_webhook_target
 
         if self.stripe is None:
-            return  # the real Stripe: `stripe listen` forwards its events (see the README)
-        self.stripe.configure_webhooks(
-            f"http://127.0.0.1:{self.config.api_port}/webhooks/stripe",
-            self.pipeline.providers.stripe_webhook_secret,
-            enabled_events=HANDLED_EVENT_TYPES,  # like a Stripe endpoint's enabled_events
+            return  # the real Stripe: `stripe listen` forwards its events (docs/stripe-webhook-setup.md)
+        pipeline = self.pipeline
+        target = stack_webhook_target(
+            pipeline.clients, self.config.stack_name, url=f"http://127.0.0.1:{self.config.api_port}{WEBHOOK_PATH}"
         )
+        client = stripe.StripeClient(
+            pipeline.providers.stripe_api_key,
+            stripe_version=STRIPE_API_VERSION,
+            base_addresses={"api": pipeline.providers.stripe_api_base},
+        )
+        ssm = pipeline.clients("ssm")
+        install_webhook(client, ssm, target)
+        # What the stack stored now: the start-up checks compare the functions' reading with it.
+        stored = ssm.get_parameter(Name=target.secret_parameter, WithDecryption=True)["Parameter"]["Value"]
+        pipeline.providers.stripe_webhook_secret = stored
 
     def _route_function_output(self) -> None:
         """The functions' stdout (JSON logs, EMF metrics) goes through FunctionOutput, as to CloudWatch Logs."""

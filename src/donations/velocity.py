@@ -45,7 +45,7 @@ class VelocityLimits:
     """Per key: attempts beyond which a CAPTCHA is asked for; declines beyond which attempts are refused."""
 
     ip_attempts_per_hour: int = 20
-    ip_declines_per_hour: int = 3
+    ip_declines_per_hour: int = 10
     email_attempts_per_day: int = 10
     email_declines_per_day: int = 3
     card_declines_per_day: int = 3

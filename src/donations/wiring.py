@@ -147,7 +147,7 @@ class Wiring:
         """The card-testing checks (donations.screening): kept for the container's life, as their
         attack-mode cache and refusal counts are."""
         from donations.attack_mode import AttackModeRecord, ModeSettings
-        from donations.challenge import TurnstileVerifier
+        from donations.challenge import ExpectedWidget, TurnstileVerifier
         from donations.screening import Screening
         from donations.velocity import VelocityCounters, VelocityLimits
 
@@ -161,6 +161,7 @@ class Wiring:
         )
         mode = ModeSettings(
             breaker_declines=settings.card_testing_breaker_declines,
+            breaker_decline_rate=settings.card_testing_breaker_decline_rate,
             window_seconds=settings.card_testing_breaker_window_seconds,
             quiet_seconds=settings.card_testing_quiet_seconds,
             pressure_per_minute=settings.card_testing_pressure_per_minute,
@@ -170,7 +171,9 @@ class Wiring:
             attack_mode=AttackModeRecord(self.dynamodb, settings.velocity_table, mode),
             challenges=snapstart.holds_connections(
                 TurnstileVerifier(
-                    lambda: self.api_keys.get(settings.turnstile_secret_name), settings.turnstile_verify_url
+                    lambda: self.api_keys.get(settings.turnstile_secret_name),
+                    settings.turnstile_verify_url,
+                    expected=ExpectedWidget(settings.form_hostnames, settings.turnstile_action),
                 )
             ),
             challenge={

@@ -537,6 +537,7 @@ class FakeAttackMode:
     opens_after_declines: int | None = None
     declines: int = 0
     refusals: int = 0
+    attempts: int = 0
     reads: int = 0
 
     def cached(self, max_age_seconds: float) -> AttackMode | None:
@@ -554,6 +555,9 @@ class FakeAttackMode:
 
     def note_refusal(self) -> None:
         self.refusals += 1
+
+    def note_attempt(self) -> None:
+        self.attempts += 1
 
 
 @dataclass

@@ -299,7 +299,7 @@ class World:
     # -- plumbing --------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def template_card_testing(self, **changes: int) -> Iterator[Any]:
+    def template_card_testing(self, **changes: float) -> Iterator[Any]:
         """Run with the card-testing limits template.yaml gives the charge function (the suite's
         environment puts them out of reach, tests/conftest.py), changed by ``changes`` (VelocityLimits
         and ModeSettings fields); yields the charge function's Screening. Put back on leaving."""
@@ -312,12 +312,16 @@ class World:
         def value(name: str) -> int:
             return int(changes.get(name, template[f"CARD_TESTING_{name.upper()}"]))
 
+        def rate(name: str) -> float:
+            return float(changes.get(name, template[f"CARD_TESTING_{name.upper()}"]))
+
         saved = (screening.velocity.limits, screening.attack_mode.settings, screening.card_declines_per_day)
         screening.velocity.limits = VelocityLimits(
             **{name: value(name) for name in VelocityLimits.__dataclass_fields__}
         )
         screening.attack_mode.settings = ModeSettings(
             breaker_declines=value("breaker_declines"),
+            breaker_decline_rate=rate("breaker_decline_rate"),
             window_seconds=value("breaker_window_seconds"),
             quiet_seconds=value("quiet_seconds"),
             pressure_per_minute=value("pressure_per_minute"),

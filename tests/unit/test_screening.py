@@ -89,8 +89,8 @@ def test_a_resubmission_with_the_same_key_is_not_counted_twice(donate, payments,
 def test_past_the_declines_limit_an_address_is_refused_with_retry_after_and_nothing_reaches_stripe(
     donate, store, payments, velocity
 ):
-    # Given an address with three declines this hour (the template's limit)
-    velocity.declined["ip#198.51.100.9"] = {"don_a", "don_b", "don_c"}
+    # Given an address with ten declines this hour (the template's limit)
+    velocity.declined["ip#198.51.100.9"] = {f"don_{n}" for n in range(10)}
 
     # When it tries another card
     with pytest.raises(TooManyAttempts) as refused:

@@ -60,6 +60,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/v1/payment_methods/{id}", "PaymentMethodRetrieveParams"),
     Endpoint("POST", "/v1/payment_methods/{id}/attach", "PaymentMethodAttachParams"),
     Endpoint("GET", "/v1/charges/{id}", "ChargeRetrieveParams"),
+    Endpoint("GET", "/v1/webhook_endpoints", "WebhookEndpointListParams"),
+    Endpoint("POST", "/v1/webhook_endpoints", "WebhookEndpointCreateParams"),
+    Endpoint("GET", "/v1/webhook_endpoints/{id}", "WebhookEndpointRetrieveParams"),
+    Endpoint("POST", "/v1/webhook_endpoints/{id}", "WebhookEndpointUpdateParams"),
+    Endpoint("DELETE", "/v1/webhook_endpoints/{id}", "WebhookEndpointDeleteParams"),
 )
 
 _PMT_REMOVED = (

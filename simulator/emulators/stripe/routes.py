@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from simulator.emulators.stripe import charges, customers, intent_queries, payment_intents, payment_methods
+from simulator.emulators.stripe import (
+    charges,
+    customers,
+    intent_queries,
+    payment_intents,
+    payment_methods,
+    webhook_endpoints,
+)
 from simulator.emulators.stripe.contract import ENDPOINTS, Endpoint, match_endpoint
 from simulator.emulators.stripe.objects import Json
 from simulator.emulators.stripe.state import Ctx, StripeState
@@ -74,6 +81,20 @@ _HANDLERS: dict[str, tuple[Handler, set[str]]] = {
     "GET /v1/payment_methods/{id}": (payment_methods.retrieve, {"expand"}),
     "POST /v1/payment_methods/{id}/attach": (payment_methods.attach_endpoint, {"customer", "expand"}),
     "GET /v1/charges/{id}": (charges.retrieve, {"expand"}),
+    "GET /v1/webhook_endpoints": (
+        webhook_endpoints.list_endpoints,
+        {"limit", "starting_after", "ending_before", "expand"},
+    ),
+    "POST /v1/webhook_endpoints": (
+        webhook_endpoints.create,
+        {"url", "enabled_events", "api_version", "description", "metadata", "expand"},
+    ),
+    "GET /v1/webhook_endpoints/{id}": (webhook_endpoints.retrieve, {"expand"}),
+    "POST /v1/webhook_endpoints/{id}": (
+        webhook_endpoints.update,
+        {"url", "enabled_events", "description", "metadata", "disabled", "expand"},
+    ),
+    "DELETE /v1/webhook_endpoints/{id}": (webhook_endpoints.delete, set()),
 }
 
 ROUTES: dict[str, Route] = {e.name: Route(e, _HANDLERS[e.name][0], frozenset(_HANDLERS[e.name][1])) for e in ENDPOINTS}
