@@ -27,6 +27,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from donations.stripe_keys import STRIPE_KEY_VARIABLES
 from infra.deploy import PROJECT_ROOT, AwsClients, StackResources, deploy_to_moto, load_template, translate
 from simulator.local.delivery import EventSource
 from simulator.local.environment import CallerGaveUp, ExecutionEnvironment, FunctionTimedOut
@@ -98,11 +99,16 @@ def install_receipt_template(providers: ProviderEndpoints) -> str:
     return install_template(client).template_id
 
 
+LOCAL_FORM_ORIGIN = "http://127.0.0.1:3000"
+"""The origin of the local donation form (the front's default port): the stack's AllowedOrigin locally."""
+
+
 @dataclass
 class Pipeline:
     providers: ProviderEndpoints
     endpoint_url: str | None = None
     stack_name: str = "donations-local"
+    allowed_origin: str = LOCAL_FORM_ORIGIN
     parameters: dict[str, str] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
     """Extra environment for the functions (e.g. shorter backoffs in tests)."""
@@ -169,8 +175,9 @@ class Pipeline:
         return {**values, **self._provider_parameters(), **self.parameters}
 
     def _provider_parameters(self) -> dict[str, str]:
-        # The CAPTCHA widget the form shows is a stack parameter, as deployed: here, the local one.
-        return {"TurnstileSiteKey": self.providers.turnstile_sitekey}
+        # The CAPTCHA widget the form shows and the form's origin are stack parameters without defaults,
+        # as deployed: here, the local ones.
+        return {"TurnstileSiteKey": self.providers.turnstile_sitekey, "AllowedOrigin": self.allowed_origin}
 
     def function_environment(self) -> dict[str, str]:
         """All functions' environments as moto resolved them, merged (they share this process)."""
@@ -197,19 +204,24 @@ class Pipeline:
         merged.update(self.environment)
         return merged
 
-    def _store_provider_keys(self) -> None:
-        ssm = self.clients("ssm")
-        names = {
-            "STRIPE_SECRET_NAME": self.providers.stripe_api_key,
+    def stored_secrets(self) -> dict[str, str]:
+        """Each secret's environment variable -> the value the stack stores in the parameter it names."""
+        return {
+            # One Stripe key per function (donations.stripe_keys); locally the same emulator key.
+            **{variable: self.providers.stripe_api_key for variable in STRIPE_KEY_VARIABLES.values()},
             "SENDGRID_SECRET_NAME": self.providers.sendgrid_api_key,
             "STRIPE_WEBHOOK_SECRET_NAME": self.providers.stripe_webhook_secret,
             "TURNSTILE_SECRET_NAME": self.providers.turnstile_secret,
         }
+
+    def _store_provider_keys(self) -> None:
+        ssm = self.clients("ssm")
         environment = self.function_environment()
-        for variable, value in names.items():
-            name = environment[variable]
-            # As an operator stores (and rotates) them: SecureString, standard tier, the aws/ssm key.
-            ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
+        # As an operator stores (and rotates) them: SecureString, standard tier, under the stack's key
+        # when it made one (EncryptSecrets).
+        key = {"KeyId": self.stack.outputs["SecretsKeyArn"]} if "SecretsKeyArn" in self.stack.outputs else {}
+        for variable, value in self.stored_secrets().items():
+            ssm.put_parameter(Name=environment[variable], Value=value, Type="SecureString", Overwrite=True, **key)
 
     def handler(self, function_logical_id: str) -> ModuleType:
         return self.handlers[function_logical_id]

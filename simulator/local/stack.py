@@ -89,6 +89,7 @@ class LocalStack:
             providers,
             endpoint_url=self.moto_url,
             stack_name=config.stack_name,
+            allowed_origin=f"http://127.0.0.1:{config.api_port}",
             parameters=self.parameters,
             environment=config.environment,
         ).start()

@@ -74,7 +74,36 @@ class StripeClientSettings(ProviderCallSettings):
 
 
 class StripeSettings(StripeClientSettings):
-    stripe_secret_name: Name
+    """A function that calls Stripe, with a restricted key of its own (donations.stripe_keys): each
+    function's settings name the parameter holding it in a variable of its own."""
+
+    @property
+    def stripe_secret_name(self) -> str:
+        raise NotImplementedError  # each function's settings say which of its variables names the key
+
+
+class ChargeStripeKey(StripeSettings):
+    stripe_charge_secret_name: Name
+
+    @property
+    def stripe_secret_name(self) -> str:
+        return self.stripe_charge_secret_name
+
+
+class TokenizeStripeKey(StripeSettings):
+    stripe_tokenize_secret_name: Name
+
+    @property
+    def stripe_secret_name(self) -> str:
+        return self.stripe_tokenize_secret_name
+
+
+class ReconcilerStripeKey(StripeSettings):
+    stripe_reconciler_secret_name: Name
+
+    @property
+    def stripe_secret_name(self) -> str:
+        return self.stripe_reconciler_secret_name
 
 
 class MailSettings(ProviderCallSettings):
@@ -148,7 +177,7 @@ class ConsumerSettings(TableSettings, ProviderCallSettings):
 # -- each function's -------------------------------------------------------------------------------
 
 
-class ChargeSettings(ApiSettings, TableSettings, StripeSettings, FollowUpQueues, CardTestingSettings):
+class ChargeSettings(ApiSettings, TableSettings, ChargeStripeKey, FollowUpQueues, CardTestingSettings):
     allowed_currencies: frozenset[str]
     min_amount: int = Field(ge=1)
     max_amount: int = Field(ge=1)
@@ -165,7 +194,7 @@ class ChargeSettings(ApiSettings, TableSettings, StripeSettings, FollowUpQueues,
         return RequestLimits(self.allowed_currencies, self.min_amount, self.max_amount)
 
 
-class TokenizeSettings(ConsumerSettings, StripeSettings):
+class TokenizeSettings(ConsumerSettings, TokenizeStripeKey):
     tokenize_dlq_url: Name
 
 
@@ -174,7 +203,7 @@ class SendReceiptSettings(ConsumerSettings, SendGridSettings):
     receipt_claim_seconds: int = Field(default=60, ge=1)
 
 
-class ReconcilerSettings(TableSettings, StripeSettings, FollowUpQueues):
+class ReconcilerSettings(TableSettings, ReconcilerStripeKey, FollowUpQueues):
     # A donation is left alone until it has not changed for the grace period (longer than the
     # charge function's timeout and Stripe's ~1 min search lag), and is only reported, not
     # retried, once older than the max age (donations.reconcile).

@@ -1,0 +1,221 @@
+"""Every function role may do exactly what this table says: a role that gains an action, a resource, an
+index or an attribute it may write fails here (docs/security.md, "Roles").
+
+moto does not enforce IAM, so the functions running under moto prove nothing about their roles: this
+table is the guard. It is written out by hand from what the code calls (donations.store,
+donations.step_failures, the handlers), not derived from the template it checks.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+import pytest
+
+from infra.deploy import Template
+
+pytestmark = pytest.mark.infra
+
+Grant = tuple[str, str]  # (action, resource as the template names it)
+
+_LOGS = ("logs:CreateLogStream", "logs:PutLogEvents")
+_XRAY = {("xray:PutTraceSegments", "*"), ("xray:PutTelemetryRecords", "*")}
+
+
+def _logs(group: str) -> set[Grant]:
+    return {(action, group) for action in _LOGS} | _XRAY
+
+
+def _poll(queue: str, dlq: str) -> set[Grant]:
+    actions = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility")
+    return {(action, queue) for action in (*actions, "sqs:GetQueueUrl")} | {("sqs:SendMessage", dlq)}
+
+
+_FOLLOW_UPS = {("sqs:SendMessage", "TokenizeQueue"), ("sqs:SendMessage", "ReceiptQueue")}
+_STEP_FAILURE = {"failed_step", "failure_reason", "attention_step", "attention_since", "attention", "last_error"}
+_STEP_FAILURE |= {"attempts", "failure_kind", "parked_at", "parked_message"}
+_SETTLE = {"status", "payment_intent_id", "payment_method_id", "charged_at", "card_brand", "card_last4"}
+_SETTLE |= {"charging_until", "decline_code", "failure_reason", "unsettled_since", "followups_claim_until"}
+_SETTLE |= {"followups_published"}
+_KEY_AND_STAMP = {"donation_id", "updated_at"}
+
+ROLE_TABLE: dict[str, set[Grant]] = {
+    "ChargeFunctionRole": _logs("ChargeFunctionLogGroup")
+    | {(f"dynamodb:{a}", "DonationsTable") for a in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")}
+    | _FOLLOW_UPS
+    | {("ssm:GetParameter", "parameter:StripeChargeSecretName"), ("ssm:GetParameter", "parameter:TurnstileSecretName")}
+    | {("dynamodb:GetItem", "VelocityTable"), ("dynamodb:UpdateItem", "VelocityTable")},
+    "TokenizeFunctionRole": _logs("TokenizeFunctionLogGroup")
+    | _poll("TokenizeQueue", "TokenizeDLQ")
+    | {("dynamodb:GetItem", "DonationsTable"), ("dynamodb:UpdateItem", "DonationsTable")}
+    | {("ssm:GetParameter", "parameter:StripeTokenizeSecretName")},
+    "SendReceiptFunctionRole": _logs("SendReceiptFunctionLogGroup")
+    | _poll("ReceiptQueue", "ReceiptDLQ")
+    | {("dynamodb:GetItem", "DonationsTable"), ("dynamodb:UpdateItem", "DonationsTable")}
+    | {("ssm:GetParameter", "parameter:SendGridSecretName")},
+    "ReconcilerFunctionRole": _logs("ReconcilerFunctionLogGroup")
+    | {("dynamodb:Query", "DonationsTable/index/status-unsettled_since-index")}
+    | {("dynamodb:GetItem", "DonationsTable"), ("dynamodb:UpdateItem", "DonationsTable")}
+    | _FOLLOW_UPS
+    | {("ssm:GetParameter", "parameter:StripeReconcilerSecretName")},
+    "StripeWebhookFunctionRole": _logs("StripeWebhookFunctionLogGroup")
+    | {("dynamodb:GetItem", "DonationsTable"), ("dynamodb:UpdateItem", "DonationsTable")}
+    | {("dynamodb:Query", "DonationsTable/index/payment_intent_id-index")}
+    | {(f"dynamodb:{a}", "IdempotencyTable") for a in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")}
+    | _FOLLOW_UPS
+    | {("ssm:GetParameter", "parameter:StripeWebhookSecretName")},
+    "NotifierFunctionRole": _logs("NotifierFunctionLogGroup")
+    | {("sns:Publish", "OperatorTopic")}
+    | {("sqs:GetQueueAttributes", q) for q in ("TokenizeQueue", "ReceiptQueue", "TokenizeDLQ", "ReceiptDLQ")}
+    | {("dynamodb:Query", "DonationsTable/index/attention-index")}
+    | {("kms:GenerateDataKey", "OperatorTopicKey"), ("kms:Decrypt", "OperatorTopicKey")},
+}
+"""Role -> every (action, resource) it is allowed; nothing else."""
+
+DONATION_ATTRIBUTES: dict[str, set[str] | None] = {
+    "ChargeFunctionRole": None,  # creates the donation (PutItem): every attribute
+    "TokenizeFunctionRole": _KEY_AND_STAMP
+    | _STEP_FAILURE
+    | {"card_status", "card_attempt", "customer_id", "payment_method_id", "card_brand", "card_last4"}
+    | {"card_exp_month", "card_exp_year"},
+    "SendReceiptFunctionRole": _KEY_AND_STAMP
+    | _STEP_FAILURE
+    | {"status", "receipt_status", "receipt_claim_until", "receipt_message_id", "receipt_sent_at"},
+    "ReconcilerFunctionRole": _KEY_AND_STAMP | _SETTLE,
+    "StripeWebhookFunctionRole": _KEY_AND_STAMP
+    | _SETTLE
+    | {"amount_refunded", "refunded_at", "dispute_id", "dispute_reason", "dispute_status", "disputed_at"},
+    "NotifierFunctionRole": set(),  # reads only
+}
+"""Role -> the Donations attributes its UpdateItem may name (dynamodb:Attributes); None: unrestricted."""
+
+DONOR_DATA = {"email", "email_masked", "name", "amount", "currency", "donor_key", "metadata"}
+
+
+def _resource_name(value: Any) -> str:
+    """How the table names a resource: its logical id, ``X/index/NAME``, ``parameter:Param`` or ``*``."""
+    if value == "*":
+        return "*"
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        target = value["Fn::GetAtt"]
+        return str(target[0] if isinstance(target, list) else target.split(".")[0])
+    if isinstance(value, dict) and "Ref" in value:
+        return str(value["Ref"])
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        text = str(value["Fn::Sub"])
+        if found := re.fullmatch(r"\$\{(\w+)\.Arn\}/index/(.+)", text):
+            return f"{found[1]}/index/{found[2]}"
+        if found := re.fullmatch(r".*:parameter\$\{(\w+)\}", text):
+            return f"parameter:{found[1]}"
+    return f"<unrecognized {value!r}>"
+
+
+def _statements(template: Template, role: str) -> list[dict[str, Any]]:
+    resources = template["Resources"]
+    documents = [p["PolicyDocument"] for p in resources[role]["Properties"].get("Policies", [])]
+    documents += [
+        r["Properties"]["PolicyDocument"]
+        for r in resources.values()
+        if r["Type"] == "AWS::IAM::Policy" and {"Ref": role} in r["Properties"].get("Roles", [])
+    ]
+    return [st for document in documents for st in document["Statement"]]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def granted(template: Template, role: str) -> set[Grant]:
+    return {
+        (str(action), _resource_name(resource))
+        for st in _statements(template, role)
+        if st["Effect"] == "Allow"
+        for action in _as_list(st["Action"])
+        for resource in _as_list(st["Resource"])
+    }
+
+
+def writable_attributes(template: Template, role: str) -> set[str] | None:
+    """The Donations attributes the role's UpdateItem may name; None if one of its statements does not say."""
+    allowed: set[str] = set()
+    for st in _statements(template, role):
+        if "dynamodb:UpdateItem" in _as_list(st["Action"]) and "DonationsTable" in map(
+            _resource_name, _as_list(st["Resource"])
+        ):
+            names = st.get("Condition", {}).get("ForAllValues:StringEquals", {}).get("dynamodb:Attributes")
+            if names is None:
+                return None
+            allowed |= set(names)
+    return allowed
+
+
+def role_table_violations(template: Template) -> list[str]:
+    roles = {
+        r["Properties"]["Role"]["Fn::GetAtt"][0]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Serverless::Function"
+    }
+    violations = [f"{role}: a function role the table does not know" for role in roles - ROLE_TABLE.keys()]
+    for role in sorted(roles & ROLE_TABLE.keys()):
+        found = granted(template, role)
+        violations += [f"{role} gained {action} on {resource}" for action, resource in sorted(found - ROLE_TABLE[role])]
+        violations += [f"{role} lost {action} on {resource}" for action, resource in sorted(ROLE_TABLE[role] - found)]
+        attributes, expected = writable_attributes(template, role), DONATION_ATTRIBUTES[role]
+        if attributes != expected:
+            gained = "every attribute" if attributes is None else sorted(attributes - (expected or set()))
+            violations.append(f"{role}: may UpdateItem {gained}, the table says {sorted(expected or [])}")
+    return violations
+
+
+def test_every_role_may_do_exactly_what_the_table_says(sam_template: Template) -> None:
+    assert role_table_violations(sam_template) == []
+
+
+def test_no_consumer_may_rewrite_donor_data_or_query_every_index() -> None:
+    # The table itself keeps the finding closed: only the charge (which creates donations) writes donor data,
+    # and every Query names one index.
+    for role, attributes in DONATION_ATTRIBUTES.items():
+        assert role == "ChargeFunctionRole" or (attributes is not None and not attributes & DONOR_DATA), role
+    queries = [resource for grants in ROLE_TABLE.values() for action, resource in grants if action == "dynamodb:Query"]
+    assert queries and all("/index/" in r and not r.endswith("*") for r in queries)
+
+
+def _statement(role: str, sid: str, template: Template) -> dict[str, Any]:
+    [found] = [st for st in _statements(template, role) if st.get("Sid") == sid]
+    return found
+
+
+def test_a_role_that_gains_an_action_fails_the_table(sam_template: Template) -> None:
+    # Given the tokenize role allowed PutItem as well (UpdateItem can already create; PutItem overwrites)
+    grown = copy.deepcopy(sam_template)
+    _statement("TokenizeFunctionRole", "DonationsRead", grown)["Action"] = ["dynamodb:GetItem", "dynamodb:PutItem"]
+
+    # Then the table test names it
+    assert role_table_violations(grown) == ["TokenizeFunctionRole gained dynamodb:PutItem on DonationsTable"]
+
+
+def test_a_consumer_that_may_write_the_donors_email_fails_the_table(sam_template: Template) -> None:
+    # Given the receipt role allowed to update the donor's email
+    grown = copy.deepcopy(sam_template)
+    update = _statement("SendReceiptFunctionRole", "DonationsUpdateReceipt", grown)
+    update["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"].append("email")
+
+    # Then the table test names the attribute
+    [violation] = role_table_violations(grown)
+    assert violation.startswith("SendReceiptFunctionRole: may UpdateItem ['email']")
+
+
+def test_a_role_that_may_query_every_index_fails_the_table(sam_template: Template) -> None:
+    # Given the notifier allowed every index of the table again (index/*)
+    grown = copy.deepcopy(sam_template)
+    _statement("NotifierFunctionRole", "SummarizeTrouble", grown)["Resource"] = {
+        "Fn::Sub": "${DonationsTable.Arn}/index/*"
+    }
+
+    # Then the table test names it
+    assert role_table_violations(grown) == [
+        "NotifierFunctionRole gained dynamodb:Query on DonationsTable/index/*",
+        "NotifierFunctionRole lost dynamodb:Query on DonationsTable/index/attention-index",
+    ]
