@@ -25,15 +25,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from donations.stripe_keys import STRIPE_KEY_VARIABLES
+from donations.stripe_keys import STRIPE_KEY_PERMISSIONS, STRIPE_KEY_VARIABLES
 from infra.deploy import PROJECT_ROOT, AwsClients, StackResources, deploy_to_moto, load_template, translate
 from simulator.local.delivery import EventSource
 from simulator.local.environment import CallerGaveUp, ExecutionEnvironment, FunctionTimedOut
 from simulator.local.events import Headers, api_gateway_event
 from simulator.local.gateway import INTEGRATION_TIMEOUT_SECONDS, GatewayAnswer, RestApi
 from simulator.local.sns import SnsDelivery
+
+if TYPE_CHECKING:
+    from simulator.emulators.stripe import StripeEmulator
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,9 @@ class ProviderEndpoints:
     stripe_api_base: str = ""
     sendgrid_api_host: str = ""
     stripe_api_key: str = "sk_test_local_emulator"
+    stripe_function_keys: dict[str, str] = field(default_factory=dict)
+    """Function -> its own restricted Stripe key (donations.stripe_keys); a function not named here uses
+    ``stripe_api_key`` (a real test-mode secret key, or the emulator's)."""
     sendgrid_api_key: str = "SG.local-emulator"
     # The Stripe emulator signs its webhooks with this by default; with the real Stripe it is the
     # endpoint's secret (``stripe listen`` prints one).
@@ -86,6 +92,16 @@ class ProviderEndpoints:
     turnstile_script_url: str = ""
     turnstile_sitekey: str = "0x4AAAAAAALocalEmulatorKey"
     turnstile_secret: str = "0x4AAAAAAALocalEmulatorSecretKeyXX"  # noqa: S105 - the emulator's well-known secret
+
+
+def restricted_stripe_keys(stripe: StripeEmulator) -> dict[str, str]:
+    """A restricted key per function, made in the Stripe emulator with exactly the permissions
+    donations.stripe_keys writes down: every run proves the table is enough (the emulator refuses the rest)."""
+    keys = {}
+    for function, permissions in STRIPE_KEY_PERMISSIONS.items():
+        keys[function] = f"rk_test_local_{function}"
+        stripe.restrict(keys[function], {resource: access.value for resource, access in permissions.items()})
+    return keys
 
 
 def install_receipt_template(providers: ProviderEndpoints) -> str:
@@ -207,8 +223,11 @@ class Pipeline:
     def stored_secrets(self) -> dict[str, str]:
         """Each secret's environment variable -> the value the stack stores in the parameter it names."""
         return {
-            # One Stripe key per function (donations.stripe_keys); locally the same emulator key.
-            **{variable: self.providers.stripe_api_key for variable in STRIPE_KEY_VARIABLES.values()},
+            # One Stripe key per function (donations.stripe_keys).
+            **{
+                variable: self.providers.stripe_function_keys.get(function, self.providers.stripe_api_key)
+                for function, variable in STRIPE_KEY_VARIABLES.items()
+            },
             "SENDGRID_SECRET_NAME": self.providers.sendgrid_api_key,
             "STRIPE_WEBHOOK_SECRET_NAME": self.providers.stripe_webhook_secret,
             "TURNSTILE_SECRET_NAME": self.providers.turnstile_secret,

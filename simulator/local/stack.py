@@ -33,7 +33,7 @@ from simulator.local.metrics import (
     set_log_stream,
 )
 from simulator.local.moto_process import MotoProcess
-from simulator.local.pipeline import Pipeline, ProviderEndpoints, install_receipt_template
+from simulator.local.pipeline import Pipeline, ProviderEndpoints, install_receipt_template, restricted_stripe_keys
 from simulator.local.process import require_free_ports
 from simulator.local.readiness import wait_until_ready
 
@@ -163,6 +163,7 @@ class LocalStack:
             self.stripe = StripeEmulator(config.stripe_port).start()
             self._closers.append(self.stripe.stop)
             providers.stripe_api_base = self.stripe.url
+            providers.stripe_function_keys = restricted_stripe_keys(self.stripe)
         if config.sendgrid_api_key:
             providers.sendgrid_api_key = config.sendgrid_api_key
         else:

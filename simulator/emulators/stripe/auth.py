@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Collection
 
 from simulator.emulators.stripe import errors
 
@@ -13,12 +14,13 @@ NO_KEY_MESSAGE = (
 )
 
 
-def authenticate(header: str | None, accepted: set[str] | None) -> str:
-    """The request's secret key; 401 when missing or not accepted (None: any ``sk_test_`` key)."""
+def authenticate(header: str | None, accepted: set[str] | None, restricted: Collection[str] = ()) -> str:
+    """The request's secret key; 401 when missing or not accepted (None: any ``sk_test_`` key). The
+    ``restricted`` keys are accepted too (their permissions are checked once the route is known)."""
     key = api_key_from(header)
     if key is None:
         raise errors.invalid(NO_KEY_MESSAGE, status=401)
-    valid = key in accepted if accepted is not None else key.startswith("sk_test_")
+    valid = key in restricted or (key in accepted if accepted is not None else key.startswith("sk_test_"))
     if not valid:
         raise errors.invalid(f"Invalid API Key provided: {mask(key)}", status=401)
     return key
