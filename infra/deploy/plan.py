@@ -111,7 +111,6 @@ def _ip_set_placeholders(value: Any) -> Any:
     if not isinstance(value, dict):
         return value
     reference = value.get("IPSetReferenceStatement")
-    target = reference.get("Arn", {}).get("Fn::GetAtt") if isinstance(reference, dict) else None
-    if isinstance(target, list):
+    if isinstance(reference, dict) and isinstance(target := reference.get("Arn", {}).get("Fn::GetAtt"), list):
         return {**value, "IPSetReferenceStatement": {**reference, "Arn": IP_SET_ARN + str(target[0])}}
     return {key: _ip_set_placeholders(item) for key, item in value.items()}
