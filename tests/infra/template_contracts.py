@@ -485,41 +485,43 @@ SECRETS_KEY = "SecretsKey"
 
 def check_secrets_key(d: Deployed) -> Violations:
     """The provider keys' parameters under a key of this stack (EncryptSecrets): the account may not decrypt
-    with it; each function role may, through SSM only, and only for the parameters its role may read. Template."""
+    with it; each function role may, through SSM only, and only the parameters its role may read. Template."""
     key = d.resources.get(SECRETS_KEY)
     if key is None or key.get("Type") != "AWS::KMS::Key":
         return [f"no {SECRETS_KEY} (the SecureString parameters would be under aws/ssm)"]
-    violations: Violations = (
-        [] if key["Properties"].get("EnableKeyRotation") is True else [f"{SECRETS_KEY}: no rotation"]
-    )
-    decrypters: dict[str, Any] = {}
+    violations = [] if key["Properties"].get("EnableKeyRotation") is True else [f"{SECRETS_KEY}: no rotation"]
+    decrypters: dict[str, dict[str, Any]] = {}  # role logical id -> its statement's StringEquals
     for st in key["Properties"]["KeyPolicy"]["Statement"]:
-        reads = {
-            a for a in _as_list(st.get("Action")) if a == "kms:*" or a.startswith(("kms:Decrypt", "kms:ReEncrypt"))
-        }
-        role = st.get("Principal", {}).get("AWS", {})
-        if (reads and reads != {"kms:Decrypt"}) or (reads and not (isinstance(role, dict) and "Fn::GetAtt" in role)):
+        actions = _as_list(st.get("Action"))
+        reads = {a for a in actions if a == "kms:*" or a.startswith(("kms:Decrypt", "kms:ReEncrypt"))}
+        role = st.get("Principal", {}).get("AWS")
+        if reads and (reads != {"kms:Decrypt"} or not isinstance(role, dict) or "Fn::GetAtt" not in role):
             violations.append(f"{SECRETS_KEY}: statement {st.get('Sid')} lets another than a function role decrypt")
         elif reads:
             decrypters[role["Fn::GetAtt"][0]] = st.get("Condition", {}).get("StringEquals", {})
-    roles = {d.resources[lid]["Properties"]["Role"]["Fn::GetAtt"][0]: lid for lid in d.stack.functions}
-    for role, lid in roles.items():
-        readable = [
-            r
-            for doc in d.role_policies[lid]
-            for st in _as_list(doc.get("Statement", []))
-            if "ssm:GetParameter" in _as_list(st.get("Action"))
-            for r in _as_list(st.get("Resource"))
-        ]
+    for lid in d.stack.functions:
+        role = d.resources[lid]["Properties"]["Role"]["Fn::GetAtt"][0]
+        readable = _template_resources(d, role, "ssm:GetParameter")
         condition = decrypters.get(role)
         if readable and condition is None:
             violations.append(f"{SECRETS_KEY}: {role} may read parameters but not decrypt them")
         elif condition is not None and (
             "kms:ViaService" not in condition
-            or len(_as_list(condition.get("kms:EncryptionContext:PARAMETER_ARN", []))) != len(readable)
+            or _texts(condition.get("kms:EncryptionContext:PARAMETER_ARN", [])) != _texts(readable)
         ):
             violations.append(f"{SECRETS_KEY}: {role} may decrypt other than its own parameters, or not through SSM")
     return violations
+
+
+def _template_resources(d: Deployed, role: str, action: str) -> list[Any]:
+    """The resources (as the template writes them) a role's inline policies allow ``action`` on."""
+    policies = d.resources[role]["Properties"].get("Policies", [])
+    statements = [st for policy in policies for st in _as_list(policy["PolicyDocument"]["Statement"])]
+    return [r for st in statements if action in _as_list(st.get("Action")) for r in _as_list(st.get("Resource"))]
+
+
+def _texts(values: Any) -> set[str]:
+    return {json.dumps(value, sort_keys=True) for value in _as_list(values)}
 
 
 def check_alarm_hygiene(d: Deployed) -> Violations:
@@ -786,7 +788,8 @@ def _scope(rule: dict[str, Any]) -> str:
 
 
 def _is_donation_attempts_rule(rule: dict[str, Any]) -> bool:
-    return "RateBasedStatement" in rule["Statement"] and '"/donations"' in _scope(rule)
+    """The card-testing rate rule: the rate-based rule that is not one of the other routes' (EDGE_RATE_RULES)."""
+    return "RateBasedStatement" in rule["Statement"] and rule["Name"] not in EDGE_RATE_RULES
 
 
 # The other routes' edge rules (docs/security.md): rule name -> (method, path searched, window in s).
