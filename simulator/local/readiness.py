@@ -98,7 +98,6 @@ def key_problems(read: Callable[[str], str], expected: dict[str, str]) -> list[s
 def stripe_problems(payments: Any) -> list[str]:
     """The charge function's Stripe client asks for a PaymentIntent that does not exist: only a 404
     proves that Stripe is reached and accepts the key and the API version (and nothing is created)."""
-
     try:
         payments.retrieve(PROBE_PAYMENT_INTENT)
     except stripe.InvalidRequestError as error:

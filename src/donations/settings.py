@@ -74,8 +74,9 @@ class StripeClientSettings(ProviderCallSettings):
 
 
 class StripeSettings(StripeClientSettings):
-    """A function that calls Stripe, with a restricted key of its own (donations.stripe_keys): each
-    function's settings name the parameter holding it in a variable of its own."""
+    """A function that calls Stripe, with a restricted key of its own (donations.stripe_keys). Each
+    function's settings name the parameter holding it in a variable of its own (STRIPE_CHARGE_SECRET_NAME...),
+    not one shared name: the local stack runs every function in one process, their environments merged."""
 
     @property
     def stripe_secret_name(self) -> str:
