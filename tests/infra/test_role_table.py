@@ -147,3 +147,27 @@ def test_a_role_that_may_query_every_index_fails_the_table(sam_template: Templat
         "NotifierFunctionRole gained dynamodb:Query on DonationsTable/index/*",
         "NotifierFunctionRole lost dynamodb:Query on DonationsTable/index/attention-index",
     ]
+
+
+def test_the_handlers_guard_names_what_a_role_would_be_refused() -> None:
+    from tests.support.iam_guard import refusals
+
+    # Given requests as the handlers send them (what tests/support/iam_guard.py sees in every integration test)
+    card = {
+        "Key": {"donation_id": {"S": "don_x"}},
+        "ExpressionAttributeNames": {"#0": "card_status", "#1": "updated_at"},
+    }
+    email = {**card, "ExpressionAttributeNames": {"#0": "email"}}
+
+    # Then only what the table does not allow is named
+    assert refusals("TokenizeFunctionRole", "UpdateItem", card) == []
+    assert refusals("TokenizeFunctionRole", "UpdateItem", email) == [
+        "TokenizeFunctionRole: UpdateItem naming ['email']"
+    ]
+    assert refusals("TokenizeFunctionRole", "PutItem", card) == [
+        "TokenizeFunctionRole: dynamodb:PutItem on DonationsTable"
+    ]
+    assert refusals("NotifierFunctionRole", "Query", {"IndexName": "attention-index"}) == []
+    assert refusals("NotifierFunctionRole", "Query", {"IndexName": "donor-index"}) == [
+        "NotifierFunctionRole: dynamodb:Query on DonationsTable/index/donor-index"
+    ]
