@@ -66,7 +66,8 @@ deploy: build
 	$(TOOLS)/sam/bin/sam deploy --guided
 
 # The product's Stripe/SendGrid calls against the real services in test mode (src/donations_ops/smoke.py):
-# STRIPE_API_KEY=sk_test_... [SENDGRID_API_KEY=...] make smoke. Without keys it says so and exits 0.
+# STRIPE_API_KEY=sk_test_... [SENDGRID_API_KEY=...] make smoke, or each function's restricted key as
+# STRIPE_CHARGE_KEY / STRIPE_TOKENIZE_KEY / STRIPE_RECONCILER_KEY (docs/security.md). Without keys it says so and exits 0.
 smoke: $(BIN)/.installed
 	$(BIN)/python -m donations_ops.smoke
 

@@ -157,6 +157,7 @@ def _world(config: ColdDonorConfig) -> Iterator[tuple[_World, Any, _UdpSink]]:
     from infra.deploy import AwsClients, deploy_to_moto, load_template, translate
     from simulator.emulators.stripe import StripeEmulator
     from simulator.local.moto_process import MotoProcess
+    from simulator.local.pipeline import LOCAL_FORM_ORIGIN, ProviderEndpoints
 
     moto = MotoProcess(free_port()).start()
     stripe = StripeEmulator().start()
@@ -164,10 +165,14 @@ def _world(config: ColdDonorConfig) -> Iterator[tuple[_World, Any, _UdpSink]]:
     try:
         clients = AwsClients(endpoint_url=moto.url)
         stack = deploy_to_moto(
-            translate(load_template(ROOT / "template.yaml")), stack_name="cold-donor", clients=clients
+            translate(load_template(ROOT / "template.yaml")),
+            stack_name="cold-donor",
+            # The parameters a deployer must give (docs/security.md): the local stack's values.
+            parameters={"AllowedOrigin": LOCAL_FORM_ORIGIN, "TurnstileSiteKey": ProviderEndpoints().turnstile_sitekey},
+            clients=clients,
         )
         spec = stack.functions[FUNCTION]
-        key_name = spec.environment["STRIPE_SECRET_NAME"]
+        key_name = spec.environment["STRIPE_CHARGE_SECRET_NAME"]
         clients("ssm").put_parameter(Name=key_name, Value=STRIPE_KEY, Type="SecureString")
         # The secret that keys donation ids (donations.identifiers), where the template names it.
         identifier = spec.environment.get("IDENTIFIER_SECRET_NAME")

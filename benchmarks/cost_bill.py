@@ -60,7 +60,8 @@ def fixed_lines(facts: TemplateFacts, prices: dict[str, Any], reconciler_run: fl
         ("CloudWatch", f"dashboards: {facts.dashboards} (EnableDashboard={facts.parameters.get('EnableDashboard')})",
          "cloudwatch", facts.dashboards * cw["dashboard_month"], ""),
         ("KMS", f"customer managed keys: {facts.kms_keys} "
-         f"(EncryptOperatorTopics={facts.parameters.get('EncryptOperatorTopics')})",
+         f"(EncryptSecrets={facts.parameters.get('EncryptSecrets')}, "
+         f"EncryptOperatorTopics={facts.parameters.get('EncryptOperatorTopics')})",
          "kms", facts.kms_keys * prices["kms"]["customer_managed_key_month"], ""),
         ("Secrets Manager", f"secrets: {facts.secrets}", "secrets_manager",
          facts.secrets * prices["secrets_manager"]["secret_month"], ""),

@@ -148,7 +148,7 @@ def api_call_lines(run: CostRun, calls: Sequence[AwsCall], prices: dict[str, Any
         lines.append(Line("Secrets Manager", item, secret_calls, "calls", sm["api_calls_per_10k"], 1e4))
     parameter_reads = sum(1 for c in calls if c.service == "ssm" and c.operation == "GetParameter")
     if parameter_reads:
-        # SSM's standard GetParameter is free; each SecureString read is one KMS Decrypt (aws/ssm).
+        # SSM's standard GetParameter is free; each SecureString read is one KMS Decrypt (the stack's key or aws/ssm).
         item = "Decrypt of a SecureString read (GetParameter, cached 5 min)"
         lines.append(Line("KMS", item, parameter_reads, "requests", prices["kms"]["requests_per_10k"], 1e4))
     return lines, notes

@@ -27,7 +27,8 @@ from moto import mock_aws
 from simulator.emulators.sendgrid_emulator import SendGridEmulator
 from simulator.emulators.stripe import StripeEmulator
 from simulator.emulators.turnstile_emulator import TurnstileEmulator
-from simulator.local.pipeline import Pipeline, ProviderEndpoints, install_receipt_template
+from simulator.local.pipeline import Pipeline, ProviderEndpoints, install_receipt_template, restricted_stripe_keys
+from tests.support.iam_guard import role_guard
 from tests.support.world import CARD_TESTING_OUT_OF_REACH, World
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -59,6 +60,8 @@ def turnstile_emulator():
 def pipeline(stripe_emulator, sendgrid_emulator, turnstile_emulator):
     providers = ProviderEndpoints(
         stripe_api_base=stripe_emulator.url,
+        # Each function's own restricted key, with the permissions donations.stripe_keys writes down
+        stripe_function_keys=restricted_stripe_keys(stripe_emulator),
         sendgrid_api_host=sendgrid_emulator.url,
         turnstile_verify_url=f"{turnstile_emulator.url}/turnstile/v0/siteverify",
     )
@@ -76,9 +79,13 @@ def pipeline(stripe_emulator, sendgrid_emulator, turnstile_emulator):
 @pytest.fixture
 def world(pipeline, stripe_emulator, sendgrid_emulator, turnstile_emulator):
     world = World(pipeline, stripe_emulator, sendgrid_emulator, turnstile_emulator)
+    roles = role_guard(pipeline)
     world.reset()
+    roles.take()
     yield world
     world.reset()
+    # moto enforces no IAM: what the template's roles would have refused the handlers (tests/support/iam_guard.py)
+    assert roles.take() == []
 
 
 @pytest.fixture

@@ -22,9 +22,13 @@ settings = NotifierSettings.from_env()  # during INIT: a missing variable fails 
 
 
 @cache
+def wiring() -> Wiring:
+    return Wiring(settings)
+
+
+@cache
 def notifier() -> Notifier:
-    wiring = Wiring(settings)
-    return Notifier(settings, sns=wiring.client("sns"), sqs=wiring.sqs, table=wiring.table)
+    return Notifier(settings, sns=wiring().client("sns"), sqs=wiring().sqs, table=wiring().table)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -20,15 +20,19 @@ money.load_locale(settings.receipt_locale, settings.receipt_time_zone)
 
 
 @cache
+def wiring() -> Wiring:
+    return Wiring(settings)
+
+
+@cache
 def consumer() -> StepConsumer:
-    wiring = Wiring(settings)
     return StepConsumer(
         Step.SEND_RECEIPT,
         lambda message: send_receipt(
-            message, store=wiring.store, mailer=wiring.mailer, lease_seconds=settings.receipt_claim_seconds
+            message, store=wiring().store, mailer=wiring().mailer, lease_seconds=settings.receipt_claim_seconds
         ),
-        store=wiring.store,
-        sqs_client=wiring.sqs,
+        store=wiring().store,
+        sqs_client=wiring().sqs,
         settings=settings,
         dlq_url=settings.receipt_dlq_url,
     )

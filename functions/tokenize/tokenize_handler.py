@@ -14,13 +14,17 @@ settings = TokenizeSettings.from_env()  # during INIT: a missing variable fails 
 
 
 @cache
+def wiring() -> Wiring:
+    return Wiring(settings)
+
+
+@cache
 def consumer() -> StepConsumer:
-    wiring = Wiring(settings)
     return StepConsumer(
         Step.TOKENIZE,
-        lambda message: save_card(message, store=wiring.store, payments=wiring.payments),
-        store=wiring.store,
-        sqs_client=wiring.sqs,
+        lambda message: save_card(message, store=wiring().store, payments=wiring().payments),
+        store=wiring().store,
+        sqs_client=wiring().sqs,
         settings=settings,
         dlq_url=settings.tokenize_dlq_url,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from infra.deploy.references import references
 from infra.deploy.template import Template
@@ -13,9 +14,13 @@ _API_TYPE_PREFIXES = ("AWS::ApiGateway::", "AWS::ApiGatewayV2::")
 EVENT_SOURCE_MAPPING = "AWS::Lambda::EventSourceMapping"
 ALARM = "AWS::CloudWatch::Alarm"
 WEB_ACL = "AWS::WAFv2::WebACL"  # moto has the WAFv2 API but no CloudFormation support for it
+IP_SET = "AWS::WAFv2::IPSet"  # likewise
 _SUBSCRIPTION = "AWS::SNS::Subscription"
 ALIAS = "AWS::Lambda::Alias"
-_POST_CREATE_TYPES = (ALARM, _SUBSCRIPTION, WEB_ACL, ALIAS)
+_POST_CREATE_TYPES = (ALARM, _SUBSCRIPTION, IP_SET, WEB_ACL, ALIAS)
+IP_SET_ARN = "moto-ip-set-arn:"
+"""A web ACL's ``GetAtt <IPSet>.Arn`` travels as this prefix + the IP set's logical id; post_create
+puts the ARN of the IP set it created there (moto cannot resolve an attribute of what it skipped)."""
 POST_CREATE_OUTPUT = "MotoPostCreate"
 """Prefix of the outputs through which moto resolves the properties of what it skips."""
 SNAP_START_OUTPUT = "MotoSnapStart"
@@ -88,6 +93,8 @@ def _stripped_resources(resources: Mapping[str, Template]) -> dict[str, str]:
 def _resolving_output(resource: Template) -> Template:
     # moto resolves outputs (and their Condition) against the stack it created.
     properties = dict(resource.get("Properties", {}))
+    if resource.get("Type") == WEB_ACL:
+        properties = _ip_set_placeholders(properties)
     if resource.get("Type") == ALIAS:
         # moto's versions have no Version attribute to GetAtt: post_create aliases the version moto published.
         properties.pop("FunctionVersion", None)
@@ -95,3 +102,15 @@ def _resolving_output(resource: Template) -> Template:
     if "Condition" in resource:
         output["Condition"] = resource["Condition"]
     return output
+
+
+def _ip_set_placeholders(value: Any) -> Any:
+    """The web ACL's properties with each ``IPSetReferenceStatement``'s ``GetAtt <IPSet>.Arn`` as IP_SET_ARN."""
+    if isinstance(value, list):
+        return [_ip_set_placeholders(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    reference = value.get("IPSetReferenceStatement")
+    if isinstance(reference, dict) and isinstance(target := reference.get("Arn", {}).get("Fn::GetAtt"), list):
+        return {**value, "IPSetReferenceStatement": {**reference, "Arn": IP_SET_ARN + str(target[0])}}
+    return {key: _ip_set_placeholders(item) for key, item in value.items()}

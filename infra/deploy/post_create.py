@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.deploy.plan import ALARM, ALIAS, POST_CREATE_OUTPUT, WEB_ACL, MotoPlan
+from infra.deploy.plan import ALARM, ALIAS, IP_SET, IP_SET_ARN, POST_CREATE_OUTPUT, WEB_ACL, MotoPlan
 
 
 @dataclass(frozen=True)
@@ -45,14 +45,20 @@ def create_post_create(
     client: Callable[[str], Any], plan: MotoPlan, raw_outputs: Mapping[str, str], stack_name: str
 ) -> PostCreated:
     created = PostCreated()
-    for logical_id, resource in plan.post_create.items():
+    ip_sets: dict[str, str] = {}
+    # IP sets first: a web ACL names them (infra.deploy.plan.IP_SET_ARN).
+    ordered = sorted(plan.post_create.items(), key=lambda item: item[1]["Type"] != IP_SET)
+    for logical_id, resource in ordered:
         resolved = raw_outputs.get(f"{POST_CREATE_OUTPUT}{logical_id}")
         if resolved is None:  # its Condition is false
             continue
         properties: dict[str, Any] = json.loads(resolved)
         if resource["Type"] == ALARM:
             created.alarms[logical_id] = _put_alarm(client("cloudwatch"), logical_id, properties, stack_name)
+        elif resource["Type"] == IP_SET:
+            ip_sets[logical_id] = _create_ip_set(client("wafv2"), logical_id, properties, stack_name)
         elif resource["Type"] == WEB_ACL:
+            properties = json.loads(_with_ip_set_arns(json.dumps(properties), ip_sets))
             created.web_acls[logical_id] = _create_web_acl(client("wafv2"), logical_id, properties, stack_name)
         elif resource["Type"] == ALIAS:
             created.aliases[logical_id] = _create_alias(client("lambda"), properties)
@@ -146,8 +152,22 @@ def _create_web_acl(wafv2: Any, logical_id: str, properties: Mapping[str, Any], 
     return str(wafv2.create_web_acl(**args)["Summary"]["ARN"])
 
 
+def _create_ip_set(wafv2: Any, logical_id: str, properties: Mapping[str, Any], stack_name: str) -> str:
+    args = dict(properties)
+    args["Name"] = args.get("Name") or f"{stack_name}-{logical_id}"
+    return str(wafv2.create_ip_set(**args)["Summary"]["ARN"])
+
+
+def _with_ip_set_arns(text: str, ip_sets: Mapping[str, str]) -> str:
+    for logical_id, arn in ip_sets.items():
+        text = text.replace(json.dumps(IP_SET_ARN + logical_id), json.dumps(arn))
+    return text
+
+
 def _waf_value(value: Any, key: str = "") -> Any:
     if isinstance(value, dict):
+        if key == "IPSetReferenceStatement":  # CloudFormation spells it Arn, the WAFv2 API ARN
+            value = {("ARN" if name == "Arn" else name): item for name, item in value.items()}
         return {name: _waf_value(item, name) for name, item in value.items()}
     if isinstance(value, list):
         return [_waf_value(item, key) for item in value]

@@ -25,14 +25,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from donations.stripe_keys import STRIPE_KEY_PERMISSIONS, STRIPE_KEY_VARIABLES
 from infra.deploy import PROJECT_ROOT, AwsClients, StackResources, deploy_to_moto, load_template, translate
 from simulator.local.delivery import EventSource
 from simulator.local.environment import CallerGaveUp, ExecutionEnvironment, FunctionTimedOut
 from simulator.local.events import Headers, api_gateway_event
 from simulator.local.gateway import INTEGRATION_TIMEOUT_SECONDS, GatewayAnswer, RestApi
 from simulator.local.sns import SnsDelivery
+
+if TYPE_CHECKING:
+    from simulator.emulators.stripe import StripeEmulator
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,9 @@ class ProviderEndpoints:
     stripe_api_base: str = ""
     sendgrid_api_host: str = ""
     stripe_api_key: str = "sk_test_local_emulator"
+    stripe_function_keys: dict[str, str] = field(default_factory=dict)
+    """Function -> its own restricted Stripe key (donations.stripe_keys); a function not named here uses
+    ``stripe_api_key`` (a real test-mode secret key, or the emulator's)."""
     sendgrid_api_key: str = "SG.local-emulator"
     # The Stripe emulator signs its webhooks with this by default; with the real Stripe it is the
     # endpoint's secret (``stripe listen`` prints one).
@@ -91,6 +98,16 @@ class ProviderEndpoints:
     turnstile_secret: str = "0x4AAAAAAALocalEmulatorSecretKeyXX"  # noqa: S105 - the emulator's well-known secret
 
 
+def restricted_stripe_keys(stripe: StripeEmulator) -> dict[str, str]:
+    """A restricted key per function, made in the Stripe emulator with exactly the permissions
+    donations.stripe_keys writes down: every run proves the table is enough (the emulator refuses the rest)."""
+    keys = {}
+    for function, permissions in STRIPE_KEY_PERMISSIONS.items():
+        keys[function] = f"rk_test_local_{function}"
+        stripe.restrict(keys[function], {resource: access.value for resource, access in permissions.items()})
+    return keys
+
+
 def install_receipt_template(providers: ProviderEndpoints) -> str:
     """Install the shipped receipt template into the SendGrid emulator as a deployer would
     (``donations-ops receipts install-template``) and return its id, the stack's ReceiptTemplateId."""
@@ -102,11 +119,16 @@ def install_receipt_template(providers: ProviderEndpoints) -> str:
     return install_template(client).template_id
 
 
+LOCAL_FORM_ORIGIN = "http://127.0.0.1:3000"
+"""The origin of the local donation form (the front's default port): the stack's AllowedOrigin locally."""
+
+
 @dataclass
 class Pipeline:
     providers: ProviderEndpoints
     endpoint_url: str | None = None
     stack_name: str = "donations-local"
+    allowed_origin: str = LOCAL_FORM_ORIGIN
     parameters: dict[str, str] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
     """Extra environment for the functions (e.g. shorter backoffs in tests)."""
@@ -176,9 +198,13 @@ class Pipeline:
         return {**values, **self._provider_parameters(), **self.parameters}
 
     def _provider_parameters(self) -> dict[str, str]:
-        # The CAPTCHA widget the form shows is a stack parameter, as deployed: here, the local one, on
-        # the local form's hosts.
-        return {"TurnstileSiteKey": self.providers.turnstile_sitekey, "FormHostnames": LOCAL_FORM_HOSTNAMES}
+        # The CAPTCHA widget the form shows, the form's hosts and its origin are stack parameters, the
+        # first and last without defaults, as deployed: here, the local ones.
+        return {
+            "TurnstileSiteKey": self.providers.turnstile_sitekey,
+            "FormHostnames": LOCAL_FORM_HOSTNAMES,
+            "AllowedOrigin": self.allowed_origin,
+        }
 
     def function_environment(self) -> dict[str, str]:
         """All functions' environments as moto resolved them, merged (they share this process)."""
@@ -205,20 +231,28 @@ class Pipeline:
         merged.update(self.environment)
         return merged
 
-    def _store_provider_keys(self) -> None:
-        ssm = self.clients("ssm")
-        names = {
-            "STRIPE_SECRET_NAME": self.providers.stripe_api_key,
+    def stored_secrets(self) -> dict[str, str]:
+        """Each secret's environment variable -> the value the stack stores in the parameter it names."""
+        return {
+            # One Stripe key per function (donations.stripe_keys).
+            **{
+                variable: self.providers.stripe_function_keys.get(function, self.providers.stripe_api_key)
+                for function, variable in STRIPE_KEY_VARIABLES.items()
+            },
             "SENDGRID_SECRET_NAME": self.providers.sendgrid_api_key,
             "STRIPE_WEBHOOK_SECRET_NAME": self.providers.stripe_webhook_secret,
             "TURNSTILE_SECRET_NAME": self.providers.turnstile_secret,
             "IDENTIFIER_SECRET_NAME": self.identifier_secret,
         }
+
+    def _store_provider_keys(self) -> None:
+        ssm = self.clients("ssm")
         environment = self.function_environment()
-        for variable, value in names.items():
-            name = environment[variable]
-            # As an operator stores (and rotates) them: SecureString, standard tier, the aws/ssm key.
-            ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
+        # As an operator stores (and rotates) them: SecureString, standard tier, under the stack's key
+        # when it made one (EncryptSecrets).
+        key = {"KeyId": self.stack.outputs["SecretsKeyArn"]} if "SecretsKeyArn" in self.stack.outputs else {}
+        for variable, value in self.stored_secrets().items():
+            ssm.put_parameter(Name=environment[variable], Value=value, Type="SecureString", Overwrite=True, **key)
 
     def handler(self, function_logical_id: str) -> ModuleType:
         return self.handlers[function_logical_id]

@@ -18,7 +18,8 @@ code says about it:
 So start-up now proves, through the functions' own code and clients, before printing "Ready.":
 the provider keys the functions read are the ones the stack stored; the charge function's own
 Stripe client reaches Stripe and has its key and API version accepted (a PaymentIntent that does
-not exist is answered 404, nothing is created); and one request goes through the front, the
+not exist is answered 404, nothing is created); each function's own restricted Stripe key may read
+what its job is about (donations.stripe_keys); and one request goes through the front, the
 gateway and the charge function to DynamoDB and back (``GET /donations/{id}``: 404). Checks that
 fail are retried until a deadline; then the stack stops and says which check failed.
 """
@@ -32,12 +33,18 @@ import urllib.request
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import stripe
+
+from donations.settings import StripeClientSettings
+from donations.stripe_keys import STRIPE_KEY_VARIABLES
+
 if TYPE_CHECKING:
     from simulator.local.stack import LocalStack
 
 READY_TIMEOUT_SECONDS = 30.0
 PROBE_PAYMENT_INTENT = "pi_local_readiness_probe"
 PROBE_DONATION = "don_localreadinessprobe"
+PROBE_EMAIL = "readiness-probe@example.invalid"
 
 
 class NotReady(RuntimeError):
@@ -60,15 +67,15 @@ def problems_of(stack: LocalStack) -> list[str]:
     pipeline = stack.pipeline
     charge_wiring = pipeline.handler("ChargeFunction").wiring()  # the charge function's own, cached
     environment = pipeline.function_environment()
-    expected = {
-        environment["STRIPE_SECRET_NAME"]: pipeline.providers.stripe_api_key,
-        environment["SENDGRID_SECRET_NAME"]: pipeline.providers.sendgrid_api_key,
-        environment["STRIPE_WEBHOOK_SECRET_NAME"]: pipeline.providers.stripe_webhook_secret,
-        environment["IDENTIFIER_SECRET_NAME"]: pipeline.identifier_secret,
-    }
+    expected = {environment[variable]: value for variable, value in pipeline.stored_secrets().items()}
     problems = key_problems(charge_wiring.api_keys.get, expected)
     if not problems:
         problems = stripe_problems(charge_wiring.payments)
+    if not problems:
+        keys = {function: expected[environment[variable]] for function, variable in STRIPE_KEY_VARIABLES.items()}
+        settings = charge_wiring.settings
+        assert isinstance(settings, StripeClientSettings)  # the charge function's settings include them
+        problems = stripe_key_problems(settings, keys)
     if not problems:
         problems = api_problems(f"http://127.0.0.1:{stack.config.api_port}")
     return problems
@@ -91,8 +98,6 @@ def key_problems(read: Callable[[str], str], expected: dict[str, str]) -> list[s
 def stripe_problems(payments: Any) -> list[str]:
     """The charge function's Stripe client asks for a PaymentIntent that does not exist: only a 404
     proves that Stripe is reached and accepts the key and the API version (and nothing is created)."""
-    import stripe
-
     try:
         payments.retrieve(PROBE_PAYMENT_INTENT)
     except stripe.InvalidRequestError as error:
@@ -102,6 +107,36 @@ def stripe_problems(payments: Any) -> list[str]:
     except stripe.StripeError as error:
         return [f"Stripe: {type(error).__name__} ({error.http_status}) with the charge function's client"]
     return [f"Stripe: {PROBE_PAYMENT_INTENT} exists, which no probe should find"]
+
+
+def _retrieve_probe(client: stripe.StripeClient) -> None:
+    """A PaymentIntent that does not exist: 404 proves PaymentIntents may be read (and creates nothing)."""
+    try:
+        client.v1.payment_intents.retrieve(PROBE_PAYMENT_INTENT)
+    except stripe.InvalidRequestError as error:
+        if error.http_status != 404:
+            raise
+
+
+STRIPE_KEY_PROBES: dict[str, Callable[[stripe.StripeClient], object]] = {
+    "charge": _retrieve_probe,
+    "tokenize": lambda client: client.v1.customers.list(params={"email": PROBE_EMAIL, "limit": 1}),
+    "reconciler": _retrieve_probe,
+}
+"""Each function's Stripe key, tried on a harmless read of the resource its job is about."""
+
+
+def stripe_key_problems(settings: StripeClientSettings, keys: dict[str, str]) -> list[str]:
+    """Each function's own Stripe key reaches Stripe and may read what its job needs (never printing it)."""
+    from donations.payments import build_stripe_client
+
+    problems = []
+    for function, key in keys.items():
+        try:
+            STRIPE_KEY_PROBES[function](build_stripe_client(settings, key))
+        except stripe.StripeError as error:
+            problems.append(f"Stripe: the {function} key got {type(error).__name__} ({error.http_status})")
+    return problems
 
 
 def api_problems(api: str) -> list[str]:

@@ -34,7 +34,7 @@ from simulator.local.metrics import (
     set_log_stream,
 )
 from simulator.local.moto_process import MotoProcess
-from simulator.local.pipeline import Pipeline, ProviderEndpoints, install_receipt_template
+from simulator.local.pipeline import Pipeline, ProviderEndpoints, install_receipt_template, restricted_stripe_keys
 from simulator.local.process import require_free_ports
 from simulator.local.readiness import wait_until_ready
 
@@ -92,6 +92,7 @@ class LocalStack:
             providers,
             endpoint_url=self.moto_url,
             stack_name=config.stack_name,
+            allowed_origin=f"http://127.0.0.1:{config.api_port}",
             parameters=self.parameters,
             environment=config.environment,
         ).start()
@@ -167,6 +168,7 @@ class LocalStack:
             self.stripe = StripeEmulator(config.stripe_port).start()
             self._closers.append(self.stripe.stop)
             providers.stripe_api_base = self.stripe.url
+            providers.stripe_function_keys = restricted_stripe_keys(self.stripe)
         if config.sendgrid_api_key:
             providers.sendgrid_api_key = config.sendgrid_api_key
         else:

@@ -1,11 +1,11 @@
 """Provider API keys from SSM Parameter Store SecureString parameters, cached by Powertools Parameters.
 
 Standard-tier parameters cost nothing a month (a Secrets Manager secret is $0.40 each); each read is
-decrypted with the AWS managed key aws/ssm (KMS requests, after 20,000 free a month). Access stays
-per key: each function's role may read (ssm:GetParameter) only the parameters its settings name. That
-is the only control: aws/ssm grants Decrypt to every principal of the account (AWS Systems Manager
-User Guide, "Restricting decryption of SecureString parameter values"); a deployer who needs KMS to
-restrict reads too encrypts the parameters with a customer managed key and grants the roles kms:Decrypt.
+one KMS decryption (KMS requests, after 20,000 free a month). Access stays per key: each function's role
+may read (ssm:GetParameter) only the parameters its settings name; and with template.yaml's SecretsKey
+(EncryptSecrets, docs/security.md) only that role may decrypt them. Under the AWS managed key aws/ssm
+instead, IAM would be the only control: aws/ssm grants Decrypt to every principal of the account (AWS
+Systems Manager User Guide, "Restricting decryption of SecureString parameter values").
 """
 
 from __future__ import annotations

@@ -94,7 +94,37 @@ class StripeClientSettings(ProviderCallSettings):
 
 
 class StripeSettings(StripeClientSettings):
-    stripe_secret_name: Name
+    """A function that calls Stripe, with a restricted key of its own (donations.stripe_keys). Each
+    function's settings name the parameter holding it in a variable of its own (STRIPE_CHARGE_SECRET_NAME...),
+    not one shared name: the local stack runs every function in one process, their environments merged."""
+
+    @property
+    def stripe_secret_name(self) -> str:
+        raise NotImplementedError  # each function's settings say which of its variables names the key
+
+
+class ChargeStripeKey(StripeSettings):
+    stripe_charge_secret_name: Name
+
+    @property
+    def stripe_secret_name(self) -> str:
+        return self.stripe_charge_secret_name
+
+
+class TokenizeStripeKey(StripeSettings):
+    stripe_tokenize_secret_name: Name
+
+    @property
+    def stripe_secret_name(self) -> str:
+        return self.stripe_tokenize_secret_name
+
+
+class ReconcilerStripeKey(StripeSettings):
+    stripe_reconciler_secret_name: Name
+
+    @property
+    def stripe_secret_name(self) -> str:
+        return self.stripe_reconciler_secret_name
 
 
 class MailSettings(ProviderCallSettings):
@@ -185,7 +215,7 @@ class ConsumerSettings(TableSettings, ProviderCallSettings):
 
 
 class ChargeSettings(
-    ApiSettings, TableSettings, StripeSettings, FollowUpQueues, CardTestingSettings, IdentifierSettings
+    ApiSettings, TableSettings, ChargeStripeKey, FollowUpQueues, CardTestingSettings, IdentifierSettings
 ):
     allowed_currencies: CommaSet
     min_amount: int = Field(ge=1)
@@ -196,7 +226,7 @@ class ChargeSettings(
         return RequestLimits(self.allowed_currencies, self.min_amount, self.max_amount)
 
 
-class TokenizeSettings(ConsumerSettings, StripeSettings):
+class TokenizeSettings(ConsumerSettings, TokenizeStripeKey):
     tokenize_dlq_url: Name
 
 
@@ -205,7 +235,7 @@ class SendReceiptSettings(ConsumerSettings, SendGridSettings):
     receipt_claim_seconds: int = Field(default=60, ge=1)
 
 
-class ReconcilerSettings(TableSettings, StripeSettings, FollowUpQueues):
+class ReconcilerSettings(TableSettings, ReconcilerStripeKey, FollowUpQueues):
     # A donation is left alone until it has not changed for the grace period (longer than the
     # charge function's timeout and Stripe's ~1 min search lag), and is only reported, not
     # retried, once older than the max age (donations.reconcile).

@@ -2,6 +2,11 @@
 
     STRIPE_API_KEY=sk_test_... [SENDGRID_API_KEY=SG... RECEIPT_FROM_EMAIL=you@verified.org \\
         RECEIPT_TEMPLATE_ID=d-...] make smoke
+    STRIPE_CHARGE_KEY=rk_test_... STRIPE_TOKENIZE_KEY=rk_test_... STRIPE_RECONCILER_KEY=rk_test_... make smoke
+
+Each function's calls run with that function's key (STRIPE_<FUNCTION>_KEY, else STRIPE_API_KEY): with
+the restricted keys you made for the functions (docs/security.md), it proves each key can do its job,
+and that each restricted key is refused what its function never does (donations.stripe_keys).
 
 Our emulators are only our own understanding of Stripe and SendGrid; this proves the product's
 calls against the providers themselves, with the same adapters the functions use
@@ -14,6 +19,7 @@ emulators (``STRIPE_API_BASE`` / ``SENDGRID_API_HOST`` point it there), so it ca
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -31,9 +37,11 @@ from donations.payments import STRIPE_API_VERSION, StripePayments, build_stripe_
 from donations.ports import ChargeState
 from donations.redaction import mask_email
 from donations.settings import MailSettings, StripeClientSettings
+from donations.stripe_keys import STRIPE_KEY_PERMISSIONS
 
 SEARCH_WAIT_SECONDS = 90  # Stripe's search index lags, usually by under a minute
 SMOKE_EMAIL = "smoke-test@example.org"
+TEST_MODE_KEYS = ("sk_test_", "rk_test_")
 
 
 class SmokeSettings(StripeClientSettings, MailSettings):
@@ -54,41 +62,90 @@ class Check:
     detail: str
 
 
+def stripe_keys(environ: dict[str, str]) -> dict[str, str]:
+    """Function -> the key its calls run with: STRIPE_<FUNCTION>_KEY, else STRIPE_API_KEY (none: left out)."""
+    fallback = environ.get("STRIPE_API_KEY", "")
+    keys = {function: environ.get(f"STRIPE_{function.upper()}_KEY", fallback) for function in STRIPE_KEY_PERMISSIONS}
+    return {function: key for function, key in keys.items() if key}
+
+
 def main(environ: dict[str, str] | None = None) -> int:
     environ = dict(os.environ if environ is None else environ)
-    stripe_key, sendgrid_key = environ.get("STRIPE_API_KEY", ""), environ.get("SENDGRID_API_KEY", "")
-    if not stripe_key and not sendgrid_key:
+    keys, sendgrid_key = stripe_keys(environ), environ.get("SENDGRID_API_KEY", "")
+    if not keys and not sendgrid_key:
         print("No STRIPE_API_KEY or SENDGRID_API_KEY set: nothing to check against the real services.")
         print("Set STRIPE_API_KEY=sk_test_... (and optionally SENDGRID_API_KEY) to run the smoke test.")
         return 0
-    if stripe_key and not stripe_key.startswith("sk_test_"):
-        print("STRIPE_API_KEY must be a test-mode key (sk_test_...): the smoke test makes real charges.")
+    if not all(key.startswith(TEST_MODE_KEYS) for key in keys.values()):
+        print("Stripe keys must be test-mode keys (sk_test_... or rk_test_...): the smoke test makes real charges.")
+        return 2
+    if keys and keys.keys() != STRIPE_KEY_PERMISSIONS.keys():
+        print(f"Give every function a key (STRIPE_API_KEY, or each of {', '.join(_key_variables())}).")
         return 2
     settings = SmokeSettings.from_env(environ)
     checks: list[Check] = []
-    if stripe_key:
-        client = build_stripe_client(settings, stripe_key)
-        checks += stripe_checks(StripePayments(client))
-        checks.append(_run("the form's flow: card PaymentMethod, then the charge", lambda: _form_flow(client)))
+    if keys:
+        clients = {function: build_stripe_client(settings, key) for function, key in keys.items()}
+        checks += stripe_checks({function: StripePayments(client) for function, client in clients.items()})
+        checks += least_privilege_checks({f: c for f, c in clients.items() if keys[f].startswith("rk_")})
+        charge_client = clients["charge"]
+        checks.append(_run("the form's flow: card PaymentMethod, then the charge", lambda: _form_flow(charge_client)))
     if sendgrid_key:
         checks.append(_run("receipt (SendGrid sandbox)", lambda: sendgrid_check(settings, sendgrid_key)))
-    _print_table(checks, settings, stripe=bool(stripe_key), sendgrid=bool(sendgrid_key))
+    _print_table(checks, settings, stripe=bool(keys), sendgrid=bool(sendgrid_key))
     return 0 if all(check.ok for check in checks) else 1
 
 
-def stripe_checks(payments: StripePayments) -> list[Check]:
-    """The Stripe calls the product makes, each with Stripe's published test payment methods
-    (docs.stripe.com/testing): charge, decline, 3-D Secure, save the card, find and cancel."""
+def stripe_checks(payments: dict[str, StripePayments]) -> list[Check]:
+    """The Stripe calls the product makes, each with the key of the function that makes it and Stripe's
+    published test payment methods (docs.stripe.com/testing): charge, decline, 3-D Secure, the card's
+    fingerprint and the spent attempt's lookup (charge); save the card (tokenize); search and cancel
+    (reconciler)."""
+    charge, tokenize, reconciler = payments["charge"], payments["tokenize"], payments["reconciler"]
     charged = _donation("pm_card_visa", save_card=True)
     three_ds = _donation("pm_card_authenticationRequired")
-    checks = [_run("charge pm_card_visa", lambda: _charge_succeeds(payments, charged))]
-    checks.append(_run("decline pm_card_chargeDeclined", lambda: _charge_declines(payments)))
-    checks.append(_run("3-D Secure pm_card_authenticationRequired", lambda: _charge_needs_action(payments, three_ds)))
-    checks.append(_run("save the card (Customer + attach)", lambda: _save_card(payments, charged)))
-    checks.append(_run("find the charge attempt (list)", lambda: _find_attempt(payments, charged)))
-    checks.append(_run("search by donation_id", lambda: _search(payments, charged)))
-    checks.append(_run("cancel the abandoned 3-D Secure payment", lambda: _cancel(payments, three_ds)))
+    checks = [_run("charge pm_card_visa [charge key]", lambda: _charge_succeeds(charge, charged))]
+    checks.append(_run("decline pm_card_chargeDeclined [charge key]", lambda: _charge_declines(charge)))
+    checks.append(
+        _run("3-D Secure pm_card_authenticationRequired [charge key]", lambda: _charge_needs_action(charge, three_ds))
+    )
+    checks.append(_run("card fingerprint [charge key]", lambda: _fingerprint(charge, charged)))
+    checks.append(_run("find the charge attempt (list) [charge key]", lambda: _find_attempt(charge, charged)))
+    checks.append(_run("save the card (Customer + attach) [tokenize key]", lambda: _save_card(tokenize, charged)))
+    checks.append(_run("search by donation_id [reconciler key]", lambda: _search(reconciler, charged)))
+    checks.append(
+        _run("cancel the abandoned 3-D Secure payment [reconciler key]", lambda: _cancel(reconciler, three_ds))
+    )
     return checks
+
+
+# A harmless read per resource, to show a restricted key is refused what its function never does.
+_PROBES: dict[str, Callable[[stripe.StripeClient], object]] = {
+    "PaymentIntents": lambda client: client.v1.payment_intents.list(params={"limit": 1}),
+    "Customers": lambda client: client.v1.customers.list(params={"limit": 1}),
+}
+
+
+def least_privilege_checks(clients: dict[str, stripe.StripeClient]) -> list[Check]:
+    """Each restricted key is refused (403) the resources donations.stripe_keys does not give its function."""
+    return [
+        _run(f"{function} key refused {resource}", functools.partial(_refused, probe, client))
+        for function, client in clients.items()
+        for resource, probe in _PROBES.items()
+        if resource not in STRIPE_KEY_PERMISSIONS[function]
+    ]
+
+
+def _refused(probe: Callable[[stripe.StripeClient], object], client: stripe.StripeClient) -> str:
+    try:
+        probe(client)
+    except stripe.PermissionError:
+        return "refused (403)"
+    raise AssertionError("allowed: the key has a permission its function does not need")
+
+
+def _key_variables() -> list[str]:
+    return [f"STRIPE_{function.upper()}_KEY" for function in STRIPE_KEY_PERMISSIONS]
 
 
 def sendgrid_check(settings: SmokeSettings, api_key: str) -> str:
@@ -149,6 +206,12 @@ def _save_card(payments: StripePayments, donation: Donation) -> str:
     _expect(donation.payment_method_id is not None, "the charge did not succeed")
     card = payments.save_card(donation)
     return f"{card.customer_id}, {card.brand} ending {card.last4}"
+
+
+def _fingerprint(payments: StripePayments, donation: Donation) -> str:
+    fingerprint = payments.card_fingerprint(str(donation.payment_method_id))
+    _expect(fingerprint is not None, "no fingerprint (the key cannot read the PaymentMethod?)")
+    return "read"
 
 
 def _find_attempt(payments: StripePayments, donation: Donation) -> str:

@@ -65,12 +65,16 @@ def test_optional_resources_are_priced_only_when_their_parameter_creates_them(te
         template, prices, EnableDashboard="true", EncryptOperatorTopics="true", SnapStart="true", EnableWaf="true"
     )
     assert (defaults["CloudWatch dashboards"], everything["CloudWatch dashboards"]) == (0.0, 3.00)
-    assert (defaults["KMS customer managed keys"], everything["KMS customer managed keys"]) == (0.0, 1.00)
+    # The provider keys' parameters under the stack's key by default (EncryptSecrets); the topics' key is optional
+    assert (defaults["KMS customer managed keys"], everything["KMS customer managed keys"]) == (1.00, 2.00)
+    assert _fixed(template, prices, EncryptSecrets="false")["KMS customer managed keys"] == 0.0
     assert "Lambda SnapStart cache [SnapStart]" not in defaults
     # The charge function (512 MB) and the Stripe webhook (256 MB), cached all month: 0.75 GB x 2,592,000 s
     assert everything["Lambda SnapStart cache [SnapStart]"] == pytest.approx(0.75 * 2_592_000 * 0.0000015046)
-    assert everything["WAF web ACL + 3 rules [EnableWaf]"] == pytest.approx(5.00 + 3 * 1.00)
-    assert "WAF web ACL + 3 rules [EnableWaf]" not in _fixed(template, prices, EnableWaf="false")
+    # IP reputation, known bad inputs, and a rate rule each for donations, status reads and webhooks, and
+    # webhooks from Stripe's addresses only
+    assert everything["WAF web ACL + 6 rules [EnableWaf]"] == pytest.approx(5.00 + 6 * 1.00)
+    assert "WAF web ACL + 6 rules [EnableWaf]" not in _fixed(template, prices, EnableWaf="false")
 
 
 def test_fixed_cost_without_waf_and_snapstart_is_at_most_five_dollars(template, prices) -> None:
@@ -81,9 +85,9 @@ def test_fixed_cost_without_waf_and_snapstart_is_at_most_five_dollars(template, 
     facts = template_facts(template)
     assert facts.schedules == {"ReconcilerFunction": 8640.0, "NotifierFunction": 2880.0}
     assert len(facts.sqs_event_sources) == 2
-    # The 4 provider keys and the identifier secret are SecureString parameters (no monthly fee), not
-    # Secrets Manager secrets
-    assert (facts.secrets, facts.secure_parameters) == (0, 5)
+    # The provider keys (a Stripe key per function) and the identifier secret are 7 SecureString
+    # parameters (no monthly fee), not Secrets Manager secrets
+    assert (facts.secrets, facts.secure_parameters) == (0, 7)
 
 
 def test_a_secret_a_role_may_read_is_priced(template, prices) -> None:

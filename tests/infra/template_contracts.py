@@ -175,8 +175,13 @@ def isolated_clients(*, endpoint_url: str | None = None) -> AwsClients:
 EVERYTHING_ON = {"EnableDashboard": "true", "EncryptOperatorTopics": "true"}
 
 
+# What a deployer must give: the parameters without a default (docs/security.md).
+DEPLOYER_PARAMETERS = {"AllowedOrigin": "https://give.example.org", "TurnstileSiteKey": "0x4AAAAAAAExampleWidgetKey"}
+
+
 def deploy_and_observe(cfn_template: Template, clients: AwsClients, stack_name: str, **parameters: Any) -> Deployed:
     """Create the translated template in moto (see infra.deploy.deploy_to_moto) and describe it."""
+    parameters = {**DEPLOYER_PARAMETERS, **parameters}
     stack = deploy_to_moto(cfn_template, stack_name=stack_name, parameters=parameters, clients=clients)
     return observe(cfn_template, stack, clients)
 
@@ -463,7 +468,60 @@ def check_operator_topic_key(d: Deployed) -> Violations:
         for action in _as_list(st.get("Action"))
     }
     missing = {"kms:Decrypt", "kms:GenerateDataKey*"} - granted
-    return [f"{OPERATOR_TOPIC} key: CloudWatch lacks {sorted(missing)}"] if missing else []
+    violations = [f"{OPERATOR_TOPIC} key: CloudWatch lacks {sorted(missing)}"] if missing else []
+    # A service principal's grant names the account it acts for, or CloudWatch could be made to use the
+    # key for another account's alarms (the confused deputy: IAM User Guide, "The confused deputy problem").
+    violations += [
+        f"{OPERATOR_TOPIC} key: statement {st.get('Sid')} grants {st['Principal']['Service']} without aws:SourceAccount"
+        for st in statements
+        if "Service" in st.get("Principal", {})
+        and "aws:SourceAccount" not in st.get("Condition", {}).get("StringEquals", {})
+    ]
+    return violations
+
+
+SECRETS_KEY = "SecretsKey"
+
+
+def check_secrets_key(d: Deployed) -> Violations:
+    """The provider keys' parameters under a key of this stack (EncryptSecrets): the account may not decrypt
+    with it; each function role may, through SSM only, and only the parameters its role may read. Template."""
+    key = d.resources.get(SECRETS_KEY)
+    if key is None or key.get("Type") != "AWS::KMS::Key":
+        return [f"no {SECRETS_KEY} (the SecureString parameters would be under aws/ssm)"]
+    violations = [] if key["Properties"].get("EnableKeyRotation") is True else [f"{SECRETS_KEY}: no rotation"]
+    decrypters: dict[str, dict[str, Any]] = {}  # role logical id -> its statement's StringEquals
+    for st in key["Properties"]["KeyPolicy"]["Statement"]:
+        actions = _as_list(st.get("Action"))
+        reads = {a for a in actions if a == "kms:*" or a.startswith(("kms:Decrypt", "kms:ReEncrypt"))}
+        role = st.get("Principal", {}).get("AWS")
+        if reads and (reads != {"kms:Decrypt"} or not isinstance(role, dict) or "Fn::GetAtt" not in role):
+            violations.append(f"{SECRETS_KEY}: statement {st.get('Sid')} lets another than a function role decrypt")
+        elif reads:
+            decrypters[role["Fn::GetAtt"][0]] = st.get("Condition", {}).get("StringEquals", {})
+    for lid in d.stack.functions:
+        role = d.resources[lid]["Properties"]["Role"]["Fn::GetAtt"][0]
+        readable = _template_resources(d, role, "ssm:GetParameter")
+        condition = decrypters.get(role)
+        if readable and condition is None:
+            violations.append(f"{SECRETS_KEY}: {role} may read parameters but not decrypt them")
+        elif condition is not None and (
+            "kms:ViaService" not in condition
+            or _texts(condition.get("kms:EncryptionContext:PARAMETER_ARN", [])) != _texts(readable)
+        ):
+            violations.append(f"{SECRETS_KEY}: {role} may decrypt other than its own parameters, or not through SSM")
+    return violations
+
+
+def _template_resources(d: Deployed, role: str, action: str) -> list[Any]:
+    """The resources (as the template writes them) a role's inline policies allow ``action`` on."""
+    policies = d.resources[role]["Properties"].get("Policies", [])
+    statements = [st for policy in policies for st in _as_list(policy["PolicyDocument"]["Statement"])]
+    return [r for st in statements if action in _as_list(st.get("Action")) for r in _as_list(st.get("Resource"))]
+
+
+def _texts(values: Any) -> set[str]:
+    return {json.dumps(value, sort_keys=True) for value in _as_list(values)}
 
 
 def check_alarm_hygiene(d: Deployed) -> Violations:
@@ -542,9 +600,9 @@ def _own_resources(d: Deployed, function: FunctionSpec) -> set[str]:
             own |= _topic_keys(d, value, prefix.format(service="kms"))
         if value in urls:
             own.add(d.queue_arn(urls[value]))
-        if value in tables:
+        if value in tables:  # the table, and each of its indexes by name (never index/*)
             table = prefix.format(service="dynamodb") + f"table/{value}"
-            own |= {table, f"{table}/index/*"}
+            own |= {table, *(f"{table}/index/{index}" for index in _index_names(d, tables[value]))}
         if name.endswith("_SECRET_NAME"):  # a SecureString parameter: its ARN drops the name's leading "/"
             own.add(prefix.format(service="ssm") + f"parameter/{value.lstrip('/')}")
     for es in _sqs_sources(d):
@@ -554,6 +612,11 @@ def _own_resources(d: Deployed, function: FunctionSpec) -> set[str]:
             if policy:
                 own.add(str(policy["deadLetterTargetArn"]))
     return own
+
+
+def _index_names(d: Deployed, table_logical_id: str) -> list[str]:
+    indexes = d.resources[table_logical_id].get("Properties", {}).get("GlobalSecondaryIndexes", [])
+    return [str(index["IndexName"]) for index in indexes]
 
 
 def _topic_keys(d: Deployed, topic_arn: str, kms_prefix: str) -> set[str]:
@@ -714,8 +777,55 @@ def check_waf(d: Deployed) -> Violations:
                 violations.append(f"{lid}: no managed rule group {group}")
             elif "None" not in rule.get("OverrideAction", {}):
                 violations.append(f"{lid}: {group} overridden (count only)")
-        violations += _rate_rule_violations(lid, [r for r in rules if "RateBasedStatement" in r["Statement"]])
+        violations += _rate_rule_violations(lid, [r for r in rules if _is_donation_attempts_rule(r)])
+        violations += _edge_rule_violations(lid, rules)
     violations += _association_violations(d)
+    return violations
+
+
+def _scope(rule: dict[str, Any]) -> str:
+    """A rule's statement as text (SearchString comes back from the WAFv2 API as bytes: a blob)."""
+    return json.dumps(rule["Statement"], default=lambda blob: blob.decode())
+
+
+def _is_donation_attempts_rule(rule: dict[str, Any]) -> bool:
+    """The card-testing rate rule: the rate-based rule that is not one of the other routes' (EDGE_RATE_RULES)."""
+    return "RateBasedStatement" in rule["Statement"] and rule["Name"] not in EDGE_RATE_RULES
+
+
+# The other routes' edge rules (docs/security.md): rule name -> (method, path searched, window in s).
+EDGE_RATE_RULES = {
+    "status-reads-per-ip": ("GET", "/donations/", 300),
+    "webhooks-per-ip": ("POST", "/webhooks/stripe", 300),
+}
+WEBHOOK_SOURCES_RULE = "webhooks-from-stripe-only"
+
+
+def _edge_rule_violations(lid: str, rules: list[dict[str, Any]]) -> Violations:
+    """A rate rule per address for reading a donation and for the webhook, answering 429; and the webhook
+    route refused (or counted) from any address outside Stripe's IP set."""
+    by_name = {rule["Name"]: rule for rule in rules}
+    violations: Violations = []
+    for name, (method, path, window) in EDGE_RATE_RULES.items():
+        statement = by_name.get(name, {}).get("Statement", {}).get("RateBasedStatement")
+        if statement is None:
+            violations.append(f"{lid}: no rate-based rule {name}")
+            continue
+        scope = _scope(by_name[name])
+        if (statement.get("AggregateKeyType"), statement.get("EvaluationWindowSec")) != ("IP", window):
+            violations.append(f"{lid}: {name} not keyed by IP over {window} s")
+        if f'"{method}"' not in scope or f'"{path}"' not in scope:
+            violations.append(f"{lid}: {name} not scoped to {method} {path}")
+        if by_name[name].get("Action", {}).get("Block", {}).get("CustomResponse", {}).get("ResponseCode") != 429:
+            violations.append(f"{lid}: {name} does not answer 429")
+    sources = by_name.get(WEBHOOK_SOURCES_RULE)
+    if sources is None:
+        return [*violations, f"{lid}: no rule {WEBHOOK_SOURCES_RULE}"]
+    scope = _scope(sources)
+    if '"/webhooks/stripe"' not in scope or "NotStatement" not in scope or "IPSetReferenceStatement" not in scope:
+        violations.append(f"{lid}: {WEBHOOK_SOURCES_RULE} does not refuse the webhook route outside an IP set")
+    if not {"Block", "Count"} & set(sources.get("Action", {})):
+        violations.append(f"{lid}: {WEBHOOK_SOURCES_RULE} neither blocks nor counts")
     return violations
 
 
@@ -796,6 +906,7 @@ CHECKS: dict[str, Callable[[Deployed], Violations]] = {
         check_charge_failure_alarm,
         check_provider_auth_alarm,
         check_operator_topic_key,
+        check_secrets_key,
         check_notification_path,
         check_alarm_hygiene,
         check_event_sources,

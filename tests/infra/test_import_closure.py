@@ -14,6 +14,7 @@ import os
 
 import pytest
 
+from donations.stripe_keys import STRIPE_KEY_VARIABLES
 from tests.infra.template_contracts import Deployed
 from tests.support.init_probe import after_init
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.infra
 # Each provider: the variables that hand a function one of its keys, and the top-level packages of
 # its SDK (with the transport only that SDK brings).
 PROVIDER_SDKS = {
-    "stripe": ({"STRIPE_SECRET_NAME", "STRIPE_WEBHOOK_SECRET_NAME"}, {"stripe", "requests"}),
+    "stripe": ({*STRIPE_KEY_VARIABLES.values(), "STRIPE_WEBHOOK_SECRET_NAME"}, {"stripe", "requests"}),
     "sendgrid": ({"SENDGRID_SECRET_NAME"}, {"sendgrid", "python_http_client"}),
 }
 IMPORTED_BY = """

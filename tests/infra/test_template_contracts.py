@@ -11,7 +11,14 @@ from botocore.exceptions import ParamValidationError
 from moto.server import ThreadedMotoServer
 
 from infra.deploy import AwsClients, Template, deploy_to_moto, translate
-from tests.infra.template_contracts import CHECKS, Deployed, Violations, deploy_and_observe, isolated_clients
+from tests.infra.template_contracts import (
+    CHECKS,
+    DEPLOYER_PARAMETERS,
+    Deployed,
+    Violations,
+    deploy_and_observe,
+    isolated_clients,
+)
 
 pytestmark = pytest.mark.infra
 
@@ -47,10 +54,15 @@ COMMON_ENV = {
     "CORS_ORIGIN",
 }
 FUNCTION_ENV = {
-    "ChargeFunction": {"TOKENIZE_QUEUE_URL", "RECEIPT_QUEUE_URL", "STRIPE_SECRET_NAME"},
-    "TokenizeFunction": {"TOKENIZE_DLQ_URL", "STRIPE_SECRET_NAME", "MAX_RECEIVE_COUNT"},
+    "ChargeFunction": {"TOKENIZE_QUEUE_URL", "RECEIPT_QUEUE_URL", "STRIPE_CHARGE_SECRET_NAME"},
+    "TokenizeFunction": {"TOKENIZE_DLQ_URL", "STRIPE_TOKENIZE_SECRET_NAME", "MAX_RECEIVE_COUNT"},
     "SendReceiptFunction": {"RECEIPT_DLQ_URL", "SENDGRID_SECRET_NAME", "MAX_RECEIVE_COUNT"},
-    "ReconcilerFunction": {"TOKENIZE_QUEUE_URL", "RECEIPT_QUEUE_URL", "STRIPE_SECRET_NAME", "RECONCILE_GRACE_SECONDS"},
+    "ReconcilerFunction": {
+        "TOKENIZE_QUEUE_URL",
+        "RECEIPT_QUEUE_URL",
+        "STRIPE_RECONCILER_SECRET_NAME",
+        "RECONCILE_GRACE_SECONDS",
+    },
     "StripeWebhookFunction": {
         "IDEMPOTENCY_TABLE",
         "TOKENIZE_QUEUE_URL",
@@ -143,6 +155,7 @@ def test_outputs_resolve_to_what_was_created(deployed: Deployed) -> None:
         "OperatorTopicArn": stack.topics["OperatorTopic"],
         "AlarmTopicArn": stack.topics["AlarmTopic"],
         "VelocityTableName": stack.tables["VelocityTable"],
+        "SecretsKeyArn": stack.outputs["SecretsKeyArn"],
     }  # ApiUrl names the API, which moto does not create; WebAclArn the ACL created after the stack
 
 
@@ -197,7 +210,7 @@ def test_environment_values_point_at_this_stack(deployed: Deployed) -> None:
     assert stack.functions["TokenizeFunction"].environment["TOKENIZE_DLQ_URL"] == stack.queues["TokenizeDLQ"]
     assert stack.functions["SendReceiptFunction"].environment["RECEIPT_DLQ_URL"] == stack.queues["ReceiptDLQ"]
     assert charge["STAGE"] == "test"
-    assert charge["STRIPE_SECRET_NAME"] == "/donations/stripe-api-key"
+    assert charge["STRIPE_CHARGE_SECRET_NAME"] == "/donations/stripe/charge-key"
 
 
 def test_event_sources_are_exposed_for_a_local_poller(deployed: Deployed) -> None:
@@ -215,7 +228,10 @@ def test_event_sources_are_exposed_for_a_local_poller(deployed: Deployed) -> Non
 def test_alarm_email_creates_the_subscription(cfn_template: Template, aws: AwsClients) -> None:
     # Given an operator e-mail address, the conditional subscription is created (through SNS).
     stack = deploy_to_moto(
-        cfn_template, stack_name="infra-with-email", parameters={"AlarmEmail": "ops@example.org"}, clients=aws
+        cfn_template,
+        stack_name="infra-with-email",
+        parameters={**DEPLOYER_PARAMETERS, "AlarmEmail": "ops@example.org"},
+        clients=aws,
     )
 
     subscriptions = aws("sns").list_subscriptions_by_topic(TopicArn=stack.topics["OperatorTopic"])["Subscriptions"]
@@ -230,7 +246,7 @@ def test_deploy_works_against_a_moto_server(cfn_template: Template) -> None:
     try:
         host, port = server.get_host_and_port()
         clients = isolated_clients(endpoint_url=f"http://{host}:{port}")
-        stack = deploy_to_moto(cfn_template, stack_name="infra-server", clients=clients)
+        stack = deploy_to_moto(cfn_template, stack_name="infra-server", parameters=DEPLOYER_PARAMETERS, clients=clients)
 
         assert set(stack.alarms) == ALARMS
         described = clients("cloudwatch").describe_alarms(AlarmNames=[stack.alarms["TokenizeDLQAlarm"]])

@@ -227,6 +227,36 @@ MUTATIONS = [
     ),
     Mutation("WAF not associated", _delete_resource("DonationsWebAclAssociation"), "check_waf", "association"),
     Mutation(
+        "status reads not rate-limited",
+        _delete_rule("DonationsWebAcl", "status-reads-per-ip"),
+        "check_waf",
+        "status-reads-per-ip",
+    ),
+    Mutation(
+        "webhooks from any address",
+        _delete_rule("DonationsWebAcl", "webhooks-from-stripe-only"),
+        "check_waf",
+        "webhooks-from-stripe-only",
+    ),
+    Mutation(
+        "CloudWatch may use the topics' key for any account",
+        _set("OperatorTopicKey", "KeyPolicy.Statement.1.Condition", None),
+        "check_operator_topic_key",
+        "aws:SourceAccount",
+    ),
+    Mutation(
+        "the account may decrypt the provider keys",
+        _set("SecretsKey", "KeyPolicy.Statement.0.Action", "kms:*"),
+        "check_secrets_key",
+        "another than a function role decrypt",
+    ),
+    Mutation(
+        "a role may decrypt any parameter",
+        _set("SecretsKey", "KeyPolicy.Statement.2.Condition", None),
+        "check_secrets_key",
+        "TokenizeFunctionRole may decrypt other than its own parameters",
+    ),
+    Mutation(
         "card testing alarm over 5 minutes",
         _set("CardTestingAlarm", "Period", 300),
         "check_card_testing",

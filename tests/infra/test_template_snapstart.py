@@ -55,6 +55,7 @@ def test_the_local_front_invokes_the_functions_behind_their_aliases(deployed: De
     assert sorted(routes) == [
         ("GET", "/donations/{donation_id}", "ChargeFunction"),
         ("POST", "/donations", "ChargeFunction"),
+        ("POST", "/warmup", "ChargeFunction"),
         ("POST", "/webhooks/stripe", "StripeWebhookFunction"),
     ]
 

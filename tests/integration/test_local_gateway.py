@@ -50,12 +50,14 @@ def test_every_method_on_every_resource_gets_what_api_gateway_answers(world, met
                 answer.headers["Access-Control-Allow-Headers"]
                 == "Content-Type,Idempotency-Key,X-Correlation-Id,Challenge-Token"
             )
-            assert answer.headers["Access-Control-Allow-Origin"] == "*"
+            assert answer.headers["Access-Control-Allow-Origin"] == world.pipeline.allowed_origin
             assert answer.headers["Access-Control-Max-Age"] == "600"
         elif method not in resource.methods:
             assert (answer.status, answer.body) == (403, MISSING_TOKEN), (method, path)
             assert answer.headers["Content-Type"] == "application/json"
-            assert answer.headers["Access-Control-Allow-Origin"] == "*"  # the template's DEFAULT_4XX response
+            assert (
+                answer.headers["Access-Control-Allow-Origin"] == world.pipeline.allowed_origin
+            )  # the template's DEFAULT_4XX response
         elif resource.path == WARMUP_PATH:  # the warm-up answers with no body (tests/integration/test_warmup.py)
             assert (answer.status, answer.raw) == (204, "")
         else:
@@ -85,7 +87,7 @@ def test_a_webhook_arriving_during_a_charge_waits_its_turn_and_neither_answer_is
             answer=world.post(
                 {**DONATION, "amount": 3100},
                 key=a_key("turns-second"),
-                headers={"Origin": "https://donate.example.org"},
+                headers={"Origin": world.pipeline.allowed_origin},
             )
         )
     )
@@ -101,7 +103,7 @@ def test_a_webhook_arriving_during_a_charge_waits_its_turn_and_neither_answer_is
     assert webhook.status == 200, webhook.body
     answer = charged["answer"]
     assert answer.status == 201, answer.body
-    assert answer.headers.get("Access-Control-Allow-Origin") == "*", answer.headers
+    assert answer.headers.get("Access-Control-Allow-Origin") == world.pipeline.allowed_origin, answer.headers
 
 
 def test_a_charge_that_outlives_its_timeout_gets_api_gateways_502_and_keeps_the_function_busy(world):
@@ -119,7 +121,9 @@ def test_a_charge_that_outlives_its_timeout_gets_api_gateways_502_and_keeps_the_
 
         # Then API Gateway's answer for a Lambda timeout, at the Timeout, never the function's own later one
         assert (answer.status, answer.body) == (502, {"message": "Internal server error"}), answer.body
-        assert answer.headers["Access-Control-Allow-Origin"] == "*"  # the template's DEFAULT_5XX response
+        assert (
+            answer.headers["Access-Control-Allow-Origin"] == world.pipeline.allowed_origin
+        )  # the template's DEFAULT_5XX response
         assert 1.4 <= elapsed < 2.5, elapsed
         assert environment.abandoned >= 1 and environment.busy
         # ...and the function stays busy until the abandoned invocation has returned: one at a time

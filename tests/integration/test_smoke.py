@@ -2,6 +2,7 @@
 
 import pytest
 
+from donations.stripe_keys import STRIPE_KEY_PERMISSIONS
 from donations_ops import smoke
 
 pytestmark = pytest.mark.integration
@@ -12,9 +13,56 @@ def test_without_keys_it_says_so_and_succeeds(capsys):
     assert "No STRIPE_API_KEY or SENDGRID_API_KEY set" in capsys.readouterr().out
 
 
-def test_a_live_stripe_key_is_refused(capsys):
-    assert smoke.main({"STRIPE_API_KEY": "sk_live_x"}) == 2
-    assert "test-mode key" in capsys.readouterr().out
+@pytest.mark.parametrize(
+    "environ", [{"STRIPE_API_KEY": "sk_live_x"}, {"STRIPE_API_KEY": "sk_test_x", "STRIPE_TOKENIZE_KEY": "rk_live_x"}]
+)
+def test_a_live_stripe_key_is_refused(capsys, environ):
+    assert smoke.main(environ) == 2
+    assert "test-mode keys" in capsys.readouterr().out
+
+
+def _restricted(stripe_emulator, **changed: dict[str, str]) -> dict[str, str]:
+    """Each function's restricted key as the deploy guide makes it (donations.stripe_keys), some changed."""
+    environ = {"STRIPE_API_BASE": stripe_emulator.url}
+    for function, permissions in STRIPE_KEY_PERMISSIONS.items():
+        key = f"rk_test_smoke_{function}_{len(changed)}"
+        stripe_emulator.restrict(key, changed.get(function, {r: a.value for r, a in permissions.items()}))
+        environ[f"STRIPE_{function.upper()}_KEY"] = key
+    return environ
+
+
+def test_each_functions_restricted_key_does_its_job_and_nothing_else(stripe_emulator, capsys):
+    # Given a restricted key per function with the permissions the deploy guide lists
+    environ = _restricted(stripe_emulator)
+
+    # When the smoke test runs with them
+    status = smoke.main(environ)
+
+    # Then every call ran with its function's key, and each key was refused what its function never does
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "11 passed, 0 failed" in out, out
+    for refused in (
+        "charge key refused Customers",
+        "tokenize key refused PaymentIntents",
+        "reconciler key refused Customers",
+    ):
+        assert f"PASS  {refused}" in out, out
+
+
+def test_a_key_missing_a_permission_or_holding_one_too_many_fails_the_run(stripe_emulator, capsys):
+    # Given a tokenize key that may only read PaymentMethods, and a reconciler key that may also write Customers
+    environ = _restricted(
+        stripe_emulator,
+        tokenize={"Customers": "Write", "PaymentMethods": "Read"},
+        reconciler={"PaymentIntents": "Write", "Customers": "Write"},
+    )
+
+    # When the smoke test runs, then it names both
+    assert smoke.main(environ) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  save the card (Customer + attach) [tokenize key]" in out, out
+    assert "FAIL  reconciler key refused Customers" in out, out
 
 
 def test_every_check_passes_against_the_emulators(stripe_emulator, sendgrid_emulator, capsys):
@@ -43,4 +91,4 @@ def test_a_failing_check_fails_the_run(stripe_emulator, capsys):
         stripe_emulator.faults.clear()
     out = capsys.readouterr().out
     assert status == 1
-    assert "FAIL  save the card" in out
+    assert "FAIL  save the card (Customer + attach) [tokenize key]" in out

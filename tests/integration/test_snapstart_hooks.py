@@ -105,7 +105,7 @@ def _charge_settings(server: _Counting, monkeypatch: pytest.MonkeyPatch) -> Char
             "DONATIONS_TABLE": "donations-snapstart",
             "TOKENIZE_QUEUE_URL": f"{url}/123456789012/tokenize",
             "RECEIPT_QUEUE_URL": f"{url}/123456789012/receipt",
-            "STRIPE_SECRET_NAME": "/donations/stripe-api-key",
+            "STRIPE_CHARGE_SECRET_NAME": "/donations/stripe/charge-key",
             "VELOCITY_TABLE": "velocity-snapstart",  # card testing's settings (the charge function requires them)
             "TURNSTILE_SITEKEY": "1x00000000000000000000AA",
             "TURNSTILE_SECRET_NAME": "/donations/turnstile-secret-key",

@@ -157,7 +157,9 @@ def test_a_charge_in_flight_across_a_release_that_changed_its_parameters_is_char
     # answer was lost. Stripe refuses that key with any other parameters, for 24 h
     # (docs.stripe.com/api/idempotent_requests: "compares incoming parameters to those of the original request").
     donation_id = donation_id_for("key-across-a-release")
-    client = stripe.StripeClient("sk_test_local_emulator", base_addresses={"api": world.stripe.url})
+    # ...with the charge function's own key (the emulator, to be safe, scopes idempotency keys to the API key)
+    charge_key = world.pipeline.providers.stripe_function_keys["charge"]
+    client = stripe.StripeClient(charge_key, base_addresses={"api": world.stripe.url})
     client.v1.payment_intents.create(
         params={
             "amount": DONATION["amount"],

@@ -23,7 +23,7 @@ CHARGE_ENV = {
     "DONATIONS_TABLE": "donations-test",
     "TOKENIZE_QUEUE_URL": "https://sqs.example/tokenize",
     "RECEIPT_QUEUE_URL": "https://sqs.example/receipt",
-    "STRIPE_SECRET_NAME": "/donations/stripe-api-key",
+    "STRIPE_CHARGE_SECRET_NAME": "/donations/stripe/charge-key",
     "CORS_ORIGIN": "*",
     "ALLOWED_CURRENCIES": "usd, EUR",
     "MIN_AMOUNT": "100",
@@ -64,12 +64,12 @@ def test_an_empty_resource_name_or_a_bad_number_is_named_too():
 @pytest.mark.parametrize(
     ("settings", "needs"),
     [
-        (TokenizeSettings, {"DONATIONS_TABLE", "STRIPE_SECRET_NAME", "TOKENIZE_DLQ_URL", "MAX_RECEIVE_COUNT"}),
+        (TokenizeSettings, {"DONATIONS_TABLE", "STRIPE_TOKENIZE_SECRET_NAME", "TOKENIZE_DLQ_URL", "MAX_RECEIVE_COUNT"}),
         (
             SendReceiptSettings,
             {"SENDGRID_SECRET_NAME", "RECEIPT_DLQ_URL", "RECEIPT_FROM_EMAIL", "ORG_NAME", "SUPPORT_EMAIL"},
         ),
-        (ReconcilerSettings, {"TOKENIZE_QUEUE_URL", "RECEIPT_QUEUE_URL", "STRIPE_SECRET_NAME"}),
+        (ReconcilerSettings, {"TOKENIZE_QUEUE_URL", "RECEIPT_QUEUE_URL", "STRIPE_RECONCILER_SECRET_NAME"}),
     ],
 )
 def test_each_function_requires_what_names_its_resources(settings, needs):
@@ -82,7 +82,7 @@ def test_each_function_requires_what_names_its_resources(settings, needs):
 def test_a_function_needs_nothing_it_does_not_use():
     # The tokenize function sends no mail and publishes nothing; the receipt function never calls Stripe.
     assert not {"SENDGRID_SECRET_NAME", "RECEIPT_QUEUE_URL", "CORS_ORIGIN"} & required_variables(TokenizeSettings)
-    assert "STRIPE_SECRET_NAME" not in required_variables(SendReceiptSettings)
+    assert not {name for name in required_variables(SendReceiptSettings) if name.startswith("STRIPE_")}
     assert set(FUNCTION_SETTINGS) == {
         "ChargeFunction",
         "TokenizeFunction",
@@ -98,7 +98,7 @@ def test_a_function_needs_nothing_it_does_not_use():
 def test_the_reconciler_windows_must_fit_together():
     environment = {
         "DONATIONS_TABLE": "t",
-        "STRIPE_SECRET_NAME": "s",
+        "STRIPE_RECONCILER_SECRET_NAME": "s",
         "TOKENIZE_QUEUE_URL": "q1",
         "RECEIPT_QUEUE_URL": "q2",
         "RECONCILE_GRACE_SECONDS": "90000",  # longer than Stripe's 24 h idempotency window

@@ -30,7 +30,7 @@ CHARGE_ENV = {
     "DONATIONS_TABLE": "donations-test",
     "TOKENIZE_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/tokenize",
     "RECEIPT_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/receipt",
-    "STRIPE_SECRET_NAME": "/donations/stripe-api-key",
+    "STRIPE_CHARGE_SECRET_NAME": "/donations/stripe/charge-key",
     "CORS_ORIGIN": "*",
     "ALLOWED_CURRENCIES": "usd",
     "MIN_AMOUNT": "100",
@@ -143,8 +143,8 @@ def test_no_secret_is_in_the_snapshot_and_a_rotated_key_is_read_after_a_restore(
     # Given the Stripe key read and cached during INIT
     secrets = RotatingSecrets("sk_test_before")
     keys = snapstart.caches_secrets(ApiKeys(secrets))
-    assert keys.get("/donations/stripe-api-key") == "sk_test_before"
-    assert keys.get("/donations/stripe-api-key") == "sk_test_before"
+    assert keys.get("/donations/stripe/charge-key") == "sk_test_before"
+    assert keys.get("/donations/stripe/charge-key") == "sk_test_before"
     assert secrets.calls == 1  # cached within its TTL
 
     # When the snapshot is taken, the key rotated, and an environment resumed
@@ -153,5 +153,5 @@ def test_no_secret_is_in_the_snapshot_and_a_rotated_key_is_read_after_a_restore(
     restore()
 
     # Then the first use after the restore fetches the key, the current one
-    assert keys.get("/donations/stripe-api-key") == "sk_test_after"
+    assert keys.get("/donations/stripe/charge-key") == "sk_test_after"
     assert secrets.calls == 2

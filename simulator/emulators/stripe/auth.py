@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Collection
 
 from simulator.emulators.stripe import errors
 
@@ -13,8 +14,11 @@ NO_KEY_MESSAGE = (
 )
 
 
-def authenticate(header: str | None, accepted: set[str] | None, *, publishable: bool = False) -> str:
-    """The request's secret key; 401 when missing or not accepted (None: any ``sk_test_`` key).
+def authenticate(
+    header: str | None, accepted: set[str] | None, restricted: Collection[str] = (), *, publishable: bool = False
+) -> str:
+    """The request's secret key; 401 when missing or not accepted (None: any ``sk_test_`` key). The
+    ``restricted`` keys are accepted too (their permissions are checked once the route is known).
 
     ``publishable``: the endpoint also takes any ``pk_test_`` key, as Stripe.js calls it from a browser."""
     key = api_key_from(header)
@@ -28,7 +32,7 @@ def authenticate(header: str | None, accepted: set[str] | None, *, publishable: 
             "a list of your API keys at https://dashboard.stripe.com/account/apikeys.",
             status=401,
         )
-    valid = key in accepted if accepted is not None else key.startswith("sk_test_")
+    valid = key in restricted or (key in accepted if accepted is not None else key.startswith("sk_test_"))
     if not valid:
         raise errors.invalid(f"Invalid API Key provided: {mask(key)}", status=401)
     return key

@@ -4,10 +4,11 @@ nothing under the idempotency key for it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from simulator.emulators.serving import Request, Response
-from simulator.emulators.stripe import errors, routes
+from simulator.emulators.stripe import errors, restricted, routes
 from simulator.emulators.stripe.auth import authenticate
 from simulator.emulators.stripe.clock import Clock
 from simulator.emulators.stripe.contract import check_endpoint_params
@@ -42,8 +43,15 @@ class ApiCall:
         return Response.json(err.status, body, {**self.headers, **(extra_headers or {})})
 
 
-def prepare(req: Request, api_keys: set[str] | None, clock: Clock) -> ApiCall | Response:
-    """The validated call, or the error answer (never saved under an idempotency key)."""
+def prepare(
+    req: Request,
+    api_keys: set[str] | None,
+    clock: Clock,
+    restricted_keys: Mapping[str, Mapping[str, str]] | None = None,
+) -> ApiCall | Response:
+    """The validated call, or the error answer (never saved under an idempotency key).
+    ``restricted_keys``: restricted key -> its permissions (resource -> Read or Write)."""
+    restricted_keys = restricted_keys or {}
     request_id, now = new_request_id(), clock.timestamp()
     version = req.header("stripe-version")
     key = req.header("idempotency-key") if req.method == "POST" else None
@@ -53,7 +61,7 @@ def prepare(req: Request, api_keys: set[str] | None, clock: Clock) -> ApiCall | 
     try:
         matched = routes.match(req.method, req.path)
         publishable = matched is not None and matched[0].name in routes.PUBLISHABLE
-        api_key = authenticate(req.header("authorization"), api_keys, publishable=publishable)
+        api_key = authenticate(req.header("authorization"), api_keys, restricted_keys.keys(), publishable=publishable)
         _check_version(version)
         if matched is None:
             raise errors.invalid(
@@ -63,6 +71,8 @@ def prepare(req: Request, api_keys: set[str] | None, clock: Clock) -> ApiCall | 
             )
         route, obj_id = matched
         params = _decode(req)
+        if api_key in restricted_keys:
+            restricted.check(api_key, route.name, params, restricted_keys[api_key])
         enforce_contract(route, params)
         required = routes.PUBLISHABLE.get(route.name)
         if api_key.startswith("pk_") and required is not None and not params.get(required):

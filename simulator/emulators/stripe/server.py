@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
 from simulator.emulators.base import EmulatorServer
 from simulator.emulators.faults import ALL_KINDS, Fault
 from simulator.emulators.serving import Request, Response, _Handler
-from simulator.emulators.stripe import errors, routes
+from simulator.emulators.stripe import errors, restricted, routes
 from simulator.emulators.stripe.actions import StripeActions
 from simulator.emulators.stripe.calls import ApiCall, prepare
 from simulator.emulators.stripe.clock import Clock
@@ -84,7 +84,8 @@ class StripeEmulator(StripeActions, StripeInspection, EmulatorServer):
         clock: Clock | None = None,
         account_api_version: str = DEFAULT_API_VERSION,
     ) -> None:
-        """``api_keys``: accepted secret keys (None: any ``sk_test_`` key).
+        """``api_keys``: accepted secret keys (None: any ``sk_test_`` key); restricted keys are added with
+        :meth:`restrict`.
         ``require_return_url``: reject confirm without return_url while automatic payment methods
         allow redirects, as Stripe does. ``search_lag_ms``: new PaymentIntents stay invisible to
         search this long, like Stripe's eventually consistent search index.
@@ -97,6 +98,7 @@ class StripeEmulator(StripeActions, StripeInspection, EmulatorServer):
         WebhookEndpoints API without ``api_version`` receives its events in (as one set up by hand would)."""
         super().__init__(port)
         self.api_keys = api_keys
+        self.restricted_keys: dict[str, dict[str, str]] = {}
         self.clock = clock or Clock()
         self.webhooks = WebhookDispatcher(
             url=webhook_url,
@@ -144,6 +146,13 @@ class StripeEmulator(StripeActions, StripeInspection, EmulatorServer):
             self.account.endpoints.stop()
         super().stop()
 
+    def restrict(self, key: str, permissions: Mapping[str, str]) -> None:
+        """Accept ``key`` (``rk_test_...``) as a restricted key with these permissions (resource -> Read or
+        Write; every other resource: None), as a key created in Stripe's dashboard (emulators.stripe.restricted)."""
+        if not restricted.is_restricted(key):
+            raise ValueError(f"a restricted key starts with rk_test_: {key[:8]}...")
+        self.restricted_keys[key] = dict(permissions)
+
     def seed(self, n: int) -> None:
         super().seed(n)
         self.webhooks.seed(n)
@@ -188,7 +197,7 @@ class StripeEmulator(StripeActions, StripeInspection, EmulatorServer):
             if f.phase == "after" and f.kind != "timeout" and f.latency_ms
         )
         try:
-            call = prepare(req, self.api_keys, self.clock)
+            call = prepare(req, self.api_keys, self.clock, self.restricted_keys)
         except Exception:
             log.exception("%s failed to prepare %s %s", self.name, req.method, req.path)
             call = self.internal_error()

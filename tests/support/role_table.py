@@ -1,0 +1,80 @@
+"""What each function role may do, written out by hand from what the code calls (donations.store,
+donations.step_failures, the handlers): tests/infra/test_role_table.py holds the template to it, and
+tests/support/iam_guard.py holds the real handlers' DynamoDB requests to it in every integration test."""
+
+from __future__ import annotations
+
+Grant = tuple[str, str]  # (action, resource as the template names it)
+
+_LOGS = ("logs:CreateLogStream", "logs:PutLogEvents")
+_XRAY = {("xray:PutTraceSegments", "*"), ("xray:PutTelemetryRecords", "*")}
+
+
+def _logs(group: str) -> set[Grant]:
+    return {(action, group) for action in _LOGS} | _XRAY
+
+
+def _poll(queue: str, dlq: str) -> set[Grant]:
+    actions = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility")
+    return {(action, queue) for action in (*actions, "sqs:GetQueueUrl")} | {("sqs:SendMessage", dlq)}
+
+
+_FOLLOW_UPS = {("sqs:SendMessage", "TokenizeQueue"), ("sqs:SendMessage", "ReceiptQueue")}
+_STEP_FAILURE = {"failed_step", "failure_reason", "attention_step", "attention_since", "attention", "last_error"}
+_STEP_FAILURE |= {"attempts", "failure_kind", "parked_at", "parked_message"}
+_SETTLE = {"status", "payment_intent_id", "payment_method_id", "charged_at", "card_brand", "card_last4"}
+_SETTLE |= {"charging_until", "decline_code", "failure_reason", "unsettled_since", "followups_claim_until"}
+_SETTLE |= {"followups_published"}
+_KEY_AND_STAMP = {"donation_id", "updated_at"}
+
+ROLE_TABLE: dict[str, set[Grant]] = {
+    "ChargeFunctionRole": _logs("ChargeFunctionLogGroup")
+    | {(f"dynamodb:{a}", "DonationsTable") for a in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")}
+    | _FOLLOW_UPS
+    | {("ssm:GetParameter", "parameter:StripeChargeSecretName"), ("ssm:GetParameter", "parameter:TurnstileSecretName")}
+    | {("ssm:GetParameter", "parameter:IdentifierSecretName")}
+    | {("sqs:GetQueueAttributes", "ReceiptQueue")}  # the warm-up's one read (donations.warmup)
+    | {("dynamodb:GetItem", "VelocityTable"), ("dynamodb:UpdateItem", "VelocityTable")},
+    "TokenizeFunctionRole": _logs("TokenizeFunctionLogGroup")
+    | _poll("TokenizeQueue", "TokenizeDLQ")
+    | {("dynamodb:GetItem", "DonationsTable"), ("dynamodb:UpdateItem", "DonationsTable")}
+    | {("ssm:GetParameter", "parameter:StripeTokenizeSecretName")},
+    "SendReceiptFunctionRole": _logs("SendReceiptFunctionLogGroup")
+    | _poll("ReceiptQueue", "ReceiptDLQ")
+    | {("dynamodb:GetItem", "DonationsTable"), ("dynamodb:UpdateItem", "DonationsTable")}
+    | {("ssm:GetParameter", "parameter:SendGridSecretName")},
+    "ReconcilerFunctionRole": _logs("ReconcilerFunctionLogGroup")
+    | {("dynamodb:Query", "DonationsTable/index/status-unsettled_since-index")}
+    | {("dynamodb:GetItem", "DonationsTable"), ("dynamodb:UpdateItem", "DonationsTable")}
+    | _FOLLOW_UPS
+    | {("ssm:GetParameter", "parameter:StripeReconcilerSecretName")},
+    "StripeWebhookFunctionRole": _logs("StripeWebhookFunctionLogGroup")
+    | {("dynamodb:GetItem", "DonationsTable"), ("dynamodb:UpdateItem", "DonationsTable")}
+    | {("dynamodb:Query", "DonationsTable/index/payment_intent_id-index")}
+    | {(f"dynamodb:{a}", "IdempotencyTable") for a in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")}
+    | _FOLLOW_UPS
+    | {("ssm:GetParameter", "parameter:StripeWebhookSecretName")},
+    "NotifierFunctionRole": _logs("NotifierFunctionLogGroup")
+    | {("sns:Publish", "OperatorTopic")}
+    | {("sqs:GetQueueAttributes", q) for q in ("TokenizeQueue", "ReceiptQueue", "TokenizeDLQ", "ReceiptDLQ")}
+    | {("dynamodb:Query", "DonationsTable/index/attention-index")}
+    | {("kms:GenerateDataKey", "OperatorTopicKey"), ("kms:Decrypt", "OperatorTopicKey")},
+}
+"""Role -> every (action, resource) it is allowed; nothing else."""
+
+DONATION_ATTRIBUTES: dict[str, set[str] | None] = {
+    "ChargeFunctionRole": None,  # creates the donation (PutItem): every attribute
+    "TokenizeFunctionRole": _KEY_AND_STAMP
+    | _STEP_FAILURE
+    | {"card_status", "card_attempt", "customer_id", "payment_method_id", "card_brand", "card_last4"}
+    | {"card_exp_month", "card_exp_year"},
+    "SendReceiptFunctionRole": _KEY_AND_STAMP
+    | _STEP_FAILURE
+    | {"status", "receipt_status", "receipt_claim_until", "receipt_message_id", "receipt_sent_at"},
+    "ReconcilerFunctionRole": _KEY_AND_STAMP | _SETTLE,
+    "StripeWebhookFunctionRole": _KEY_AND_STAMP
+    | _SETTLE
+    | {"amount_refunded", "refunded_at", "dispute_id", "dispute_reason", "dispute_status", "disputed_at"},
+    "NotifierFunctionRole": set(),  # reads only
+}
+"""Role -> the Donations attributes its UpdateItem may name (dynamodb:Attributes); None: unrestricted."""
