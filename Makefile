@@ -1,20 +1,26 @@
 # The two commands of the README: `make run` (local pipeline) and `make test` (the suite).
-# `make check` is the gate CI runs first: lint, format, mypy --strict on everything shipped, the unit tier.
-# Each installs what it needs first; installs are stamped so repeats are fast.
+# `make check` is the gate CI runs first: lint, format, mypy --strict on everything shipped, the unit tier,
+# the docs site's strict build. Each installs what it needs first; installs are stamped so repeats are fast.
+# Installs come from requirements/*.lock (exact versions with hashes); `make lock` updates them.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 TOOLS := .tools
-# sam build needs a Python matching the Lambda runtime (python3.12) on PATH; pyenv provides it here.
-SAM_PYTHONS ?= 3.11.7:3.12.1
+# sam build needs a Python matching the Lambda runtime (python3.12) on PATH. With pyenv, its installed
+# 3.11 and 3.12 versions (whatever their patch level) are put on PATH for it; without pyenv this is empty.
+SAM_PYTHONS ?= $(shell pyenv versions --bare --skip-aliases 2>/dev/null | grep -E '^3\.1[12]\.[0-9]+$$' | paste -sd: -)
 
-.PHONY: run test check install tools lint typecheck build validate deploy benchmarks chaos load smoke clean
+# The suite runs on every core (pytest-xdist), a file at a time per worker: each worker has its own moto,
+# emulators and local stack on free ports. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= auto
+
+.PHONY: run test check install tools lint typecheck docs docs-serve lock build validate deploy benchmarks chaos load smoke clean
 
 run: $(BIN)/.installed
 	$(BIN)/python -m simulator.local
 
 test: $(BIN)/.installed $(TOOLS)/.installed
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 install: $(BIN)/.installed
 
@@ -23,10 +29,11 @@ tools: $(TOOLS)/.installed
 # The SendGrid emulator renders dynamic templates with Handlebars.js (npm, locked; Node.js is on the machine).
 HANDLEBARS := simulator/emulators/handlebars
 
-$(BIN)/.installed: pyproject.toml $(HANDLEBARS)/package-lock.json
+# Exactly the locked versions (--require-hashes), then the project itself without resolving again.
+$(BIN)/.installed: requirements/dev.lock pyproject.toml $(HANDLEBARS)/package-lock.json
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/dev.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	npm ci --prefix $(HANDLEBARS) --no-audit --no-fund --silent
 	touch $@
 
@@ -45,6 +52,20 @@ check: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest -m unit -q
+	$(BIN)/mkdocs build --strict --quiet
+
+# The docs site (mkdocs.yml): built into artifacts/site, or served with live reload on 127.0.0.1:8000.
+docs: $(BIN)/.installed
+	$(BIN)/mkdocs build --strict
+
+docs-serve: $(BIN)/.installed
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+
+# The one command that updates the locks: every dependency resolved again from pyproject.toml (the dev
+# extra included) and requirements/tools.in, written with hashes. Commit the .lock files it changes.
+lock: $(BIN)/.installed
+	$(BIN)/pip-compile --quiet --upgrade --extra dev --generate-hashes --strip-extras --allow-unsafe \
+		--build-deps-for editable --no-emit-index-url --no-emit-find-links --output-file requirements/dev.lock pyproject.toml
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -57,7 +78,7 @@ validate: $(TOOLS)/.installed
 	AWS_DEFAULT_REGION=us-east-1 $(TOOLS)/sam/bin/sam validate --lint
 
 build: $(TOOLS)/.installed
-	PYENV_VERSION=$(SAM_PYTHONS) $(TOOLS)/sam/bin/sam build
+	$(if $(SAM_PYTHONS),PYENV_VERSION=$(SAM_PYTHONS)) $(TOOLS)/sam/bin/sam build
 
 deploy: build
 	$(TOOLS)/sam/bin/sam deploy --guided

@@ -101,6 +101,8 @@ def captured_logs():
 
 def pytest_collection_modifyitems(config, items):
     """Chaos runs last: it leaves metrics and alarm history in the shared moto that other tests read.
+    Under pytest-xdist (`make test`: ``--dist loadfile``) each worker has a moto of its own and the chaos
+    module, sorted last, is the last file handed out.
 
     The unit tier never touches the network: pytest-socket fails a test marked ``unit`` that opens a socket.
     """
@@ -108,6 +110,23 @@ def pytest_collection_modifyitems(config, items):
         if item.get_closest_marker("unit") is not None:
             item.add_marker(pytest.mark.disable_socket)
     items.sort(key=lambda item: item.get_closest_marker("chaos") is not None)
+
+
+def pytest_sessionfinish(session):
+    """Under pytest-xdist each worker counts its own hostile requests: hand the counts to the controller."""
+    from tests.support.hostile import TALLY
+
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["hostile_tally"] = dict(TALLY)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """The controller adds up what each worker counted (pytest-xdist's hook; not called without -n)."""
+    from tests.support.hostile import TALLY
+
+    TALLY.update(getattr(node, "workeroutput", {}).get("hostile_tally", {}))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
