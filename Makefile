@@ -13,6 +13,8 @@ SAM_PYTHONS ?= $(shell pyenv versions --bare --skip-aliases 2>/dev/null | grep -
 # The suite runs on every core (pytest-xdist), a file at a time per worker: each worker has its own moto,
 # emulators and local stack on free ports. TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= auto
+# Material for MkDocs prints a banner about its successor on every build: not ours to act on here.
+export NO_MKDOCS_2_WARNING := 1
 
 .PHONY: run test check install tools lint typecheck docs docs-serve lock build validate deploy benchmarks chaos load smoke clean
 

@@ -8,10 +8,10 @@ answer=$(curl -s -X POST "$API/donations" -H 'Content-Type: application/json' \
   -H "Idempotency-Key: demo-$(date +%s%N)" \
   -d '{"amount": 2500, "currency": "usd", "email": "ada@example.org", "name": "Ada Lovelace",
        "payment_method": "pm_card_visa", "save_card": true}')
-echo "$answer"   # {"donation_id": "don_...", "status": "succeeded"}
+echo "$answer"   # {"donation_id":"don_...","status":"succeeded"}
 
 donation_id=$(echo "$answer" | sed -E 's/.*"donation_id": *"([^"]+)".*/\1/')
 sleep 2
-curl -s "$API/donations/$donation_id"   # "card_saved": true, "receipt_sent": true
+curl -s "$API/donations/$donation_id"   # ..."card_saved":true,"receipt_sent":true,...
 echo
 # --8<-- [end:commands]
