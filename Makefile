@@ -39,14 +39,13 @@ $(BIN)/.installed: requirements/dev.lock pyproject.toml $(HANDLEBARS)/package-lo
 	npm ci --prefix $(HANDLEBARS) --no-audit --no-fund --silent
 	touch $@
 
-# checkov and the SAM CLI pin their own boto versions: each gets a virtualenv of its own.
-$(TOOLS)/.installed: Makefile
+# checkov and the SAM CLI pin their own boto versions: each gets a virtualenv of its own, installed exactly
+# from its lock (requirements/tools-*.lock, with hashes).
+$(TOOLS)/.installed: requirements/tools-checkov.lock requirements/tools-sam.lock
 	$(PYTHON) -m venv $(TOOLS)/checkov
-	$(TOOLS)/checkov/bin/pip install --quiet --upgrade pip
-	$(TOOLS)/checkov/bin/pip install --quiet "checkov==3.3.30"
+	$(TOOLS)/checkov/bin/pip install --quiet --require-hashes --no-deps -r requirements/tools-checkov.lock
 	$(PYTHON) -m venv $(TOOLS)/sam
-	$(TOOLS)/sam/bin/pip install --quiet --upgrade pip
-	$(TOOLS)/sam/bin/pip install --quiet "aws-sam-cli==1.170.0"
+	$(TOOLS)/sam/bin/pip install --quiet --require-hashes --no-deps -r requirements/tools-sam.lock
 	touch $@
 
 check: $(BIN)/.installed
@@ -63,11 +62,15 @@ docs: $(BIN)/.installed
 docs-serve: $(BIN)/.installed
 	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
 
-# The one command that updates the locks: every dependency resolved again from pyproject.toml (the dev
-# extra included) and requirements/tools.in, written with hashes. Commit the .lock files it changes.
+# The one command that updates the locks: every dependency resolved again, from pyproject.toml (the dev
+# extra and the build backend included) and requirements/tools-*.in, written with hashes. Commit the .lock
+# files it changes with the change that needed them.
+PIP_COMPILE := $(BIN)/pip-compile --quiet --upgrade --generate-hashes --strip-extras --allow-unsafe \
+	--no-emit-index-url --no-emit-find-links
 lock: $(BIN)/.installed
-	$(BIN)/pip-compile --quiet --upgrade --extra dev --generate-hashes --strip-extras --allow-unsafe \
-		--build-deps-for editable --no-emit-index-url --no-emit-find-links --output-file requirements/dev.lock pyproject.toml
+	$(PIP_COMPILE) --extra dev --build-deps-for editable --output-file requirements/dev.lock pyproject.toml
+	$(PIP_COMPILE) --output-file requirements/tools-checkov.lock requirements/tools-checkov.in
+	$(PIP_COMPILE) --output-file requirements/tools-sam.lock requirements/tools-sam.in
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
