@@ -19,6 +19,7 @@ from donations_ops.stack import Stack as OpsStack
 from donations_ops.stack import discover
 from simulator.emulators.sendgrid_emulator import SendGridEmulator
 from simulator.emulators.stripe import StripeEmulator
+from simulator.emulators.stripe.cards import MAGIC_CARDS
 from simulator.emulators.turnstile_emulator import LOCAL_SECRET, LOCAL_SITEKEY, TurnstileEmulator
 from simulator.local.alarms import AlarmEvaluator
 from simulator.local.config import LocalConfig
@@ -46,6 +47,8 @@ TEST_PAYMENT_METHODS = [
     ("pm_card_chargeDeclinedInsufficientFunds", "Declined: insufficient funds"),
     ("pm_card_chargeDeclined", "Declined: generic"),
 ]
+# The Stripe emulator takes any pk_test_ key (the form's Stripe.js stand-in sends it).
+EMULATOR_PUBLISHABLE_KEY = "pk_test_local_emulator"
 
 
 class LocalStack:
@@ -378,7 +381,14 @@ class LocalStack:
             return 200, {
                 "stripe_emulator": self.stripe is not None,
                 "sendgrid_emulator": self.sendgrid is not None,
-                "test_payment_methods": [{"id": pm, "label": label} for pm, label in TEST_PAYMENT_METHODS],
+                "stripe_publishable_key": self.config.stripe_publishable_key
+                if self.stripe is None
+                else EMULATOR_PUBLISHABLE_KEY,
+                "stripe_js_url": f"{self.stripe.url}/v3/" if self.stripe is not None else None,
+                "turnstile_sitekey": self.pipeline.providers.turnstile_sitekey,
+                "test_payment_methods": [
+                    {"id": pm, "label": label, "number": MAGIC_CARDS[pm].number} for pm, label in TEST_PAYMENT_METHODS
+                ],
             }
         if method == "GET" and parts == ["outbox"]:
             return 200, {"emails": [_listed(e) for e in reversed(self.sendgrid.outbox)] if self.sendgrid else []}

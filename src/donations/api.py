@@ -31,6 +31,7 @@ from donations.strict_json import invalid_encoding, loads_strict
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 CHALLENGE_HEADER = "Challenge-Token"  # the CAPTCHA widget's token (donations.screening)
+RETRY_AFTER_HEADER = "Retry-After"
 JSON_MEDIA_TYPE = "application/json"
 # RFC 8259 section 8.1: JSON exchanged between systems is UTF-8 ("utf8" is a common alias).
 _UTF8_CHARSETS = frozenset({"utf-8", "utf8"})
@@ -38,7 +39,10 @@ _UTF8_CHARSETS = frozenset({"utf-8", "utf8"})
 
 def build_resolver(settings: ApiSettings) -> APIGatewayRestResolver:
     cors = CORSConfig(
-        allow_origin=settings.cors_origin, allow_headers=["Content-Type", IDEMPOTENCY_HEADER, CHALLENGE_HEADER]
+        allow_origin=settings.cors_origin,
+        allow_headers=["Content-Type", IDEMPOTENCY_HEADER, CHALLENGE_HEADER],
+        # A form on another origin reads only CORS-safelisted response headers, and Retry-After is not one.
+        expose_headers=[RETRY_AFTER_HEADER],
     )
     # The resolver parses the body with our strict reader (repeated keys, depth, NaN, lone surrogates).
     app = APIGatewayRestResolver(cors=cors, enable_validation=True, json_body_deserializer=loads_strict)
@@ -72,7 +76,7 @@ def documented_errors(*statuses: int) -> dict[int, OpenAPIResponse]:
 def error_response(error: DonationError) -> Response[str]:
     headers: dict[str, str] = {}
     if isinstance(error, ServiceUnavailable | TooManyAttempts):
-        headers["Retry-After"] = str(error.retry_after_seconds)
+        headers[RETRY_AFTER_HEADER] = str(error.retry_after_seconds)
     return Response(
         status_code=int(error.status),
         content_type=content_types.APPLICATION_JSON,
@@ -177,6 +181,7 @@ def proxy_response(error: DonationError, settings: ApiSettings) -> dict[str, Any
     response = error_response(error)
     headers = {**response.headers, "Content-Type": content_types.APPLICATION_JSON}
     headers["Access-Control-Allow-Origin"] = settings.cors_origin
+    headers["Access-Control-Expose-Headers"] = RETRY_AFTER_HEADER
     return {"statusCode": response.status_code, "headers": headers, "body": response.body, "isBase64Encoded": False}
 
 

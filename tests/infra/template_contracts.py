@@ -737,7 +737,9 @@ def _rate_rule_violations(lid: str, rules: list[dict[str, Any]]) -> Violations:
         violations.append(f"{lid}: rate-based rule does not answer 429")
     headers = {h["Name"] for h in custom.get("ResponseHeaders", [])}
     violations += [
-        f"{lid}: its 429 has no {h} header" for h in ("Retry-After", "Access-Control-Allow-Origin") if h not in headers
+        f"{lid}: its 429 has no {h} header"
+        for h in ("Retry-After", "Access-Control-Allow-Origin", "Access-Control-Expose-Headers")
+        if h not in headers
     ]
     return violations
 

@@ -19,6 +19,12 @@ from simulator.emulators.stripe.state import Ctx, StripeState
 Handler = Callable[[StripeState, Ctx, Json, str | None], Json]
 
 
+# What a publishable key may call (docs.stripe.com/keys "Publishable keys": what Stripe.js does in the
+# browser): create a PaymentMethod, and retrieve a PaymentIntent with its client secret
+# (docs.stripe.com/api/payment_intents/retrieve: "client_secret ... required when using a publishable key").
+PUBLISHABLE: dict[str, str | None] = {"POST /v1/payment_methods": None, "GET /v1/payment_intents/{id}": "client_secret"}
+
+
 @dataclass(frozen=True)
 class Route:
     endpoint: Endpoint
@@ -64,6 +70,7 @@ _HANDLERS: dict[str, tuple[Handler, set[str]]] = {
     "GET /v1/customers": (customers.list_customers, _LIST | {"email"}),
     "POST /v1/customers": (customers.create, {"email", "name", "description", "metadata", "phone", "expand"}),
     "GET /v1/customers/{id}": (customers.retrieve, {"expand"}),
+    "POST /v1/payment_methods": (payment_methods.create, {"type", "card", "billing_details", "metadata"}),
     "GET /v1/payment_methods/{id}": (payment_methods.retrieve, {"expand"}),
     "POST /v1/payment_methods/{id}/attach": (payment_methods.attach_endpoint, {"customer", "expand"}),
     "GET /v1/charges/{id}": (charges.retrieve, {"expand"}),

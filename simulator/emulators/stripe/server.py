@@ -31,6 +31,7 @@ from simulator.emulators.stripe.inspection import StripeInspection
 from simulator.emulators.stripe.objects import Json, new_request_id
 from simulator.emulators.stripe.signing import DEFAULT_SECRET
 from simulator.emulators.stripe.state import StripeState
+from simulator.emulators.stripe.stripe_js import stand_in
 from simulator.emulators.stripe.webhook_settings import DEFAULT_RETRY_SCHEDULE, DEFAULT_TIMEOUT
 from simulator.emulators.stripe.webhooks import WebhookDispatcher
 
@@ -158,6 +159,10 @@ class StripeEmulator(StripeActions, StripeInspection, EmulatorServer):
             return list(self._received)
 
     def respond(self, conn: _Handler, req: Request, fired: Sequence[Fault], terminal: Fault | None) -> None:
+        script = stand_in(req)
+        if script is not None:  # the Stripe.js stand-in: not an API call
+            conn.send(script)
+            return
         with self._lock:
             self._received.append(ReceivedCall(req.method, req.path, req.body if req.method == "POST" else req.query))
         stored = terminal if terminal is not None and terminal.kind == STORED_ERROR else None
