@@ -45,6 +45,7 @@ FUNCTION = "ChargeFunction"
 CHILD = Path(__file__).with_name("cold_donor_child.py")
 BOOTSTRAP = "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
 STRIPE_KEY = "sk_test_cold_donor"
+IDENTIFIER_SECRET = "cold-donor-identifier-secret-of-32-characters"  # noqa: S105 - a benchmark-only value
 PYC, NO_PYC = "cold (.pyc)", "cold (no .pyc)"
 
 
@@ -147,6 +148,10 @@ def _world(config: ColdDonorConfig) -> Iterator[tuple[_World, Any, _UdpSink]]:
         spec = stack.functions[FUNCTION]
         key_name = spec.environment["STRIPE_SECRET_NAME"]
         clients("ssm").put_parameter(Name=key_name, Value=STRIPE_KEY, Type="SecureString")
+        # The secret that keys donation ids (donations.identifiers), where the template names it.
+        identifier = spec.environment.get("IDENTIFIER_SECRET_NAME")
+        if identifier:
+            clients("ssm").put_parameter(Name=identifier, Value=IDENTIFIER_SECRET, Type="SecureString")
         # Revisions before the keys moved to Parameter Store (--compare) read it from Secrets Manager.
         clients("secretsmanager").create_secret(Name=key_name, SecretString=STRIPE_KEY)
         stripe.set_latency("POST /v1/payment_intents", config.charge_ms, config.charge_ms * config.jitter)

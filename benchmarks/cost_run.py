@@ -154,7 +154,7 @@ class _Traffic:
             body = json.dumps(_donation(index, index < saving))
             headers = {
                 "Content-Type": "application/json",
-                "Idempotency-Key": f"cost-{run_id}-{index}",
+                "Idempotency-Key": f"cost-{run_id}-{index:06d}",
                 # Each donation another donor, from another address (card-testing counters as for most donors).
                 "X-Local-Source-Ip": f"10.{index // 65_536 % 256}.{index // 256 % 256}.{index % 256}",
             }

@@ -61,7 +61,9 @@ def wiring() -> Wiring:
 
 
 @app.post("/donations", responses=CREATE_RESPONSES, summary="Make a donation")
-@tracer.capture_method
+# The answer may carry the PaymentIntent's client_secret, which Stripe says must never be stored or logged:
+# no response or exception goes to X-Ray as metadata (template.yaml's Globals turn capture off everywhere).
+@tracer.capture_method(capture_response=False, capture_error=False)
 def create_donation(
     donation: Annotated[DonationRequest, Body()],
     idempotency_key: IdempotencyKey,
@@ -79,6 +81,8 @@ def create_donation(
         payments=deps.payments,
         publisher=deps.publisher,
         lease_seconds=math.ceil(app.lambda_context.get_remaining_time_in_millis() / 1000),
+        identifiers=deps.identifiers,
+        legacy_ids=settings.legacy_donation_ids,
         # Card testing: the client as API Gateway saw it (never a header it could set itself).
         screening=deps.screening,
         client=Client(app.current_event.request_context.identity.source_ip, challenge_token),
@@ -87,7 +91,7 @@ def create_donation(
 
 
 @app.get("/donations/<donation_id>", responses=GET_RESPONSES, summary="A donation's progress")
-@tracer.capture_method
+@tracer.capture_method(capture_response=False, capture_error=False)
 def get_donation(donation_id: str) -> PublicDonation:
     donation = wiring().store.get(donation_id) if DONATION_ID.match(donation_id) else None
     if donation is None:
@@ -101,7 +105,7 @@ wiring().build_clients()
 
 # clear_state: keys appended for one donation (donation_id, donor) must not label the next request's logs.
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     refusal = early_refusal(event, settings)

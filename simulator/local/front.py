@@ -45,8 +45,9 @@ REQUEST_COUNTS = "/_local/front/requests"
 
 ApiCall = Callable[[str, str, str, bytes | None, list[tuple[str, str]]], tuple[int, dict[str, str], str]]
 """(method, path, query, body, header lines) -> (status, headers, body)."""
-LocalCall = Callable[[str, str, str, bytes], tuple[int, Any]]
-"""(method, path, query, body) -> (status, JSON payload, or an object with content_type and body: sent as is)."""
+LocalCall = Callable[[str, str, str, bytes, list[tuple[str, str]]], tuple[int, Any]]
+"""(method, path, query, body, header lines) -> (status, JSON payload, or an object with content_type and
+body: sent as is)."""
 
 
 class Front(ThreadingHTTPServer):
@@ -86,10 +87,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(413, b'{"message":"Request Too Long"}', {"Content-Type": "application/json"})
                 return
             body = self.rfile.read(length) if length > 0 else b""
+            headers = list(self.headers.items())  # every header line, repeated names included
             if path.startswith(API_PREFIXES):
                 with self.server._counts_lock:
                     self.server.api_requests[f"{method} {path}"] += 1
-                headers = list(self.headers.items())  # every header line, repeated names included
                 status, response_headers, text = self.server.api(method, path, target.query, body or None, headers)
                 self._send(status, text.encode(), response_headers, head=method == "HEAD")
             elif path == REQUEST_COUNTS and method == "GET":
@@ -97,7 +98,7 @@ class _Handler(BaseHTTPRequestHandler):
                     counts = dict(self.server.api_requests)
                 self._send(200, json.dumps(counts).encode(), {"Content-Type": "application/json"})
             elif path.startswith("/_local/"):
-                status, payload = self.server.local(method, path, target.query, body)
+                status, payload = self.server.local(method, path, target.query, body, headers)
                 if hasattr(payload, "content_type"):  # the report's CSV, the runbook page
                     self._send(status, payload.body, {"Content-Type": payload.content_type})
                 else:
@@ -119,7 +120,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _form_config(self) -> bytes:
         """The form's configuration object for this stack, as a deployer writes it (docs/form.md)."""
-        _, local = self.server.local("GET", "/_local/config", "", b"")
+        _, local = self.server.local("GET", "/_local/config", "", b"", [])
         config: dict[str, Any] = {
             "apiUrl": "",  # the API is this origin
             "stripePublishableKey": local["stripe_publishable_key"],

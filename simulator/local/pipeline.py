@@ -107,6 +107,9 @@ class Pipeline:
     environment: dict[str, str] = field(default_factory=dict)
     """Extra environment for the functions (e.g. shorter backoffs in tests)."""
     template_path: Path = PROJECT_ROOT / "template.yaml"
+    # What keys donation ids, donor keys and velocity keys here (donations.identifiers); a deployment
+    # stores its own random one.
+    identifier_secret: str = "local-identifier-secret-not-for-deployments"  # noqa: S105 - a local test secret
 
     def start(self) -> Pipeline:
         self.sam_template = load_template(self.template_path)
@@ -204,6 +207,7 @@ class Pipeline:
             "SENDGRID_SECRET_NAME": self.providers.sendgrid_api_key,
             "STRIPE_WEBHOOK_SECRET_NAME": self.providers.stripe_webhook_secret,
             "TURNSTILE_SECRET_NAME": self.providers.turnstile_secret,
+            "IDENTIFIER_SECRET_NAME": self.identifier_secret,
         }
         environment = self.function_environment()
         for variable, value in names.items():

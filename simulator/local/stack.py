@@ -122,9 +122,11 @@ class LocalStack:
         self._start_reconciler()
         self._start_growth_notices()
         # Imported now: it loads donations' modules, which read the environment the pipeline has just set.
-        from simulator.local.console_api import ConsoleApi
+        from simulator.local.console_api import ConsoleApi, console_origins
 
-        self.console_api = ConsoleApi(clients, config.stack_name, f"{config.stack_name}-")
+        self.console_api = ConsoleApi(
+            clients, config.stack_name, f"{config.stack_name}-", console_origins(config.api_port)
+        )
         self.front = Front(config.api_port, self._call_api, self._call_local)
         threading.Thread(target=self.front.serve_forever, name="front", daemon=True).start()
         self._closers.append(self.front.server_close)
@@ -371,10 +373,12 @@ class LocalStack:
         )
         return answer.status, answer.headers, answer.text
 
-    def _call_local(self, method: str, path: str, query: str, body: bytes) -> tuple[int, Any]:
+    def _call_local(
+        self, method: str, path: str, query: str, body: bytes, headers: list[tuple[str, str]]
+    ) -> tuple[int, Any]:
         parts = path.strip("/").split("/")[1:]
         # The console's alarms, DLQ tools, donor lookup, report and runbook (issue #15).
-        answer = self.console_api.handle(method, "/".join(parts), query, body)
+        answer = self.console_api.handle(method, "/".join(parts), query, body, headers)
         if answer is not None:
             return answer
         if method == "GET" and parts == ["config"]:

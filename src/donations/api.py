@@ -96,8 +96,9 @@ def early_refusal(event: Mapping[str, Any], settings: ApiSettings) -> DonationEr
         return None
     body = event.get("body") or ""
     encoded = bool(event.get("isBase64Encoded"))
-    if len(body) > settings.max_body_bytes * (2 if encoded else 1):
-        return PayloadTooLarge(f"The body must not exceed {settings.max_body_bytes} bytes.")
+    too_large = oversized_body(event, settings.max_body_bytes)
+    if too_large is not None:
+        return too_large
     content_types = header_values(event, "Content-Type")
     media_type, charset = _media_type(content_types[0] if len(content_types) == 1 else "")
     if media_type != JSON_MEDIA_TYPE or (charset is not None and charset not in _UTF8_CHARSETS):
@@ -111,6 +112,24 @@ def early_refusal(event: Mapping[str, Any], settings: ApiSettings) -> DonationEr
         return invalid_encoding()
     if len(raw) > settings.max_body_bytes:
         return PayloadTooLarge(f"The body must not exceed {settings.max_body_bytes} bytes.")
+    return None
+
+
+def oversized_body(event: Mapping[str, Any], max_bytes: int) -> PayloadTooLarge | None:
+    """A refusal when the body is longer than ``max_bytes``, judged from its length alone (nothing decoded).
+
+    A UTF-8 character is 1 to 4 bytes and base64 carries 3 bytes in 4 characters, so the text's
+    length bounds the bytes: only bodies near the limit are measured in bytes.
+    """
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        size = len(body) * 3 // 4
+    elif len(body) > max_bytes or len(body) * 4 <= max_bytes:
+        size = len(body)
+    else:
+        size = len(body.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        return PayloadTooLarge(f"The body must not exceed {max_bytes} bytes.")
     return None
 
 

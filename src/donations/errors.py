@@ -52,6 +52,12 @@ class CardDataRefused(InvalidDonation):
     code = "card_data_refused"
 
 
+class WeakIdempotencyKey(InvalidDonation):
+    """An Idempotency-Key too short or too repetitive to be unguessable (donations.identifiers)."""
+
+    code = "weak_idempotency_key"
+
+
 class PayloadTooLarge(DonationError):
     status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
     code = "payload_too_large"

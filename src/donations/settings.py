@@ -98,6 +98,16 @@ class SendGridSettings(MailSettings):
     sendgrid_secret_name: Name
 
 
+class IdentifierSettings(EnvSettings):
+    """The secret that keys donation ids, donor keys and velocity keys (donations.identifiers)."""
+
+    identifier_secret_name: Name
+    # Records made before ids were keyed are found by their old id too, so their retries resume them
+    # (one GetItem more per new donation). Off once no such donation can still be retried
+    # (docs/security-application.md, "Donation ids").
+    legacy_donation_ids: bool = True
+
+
 class FollowUpQueues(EnvSettings):
     tokenize_queue_url: Name
     receipt_queue_url: Name
@@ -148,7 +158,9 @@ class ConsumerSettings(TableSettings, ProviderCallSettings):
 # -- each function's -------------------------------------------------------------------------------
 
 
-class ChargeSettings(ApiSettings, TableSettings, StripeSettings, FollowUpQueues, CardTestingSettings):
+class ChargeSettings(
+    ApiSettings, TableSettings, StripeSettings, FollowUpQueues, CardTestingSettings, IdentifierSettings
+):
     allowed_currencies: frozenset[str]
     min_amount: int = Field(ge=1)
     max_amount: int = Field(ge=1)
@@ -202,6 +214,10 @@ class ReconcilerSettings(TableSettings, StripeSettings, FollowUpQueues):
 class StripeWebhookSettings(ApiSettings, TableSettings, FollowUpQueues):
     idempotency_table: Name
     stripe_webhook_secret_name: Name
+    # Larger bodies are refused (413) before the signature check. Stripe's events are small: the largest
+    # part of ours is the object's metadata, at most 50 keys of 40 characters with values of 500
+    # (docs.stripe.com/metadata), about 110 KB even if every character took 4 bytes.
+    webhook_max_body_bytes: int = Field(default=262_144, ge=65_536)
 
 
 class NotifierSettings(TableSettings):

@@ -14,10 +14,12 @@ from botocore.config import Config
 
 from donations import snapstart
 from donations.followups import FollowUpPublisher
+from donations.identifiers import Identifiers
 from donations.secrets import ApiKeys
 from donations.settings import (
     CardTestingSettings,
     FollowUpQueues,
+    IdentifierSettings,
     MailSettings,
     SendGridSettings,
     StripeClientSettings,
@@ -93,7 +95,13 @@ class Wiring:
 
     @cached_property
     def store(self) -> DonationStore:
-        return DonationStore(self.table)
+        # Only the charge writes new donations, the only use of the donor key (and of its settings).
+        return DonationStore(self.table, lambda email: self.identifiers.donor_key(email))
+
+    @cached_property
+    def identifiers(self) -> Identifiers:
+        settings = self._section(IdentifierSettings)
+        return Identifiers(lambda: self.api_keys.get(settings.identifier_secret_name))
 
     @cached_property
     def publisher(self) -> FollowUpPublisher:
@@ -140,7 +148,7 @@ class Wiring:
             pressure_per_minute=settings.card_testing_pressure_per_minute,
         )
         return Screening(
-            velocity=VelocityCounters(self.dynamodb, settings.velocity_table, limits),
+            velocity=VelocityCounters(self.dynamodb, settings.velocity_table, limits, self.identifiers),
             attack_mode=AttackModeRecord(self.dynamodb, settings.velocity_table, mode),
             challenges=snapstart.holds_connections(
                 TurnstileVerifier(

@@ -27,6 +27,8 @@ from typing import Any
 
 import requests
 
+from tests.support.keys import a_key
+
 DECLINING_TEST_CARDS = (
     "pm_card_chargeDeclined",
     "pm_card_chargeDeclinedInsufficientFunds",
@@ -138,7 +140,7 @@ def schedule(config: AttackConfig) -> list[Attempt]:
     attack = [
         Attempt(
             "attack",
-            f"attack-{config.seed}-{n}",
+            a_key(f"attack-{config.seed}-{n}"),
             rng.choice(attackers),
             {
                 "amount": rng.randrange(100, 600),
@@ -179,7 +181,7 @@ def _honest(config: AttackConfig, rng: random.Random) -> list[Attempt]:
             "payment_method": rng.choice(GOOD_TEST_CARDS),
             "save_card": rng.random() < 0.3,
         }
-        donors.append(Attempt("honest", f"honest-{config.seed}-{n}", ip, body, resubmit=n in resubmitters))
+        donors.append(Attempt("honest", a_key(f"honest-{config.seed}-{n}"), ip, body, resubmit=n in resubmitters))
     return donors
 
 

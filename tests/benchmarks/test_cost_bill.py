@@ -81,8 +81,9 @@ def test_fixed_cost_without_waf_and_snapstart_is_at_most_five_dollars(template, 
     facts = template_facts(template)
     assert facts.schedules == {"ReconcilerFunction": 8640.0, "NotifierFunction": 2880.0}
     assert len(facts.sqs_event_sources) == 2
-    # The provider keys are 4 SecureString parameters (no monthly fee), not Secrets Manager secrets
-    assert (facts.secrets, facts.secure_parameters) == (0, 4)
+    # The 4 provider keys and the identifier secret are SecureString parameters (no monthly fee), not
+    # Secrets Manager secrets
+    assert (facts.secrets, facts.secure_parameters) == (0, 5)
 
 
 def test_a_secret_a_role_may_read_is_priced(template, prices) -> None:

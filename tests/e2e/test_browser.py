@@ -25,6 +25,7 @@ import requests
 from simulator.emulators.sendgrid_emulator import SendGridControl
 from simulator.local.process import ROOT, RunningStack
 from tests.e2e.conftest import run_ops
+from tests.support.keys import a_key
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -568,7 +569,7 @@ def test_console_lists_the_alarms_with_their_state(browser: WebDriver, local_sta
 def _donate(stack: RunningStack, key: str, **changes: object) -> str:
     body = {"amount": 2500, "currency": "usd", "email": "ada@example.org", "name": "Ada Lovelace",
             "payment_method": "pm_card_visa", "save_card": False, **changes}  # fmt: skip
-    answer = requests.post(f"{stack.api}/donations", json=body, headers={"Idempotency-Key": key}, timeout=15)
+    answer = requests.post(f"{stack.api}/donations", json=body, headers={"Idempotency-Key": a_key(key)}, timeout=15)
     assert answer.status_code == 201, answer.text
     return str(answer.json()["donation_id"])
 
@@ -694,6 +695,7 @@ def test_report_page_answers_the_receipts_question(browser: WebDriver, local_sta
     discarded = requests.post(
         f"{local_stack.api}/_local/ops/discard",
         json={"queue": "receipt", "donation": refused, "note": "browser test: refused on purpose"},
+        headers={"X-Donations-Console": "1", "Origin": local_stack.api},
         timeout=30,
     )
     assert discarded.status_code == 200 and discarded.json()["removed_messages"] == 1, discarded.text

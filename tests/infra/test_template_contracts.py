@@ -159,6 +159,10 @@ def test_function_shape(deployed: Deployed, logical_id: str) -> None:
     assert function.layer_uris == ("src/",)
     assert function.environment["POWERTOOLS_SERVICE_NAME"] == service
     assert function.environment["POWERTOOLS_METRICS_NAMESPACE"] == "DonationPipeline"
+    # No response or exception becomes X-Ray metadata: they can carry a client_secret or an email
+    # (docs/security-application.md; tests/integration/test_secrets_stay_out.py drives the code).
+    capture = ("POWERTOOLS_TRACER_CAPTURE_RESPONSE", "POWERTOOLS_TRACER_CAPTURE_ERROR")
+    assert [function.environment.get(name) for name in capture] == ["false", "false"]
 
 
 @pytest.mark.parametrize("logical_id", FUNCTIONS)

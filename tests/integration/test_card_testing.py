@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from donations.charge import donation_id_for
 from donations_ops.card_testing import card_testing_status, force_attack_mode
 from donations_ops.stack import discover
 from simulator.local.pipeline import LOCAL_SOURCE_IP_HEADER
+from tests.support.keys import a_key, donation_id_for
 from tests.support.world import DONATION, World
 
 pytestmark = pytest.mark.integration
@@ -35,7 +35,7 @@ def donate(world: World, key: str, *, ip: str = "203.0.113.7", token: str | None
     headers = {LOCAL_SOURCE_IP_HEADER: ip}
     if token is not None:
         headers["Challenge-Token"] = token
-    return world.post({**DONATION, **changes}, key=key, headers=headers)
+    return world.post({**DONATION, **changes}, key=a_key(key), headers=headers)
 
 
 def charges(world: World) -> int:
@@ -63,7 +63,9 @@ def test_a_family_of_three_on_one_address_all_donate_and_are_counted_once_each(w
 
 def test_the_function_sees_the_address_api_gateway_reports_not_a_header_a_client_sets(world, limits):
     # The local front takes its own header out; a client's X-Forwarded-For means nothing to the checks.
-    world.post(DONATION, key="spoof", headers={LOCAL_SOURCE_IP_HEADER: "198.51.100.1", "X-Forwarded-For": "1.2.3.4"})
+    world.post(
+        DONATION, key=a_key("spoof"), headers={LOCAL_SOURCE_IP_HEADER: "198.51.100.1", "X-Forwarded-For": "1.2.3.4"}
+    )
 
     counter(world, "ip#198.51.100.1#")
     with pytest.raises(AssertionError):

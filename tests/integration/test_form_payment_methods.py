@@ -15,6 +15,7 @@ import typing
 import pytest
 import stripe
 
+from tests.support.keys import a_key
 from tests.support.payment_element import post_card
 from tests.support.world import DONATION
 
@@ -33,7 +34,7 @@ def test_the_api_charges_a_payment_method_the_payment_element_created(world):
     method = payment_element_method(world.stripe.url, "4242424242424242")
 
     # When the form posts its id
-    answer = world.post({**DONATION, "payment_method": method}, key="form-card")
+    answer = world.post({**DONATION, "payment_method": method}, key=a_key("form-card"))
 
     # Then the donation is charged with that very PaymentMethod, on a card-only PaymentIntent
     assert answer.status == 201, answer.body
@@ -45,7 +46,7 @@ def test_the_api_charges_a_payment_method_the_payment_element_created(world):
 def test_a_card_needing_3d_secure_answers_the_client_secret_stripe_js_finishes_it_with(world):
     method = payment_element_method(world.stripe.url, "4000002760003184")
 
-    answer = world.post({**DONATION, "payment_method": method, "save_card": False}, key="form-3ds")
+    answer = world.post({**DONATION, "payment_method": method, "save_card": False}, key=a_key("form-3ds"))
 
     # stripe.handleNextAction takes its client secret (docs.stripe.com/js/payment_intents/handle_next_action)
     assert answer.status == 202, answer.body
@@ -66,7 +67,7 @@ def test_a_form_on_another_origin_can_read_retry_after(world):
     # Given the form on the charity's site, another origin than the API, and Stripe down
     world.stripe.faults.add("http_error", status=500, path_prefix="/v1/payment_intents", method="POST")
     try:
-        answer = world.post(DONATION, key="form-cors", headers={"Origin": "https://www.example-charity.org"})
+        answer = world.post(DONATION, key=a_key("form-cors"), headers={"Origin": "https://www.example-charity.org"})
     finally:
         world.stripe.faults.clear()
 

@@ -12,6 +12,7 @@ import pytest
 from donations.models import Step, StepStatus
 from simulator.local.alarms import AlarmEvaluator
 from simulator.local.metrics import emf_metric_data, put_metric
+from tests.support.keys import a_key
 from tests.support.world import DONATION
 
 pytestmark = pytest.mark.integration
@@ -20,7 +21,7 @@ MAIL_SEND = "POST /v3/mail/send"
 
 
 def _donate(world: Any, key: str) -> str:
-    answer = world.post({**DONATION, "save_card": False}, key=key)
+    answer = world.post({**DONATION, "save_card": False}, key=a_key(key))
     assert answer.status == 201, answer.body
     return str(answer.body["donation_id"])
 

@@ -100,6 +100,7 @@ def test_no_connection_crosses_a_snapshot_or_a_restore(server: _Counting, monkey
             "VELOCITY_TABLE": "velocity-snapstart",  # card testing's settings (the charge function requires them)
             "TURNSTILE_SITEKEY": "1x00000000000000000000AA",
             "TURNSTILE_SECRET_NAME": "/donations/turnstile-secret-key",
+            "IDENTIFIER_SECRET_NAME": "/donations/identifier-secret",
             "STRIPE_API_BASE": url,
             "STRIPE_MAX_NETWORK_RETRIES": "0",
             "CORS_ORIGIN": "*",

@@ -42,6 +42,7 @@ from donations.ports import (
     Tally,
 )
 from donations.store import ATTENTION_ATTRIBUTES, ConditionFailed, new_donation
+from tests.support.keys import IDENTIFIERS
 
 _OPEN = (DonationStatus.PENDING, DonationStatus.REQUIRES_ACTION)
 Condition = Callable[[Donation], bool]
@@ -97,7 +98,13 @@ class FakeStore:
         now: float | None = None,
     ) -> Donation:
         now = self._now(now)
-        donation = new_donation(donation_id, request, correlation_id, charging_until=int(now) + lease_seconds)
+        donation = new_donation(
+            donation_id,
+            request,
+            correlation_id,
+            charging_until=int(now) + lease_seconds,
+            donor_key=IDENTIFIERS.donor_key(str(request.email)),
+        )
         existing = self.records.get(donation_id)
         if existing is None:
             self.records[donation_id] = donation

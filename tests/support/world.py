@@ -22,6 +22,7 @@ from simulator.emulators.stripe import encode_event, sign_payload
 from simulator.local.delivery import BatchResult, deliver_batch, drain
 from simulator.local.events import scheduled_event
 from simulator.local.pipeline import ApiAnswer, Pipeline
+from tests.support.keys import a_key
 
 # A valid donation body; tests change one field at a time with {**DONATION, "field": value}.
 DONATION = {
@@ -89,7 +90,9 @@ class World:
 
     # -- acting ----------------------------------------------------------------------------------
 
-    def post(self, body: dict[str, Any], key: str | None = "key", headers: dict[str, str] | None = None) -> ApiAnswer:
+    def post(
+        self, body: dict[str, Any], key: str | None = a_key("a-donation"), headers: dict[str, str] | None = None
+    ) -> ApiAnswer:
         all_headers = {"Content-Type": "application/json", **(headers or {})}
         if key is not None:
             all_headers["Idempotency-Key"] = key

@@ -38,6 +38,7 @@ CHARGE_ENV = {
     "VELOCITY_TABLE": "velocity-test",
     "TURNSTILE_SECRET_NAME": "/donations/turnstile-secret-key",
     "TURNSTILE_SITEKEY": "1x00000000000000000000AA",
+    "IDENTIFIER_SECRET_NAME": "/donations/identifier-secret",
 }
 
 

@@ -24,6 +24,7 @@
     amount_too_small: "Please change the amount",
     amount_too_large: "Please change the amount",
     invalid_idempotency_key: "This donation could not be sent",
+    weak_idempotency_key: "This donation could not be sent",
     invalid_challenge_token: "The security check failed",
     card_data_refused: "Card details go in the payment box only",
     payload_too_large: "This donation could not be sent",
