@@ -164,14 +164,12 @@ def _cli_name(name: str) -> str:
     return botocore.xform_name(name, "-")
 
 
-def test_the_put_parameter_calls_overwrite_and_read_the_value_from_a_file():
-    # A put-parameter without --overwrite fails when the parameter exists; a key in an argument leaks into
-    # the shell's history and the process list.
+def test_every_put_parameter_shown_reads_the_value_from_a_file():
+    # A value in an argument leaks into the shell's history and the process list.
     puts = [args for _, args in _aws_calls() if args[:2] == ["ssm", "put-parameter"]]
     assert puts
     for args in puts:
-        assert "--overwrite" in args
-        assert args[args.index("--value") + 1].startswith("file://")
+        assert args[args.index("--value") + 1].startswith("file://"), args
 
 
 def test_the_deploy_guide_names_the_template_parameters_and_no_other():
@@ -200,8 +198,8 @@ def test_the_readme_commands_are_the_snippets_the_tests_run():
                 assert line.strip() in snippet_lines, line
 
 
-def test_the_key_script_stores_each_key_from_a_file_and_never_as_an_argument(tmp_path):
-    # Given a stand-in `aws` that records its arguments and the file the value is read from
+def _stand_in_aws(tmp_path: Path) -> tuple[Path, Path]:
+    """A stand-in `aws` on PATH that records its arguments, and the mode and content of a file:// value."""
     log = tmp_path / "calls"
     stand_in = tmp_path / "bin" / "aws"
     stand_in.parent.mkdir()
@@ -212,26 +210,54 @@ def test_the_key_script_stores_each_key_from_a_file_and_never_as_an_argument(tmp
         f'echo "MODE $(stat -c %a "$f")" >> {log}; echo "VALUE [$(cat "$f")]" >> {log};; esac; done\n'
     )
     stand_in.chmod(stand_in.stat().st_mode | stat.S_IXUSR)
+    return stand_in.parent, log
 
-    # When the deploy guide's key script stores two keys typed at its prompts
-    ran = subprocess.run(  # noqa: S603 - our own snippet
-        ["bash", str(SNIPPETS / "store-keys.sh"), "stripe-api-key", "sendgrid-api-key"],  # noqa: S607
-        input="sk_test_51Secret\nSG.secret-key\n",
-        env={**os.environ, "PATH": f"{stand_in.parent}{os.pathsep}{os.environ['PATH']}", "TMPDIR": str(tmp_path)},
+
+def _run_snippet(name: str, tmp_path: Path, *args: str, typed: str = "") -> subprocess.CompletedProcess[str]:
+    bin_dir, _ = _stand_in_aws(tmp_path)
+    return subprocess.run(  # noqa: S603 - our own snippet
+        ["bash", str(SNIPPETS / name), *args],  # noqa: S607 - bash from PATH, as a reader runs it
+        input=typed,
+        env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "TMPDIR": str(tmp_path)},
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
     )
 
-    # Then each key went to its SecureString parameter, from a file only its owner can read, never an argument
+
+def test_the_key_script_stores_each_key_from_a_file_and_never_as_an_argument(tmp_path):
+    # When the deploy guide's key script stores two keys typed at its prompts (a stand-in `aws` records the calls)
+    ran = _run_snippet(
+        "store-keys.sh", tmp_path, "stripe-api-key", "sendgrid-api-key", typed="sk_test_51Secret\nSG.x\n"
+    )
+
+    # Then each key went to its SecureString parameter, replacing any earlier one, from a file only its owner
+    # can read, never as an argument
     assert ran.returncode == 0, ran.stderr
-    calls = log.read_text()
+    calls = (tmp_path / "calls").read_text()
     assert calls.count("ARGS ssm put-parameter --type SecureString --overwrite --name /donations/") == 2
-    assert "VALUE [sk_test_51Secret]" in calls and "VALUE [SG.secret-key]" in calls
+    assert "VALUE [sk_test_51Secret]" in calls and "VALUE [SG.x]" in calls
     assert "MODE 600" in calls
-    args_lines = [line for line in calls.splitlines() if line.startswith("ARGS")]
-    assert not any("Secret" in line or "secret-key" in line for line in args_lines)
+    assert not any("Secret" in line or "SG.x" in line for line in calls.splitlines() if line.startswith("ARGS"))
     # And nothing is echoed or left behind
     assert "sk_test_51Secret" not in ran.stdout + ran.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", "calls"]
+
+
+def test_the_identifier_secret_is_created_once_from_a_file_of_64_random_characters(tmp_path):
+    # When the deploy guide creates the identifier secret (a stand-in `aws` records the call)
+    ran = _run_snippet("create-identifier-secret.sh", tmp_path)
+
+    # Then it is stored from a file only its owner can read, at least 32 characters as the charge requires,
+    # and without --overwrite: an existing secret is never replaced by accident
+    assert ran.returncode == 0, ran.stderr
+    calls = (tmp_path / "calls").read_text()
+    (args,) = [line for line in calls.splitlines() if line.startswith("ARGS")]
+    assert args.startswith("ARGS ssm put-parameter --type SecureString --name /donations/identifier-secret")
+    assert "--overwrite" not in args
+    assert "MODE 600" in calls
+    value = next(line for line in calls.splitlines() if line.startswith("VALUE"))[len("VALUE [") : -1]
+    assert len(value) == 64
+    assert value not in args
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", "calls"]
