@@ -1,20 +1,28 @@
 # The two commands of the README: `make run` (local pipeline) and `make test` (the suite).
-# `make check` is the gate CI runs first: lint, format, mypy --strict on everything shipped, the unit tier.
-# Each installs what it needs first; installs are stamped so repeats are fast.
+# `make check` is the gate CI runs first: lint, format, mypy --strict on everything shipped, the unit tier,
+# the docs site's strict build. Each installs what it needs first; installs are stamped so repeats are fast.
+# Installs come from requirements/*.lock (exact versions with hashes); `make lock` updates them.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 TOOLS := .tools
-# sam build needs a Python matching the Lambda runtime (python3.12) on PATH; pyenv provides it here.
-SAM_PYTHONS ?= 3.11.7:3.12.1
+# sam build needs a Python matching the Lambda runtime (python3.12) on PATH. With pyenv, its installed
+# 3.11 and 3.12 versions (whatever their patch level) are put on PATH for it; without pyenv this is empty.
+SAM_PYTHONS ?= $(shell pyenv versions --bare --skip-aliases 2>/dev/null | grep -E '^3\.1[12]\.[0-9]+$$' | paste -sd: -)
 
-.PHONY: run test check install tools lint typecheck build validate deploy benchmarks chaos load smoke clean
+# The suite runs on every core (pytest-xdist), a file at a time per worker: each worker has its own moto,
+# emulators and local stack on free ports. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= auto
+# Material for MkDocs prints a banner about its successor on every build: not ours to act on here.
+export NO_MKDOCS_2_WARNING := 1
+
+.PHONY: run test check install tools lint typecheck docs docs-serve lock build validate deploy benchmarks chaos load smoke clean
 
 run: $(BIN)/.installed
 	$(BIN)/python -m simulator.local
 
 test: $(BIN)/.installed $(TOOLS)/.installed
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 install: $(BIN)/.installed
 
@@ -25,22 +33,22 @@ HANDLEBARS := simulator/emulators/handlebars
 # axe-core for the donation form's accessibility check in the browser tests (dev only, locked).
 AXE := tests/e2e/axe
 
-$(BIN)/.installed: pyproject.toml $(HANDLEBARS)/package-lock.json $(AXE)/package-lock.json
+# Exactly the locked versions (--require-hashes), then the project itself without resolving again.
+$(BIN)/.installed: requirements/dev.lock pyproject.toml $(HANDLEBARS)/package-lock.json $(AXE)/package-lock.json
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/dev.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	npm ci --prefix $(HANDLEBARS) --no-audit --no-fund --silent
 	npm ci --prefix $(AXE) --no-audit --no-fund --silent
 	touch $@
 
-# checkov and the SAM CLI pin their own boto versions: each gets a virtualenv of its own.
-$(TOOLS)/.installed: Makefile
+# checkov and the SAM CLI pin their own boto versions: each gets a virtualenv of its own, installed exactly
+# from its lock (requirements/tools-*.lock, with hashes).
+$(TOOLS)/.installed: requirements/tools-checkov.lock requirements/tools-sam.lock
 	$(PYTHON) -m venv $(TOOLS)/checkov
-	$(TOOLS)/checkov/bin/pip install --quiet --upgrade pip
-	$(TOOLS)/checkov/bin/pip install --quiet "checkov==3.3.30"
+	$(TOOLS)/checkov/bin/pip install --quiet --require-hashes --no-deps -r requirements/tools-checkov.lock
 	$(PYTHON) -m venv $(TOOLS)/sam
-	$(TOOLS)/sam/bin/pip install --quiet --upgrade pip
-	$(TOOLS)/sam/bin/pip install --quiet "aws-sam-cli==1.170.0"
+	$(TOOLS)/sam/bin/pip install --quiet --require-hashes --no-deps -r requirements/tools-sam.lock
 	touch $@
 
 check: $(BIN)/.installed
@@ -48,6 +56,24 @@ check: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest -m unit -q
+	$(BIN)/mkdocs build --strict --quiet
+
+# The docs site (mkdocs.yml): built into artifacts/site, or served with live reload on 127.0.0.1:8000.
+docs: $(BIN)/.installed
+	$(BIN)/mkdocs build --strict
+
+docs-serve: $(BIN)/.installed
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+
+# The one command that updates the locks: every dependency resolved again, from pyproject.toml (the dev
+# extra and the build backend included) and requirements/tools-*.in, written with hashes. Commit the .lock
+# files it changes with the change that needed them.
+PIP_COMPILE := $(BIN)/pip-compile --quiet --upgrade --generate-hashes --strip-extras --allow-unsafe \
+	--no-emit-index-url --no-emit-find-links
+lock: $(BIN)/.installed
+	$(PIP_COMPILE) --extra dev --build-deps-for editable --output-file requirements/dev.lock pyproject.toml
+	$(PIP_COMPILE) --output-file requirements/tools-checkov.lock requirements/tools-checkov.in
+	$(PIP_COMPILE) --output-file requirements/tools-sam.lock requirements/tools-sam.in
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -60,7 +86,7 @@ validate: $(TOOLS)/.installed
 	AWS_DEFAULT_REGION=us-east-1 $(TOOLS)/sam/bin/sam validate --lint
 
 build: $(TOOLS)/.installed
-	PYENV_VERSION=$(SAM_PYTHONS) $(TOOLS)/sam/bin/sam build
+	$(if $(SAM_PYTHONS),PYENV_VERSION=$(SAM_PYTHONS)) $(TOOLS)/sam/bin/sam build
 
 deploy: build
 	$(TOOLS)/sam/bin/sam deploy --guided

@@ -106,8 +106,33 @@ def captured_logs():
     logger.registered_handler.setStream(previous)
 
 
+# Files whose tests are independent of each other and long enough to be worth spreading over the workers
+# one test at a time; every other file goes to one worker whole, so its module fixtures (a SAM build, a
+# browser, a local stack of its own) are built once.
+SPREAD_OVER_WORKERS = frozenset({"tests/integration/test_hostile_properties.py"})
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`make test` runs ``-n auto --dist loadfile``: whole files per worker, as pytest-xdist's loadfile does,
+    except the files in ``SPREAD_OVER_WORKERS``. (Its loadgroup marks cannot do this with pytest 9: xdist
+    3.8 renames ``item._nodeid``, which pytest 9 no longer reads.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FilesWholeButSome(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            test_file = nodeid.split("::", 1)[0]
+            return nodeid if test_file in SPREAD_OVER_WORKERS else test_file
+
+    return FilesWholeButSome(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
     """Chaos runs last: it leaves metrics and alarm history in the shared moto that other tests read.
+    Under pytest-xdist each worker has its own moto, emulators and local stack, and the chaos file, sorted
+    last, is the last one handed out.
 
     The unit tier never touches the network: pytest-socket fails a test marked ``unit`` that opens a socket.
     """
@@ -115,6 +140,23 @@ def pytest_collection_modifyitems(config, items):
         if item.get_closest_marker("unit") is not None:
             item.add_marker(pytest.mark.disable_socket)
     items.sort(key=lambda item: item.get_closest_marker("chaos") is not None)
+
+
+def pytest_sessionfinish(session):
+    """Under pytest-xdist each worker counts its own hostile requests: hand the counts to the controller."""
+    from tests.support.hostile import TALLY
+
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["hostile_tally"] = dict(TALLY)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """The controller adds up what each worker counted (pytest-xdist's hook; not called without -n)."""
+    from tests.support.hostile import TALLY
+
+    TALLY.update(getattr(node, "workeroutput", {}).get("hostile_tally", {}))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
