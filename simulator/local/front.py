@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -42,7 +44,39 @@ class Front(ThreadingHTTPServer):
     def __init__(self, port: int, api: ApiCall, local: LocalCall) -> None:
         self.api = api
         self.local = local
+        self._in_flight = 0
+        self._closing = False
+        self._idle = threading.Condition()
         super().__init__(("127.0.0.1", port), _Handler)
+
+    def stop(self, timeout: float) -> None:
+        """Stop listening, answer 503 to requests on kept-alive connections, and wait (at most ``timeout``
+        seconds) for the requests in flight: what they call is still running until they end."""
+        with self._idle:
+            self._closing = True
+        self.shutdown()
+        self.server_close()
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._in_flight and (remaining := deadline - time.monotonic()) > 0:
+                self._idle.wait(remaining)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-answer (a closed browser tab, a test's timeout) is not news.
+        log.debug("front: connection from %s failed", client_address, exc_info=True)
+
+    def begin_request(self) -> bool:
+        """Count a request in; False once stopping (the caller answers 503 without calling in)."""
+        with self._idle:
+            if self._closing:
+                return False
+            self._in_flight += 1
+            return True
+
+    def end_request(self) -> None:
+        with self._idle:
+            self._in_flight -= 1
+            self._idle.notify_all()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -61,6 +95,16 @@ class _Handler(BaseHTTPRequestHandler):
         raise AttributeError(name)
 
     def _route(self, method: str) -> None:
+        if not self.server.begin_request():
+            self.close_connection = True
+            self._send(503, b'{"message":"Service Unavailable"}', {"Content-Type": "application/json"})
+            return
+        try:
+            self._answer(method)
+        finally:
+            self.server.end_request()
+
+    def _answer(self, method: str) -> None:
         target = urlsplit(self.path)
         path = target.path
         try:

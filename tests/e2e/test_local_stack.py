@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import requests
@@ -221,3 +222,48 @@ def test_the_run_command_starts_again_at_once_on_the_same_ports_after_ctrl_c(tmp
         assert donate(second.api, "restart-2").status_code == 201
     finally:
         assert stop_stack(second) == 0
+
+
+def _nothing_listens_and_a_server_can_bind(port: int) -> bool:
+    """The port is free as the run command checks it (simulator.local.process.require_free_ports)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        return False  # something still listens
+    except ConnectionRefusedError:
+        pass
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+CTRL_C_CYCLES = 20
+
+
+def test_ctrl_c_stops_cleanly_every_time_in_twenty_start_donate_stop_cycles(tmp_path):
+    # Given the run command, started again and again on the same ports, each time with a donation in
+    # progress (its card save and receipt run in the pollers, its webhooks come in) when Ctrl-C comes
+    ports: dict[str, int] | None = None
+    for cycle in range(CTRL_C_CYCLES):
+        stack = start_stack(tmp_path / f"cycle-{cycle}", ports)
+        ports = stack.ports
+        try:
+            assert donate(stack.api, f"ctrl-c-{cycle}").status_code == 201
+        finally:
+            # When the user presses Ctrl-C
+            pressed = time.monotonic()
+            code = stop_stack(stack)
+            seconds = time.monotonic() - pressed
+
+        # Then the stack stops within 5 s, with exit code 0 and not one traceback...
+        log = stack.log()
+        assert code == 0, f"cycle {cycle}: exit code {code}\n{log}"
+        assert "Traceback" not in log, f"cycle {cycle}: a traceback in the output\n{log}"
+        assert "Stopped." in log
+        assert seconds < 5, f"cycle {cycle}: stopping took {seconds:.1f} s\n{log}"
+        # ...and every port it used is free again at once
+        busy = [name for name, port in stack.ports.items() if not _nothing_listens_and_a_server_can_bind(port)]
+        assert not busy, f"cycle {cycle}: ports still in use: {busy}"
