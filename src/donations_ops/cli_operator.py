@@ -357,11 +357,12 @@ def print_report(console: Console, found: report.Report) -> None:
     console.print(f"Donations {period} (UTC): {found.donations}", style="bold", highlight=False)
     console.print(Text(f"Receipts: {found.receipts_answer}", style="bold"))
     summary = Table(show_header=False, box=None)
+    # Counts, then money: "received 2 donations" and "amount received 50.00 USD", each row labelled.
     for outcome, count in found.outcomes.items():
-        summary.add_row(outcome, str(count))
-    summary.add_row("received", ", ".join(found.received.values()) or "—")
+        summary.add_row(outcome, f"{count} donation{'' if count == 1 else 's'}")
+    summary.add_row("amount received", ", ".join(found.received.values()) or "—")
     if found.refunded:
-        summary.add_row("refunded", ", ".join(found.refunded.values()))
+        summary.add_row("amount refunded", ", ".join(found.refunded.values()))
     summary.add_row("cards saved", f"{found.cards_saved} of {found.cards_asked} asked")
     console.print(summary)
     for title, problems in (
