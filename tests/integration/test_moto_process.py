@@ -32,7 +32,7 @@ def test_a_redrive_through_moto_falls_back_to_the_copy_without_a_traceback(moto_
     # Given a DLQ with two messages, on the moto server the local stack runs
     sqs = boto3.client(
         "sqs", endpoint_url=moto_server.url, region_name="us-east-1",
-        aws_access_key_id="testing", aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
+        aws_access_key_id="testing", aws_secret_access_key="testing",
     )  # fmt: skip
     dlq = _queue(sqs, "work-dlq")
     source = _queue(sqs, "work", dlq)

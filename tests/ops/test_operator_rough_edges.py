@@ -66,7 +66,7 @@ def test_a_redrive_while_the_steps_alarm_fires_moves_nothing_and_says_why(world,
 
 def test_only_the_steps_own_alarms_hold_a_redrive_back(world, pipeline, capsys, receipt_step_alarm):
     # Given a parked receipt: its DLQ's alarm fires (that is why one redrives), and the other step's alarm
-    parked = park_transient(world, "key-guard-other")
+    park_transient(world, "key-guard-other")
     _set(pipeline, pipeline.stack.alarms["ReceiptDLQAlarm"], "ALARM")
     _set(pipeline, pipeline.stack.alarms["TokenizeStepFailingAlarm"], "ALARM")
 
