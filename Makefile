@@ -5,8 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 TOOLS := .tools
-# sam build needs a Python matching the Lambda runtime (python3.12) on PATH; pyenv provides it here.
-SAM_PYTHONS ?= 3.11.7:3.12.1
+# sam build needs a Python matching the Lambda runtime (python3.12) on PATH; pyenv provides it here: the
+# newest installed patch of 3.11 and of 3.12, whatever they are (e.g. 3.11.7:3.12.1).
+SAM_PYTHONS ?= $(shell for minor in 3.11 3.12; do pyenv versions --bare 2>/dev/null \
+	| grep -E "^$$minor\.[0-9]+$$" | sort -t. -k3,3n | tail -n 1; done | paste -sd: -)
 
 .PHONY: run test check install tools lint typecheck build validate deploy benchmarks chaos load smoke clean
 
