@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -118,7 +119,8 @@ def test_an_outage_parks_the_receipt_raises_the_alarm_and_a_redrive_recovers(loc
     # Given an empty receipt DLQ (the stack is shared: tests that park a receipt clear it again)
     assert wait_for(lambda: _receipt_dlq_depth(local_stack.api) == 0, what="an empty receipt DLQ")
     sendgrid = SendGridControl(local_stack.sendgrid)
-    sendgrid.add_fault("http_error", status=503)
+    # The outage as docs/simulator-faults.md causes it: one command
+    assert _faults("sendgrid", "outage", "--on", "--url", local_stack.sendgrid).returncode == 0
     try:
         donation_id = donate(local_stack.api, "e2e-outage", save_card=False).json()["donation_id"]
 
@@ -140,8 +142,14 @@ def test_an_outage_parks_the_receipt_raises_the_alarm_and_a_redrive_recovers(loc
         assert listing.returncode == 0, listing.stderr
         assert donation_id in listing.stdout
     finally:
-        sendgrid.clear_faults()
+        ended = _faults("sendgrid", "outage", "--off", "--url", local_stack.sendgrid)
+    assert ended.returncode == 0, ended.stderr
+    assert sendgrid.faults() == []
 
+    # A redrive waits for the step to stop failing (it refuses while receipt-step-failing is in ALARM):
+    # three alarm periods without a failed try.
+    wait_for(lambda: _alarm(local_stack.api, "receipt-step-failing")["state"] != "ALARM", timeout=60,
+             what="receipt-step-failing to clear")  # fmt: skip
     # Only this donation's message: the stack is shared with other e2e tests, whose parked messages stay.
     redrive = run_ops(local_stack, "redrive", "ReceiptDLQ", "--donation", donation_id)
     assert redrive.returncode == 0, redrive.stderr
@@ -155,6 +163,38 @@ def test_an_outage_parks_the_receipt_raises_the_alarm_and_a_redrive_recovers(loc
     assert len(sendgrid.outbox(donation_id)) == 1
     wait_for(lambda: _alarm(local_stack.api, "receipt-dlq-not-empty")["state"] == "OK", what="the alarm to clear")
     assert _notified(local_stack.api, "receipt-dlq-not-empty", "OK")
+
+
+def _faults(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m simulator.faults`, as docs/simulator-faults.md runs it."""
+    return subprocess.run(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "simulator.faults", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def _pasted(command: str) -> subprocess.CompletedProcess[str]:
+    """A suggested donations-ops command run as a user pastes it: in a terminal with no AWS region or
+    credentials configured, and none of the run command's variables."""
+    words = shlex.split(command)
+    assert words[0] == "donations-ops", command
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DONATIONS_"))}
+    return subprocess.run(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "donations_ops", *words[1:]],
+        capture_output=True, text=True, timeout=60, env={**env, "AWS_CONFIG_FILE": os.devnull}, check=False,
+    )  # fmt: skip
+
+
+def test_the_consoles_first_commands_run_as_pasted_against_the_local_stack(local_stack):
+    # Given the console's alarms, each with the first command its runbook section starts with
+    alarms = requests.get(f"{local_stack.api}/_local/ops/alarms", timeout=10).json()["alarms"]
+    first = next(a["first_command"] for a in alarms if a["name"].endswith("receipt-dlq-not-empty"))
+
+    # Then it is written for this stack (not on the default port, nor named by default)
+    assert first.startswith(f"donations-ops --local --endpoint-url {local_stack.moto} --stack-name donations-e2e ")
+    # And pasted into a terminal, it runs (without --local: "You must specify a region")
+    pasted = _pasted(first)
+    assert pasted.returncode == 0, pasted.stderr
+    assert "ReceiptDLQ" in pasted.stdout
 
 
 def test_a_refused_sendgrid_key_alerts_at_once_and_a_redrive_after_the_fix_recovers(local_stack):
@@ -194,6 +234,10 @@ def test_ctrl_c_stops_everything_and_frees_the_ports(tmp_path):
     stack = start_stack(tmp_path)
     ports = [int(url.rsplit(":", 1)[1]) for url in (stack.api, stack.moto, stack.stripe, stack.sendgrid)]
     assert requests.get(f"{stack.api}/", timeout=10).status_code == 200
+    # It said where its data lives, and how to operate it: that command, pasted, runs
+    assert "Everything is kept in memory: stopping the stack (Ctrl-C) forgets" in stack.log()
+    operate = next(line for line in stack.log().splitlines() if line.startswith("Operate it: "))
+    assert _pasted(operate.removeprefix("Operate it: ")).returncode == 0
 
     assert stop_stack(stack) == 0
 
