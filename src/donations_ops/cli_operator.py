@@ -5,7 +5,8 @@ counts: it never receives a message, so it changes no count. ``dlq peek`` does r
 Acting (``redrive``, ``dlq discard``, ``donor fix-email``) is noted on the donation.
 
 Exit codes, beyond donations_ops.cli's (0 ok, 1 problems, 2 usage): 3 when a redrive left messages
-in the DLQ because they would fail the same way again (nothing went wrong; see what it printed).
+in the DLQ because they would fail the same way again, or moved none because the step's alarm is
+still in ALARM (nothing went wrong; see what it printed).
 """
 
 from __future__ import annotations
@@ -44,7 +45,11 @@ def add_operator_commands(commands: Any, target: argparse.ArgumentParser) -> Non
     move.add_argument("queue", metavar="DLQ")
     move.add_argument("--donation", metavar="DONATION_ID", help="only this donation's message")
     move.add_argument("--reason", help="only messages whose reason contains this text")
-    move.add_argument("--force", action="store_true", help="the cause was fixed: redrive permanent failures too")
+    move.add_argument(
+        "--force",
+        action="store_true",
+        help="the cause was fixed: redrive permanent failures too, and even while the step's alarm is in ALARM",
+    )
     move.add_argument("--note", default="", help="recorded on each redriven donation (e.g. a ticket)")
     move.add_argument("--max", type=_positive_int, dest="max_messages", help="move at most N messages")
     move.add_argument("--rate", type=_positive_float, help="at most this many messages per second")

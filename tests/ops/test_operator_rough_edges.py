@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from donations_ops.cli import main
+from donations_ops.target import Target
 from tests.ops.test_ops_cli import DONATION, donate, ops, ops_json, park_bouncing_receipt, park_transient
 
 pytestmark = pytest.mark.integration
@@ -157,3 +158,45 @@ def test_the_reports_rows_each_say_what_they_count(world, pipeline, capsys):
     assert ["received", "2", "donations"] in rows
     assert ["amount", "received", "50.00", "USD"] in rows
     assert sum(1 for row in rows if row[:1] == ["received"]) == 1  # no second, unlabelled "received"
+
+
+# --------------------------------------------------------------------------- the console, the same
+
+
+def _console(pipeline: Any) -> Any:
+    from simulator.local.console_api import ConsoleApi
+
+    name = pipeline.stack_name
+    return ConsoleApi(pipeline.clients, name, f"{name}-", Target.local_stack("http://127.0.0.1:4566", name))
+
+
+def _post(console: Any, route: str, body: dict[str, Any]) -> tuple[int, Any]:
+    return console.handle("POST", route, "", json.dumps(body).encode())  # type: ignore[no-any-return]
+
+
+def test_the_consoles_redrive_refuses_while_the_steps_alarm_fires_and_force_goes_ahead(
+    world, pipeline, receipt_step_alarm
+):
+    # Given a parked receipt while receipt-step-failing is in ALARM
+    parked = park_transient(world, "key-console-guard")
+    _set(pipeline, receipt_step_alarm, "ALARM")
+    console = _console(pipeline)
+
+    # When the operator presses Redrive: refused (the page shows the error), nothing moves
+    status, answer = _post(console, "ops/redrive", {"queue": "receipt", "donation": parked})
+    assert status == 409 and f"{receipt_step_alarm} in ALARM: the step still fails" in answer["error"]
+    assert parked_ids(world) == [parked]
+
+    # When the operator presses Force redrive: it goes back
+    status, answer = _post(console, "ops/redrive", {"queue": "receipt", "donation": parked, "force": True})
+    assert status == 200 and answer["moved"] == [parked] and answer["alarms_firing"] == [receipt_step_alarm]
+    assert parked_ids(world) == []
+
+
+def test_the_consoles_hints_are_commands_for_the_local_stack(world, pipeline):
+    poison = park_bouncing_receipt(world, "key-console-hint")
+
+    status, shown = _console(pipeline).handle("GET", "ops/show", f"donation={poison}", b"")
+
+    assert status == 200
+    assert f"`donations-ops --local --stack-name {pipeline.stack_name} donor fix-email {poison}" in shown["hint"]
