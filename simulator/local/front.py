@@ -138,14 +138,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: bytes, headers: dict[str, str], *, head: bool = False) -> None:
         """Send an answer; to HEAD, its status and headers only (RFC 9110 section 9.3.2)."""
-        self.send_response(status)
-        for name, value in headers.items():
-            if name.lower() != "content-length":
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if not head:
-            self.wfile.write(body)
+        try:
+            self.send_response(status)
+            for name, value in headers.items():
+                if name.lower() != "content-length":
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if not head:
+                self.wfile.write(body)
+        except ConnectionError:  # the client hung up before its answer (a timeout, a closed tab): not news
+            self.close_connection = True
+            log.debug("front: %s hung up before its %d answer", self.address_string(), status)
 
 
 def _content_type(path: str) -> str:

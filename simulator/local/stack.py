@@ -155,9 +155,6 @@ class LocalStack:
         # A short poll interval: stopping waits for serve_forever to notice.
         threading.Thread(target=self.front.serve_forever, args=(0.05,), name="front", daemon=True).start()
         self._on_stop(Stage.TRAFFIC, lambda: self.front.stop(self._stop_seconds_left()))
-        if self.stripe is not None:
-            # Its webhook deliveries call the front: they stop first (the emulator keeps what is queued).
-            self._on_stop(Stage.TRAFFIC, self.stripe.webhooks.stop)
         wait_until_ready(self, timeout=config.ready_timeout)  # NotReady: "Ready." only once a charge can succeed
         self.startup_seconds = time.monotonic() - started
         return self
@@ -216,6 +213,9 @@ class LocalStack:
         else:
             self.stripe = StripeEmulator(config.stripe_port).start()
             self._on_stop(Stage.PROVIDERS, self.stripe.stop)
+            # Its webhook deliveries stop with the traffic, after the front: a delivery the front is answering
+            # gets its answer (stopping the deliveries first would cut it off); the emulator keeps the queue.
+            self._on_stop(Stage.TRAFFIC, self.stripe.webhooks.stop)
             providers.stripe_api_base = self.stripe.url
         if config.sendgrid_api_key:
             providers.sendgrid_api_key = config.sendgrid_api_key
