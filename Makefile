@@ -6,9 +6,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 TOOLS := .tools
-# sam build needs a Python matching the Lambda runtime (python3.12) on PATH. With pyenv, its installed
-# 3.11 and 3.12 versions (whatever their patch level) are put on PATH for it; without pyenv this is empty.
-SAM_PYTHONS ?= $(shell pyenv versions --bare --skip-aliases 2>/dev/null | grep -E '^3\.1[12]\.[0-9]+$$' | paste -sd: -)
+# sam build needs a Python matching the Lambda runtime (python3.12) on PATH; pyenv provides it here: the
+# newest installed patch of 3.11 and of 3.12, whatever they are (e.g. 3.11.7:3.12.1).
+SAM_PYTHONS ?= $(shell for minor in 3.11 3.12; do pyenv versions --bare 2>/dev/null \
+	| grep -E "^$$minor\.[0-9]+$$" | sort -t. -k3,3n | tail -n 1; done | paste -sd: -)
 
 # The suite runs on every core (pytest-xdist), a file at a time per worker: each worker has its own moto,
 # emulators and local stack on free ports. TEST_WORKERS=0 runs it in one process.

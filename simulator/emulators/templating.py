@@ -120,6 +120,7 @@ class HandlebarsRenderer:
             text=True,
             encoding="utf-8",
             cwd=HANDLEBARS_DIR,
+            start_new_session=True,  # Ctrl-C stops the emulator, which closes our input: render.js then exits
         )
         return self._process
 

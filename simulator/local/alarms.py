@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import operator
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -54,10 +55,13 @@ class AlarmEvaluator:
                 StateReason="Unchecked: Initial alarm creation",
             )
 
-    def evaluate(self, now: datetime | None = None) -> list[Transition]:
+    def evaluate(self, now: datetime | None = None, stopping: threading.Event | None = None) -> list[Transition]:
+        """Evaluate every alarm (``stopping``: give up between alarms once it is set)."""
         now = now or datetime.now(UTC)
         transitions = []
         for alarm in self._alarms():
+            if stopping is not None and stopping.is_set():
+                break
             new_state, reason = self._state_for(alarm, now)
             if new_state is None or new_state == alarm["StateValue"]:
                 continue

@@ -27,6 +27,7 @@ from donations_ops import actions, lookup, parked, report
 from donations_ops.alarms import stack_alarms
 from donations_ops.aws import Clients
 from donations_ops.stack import OpsError, Stack, discover, resolve_dlq
+from donations_ops.target import Target
 from infra.deploy import PROJECT_ROOT
 
 RUNBOOK = PROJECT_ROOT / "RUNBOOK.md"
@@ -52,12 +53,16 @@ Answer = tuple[int, Any]
 
 
 class ConsoleApi:
-    def __init__(self, clients: Clients, stack_name: str, alarm_prefix: str, origins: frozenset[str]) -> None:
+    def __init__(
+        self, clients: Clients, stack_name: str, alarm_prefix: str, origins: frozenset[str], target: Target
+    ) -> None:
         self._clients = clients
         self._origins = origins
         self._stack_name = stack_name
         self._prefix = alarm_prefix
         self._stack: Stack | None = None
+        self._target = target
+        """How donations-ops reaches this stack: the commands the console suggests are written for it."""
 
     @property
     def stack(self) -> Stack:
@@ -115,7 +120,8 @@ class ConsoleApi:
             cause, first, section = describe(description, self._prefix)
             found.append(
                 {"name": alarm.name, "state": alarm.state, "reason": alarm.reason, "cause": cause,
-                 "first_command": first, "section": section, "runbook": f"/_local/runbook#{section}"}
+                 "first_command": self._target.complete(first), "section": section,
+                 "runbook": f"/_local/runbook#{section}"}
             )  # fmt: skip
         return 200, {"alarms": found}
 
@@ -125,11 +131,13 @@ class ConsoleApi:
         for queue in queues:
             dlq = resolve_dlq(self.stack, queue)
             view = parked.view(self._clients, self.stack, dlq, reason=params.get("reason") or None)
-            views.append({"queue": queue, **dataclasses.asdict(view)})
+            rows = [{**dataclasses.asdict(row), "hint": self._complete(row.hint)} for row in view.rows]
+            views.append({"queue": queue, **dataclasses.asdict(view), "rows": rows})
         return 200, {"steps": views}
 
     def _show(self, params: dict[str, str], _: dict[str, Any]) -> Answer:
-        return 200, parked.show(self._clients, self.stack, _required(params, "donation"))
+        shown = parked.show(self._clients, self.stack, _required(params, "donation"))
+        return 200, {**shown, "hint": self._complete(shown["hint"])}
 
     def _donor(self, params: dict[str, str], _: dict[str, Any]) -> Answer:
         day = report.parse_day(params["date"]) if params.get("date") else None
@@ -158,11 +166,25 @@ class ConsoleApi:
 
     def _redrive(self, _: dict[str, str], body: dict[str, Any]) -> Answer:
         dlq = resolve_dlq(self.stack, _required(body, "queue"))
+        force = bool(body.get("force"))
+        firing = actions.alarms_against_redrive(self._clients, self.stack, dlq)
+        if firing and not force:
+            return 409, {
+                "error": f"{', '.join(firing)} in ALARM: the step still fails, and a redrive now would park "
+                "its messages again. Nothing was redriven. Fix the cause; Force redrive redrives anyway.",
+                "alarms_firing": firing,
+            }
         result = actions.redrive_safely(
             self._clients, self.stack, dlq, donation_id=body.get("donation") or None,
-            force=bool(body.get("force")), note=str(body.get("note") or ""),
+            force=force, note=str(body.get("note") or ""),
+            method="copy",  # moto has no SQS move task: copy at once rather than ask for one
         )  # fmt: skip
-        return 200, {**dataclasses.asdict(result), "ok": result.ok}
+        skipped = [{**dataclasses.asdict(s), "hint": self._complete(s.hint)} for s in result.skipped]
+        payload = {**dataclasses.asdict(result), "skipped": skipped, "ok": result.ok, "alarms_firing": firing}
+        return 200, payload
+
+    def _complete(self, hint: str | None) -> str | None:
+        return self._target.complete(hint) if hint else hint
 
     def _discard(self, _: dict[str, str], body: dict[str, Any]) -> Answer:
         dlq = resolve_dlq(self.stack, _required(body, "queue"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -60,7 +61,39 @@ class Front(ThreadingHTTPServer):
         self.api_requests: Counter[str] = Counter()
         """API requests received, by "METHOD /path" (``GET /_local/front/requests``): what a browser sent."""
         self._counts_lock = threading.Lock()
+        self._in_flight = 0
+        self._closing = False
+        self._idle = threading.Condition()
         super().__init__(("127.0.0.1", port), _Handler)
+
+    def stop(self, timeout: float) -> None:
+        """Stop listening, answer 503 to requests on kept-alive connections, and wait (at most ``timeout``
+        seconds) for the requests in flight: what they call is still running until they end."""
+        with self._idle:
+            self._closing = True
+        self.shutdown()
+        self.server_close()
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._in_flight and (remaining := deadline - time.monotonic()) > 0:
+                self._idle.wait(remaining)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-answer (a closed browser tab, a test's timeout) is not news.
+        log.debug("front: connection from %s failed", client_address, exc_info=True)
+
+    def begin_request(self) -> bool:
+        """Count a request in; False once stopping (the caller answers 503 without calling in)."""
+        with self._idle:
+            if self._closing:
+                return False
+            self._in_flight += 1
+            return True
+
+    def end_request(self) -> None:
+        with self._idle:
+            self._in_flight -= 1
+            self._idle.notify_all()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -79,6 +112,16 @@ class _Handler(BaseHTTPRequestHandler):
         raise AttributeError(name)
 
     def _route(self, method: str) -> None:
+        if not self.server.begin_request():
+            self.close_connection = True
+            self._send(503, b'{"message":"Service Unavailable"}', {"Content-Type": "application/json"})
+            return
+        try:
+            self._answer(method)
+        finally:
+            self.server.end_request()
+
+    def _answer(self, method: str) -> None:
         target = urlsplit(self.path)
         path = target.path
         try:
@@ -135,15 +178,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: bytes, headers: dict[str, str], *, head: bool = False) -> None:
         """Send an answer; to HEAD, its status and headers only (RFC 9110 section 9.3.2)."""
-        self.send_response(status)
-        for name, value in headers.items():
-            if name.lower() != "content-length":
-                self.send_header(name, value)
-        if status != 204:  # RFC 9110 section 8.6: never a Content-Length on a 204 (the warm-up's answer)
-            self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if not head:
-            self.wfile.write(body)
+        try:
+            self.send_response(status)
+            for name, value in headers.items():
+                if name.lower() != "content-length":
+                    self.send_header(name, value)
+            if status != 204:  # RFC 9110 section 8.6: never a Content-Length on a 204 (the warm-up's answer)
+                self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if not head:
+                self.wfile.write(body)
+        except ConnectionError:  # the client hung up before its answer (a timeout, a closed tab): not news
+            self.close_connection = True
+            log.debug("front: %s hung up before its %d answer", self.address_string(), status)
 
 
 _CONTENT_TYPES = {

@@ -44,7 +44,11 @@ class MotoProcess:
 
     def start(self) -> MotoProcess:
         command = [sys.executable, "-m", "simulator.local.moto_process", "--port", str(self.port)]
-        self._child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)  # noqa: S603
+        # A session of its own: Ctrl-C in the terminal reaches the stack, not moto, which the stack stops
+        # last (its functions and pollers call moto until they have stopped).
+        self._child = subprocess.Popen(  # noqa: S603
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
+        )
         deadline = time.monotonic() + self._start_timeout
         while time.monotonic() < deadline:
             if self._child.poll() is not None:
@@ -73,10 +77,17 @@ class MotoProcess:
             return float(json.load(answer)["age_seconds"])
 
 
+UNEMULATED_SQS_ACTIONS = frozenset({"StartMessageMoveTask", "ListMessageMoveTasks", "CancelMessageMoveTask"})
+"""SQS's redrive API, which moto does not have: it would answer a 500 and print its traceback."""
+
+
 def with_local_answers(moto_app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
-    """moto's WSGI application, plus the queue-age answer."""
+    """moto's WSGI application, plus the queue-age answer, and SQS's own refusal for its redrive API."""
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        target = str(environ.get("HTTP_X_AMZ_TARGET") or "")
+        if target.startswith("AmazonSQS.") and target.removeprefix("AmazonSQS.") in UNEMULATED_SQS_ACTIONS:
+            return _unsupported_operation(target.removeprefix("AmazonSQS."), start_response)
         if environ.get("PATH_INFO") != AGE_PATH:
             return moto_app(environ, start_response)
         queue = urllib.parse.parse_qs(environ.get("QUERY_STRING", "")).get("queue", [""])[0]
@@ -85,6 +96,24 @@ def with_local_answers(moto_app: Callable[..., Iterable[bytes]]) -> Callable[...
         return [body]
 
     return app
+
+
+def _unsupported_operation(action: str, start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """The error SQS's API model lists for StartMessageMoveTask (botocore's sqs model, its error shapes:
+    ``UnsupportedOperation``, "Error code 400. Unsupported operation."), in SQS's JSON protocol, so that
+    donations-ops falls back to its copy quietly."""
+    body = json.dumps(
+        {"__type": "com.amazonaws.sqs#UnsupportedOperation", "message": f"{action} is not emulated by moto"}
+    ).encode()
+    start_response(
+        "400 Bad Request",
+        [
+            ("Content-Type", "application/x-amz-json-1.0"),
+            ("x-amzn-query-error", "AWS.SimpleQueueService.UnsupportedOperation;Sender"),
+            ("Content-Length", str(len(body))),
+        ],
+    )
+    return [body]
 
 
 def serve(port: int) -> None:
@@ -99,11 +128,14 @@ def serve(port: int) -> None:
     def shut_down(*_: Any) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()
 
-    signal.signal(signal.SIGTERM, shut_down)
-    signal.signal(signal.SIGINT, shut_down)  # Ctrl-C reaches the whole process group: the parent stops us
+    signal.signal(signal.SIGTERM, shut_down)  # the stack stops us, last
+    signal.signal(signal.SIGINT, shut_down)  # run on its own in a terminal
     _exit_with_parent(shut_down)
-    server.serve_forever()
+    server.serve_forever(poll_interval=0.05)  # short: the stack waits for us to stop
     server.server_close()
+    # Nothing to save (moto keeps its state in memory): skip tearing down moto's thousands of
+    # modules, which takes about a second the stack would wait for.
+    os._exit(0)
 
 
 def _exit_with_parent(shut_down: Callable[[], None]) -> None:

@@ -33,14 +33,19 @@ def require_free_ports(ports: dict[str, int]) -> None:
     moment ago leaves them for about a minute, is free for a new listener; one with a listener is not.
     """
     for variable, port in ports.items():
-        if not port:
-            continue
-        with socket.socket() as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                raise SystemExit(f"Port {port} on 127.0.0.1 is in use; stop what uses it or set {variable}.") from None
+        if port and not port_is_free(port):
+            raise SystemExit(f"Port {port} on 127.0.0.1 is in use; stop what uses it or set {variable}.")
+
+
+def port_is_free(port: int) -> bool:
+    """Whether a server can listen on ``port`` (bound as the servers bind, with SO_REUSEADDR)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 @dataclass

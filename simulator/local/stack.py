@@ -1,6 +1,8 @@
 """The local stack: moto server, provider emulators, the pipeline, pollers, alarms and the HTTP front.
 
-Everything listens on 127.0.0.1 and runs in one process (threads), so Ctrl-C stops it all.
+Everything listens on 127.0.0.1 and runs in one process (threads) beside moto's server (a child
+process), so Ctrl-C stops it all. It stops in dependency order, each part after everything that
+calls it (``Stage``): a part stopped early would leave its callers failing loudly until they stop.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
+from enum import IntEnum
 from typing import Any
 
 from donations.redaction import looks_like_card_number
@@ -17,6 +21,7 @@ from donations_ops.alarms import stack_alarms
 from donations_ops.queues import queue_counts
 from donations_ops.stack import Stack as OpsStack
 from donations_ops.stack import discover
+from donations_ops.target import Target
 from simulator.emulators.sendgrid_emulator import SendGridEmulator
 from simulator.emulators.stripe import StripeEmulator
 from simulator.emulators.stripe.cards import MAGIC_CARDS
@@ -50,6 +55,25 @@ TEST_PAYMENT_METHODS = [
 # The Stripe emulator takes any pk_test_ key (the form's Stripe.js stand-in sends it).
 EMULATOR_PUBLISHABLE_KEY = "pk_test_local_emulator"
 
+STOP_SECONDS = 3.5
+"""How long the requests in flight and the workers get, together, to finish when the stack stops; what is
+still busy then is not waited for (the run command's process ends with it)."""
+
+
+class Stage(IntEnum):
+    """When a part stops: the callers before what they call."""
+
+    TRAFFIC = 0
+    """The front and the Stripe emulator's webhook deliveries: nothing new comes in; what is in flight ends."""
+    WORKERS = 1
+    """Queue pollers (the functions), schedules and the alarm ticker (alarms, SNS delivery): they call the rest."""
+    OUTPUT = 2
+    """The metric forwarder (its last data points reach moto) and the functions' stdout."""
+    PROVIDERS = 3
+    """The Stripe, SendGrid and Turnstile emulators."""
+    AWS = 4
+    """moto: last, everything above calls it."""
+
 
 class LocalStack:
     def __init__(self, config: LocalConfig | None = None, console: Any = None) -> None:
@@ -58,9 +82,12 @@ class LocalStack:
         self.stripe: StripeEmulator | None = None
         self.sendgrid: SendGridEmulator | None = None
         self.turnstile: TurnstileEmulator | None = None
-        self._closers: list[Any] = []
+        self._closers: list[tuple[Stage, Callable[[], None]]] = []
         self._pollers: list[Poller] = []
+        self._workers: list[threading.Thread] = []
+        """The threads that call moto and the providers (pollers, schedules, the alarm ticker)."""
         self._stopping = threading.Event()
+        self._stop_deadline = 0.0
         self.notifications: list[dict[str, Any]] = []
         self._ops_stack: OpsStack | None = None
         self.parameters: dict[str, str] = {}
@@ -84,7 +111,7 @@ class LocalStack:
             raise SystemExit("STRIPE_API_KEY must be a test-mode key (sk_test_...); live keys are refused locally.")
         # AWS is remote: moto gets a process (and a core) of its own, so its work does not slow the functions.
         self.moto = MotoProcess(config.moto_port)
-        self._closers.append(self.moto.stop)
+        self._on_stop(Stage.AWS, self.moto.stop)
         self.moto.start()
         self.moto_url = self.moto.url
         providers = self._start_providers()
@@ -99,7 +126,7 @@ class LocalStack:
         self._deliver_stripe_webhooks()
         clients = self.pipeline.clients
         self.metrics = MetricForwarder(clients("cloudwatch"))
-        self._closers.append(self.metrics.close)
+        self._on_stop(Stage.OUTPUT, self.metrics.close)
         self.output = FunctionOutput(self.metrics, self.console, verbose=config.verbose)
         self._route_function_output()
         self.function_metrics = FunctionMetrics(self.metrics)
@@ -125,29 +152,54 @@ class LocalStack:
         # Imported now: it loads donations' modules, which read the environment the pipeline has just set.
         from simulator.local.console_api import ConsoleApi, console_origins
 
+        self.ops_target = Target.local_stack(self.moto_url, config.stack_name)
+        """How donations-ops reaches this stack (the commands it suggests are written for it)."""
         self.console_api = ConsoleApi(
-            clients, config.stack_name, f"{config.stack_name}-", console_origins(config.api_port)
+            clients, config.stack_name, f"{config.stack_name}-", console_origins(config.api_port), self.ops_target
         )
         self.front = Front(config.api_port, self._call_api, self._call_local)
-        threading.Thread(target=self.front.serve_forever, name="front", daemon=True).start()
-        self._closers.append(self.front.server_close)
-        self._closers.append(self.front.shutdown)
+        # A short poll interval: stopping waits for serve_forever to notice.
+        threading.Thread(target=self.front.serve_forever, args=(0.05,), name="front", daemon=True).start()
+        self._on_stop(Stage.TRAFFIC, lambda: self.front.stop(self._stop_seconds_left()))
         wait_until_ready(self, timeout=config.ready_timeout)  # NotReady: "Ready." only once a charge can succeed
         self.startup_seconds = time.monotonic() - started
         return self
 
     def stop(self) -> None:
+        """Stop stage by stage (``Stage``); a stage's parts in the reverse order of their start."""
         self._stopping.set()
+        self._stop_deadline = time.monotonic() + STOP_SECONDS
         for poller in self._pollers:
             poller.stop()
-        for poller in self._pollers:
-            poller.join(timeout=5)
-        for close in reversed(self._closers):
+        closers = sorted(reversed(self._closers), key=lambda closer: closer[0])  # stable: reversed within a stage
+        self._closers.clear()
+        for stage, close in closers:
+            if stage > Stage.WORKERS and self._workers:
+                self._join_workers()
             try:
                 close()
             except Exception:
                 log.exception("shutdown step failed")
-        self._closers.clear()
+        self._join_workers()
+
+    def _join_workers(self) -> None:
+        for worker in self._workers:
+            worker.join(timeout=self._stop_seconds_left())
+        busy = [worker.name for worker in self._workers if worker.is_alive()]
+        self._workers.clear()
+        if busy:
+            log.warning("still busy after %.1f s, not waited for: %s", STOP_SECONDS, ", ".join(busy))
+
+    def _stop_seconds_left(self) -> float:
+        return max(0.0, self._stop_deadline - time.monotonic())
+
+    def _on_stop(self, stage: Stage, close: Callable[[], None]) -> None:
+        self._closers.append((stage, close))
+
+    def _start_worker(self, target: Callable[[], None], name: str) -> None:
+        worker = threading.Thread(target=target, name=name, daemon=True)
+        worker.start()
+        self._workers.append(worker)
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -166,14 +218,17 @@ class LocalStack:
             providers.stripe_api_key = config.stripe_api_key  # the real Stripe API, in test mode
         else:
             self.stripe = StripeEmulator(config.stripe_port).start()
-            self._closers.append(self.stripe.stop)
+            self._on_stop(Stage.PROVIDERS, self.stripe.stop)
+            # Its webhook deliveries stop with the traffic, after the front: a delivery the front is answering
+            # gets its answer (stopping the deliveries first would cut it off); the emulator keeps the queue.
+            self._on_stop(Stage.TRAFFIC, self.stripe.webhooks.stop)
             providers.stripe_api_base = self.stripe.url
             providers.stripe_function_keys = restricted_stripe_keys(self.stripe)
         if config.sendgrid_api_key:
             providers.sendgrid_api_key = config.sendgrid_api_key
         else:
             self.sendgrid = SendGridEmulator(config.sendgrid_port).start()
-            self._closers.append(self.sendgrid.stop)
+            self._on_stop(Stage.PROVIDERS, self.sendgrid.stop)
             providers.sendgrid_api_host = self.sendgrid.url
             # The shipped receipt template, installed as a deployer would (README "Receipts"): the outbox
             # shows each receipt rendered. With the real SendGrid, DONATIONS_FN_RECEIPT_TEMPLATE_ID names yours.
@@ -192,7 +247,7 @@ class LocalStack:
             )
             return
         self.turnstile = TurnstileEmulator(config.turnstile_port).start()
-        self._closers.append(self.turnstile.stop)
+        self._on_stop(Stage.PROVIDERS, self.turnstile.stop)
         providers.turnstile_verify_url = f"{self.turnstile.url}/turnstile/v0/siteverify"
         providers.turnstile_script_url = f"{self.turnstile.url}/turnstile/v0/api.js?render=explicit"
         providers.turnstile_sitekey, providers.turnstile_secret = LOCAL_SITEKEY, LOCAL_SECRET
@@ -237,7 +292,7 @@ class LocalStack:
             sys.stdout = previous_stdout
             set_log_stream(previous_stream)
 
-        self._closers.append(restore)
+        self._on_stop(Stage.OUTPUT, restore)
 
     def _subscribe_operator_inbox(self) -> str:
         """An SQS queue subscribed to the operator topic: the console reads alarm notifications from it."""
@@ -255,6 +310,7 @@ class LocalStack:
             poller = Poller(sqs, wrapped, on_batch=self._on_batch)
             poller.start()
             self._pollers.append(poller)
+            self._workers.append(poller)
 
     def _instrumented(self, function_logical_id: str, handler: Any) -> Any:
         spec = self.pipeline.stack.functions[function_logical_id]
@@ -285,7 +341,7 @@ class LocalStack:
             while not self._stopping.wait(self.config.tick_seconds):
                 self.tick()
 
-        threading.Thread(target=tick, name="alarm-ticker", daemon=True).start()
+        self._start_worker(tick, "alarm-ticker")
 
     def _start_reconciler(self) -> None:
         """Invoke the ReconcilerFunction every DONATIONS_LOCAL_RECONCILE_SECONDS (default 30), as its Schedule
@@ -320,18 +376,20 @@ class LocalStack:
                 if outcome and any(outcome.values()):
                     self.console.write(f"{time.strftime('%H:%M:%S')} {function:<20} {outcome}\n")
 
-        threading.Thread(target=run, name=f"{function}-schedule", daemon=True).start()
+        self._start_worker(run, f"{function}-schedule")
 
     def tick(self) -> None:
         """Sample queue metrics, evaluate alarms, collect notifications (also called by tests)."""
         try:
             self.metrics.flush()  # what the functions reported so far is in CloudWatch before alarms look
             self.queue_metrics.publish()
-            for transition in self.alarms.evaluate():
+            for transition in self.alarms.evaluate(stopping=self._stopping):
                 self.console.write(
                     f"{time.strftime('%H:%M:%S')} {'ALARM':<20} {transition.alarm_name}: "
                     f"{transition.old_state} -> {transition.new_state}\n"
                 )
+            if self._stopping.is_set():
+                return  # what is left waits for the next start (or is lost with moto's memory)
             self._deliver_alarm_topic()
             self._read_inbox()
         except Exception:

@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 
 from donations.models import FollowUpMessage, Step, deliverable_address
 from donations_ops import records
+from donations_ops.alarms import firing_for_service
 from donations_ops.aws import Clients
 from donations_ops.parked import QUEUE_NAME, step_of, verdict, view
 from donations_ops.queues import Message, receive, redact, release, string_attributes
@@ -169,6 +170,12 @@ def redrive_safely(
     return result
 
 
+def alarms_against_redrive(clients: Clients, stack: Stack, dlq: Queue) -> list[str]:
+    """The alarms in ALARM that say the DLQ's step still fails (a redrive now would park its messages
+    again); the DLQ's own alarm is not one of them (messages parked is why one redrives)."""
+    return [alarm.name for alarm in firing_for_service(clients, stack, step_of(stack, dlq).value)]
+
+
 def _record_redrives(clients: Clients, stack: Stack, step: Step, donation_ids: list[str], note: str) -> None:
     table = records.donations_table(clients, stack)
     for donation in records.many(table, donation_ids).values():
@@ -315,4 +322,12 @@ def fix_email_and_resend(clients: Clients, stack: Stack, donation_id: str, email
     return removed
 
 
-__all__ = ["QUEUE_NAME", "SafeRedrive", "Skipped", "discard", "fix_email_and_resend", "redrive_safely"]
+__all__ = [
+    "QUEUE_NAME",
+    "SafeRedrive",
+    "Skipped",
+    "alarms_against_redrive",
+    "discard",
+    "fix_email_and_resend",
+    "redrive_safely",
+]

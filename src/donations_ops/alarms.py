@@ -33,6 +33,23 @@ def stack_alarms(clients: Clients, stack: Stack) -> list[AlarmState]:
     creates them through the CloudWatch API, named ``<stack>-...``: so also every alarm with that
     prefix, and when neither finds any, every alarm that notifies one of the stack's topics.
     """
+    return sorted((_state(alarm) for alarm in _stack_alarms(clients, stack)), key=lambda a: a.name)
+
+
+def firing_for_service(clients: Clients, stack: Stack, service: str) -> list[AlarmState]:
+    """The stack's alarms in ALARM about one function's own metrics (their ``service`` dimension, as
+    the template's step-failing and provider alarms have it): while one fires, the step still fails."""
+    return sorted(
+        (
+            _state(alarm)
+            for alarm in _stack_alarms(clients, stack)
+            if alarm.get("StateValue") == ALARM and {"Name": "service", "Value": service} in alarm.get("Dimensions", [])
+        ),
+        key=lambda a: a.name,
+    )
+
+
+def _stack_alarms(clients: Clients, stack: Stack) -> list[dict[str, Any]]:
     cloudwatch = clients("cloudwatch")
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(stack.alarm_names), 100):  # AlarmNames takes at most 100
@@ -42,7 +59,7 @@ def stack_alarms(clients: Clients, stack: Stack) -> list[AlarmState]:
     if not found and stack.topics:
         topics = set(stack.topics.values())
         found.update(_by_name(a for a in _describe(cloudwatch) if topics & set(_actions(a))))
-    return sorted((_state(alarm) for alarm in found.values()), key=lambda a: a.name)
+    return list(found.values())
 
 
 def _describe(cloudwatch: Any, **filters: Any) -> list[dict[str, Any]]:

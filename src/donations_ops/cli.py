@@ -31,8 +31,8 @@ from donations_ops.receipts_cli import add_receipt_commands
 from donations_ops.redrive import MessageNotFound, replay
 from donations_ops.stack import OpsError, Stack, discover, resolve_dlq
 from donations_ops.stripe_cli import add_stripe_commands
+from donations_ops.target import DEFAULT_STACK, Target
 
-DEFAULT_STACK = "donations-local"
 LOCAL_STACK_ENV = "DONATIONS_STACK_NAME"
 OK, PROBLEMS, USAGE, INTERRUPTED = 0, 1, 2, 130
 
@@ -152,6 +152,8 @@ def _fill_target_defaults(args: argparse.Namespace) -> None:
     if args.local and not stack_name_given:
         # The run command names its stack $DONATIONS_STACK_NAME; --local finds the same one.
         args.stack_name = os.environ.get(LOCAL_STACK_ENV) or DEFAULT_STACK
+    # The commands this one suggests are written for the stack it ran against.
+    args.target = Target(args.stack_name, local=args.local, endpoint_url=args.endpoint_url, region=args.region)
 
 
 def _positive_int(text: str) -> int:

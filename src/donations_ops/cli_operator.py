@@ -5,13 +5,15 @@ counts: it never receives a message, so it changes no count. ``dlq peek`` does r
 Acting (``redrive``, ``dlq discard``, ``donor fix-email``) is noted on the donation.
 
 Exit codes, beyond donations_ops.cli's (0 ok, 1 problems, 2 usage): 3 when a redrive left messages
-in the DLQ because they would fail the same way again (nothing went wrong; see what it printed).
+in the DLQ because they would fail the same way again, or moved none because the step's alarm is
+still in ALARM (nothing went wrong; see what it printed).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 import sys
 from typing import Any
 
@@ -24,6 +26,7 @@ from donations_ops.aws import Clients
 from donations_ops.cli import OK, PROBLEMS, _cell, _positive_float, _positive_int, _print_json
 from donations_ops.queues import PEEK_LIMIT, list_dlq
 from donations_ops.stack import discover, resolve_dlq
+from donations_ops.target import Target
 
 SKIPPED = 3
 
@@ -42,7 +45,11 @@ def add_operator_commands(commands: Any, target: argparse.ArgumentParser) -> Non
     move.add_argument("queue", metavar="DLQ")
     move.add_argument("--donation", metavar="DONATION_ID", help="only this donation's message")
     move.add_argument("--reason", help="only messages whose reason contains this text")
-    move.add_argument("--force", action="store_true", help="the cause was fixed: redrive permanent failures too")
+    move.add_argument(
+        "--force",
+        action="store_true",
+        help="the cause was fixed: redrive permanent failures too, and even while the step's alarm is in ALARM",
+    )
     move.add_argument("--note", default="", help="recorded on each redriven donation (e.g. a ticket)")
     move.add_argument("--max", type=_positive_int, dest="max_messages", help="move at most N messages")
     move.add_argument("--rate", type=_positive_float, help="at most this many messages per second")
@@ -127,7 +134,7 @@ def cmd_dlq_list(args: argparse.Namespace, clients: Clients) -> int:
     if found.without_record:
         console.print(
             f"{found.without_record} DLQ message(s) have no parked donation (malformed, or for an unknown "
-            f"donation): `donations-ops dlq peek {args.queue}` shows them (it receives them).",
+            f"donation): `{args.target.command(f'dlq peek {args.queue}')}` shows them (it receives them).",
             highlight=False,
         )
     return OK
@@ -145,7 +152,7 @@ def cmd_dlq_show(args: argparse.Namespace, clients: Clients) -> int:
     console.print(f"{'redrives':<15} {shown['redrives']}", highlight=False)
     console.print(f"{'redrive now?':<15} {'yes' if shown['redrive'] else 'no'}: {shown['why']}", highlight=False)
     if shown["hint"]:
-        console.print(Text(f"{'what to do':<15} {shown['hint']}", style="yellow"))
+        console.print(Text(f"{'what to do':<15} {args.target.complete(shown['hint'])}", style="yellow"))
     message = shown["message"]
     console.print(f"{'message body':<15} {message['body'] or '—'}", highlight=False, markup=False)
     for name, value in sorted(message["attributes"].items()):
@@ -207,20 +214,48 @@ def cmd_dlq_discard(args: argparse.Namespace, clients: Clients) -> int:
 def cmd_redrive(args: argparse.Namespace, clients: Clients) -> int:
     stack = discover(clients, args.stack_name)
     dlq = resolve_dlq(stack, args.queue)
+    firing = actions.alarms_against_redrive(clients, stack, dlq)
+    if firing and not args.force and not args.dry_run:
+        return _refuse_redrive(args, dlq.logical_id, firing)
+    # moto (the local stack) has no SQS move task: copy at once rather than ask for one.
+    method = "copy" if args.local and args.method == "auto" else args.method
     result = actions.redrive_safely(
         clients, stack, dlq, donation_id=args.donation, reason=args.reason, force=args.force, note=args.note,
-        max_messages=args.max_messages, rate=args.rate, dry_run=args.dry_run, method=args.method,
+        max_messages=args.max_messages, rate=args.rate, dry_run=args.dry_run, method=method,
         wait_seconds=args.wait,
     )  # fmt: skip
+    if firing and not args.json:
+        _warn_still_failing(_console(), firing, forced=args.force)
     code = PROBLEMS if not result.ok else SKIPPED if result.skipped else OK
     if args.json:
         _print_json({"stack": stack.name, **dataclasses.asdict(result), "ok": result.ok, "exit_code": code})
         return code
-    _print_redrive(_console(), result, args.queue)
+    _print_redrive(_console(), result, args.queue, args.target)
     return code
 
 
-def _print_redrive(console: Console, result: actions.SafeRedrive, queue: str) -> None:
+def _refuse_redrive(args: argparse.Namespace, dlq: str, firing: list[str]) -> int:
+    """Nothing moved: the step still fails, so its messages would come straight back (exit 3, as for a
+    redrive that left messages which would fail again)."""
+    if args.json:
+        _print_json({"stack": args.stack_name, "dlq": dlq, "moved": [], "alarms_firing": firing, "exit_code": SKIPPED})
+        return SKIPPED
+    console = _console()
+    _warn_still_failing(console, firing, forced=False)
+    chosen = [f"--{name} {shlex.quote(value)}" for name, value in (("donation", args.donation), ("reason", args.reason))
+              if value]  # fmt: skip
+    again = " ".join(["redrive", args.queue, *chosen, "--force"])
+    console.print(f"Once the cause is fixed (or to redrive anyway): {args.target.command(again)}", markup=False)
+    return SKIPPED
+
+
+def _warn_still_failing(console: Console, firing: list[str], *, forced: bool) -> None:
+    alarms = f"{', '.join(firing)} {'is' if len(firing) == 1 else 'are'} in ALARM: the step still fails"
+    outcome = "redriven anyway (--force)" if forced else "a redrive now would park its messages again; nothing moved"
+    console.print(Text(f"{alarms}; {outcome}.", style="yellow bold"))
+
+
+def _print_redrive(console: Console, result: actions.SafeRedrive, queue: str, target: Target) -> None:
     verb = "Would move" if result.method == "dry-run" else "Moved"
     if result.fallback_reason:
         console.print(Text(f"Copying message by message: {result.fallback_reason}."))
@@ -243,8 +278,8 @@ def _print_redrive(console: Console, result: actions.SafeRedrive, queue: str) ->
             reason = f" ({skipped.reason})" if skipped.reason else ""
             console.print(Text(f"  {skipped.donation_id or '(no donation)'}: {skipped.why}{reason}", style="yellow"))
             if skipped.hint:
-                console.print(f"    → {skipped.hint}", markup=False, highlight=False)
-        console.print(f"Once the cause is fixed: donations-ops redrive {queue} --force", markup=False)
+                console.print(f"    → {target.complete(skipped.hint)}", markup=False, highlight=False)
+        console.print(f"Once the cause is fixed: {target.command(f'redrive {queue} --force')}", markup=False)
     if result.without_record and result.method == "dry-run":
         console.print(f"{result.without_record} message(s) without a parked donation are decided as they move.")
     if result.not_deleted:
@@ -300,7 +335,7 @@ def cmd_donor_fix_email(args: argparse.Namespace, clients: Clients) -> int:
     else:
         _console().print(
             f"{args.donation_id}: address corrected (note recorded); receipt queued for sending; "
-            f"{removed} parked message(s) removed. Check with: donations-ops donor show {args.donation_id}",
+            f"{removed} parked message(s) removed. Check with: {args.target.command(f'donor show {args.donation_id}')}",
             highlight=False,
         )
     return OK
@@ -327,11 +362,12 @@ def print_report(console: Console, found: report.Report) -> None:
     console.print(f"Donations {period} (UTC): {found.donations}", style="bold", highlight=False)
     console.print(Text(f"Receipts: {found.receipts_answer}", style="bold"))
     summary = Table(show_header=False, box=None)
+    # Counts, then money: "received 2 donations" and "amount received 50.00 USD", each row labelled.
     for outcome, count in found.outcomes.items():
-        summary.add_row(outcome, str(count))
-    summary.add_row("received", ", ".join(found.received.values()) or "—")
+        summary.add_row(outcome, f"{count} donation{'' if count == 1 else 's'}")
+    summary.add_row("amount received", ", ".join(found.received.values()) or "—")
     if found.refunded:
-        summary.add_row("refunded", ", ".join(found.refunded.values()))
+        summary.add_row("amount refunded", ", ".join(found.refunded.values()))
     summary.add_row("cards saved", f"{found.cards_saved} of {found.cards_asked} asked")
     console.print(summary)
     for title, problems in (

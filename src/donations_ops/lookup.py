@@ -38,6 +38,15 @@ def find(clients: Clients, stack: Stack, *, email: str | None, last4: str | None
     raise OpsError("give --email, or --last4 with --date")
 
 
+NOT_DUE = "not due"
+"""The receipt of a donation that was not charged (declined, canceled, still pending): none is sent."""
+
+
+def receipt_state(donation: Donation) -> str:
+    """The receipt step's status, or "not due" when the donation was not charged (its step never starts)."""
+    return donation.receipt_status.value if donation.status is DonationStatus.SUCCEEDED else NOT_DUE
+
+
 def summary_row(donation: Donation) -> dict[str, Any]:
     """One line per donation in a lookup."""
     return {
@@ -47,7 +56,7 @@ def summary_row(donation: Donation) -> dict[str, Any]:
         "amount": with_code(donation.amount, donation.currency),
         "donor": donation.email_masked,
         "card": f"{donation.card_brand or 'card'} ••{donation.card_last4}" if donation.card_last4 else None,
-        "receipt": donation.receipt_status.value,
+        "receipt": receipt_state(donation),
         "receipt_sent_at": donation.receipt_sent_at,
     }
 
@@ -97,7 +106,7 @@ def _card(donation: Donation) -> dict[str, Any]:
 def _receipt(donation: Donation) -> dict[str, Any]:
     sent = donation.receipt_status is StepStatus.DONE
     return {
-        "status": donation.receipt_status.value,
+        "status": receipt_state(donation),
         "sent_at": donation.receipt_sent_at,
         "to": donation.email_masked,
         "provider_message_id": donation.receipt_message_id if sent else None,

@@ -27,7 +27,11 @@ MOVE_TASK_MAX_RATE = 500
 REPLAY_SEARCH_LIMIT = 1000
 _EMPTY_RECEIVES = 2
 _TASK_DONE = ("COMPLETED", "FAILED", "CANCELLED")
-_NOT_IMPLEMENTED_CODES = {"NotImplemented", "NotImplementedError", "InternalFailure", "InternalError", "500", "501"}
+_NOT_IMPLEMENTED_CODES = {
+    "NotImplemented", "NotImplementedError", "InternalFailure", "InternalError", "500", "501",
+    # SQS's own refusal (botocore's sqs model lists it for StartMessageMoveTask); the local stack's moto answers it.
+    "UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation",
+}  # fmt: skip
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
@@ -154,7 +158,7 @@ def not_implemented(error: BaseException) -> str | None:
         code = str(error.response.get("Error", {}).get("Code", ""))
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         if code in _NOT_IMPLEMENTED_CODES or status in (500, 501):
-            return f"{code or status} from the endpoint"
+            return f"{code.removeprefix('AWS.SimpleQueueService.') or status} from the endpoint"
     return None
 
 

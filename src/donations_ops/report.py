@@ -18,6 +18,7 @@ from donations.models import Attention, Donation, DonationStatus, StepStatus
 from donations.money import with_code
 from donations_ops import records
 from donations_ops.aws import Clients
+from donations_ops.lookup import receipt_state
 from donations_ops.stack import OpsError, Stack
 
 MAX_DAYS = 92
@@ -159,7 +160,6 @@ def _problem(donation: Donation, what: str, why: str) -> Problem:
 
 
 def _row(donation: Donation) -> dict[str, str]:
-    receipt = donation.receipt_status.value if donation.status is DonationStatus.SUCCEEDED else "not due"
     problem = ""
     if donation.status is DonationStatus.SUCCEEDED and donation.receipt_status is not StepStatus.DONE:
         problem = _why_receipt(donation)
@@ -170,7 +170,7 @@ def _row(donation: Donation) -> dict[str, str]:
         "amount": f"{donation.amount}",
         "currency": donation.currency.upper(),
         "amount_display": with_code(donation.amount, donation.currency),
-        "receipt": receipt,
+        "receipt": receipt_state(donation),
         "receipt_sent_at": donation.receipt_sent_at or "",
         "card_saved": {True: "yes", False: "no"}[donation.card_status is StepStatus.DONE] if donation.save_card else "",
         "problem": problem,
