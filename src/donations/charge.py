@@ -29,6 +29,7 @@ from donations.observability import MetricUnit, logger, metrics
 from donations.payments import recorded_decline
 from donations.ports import ChargeOutcome, ChargeState, Client, Payments, Publisher, Store
 from donations.screening import Screening
+from donations.settlement import settle_money_taken
 from donations.store import ConditionFailed
 
 DONATION_ID = re.compile(r"^don_[a-z2-7]{26}$")
@@ -153,7 +154,6 @@ def _awaiting_authentication(donation: Donation, outcome: ChargeOutcome, store: 
 def _record_charge(
     donation: Donation, outcome: ChargeOutcome, store: Store, publisher: Publisher, correlation_id: str
 ) -> ChargeAnswer:
-    claimed = True
     try:
         # One write records the charge and takes the right to publish its follow-ups.
         donation = store.mark_charged(
@@ -164,18 +164,23 @@ def _record_charge(
             card=(outcome.card_brand, outcome.card_last4),
         )
     except ConditionFailed:
-        # Stripe's webhook recorded the charge first (and may be publishing): record it the plain way.
-        claimed = False
-        donation = store.mark_charged(
-            donation.donation_id,
+        # Stripe's webhook recorded the charge first (and may be publishing), or the record says the
+        # donation ended: the money is taken all the same, so it is recorded and followed up.
+        donation, _ = settle_money_taken(
+            store.require(donation.donation_id),
             outcome.payment_intent_id,
             outcome.payment_method_id,
+            store=store,
+            publisher=publisher,
+            found_by="charge",
             card=(outcome.card_brand, outcome.card_last4),
         )
+        metrics.add_metric(name="DonationsCharged", unit=MetricUnit.Count, value=1)
+        return _answer_charged(donation)
     # No amount metric: amounts of several currencies do not add up, and the report reads the table.
     # Each metric is $0.30 a month for the hours it gets data (README "What it costs each month").
     metrics.add_metric(name="DonationsCharged", unit=MetricUnit.Count, value=1)
-    return _charged(donation, store, publisher, correlation_id, claimed=claimed)
+    return _charged(donation, store, publisher, correlation_id, claimed=True)
 
 
 def _charge(donation: Donation, store: Store, payments: Payments) -> ChargeOutcome:
@@ -258,6 +263,10 @@ def _charged(
     claimed: bool = False,
 ) -> ChargeAnswer:
     publish_follow_ups(donation, store, publisher, correlation_id, claimed=claimed)
+    return _answer_charged(donation)
+
+
+def _answer_charged(donation: Donation) -> ChargeAnswer:
     body = {"donation_id": donation.donation_id, "status": DonationStatus.SUCCEEDED.value}
     return ChargeAnswer(HTTPStatus.CREATED, body)
 

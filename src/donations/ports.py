@@ -48,6 +48,24 @@ class IntentSnapshot:
 
 
 @dataclass(frozen=True)
+class CurrentCharge:
+    """A Stripe event's PaymentIntent, as the donation's current charge: the charge attempt its metadata
+    names, not spent (a spent attempt is being replaced by the next), and no other PaymentIntent
+    recorded. A failure of anything else (a superseded attempt) must not end the donation."""
+
+    attempt: int
+    payment_intent_id: str
+
+    def holds_for(self, donation: Donation) -> bool:
+        """Tested on a record read before; the store's write checks it again."""
+        return (
+            donation.charge_attempt == self.attempt
+            and not donation.charge_attempt_spent
+            and donation.payment_intent_id in (None, self.payment_intent_id)
+        )
+
+
+@dataclass(frozen=True)
 class SavedCard:
     customer_id: str
     payment_method_id: str
@@ -114,9 +132,21 @@ class Store(Protocol):
         card: tuple[str | None, str | None] | None = None,
     ) -> Donation: ...
     def mark_requires_action(self, donation_id: str, payment_intent_id: str) -> Donation: ...
-    def mark_declined(self, donation_id: str, decline_code: str, payment_intent_id: str | None) -> Donation: ...
-    def mark_failed(self, donation_id: str, reason: str) -> Donation: ...
-    def mark_canceled(self, donation_id: str, reason: str, payment_intent_id: str | None) -> Donation: ...
+    def mark_declined(
+        self,
+        donation_id: str,
+        decline_code: str,
+        payment_intent_id: str | None,
+        *,
+        current: CurrentCharge | None = None,
+    ) -> Donation: ...
+    def mark_failed(self, donation_id: str, reason: str, *, current: CurrentCharge | None = None) -> Donation: ...
+    def mark_canceled(
+        self, donation_id: str, reason: str, payment_intent_id: str | None, *, current: CurrentCharge | None = None
+    ) -> Donation: ...
+    def record_money_taken(
+        self, donation_id: str, payment_intent_id: str, payment_method_id: str | None, *, recorded_as: DonationStatus
+    ) -> Donation: ...
 
     # follow-ups (donations.followups) and the reconciler's query
     def claim_followups(self, donation_id: str, lease_seconds: int, now: float | None = None) -> bool: ...

@@ -1,0 +1,199 @@
+"""No money taken without a record: Stripe's events about superseded charge attempts, success events
+whatever the record says, through the real handlers against moto and the Stripe emulator.
+
+The interleavings are driven deterministically: a port of the charge handler delivers Stripe's event
+to the webhook route at the exact step where production could see it arrive.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import stripe
+
+from donations.models import DonationStatus, StepStatus
+from donations.webhooks import verify_event
+from simulator.emulators.stripe import encode_event, sign_payload
+from simulator.local.events import LambdaContext
+from simulator.local.metrics import emf_metric_data
+from tests.support.world import DONATION, World
+
+pytestmark = pytest.mark.integration
+
+
+class Interleave:
+    """A port that behaves like the real one, except that ``action`` runs just before ``method`` (or
+    just after it, ``after=True``): an event arriving at that very step of the charge. The action
+    runs to its end in a thread of its own, as another invocation would (none of this one's context)."""
+
+    def __init__(self, port: Any, method: str, action: Callable[[], None], *, after: bool = False) -> None:
+        self._port, self._method, self._action, self._after = port, method, action, after
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._port, name)
+        if name != self._method:
+            return attribute
+
+        def interleaved(*args: Any, **kwargs: Any) -> Any:
+            if not self._after:
+                self._elsewhere()
+            result = attribute(*args, **kwargs)
+            if self._after:
+                self._elsewhere()
+            return result
+
+        return interleaved
+
+    def _elsewhere(self) -> None:
+        worker = threading.Thread(target=self._action)
+        worker.start()
+        worker.join(timeout=30)
+        assert not worker.is_alive()
+
+
+def webhook_applies(world: World, event: dict[str, Any]) -> str:
+    """The webhook function's own steps for an event Stripe signed (verify_event, then its apply_once)
+    while the charge function runs: the local API runs its functions one at a time
+    (simulator.local.pipeline), so this event cannot come through the route at that moment."""
+    module = world.pipeline.handler("StripeWebhookFunction")
+    secret = world.pipeline.providers.stripe_webhook_secret
+    payload = encode_event(event)
+    verified = verify_event(payload.decode(), sign_payload(payload, secret), secret)
+    module.idempotency_config.register_lambda_context(LambdaContext("stripe-webhook", timeout_seconds=10))
+    return str(module.apply_once()(event=verified.model_dump(mode="json"))["outcome"])
+
+
+def unrecorded_charges(output: str) -> float:
+    """The UnrecordedCharges count in the EMF lines Powertools printed (its one alarmed series)."""
+    found = 0.0
+    for line in output.splitlines():
+        if line.startswith("{") and '"UnrecordedCharges"' in line:
+            for _, name, value, dimensions, _ in emf_metric_data(json.loads(line), None):
+                if name == "UnrecordedCharges":
+                    assert dimensions == {"service": "payments"}
+                    found += value
+    return found
+
+
+def _attempt_0_spent_with_a_leftover(world: World, key: str) -> tuple[str, str]:
+    """Attempt 0 got a stored 500 and left a PaymentIntent that could still be confirmed; long enough
+    ago that the donor's retry moves to attempt 1. (donation id, attempt 0's PaymentIntent id)"""
+    world.stripe.faults.add("stored_error", status=500, phase="before", times=1, path_prefix="/v1/payment_intents")
+    assert world.post(DONATION, key=key).status == 503
+    [donation_id] = world.donation_ids()
+    client = stripe.StripeClient("sk_test_local_emulator", base_addresses={"api": world.stripe.url})
+    leftover = client.v1.payment_intents.create(
+        params={
+            "amount": DONATION["amount"],
+            "currency": DONATION["currency"],
+            "payment_method": "pm_card_visa",
+            "metadata": {"donation_id": donation_id, "charge_attempt": "0"},
+        }
+    )
+    world.age_charge_attempt(donation_id, 31)
+    return donation_id, leftover.id
+
+
+@pytest.mark.parametrize(
+    ("port", "method", "after"),
+    [("payments", "cancel", True), ("store", "next_charge_attempt", False), ("store", "mark_charged", False)],
+    ids=["right-after-the-cancel", "before-the-next-attempt", "before-attempt-1-is-recorded"],
+)
+def test_a_cancel_of_a_superseded_attempt_never_moves_the_donation(world, port, method, after):
+    # Given attempt 0 was spent by a stored 500 and left a PaymentIntent that the retry must cancel
+    donation_id, attempt_0 = _attempt_0_spent_with_a_leftover(world, key=f"key-superseded-{method}")
+    delivered: list[Any] = []
+
+    def stripe_reports_the_cancel() -> None:
+        delivered.append(webhook_applies(world, world.stripe_event("payment_intent.canceled", attempt_0)))
+
+    # When the donor retries, and Stripe's payment_intent.canceled for attempt 0 arrives at that step
+    with world.charge_ports(**{port: lambda real: Interleave(real, method, stripe_reports_the_cancel, after=after)}):
+        answer = world.post(DONATION, key=f"key-superseded-{method}")
+
+    # Then the event was about a superseded attempt and moved nothing: the donor is told charged
+    assert delivered == ["superseded"]
+    assert (answer.status, answer.body) == (201, {"donation_id": donation_id, "status": "succeeded"})
+    attempt_1 = next(i for i in world.stripe.intents_for(donation_id) if i["metadata"]["charge_attempt"] == "1")
+    record = world.record(donation_id)
+    assert (record.status, record.charge_attempt, record.payment_intent_id) == (
+        DonationStatus.SUCCEEDED,
+        1,
+        attempt_1["id"],
+    )
+    # And attempt 1's success event is the donation's own, a retry is answered from the record, and
+    # the follow-ups run once
+    succeeded = world.deliver_stripe_event(world.stripe_event("payment_intent.succeeded", attempt_1["id"]))
+    assert (succeeded.status, succeeded.body["outcome"]) == (200, "succeeded")
+    assert world.post(DONATION, key=f"key-superseded-{method}").status == 201
+    world.drain()
+    record = world.record(donation_id)
+    assert record.receipt_status is StepStatus.DONE and record.card_status is StepStatus.DONE
+    assert len(world.sendgrid.outbox_for(donation_id)) == 1
+    assert world.stripe.charges_for(donation_id) == 1
+    assert world.stripe.payment_intent(attempt_0)["status"] == "canceled"
+
+
+def test_a_failure_of_a_superseded_attempt_never_moves_the_donation(world):
+    # Given a donation now charging attempt 1 (attempt 0 spent)
+    donation_id, attempt_0 = _attempt_0_spent_with_a_leftover(world, key="key-superseded-failure")
+    event = {
+        **world.stripe_event("payment_intent.created", attempt_0),
+        "id": "evt_attempt_0_failed",
+        "type": "payment_intent.payment_failed",
+    }
+    event["data"]["object"]["last_payment_error"] = {"type": "card_error", "code": "card_declined"}
+
+    # When Stripe reports a failure of attempt 0 while the record still shows it spent
+    answer = world.deliver_stripe_event(event)
+
+    # Then nothing moved, and the donor's retry charges attempt 1
+    assert (answer.status, answer.body["outcome"]) == (200, "superseded")
+    assert world.record(donation_id).status is DonationStatus.PENDING
+    assert world.post(DONATION, key="key-superseded-failure").status == 201
+    assert world.stripe.charges_for(donation_id) == 1
+
+
+@pytest.mark.parametrize("recorded_as", ["canceled", "failed", "declined"])
+def test_a_success_for_a_donation_recorded_as_not_charged_is_recorded_followed_up_and_counted(
+    world, capsys, recorded_as
+):
+    # Given a 3-D Secure donation that the record says ended without a charge
+    answer = world.post({**DONATION, "payment_method": "pm_card_authenticationRequired"}, key=f"key-{recorded_as}")
+    assert answer.status == 202
+    donation_id = answer.body["donation_id"]
+    intent_id = world.record(donation_id).payment_intent_id
+    store = world.wiring.store
+    {
+        "canceled": lambda: store.mark_canceled(donation_id, "abandoned", intent_id),
+        "failed": lambda: store.mark_failed(donation_id, "payment_intent_authentication_failure"),
+        "declined": lambda: store.mark_declined(donation_id, "generic_decline", intent_id),
+    }[recorded_as]()
+    # ...while the donor did authenticate, and Stripe took the money
+    world.stripe.authenticate(intent_id, "succeed")
+    capsys.readouterr()
+
+    # When Stripe's payment_intent.succeeded arrives
+    delivered = world.deliver_stripe_event(world.stripe_event("payment_intent.succeeded", intent_id))
+
+    # Then it is recorded as charged (saying what the record said), counted for the alarm, and followed up
+    assert (delivered.status, delivered.body["outcome"]) == (200, "conflict")
+    assert unrecorded_charges(capsys.readouterr().out) == 1
+    record = world.record(donation_id)
+    assert (record.status, record.payment_intent_id, record.corrected_from) == (
+        DonationStatus.SUCCEEDED,
+        intent_id,
+        DonationStatus(recorded_as),
+    )
+    world.drain()
+    record = world.record(donation_id)
+    assert record.receipt_status is StepStatus.DONE and record.card_status is StepStatus.DONE
+    assert record.unsettled_since is None
+    assert len(world.sendgrid.outbox_for(donation_id)) == 1
+    # And the donor's resubmission is answered "charged", not "submit it again"
+    resubmitted = world.post({**DONATION, "payment_method": "pm_card_authenticationRequired"}, key=f"key-{recorded_as}")
+    assert resubmitted.status == 201
