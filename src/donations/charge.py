@@ -80,6 +80,7 @@ def submit_donation(
             request,
             client,
             create=create,
+            existing=functools.partial(store.get, donation_id),
             # A record this request created carries its correlation id (API Gateway's request id).
             is_new=lambda found: found.correlation_id == correlation_id,
             discard=functools.partial(store.discard_refused, donation_id, correlation_id),

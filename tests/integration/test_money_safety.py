@@ -197,3 +197,57 @@ def test_a_success_for_a_donation_recorded_as_not_charged_is_recorded_followed_u
     # And the donor's resubmission is answered "charged", not "submit it again"
     resubmitted = world.post({**DONATION, "payment_method": "pm_card_authenticationRequired"}, key=f"key-{recorded_as}")
     assert resubmitted.status == 201
+
+
+# -- a resubmission is answered from its record, whatever the card-testing checks say ---------------
+
+
+def test_resubmissions_under_attack_mode_are_answered_from_their_records(world):
+    from donations_ops.card_testing import force_attack_mode
+    from donations_ops.stack import discover
+    from simulator.local.pipeline import LOCAL_SOURCE_IP_HEADER
+
+    def donate(key: str, payment_method: str, token: str | None = None) -> Any:
+        headers = {LOCAL_SOURCE_IP_HEADER: "203.0.113.9", **({"Challenge-Token": token} if token else {})}
+        return world.post({**DONATION, "payment_method": payment_method}, key=key, headers=headers)
+
+    with world.template_card_testing() as screening:
+        # Given donations that exist: charged with the answer lost, declined, waiting for 3-D Secure,
+        # and in flight (a stored 500 too recent to move on from)
+        world.stripe.faults.add("reset", phase="after", path_prefix="/v1/payment_intents")
+        assert donate("charged-answer-lost", "pm_card_visa").status == 503
+        world.stripe.faults.clear()
+        assert donate("declined", "pm_card_chargeDeclined").status == 402
+        assert donate("three-d-secure", "pm_card_authenticationRequired").status == 202
+        world.stripe.faults.add("stored_error", status=500, times=1, path_prefix="/v1/payment_intents")
+        assert donate("in-flight", "pm_card_visa").status == 503
+        charged = {d: world.stripe.charges_for(d) for d in world.donation_ids()}
+        intents = world.stripe.payment_intents_created
+
+        # When the attack mode is on (forced, and known to the function), as new donations show
+        clients = world.pipeline.clients
+        force_attack_mode(clients, discover(clients, world.pipeline.stack_name), on=True, minutes=10, by="test")
+        screening.attack_mode.forget()
+        assert donate("a-new-donation", "pm_card_visa").body["error"]["code"] == "challenge_required"
+
+        # Then each donor's retry with the same Idempotency-Key gets its own answer, never a refusal
+        answers = [
+            (key, donate(key, method, token).status)
+            for key, method, token in [
+                ("charged-answer-lost", "pm_card_visa", None),
+                ("charged-answer-lost", "pm_card_visa", "0.spent-or-forged"),  # a token Turnstile refuses
+                ("declined", "pm_card_chargeDeclined", None),
+                ("three-d-secure", "pm_card_authenticationRequired", None),
+                ("in-flight", "pm_card_visa", None),
+            ]
+        ]
+        assert answers == [
+            ("charged-answer-lost", 201),
+            ("charged-answer-lost", 201),
+            ("declined", 402),
+            ("three-d-secure", 202),
+            ("in-flight", 503),
+        ]
+        # ...and nothing more reached Stripe's charges
+        assert world.stripe.payment_intents_created == intents
+        assert {d: world.stripe.charges_for(d) for d in charged} == charged
