@@ -251,3 +251,41 @@ def test_resubmissions_under_attack_mode_are_answered_from_their_records(world):
         # ...and nothing more reached Stripe's charges
         assert world.stripe.payment_intents_created == intents
         assert {d: world.stripe.charges_for(d) for d in charged} == charged
+
+
+# -- the stored-500 lookup costs the same on any account, at any time -------------------------------
+
+LIST = "GET /v1/payment_intents"
+
+
+@pytest.mark.parametrize(
+    ("per_day", "retry_after_seconds"),
+    [(0, 30), (300_000, 30), (300_000, 23 * 3600)],
+    ids=["quiet-30s-after", "busy-30s-after", "busy-23h-after"],
+)
+def test_the_stored_500_lookup_reads_one_page_on_a_quiet_or_busy_account_at_any_time(
+    world, per_day, retry_after_seconds
+):
+    # Given Stripe charged attempt 0, then stored and answered a 500 (the donor got a 503)
+    world.stripe.faults.add(
+        "stored_error", status=500, phase="after", times=1, path_prefix="/v1/payment_intents", method="POST"
+    )
+    assert world.post(DONATION, key="key-lookup").status == 503
+    [donation_id] = world.donation_ids()
+    [attempt] = world.stripe.intents_for(donation_id)
+    # ...on an account where others create `per_day` PaymentIntents a day (from a day before the
+    # attempt until the donor's retry: 287,500 newer than it, 23 h later), and time passes
+    if per_day:
+        since, until = attempt["created"] - 86_400, attempt["created"] + retry_after_seconds
+        assert world.stripe.simulate_history(attempt["id"], per_day=per_day, since=since, until=until) > per_day
+    world.stripe.clock.advance(retry_after_seconds)
+    lists = world.stripe.requests.get(LIST, 0)
+
+    # When the donor retries with the same Idempotency-Key
+    answer = world.post(DONATION, key="key-lookup")
+
+    # Then Stripe's list is read once (the attempt's own seconds), the charge is found, never repeated
+    assert (answer.status, answer.body["donation_id"]) == (201, donation_id)
+    assert world.stripe.requests.get(LIST, 0) - lists == 1
+    assert world.stripe.charges_for(donation_id) == 1 and world.stripe.payment_intents_created == 1
+    assert world.record(donation_id).status is DonationStatus.SUCCEEDED
