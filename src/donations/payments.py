@@ -208,6 +208,26 @@ class StripePayments:
         )
         return [_snapshot(intent) for intent in found.data]
 
+    def succeeded_between(self, start: int, end: int, *, max_pages: int) -> tuple[list[IntentSnapshot], bool]:
+        """The PaymentIntents that succeeded and were created from ``start`` to before ``end`` (unix
+        seconds), read with Stripe's search (fields ``status`` and ``created``, docs.stripe.com/search#
+        query-fields-for-payment-intents), at most ``max_pages`` pages of 100; and whether that was all.
+
+        Search lags: "under normal operating conditions, data is searchable in under 1 minute",
+        delayed "during an outage" (docs.stripe.com/search#data-freshness), "up to an hour"
+        (docs.stripe.com/api/payment_intents/search). The caller asks about stretches old enough.
+        """
+        query = f"status:'succeeded' AND created>={start} AND created<{end}"
+        params: dict[str, Any] = {"query": query, "limit": 100}
+        found: list[IntentSnapshot] = []
+        for _ in range(max_pages):
+            page = self._client.v1.payment_intents.search(params=params)  # type: ignore[arg-type]
+            found += [_snapshot(intent) for intent in page.data]
+            if not page.has_more or not page.next_page:
+                return found, True
+            params["page"] = page.next_page
+        return found, False
+
     def cancel(self, donation_id: str, payment_intent_id: str) -> IntentSnapshot:
         """Cancel an abandoned PaymentIntent so a late authentication cannot take the money.
 
@@ -309,6 +329,9 @@ def _snapshot(intent: stripe.PaymentIntent) -> IntentSnapshot:
         decline_code=decline_code,
         authentication_failed=error is not None and error.code == "payment_intent_authentication_failure",
         client_secret=intent.client_secret,
+        donation_id=_metadata(intent).get("donation_id"),
+        amount=intent.amount,
+        currency=intent.currency,
     )
 
 

@@ -92,6 +92,7 @@ ALARMS = {
     "NotifierFunctionErrorsAlarm",
     "NotifierFunctionThrottlesAlarm",
     "CardTestingAlarm",
+    "UnrecordedChargesAlarm",
 }
 
 

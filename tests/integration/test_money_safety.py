@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,8 +19,9 @@ import stripe
 from donations.models import DonationStatus, StepStatus
 from donations.webhooks import verify_event
 from simulator.emulators.stripe import encode_event, sign_payload
+from simulator.local.alarms import AlarmEvaluator
 from simulator.local.events import LambdaContext
-from simulator.local.metrics import emf_metric_data
+from simulator.local.metrics import emf_metric_data, put_metric
 from tests.support.world import DONATION, World
 
 pytestmark = pytest.mark.integration
@@ -289,3 +291,111 @@ def test_the_stored_500_lookup_reads_one_page_on_a_quiet_or_busy_account_at_any_
     assert world.stripe.requests.get(LIST, 0) - lists == 1
     assert world.stripe.charges_for(donation_id) == 1 and world.stripe.payment_intents_created == 1
     assert world.record(donation_id).status is DonationStatus.SUCCEEDED
+
+
+# -- the sweep: money the records miss is found, settled, counted and paged ------------------------
+
+SEARCH = "GET /v1/payment_intents/search"
+
+
+def test_the_sweep_settles_money_a_canceled_record_misses_and_pages_the_operators(world, capsys):
+    # Given a donation recorded as canceled while the donor did authenticate and Stripe took the
+    # money, and Stripe's webhook never arrived (endpoint down, events disabled)
+    answer = world.post({**DONATION, "payment_method": "pm_card_authenticationRequired"}, key="key-swept")
+    donation_id = answer.body["donation_id"]
+    intent_id = world.record(donation_id).payment_intent_id
+    world.wiring.store.mark_canceled(donation_id, "abandoned", intent_id)
+    world.stripe.authenticate(intent_id, "succeed")
+    created = world.stripe.payment_intent(intent_id)["created"]
+    inbox = _operator_inbox(world)
+    capsys.readouterr()
+
+    # When the reconciler's scheduled run comes whose stretch holds that payment
+    searches = world.stripe.requests.get(SEARCH, 0)
+    run_at = datetime.fromtimestamp(created + world.settings.reconcile_grace_seconds + 150, UTC)
+    outcomes = world.reconcile(now=run_at)
+
+    # Then the donation is charged after all, its follow-ups run, and it is counted for the alarm
+    assert outcomes == {"charged": 1}
+    assert world.stripe.requests.get(SEARCH, 0) - searches == 2  # two stretches, one page each
+    record = world.record(donation_id)
+    assert (record.status, record.corrected_from) == (DonationStatus.SUCCEEDED, DonationStatus.CANCELED)
+    world.drain()
+    record = world.record(donation_id)
+    assert record.receipt_status is StepStatus.DONE and record.card_status is StepStatus.DONE
+    assert len(world.sendgrid.outbox_for(donation_id)) == 1
+    emitted = capsys.readouterr().out
+    assert unrecorded_charges(emitted) == 1
+    # And the template's alarm fires and the notifier pages the operators with its runbook section
+    cloudwatch = world.pipeline.clients("cloudwatch")
+    for line in emitted.splitlines():
+        if line.startswith("{") and '"UnrecordedCharges"' in line:
+            for namespace, name, value, dimensions, unit in emf_metric_data(json.loads(line), "reconciler"):
+                put_metric(cloudwatch, namespace, name, value, dimensions, unit)
+    alarm_name = world.pipeline.stack.alarms["UnrecordedChargesAlarm"]
+    evaluator = AlarmEvaluator(cloudwatch, world.pipeline.clients("sns"), alarm_prefix=alarm_name)
+    assert [(t.alarm_name, t.new_state) for t in evaluator.evaluate(datetime.now(UTC))] == [(alarm_name, "ALARM")]
+    world.pipeline.deliver_sns()
+    [page] = _received(world, inbox)
+    assert page["Notifier"]["section"] == "money-without-record"
+    assert page["Notifier"]["first_command"] == "donations-ops --stack-name donations-test report --date today"
+    cloudwatch.set_alarm_state(AlarmName=alarm_name, StateValue="OK", StateReason="test done")
+
+    # And the next run's look at the same stretch (an hour later) finds it recorded: nothing more
+    assert world.reconcile(now=run_at + timedelta(hours=1)) == {}
+    assert len(world.sendgrid.outbox_for(donation_id)) == 1
+
+
+def test_the_sweep_leaves_a_charge_being_recorded_to_its_path_and_another_stacks_payments_alone(world):
+    # Given a payment of another stack on the same account (same metadata key, a donation we do not
+    # have), and one of ours still being recorded by its charge (a lease held, just now)
+    client = stripe.StripeClient("sk_test_local_emulator", base_addresses={"api": world.stripe.url})
+    theirs = client.v1.payment_intents.create(
+        params={
+            "amount": 700,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            "allowed_payment_method_types": ["card"],
+            "metadata": {"donation_id": "don_of_another_stack"},
+        }
+    )
+    answer = world.post({**DONATION, "payment_method": "pm_card_authenticationRequired"}, key="key-in-flight")
+    donation_id = answer.body["donation_id"]
+    world.stripe.authenticate(world.record(donation_id).payment_intent_id, "succeed")
+
+    # When the sweep's stretch holds both, while our record was touched within the grace period
+    run_at = datetime.fromtimestamp(theirs.created + world.settings.reconcile_grace_seconds + 150, UTC)
+    touched = (run_at - timedelta(seconds=10)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    world.wiring.store._table.update_item(
+        Key={"donation_id": donation_id},
+        UpdateExpression="SET updated_at = :t",
+        ExpressionAttributeValues={":t": touched},
+    )
+    outcomes = world.reconcile(now=run_at)
+
+    # Then neither is touched by the sweep (the 3-D Secure settler too leaves ours to its path for now)
+    assert outcomes == {"skipped": 1}
+    assert world.record(donation_id).status is DonationStatus.REQUIRES_ACTION
+    assert world.stripe.charges_for("don_of_another_stack") == 1
+
+
+def _operator_inbox(world: World) -> str:
+    sqs, sns = world.pipeline.clients("sqs"), world.pipeline.clients("sns")
+    url = sqs.create_queue(QueueName="donations-test-operator-inbox-money")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=world.pipeline.stack.topics["OperatorTopic"], Protocol="sqs", Endpoint=arn)
+    _received(world, url)
+    return str(url)
+
+
+def _received(world: World, inbox: str) -> list[dict[str, Any]]:
+    sqs, found = world.pipeline.clients("sqs"), []
+    for _ in range(10):
+        batch = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10).get("Messages", [])
+        if not batch:
+            break
+        for message in batch:
+            found.append(json.loads(json.loads(message["Body"])["Message"]))
+            sqs.delete_message(QueueUrl=inbox, ReceiptHandle=message["ReceiptHandle"])
+    return found

@@ -404,6 +404,8 @@ class FakePayments:
     searches: dict[str, list[IntentSnapshot]] = field(default_factory=dict)
     """donation id -> what Stripe's search by metadata finds."""
     intents: dict[str, IntentSnapshot] = field(default_factory=dict)
+    succeeded: list[tuple[int, IntentSnapshot]] = field(default_factory=list)
+    """(created, PaymentIntent) that Stripe's search finds succeeded."""
     outage: Exception | None = None
     """Raised by every lookup while set (Stripe unreachable)."""
     fingerprints: dict[str, str] = field(default_factory=dict)
@@ -438,6 +440,12 @@ class FakePayments:
         canceled = IntentSnapshot(known.id, "canceled", known.payment_method_id)
         self.intents[payment_intent_id] = canceled
         return canceled
+
+    def succeeded_between(self, start: int, end: int, *, max_pages: int) -> tuple[list[IntentSnapshot], bool]:
+        self.calls.append(("succeeded_between", f"{start}-{end}"))
+        self._reachable()
+        found = [intent for created, intent in self.succeeded if start <= created < end]
+        return found[: max_pages * 100], len(found) <= max_pages * 100
 
     def card_fingerprint(self, payment_method_id: str) -> str | None:
         self.calls.append(("card_fingerprint", payment_method_id))
