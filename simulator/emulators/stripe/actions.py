@@ -10,6 +10,7 @@ from typing import Any
 from simulator.emulators.stripe import charges
 from simulator.emulators.stripe.clock import Clock
 from simulator.emulators.stripe.confirmation import fail_authentication, succeed
+from simulator.emulators.stripe.intent_objects import new_payment_intent, payment_method_config
 from simulator.emulators.stripe.objects import copy_json, new_request_id
 from simulator.emulators.stripe.state import Ctx, History, StripeState
 from simulator.emulators.stripe.webhook_settings import DELIVERED
@@ -53,6 +54,14 @@ class StripeActions:
             template = copy_json(self.account.payment_intents[pi_id])
             self.account.history = History(template, 86_400 / per_day, int(since), int(until))
             return self.account.history.count
+
+    def leave_unconfirmed_intent(self, amount: int, currency: str, donation_id: str, attempt: str) -> Json:
+        """A PaymentIntent for a donation's charge attempt, created and never confirmed: what a request that
+        Stripe answered with a stored 500 may leave behind (it could still be confirmed, until canceled)."""
+        with self._lock:
+            wire = {"metadata": {"donation_id": donation_id, "charge_attempt": attempt}}
+            config = payment_method_config({"allowed_payment_method_types": ["card"]})
+            return copy_json(new_payment_intent(self.account, self._ctx(), wire, amount, currency, None, config))
 
     def refund(self, charge_id: str) -> Json:
         """Refund a succeeded charge in full; emits ``charge.refunded`` and returns the Charge."""
