@@ -87,17 +87,9 @@ def _attempt_0_spent_with_a_leftover(world: World, key: str) -> tuple[str, str]:
     world.stripe.faults.add("stored_error", status=500, phase="before", times=1, path_prefix="/v1/payment_intents")
     assert world.post(DONATION, key=key).status == 503
     [donation_id] = world.donation_ids()
-    client = stripe.StripeClient("sk_test_local_emulator", base_addresses={"api": world.stripe.url})
-    leftover = client.v1.payment_intents.create(
-        params={
-            "amount": DONATION["amount"],
-            "currency": DONATION["currency"],
-            "payment_method": "pm_card_visa",
-            "metadata": {"donation_id": donation_id, "charge_attempt": "0"},
-        }
-    )
+    leftover = world.stripe.leave_unconfirmed_intent(DONATION["amount"], DONATION["currency"], donation_id, "0")
     world.age_charge_attempt(donation_id, 31)
-    return donation_id, leftover.id
+    return donation_id, leftover["id"]
 
 
 @pytest.mark.parametrize(
