@@ -22,12 +22,15 @@ tools: $(TOOLS)/.installed
 
 # The SendGrid emulator renders dynamic templates with Handlebars.js (npm, locked; Node.js is on the machine).
 HANDLEBARS := simulator/emulators/handlebars
+# axe-core for the donation form's accessibility check in the browser tests (dev only, locked).
+AXE := tests/e2e/axe
 
-$(BIN)/.installed: pyproject.toml $(HANDLEBARS)/package-lock.json
+$(BIN)/.installed: pyproject.toml $(HANDLEBARS)/package-lock.json $(AXE)/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"
 	npm ci --prefix $(HANDLEBARS) --no-audit --no-fund --silent
+	npm ci --prefix $(AXE) --no-audit --no-fund --silent
 	touch $@
 
 # checkov and the SAM CLI pin their own boto versions: each gets a virtualenv of its own.

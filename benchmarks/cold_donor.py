@@ -10,13 +10,20 @@ and then ``--warm`` donations, so cold and warm samples share the machine's nois
 
 * ``cold (.pyc)``: the build as infra/sam_build/Makefile ships it, every module with its bytecode;
 * ``cold (no .pyc)``: the same files without bytecode, as SAM's python builder shipped them;
-* ``cold @REF (.pyc)`` with ``--compare REF``: another revision's code (e.g. main), same layout.
+* ``cold @REF (.pyc)`` with ``--compare REF``: another revision's code (e.g. main), same layout;
+* ``warm-up, Ns typing (.pyc)``: the donor's story with the form's warm-up (docs/warm-up.md): the
+  form is opened, its warm-up (POST /warmup) reaches a fresh interpreter, which runs INIT and the
+  warm-up; the donor types for ``--typing`` seconds (default 10); then the first donation. What the
+  donor waits for is that donation alone, if the warm-up was done by then (the report says);
+* ``SnapStart, modelled (.pyc)``: INIT, then SnapStart's hooks as around a snapshot and a restore
+  (connections closed, keys forgotten), then the first donation: a restored environment's, without
+  the restore itself, which is not measured here.
 
 Figures are also given at the CPU share Lambda gives the template's MemorySize (lambda_layout.on_lambda).
 A few more interpreters, instrumented and run under ``-X importtime`` (``--breakdown``), say what
 dominates: the imports of INIT, what the first donation still imports, and where its time goes.
 
-    python -m benchmarks.cold_donor [--rounds 10 --warm 3 --charge-ms 300 --breakdown 3 --compare main]
+    python -m benchmarks.cold_donor [--rounds 10 --warm 3 --charge-ms 300 --typing 10 --breakdown 3 --compare main]
 """
 
 from __future__ import annotations
@@ -45,7 +52,13 @@ FUNCTION = "ChargeFunction"
 CHILD = Path(__file__).with_name("cold_donor_child.py")
 BOOTSTRAP = "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
 STRIPE_KEY = "sk_test_cold_donor"
+IDENTIFIER_SECRET = "cold-donor-identifier-secret-of-32-characters"  # noqa: S105 - a benchmark-only value
 PYC, NO_PYC = "cold (.pyc)", "cold (no .pyc)"
+SNAPSTART = "SnapStart, modelled (.pyc)"
+
+
+def warmed_up(typing_seconds: float) -> str:
+    return f"warm-up, {typing_seconds:g}s typing (.pyc)"
 
 
 @dataclass
@@ -57,6 +70,7 @@ class ColdDonorConfig:
     seed: int = 7
     breakdown: int = 3
     compare: str | None = None
+    typing_seconds: float = 10.0
 
 
 @dataclass
@@ -71,10 +85,18 @@ class Sample:
     warm_wall: list[float]
     warm_cpu: list[float]
     statuses: list[int]
+    warm_up_status: int | None = None  # the form's warm-up, when the variant sends one
+    warm_up_wall: float | None = None
+    warm_up_cpu: float | None = None
 
     @property
     def cold(self) -> float:
         return self.start + self.init_wall + self.first_wall
+
+    @property
+    def warm_up_done(self) -> float | None:
+        """ms from the spawn to the warm-up's answer (the environment is ready for the donation)."""
+        return None if self.warm_up_wall is None else self.start + self.init_wall + self.warm_up_wall
 
 
 @dataclass
@@ -147,6 +169,10 @@ def _world(config: ColdDonorConfig) -> Iterator[tuple[_World, Any, _UdpSink]]:
         spec = stack.functions[FUNCTION]
         key_name = spec.environment["STRIPE_SECRET_NAME"]
         clients("ssm").put_parameter(Name=key_name, Value=STRIPE_KEY, Type="SecureString")
+        # The secret that keys donation ids (donations.identifiers), where the template names it.
+        identifier = spec.environment.get("IDENTIFIER_SECRET_NAME")
+        if identifier:
+            clients("ssm").put_parameter(Name=identifier, Value=IDENTIFIER_SECRET, Type="SecureString")
         # Revisions before the keys moved to Parameter Store (--compare) read it from Secrets Manager.
         clients("secretsmanager").create_secret(Name=key_name, SecretString=STRIPE_KEY)
         stripe.set_latency("POST /v1/payment_intents", config.charge_ms, config.charge_ms * config.jitter)
@@ -184,12 +210,25 @@ def _environment(world: _World, layout: Layout) -> dict[str, str]:
     }
 
 
-def _events(directory: Path, count: int) -> Path:
+@dataclass(frozen=True)
+class Variant:
+    layout: Layout
+    options: tuple[str, ...] = ()  # the child's: --warm-up SECONDS, --snapstart
+
+    @property
+    def warms_up(self) -> bool:
+        return "--warm-up" in self.options
+
+
+def _events(directory: Path, count: int, *, warm_up: bool = False) -> Path:
+    from donations.api import WARMUP_PATH
     from simulator.local.events import api_gateway_event
 
+    # The form's warm-up as a browser sends it: POST, no body, no header but the page's Origin.
+    events = [api_gateway_event("POST", WARMUP_PATH, headers={"Origin": "https://donate.example.org"},
+                                resource=WARMUP_PATH)] if warm_up else []  # fmt: skip
     # Each donation another donor from another address: one donor giving again and again from one
     # address is what the card-testing checks refuse (403 before Stripe), which is not a donation.
-    events = []
     for _ in range(count):
         donor = uuid.uuid4()
         body = {"amount": 2500, "currency": "usd", "email": f"donor-{donor.hex[:12]}@example.org", "name": "Ada"}
@@ -209,12 +248,12 @@ def _events(directory: Path, count: int) -> Path:
 
 
 def _run_child(
-    world: _World, layout: Layout, events: Path, *options: str, instrument: bool = False
+    world: _World, layout: Layout, events: Path, *options: str, python: Sequence[str] = (), instrument: bool = False
 ) -> tuple[dict[str, Any], str, float]:
-    """(the child's report, its stderr, the wall clock at its spawn)."""
+    """(the child's report, its stderr, the wall clock at its spawn); ``python``: the interpreter's options."""
     module = world.spec.handler.rsplit(".", 1)[0]
-    command = [sys.executable, "-S", *options, "-c", BOOTSTRAP, str(CHILD), json.dumps(layout.paths), module]
-    command += [str(events), *(["--instrument"] if instrument else [])]
+    command = [sys.executable, "-S", *python, "-c", BOOTSTRAP, str(CHILD), json.dumps(layout.paths), module]
+    command += [str(events), *options, *(["--instrument"] if instrument else [])]
     spawned = time.time()
     completed = subprocess.run(  # noqa: S603 - our interpreter and script
         command, env=_environment(world, layout), cwd=events.parent, capture_output=True, text=True, timeout=180
@@ -225,9 +264,10 @@ def _run_child(
     return json.loads(report), completed.stderr, spawned
 
 
-def sample(world: _World, layout: Layout, events: Path) -> Sample:
-    report, _, spawned = _run_child(world, layout, events)
+def sample(world: _World, variant: Variant, events: Path) -> Sample:
+    report, _, spawned = _run_child(world, variant.layout, events, *variant.options)
     first, *warm = report["invocations"]
+    warm_up = report.get("warm_up") or {}
     return Sample(
         start=(report["started"] - spawned) * 1000,
         init_wall=report["init"]["wall"],
@@ -237,21 +277,27 @@ def sample(world: _World, layout: Layout, events: Path) -> Sample:
         warm_wall=[w["wall"] for w in warm],
         warm_cpu=[w["cpu"] for w in warm],
         statuses=[i["status"] for i in report["invocations"]],
+        warm_up_status=warm_up.get("status"),
+        warm_up_wall=warm_up.get("wall"),
+        warm_up_cpu=warm_up.get("cpu"),
     )
 
 
-def _layouts(config: ColdDonorConfig, workspace: Path, code_uri: str) -> dict[str, Layout]:
+def _variants(config: ColdDonorConfig, workspace: Path, code_uri: str) -> dict[str, Variant]:
     dependencies = layer_files(ROOT / "src" / "requirements.txt")
-    layouts = {
-        PYC: lay_out(ROOT, code_uri, workspace / "pyc", compiled=True, dependencies=dependencies),
-        NO_PYC: lay_out(ROOT, code_uri, workspace / "source", compiled=False, dependencies=dependencies),
+    compiled = lay_out(ROOT, code_uri, workspace / "pyc", compiled=True, dependencies=dependencies)
+    variants = {
+        PYC: Variant(compiled),
+        NO_PYC: Variant(lay_out(ROOT, code_uri, workspace / "source", compiled=False, dependencies=dependencies)),
+        warmed_up(config.typing_seconds): Variant(compiled, ("--warm-up", str(config.typing_seconds))),
+        SNAPSTART: Variant(compiled, ("--snapstart",)),
     }
     if config.compare:
         tree = export_tree(config.compare, workspace / "ref-tree")
-        layouts[f"cold @{config.compare} (.pyc)"] = lay_out(
-            tree, code_uri, workspace / "ref", compiled=True, dependencies=dependencies
+        variants[f"cold @{config.compare} (.pyc)"] = Variant(
+            lay_out(tree, code_uri, workspace / "ref", compiled=True, dependencies=dependencies)
         )
-    return layouts
+    return variants
 
 
 def run(config: ColdDonorConfig, out: TextIO | None = None) -> ColdDonorResult:
@@ -261,20 +307,23 @@ def run(config: ColdDonorConfig, out: TextIO | None = None) -> ColdDonorResult:
     with benchmark_process(), tempfile.TemporaryDirectory(prefix="cold-donor-") as workspace_name:
         workspace = Path(workspace_name)
         with _world(config) as (world, _, sink):
-            layouts = _layouts(config, workspace, world.spec.code_uri or "functions/charge/")
-            for layout in layouts.values():  # the page cache warmed; not measured
-                sample(world, layout, _events(workspace, 1))
-            print(f"{config.rounds} rounds x {len(layouts)} fresh interpreters, shuffled; {load}", file=out, flush=True)
-            samples: dict[str, list[Sample]] = {name: [] for name in layouts}
+            variants = _variants(config, workspace, world.spec.code_uri or "functions/charge/")
+            for variant in {v.layout: Variant(v.layout) for v in variants.values()}.values():  # page cache; unmeasured
+                sample(world, variant, _events(workspace, 1))
+            print(
+                f"{config.rounds} rounds x {len(variants)} fresh interpreters, shuffled; {load}", file=out, flush=True
+            )
+            samples: dict[str, list[Sample]] = {name: [] for name in variants}
             rng = random.Random(config.seed)
             for round_no in range(config.rounds):
-                order = list(layouts)
+                order = list(variants)
                 rng.shuffle(order)
                 for name in order:
-                    samples[name].append(sample(world, layouts[name], _events(workspace, 1 + config.warm)))
+                    events = _events(workspace, 1 + config.warm, warm_up=variants[name].warms_up)
+                    samples[name].append(sample(world, variants[name], events))
                 if (round_no + 1) % 5 == 0:
                     print(f"  {round_no + 1}/{config.rounds} rounds", file=out, flush=True)
-            breakdown, importtime = _breakdown(config, world, layouts[PYC], workspace)
+            breakdown, importtime = _breakdown(config, world, variants[PYC].layout, workspace)
             segments = sink.datagrams
     return ColdDonorResult(
         config, world.spec.memory_size, samples, breakdown, importtime, machine(), started_at, load, segments
@@ -289,7 +338,7 @@ def _breakdown(
     stderrs: list[str] = []
     for _ in range(config.breakdown):
         report, stderr, _ = _run_child(
-            world, layout, _events(workspace, 1 + max(1, config.warm)), "-X", "importtime", instrument=True
+            world, layout, _events(workspace, 1 + max(1, config.warm)), python=("-X", "importtime"), instrument=True
         )
         reports.append(report)
         stderrs.append(stderr)
@@ -305,11 +354,16 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     parser.add_argument("--charge-ms", type=float, default=300.0, help="the Stripe emulator's PaymentIntent latency")
     parser.add_argument("--breakdown", type=int, default=3, help="instrumented interpreters for the attribution")
     parser.add_argument("--compare", metavar="REF", help="also run this git revision's code (e.g. main)")
+    parser.add_argument(
+        "--typing", type=float, default=10.0, help="seconds the donor takes on the form after the warm-up"
+    )
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
-    if args.rounds < 1 or args.warm < 1:
-        parser.error("--rounds and --warm must be >= 1")
-    config = ColdDonorConfig(args.rounds, args.warm, args.charge_ms, 0.10, args.seed, args.breakdown, args.compare)
+    if args.rounds < 1 or args.warm < 1 or args.typing < 0:
+        parser.error("--rounds and --warm must be >= 1, --typing >= 0")
+    config = ColdDonorConfig(
+        args.rounds, args.warm, args.charge_ms, 0.10, args.seed, args.breakdown, args.compare, args.typing
+    )
     out = out or sys.stdout
     result = run(config, out)
     report(result, out)

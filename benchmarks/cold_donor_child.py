@@ -6,11 +6,17 @@ handler, so INIT pays for everything the function loads. Lambda's runtime, betwe
 ``_X_AMZN_TRACE_ID`` (sampled, so X-Ray records the invocation as it does for a sampled request) and
 passes a context; this does the same. Prints one JSON line; the parent reads nothing else from stdout.
 
+``--warm-up SECONDS``: the events file starts with the form's warm-up (POST /warmup), invoked right
+after INIT; the child then waits SECONDS (the donor typing) before the donations. ``--snapstart``:
+after INIT, SnapStart's hooks run as Lambda runs them around a snapshot and a restore
+(donations.snapstart.before_snapshot, after_restore: connections closed, keys forgotten), so the
+first donation is the one a restored environment makes (the restore itself is not modelled).
+
 ``--instrument`` adds attribution (never used for the timed samples): the time each AWS call takes
 (botocore's before-call/after-call events), the Stripe charge, the key fetch; and markers on stderr
 around INIT and the first invocation, for ``-X importtime``.
 
-    python -S cold_donor_child.py PATHS_JSON HANDLER EVENTS_FILE [--instrument]
+    python -S cold_donor_child.py PATHS_JSON HANDLER EVENTS_FILE [--warm-up SECONDS] [--snapstart] [--instrument]
 """
 
 from __future__ import annotations
@@ -99,9 +105,23 @@ def _trace_header() -> str:
     return f"Root={root};Parent={uuid.uuid4().hex[:16]};Sampled=1"
 
 
+def _invoke(handler: Any, event: dict[str, Any], function_name: str, memory: str, timeout: float) -> dict[str, Any]:
+    os.environ["_X_AMZN_TRACE_ID"] = _trace_header()
+    context = Context(function_name, memory, timeout)
+    wall, cpu = time.perf_counter(), time.process_time()
+    answer = handler.lambda_handler(event, context)
+    return {
+        "wall": (time.perf_counter() - wall) * 1000,
+        "cpu": (time.process_time() - cpu) * 1000,
+        "status": answer.get("statusCode"),
+    }
+
+
 def main(argv: list[str]) -> None:
     paths, module_name, events_file = json.loads(argv[1]), argv[2], argv[3]
-    instrument = "--instrument" in argv[4:]
+    options = argv[4:]
+    instrument = "--instrument" in options
+    typing_seconds = float(options[options.index("--warm-up") + 1]) if "--warm-up" in options else None
     sys.path[0:0] = paths
     with open(events_file, encoding="utf-8") as file:
         events = json.load(file)
@@ -116,6 +136,15 @@ def main(argv: list[str]) -> None:
     attribution = Attribution() if instrument else None
     if attribution is not None:
         attribution.install()
+    report: dict[str, Any] = {"started": STARTED, "init": init}
+    if "--snapstart" in options:
+        from donations import snapstart
+
+        snapstart.before_snapshot()
+        snapstart.after_restore()
+    if typing_seconds is not None:
+        report["warm_up"] = _invoke(handler, events.pop(0), function_name, memory, timeout)
+        time.sleep(typing_seconds)  # the donor fills in the form; the environment waits, as Lambda's does
 
     invocations = []
     modules_at_init = len(sys.modules)
@@ -123,24 +152,16 @@ def main(argv: list[str]) -> None:
         if number == 0:
             sys.stderr.write(FIRST_MARKER + "\n")
             sys.stderr.flush()
-        os.environ["_X_AMZN_TRACE_ID"] = _trace_header()
-        context = Context(function_name, memory, timeout)
         if attribution is not None:
             attribution.ms = {}
-        wall, cpu = time.perf_counter(), time.process_time()
-        answer = handler.lambda_handler(event, context)
-        invocation = {
-            "wall": (time.perf_counter() - wall) * 1000,
-            "cpu": (time.process_time() - cpu) * 1000,
-            "status": answer.get("statusCode"),
-            "attribution": dict(attribution.ms) if attribution is not None else {},
-        }
+        invocation = _invoke(handler, event, function_name, memory, timeout)
+        invocation["attribution"] = dict(attribution.ms) if attribution is not None else {}
         invocations.append(invocation)
         if number == 0:
             invocation["modules_imported"] = len(sys.modules) - modules_at_init
             sys.stderr.write(END_MARKER + "\n")
             sys.stderr.flush()
-    print(json.dumps({"started": STARTED, "init": init, "invocations": invocations}))
+    print(json.dumps({**report, "invocations": invocations}))
 
 
 if __name__ == "__main__":

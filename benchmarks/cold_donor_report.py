@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-from benchmarks.cold_donor import NO_PYC, PYC, ColdDonorResult, Sample
+from benchmarks.cold_donor import NO_PYC, PYC, SNAPSTART, ColdDonorResult, Sample, warmed_up
 from benchmarks.cold_donor_child import END_MARKER, FIRST_MARKER, INIT_MARKER
 from benchmarks.cold_start import _package, parse_importtime
 from benchmarks.common import median, percentile, table
@@ -51,15 +51,22 @@ def report(result: ColdDonorResult, out: TextIO | None = None) -> str:
     _timed_table(result, out)
     _lambda_table(result, share, out)
     _ratios(result, out)
+    _story(result, share, out)
     _attribution(result, out)
     summary = _summary(result, share)
     print("\n" + summary, file=out, flush=True)
     return summary
 
 
+def _plain(result: ColdDonorResult) -> dict[str, list[Sample]]:
+    """The variants whose donor arrives with nothing ahead of them: interpreter, INIT, first donation."""
+    story = {warmed_up(result.config.typing_seconds), SNAPSTART}
+    return {name: samples for name, samples in result.samples.items() if name not in story}
+
+
 def _timed_table(result: ColdDonorResult, out: TextIO) -> None:
     rows = []
-    for name, samples in result.samples.items():
+    for name, samples in _plain(result).items():
         cold = [s.cold for s in samples]
         warm = [_warm(s) for s in samples]
         rows.append(
@@ -70,15 +77,14 @@ def _timed_table(result: ColdDonorResult, out: TextIO) -> None:
     print("measured here, ms (medians; p25-p75); cold = interpreter start + INIT + first donation", file=out)
     headers = ["variant", "n", "start", "INIT", "first", "cold", "cold p25-p75", "warm", "warm p25-p75", "cold/warm"]
     table(headers, rows, out=out)
-    bad = _refused(result)
-    if bad:
-        print(f"answers other than 201: {sorted(bad)}", file=out)
+    if _refused(result):
+        print(f"answers other than 201 (204 to a warm-up): {_refused(result)}", file=out)
 
 
 def _lambda_table(result: ColdDonorResult, share: float, out: TextIO) -> None:
     scaled = _scaled(result)
     rows = [
-        [name, *(median([f(s) for s in samples]) for f in scaled.values())] for name, samples in result.samples.items()
+        [name, *(median([f(s) for s in samples]) for f in scaled.values())] for name, samples in _plain(result).items()
     ]
     print(
         f"\nat Lambda's CPU share, ms: CPU time / {share:.3f} + the time not on the CPU (waits unscaled; "
@@ -95,7 +101,7 @@ def _paired(result: ColdDonorResult, name: str, metric: Callable[[Sample], float
 def _ratios(result: ColdDonorResult, out: TextIO) -> None:
     share = vcpu_share(result.memory_mb)
     rows = []
-    for name in result.samples:
+    for name in _plain(result):
         if name == PYC:
             continue
         for label, metric in (
@@ -107,6 +113,64 @@ def _ratios(result: ColdDonorResult, out: TextIO) -> None:
     if rows:
         print(f"\nside by side, paired by round (median, p25-p75); share {share:.3f}", file=out)
         table(["ratio", "of", "paired"], rows, out=out)
+
+
+Metric = Callable[[Sample], float]
+
+
+def _waits(result: ColdDonorResult, share: float) -> dict[str, tuple[Metric, Metric]]:
+    """Per variant of the donor's story: (what the donor waits for, measured; the same at Lambda's share)."""
+    scaled = _scaled(result)
+
+    def first(s: Sample) -> float:
+        return on_lambda(s.first_wall, s.first_cpu, share)
+
+    return {
+        PYC: (lambda s: s.cold, scaled["cold total"]),
+        warmed_up(result.config.typing_seconds): (lambda s: s.first_wall, first),
+        SNAPSTART: (lambda s: s.first_wall, first),
+    }
+
+
+def _warm_up_ready(s: Sample, share: float) -> float:
+    """ms from the warm-up's arrival to its answer at Lambda's share: interpreter, INIT, the warm-up."""
+    assert s.warm_up_wall is not None and s.warm_up_cpu is not None
+    init = on_lambda(s.init_wall, s.init_cpu, share)
+    return s.start / share + init + on_lambda(s.warm_up_wall, s.warm_up_cpu, share)
+
+
+def _story(result: ColdDonorResult, share: float, out: TextIO) -> None:
+    """The first donor's wait, with and without the form's warm-up, against a warm donation."""
+    typing = result.config.typing_seconds
+    rows = []
+    for name, (measured, lambda_share) in _waits(result, share).items():
+        samples = result.samples[name]
+        warm_here = [_warm(s) for s in samples]
+        warm_there = [_scaled(result)["warm donation"](s) for s in samples]
+        waits, scaled = [measured(s) for s in samples], [lambda_share(s) for s in samples]
+        rows.append(
+            [name, median(waits), _ratio_spread([w / m for w, m in zip(waits, warm_here, strict=True)]),
+             median(scaled), _ratio_spread([w / m for w, m in zip(scaled, warm_there, strict=True)])]
+        )  # fmt: skip
+    warm = result.samples[PYC]
+    rows.append(
+        ["warm donation (same interpreters as cold)", median([_warm(s) for s in warm]), "1",
+         median([_scaled(result)["warm donation"](s) for s in warm]), "1"]
+    )  # fmt: skip
+    print(
+        f"\nthe first donor's wait, ms (medians; / the same interpreter's warm donations, paired: median, p25-p75). "
+        f"With the warm-up the donor waits for the donation alone: the warm-up ran while they typed ({typing:g} s); "
+        "SnapStart's figure leaves out the restore, not measured here",
+        file=out,
+    )
+    table(["what the donor meets", "waits", "/ warm", "at Lambda's share", "/ warm at share"], rows, out=out)
+    ready = [_warm_up_ready(s, share) for s in result.samples[warmed_up(typing)]]
+    late = sum(1 for r in ready if r > typing * 1000)
+    print(
+        f"the warm-up's answer came {median(ready):,.0f} ms after it was sent, at Lambda's share (p75 "
+        f"{percentile(ready, 75):,.0f}); {late} of {len(ready)} were still running when the donor submitted",
+        file=out,
+    )
 
 
 def _sections(stderr: str) -> tuple[str, str]:
@@ -176,14 +240,21 @@ def _summary(result: ColdDonorResult, share: float) -> str:
     lambda_warm = median([scaled["warm donation"](s) for s in pyc])
     no_pyc = median(_paired(result, NO_PYC, lambda s: s.cold))
     no_pyc_lambda = median(_paired(result, NO_PYC, scaled["cold total"]))
+    warmed = result.samples[warmed_up(result.config.typing_seconds)]
+    after_warm_up = median([on_lambda(s.first_wall, s.first_cpu, share) / scaled["warm donation"](s) for s in warmed])
     return (
         f"cold_donor: cold p50={cold:.0f} ms, warm p50={warm:.0f} ms, cold/warm={cold / warm:.2f}x; "
         f"at {share:.2f} vCPU cold={lambda_cold:.0f} ms, warm={lambda_warm:.0f} ms ({lambda_cold / lambda_warm:.2f}x); "
-        f"without .pyc cold x{no_pyc:.2f} (x{no_pyc_lambda:.2f} at {share:.2f} vCPU) "
+        f"after a warm-up and {result.config.typing_seconds:g} s typing first/warm={after_warm_up:.2f}x at "
+        f"{share:.2f} vCPU; without .pyc cold x{no_pyc:.2f} (x{no_pyc_lambda:.2f} at {share:.2f} vCPU) "
         # A refused donation (a 403 of the card-testing checks, say) never reaches Stripe: not a figure.
-        + ("INFO" if not _refused(result) else f"MISS: answers other than 201 {sorted(_refused(result))}")
+        + ("INFO" if not _refused(result) else f"MISS: answers other than 201 (204 to a warm-up) {_refused(result)}")
     )
 
 
-def _refused(result: ColdDonorResult) -> set[int]:
-    return {s for samples in result.samples.values() for sample in samples for s in sample.statuses if s != 201}
+def _refused(result: ColdDonorResult) -> list[int]:
+    """Answers other than a charge (201) or, to a warm-up, 204."""
+    samples = [sample for samples in result.samples.values() for sample in samples]
+    statuses = {s for sample in samples for s in sample.statuses if s != 201}
+    statuses |= {s.warm_up_status for s in samples if s.warm_up_status is not None and s.warm_up_status != 204}
+    return sorted(statuses)

@@ -136,6 +136,18 @@ def storage_lines(
     ]  # fmt: skip
 
 
+def warm_up_line(per_warm_up: float, warm_ups_per_donation: float, source: str, *, waf: bool = False) -> BillLine:
+    """The form's warm-ups (docs/warm-up.md): ``warm_ups_per_donation`` of them per donation, each
+    ``per_warm_up`` US$ (measured: API Gateway, Lambda, DynamoDB, SQS, logs, X-Ray; with ``waf``, WAF's
+    request fee, the line then optional like WAF)."""
+    monthly = tuple(per_warm_up * warm_ups_per_donation * volume for volume in VOLUMES)
+    what = "WAF requests inspected" if waf else "API Gateway, Lambda, DynamoDB, SQS, logs, X-Ray"
+    item = (
+        f"form warm-ups, {warm_ups_per_donation:g} per donation ({what}): ${per_warm_up * 1000:.4f} per 1,000 warm-ups"
+    )
+    return BillLine("per donation", "warm-up", item, source, monthly, "EnableWaf" if waf else "")
+
+
 def free_tier_savings(lines: Sequence[BillLine], facts: TemplateFacts, prices: dict[str, Any]) -> float:
     """What CloudWatch's and SQS's always-free tiers take off the fixed lines (alarms, dashboards, polling)."""
     cw, sqs = prices["cloudwatch"], prices["sqs"]

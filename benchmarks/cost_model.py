@@ -32,12 +32,17 @@ What is counted, and how:
 * CloudWatch Logs: the bytes the handlers write (JSON logs, EMF metric documents) + 26 bytes per
   event, plus estimated Lambda platform lines and API Gateway access log lines.
 * X-Ray: one trace per donation (active tracing; the trace id travels with the SQS messages).
+* The form's warm-ups (POST /warmup, docs/warm-up.md): ``--warm-up-samples`` of them after the
+  donations, metered apart and priced each (API Gateway, Lambda with its INIT share, DynamoDB, SQS,
+  logs, X-Ray; WAF's request fee as an optional line), x ``--warm-ups-per-donation`` (10: donors
+  who start a form per donation, cost_run.WARM_UPS_PER_DONATION says why) x the month's donations.
 
 Layout: ``cost_run`` (the donations through the pipeline), ``cost_metering`` (what is measured on the
 way), ``cost_pricing`` (priced lines, prices.toml), ``cost_reporting`` (the tables); this module is
 the command line.
 
     python -m benchmarks.cost_model [--donations 200] [--delivery per-donation|batched] [--parameter SnapStart=true]
+                                    [--warm-ups-per-donation 10]
 """
 
 from __future__ import annotations
@@ -82,6 +87,13 @@ def parse_args(argv: Sequence[str] | None) -> CostConfig:
         "--init-ms", type=float, default=None, help="INIT time for every function instead of measuring it"
     )
     parser.add_argument("--init-repeats", type=int, default=defaults.init_repeats)
+    parser.add_argument(
+        "--warm-ups-per-donation",
+        type=float,
+        default=defaults.warm_ups_per_donation,
+        help="form warm-ups (donors who start the form) per donation (docs/warm-up.md says why 10)",
+    )
+    parser.add_argument("--warm-up-samples", type=int, default=defaults.warm_up_samples)
     parser.add_argument("--prices", type=Path, default=defaults.prices_path)
     parser.add_argument(
         "--parameter",
@@ -95,6 +107,8 @@ def parse_args(argv: Sequence[str] | None) -> CostConfig:
         parser.error("--parameter NAME=VALUE")
     if args.donations < 1 or not 0 <= args.save_card_share <= 1 or not 0 <= args.cold_start_share <= 1:
         parser.error("--donations >= 1; shares within [0, 1]")
+    if args.warm_ups_per_donation < 0 or args.warm_up_samples < 0:
+        parser.error("--warm-ups-per-donation and --warm-up-samples >= 0")
     init = None
     if args.init_ms is not None:
         from benchmarks.cold_start import functions_from_template
@@ -112,6 +126,8 @@ def parse_args(argv: Sequence[str] | None) -> CostConfig:
         init_repeats=args.init_repeats,
         prices_path=args.prices,
         parameters=dict(p.split("=", 1) for p in args.parameter),
+        warm_ups_per_donation=args.warm_ups_per_donation,
+        warm_up_samples=args.warm_up_samples,
     )
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import AwsCall, median
-from benchmarks.cost_bill import VOLUMES, BillLine, fixed_lines, metric_lines, storage_lines
+from benchmarks.cost_bill import VOLUMES, BillLine, fixed_lines, metric_lines, storage_lines, warm_up_line
 from benchmarks.cost_metering import Invocation, index_write_units
 from benchmarks.cost_run import PRICES, RECONCILER, CostRun
 
@@ -289,6 +289,7 @@ def monthly_bill(model: CostModel) -> list[BillLine]:
         monthly = tuple(per_1000 * volume / 1000 for volume in VOLUMES)
         item = f"measured: ${per_1000:.4f} per 1,000 donations"
         bill.append(BillLine("per donation", service, item, prices[sources[service]]["source"], monthly, optional))
+    bill += warm_up_lines(run, prices)
     restores = [i for i in run.invocations if i.function in facts.snapstart_functions]
     if restores:
         lam = prices["lambda"]
@@ -302,6 +303,35 @@ def monthly_bill(model: CostModel) -> list[BillLine]:
         item = f"SnapStart restores ({run.config.cold_start_share:.0%} of invocations, per GB of MemorySize)"
         monthly = tuple(per_donation * volume for volume in VOLUMES)
         bill.append(BillLine("per donation", "Lambda", item, lam["source"], monthly, "SnapStart"))
+    return bill
+
+
+def warm_up_lines(run: CostRun, prices: dict[str, Any]) -> list[BillLine]:
+    """The form's warm-ups, priced from the warm-ups the run sent (metered apart), x the ratio x donations."""
+    warm = run.warm_ups
+    if warm is None or not warm.samples:
+        return []
+    api, cw, xray = prices["api_gateway"], prices["cloudwatch"], prices["xray"]
+    overhead = cw["log_event_overhead_bytes"]
+    log_bytes = (
+        warm.log_bytes
+        + warm.log_events * overhead
+        + len(warm.invocations) * (PLATFORM_LOG_BYTES + PLATFORM_LOG_EVENTS * overhead)
+        + warm.samples * (run.access_log_bytes + overhead)
+    )
+    lines = [
+        Line("API Gateway", "REST API requests (POST /warmup)", warm.samples, "requests",
+             api["rest_requests_per_million"], 1e6),
+        *lambda_lines(run, warm.invocations, prices),
+        *api_call_lines(run, warm.calls, prices)[0],
+        Line("CloudWatch Logs", "logs", log_bytes / 1e9, "GB", cw["logs_ingestion_per_gb"], 1),
+        Line("X-Ray", "traces (1 per warm-up)", warm.samples, "traces", xray["traces_recorded_per_million"], 1e6),
+    ]  # fmt: skip
+    ratio = run.config.warm_ups_per_donation
+    bill = [warm_up_line(sum(line.cost for line in lines) / warm.samples, ratio, api["source"])]
+    if run.template.waf_rules:
+        waf = prices["waf"]
+        bill.append(warm_up_line(waf["requests_per_million"] / 1e6, ratio, waf["source"], waf=True))
     return bill
 
 

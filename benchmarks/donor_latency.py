@@ -485,50 +485,63 @@ def breakdown(result: LatencyResult, out: TextIO) -> None:
         clients = result.samples[name]
         if not probes or len(probes) != len(clients):
             continue
-        parts: list[tuple[str, list[float]]] = [
-            ("client-side latency", clients),
-            ("  HTTP front + client (client - server)", [c - p.server for c, p in zip(clients, probes, strict=True)]),
-            ("  local stack CloudWatch bookkeeping after the handler (local only)", [p.bookkeeping for p in probes]),
-            ("  handler", [p.handler for p in probes]),
-            ("    Stripe charge (StripePayments.charge)", [p.stripe_charge for p in probes]),
-            ("    Stripe customer + attach (StripePayments.save_card)", [p.stripe_save_card for p in probes]),
-            ("    SendGrid mail send (ReceiptMailer.send)", [p.mail for p in probes]),
-            ("    follow-up messages (SendMessage calls side by side)", [p.publish for p in probes]),
-            ("    other AWS API calls (sum per request)", [p.aws - p.aws_sends for p in probes]),
-            ("    EMF metrics forwarded to moto CloudWatch (local only)", [p.emf for p in probes]),
-            ("    rest: Powertools, parsing, validation, logging", [_rest(p) for p in probes]),
-        ]
-        if name == "pipeline":
-            parts = [part for part in parts if "save_card" not in part[0] and "SendGrid" not in part[0]]
-        else:
-            parts = [part for part in parts if "local only" not in part[0] and "follow-up" not in part[0]]
-        for label, values in parts:
+        for label, values in _time_parts(name, clients, probes):
             rows.append([f"{name}: {label}", median(values), percentile(values, 5), percentile(values, 95)])
-        counts: dict[str, list[int]] = {}
-        for probe in probes:
-            for key in {k for p in probes for k in p.aws_calls}:
-                counts.setdefault(key, []).append(probe.aws_calls.get(key, 0))
-        timings = result.call_ms.get(name, {})
-        calls = ", ".join(
-            f"{k.split(':')[1]} x{median(v):g} @ {median(timings.get(k) or [float('nan')]):.1f} ms"
-            for k, v in sorted(counts.items())
+        call_lines.append(
+            f"{name} AWS calls per request (count @ median ms): {_aws_calls(probes, result.call_ms.get(name, {}))}"
         )
-        call_lines.append(f"{name} AWS calls per request (count @ median ms): {calls}")
     table(["where the time goes (ms, per request)", "p50", "p5", "p95"], rows, out=out)
     for line in call_lines:
         print(line, file=out)
+    _print_without_local_cloudwatch(result, out)
+
+
+def _time_parts(name: str, clients: list[float], probes: list[RequestProbe]) -> list[tuple[str, list[float]]]:
+    """The rows of one side's breakdown: the pipeline has no card save or mail in the request, the baseline
+    no follow-up messages and none of the local stack's CloudWatch emulation."""
+    parts: list[tuple[str, list[float]]] = [
+        ("client-side latency", clients),
+        ("  HTTP front + client (client - server)", [c - p.server for c, p in zip(clients, probes, strict=True)]),
+        ("  local stack CloudWatch bookkeeping after the handler (local only)", [p.bookkeeping for p in probes]),
+        ("  handler", [p.handler for p in probes]),
+        ("    Stripe charge (StripePayments.charge)", [p.stripe_charge for p in probes]),
+        ("    Stripe customer + attach (StripePayments.save_card)", [p.stripe_save_card for p in probes]),
+        ("    SendGrid mail send (ReceiptMailer.send)", [p.mail for p in probes]),
+        ("    follow-up messages (SendMessage calls side by side)", [p.publish for p in probes]),
+        ("    other AWS API calls (sum per request)", [p.aws - p.aws_sends for p in probes]),
+        ("    EMF metrics forwarded to moto CloudWatch (local only)", [p.emf for p in probes]),
+        ("    rest: Powertools, parsing, validation, logging", [_rest(p) for p in probes]),
+    ]
+    if name == "pipeline":
+        return [part for part in parts if "save_card" not in part[0] and "SendGrid" not in part[0]]
+    return [part for part in parts if "local only" not in part[0] and "follow-up" not in part[0]]
+
+
+def _aws_calls(probes: list[RequestProbe], timings: dict[str, list[float]]) -> str:
+    counts: dict[str, list[int]] = {}
+    for probe in probes:
+        for key in {k for p in probes for k in p.aws_calls}:
+            counts.setdefault(key, []).append(probe.aws_calls.get(key, 0))
+    return ", ".join(
+        f"{k.split(':')[1]} x{median(v):g} @ {median(timings.get(k) or [float('nan')]):.1f} ms"
+        for k, v in sorted(counts.items())
+    )
+
+
+def _print_without_local_cloudwatch(result: LatencyResult, out: TextIO) -> None:
     probes = result.requests.get("pipeline") or []
     clients = result.samples["pipeline"]
-    if probes and len(probes) == len(clients):
-        # Attribution, not the headline: AWS extracts EMF metrics and Lambda metrics off the request path.
-        local_only = [c - p.emf - p.bookkeeping for c, p in zip(clients, probes, strict=True)]
-        floor = result.summaries["floor"].p50
-        print(
-            f"\npipeline without the local stack's CloudWatch emulation (EMF forwarding + Lambda metrics, which "
-            f"AWS does off the request path): p50 {median(local_only):.0f} ms = "
-            f"{median(local_only) / floor:.2f} x floor",
-            file=out,
-        )
+    if not probes or len(probes) != len(clients):
+        return
+    # Attribution, not the headline: AWS extracts EMF metrics and Lambda metrics off the request path.
+    local_only = [c - p.emf - p.bookkeeping for c, p in zip(clients, probes, strict=True)]
+    floor = result.summaries["floor"].p50
+    print(
+        f"\npipeline without the local stack's CloudWatch emulation (EMF forwarding + Lambda metrics, which "
+        f"AWS does off the request path): p50 {median(local_only):.0f} ms = "
+        f"{median(local_only) / floor:.2f} x floor",
+        file=out,
+    )
 
 
 def _rest(probe: RequestProbe) -> float:

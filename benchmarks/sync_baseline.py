@@ -22,7 +22,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from donations.charge import donation_id_for
 from donations.errors import DonationError, ServiceUnavailable, StepFailure
 from donations.models import DonationRequest, DonationStatus
 from donations.ports import ChargeState
@@ -63,7 +62,7 @@ class SyncBaselineHandler:
     def _take(self, request: DonationRequest, key: str, correlation_id: str) -> dict[str, Any]:
         store, payments, mailer = self.wiring.store, self.wiring.payments, self.wiring.mailer
         donation = store.create_pending(
-            donation_id_for(f"sync-{key}"),
+            self.wiring.identifiers.donation_id(f"sync-{key}"),
             request,
             correlation_id,
             lease_seconds=29,  # API Gateway waits 29 s at most
@@ -126,5 +125,5 @@ class SyncBaselineServer:
             result = self.handler(event, LambdaContext("sync-baseline", 512, 30))
         return int(result["statusCode"]), dict(result.get("headers") or {}), str(result.get("body") or "")
 
-    def _call_local(self, method: str, path: str, query: str, body: bytes) -> tuple[int, Any]:
+    def _call_local(self, method: str, path: str, query: str, body: bytes, _: list[tuple[str, str]]) -> tuple[int, Any]:
         return 404, {"message": "Not Found"}

@@ -1,7 +1,8 @@
-"""POST /donations and GET /donations/{donation_id}: parse, call the core, shape the answer."""
+"""POST /donations, GET /donations/{donation_id} and POST /warmup: parse, call the core, shape the answer."""
 
 import math
 from functools import cache
+from http import HTTPStatus
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
@@ -14,6 +15,7 @@ from donations import deadline, models
 from donations.api import (
     CHALLENGE_HEADER,
     IDEMPOTENCY_HEADER,
+    WARMUP_PATH,
     build_resolver,
     documented_errors,
     early_refusal,
@@ -26,6 +28,7 @@ from donations.models import DonationAnswer, PublicDonation, load_email_validati
 from donations.observability import logger, metrics, tracer
 from donations.ports import Client
 from donations.settings import ChargeSettings
+from donations.warmup import warm_up
 from donations.wiring import Wiring
 
 IdempotencyKey = Annotated[str, Header(alias=IDEMPOTENCY_HEADER.lower(), pattern=r"^[\x21-\x7e]{1,255}$")]
@@ -38,6 +41,9 @@ CREATE_RESPONSES: dict[int, OpenAPIResponse] = {
     201: {"description": "Charged", "content": {"application/json": {"model": DonationAnswer}}},
     202: {"description": "3-D Secure required", "content": {"application/json": {"model": DonationAnswer}}},
     **documented_errors(400, 402, 403, 409, 413, 415, 422, 429, 503),
+}
+WARMUP_RESPONSES: dict[int, OpenAPIResponse] = {
+    204: {"description": "Warm: INIT done, the key fetched, the connections open; nothing written or charged"}
 }
 GET_RESPONSES: dict[int, OpenAPIResponse] = {
     200: {"description": "Progress", "content": {"application/json": {"model": PublicDonation}}},
@@ -61,7 +67,9 @@ def wiring() -> Wiring:
 
 
 @app.post("/donations", responses=CREATE_RESPONSES, summary="Make a donation")
-@tracer.capture_method
+# The answer may carry the PaymentIntent's client_secret, which Stripe says must never be stored or logged:
+# no response or exception goes to X-Ray as metadata (template.yaml's Globals turn capture off everywhere).
+@tracer.capture_method(capture_response=False, capture_error=False)
 def create_donation(
     donation: Annotated[DonationRequest, Body()],
     idempotency_key: IdempotencyKey,
@@ -79,6 +87,8 @@ def create_donation(
         payments=deps.payments,
         publisher=deps.publisher,
         lease_seconds=math.ceil(app.lambda_context.get_remaining_time_in_millis() / 1000),
+        identifiers=deps.identifiers,
+        legacy_ids=settings.legacy_donation_ids,
         # Card testing: the client as API Gateway saw it (never a header it could set itself).
         screening=deps.screening,
         client=Client(app.current_event.request_context.identity.source_ip, challenge_token),
@@ -87,12 +97,20 @@ def create_donation(
 
 
 @app.get("/donations/<donation_id>", responses=GET_RESPONSES, summary="A donation's progress")
-@tracer.capture_method
+@tracer.capture_method(capture_response=False, capture_error=False)
 def get_donation(donation_id: str) -> PublicDonation:
     donation = wiring().store.get(donation_id) if DONATION_ID.match(donation_id) else None
     if donation is None:
         raise DonationNotFound(f"No donation {donation_id}.", field="donation_id")
     return donation.public_view()
+
+
+@app.post(WARMUP_PATH, responses=WARMUP_RESPONSES, summary="Warm the function while the donor fills in the form")
+@tracer.capture_method
+def warm_up_for_a_donation() -> Response[None]:
+    # Safe for anyone to call (donations.warmup): reads only, of nobody's data; no body, no headers needed.
+    warm_up(wiring().connection_openers())
+    return Response(HTTPStatus.NO_CONTENT)
 
 
 # During INIT, not on the first donor's path (with SnapStart, in the snapshot; donations.snapstart keeps it safe).
@@ -101,7 +119,7 @@ wiring().build_clients()
 
 # clear_state: keys appended for one donation (donation_id, donor) must not label the next request's logs.
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     refusal = early_refusal(event, settings)

@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from donations.api import answer_idempotency_conflicts, build_resolver
+from donations.api import answer_idempotency_conflicts, build_resolver, oversized_body, proxy_response
 from donations.observability import logger, metrics, tracer
 from donations.settings import StripeWebhookSettings
 from donations.webhooks import (
@@ -37,6 +37,7 @@ from donations.wiring import Wiring
 RESPONSES: dict[int, OpenAPIResponse] = {
     200: {"description": "Event applied, already applied, or ignored"},
     400: {"description": "Missing, invalid or stale Stripe-Signature; nothing done"},
+    413: {"description": "Body larger than any Stripe event (WEBHOOK_MAX_BODY_BYTES); nothing read or written"},
     409: {"description": "The donation is not recorded yet, or the event is being applied: Stripe retries"},
     503: {"description": "Storage unavailable: Stripe retries"},
 }
@@ -71,7 +72,8 @@ def apply_once() -> Any:
 
 
 @app.post("/webhooks/stripe", responses=RESPONSES, summary="Stripe webhook events", include_in_schema=False)
-@tracer.capture_method
+# Nothing of the event (a PaymentIntent with its client_secret, the donor's email) goes to X-Ray as metadata.
+@tracer.capture_method(capture_response=False, capture_error=False)
 def receive_stripe_event() -> Response[dict[str, Any]]:
     request = app.current_event
     secret = wiring().api_keys.get(settings.stripe_webhook_secret_name)
@@ -90,8 +92,13 @@ apply_once()
 
 # clear_state: keys appended for one event (donation_id, stripe_event_id) must not label the next one's logs.
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency_config.register_lambda_context(context)
+    # Before the signature check: a flood of large bodies costs no secret read, HMAC or write.
+    too_large = oversized_body(event, settings.webhook_max_body_bytes)
+    if too_large is not None:
+        logger.warning("Webhook body too large", extra={"bytes": len(event.get("body") or "")})
+        return proxy_response(too_large, settings)
     return app.resolve(event, context)

@@ -44,6 +44,9 @@ ACCESS_FORBIDDEN = "access forbidden"  # a valid key without the Mail Send scope
 CONTENT_TOO_LARGE = "content too large"
 # SendGrid's 4XX troubleshooting article: a key that is invalid, deleted or whose permissions changed.
 INVALID_GRANT = "The provided authorization grant is invalid, expired, or revoked"
+# SendGrid's "4XX API Errors" and "Maximum Credits Exceeded" support articles: an account out of credits
+# gets 401 with this message (no field, no help) on every mail send, whatever the key.
+CREDITS_EXCEEDED = "Maximum credits exceeded"
 INVALID_TEMPLATE = "Must be a valid template."  # errors page, template_id
 # Twilio error 60222 ("HTTP status: 403"); SendGrid's body names the field "from" and no help link.
 UNVERIFIED_SENDER = (
@@ -101,6 +104,7 @@ class SendGridEmulator(EmulatorServer):
             self._revoked_keys: set[str] = set()
             self._keys_without_mail_send: set[str] = set()
             self._unverified_senders: set[str] = set()
+            self._credits_exhausted = False
 
     # -- public Python API ---------------------------------------------------------
     @property
@@ -130,6 +134,16 @@ class SendGridEmulator(EmulatorServer):
         """The key stays valid but loses the Mail Send permission: 403 ``access forbidden`` until reset()."""
         with self._lock:
             self._keys_without_mail_send.add(key)
+
+    def exhaust_credits(self, _value: str = "") -> None:
+        """The account has used its plan's credits: every mail send gets 401 ``Maximum credits exceeded``
+        until restore_credits() (a plan upgrade, or the free plan's daily reset) or reset()."""
+        with self._lock:
+            self._credits_exhausted = True
+
+    def restore_credits(self, _value: str = "") -> None:
+        with self._lock:
+            self._credits_exhausted = False
 
     def unverify_sender(self, email_or_domain: str) -> None:
         """The sender identity (address or domain) is no longer verified: 403 until reset()."""
@@ -176,11 +190,13 @@ class SendGridEmulator(EmulatorServer):
             "revoke_key": self.revoke_key,
             "remove_mail_send_scope": self.remove_mail_send_scope,
             "unverify_sender": self.unverify_sender,
+            "exhaust_credits": self.exhaust_credits,
+            "restore_credits": self.restore_credits,
         }
         action = actions.get(str(change.get("action")))
         if action is None:
             return Response.json(400, {"error": f"action must be one of {sorted(actions)}"})
-        action(str(change["value"]))
+        action(str(change.get("value", "")))
         return Response.json(200, {"ok": True})
 
     def fault_response(self, fault: Fault, req: Request) -> Response:
@@ -233,6 +249,8 @@ class SendGridEmulator(EmulatorServer):
         return None
 
     def _send(self, mail: Any) -> Response:
+        if self._credits_exhausted:
+            return _plain_error(401, CREDITS_EXCEEDED)
         errors = mail_send_errors(mail) or self._account_errors(mail)
         if errors:
             return _errors_response(400, errors)
@@ -336,6 +354,12 @@ class SendGridControl(EmulatorControl):
 
     def remove_mail_send_scope(self, key: str) -> None:
         self.call("POST", "account", {"action": "remove_mail_send_scope", "value": key})
+
+    def exhaust_credits(self) -> None:
+        self.call("POST", "account", {"action": "exhaust_credits"})
+
+    def restore_credits(self) -> None:
+        self.call("POST", "account", {"action": "restore_credits"})
 
     def unverify_sender(self, email_or_domain: str) -> None:
         self.call("POST", "account", {"action": "unverify_sender", "value": email_or_domain})

@@ -139,8 +139,7 @@ class TemplateStore:
         self.templates: dict[str, Template] = {}
 
     def handle(self, req: Request) -> Response:
-        parts = req.path.rstrip("/").removeprefix(PREFIX).strip("/").split("/")
-        parts = [p for p in parts if p]
+        parts = [p for p in req.path.rstrip("/").removeprefix(PREFIX).strip("/").split("/") if p]
         try:
             body = req.json() if req.method in ("POST", "PATCH") and req.body else {}
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -152,19 +151,23 @@ class TemplateStore:
             return _errors(404, NOT_FOUND)
         if len(parts) == 1:
             return self._one_template(req.method, template, body)
-        if parts[1] != "versions" or len(parts) > 4 or (len(parts) == 4 and parts[3] != "activate"):
+        return self._versions(req.method, template, parts[1:], body)
+
+    def _versions(self, method: str, template: Template, parts: list[str], body: Any) -> Response:
+        """``versions``, ``versions/{id}`` and ``versions/{id}/activate`` under one template."""
+        if parts[0] != "versions" or len(parts) > 3 or (len(parts) == 3 and parts[2] != "activate"):
             return _errors(404, NOT_FOUND)
-        if len(parts) == 2:
-            return self._create_version(template, body) if req.method == "POST" else _errors(405, "Method Not Allowed")
-        version = next((v for v in template.versions if v.id == parts[2]), None)
+        if len(parts) == 1:
+            return self._create_version(template, body) if method == "POST" else _errors(405, "Method Not Allowed")
+        version = next((v for v in template.versions if v.id == parts[1]), None)
         if version is None:
             return _errors(404, NOT_FOUND)
-        if len(parts) == 4:
-            if req.method != "POST":
-                return _errors(405, "Method Not Allowed")
-            template.activate(version)
-            return Response.json(200, version.output())
-        return self._one_version(req.method, template, version, body)
+        if len(parts) == 2:
+            return self._one_version(method, template, version, body)
+        if method != "POST":
+            return _errors(405, "Method Not Allowed")
+        template.activate(version)
+        return Response.json(200, version.output())
 
     def active_version(self, template_id: str) -> Version | None:
         template = self.templates.get(template_id)

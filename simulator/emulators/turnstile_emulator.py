@@ -238,8 +238,11 @@ def _success(solved_at: float, hostname: str, action: str | None, cdata: str | N
 class TurnstileControl(EmulatorControl):
     """EmulatorControl plus tokens (what solving the widget gives) and the tokens' clock."""
 
-    def issue_token(self, sitekey: str = LOCAL_SITEKEY) -> str:
-        return str(self.call("POST", "tokens", {"sitekey": sitekey})["token"])
+    def issue_token(
+        self, sitekey: str = LOCAL_SITEKEY, *, hostname: str = "localhost", action: str | None = None
+    ) -> str:
+        body = {"sitekey": sitekey, "hostname": hostname, "action": action}
+        return str(self.call("POST", "tokens", body)["token"])
 
     def advance_clock(self, seconds: float) -> None:
         self.call("POST", "clock", {"advance": seconds})

@@ -28,6 +28,8 @@ class LocalConfig:
     tick_seconds: float = field(default_factory=lambda: float(os.environ.get("DONATIONS_LOCAL_TICK", "5")))
     time_scale: float = field(default_factory=lambda: float(os.environ.get("DONATIONS_LOCAL_TIME_SCALE", "1")))
     stripe_api_key: str = field(default_factory=lambda: os.environ.get("STRIPE_API_KEY", ""))
+    # With the real Stripe: the test-mode publishable key (pk_test_...) the form's Stripe.js uses.
+    stripe_publishable_key: str = field(default_factory=lambda: os.environ.get("STRIPE_PUBLISHABLE_KEY", ""))
     sendgrid_api_key: str = field(default_factory=lambda: os.environ.get("SENDGRID_API_KEY", ""))
     # The real Cloudflare Turnstile instead of its emulator: your widget's keys (both, or neither).
     turnstile_sitekey: str = field(default_factory=lambda: os.environ.get("TURNSTILE_SITEKEY", ""))

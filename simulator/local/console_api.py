@@ -3,6 +3,12 @@
 Looking (alarms, what needs attention, a parked message, a donor, the report) reads; acting (redrive,
 discard, fix an address) is recorded on the donation as from the CLI. Also ``/_local/runbook``:
 RUNBOOK.md as a page, its sections as anchors, for the console's links.
+
+Acting is guarded against cross-site requests (OWASP Cross-Site Request Forgery Prevention Cheat
+Sheet: "Custom Request Headers" and "Verifying Origin With Standard Headers"): a POST must carry
+:data:`CONSOLE_HEADER`, which a cross-site form cannot send and a cross-site ``fetch`` can only send
+after a CORS preflight this server never approves, and an ``Origin`` that is the console's own
+(browsers send it with every POST). Anything else is a 403 that does nothing.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import dataclasses
 import html
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -25,6 +31,13 @@ from infra.deploy import PROJECT_ROOT
 
 RUNBOOK = PROJECT_ROOT / "RUNBOOK.md"
 STEP_QUEUES = ("receipt", "tokenize")
+CONSOLE_HEADER = "X-Donations-Console"
+"""Sent by the console's pages (static/ops-console.js) with every action."""
+
+
+def console_origins(port: int) -> frozenset[str]:
+    """The origins the console's pages are served from (the front binds 127.0.0.1 only)."""
+    return frozenset({f"http://127.0.0.1:{port}", f"http://localhost:{port}"})
 
 
 @dataclass(frozen=True)
@@ -39,8 +52,9 @@ Answer = tuple[int, Any]
 
 
 class ConsoleApi:
-    def __init__(self, clients: Clients, stack_name: str, alarm_prefix: str) -> None:
+    def __init__(self, clients: Clients, stack_name: str, alarm_prefix: str, origins: frozenset[str]) -> None:
         self._clients = clients
+        self._origins = origins
         self._stack_name = stack_name
         self._prefix = alarm_prefix
         self._stack: Stack | None = None
@@ -51,7 +65,9 @@ class ConsoleApi:
             self._stack = discover(self._clients, self._stack_name)
         return self._stack
 
-    def handle(self, method: str, route: str, query: str, body: bytes) -> Answer | None:
+    def handle(
+        self, method: str, route: str, query: str, body: bytes, headers: Iterable[tuple[str, str]] = ()
+    ) -> Answer | None:
         """The answer to ``/_local/<route>``, or None when the route is not the console's."""
         handlers: dict[tuple[str, str], Callable[[dict[str, str], dict[str, Any]], Answer]] = {
             ("GET", "ops/alarms"): self._alarms,
@@ -69,12 +85,24 @@ class ConsoleApi:
         found = handlers.get((method, route))
         if found is None:
             return None
+        if method == "POST" and not self._same_site(headers):
+            return 403, {"error": f"console actions come from the console's own pages only ({CONSOLE_HEADER}, Origin)"}
         params = {k: v[-1] for k, v in parse_qs(query).items()}
         try:
             payload = json.loads(body or b"{}") if method == "POST" else {}
             return found(params, payload if isinstance(payload, dict) else {})
         except (OpsError, ValueError) as error:
             return 400, {"error": str(error)}
+
+    def _same_site(self, headers: Iterable[tuple[str, str]]) -> bool:
+        sent: dict[str, list[str]] = {}
+        for name, value in headers:
+            sent.setdefault(name.lower(), []).append(value)
+        return (
+            sent.get(CONSOLE_HEADER.lower()) == ["1"]
+            and len(sent.get("origin", [])) == 1
+            and (sent["origin"][0] in self._origins)
+        )
 
     # -- looking -----------------------------------------------------------------------------------
 

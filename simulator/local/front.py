@@ -2,14 +2,17 @@
 
 Requests under the API's paths go, with every method, the raw body and every header line as
 sent (repeated ones included), to :meth:`Pipeline.call_api`, which answers as API Gateway does;
-``/``, ``/outbox`` and ``/console`` serve the sample donation form, the receipts the SendGrid
-emulator accepted, and an operator console.
+``/``, ``/outbox`` and ``/console`` serve the donation form (``static/form/``, configured for this
+stack: the Stripe.js stand-in of the Stripe emulator, or the real Stripe.js with a publishable key),
+the receipts the SendGrid emulator accepted, and an operator console.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
+from collections import Counter
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,13 +29,25 @@ PAGES = {
     "/outbox/receipt": "receipt.html",
     "/report": "report.html",
 }
+FORM_PAGE = "/"
+FORM_CONFIG_TAG = b'<script type="application/json" id="donation-form-config">{}</script>'
+# The form's currencies and suggested amounts here (minor units); a charity sets its own (docs/form.md).
+FORM_CURRENCIES = {
+    "usd": [1000, 2500, 5000, 10000],
+    "eur": [1000, 2500, 5000, 10000],
+    "gbp": [1000, 2500, 5000],
+    "cad": [1000, 2500, 5000],
+    "aud": [1000, 2500, 5000],
+}
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
-API_PREFIXES = ("/donations", "/webhooks")
+API_PREFIXES = ("/donations", "/webhooks", "/warmup")
+REQUEST_COUNTS = "/_local/front/requests"
 
 ApiCall = Callable[[str, str, str, bytes | None, list[tuple[str, str]]], tuple[int, dict[str, str], str]]
 """(method, path, query, body, header lines) -> (status, headers, body)."""
-LocalCall = Callable[[str, str, str, bytes], tuple[int, Any]]
-"""(method, path, query, body) -> (status, JSON payload, or an object with content_type and body: sent as is)."""
+LocalCall = Callable[[str, str, str, bytes, list[tuple[str, str]]], tuple[int, Any]]
+"""(method, path, query, body, header lines) -> (status, JSON payload, or an object with content_type and
+body: sent as is)."""
 
 
 class Front(ThreadingHTTPServer):
@@ -42,6 +57,9 @@ class Front(ThreadingHTTPServer):
     def __init__(self, port: int, api: ApiCall, local: LocalCall) -> None:
         self.api = api
         self.local = local
+        self.api_requests: Counter[str] = Counter()
+        """API requests received, by "METHOD /path" (``GET /_local/front/requests``): what a browser sent."""
+        self._counts_lock = threading.Lock()
         super().__init__(("127.0.0.1", port), _Handler)
 
 
@@ -69,18 +87,26 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(413, b'{"message":"Request Too Long"}', {"Content-Type": "application/json"})
                 return
             body = self.rfile.read(length) if length > 0 else b""
+            headers = list(self.headers.items())  # every header line, repeated names included
             if path.startswith(API_PREFIXES):
-                headers = list(self.headers.items())  # every header line, repeated names included
+                with self.server._counts_lock:
+                    self.server.api_requests[f"{method} {path}"] += 1
                 status, response_headers, text = self.server.api(method, path, target.query, body or None, headers)
                 self._send(status, text.encode(), response_headers, head=method == "HEAD")
+            elif path == REQUEST_COUNTS and method == "GET":
+                with self.server._counts_lock:
+                    counts = dict(self.server.api_requests)
+                self._send(200, json.dumps(counts).encode(), {"Content-Type": "application/json"})
             elif path.startswith("/_local/"):
-                status, payload = self.server.local(method, path, target.query, body)
+                status, payload = self.server.local(method, path, target.query, body, headers)
                 if hasattr(payload, "content_type"):  # the report's CSV, the runbook page
                     self._send(status, payload.body, {"Content-Type": payload.content_type})
                 else:
                     self._send(status, json.dumps(payload).encode(), {"Content-Type": "application/json"})
             elif method == "GET" and path in PAGES:
                 page = (STATIC / PAGES[path]).read_bytes()
+                if path == FORM_PAGE:
+                    page = page.replace(FORM_CONFIG_TAG, FORM_CONFIG_TAG.replace(b"{}", self._form_config()))
                 self._send(200, page, {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
             elif method == "GET" and (STATIC / path.lstrip("/")).is_file() and ".." not in path:
                 self._send(200, (STATIC / path.lstrip("/")).read_bytes(), {"Content-Type": _content_type(path)})
@@ -92,19 +118,42 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("front: %s %s failed", method, path)
             self._send(502, b'{"message":"Internal server error"}', {"Content-Type": "application/json"})
 
+    def _form_config(self) -> bytes:
+        """The form's configuration object for this stack, as a deployer writes it (docs/form.md)."""
+        _, local = self.server.local("GET", "/_local/config", "", b"", [])
+        config: dict[str, Any] = {
+            "apiUrl": "",  # the API is this origin
+            "stripePublishableKey": local["stripe_publishable_key"],
+            "turnstileSiteKey": local["turnstile_sitekey"],
+            "organization": "Example Charity",
+            "currencies": FORM_CURRENCIES,
+        }
+        if local.get("stripe_js_url"):  # the emulator's Stripe.js stand-in; unset, the form loads js.stripe.com
+            config["stripeJsUrl"] = local["stripe_js_url"]
+        # Inside <script>, "</" would end the element early: JSON allows "<\/" for it.
+        return json.dumps(config).replace("</", "<\\/").encode()
+
     def _send(self, status: int, body: bytes, headers: dict[str, str], *, head: bool = False) -> None:
         """Send an answer; to HEAD, its status and headers only (RFC 9110 section 9.3.2)."""
         self.send_response(status)
         for name, value in headers.items():
             if name.lower() != "content-length":
                 self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
+        if status != 204:  # RFC 9110 section 8.6: never a Content-Length on a 204 (the warm-up's answer)
+            self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if not head:
             self.wfile.write(body)
 
 
+_CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+}
+
+
 def _content_type(path: str) -> str:
-    return {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png"}.get(
-        Path(path).suffix, "application/octet-stream"
-    )
+    return _CONTENT_TYPES.get(Path(path).suffix, "application/octet-stream")

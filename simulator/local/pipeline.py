@@ -66,6 +66,10 @@ class ApiAnswer:
         return self.body if isinstance(self.body, str) else json.dumps(self.body)
 
 
+LOCAL_FORM_HOSTNAMES = "localhost,127.0.0.1"
+"""Where the local donation form is served (simulator/local/front.py): the hosts its CAPTCHA tokens name."""
+
+
 @dataclass
 class ProviderEndpoints:
     """Where the functions find Stripe and SendGrid: the emulators, or the real test-mode services."""
@@ -107,6 +111,9 @@ class Pipeline:
     environment: dict[str, str] = field(default_factory=dict)
     """Extra environment for the functions (e.g. shorter backoffs in tests)."""
     template_path: Path = PROJECT_ROOT / "template.yaml"
+    # What keys donation ids, donor keys and velocity keys here (donations.identifiers); a deployment
+    # stores its own random one.
+    identifier_secret: str = "local-identifier-secret-not-for-deployments"  # noqa: S105 - a local test secret
 
     def start(self) -> Pipeline:
         self.sam_template = load_template(self.template_path)
@@ -169,8 +176,9 @@ class Pipeline:
         return {**values, **self._provider_parameters(), **self.parameters}
 
     def _provider_parameters(self) -> dict[str, str]:
-        # The CAPTCHA widget the form shows is a stack parameter, as deployed: here, the local one.
-        return {"TurnstileSiteKey": self.providers.turnstile_sitekey}
+        # The CAPTCHA widget the form shows is a stack parameter, as deployed: here, the local one, on
+        # the local form's hosts.
+        return {"TurnstileSiteKey": self.providers.turnstile_sitekey, "FormHostnames": LOCAL_FORM_HOSTNAMES}
 
     def function_environment(self) -> dict[str, str]:
         """All functions' environments as moto resolved them, merged (they share this process)."""
@@ -204,6 +212,7 @@ class Pipeline:
             "SENDGRID_SECRET_NAME": self.providers.sendgrid_api_key,
             "STRIPE_WEBHOOK_SECRET_NAME": self.providers.stripe_webhook_secret,
             "TURNSTILE_SECRET_NAME": self.providers.turnstile_secret,
+            "IDENTIFIER_SECRET_NAME": self.identifier_secret,
         }
         environment = self.function_environment()
         for variable, value in names.items():

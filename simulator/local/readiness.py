@@ -64,6 +64,7 @@ def problems_of(stack: LocalStack) -> list[str]:
         environment["STRIPE_SECRET_NAME"]: pipeline.providers.stripe_api_key,
         environment["SENDGRID_SECRET_NAME"]: pipeline.providers.sendgrid_api_key,
         environment["STRIPE_WEBHOOK_SECRET_NAME"]: pipeline.providers.stripe_webhook_secret,
+        environment["IDENTIFIER_SECRET_NAME"]: pipeline.identifier_secret,
     }
     problems = key_problems(charge_wiring.api_keys.get, expected)
     if not problems:

@@ -19,6 +19,7 @@ from donations_ops.stack import Stack as OpsStack
 from donations_ops.stack import discover
 from simulator.emulators.sendgrid_emulator import SendGridEmulator
 from simulator.emulators.stripe import StripeEmulator
+from simulator.emulators.stripe.cards import MAGIC_CARDS
 from simulator.emulators.turnstile_emulator import LOCAL_SECRET, LOCAL_SITEKEY, TurnstileEmulator
 from simulator.local.alarms import AlarmEvaluator
 from simulator.local.config import LocalConfig
@@ -46,6 +47,8 @@ TEST_PAYMENT_METHODS = [
     ("pm_card_chargeDeclinedInsufficientFunds", "Declined: insufficient funds"),
     ("pm_card_chargeDeclined", "Declined: generic"),
 ]
+# The Stripe emulator takes any pk_test_ key (the form's Stripe.js stand-in sends it).
+EMULATOR_PUBLISHABLE_KEY = "pk_test_local_emulator"
 
 
 class LocalStack:
@@ -119,9 +122,11 @@ class LocalStack:
         self._start_reconciler()
         self._start_growth_notices()
         # Imported now: it loads donations' modules, which read the environment the pipeline has just set.
-        from simulator.local.console_api import ConsoleApi
+        from simulator.local.console_api import ConsoleApi, console_origins
 
-        self.console_api = ConsoleApi(clients, config.stack_name, f"{config.stack_name}-")
+        self.console_api = ConsoleApi(
+            clients, config.stack_name, f"{config.stack_name}-", console_origins(config.api_port)
+        )
         self.front = Front(config.api_port, self._call_api, self._call_local)
         threading.Thread(target=self.front.serve_forever, name="front", daemon=True).start()
         self._closers.append(self.front.server_close)
@@ -193,19 +198,33 @@ class LocalStack:
     def _deliver_stripe_webhooks(self) -> None:
         """The emulator posts its events, signed, to our webhook route, as a Stripe endpoint would.
 
-        Events only start with the first donation, after the front is listening; earlier ones would
-        be retried by the emulator anyway. (Imported here: donations reads its environment, which
-        the pipeline has just set, when first imported.)
+        The endpoint is installed as a deployer installs it: ``donations-ops stripe install-webhook``'s
+        code, through the emulator's WebhookEndpoints API, in our API version with the handler's events;
+        its new signing secret goes to the webhook function's parameter. Events only start with the first
+        donation, after the front is listening; earlier ones would be retried by the emulator anyway.
+        (Imported here: donations reads its environment, which the pipeline has just set, when first imported.)
         """
-        from donations.webhooks import HANDLED_EVENT_TYPES
+        import stripe
+
+        from donations.payments import STRIPE_API_VERSION
+        from donations_ops.stripe_webhook import WEBHOOK_PATH, install_webhook, stack_webhook_target
 
         if self.stripe is None:
-            return  # the real Stripe: `stripe listen` forwards its events (see the README)
-        self.stripe.configure_webhooks(
-            f"http://127.0.0.1:{self.config.api_port}/webhooks/stripe",
-            self.pipeline.providers.stripe_webhook_secret,
-            enabled_events=HANDLED_EVENT_TYPES,  # like a Stripe endpoint's enabled_events
+            return  # the real Stripe: `stripe listen` forwards its events (docs/stripe-webhook-setup.md)
+        pipeline = self.pipeline
+        target = stack_webhook_target(
+            pipeline.clients, self.config.stack_name, url=f"http://127.0.0.1:{self.config.api_port}{WEBHOOK_PATH}"
         )
+        client = stripe.StripeClient(
+            pipeline.providers.stripe_api_key,
+            stripe_version=STRIPE_API_VERSION,
+            base_addresses={"api": pipeline.providers.stripe_api_base},
+        )
+        ssm = pipeline.clients("ssm")
+        install_webhook(client, ssm, target)
+        # What the stack stored now: the start-up checks compare the functions' reading with it.
+        stored = ssm.get_parameter(Name=target.secret_parameter, WithDecryption=True)["Parameter"]["Value"]
+        pipeline.providers.stripe_webhook_secret = stored
 
     def _route_function_output(self) -> None:
         """The functions' stdout (JSON logs, EMF metrics) goes through FunctionOutput, as to CloudWatch Logs."""
@@ -368,17 +387,26 @@ class LocalStack:
         )
         return answer.status, answer.headers, answer.text
 
-    def _call_local(self, method: str, path: str, query: str, body: bytes) -> tuple[int, Any]:
+    def _call_local(
+        self, method: str, path: str, query: str, body: bytes, headers: list[tuple[str, str]]
+    ) -> tuple[int, Any]:
         parts = path.strip("/").split("/")[1:]
         # The console's alarms, DLQ tools, donor lookup, report and runbook (issue #15).
-        answer = self.console_api.handle(method, "/".join(parts), query, body)
+        answer = self.console_api.handle(method, "/".join(parts), query, body, headers)
         if answer is not None:
             return answer
         if method == "GET" and parts == ["config"]:
             return 200, {
                 "stripe_emulator": self.stripe is not None,
                 "sendgrid_emulator": self.sendgrid is not None,
-                "test_payment_methods": [{"id": pm, "label": label} for pm, label in TEST_PAYMENT_METHODS],
+                "stripe_publishable_key": self.config.stripe_publishable_key
+                if self.stripe is None
+                else EMULATOR_PUBLISHABLE_KEY,
+                "stripe_js_url": f"{self.stripe.url}/v3/" if self.stripe is not None else None,
+                "turnstile_sitekey": self.pipeline.providers.turnstile_sitekey,
+                "test_payment_methods": [
+                    {"id": pm, "label": label, "number": MAGIC_CARDS[pm].number} for pm, label in TEST_PAYMENT_METHODS
+                ],
             }
         if method == "GET" and parts == ["outbox"]:
             return 200, {"emails": [_listed(e) for e in reversed(self.sendgrid.outbox)] if self.sendgrid else []}

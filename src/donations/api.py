@@ -31,6 +31,9 @@ from donations.strict_json import invalid_encoding, loads_strict
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 CHALLENGE_HEADER = "Challenge-Token"  # the CAPTCHA widget's token (donations.screening)
+RETRY_AFTER_HEADER = "Retry-After"
+# The warm-up a form sends while the donor types (donations.warmup): a POST without body or headers.
+WARMUP_PATH = "/warmup"
 JSON_MEDIA_TYPE = "application/json"
 # RFC 8259 section 8.1: JSON exchanged between systems is UTF-8 ("utf8" is a common alias).
 _UTF8_CHARSETS = frozenset({"utf-8", "utf8"})
@@ -38,7 +41,10 @@ _UTF8_CHARSETS = frozenset({"utf-8", "utf8"})
 
 def build_resolver(settings: ApiSettings) -> APIGatewayRestResolver:
     cors = CORSConfig(
-        allow_origin=settings.cors_origin, allow_headers=["Content-Type", IDEMPOTENCY_HEADER, CHALLENGE_HEADER]
+        allow_origin=settings.cors_origin,
+        allow_headers=["Content-Type", IDEMPOTENCY_HEADER, CHALLENGE_HEADER],
+        # A form on another origin reads only CORS-safelisted response headers, and Retry-After is not one.
+        expose_headers=[RETRY_AFTER_HEADER],
     )
     # The resolver parses the body with our strict reader (repeated keys, depth, NaN, lone surrogates).
     app = APIGatewayRestResolver(cors=cors, enable_validation=True, json_body_deserializer=loads_strict)
@@ -72,7 +78,7 @@ def documented_errors(*statuses: int) -> dict[int, OpenAPIResponse]:
 def error_response(error: DonationError) -> Response[str]:
     headers: dict[str, str] = {}
     if isinstance(error, ServiceUnavailable | TooManyAttempts):
-        headers["Retry-After"] = str(error.retry_after_seconds)
+        headers[RETRY_AFTER_HEADER] = str(error.retry_after_seconds)
     return Response(
         status_code=int(error.status),
         content_type=content_types.APPLICATION_JSON,
@@ -88,12 +94,13 @@ def early_refusal(event: Mapping[str, Any], settings: ApiSettings) -> DonationEr
     Runs before the resolver's validation so a 1 MB body is not decoded, scanned and logged. Media
     types are compared case-insensitively (RFC 9110 section 8.3.1).
     """
-    if event.get("httpMethod") not in {"POST", "PUT", "PATCH"}:
-        return None
+    if event.get("httpMethod") not in {"POST", "PUT", "PATCH"} or event.get("resource") == WARMUP_PATH:
+        return None  # the warm-up reads no body: whatever came with it is never decoded
     body = event.get("body") or ""
     encoded = bool(event.get("isBase64Encoded"))
-    if len(body) > settings.max_body_bytes * (2 if encoded else 1):
-        return PayloadTooLarge(f"The body must not exceed {settings.max_body_bytes} bytes.")
+    too_large = oversized_body(event, settings.max_body_bytes)
+    if too_large is not None:
+        return too_large
     content_types = header_values(event, "Content-Type")
     media_type, charset = _media_type(content_types[0] if len(content_types) == 1 else "")
     if media_type != JSON_MEDIA_TYPE or (charset is not None and charset not in _UTF8_CHARSETS):
@@ -107,6 +114,24 @@ def early_refusal(event: Mapping[str, Any], settings: ApiSettings) -> DonationEr
         return invalid_encoding()
     if len(raw) > settings.max_body_bytes:
         return PayloadTooLarge(f"The body must not exceed {settings.max_body_bytes} bytes.")
+    return None
+
+
+def oversized_body(event: Mapping[str, Any], max_bytes: int) -> PayloadTooLarge | None:
+    """A refusal when the body is longer than ``max_bytes``, judged from its length alone (nothing decoded).
+
+    A UTF-8 character is 1 to 4 bytes and base64 carries 3 bytes in 4 characters, so the text's
+    length bounds the bytes: only bodies near the limit are measured in bytes.
+    """
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        size = len(body) * 3 // 4
+    elif len(body) > max_bytes or len(body) * 4 <= max_bytes:
+        size = len(body)
+    else:
+        size = len(body.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        return PayloadTooLarge(f"The body must not exceed {max_bytes} bytes.")
     return None
 
 
@@ -177,6 +202,7 @@ def proxy_response(error: DonationError, settings: ApiSettings) -> dict[str, Any
     response = error_response(error)
     headers = {**response.headers, "Content-Type": content_types.APPLICATION_JSON}
     headers["Access-Control-Allow-Origin"] = settings.cors_origin
+    headers["Access-Control-Expose-Headers"] = RETRY_AFTER_HEADER
     return {"statusCode": response.status_code, "headers": headers, "body": response.body, "isBase64Encoded": False}
 
 

@@ -2,9 +2,13 @@
 
 The circuit breaker of the card-testing defences (donations.screening). Its item, ``attack-mode``:
 
-* ``d<minute>``: declines per UTC minute (unix seconds // 60), added by every decline. When the
-  declines of the last ``window_seconds`` reach ``breaker_declines``, the mode opens: ``open_until``
-  is set ``quiet_seconds`` ahead (``opened_at``, ``opened_reason`` say since when and why);
+* ``d<minute>``: declines per UTC minute (unix seconds // 60), added by every decline; ``a<minute>``:
+  new donations admitted towards Stripe per minute (each container adds its count at most every few
+  seconds). The mode opens when the last ``window_seconds`` hold at least ``breaker_declines``
+  declines (the minimum volume: fewer are left to the per-address, email and card limits) *and*
+  those declines are at least ``breaker_decline_rate`` of the window's attempts: a busy campaign
+  with an honest 5-10 % decline rate reaches the count, not the rate (docs/card-testing-thresholds.md).
+  ``open_until`` is then set ``quiet_seconds`` ahead (``opened_at``, ``opened_reason`` say since when and why);
 * ``r<minute>``: refused attempts per minute while the mode is open (each container adds its count
   at most every few seconds). While declines go on, or refusals reach ``pressure_per_minute``, the
   mode is kept open ``quiet_seconds`` ahead; after that long without such pressure it ends by itself;
@@ -31,8 +35,8 @@ from donations.conditional import condition_failed
 from donations.ports import AttackMode
 
 MODE_KEY = "attack-mode"
-DECLINES, REFUSALS = "d", "r"
-# A container adds up its refusals and writes them at most this often (one write, not one per refusal).
+DECLINES, REFUSALS, ATTEMPTS = "d", "r", "a"
+# A container adds up its refusals (and attempts) and writes them at most this often (one write, not one each).
 REFUSAL_FLUSH_SECONDS = 2.0
 # The mode is extended at most once a minute (not by every decline that keeps it open), or a quarter of
 # the quiet period if that is shorter.
@@ -42,6 +46,7 @@ EXTEND_STEP_SECONDS = 60
 @dataclass(frozen=True)
 class ModeSettings:
     breaker_declines: int = 20
+    breaker_decline_rate: float = 0.3
     window_seconds: int = 300
     quiet_seconds: int = 1800
     pressure_per_minute: int = 10
@@ -85,8 +90,8 @@ class AttackModeRecord:
         self._lock = threading.Lock()
         self._item: dict[str, Any] | None = None
         self._read_at = 0.0
-        self._refusals = 0
-        self._flushed_at = 0.0
+        self._pending = {REFUSALS: 0, ATTEMPTS: 0}
+        self._flushed_at = {REFUSALS: 0.0, ATTEMPTS: 0.0}
 
     # -- reading -------------------------------------------------------------------------------------
 
@@ -108,7 +113,9 @@ class AttackModeRecord:
     def forget(self) -> None:
         """Drop what this container knows (the next check reads the record again)."""
         with self._lock:
-            self._item, self._read_at, self._refusals, self._flushed_at = None, 0.0, 0, 0.0
+            self._item, self._read_at = None, 0.0
+            self._pending = {REFUSALS: 0, ATTEMPTS: 0}
+            self._flushed_at = {REFUSALS: 0.0, ATTEMPTS: 0.0}
 
     def read(self) -> dict[str, Any]:
         item = self._dynamodb.get_item(TableName=self._table, Key={"pk": {"S": MODE_KEY}}).get("Item") or {}
@@ -117,30 +124,51 @@ class AttackModeRecord:
 
     # -- what the charge reports -----------------------------------------------------------------------
 
+    def note_attempt(self) -> None:
+        """Count a new donation on its way to Stripe (the rate's denominator); written with the others
+        at most every few seconds."""
+        self._batched(ATTEMPTS, self._clock())
+
     def note_decline(self) -> AttackMode:
-        """Count a decline; open (or keep open) the mode when the window's declines reach the threshold."""
+        """Count a decline; open (or keep open) the mode when the window's declines reach both the
+        threshold and the rate."""
         now = self._clock()
         item = self._add(DECLINES, 1, now)
-        declines = within(per_minute(item, DECLINES), now, self.settings.window_seconds)
+        window = self.settings.window_seconds
+        declines = within(per_minute(item, DECLINES), now, window)
+        with self._lock:
+            unwritten = self._pending[ATTEMPTS]
+        # Every decline was an attempt: attempts another container has not written yet never make the rate exceed 1.
+        attempts = max(declines, within(per_minute(item, ATTEMPTS), now, window) + unwritten)
         mode = mode_of(item, now)
-        if mode.forced is None and (mode.under_attack or declines >= self.settings.breaker_declines):
-            reason = f"{declines} declines within {self.settings.window_seconds // 60} min"
+        suspected = (
+            declines >= self.settings.breaker_declines and declines >= self.settings.breaker_decline_rate * attempts
+        )
+        if mode.forced is None and (mode.under_attack or suspected):
+            reason = f"{declines} declines of {attempts} attempts within {window // 60} min"
             self._open_or_extend(item, now, reason)
         return mode_of(self._item or item, now)
 
     def note_refusal(self) -> None:
         """Count a refused attempt while under attack; written with the others at most every few seconds."""
         now = self._clock()
-        with self._lock:
-            self._refusals += 1
-            if now - self._flushed_at < REFUSAL_FLUSH_SECONDS:
-                return
-            count, self._refusals, self._flushed_at = self._refusals, 0, now
-        item = self._add(REFUSALS, count, now)
+        item = self._batched(REFUSALS, now)
+        if item is None:
+            return
         mode = mode_of(item, now)
         pressure = within(per_minute(item, REFUSALS), now, 60)
         if mode.forced is None and mode.under_attack and pressure >= self.settings.pressure_per_minute:
             self._open_or_extend(item, now, _text(item, "opened_reason") or "refused attempts")
+
+    def _batched(self, prefix: str, now: float) -> dict[str, Any] | None:
+        """Add one to this container's count of ``prefix``; write the count (and return the item) at most
+        every REFUSAL_FLUSH_SECONDS."""
+        with self._lock:
+            self._pending[prefix] += 1
+            if now - self._flushed_at[prefix] < REFUSAL_FLUSH_SECONDS:
+                return None
+            count, self._pending[prefix], self._flushed_at[prefix] = self._pending[prefix], 0, now
+        return self._add(prefix, count, now)
 
     # -- operators -------------------------------------------------------------------------------------
 
@@ -183,7 +211,7 @@ class AttackModeRecord:
         oldest = (int(now) - max(self.settings.window_seconds, 60)) // 60
         return sorted(
             f"{prefix}{minute}"
-            for prefix in (DECLINES, REFUSALS)
+            for prefix in (DECLINES, REFUSALS, ATTEMPTS)
             for minute in per_minute(item, prefix)
             if minute < oldest
         )[:20]

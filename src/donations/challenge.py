@@ -5,7 +5,10 @@ server-side-validation/): ``POST https://challenges.cloudflare.com/turnstile/v0/
 ``secret``, ``response`` (the widget's token, at most 2048 characters, valid 300 s, redeemable once),
 optional ``remoteip`` and ``idempotency_key`` (a UUID: the same token verified again with the same key
 answers the same, where a plain second verification fails with ``timeout-or-duplicate``). The answer
-is JSON with ``success`` and ``error-codes``; ``internal-error`` may be retried.
+is JSON with ``success`` and ``error-codes``; ``internal-error`` may be retried. A success also carries
+``hostname`` (the site the challenge was solved on) and ``action`` (the widget's, when it set one),
+which the same page says to check: a sitekey is public, so a token solved on someone else's page, or
+on another of our widgets, succeeds at siteverify and is refused here.
 
 The secret comes from Parameter Store like the provider keys (donations.secrets). The local stack
 and the tests point ``TURNSTILE_VERIFY_URL`` at simulator/emulators/turnstile_emulator.py.
@@ -15,12 +18,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import requests
 
 from donations import deadline
 from donations.errors import ServiceUnavailable
+from donations.observability import logger
 from donations.ports import ChallengeVerdict
 
 SITEVERIFY_URL = "https://challenges.cloudflare.com/turnstile/v0/siteverify"
@@ -34,13 +39,37 @@ def idempotency_key_for(donation_id: str) -> str:
     return str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, donation_id))
 
 
+@dataclass(frozen=True)
+class ExpectedWidget:
+    """Where our widget lives: the form's hostnames, and the action it is rendered with (empty: none)."""
+
+    hostnames: frozenset[str]
+    action: str = ""
+
+    def mismatch(self, answer: dict[str, Any]) -> str | None:
+        """Why a successful siteverify answer is not for our form (an error code of ours), or None."""
+        if str(answer.get("hostname") or "").lower() not in self.hostnames:
+            return "hostname-mismatch"
+        if self.action and answer.get("action") != self.action:
+            return "action-mismatch"
+        return None
+
+
 class TurnstileVerifier:
     """The ``Challenges`` port: one siteverify call per token, bounded by the invocation's time budget."""
 
-    def __init__(self, secret: Callable[[], str], verify_url: str = "", timeout_seconds: float = 3.0) -> None:
+    def __init__(
+        self,
+        secret: Callable[[], str],
+        verify_url: str = "",
+        timeout_seconds: float = 3.0,
+        *,
+        expected: ExpectedWidget,
+    ) -> None:
         self._secret = secret  # read (through the provider keys' cache) when a token comes, so a rotation takes
         self._url = verify_url or SITEVERIFY_URL
         self._timeout = timeout_seconds
+        self._expected = expected
         self._session = requests.Session()
 
     def close(self) -> None:
@@ -61,6 +90,13 @@ class TurnstileVerifier:
             status, answer = self._post(payload)
             codes = tuple(str(code) for code in answer.get("error-codes") or [])
             if answer.get("success") is True:
+                mismatch = self._expected.mismatch(answer)
+                if mismatch is not None:
+                    logger.warning(
+                        "Challenge solved for another page or widget",
+                        extra={"hostname": answer.get("hostname"), "action": answer.get("action")},
+                    )
+                    return ChallengeVerdict(False, (mismatch,))
                 return ChallengeVerdict(True)
             if "internal-error" in codes:
                 continue

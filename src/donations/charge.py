@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import contextvars
 import functools
-import hashlib
 import math
 import re
 import time
@@ -24,6 +22,7 @@ from donations.errors import (
     ServiceUnavailable,
 )
 from donations.followups import FOLLOWUPS_CLAIM_SECONDS, publish_follow_ups
+from donations.identifiers import Identifiers, check_idempotency_key, legacy_donation_id
 from donations.models import Donation, DonationRequest, DonationStatus
 from donations.observability import MetricUnit, logger, metrics
 from donations.payments import recorded_decline
@@ -43,13 +42,6 @@ class ChargeAnswer:
     body: dict[str, Any]
 
 
-def donation_id_for(idempotency_key: str) -> str:
-    """The same Idempotency-Key always names the same donation, so a retry after a 503 reuses it
-    (and with it Stripe's idempotency key): a charge whose answer was lost is replayed, not repeated."""
-    digest = hashlib.sha256(idempotency_key.encode()).digest()
-    return "don_" + base64.b32encode(digest).decode().rstrip("=").lower()[:26]
-
-
 def submit_donation(
     request: DonationRequest,
     idempotency_key: str,
@@ -59,6 +51,8 @@ def submit_donation(
     payments: Payments,
     publisher: Publisher,
     lease_seconds: int,
+    identifiers: Identifiers,
+    legacy_ids: bool = False,
     screening: Screening | None = None,
     client: Client | None = None,
 ) -> ChargeAnswer:
@@ -68,9 +62,11 @@ def submit_donation(
     is answered from it, or resumes it with the same Stripe idempotency key. ``lease_seconds``: how
     long this request may hold the donation while charging, about the invocation's remaining time.
     ``screening`` (with the ``client`` asking): the card-testing checks, made before anything
-    reaches Stripe (donations.screening); None checks nothing.
+    reaches Stripe (donations.screening); None checks nothing. ``identifiers`` name the donation
+    after its key; with ``legacy_ids`` a donation recorded under the key's old, unkeyed id is resumed.
     """
-    donation_id = donation_id_for(idempotency_key)
+    check_idempotency_key(idempotency_key)  # before anything is read or written
+    donation_id = _donation_id(idempotency_key, identifiers, store, legacy_ids=legacy_ids)
     create = functools.partial(store.create_pending, donation_id, request, correlation_id, lease_seconds=lease_seconds)
     if screening is None or client is None:
         donation = create()
@@ -111,6 +107,19 @@ def submit_donation(
     if outcome.state is ChargeState.REQUIRES_ACTION:
         return _awaiting_authentication(donation, outcome, store)
     return _record_charge(donation, outcome, store, publisher, correlation_id)
+
+
+def _donation_id(idempotency_key: str, identifiers: Identifiers, store: Store, *, legacy_ids: bool) -> str:
+    """The key's donation: under its keyed id, or under its old id if it was recorded before those.
+
+    A donation made before ids were keyed and still retried (a 503, 3-D Secure not finished) keeps
+    its record and its Stripe idempotency key: a retry resumes it instead of charging anew.
+    """
+    if legacy_ids:
+        earlier = store.get(legacy_donation_id(idempotency_key))
+        if earlier is not None:
+            return earlier.donation_id
+    return identifiers.donation_id(idempotency_key)
 
 
 def _counting_aside(count: Any, *args: Any) -> Future[None]:

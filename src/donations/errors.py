@@ -52,6 +52,12 @@ class CardDataRefused(InvalidDonation):
     code = "card_data_refused"
 
 
+class WeakIdempotencyKey(InvalidDonation):
+    """An Idempotency-Key too short or too repetitive to be unguessable (donations.identifiers)."""
+
+    code = "weak_idempotency_key"
+
+
 class PayloadTooLarge(DonationError):
     status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
     code = "payload_too_large"
@@ -173,6 +179,16 @@ class InvalidWebhookEvent(DonationError):
     code = "invalid_event"
 
 
+class WebhookApiVersionRefused(DonationError):
+    """Signed by Stripe, but rendered in another API version than the one we pin: its objects may not
+    have the shape we read. A 4xx on purpose: Stripe keeps the event as undelivered and retries it (up
+    to 3 days in live mode), shows the failures on the endpoint and emails about an endpoint that keeps
+    failing, where a 2xx would drop the event for good. Fixed by ``donations-ops stripe install-webhook``."""
+
+    status = HTTPStatus.BAD_REQUEST
+    code = "api_version_mismatch"
+
+
 class DonationNotRecordedYet(DonationError):
     """The event names a donation we have not written yet: Stripe's retry will find it."""
 
@@ -241,7 +257,7 @@ def classify(error: BaseException) -> Classified:
         return _classify_stripe(error)
     sendgrid_errors = sys.modules.get("python_http_client.exceptions")  # SendGrid's HTTP layer
     if sendgrid_errors is not None and isinstance(error, sendgrid_errors.HTTPError):
-        return _classify_sendgrid(error.status_code, sendgrid_error_field(error))
+        return _classify_sendgrid(error.status_code, sendgrid_first_error(error))
     if isinstance(error, ClientError):
         code = error.response.get("Error", {}).get("Code", "ClientError")
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)
@@ -271,28 +287,48 @@ def _classify_stripe(error: stripe.StripeError) -> Classified:
     return Classified(False, f"stripe:{code}")
 
 
-def _classify_sendgrid(status: int, field: str | None) -> Classified:
+def _classify_sendgrid(status: int, first_error: SendGridError) -> Classified:
     """SendGrid's documented meanings, from the status and the field its error body names.
 
     SendGrid v3 API "Errors" and v3 Mail Send "Errors" pages: 401 the key is invalid, deleted or revoked;
     403 with field "from" the from address is not a verified Sender Identity (Twilio error 60222), any
     other 403 ("access forbidden") a key without the Mail Send permission; 400/413 the request itself;
     429 rate limited; 5xx SendGrid's side.
+
+    One 401 is not about the key: SendGrid's "4XX API Errors and Troubleshooting Suggestions" and
+    "Understanding the Maximum Credits Exceeded error" support articles give 401 with the body
+    ``{"errors": [{"message": "Maximum credits exceeded", "field": null, "help": null}]}`` when the
+    account has used its plan's credits. That body has no field or code to tell it apart (Twilio's error
+    60603 names the same case for Verify), so this one case is recognised by its message text.
     """
+    if status == 401 and first_error.message == SENDGRID_CREDITS_EXCEEDED:
+        return Classified(False, "sendgrid:credits_exceeded")
     if status == 401:
         return Classified(False, "sendgrid:unauthorized", credentials_refused=True)
-    if status == 403 and field == "from":
+    if status == 403 and first_error.field == "from":
         return Classified(False, "sendgrid:sender_not_verified")
     if status == 403:
         return Classified(False, "sendgrid:forbidden", credentials_refused=True)
     return Classified(status >= 500 or status in _RETRYABLE_HTTP, f"sendgrid:http_{status}")
 
 
-def sendgrid_error_field(error: BaseException) -> str | None:
-    """The field SendGrid's first error names (``{"errors": [{"message", "field", "help"}]}``), if any."""
+SENDGRID_CREDITS_EXCEEDED = "Maximum credits exceeded"
+"""The message of SendGrid's 401 for an account out of credits (see _classify_sendgrid)."""
+
+
+@dataclass(frozen=True)
+class SendGridError:
+    """SendGrid's first error (``{"errors": [{"message", "field", "help"}]}``): what it names, if anything."""
+
+    field: str | None = None
+    message: str | None = None
+
+
+def sendgrid_first_error(error: BaseException) -> SendGridError:
     try:
         errors = error.to_dict.get("errors") or []  # type: ignore[attr-defined]
-        field = errors[0].get("field") if errors else None
+        first = errors[0] if errors else {}
+        field, message = first.get("field"), first.get("message")
     except (ValueError, AttributeError, TypeError, IndexError):  # not JSON (a proxy's HTML page), or odd JSON
-        return None
-    return str(field) if field else None
+        return SendGridError()
+    return SendGridError(str(field) if field else None, str(message) if message else None)

@@ -112,6 +112,11 @@ class FollowUpPublisher:
             sent.result()
         return messages
 
+    def open_connection(self) -> None:
+        """Open the connection the next donation's messages reuse (the warm-up, donations.warmup): one
+        GetQueueAttributes, which reads the queue's ARN and sends nothing."""
+        self._sqs.get_queue_attributes(QueueUrl=self._queue_urls[Step.SEND_RECEIPT], AttributeNames=["QueueArn"])
+
     def _send(self, message: FollowUpMessage) -> None:
         self._sqs.send_message(
             QueueUrl=self._queue_urls[message.type],

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from aws_lambda_powertools.metrics import single_metric
 
 from donations import deadline
-from donations.errors import PermanentStepFailure, RetryableStepFailure, classify, sendgrid_error_field
+from donations.errors import PermanentStepFailure, RetryableStepFailure, classify, sendgrid_first_error
 from donations.models import Donation
 from donations.observability import MetricUnit, logger
 from donations.receipt import receipt_data
@@ -79,7 +79,7 @@ class ReceiptMailer:
 
 def _first_error_field(error: HTTPError) -> str:
     """A 400 names the field at fault: keep its name (never the value, it may be the email) as ":field"."""
-    field = sendgrid_error_field(error) if error.status_code == HTTPStatus.BAD_REQUEST else None
+    field = sendgrid_first_error(error).field if error.status_code == HTTPStatus.BAD_REQUEST else None
     return f":{field}" if field else ""
 
 

@@ -44,12 +44,6 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def donor_key_for(email: str) -> str:
-    """The donor-index key of an address: a hash of its lower-cased form, so lookups ignore case and
-    the index holds no address (operators look donors up by email: donations_ops.lookup)."""
-    return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
-
-
 if TYPE_CHECKING:
     EmailAddress = str
 else:
@@ -296,7 +290,7 @@ class Donation(BaseModel):
     dispute_status: str | None = None
     disputed_at: str | None = None
     # -- for operators (donations_ops) ---------------------------------------------------------------
-    # Lookups: the donor's key (donor_key_for; the email itself is never an index key) and the UTC day
+    # Lookups: the donor's key (Identifiers.donor_key; the email itself is never an index key) and the UTC day
     # it was made, keys of the donor-index and day-index; when it was charged and the card's last 4.
     donor_key: str | None = None
     created_day: str | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any
 
@@ -58,6 +59,8 @@ def build_stripe_client(settings: StripeClientSettings, api_key: str) -> stripe.
     )
 
 
+# The warm-up's list asks for PaymentIntents created after this many seconds from now: none exist.
+_EMPTY_PAGE_AHEAD_SECONDS = 3600
 # How far outside an attempt's recorded start and end (our clock) its PaymentIntent's ``created``
 # (Stripe's clock, whole seconds) may fall. Both clocks are kept by NTP (Lambda: "The execution
 # environment uses NTP to synchronize the system clock", docs.aws.amazon.com/lambda/latest/dg/
@@ -150,6 +153,21 @@ class StripePayments:
                 raise ChargeIndeterminate("The payment service failed; please try again shortly.") from error
             raise ServiceUnavailable("The payment service is unavailable; please try again shortly.") from error
         return _outcome(intent)
+
+    def open_connection(self, now: float | None = None) -> None:
+        """Open the HTTPS connection the next charge reuses (the warm-up, donations.warmup).
+
+        The cheapest request that opens it: a read, so it never competes with charges (Stripe limits
+        reads and writes apart, docs.stripe.com/rate-limits), on the one endpoint the charge path
+        already reads (find_attempt's PaymentIntent list: a restricted key needs no new permission),
+        asking for an empty page (created after an hour from now, one object at most), so no donor's
+        data crosses the wire.
+        """
+        after = int(now if now is not None else time.time()) + _EMPTY_PAGE_AHEAD_SECONDS
+        self._client.v1.payment_intents.list(params={"created": {"gt": after}, "limit": 1})
+        # The classes of the charge's answer (a PaymentIntent and its expanded Charge): the SDK imports
+        # each on first use, and building them was most of the CPU the first charge spent beyond a warm one.
+        _answer_classes = (stripe.PaymentIntent, stripe.Charge)
 
     def find_attempt(self, donation: Donation) -> IntentSnapshot | None:
         """The PaymentIntent this donation's current charge attempt created, if it created one.

@@ -105,6 +105,10 @@ class Screening:
         except DonationError as refusal:
             discard()
             raise self._refused(refusal, mode, request, client) from None
+        try:
+            self.attack_mode.note_attempt()  # the decline rate's denominator
+        except Exception:
+            logger.warning("Attack mode attempt not recorded", exc_info=True)
         return donation
 
     def declined(self, donation: Donation, client: Client, declined: CardDeclined) -> None:

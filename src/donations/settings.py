@@ -15,12 +15,30 @@ import os
 from collections.abc import Mapping
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from donations.models import RequestLimits
 
 Name = Annotated[str, StringConstraints(min_length=1)]
 """A resource's name, URL or ARN: required and not empty."""
+
+
+def _comma_set(value: object) -> object:
+    if isinstance(value, str):
+        return frozenset(part.strip().lower() for part in value.split(",") if part.strip())
+    return value
+
+
+CommaSet = Annotated[frozenset[str], BeforeValidator(_comma_set)]
+"""Lower-cased values from a comma-separated variable (currencies, hostnames)."""
 
 
 class SettingsError(ValueError):
@@ -39,7 +57,9 @@ class SettingsError(ValueError):
 
 
 class EnvSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # defer_build: a class's validator is built when it first reads an environment, so a function's
+    # INIT builds its own settings' and not the other functions' (this module declares all of them).
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
@@ -98,6 +118,16 @@ class SendGridSettings(MailSettings):
     sendgrid_secret_name: Name
 
 
+class IdentifierSettings(EnvSettings):
+    """The secret that keys donation ids, donor keys and velocity keys (donations.identifiers)."""
+
+    identifier_secret_name: Name
+    # Records made before ids were keyed are found by their old id too, so their retries resume them
+    # (one GetItem more per new donation). Off once no such donation can still be retried
+    # (docs/security-application.md, "Donation ids").
+    legacy_donation_ids: bool = True
+
+
 class FollowUpQueues(EnvSettings):
     tokenize_queue_url: Name
     receipt_queue_url: Name
@@ -114,7 +144,8 @@ class CardTestingSettings(EnvSettings):
     Velocity limits count per client address (API Gateway's sourceIp, per clock hour), per donor
     email and per card fingerprint (per UTC day). *Attempts* limits are soft: past them a CAPTCHA is
     asked for. *Declines* limits are hard: 429 until the bucket ends. The attack mode opens when
-    ``card_testing_breaker_declines`` declines happen within the window, and closes after
+    ``card_testing_breaker_declines`` declines happen within the window and are at least
+    ``card_testing_breaker_decline_rate`` of its attempts, and closes after
     ``card_testing_quiet_seconds`` without pressure (declines, or refused attempts at or above
     ``card_testing_pressure_per_minute``).
     """
@@ -125,12 +156,17 @@ class CardTestingSettings(EnvSettings):
     # Empty means Cloudflare's siteverify; the local stack and tests point it at the emulator.
     turnstile_verify_url: str = ""
     turnstile_script_url: str = "https://challenges.cloudflare.com/turnstile/v0/api.js?render=explicit"
+    # The hosts serving the donation form (template parameter FormHostnames, comma-separated): a token
+    # solved on any other page is refused. The action the form's widget is rendered with (donate.js).
+    form_hostnames: Annotated[CommaSet, Field(min_length=1)]
+    turnstile_action: str = "donate"
     card_testing_ip_attempts_per_hour: int = Field(default=20, ge=1)
-    card_testing_ip_declines_per_hour: int = Field(default=3, ge=1)
+    card_testing_ip_declines_per_hour: int = Field(default=10, ge=1)
     card_testing_email_attempts_per_day: int = Field(default=10, ge=1)
     card_testing_email_declines_per_day: int = Field(default=3, ge=1)
     card_testing_card_declines_per_day: int = Field(default=3, ge=1)
     card_testing_breaker_declines: int = Field(default=20, ge=1)
+    card_testing_breaker_decline_rate: float = Field(default=0.3, gt=0, le=1)
     card_testing_breaker_window_seconds: int = Field(default=300, ge=60, le=3600)
     card_testing_quiet_seconds: int = Field(default=1800, ge=1)
     card_testing_pressure_per_minute: int = Field(default=10, ge=1)
@@ -148,17 +184,12 @@ class ConsumerSettings(TableSettings, ProviderCallSettings):
 # -- each function's -------------------------------------------------------------------------------
 
 
-class ChargeSettings(ApiSettings, TableSettings, StripeSettings, FollowUpQueues, CardTestingSettings):
-    allowed_currencies: frozenset[str]
+class ChargeSettings(
+    ApiSettings, TableSettings, StripeSettings, FollowUpQueues, CardTestingSettings, IdentifierSettings
+):
+    allowed_currencies: CommaSet
     min_amount: int = Field(ge=1)
     max_amount: int = Field(ge=1)
-
-    @field_validator("allowed_currencies", mode="before")
-    @classmethod
-    def _split_currencies(cls, value: object) -> object:
-        if isinstance(value, str):
-            return frozenset(part.strip().lower() for part in value.split(",") if part.strip())
-        return value
 
     @property
     def request_limits(self) -> RequestLimits:
@@ -204,6 +235,10 @@ class ReconcilerSettings(TableSettings, StripeSettings, FollowUpQueues):
 class StripeWebhookSettings(ApiSettings, TableSettings, FollowUpQueues):
     idempotency_table: Name
     stripe_webhook_secret_name: Name
+    # Larger bodies are refused (413) before the signature check. Stripe's events are small: the largest
+    # part of ours is the object's metadata, at most 50 keys of 40 characters with values of 500
+    # (docs.stripe.com/metadata), about 110 KB even if every character took 4 bytes.
+    webhook_max_body_bytes: int = Field(default=262_144, ge=65_536)
 
 
 class NotifierSettings(TableSettings):

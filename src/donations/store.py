@@ -13,6 +13,7 @@ acting (index reads are eventually consistent) and judges its age by the record'
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from boto3.dynamodb.conditions import Attr, Key
@@ -26,7 +27,6 @@ from donations.models import (
     DonationRequest,
     DonationStatus,
     StepStatus,
-    donor_key_for,
     utc_now,
 )
 from donations.ports import CurrentCharge, ReceiptClaim, SavedCard
@@ -43,7 +43,9 @@ _FOLLOWUPS = Lease("followups_claim_until")
 _RECEIPT = Lease("receipt_claim_until")
 
 
-def new_donation(donation_id: str, request: DonationRequest, correlation_id: str, *, charging_until: int) -> Donation:
+def new_donation(
+    donation_id: str, request: DonationRequest, correlation_id: str, *, charging_until: int, donor_key: str
+) -> Donation:
     """The record of a donation just submitted: pending, charged by nobody yet, held by its request."""
     stamp = utc_now()
     return Donation(
@@ -65,15 +67,24 @@ def new_donation(donation_id: str, request: DonationRequest, correlation_id: str
         card_status=StepStatus.PENDING if request.save_card else StepStatus.NOT_REQUESTED,
         charging_until=charging_until,
         charge_attempt_started_at=stamp,
-        donor_key=donor_key_for(str(request.email)),
+        donor_key=donor_key,
         created_day=stamp[:10],
     )
 
 
+_NO_DONATION_ID = "warm-up"  # never a donation id: those are "don_" + 26 base32 letters (donations.charge)
+
+
 class DonationStore(StepFailureWrites):
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, donor_key: Callable[[str], str]) -> None:
         # A boto3 DynamoDB Table resource (mypy-boto3 type kept loose so the layer needs no stubs).
         self._table = table
+        self._donor_key = donor_key  # Identifiers.donor_key: only new donations call it
+
+    def open_connection(self) -> None:
+        """Open the connection the next donation's writes reuse (the warm-up, donations.warmup): one
+        eventually consistent read (half a read unit) of an id no donation can have."""
+        self._table.get_item(Key={"donation_id": _NO_DONATION_ID})
 
     def get(self, donation_id: str) -> Donation | None:
         item = self._table.get_item(Key={"donation_id": donation_id}, ConsistentRead=True).get("Item")
@@ -102,7 +113,13 @@ class DonationStore(StepFailureWrites):
         alongside it. A request that died leaves the lease to run out; one that failed gives it back.
         """
         now = clock(now)
-        donation = new_donation(donation_id, request, correlation_id, charging_until=_CHARGING.ends(now, lease_seconds))
+        donation = new_donation(
+            donation_id,
+            request,
+            correlation_id,
+            charging_until=_CHARGING.ends(now, lease_seconds),
+            donor_key=self._donor_key(str(request.email)),
+        )
         try:
             self._table.put_item(
                 Item=donation.model_dump(mode="json", exclude_none=True),

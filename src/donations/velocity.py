@@ -2,7 +2,7 @@
 
 One item per key and time bucket in the VelocityTable, each changed by one conditional UpdateItem:
 
-* ``ip#<sourceIp>#<UTC hour>`` and ``email#<sha256 of the address>#<UTC day>``: the donation ids
+* ``ip#<sourceIp>#<UTC hour>`` and ``email#<keyed HMAC of the address>#<UTC day>``: the donation ids
   that tried (``attempt_ids``, a string set) and how many of them were declined (``decline_count``).
   Counting an attempt adds its donation id to the set: a resubmission of the same donation (same
   Idempotency-Key) adds nothing, so a replay never counts twice. The update's condition is the
@@ -22,7 +22,6 @@ and filter expressions, operators and functions"); a failed condition returns th
 from __future__ import annotations
 
 import contextvars
-import hashlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from donations.conditional import condition_failed
+from donations.identifiers import Identifiers
 from donations.ports import Offender, Tally
 from donations.redaction import mask_email
 
@@ -45,7 +45,7 @@ class VelocityLimits:
     """Per key: attempts beyond which a CAPTCHA is asked for; declines beyond which attempts are refused."""
 
     ip_attempts_per_hour: int = 20
-    ip_declines_per_hour: int = 3
+    ip_declines_per_hour: int = 10
     email_attempts_per_day: int = 10
     email_declines_per_day: int = 3
     card_declines_per_day: int = 3
@@ -69,9 +69,9 @@ def ip_key(ip: str, now: float) -> _Key:
     return _Key("ip", f"ip#{ip}#{_hour(start)}", ip, start + HOUR, f"ip#{_day(now)}")
 
 
-def email_key(email: str, now: float) -> _Key:
-    # Hashed: the table holds no address, only what operators may see of it (masked).
-    digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+def email_key(email: str, digest: str, now: float) -> _Key:
+    # ``digest``: Identifiers.velocity_email_key. The table holds no address, only what operators may
+    # see of it (masked), and a list of known addresses cannot be matched against it without the secret.
     start = int(now) // DAY * DAY
     return _Key("email", f"email#{digest}#{_day(now)}", mask_email(email), start + DAY, f"email#{_day(now)}")
 
@@ -92,11 +92,25 @@ def _day(unix: float) -> str:
 class VelocityCounters:
     """The ``Velocity`` port on DynamoDB (a low-level client: it is thread-safe, the counters go side by side)."""
 
-    def __init__(self, dynamodb: Any, table_name: str, limits: VelocityLimits, clock: Any = time.time) -> None:
+    def __init__(
+        self,
+        dynamodb: Any,
+        table_name: str,
+        limits: VelocityLimits,
+        identifiers: Identifiers | None = None,
+        clock: Any = time.time,
+    ) -> None:
+        """``identifiers`` key the email counters; without them (operators reading offenders) none is counted."""
         self._dynamodb = dynamodb
+        self._identifiers = identifiers
         self._table = table_name
         self.limits = limits
         self._clock = clock
+
+    def _email_key(self, email: str, now: float) -> _Key:
+        if self._identifiers is None:
+            raise TypeError("these VelocityCounters were built without Identifiers: they count nothing")
+        return email_key(email, self._identifiers.velocity_email_key(email), now)
 
     # -- before a charge ---------------------------------------------------------------------------
 
@@ -116,7 +130,7 @@ class VelocityCounters:
             lambda: self._count(ip_key_now, donation_id, ip_attempts, limits.ip_declines_per_hour, now),
         )
         email_tally = self._count(
-            email_key(email, now), donation_id, email_attempts, limits.email_declines_per_day, now
+            self._email_key(email, now), donation_id, email_attempts, limits.email_declines_per_day, now
         )
         return [ip_count.result(), email_tally]
 
@@ -167,7 +181,7 @@ class VelocityCounters:
     def record_decline(self, donation_id: str, ip: str, email: str, fingerprint: str | None) -> None:
         """Count a decline against the address, the email and the card, side by side, once per donation."""
         now = self._clock()
-        keys = [ip_key(ip, now), email_key(email, now)] + ([card_key(fingerprint, now)] if fingerprint else [])
+        keys = [ip_key(ip, now), self._email_key(email, now)] + ([card_key(fingerprint, now)] if fingerprint else [])
         first, *others = keys
         pending = [_side.submit(contextvars.copy_context().run, self._decline, key, donation_id) for key in others]
         self._decline(first, donation_id)

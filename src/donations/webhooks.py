@@ -6,6 +6,9 @@ The rules:
 * **Verify before anything else.** ``stripe.Webhook.construct_event`` checks the ``Stripe-Signature``
   HMAC over the raw body and refuses timestamps older than 300 s; a refusal is a 400 with no
   effect, counted in ``WebhookSignatureFailures`` (alarmed: someone is probing the endpoint).
+* **In our API version only.** An event of another ``api_version`` (an endpoint set up without
+  one gets the account's default) is refused with a 400, counted in ``WebhookApiVersionMismatches``
+  (alarmed) and logged: see errors.WebhookApiVersionRefused for why not a 2xx.
 * **Once per event id.** Stripe delivers at least once and retries for days. The handler wraps
   :func:`handle_event` in Powertools Idempotency keyed on the event id (see the handler for why),
   so a redelivery, or a replay re-signed with a fresh timestamp, has one effect. Below that, every
@@ -39,10 +42,15 @@ from typing import Any
 import stripe
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from donations.errors import DonationNotRecordedYet, InvalidWebhookEvent, InvalidWebhookSignature
+from donations.errors import (
+    DonationNotRecordedYet,
+    InvalidWebhookEvent,
+    InvalidWebhookSignature,
+    WebhookApiVersionRefused,
+)
 from donations.models import Donation, DonationStatus
 from donations.observability import MetricUnit, logger, metrics
-from donations.payments import donor_safe_decline_code
+from donations.payments import STRIPE_API_VERSION, donor_safe_decline_code
 from donations.ports import CurrentCharge, Publisher, Store
 from donations.settlement import settle_money_taken
 from donations.store import ConditionFailed
@@ -84,6 +92,8 @@ class StripeEvent(BaseModel):
     type: str
     created: int
     data: StripeEventData
+    api_version: str | None = None
+    """The version Stripe rendered the event in: the endpoint's, else the account's default."""
 
 
 def verify_event(payload: str, signature: str | None, secret: str) -> StripeEvent:
@@ -97,9 +107,19 @@ def verify_event(payload: str, signature: str | None, secret: str) -> StripeEven
     except ValueError as error:  # signed, but not JSON
         raise InvalidWebhookEvent("The event is not JSON.") from error
     try:
-        return StripeEvent.model_validate_json(payload)
+        event = StripeEvent.model_validate_json(payload)
     except ValidationError as error:
         raise InvalidWebhookEvent("The body is not a Stripe event.") from error
+    if event.api_version != STRIPE_API_VERSION:
+        metrics.add_metric(name="WebhookApiVersionMismatches", unit=MetricUnit.Count, value=1)
+        logger.error(
+            "Webhook refused: the endpoint sends another API version; run donations-ops stripe install-webhook",
+            extra={"event_api_version": event.api_version, "pinned_api_version": STRIPE_API_VERSION},
+        )
+        raise WebhookApiVersionRefused(
+            f"This endpoint handles events of API version {STRIPE_API_VERSION}, not {event.api_version}."
+        )
+    return event
 
 
 def handles(event_type: str) -> bool:

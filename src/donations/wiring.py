@@ -6,6 +6,7 @@ A function's settings class carries the sections its adapters need (donations.se
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -14,10 +15,12 @@ from botocore.config import Config
 
 from donations import snapstart
 from donations.followups import FollowUpPublisher
+from donations.identifiers import Identifiers
 from donations.secrets import ApiKeys
 from donations.settings import (
     CardTestingSettings,
     FollowUpQueues,
+    IdentifierSettings,
     MailSettings,
     SendGridSettings,
     StripeClientSettings,
@@ -48,6 +51,8 @@ AWS_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standar
 
 
 Section = TypeVar("Section")
+# The velocity table calls a donation's card-testing checks make at once (donations.screening, .velocity).
+CARD_TESTING_CALLS_AT_ONCE = 3
 
 
 class Wiring:
@@ -76,6 +81,21 @@ class Wiring:
             built.append(self.screening)
         return self
 
+    def connection_openers(self) -> dict[str, Callable[[], object]]:
+        """What opens each connection this function's first request would open (donations.warmup)."""
+        openers: dict[str, Callable[[], object]] = {"DynamoDB donations": self.store.open_connection}
+        if isinstance(self.settings, StripeSettings):
+            # The key from Parameter Store (cached), then Stripe's connection on the client charges use.
+            openers["Stripe"] = lambda: self.payments.open_connection()
+        if isinstance(self.settings, FollowUpQueues):
+            openers["SQS"] = self.publisher.open_connection
+        if isinstance(self.settings, CardTestingSettings):
+            # The card-testing checks make three calls side by side (two counters, the attack mode's read),
+            # each on a connection of its own: three reads of the attack mode, at once, open as many.
+            for number in range(1, CARD_TESTING_CALLS_AT_ONCE + 1):
+                openers[f"DynamoDB velocity {number}"] = lambda: self.screening.attack_mode.current()
+        return openers
+
     @cached_property
     def dynamodb(self) -> Any:
         return self.client("dynamodb")
@@ -93,7 +113,13 @@ class Wiring:
 
     @cached_property
     def store(self) -> DonationStore:
-        return DonationStore(self.table)
+        # Only the charge writes new donations, the only use of the donor key (and of its settings).
+        return DonationStore(self.table, lambda email: self.identifiers.donor_key(email))
+
+    @cached_property
+    def identifiers(self) -> Identifiers:
+        settings = self._section(IdentifierSettings)
+        return Identifiers(lambda: self.api_keys.get(settings.identifier_secret_name))
 
     @cached_property
     def publisher(self) -> FollowUpPublisher:
@@ -121,7 +147,7 @@ class Wiring:
         """The card-testing checks (donations.screening): kept for the container's life, as their
         attack-mode cache and refusal counts are."""
         from donations.attack_mode import AttackModeRecord, ModeSettings
-        from donations.challenge import TurnstileVerifier
+        from donations.challenge import ExpectedWidget, TurnstileVerifier
         from donations.screening import Screening
         from donations.velocity import VelocityCounters, VelocityLimits
 
@@ -135,16 +161,19 @@ class Wiring:
         )
         mode = ModeSettings(
             breaker_declines=settings.card_testing_breaker_declines,
+            breaker_decline_rate=settings.card_testing_breaker_decline_rate,
             window_seconds=settings.card_testing_breaker_window_seconds,
             quiet_seconds=settings.card_testing_quiet_seconds,
             pressure_per_minute=settings.card_testing_pressure_per_minute,
         )
         return Screening(
-            velocity=VelocityCounters(self.dynamodb, settings.velocity_table, limits),
+            velocity=VelocityCounters(self.dynamodb, settings.velocity_table, limits, self.identifiers),
             attack_mode=AttackModeRecord(self.dynamodb, settings.velocity_table, mode),
             challenges=snapstart.holds_connections(
                 TurnstileVerifier(
-                    lambda: self.api_keys.get(settings.turnstile_secret_name), settings.turnstile_verify_url
+                    lambda: self.api_keys.get(settings.turnstile_secret_name),
+                    settings.turnstile_verify_url,
+                    expected=ExpectedWidget(settings.form_hostnames, settings.turnstile_action),
                 )
             ),
             challenge={

@@ -297,7 +297,8 @@ def fix_email_and_resend(clients: Clients, stack: Stack, donation_id: str, email
     donation = records.require(table, donation_id)
     if donation.status.value != "succeeded":
         raise OpsError(f"{donation_id} is {donation.status.value}: only a charged donation gets a receipt")
-    records.record_email_fix(table, donation, address, note)
+    donor_key = records.identifiers(clients, stack).donor_key(address)
+    records.record_email_fix(table, donation, address, donor_key, note)
     dlq = next(q for q in stack.dlqs() if stack.source_of(q).logical_id == "ReceiptQueue")
     removed = remove_from_dlq(clients, dlq, donation_id)
     message = FollowUpMessage(type=Step.SEND_RECEIPT, donation_id=donation_id, correlation_id=donation.correlation_id)

@@ -30,6 +30,7 @@ from donations_ops.queues import QueueDepth, queue_depths
 from donations_ops.receipts_cli import add_receipt_commands
 from donations_ops.redrive import MessageNotFound, replay
 from donations_ops.stack import OpsError, Stack, discover, resolve_dlq
+from donations_ops.stripe_cli import add_stripe_commands
 
 DEFAULT_STACK = "donations-local"
 LOCAL_STACK_ENV = "DONATIONS_STACK_NAME"
@@ -105,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     # receipts install-template (issue #18): donations_ops.receipts_cli
     add_receipt_commands(commands)
+    # stripe install-webhook: donations_ops.stripe_cli
+    add_stripe_commands(commands, target)
     # card-testing status | on | off | auto: the attack mode and offenders (donations_ops.card_testing_cli)
     card_testing_cli.register(commands, target, _positive_int)
     return parser

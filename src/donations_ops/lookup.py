@@ -30,7 +30,7 @@ _TOLD = {
 def find(clients: Clients, stack: Stack, *, email: str | None, last4: str | None, day: date | None) -> list[Donation]:
     table = records.donations_table(clients, stack)
     if email:
-        return records.by_email(table, email)
+        return records.by_email(table, email, records.identifiers(clients, stack))
     if last4 and day:
         if not (len(last4) == 4 and last4.isdigit()):
             raise OpsError("--last4 takes the card's last 4 digits")

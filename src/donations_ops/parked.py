@@ -33,6 +33,8 @@ _HINTS = (
      "--note TEXT` resends the receipt; or `dlq discard {queue} {id} --note TEXT`"),
     ("sendgrid:sender_not_verified", "verify the sender (ReceiptFromEmail) in SendGrid, then "
      "`redrive {queue} --force`"),
+    ("sendgrid:credits_exceeded", "the SendGrid account is out of credits (the key is fine): upgrade the Email API "
+     "plan or wait for the daily reset, then `redrive {queue} --force`"),
     ("sendgrid:unauthorized", "rotate the SendGrid API key secret, wait 5 minutes, then `redrive {queue} --force`"),
     ("sendgrid:forbidden", "give the SendGrid key Mail Send access (rotate the secret), wait 5 minutes, then "
      "`redrive {queue} --force`"),

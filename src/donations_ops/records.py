@@ -15,8 +15,10 @@ from typing import Any
 from boto3.dynamodb.conditions import Attr, Key
 
 from donations.conditional import ConditionFailed, conditional_update
-from donations.models import Attention, Donation, Step, StepStatus, donor_key_for, utc_now
+from donations.identifiers import Identifiers, legacy_donor_key
+from donations.models import Attention, Donation, Step, StepStatus, utc_now
 from donations.redaction import mask_email
+from donations.secrets import ApiKeys
 from donations.store import ATTENTION_ATTRIBUTES, DAY_INDEX, DONOR_INDEX
 from donations_ops.aws import Clients
 from donations_ops.stack import OpsError, Stack
@@ -90,10 +92,27 @@ def _keys(table: Any, index: str, condition: Any, limit: int) -> Iterator[str]:
         arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def by_email(table: Any, email: str, *, limit: int = 200) -> list[Donation]:
-    """A donor's donations, newest last (donor-index: a hash of the lower-cased address)."""
-    ids = list(_keys(table, DONOR_INDEX, Key("donor_key").eq(donor_key_for(email)), limit))
-    found = many(table, ids)
+IDENTIFIER_SECRET_PARAMETER = "IdentifierSecretName"  # noqa: S105 - the parameter's name, not a secret
+
+
+def identifiers(clients: Clients, stack: Stack) -> Identifiers:
+    """The stack's keyed identifiers, from the secret its charge function reads (the operator needs
+    ssm:GetParameter on it, as for any SecureString)."""
+    described = clients("cloudformation").describe_stacks(StackName=stack.name)["Stacks"][0]
+    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in described.get("Parameters", [])}
+    name = parameters.get(IDENTIFIER_SECRET_PARAMETER)
+    if not name:
+        raise OpsError(f"stack {stack.name!r} has no {IDENTIFIER_SECRET_PARAMETER} parameter")
+    keys = ApiKeys(clients("ssm"))
+    return Identifiers(lambda: keys.get(name))
+
+
+def by_email(table: Any, email: str, identifiers: Identifiers, *, limit: int = 200) -> list[Donation]:
+    """A donor's donations, newest last (donor-index: a keyed HMAC of the lower-cased address, or the
+    unkeyed hash records made before those carry)."""
+    keys = (identifiers.donor_key(email), legacy_donor_key(email))
+    ids = list(dict.fromkeys(i for key in keys for i in _keys(table, DONOR_INDEX, Key("donor_key").eq(key), limit)))
+    found = many(table, ids[:limit])
     return sorted(found.values(), key=lambda d: d.created_at)
 
 
@@ -155,7 +174,7 @@ def record_discard(table: Any, donation: Donation, step: Step, note: str) -> Non
     _write(table, donation, values, remove)
 
 
-def record_email_fix(table: Any, donation: Donation, email: str, note: str) -> None:
+def record_email_fix(table: Any, donation: Donation, email: str, donor_key: str, note: str) -> None:
     """A corrected address, and the receipt to be sent (again) to it."""
     if donation.receipt_status is StepStatus.IN_PROGRESS:
         raise OpsError(f"{donation.donation_id}: its receipt is being sent right now; try again in a minute")
@@ -163,7 +182,7 @@ def record_email_fix(table: Any, donation: Donation, email: str, note: str) -> N
     values = {
         "email": email,
         "email_masked": mask_email(email),
-        "donor_key": donor_key_for(email),
+        "donor_key": donor_key,
         "receipt_status": StepStatus.PENDING.value,
         "operator_log": _log(donation, "fix_email", note, was=was, now=mask_email(email)),
     }

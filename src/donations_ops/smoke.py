@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import stripe
+
 from donations.errors import CardDeclined
 from donations.mail import build_sendgrid_client, receipt_mail
 from donations.models import Donation, DonationStatus, utc_now
@@ -65,7 +67,9 @@ def main(environ: dict[str, str] | None = None) -> int:
     settings = SmokeSettings.from_env(environ)
     checks: list[Check] = []
     if stripe_key:
-        checks += stripe_checks(StripePayments(build_stripe_client(settings, stripe_key)))
+        client = build_stripe_client(settings, stripe_key)
+        checks += stripe_checks(StripePayments(client))
+        checks.append(_run("the form's flow: card PaymentMethod, then the charge", lambda: _form_flow(client)))
     if sendgrid_key:
         checks.append(_run("receipt (SendGrid sandbox)", lambda: sendgrid_check(settings, sendgrid_key)))
     _print_table(checks, settings, stripe=bool(stripe_key), sendgrid=bool(sendgrid_key))
@@ -107,6 +111,23 @@ def _charge_succeeds(payments: StripePayments, donation: Donation) -> str:
     _expect(outcome.state is ChargeState.SUCCEEDED, f"state {outcome.state}")
     donation.payment_intent_id, donation.payment_method_id = outcome.payment_intent_id, outcome.payment_method_id
     return outcome.payment_intent_id
+
+
+def _form_flow(client: stripe.StripeClient) -> str:
+    """The server side of the donation form (docs/form.md): the Payment Element creates a card
+    PaymentMethod in the browser (stripe.createPaymentMethod), our charge confirms it. Here it is made from
+    Stripe's test token tok_visa (docs.stripe.com/testing, "Tokens"): a server never sends card numbers."""
+    method = client.v1.payment_methods.create(
+        params={
+            "type": "card",
+            "card": {"token": "tok_visa"},
+            "billing_details": {"name": "Smoke Test", "email": SMOKE_EMAIL},
+        }
+    )
+    _expect(method.type == "card", f"a {method.type} PaymentMethod")
+    outcome = StripePayments(client).charge(_donation(method.id))
+    _expect(outcome.state is ChargeState.SUCCEEDED, f"state {outcome.state}")
+    return f"{method.id} charged: {outcome.payment_intent_id}"
 
 
 def _charge_declines(payments: StripePayments) -> str:

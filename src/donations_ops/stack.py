@@ -101,6 +101,14 @@ def discover(clients: Clients, stack_name: str) -> Stack:
     )
 
 
+def physical_id(clients: Clients, stack_name: str, logical_id: str) -> str:
+    """The name or id of one of the stack's resources."""
+    found = _stack_resources(clients("cloudformation"), stack_name).get(logical_id)
+    if found is None:
+        raise OpsError(f"stack {stack_name!r} has no {logical_id}: is it this pipeline's stack?")
+    return found[1]
+
+
 def _stack_resources(cloudformation: Any, stack_name: str) -> dict[str, tuple[str, str]]:
     found: dict[str, tuple[str, str]] = {}
     try:

@@ -92,13 +92,19 @@ def test_cold_donor_prints_cold_and_warm_at_both_cpu_shares_and_what_dominates()
     out = io.StringIO()
 
     # When the script runs
-    assert cold_donor.main(["--rounds", "1", "--warm", "1", "--breakdown", "1", "--charge-ms", "20"], out=out) == 0
+    argv = ["--rounds", "1", "--warm", "1", "--breakdown", "1", "--charge-ms", "20", "--typing", "0.5"]
+    assert cold_donor.main(argv, out=out) == 0
 
-    # Then every donation was charged (201), both variants are timed, scaled, compared and attributed
+    # Then every donation was charged (201), every warm-up answered 204, both cold variants are timed,
+    # scaled, compared and attributed, and the donor's story puts the warm-up and SnapStart beside them
     text = out.getvalue()
     assert "answers other than 201" not in text
     for variant in ("cold (.pyc)", "cold (no .pyc)"):
         assert re.search(rf"^{re.escape(variant)}\s+1\s", text, re.MULTILINE), variant
+    assert "the first donor's wait" in text
+    for variant in ("warm-up, 0.5s typing (.pyc)", "SnapStart, modelled (.pyc)", "warm donation"):
+        assert re.search(rf"^{re.escape(variant)}", text, re.MULTILINE), variant
+    assert "the warm-up's answer came" in text
     for heading in ("at Lambda's CPU share", "paired by round", "where the first and a warm donation", "INIT imports"):
         assert heading in text
     assert "Stripe PaymentIntent" in text and "AWS dynamodb" in text
@@ -109,6 +115,7 @@ def test_cold_donor_prints_cold_and_warm_at_both_cpu_shares_and_what_dominates()
         _number(r"warm p50=" + NUMBER, summary),
         _number(r"cold/warm=" + NUMBER, summary),
         _number(r"without .pyc cold x" + NUMBER, summary),
+        _number(r"first/warm=" + NUMBER, summary),
     )
 
 
@@ -139,7 +146,8 @@ def test_cost_model_counts_requests_and_prices_them() -> None:
 
     # Given a few donations with short provider latencies and a given INIT time
     out = io.StringIO()
-    argv = ["--donations", "4", "--init-ms", "400", "--charge-ms", "20", "--save-card-ms", "20", "--mail-ms", "20"]
+    argv = ["--donations", "4", "--init-ms", "400", "--charge-ms", "20", "--save-card-ms", "20", "--mail-ms", "20",
+            "--warm-up-samples", "3"]  # fmt: skip
 
     # When the script runs
     assert cost_model.main(argv, out=out) == 0
@@ -160,6 +168,9 @@ def test_cost_model_counts_requests_and_prices_them() -> None:
                  "point-in-time recovery", "log storage", "price source: AWS Lambda pricing"):  # fmt: skip
         assert line in text, line
     assert 0 < _number(r", \$" + NUMBER + r" without WAF and SnapStart", summary) <= 5.00
+    # and the form's warm-ups, priced apart, 10 per donation, in the bill (WAF's share optional)
+    _sane(_number(r"form warm-ups, 10 per donation \(API Gateway[^)]*\): \$" + NUMBER, text))
+    assert re.search(r"per donation \(EnableWaf\)\s+warm-up\s+form warm-ups", text)
     # Healthy donations send only the metrics operators graph (each is billed for the hours it gets data)
     emf = re.search(r"custom metrics \(EMF\), billed per hour with data: (\d+) seen \(([^)]*)\)", text)
     assert emf, text

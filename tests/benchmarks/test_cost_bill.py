@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks.cost_bill import VOLUMES, fixed_lines, metric_lines
+from benchmarks.cost_bill import VOLUMES, fixed_lines, metric_lines, warm_up_line
 from benchmarks.cost_pricing import load_prices
 from benchmarks.cost_template import template_facts
 from infra.deploy import Template, load_template
@@ -81,8 +81,9 @@ def test_fixed_cost_without_waf_and_snapstart_is_at_most_five_dollars(template, 
     facts = template_facts(template)
     assert facts.schedules == {"ReconcilerFunction": 8640.0, "NotifierFunction": 2880.0}
     assert len(facts.sqs_event_sources) == 2
-    # The provider keys are 4 SecureString parameters (no monthly fee), not Secrets Manager secrets
-    assert (facts.secrets, facts.secure_parameters) == (0, 4)
+    # The 4 provider keys and the identifier secret are SecureString parameters (no monthly fee), not
+    # Secrets Manager secrets
+    assert (facts.secrets, facts.secure_parameters) == (0, 5)
 
 
 def test_a_secret_a_role_may_read_is_priced(template, prices) -> None:
@@ -108,3 +109,17 @@ def test_a_custom_metric_costs_the_hours_it_gets_data(prices) -> None:
     # and at 100,000 the frequent one is billed every hour (the full $0.30), the rare one most hours
     assert by_volume[100] == pytest.approx((93.6 + 1.0) / 720 * 0.30, rel=0.02)
     assert by_volume[100_000] == pytest.approx(0.30 + 0.30 * (1 - 2.718281828 ** (-1000 / 720)), rel=0.01)
+
+
+def test_the_warm_ups_cost_their_price_times_the_forms_started_per_donation() -> None:
+    # Given a warm-up priced at $0.000004 and 10 donors starting the form per donation
+    line = warm_up_line(0.000004, 10, "https://aws.amazon.com/api-gateway/pricing/")
+
+    # Then at 100 and 100,000 donations a month the warm-ups cost 1,000 and 1,000,000 times that,
+    # a per-donation line in the total without WAF and SnapStart (not optional), never a fixed one
+    by_volume = dict(zip(VOLUMES, line.monthly, strict=True))
+    assert by_volume[100] == pytest.approx(0.004) and by_volume[100_000] == pytest.approx(4.0)
+    assert (line.kind, line.optional) == ("per donation", "")
+    # And a form that sends none costs nothing; WAF's share is optional, as WAF is
+    assert set(warm_up_line(0.000004, 0, "x").monthly) == {0.0}
+    assert warm_up_line(0.0000006, 10, "x", waf=True).optional == "EnableWaf"

@@ -32,6 +32,7 @@ from simulator.local.alarms import AlarmEvaluator
 from simulator.local.delivery import BatchResult, EventSource, deliver_batch
 from simulator.local.events import LambdaContext, sqs_event
 from simulator.local.metrics import QueueMetrics
+from tests.support.keys import a_key
 from tests.support.world import CONSUMERS, QUEUES, World
 
 PAYMENT_METHODS = [
@@ -234,7 +235,7 @@ class ChaosRun:
         answers: dict[str, dict[str, Any]] = {}
         methods, weights = zip(*PAYMENT_METHODS, strict=True)
         for number in range(self.config.donations):
-            key = f"chaos-{self.config.seed}-{number}"
+            key = a_key(f"chaos-{self.config.seed}-{number}")
             body = {
                 "amount": self.rng.randrange(100, 100_000),
                 "currency": self.rng.choice(["usd", "eur", "gbp"]),
@@ -457,9 +458,9 @@ def _incomplete(record: Any, mails: int, save_card: bool) -> str | None:
 
 
 def _donation_id(key: str) -> str:
-    from donations.charge import donation_id_for
+    from tests.support.keys import IDENTIFIERS
 
-    return donation_id_for(key)
+    return IDENTIFIERS.donation_id(key)
 
 
 class StripeEvents:

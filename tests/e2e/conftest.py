@@ -14,6 +14,7 @@ import requests
 
 from simulator.local.process import RunningStack, stop_stack
 from simulator.local.process import start_stack as start_local_stack
+from tests.support.keys import a_key
 from tests.support.world import CARD_TESTING_OUT_OF_REACH
 
 __all__ = ["RunningStack", "donate", "start_stack", "stop_stack", "wait_for"]
@@ -74,7 +75,7 @@ def donate(api: str, key: str, **changes: object) -> requests.Response:
         "save_card": True,
         **changes,
     }
-    return requests.post(f"{api}/donations", json=body, headers={"Idempotency-Key": key}, timeout=15)
+    return requests.post(f"{api}/donations", json=body, headers={"Idempotency-Key": a_key(key)}, timeout=15)
 
 
 def run_ops(stack: RunningStack, *args: str) -> subprocess.CompletedProcess[str]:

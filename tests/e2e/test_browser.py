@@ -1,4 +1,5 @@
-"""The sample pages in a real browser: headless Chromium driven by Selenium against the local stack.
+"""The donation form and the sample pages in a real browser: headless Chromium driven by Selenium
+against the local stack (the form's Stripe.js is the Stripe emulator's stand-in).
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``apt-get install -y chromium chromium-driver``)
 and ``selenium`` from PyPI. Nothing is downloaded at run time: the driver and browser paths are given,
@@ -8,6 +9,7 @@ Screenshots go to ``artifacts/browser/`` under the repository root.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -23,6 +25,7 @@ import requests
 from simulator.emulators.sendgrid_emulator import SendGridControl
 from simulator.local.process import ROOT, RunningStack
 from tests.e2e.conftest import run_ops
+from tests.support.keys import a_key
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -123,22 +126,21 @@ def wait_until(
 
 def page_state(driver: WebDriver) -> dict[str, str | None]:
     state: dict[str, str | None] = {"url": driver.current_url}
-    for element_id in ("error", "status", "stripe-status", "step-charged", "step-card", "step-receipt"):
+    for element_id in ("dn-alert", "dn-status", "dn-thanks"):
         found = driver.find_elements(By.ID, element_id)
         if found:
-            state[element_id] = f"{found[0].get_attribute('data-state') or ''} {found[0].text!r}".strip()
+            state[element_id] = found[0].text
+    form = driver.find_elements(By.ID, "donation-form")
+    if form:
+        state["last_status"] = form[0].get_attribute("data-last-status")
     return state
 
 
-def step_state(driver: WebDriver, step: str) -> str | None:
-    return driver.find_element(By.ID, f"step-{step}").get_attribute("data-state")
-
-
-def set_viewport(driver: WebDriver, height: int) -> None:
-    """A 1280-wide viewport of the given height (the window's toolbar would otherwise take some of it)."""
+def set_viewport(driver: WebDriver, height: int, width: int = VIEWPORT[0], *, mobile: bool = False) -> None:
+    """A viewport of the given size (the window's toolbar would otherwise take some of it)."""
     driver.execute_cdp_cmd(
         "Emulation.setDeviceMetricsOverride",
-        {"width": VIEWPORT[0], "height": height, "deviceScaleFactor": 1, "mobile": False},
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile},
     )
 
 
@@ -157,72 +159,142 @@ def screenshot(driver: WebDriver, name: str) -> Path:
     return path
 
 
-def open_form(driver: WebDriver, stack: RunningStack) -> None:
-    driver.get(f"{stack.api}/")
-    wait_until(
-        driver,
-        lambda d: d.find_element(By.ID, "donation-form").get_attribute("data-ready") == "true",
-        "the form to load its test payment methods",
-    )
-
-
-def fill_form(
-    driver: WebDriver,
-    *,
-    payment_method: str,
-    save_card: bool,
-    amount: str = "25.00",
-    currency: str = "usd",
-    campaign: str = "",
-) -> str:
-    email = f"ada+{uuid.uuid4().hex[:10]}@example.org"
-    amount_input = driver.find_element(By.ID, "amount")
-    amount_input.clear()
-    amount_input.send_keys(amount)
-    Select(driver.find_element(By.ID, "currency")).select_by_value(currency)
-    driver.find_element(By.ID, "name").send_keys("Ada Lovelace")
-    driver.find_element(By.ID, "email").send_keys(email)
-    if campaign:
-        driver.find_element(By.ID, "campaign").send_keys(campaign)
-    Select(driver.find_element(By.ID, "payment-method")).select_by_value(payment_method)
-    checkbox = driver.find_element(By.ID, "save-card")
-    if checkbox.is_selected() != save_card:
-        checkbox.click()
-    return email
-
-
-def submit(driver: WebDriver) -> None:
-    button = driver.find_element(By.ID, "donate")
-    assert button.is_enabled(), "the Donate button is disabled"
-    button.click()
-
-
 def visible(driver: WebDriver, element_id: str) -> WebElement | bool:
     found = driver.find_elements(By.ID, element_id)
     return found[0] if found and found[0].is_displayed() else False
 
 
-# -- tests -----------------------------------------------------------------------------------------
+# -- the donation form (static/form/) against the emulators ----------------------------------------
+# Stripe's test cards (docs.stripe.com/testing): typed into the Payment Element's frame, as a donor does.
+VISA = "4242424242424242"
+THREE_D_SECURE = "4000002760003184"  # authentication required on every payment
+INSUFFICIENT_FUNDS = "4000000000009995"
 
 
-def test_donation_saves_the_card_and_its_receipt_reaches_the_outbox(
+def open_form(driver: WebDriver, stack: RunningStack) -> None:
+    driver.get(f"{stack.api}/")
+    wait_until(
+        driver,
+        lambda d: d.find_element(By.ID, "donation-form").get_attribute("data-ready") == "true",
+        "the form to load Stripe.js and mount the Payment Element",
+    )
+
+
+def type_card(driver: WebDriver, number: str, expiry: str = "12 / 34", cvc: str = "123") -> None:
+    """Into the Payment Element's frame (the Stripe.js stand-in's, of the Stripe emulator's origin)."""
+    frame = wait_until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#dn-payment iframe"), "the element")[0]
+    driver.switch_to.frame(frame)
+    try:
+        for field_id, value in (("number", number), ("expiry", expiry), ("cvc", cvc)):
+            field = wait_until(driver, lambda d, f=field_id: d.find_elements(By.ID, f), f"the {field_id} field")[0]
+            field.clear()
+            field.send_keys(value)
+    finally:
+        driver.switch_to.default_content()
+
+
+def fill_form(
+    driver: WebDriver, *, card: str, save_card: bool = False, amount: str = "25.00", currency: str = "usd"
+) -> str:
+    email = f"ada+{uuid.uuid4().hex[:10]}@example.org"
+    Select(driver.find_element(By.ID, "dn-currency")).select_by_value(currency)
+    amount_input = driver.find_element(By.ID, "dn-amount")
+    amount_input.clear()
+    amount_input.send_keys(amount)
+    driver.find_element(By.ID, "dn-name").send_keys("Ada Lovelace")
+    driver.find_element(By.ID, "dn-email").send_keys(email)
+    checkbox = driver.find_element(By.ID, "dn-save")
+    if checkbox.is_selected() != save_card:
+        checkbox.click()
+    type_card(driver, card)
+    return email
+
+
+def submit(driver: WebDriver) -> None:
+    button = driver.find_element(By.ID, "dn-submit")
+    assert button.is_enabled(), "the Donate button is disabled"
+    button.click()
+
+
+def enabled(driver: WebDriver, element_id: str) -> WebElement | bool:
+    found = visible(driver, element_id)
+    return found if found and found.is_enabled() else False
+
+
+def challenge_frame(driver: WebDriver) -> WebElement:
+    """The 3-D Secure challenge stripe.handleNextAction opened (the stand-in's frame, in a modal dialog)."""
+    return wait_until(driver, lambda d: visible(d, "stripe-challenge-frame"), "the 3-D Secure challenge")
+
+
+def answer_challenge(driver: WebDriver, frame: WebElement, button_id: str) -> None:
+    """Click "complete" or "fail" in the challenge frame, once its buttons are enabled."""
+    driver.switch_to.frame(frame)
+    try:
+        wait_until(driver, lambda d: enabled(d, button_id), "the challenge's buttons").click()
+    finally:
+        driver.switch_to.default_content()
+
+
+def thanked(driver: WebDriver) -> WebElement:
+    return wait_until(driver, lambda d: visible(d, "dn-thanks"), "the thank-you message")
+
+
+def alert_text(driver: WebDriver) -> str:
+    return str(wait_until(driver, lambda d: d.find_element(By.ID, "dn-alert").text.strip(), "an error message"))
+
+
+def front_requests(stack: RunningStack) -> dict[str, int]:
+    """API requests the local front received, by "METHOD /path"."""
+    return dict(requests.get(f"{stack.api}/_local/front/requests", timeout=5).json())
+
+
+# Every POST /donations the page sends: its Idempotency-Key and body.
+RECORD_DONATION_POSTS = """
+window.__posts = [];
+window.__warmups = [];
+const originalFetch = window.fetch;
+window.fetch = (url, options) => {
+  const path = new URL(url, location.href).pathname;
+  if (path === "/donations") window.__posts.push({key: options.headers["Idempotency-Key"], body: options.body});
+  if (path === "/warmup") window.__warmups.push(options);
+  return originalFetch(url, options);
+};
+"""
+
+
+def test_card_gift_saves_the_card_and_its_receipt_reaches_the_outbox(
     browser: WebDriver, local_stack: RunningStack
 ) -> None:
+    # Given the form, with a card typed into the Payment Element and "save my card" ticked
     open_form(browser, local_stack)
-    email = fill_form(browser, payment_method="pm_card_visa", save_card=True, campaign="browser-test")
-    submit(browser)
+    browser.execute_script(RECORD_DONATION_POSTS)
+    email = fill_form(browser, card=VISA, save_card=True)
+    screenshot(browser, "donation-form")
 
+    # When the donor donates, and submits again twice while it is being sent
+    assert browser.find_element(By.ID, "dn-submit").is_enabled()
+    browser.execute_script(
+        "const form = document.querySelector('#donation-form form');"
+        "document.getElementById('dn-submit').click(); form.requestSubmit(); form.requestSubmit();"
+    )
+
+    # Then the page thanks them once the API confirmed the gift, and the receipt was sent
+    thanks = thanked(browser)
+    assert "Thank you, Ada Lovelace!" in thanks.text and "$25.00" in thanks.text and email in thanks.text
+    donation_id = browser.find_element(By.ID, "donation-form").get_attribute("data-donation-id")
+    assert re.fullmatch(r"don_[a-z2-7]{26}", donation_id or ""), donation_id
+    # The API got one donation, with a PaymentMethod the element created (an emulator object, not pm_card_*)
+    posts = browser.execute_script("return window.__posts")
+    assert len(posts) == 1
+    sent = json.loads(posts[0]["body"])
+    assert re.fullmatch(r"pm_[A-Za-z0-9]{24}", sent["payment_method"]), sent
+    assert sent == {**sent, "amount": 2500, "currency": "usd", "save_card": True, "name": "Ada Lovelace"}
     wait_until(
         browser,
-        lambda d: step_state(d, "receipt") == "done" and step_state(d, "card") == "done",
-        "the card to be saved and the receipt sent",
+        lambda d: requests.get(f"{local_stack.api}/donations/{donation_id}", timeout=5).json()["card_saved"],
+        "the card to be saved",
     )
-    assert step_state(browser, "charged") == "done"
-    donation_id = browser.find_element(By.ID, "donation-id").text.strip()
-    assert re.fullmatch(r"don_[a-z2-7]{26}", donation_id), donation_id
-    assert browser.find_element(By.ID, "error").text == ""
-    assert "complete" in browser.find_element(By.ID, "status").text.lower()
-    form_png = screenshot(browser, "donation-form")
+    screenshot(browser, "donation-thanks")
 
     browser.get(f"{local_stack.api}/outbox?donation={donation_id}")
     row = wait_until(
@@ -230,8 +302,7 @@ def test_donation_saves_the_card_and_its_receipt_reaches_the_outbox(
         lambda d: d.find_elements(By.CSS_SELECTOR, f'#outbox tbody tr[data-donation-id="{donation_id}"]'),
         f"the receipt of {donation_id} in the outbox",
     )[0]
-    assert email in row.text
-    assert "Ada Lovelace" in row.text
+    assert email in row.text and "Ada Lovelace" in row.text
     outbox_png = screenshot(browser, "outbox")
 
     # The receipt as the donor reads it: the installed template, rendered by the SendGrid emulator.
@@ -248,107 +319,81 @@ def test_donation_saves_the_card_and_its_receipt_reaches_the_outbox(
     receipt_png = screenshot(browser, "receipt")
     browser.find_element(By.CSS_SELECTOR, '[data-width="375px"]').click()
     receipt_phone_png = screenshot(browser, "receipt-phone")
-
-    for png in (form_png, outbox_png, receipt_png, receipt_phone_png):
-        assert png.is_file() and png.stat().st_size > 0
+    for png in (outbox_png, receipt_png, receipt_phone_png):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{png} is not a PNG"
 
 
-def test_under_attack_the_form_shows_the_captcha_and_the_donation_goes_through_once_solved(
-    browser: WebDriver, local_stack: RunningStack
-) -> None:
-    # Given the attack mode held on by an operator (donations-ops card-testing on)
-    forced = run_ops(local_stack, "card-testing", "on", "--minutes", "5", "--by", "browser-test")
-    assert forced.returncode == 0, forced.stderr
-    try:
-        open_form(browser, local_stack)
-        assert not visible(browser, "challenge")  # the widget is shown only when the API asks for it
-        fill_form(browser, payment_method="pm_card_visa", save_card=False)
-        submit(browser)
-
-        # Then the API's 403 puts the widget on the page (the Turnstile emulator's stand-in), not a failure
-        box = wait_until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".turnstile-local input"), "the CAPTCHA")
-        assert visible(browser, "challenge")
-        assert browser.find_element(By.ID, "donation-form").get_attribute("data-last-status") == "403"
-        screenshot(browser, "challenge")
-
-        # When the donor solves it, the same donation is sent again with the token, and charged
-        box[0].click()
-        wait_until(browser, lambda d: step_state(d, "charged") == "done", "the donation to be charged")
-        assert not visible(browser, "challenge")
-    finally:
-        released = run_ops(local_stack, "card-testing", "auto", "--close")
-        assert released.returncode == 0, released.stderr
-
-
-def test_declined_card_shows_the_decline_and_no_progress(browser: WebDriver, local_stack: RunningStack) -> None:
+def test_three_d_secure_gift_is_finished_in_the_page(browser: WebDriver, local_stack: RunningStack) -> None:
+    # Given a card that asks for 3-D Secure on every payment
     open_form(browser, local_stack)
-    fill_form(browser, payment_method="pm_card_chargeDeclinedInsufficientFunds", save_card=True)
+    fill_form(browser, card=THREE_D_SECURE)
     submit(browser)
 
-    error = browser.find_element(By.ID, "error")
-    wait_until(browser, lambda d: error.is_displayed() and error.text.strip(), "the decline message")
-    assert "insufficient funds" in error.text.lower(), error.text
-    assert browser.find_element(By.ID, "donate").is_enabled(), "the donor should be able to try another card"
-    assert not browser.find_element(By.ID, "result").is_displayed()
-    states = {step: step_state(browser, step) for step in ("charged", "card", "receipt")}
-    assert "done" not in states.values(), states
-    screenshot(browser, "declined")
-
-
-def test_three_d_secure_completion_shows_the_payment_succeeded(browser: WebDriver, local_stack: RunningStack) -> None:
-    open_form(browser, local_stack)
-    fill_form(browser, payment_method="pm_card_authenticationRequired", save_card=False)
-    submit(browser)
-
-    complete = wait_until(browser, lambda d: visible(d, "auth-complete"), "the 3-D Secure buttons")
-    assert visible(browser, "auth-fail")
-    assert "Authenticate your card (3-D Secure)" in browser.find_element(By.ID, "three-ds").text
-    assert browser.find_element(By.ID, "stripe-status").get_attribute("data-status") == "requires_action"
-    assert re.fullmatch(r"don_[a-z2-7]{26}", browser.find_element(By.ID, "donation-id").text.strip())
+    # Then the API's 202 opens the bank's challenge (stripe.handleNextAction) in a modal dialog
+    frame = challenge_frame(browser)
+    assert browser.find_element(By.CSS_SELECTOR, '[role="dialog"][aria-modal="true"]').is_displayed()
+    assert browser.find_element(By.ID, "donation-form").get_attribute("data-last-status") == "202"
     screenshot(browser, "three-d-secure")
-    complete.click()
+    answer_challenge(browser, frame, "complete")
 
-    # The authenticate call answered with the PaymentIntent, now succeeded according to Stripe.
-    wait_until(
-        browser,
-        lambda d: d.find_element(By.ID, "stripe-status").get_attribute("data-status") == "succeeded",
-        "Stripe's status after authentication",
-    )
-    assert not visible(browser, "three-ds"), "the authenticate buttons should be gone"
-    assert browser.find_element(By.ID, "error").text == ""
-    assert "succeeded" in browser.find_element(By.ID, "stripe-status").text
-    assert "succeeded" in browser.find_element(By.ID, "status").text.lower()
-    assert step_state(browser, "card") == "skipped"
-    # Stripe's payment_intent.succeeded webhook completes the donation: charged, then the receipt.
-    wait_until(
-        browser,
-        lambda d: step_state(d, "charged") == "done" and step_state(d, "receipt") == "done",
-        "the webhook to complete the donation and its receipt to be sent",
-    )
-    donation_id = browser.find_element(By.ID, "donation-id").text.strip()
+    # And, authenticated, Stripe's webhook completes the donation: the page thanks the donor
+    thanks = thanked(browser)
+    assert "is complete" in thanks.text
+    assert not browser.find_elements(By.ID, "stripe-challenge-frame"), "the challenge should be closed"
+    donation_id = browser.find_element(By.ID, "donation-form").get_attribute("data-donation-id")
     outbox = requests.get(f"{local_stack.api}/_local/outbox", timeout=10).json()["emails"]
     assert [m["custom_args"]["donation_id"] for m in outbox].count(donation_id) == 1
     screenshot(browser, "three-d-secure-completed")
 
 
-RECORD_IDEMPOTENCY_KEYS = """
-window.__idempotencyKeys = [];
-const originalFetch = window.fetch;
-window.fetch = (url, options) => {
-  const headers = (options && options.headers) || {};
-  if (headers["Idempotency-Key"]) window.__idempotencyKeys.push(headers["Idempotency-Key"]);
-  return originalFetch(url, options);
-};
-"""
-
-
-def test_retry_after_503_reuses_the_idempotency_key_and_a_new_donation_gets_a_new_one(
+def test_failed_three_d_secure_says_nothing_was_charged_and_keeps_the_form(
     browser: WebDriver, local_stack: RunningStack
 ) -> None:
     open_form(browser, local_stack)
-    browser.execute_script(RECORD_IDEMPOTENCY_KEYS)
-    fill_form(browser, payment_method="pm_card_visa", save_card=False)
+    fill_form(browser, card=THREE_D_SECURE)
+    submit(browser)
+    answer_challenge(browser, challenge_frame(browser), "fail")
+
+    text = alert_text(browser)
+    assert "Authentication failed" in text and "Nothing was charged" in text, text
+    assert browser.find_element(By.ID, "dn-name").get_attribute("value") == "Ada Lovelace"
+    assert browser.find_element(By.ID, "dn-submit").is_enabled()
+
+
+def test_decline_shows_its_message_keeps_the_input_and_the_next_card_is_a_new_donation(
+    browser: WebDriver, local_stack: RunningStack
+) -> None:
+    # Given a card Stripe declines for insufficient funds
+    open_form(browser, local_stack)
+    browser.execute_script(RECORD_DONATION_POSTS)
+    email = fill_form(browser, card=INSUFFICIENT_FUNDS)
+    submit(browser)
+
+    # Then the decline is announced (role=alert, focused) with its reason; what the donor typed stays
+    text = alert_text(browser)
+    assert "insufficient funds" in text.lower() and "Nothing was charged" in text, text
+    alert = browser.find_element(By.ID, "dn-alert")
+    assert alert.get_attribute("role") == "alert" and browser.switch_to.active_element == alert
+    assert browser.find_element(By.ID, "dn-email").get_attribute("value") == email
+    assert browser.find_element(By.ID, "dn-amount").get_attribute("value") == "25.00"
+    assert browser.find_element(By.ID, "donation-form").get_attribute("data-last-status") == "402"
+    screenshot(browser, "declined")
+
+    # When the donor types another card and donates again, that is a new donation with a new key
+    type_card(browser, VISA)
+    submit(browser)
+    thanked(browser)
+    posts = browser.execute_script("return window.__posts")
+    assert len(posts) == 2 and posts[0]["key"] != posts[1]["key"], posts
+    assert json.loads(posts[0]["body"])["payment_method"] != json.loads(posts[1]["body"])["payment_method"]
+
+
+def test_retry_after_503_waits_for_retry_after_and_resends_the_same_key_and_body(
+    browser: WebDriver, local_stack: RunningStack
+) -> None:
+    open_form(browser, local_stack)
+    browser.execute_script(RECORD_DONATION_POSTS)
+    fill_form(browser, card=VISA)
     # Stripe answers 500 to every charge until the fault is removed: the API answers 503 + Retry-After.
     fault = requests.post(
         f"{local_stack.stripe}/_emulator/faults",
@@ -357,26 +402,146 @@ def test_retry_after_503_reuses_the_idempotency_key_and_a_new_donation_gets_a_ne
     ).json()["id"]
     try:
         submit(browser)
-        retry = wait_until(browser, lambda d: visible(d, "retry"), "the Try again button after a 503")
-        assert not retry.is_enabled(), "Try again should wait for Retry-After"
-        assert "try again" in browser.find_element(By.ID, "error").text.lower()
+        retry = wait_until(browser, lambda d: visible(d, "dn-retry"), "the Try again button after a 503")
+        assert not retry.is_enabled() and re.fullmatch(r"Try again in \d+ s", retry.text), retry.text
+        assert browser.find_element(By.ID, "donation-form").get_attribute("data-last-status") == "503"
+        assert "never charged twice" in alert_text(browser)
         screenshot(browser, "service-unavailable")
     finally:
         requests.delete(f"{local_stack.stripe}/_emulator/faults/{fault}", timeout=5)
 
-    wait_until(browser, lambda d: retry.is_enabled(), "Retry-After to pass", timeout=15)
+    wait_until(browser, lambda d: retry.is_enabled(), "Retry-After to pass", timeout=40)
     retry.click()
-    wait_until(browser, lambda d: step_state(d, "charged") == "done", "the retried charge")
-    first_id = browser.find_element(By.ID, "donation-id").text.strip()
-    keys = browser.execute_script("return window.__idempotencyKeys")
-    assert len(keys) == 2 and keys[0] == keys[1], keys
+    thanked(browser)
+    posts = browser.execute_script("return window.__posts")
+    assert len(posts) == 2 and posts[0] == posts[1], posts  # same Idempotency-Key, same body
 
-    wait_until(browser, lambda d: visible(d, "new-donation"), "the donation to finish").click()
+
+def test_under_attack_the_captcha_is_asked_and_answered_then_the_gift_goes_through(
+    browser: WebDriver, local_stack: RunningStack
+) -> None:
+    # Given the attack mode held on by an operator (donations-ops card-testing on)
+    forced = run_ops(local_stack, "card-testing", "on", "--minutes", "5", "--by", "browser-test")
+    assert forced.returncode == 0, forced.stderr
+    try:
+        open_form(browser, local_stack)
+        assert not visible(browser, "dn-challenge")  # the widget is shown only when the API asks for it
+        fill_form(browser, card=VISA)
+        submit(browser)
+
+        # Then the API's 403 puts the widget on the page (the Turnstile emulator's stand-in), not a failure
+        box = wait_until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".turnstile-local input"), "the CAPTCHA")
+        assert visible(browser, "dn-challenge")
+        assert browser.find_element(By.ID, "donation-form").get_attribute("data-last-status") == "403"
+        assert "human" in alert_text(browser)
+        screenshot(browser, "challenge")
+
+        # When the donor solves it, the same donation is sent again with the token, and charged
+        box[0].click()
+        thanked(browser)
+    finally:
+        released = run_ops(local_stack, "card-testing", "auto", "--close")
+        assert released.returncode == 0, released.stderr
+
+
+def test_the_warm_up_is_sent_once_on_the_first_focus_not_on_page_load(
+    browser: WebDriver, local_stack: RunningStack
+) -> None:
+    # Given the form, loaded and ready, and nothing focused yet
+    before = front_requests(local_stack).get("POST /warmup", 0)
+    open_form(browser, local_stack)
+    browser.execute_script(RECORD_DONATION_POSTS)
+    # A request the page sends after loading reaches the front after any warm-up it sent on load
+    requests.get(f"{local_stack.api}/donations/don_probe", timeout=5)
+    assert front_requests(local_stack).get("POST /warmup", 0) == before, "a warm-up was sent on page load"
+
+    # When the donor focuses a field, then others
+    browser.find_element(By.ID, "dn-name").click()
+    wait_until(browser, lambda d: front_requests(local_stack).get("POST /warmup", 0) == before + 1, "the warm-up")
+    browser.find_element(By.ID, "dn-email").click()
+    browser.find_element(By.ID, "dn-amount").click()
+    type_card(browser, VISA)
+
+    # Then exactly one POST /warmup was sent: keepalive, no body, no custom headers
+    sent = browser.execute_script("return window.__warmups")
+    assert sent == [{"method": "POST", "keepalive": True}], sent
+    assert front_requests(local_stack).get("POST /warmup", 0) == before + 1
+
+
+AXE = ROOT / "tests" / "e2e" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+RUN_AXE = """
+const done = arguments[arguments.length - 1];
+axe.run(document, {resultTypes: ["violations"], iframes: false})
+  .then((results) => done(results.violations.map((v) => ({id: v.id, impact: v.impact, help: v.help,
+     nodes: v.nodes.map((n) => n.target.join(" "))}))))
+  .catch((error) => done([{id: "axe-error", impact: "critical", help: String(error), nodes: []}]));
+"""
+
+
+def serious_violations(driver: WebDriver) -> list[dict[str, Any]]:
+    """axe-core's WCAG checks of the current document: its serious and critical violations."""
+    assert AXE.is_file(), f"{AXE} is missing: make install (npm ci --prefix tests/e2e/axe)"
+    driver.execute_script(AXE.read_text())
+    found: list[dict[str, Any]] = driver.execute_async_script(RUN_AXE)
+    return [v for v in found if v["impact"] in ("serious", "critical")]
+
+
+def test_axe_finds_no_serious_accessibility_violations_in_the_form_its_errors_and_its_frames(
+    browser: WebDriver, local_stack: RunningStack
+) -> None:
+    browser.set_script_timeout(30)
+    open_form(browser, local_stack)
+    assert serious_violations(browser) == []
+
+    # With every field refused and the alert shown
     submit(browser)
-    wait_until(browser, lambda d: step_state(d, "charged") == "done", "the second donation's charge")
-    keys = browser.execute_script("return window.__idempotencyKeys")
-    assert len(keys) == 3 and keys[2] != keys[0], keys
-    assert browser.find_element(By.ID, "donation-id").text.strip() != first_id
+    alert_text(browser)
+    assert browser.find_elements(By.CSS_SELECTOR, '[aria-invalid="true"]')
+    assert serious_violations(browser) == []
+
+    # The Payment Element's frame, and the 3-D Secure challenge in its dialog
+    browser.switch_to.frame(browser.find_element(By.CSS_SELECTOR, "#dn-payment iframe"))
+    try:
+        assert serious_violations(browser) == []
+    finally:
+        browser.switch_to.default_content()
+    browser.get(f"{local_stack.api}/")
+    open_form(browser, local_stack)
+    fill_form(browser, card=THREE_D_SECURE)
+    submit(browser)
+    frame = challenge_frame(browser)
+    assert serious_violations(browser) == []
+    browser.switch_to.frame(frame)
+    try:
+        wait_until(browser, lambda d: enabled(d, "complete"), "the challenge's buttons")
+        assert serious_violations(browser) == []
+    finally:
+        browser.switch_to.default_content()
+    answer_challenge(browser, frame, "complete")
+    thanked(browser)
+    assert serious_violations(browser) == []
+
+
+def test_on_a_375_px_phone_the_form_fits_and_a_gift_goes_through(browser: WebDriver, local_stack: RunningStack) -> None:
+    set_viewport(browser, 740, 375, mobile=True)
+    try:
+        open_form(browser, local_stack)
+        # Nothing wider than the screen: no sideways scrolling, every control inside 375 px
+        assert browser.execute_script("return document.documentElement.scrollWidth") <= 375
+        for selector in ("#dn-amount", "#dn-name", "#dn-email", "#dn-payment iframe", "#dn-submit", ".dn-chip"):
+            for element in browser.find_elements(By.CSS_SELECTOR, selector):
+                box = element.rect
+                assert box["x"] >= 0 and box["x"] + box["width"] <= 375, (selector, box)
+        # Touch targets of at least 44 px (WCAG 2.5.5)
+        assert browser.find_element(By.ID, "dn-submit").rect["height"] >= 44
+        fill_form(browser, card=VISA)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        assert browser.save_screenshot(str(ARTIFACTS / "donation-form-phone.png"))
+        submit(browser)
+        thanked(browser)
+        assert browser.execute_script("return document.documentElement.scrollWidth") <= 375
+    finally:
+        set_viewport(browser, VIEWPORT[1])
 
 
 def test_console_lists_the_alarms_with_their_state(browser: WebDriver, local_stack: RunningStack) -> None:
@@ -404,7 +569,7 @@ def test_console_lists_the_alarms_with_their_state(browser: WebDriver, local_sta
 def _donate(stack: RunningStack, key: str, **changes: object) -> str:
     body = {"amount": 2500, "currency": "usd", "email": "ada@example.org", "name": "Ada Lovelace",
             "payment_method": "pm_card_visa", "save_card": False, **changes}  # fmt: skip
-    answer = requests.post(f"{stack.api}/donations", json=body, headers={"Idempotency-Key": key}, timeout=15)
+    answer = requests.post(f"{stack.api}/donations", json=body, headers={"Idempotency-Key": a_key(key)}, timeout=15)
     assert answer.status_code == 201, answer.text
     return str(answer.json()["donation_id"])
 
@@ -530,6 +695,7 @@ def test_report_page_answers_the_receipts_question(browser: WebDriver, local_sta
     discarded = requests.post(
         f"{local_stack.api}/_local/ops/discard",
         json={"queue": "receipt", "donation": refused, "note": "browser test: refused on purpose"},
+        headers={"X-Donations-Console": "1", "Origin": local_stack.api},
         timeout=30,
     )
     assert discarded.status_code == 200 and discarded.json()["removed_messages"] == 1, discarded.text

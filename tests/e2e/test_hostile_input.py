@@ -29,6 +29,7 @@ from tests.integration.test_hostile_properties import (
     json_media_types,
 )
 from tests.support.hostile import count
+from tests.support.keys import a_key
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -88,7 +89,7 @@ def test_an_oversized_body_is_refused_before_parsing(local_stack):
     response = requests.post(
         f"{local_stack.api}/donations",
         data=huge,
-        headers={"Content-Type": "application/json", "Idempotency-Key": "huge-1"},
+        headers={"Content-Type": "application/json", "Idempotency-Key": a_key("huge-1")},
         timeout=20,
     )
 
@@ -110,7 +111,7 @@ def test_card_numbers_anywhere_are_refused(local_stack, field):
     }
     body[field] = {"note": "5555555555554444"} if field == "metadata" else "5555 5555 5555 4444"
     response = requests.post(
-        f"{local_stack.api}/donations", json=body, headers={"Idempotency-Key": f"pan-{field}"}, timeout=20
+        f"{local_stack.api}/donations", json=body, headers={"Idempotency-Key": a_key(f"pan-{field}")}, timeout=20
     )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "card_data_refused"

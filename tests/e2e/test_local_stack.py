@@ -9,10 +9,14 @@ import sys
 
 import pytest
 import requests
+import stripe
 
 from donations.money import format_day
+from donations.payments import STRIPE_API_VERSION
+from donations.webhooks import HANDLED_EVENT_TYPES
 from simulator.emulators.control import EmulatorControl
 from simulator.emulators.sendgrid_emulator import SendGridControl
+from simulator.emulators.stripe import StripeControl
 from tests.e2e.conftest import donate, run_ops, start_stack, stop_stack, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -57,6 +61,27 @@ def test_a_curl_donation_completes_all_three_steps(local_stack):
     outbox_page = requests.get(f"{local_stack.api}/_local/outbox", timeout=10).json()["emails"]
     assert any(m["custom_args"].get("donation_id") == donation_id for m in outbox_page)
     assert EmulatorControl(local_stack.stripe).state()["requests"]  # the real SDK went through the emulator
+
+
+def test_a_3d_secure_donation_completes_through_the_webhook_endpoint_installed_at_start(local_stack):
+    # The local stack installed its Stripe webhook endpoint with `donations-ops stripe install-webhook`'s
+    # code: one endpoint, in the pinned API version, sending the events the handler handles.
+    client = stripe.StripeClient("sk_test_local", base_addresses={"api": local_stack.stripe})
+    [endpoint] = client.v1.webhook_endpoints.list().data
+    assert endpoint.url.endswith("/webhooks/stripe") and endpoint.api_version == STRIPE_API_VERSION
+    assert sorted(endpoint.enabled_events) == sorted(HANDLED_EVENT_TYPES)
+
+    answer = donate(local_stack.api, "e2e-3ds-webhook", payment_method="pm_card_authenticationRequired")
+    assert answer.status_code == 202, answer.text
+    donation_id = answer.json()["donation_id"]
+    [intent] = StripeControl(local_stack.stripe).intents_for(donation_id)
+
+    StripeControl(local_stack.stripe).authenticate(intent["id"], "succeed")  # the donor passes 3-D Secure
+
+    # Stripe's payment_intent.succeeded, signed with the endpoint's secret, completes the donation
+    final = wait_for(lambda: (d := _donation(local_stack.api, donation_id))["status"] == "succeeded" and d,
+                     what="the webhook to record the charge")  # fmt: skip
+    assert final["failed_step"] is None
 
 
 def test_a_donations_receipt_in_the_outbox_is_the_rendered_template(local_stack):

@@ -16,6 +16,7 @@ from sendgrid.helpers.mail import CustomArg, Mail
 
 from simulator.emulators.sendgrid_emulator import (
     ACCESS_FORBIDDEN,
+    CREDITS_EXCEEDED,
     INVALID_ADDRESS,
     INVALID_GRANT,
     INVALID_TEMPLATE,
@@ -256,6 +257,23 @@ def test_a_revoked_key_is_401_until_reset(sendgrid_emu: SendGridEmulator, sendgr
     assert sendgrid_client(key="SG.other").send(receipt()).status_code == 202  # only that key
 
     sendgrid_emu.reset()
+    assert sendgrid_client().send(receipt()).status_code == 202
+
+
+def test_an_account_out_of_credits_is_401_maximum_credits_exceeded_for_every_key(
+    sendgrid_emu: SendGridEmulator, sendgrid_client: ClientFactory
+) -> None:
+    # SendGrid's "4XX API Errors" support article and a captured response of the real service:
+    # 401 {"errors":[{"message":"Maximum credits exceeded","field":null,"help":null}]}.
+    sendgrid_emu.exhaust_credits()
+
+    for key in ("SG.test", "SG.other"):
+        with pytest.raises(http_errors.UnauthorizedError) as caught:
+            sendgrid_client(key=key).send(receipt())
+        assert error_body(caught.value) == {"errors": [{"message": CREDITS_EXCEEDED, "field": None, "help": None}]}
+    assert sendgrid_emu.outbox == []
+
+    SendGridControl(sendgrid_emu.url).restore_credits()
     assert sendgrid_client().send(receipt()).status_code == 202
 
 

@@ -127,7 +127,13 @@ def test_each_endpoint_accepts_exactly_its_sdk_params_type(endpoint: Any) -> Non
     assert set(endpoint.spec.required) == typed_dict.__required_keys__ - OPTION_KEYS
 
 
-_SERVICES = (stripe.PaymentIntentService, stripe.CustomerService, stripe.PaymentMethodService, stripe.ChargeService)
+_SERVICES = (
+    stripe.PaymentIntentService,
+    stripe.CustomerService,
+    stripe.PaymentMethodService,
+    stripe.ChargeService,
+    stripe.WebhookEndpointService,
+)
 _REQUEST = re.compile(r'self\._request\(\s*"(get|post|delete)",\s*"(/v1/[^"]+)"')
 
 

@@ -12,7 +12,7 @@ import uuid
 import pytest
 import requests
 
-from donations.challenge import TurnstileVerifier
+from donations.challenge import ExpectedWidget, TurnstileVerifier
 from donations.errors import ServiceUnavailable
 from simulator.emulators.turnstile_emulator import (
     DUMMY_TOKEN,
@@ -137,8 +137,39 @@ def test_the_widget_stand_in_is_served_and_its_token_route_allows_the_form_origi
 # -- the product's verifier (donations.challenge) against it --------------------------------------
 
 
-def verifier(emu: TurnstileEmulator, secret: str = LOCAL_SECRET) -> TurnstileVerifier:
-    return TurnstileVerifier(lambda: secret, f"{emu.url}/turnstile/v0/siteverify", timeout_seconds=2)
+FORM = ExpectedWidget(frozenset({"localhost"}))
+
+
+def verifier(emu: TurnstileEmulator, secret: str = LOCAL_SECRET, expected: ExpectedWidget = FORM) -> TurnstileVerifier:
+    return TurnstileVerifier(lambda: secret, f"{emu.url}/turnstile/v0/siteverify", timeout_seconds=2, expected=expected)
+
+
+@pytest.mark.parametrize(
+    ("solved_on", "action", "verdict"),
+    [
+        ("donate.example.org", "donate", (True, ())),
+        ("DONATE.example.org", "donate", (True, ())),  # hostnames are case-insensitive
+        ("attacker.example.net", "donate", (False, ("hostname-mismatch",))),  # our public sitekey, their page
+        ("donate.example.org", "login", (False, ("action-mismatch",))),  # another of our widgets
+        ("donate.example.org", None, (False, ("action-mismatch",))),  # a widget rendered without our action
+    ],
+)
+def test_the_verifier_refuses_a_token_solved_on_another_page_or_widget(turnstile_emu, solved_on, action, verdict):
+    # Cloudflare's "Validate the token" page: siteverify answers with the hostname the challenge was
+    # served on and the widget's action, and says to check both against what is expected.
+    expected = ExpectedWidget(frozenset({"donate.example.org", "www.example.org"}), "donate")
+    token = turnstile_emu.issue_token(LOCAL_SITEKEY, hostname=solved_on, action=action)
+
+    answer = verifier(turnstile_emu, expected=expected).verify(token, "203.0.113.7", str(uuid.uuid4()))
+
+    assert (answer.success, answer.error_codes) == verdict
+    assert turnstile_emu.verifications[-1]["success"] is True  # Cloudflare said yes; the product says no
+
+
+def test_without_an_expected_action_any_action_from_a_form_host_passes(turnstile_emu):
+    token = TurnstileControl(turnstile_emu.url).issue_token(hostname="localhost", action="anything")
+
+    assert verifier(turnstile_emu).verify(token, "203.0.113.7", str(uuid.uuid4())).success is True
 
 
 def test_the_verifier_retries_an_internal_error_under_the_same_idempotency_key(turnstile_emu):

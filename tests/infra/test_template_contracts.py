@@ -84,6 +84,7 @@ ALARMS = {
     "StripeWebhookFunctionErrorsAlarm",
     "StripeWebhookFunctionThrottlesAlarm",
     "WebhookSignatureFailureAlarm",
+    "WebhookApiVersionAlarm",
     "DisputeAlarm",
     "ChargeFailureSpikeAlarm",
     "SendGridAuthFailureAlarm",
@@ -160,6 +161,10 @@ def test_function_shape(deployed: Deployed, logical_id: str) -> None:
     assert function.layer_uris == ("src/",)
     assert function.environment["POWERTOOLS_SERVICE_NAME"] == service
     assert function.environment["POWERTOOLS_METRICS_NAMESPACE"] == "DonationPipeline"
+    # No response or exception becomes X-Ray metadata: they can carry a client_secret or an email
+    # (docs/security-application.md; tests/integration/test_secrets_stay_out.py drives the code).
+    capture = ("POWERTOOLS_TRACER_CAPTURE_RESPONSE", "POWERTOOLS_TRACER_CAPTURE_ERROR")
+    assert [function.environment.get(name) for name in capture] == ["false", "false"]
 
 
 @pytest.mark.parametrize("logical_id", FUNCTIONS)
@@ -239,9 +244,11 @@ def test_deploy_works_against_a_moto_server(cfn_template: Template) -> None:
 
 
 def test_waf_is_a_parameter_on_by_default(cfn_template: Template, aws: AwsClients, deployed: Deployed) -> None:
-    # Given the defaults, the web ACL is created, with the rate limit WAF's floor allows: 10 a minute
+    # Given the defaults, the web ACL is created, with a flood guard an honest shared address cannot reach:
+    # 1,000 POSTs in 5 minutes from one IP (docs/card-testing-thresholds.md), where 10 a minute blocked galas
     rate_rule = next(r for r in deployed.web_acls["DonationsWebAcl"]["Rules"] if "RateBasedStatement" in r["Statement"])
-    assert rate_rule["Statement"]["RateBasedStatement"]["Limit"] == 10
+    rate = rate_rule["Statement"]["RateBasedStatement"]
+    assert (rate["Limit"], rate["EvaluationWindowSec"]) == (1000, 300)
     assert deployed.web_acls["DonationsWebAcl"]["Name"] == "infra-contract-api"
 
     # When the stack is created with EnableWaf=false

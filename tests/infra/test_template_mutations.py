@@ -208,10 +208,10 @@ MUTATIONS = [
     ),
     Mutation("dashboard body not JSON", _break_dashboard_json, "check_dashboard", "not valid JSON"),
     Mutation(
-        "WAF rate rule over 5 minutes",
-        _set("DonationsWebAcl", "Rules.2.Statement.RateBasedStatement.EvaluationWindowSec", 300),
+        "WAF rate rule over 1 minute",
+        _set("DonationsWebAcl", "Rules.2.Statement.RateBasedStatement.EvaluationWindowSec", 60),
         "check_waf",
-        "not 60 s",
+        "not 300 s",
     ),
     Mutation(
         "WAF rate rule on every request",

@@ -8,19 +8,20 @@ import pytest
 
 from donations.models import Attention, DonationStatus, FailureKind, FollowUpMessage, Step, StepStatus
 from donations.steps import send_receipt
+from tests.support.keys import a_key
 from tests.support.world import DONATION
 
 pytestmark = pytest.mark.integration
 
 
 def _donate(world, key, **changes):
-    answer = world.post({**DONATION, **changes}, key=key)
+    answer = world.post({**DONATION, **changes}, key=a_key(key))
     assert answer.status == 201, answer.body
     return answer.body["donation_id"]
 
 
 def test_end_to_end_the_card_is_saved_and_one_receipt_sent(world):
-    answer = world.post(DONATION, key="key-e2e")
+    answer = world.post(DONATION, key=a_key("key-e2e"))
     donation_id = answer.body["donation_id"]
     assert world.get(f"/donations/{donation_id}").body["receipt_sent"] is False
 
@@ -195,7 +196,7 @@ def test_a_card_stripe_refuses_to_attach_is_parked_at_once(world):
 
 @pytest.mark.parametrize("queue", ["tokenize", "receipt"])
 def test_messages_for_missing_or_uncharged_donations_are_parked(world, queue):
-    declined = world.post({**DONATION, "payment_method": "pm_card_chargeDeclined"}, key="key-declined").body
+    declined = world.post({**DONATION, "payment_method": "pm_card_chargeDeclined"}, key=a_key("key-declined")).body
     assert declined["error"]["code"] == "card_declined"
     [declined_id] = world.donation_ids()
     world.send_follow_up(queue, declined_id)
@@ -245,7 +246,7 @@ def test_crash_between_send_and_mark_resends_only_after_the_claim_lease_ends(wor
 
 
 def test_the_charge_correlation_id_reaches_the_consumers_logs(world, captured_logs):
-    answer = world.post(DONATION, key="key-correlation")
+    answer = world.post(DONATION, key=a_key("key-correlation"))
 
     world.drain()
 
@@ -258,7 +259,7 @@ def test_the_charge_correlation_id_reaches_the_consumers_logs(world, captured_lo
 
 
 def test_a_declined_donation_never_reaches_the_queues(world):
-    world.post({**DONATION, "payment_method": "pm_card_chargeDeclined"}, key="key-no-queue")
+    world.post({**DONATION, "payment_method": "pm_card_chargeDeclined"}, key=a_key("key-no-queue"))
     world.drain()
     assert world.sendgrid.outbox == []
     assert world.record(world.donation_ids()[0]).status is DonationStatus.DECLINED

@@ -11,8 +11,10 @@ import threading
 import pytest
 
 from donations.attack_mode import AttackModeRecord, ModeSettings, per_minute
+from donations.identifiers import legacy_donor_key
 from donations.velocity import VelocityCounters, VelocityLimits
 from tests.support.fakes import FakeVelocity
+from tests.support.keys import IDENTIFIERS
 from tests.support.world import World
 
 pytestmark = pytest.mark.integration
@@ -40,7 +42,7 @@ def dynamodb(world: World):
 
 @pytest.fixture
 def counters(dynamodb, table) -> VelocityCounters:
-    return VelocityCounters(dynamodb, table, VelocityLimits(), clock=Clock())
+    return VelocityCounters(dynamodb, table, VelocityLimits(), IDENTIFIERS, clock=Clock())
 
 
 @pytest.fixture
@@ -103,6 +105,8 @@ def test_the_table_holds_no_email_address_and_every_item_expires(counters, dynam
 
     items = dynamodb.scan(TableName=table)["Items"]
     assert "ada.lovelace" not in str(items)
+    # nor its unkeyed hash: a list of known addresses cannot be matched against the table
+    assert legacy_donor_key("ada.lovelace@example.org") not in str(items)
     assert {item["label"]["S"] for item in items if item["pk"]["S"].startswith("email#")} == {"a***@e***.org"}
     assert all(int(item["expires_at"]["N"]) > NOW for item in items)
 
@@ -173,3 +177,31 @@ def test_an_operator_holds_the_mode_off_and_declines_cannot_open_it(mode):
     assert forced_on.under_attack and forced_on.reason == "forced on by ops"
     released = record.release(close=True)
     assert not released.under_attack and released.forced is None
+
+
+def test_a_campaign_with_an_honest_decline_rate_keeps_the_mode_closed_where_card_testing_opens_it(dynamodb, table):
+    # Given the template's breaker: 20 declines within 5 minutes that are at least 30 % of the attempts
+    clock = Clock()
+    settings = ModeSettings(breaker_declines=20, breaker_decline_rate=0.3, window_seconds=300)
+    campaign = AttackModeRecord(dynamodb, table, settings, clock=clock)
+
+    # When a campaign sends 300 donations in 5 minutes and 8 % of them are declined (two containers)
+    other_container = AttackModeRecord(dynamodb, table, settings, clock=clock)
+    for n in range(300):
+        (campaign if n % 2 else other_container).note_attempt()
+        clock.now += 1
+        if n % 12 == 11:  # 25 declines: more than the old absolute threshold of 20
+            assert not campaign.note_decline().under_attack
+
+    # Then the mode stays closed; the count alone would have opened it
+    assert not campaign.current().under_attack
+
+    # When card testing starts once the campaign's window has passed: 40 attempts, 38 declined
+    clock.now += 300
+    for n in range(40):
+        campaign.note_attempt()
+        clock.now += 0.5
+        mode = campaign.note_decline() if n % 20 else campaign.current()
+
+    # Then the rate over the window is far above an honest one, and the mode opens, saying why
+    assert mode.under_attack and "declines of" in (mode.reason or "")

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from tests.support.keys import a_key
 from tests.support.world import DONATION
 
 pytestmark = pytest.mark.integration
@@ -52,7 +53,7 @@ def _with(**changes):
     ],
 )
 def test_each_bad_field_gets_its_error_and_nothing_happens(world, body, status, code, field):
-    answer = world.post(body, key="key-invalid")
+    answer = world.post(body, key=a_key("key-invalid"))
 
     assert answer.status == status, answer.body
     assert answer.body["error"]["code"] == code
@@ -78,7 +79,7 @@ def test_each_bad_field_gets_its_error_and_nothing_happens(world, body, status, 
     ],
 )
 def test_malformed_bodies_are_refused(world, raw, headers, status, code):
-    answer = world.post_raw(raw, headers={"Idempotency-Key": "key-raw", **headers})
+    answer = world.post_raw(raw, headers={"Idempotency-Key": a_key("key-raw"), **headers})
     assert answer.status == status, answer.body
     assert answer.body["error"]["code"] == code
     _nothing_happened(world)
@@ -97,10 +98,10 @@ def test_a_missing_or_malformed_idempotency_key_is_400(world, key):
 
 
 def test_card_data_is_never_logged(world, captured_logs):
-    world.post(_with(metadata={"note": "4242424242424242"}), key="key-pan")
-    world.post(_with(cvc="987"), key="key-cvc")
-    world.post(DONATION, key="key-log-ok")
-    world.post(_with(payment_method="pm_card_chargeDeclined"), key="key-log-declined")
+    world.post(_with(metadata={"note": "4242424242424242"}), key=a_key("key-pan"))
+    world.post(_with(cvc="987"), key=a_key("key-cvc"))
+    world.post(DONATION, key=a_key("key-log-ok"))
+    world.post(_with(payment_method="pm_card_chargeDeclined"), key=a_key("key-log-declined"))
 
     output = captured_logs()
     assert "Request refused" in output  # the refusals were logged...

@@ -22,6 +22,7 @@ from simulator.emulators.stripe import encode_event, sign_payload
 from simulator.local.alarms import AlarmEvaluator
 from simulator.local.events import LambdaContext
 from simulator.local.metrics import emf_metric_data, put_metric
+from tests.support.keys import a_key
 from tests.support.world import DONATION, World
 
 pytestmark = pytest.mark.integration
@@ -99,7 +100,7 @@ def _attempt_0_spent_with_a_leftover(world: World, key: str) -> tuple[str, str]:
 )
 def test_a_cancel_of_a_superseded_attempt_never_moves_the_donation(world, port, method, after):
     # Given attempt 0 was spent by a stored 500 and left a PaymentIntent that the retry must cancel
-    donation_id, attempt_0 = _attempt_0_spent_with_a_leftover(world, key=f"key-superseded-{method}")
+    donation_id, attempt_0 = _attempt_0_spent_with_a_leftover(world, key=a_key(f"key-superseded-{method}"))
     delivered: list[Any] = []
 
     def stripe_reports_the_cancel() -> None:
@@ -107,7 +108,7 @@ def test_a_cancel_of_a_superseded_attempt_never_moves_the_donation(world, port, 
 
     # When the donor retries, and Stripe's payment_intent.canceled for attempt 0 arrives at that step
     with world.charge_ports(**{port: lambda real: Interleave(real, method, stripe_reports_the_cancel, after=after)}):
-        answer = world.post(DONATION, key=f"key-superseded-{method}")
+        answer = world.post(DONATION, key=a_key(f"key-superseded-{method}"))
 
     # Then the event was about a superseded attempt and moved nothing: the donor is told charged
     assert delivered == ["superseded"]
@@ -123,7 +124,7 @@ def test_a_cancel_of_a_superseded_attempt_never_moves_the_donation(world, port, 
     # the follow-ups run once
     succeeded = world.deliver_stripe_event(world.stripe_event("payment_intent.succeeded", attempt_1["id"]))
     assert (succeeded.status, succeeded.body["outcome"]) == (200, "succeeded")
-    assert world.post(DONATION, key=f"key-superseded-{method}").status == 201
+    assert world.post(DONATION, key=a_key(f"key-superseded-{method}")).status == 201
     world.drain()
     record = world.record(donation_id)
     assert record.receipt_status is StepStatus.DONE and record.card_status is StepStatus.DONE
@@ -134,7 +135,7 @@ def test_a_cancel_of_a_superseded_attempt_never_moves_the_donation(world, port, 
 
 def test_a_failure_of_a_superseded_attempt_never_moves_the_donation(world):
     # Given a donation now charging attempt 1 (attempt 0 spent)
-    donation_id, attempt_0 = _attempt_0_spent_with_a_leftover(world, key="key-superseded-failure")
+    donation_id, attempt_0 = _attempt_0_spent_with_a_leftover(world, key=a_key("key-superseded-failure"))
     event = {
         **world.stripe_event("payment_intent.created", attempt_0),
         "id": "evt_attempt_0_failed",
@@ -148,7 +149,7 @@ def test_a_failure_of_a_superseded_attempt_never_moves_the_donation(world):
     # Then nothing moved, and the donor's retry charges attempt 1
     assert (answer.status, answer.body["outcome"]) == (200, "superseded")
     assert world.record(donation_id).status is DonationStatus.PENDING
-    assert world.post(DONATION, key="key-superseded-failure").status == 201
+    assert world.post(DONATION, key=a_key("key-superseded-failure")).status == 201
     assert world.stripe.charges_for(donation_id) == 1
 
 
@@ -157,7 +158,9 @@ def test_a_success_for_a_donation_recorded_as_not_charged_is_recorded_followed_u
     world, capsys, recorded_as
 ):
     # Given a 3-D Secure donation that the record says ended without a charge
-    answer = world.post({**DONATION, "payment_method": "pm_card_authenticationRequired"}, key=f"key-{recorded_as}")
+    answer = world.post(
+        {**DONATION, "payment_method": "pm_card_authenticationRequired"}, key=a_key(f"key-{recorded_as}")
+    )
     assert answer.status == 202
     donation_id = answer.body["donation_id"]
     intent_id = world.record(donation_id).payment_intent_id
@@ -189,7 +192,9 @@ def test_a_success_for_a_donation_recorded_as_not_charged_is_recorded_followed_u
     assert record.unsettled_since is None
     assert len(world.sendgrid.outbox_for(donation_id)) == 1
     # And the donor's resubmission is answered "charged", not "submit it again"
-    resubmitted = world.post({**DONATION, "payment_method": "pm_card_authenticationRequired"}, key=f"key-{recorded_as}")
+    resubmitted = world.post(
+        {**DONATION, "payment_method": "pm_card_authenticationRequired"}, key=a_key(f"key-{recorded_as}")
+    )
     assert resubmitted.status == 201
 
 
@@ -203,7 +208,7 @@ def test_resubmissions_under_attack_mode_are_answered_from_their_records(world):
 
     def donate(key: str, payment_method: str, token: str | None = None) -> Any:
         headers = {LOCAL_SOURCE_IP_HEADER: "203.0.113.9", **({"Challenge-Token": token} if token else {})}
-        return world.post({**DONATION, "payment_method": payment_method}, key=key, headers=headers)
+        return world.post({**DONATION, "payment_method": payment_method}, key=a_key(key), headers=headers)
 
     with world.template_card_testing() as screening:
         # Given donations that exist: charged with the answer lost, declined, waiting for 3-D Secure,
@@ -264,7 +269,7 @@ def test_the_stored_500_lookup_reads_one_page_on_a_quiet_or_busy_account_at_any_
     world.stripe.faults.add(
         "stored_error", status=500, phase="after", times=1, path_prefix="/v1/payment_intents", method="POST"
     )
-    assert world.post(DONATION, key="key-lookup").status == 503
+    assert world.post(DONATION, key=a_key("key-lookup")).status == 503
     [donation_id] = world.donation_ids()
     [attempt] = world.stripe.intents_for(donation_id)
     # ...on an account where others create `per_day` PaymentIntents a day (from a day before the
@@ -276,7 +281,7 @@ def test_the_stored_500_lookup_reads_one_page_on_a_quiet_or_busy_account_at_any_
     lists = world.stripe.requests.get(LIST, 0)
 
     # When the donor retries with the same Idempotency-Key
-    answer = world.post(DONATION, key="key-lookup")
+    answer = world.post(DONATION, key=a_key("key-lookup"))
 
     # Then Stripe's list is read once (the attempt's own seconds), the charge is found, never repeated
     assert (answer.status, answer.body["donation_id"]) == (201, donation_id)
@@ -293,7 +298,7 @@ SEARCH = "GET /v1/payment_intents/search"
 def test_the_sweep_settles_money_a_canceled_record_misses_and_pages_the_operators(world, capsys):
     # Given a donation recorded as canceled while the donor did authenticate and Stripe took the
     # money, and Stripe's webhook never arrived (endpoint down, events disabled)
-    answer = world.post({**DONATION, "payment_method": "pm_card_authenticationRequired"}, key="key-swept")
+    answer = world.post({**DONATION, "payment_method": "pm_card_authenticationRequired"}, key=a_key("key-swept"))
     donation_id = answer.body["donation_id"]
     intent_id = world.record(donation_id).payment_intent_id
     world.wiring.store.mark_canceled(donation_id, "abandoned", intent_id)
@@ -352,7 +357,7 @@ def test_the_sweep_leaves_a_charge_being_recorded_to_its_path_and_another_stacks
             "metadata": {"donation_id": "don_of_another_stack"},
         }
     )
-    answer = world.post({**DONATION, "payment_method": "pm_card_authenticationRequired"}, key="key-in-flight")
+    answer = world.post({**DONATION, "payment_method": "pm_card_authenticationRequired"}, key=a_key("key-in-flight"))
     donation_id = answer.body["donation_id"]
     world.stripe.authenticate(world.record(donation_id).payment_intent_id, "succeed")
 

@@ -11,6 +11,7 @@ import pytest
 
 from donations.models import Step
 from simulator.local.alarms import Transition, notification
+from tests.support.keys import a_key
 from tests.support.world import DONATION
 
 pytestmark = pytest.mark.integration
@@ -55,7 +56,9 @@ def alarm_changes(pipeline: Any, logical_id: str, old: str, new: str) -> None:
 def test_start_up_oks_notify_nobody_and_a_failing_step_is_named_with_its_counts(world, pipeline, operator_inbox):
     received(pipeline, operator_inbox)
     # Given two receipts retrying through a SendGrid outage (nothing parked yet)
-    ids = [world.post({**DONATION, "save_card": False}, key=f"key-notify-{n}").body["donation_id"] for n in range(2)]
+    ids = [
+        world.post({**DONATION, "save_card": False}, key=a_key(f"key-notify-{n}")).body["donation_id"] for n in range(2)
+    ]
     world.sendgrid.faults.add("http_error", status=503)
     world.deliver("receipt")
 
@@ -84,7 +87,7 @@ def test_start_up_oks_notify_nobody_and_a_failing_step_is_named_with_its_counts(
 def test_a_parked_poison_message_is_paged_with_its_reason_and_the_clearing_too(world, pipeline, operator_inbox):
     received(pipeline, operator_inbox)
     world.sendgrid.reject_recipient("blocked.example")
-    world.post({**DONATION, "email": "x@blocked.example"}, key="key-notify-poison")
+    world.post({**DONATION, "email": "x@blocked.example"}, key=a_key("key-notify-poison"))
     world.drain()
 
     alarm_changes(pipeline, "ReceiptDLQAlarm", "OK", "ALARM")
@@ -105,7 +108,7 @@ def test_growth_is_noticed_once_per_window_and_not_right_after_the_page(world, p
     notifier = pipeline.handler("NotifierFunction").notifier()
     now = datetime.now(UTC)
     world.sendgrid.faults.add("http_error", status=503)
-    first = world.post({**DONATION, "save_card": False}, key="key-growth-0").body["donation_id"]
+    first = world.post({**DONATION, "save_card": False}, key=a_key("key-growth-0")).body["donation_id"]
     world.deliver("receipt")
 
     # Trouble that began within the window was just paged by its alarm: no notice
@@ -118,7 +121,7 @@ def test_growth_is_noticed_once_per_window_and_not_right_after_the_page(world, p
     )
     world.expire_backoffs()
     for n in range(1, 4):
-        world.post({**DONATION, "save_card": False}, key=f"key-growth-{n}")
+        world.post({**DONATION, "save_card": False}, key=a_key(f"key-growth-{n}"))
     world.deliver("receipt")
 
     [notice] = notifier.growth(now + timedelta(seconds=1))

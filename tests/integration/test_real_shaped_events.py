@@ -17,6 +17,7 @@ from botocore.exceptions import EndpointConnectionError
 
 from donations.models import DonationStatus, StepStatus
 from simulator.emulators.stripe import encode_event, sign_payload
+from tests.support.keys import a_key
 from tests.support.sam_events import invoke, sam_event, sqs_record_with, with_lowercase_headers
 from tests.support.world import DONATION, CrashOn
 
@@ -41,7 +42,11 @@ def _answer(result: dict[str, Any]) -> tuple[int, dict[str, Any]]:
 def test_post_donations_from_an_aws_proxy_event_charges_once(world):
     body = json.dumps({**DONATION, "save_card": False})
     event = _api_event(
-        "POST", "/donations", "/donations", body, {"Content-Type": "application/json", "Idempotency-Key": "sam-1"}
+        "POST",
+        "/donations",
+        "/donations",
+        body,
+        {"Content-Type": "application/json", "Idempotency-Key": a_key("sam-1")},
     )
     assert base64.b64decode(event["body"]).decode() == body
     assert "idempotency-key" in event["multiValueHeaders"] and "Idempotency-Key" not in event["headers"]
@@ -58,7 +63,7 @@ def test_post_donations_from_an_aws_proxy_event_charges_once(world):
 
 
 def test_get_donation_from_an_aws_proxy_event(world):
-    donation_id = world.post(DONATION, key="sam-get").body["donation_id"]
+    donation_id = world.post(DONATION, key=a_key("sam-get")).body["donation_id"]
     event = _api_event("GET", "/donations/{donation_id}", f"/donations/{donation_id}", None, {"Accept": "*/*"})
     event["pathParameters"] = {"donation_id": donation_id}
 
@@ -74,7 +79,7 @@ def test_get_donation_from_an_aws_proxy_event(world):
 
 
 def test_stripe_webhook_from_an_aws_proxy_event_completes_a_3d_secure_donation(world):
-    answer = world.post({**DONATION, "payment_method": "pm_card_authenticationRequired"}, key="sam-3ds")
+    answer = world.post({**DONATION, "payment_method": "pm_card_authenticationRequired"}, key=a_key("sam-3ds"))
     assert answer.status == 202, answer.body
     donation_id = answer.body["donation_id"]
     intent_id = world.record(donation_id).payment_intent_id
@@ -107,7 +112,7 @@ def _sqs_event(world, queue: str, message: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_follow_up_messages_in_sqs_records_save_the_card_and_send_the_receipt(world):
-    donation_id = world.post(DONATION, key="sam-sqs").body["donation_id"]  # save_card: both follow-ups
+    donation_id = world.post(DONATION, key=a_key("sam-sqs")).body["donation_id"]  # save_card: both follow-ups
     [tokenize] = world.queued("tokenize")
     [receipt] = world.queued("receipt")
     world.clear_queue("tokenize")
@@ -128,7 +133,7 @@ def test_follow_up_messages_in_sqs_records_save_the_card_and_send_the_receipt(wo
 def test_the_reconciler_from_a_scheduled_event_publishes_what_a_crash_left_unpublished(world):
     sqs_down = EndpointConnectionError(endpoint_url="https://sqs.us-east-1.amazonaws.com")
     with world.charge_ports(publisher=lambda publisher: CrashOn(publisher, "publish", error=sqs_down)):
-        donation_id = world.post(DONATION, key="sam-reconcile").body["donation_id"]
+        donation_id = world.post(DONATION, key=a_key("sam-reconcile")).body["donation_id"]
     assert world.record(donation_id).followups_published is False
     stack = world.pipeline.stack
     account = stack.stack_id.split(":")[4]

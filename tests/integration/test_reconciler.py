@@ -12,6 +12,7 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from donations.models import DonationStatus, StepStatus
+from tests.support.keys import a_key
 from tests.support.world import DONATION as SAMPLE
 from tests.support.world import Crash, CrashOn
 
@@ -51,13 +52,13 @@ def _assert_completed_once(world, donation_id: str) -> None:
 
 def _crash_before_recording(world) -> None:
     with world.charge_ports(store=lambda store: CrashOn(store, "mark_charged")), pytest.raises(Crash):
-        world.post(DONATION, key="key-crash-a")
+        world.post(DONATION, key=a_key("key-crash-a"))
 
 
 def _answer_lost_every_time(world) -> None:
     # Stripe charged, then every answer (and the SDK's retries') was lost: the donor saw a 503.
     world.stripe.faults.add("reset", phase="after", path_prefix="/v1/payment_intents")
-    assert world.post(DONATION, key="key-crash-a").status == 503
+    assert world.post(DONATION, key=a_key("key-crash-a")).status == 503
     world.stripe.faults.clear()
 
 
@@ -90,14 +91,14 @@ def _killed_while_publishing(world) -> None:
         ),
         pytest.raises(Crash),  # the function died: API Gateway answers 502, not 201
     ):
-        world.post(DONATION, key="key-crash-b")
+        world.post(DONATION, key=a_key("key-crash-b"))
 
 
 def _sqs_down(world) -> None:
     failure = EndpointConnectionError(endpoint_url="https://sqs.us-east-1.amazonaws.com")
     with world.charge_ports(publisher=lambda publisher: CrashOn(publisher, "publish", error=failure)):
         # SQS failing is caught: the donor, who was charged, hears so
-        assert world.post(DONATION, key="key-crash-b").status == 201
+        assert world.post(DONATION, key=a_key("key-crash-b")).status == 201
 
 
 @pytest.mark.parametrize("crash", [_killed_while_publishing, _sqs_down], ids=["crash", "sqs-down"])
@@ -126,7 +127,7 @@ def test_published_but_not_flagged_is_published_again_and_the_duplicates_are_har
         world.charge_ports(store=lambda store: CrashOn(store, "mark_followups_published", "release_followups_claim")),
         pytest.raises(Crash),
     ):
-        world.post(DONATION, key="key-crash-flag")
+        world.post(DONATION, key=a_key("key-crash-flag"))
     donation_id = _only_donation(world)
     assert len(world.queued("receipt")) == 1
 
@@ -172,7 +173,7 @@ def test_nothing_is_touched_before_the_grace_period(world):
 def test_a_charge_that_never_reached_stripe_is_failed_after_the_idempotency_window_and_never_charged(world):
     # Given Stripe was down: the donor saw 503 and the record stays pending, uncharged
     world.stripe.faults.add("http_error", status=503, path_prefix="/v1/payment_intents")
-    assert world.post(DONATION, key="key-never-charged").status == 503
+    assert world.post(DONATION, key=a_key("key-never-charged")).status == 503
     world.stripe.faults.clear()
     donation_id = _only_donation(world)
 
@@ -191,14 +192,14 @@ def test_a_charge_that_never_reached_stripe_is_failed_after_the_idempotency_wind
     assert world.stripe.charges_for(donation_id) == 0
     assert world.queued("receipt") == []
     # and a late resubmission with the same key is told to start again, not charged
-    assert world.post(DONATION, key="key-never-charged").status == 400
+    assert world.post(DONATION, key=a_key("key-never-charged")).status == 400
     assert world.stripe.payment_intents_created == 0
 
 
 def test_a_decline_stripe_recorded_before_the_crash_is_recorded_as_declined(world):
     declined = {**DONATION, "payment_method": "pm_card_chargeDeclinedInsufficientFunds"}
     with world.charge_ports(store=lambda store: CrashOn(store, "mark_declined")), pytest.raises(Crash):
-        world.post(declined, key="key-crash-declined")
+        world.post(declined, key=a_key("key-crash-declined"))
     donation_id = _only_donation(world)
 
     assert world.reconcile(now=_past_grace(world)) == {"declined": 1}
@@ -211,7 +212,7 @@ def test_a_decline_stripe_recorded_before_the_crash_is_recorded_as_declined(worl
 
 def test_3d_secure_finished_after_the_donor_left_is_completed(world):
     # Given a donation waiting for 3-D Secure, which the donor then completed (no webhook came)
-    answer = world.post({**DONATION, "payment_method": "pm_card_authenticationRequired"}, key="key-3ds")
+    answer = world.post({**DONATION, "payment_method": "pm_card_authenticationRequired"}, key=a_key("key-3ds"))
     assert answer.status == 202
     donation_id = answer.body["donation_id"]
     world.stripe.authenticate(world.record(donation_id).payment_intent_id, "succeed")
@@ -228,7 +229,7 @@ def test_3d_secure_finished_after_the_donor_left_is_completed(world):
     ("authentication", "reason"), [(None, "authentication_abandoned"), ("fail", "authentication_failed")]
 )
 def test_3d_secure_never_finished_is_canceled_at_stripe_after_the_action_timeout(world, authentication, reason):
-    answer = world.post({**DONATION, "payment_method": "pm_card_authenticationRequired"}, key="key-3ds-left")
+    answer = world.post({**DONATION, "payment_method": "pm_card_authenticationRequired"}, key=a_key("key-3ds-left"))
     donation_id = answer.body["donation_id"]
     payment_intent_id = world.record(donation_id).payment_intent_id
     if authentication:
@@ -290,9 +291,9 @@ def _requests_besides_the_sweep(world) -> int:
 
 def test_settled_donations_leave_the_sparse_index(world, capsys):
     # A completed donation and a declined one are not read by later runs at all.
-    assert world.post(DONATION, key="key-ok").status == 201
+    assert world.post(DONATION, key=a_key("key-ok")).status == 201
     declined = {**DONATION, "payment_method": "pm_card_chargeDeclined"}
-    assert world.post(declined, key="key-declined").status == 402
+    assert world.post(declined, key=a_key("key-declined")).status == 402
     world.drain()
 
     for donation_id in world.donation_ids():

@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from donations.models import Step, StepStatus
+from donations_ops.parked import verdict
 from simulator.local.alarms import AlarmEvaluator
 from simulator.local.metrics import emf_metric_data, put_metric
+from tests.support.keys import a_key
 from tests.support.world import DONATION
 
 pytestmark = pytest.mark.integration
@@ -20,7 +22,7 @@ MAIL_SEND = "POST /v3/mail/send"
 
 
 def _donate(world: Any, key: str) -> str:
-    answer = world.post({**DONATION, "save_card": False}, key=key)
+    answer = world.post({**DONATION, "save_card": False}, key=a_key(key))
     assert answer.status == 201, answer.body
     return str(answer.body["donation_id"])
 
@@ -106,6 +108,35 @@ def test_after_the_key_is_fixed_a_redrive_sends_the_parked_receipt(world):
 
     record = world.record(donation_id)
     assert record.receipt_status is StepStatus.DONE and record.failed_step is None
+    assert len(world.sendgrid.outbox_for(donation_id)) == 1
+
+
+def test_an_account_out_of_credits_parks_the_receipt_without_blaming_the_key(world, capsys):
+    # SendGrid's "4XX API Errors" support article: 401 "Maximum credits exceeded" is the account's plan,
+    # not the key. The receipt waits in the DLQ with its own reason; nobody is told to rotate a key.
+    world.sendgrid.exhaust_credits()
+    donation_id = _donate(world, "key-credits-exceeded")
+    capsys.readouterr()
+
+    receives = world.deliver_until_dead_lettered("receipt")
+
+    assert receives == 1
+    assert _parked_reason(world, donation_id) == "send_receipt:sendgrid:credits_exceeded"
+    record = world.record(donation_id)
+    assert record.failure_reason == "send_receipt:sendgrid:credits_exceeded"
+    assert _auth_failure_metrics(capsys.readouterr().out) == []
+    advice = verdict(record, Step.SEND_RECEIPT, parked_reason=None)
+    assert not advice.redrive and advice.hint is not None
+    assert "out of credits" in advice.hint and "rotate" not in advice.hint
+
+    # When credits are back (plan upgraded, or the daily reset), the operator's redrive sends it.
+    world.sendgrid.restore_credits()
+    [parked] = world.queued("receipt_dlq")
+    world.clear_queue("receipt_dlq")
+    world.send("receipt", parked["Body"], parked["MessageAttributes"])
+    world.drain()
+
+    assert world.record(donation_id).receipt_status is StepStatus.DONE
     assert len(world.sendgrid.outbox_for(donation_id)) == 1
 
 

@@ -30,7 +30,7 @@ def test_every_check_passes_against_the_emulators(stripe_emulator, sendgrid_emul
 
     out = capsys.readouterr().out
     assert status == 0, out
-    assert "8 passed, 0 failed" in out, out
+    assert "9 passed, 0 failed" in out, out
     assert "FAIL" not in out
     assert len(sendgrid_emulator.outbox) == outbox  # sandbox mode: validated, never delivered
 

@@ -7,10 +7,7 @@ closed. The hooks run as Lambda's runtime runs them (tests/support/snapstart_run
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,8 +16,10 @@ import pytest
 
 from donations.payments import build_stripe_client
 from donations.settings import ChargeSettings
+from donations.warmup import warm_up
 from donations.wiring import Wiring
-from infra.deploy import PROJECT_ROOT
+from tests.support.init_probe import after_init
+from tests.support.records import a_donation
 from tests.support.snapstart_runtime import restore, take_snapshot
 
 pytestmark = pytest.mark.integration
@@ -46,6 +45,10 @@ class _Counting(ThreadingHTTPServer):
             return self.changed.wait_for(predicate, timeout)
 
 
+# The fields of a PaymentIntent (stripe/_payment_intent.py) the charge reads from a succeeded one.
+_INTENT_TAIL = b'"payment_method": "pm_card_visa", "latest_charge": null, "client_secret": null}'
+
+
 class _KeepAlive(BaseHTTPRequestHandler):
     """One instance per connection; HTTP/1.1, so the connection stays open until the client closes it."""
 
@@ -63,8 +66,14 @@ class _KeepAlive(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         # DynamoDB's GetItem of a missing item answers {} ("If there is no matching item, GetItem does not
-        # return any data"); the Stripe SDK makes an object of whatever JSON object comes back.
-        body = b'{"id": "pi_snapstart", "object": "payment_intent"}' if self.path.startswith("/v1/") else b"{}"
+        # return any data"), as SQS's GetQueueAttributes may; the Stripe SDK makes an object of whatever
+        # JSON object comes back; SSM's GetParameter answers the parameter (the Stripe key).
+        if self.path.startswith("/v1/"):
+            body = b'{"id": "pi_snapstart", "object": "payment_intent", "status": "succeeded", ' + _INTENT_TAIL
+        elif self.headers.get("X-Amz-Target") == "AmazonSSM.GetParameter":
+            body = b'{"Parameter": {"Name": "/donations/stripe-api-key", "Type": "SecureString", "Value": "sk_test_x"}}'
+        else:
+            body = b"{}"
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -87,11 +96,11 @@ def server() -> Iterator[_Counting]:
     counting.server_close()
 
 
-def test_no_connection_crosses_a_snapshot_or_a_restore(server: _Counting, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given the charge function's clients, pointed at the counting server
+def _charge_settings(server: _Counting, monkeypatch: pytest.MonkeyPatch) -> ChargeSettings:
+    """The charge function's settings, every client pointed at the counting server."""
     url = f"http://127.0.0.1:{server.server_address[1]}"
     monkeypatch.setenv("AWS_ENDPOINT_URL", url)
-    settings = ChargeSettings.from_env(
+    return ChargeSettings.from_env(
         {
             "DONATIONS_TABLE": "donations-snapstart",
             "TOKENIZE_QUEUE_URL": f"{url}/123456789012/tokenize",
@@ -100,6 +109,7 @@ def test_no_connection_crosses_a_snapshot_or_a_restore(server: _Counting, monkey
             "VELOCITY_TABLE": "velocity-snapstart",  # card testing's settings (the charge function requires them)
             "TURNSTILE_SITEKEY": "1x00000000000000000000AA",
             "TURNSTILE_SECRET_NAME": "/donations/turnstile-secret-key",
+            "IDENTIFIER_SECRET_NAME": "/donations/identifier-secret",
             "STRIPE_API_BASE": url,
             "STRIPE_MAX_NETWORK_RETRIES": "0",
             "CORS_ORIGIN": "*",
@@ -108,6 +118,11 @@ def test_no_connection_crosses_a_snapshot_or_a_restore(server: _Counting, monkey
             "MAX_AMOUNT": "5000000",
         }
     )
+
+
+def test_no_connection_crosses_a_snapshot_or_a_restore(server: _Counting, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the charge function's clients, pointed at the counting server
+    settings = _charge_settings(server, monkeypatch)
     wiring = Wiring(settings)
     stripe_client = build_stripe_client(settings, "sk_test_snapstart")
 
@@ -135,6 +150,31 @@ def test_no_connection_crosses_a_snapshot_or_a_restore(server: _Counting, monkey
     assert server.wait_for(lambda: server.closed == 4), (server.opened, server.closed)
 
 
+def test_after_a_warm_up_the_first_charge_reuses_the_connection(
+    server: _Counting, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the charge function's wiring, every client pointed at the counting server
+    wiring = Wiring(_charge_settings(server, monkeypatch))
+
+    # When the warm-up runs (POST /warmup), each client opens its connections: Parameter Store (the key),
+    # Stripe, the Donations table, SQS, and the velocity table (one to three: its reads overlap or not)
+    warmed = warm_up(wiring.connection_openers())
+    velocity = {f"DynamoDB velocity {n}" for n in (1, 2, 3)}
+    assert set(warmed) == {"Stripe", "DynamoDB donations", "SQS"} | velocity
+    assert server.wait_for(lambda: server.opened >= 5), server.opened
+    opened = server.opened
+
+    # Then the donation's charge, through the function's own client, opens no connection: it reuses
+    # the one the warm-up opened (no new TCP and TLS handshake on the donor's path)
+    outcome = wiring.payments.charge(a_donation(status="pending"))
+    assert outcome.payment_intent_id == "pi_snapstart"
+    assert (server.opened, server.closed) == (opened, 0)
+    # And so do the DynamoDB and SQS calls that follow it
+    wiring.store.get("don_" + "b" * 26)
+    wiring.publisher.publish(a_donation(), "correlation")
+    assert (server.opened, server.closed) == (opened, 0)
+
+
 CHECK_HOOKS = """
 import json, snapshot_restore_py
 import {module}
@@ -147,18 +187,8 @@ print(json.dumps([f"{{func.__module__}}.{{func.__name__}}" for func, _, _ in
 def test_the_snapstart_functions_register_the_hooks_at_init(pipeline, logical_id: str) -> None:
     # Lambda runs only the hooks registered by modules the handler imports, during INIT.
     spec = pipeline.stack.functions[logical_id]
-    module = spec.handler.rsplit(".", 1)[0]
     environment = {**os.environ, **pipeline.function_environment(), **spec.environment}
-    environment["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT / spec.code_uri), str(PROJECT_ROOT / "src")])
 
-    imported = subprocess.run(  # noqa: S603 - our own handler, in this interpreter
-        [sys.executable, "-c", CHECK_HOOKS.format(module=module)],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    registered = after_init(spec, CHECK_HOOKS, environment)
 
-    assert imported.returncode == 0, imported.stderr[-2000:]
-    assert json.loads(imported.stdout) == ["donations.snapstart.before_snapshot", "donations.snapstart.after_restore"]
+    assert registered == ["donations.snapstart.before_snapshot", "donations.snapstart.after_restore"]

@@ -7,13 +7,15 @@ import time
 
 import pytest
 
-from donations.charge import donation_id_for
 from donations.errors import RequestInProgress
 from donations.models import DonationStatus, StepStatus
 from donations.store import ConditionFailed
 from tests.support.fakes import FakeStore
+from tests.support.keys import a_key, donation_id_for
 from tests.support.world import DONATION
 from tests.unit.conftest import Request
+
+CONTRACT_KEY = a_key("contract-1")
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +27,7 @@ def store(request):
     return request.getfixturevalue("world").wiring.store
 
 
-def pending(store, key="contract-1"):
+def pending(store, key=CONTRACT_KEY):
     return store.create_pending(donation_id_for(key), Request.model_validate(DONATION), "corr", lease_seconds=30)
 
 
@@ -99,7 +101,7 @@ def test_refunds_only_grow_and_settled_donations_leave_the_reconcilers_query(sto
     with pytest.raises(ConditionFailed):
         store.mark_failed(donation.donation_id, "again")
 
-    charged = pending(store, key="contract-2")
+    charged = pending(store, key=a_key("contract-2"))
     store.mark_charged(charged.donation_id, "pi_2", "pm_2")
     store.record_refund(charged.donation_id, 1000, "2026-01-01T00:00:00.000Z")
     with pytest.raises(ConditionFailed):

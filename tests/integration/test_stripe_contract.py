@@ -15,6 +15,7 @@ import pytest
 from simulator.emulators.stripe.contract import check_params
 from simulator.emulators.stripe.routes import match
 from simulator.emulators.stripe.wire import parse_form
+from tests.support.keys import a_key
 from tests.support.world import DONATION, Crash, CrashOn
 
 pytestmark = pytest.mark.integration
@@ -38,24 +39,24 @@ def _later(seconds: float) -> datetime:
 
 
 def _make_every_kind_of_call(world) -> None:
-    world.post({**DONATION, "save_card": True}, key="contract-charge")
-    world.post({**DONATION, "payment_method": "pm_card_chargeDeclined"}, key="contract-decline")
-    world.post({**DONATION, "payment_method": "pm_card_authenticationRequired"}, key="contract-3ds")
+    world.post({**DONATION, "save_card": True}, key=a_key("contract-charge"))
+    world.post({**DONATION, "payment_method": "pm_card_chargeDeclined"}, key=a_key("contract-decline"))
+    world.post({**DONATION, "payment_method": "pm_card_authenticationRequired"}, key=a_key("contract-3ds"))
     world.drain()  # tokenize: Customer + attach
 
     # A charge Stripe made while the function died (the reconciler searches for it), and a
     # 3-D Secure payment never finished (retrieved, then canceled after the action timeout).
     with world.charge_ports(store=lambda store: CrashOn(store, "mark_charged")), pytest.raises(Crash):
-        world.post(DONATION, key="contract-crash")
+        world.post(DONATION, key=a_key("contract-crash"))
     world.reconcile(now=_later(world.settings.reconcile_grace_seconds + 5))
     world.reconcile(now=_later(world.settings.reconcile_action_timeout_seconds + 60))
 
     # Stored server errors: the charge looks for its spent attempt; tokenize for its Customer and card.
     world.stripe.faults.add("stored_error", phase="after", times=1, path_prefix="/v1/payment_intents", method="POST")
-    world.post(DONATION, key="contract-stored")
-    world.post(DONATION, key="contract-stored")
+    world.post(DONATION, key=a_key("contract-stored"))
+    world.post(DONATION, key=a_key("contract-stored"))
     world.stripe.faults.add("stored_error", phase="after", times=1, path_prefix="/v1/payment_methods", method="POST")
-    world.post({**DONATION, "save_card": True}, key="contract-stored-card")
+    world.post({**DONATION, "save_card": True}, key=a_key("contract-stored-card"))
     world.drain()
     world.expire_backoffs()
     world.drain()

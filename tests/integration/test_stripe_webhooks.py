@@ -23,6 +23,7 @@ from donations.models import DonationStatus, StepStatus
 from donations.webhooks import HANDLED_EVENT_TYPES
 from simulator.local.alarms import AlarmEvaluator
 from simulator.local.metrics import emf_metric_data, put_metric
+from tests.support.keys import a_key
 from tests.support.world import DONATION as SAMPLE
 
 pytestmark = pytest.mark.integration
@@ -33,7 +34,7 @@ CARD = {**DONATION, "payment_method": "pm_card_visa"}
 
 def _three_d_secure(world, key: str = "key-3ds", **changes: Any) -> tuple[str, str]:
     """A donation waiting for 3-D Secure: (donation id, PaymentIntent id)."""
-    answer = world.post({**DONATION, **changes}, key=key)
+    answer = world.post({**DONATION, **changes}, key=a_key(key))
     assert answer.status == 202, answer.body
     donation_id = answer.body["donation_id"]
     return donation_id, world.record(donation_id).payment_intent_id
@@ -41,7 +42,7 @@ def _three_d_secure(world, key: str = "key-3ds", **changes: Any) -> tuple[str, s
 
 def _charged(world, key: str = "key-card") -> tuple[str, str]:
     """A donation charged at once, its follow-ups done: (donation id, Stripe charge id)."""
-    donation_id = world.post(CARD, key=key).body["donation_id"]
+    donation_id = world.post(CARD, key=a_key(key)).body["donation_id"]
     world.drain()
     [intent] = world.stripe.intents_for(donation_id)
     return donation_id, intent["latest_charge"]
@@ -110,7 +111,7 @@ def test_the_same_event_delivered_twice_has_one_effect(world):
 
 def test_the_event_after_another_path_recorded_the_charge_adds_no_follow_ups(world):
     # The event for a card charged at once comes while (or after) the charge itself publishes.
-    donation_id = world.post({**CARD, "save_card": False}, key="key-card-race").body["donation_id"]
+    donation_id = world.post({**CARD, "save_card": False}, key=a_key("key-card-race")).body["donation_id"]
     [intent] = world.stripe.intents_for(donation_id)
     answer = world.deliver_stripe_event(world.stripe_event("payment_intent.succeeded", intent["id"]))
 
@@ -155,7 +156,7 @@ def test_failed_authentication_fails_the_donation_with_the_reason_and_queues_not
 
 
 def test_a_decline_reported_after_the_charge_recorded_it_stays_a_decline(world):
-    answer = world.post({**CARD, "payment_method": "pm_card_chargeDeclinedInsufficientFunds"}, key="key-decline")
+    answer = world.post({**CARD, "payment_method": "pm_card_chargeDeclinedInsufficientFunds"}, key=a_key("key-decline"))
     assert answer.status == 402
     [donation_id] = world.donation_ids()
     [intent] = world.stripe.intents_for(donation_id)
@@ -432,3 +433,26 @@ def test_the_emulator_retries_an_early_event_until_the_donation_is_recorded(deli
     world.drain()
     assert world.record(donation_id).status is DonationStatus.SUCCEEDED
     assert len(world.sendgrid.outbox_for(donation_id)) == 1
+
+
+def test_a_body_larger_than_any_stripe_event_is_refused_with_413_before_the_signature_check(world, capsys):
+    # Given a donation awaiting Stripe's event, and an event padded past the webhook's limit
+    # (StripeWebhookSettings.webhook_max_body_bytes), validly signed so only its size is at fault
+    donation_id, intent_id = _three_d_secure(world, key="key-webhook-oversized")
+    world.stripe.authenticate(intent_id, "succeed")
+    event = world.stripe_event("payment_intent.succeeded", intent_id)
+    limit = world.settings.webhook_max_body_bytes
+    padded = {**event, "padding": "x" * limit}
+    before = world.record(donation_id)
+    capsys.readouterr()
+
+    # When it is delivered
+    answer = world.deliver_stripe_event(padded)
+
+    # Then it is refused as too large, and nothing was applied, recorded or counted as a bad signature
+    assert (answer.status, answer.body["error"]["code"]) == (413, "payload_too_large")
+    assert world.record(donation_id) == before
+    assert world.webhook_event_records() == []
+    assert "WebhookSignatureFailures" not in _metrics(capsys.readouterr().out)
+    # ... while the same event at its real size is applied
+    assert world.deliver_stripe_event(event).status == 200

@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
+from donations.identifiers import legacy_donor_key
 from donations.models import Attention, StepStatus
 from tests.ops.test_ops_cli import donate, ops, ops_json, park_bouncing_receipt, park_transient
+from tests.support.keys import a_key
 
 pytestmark = pytest.mark.integration
 
@@ -124,6 +126,23 @@ def test_fixing_the_donors_address_resends_the_receipt_to_it(world, pipeline, ca
 # --------------------------------------------------------------------------- a donor calls
 
 
+def test_donor_keys_are_keyed_and_donations_recorded_under_the_old_unkeyed_key_are_still_found(world, pipeline, capsys):
+    # Given a donation recorded before donor keys were keyed (its record carries the unkeyed hash) ...
+    before = donate(world, "key-donor-before", email="old.donor@example.org")
+    world.wiring.table.update_item(
+        Key={"donation_id": before},
+        UpdateExpression="SET donor_key = :old",
+        ExpressionAttributeValues={":old": legacy_donor_key("old.donor@example.org")},
+    )
+    # ... and one made since, whose key a list of known addresses cannot be matched against
+    since = donate(world, "key-donor-since", email="Old.Donor@example.org")
+    assert world.record(since).donor_key not in (None, legacy_donor_key("old.donor@example.org"))
+
+    # When an operator looks the donor up by address, Then both are found
+    found = ops_json(pipeline, capsys, "donor", "find", "--email", "old.donor@example.org")["donations"]
+    assert sorted(d["donation_id"] for d in found) == sorted([before, since])
+
+
 def test_a_donor_is_found_by_email_or_by_card_and_day_and_their_story_told(world, pipeline, capsys):
     mine = donate(world, "key-donor-1", email="grace@example.org", save_card=True)
     other = donate(world, "key-donor-2", email="someone@example.org", payment_method="pm_card_mastercard")
@@ -154,7 +173,7 @@ def test_the_report_answers_whether_every_donor_got_a_receipt_and_names_the_miss
     sent = donate(world, "key-report-sent")
     world.drain()
     poison = park_bouncing_receipt(world, "key-report-poison")
-    declined = world.post({**_body(), "payment_method": "pm_card_chargeDeclined"}, key="key-report-declined")
+    declined = world.post({**_body(), "payment_method": "pm_card_chargeDeclined"}, key=a_key("key-report-declined"))
     assert declined.status == 402
 
     found = ops_json(pipeline, capsys, "report", "--date", "today")

@@ -9,6 +9,7 @@ import pytest
 
 from donations_ops.cli import main
 from simulator.local.pipeline import LOCAL_SOURCE_IP_HEADER
+from tests.support.keys import a_key
 from tests.support.world import DONATION, World
 
 pytestmark = pytest.mark.integration
@@ -22,7 +23,7 @@ def ops(world: World, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[i
 
 def decline(world: World, key: str, ip: str, email: str) -> Any:
     body = {**DONATION, "email": email, "payment_method": "pm_card_chargeDeclined"}
-    return world.post(body, key=key, headers={LOCAL_SOURCE_IP_HEADER: ip})
+    return world.post(body, key=a_key(key), headers={LOCAL_SOURCE_IP_HEADER: ip})
 
 
 def test_status_shows_the_mode_the_last_minutes_and_the_worst_offenders(world, capsys):

@@ -17,6 +17,7 @@ from donations_ops.aws import LOCAL_ENDPOINT, make_clients, resolve_endpoint
 from donations_ops.cli import main
 from donations_ops.redrive import Pacer, copy_messages, redrive
 from donations_ops.stack import QueueNotFound, discover, resolve_dlq
+from tests.support.keys import a_key
 from tests.support.world import DONATION as SAMPLE
 
 pytestmark = pytest.mark.integration
@@ -43,7 +44,7 @@ def ops_json(pipeline: Any, capsys: pytest.CaptureFixture[str], *args: str) -> A
 
 
 def donate(world: Any, key: str, **changes: Any) -> str:
-    answer = world.post({**DONATION, **changes}, key=key)
+    answer = world.post({**DONATION, **changes}, key=a_key(key))
     assert answer.status == 201, answer.body
     return str(answer.body["donation_id"])
 

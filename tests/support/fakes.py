@@ -43,6 +43,7 @@ from donations.ports import (
     Tally,
 )
 from donations.store import ATTENTION_ATTRIBUTES, ConditionFailed, new_donation
+from tests.support.keys import IDENTIFIERS
 
 _OPEN = (DonationStatus.PENDING, DonationStatus.REQUIRES_ACTION)
 _NOT_CHARGED = (DonationStatus.CANCELED, DonationStatus.FAILED, DonationStatus.DECLINED)
@@ -99,7 +100,13 @@ class FakeStore:
         now: float | None = None,
     ) -> Donation:
         now = self._now(now)
-        donation = new_donation(donation_id, request, correlation_id, charging_until=int(now) + lease_seconds)
+        donation = new_donation(
+            donation_id,
+            request,
+            correlation_id,
+            charging_until=int(now) + lease_seconds,
+            donor_key=IDENTIFIERS.donor_key(str(request.email)),
+        )
         existing = self.records.get(donation_id)
         if existing is None:
             self.records[donation_id] = donation
@@ -566,6 +573,7 @@ class FakeAttackMode:
     opens_after_declines: int | None = None
     declines: int = 0
     refusals: int = 0
+    attempts: int = 0
     reads: int = 0
 
     def cached(self, max_age_seconds: float) -> AttackMode | None:
@@ -583,6 +591,9 @@ class FakeAttackMode:
 
     def note_refusal(self) -> None:
         self.refusals += 1
+
+    def note_attempt(self) -> None:
+        self.attempts += 1
 
 
 @dataclass

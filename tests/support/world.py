@@ -22,6 +22,7 @@ from simulator.emulators.stripe import encode_event, sign_payload
 from simulator.local.delivery import BatchResult, deliver_batch, drain
 from simulator.local.events import scheduled_event
 from simulator.local.pipeline import ApiAnswer, Pipeline
+from tests.support.keys import a_key
 
 # A valid donation body; tests change one field at a time with {**DONATION, "field": value}.
 DONATION = {
@@ -89,7 +90,9 @@ class World:
 
     # -- acting ----------------------------------------------------------------------------------
 
-    def post(self, body: dict[str, Any], key: str | None = "key", headers: dict[str, str] | None = None) -> ApiAnswer:
+    def post(
+        self, body: dict[str, Any], key: str | None = a_key("a-donation"), headers: dict[str, str] | None = None
+    ) -> ApiAnswer:
         all_headers = {"Content-Type": "application/json", **(headers or {})}
         if key is not None:
             all_headers["Idempotency-Key"] = key
@@ -296,7 +299,7 @@ class World:
     # -- plumbing --------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def template_card_testing(self, **changes: int) -> Iterator[Any]:
+    def template_card_testing(self, **changes: float) -> Iterator[Any]:
         """Run with the card-testing limits template.yaml gives the charge function (the suite's
         environment puts them out of reach, tests/conftest.py), changed by ``changes`` (VelocityLimits
         and ModeSettings fields); yields the charge function's Screening. Put back on leaving."""
@@ -309,12 +312,16 @@ class World:
         def value(name: str) -> int:
             return int(changes.get(name, template[f"CARD_TESTING_{name.upper()}"]))
 
+        def rate(name: str) -> float:
+            return float(changes.get(name, template[f"CARD_TESTING_{name.upper()}"]))
+
         saved = (screening.velocity.limits, screening.attack_mode.settings, screening.card_declines_per_day)
         screening.velocity.limits = VelocityLimits(
             **{name: value(name) for name in VelocityLimits.__dataclass_fields__}
         )
         screening.attack_mode.settings = ModeSettings(
             breaker_declines=value("breaker_declines"),
+            breaker_decline_rate=rate("breaker_decline_rate"),
             window_seconds=value("breaker_window_seconds"),
             quiet_seconds=value("quiet_seconds"),
             pressure_per_minute=value("pressure_per_minute"),

@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from donations.charge import donation_id_for
 from donations.errors import PermanentStepFailure, RetryableStepFailure, StoredServerError
 from donations.models import Donation, DonationStatus, FollowUpMessage, Step, StepStatus
 from donations.steps import save_card, send_receipt
+from tests.support.keys import donation_id_for
 from tests.unit.conftest import BODY, Request
 
 pytestmark = pytest.mark.unit

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from donations.charge import donation_id_for, submit_donation
+from donations.charge import submit_donation
 from donations.errors import (
     CardDeclined,
     ChargeIndeterminate,
@@ -14,15 +14,20 @@ from donations.errors import (
     InvalidDonation,
     RequestInProgress,
     ServiceUnavailable,
+    WeakIdempotencyKey,
 )
+from donations.identifiers import legacy_donation_id
 from donations.models import DonationStatus, Step
 from donations.ports import ChargeOutcome, ChargeState, IntentSnapshot
+from tests.support.keys import IDENTIFIERS, a_key, donation_id_for
 from tests.unit.conftest import BODY, Request
+
+KEY = a_key("key-1")
 
 pytestmark = pytest.mark.unit
 
 
-def submit(store, payments, publisher, key="key-1", **changes):
+def submit(store, payments, publisher, key=KEY, legacy_ids=False, **changes):
     return submit_donation(
         Request.model_validate({**BODY, **changes}),
         key,
@@ -31,6 +36,8 @@ def submit(store, payments, publisher, key="key-1", **changes):
         payments=payments,
         publisher=publisher,
         lease_seconds=10,
+        identifiers=IDENTIFIERS,
+        legacy_ids=legacy_ids,
     )
 
 
@@ -222,3 +229,37 @@ def test_a_charge_the_webhook_recorded_first_is_not_published_twice(store, payme
 
     assert answer.status_code == 201
     assert publisher.steps_for(donation_id) == [Step.TOKENIZE, Step.SEND_RECEIPT]  # once, by the webhook
+
+
+# -- keyed ids --------------------------------------------------------------------------------------
+
+
+def test_a_weak_idempotency_key_is_refused_before_anything_is_read_written_or_charged(store, payments, publisher):
+    with pytest.raises(WeakIdempotencyKey):
+        submit(store, payments, publisher, key="demo-1")
+
+    assert store.records == {}
+    assert payments.charged() == 0 and publisher.published == []
+
+
+def test_a_donation_recorded_under_its_old_unkeyed_id_is_resumed_by_its_retry(store, payments, publisher):
+    # Given a donation recorded before ids were keyed, left pending (its Stripe call failed with a 503)
+    legacy_id = legacy_donation_id(KEY)
+    store.create_pending(legacy_id, Request.model_validate(BODY), "corr-0", lease_seconds=30)
+    store.release_charging(legacy_id)
+
+    # When the donor retries with the same key after the upgrade
+    answer = submit(store, payments, publisher, legacy_ids=True)
+
+    # Then the old record is charged, once, and no second donation appears
+    assert answer.body == {"donation_id": legacy_id, "status": "succeeded"}
+    assert list(store.records) == [legacy_id]
+    assert payments.charged() == 1
+
+
+def test_without_the_legacy_lookup_a_key_names_only_its_keyed_donation(store, payments, publisher):
+    store.create_pending(legacy_donation_id(KEY), Request.model_validate(BODY), "corr-0", lease_seconds=30)
+
+    answer = submit(store, payments, publisher, legacy_ids=False)
+
+    assert answer.body["donation_id"] == donation_id_for("key-1") != legacy_donation_id(KEY)

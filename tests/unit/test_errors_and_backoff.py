@@ -88,6 +88,16 @@ def test_sendgrid_errors_are_classified_by_their_documented_meaning(
     assert classify(error) == Classified(retryable, reason, credentials_refused=credentials_refused)
 
 
+def test_sendgrid_maximum_credits_exceeded_is_an_account_problem_not_a_refused_key():
+    # SendGrid's "4XX API Errors" support article: 401 "Maximum credits exceeded" when the account has
+    # used its plan's credits. The key is fine: no key rotation alert, its own reason for the runbook.
+    error = _sendgrid_body_error(
+        401, {"errors": [{"message": "Maximum credits exceeded", "field": None, "help": None}]}
+    )
+
+    assert classify(error) == Classified(False, "sendgrid:credits_exceeded", credentials_refused=False)
+
+
 def test_a_sendgrid_error_body_that_is_not_json_still_classifies():
     # A proxy in front of SendGrid may answer 413 with an HTML page.
     error = _sendgrid_body_error(413, b"<html><h1>413 Request Entity Too Large</h1></html>")

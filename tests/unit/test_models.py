@@ -1,8 +1,9 @@
 import pytest
 from pydantic import ValidationError
 
-from donations.charge import DONATION_ID, donation_id_for
+from donations.charge import DONATION_ID
 from donations.models import DonationRequest, RequestLimits
+from tests.support.keys import donation_id_for
 
 pytestmark = pytest.mark.unit
 

@@ -9,11 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from donations.charge import donation_id_for
 from donations.models import DonationStatus, Step
 from donations.ports import IntentSnapshot
 from donations.reconcile import Outcome, ReconcilePolicy, reconcile
+from tests.support.keys import a_key, donation_id_for
 from tests.unit.conftest import BODY, Request
+
+KEY = a_key("key-1")
 
 pytestmark = pytest.mark.unit
 
@@ -27,7 +29,7 @@ POLICY = ReconcilePolicy(
 LATER = timedelta(minutes=10)  # past the grace period
 
 
-def pending(store, key="key-1"):
+def pending(store, key=KEY):
     """A donation whose charge function died (or lost Stripe's answer) after it may have charged."""
     return store.create_pending(donation_id_for(key), Request.model_validate(BODY), "corr", lease_seconds=5)
 

@@ -6,12 +6,13 @@ import uuid
 
 import pytest
 
-from donations.charge import donation_id_for, submit_donation
+from donations.charge import submit_donation
 from donations.errors import CardDeclined, ChallengeFailed, ChallengeRequired, TooManyAttempts
 from donations.ports import Client
 from donations.screening import Screening
 from donations.velocity import VelocityLimits
 from tests.support.fakes import FakeAttackMode, FakeChallenges, FakeVelocity
+from tests.support.keys import IDENTIFIERS, a_key, donation_id_for
 from tests.unit.conftest import BODY, Request
 
 pytestmark = pytest.mark.unit
@@ -44,13 +45,14 @@ def donate(store, payments, publisher, screening):
     def donate(key: str, *, ip: str = "203.0.113.7", token: str | None = None, **changes):
         return submit_donation(
             Request.model_validate({**BODY, **changes}),
-            key,
+            a_key(key),
             # API Gateway's request id: another one for every request, resubmissions included.
             str(uuid.uuid4()),
             store=store,
             payments=payments,
             publisher=publisher,
             lease_seconds=10,
+            identifiers=IDENTIFIERS,
             screening=screening,
             client=Client(ip, token),
         )
@@ -87,8 +89,8 @@ def test_a_resubmission_with_the_same_key_is_not_counted_twice(donate, payments,
 def test_past_the_declines_limit_an_address_is_refused_with_retry_after_and_nothing_reaches_stripe(
     donate, store, payments, velocity
 ):
-    # Given an address with three declines this hour (the template's limit)
-    velocity.declined["ip#198.51.100.9"] = {"don_a", "don_b", "don_c"}
+    # Given an address with ten declines this hour (the template's limit)
+    velocity.declined["ip#198.51.100.9"] = {f"don_{n}" for n in range(10)}
 
     # When it tries another card
     with pytest.raises(TooManyAttempts) as refused:

@@ -30,7 +30,9 @@ CHARGE_ENV = {
     "MAX_AMOUNT": "5000000",
     "VELOCITY_TABLE": "velocity-test",
     "TURNSTILE_SECRET_NAME": "/donations/turnstile-secret-key",
+    "FORM_HOSTNAMES": "donate.example.org",
     "TURNSTILE_SITEKEY": "1x00000000000000000000AA",
+    "IDENTIFIER_SECRET_NAME": "/donations/identifier-secret",
 }
 BODY = {"amount": 2500, "currency": "usd", "email": "ada@example.org", "name": "Ada", "payment_method": "pm_card_visa"}
 

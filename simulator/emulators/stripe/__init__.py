@@ -15,7 +15,8 @@ Kept honest by construction: accepted parameters come from the SDK's generated p
 Layout: ``server`` (HTTP, faults, idempotency flow), ``calls`` (auth, routing, contract),
 ``routes`` (endpoint -> handler), ``idempotency``, ``clock``, resources (``payment_intents``,
 ``intent_objects``, ``intent_queries``, ``confirmation``, ``customers``, ``payment_methods``,
-``charges``), ``events`` + ``webhooks``, ``cards``, ``wire`` (form decoding, search queries),
+``charges``), ``events`` + ``webhooks``, ``webhook_endpoints`` + ``endpoint_deliveries`` (the
+WebhookEndpoints API and each endpoint's deliveries), ``cards``, ``wire`` (form decoding, search queries),
 ``control`` (``/_emulator/`` routes, ``StripeControl``). Run standalone with
 ``python -m simulator.emulators.stripe --port 12111``.
 """

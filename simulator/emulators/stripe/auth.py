@@ -13,11 +13,21 @@ NO_KEY_MESSAGE = (
 )
 
 
-def authenticate(header: str | None, accepted: set[str] | None) -> str:
-    """The request's secret key; 401 when missing or not accepted (None: any ``sk_test_`` key)."""
+def authenticate(header: str | None, accepted: set[str] | None, *, publishable: bool = False) -> str:
+    """The request's secret key; 401 when missing or not accepted (None: any ``sk_test_`` key).
+
+    ``publishable``: the endpoint also takes any ``pk_test_`` key, as Stripe.js calls it from a browser."""
     key = api_key_from(header)
     if key is None:
         raise errors.invalid(NO_KEY_MESSAGE, status=401)
+    if key.startswith("pk_"):
+        if publishable and key.startswith("pk_test_"):
+            return key
+        raise errors.invalid(
+            "This API call cannot be made with a publishable API key. Please use a secret API key. You can find "
+            "a list of your API keys at https://dashboard.stripe.com/account/apikeys.",
+            status=401,
+        )
     valid = key in accepted if accepted is not None else key.startswith("sk_test_")
     if not valid:
         raise errors.invalid(f"Invalid API Key provided: {mask(key)}", status=401)

@@ -51,9 +51,10 @@ def prepare(req: Request, api_keys: set[str] | None, clock: Clock) -> ApiCall | 
     headers.update({"Stripe-Version": version} if version else {})
     headers.update({"Idempotency-Key": key} if key else {})
     try:
-        api_key = authenticate(req.header("authorization"), api_keys)
-        _check_version(version)
         matched = routes.match(req.method, req.path)
+        publishable = matched is not None and matched[0].name in routes.PUBLISHABLE
+        api_key = authenticate(req.header("authorization"), api_keys, publishable=publishable)
+        _check_version(version)
         if matched is None:
             raise errors.invalid(
                 f"Unrecognized request URL ({req.method}: {req.path}). Please see https://stripe.com/docs or we "
@@ -63,6 +64,9 @@ def prepare(req: Request, api_keys: set[str] | None, clock: Clock) -> ApiCall | 
         route, obj_id = matched
         params = _decode(req)
         enforce_contract(route, params)
+        required = routes.PUBLISHABLE.get(route.name)
+        if api_key.startswith("pk_") and required is not None and not params.get(required):
+            raise errors.missing(required)
     except errors.StripeApiError as err:
         logged = err.status != 401  # an unauthenticated request has no account to log it in
         body = err.body(request_id if logged else None, now)

@@ -69,6 +69,10 @@ MAGIC_CARDS: dict[str, CardProfile] = {
     "pm_card_threeDSecure2Required": CardProfile("4000000000003220", "visa", "authenticate"),
 }
 
+# The same cards by number (what Stripe.js sends) and as test tokens (``tok_visa``: docs.stripe.com/testing).
+TEST_CARD_NUMBERS: dict[str, CardProfile] = {card.number: card for card in MAGIC_CARDS.values()}
+TEST_TOKENS: dict[str, CardProfile] = {f"tok_{pm.removeprefix('pm_card_')}": card for pm, card in MAGIC_CARDS.items()}
+
 # What an off-session charge on a card that needs 3-D Secure fails with.
 AUTHENTICATION_REQUIRED = CardProfile(
     "",

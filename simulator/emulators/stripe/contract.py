@@ -56,9 +56,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/v1/customers", "CustomerListParams"),
     Endpoint("POST", "/v1/customers", "CustomerCreateParams"),
     Endpoint("GET", "/v1/customers/{id}", "CustomerRetrieveParams"),
+    Endpoint("POST", "/v1/payment_methods", "PaymentMethodCreateParams"),
     Endpoint("GET", "/v1/payment_methods/{id}", "PaymentMethodRetrieveParams"),
     Endpoint("POST", "/v1/payment_methods/{id}/attach", "PaymentMethodAttachParams"),
     Endpoint("GET", "/v1/charges/{id}", "ChargeRetrieveParams"),
+    Endpoint("GET", "/v1/webhook_endpoints", "WebhookEndpointListParams"),
+    Endpoint("POST", "/v1/webhook_endpoints", "WebhookEndpointCreateParams"),
+    Endpoint("GET", "/v1/webhook_endpoints/{id}", "WebhookEndpointRetrieveParams"),
+    Endpoint("POST", "/v1/webhook_endpoints/{id}", "WebhookEndpointUpdateParams"),
+    Endpoint("DELETE", "/v1/webhook_endpoints/{id}", "WebhookEndpointDeleteParams"),
 )
 
 _PMT_REMOVED = (

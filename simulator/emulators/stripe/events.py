@@ -14,7 +14,8 @@ def emit(state: StripeState, ctx: Ctx, type_: str, obj: Json, *, automatic: bool
 
     ``automatic``: caused by Stripe itself (e.g. a dispute), so ``request`` holds nulls
     (docs.stripe.com/api/events/object#event_object-request). The event carries the API version it
-    was rendered with: the request's Stripe-Version, else the pinned one (the account default here).
+    was rendered with: the request's Stripe-Version, else the pinned one (the account default here);
+    each endpoint created through the WebhookEndpoints API receives it in that endpoint's version.
     """
     request = shaped(
         stripe.Event.Request, {} if automatic else {"id": ctx.request_id, "idempotency_key": ctx.idempotency_key}
@@ -28,13 +29,14 @@ def emit(state: StripeState, ctx: Ctx, type_: str, obj: Json, *, automatic: bool
             "created": ctx.now,
             "data": shaped(stripe.Event.Data, {"object": copy_json(obj)}),
             "livemode": False,
-            "pending_webhooks": 1 if state.webhooks.accepts(type_) else 0,
+            "pending_webhooks": int(state.webhooks.accepts(type_)) + len(state.endpoints.subscribed(type_)),
             "request": request,
             "type": type_,
         },
     )
     state.events.append(event)
     state.events_by_id[event["id"]] = event
-    if event["pending_webhooks"]:
+    if state.webhooks.accepts(type_):
         state.webhooks.submit(copy_json(event))
+    state.endpoints.submit(event)
     return event

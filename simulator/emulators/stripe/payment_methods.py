@@ -1,4 +1,12 @@
-"""PaymentMethods: test-card ids, retrieve, attach, and Stripe's reuse rules.
+"""PaymentMethods: create (what Stripe.js's Payment Element sends), test-card ids, retrieve, attach,
+and Stripe's reuse rules.
+
+Create (docs.stripe.com/api/payment_methods/create) takes ``type=card`` with either the card's
+details, as Stripe.js posts them with a publishable key (``card[number]``, ``card[exp_month]``,
+``card[exp_year]``, ``card[cvc]``), or a test token (``card[token]=tok_visa``, docs.stripe.com/testing
+"Tokens"). In test mode only Stripe's test card numbers are accepted (docs.stripe.com/testing
+"Cards"; a real number is declined with ``test_mode_live_card``, docs.stripe.com/declines/codes);
+a number failing the Luhn check is ``incorrect_number`` (docs.stripe.com/error-codes).
 
 docs.stripe.com/payments/save-during-payment and docs.stripe.com/api/payment_methods/attach: a
 PaymentMethod used in a payment without a Customer and without ``setup_future_usage`` is spent: it
@@ -8,12 +16,13 @@ it to that Customer once the payment succeeds. An attached method is usable only
 
 from __future__ import annotations
 
+import re
 import time
 
 import stripe
 
 from simulator.emulators.stripe import errors, params
-from simulator.emulators.stripe.cards import MAGIC_CARDS, CardProfile
+from simulator.emulators.stripe.cards import MAGIC_CARDS, TEST_CARD_NUMBERS, TEST_TOKENS, CardProfile
 from simulator.emulators.stripe.customers import customer_ref
 from simulator.emulators.stripe.events import emit
 from simulator.emulators.stripe.objects import Json, copy_json, new_id, shaped
@@ -53,26 +62,92 @@ def materialize(state: StripeState, ctx: Ctx, pm_ref: str) -> str:
     card = MAGIC_CARDS.get(pm_ref)
     if card is None:
         return pm_ref
+    return str(_new_card_method(state, ctx, card, (12, _year(ctx.now) + 1), {}, {})["id"])
+
+
+def _new_card_method(
+    state: StripeState, ctx: Ctx, card: CardProfile, expiry: tuple[int, int], billing: Json, metadata: Json
+) -> Json:
     pm = shaped(
         stripe.PaymentMethod,
         {
             "id": new_id("pm"),
             "object": "payment_method",
             "allow_redisplay": "unspecified",
-            "billing_details": shaped(stripe.PaymentMethod.BillingDetails, {}),
-            "card": _card(card, ctx),
+            "billing_details": shaped(stripe.PaymentMethod.BillingDetails, billing),
+            "card": _card(card, expiry),
             "created": ctx.now,
             "livemode": False,
-            "metadata": {},
+            "metadata": metadata,
             "type": "card",
         },
     )
     state.payment_methods[pm["id"]] = pm
     state.pm_usage[pm["id"]] = PmUsage(card)
-    return str(pm["id"])
+    return pm
 
 
-def _card(card: CardProfile, ctx: Ctx) -> Json:
+def create(state: StripeState, ctx: Ctx, p: Json, _: str | None) -> Json:
+    """A card PaymentMethod from the card's details (Stripe.js) or a test token; nothing else is modelled."""
+    if params.text(p, "type") != "card":
+        raise errors.invalid(
+            "The Stripe emulator creates card PaymentMethods only (type=card).", param="type", code="parameter_invalid"
+        )
+    details: Json = p.get("card") or {}
+    billing = {key: value for key, value in (p.get("billing_details") or {}).items() if key in {"name", "email"}}
+    metadata = params.metadata(p)
+    token = params.text(details, "token")
+    if token is not None:
+        if set(details) != {"token"}:
+            raise errors.exclusive("card[token]", "card[number]")
+        card = TEST_TOKENS.get(token)
+        if card is None:
+            raise errors.no_such("token", token, "card[token]", status=400)
+        return copy_json(_new_card_method(state, ctx, card, (12, _year(ctx.now) + 1), billing, metadata))
+    number = re.sub(r"[\s-]", "", params.text(details, "number") or "")
+    if not number:
+        raise errors.missing("card[number]")
+    if not _luhn_valid(number):
+        raise _card_error("incorrect_number", "Your card number is incorrect.", "number")
+    expiry = (params.integer(details, "exp_month") or 0, params.integer(details, "exp_year") or 0)
+    if not 1 <= expiry[0] <= 12:
+        raise _card_error("invalid_expiry_month", "Your card's expiration month is invalid.", "exp_month")
+    if expiry[1] < 100:
+        expiry = (expiry[0], 2000 + expiry[1])  # Stripe.js sends two-digit years as typed
+    now = time.gmtime(ctx.now)
+    if expiry[1] < now.tm_year or expiry[1] > now.tm_year + 50:
+        raise _card_error("invalid_expiry_year", "Your card's expiration year is invalid.", "exp_year")
+    if expiry == (expiry[0], now.tm_year) and expiry[0] < now.tm_mon:
+        raise _card_error("invalid_expiry_month", "Your card's expiration month is invalid.", "exp_month")
+    cvc = params.text(details, "cvc")
+    if cvc is not None and not re.fullmatch(r"\d{3,4}", cvc):
+        raise _card_error("invalid_cvc", "Your card's security code is invalid.", "cvc")
+    card = TEST_CARD_NUMBERS.get(number)
+    if card is None:
+        raise errors.StripeApiError(
+            402,
+            "card_error",
+            "Your card was declined. Your request was in test mode, but used a non test (live) card. For a list "
+            "of valid test cards, visit: https://stripe.com/docs/testing.",
+            code="card_declined",
+            decline_code="test_mode_live_card",
+        )
+    return copy_json(_new_card_method(state, ctx, card, expiry, billing, metadata))
+
+
+def _card_error(code: str, message: str, field: str) -> errors.StripeApiError:
+    return errors.StripeApiError(402, "card_error", message, code=code, param=f"card[{field}]")
+
+
+def _luhn_valid(number: str) -> bool:
+    if not re.fullmatch(r"\d{12,19}", number):
+        return False
+    digits = [int(d) for d in reversed(number)]
+    total = sum(digits[0::2]) + sum(sum(divmod(2 * d, 10)) for d in digits[1::2])
+    return total % 10 == 0
+
+
+def _card(card: CardProfile, expiry: tuple[int, int]) -> Json:
     return shaped(
         stripe.PaymentMethod.Card,
         {
@@ -80,8 +155,8 @@ def _card(card: CardProfile, ctx: Ctx) -> Json:
             "checks": shaped(stripe.PaymentMethod.Card.Checks, {"cvc_check": "pass"}),
             "country": card.country,
             "display_brand": card.brand,
-            "exp_month": 12,
-            "exp_year": _year(ctx.now) + 1,
+            "exp_month": expiry[0],
+            "exp_year": expiry[1],
             "fingerprint": card.fingerprint,
             "funding": card.funding,
             "last4": card.last4,

@@ -11,12 +11,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from simulator.emulators.stripe import charges, customers, intent_queries, payment_intents, payment_methods
+from simulator.emulators.stripe import (
+    charges,
+    customers,
+    intent_queries,
+    payment_intents,
+    payment_methods,
+    webhook_endpoints,
+)
 from simulator.emulators.stripe.contract import ENDPOINTS, Endpoint, match_endpoint
 from simulator.emulators.stripe.objects import Json
 from simulator.emulators.stripe.state import Ctx, StripeState
 
 Handler = Callable[[StripeState, Ctx, Json, str | None], Json]
+
+
+# What a publishable key may call (docs.stripe.com/keys "Publishable keys": what Stripe.js does in the
+# browser): create a PaymentMethod, and retrieve a PaymentIntent with its client secret
+# (docs.stripe.com/api/payment_intents/retrieve: "client_secret ... required when using a publishable key").
+PUBLISHABLE: dict[str, str | None] = {"POST /v1/payment_methods": None, "GET /v1/payment_intents/{id}": "client_secret"}
 
 
 @dataclass(frozen=True)
@@ -64,9 +77,24 @@ _HANDLERS: dict[str, tuple[Handler, set[str]]] = {
     "GET /v1/customers": (customers.list_customers, _LIST | {"email"}),
     "POST /v1/customers": (customers.create, {"email", "name", "description", "metadata", "phone", "expand"}),
     "GET /v1/customers/{id}": (customers.retrieve, {"expand"}),
+    "POST /v1/payment_methods": (payment_methods.create, {"type", "card", "billing_details", "metadata"}),
     "GET /v1/payment_methods/{id}": (payment_methods.retrieve, {"expand"}),
     "POST /v1/payment_methods/{id}/attach": (payment_methods.attach_endpoint, {"customer", "expand"}),
     "GET /v1/charges/{id}": (charges.retrieve, {"expand"}),
+    "GET /v1/webhook_endpoints": (
+        webhook_endpoints.list_endpoints,
+        {"limit", "starting_after", "ending_before", "expand"},
+    ),
+    "POST /v1/webhook_endpoints": (
+        webhook_endpoints.create,
+        {"url", "enabled_events", "api_version", "description", "metadata", "expand"},
+    ),
+    "GET /v1/webhook_endpoints/{id}": (webhook_endpoints.retrieve, {"expand"}),
+    "POST /v1/webhook_endpoints/{id}": (
+        webhook_endpoints.update,
+        {"url", "enabled_events", "description", "metadata", "disabled", "expand"},
+    ),
+    "DELETE /v1/webhook_endpoints/{id}": (webhook_endpoints.delete, set()),
 }
 
 ROUTES: dict[str, Route] = {e.name: Route(e, _HANDLERS[e.name][0], frozenset(_HANDLERS[e.name][1])) for e in ENDPOINTS}

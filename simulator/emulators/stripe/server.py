@@ -26,11 +26,14 @@ from simulator.emulators.stripe.actions import StripeActions
 from simulator.emulators.stripe.calls import ApiCall, prepare
 from simulator.emulators.stripe.clock import Clock
 from simulator.emulators.stripe.control import handle_control
+from simulator.emulators.stripe.endpoint_deliveries import WebhookEndpoints
 from simulator.emulators.stripe.idempotency import Claim, IdempotencyLayer, Saved
 from simulator.emulators.stripe.inspection import StripeInspection
 from simulator.emulators.stripe.objects import Json, new_request_id
 from simulator.emulators.stripe.signing import DEFAULT_SECRET
 from simulator.emulators.stripe.state import StripeState
+from simulator.emulators.stripe.stripe_js import stand_in
+from simulator.emulators.stripe.version import DEFAULT_API_VERSION
 from simulator.emulators.stripe.webhook_settings import DEFAULT_RETRY_SCHEDULE, DEFAULT_TIMEOUT
 from simulator.emulators.stripe.webhooks import WebhookDispatcher
 
@@ -79,6 +82,7 @@ class StripeEmulator(StripeActions, StripeInspection, EmulatorServer):
         webhook_timeout: float = DEFAULT_TIMEOUT,
         webhook_events: Sequence[str] = ("*",),
         clock: Clock | None = None,
+        account_api_version: str = DEFAULT_API_VERSION,
     ) -> None:
         """``api_keys``: accepted secret keys (None: any ``sk_test_`` key).
         ``require_return_url``: reject confirm without return_url while automatic payment methods
@@ -88,7 +92,9 @@ class StripeEmulator(StripeActions, StripeInspection, EmulatorServer):
         failed attempts are retried after each delay of ``webhook_retry_schedule`` (seconds), then
         given up. ``webhook_timeout`` bounds one attempt. ``webhook_events``: event types the
         endpoint is subscribed to (``*``: all), like a Stripe endpoint's enabled_events.
-        ``clock``: emulator time (``advance_clock`` moves it), e.g. to expire idempotency keys."""
+        ``clock``: emulator time (``advance_clock`` moves it), e.g. to expire idempotency keys.
+        ``account_api_version``: the account's default API version, which an endpoint created through the
+        WebhookEndpoints API without ``api_version`` receives its events in (as one set up by hand would)."""
         super().__init__(port)
         self.api_keys = api_keys
         self.clock = clock or Clock()
@@ -102,6 +108,9 @@ class StripeEmulator(StripeActions, StripeInspection, EmulatorServer):
             name=f"{self.name}-webhooks",
         )
         self.account = StripeState(self.clock, self.webhooks, require_return_url, search_lag_ms)
+        self.account.endpoints = WebhookEndpoints(
+            account_api_version=account_api_version, retry_schedule=webhook_retry_schedule, timeout=webhook_timeout
+        )
         self.idempotency = IdempotencyLayer()
         self._received: list[ReceivedCall] = []
 
@@ -125,10 +134,14 @@ class StripeEmulator(StripeActions, StripeInspection, EmulatorServer):
     def start(self) -> Self:
         super().start()
         self.webhooks.start()
+        with self._lock:
+            self.account.endpoints.start()
         return self
 
     def stop(self) -> None:
         self.webhooks.stop()  # first, so no delivery outlives the emulator
+        with self._lock:
+            self.account.endpoints.stop()
         super().stop()
 
     def seed(self, n: int) -> None:
@@ -158,6 +171,10 @@ class StripeEmulator(StripeActions, StripeInspection, EmulatorServer):
             return list(self._received)
 
     def respond(self, conn: _Handler, req: Request, fired: Sequence[Fault], terminal: Fault | None) -> None:
+        script = stand_in(req)
+        if script is not None:  # the Stripe.js stand-in: not an API call
+            conn.send(script)
+            return
         with self._lock:
             self._received.append(ReceivedCall(req.method, req.path, req.body if req.method == "POST" else req.query))
         stored = terminal if terminal is not None and terminal.kind == STORED_ERROR else None

@@ -8,6 +8,7 @@ from typing import Any
 
 from simulator.emulators.stripe.cards import CardProfile
 from simulator.emulators.stripe.clock import Clock
+from simulator.emulators.stripe.endpoint_deliveries import WebhookEndpoints
 from simulator.emulators.stripe.webhooks import WebhookDispatcher
 
 Json = dict[str, Any]
@@ -75,9 +76,12 @@ class StripeState:
     disputes: list[Json] = field(default_factory=list)
     payment_intents_created: int = 0
     history: History | None = None
+    endpoints: WebhookEndpoints = field(default_factory=WebhookEndpoints)
+    """The WebhookEndpoints API's endpoints, each with its deliveries (besides ``webhooks``)."""
 
     def clear(self) -> None:
-        """Forget every object (configuration such as the webhook endpoint stays)."""
+        """Forget every object, webhook endpoints created through the API included (the endpoint
+        configured through the control API stays)."""
         for store in (
             self.payment_intents,
             self.searchable_from,
@@ -92,3 +96,4 @@ class StripeState:
             log.clear()
         self.payment_intents_created = 0
         self.history = None
+        self.endpoints.clear()

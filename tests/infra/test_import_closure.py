@@ -1,0 +1,89 @@
+"""Each function's INIT loads its own provider's SDK and no other's (cold start: an SDK is tens of ms),
+and builds no other function's settings.
+
+Every handler is imported as Lambda's INIT imports it: in a fresh interpreter of its own, with the
+environment the template deployed it with and only its folder and the layer (src) on the path.
+A function may use a provider when the template hands it one of that provider's keys (a
+``*_SECRET_NAME`` variable): no other provider's SDK is in its import closure once INIT is done. (The
+reconciler, on a schedule, loads Stripe's at its first run, not at INIT; the charge loads it at INIT.)
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.infra.template_contracts import Deployed
+from tests.support.init_probe import after_init
+
+pytestmark = pytest.mark.infra
+
+# Each provider: the variables that hand a function one of its keys, and the top-level packages of
+# its SDK (with the transport only that SDK brings).
+PROVIDER_SDKS = {
+    "stripe": ({"STRIPE_SECRET_NAME", "STRIPE_WEBHOOK_SECRET_NAME"}, {"stripe", "requests"}),
+    "sendgrid": ({"SENDGRID_SECRET_NAME"}, {"sendgrid", "python_http_client"}),
+}
+IMPORTED_BY = """
+import json, sys
+before = set(sys.modules)
+import {module}
+print(json.dumps(sorted({{name.split(".")[0] for name in set(sys.modules) - before}})))
+"""
+SETTINGS_BUILT_BY = """
+import json
+import {module}
+from donations.settings import FUNCTION_SETTINGS
+print(json.dumps(sorted(name for name, cls in FUNCTION_SETTINGS.items() if cls.__pydantic_complete__)))
+"""
+FUNCTIONS = ["ChargeFunction", "TokenizeFunction", "SendReceiptFunction", "StripeWebhookFunction",
+             "ReconcilerFunction", "NotifierFunction"]  # fmt: skip
+
+
+def _at_init(deployed: Deployed, logical_id: str, script: str) -> list[str]:
+    """What ``script`` prints (a JSON list) after importing the function's handler as Lambda's INIT does,
+    with the environment the template gave it (placeholder credentials: INIT builds clients, calls nothing)."""
+    spec = deployed.stack.functions[logical_id]
+    environment = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+        **spec.environment,
+    }
+    return list(after_init(spec, script, environment))
+
+
+@pytest.mark.parametrize("logical_id", FUNCTIONS)
+def test_a_function_imports_at_init_the_sdk_of_each_provider_it_holds_a_key_for_and_no_other(
+    deployed: Deployed, logical_id: str
+) -> None:
+    # Given the providers whose key the template gives this function
+    environment = deployed.stack.functions[logical_id].environment
+    own = {provider for provider, (variables, _) in PROVIDER_SDKS.items() if variables & set(environment)}
+
+    # When its handler is imported as Lambda's INIT imports it
+    packages = set(_at_init(deployed, logical_id, IMPORTED_BY))
+
+    # Then no other provider's SDK (nor its transport) is loaded
+    for provider, (_, sdk_packages) in PROVIDER_SDKS.items():
+        if provider not in own:
+            assert packages & sdk_packages == set(), (logical_id, provider)
+    # And the charge, on the donor's path, loads its own during INIT, not during the first donation
+    if logical_id == "ChargeFunction":
+        assert PROVIDER_SDKS["stripe"][1] <= packages
+
+
+def test_every_function_of_the_template_is_checked(deployed: Deployed) -> None:
+    assert sorted(deployed.stack.functions) == sorted(FUNCTIONS)
+
+
+def test_the_charge_builds_only_its_own_settings_validator_at_init(deployed: Deployed) -> None:
+    # Given settings.py, which declares every function's settings
+    # When the charge handler is imported as INIT imports it
+    built = _at_init(deployed, "ChargeFunction", SETTINGS_BUILT_BY)
+
+    # Then only the charge's settings were built (pydantic's defer_build): not the five others'
+    assert built == ["ChargeFunction"]
