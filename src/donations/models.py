@@ -274,6 +274,12 @@ class Donation(BaseModel):
     charge_attempt: int = 0
     charge_attempt_started_at: str | None = None
     charge_attempt_spent: bool = False
+    # When the attempt was found spent: its PaymentIntent, if any, was created between the attempt's
+    # start and this time (PaymentsStripe.find_attempt reads only that stretch of Stripe's list).
+    charge_attempt_spent_at: str | None = None
+    # Stripe took the money while this record said canceled, failed or declined: what it said then
+    # (donations.settlement). The donor may have been told otherwise: an operator follows up.
+    corrected_from: DonationStatus | None = None
     # The same for the tokenize step's Customer and attach keys (donations.steps.save_card).
     card_attempt: int = 0
     # Money moving back after the charge, as Stripe's webhooks report it (donations.webhooks).

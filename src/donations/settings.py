@@ -247,6 +247,8 @@ class ReconcilerSettings(TableSettings, ReconcilerStripeKey, FollowUpQueues):
     # How long a donor may take to finish 3-D Secure before the PaymentIntent is canceled.
     reconcile_action_timeout_seconds: int = Field(default=24 * 3600, ge=0)
     reconcile_batch_size: int = Field(default=100, ge=1, le=1000)
+    # The schedule's rate: each run's sweep reads the succeeded payments of one interval (donations.reconcile).
+    reconcile_interval_seconds: int = Field(default=300, ge=60)
 
     @model_validator(mode="after")
     def _reconcile_windows_fit(self) -> Self:

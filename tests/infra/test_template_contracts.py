@@ -105,6 +105,7 @@ ALARMS = {
     "NotifierFunctionErrorsAlarm",
     "NotifierFunctionThrottlesAlarm",
     "CardTestingAlarm",
+    "UnrecordedChargesAlarm",
 }
 
 

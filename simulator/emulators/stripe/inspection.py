@@ -74,6 +74,11 @@ class StripeInspection:
         with self._lock:
             return [copy_json(e) for e in self.account.events]
 
+    def events_since(self, index: int) -> list[Json]:
+        """The events recorded after the first ``index`` (a reader that keeps its place copies only what is new)."""
+        with self._lock:
+            return [copy_json(e) for e in self.account.events[index:]]
+
     def event(self, event_id: str) -> Json:
         with self._lock:
             return copy_json(self.account.events_by_id[event_id])
