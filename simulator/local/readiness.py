@@ -1,6 +1,6 @@
 """The run command says "Ready." only once a charge can succeed.
 
-What was seen (issue #13): a stack started seconds after a heavy job answered 503 to all 55
+What was seen: a stack started seconds after a heavy job answered 503 to all 55
 charges; the Stripe emulator counted 55 ``POST /v1/payment_intents`` and created no PaymentIntent,
 while a direct request to the emulator worked; four fresh starts did not reproduce it. What the
 code says about it:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -30,7 +29,6 @@ from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 from donations.currencies import amount_problem
 from donations.redaction import find_card_data
 
-IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
 PAYMENT_METHOD_PATTERN = r"^pm_[A-Za-z0-9_]{1,250}$"
 MAX_METADATA_KEYS = 20
 # The charge writes these into the PaymentIntent's metadata itself (donations.payments).

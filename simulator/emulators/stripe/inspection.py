@@ -114,11 +114,6 @@ class StripeInspection:
         the log; TimeoutError otherwise."""
         return self.webhooks.wait_for(n, timeout, delivered_only=delivered_only)
 
-    @property
-    def idempotency_keys_in_flight(self) -> list[str]:
-        """Keys whose request is executing right now (a same-key request would get 409)."""
-        return self.idempotency.keys_in_flight()
-
     def wait_for_in_flight(self, idempotency_key: str, timeout: float = 5.0) -> None:
         """Block until a request with this key executes (e.g. held by "after" latency); TimeoutError otherwise."""
         if not self.idempotency.wait_in_flight(idempotency_key, timeout):
