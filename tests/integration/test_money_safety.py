@@ -203,7 +203,7 @@ def test_a_success_for_a_donation_recorded_as_not_charged_is_recorded_followed_u
 
 def test_resubmissions_under_attack_mode_are_answered_from_their_records(world):
     from donations_ops.card_testing import force_attack_mode
-    from donations_ops.stack import discover
+    from donations_ops.stack_resources import discover
     from simulator.local.pipeline import LOCAL_SOURCE_IP_HEADER
 
     def donate(key: str, payment_method: str, token: str | None = None) -> Any:
