@@ -204,6 +204,18 @@ class StripeWebhookSettings(ApiSettings, TableSettings, FollowUpQueues):
     stripe_webhook_secret_name: Name
 
 
+class PledgeTableSettings(EnvSettings):
+    pledges_table: Name
+
+
+class ScheduleRenewalsSettings(TableSettings, PledgeTableSettings):
+    renewal_queue_url: Name
+
+
+class RenewSettings(ConsumerSettings, StripeSettings, FollowUpQueues, PledgeTableSettings):
+    renewal_dlq_url: Name
+
+
 class NotifierSettings(TableSettings):
     operator_topic_arn: Name
     alarm_name_prefix: Name
@@ -223,6 +235,8 @@ FUNCTION_SETTINGS: dict[str, type[EnvSettings]] = {
     "ReconcilerFunction": ReconcilerSettings,
     "StripeWebhookFunction": StripeWebhookSettings,
     "NotifierFunction": NotifierSettings,
+    "ScheduleRenewalsFunction": ScheduleRenewalsSettings,
+    "RenewFunction": RenewSettings,
 }
 """Each function of template.yaml (by logical id) and the settings its handler reads at INIT."""
 

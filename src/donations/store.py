@@ -129,6 +129,19 @@ class DonationStore(StepFailureWrites):
         except ConditionFailed:
             raise RequestInProgress("This donation is being processed; retry in a moment.") from None
 
+    def create_renewal(self, donation: Donation) -> Donation:
+        """Write a renewal's donation (donations.renewals) unless it exists; either way, the record as stored."""
+        try:
+            self._table.put_item(
+                Item=donation.model_dump(mode="json", exclude_none=True),
+                ConditionExpression=Attr("donation_id").not_exists(),
+            )
+            return donation
+        except ClientError as error:
+            if not condition_failed(error):
+                raise
+        return self.require(donation.donation_id)
+
     def discard_refused(self, donation_id: str, correlation_id: str) -> None:
         """Remove a record this very request created (its correlation id) and the card-testing checks
         refused before Stripe (donations.screening): the same Idempotency-Key may come back anew."""

@@ -14,11 +14,13 @@ from botocore.config import Config
 
 from donations import snapstart
 from donations.followups import FollowUpPublisher
+from donations.pledges import PledgeStore
 from donations.secrets import ApiKeys
 from donations.settings import (
     CardTestingSettings,
     FollowUpQueues,
     MailSettings,
+    PledgeTableSettings,
     SendGridSettings,
     StripeClientSettings,
     StripeSettings,
@@ -94,6 +96,13 @@ class Wiring:
     @cached_property
     def store(self) -> DonationStore:
         return DonationStore(self.table)
+
+    @cached_property
+    def pledges(self) -> PledgeStore:
+        """The Pledges table (donations.pledges), for the functions whose settings name it."""
+        resource = self._session.resource("dynamodb", config=AWS_CONFIG)
+        snapstart.holds_connections(resource.meta.client)
+        return PledgeStore(resource.Table(self._section(PledgeTableSettings).pledges_table))
 
     @cached_property
     def publisher(self) -> FollowUpPublisher:
