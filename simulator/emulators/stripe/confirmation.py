@@ -54,20 +54,40 @@ def check_confirmable(state: StripeState, pm_ref: str | None, pi: Json, return_u
         raise errors.invalid(RETURN_URL_MESSAGE, param="return_url")
 
 
+def check_off_session_customer(customer: str | None, off: bool) -> None:
+    """An off-session payment charges a saved card: the Customer it is saved to and the PaymentMethod
+    ("Charge the saved payment method later", docs.stripe.com/payments/save-during-payment; and
+    docs.stripe.com/payments/cards/charging-saved-cards: "specify both the ID of the Customer and the
+    ID of the previously saved ... PaymentMethod"). The wording of this refusal is ours."""
+    if off and customer is None:
+        raise errors.invalid(
+            "An off-session payment charges a saved PaymentMethod: pass the `customer` it is attached to.",
+            param="customer",
+        )
+
+
 def confirm(state: StripeState, ctx: Ctx, pi: Json, off: bool, error_on_requires_action: bool) -> None:
     usage = state.pm_usage[pi["payment_method"]]
     usage.used_by.add(pi["id"])
     if pi["customer"] is None and pi["setup_future_usage"] is None:
         usage.consumed = True
     card = usage.card
-    if card.outcome == "authenticate" and (off or error_on_requires_action):
+    outcome = _off_session_outcome(card, usage.set_up) if off else card.outcome
+    if outcome == "authenticate" and (off or error_on_requires_action):
         decline(state, ctx, pi, AUTHENTICATION_REQUIRED)
-    elif card.outcome == "decline":
+    elif outcome == "decline":
         decline(state, ctx, pi, card)
-    elif card.outcome == "authenticate":
+    elif outcome == "authenticate":
         require_action(state, ctx, pi)
     else:
         succeed(state, ctx, pi)
+
+
+def _off_session_outcome(card: CardProfile, set_up: bool) -> str:
+    """How a saved card behaves charged with the customer away (cards.CardProfile.off_session)."""
+    if card.off_session == "succeed_once_set_up":
+        return "succeed" if set_up else "authenticate"
+    return card.off_session or card.outcome
 
 
 def succeed(state: StripeState, ctx: Ctx, pi: Json) -> None:
@@ -80,6 +100,8 @@ def succeed(state: StripeState, ctx: Ctx, pi: Json) -> None:
         next_action=None,
     )
     pm = state.payment_methods[pi["payment_method"]]
+    if pi["setup_future_usage"]:
+        state.pm_usage[pm["id"]].set_up = True
     if pi["setup_future_usage"] and pi["customer"] and pm["customer"] is None:
         # Stripe attaches the card to the customer once a setup_future_usage payment succeeds.
         attach(state, ctx, pm, pi["customer"], source="setup_future_usage")
