@@ -74,7 +74,10 @@ class RenewalConsumer:
     def _park(self, record: SQSRecord, reason: str) -> None:
         logger.error("Renewal failed permanently; parked in the DLQ", extra={"reason": reason})
         metrics.add_metric(name="PermanentFailures", unit=MetricUnit.Count, value=1)
+        original = record.raw_event.get("messageAttributes") or {}
         attributes = {
+            # The source's own (type, pledge_id, period): operators see what was parked without its body.
+            **{name: str(value["stringValue"]) for name, value in original.items() if value.get("stringValue")},
             "failure_reason": reason[:256],
             "failed_step": "renew",
             "parked_at": datetime.now(UTC).isoformat(),

@@ -3,6 +3,7 @@ each pledge's period charged exactly once, whatever is duplicated, replayed or c
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 from donations.models import DonationStatus, StepStatus
 from donations.pledges import Pledge, PledgeState, RenewalMessage, pledge_from_donation, renewal_donation_id
+from donations_ops.cli import main
 from simulator.local.events import scheduled_event
 from tests.support.world import DONATION, CrashOn
 
@@ -198,3 +200,37 @@ def test_a_renewal_the_bank_wants_authenticated_is_recorded_on_the_donation_and_
     # And a later schedule run leaves it alone (no silent retries on a card that needs the donor); the
     # donor's first pledge, on the card that needs no authentication, was charged and moved on
     assert _schedule(world, "2027-01-11") == {"renewals_scheduled": 0}
+
+
+def test_a_renewal_for_an_unknown_pledge_is_parked_at_once_and_operators_see_why(world, capsys):
+    # Given a renewal message for a pledge that does not exist
+    attributes = {
+        name: {"DataType": "String", "StringValue": value}
+        for name, value in (("type", "renew"), ("pledge_id", "pl_missing"), ("period", "2027-01"))
+    }
+    world.send("renewal", RenewalMessage(pledge_id="pl_missing", period="2027-01").model_dump_json(), attributes)
+
+    # When it is delivered
+    result = world.deliver("renewal")
+
+    # Then it is acknowledged from the queue and parked in the renewal DLQ with its reason, at once
+    assert not result.failed_ids
+    [parked] = world.queued("renewal_dlq")
+    assert parked["MessageAttributes"]["failure_reason"]["StringValue"] == "renew:pledge_not_found"
+    assert world.queued("renewal") == []
+    # And the command the renewal-dlq-not-empty alarm names shows it, reason and pledge included
+    capsys.readouterr()
+    code = main(
+        ["--stack-name", world.pipeline.stack.stack_name, "dlq", "peek", "renewal", "--json"],
+        clients=world.pipeline.clients,
+    )
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    [message] = json.loads(out)["messages"]
+    assert (message["type"], message["failure_reason"], message["reason_source"]) == (
+        "renew",
+        "renew:pledge_not_found",
+        "message",
+    )
+    assert parked["MessageAttributes"]["pledge_id"]["StringValue"] == "pl_missing"  # kept from the source message
+    assert len(world.queued("renewal_dlq")) == 1  # handed back
