@@ -234,3 +234,33 @@ def test_a_renewal_for_an_unknown_pledge_is_parked_at_once_and_operators_see_why
     )
     assert parked["MessageAttributes"]["pledge_id"]["StringValue"] == "pl_missing"  # kept from the source message
     assert len(world.queued("renewal_dlq")) == 1  # handed back
+
+
+def test_a_crash_after_the_charge_redelivered_after_stripe_forgot_the_key_does_not_charge_again(world):
+    # Given a renewal that died after Stripe charged it, before anything was recorded
+    pledge = _pledge(world)
+    module = world.pipeline.handler("RenewFunction")
+    original = module.renew
+
+    def renew_crashing(message: RenewalMessage, **ports: Any) -> Any:
+        return original(message, **{**ports, "charges": AfterCall(ports["charges"], "charge_saved_card")})
+
+    _schedule(world, "2027-01-10")
+    module.renew = renew_crashing
+    try:
+        assert world.deliver("renewal").failed_ids
+    finally:
+        module.renew = original
+    # And its message comes back only after Stripe's idempotency keys (24 h) have expired (a DLQ redrive)
+    world.stripe.advance_clock(25 * 3600)
+
+    # When it is delivered again
+    world.expire_backoffs()
+    world.drain()
+
+    # Then the charge Stripe made is found and recorded: one charge, one receipt, the pledge moved on once
+    assert len(_charges_for(world, pledge, "2027-01")) == 1
+    renewal = world.record(renewal_donation_id(pledge.pledge_id, "2027-01"))
+    assert renewal.status is DonationStatus.SUCCEEDED
+    assert len(world.sendgrid.outbox_for(renewal.donation_id)) == 1
+    assert _pledge_now(world, pledge.pledge_id).renewals == 1
