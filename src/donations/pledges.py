@@ -32,6 +32,9 @@ from donations.models import Donation, utc_now
 from donations.redaction import mask_email
 
 DUE_INDEX = "due_on-index"
+# Sparse: only a pledge whose renewal failed carries ``attention`` (operators list them: donations-ops pledges list).
+ATTENTION_INDEX = "attention-index"
+NEEDS_ATTENTION = "needs_attention"
 # Every month has these days; a donor who wants "the last day" gets the 28th (no month skipped).
 MAX_DAY_OF_MONTH = 28
 # How far back a schedule run looks for pledges still due: a schedule that was down this long loses nothing.
@@ -74,6 +77,9 @@ class Pledge(BaseModel):
     renewals: int = 0
     last_failure: str | None = None
     last_failure_period: str | None = None
+    attention: str | None = None
+    """``needs_attention`` while the last renewal's failure waits for someone (the attention index's key)."""
+    attention_since: str | None = None
     created_at: str
     updated_at: str
 
@@ -184,6 +190,13 @@ class PledgeStore:
                 return found
             arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    def needing_attention(self, limit: int) -> list[Pledge]:
+        """Pledges whose last renewal failed, oldest failure first (a query of the sparse attention index)."""
+        page = self._table.query(
+            IndexName=ATTENTION_INDEX, KeyConditionExpression=Key("attention").eq(NEEDS_ATTENTION), Limit=limit
+        )
+        return [Pledge.model_validate(item) for item in page["Items"]]
+
     def advance(self, pledge: Pledge, donation_id: str) -> Pledge:
         """Record this period's renewal and move to the next, in one write; only from this period,
         only while active (ConditionFailed otherwise: another delivery did it, or the pledge changed)."""
@@ -209,6 +222,8 @@ class PledgeStore:
                 "last_failure": reason,
                 "last_failure_period": pledge.period,
                 "last_donation_id": donation_id,
+                "attention": NEEDS_ATTENTION,
+                "attention_since": utc_now(),
             },
             remove=["due_on"],
             condition=_at_period(pledge),

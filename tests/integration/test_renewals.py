@@ -202,6 +202,41 @@ def test_a_renewal_the_bank_wants_authenticated_is_recorded_on_the_donation_and_
     assert _schedule(world, "2027-01-11") == {"renewals_scheduled": 0}
 
 
+def _ops(world, capsys, *args: str) -> tuple[int, str]:
+    capsys.readouterr()  # drop what the functions logged
+    code = main(["--stack-name", world.pipeline.stack.stack_name, *args], clients=world.pipeline.clients)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return code, out
+
+
+def test_operators_list_the_pledges_needing_attention_and_those_due(world, capsys):
+    # Given two pledges of one donor: one renewed, one whose bank wants authentication
+    renewed = _pledge(world)
+    failing = _on_card(world, renewed, "pm_card_authenticationRequired")
+    _schedule(world, "2027-01-10")
+    world.drain()
+
+    # When an operator lists the pledges needing attention
+    _, out = _ops(world, capsys, "pledges", "list", "--json")
+
+    # Then the failing one is listed, with what happened and what to do, the donor's address masked
+    [listed] = json.loads(out)["pledges"]
+    assert (listed["pledge_id"], listed["state"], listed["last_failure_period"]) == (
+        failing.pledge_id,
+        "needs_attention",
+        "2027-01",
+    )
+    assert listed["last_failure"].startswith("authentication_required: the bank wants the donor")
+    assert listed["email_masked"] == "a***@e***.org" and "ada@example.org" not in out
+    assert "customer_id" not in listed and "payment_method_id" not in listed
+    # And the renewed one is among those due next month; show tells one pledge's story
+    _, due = _ops(world, capsys, "pledges", "list", "--due", "2027-02-10", "--json")
+    assert [p["pledge_id"] for p in json.loads(due)["pledges"]] == [renewed.pledge_id]
+    _, shown = _ops(world, capsys, "pledges", "show", renewed.pledge_id)
+    assert "renewals             1" in shown and "next_charge_on       2027-02-10" in shown
+
+
 def test_a_renewal_for_an_unknown_pledge_is_parked_at_once_and_operators_see_why(world, capsys):
     # Given a renewal message for a pledge that does not exist
     attributes = {
