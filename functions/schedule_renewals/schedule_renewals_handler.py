@@ -1,9 +1,12 @@
-"""Schedule -> one message per due pledge and period on the renewal queue (no table scan)."""
+"""EventBridge schedule -> one message per due pledge and period on the renewal queue (no table scan)."""
 
-from datetime import UTC, datetime
+from __future__ import annotations
+
 from functools import cache
 from typing import Any
 
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from donations.observability import logger, metrics, tracer
@@ -23,8 +26,7 @@ def wiring() -> Wiring:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
-    # The day of the run as EventBridge scheduled it (a late or replayed run charges the same periods).
-    scheduled = event.get("time")
-    now = datetime.fromisoformat(scheduled.replace("Z", "+00:00")) if scheduled else datetime.now(UTC)
-    sent = schedule_renewals(wiring().pledges, wiring().sqs, settings.renewal_queue_url, now.date())
+    # The day of the run as EventBridge scheduled it, not the clock: a late or retried run sends the same days.
+    today = parse(event=event, model=EventBridgeModel).time.date()
+    sent = schedule_renewals(wiring().pledges, wiring().sqs, settings.renewal_queue_url, today)
     return {"renewals_scheduled": sent}
