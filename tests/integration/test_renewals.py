@@ -13,6 +13,7 @@ from donations.models import DonationStatus, StepStatus
 from donations.pledges import Pledge, PledgeState, RenewalMessage, pledge_from_donation, renewal_donation_id
 from donations_ops.cli import main
 from simulator.local.events import scheduled_event
+from tests.integration.test_notifier import alarm_changes, operator_inbox, received
 from tests.support.world import DONATION, CrashOn
 
 pytestmark = pytest.mark.integration
@@ -299,3 +300,23 @@ def test_a_crash_after_the_charge_redelivered_after_stripe_forgot_the_key_does_n
     assert renewal.status is DonationStatus.SUCCEEDED
     assert len(world.sendgrid.outbox_for(renewal.donation_id)) == 1
     assert _pledge_now(world, pledge.pledge_id).renewals == 1
+
+
+def test_the_renewal_dlq_alarm_reaches_operators_through_the_notifier_with_its_runbook_section(world, capsys):
+    # Given an operators' inbox on the operator topic, and a renewal parked in the renewal DLQ
+    pipeline = world.pipeline
+    inbox = operator_inbox.__wrapped__(pipeline)
+    received(pipeline, inbox)
+    world.send_raw("renewal", RenewalMessage(pledge_id="pl_missing", period="2027-01").model_dump_json())
+    world.deliver("renewal")
+
+    # When the template's RenewalDLQAlarm fires (CloudWatch to the alarm topic) and the notifier relays it
+    alarm_changes(pipeline, "RenewalDLQAlarm", "OK", "ALARM")
+    pipeline.deliver_sns()
+
+    # Then operators get the page: what it means, the first command and the runbook section
+    [page] = received(pipeline, inbox)
+    assert page["subject"].startswith("ALARM: renewal-dlq-not-empty")
+    notifier = page["Notifier"]
+    assert (notifier["section"], notifier["runbook"]) == ("renewal-dlq-not-empty", "RUNBOOK.md#renewal-dlq-not-empty")
+    assert notifier["first_command"] == f"donations-ops --stack-name {pipeline.stack.stack_name} dlq peek renewal"
