@@ -119,3 +119,29 @@ def test_off_session_without_a_customer_is_refused_before_anything_is_charged(
 
     assert caught.value.param == "customer"
     assert stripe_emu.payment_intents_created == 0
+
+
+def test_the_insufficient_funds_card_declines_even_after_the_donor_authenticates(
+    stripe_emu: StripeEmulator, stripe_client: StripeFactory
+) -> None:
+    # Given 4000008260003178 paid on-session: it asks for authentication first
+    client = stripe_client()
+    pi = client.v1.payment_intents.create(
+        params={
+            "amount": 2500,
+            "currency": "usd",
+            "payment_method": "pm_card_authenticationRequiredChargeDeclinedInsufficientFunds",
+            "allowed_payment_method_types": ["card"],
+            "confirm": True,
+        }
+    )
+    assert pi.status == "requires_action"
+
+    # When the donor authenticates
+    StripeControl(stripe_emu.url).authenticate(pi.id, "succeed")
+
+    # Then the payment is declined for insufficient funds all the same
+    after = client.v1.payment_intents.retrieve(pi.id)
+    assert after.status == "requires_payment_method"
+    assert after.last_payment_error is not None and after.last_payment_error.decline_code == "insufficient_funds"
+    assert [e["type"] for e in stripe_emu.events][-1] == "payment_intent.payment_failed"

@@ -8,6 +8,8 @@ payment is off-session or ``error_on_requires_action`` is set (docs.stripe.com/d
 
 from __future__ import annotations
 
+import contextlib
+
 from simulator.emulators.stripe import errors
 from simulator.emulators.stripe.cards import AUTHENTICATION_REQUIRED, CardProfile
 from simulator.emulators.stripe.charges import new_charge
@@ -106,6 +108,18 @@ def succeed(state: StripeState, ctx: Ctx, pi: Json) -> None:
         # Stripe attaches the card to the customer once a setup_future_usage payment succeeds.
         attach(state, ctx, pm, pi["customer"], source="setup_future_usage")
     emit(state, ctx, "payment_intent.succeeded", pi)
+
+
+def authenticated(state: StripeState, ctx: Ctx, pi: Json) -> None:
+    """The donor passed 3-D Secure: the payment goes ahead, unless the card declines all the same
+    (4000008260003178: insufficient funds "even after being successfully authenticated", docs.stripe.com/testing)."""
+    card = state.pm_usage[pi["payment_method"]].card
+    if card.code is None:
+        succeed(state, ctx, pi)
+        return
+    # Nobody called the API here: the intent and its event say it failed.
+    with contextlib.suppress(errors.StripeApiError):
+        decline(state, ctx, pi, card)
 
 
 def decline(state: StripeState, ctx: Ctx, pi: Json, card: CardProfile) -> None:
