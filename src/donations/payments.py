@@ -151,9 +151,9 @@ class StripePayments:
     def charge_saved_card(self, donation: Donation, customer_id: str, idempotency_key: str) -> ChargeOutcome:
         """Charge a saved card with the donor away (a monthly renewal), once per ``idempotency_key``.
 
-        Stripe's "Charge a saved card off-session" (docs.stripe.com/payments/save-and-reuse, "Charge the
-        saved payment method later"): ``customer`` and ``payment_method``, ``off_session`` and
-        ``confirm``. A card the bank wants authenticated fails with the card error
+        Stripe's "Charging Saved Cards", off-session (docs.stripe.com/payments/cards/charging-saved-cards;
+        stripe.com/docs/payments/payment-intents/off-session): ``customer`` and ``payment_method``,
+        ``off_session`` and ``confirm``. Test cards: docs.stripe.com/testing, "Authentication and setup". A card the bank wants authenticated fails with the card error
         ``authentication_required`` (CardDeclined with that decline code), never ``requires_action``.
         Raises CardDeclined, or RetryableStepFailure when Stripe could not answer (the message comes back).
         """

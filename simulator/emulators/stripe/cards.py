@@ -73,8 +73,8 @@ MAGIC_CARDS: dict[str, CardProfile] = {
     ),
     "pm_card_authenticationRequired": CardProfile("4000002760003184", "visa", "authenticate"),
     "pm_card_threeDSecure2Required": CardProfile("4000000000003220", "visa", "authenticate"),
-    # Saved cards charged off-session (docs.stripe.com/testing, "Authentication and setup"; the
-    # "Charge a saved card off-session" guide, docs.stripe.com/payments/save-during-payment):
+    # Saved cards charged off-session (docs.stripe.com/testing, "Authentication and setup"; "Charging
+    # Saved Cards", docs.stripe.com/payments/cards/charging-saved-cards):
     # needs authentication on-session; once set up, off-session payments need none.
     "pm_card_authenticationRequiredOnSetup": CardProfile(
         "4000002500003155", "visa", "authenticate", off_session="succeed_once_set_up"

@@ -58,8 +58,7 @@ def check_confirmable(state: StripeState, pm_ref: str | None, pi: Json, return_u
 
 def check_off_session_customer(customer: str | None, off: bool) -> None:
     """An off-session payment charges a saved card: the Customer it is saved to and the PaymentMethod
-    ("Charge the saved payment method later", docs.stripe.com/payments/save-during-payment; and
-    docs.stripe.com/payments/cards/charging-saved-cards: "specify both the ID of the Customer and the
+    (docs.stripe.com/payments/cards/charging-saved-cards: "specify both the ID of the Customer and the
     ID of the previously saved ... PaymentMethod"). The wording of this refusal is ours."""
     if off and customer is None:
         raise errors.invalid(
