@@ -154,7 +154,8 @@ class StripePayments:
         Stripe's "Charging Saved Cards", off-session (docs.stripe.com/payments/cards/charging-saved-cards;
         stripe.com/docs/payments/payment-intents/off-session): ``customer`` and ``payment_method``,
         ``off_session`` and ``confirm``. Test cards: docs.stripe.com/testing, "Authentication and setup".
-        A card the bank wants authenticated fails with the card error ``authentication_required`` (CardDeclined with that decline code), never ``requires_action``.
+        A card the bank wants authenticated fails with the card error ``authentication_required``
+        (CardDeclined with that decline code), never ``requires_action``.
         Raises CardDeclined, or RetryableStepFailure when Stripe could not answer (the message comes back).
         """
         params = stripe.params.PaymentIntentCreateParams(
