@@ -27,6 +27,6 @@ def wiring() -> Wiring:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
     # The day of the run as EventBridge scheduled it, not the clock: a late or retried run sends the same days.
-    today = parse(event=event, model=EventBridgeModel).time.date()
-    sent = schedule_renewals(wiring().pledges, wiring().sqs, settings.renewal_queue_url, today)
+    scheduled = parse(event=event, model=EventBridgeModel).time
+    sent = schedule_renewals(wiring().pledges, wiring().sqs, settings.renewal_queue_url, scheduled)
     return {"renewals_scheduled": sent}

@@ -19,7 +19,7 @@ import base64
 import calendar
 import hashlib
 import secrets
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -39,6 +39,10 @@ NEEDS_ATTENTION = "needs_attention"
 MAX_DAY_OF_MONTH = 28
 # How far back a schedule run looks for pledges still due: a schedule that was down this long loses nothing.
 LOOK_BACK_DAYS = 35
+# A pledge queued this recently for its period is not queued again by the next runs: its message is on its
+# way (a renewal is retried for well under an hour before the DLQ). Past this, it is sent again (the message
+# may be lost or parked), so a period is late at worst, never skipped.
+REQUEUE_AFTER = timedelta(hours=6)
 
 Period = Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
 """A calendar month, ``YYYY-MM``: the unit a pledge is charged once in."""
@@ -77,6 +81,9 @@ class Pledge(BaseModel):
     renewals: int = 0
     last_failure: str | None = None
     last_failure_period: str | None = None
+    queued_period: str | None = None
+    """The period the schedule last queued a renewal for, and when (``mark_queued``)."""
+    queued_at: str | None = None
     attention: str | None = None
     """``needs_attention`` while the last renewal's failure waits for someone (the attention index's key)."""
     attention_since: str | None = None
@@ -189,6 +196,26 @@ class PledgeStore:
             if "LastEvaluatedKey" not in page:
                 return found
             arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def mark_queued(self, message: RenewalMessage, now: datetime) -> bool:
+        """Take the right to queue this period's renewal now: False if a run queued it in the last
+        REQUEUE_AFTER, or the pledge left that day (renewed, failed, changed) since the index was read."""
+        stale = (now - REQUEUE_AFTER).isoformat()
+        not_queued = (
+            Attr("queued_period").not_exists() | Attr("queued_period").ne(message.period) | Attr("queued_at").lt(stale)
+        )
+        try:
+            conditional_update(
+                self._table,
+                {"pledge_id": message.pledge_id},
+                {"queued_period": message.period, "queued_at": now.isoformat()},
+                remove=None,
+                condition=Attr("state").eq(PledgeState.ACTIVE.value) & not_queued,
+                returning="NONE",
+            )
+        except ConditionFailed:
+            return False
+        return True
 
     def needing_attention(self, limit: int) -> list[Pledge]:
         """Pledges whose last renewal failed, oldest failure first (a query of the sparse attention index)."""

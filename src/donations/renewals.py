@@ -18,7 +18,7 @@ and the reconciler publishes its follow-ups if the consumer died before it did.
 from __future__ import annotations
 
 import hashlib
-from datetime import date
+from datetime import datetime
 from typing import Any, Protocol
 
 from donations.errors import CardDeclined, PermanentStepFailure
@@ -63,14 +63,17 @@ def renewal_key(pledge_id: str, period: str) -> str:
     return f"pledge-{pledge_id}-{period}"
 
 
-def schedule_renewals(pledges: PledgeStore, sqs: Any, queue_url: str, today: date) -> int:
+def schedule_renewals(pledges: PledgeStore, sqs: Any, queue_url: str, now: datetime) -> int:
     """One message per due pledge and period on the renewal queue; the number sent.
 
-    Reads the due index's partitions from the look-back window to today (queries, no scan). A pledge
-    still due at the next run (its consumer has not finished) is sent again: the consumer takes the
-    duplicate in its stride. A send that fails raises, so the run is reported and retried.
+    Reads the due index's partitions from the look-back window to ``now``'s day (queries, no scan). A
+    pledge queued for its period by a recent run is left alone (``PledgeStore.mark_queued``), so a slow
+    drain or an outage does not pile up a message per run; after REQUEUE_AFTER it is sent again (a
+    duplicate, which the consumer takes in its stride). A send that fails raises, so the run is reported;
+    the pledges it marked are sent again after REQUEUE_AFTER.
     """
-    messages = [message for day in due_days(today) for message in pledges.due_on(day)]
+    due = [message for day in due_days(now.date()) for message in pledges.due_on(day)]
+    messages = [message for message in due if pledges.mark_queued(message, now)]
     for start in range(0, len(messages), _SEND_BATCH):
         entries = [
             {

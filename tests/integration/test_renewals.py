@@ -31,9 +31,9 @@ def _pledge(world, key: str = "key-pledge", day: int = 10) -> Pledge:
     return world.wiring.pledges.create(pledge_from_donation(donation, day, TODAY))
 
 
-def _schedule(world, day: str) -> dict[str, Any]:
-    """One run of the renewal schedule, invoked as EventBridge does, at 06:00 UTC on ``day``."""
-    at = datetime.fromisoformat(f"{day}T06:00:00+00:00").astimezone(UTC)
+def _schedule(world, day: str, time: str = "06:00") -> dict[str, Any]:
+    """One run of the renewal schedule, invoked as EventBridge does, at ``time`` UTC on ``day``."""
+    at = datetime.fromisoformat(f"{day}T{time}:00+00:00").astimezone(UTC)
     result: dict[str, Any] = world.pipeline.invoke(
         "ScheduleRenewalsFunction", scheduled_event("arn:aws:events:us-east-1:123456789012:rule/renewals", at=at)
     )
@@ -88,12 +88,14 @@ def test_a_pledge_renews_three_months_running_with_three_receipts(world):
 
 
 def test_a_replayed_schedule_and_duplicate_messages_charge_the_period_once(world):
-    # Given a due pledge, the schedule run twice (a replay) and every message duplicated
+    # Given a due pledge queued by a run, the run replayed (it queues nothing more: the pledge was just
+    # queued), and the message duplicated by SQS
     pledge = _pledge(world)
-    _schedule(world, "2027-01-10")
-    _schedule(world, "2027-01-10")
+    assert _schedule(world, "2027-01-10") == {"renewals_scheduled": 1}
+    assert _schedule(world, "2027-01-10") == {"renewals_scheduled": 0}
+    assert _schedule(world, "2027-01-10", "07:00") == {"renewals_scheduled": 0}
     world.duplicate_queued("renewal")
-    assert len(world.queued("renewal")) == 4
+    assert len(world.queued("renewal")) == 2
 
     # When everything is delivered, and delivered once more after being acknowledged
     world.drain()
@@ -105,6 +107,21 @@ def test_a_replayed_schedule_and_duplicate_messages_charge_the_period_once(world
     after = _pledge_now(world, pledge.pledge_id)
     assert (after.renewals, after.next_charge_on) == (1, "2027-02-10")
     assert world.queued("renewal_dlq") == []
+
+
+def test_a_renewal_message_lost_on_its_way_is_queued_again_by_a_later_run(world):
+    # Given a due pledge whose renewal message was queued, then lost (deleted, expired)
+    pledge = _pledge(world)
+    assert _schedule(world, "2027-01-10") == {"renewals_scheduled": 1}
+    world.clear_queue("renewal")
+
+    # When the schedule runs later that day, past the time a queued renewal takes
+    assert _schedule(world, "2027-01-10", "13:00") == {"renewals_scheduled": 1}
+    world.drain()
+
+    # Then the period is charged (late, not skipped), once
+    assert len(_charges_for(world, pledge, "2027-01")) == 1
+    assert _pledge_now(world, pledge.pledge_id).next_charge_on == "2027-02-10"
 
 
 class AfterCall:
