@@ -122,6 +122,7 @@ STRIPE_KEY_PROBES: dict[str, Callable[[stripe.StripeClient], object]] = {
     "charge": _retrieve_probe,
     "tokenize": lambda client: client.v1.customers.list(params={"email": PROBE_EMAIL, "limit": 1}),
     "reconciler": _retrieve_probe,
+    "renew": _retrieve_probe,
 }
 """Each function's Stripe key, tried on a harmless read of the resource its job is about."""
 

@@ -127,6 +127,14 @@ class ReconcilerStripeKey(StripeSettings):
         return self.stripe_reconciler_secret_name
 
 
+class RenewStripeKey(StripeSettings):
+    stripe_renew_secret_name: Name
+
+    @property
+    def stripe_secret_name(self) -> str:
+        return self.stripe_renew_secret_name
+
+
 class MailSettings(ProviderCallSettings):
     """What the receipt says and who sends it, and where SendGrid is (empty: the real one)."""
 
@@ -271,6 +279,18 @@ class StripeWebhookSettings(ApiSettings, TableSettings, FollowUpQueues):
     webhook_max_body_bytes: int = Field(default=262_144, ge=65_536)
 
 
+class PledgeTableSettings(EnvSettings):
+    pledges_table: Name
+
+
+class ScheduleRenewalsSettings(TableSettings, PledgeTableSettings):
+    renewal_queue_url: Name
+
+
+class RenewSettings(ConsumerSettings, RenewStripeKey, FollowUpQueues, PledgeTableSettings):
+    renewal_dlq_url: Name
+
+
 class NotifierSettings(TableSettings):
     operator_topic_arn: Name
     alarm_name_prefix: Name
@@ -290,6 +310,8 @@ FUNCTION_SETTINGS: dict[str, type[EnvSettings]] = {
     "ReconcilerFunction": ReconcilerSettings,
     "StripeWebhookFunction": StripeWebhookSettings,
     "NotifierFunction": NotifierSettings,
+    "ScheduleRenewalsFunction": ScheduleRenewalsSettings,
+    "RenewFunction": RenewSettings,
 }
 """Each function of template.yaml (by logical id) and the settings its handler reads at INIT."""
 

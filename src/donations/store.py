@@ -120,15 +120,8 @@ class DonationStore(StepFailureWrites):
             charging_until=_CHARGING.ends(now, lease_seconds),
             donor_key=self._donor_key(str(request.email)),
         )
-        try:
-            self._table.put_item(
-                Item=donation.model_dump(mode="json", exclude_none=True),
-                ConditionExpression=Attr("donation_id").not_exists(),
-            )
+        if self._put_new(donation):
             return donation
-        except ClientError as error:
-            if not condition_failed(error):
-                raise
         existing = self.require(donation_id)
         if existing.request_hash != donation.request_hash:
             raise IdempotencyKeyReused(
@@ -145,6 +138,23 @@ class DonationStore(StepFailureWrites):
             )
         except ConditionFailed:
             raise RequestInProgress("This donation is being processed; retry in a moment.") from None
+
+    def create_renewal(self, donation: Donation) -> Donation:
+        """Write a renewal's donation (donations.renewals) unless it exists; either way, the record as stored."""
+        return donation if self._put_new(donation) else self.require(donation.donation_id)
+
+    def _put_new(self, donation: Donation) -> bool:
+        """Write the record unless one with its id exists (then False, and nothing written)."""
+        try:
+            self._table.put_item(
+                Item=donation.model_dump(mode="json", exclude_none=True),
+                ConditionExpression=Attr("donation_id").not_exists(),
+            )
+            return True
+        except ClientError as error:
+            if not condition_failed(error):
+                raise
+        return False
 
     def discard_refused(self, donation_id: str, correlation_id: str) -> None:
         """Remove a record this very request created (its correlation id) and the card-testing checks

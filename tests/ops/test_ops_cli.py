@@ -130,7 +130,8 @@ def test_status_shows_depths_and_a_parked_message_without_consuming_it(world, pi
     assert f"{pipeline.stack.stack_name}-receipt-dlq-not-empty" in out
     status = ops_json(pipeline, capsys, "status")
     rows = {row["logical_id"]: row for row in status["queues"]}
-    assert list(rows) == ["TokenizeQueue", "TokenizeDLQ", "ReceiptQueue", "ReceiptDLQ"]  # each queue, then its DLQ
+    # each queue, then its DLQ
+    assert list(rows) == ["TokenizeQueue", "TokenizeDLQ", "ReceiptQueue", "ReceiptDLQ", "RenewalQueue", "RenewalDLQ"]
     assert (rows["ReceiptDLQ"]["visible"], rows["ReceiptDLQ"]["in_flight"], rows["ReceiptDLQ"]["role"]) == (1, 0, "dlq")
     assert rows["ReceiptDLQ"]["age_source"] == "peek" and 0 <= rows["ReceiptDLQ"]["oldest_age_seconds"] < 60
     assert rows["ReceiptQueue"]["visible"] == rows["TokenizeDLQ"]["visible"] == 0

@@ -9,7 +9,7 @@ from typing import Any
 
 from simulator.emulators.stripe import charges
 from simulator.emulators.stripe.clock import Clock
-from simulator.emulators.stripe.confirmation import fail_authentication, succeed
+from simulator.emulators.stripe.confirmation import authenticated, fail_authentication
 from simulator.emulators.stripe.intent_objects import new_payment_intent, payment_method_config
 from simulator.emulators.stripe.objects import copy_json, new_request_id
 from simulator.emulators.stripe.state import Ctx, History, StripeState
@@ -37,7 +37,7 @@ class StripeActions:
             if pi["status"] != "requires_action":
                 raise ValueError(f"PaymentIntent {pi_id} has status {pi['status']}, not requires_action")
             if outcome == "succeed":
-                succeed(self.account, self._ctx(), pi)
+                authenticated(self.account, self._ctx(), pi)
             elif outcome == "fail":
                 fail_authentication(self.account, self._ctx(), pi)
             else:

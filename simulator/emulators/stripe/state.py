@@ -53,6 +53,7 @@ class PmUsage:
     card: CardProfile
     used_by: set[str] = field(default_factory=set)
     consumed: bool = False  # used without customer and without setup_future_usage: single-use, spent
+    set_up: bool = False  # a payment with setup_future_usage succeeded: saved for off-session use
 
 
 @dataclass
