@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from donations.observability import logger, metrics, tracer
-from donations.renewals import schedule_renewals
+from donations.renewal_schedule import schedule_renewals
 from donations.settings import ScheduleRenewalsSettings
 from donations.wiring import Wiring
 

@@ -18,8 +18,7 @@ and the reconciler publishes its follow-ups if the consumer died before it did.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from donations.errors import CardDeclined, PermanentStepFailure
 from donations.followups import publish_follow_ups
@@ -31,14 +30,10 @@ from donations.pledges import (
     PledgeState,
     PledgeStore,
     RenewalMessage,
-    due_days,
     renewal_donation_id,
 )
 from donations.ports import ChargeOutcome, ChargeState, IntentSnapshot, Publisher
 from donations.store import ConditionFailed, DonationStore
-
-# SendMessageBatch takes at most 10 entries.
-_SEND_BATCH = 10
 
 # What an operator can do about each way a renewal fails (the pledge's ``last_failure``).
 _NEXT_STEP = {
@@ -61,38 +56,6 @@ class RenewalCharges(Protocol):
 def renewal_key(pledge_id: str, period: str) -> str:
     """Stripe's idempotency key of one pledge's one period."""
     return f"pledge-{pledge_id}-{period}"
-
-
-def schedule_renewals(pledges: PledgeStore, sqs: Any, queue_url: str, now: datetime) -> int:
-    """One message per due pledge and period on the renewal queue; the number sent.
-
-    Reads the due index's partitions from the look-back window to ``now``'s day (queries, no scan). A
-    pledge queued for its period by a recent run is left alone (``PledgeStore.mark_queued``), so a slow
-    drain or an outage does not pile up a message per run; after REQUEUE_AFTER it is sent again (a
-    duplicate, which the consumer takes in its stride). A send that fails raises, so the run is reported;
-    the pledges it marked are sent again after REQUEUE_AFTER.
-    """
-    due = [message for day in due_days(now.date()) for message in pledges.due_on(day)]
-    messages = [message for message in due if pledges.mark_queued(message, now)]
-    for start in range(0, len(messages), _SEND_BATCH):
-        entries = [
-            {
-                "Id": str(index),
-                "MessageBody": message.model_dump_json(),
-                "MessageAttributes": {
-                    "type": {"DataType": "String", "StringValue": "renew"},
-                    "pledge_id": {"DataType": "String", "StringValue": message.pledge_id},
-                    "period": {"DataType": "String", "StringValue": message.period},
-                },
-            }
-            for index, message in enumerate(messages[start : start + _SEND_BATCH])
-        ]
-        failed = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries).get("Failed", [])
-        if failed:
-            raise RuntimeError(f"{len(failed)} renewal message(s) not sent: {failed[0].get('Code')}")
-    metrics.add_metric(name="RenewalsScheduled", unit=MetricUnit.Count, value=len(messages))
-    logger.info("Renewals scheduled", extra={"renewals": len(messages)})
-    return len(messages)
 
 
 def renewal_donation(pledge: Pledge, correlation_id: str) -> Donation:

@@ -93,7 +93,7 @@ FUNCTION_ENV = {
         "TOKENIZE_QUEUE_URL",
         "RECEIPT_QUEUE_URL",
         "MAX_RECEIVE_COUNT",
-        "STRIPE_SECRET_NAME",
+        "STRIPE_RENEW_SECRET_NAME",
     },
 }
 ALARMS = {
