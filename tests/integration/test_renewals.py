@@ -8,12 +8,14 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
+import stripe
 
 from donations.models import DonationStatus, StepStatus
 from donations.pledges import Pledge, PledgeState, RenewalMessage, pledge_from_donation, renewal_donation_id
 from donations_ops.cli import main
 from simulator.local.events import scheduled_event
 from tests.integration.test_notifier import alarm_changes, operator_inbox, received
+from tests.support.keys import a_key
 from tests.support.world import DONATION, CrashOn
 
 pytestmark = pytest.mark.integration
@@ -23,7 +25,7 @@ TODAY = date(2026, 12, 5)  # the pledge is made on this day; its first renewal i
 
 def _pledge(world, key: str = "key-pledge", day: int = 10) -> Pledge:
     """A donor gives once with save_card, the card is saved, and they pledge monthly on it."""
-    answer = world.post({**DONATION, "save_card": True}, key=key)
+    answer = world.post({**DONATION, "save_card": True}, key=a_key(key))
     assert answer.status == 201, answer.body
     world.drain()
     donation = world.record(answer.body["donation_id"])
@@ -192,7 +194,9 @@ def test_a_crash_at_any_step_then_redelivery_charges_the_period_once_and_skips_n
 
 def _on_card(world, pledge: Pledge, test_card: str) -> Pledge:
     """The same pledge, its Customer now paying with one of Stripe's test cards (attached by the SDK)."""
-    method = world.wiring.payments._client.v1.payment_methods.attach(test_card, params={"customer": pledge.customer_id})
+    # The account's own secret key, as the Dashboard would: the functions' restricted keys may not attach.
+    account = stripe.StripeClient("sk_test_local_emulator", base_addresses={"api": world.stripe.url})
+    method = account.v1.payment_methods.attach(test_card, params={"customer": pledge.customer_id})
     return world.wiring.pledges.create(
         pledge.model_copy(update={"pledge_id": "pl_" + method.id[-12:], "payment_method_id": method.id})
     )
