@@ -41,10 +41,12 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from benchmarks.cold_donor_report import report
+from benchmarks.cold_donor_results import NO_PYC, PYC, SNAPSTART, ColdDonorConfig, ColdDonorResult, Sample, warmed_up
 from benchmarks.common import DUMMY_AWS_ENV, benchmark_process, free_port, machine
 from benchmarks.lambda_layout import ROOT, Layout, export_tree, lay_out, layer_files
 
@@ -53,64 +55,6 @@ CHILD = Path(__file__).with_name("cold_donor_child.py")
 BOOTSTRAP = "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
 STRIPE_KEY = "sk_test_cold_donor"
 IDENTIFIER_SECRET = "cold-donor-identifier-secret-of-32-characters"  # noqa: S105 - a benchmark-only value
-PYC, NO_PYC = "cold (.pyc)", "cold (no .pyc)"
-SNAPSTART = "SnapStart, modelled (.pyc)"
-
-
-def warmed_up(typing_seconds: float) -> str:
-    return f"warm-up, {typing_seconds:g}s typing (.pyc)"
-
-
-@dataclass
-class ColdDonorConfig:
-    rounds: int = 10
-    warm: int = 3
-    charge_ms: float = 300.0
-    jitter: float = 0.10
-    seed: int = 7
-    breakdown: int = 3
-    compare: str | None = None
-    typing_seconds: float = 10.0
-
-
-@dataclass
-class Sample:
-    """One fresh interpreter: ms from the spawn to each point, and the CPU time of each phase."""
-
-    start: float  # interpreter start-up, up to the first line of the child
-    init_wall: float
-    init_cpu: float
-    first_wall: float
-    first_cpu: float
-    warm_wall: list[float]
-    warm_cpu: list[float]
-    statuses: list[int]
-    warm_up_status: int | None = None  # the form's warm-up, when the variant sends one
-    warm_up_wall: float | None = None
-    warm_up_cpu: float | None = None
-
-    @property
-    def cold(self) -> float:
-        return self.start + self.init_wall + self.first_wall
-
-    @property
-    def warm_up_done(self) -> float | None:
-        """ms from the spawn to the warm-up's answer (the environment is ready for the donation)."""
-        return None if self.warm_up_wall is None else self.start + self.init_wall + self.warm_up_wall
-
-
-@dataclass
-class ColdDonorResult:
-    config: ColdDonorConfig
-    memory_mb: int
-    samples: dict[str, list[Sample]]
-    breakdown: list[dict[str, Any]]
-    importtime: dict[str, list[str]]
-    machine: str
-    started_at: str
-    load: str
-    segments: int = 0
-    notes: list[str] = field(default_factory=list)
 
 
 class _UdpSink:
@@ -351,8 +295,6 @@ def _breakdown(
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    from benchmarks.cold_donor_report import report
-
     parser = argparse.ArgumentParser(prog="python -m benchmarks.cold_donor", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", "-n", type=int, default=10, help="fresh interpreters per variant")
     parser.add_argument("--warm", type=int, default=3, help="warm donations after each first one")

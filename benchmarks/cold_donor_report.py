@@ -6,9 +6,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-from benchmarks.cold_donor import NO_PYC, PYC, SNAPSTART, ColdDonorResult, Sample, warmed_up
 from benchmarks.cold_donor_child import END_MARKER, FIRST_MARKER, INIT_MARKER
-from benchmarks.cold_start import _package, parse_importtime
+from benchmarks.cold_donor_results import NO_PYC, PYC, SNAPSTART, ColdDonorResult, Sample, warmed_up
+from benchmarks.cold_start import package_of, parse_importtime
 from benchmarks.common import median, percentile, table
 from benchmarks.lambda_layout import on_lambda, vcpu_share
 
@@ -186,8 +186,8 @@ def _by_package(sections: list[str]) -> list[tuple[str, float, int]]:
     for text in sections:
         totals: dict[str, tuple[float, int]] = {}
         for module, _, self_ms, _ in parse_importtime(text):
-            ms, count = totals.get(_package(module), (0.0, 0))
-            totals[_package(module)] = (ms + self_ms, count + 1)
+            ms, count = totals.get(package_of(module), (0.0, 0))
+            totals[package_of(module)] = (ms + self_ms, count + 1)
         per_run.append(totals)
     packages = {p for run in per_run for p in run}
     rows = [

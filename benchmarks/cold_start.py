@@ -302,7 +302,7 @@ def run(
 # --------------------------------------------------------------------------- reporting
 
 
-def _package(module: str) -> str:
+def package_of(module: str) -> str:
     """The top-level package; standard library modules are told apart too (asyncio, email...), and marked."""
     top = module.split(".")[0]
     return f"{top} (stdlib)" if top in sys.stdlib_module_names else top
@@ -317,7 +317,7 @@ def what_the_handler_adds(
     extra_rows = [row for row in handler_rows if row[0] not in already]
     by_package: dict[str, float] = {}
     for module, _, self_ms, _ in extra_rows:
-        by_package[_package(module)] = by_package.get(_package(module), 0.0) + self_ms
+        by_package[package_of(module)] = by_package.get(package_of(module), 0.0) + self_ms
     extra = sum(by_package.values())
     heavy = sorted(by_package.items(), key=lambda kv: -kv[1])[:8]
     listed = ", ".join(f"{package} {ms:.0f} (via {_importer(handler_rows, package, already)})" for package, ms in heavy)
@@ -328,13 +328,13 @@ def _importer(rows: list[tuple[str, int, float, float]], package: str, skip: set
     """The first module outside ``package`` that imported it (children are listed before their parent),
     looking only at modules not in ``skip`` (those the bare import loads too)."""
     skip = skip or set()
-    first = next((i for i, row in enumerate(rows) if _package(row[0]) == package and row[0] not in skip), None)
+    first = next((i for i, row in enumerate(rows) if package_of(row[0]) == package and row[0] not in skip), None)
     if first is None:
         return "?"
     depth = rows[first][1]
     for module, row_depth, _, _ in rows[first + 1 :]:
         if row_depth < depth:
-            if _package(module) != package:
+            if package_of(module) != package:
                 return module
             depth = row_depth
     return "the handler"

@@ -335,10 +335,6 @@ def warm_up_lines(run: CostRun, prices: dict[str, Any]) -> list[BillLine]:
     return bill
 
 
-# The card-testing metrics (donations.screening): emitted only when an attempt is refused or a check fails.
-CARD_TESTING_METRICS = ("CardTestingRefusals (total, reason=velocity, reason=challenge)", "CardTestingCheckFailures")
-
-
 def _waf_lines(run: CostRun, prices: dict[str, Any]) -> tuple[list[Line], list[str]]:
     """WAF in front of the API (on by default): every API request inspected (the web ACL and its rules
     are fixed lines, benchmarks.cost_bill); and a note on the card-testing metrics."""

@@ -11,7 +11,7 @@ from benchmarks.cost_pricing import CostModel, dynamodb_units
 from benchmarks.cost_run import RECONCILER
 
 TARGET_PER_1000 = 0.01
-TARGET_FIXED = 5.00  # US$ a month without WAF and SnapStart (issue #17)
+TARGET_FIXED = 5.00  # US$ a month without WAF and SnapStart: what a small charity can carry
 
 
 def report(model: CostModel, out: TextIO | None = None) -> str:

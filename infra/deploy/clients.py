@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import boto3
 
-from donations_ops.clients import ClientCache
+from donations_ops.aws import ClientCache
 
 
 class AwsClients(ClientCache):

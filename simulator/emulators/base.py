@@ -19,7 +19,14 @@ from types import FrameType, TracebackType
 from typing import Any, ClassVar, Self
 
 from simulator.emulators.faults import MAX_HOLD_MS, TERMINAL_KINDS, Fault, FaultInjector
-from simulator.emulators.serving import CONTROL_PREFIX, HOST, Request, Response, _Handler, _Server
+from simulator.emulators.serving import (
+    CONTROL_PREFIX,
+    HOST,
+    EmulatorHttpServer,
+    EmulatorRequestHandler,
+    Request,
+    Response,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +46,7 @@ class EmulatorServer:
         self._requested_port = port
         self._lock = threading.RLock()
         self._stopping = threading.Event()
-        self._server: _Server | None = None
+        self._server: EmulatorHttpServer | None = None
         self._thread: threading.Thread | None = None
         self._latency: dict[str, tuple[float, float]] = {}
         self._requests: Counter[str] = Counter()
@@ -50,7 +57,7 @@ class EmulatorServer:
         if self._server is not None:
             raise RuntimeError(f"{self.name} already started")
         self._stopping.clear()
-        self._server = _Server(self._requested_port, self)
+        self._server = EmulatorHttpServer(self._requested_port, self)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},  # short poll so stop() returns quickly
@@ -144,7 +151,7 @@ class EmulatorServer:
         return Response.json(500, {"error": "emulator bug, see logs"})
 
     # -- request pipeline ----------------------------------------------------------
-    def _serve(self, conn: _Handler, req: Request) -> None:
+    def _serve(self, conn: EmulatorRequestHandler, req: Request) -> None:
         if req.path.startswith(CONTROL_PREFIX):
             conn.send(self._control(req))
             return
@@ -156,7 +163,9 @@ class EmulatorServer:
         self._apply_delays(fired, "before")
         self.respond(conn, req, fired, terminal)
 
-    def respond(self, conn: _Handler, req: Request, fired: Sequence[Fault], terminal: Fault | None) -> None:
+    def respond(
+        self, conn: EmulatorRequestHandler, req: Request, fired: Sequence[Fault], terminal: Fault | None
+    ) -> None:
         """Execute the request and answer it, after route latency and "before" delays were applied.
 
         ``fired`` are the faults picked for this request, ``terminal`` the one (if any) that replaces
@@ -199,7 +208,7 @@ class EmulatorServer:
         if ms > 0:
             self._stopping.wait(ms / 1000)  # interruptible, so stop() never waits on latency
 
-    def _apply_fault(self, conn: _Handler, fault: Fault, req: Request) -> None:
+    def _apply_fault(self, conn: EmulatorRequestHandler, fault: Fault, req: Request) -> None:
         if fault.kind == "reset":
             conn.reset_connection()
         elif fault.kind == "timeout":

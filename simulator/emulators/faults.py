@@ -16,14 +16,10 @@ import itertools
 import random
 import threading
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 FaultKind = Literal["latency", "http_error", "rate_limit", "lock_timeout", "reset", "timeout", "stored_error"]
-Phase = Literal["before", "after"]
-
-ALL_KINDS: frozenset[str] = frozenset(
-    {"latency", "http_error", "rate_limit", "lock_timeout", "reset", "timeout", "stored_error"}
-)
+ALL_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
 # Kinds that replace the response; "latency" only delays it.
 TERMINAL_KINDS: frozenset[str] = ALL_KINDS - {"latency"}
 DEFAULT_TIMEOUT_HOLD_MS = 30_000

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -156,14 +156,6 @@ def _validator() -> Draft202012Validator:
     formats.checks("email", raises=EmailNotValidError)(_is_email)
     # OpenAPI 3.1 schemas are JSON Schema 2020-12, whose "format" only annotates unless a checker is given.
     return Draft202012Validator(schema, format_checker=formats)
-
-
-def mail_send_schema() -> Json:
-    """The corrected schema the emulator validates with."""
-    schema = _validator().schema
-    if not isinstance(schema, Mapping):
-        raise TypeError("the mail send schema is not an object")
-    return dict(schema)
 
 
 def _is_email(value: object) -> bool:

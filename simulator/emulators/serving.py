@@ -1,7 +1,7 @@
 """The emulators' HTTP plumbing: one request and answer, the keep-alive handler, the threaded server.
 
-Each emulator (simulator.emulators.base.EmulatorServer) owns one ``_Server`` on 127.0.0.1; its
-``_Handler`` parses a request and hands it to the emulator, and can misbehave on purpose (reset
+Each emulator (simulator.emulators.base.EmulatorServer) owns one ``EmulatorHttpServer`` on 127.0.0.1; its
+``EmulatorRequestHandler`` parses a request and hands it to the emulator, and can misbehave on purpose (reset
 the connection, hold it without answering) when a fault says so.
 """
 
@@ -60,12 +60,12 @@ class Response:
         return cls(status, json.dumps(payload).encode(), merged)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class EmulatorRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like the real APIs behind the SDKs' pooled sessions
     server_version = "emulator"
     sys_version = ""
     timeout = 120  # idle keep-alive connections are dropped eventually
-    server: _Server
+    server: EmulatorHttpServer
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: no access log on stderr
         return
@@ -137,7 +137,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.emulator._stopping.wait(seconds)
 
 
-class _Server(ThreadingHTTPServer):
+class EmulatorHttpServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
@@ -145,7 +145,7 @@ class _Server(ThreadingHTTPServer):
         self.emulator = emulator
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
-        super().__init__((HOST, port), _Handler)
+        super().__init__((HOST, port), EmulatorRequestHandler)
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind does a reverse DNS lookup; skip it, the name is fixed.

@@ -26,7 +26,7 @@ from donations.notify import describe
 from donations_ops import actions, lookup, parked, report
 from donations_ops.alarms import stack_alarms
 from donations_ops.aws import Clients
-from donations_ops.stack import OpsError, Stack, discover, resolve_dlq
+from donations_ops.stack_resources import OpsError, Stack, discover, resolve_dlq
 from donations_ops.target import Target
 from infra.deploy import PROJECT_ROOT
 

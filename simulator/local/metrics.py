@@ -25,6 +25,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from donations.settlement import UNRECORDED_CHARGES_DIMENSIONS
+
 log = logging.getLogger("donations.local")
 
 # A context variable, so the threads a handler hands work to (with contextvars.copy_context(), as the
@@ -63,18 +65,22 @@ def put_metric(
     )
 
 
+_SHARED_SERVICES = frozenset({UNRECORDED_CHARGES_DIMENSIONS["service"]})
+
+
 def emf_metric_data(
     document: dict[str, Any], service: str | None
 ) -> Iterator[tuple[str, str, float, dict[str, str], str]]:
     """(namespace, name, value, dimensions, unit) for each metric of one EMF document.
 
     The ``service`` dimension is set to the emitting function's service: every local function
-    shares one process (and one environment), where on AWS each has its own.
+    shares one process (and one environment), where on AWS each has its own. A series several
+    functions share on purpose (its ``service`` set by the code, e.g. UnrecordedCharges) keeps its own.
     """
     for directive in document.get("_aws", {}).get("CloudWatchMetrics", []):
         for dimension_set in directive.get("Dimensions", [[]]):
             dimensions = {name: str(document.get(name, "")) for name in dimension_set}
-            if service and "service" in dimensions:
+            if service and "service" in dimensions and dimensions["service"] not in _SHARED_SERVICES:
                 dimensions["service"] = service
             for metric in directive.get("Metrics", []):
                 values = document.get(metric["Name"])

@@ -1,6 +1,6 @@
 """The run command says "Ready." only once a charge can succeed.
 
-What was seen (issue #13): a stack started seconds after a heavy job answered 503 to all 55
+What was seen: a stack started seconds after a heavy job answered 503 to all 55
 charges; the Stripe emulator counted 55 ``POST /v1/payment_intents`` and created no PaymentIntent,
 while a direct request to the emulator worked; four fresh starts did not reproduce it. What the
 code says about it:
@@ -122,6 +122,7 @@ STRIPE_KEY_PROBES: dict[str, Callable[[stripe.StripeClient], object]] = {
     "charge": _retrieve_probe,
     "tokenize": lambda client: client.v1.customers.list(params={"email": PROBE_EMAIL, "limit": 1}),
     "reconciler": _retrieve_probe,
+    "renew": _retrieve_probe,
 }
 """Each function's Stripe key, tried on a harmless read of the resource its job is about."""
 

@@ -19,8 +19,8 @@ from typing import Any
 from donations.redaction import looks_like_card_number
 from donations_ops.alarms import stack_alarms
 from donations_ops.queues import queue_counts
-from donations_ops.stack import Stack as OpsStack
-from donations_ops.stack import discover
+from donations_ops.stack_resources import Stack as OpsStack
+from donations_ops.stack_resources import discover
 from donations_ops.target import Target
 from simulator.emulators.sendgrid_emulator import SendGridEmulator
 from simulator.emulators.stripe import StripeEmulator
@@ -451,7 +451,7 @@ class LocalStack:
         self, method: str, path: str, query: str, body: bytes, headers: list[tuple[str, str]]
     ) -> tuple[int, Any]:
         parts = path.strip("/").split("/")[1:]
-        # The console's alarms, DLQ tools, donor lookup, report and runbook (issue #15).
+        # The console's alarms, DLQ tools, donor lookup, report and runbook.
         answer = self.console_api.handle(method, "/".join(parts), query, body, headers)
         if answer is not None:
             return answer

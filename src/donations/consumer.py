@@ -10,7 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from aws_lambda_powertools.utilities.batch import (
     AsyncBatchProcessor,
@@ -191,7 +191,16 @@ def sqs_batch_processor() -> AsyncBatchProcessor:
     return AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
-def sqs_lambda_handler(consumer: Callable[[], StepConsumer]) -> Callable[[dict[str, Any], LambdaContext], Any]:
+class RecordConsumer(Protocol):
+    """What a queue's Lambda entry point runs for each record (StepConsumer; donations.renewal_queue)."""
+
+    @property
+    def settings(self) -> ConsumerSettings: ...
+
+    def handle(self, record: SQSRecord) -> None: ...
+
+
+def sqs_lambda_handler(consumer: Callable[[], RecordConsumer]) -> Callable[[dict[str, Any], LambdaContext], Any]:
     """The Lambda entry point of a queue consumer: Powertools' partial batch response around one step.
 
     The records of a batch are handled side by side (Powertools' async processor, each record in a

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -30,7 +29,6 @@ from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 from donations.currencies import amount_problem
 from donations.redaction import find_card_data
 
-IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
 PAYMENT_METHOD_PATTERN = r"^pm_[A-Za-z0-9_]{1,250}$"
 MAX_METADATA_KEYS = 20
 # The charge writes these into the PaymentIntent's metadata itself (donations.payments).
@@ -274,6 +272,12 @@ class Donation(BaseModel):
     charge_attempt: int = 0
     charge_attempt_started_at: str | None = None
     charge_attempt_spent: bool = False
+    # When the attempt was found spent: its PaymentIntent, if any, was created between the attempt's
+    # start and this time (PaymentsStripe.find_attempt reads only that stretch of Stripe's list).
+    charge_attempt_spent_at: str | None = None
+    # Stripe took the money while this record said canceled, failed or declined: what it said then
+    # (donations.settlement). The donor may have been told otherwise: an operator follows up.
+    corrected_from: DonationStatus | None = None
     # The same for the tokenize step's Customer and attach keys (donations.steps.save_card).
     card_attempt: int = 0
     # Money moving back after the charge, as Stripe's webhooks report it (donations.webhooks).

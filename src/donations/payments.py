@@ -61,11 +61,14 @@ def build_stripe_client(settings: StripeClientSettings, api_key: str) -> stripe.
 
 # The warm-up's list asks for PaymentIntents created after this many seconds from now: none exist.
 _EMPTY_PAGE_AHEAD_SECONDS = 3600
-# How far back (seconds) from an attempt's recorded start its PaymentIntent may have been created:
-# clock skew between us and Stripe, with room to spare.
-_CREATED_SKEW_SECONDS = 300
+# How far outside an attempt's recorded start and end (our clock) its PaymentIntent's ``created``
+# (Stripe's clock, whole seconds) may fall. Both clocks are kept by NTP (Lambda: "The execution
+# environment uses NTP to synchronize the system clock", docs.aws.amazon.com/lambda/latest/dg/
+# configuration-envvars.html, TZ): their drift is milliseconds, so 10 s is room to spare, and keeps
+# an attempt's stretch to about 20 s, one list page at 300,000 PaymentIntents a day.
+_CREATED_SKEW_SECONDS = 10
 # A list page holds at most 100 objects; an account creating more than this many PaymentIntents in an
-# attempt's window is asked again later (the donor is told to retry) rather than read without end.
+# attempt's stretch (about 4 million a day) is asked again later rather than read without end.
 _MAX_LIST_PAGES = 10
 
 
@@ -166,21 +169,65 @@ class StripePayments:
         # each on first use, and building them was most of the CPU the first charge spent beyond a warm one.
         _answer_classes = (stripe.PaymentIntent, stripe.Charge)
 
+    def charge_saved_card(self, donation: Donation, customer_id: str, idempotency_key: str) -> ChargeOutcome:
+        """Charge a saved card with the donor away (a monthly renewal), once per ``idempotency_key``.
+
+        Stripe's "Charging Saved Cards", off-session (docs.stripe.com/payments/cards/charging-saved-cards;
+        stripe.com/docs/payments/payment-intents/off-session): ``customer`` and ``payment_method``,
+        ``off_session`` and ``confirm``. Test cards: docs.stripe.com/testing, "Authentication and setup".
+        A card the bank wants authenticated fails with the card error ``authentication_required``
+        (CardDeclined with that decline code), never ``requires_action``.
+        Raises CardDeclined, or RetryableStepFailure when Stripe could not answer (the message comes back).
+        """
+        params = stripe.params.PaymentIntentCreateParams(
+            amount=donation.amount,
+            currency=donation.currency,
+            customer=customer_id,
+            payment_method=donation.payment_method,
+            allowed_payment_method_types=["card"],
+            off_session=True,
+            confirm=True,
+            metadata={
+                **donation.metadata,
+                "donation_id": donation.donation_id,
+                "charge_attempt": str(donation.charge_attempt),
+            },
+            description=f"Donation {donation.donation_id}",
+            expand=["latest_charge"],
+        )
+        try:
+            intent = self._client.v1.payment_intents.create(params=params, options={"idempotency_key": idempotency_key})
+        except stripe.CardError as error:
+            raise _declined(error) from error
+        except stripe.StripeError as error:
+            verdict = classify(error)
+            failure = RetryableStepFailure if verdict.retryable else PermanentStepFailure
+            raise failure(f"renew:{verdict.reason}") from error
+        return _outcome(intent)
+
     def find_attempt(self, donation: Donation) -> IntentSnapshot | None:
         """The PaymentIntent this donation's current charge attempt created, if it created one.
 
-        Reads Stripe's PaymentIntent list (consistent, unlike search), newest first, back to a few
-        minutes before the attempt started, and matches the metadata every charge carries. Raises
-        ServiceUnavailable when the window holds more PaymentIntents than it is reasonable to read now.
+        Reads Stripe's PaymentIntent list (consistent, unlike search) over the attempt's own stretch of
+        time only: created from its start to when it was found spent (the request that got Stripe's
+        stored error had then had its answer, so anything it created is older), each bound widened by
+        _CREATED_SKEW_SECONDS. Its cost is the PaymentIntents created in those seconds: the same an
+        hour or a day after the attempt, on a quiet account or a busy one (list bounds ``created[gte]``
+        and ``created[lte]``, stripe.params.PaymentIntentListParamsCreated). It matches the metadata
+        every charge carries. Raises ServiceUnavailable when even that stretch holds more
+        PaymentIntents than it is reasonable to read now.
         """
         started = _unix(donation.charge_attempt_started_at or donation.created_at) - _CREATED_SKEW_SECONDS
-        params: dict[str, Any] = {"created": {"gte": started}, "limit": 100}
+        created: dict[str, int] = {"gte": started}
+        if donation.charge_attempt_spent_at:  # records from before it was kept: open-ended, as they were
+            created["lte"] = _unix(donation.charge_attempt_spent_at) + _CREATED_SKEW_SECONDS
+        params: dict[str, Any] = {"created": created, "limit": 100}
+        wanted = {"donation_id": donation.donation_id, "charge_attempt": str(donation.charge_attempt)}
         for _ in range(_MAX_LIST_PAGES):
             try:
                 page = self._client.v1.payment_intents.list(params=params)  # type: ignore[arg-type]
             except stripe.StripeError as error:
                 raise ServiceUnavailable("The payment service is unavailable; please try again shortly.") from error
-            wanted = {"donation_id": donation.donation_id, "charge_attempt": str(donation.charge_attempt)}
             for intent in page.data:
                 metadata = _metadata(intent)
                 if all(metadata.get(key) == value for key, value in wanted.items()):
@@ -214,6 +261,26 @@ class StripePayments:
             params={"query": f"metadata['donation_id']:'{donation_id}'", "limit": 10}
         )
         return [_snapshot(intent) for intent in found.data]
+
+    def succeeded_between(self, start: int, end: int, *, max_pages: int) -> tuple[list[IntentSnapshot], bool]:
+        """The PaymentIntents that succeeded and were created from ``start`` to before ``end`` (unix
+        seconds), read with Stripe's search (fields ``status`` and ``created``, docs.stripe.com/search#
+        query-fields-for-payment-intents), at most ``max_pages`` pages of 100; and whether that was all.
+
+        Search lags: "under normal operating conditions, data is searchable in under 1 minute",
+        delayed "during an outage" (docs.stripe.com/search#data-freshness), "up to an hour"
+        (docs.stripe.com/api/payment_intents/search). The caller asks about stretches old enough.
+        """
+        query = f"status:'succeeded' AND created>={start} AND created<{end}"
+        params: dict[str, Any] = {"query": query, "limit": 100}
+        found: list[IntentSnapshot] = []
+        for _ in range(max_pages):
+            page = self._client.v1.payment_intents.search(params=params)  # type: ignore[arg-type]
+            found += [_snapshot(intent) for intent in page.data]
+            if not page.has_more or not page.next_page:
+                return found, True
+            params["page"] = page.next_page
+        return found, False
 
     def cancel(self, donation_id: str, payment_intent_id: str) -> IntentSnapshot:
         """Cancel an abandoned PaymentIntent so a late authentication cannot take the money.
@@ -316,6 +383,9 @@ def _snapshot(intent: stripe.PaymentIntent) -> IntentSnapshot:
         decline_code=decline_code,
         authentication_failed=error is not None and error.code == "payment_intent_authentication_failure",
         client_secret=intent.client_secret,
+        donation_id=_metadata(intent).get("donation_id"),
+        amount=intent.amount,
+        currency=intent.currency,
     )
 
 

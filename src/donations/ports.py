@@ -45,6 +45,28 @@ class IntentSnapshot:
     """Set when the last payment attempt was a card decline (donor-safe code, as in CardDeclined)."""
     authentication_failed: bool = False
     client_secret: str | None = None
+    donation_id: str | None = None
+    """``metadata['donation_id']``: the donation it charges, if it is one of ours (or another stack's)."""
+    amount: int | None = None
+    currency: str | None = None
+
+
+@dataclass(frozen=True)
+class CurrentCharge:
+    """A Stripe event's PaymentIntent, as the donation's current charge: the charge attempt its metadata
+    names, not spent (a spent attempt is being replaced by the next), and no other PaymentIntent
+    recorded. A failure of anything else (a superseded attempt) must not end the donation."""
+
+    attempt: int
+    payment_intent_id: str
+
+    def holds_for(self, donation: Donation) -> bool:
+        """Tested on a record read before; the store's write checks it again."""
+        return (
+            donation.charge_attempt == self.attempt
+            and not donation.charge_attempt_spent
+            and donation.payment_intent_id in (None, self.payment_intent_id)
+        )
 
 
 @dataclass(frozen=True)
@@ -114,9 +136,21 @@ class Store(Protocol):
         card: tuple[str | None, str | None] | None = None,
     ) -> Donation: ...
     def mark_requires_action(self, donation_id: str, payment_intent_id: str) -> Donation: ...
-    def mark_declined(self, donation_id: str, decline_code: str, payment_intent_id: str | None) -> Donation: ...
-    def mark_failed(self, donation_id: str, reason: str) -> Donation: ...
-    def mark_canceled(self, donation_id: str, reason: str, payment_intent_id: str | None) -> Donation: ...
+    def mark_declined(
+        self,
+        donation_id: str,
+        decline_code: str,
+        payment_intent_id: str | None,
+        *,
+        current: CurrentCharge | None = None,
+    ) -> Donation: ...
+    def mark_failed(self, donation_id: str, reason: str, *, current: CurrentCharge | None = None) -> Donation: ...
+    def mark_canceled(
+        self, donation_id: str, reason: str, payment_intent_id: str | None, *, current: CurrentCharge | None = None
+    ) -> Donation: ...
+    def record_money_taken(
+        self, donation_id: str, payment_intent_id: str, payment_method_id: str | None, *, recorded_as: DonationStatus
+    ) -> Donation: ...
 
     # follow-ups (donations.followups) and the reconciler's query
     def claim_followups(self, donation_id: str, lease_seconds: int, now: float | None = None) -> bool: ...
@@ -153,6 +187,7 @@ class Payments(Protocol):
     def lookup(self, payment_intent_id: str) -> IntentSnapshot: ...
     def find_for_donation(self, donation_id: str) -> list[IntentSnapshot]: ...
     def cancel(self, donation_id: str, payment_intent_id: str) -> IntentSnapshot: ...
+    def succeeded_between(self, start: int, end: int, *, max_pages: int) -> tuple[list[IntentSnapshot], bool]: ...
     def save_card(self, donation: Donation) -> SavedCard: ...
     def card_fingerprint(self, payment_method_id: str) -> str | None: ...
 

@@ -13,6 +13,16 @@ What it repairs (every write conditional, every message safe to deliver twice):
   still unfinished after the action timeout → canceled at Stripe, then recorded.
 * Anything older than the max age is reported (``stale``, counted in ReconcileFailures), not retried:
   a donation stuck that long needs a person.
+* **Money the records miss** (the sweep, :func:`_sweep`): every PaymentIntent that succeeded is held
+  against its donation's record, whatever that says. A record saying canceled, failed, declined
+  (or still pending, or awaiting 3-D Secure) is settled as charged and its follow-ups published
+  (donations.settlement); canceled, failed or declined, or a second PaymentIntent for a donation
+  charged under another, is counted in ``UnrecordedCharges``, whose alarm pages. Each run reads the
+  succeeded PaymentIntents of one schedule interval, twice over: just past the grace period (search
+  is fresh within a minute normally) and again an hour later (an outage can delay search by up to an
+  hour). The intervals of consecutive runs tile, so each PaymentIntent is read twice and no more:
+  Stripe's cost is two searches per run plus one per 100 successes, at most _SWEEP_MAX_PAGES per
+  stretch (a busier stretch is reported in ReconcileFailures, not read without end).
 
 Why search, and not "replay the create with the same idempotency key": a replay returns Stripe's
 stored answer only if the first request reached Stripe. If it did not (Stripe down, crash before
@@ -48,6 +58,7 @@ from donations.models import Donation, DonationStatus
 from donations.observability import MetricUnit, logger, metrics
 from donations.ports import IntentSnapshot, Payments, Publisher, Store
 from donations.settings import ReconcilerSettings
+from donations.settlement import settle_money_taken
 from donations.store import ConditionFailed
 
 
@@ -77,6 +88,7 @@ class ReconcilePolicy:
     idempotency_window: timedelta
     action_timeout: timedelta
     batch_size: int
+    interval: timedelta = timedelta(minutes=5)
 
     @classmethod
     def from_settings(cls, settings: ReconcilerSettings) -> ReconcilePolicy:
@@ -86,6 +98,7 @@ class ReconcilePolicy:
             idempotency_window=timedelta(seconds=settings.stripe_idempotency_window_seconds),
             action_timeout=timedelta(seconds=settings.reconcile_action_timeout_seconds),
             batch_size=settings.reconcile_batch_size,
+            interval=timedelta(seconds=settings.reconcile_interval_seconds),
         )
 
 
@@ -147,7 +160,69 @@ def reconcile(
                 logger.warning("Reconcile run out of time; the next run continues")
                 return _report(summary)
             summary.counts[_settle_one(run, settle, donation_id, status)] += 1
+    for start, end in sweep_windows(run.now, policy):
+        if out_of_time():
+            logger.warning("Reconcile run out of time; the sweep's stretch waits for its second look")
+            return _report(summary)
+        summary.counts.update(_sweep(run, start, end))
     return _report(summary)
+
+
+def sweep_windows(now: datetime, policy: ReconcilePolicy) -> list[tuple[datetime, datetime]]:
+    """The stretches of creation time a run's sweep reads: one schedule interval ending at the grace
+    period, and the same an hour (Stripe search's worst documented lag) before."""
+    end = now - policy.grace
+    return [(end - lag - policy.interval, end - lag) for lag in (timedelta(0), SEARCH_LAG)]
+
+
+def _sweep(run: _Run, start: datetime, end: datetime) -> Counter[Outcome]:
+    counts: Counter[Outcome] = Counter()
+    try:
+        intents, complete = run.payments.succeeded_between(
+            int(start.timestamp()), int(end.timestamp()), max_pages=_SWEEP_MAX_PAGES
+        )
+    except Exception:
+        logger.exception("Could not read Stripe's succeeded payments; their second look retries")
+        counts[Outcome.ERROR] += 1
+        return counts
+    if not complete:
+        logger.error("More succeeded payments than the sweep reads in one stretch", extra={"from": _iso(start)})
+        counts[Outcome.ERROR] += 1
+    for intent in intents:
+        outcome = _held_against_record(run, intent)
+        if outcome is not None:
+            counts[outcome] += 1
+    return counts
+
+
+def _held_against_record(run: _Run, intent: IntentSnapshot) -> Outcome | None:
+    """Settle a succeeded PaymentIntent's donation if its record does not show it; None if it does."""
+    if intent.donation_id is None:
+        return None  # not a donation
+    logger.append_keys(donation_id=intent.donation_id)
+    try:
+        donation = run.store.get(intent.donation_id)
+        if donation is None or (donation.amount, donation.currency) != (intent.amount, intent.currency):
+            return None  # not ours: another stack on the same Stripe account
+        if donation.status is DonationStatus.SUCCEEDED and donation.payment_intent_id == intent.id:
+            return None  # recorded; unpublished follow-ups are the SUCCEEDED settler's
+        if donation.status in _OPEN and not run.settled_down(donation):
+            return None  # the charge or the webhook is recording it right now
+        settle_money_taken(
+            donation,
+            intent.id,
+            intent.payment_method_id,
+            store=run.store,
+            publisher=run.publisher,
+            found_by="reconciler",
+            now=run.now.timestamp(),
+        )
+        return Outcome.CHARGED  # follow-ups another path holds the claim for are the SUCCEEDED settler's
+    except Exception:
+        logger.exception("Could not record a succeeded payment; its second look retries")
+        return Outcome.ERROR
+    finally:
+        logger.remove_keys(["donation_id"])
 
 
 def _settle_one(run: _Run, settle: _Settler, donation_id: str, status: DonationStatus) -> Outcome:
@@ -232,6 +307,13 @@ def _publish(run: _Run, donation: Donation, outcome: Outcome) -> Outcome:
     published = publish_follow_ups(donation, run.store, run.publisher, donation.correlation_id, now=run.now.timestamp())
     return outcome if published else Outcome.ERROR
 
+
+# Stripe search's documented worst lag ("up to an hour behind during outages",
+# docs.stripe.com/api/payment_intents/search): the sweep's second look at each stretch.
+SEARCH_LAG = timedelta(hours=1)
+# Search pages of 100 read per stretch: 2,000 succeeded payments in 5 minutes (576,000 a day).
+_SWEEP_MAX_PAGES = 20
+_OPEN = frozenset({DonationStatus.PENDING, DonationStatus.REQUIRES_ACTION})
 
 _Settler = Callable[[_Run, Donation], Outcome]
 _SETTLERS: dict[DonationStatus, _Settler] = {

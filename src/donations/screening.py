@@ -16,7 +16,8 @@ the decline rate. Here, for each new donation:
    fingerprint, one Stripe read, against the card's declines today. Past the limit: 429.
 
 A refused donation's record is removed again, so the same Idempotency-Key can come back after
-Retry-After or with a token. A resubmission of a donation admitted before is not judged again.
+Retry-After or with a token. A resubmission of a donation that exists is answered from its record
+and never judged: no CAPTCHA, 429 or attack-mode refusal for a donation that may be charged.
 After a decline, the address, the email and the card count it (once per donation), and the attack
 mode counts it towards opening.
 """
@@ -67,18 +68,28 @@ class Screening:
         client: Client,
         *,
         create: Callable[[], Donation],
+        existing: Callable[[], Donation | None],
         is_new: Callable[[Donation], bool],
         discard: Callable[[], None],
         cards: CardLookup,
     ) -> Donation:
         """``create()`` the donation's record if this client may try this card now; raise if not.
 
-        ``is_new(record)``: the record was created by this request (not a resubmission's).
-        ``discard()``: remove the record this request created, once it is refused. ``cards``: where
-        a suspect client's card fingerprint is looked up (Stripe).
+        ``existing()``: the donation's record, if there is one. ``is_new(record)``: the record was
+        created by this request (not a resubmission's). ``discard()``: remove the record this request
+        created, once it is refused. ``cards``: where a suspect client's card fingerprint is looked up
+        (Stripe).
+
+        Only new donations are judged. A resubmission (charged, declined, waiting for 3-D Secure, in
+        flight) is answered from its record first: a donor whose answer was lost must never be asked
+        for a CAPTCHA, or refused, for a donation that may already be charged. Where a refusal could
+        come before the record is written (under attack, or a token to verify, which Turnstile
+        accepts only once, so a retry resends a spent one), the record is read first.
         """
-        human = self._verified(client, donation_id)
         known = self.attack_mode.cached(self.mode_cache_seconds)
+        if (client.challenge_token or (known is not None and known.under_attack)) and existing() is not None:
+            return create()  # the record answers (or resumes) it: not judged again
+        human = self._verified(client, donation_id)
         if known is not None and known.under_attack and not human:
             raise self._refused(self._challenge_required("attack"), known, request, client)
         email = str(request.email)

@@ -127,6 +127,14 @@ class ReconcilerStripeKey(StripeSettings):
         return self.stripe_reconciler_secret_name
 
 
+class RenewStripeKey(StripeSettings):
+    stripe_renew_secret_name: Name
+
+    @property
+    def stripe_secret_name(self) -> str:
+        return self.stripe_renew_secret_name
+
+
 class MailSettings(ProviderCallSettings):
     """What the receipt says and who sends it, and where SendGrid is (empty: the real one)."""
 
@@ -247,6 +255,8 @@ class ReconcilerSettings(TableSettings, ReconcilerStripeKey, FollowUpQueues):
     # How long a donor may take to finish 3-D Secure before the PaymentIntent is canceled.
     reconcile_action_timeout_seconds: int = Field(default=24 * 3600, ge=0)
     reconcile_batch_size: int = Field(default=100, ge=1, le=1000)
+    # The schedule's rate: each run's sweep reads the succeeded payments of one interval (donations.reconcile).
+    reconcile_interval_seconds: int = Field(default=300, ge=60)
 
     @model_validator(mode="after")
     def _reconcile_windows_fit(self) -> Self:
@@ -269,6 +279,18 @@ class StripeWebhookSettings(ApiSettings, TableSettings, FollowUpQueues):
     webhook_max_body_bytes: int = Field(default=262_144, ge=65_536)
 
 
+class PledgeTableSettings(EnvSettings):
+    pledges_table: Name
+
+
+class ScheduleRenewalsSettings(TableSettings, PledgeTableSettings):
+    renewal_queue_url: Name
+
+
+class RenewSettings(ConsumerSettings, RenewStripeKey, FollowUpQueues, PledgeTableSettings):
+    renewal_dlq_url: Name
+
+
 class NotifierSettings(TableSettings):
     operator_topic_arn: Name
     alarm_name_prefix: Name
@@ -288,6 +310,8 @@ FUNCTION_SETTINGS: dict[str, type[EnvSettings]] = {
     "ReconcilerFunction": ReconcilerSettings,
     "StripeWebhookFunction": StripeWebhookSettings,
     "NotifierFunction": NotifierSettings,
+    "ScheduleRenewalsFunction": ScheduleRenewalsSettings,
+    "RenewFunction": RenewSettings,
 }
 """Each function of template.yaml (by logical id) and the settings its handler reads at INIT."""
 

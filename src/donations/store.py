@@ -29,7 +29,7 @@ from donations.models import (
     StepStatus,
     utc_now,
 )
-from donations.ports import ReceiptClaim, SavedCard
+from donations.ports import CurrentCharge, ReceiptClaim, SavedCard
 from donations.redaction import mask_email
 from donations.step_failures import ATTENTION_ATTRIBUTES as ATTENTION_ATTRIBUTES
 from donations.step_failures import DAY_INDEX as DAY_INDEX
@@ -120,15 +120,8 @@ class DonationStore(StepFailureWrites):
             charging_until=_CHARGING.ends(now, lease_seconds),
             donor_key=self._donor_key(str(request.email)),
         )
-        try:
-            self._table.put_item(
-                Item=donation.model_dump(mode="json", exclude_none=True),
-                ConditionExpression=Attr("donation_id").not_exists(),
-            )
+        if self._put_new(donation):
             return donation
-        except ClientError as error:
-            if not condition_failed(error):
-                raise
         existing = self.require(donation_id)
         if existing.request_hash != donation.request_hash:
             raise IdempotencyKeyReused(
@@ -145,6 +138,23 @@ class DonationStore(StepFailureWrites):
             )
         except ConditionFailed:
             raise RequestInProgress("This donation is being processed; retry in a moment.") from None
+
+    def create_renewal(self, donation: Donation) -> Donation:
+        """Write a renewal's donation (donations.renewals) unless it exists; either way, the record as stored."""
+        return donation if self._put_new(donation) else self.require(donation.donation_id)
+
+    def _put_new(self, donation: Donation) -> bool:
+        """Write the record unless one with its id exists (then False, and nothing written)."""
+        try:
+            self._table.put_item(
+                Item=donation.model_dump(mode="json", exclude_none=True),
+                ConditionExpression=Attr("donation_id").not_exists(),
+            )
+            return True
+        except ClientError as error:
+            if not condition_failed(error):
+                raise
+        return False
 
     def discard_refused(self, donation_id: str, correlation_id: str) -> None:
         """Remove a record this very request created (its correlation id) and the card-testing checks
@@ -170,7 +180,7 @@ class DonationStore(StepFailureWrites):
         """Stripe stored a server error under this attempt's key: the next request must not replay it."""
         self._update_quietly(
             donation_id,
-            {"charge_attempt_spent": True},
+            {"charge_attempt_spent": True, "charge_attempt_spent_at": utc_now()},
             condition=Attr("status").eq(DonationStatus.PENDING.value) & attempt_is("charge_attempt", attempt),
         )
 
@@ -187,6 +197,7 @@ class DonationStore(StepFailureWrites):
                 "charge_attempt": spent_attempt + 1,
                 "charge_attempt_started_at": utc_now(),
                 "charge_attempt_spent": False,
+                "charge_attempt_spent_at": None,
             },
             condition=Attr("status").eq(DonationStatus.PENDING.value)
             & attempt_is("charge_attempt", spent_attempt)
@@ -241,7 +252,15 @@ class DonationStore(StepFailureWrites):
             condition=Attr("status").is_in(_OPEN_STATUSES),
         )
 
-    def mark_declined(self, donation_id: str, decline_code: str, payment_intent_id: str | None) -> Donation:
+    def mark_declined(
+        self,
+        donation_id: str,
+        decline_code: str,
+        payment_intent_id: str | None,
+        *,
+        current: CurrentCharge | None = None,
+    ) -> Donation:
+        """``current``: only if that is still the donation's current charge (see CurrentCharge)."""
         return self._update(
             donation_id,
             {
@@ -251,23 +270,45 @@ class DonationStore(StepFailureWrites):
                 "failure_reason": f"card_declined:{decline_code}",
             },
             remove=[UNSETTLED, _CHARGING.attribute],
-            condition=Attr("status").is_in(_OPEN_STATUSES),
+            condition=_still_open(current),
         )
 
-    def mark_failed(self, donation_id: str, reason: str) -> Donation:
+    def mark_failed(self, donation_id: str, reason: str, *, current: CurrentCharge | None = None) -> Donation:
         return self._update(
             donation_id,
             {"status": DonationStatus.FAILED.value, "failure_reason": reason},
             remove=[UNSETTLED, _CHARGING.attribute],
-            condition=Attr("status").is_in(_OPEN_STATUSES),
+            condition=_still_open(current),
         )
 
-    def mark_canceled(self, donation_id: str, reason: str, payment_intent_id: str | None) -> Donation:
+    def mark_canceled(
+        self, donation_id: str, reason: str, payment_intent_id: str | None, *, current: CurrentCharge | None = None
+    ) -> Donation:
         return self._update(
             donation_id,
             {"status": DonationStatus.CANCELED.value, "failure_reason": reason, "payment_intent_id": payment_intent_id},
             remove=[UNSETTLED, _CHARGING.attribute],
-            condition=Attr("status").is_in(_OPEN_STATUSES),
+            condition=_still_open(current),
+        )
+
+    def record_money_taken(
+        self, donation_id: str, payment_intent_id: str, payment_method_id: str | None, *, recorded_as: DonationStatus
+    ) -> Donation:
+        """Record a charge Stripe made for a donation this record calls ``recorded_as`` (canceled, failed or
+        declined): charged after all, its follow-ups owed again (back in the reconciler's index), and
+        what the record said kept in ``corrected_from``. Only from that status (else ConditionFailed)."""
+        stamp = utc_now()
+        return self._update(
+            donation_id,
+            {
+                "status": DonationStatus.SUCCEEDED.value,
+                "payment_intent_id": payment_intent_id,
+                "payment_method_id": payment_method_id,
+                "charged_at": stamp,
+                "corrected_from": recorded_as.value,
+                UNSETTLED: stamp,
+            },
+            condition=Attr("status").eq(recorded_as.value) & Attr("status").is_in(_NOT_CHARGED_STATUSES),
         )
 
     def mark_followups_published(self, donation_id: str) -> None:
@@ -454,6 +495,19 @@ class DonationStore(StepFailureWrites):
 
 
 _OPEN_STATUSES = [DonationStatus.PENDING.value, DonationStatus.REQUIRES_ACTION.value]
+_NOT_CHARGED_STATUSES = [DonationStatus.CANCELED.value, DonationStatus.FAILED.value, DonationStatus.DECLINED.value]
+
+
+def _still_open(current: CurrentCharge | None) -> Any:
+    """Open, and with ``current``: that is still the donation's charge (CurrentCharge.holds_for, as a condition)."""
+    condition = Attr("status").is_in(_OPEN_STATUSES)
+    if current is None:
+        return condition
+    unspent = Attr("charge_attempt_spent").not_exists() | Attr("charge_attempt_spent").eq(False)
+    this_intent = Attr("payment_intent_id").not_exists() | Attr("payment_intent_id").eq(current.payment_intent_id)
+    return condition & attempt_is("charge_attempt", current.attempt) & unspent & this_intent
+
+
 # Set by the first write of its kind only (if_not_exists): a replayed charge keeps its time.
 _FIRST_CHARGE = frozenset({"charged_at"})
 # Sparse (only donations that reached Stripe have a payment_intent_id), keys only: see find_by_payment_intent.

@@ -27,6 +27,9 @@ STRIPE_KEY_PERMISSIONS: dict[str, dict[str, Access]] = {
     "tokenize": {"Customers": Access.WRITE, "PaymentMethods": Access.WRITE},
     # PaymentIntents.list, .search, .retrieve and .cancel (an abandoned 3-D Secure payment).
     "reconciler": {"PaymentIntents": Access.WRITE},
+    # A monthly renewal: PaymentIntents.create off-session on the saved card (customer + payment_method),
+    # .list (finding a spent attempt's intent); the charge expanded on the answer (latest_charge).
+    "renew": {"PaymentIntents": Access.WRITE, "Charges": Access.READ},
 }
 """Function -> Stripe resource -> the permission its restricted key needs; every other resource: None."""
 
@@ -34,5 +37,6 @@ STRIPE_KEY_VARIABLES: dict[str, str] = {
     "charge": "STRIPE_CHARGE_SECRET_NAME",
     "tokenize": "STRIPE_TOKENIZE_SECRET_NAME",
     "reconciler": "STRIPE_RECONCILER_SECRET_NAME",
+    "renew": "STRIPE_RENEW_SECRET_NAME",
 }
 """Function -> the environment variable naming the SecureString parameter that holds its key."""

@@ -14,9 +14,14 @@ The rules:
   so a redelivery, or a replay re-signed with a fresh timestamp, has one effect. Below that, every
   status change is conditional and the other writes set the same values again, so an event seen
   after its record expired (7 days; Stripe stops retrying after 3) moves nothing backwards.
-* **Same path as the charge.** A succeeded payment is recorded with ``mark_charged`` and its
-  follow-ups go through ``publish_follow_ups``, whose claim lets one of the charge, the webhook
-  and the reconciler publish when they race.
+* **Same path as the charge.** A succeeded payment is recorded and its follow-ups published by
+  ``settle_money_taken`` (donations.settlement), whose claim lets one of the charge, the webhook
+  and the reconciler publish when they race. It is money taken, for any charge attempt of the
+  donation and whatever the record said: never ignored (a conflict is counted and pages).
+* **Only the current charge fails a donation.** A failure or cancel event moves the donation only if
+  its PaymentIntent is the donation's current charge (``CurrentCharge``): the charge cancels a spent
+  attempt's PaymentIntent before it charges the next attempt, and that cancel's event may arrive
+  before the next attempt's charge is recorded.
 * **Fast.** DynamoDB and SQS only; no Stripe call (the event carries what we need).
 * **Out of order.** The charge writes the donation before it calls Stripe, so an event naming a
   donation we do not have is either early (a write not visible yet) or not ours (another
@@ -43,11 +48,11 @@ from donations.errors import (
     InvalidWebhookSignature,
     WebhookApiVersionRefused,
 )
-from donations.followups import publish_follow_ups
 from donations.models import Donation, DonationStatus
 from donations.observability import MetricUnit, logger, metrics
 from donations.payments import STRIPE_API_VERSION, donor_safe_decline_code
-from donations.ports import Publisher, Store
+from donations.ports import CurrentCharge, Publisher, Store
+from donations.settlement import settle_money_taken
 from donations.store import ConditionFailed
 
 SIGNATURE_HEADER = "Stripe-Signature"
@@ -67,7 +72,8 @@ class WebhookOutcome(StrEnum):
     REFUND_RECORDED = "refund_recorded"
     DISPUTE_RECORDED = "dispute_recorded"
     ALREADY_FINAL = "already_final"  # a failure for a donation that already ended (or an older refund)
-    CONFLICT = "conflict"  # Stripe took money for a donation we recorded as failed: an operator looks
+    CONFLICT = "conflict"  # Stripe took money for a donation recorded as not charged (now recorded), or twice
+    SUPERSEDED = "superseded"  # a failure or cancel of a charge attempt the donation has moved past
     IGNORED = "ignored"  # not a donation of ours, or a type we do not handle
 
 
@@ -151,16 +157,22 @@ def _payment_succeeded(delivery: _Delivery) -> WebhookOutcome:
     donation = _donation_for_intent(delivery, intent)
     if donation is None:
         return WebhookOutcome.IGNORED
-    if donation.status is not DonationStatus.SUCCEEDED:
-        try:
-            donation = delivery.store.mark_charged(
-                donation.donation_id, intent["id"], _id(intent.get("payment_method"))
-            )
-        except ConditionFailed:
-            return _conflict(delivery.store.require(donation.donation_id))
+    # Money taken, under whichever attempt and whatever the record says: recorded and followed up
+    # (also when already charged: if the path that charged it died before publishing, this finishes it).
+    was_open = donation.status in (DonationStatus.PENDING, DonationStatus.REQUIRES_ACTION)
+    donation, conflict = settle_money_taken(
+        donation,
+        intent["id"],
+        _id(intent.get("payment_method")),
+        store=delivery.store,
+        publisher=delivery.publisher,
+        found_by="stripe_webhook",
+    )
+    if conflict is not None:
+        metrics.add_metric(name="WebhookStateConflicts", unit=MetricUnit.Count, value=1)
+        return WebhookOutcome.CONFLICT
+    if was_open:
         metrics.add_metric(name="DonationsCharged", unit=MetricUnit.Count, value=1)
-    # Also when already succeeded: if the path that charged it died before publishing, this finishes it.
-    publish_follow_ups(donation, delivery.store, delivery.publisher, donation.correlation_id)
     return WebhookOutcome.SUCCEEDED
 
 
@@ -169,17 +181,20 @@ def _payment_failed(delivery: _Delivery) -> WebhookOutcome:
     donation = _donation_for_intent(delivery, intent)
     if donation is None:
         return WebhookOutcome.IGNORED
+    current = _current_charge(donation, intent)
+    if current is None:
+        return _superseded(donation)
     error = intent.get("last_payment_error") or {}
     try:
         if error.get("type") == "card_error":
             # Recorded as the charge records a decline, whichever of the two gets there first.
             code = donor_safe_decline_code(error.get("code"), error.get("decline_code"))
-            delivery.store.mark_declined(donation.donation_id, code, intent["id"])
+            delivery.store.mark_declined(donation.donation_id, code, intent["id"], current=current)
             return WebhookOutcome.DECLINED
-        delivery.store.mark_failed(donation.donation_id, str(error.get("code") or "payment_failed"))
+        delivery.store.mark_failed(donation.donation_id, str(error.get("code") or "payment_failed"), current=current)
         return WebhookOutcome.FAILED
     except ConditionFailed:
-        return _already_final(donation)
+        return _not_applied(delivery, donation, current)
 
 
 def _payment_canceled(delivery: _Delivery) -> WebhookOutcome:
@@ -187,13 +202,44 @@ def _payment_canceled(delivery: _Delivery) -> WebhookOutcome:
     donation = _donation_for_intent(delivery, intent)
     if donation is None:
         return WebhookOutcome.IGNORED
+    current = _current_charge(donation, intent)
+    if current is None:
+        return _superseded(donation)
     try:
         delivery.store.mark_canceled(
-            donation.donation_id, intent.get("cancellation_reason") or "canceled", intent["id"]
+            donation.donation_id, intent.get("cancellation_reason") or "canceled", intent["id"], current=current
         )
     except ConditionFailed:
-        return _already_final(donation)
+        return _not_applied(delivery, donation, current)
     return WebhookOutcome.CANCELED
+
+
+def _current_charge(donation: Donation, intent: dict[str, Any]) -> CurrentCharge | None:
+    """The event's PaymentIntent as the donation's current charge, or None if it is not (any more).
+
+    Not current: an attempt other than the record's (``metadata.charge_attempt``), a spent attempt (the
+    charge cancels its PaymentIntent before it takes the next one), or a PaymentIntent other than the
+    one recorded. Such a failure or cancel says nothing about the money the current charge may take.
+    """
+    attempt = str((intent.get("metadata") or {}).get("charge_attempt") or "0")
+    current = CurrentCharge(int(attempt) if attempt.isdigit() else -1, intent["id"])
+    return current if current.holds_for(donation) else None
+
+
+def _not_applied(delivery: _Delivery, donation: Donation, current: CurrentCharge) -> WebhookOutcome:
+    # The write lost: the donation ended meanwhile, or moved on to another charge.
+    now = delivery.store.require(donation.donation_id)
+    if now.status in (DonationStatus.PENDING, DonationStatus.REQUIRES_ACTION) and not current.holds_for(now):
+        return _superseded(now)
+    return _already_final(now)
+
+
+def _superseded(donation: Donation) -> WebhookOutcome:
+    logger.info(
+        "Event about a superseded charge attempt; not applied",
+        extra={"status": donation.status.value, "attempt": donation.charge_attempt},
+    )
+    return WebhookOutcome.SUPERSEDED
 
 
 def _donation_for_intent(delivery: _Delivery, intent: dict[str, Any]) -> Donation | None:
@@ -210,11 +256,9 @@ def _donation_for_intent(delivery: _Delivery, intent: dict[str, Any]) -> Donatio
             raise DonationNotRecordedYet(f"Donation {donation_id} is not recorded yet; retry later.")
         _unmatched("No such donation an hour after the event", donation_id)
         return None
-    if donation.payment_intent_id not in (None, intent["id"]) or (donation.amount, donation.currency) != (
-        intent.get("amount"),
-        intent.get("currency"),
-    ):
-        # Same donation id, another payment: e.g. another stack sharing this Stripe account.
+    if (donation.amount, donation.currency) != (intent.get("amount"), intent.get("currency")):
+        # Same donation id, another payment: e.g. another stack sharing this Stripe account. Every
+        # attempt of our donation charges its amount; which attempt it is, is the handlers' business.
         _unmatched("Event does not match the donation's payment", donation_id)
         return None
     logger.append_keys(donation_id=donation.donation_id)
@@ -271,14 +315,6 @@ def _donation_for_payment(
 
 
 # -- shared -------------------------------------------------------------------------------------
-
-
-def _conflict(donation: Donation) -> WebhookOutcome:
-    # mark_charged accepts open and succeeded donations: this one was declined, failed or canceled
-    # on our side while Stripe took the money (e.g. a retry in Stripe.js after a failed 3-D Secure).
-    metrics.add_metric(name="WebhookStateConflicts", unit=MetricUnit.Count, value=1)
-    logger.error("Stripe charged a donation recorded as not charged", extra={"status": donation.status.value})
-    return WebhookOutcome.CONFLICT
 
 
 def _already_final(donation: Donation) -> WebhookOutcome:

@@ -16,12 +16,14 @@ from botocore.config import Config
 from donations import snapstart
 from donations.followups import FollowUpPublisher
 from donations.identifiers import Identifiers
+from donations.pledges import PledgeStore
 from donations.secrets import ApiKeys
 from donations.settings import (
     CardTestingSettings,
     FollowUpQueues,
     IdentifierSettings,
     MailSettings,
+    PledgeTableSettings,
     SendGridSettings,
     StripeClientSettings,
     StripeSettings,
@@ -120,6 +122,13 @@ class Wiring:
     def identifiers(self) -> Identifiers:
         settings = self._section(IdentifierSettings)
         return Identifiers(lambda: self.api_keys.get(settings.identifier_secret_name))
+
+    @cached_property
+    def pledges(self) -> PledgeStore:
+        """The Pledges table (donations.pledges), for the functions whose settings name it."""
+        resource = self._session.resource("dynamodb", config=AWS_CONFIG)
+        snapstart.holds_connections(resource.meta.client)
+        return PledgeStore(resource.Table(self._section(PledgeTableSettings).pledges_table))
 
     @cached_property
     def publisher(self) -> FollowUpPublisher:

@@ -18,7 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from donations.models import FollowUpMessage, Step, deliverable_address
-from donations_ops import records
+from donations_ops import operator_store
 from donations_ops.alarms import firing_for_service
 from donations_ops.aws import Clients
 from donations_ops.parked import QUEUE_NAME, step_of, verdict, view
@@ -32,7 +32,7 @@ from donations_ops.redrive import (
     redrive,
     visible_count,
 )
-from donations_ops.stack import OpsError, Queue, Stack
+from donations_ops.stack_resources import OpsError, Queue, Stack
 
 SEARCH_LIMIT = 1000
 """Look at most at this many DLQ messages for one action (each is received, then handed back)."""
@@ -177,10 +177,10 @@ def alarms_against_redrive(clients: Clients, stack: Stack, dlq: Queue) -> list[s
 
 
 def _record_redrives(clients: Clients, stack: Stack, step: Step, donation_ids: list[str], note: str) -> None:
-    table = records.donations_table(clients, stack)
-    for donation in records.many(table, donation_ids).values():
-        with contextlib.suppress(records.RecordChanged):  # the step already ran again: nothing to note
-            records.record_redrive(table, donation, step, note)
+    table = operator_store.donations_table(clients, stack)
+    for donation in operator_store.many(table, donation_ids).values():
+        with contextlib.suppress(operator_store.RecordChanged):  # the step already ran again: nothing to note
+            operator_store.record_redrive(table, donation, step, note)
 
 
 @dataclass
@@ -201,7 +201,7 @@ class _Copy:
 
     def message(self, message: Message) -> None:
         donation_id = message_donation(message)
-        donation = records.get(self.table, donation_id) if donation_id else None
+        donation = operator_store.get(self.table, donation_id) if donation_id else None
         parked_reason = string_attributes(message).get("failure_reason")
         shown_reason = (donation.last_error or donation.failure_reason) if donation else parked_reason
         if (self.wanted and donation_id != self.wanted) or (self.reason and self.reason not in (shown_reason or "")):
@@ -224,10 +224,10 @@ class _Copy:
     def _count(self, donation: Any) -> int:
         """Noted before the send: the step may run (and change the record) as soon as it is sent."""
         try:
-            return records.record_redrive(self.table, donation, self.step, self.note)
-        except records.RecordChanged:
-            fresh = records.require(self.table, donation.donation_id)
-            return records.record_redrive(self.table, fresh, self.step, self.note)
+            return operator_store.record_redrive(self.table, donation, self.step, self.note)
+        except operator_store.RecordChanged:
+            fresh = operator_store.require(self.table, donation.donation_id)
+            return operator_store.record_redrive(self.table, fresh, self.step, self.note)
 
 
 def _copy_with_verdicts(
@@ -243,7 +243,7 @@ def _copy_with_verdicts(
     max_messages: int | None,
     rate: float | None,
 ) -> SafeRedrive:
-    sqs, table = clients("sqs"), records.donations_table(clients, stack)
+    sqs, table = clients("sqs"), operator_store.donations_table(clients, stack)
     destination = stack.source_of(dlq)
     result = SafeRedrive(dlq.logical_id, destination.logical_id, "copy")
     copy = _Copy(sqs, table, step, dlq, destination, result, Pacer(rate), donation_id, reason, force, note)
@@ -287,8 +287,8 @@ def discard(clients: Clients, stack: Stack, dlq: Queue, donation_id: str, note: 
     """Take the donation's message out of the DLQ for good, with the operator's note on the donation."""
     if not note.strip():
         raise OpsError("discard needs --note: say why, for whoever reads the donation next")
-    step, table = step_of(stack, dlq), records.donations_table(clients, stack)
-    records.record_discard(table, records.require(table, donation_id), step, note)
+    step, table = step_of(stack, dlq), operator_store.donations_table(clients, stack)
+    operator_store.record_discard(table, operator_store.require(table, donation_id), step, note)
     return remove_from_dlq(clients, dlq, donation_id)
 
 
@@ -300,12 +300,12 @@ def fix_email_and_resend(clients: Clients, stack: Stack, donation_id: str, email
         address = deliverable_address(email)
     except ValueError as error:
         raise OpsError(f"not an address the receipt can be sent to: {error}") from None
-    table = records.donations_table(clients, stack)
-    donation = records.require(table, donation_id)
+    table = operator_store.donations_table(clients, stack)
+    donation = operator_store.require(table, donation_id)
     if donation.status.value != "succeeded":
         raise OpsError(f"{donation_id} is {donation.status.value}: only a charged donation gets a receipt")
-    donor_key = records.identifiers(clients, stack).donor_key(address)
-    records.record_email_fix(table, donation, address, donor_key, note)
+    donor_key = operator_store.identifiers(clients, stack).donor_key(address)
+    operator_store.record_email_fix(table, donation, address, donor_key, note)
     dlq = next(q for q in stack.dlqs() if stack.source_of(q).logical_id == "ReceiptQueue")
     removed = remove_from_dlq(clients, dlq, donation_id)
     message = FollowUpMessage(type=Step.SEND_RECEIPT, donation_id=donation_id, correlation_id=donation.correlation_id)

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from donations_ops.aws import Clients
-from donations_ops.stack import Stack
+from donations_ops.stack_resources import Stack
 
 ALARM = "ALARM"
 

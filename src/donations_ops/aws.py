@@ -9,8 +9,6 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from donations_ops.clients import ClientCache
-
 Clients = Callable[[str], Any]
 """Service name -> boto3 client ("sqs", "cloudformation", ...)."""
 
@@ -20,6 +18,40 @@ MOTO_PORT_ENV = "DONATIONS_MOTO_PORT"
 """The local stack's moto port, as the run command reads it (a second stack on the machine sets it)."""
 ENDPOINT_ENV = "DONATIONS_OPS_ENDPOINT"
 LOCAL_REGION = "us-east-1"
+
+
+class ClientCache:
+    """``clients("sqs")`` -> one boto3 client per service, for one session, endpoint and config."""
+
+    def __init__(
+        self,
+        session: boto3.session.Session,
+        *,
+        endpoint_url: str | None = None,
+        config: Config | None = None,
+        region: str | None = None,
+    ) -> None:
+        self.session = session
+        self.endpoint_url = endpoint_url
+        self._config = config
+        self._region = region
+        self._clients: dict[str, Any] = {}
+
+    def __call__(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = self.session.client(
+                service, endpoint_url=self.endpoint_url, config=self._config, region_name=self._region
+            )
+        return self._clients[service]
+
+    def resource(self, service: str) -> Any:
+        """A boto3 resource (e.g. a DynamoDB Table's) for the same session, endpoint and config."""
+        key = f"resource:{service}"
+        if key not in self._clients:
+            self._clients[key] = self.session.resource(
+                service, endpoint_url=self.endpoint_url, config=self._config, region_name=self._region
+            )
+        return self._clients[key]
 
 
 def resolve_endpoint(endpoint_url: str | None, *, local: bool, environ: Mapping[str, str] | None = None) -> str | None:

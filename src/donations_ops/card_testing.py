@@ -14,7 +14,7 @@ from donations.attack_mode import DECLINES, REFUSALS, AttackModeRecord, ModeSett
 from donations.ports import AttackMode, Offender
 from donations.velocity import VelocityCounters, VelocityLimits
 from donations_ops.aws import Clients
-from donations_ops.stack import OpsError, Stack
+from donations_ops.stack_resources import OpsError, Stack
 
 VELOCITY_TABLE = "VelocityTable"
 KINDS = ("ip", "email", "card")

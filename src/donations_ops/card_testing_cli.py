@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +24,8 @@ from donations_ops.card_testing import (
     card_testing_status,
     force_attack_mode,
 )
-from donations_ops.stack import Stack, discover
+from donations_ops.cli_shared import print_json, stdout_console
+from donations_ops.stack_resources import Stack, discover
 
 OK, UNDER_ATTACK = 0, 1
 
@@ -56,9 +55,9 @@ def cmd_status(args: argparse.Namespace, clients: Clients) -> int:
     stack = discover(clients, args.stack_name)
     status = card_testing_status(clients, stack, top=args.top, day=args.day)
     if args.json:
-        _print_json({"stack": stack.name, **dataclasses.asdict(status)})
+        print_json({"stack": stack.name, **dataclasses.asdict(status)})
     else:
-        _print_status(_console(), status)
+        _print_status(stdout_console(), status)
     return UNDER_ATTACK if args.fail_on_attack and status.mode.under_attack else OK
 
 
@@ -74,9 +73,9 @@ def cmd_auto(args: argparse.Namespace, clients: Clients) -> int:
 
 def _print_mode(args: argparse.Namespace, stack: Stack, mode: AttackMode) -> int:
     if args.json:
-        _print_json({"stack": stack.name, "mode": dataclasses.asdict(mode)})
+        print_json({"stack": stack.name, "mode": dataclasses.asdict(mode)})
     else:
-        _console().print(Text(f"Attack mode: {mode_text(mode)}"))
+        stdout_console().print(Text(f"Attack mode: {mode_text(mode)}"))
     return OK
 
 
@@ -114,12 +113,3 @@ def _print_status(console: Console, status: CardTestingStatus) -> None:
 
 def _time(unix: float, layout: str = "%Y-%m-%d %H:%M:%SZ") -> str:
     return datetime.fromtimestamp(unix, UTC).strftime(layout)
-
-
-def _console() -> Console:
-    # Looked up at call time so tests capturing sys.stdout see the output; no colour unless a terminal.
-    return Console(file=sys.stdout, width=200, highlight=False, soft_wrap=False)
-
-
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, default=str))

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,20 +22,28 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from donations_ops import card_testing_cli
+from donations_ops import card_testing_cli, pledges_cli
 from donations_ops.alarms import AlarmState, stack_alarms
 from donations_ops.aws import Clients, make_clients, resolve_endpoint
+from donations_ops.cli_operator import add_operator_commands
+from donations_ops.cli_shared import (
+    INTERRUPTED,
+    OK,
+    PROBLEMS,
+    USAGE,
+    cell,
+    positive_int,
+    print_json,
+    stdout_console,
+)
 from donations_ops.queues import QueueDepth, queue_depths
 from donations_ops.receipts_cli import add_receipt_commands
 from donations_ops.redrive import MessageNotFound, replay
-from donations_ops.stack import OpsError, Stack, discover, resolve_dlq
+from donations_ops.stack_resources import OpsError, Stack, discover, resolve_dlq
 from donations_ops.stripe_cli import add_stripe_commands
 from donations_ops.target import DEFAULT_STACK, Target
 
 LOCAL_STACK_ENV = "DONATIONS_STACK_NAME"
-OK, PROBLEMS, USAGE, INTERRUPTED = 0, 1, 2, 130
-
-Command = Callable[[argparse.Namespace, Clients], int]
 
 
 def main(argv: Sequence[str] | None = None, *, clients: Clients | None = None) -> int:
@@ -95,7 +102,6 @@ def build_parser() -> argparse.ArgumentParser:
     alarms.set_defaults(command=cmd_alarms)
 
     # dlq list/show/peek/discard, the safe redrive, donor, report (imported here: it uses this module's helpers)
-    from donations_ops.cli_operator import add_operator_commands
 
     add_operator_commands(commands, target)
 
@@ -104,12 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
     one.add_argument("message_id", metavar="MESSAGE_ID", help="the SQS message id (see `dlq list`)")
     one.set_defaults(command=cmd_replay)
 
-    # receipts install-template (issue #18): donations_ops.receipts_cli
+    # receipts install-template: donations_ops.receipts_cli
     add_receipt_commands(commands)
     # stripe install-webhook: donations_ops.stripe_cli
     add_stripe_commands(commands, target)
     # card-testing status | on | off | auto: the attack mode and offenders (donations_ops.card_testing_cli)
-    card_testing_cli.register(commands, target, _positive_int)
+    card_testing_cli.register(commands, target, positive_int)
+    # pledges list | show: monthly pledges needing attention, or due on a day (donations_ops.pledges_cli)
+    pledges_cli.register(commands, target)
     return parser
 
 
@@ -156,20 +164,6 @@ def _fill_target_defaults(args: argparse.Namespace) -> None:
     args.target = Target(args.stack_name, local=args.local, endpoint_url=args.endpoint_url, region=args.region)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be greater than 0")
-    return value
-
-
 # --------------------------------------------------------------------------- commands
 
 
@@ -181,9 +175,9 @@ def cmd_status(args: argparse.Namespace, clients: Clients) -> int:
         f"{d.logical_id} holds {d.total} message(s)" for d in depths if d.role == "dlq" and d.total
     ]
     if args.json:
-        _print_json({"stack": stack.name, "queues": depths, "alarms": alarms, "problems": problems})
+        print_json({"stack": stack.name, "queues": depths, "alarms": alarms, "problems": problems})
     else:
-        console = _console()
+        console = stdout_console()
         console.print(_queue_table(stack, depths))
         console.print(_alarm_table(alarms))
         _print_problems(console, problems)
@@ -195,9 +189,9 @@ def cmd_alarms(args: argparse.Namespace, clients: Clients) -> int:
     alarms = stack_alarms(clients, stack)
     problems = _alarm_problems(alarms)
     if args.json:
-        _print_json({"stack": stack.name, "alarms": alarms, "problems": problems})
+        print_json({"stack": stack.name, "alarms": alarms, "problems": problems})
     else:
-        console = _console()
+        console = stdout_console()
         console.print(_alarm_table(alarms))
         _print_problems(console, problems)
     return PROBLEMS if args.fail_on_alarm and problems else OK
@@ -210,9 +204,9 @@ def cmd_replay(args: argparse.Namespace, clients: Clients) -> int:
     result = replay(clients("sqs"), dlq_url=dlq.url, destination_url=destination.url, message_id=args.message_id)
     if args.json:
         payload = {**dataclasses.asdict(result), "dlq": dlq.logical_id, "destination": destination.logical_id}
-        _print_json({"stack": stack.name, **payload})
+        print_json({"stack": stack.name, **payload})
     else:
-        console = _console()
+        console = stdout_console()
         console.print(
             f"Replayed {result.message_id} from {dlq.logical_id} to {destination.logical_id} "
             f"(new message id {result.new_message_id}).",
@@ -230,32 +224,6 @@ def _alarm_problems(alarms: list[AlarmState]) -> list[str]:
 # --------------------------------------------------------------------------- output
 
 
-def _console() -> Console:
-    # Looked up at call time so tests capturing sys.stdout see the output; no colour unless a terminal.
-    return Console(file=sys.stdout, width=200, highlight=False, soft_wrap=False)
-
-
-def _print_json(value: Any) -> None:
-    print(json.dumps(_plain(value), indent=2, default=str))
-
-
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _plain(dataclasses.asdict(value))
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    return value
-
-
-def _cell(value: Any) -> Text:
-    # Text, not a markup string: a reason like "[x]" must print as it is.
-    return Text("—" if value is None or value == "" else str(value))
-
-
 def _queue_table(stack: Stack, depths: list[QueueDepth]) -> Table:
     table = Table(title=f"Queues of {stack.name}", title_justify="left")
     for column in ("queue", "role", "visible", "in flight", "delayed", "oldest message", "age from", "name"):
@@ -264,9 +232,9 @@ def _queue_table(stack: Stack, depths: list[QueueDepth]) -> Table:
         role = f"DLQ of {depth.dlq_of}" if depth.role == "dlq" else depth.role
         age = _duration(depth.oldest_age_seconds)
         table.add_row(
-            *map(_cell, (depth.logical_id, role, depth.visible, depth.in_flight, depth.delayed, age)),
-            _cell(depth.age_source),
-            _cell(depth.name),
+            *map(cell, (depth.logical_id, role, depth.visible, depth.in_flight, depth.delayed, age)),
+            cell(depth.age_source),
+            cell(depth.name),
         )
     return table
 
@@ -277,9 +245,9 @@ def _alarm_table(alarms: list[AlarmState]) -> Table:
         table.add_column(column, overflow="fold")
     for alarm in alarms:
         state = Text(alarm.state, style="bold red" if alarm.firing else "")
-        table.add_row(_cell(alarm.name), state, _cell(alarm.reason), _cell(_timestamp(alarm.updated_at)))
+        table.add_row(cell(alarm.name), state, cell(alarm.reason), cell(_timestamp(alarm.updated_at)))
     if not alarms:
-        table.add_row(_cell("(no alarms found)"), _cell(None), _cell(None), _cell(None))
+        table.add_row(cell("(no alarms found)"), cell(None), cell(None), cell(None))
     return table
 
 

@@ -23,17 +23,19 @@ from rich.text import Text
 
 from donations_ops import actions, lookup, parked, report
 from donations_ops.aws import Clients
-from donations_ops.cli import OK, PROBLEMS, _cell, _positive_float, _positive_int, _print_json
+from donations_ops.cli_shared import (
+    OK,
+    PROBLEMS,
+    SKIPPED,
+    cell,
+    positive_float,
+    positive_int,
+    print_json,
+    stdout_console,
+)
 from donations_ops.queues import PEEK_LIMIT, list_dlq
-from donations_ops.stack import discover, resolve_dlq
+from donations_ops.stack_resources import discover, resolve_dlq
 from donations_ops.target import Target
-
-SKIPPED = 3
-
-
-def _console() -> Console:
-    # Lines are not wrapped (a command in a hint stays copyable); tables fit themselves to the width.
-    return Console(file=sys.stdout, width=200, highlight=False, soft_wrap=True)
 
 
 def add_operator_commands(commands: Any, target: argparse.ArgumentParser) -> None:
@@ -51,8 +53,8 @@ def add_operator_commands(commands: Any, target: argparse.ArgumentParser) -> Non
         help="the cause was fixed: redrive permanent failures too, and even while the step's alarm is in ALARM",
     )
     move.add_argument("--note", default="", help="recorded on each redriven donation (e.g. a ticket)")
-    move.add_argument("--max", type=_positive_int, dest="max_messages", help="move at most N messages")
-    move.add_argument("--rate", type=_positive_float, help="at most this many messages per second")
+    move.add_argument("--max", type=positive_int, dest="max_messages", help="move at most N messages")
+    move.add_argument("--rate", type=positive_float, help="at most this many messages per second")
     move.add_argument("--dry-run", action="store_true", help="say what would move and what not; move nothing")
     move.add_argument("--method", choices=["auto", "move-task", "copy"], default="auto")
     move.add_argument("--wait", type=float, default=60.0, help="seconds to wait for a move task (default 60)")
@@ -79,7 +81,7 @@ def _dlq_commands(commands: Any, target: argparse.ArgumentParser) -> None:
     show.set_defaults(command=cmd_dlq_show)
     peek = sub.add_parser("peek", parents=[target], help="receive and hand back a DLQ's messages (counts change)")
     peek.add_argument("queue", metavar="QUEUE")
-    peek.add_argument("--limit", type=_positive_int, default=PEEK_LIMIT, help="look at most at N messages")
+    peek.add_argument("--limit", type=positive_int, default=PEEK_LIMIT, help="look at most at N messages")
     peek.set_defaults(command=cmd_dlq_peek)
     drop = sub.add_parser("discard", parents=[target], help="delete a donation's parked message, with a note")
     drop.add_argument("queue", metavar="QUEUE")
@@ -114,9 +116,9 @@ def cmd_dlq_list(args: argparse.Namespace, clients: Clients) -> int:
     dlq = resolve_dlq(stack, args.queue)
     found = parked.view(clients, stack, dlq, reason=args.reason, donation_id=args.donation)
     if args.json:
-        _print_json({"stack": stack.name, **dataclasses.asdict(found)})
+        print_json({"stack": stack.name, **dataclasses.asdict(found)})
         return OK
-    console = _console()
+    console = stdout_console(soft_wrap=True)
     console.print(
         f"{found.dlq}: {found.dlq_messages} message(s) in the DLQ, {found.queue_messages} in its queue "
         "(SQS's counts; nothing was received).",
@@ -129,7 +131,7 @@ def cmd_dlq_list(args: argparse.Namespace, clients: Clients) -> int:
     for row in found.rows:
         verdict = Text("yes" if row.redrive else f"no: {row.why}", style="" if row.redrive else "yellow")
         values = (row.donation_id, row.state, row.kind, row.reason, row.attempts, row.since, row.redrives)
-        table.add_row(*map(_cell, values), verdict, _cell(row.donor))
+        table.add_row(*map(cell, values), verdict, cell(row.donor))
     console.print(table)
     if found.without_record:
         console.print(
@@ -144,9 +146,9 @@ def cmd_dlq_show(args: argparse.Namespace, clients: Clients) -> int:
     stack = discover(clients, args.stack_name)
     shown = parked.show(clients, stack, args.donation_id)
     if args.json:
-        _print_json({"stack": stack.name, **shown})
+        print_json({"stack": stack.name, **shown})
         return OK
-    console = _console()
+    console = stdout_console(soft_wrap=True)
     for key in ("donation_id", "step", "state", "kind", "reason", "attempts", "failing_since", "parked_at"):
         console.print(f"{key:<15} {shown[key] if shown[key] is not None else '—'}", highlight=False)
     console.print(f"{'redrives':<15} {shown['redrives']}", highlight=False)
@@ -178,9 +180,9 @@ def cmd_dlq_peek(args: argparse.Namespace, clients: Clients) -> int:
     dlq = resolve_dlq(stack, args.queue)
     messages = list_dlq(clients, stack, dlq, limit=args.limit)
     if args.json:
-        _print_json({"stack": stack.name, "dlq": dlq.logical_id, "queue_name": dlq.name, "messages": messages})
+        print_json({"stack": stack.name, "dlq": dlq.logical_id, "queue_name": dlq.name, "messages": messages})
         return OK
-    console = _console()
+    console = stdout_console(soft_wrap=True)
     console.print(Text("peek receives each message (its receive count goes up); `dlq list` does not.", "yellow"))
     table = Table(title=f"{dlq.logical_id}: {len(messages)} message(s)", title_justify="left")
     columns = ("message id", "donation id", "type", "failed step", "reason", "reason from", "receives")
@@ -188,7 +190,7 @@ def cmd_dlq_peek(args: argparse.Namespace, clients: Clients) -> int:
         table.add_column(column, overflow="fold")
     for m in messages:
         values = (m.message_id, m.donation_id, m.type, m.failed_step, m.failure_reason, m.reason_source)
-        table.add_row(*map(_cell, values), _cell(m.receive_count))
+        table.add_row(*map(cell, values), cell(m.receive_count))
     console.print(table)
     return OK
 
@@ -198,9 +200,9 @@ def cmd_dlq_discard(args: argparse.Namespace, clients: Clients) -> int:
     dlq = resolve_dlq(stack, args.queue)
     removed = actions.discard(clients, stack, dlq, args.donation_id, args.note)
     if args.json:
-        _print_json({"stack": stack.name, "donation_id": args.donation_id, "removed_messages": removed})
+        print_json({"stack": stack.name, "donation_id": args.donation_id, "removed_messages": removed})
     else:
-        _console().print(
+        stdout_console(soft_wrap=True).print(
             f"Discarded {args.donation_id}'s {parked.step_of(stack, dlq).value} step (note recorded on the "
             f"donation); {removed} message(s) removed from {dlq.logical_id}.",
             highlight=False,
@@ -225,12 +227,12 @@ def cmd_redrive(args: argparse.Namespace, clients: Clients) -> int:
         wait_seconds=args.wait,
     )  # fmt: skip
     if firing and not args.json:
-        _warn_still_failing(_console(), firing, forced=args.force)
+        _warn_still_failing(stdout_console(soft_wrap=True), firing, forced=args.force)
     code = PROBLEMS if not result.ok else SKIPPED if result.skipped else OK
     if args.json:
-        _print_json({"stack": stack.name, **dataclasses.asdict(result), "ok": result.ok, "exit_code": code})
+        print_json({"stack": stack.name, **dataclasses.asdict(result), "ok": result.ok, "exit_code": code})
         return code
-    _print_redrive(_console(), result, args.queue, args.target)
+    _print_redrive(stdout_console(soft_wrap=True), result, args.queue, args.target)
     return code
 
 
@@ -238,9 +240,9 @@ def _refuse_redrive(args: argparse.Namespace, dlq: str, firing: list[str]) -> in
     """Nothing moved: the step still fails, so its messages would come straight back (exit 3, as for a
     redrive that left messages which would fail again)."""
     if args.json:
-        _print_json({"stack": args.stack_name, "dlq": dlq, "moved": [], "alarms_firing": firing, "exit_code": SKIPPED})
+        print_json({"stack": args.stack_name, "dlq": dlq, "moved": [], "alarms_firing": firing, "exit_code": SKIPPED})
         return SKIPPED
-    console = _console()
+    console = stdout_console(soft_wrap=True)
     _warn_still_failing(console, firing, forced=False)
     chosen = [f"--{name} {shlex.quote(value)}" for name, value in (("donation", args.donation), ("reason", args.reason))
               if value]  # fmt: skip
@@ -296,14 +298,14 @@ def cmd_donor_find(args: argparse.Namespace, clients: Clients) -> int:
     day = report.parse_day(args.date) if args.date else None
     rows = [lookup.summary_row(d) for d in lookup.find(clients, stack, email=args.email, last4=args.last4, day=day)]
     if args.json:
-        _print_json({"stack": stack.name, "donations": rows})
+        print_json({"stack": stack.name, "donations": rows})
         return OK
     table = Table(title=f"{len(rows)} donation(s)", title_justify="left")
     for column in ("donation_id", "created_at", "status", "amount", "donor", "card", "receipt", "receipt_sent_at"):
         table.add_column(column.replace("_", " "), overflow="fold")
     for row in rows:
-        table.add_row(*(_cell(row[c]) for c in row))
-    _console().print(table)
+        table.add_row(*(cell(row[c]) for c in row))
+    stdout_console(soft_wrap=True).print(table)
     return OK if rows else PROBLEMS
 
 
@@ -311,9 +313,9 @@ def cmd_donor_show(args: argparse.Namespace, clients: Clients) -> int:
     stack = discover(clients, args.stack_name)
     story = lookup.story(clients, stack, args.donation_id)
     if args.json:
-        _print_json({"stack": stack.name, **story})
+        print_json({"stack": stack.name, **story})
         return OK
-    console = _console()
+    console = stdout_console(soft_wrap=True)
     console.print(f"{story['donation_id']}, made {story['created_at']} by {story['donor']['name']}", markup=False)
     console.print(f"  told      {story['told']}", markup=False)
     for part in ("charged", "card", "receipt"):
@@ -331,9 +333,9 @@ def cmd_donor_fix_email(args: argparse.Namespace, clients: Clients) -> int:
     stack = discover(clients, args.stack_name)
     removed = actions.fix_email_and_resend(clients, stack, args.donation_id, args.email, args.note)
     if args.json:
-        _print_json({"stack": stack.name, "donation_id": args.donation_id, "removed_messages": removed})
+        print_json({"stack": stack.name, "donation_id": args.donation_id, "removed_messages": removed})
     else:
-        _console().print(
+        stdout_console(soft_wrap=True).print(
             f"{args.donation_id}: address corrected (note recorded); receipt queued for sending; "
             f"{removed} parked message(s) removed. Check with: {args.target.command(f'donor show {args.donation_id}')}",
             highlight=False,
@@ -351,9 +353,9 @@ def cmd_report(args: argparse.Namespace, clients: Clients) -> int:
         return OK
     if args.json:
         payload = dataclasses.asdict(found)
-        _print_json({"stack": stack.name, **payload, "receipts_answer": found.receipts_answer})
+        print_json({"stack": stack.name, **payload, "receipts_answer": found.receipts_answer})
         return OK
-    print_report(_console(), found)
+    print_report(stdout_console(soft_wrap=True), found)
     return OK
 
 
@@ -381,5 +383,5 @@ def print_report(console: Console, found: report.Report) -> None:
         for column in ("donation", "made", "amount", "what", "why"):
             table.add_column(column, overflow="fold")
         for p in problems:
-            table.add_row(*map(_cell, (p.donation_id, p.created_at, p.amount, p.what, p.why)))
+            table.add_row(*map(cell, (p.donation_id, p.created_at, p.amount, p.what, p.why)))
         console.print(table)

@@ -11,10 +11,10 @@ from typing import Any
 
 from donations.models import Donation, DonationStatus, StepStatus
 from donations.money import with_code
-from donations_ops import records
+from donations_ops import operator_store
 from donations_ops.aws import Clients
 from donations_ops.queues import redact
-from donations_ops.stack import OpsError, Stack
+from donations_ops.stack_resources import OpsError, Stack
 
 # What the API answered the donor for each outcome (README, "The API").
 _TOLD = {
@@ -28,13 +28,13 @@ _TOLD = {
 
 
 def find(clients: Clients, stack: Stack, *, email: str | None, last4: str | None, day: date | None) -> list[Donation]:
-    table = records.donations_table(clients, stack)
+    table = operator_store.donations_table(clients, stack)
     if email:
-        return records.by_email(table, email, records.identifiers(clients, stack))
+        return operator_store.by_email(table, email, operator_store.identifiers(clients, stack))
     if last4 and day:
         if not (len(last4) == 4 and last4.isdigit()):
             raise OpsError("--last4 takes the card's last 4 digits")
-        return records.by_card(table, last4, day)
+        return operator_store.by_card(table, last4, day)
     raise OpsError("give --email, or --last4 with --date")
 
 
@@ -63,7 +63,7 @@ def summary_row(donation: Donation) -> dict[str, Any]:
 
 def story(clients: Clients, stack: Stack, donation_id: str) -> dict[str, Any]:
     """What happened to one donation, in the order it happened."""
-    donation = records.require(records.donations_table(clients, stack), donation_id)
+    donation = operator_store.require(operator_store.donations_table(clients, stack), donation_id)
     told = _TOLD[donation.status]
     if donation.status is DonationStatus.DECLINED and donation.decline_code:
         told += f" ({donation.decline_code})"

@@ -17,10 +17,10 @@ from typing import Any
 
 from donations import attention
 from donations.models import Attention, Donation, FailureKind, Step
-from donations_ops import records
+from donations_ops import operator_store
 from donations_ops.aws import Clients
 from donations_ops.queues import queue_counts, redact
-from donations_ops.stack import OpsError, Queue, Stack
+from donations_ops.stack_resources import OpsError, Queue, Stack
 
 STEP_OF_SOURCE = {"ReceiptQueue": Step.SEND_RECEIPT, "TokenizeQueue": Step.TOKENIZE}
 """Which background step consumes each source queue (template.yaml)."""
@@ -127,9 +127,9 @@ def view(
 ) -> StepView:
     """The step's donations that are retrying, parked or redriven, filtered by reason or donation."""
     step = step_of(stack, dlq)
-    table = records.donations_table(clients, stack)
+    table = operator_store.donations_table(clients, stack)
     found = attention.entries(table, step)
-    donations = records.many(table, [e.donation_id for e in found])
+    donations = operator_store.many(table, [e.donation_id for e in found])
     rows = [_row(entry, donations.get(entry.donation_id), step) for entry in found]
     parked = sum(1 for row in rows if row.state == Attention.PARKED.value)
     visible, in_flight, delayed = queue_counts(clients("sqs"), dlq.url)
@@ -164,8 +164,8 @@ def _row(entry: attention.AttentionEntry, donation: Donation | None, step: Step)
 
 def show(clients: Clients, stack: Stack, donation_id: str) -> dict[str, Any]:
     """One donation's failing or parked step: the message as parked, why, attempts, redrive history."""
-    table = records.donations_table(clients, stack)
-    donation = records.require(table, donation_id)
+    table = operator_store.donations_table(clients, stack)
+    donation = operator_store.require(table, donation_id)
     step = donation.attention_step or donation.failed_step
     decided = verdict(donation, step, parked_reason=donation.failure_reason) if step else None
     message = donation.parked_message or {}

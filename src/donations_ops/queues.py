@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from donations.redaction import mask_email
 from donations_ops.aws import Clients
-from donations_ops.stack import Queue, Stack
+from donations_ops.stack_resources import Queue, Stack
 
 Message = dict[str, Any]
 
@@ -120,7 +120,7 @@ def queue_depth(clients: Clients, queue: Queue, *, role: str, peek: bool, dlq_of
     visible, in_flight, delayed = queue_counts(sqs, queue.url)
     if visible + in_flight + delayed == 0:
         # CloudWatch's Maximum over the last minutes still holds the age of messages gone since:
-        # an empty queue has no oldest message (issue #15: "oldest message 4m 53s" on an empty queue).
+        # an empty queue has no oldest message (an age shown for it would be the age of a message already gone).
         return QueueDepth(queue.logical_id, queue.name, role, 0, 0, 0, None, "empty", dlq_of)
     age, source = oldest_age_from_cloudwatch(clients("cloudwatch"), queue.name), "cloudwatch"
     if age is None:

@@ -16,7 +16,7 @@ import os
 from typing import Any
 
 from donations_ops.receipts import DEFAULT_NAME, Installed, InstallError, install_template
-from donations_ops.stack import OpsError
+from donations_ops.stack_resources import OpsError
 
 API_KEY_ENV = "SENDGRID_API_KEY"
 HOST_ENV = "SENDGRID_API_HOST"

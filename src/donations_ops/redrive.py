@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from donations_ops.aws import Clients
 from donations_ops.queues import Message, receive, release
-from donations_ops.stack import OpsError, Queue, Stack
+from donations_ops.stack_resources import OpsError, Queue, Stack
 
 COPY_VISIBILITY_SECONDS = 30
 """How long a message being copied stays hidden in the DLQ; batches are sized to finish well within it."""

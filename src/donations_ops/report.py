@@ -16,10 +16,10 @@ from datetime import UTC, date, datetime, timedelta
 from donations.attention import reason_group
 from donations.models import Attention, Donation, DonationStatus, StepStatus
 from donations.money import with_code
-from donations_ops import records
+from donations_ops import operator_store
 from donations_ops.aws import Clients
 from donations_ops.lookup import receipt_state
-from donations_ops.stack import OpsError, Stack
+from donations_ops.stack_resources import OpsError, Stack
 
 MAX_DAYS = 92
 
@@ -84,9 +84,9 @@ def days(first: date, last: date) -> list[date]:
 
 
 def build(clients: Clients, stack: Stack, first: date, last: date) -> Report:
-    table = records.donations_table(clients, stack)
+    table = operator_store.donations_table(clients, stack)
     report = Report(first, last)
-    found = [donation for day in days(first, last) for donation in records.by_day(table, day)]
+    found = [donation for day in days(first, last) for donation in operator_store.by_day(table, day)]
     return tally(report, found)
 
 

@@ -22,7 +22,7 @@ import stripe
 
 from donations.payments import STRIPE_API_VERSION
 from donations_ops.aws import Clients
-from donations_ops.stack import OpsError
+from donations_ops.stack_resources import OpsError
 from donations_ops.stripe_webhook import InstalledWebhook, WebhookInstallError, install_webhook, stack_webhook_target
 
 API_KEY_ENV = "STRIPE_API_KEY"

@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError
 from donations.payments import STRIPE_API_VERSION
 from donations.webhooks import HANDLED_EVENT_TYPES
 from donations_ops.aws import Clients
-from donations_ops.stack import OpsError, physical_id
+from donations_ops.stack_resources import OpsError, physical_id
 
 WEBHOOK_PATH = "/webhooks/stripe"
 WEBHOOK_FUNCTION = "StripeWebhookFunction"

@@ -292,7 +292,7 @@ class AttackRun:
 
     def _wait_for_close(self, ended: float) -> None:
         from donations_ops.card_testing import card_testing_status
-        from donations_ops.stack import discover
+        from donations_ops.stack_resources import discover
 
         clients = self.stack.pipeline.clients
         stack = discover(clients, self.stack.pipeline.stack_name)
@@ -432,7 +432,7 @@ class CampaignRun:
 
     def run(self) -> CampaignReport:
         from donations_ops.card_testing import card_testing_status
-        from donations_ops.stack import discover
+        from donations_ops.stack_resources import discover
 
         plan = campaign_schedule(self.config)
         self.report.declined_cards = sum(a.body["payment_method"] in DECLINING_TEST_CARDS for a in plan)

@@ -81,13 +81,18 @@ def test_fixed_cost_without_waf_and_snapstart_is_at_most_five_dollars(template, 
     costs = _fixed(template, prices)
     core = {item: cost for item, cost in costs.items() if "[" not in item}
     assert sum(core.values()) <= 5.00, core
-    # Each schedule is priced by its runs: the reconciler every 5 minutes, the growth notice every 15
+    # Each schedule is priced by its runs: the reconciler every 5 minutes, the growth notice every 15,
+    # the renewal schedule every hour
     facts = template_facts(template)
-    assert facts.schedules == {"ReconcilerFunction": 8640.0, "NotifierFunction": 2880.0}
-    assert len(facts.sqs_event_sources) == 2
-    # The provider keys (a Stripe key per function) and the identifier secret are 7 SecureString
+    assert facts.schedules == {
+        "ReconcilerFunction": 8640.0,
+        "NotifierFunction": 2880.0,
+        "ScheduleRenewalsFunction": 720.0,
+    }
+    assert len(facts.sqs_event_sources) == 3
+    # The provider keys (a Stripe key per function) and the identifier secret are 8 SecureString
     # parameters (no monthly fee), not Secrets Manager secrets
-    assert (facts.secrets, facts.secure_parameters) == (0, 7)
+    assert (facts.secrets, facts.secure_parameters) == (0, 8)
 
 
 def test_a_secret_a_role_may_read_is_priced(template, prices) -> None:

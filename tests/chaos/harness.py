@@ -2,7 +2,9 @@
 
 Faults while donations are made and delivered: Stripe and SendGrid timeouts, slow answers, 5xx,
 429 and connection resets (before the provider acted, and after it acted with the answer lost),
-Stripe's stored 500s (saved under the idempotency key, replayed to every retry); duplicate
+Stripe's stored 500s (saved under the idempotency key, replayed to every retry; some leave a
+PaymentIntent the retry cancels before charging the next attempt); Stripe's payment_intent.*
+webhooks delivered at least once, shuffled, some in the middle of a charge; duplicate
 SQS deliveries; the charge function dying between Stripe's confirmation and the record update,
 or between the record update and publishing; consumers dying in the middle of a batch. Then the
 faults stop and the system is left to recover the way it would in production: backoffs pass,
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -22,10 +25,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from donations.models import DonationStatus, StepStatus
+from donations.webhooks import HANDLED_EVENT_TYPES, verify_event
 from donations_ops.redrive import copy_messages
+from simulator.emulators.stripe import encode_event, sign_payload
 from simulator.local.alarms import AlarmEvaluator
 from simulator.local.delivery import BatchResult, EventSource, deliver_batch
-from simulator.local.events import sqs_event
+from simulator.local.events import LambdaContext, sqs_event
 from simulator.local.metrics import QueueMetrics
 from tests.support.keys import a_key
 from tests.support.world import CONSUMERS, QUEUES, World
@@ -53,6 +58,13 @@ class ChaosConfig:
     save_card_rate: float = 0.6
     donor_attempts: int = 3  # a donor seeing 503 retries with the same key this many times in all
     abandon_rate: float = 0.5  # after the function died under them, this share of donors closes the tab
+    # Stored 500s that left a PaymentIntent which could still be confirmed (the donor's retry cancels it
+    # before charging the next attempt): this share of the stored 500s that created nothing.
+    leftover_rate: float = 0.6
+    # Stripe's payment_intent.* events, delivered at least once and out of order. Every spent attempt's
+    # cancel and move to the next attempt, and this share of the charges about to be recorded, see
+    # every event so far delivered right then (rarer there: the run's time goes into deliveries).
+    webhook_midcharge_rate: float = 0.1
 
 
 @dataclass
@@ -67,6 +79,9 @@ class ChaosReport:
     double_charges: int = 0
     double_receipts: int = 0
     lost: int = 0
+    not_recorded: int = 0  # Stripe holds their money, the record says otherwise
+    webhooks: Counter[str] = field(default_factory=Counter)  # outcomes of the delivered events
+    leftovers: int = 0
     violations: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -74,7 +89,9 @@ class ChaosReport:
             f"donations={self.donations} faults={self.faults} charge_crashes={self.charge_crashes} "
             f"consumer_crashes={self.consumer_crashes} duplicates={self.duplicates} dead_lettered={self.dead_lettered} "
             f"told={dict(sorted(self.told.items()))} double_charges={self.double_charges} "
-            f"double_receipts={self.double_receipts} lost={self.lost} violations={len(self.violations)}"
+            f"double_receipts={self.double_receipts} lost={self.lost} not_recorded={self.not_recorded} "
+            f"leftovers={self.leftovers} webhooks={dict(sorted(self.webhooks.items()))} "
+            f"violations={len(self.violations)}"
         )
 
 
@@ -89,7 +106,27 @@ class _CrashingStore:
 
     def mark_charged(self, *args: Any, **kwargs: Any) -> Any:
         self._run.maybe_crash_charge("after_stripe_before_record")
+        self._run.webhooks.maybe_now(self._run.config.webhook_midcharge_rate)
         return self._real.mark_charged(*args, **kwargs)
+
+    def next_charge_attempt(self, *args: Any, **kwargs: Any) -> Any:
+        self._run.webhooks.maybe_now()
+        return self._real.next_charge_attempt(*args, **kwargs)
+
+
+class _InterleavingPayments:
+    """Our own payments port, with Stripe's events delivered right after it canceled a spent attempt."""
+
+    def __init__(self, real: Any, run: ChaosRun) -> None:
+        self._real, self._run = real, run
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def cancel(self, *args: Any, **kwargs: Any) -> Any:
+        canceled = self._real.cancel(*args, **kwargs)
+        self._run.webhooks.maybe_now()
+        return canceled
 
 
 class _CrashingPublisher:
@@ -117,6 +154,7 @@ class ChaosRun:
         self._dlqs_used: set[str] = set()
         self._outage_fault: str | None = None
         self.clock = datetime.now(UTC)
+        self.webhooks = StripeEvents(world, self.rng, config, self.report)
 
     # -- the run ---------------------------------------------------------------------------------
 
@@ -130,7 +168,8 @@ class ChaosRun:
         real_store, real_publisher = charge.store, charge.publisher
         charge.store, charge.publisher = _CrashingStore(real_store, self), _CrashingPublisher(real_publisher, self)
         try:
-            answers = self._donate_all()
+            with world.charge_ports(payments=lambda real: _InterleavingPayments(real, self)):
+                answers = self._donate_all()
             self._deliver_under_chaos()
         finally:
             charge.store, charge.publisher = real_store, real_publisher
@@ -231,7 +270,23 @@ class ChaosRun:
                 return {"told": "declined", "donation_id": answer.body.get("donation_id")}
             if answer.status not in (502, 503):
                 return {"told": f"refused_{answer.status}", "donation_id": None}
+            self._after_a_stored_500(key)
         return {"told": "unknown", "donation_id": None}
+
+    def _after_a_stored_500(self, key: str) -> None:
+        """A spent attempt: it may have left a PaymentIntent that could still be confirmed, and the
+        donor's browser waits out Retry-After (time passes) before it retries."""
+        record = self.world.wiring.store.get(_donation_id(key))
+        if record is None or not record.charge_attempt_spent:
+            return
+        attempt = str(record.charge_attempt)
+        made = [
+            i for i in self.world.stripe.intents_for(record.donation_id) if i["metadata"]["charge_attempt"] == attempt
+        ]
+        if not made and self.rng.random() < self.config.leftover_rate:
+            self.report.leftovers += 1
+            self.world.stripe.leave_unconfirmed_intent(record.amount, record.currency, record.donation_id, attempt)
+        self.world.age_charge_attempt(record.donation_id, 31)
 
     # -- delivery --------------------------------------------------------------------------------
 
@@ -253,6 +308,7 @@ class ChaosRun:
             self._outage_fault = None
 
     def _deliver_round(self) -> int:
+        self.webhooks.deliver_all()
         delivered = 0
         for name, logical_id in CONSUMERS.items():
             source = next(s for s in self.world.pipeline.event_sources() if s.name == logical_id)
@@ -294,6 +350,19 @@ class ChaosRun:
 
     def _recover(self) -> None:
         """Faults are over: backoffs pass, the reconciler runs, operators redrive the DLQs."""
+        self.webhooks.deliver_all()
+        # Runs on the schedule just after the donations: their sweeps read the run's stretch of time.
+        settings, done = self.world.settings, datetime.now(UTC)
+        interval, grace = (
+            timedelta(seconds=settings.reconcile_interval_seconds),
+            timedelta(seconds=settings.reconcile_grace_seconds),
+        )
+        scheduled = self.clock + interval + grace
+        while scheduled - grace - interval <= done:
+            self._settle_queues()
+            self.world.reconcile(now=scheduled)
+            scheduled += interval
+        self.clock = scheduled
         # The last pass is a day later: past Stripe's idempotency window, when the reconciler may
         # conclude that a donation Stripe has no payment for was never charged.
         for hours in (1, 1, 25):
@@ -354,6 +423,8 @@ class ChaosRun:
                 report.violations.append(f"{donation_id}: told succeeded, {charges} charges")
             if (told in ("declined",) or told.startswith("refused")) and charges:
                 report.violations.append(f"{donation_id}: told {told} but charged")
+            if charges and (record is None or record.status is not DonationStatus.SUCCEEDED):
+                report.not_recorded += 1
             if charges == 1:
                 problem = _incomplete(record, mails, answer["body"]["save_card"])
                 if problem:
@@ -392,6 +463,59 @@ def _donation_id(key: str) -> str:
     return IDENTIFIERS.donation_id(key)
 
 
+class StripeEvents:
+    """Stripe's webhook: every payment_intent.* event the emulator recorded, delivered to the webhook
+    function at least once (duplicates at the run's duplicate rate) and in shuffled order; outside the
+    charge through the API route, inside it (at its riskiest steps) through the function's own steps."""
+
+    TYPES = frozenset(t for t in HANDLED_EVENT_TYPES if t.startswith("payment_intent."))
+
+    def __init__(self, world: World, rng: random.Random, config: ChaosConfig, report: ChaosReport) -> None:
+        self.world, self.rng, self.config, self.report = world, rng, config, report
+        self._next = 0  # events before this index were delivered
+
+    def deliver_all(self) -> None:
+        for event in self._undelivered():
+            self.report.webhooks[self._through_the_route(event)] += 1
+
+    def maybe_now(self, rate: float = 1.0) -> None:
+        """At one of the charge's riskiest steps: Stripe's events so far arrive right now (at ``rate``)."""
+        if self.rng.random() >= rate:
+            return
+        events = self._undelivered()
+        outcomes: list[str] = []
+        worker = threading.Thread(target=lambda: outcomes.extend(self._beside_the_charge(e) for e in events))
+        worker.start()
+        worker.join(timeout=60)
+        for outcome in outcomes:
+            self.report.webhooks[f"midcharge_{outcome}"] += 1
+
+    def _undelivered(self) -> list[dict[str, Any]]:
+        events = self.world.stripe.events_since(self._next)
+        self._next += len(events)
+        wanted = [e for e in events if e["type"] in self.TYPES]
+        wanted += [e for e in wanted if self.rng.random() < self.config.duplicate_rate]
+        self.rng.shuffle(wanted)
+        return wanted
+
+    def _through_the_route(self, event: dict[str, Any]) -> str:
+        answer = self.world.deliver_stripe_event(event)
+        return str(answer.body.get("outcome")) if answer.status == 200 else f"http_{answer.status}"
+
+    def _beside_the_charge(self, event: dict[str, Any]) -> str:
+        # The local API runs one function at a time (simulator.local.pipeline): the webhook function's
+        # own steps for a signed event, as tests/integration/test_money_safety.webhook_applies.
+        module = self.world.pipeline.handler("StripeWebhookFunction")
+        secret = self.world.pipeline.providers.stripe_webhook_secret
+        payload = encode_event(event)
+        verified = verify_event(payload.decode(), sign_payload(payload, secret), secret)
+        module.idempotency_config.register_lambda_context(LambdaContext("stripe-webhook", timeout_seconds=10))
+        try:
+            return str(module.apply_once()(event=verified.model_dump(mode="json"))["outcome"])
+        except Exception as error:  # a 409 the route would answer: Stripe retries it later
+            return type(error).__name__
+
+
 def timed(run: ChaosRun) -> tuple[ChaosReport, float]:
     started = time.perf_counter()
     report = run.run()
@@ -399,4 +523,4 @@ def timed(run: ChaosRun) -> tuple[ChaosReport, float]:
 
 
 def as_json(report: ChaosReport) -> str:
-    return json.dumps({**report.__dict__, "told": dict(report.told)}, indent=2)
+    return json.dumps({**report.__dict__, "told": dict(report.told), "webhooks": dict(report.webhooks)}, indent=2)

@@ -1,4 +1,6 @@
-"""The chaos run in CI: 200 donations under random faults, fixed seed; every invariant must hold, and the
+"""The chaos run in CI: 200 donations under random faults, fixed seed, with Stripe's webhooks delivered
+at least once, out of order and in the middle of charges; every invariant must hold (no double charge,
+no donation recorded as not charged while Stripe holds its money, no lost receipt), and the
 fundraising report tells the truth about their receipts, while some are missing and after recovery."""
 
 import json
@@ -44,7 +46,11 @@ def test_nothing_is_lost_or_doubled_under_faults(pipeline, stripe_emulator, send
     assert report.told["succeeded"] > 100 and report.told["declined"] > 5
     assert report.told["unknown"] > 3  # donors who gave up: the reconciler had to finish their donations
     assert report.dead_lettered > 5  # the SendGrid outage parked receipts: alarms and redrive were exercised
-    assert (report.double_charges, report.double_receipts, report.lost) == (0, 0, 0)
+    # Stored 500s left PaymentIntents the retries canceled, while Stripe's events (succeeded, canceled,
+    # failed) came in between, some at the charge's riskiest steps: none moved a donation it was not about
+    assert report.leftovers and report.webhooks["midcharge_superseded"]
+    assert report.webhooks["succeeded"] + report.webhooks["midcharge_succeeded"] > 100
+    assert (report.double_charges, report.double_receipts, report.lost, report.not_recorded) == (0, 0, 0, 0)
     assert report.violations == []
 
     # While receipts were missing, the report named every charged donor without one: as a missing

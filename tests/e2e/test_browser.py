@@ -563,7 +563,7 @@ def test_console_lists_the_alarms_with_their_state(browser: WebDriver, local_sta
     screenshot(browser, "console")
 
 
-# -- the operator console (issue #15) ----------------------------------------------------------------
+# -- the operator console ----------------------------------------------------------------
 
 
 def _donate(stack: RunningStack, key: str, **changes: object) -> str:

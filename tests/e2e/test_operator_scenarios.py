@@ -1,4 +1,4 @@
-"""The operator's two nights, on the README's run command, with donations-ops as a subprocess (issue #15).
+"""The operator's two nights, on the README's run command, with donations-ops as a subprocess.
 
 Time passes 10x faster for alarm periods and retry backoffs alike (tests/e2e/conftest.py): a 60 s
 alarm period takes 6 s and the first backoff 1 s instead of 10, so an outage keeps its AWS ratio of

@@ -18,7 +18,7 @@ import requests
 from simulator.emulators.control import EmulatorControl
 from simulator.emulators.faults import FaultInjector
 from simulator.emulators.sendgrid_emulator import SendGridEmulator
-from simulator.emulators.serving import _Handler
+from simulator.emulators.serving import EmulatorRequestHandler
 from simulator.emulators.stripe import (
     FormError,
     SearchQueryError,
@@ -141,13 +141,13 @@ def test_stop_frees_the_port_and_drops_keep_alive_connections() -> None:
 
 def test_stop_releases_requests_held_by_a_timeout_fault(monkeypatch: pytest.MonkeyPatch) -> None:
     held = threading.Event()
-    original_hold = _Handler.hold
+    original_hold = EmulatorRequestHandler.hold
 
-    def hold(self: _Handler, seconds: float) -> None:
+    def hold(self: EmulatorRequestHandler, seconds: float) -> None:
         held.set()  # the request is now parked inside the emulator
         original_hold(self, seconds)
 
-    monkeypatch.setattr(_Handler, "hold", hold)
+    monkeypatch.setattr(EmulatorRequestHandler, "hold", hold)
     emu = SendGridEmulator().start()
     emu.faults.add("timeout", latency_ms=60_000)
     errors: list[BaseException] = []

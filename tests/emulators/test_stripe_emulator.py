@@ -141,8 +141,10 @@ def test_failed_3ds_leaves_the_intent_awaiting_a_new_payment_method(
 
 
 def test_off_session_payment_on_a_3ds_card_is_declined(stripe_client: StripeFactory) -> None:
+    client = stripe_client()
+    customer = client.v1.customers.create(params={"email": "ada@example.org"})
     with pytest.raises(stripe.CardError) as caught:
-        create(stripe_client(), pm="pm_card_authenticationRequired", off_session=True)
+        create(client, pm="pm_card_authenticationRequired", off_session=True, customer=customer.id)
     assert caught.value.code == "authentication_required"
 
 

@@ -129,3 +129,26 @@ def test_customers_list_by_email_and_pages(stripe_emu: StripeEmulator, stripe_cl
     with pytest.raises(stripe.InvalidRequestError) as caught:
         client.v1.customers.list(params={"name": "A"})  # type: ignore[typeddict-unknown-key]
     assert caught.value.code == "parameter_unknown"
+
+
+def test_a_simulated_history_lists_like_objects_within_created_bounds_and_cursors(
+    stripe_emu: StripeEmulator, stripe_client: StripeFactory
+):
+    # Given a PaymentIntent and a history of 86,400 a day (one a second) before it
+    client = stripe_client()
+    made = pay(client)
+    now = stripe_emu.clock.timestamp()
+    assert stripe_emu.simulate_history(made.id, per_day=86_400, since=now - 3600, until=now) == 3601
+
+    # When a bounded stretch is listed, page by page
+    window = {"gte": now - 250, "lte": now - 101}
+    first = client.v1.payment_intents.list(params={"created": window, "limit": 100})
+    second = client.v1.payment_intents.list(
+        params={"created": window, "limit": 100, "starting_after": first.data[-1].id}
+    )
+
+    # Then exactly those 150 come, newest first, shaped like PaymentIntents without metadata
+    listed = [*first.data, *second.data]
+    assert (first.has_more, second.has_more, len(listed)) == (True, False, 150)
+    assert [pi.created for pi in listed] == list(range(now - 101, now - 251, -1))
+    assert {pi.object for pi in listed} == {"payment_intent"} and all(pi.metadata.to_dict() == {} for pi in listed)

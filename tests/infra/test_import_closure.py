@@ -39,7 +39,7 @@ from donations.settings import FUNCTION_SETTINGS
 print(json.dumps(sorted(name for name, cls in FUNCTION_SETTINGS.items() if cls.__pydantic_complete__)))
 """
 FUNCTIONS = ["ChargeFunction", "TokenizeFunction", "SendReceiptFunction", "StripeWebhookFunction",
-             "ReconcilerFunction", "NotifierFunction"]  # fmt: skip
+             "ReconcilerFunction", "NotifierFunction", "RenewFunction", "ScheduleRenewalsFunction"]  # fmt: skip
 
 
 def _at_init(deployed: Deployed, logical_id: str, script: str) -> list[str]:

@@ -168,7 +168,15 @@ def test_arm64_build_has_each_handler_and_the_core_layer(sam_template: Template,
 
 @pytest.mark.parametrize(
     "logical_id",
-    ["ChargeFunction", "TokenizeFunction", "SendReceiptFunction", "ReconcilerFunction", "StripeWebhookFunction"],
+    [
+        "ChargeFunction",
+        "TokenizeFunction",
+        "SendReceiptFunction",
+        "ReconcilerFunction",
+        "StripeWebhookFunction",
+        "RenewFunction",
+        "ScheduleRenewalsFunction",
+    ],
 )
 def test_built_handler_imports_like_on_lambda(
     sam_template: Template, builds: dict[str, Path], deployed: Deployed, tmp_path: Path, logical_id: str

@@ -36,6 +36,14 @@ FUNCTIONS = {
         "stripe_webhook",
     ),
     "NotifierFunction": ("notifier_handler.lambda_handler", "functions/notifier/", 30, 256, "notifier"),
+    "ScheduleRenewalsFunction": (
+        "schedule_renewals_handler.lambda_handler",
+        "functions/schedule_renewals/",
+        60,
+        256,
+        "schedule_renewals",
+    ),
+    "RenewFunction": ("renew_handler.lambda_handler", "functions/renew/", 20, 256, "renew"),
 }
 COMMON_ENV = {
     "POWERTOOLS_SERVICE_NAME",
@@ -78,6 +86,15 @@ FUNCTION_ENV = {
         "RECEIPT_DLQ_URL",
         "DIGEST_WINDOW_SECONDS",
     },
+    "ScheduleRenewalsFunction": {"PLEDGES_TABLE", "RENEWAL_QUEUE_URL"},
+    "RenewFunction": {
+        "PLEDGES_TABLE",
+        "RENEWAL_DLQ_URL",
+        "TOKENIZE_QUEUE_URL",
+        "RECEIPT_QUEUE_URL",
+        "MAX_RECEIVE_COUNT",
+        "STRIPE_SECRET_NAME",
+    },
 }
 ALARMS = {
     "TokenizeDLQAlarm",
@@ -105,6 +122,13 @@ ALARMS = {
     "NotifierFunctionErrorsAlarm",
     "NotifierFunctionThrottlesAlarm",
     "CardTestingAlarm",
+    "UnrecordedChargesAlarm",
+    "RenewalDLQAlarm",
+    "RenewalQueueAgeAlarm",
+    "RenewFunctionErrorsAlarm",
+    "RenewFunctionThrottlesAlarm",
+    "ScheduleRenewalsFunctionErrorsAlarm",
+    "ScheduleRenewalsFunctionThrottlesAlarm",
 }
 
 
@@ -126,8 +150,15 @@ def test_moto_gets_everything_but_the_api_and_the_event_source_mappings(deployed
         "AWS::Lambda::EventSourceMapping",
         "AWS::WAFv2::WebACLAssociation",
     }
-    assert set(deployed.stack.queues) == {"TokenizeQueue", "TokenizeDLQ", "ReceiptQueue", "ReceiptDLQ"}
-    assert set(deployed.stack.tables) == {"DonationsTable", "IdempotencyTable", "VelocityTable"}
+    assert set(deployed.stack.queues) == {
+        "TokenizeQueue",
+        "TokenizeDLQ",
+        "ReceiptQueue",
+        "ReceiptDLQ",
+        "RenewalQueue",
+        "RenewalDLQ",
+    }
+    assert set(deployed.stack.tables) == {"DonationsTable", "IdempotencyTable", "VelocityTable", "PledgesTable"}
     # moto's CloudFormation has no WAFv2 support: the web ACL is created through moto's WAFv2 API.
     assert set(deployed.stack.web_acls) == {"DonationsWebAcl"}
     assert set(deployed.stack.topics) == {"OperatorTopic", "AlarmTopic"}
@@ -215,12 +246,17 @@ def test_environment_values_point_at_this_stack(deployed: Deployed) -> None:
 
 def test_event_sources_are_exposed_for_a_local_poller(deployed: Deployed) -> None:
     sources = {es.function_logical_id: es for es in deployed.stack.event_sources.values()}
-    assert set(sources) == {"TokenizeFunction", "SendReceiptFunction"}
-    for function, queue in (("TokenizeFunction", "TokenizeQueue"), ("SendReceiptFunction", "ReceiptQueue")):
+    assert set(sources) == {"TokenizeFunction", "SendReceiptFunction", "RenewFunction"}
+    for function, queue, concurrency in (
+        ("TokenizeFunction", "TokenizeQueue", 5),
+        ("SendReceiptFunction", "ReceiptQueue", 5),
+        # Renewals leave Stripe's per-account request rate to the donors (the least SQS allows).
+        ("RenewFunction", "RenewalQueue", 2),
+    ):
         es = sources[function]
         assert (es.queue_logical_id, es.queue_url) == (queue, deployed.stack.queues[queue])
         assert es.queue_arn == deployed.queue_arn(queue)
-        assert (es.batch_size, es.maximum_batching_window_seconds, es.maximum_concurrency) == (10, 1, 5)
+        assert (es.batch_size, es.maximum_batching_window_seconds, es.maximum_concurrency) == (10, 1, concurrency)
         assert es.function_response_types == ("ReportBatchItemFailures",)
         assert es.function_name == deployed.stack.functions[function].name
 

@@ -39,6 +39,8 @@ def test_translation_keeps_local_code_paths(cfn_template: Template) -> None:
         "ReconcilerFunction": "functions/reconciler/",
         "StripeWebhookFunction": "functions/stripe_webhook/",
         "NotifierFunction": "functions/notifier/",
+        "ScheduleRenewalsFunction": "functions/schedule_renewals/",
+        "RenewFunction": "functions/renew/",
     }
     assert [v for k, v in local.items() if k.startswith("CoreLayer")] == ["src/"]
 

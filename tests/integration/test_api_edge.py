@@ -1,7 +1,7 @@
 """The HTTP edge refuses what a hostile client sends, with a clear 400/415, before anything is charged.
 
 Each case was found charging the wrong amount, failing with a 503, or charging without a receipt
-(issue #13); each must now be refused with its own code, leaving no record, no Stripe call, no message.
+(a review found each); each must now be refused with its own code, leaving no record, no Stripe call, no message.
 """
 
 import base64

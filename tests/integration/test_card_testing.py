@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from donations_ops.card_testing import card_testing_status, force_attack_mode
-from donations_ops.stack import discover
+from donations_ops.stack_resources import discover
 from simulator.local.pipeline import LOCAL_SOURCE_IP_HEADER
 from tests.attack.simulation import DECLINING_TEST_CARDS
 from tests.support.keys import a_key, donation_id_for

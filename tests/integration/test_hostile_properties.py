@@ -2,7 +2,7 @@
 
 The rule for every generated request: no answer >= 500; a refused request charges nothing and
 stores nothing; an accepted one is charged once and gets its receipt. Each class of input found
-wrong once (issue #13) has a generator here, not only the instance that was found.
+wrong once has a generator here, not only the instance that was found.
 """
 
 import base64

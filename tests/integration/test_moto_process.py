@@ -8,7 +8,7 @@ import boto3
 import pytest
 
 from donations_ops.redrive import copy_messages, not_implemented, redrive
-from donations_ops.stack import Queue, Stack
+from donations_ops.stack_resources import Queue, Stack
 from simulator.local.moto_process import MotoProcess
 from simulator.local.process import free_port
 

@@ -1,4 +1,4 @@
-"""What the product relies on from Stripe and SendGrid, as those providers document it (issue #12)."""
+"""What the product relies on from Stripe and SendGrid, as those providers document it."""
 
 import time
 

@@ -20,6 +20,8 @@ HANDLERS = {
     "SendReceiptFunction": ("functions/send_receipt", "send_receipt_handler"),
     "ReconcilerFunction": ("functions/reconciler", "reconciler_handler"),
     "StripeWebhookFunction": ("functions/stripe_webhook", "stripe_webhook_handler"),
+    "ScheduleRenewalsFunction": ("functions/schedule_renewals", "schedule_renewals_handler"),
+    "RenewFunction": ("functions/renew", "renew_handler"),
 }
 
 

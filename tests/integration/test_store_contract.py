@@ -110,3 +110,37 @@ def test_refunds_only_grow_and_settled_donations_leave_the_reconcilers_query(sto
         charged.donation_id,
         None,
     )  # the real index is eventually consistent
+
+
+def test_a_failure_ends_a_donation_only_for_its_current_charge(store):
+    from donations.ports import CurrentCharge
+
+    donation = pending(store)
+    store.mark_charge_attempt_spent(donation.donation_id, 0)
+    # A spent attempt's failure moves nothing; neither does an attempt the donation moved past
+    with pytest.raises(ConditionFailed):
+        store.mark_canceled(donation.donation_id, "abandoned", "pi_0", current=CurrentCharge(0, "pi_0"))
+    store.next_charge_attempt(donation.donation_id, 0)
+    with pytest.raises(ConditionFailed):
+        store.mark_failed(donation.donation_id, "payment_failed", current=CurrentCharge(0, "pi_0"))
+    assert store.require(donation.donation_id).charge_attempt_spent_at is None
+    # The current attempt's decline ends it
+    declined = store.mark_declined(donation.donation_id, "generic_decline", "pi_1", current=CurrentCharge(1, "pi_1"))
+    assert declined.status is DonationStatus.DECLINED
+
+
+def test_money_taken_for_a_donation_recorded_as_not_charged_is_recorded_and_owed_its_follow_ups(store):
+    donation = pending(store)
+    store.mark_canceled(donation.donation_id, "abandoned", "pi_1")
+    with pytest.raises(ConditionFailed):  # only from the status the caller read
+        store.record_money_taken(donation.donation_id, "pi_1", "pm_1", recorded_as=DonationStatus.FAILED)
+
+    charged = store.record_money_taken(donation.donation_id, "pi_1", "pm_1", recorded_as=DonationStatus.CANCELED)
+
+    assert (charged.status, charged.corrected_from, charged.payment_intent_id) == (
+        DonationStatus.SUCCEEDED,
+        DonationStatus.CANCELED,
+        "pi_1",
+    )
+    assert charged.unsettled_since is not None and charged.charged_at is not None  # back in the reconciler's index
+    assert store.claim_followups(donation.donation_id, 60) is True

@@ -16,7 +16,7 @@ from donations_ops.alarms import stack_alarms
 from donations_ops.aws import LOCAL_ENDPOINT, make_clients, resolve_endpoint
 from donations_ops.cli import main
 from donations_ops.redrive import Pacer, copy_messages, redrive
-from donations_ops.stack import QueueNotFound, discover, resolve_dlq
+from donations_ops.stack_resources import QueueNotFound, discover, resolve_dlq
 from tests.support.keys import a_key
 from tests.support.world import DONATION as SAMPLE
 
@@ -130,7 +130,8 @@ def test_status_shows_depths_and_a_parked_message_without_consuming_it(world, pi
     assert f"{pipeline.stack.stack_name}-receipt-dlq-not-empty" in out
     status = ops_json(pipeline, capsys, "status")
     rows = {row["logical_id"]: row for row in status["queues"]}
-    assert list(rows) == ["TokenizeQueue", "TokenizeDLQ", "ReceiptQueue", "ReceiptDLQ"]  # each queue, then its DLQ
+    # each queue, then its DLQ
+    assert list(rows) == ["TokenizeQueue", "TokenizeDLQ", "ReceiptQueue", "ReceiptDLQ", "RenewalQueue", "RenewalDLQ"]
     assert (rows["ReceiptDLQ"]["visible"], rows["ReceiptDLQ"]["in_flight"], rows["ReceiptDLQ"]["role"]) == (1, 0, "dlq")
     assert rows["ReceiptDLQ"]["age_source"] == "peek" and 0 <= rows["ReceiptDLQ"]["oldest_age_seconds"] < 60
     assert rows["ReceiptQueue"]["visible"] == rows["TokenizeDLQ"]["visible"] == 0
@@ -178,7 +179,7 @@ def test_status_never_shows_an_age_for_an_empty_queue(world, pipeline, capsys):
     rows = {row["logical_id"]: row for row in ops_json(pipeline, capsys, "status")["queues"]}
     _, out, _ = ops(pipeline, capsys, "status")
 
-    # Then no age is shown for it (issue #15: "oldest message 4m 53s" on an empty queue)
+    # Then no age is shown for it (an age would be a gone message's)
     assert (rows["ReceiptQueue"]["oldest_age_seconds"], rows["ReceiptQueue"]["age_source"]) == (None, "empty")
     row = next(line for line in out.splitlines() if "ReceiptQueue" in line and "source" in line)
     assert "4m 53s" not in row and "empty" in row

@@ -31,6 +31,7 @@ from donations.ports import (
     ChallengeVerdict,
     ChargeOutcome,
     ChargeState,
+    CurrentCharge,
     IntentSnapshot,
     Mailer,
     ParkedMessage,
@@ -45,6 +46,7 @@ from donations.store import ATTENTION_ATTRIBUTES, ConditionFailed, new_donation
 from tests.support.keys import IDENTIFIERS
 
 _OPEN = (DonationStatus.PENDING, DonationStatus.REQUIRES_ACTION)
+_NOT_CHARGED = (DonationStatus.CANCELED, DonationStatus.FAILED, DonationStatus.DECLINED)
 Condition = Callable[[Donation], bool]
 
 
@@ -140,7 +142,7 @@ class FakeStore:
     def mark_charge_attempt_spent(self, donation_id: str, attempt: int) -> None:
         self._update(
             donation_id,
-            {"charge_attempt_spent": True},
+            {"charge_attempt_spent": True, "charge_attempt_spent_at": utc_now()},
             lambda d: d.status is DonationStatus.PENDING and d.charge_attempt == attempt,
         )
 
@@ -151,6 +153,7 @@ class FakeStore:
                 "charge_attempt": spent_attempt + 1,
                 "charge_attempt_started_at": utc_now(),
                 "charge_attempt_spent": False,
+                "charge_attempt_spent_at": None,
             },
             lambda d: (
                 d.status is DonationStatus.PENDING and d.charge_attempt == spent_attempt and d.charge_attempt_spent
@@ -188,25 +191,50 @@ class FakeStore:
         values = {"status": DonationStatus.REQUIRES_ACTION, "payment_intent_id": payment_intent_id}
         return self._update(donation_id, {**values, "charging_until": None}, lambda d: d.status in _OPEN)
 
-    def mark_declined(self, donation_id: str, decline_code: str, payment_intent_id: str | None) -> Donation:
+    def mark_declined(
+        self,
+        donation_id: str,
+        decline_code: str,
+        payment_intent_id: str | None,
+        *,
+        current: CurrentCharge | None = None,
+    ) -> Donation:
         values = {
             "status": DonationStatus.DECLINED,
             "decline_code": decline_code,
             "payment_intent_id": payment_intent_id,
             "failure_reason": f"card_declined:{decline_code}",
         }
-        return self._settle(donation_id, values)
+        return self._settle(donation_id, values, current)
 
-    def mark_failed(self, donation_id: str, reason: str) -> Donation:
-        return self._settle(donation_id, {"status": DonationStatus.FAILED, "failure_reason": reason})
+    def mark_failed(self, donation_id: str, reason: str, *, current: CurrentCharge | None = None) -> Donation:
+        return self._settle(donation_id, {"status": DonationStatus.FAILED, "failure_reason": reason}, current)
 
-    def mark_canceled(self, donation_id: str, reason: str, payment_intent_id: str | None) -> Donation:
+    def mark_canceled(
+        self, donation_id: str, reason: str, payment_intent_id: str | None, *, current: CurrentCharge | None = None
+    ) -> Donation:
         values = {"status": DonationStatus.CANCELED, "failure_reason": reason, "payment_intent_id": payment_intent_id}
-        return self._settle(donation_id, values)
+        return self._settle(donation_id, values, current)
 
-    def _settle(self, donation_id: str, values: dict[str, Any]) -> Donation:
+    def record_money_taken(
+        self, donation_id: str, payment_intent_id: str, payment_method_id: str | None, *, recorded_as: DonationStatus
+    ) -> Donation:
+        stamp = utc_now()
+        values = {
+            "status": DonationStatus.SUCCEEDED,
+            "payment_intent_id": payment_intent_id,
+            "payment_method_id": payment_method_id,
+            "charged_at": stamp,
+            "corrected_from": recorded_as,
+            "unsettled_since": stamp,
+        }
+        return self._update(donation_id, values, lambda d: d.status is recorded_as and d.status in _NOT_CHARGED)
+
+    def _settle(self, donation_id: str, values: dict[str, Any], current: CurrentCharge | None) -> Donation:
         final = {**values, "unsettled_since": None, "charging_until": None}
-        return self._update(donation_id, final, lambda d: d.status in _OPEN)
+        return self._update(
+            donation_id, final, lambda d: d.status in _OPEN and (current is None or current.holds_for(d))
+        )
 
     # -- follow-ups ----------------------------------------------------------------------------------
 
@@ -383,6 +411,8 @@ class FakePayments:
     searches: dict[str, list[IntentSnapshot]] = field(default_factory=dict)
     """donation id -> what Stripe's search by metadata finds."""
     intents: dict[str, IntentSnapshot] = field(default_factory=dict)
+    succeeded: list[tuple[int, IntentSnapshot]] = field(default_factory=list)
+    """(created, PaymentIntent) that Stripe's search finds succeeded."""
     outage: Exception | None = None
     """Raised by every lookup while set (Stripe unreachable)."""
     fingerprints: dict[str, str] = field(default_factory=dict)
@@ -417,6 +447,12 @@ class FakePayments:
         canceled = IntentSnapshot(known.id, "canceled", known.payment_method_id)
         self.intents[payment_intent_id] = canceled
         return canceled
+
+    def succeeded_between(self, start: int, end: int, *, max_pages: int) -> tuple[list[IntentSnapshot], bool]:
+        self.calls.append(("succeeded_between", f"{start}-{end}"))
+        self._reachable()
+        found = [intent for created, intent in self.succeeded if start <= created < end]
+        return found[: max_pages * 100], len(found) <= max_pages * 100
 
     def card_fingerprint(self, payment_method_id: str) -> str | None:
         self.calls.append(("card_fingerprint", payment_method_id))

@@ -59,6 +59,14 @@ ROLE_TABLE: dict[str, set[Grant]] = {
     | {("sqs:GetQueueAttributes", q) for q in ("TokenizeQueue", "ReceiptQueue", "TokenizeDLQ", "ReceiptDLQ")}
     | {("dynamodb:Query", "DonationsTable/index/attention-index")}
     | {("kms:GenerateDataKey", "OperatorTopicKey"), ("kms:Decrypt", "OperatorTopicKey")},
+    "ScheduleRenewalsFunctionRole": _logs("ScheduleRenewalsFunctionLogGroup")
+    | {("dynamodb:Query", "PledgesTable/index/due_on-index"), ("dynamodb:UpdateItem", "PledgesTable")}
+    | {("sqs:SendMessage", "RenewalQueue")},
+    "RenewFunctionRole": _logs("RenewFunctionLogGroup")
+    | _poll("RenewalQueue", "RenewalDLQ")
+    | {("dynamodb:GetItem", "PledgesTable"), ("dynamodb:UpdateItem", "PledgesTable")}
+    | {(f"dynamodb:{a}", "DonationsTable") for a in ("GetItem", "PutItem", "UpdateItem")}
+    | {("sqs:SendMessage", "ReceiptQueue"), ("ssm:GetParameter", "parameter:StripeRenewSecretName")},
 }
 """Role -> every (action, resource) it is allowed; nothing else."""
 
@@ -76,5 +84,7 @@ DONATION_ATTRIBUTES: dict[str, set[str] | None] = {
     | _SETTLE
     | {"amount_refunded", "refunded_at", "dispute_id", "dispute_reason", "dispute_status", "disputed_at"},
     "NotifierFunctionRole": set(),  # reads only
+    "RenewFunctionRole": None,  # creates each period's donation (PutItem): every attribute
+    "ScheduleRenewalsFunctionRole": set(),  # no Donations access
 }
 """Role -> the Donations attributes its UpdateItem may name (dynamodb:Attributes); None: unrestricted."""

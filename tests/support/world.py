@@ -13,6 +13,7 @@ from donations.models import Donation, FollowUpMessage, Step
 from donations.settings import (
     ChargeSettings,
     ReconcilerSettings,
+    RenewSettings,
     SendReceiptSettings,
     StripeWebhookSettings,
     TokenizeSettings,
@@ -56,12 +57,14 @@ QUEUES = {
     "receipt": "ReceiptQueue",
     "tokenize_dlq": "TokenizeDLQ",
     "receipt_dlq": "ReceiptDLQ",
+    "renewal": "RenewalQueue",
+    "renewal_dlq": "RenewalDLQ",
 }
-CONSUMERS = {"tokenize": "TokenizeFunction", "receipt": "SendReceiptFunction"}
+CONSUMERS = {"tokenize": "TokenizeFunction", "receipt": "SendReceiptFunction", "renewal": "RenewFunction"}
 
 
 class AllFunctionSettings(
-    ChargeSettings, TokenizeSettings, SendReceiptSettings, ReconcilerSettings, StripeWebhookSettings
+    ChargeSettings, TokenizeSettings, SendReceiptSettings, ReconcilerSettings, StripeWebhookSettings, RenewSettings
 ):
     """Every function's settings at once: the tests' process holds all their variables (the pipeline
     merges the functions' environments into it), and the world uses every adapter."""
@@ -357,6 +360,7 @@ class World:
         self._clear_table("IdempotencyTable", "id")
         # Card testing: every test starts with no counts and no attack mode (nor a cached one).
         self._clear_table("VelocityTable", "pk")
+        self._clear_table("PledgesTable", "pledge_id")
         charge = self.pipeline.handler("ChargeFunction").wiring()
         charge.screening.attack_mode.forget()
         self.expire_backoffs()

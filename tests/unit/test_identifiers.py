@@ -63,6 +63,8 @@ def test_keys_that_are_short_or_repetitive_are_refused(key):
     assert (refused.value.status, refused.value.code) == (400, "weak_idempotency_key")
 
 
-@pytest.mark.parametrize("key", [KEY, str(uuid.uuid4()), uuid.uuid4().hex[:16], "Zx8_q2LmN4-pR7vT"])
+# Fixed values (what crypto.randomUUID() and a 16-hex-digit token look like): test ids must be the same in
+# every pytest-xdist worker.
+@pytest.mark.parametrize("key", [KEY, "0d7b93f8-fc26-402b-902f-eb877fb2ebc4", "c32e9de098a7421f", "Zx8_q2LmN4-pR7vT"])
 def test_uuids_and_random_keys_of_16_characters_are_accepted(key):
     check_idempotency_key(key)

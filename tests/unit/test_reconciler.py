@@ -147,7 +147,7 @@ def test_a_stripe_failure_is_an_error_and_the_donation_stays_for_the_next_run(st
     donation = pending(store)
     payments.outage = ConnectionError("Stripe unreachable")
 
-    assert run(store, payments, publisher) == {Outcome.ERROR: 1}
+    assert run(store, payments, publisher) == {Outcome.ERROR: 3}  # the donation, and the sweep's two stretches
     assert store.require(donation.donation_id).status is DonationStatus.PENDING
 
 
@@ -155,11 +155,15 @@ def test_a_donation_still_worked_on_is_left_alone(store, payments, publisher):
     pending(store)
 
     assert run(store, payments, publisher, after=timedelta(seconds=30)) == {}  # within the grace period
-    assert payments.calls == []
+    assert _besides_the_sweep(payments.calls) == []
 
 
 def test_a_donation_older_than_the_max_age_is_reported_not_retried(store, payments, publisher):
     pending(store)
 
     assert run(store, payments, publisher, after=timedelta(days=8)) == {Outcome.STALE: 1}
-    assert payments.calls == []
+    assert _besides_the_sweep(payments.calls) == []
+
+
+def _besides_the_sweep(calls: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [call for call in calls if call[0] != "succeeded_between"]

@@ -11,6 +11,8 @@ from donations.settings import (
     ChargeSettings,
     NotifierSettings,
     ReconcilerSettings,
+    RenewSettings,
+    ScheduleRenewalsSettings,
     SendReceiptSettings,
     SettingsError,
     TokenizeSettings,
@@ -90,7 +92,13 @@ def test_a_function_needs_nothing_it_does_not_use():
         "ReconcilerFunction",
         "StripeWebhookFunction",
         "NotifierFunction",
+        "ScheduleRenewalsFunction",
+        "RenewFunction",
     }
+    # The schedule only queries the due index and sends to the renewal queue: no provider, no secret.
+    assert not {name for name in required_variables(ScheduleRenewalsSettings) if "SECRET" in name}
+    # The renew function sends no mail: it publishes the receipt for the receipt function.
+    assert "SENDGRID_SECRET_NAME" not in required_variables(RenewSettings)
     # The notifier reads counts and publishes to operators: no provider key, no secret at all.
     assert not {name for name in required_variables(NotifierSettings) if "SECRET" in name}
 

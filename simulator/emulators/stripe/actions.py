@@ -9,9 +9,10 @@ from typing import Any
 
 from simulator.emulators.stripe import charges
 from simulator.emulators.stripe.clock import Clock
-from simulator.emulators.stripe.confirmation import fail_authentication, succeed
+from simulator.emulators.stripe.confirmation import authenticated, fail_authentication
+from simulator.emulators.stripe.intent_objects import new_payment_intent, payment_method_config
 from simulator.emulators.stripe.objects import copy_json, new_request_id
-from simulator.emulators.stripe.state import Ctx, StripeState
+from simulator.emulators.stripe.state import Ctx, History, StripeState
 from simulator.emulators.stripe.webhook_settings import DELIVERED
 from simulator.emulators.stripe.webhooks import WebhookDispatcher
 
@@ -36,12 +37,31 @@ class StripeActions:
             if pi["status"] != "requires_action":
                 raise ValueError(f"PaymentIntent {pi_id} has status {pi['status']}, not requires_action")
             if outcome == "succeed":
-                succeed(self.account, self._ctx(), pi)
+                authenticated(self.account, self._ctx(), pi)
             elif outcome == "fail":
                 fail_authentication(self.account, self._ctx(), pi)
             else:
                 raise ValueError("outcome must be 'succeed' or 'fail'")
             return copy_json(pi)
+
+    def simulate_history(self, pi_id: str, *, per_day: int, since: float, until: float) -> int:
+        """A busy account's history: ``per_day`` PaymentIntents a day created evenly from ``since`` to
+        ``until`` (unix seconds), each like PaymentIntent ``pi_id`` but without metadata (another
+        integration's payments). Held as that rule, not as objects: the list endpoint makes the ones a
+        request reaches (intent_queries.HISTORY), so 300,000 a day costs neither memory nor seeding time.
+        Returns how many it stands for."""
+        with self._lock:
+            template = copy_json(self.account.payment_intents[pi_id])
+            self.account.history = History(template, 86_400 / per_day, int(since), int(until))
+            return self.account.history.count
+
+    def leave_unconfirmed_intent(self, amount: int, currency: str, donation_id: str, attempt: str) -> Json:
+        """A PaymentIntent for a donation's charge attempt, created and never confirmed: what a request that
+        Stripe answered with a stored 500 may leave behind (it could still be confirmed, until canceled)."""
+        with self._lock:
+            wire = {"metadata": {"donation_id": donation_id, "charge_attempt": attempt}}
+            config = payment_method_config({"allowed_payment_method_types": ["card"]})
+            return copy_json(new_payment_intent(self.account, self._ctx(), wire, amount, currency, None, config))
 
     def refund(self, charge_id: str) -> Json:
         """Refund a succeeded charge in full; emits ``charge.refunded`` and returns the Charge."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Outcome = Literal["succeed", "decline", "authenticate"]
+OffSessionOutcome = Literal["succeed", "decline", "authenticate", "succeed_once_set_up"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,11 @@ class CardProfile:
     param: str | None = None
     country: str = "US"
     funding: str = "credit"
+    # Charged off-session (a saved card, the donor away), when that differs from ``outcome``:
+    # docs.stripe.com/testing, "Authentication and setup" (cards for testing saved cards off-session).
+    # ``succeed_once_set_up``: succeeds if a payment with setup_future_usage set the card up, else
+    # needs authentication (which off-session means the decline authentication_required).
+    off_session: OffSessionOutcome | None = None
 
     @property
     def last4(self) -> str:
@@ -67,6 +73,28 @@ MAGIC_CARDS: dict[str, CardProfile] = {
     ),
     "pm_card_authenticationRequired": CardProfile("4000002760003184", "visa", "authenticate"),
     "pm_card_threeDSecure2Required": CardProfile("4000000000003220", "visa", "authenticate"),
+    # Saved cards charged off-session (docs.stripe.com/testing, "Authentication and setup"; "Charging
+    # Saved Cards", docs.stripe.com/payments/cards/charging-saved-cards):
+    # needs authentication on-session; once set up, off-session payments need none.
+    "pm_card_authenticationRequiredOnSetup": CardProfile(
+        "4000002500003155", "visa", "authenticate", off_session="succeed_once_set_up"
+    ),
+    # needs authentication on-session; every off-session payment succeeds, as if set up already.
+    "pm_card_authenticationRequiredSetupForOffSession": CardProfile(
+        "4000003800000446", "visa", "authenticate", off_session="succeed"
+    ),
+    # attaching to a Customer succeeds; every charge then fails.
+    "pm_card_chargeCustomerFail": _declined("4000000000000341", "generic_decline"),
+    # needs authentication on-session; every off-session payment is declined for insufficient funds.
+    "pm_card_authenticationRequiredChargeDeclinedInsufficientFunds": CardProfile(
+        "4000008260003178",
+        "visa",
+        "authenticate",
+        "card_declined",
+        "insufficient_funds",
+        "Your card has insufficient funds.",
+        off_session="decline",
+    ),
 }
 
 # The same cards by number (what Stripe.js sends) and as test tokens (``tok_visa``: docs.stripe.com/testing).

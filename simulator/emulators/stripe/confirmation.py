@@ -8,6 +8,8 @@ payment is off-session or ``error_on_requires_action`` is set (docs.stripe.com/d
 
 from __future__ import annotations
 
+import contextlib
+
 from simulator.emulators.stripe import errors
 from simulator.emulators.stripe.cards import AUTHENTICATION_REQUIRED, CardProfile
 from simulator.emulators.stripe.charges import new_charge
@@ -54,20 +56,39 @@ def check_confirmable(state: StripeState, pm_ref: str | None, pi: Json, return_u
         raise errors.invalid(RETURN_URL_MESSAGE, param="return_url")
 
 
+def check_off_session_customer(customer: str | None, off: bool) -> None:
+    """An off-session payment charges a saved card: the Customer it is saved to and the PaymentMethod
+    (docs.stripe.com/payments/cards/charging-saved-cards: "specify both the ID of the Customer and the
+    ID of the previously saved ... PaymentMethod"). The wording of this refusal is ours."""
+    if off and customer is None:
+        raise errors.invalid(
+            "An off-session payment charges a saved PaymentMethod: pass the `customer` it is attached to.",
+            param="customer",
+        )
+
+
 def confirm(state: StripeState, ctx: Ctx, pi: Json, off: bool, error_on_requires_action: bool) -> None:
     usage = state.pm_usage[pi["payment_method"]]
     usage.used_by.add(pi["id"])
     if pi["customer"] is None and pi["setup_future_usage"] is None:
         usage.consumed = True
     card = usage.card
-    if card.outcome == "authenticate" and (off or error_on_requires_action):
+    outcome = _off_session_outcome(card, usage.set_up) if off else card.outcome
+    if outcome == "authenticate" and (off or error_on_requires_action):
         decline(state, ctx, pi, AUTHENTICATION_REQUIRED)
-    elif card.outcome == "decline":
+    elif outcome == "decline":
         decline(state, ctx, pi, card)
-    elif card.outcome == "authenticate":
+    elif outcome == "authenticate":
         require_action(state, ctx, pi)
     else:
         succeed(state, ctx, pi)
+
+
+def _off_session_outcome(card: CardProfile, set_up: bool) -> str:
+    """How a saved card behaves charged with the customer away (cards.CardProfile.off_session)."""
+    if card.off_session == "succeed_once_set_up":
+        return "succeed" if set_up else "authenticate"
+    return card.off_session or card.outcome
 
 
 def succeed(state: StripeState, ctx: Ctx, pi: Json) -> None:
@@ -80,10 +101,24 @@ def succeed(state: StripeState, ctx: Ctx, pi: Json) -> None:
         next_action=None,
     )
     pm = state.payment_methods[pi["payment_method"]]
+    if pi["setup_future_usage"]:
+        state.pm_usage[pm["id"]].set_up = True
     if pi["setup_future_usage"] and pi["customer"] and pm["customer"] is None:
         # Stripe attaches the card to the customer once a setup_future_usage payment succeeds.
         attach(state, ctx, pm, pi["customer"], source="setup_future_usage")
     emit(state, ctx, "payment_intent.succeeded", pi)
+
+
+def authenticated(state: StripeState, ctx: Ctx, pi: Json) -> None:
+    """The donor passed 3-D Secure: the payment goes ahead, unless the card declines all the same
+    (4000008260003178: insufficient funds "even after being successfully authenticated", docs.stripe.com/testing)."""
+    card = state.pm_usage[pi["payment_method"]].card
+    if card.code is None:
+        succeed(state, ctx, pi)
+        return
+    # Nobody called the API here: the intent and its event say it failed.
+    with contextlib.suppress(errors.StripeApiError):
+        decline(state, ctx, pi, card)
 
 
 def decline(state: StripeState, ctx: Ctx, pi: Json, card: CardProfile) -> None:

@@ -74,6 +74,11 @@ class StripeInspection:
         with self._lock:
             return [copy_json(e) for e in self.account.events]
 
+    def events_since(self, index: int) -> list[Json]:
+        """The events recorded after the first ``index`` (a reader that keeps its place copies only what is new)."""
+        with self._lock:
+            return [copy_json(e) for e in self.account.events[index:]]
+
     def event(self, event_id: str) -> Json:
         with self._lock:
             return copy_json(self.account.events_by_id[event_id])
@@ -108,11 +113,6 @@ class StripeInspection:
         """Block until ``n`` delivery attempts (2xx only with ``delivered_only``) are logged and return
         the log; TimeoutError otherwise."""
         return self.webhooks.wait_for(n, timeout, delivered_only=delivered_only)
-
-    @property
-    def idempotency_keys_in_flight(self) -> list[str]:
-        """Keys whose request is executing right now (a same-key request would get 409)."""
-        return self.idempotency.keys_in_flight()
 
     def wait_for_in_flight(self, idempotency_key: str, timeout: float = 5.0) -> None:
         """Block until a request with this key executes (e.g. held by "after" latency); TimeoutError otherwise."""

@@ -50,14 +50,36 @@ def list_intents(state: StripeState, ctx: Ctx, p: Json, _: str | None) -> Json:
     """docs.stripe.com/api/payment_intents/list: newest first, filtered by ``customer`` and ``created``."""
     expand = params.expand(p, EXPANDABLE)
     customer = params.text(p, "customer")
+    history = state.history
+    objects = list(state.payment_intents.values())
+    if history is not None and customer is None:
+        first, last = _created_bounds(p.get("created"), ctx.now)
+        objects += history.between(first, last)
+
+    def shown(pi: Json) -> Json:
+        if history is not None and pi["id"].startswith("pi_history"):
+            pi = {**history.template, **pi, "metadata": {}}
+        return render(state, pi, expand)
+
     return list_page(
-        list(state.payment_intents.values()),
+        objects,
         p,
         "/v1/payment_intents",
-        lambda pi: render(state, pi, expand),
+        shown,
         kind="payment_intent",
-        keep=lambda pi: customer in (None, pi["customer"]),
+        keep=lambda pi: customer in (None, pi.get("customer")),
     )
+
+
+def _created_bounds(condition: Any, now: int) -> tuple[int, int]:
+    """The ``created`` range a list request asks for, as inclusive unix seconds, never past ``now``."""
+    if condition is None:
+        return 0, now
+    if isinstance(condition, str):
+        return int(condition), int(condition)
+    first = max(int(condition.get("gte", 0)), int(condition.get("gt", -1)) + 1)
+    last = min(int(condition.get("lte", now)), int(condition.get("lt", now + 1)) - 1, now)
+    return first, last
 
 
 def _field(pi: Json, name: str) -> Any:

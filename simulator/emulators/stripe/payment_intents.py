@@ -4,7 +4,7 @@ and retrieve (docs.stripe.com/api/payment_intents)."""
 from __future__ import annotations
 
 from simulator.emulators.stripe import errors, params
-from simulator.emulators.stripe.confirmation import check_confirmable, confirm
+from simulator.emulators.stripe.confirmation import check_confirmable, check_off_session_customer, confirm
 from simulator.emulators.stripe.customers import customer_ref
 from simulator.emulators.stripe.events import emit
 from simulator.emulators.stripe.intent_objects import (
@@ -35,6 +35,7 @@ def create(state: StripeState, ctx: Ctx, p: Json, _: str | None) -> Json:
         check_usable(state, pm_ref, customer, None)
     if params.flag(p, "confirm"):
         check_confirmable(state, pm_ref, config, params.text(p, "return_url"), off_session(p))
+        check_off_session_customer(customer, off_session(p))
     elif "error_on_requires_action" in p or "off_session" in p:
         # Both are documented as usable only with confirm=true.
         param = "error_on_requires_action" if "error_on_requires_action" in p else "off_session"
@@ -72,6 +73,7 @@ def confirm_endpoint(state: StripeState, ctx: Ctx, p: Json, pi_id: str | None) -
     changes_types = "allowed_payment_method_types" in p or "excluded_payment_method_types" in p
     config = payment_method_config(p) if changes_types else pi
     check_confirmable(state, pm_ref or pi["payment_method"], config, params.text(p, "return_url"), off)
+    check_off_session_customer(pi["customer"], off)
     receipt_email = params.email(p, "receipt_email")
     if changes_types:
         pi.update(config)

@@ -20,7 +20,7 @@ from typing import ClassVar, Self
 
 from simulator.emulators.base import EmulatorServer
 from simulator.emulators.faults import ALL_KINDS, Fault
-from simulator.emulators.serving import Request, Response, _Handler
+from simulator.emulators.serving import EmulatorRequestHandler, Request, Response
 from simulator.emulators.stripe import errors, restricted, routes
 from simulator.emulators.stripe.actions import StripeActions
 from simulator.emulators.stripe.calls import ApiCall, prepare
@@ -179,7 +179,9 @@ class StripeEmulator(StripeActions, StripeInspection, EmulatorServer):
         with self._lock:
             return list(self._received)
 
-    def respond(self, conn: _Handler, req: Request, fired: Sequence[Fault], terminal: Fault | None) -> None:
+    def respond(
+        self, conn: EmulatorRequestHandler, req: Request, fired: Sequence[Fault], terminal: Fault | None
+    ) -> None:
         script = stand_in(req)
         if script is not None:  # the Stripe.js stand-in: not an API call
             conn.send(script)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,11 +25,35 @@ class Ctx:
     now: int
 
 
+@dataclass(frozen=True)
+class History:
+    """PaymentIntents made by others at a steady rate (StripeActions.simulate_history): the ``n``-th was
+    created at ``since + n * every`` seconds, up to ``until``, and looks like ``template``."""
+
+    template: Json
+    every: float
+    since: int
+    until: int
+
+    @property
+    def count(self) -> int:
+        return int((self.until - self.since) / self.every) + 1
+
+    def between(self, first: int, last: int) -> list[Json]:
+        """Id and created time of those created from ``first`` to ``last`` (unix seconds, inclusive)."""
+        low = max(0, math.ceil((max(first, self.since) - self.since) / self.every))
+        high = min(self.count - 1, math.floor((min(last, self.until) - self.since) / self.every))
+        return [
+            {"id": f"pi_history{n:014d}", "created": int(self.since + n * self.every)} for n in range(low, high + 1)
+        ]
+
+
 @dataclass
 class PmUsage:
     card: CardProfile
     used_by: set[str] = field(default_factory=set)
     consumed: bool = False  # used without customer and without setup_future_usage: single-use, spent
+    set_up: bool = False  # a payment with setup_future_usage succeeded: saved for off-session use
 
 
 @dataclass
@@ -51,6 +76,7 @@ class StripeState:
     refunds: list[Json] = field(default_factory=list)
     disputes: list[Json] = field(default_factory=list)
     payment_intents_created: int = 0
+    history: History | None = None
     endpoints: WebhookEndpoints = field(default_factory=WebhookEndpoints)
     """The WebhookEndpoints API's endpoints, each with its deliveries (besides ``webhooks``)."""
 
@@ -70,4 +96,5 @@ class StripeState:
         for log in (self.attachments, self.events, self.refunds, self.disputes):
             log.clear()
         self.payment_intents_created = 0
+        self.history = None
         self.endpoints.clear()

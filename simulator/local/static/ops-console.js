@@ -1,4 +1,4 @@
-/* Operator console, issue #15: what needs attention (with redrive, discard, fix email) and donor lookup.
+/* Operator console: what needs attention (with redrive, discard, fix email) and donor lookup.
    Reads /_local/ops/... (the donations-ops functions); looking never receives from a DLQ. */
 "use strict";
 

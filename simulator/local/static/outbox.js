@@ -33,7 +33,7 @@
     );
   }
 
-  // The receipt as the donor reads it: its subject, and a link to the rendered email (issue #18).
+  // The receipt as the donor reads it: its subject, and a link to the rendered email.
   function receiptCell(email) {
     const rendered = email.rendered;
     if (!rendered) return h("td", { className: "muted" }, "Not rendered (no such template in the emulator)");

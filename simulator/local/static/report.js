@@ -1,4 +1,4 @@
-/* The fundraising report: GET /_local/ops/report (donations_ops.report), and its CSV. Issue #15. */
+/* The fundraising report: GET /_local/ops/report (donations_ops.report), and its CSV. */
 "use strict";
 
 (() => {

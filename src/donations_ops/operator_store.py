@@ -21,7 +21,7 @@ from donations.redaction import mask_email
 from donations.secrets import ApiKeys
 from donations.store import ATTENTION_ATTRIBUTES, DAY_INDEX, DONOR_INDEX
 from donations_ops.aws import Clients
-from donations_ops.stack import OpsError, Stack
+from donations_ops.stack_resources import OpsError, Stack
 
 BATCH_GET = 100  # BatchGetItem takes at most 100 keys
 

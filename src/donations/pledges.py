@@ -1,0 +1,273 @@
+"""Monthly pledges: the record, its schedule, and the one conditional write that moves it on.
+
+A pledge lives in the Pledges table of its own (not the Donations table): its items have another
+shape and lifecycle, and every reader of the Donations table (the reconciler's index, the
+operators' donor and day indexes, scans in tools) takes each item there for a donation.
+
+Finding due pledges without a scan: ``due_on-index`` is keyed by ``due_on``, the day (``YYYY-MM-DD``)
+the next renewal is due, and is sparse: only an active pledge carries ``due_on``. The schedule
+queries one partition per day, from a look-back window up to today (:func:`due_days`), so a run that
+was missed is made up by the next one. A pledge leaves a day's partition by the very write that
+records its renewal (:meth:`PledgeStore.advance`), which is conditional on the period it charged:
+a duplicate message, a replayed schedule or a second consumer cannot move it twice, and a pledge
+never leaves a period it did not finish.
+"""
+
+from __future__ import annotations
+
+import base64
+import calendar
+import hashlib
+import secrets
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from boto3.dynamodb.conditions import Attr, Key
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from donations.conditional import ConditionFailed, condition_failed, conditional_update
+from donations.models import Donation, utc_now
+from donations.redaction import mask_email
+
+DUE_INDEX = "due_on-index"
+# Sparse: only a pledge whose renewal failed carries ``attention`` (operators list them: donations-ops pledges list).
+ATTENTION_INDEX = "attention-index"
+NEEDS_ATTENTION = "needs_attention"
+# Every month has these days; a donor who wants "the last day" gets the 28th (no month skipped).
+MAX_DAY_OF_MONTH = 28
+# How far back a schedule run looks for pledges still due: a schedule that was down this long loses nothing.
+LOOK_BACK_DAYS = 35
+# A pledge queued this recently for its period is not queued again by the next runs: its message is on its
+# way (a renewal is retried for well under an hour before the DLQ). Past this, it is sent again (the message
+# may be lost or parked), so a period is late at worst, never skipped.
+REQUEUE_AFTER = timedelta(hours=6)
+
+Period = Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+"""A calendar month, ``YYYY-MM``: the unit a pledge is charged once in."""
+
+
+class PledgeState(StrEnum):
+    ACTIVE = "active"
+    # The last renewal failed (a decline, or the bank asks the donor to authenticate): not charged
+    # again until an operator or the donor acts. ``last_failure`` says what happened and what to do.
+    NEEDS_ATTENTION = "needs_attention"
+    CANCELED = "canceled"
+
+
+class Pledge(BaseModel):
+    """A row of the Pledges table. It never holds card numbers: only Stripe's ids for the saved card."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    pledge_id: str
+    state: PledgeState
+    amount: int
+    currency: str
+    email: str
+    email_masked: str
+    donor_key: str | None = None
+    """The first donation's keyed donor key (donations.identifiers): each renewal's, so a donor's gifts
+    are found together and the renewal function needs no identifier secret of its own."""
+    name: str
+    customer_id: str
+    payment_method_id: str
+    day_of_month: int = Field(ge=1, le=MAX_DAY_OF_MONTH)
+    next_charge_on: str
+    """The day the next renewal is due (``YYYY-MM-DD``); its month is the period it charges."""
+    due_on: str | None = None
+    """``next_charge_on`` while the pledge is active (the sparse due index's key), else absent."""
+    first_donation_id: str
+    last_period: str | None = None
+    last_donation_id: str | None = None
+    renewals: int = 0
+    last_failure: str | None = None
+    last_failure_period: str | None = None
+    queued_period: str | None = None
+    """The period the schedule last queued a renewal for, and when (``mark_queued``)."""
+    queued_at: str | None = None
+    attention: str | None = None
+    """``needs_attention`` while the last renewal's failure waits for someone (the attention index's key)."""
+    attention_since: str | None = None
+    created_at: str
+    updated_at: str
+
+    @property
+    def period(self) -> str:
+        return self.next_charge_on[:7]
+
+
+class RenewalMessage(BaseModel):
+    """The body of a renewal message: ids only, the consumer reads the pledge."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    schema_version: Literal[1] = 1
+    type: Literal["renew"] = "renew"
+    pledge_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    period: Period
+
+
+def new_pledge_id() -> str:
+    return "pl_" + secrets.token_hex(12)
+
+
+def renewal_donation_id(pledge_id: str, period: str) -> str:
+    """The donation of one pledge's one period: the same every time, so every path finds the same record
+    (and its Stripe idempotency key). Shaped like every donation id (donations.charge.DONATION_ID)."""
+    digest = hashlib.sha256(f"renewal:{pledge_id}:{period}".encode()).digest()
+    return "don_" + base64.b32encode(digest).decode().rstrip("=").lower()[:26]
+
+
+def charge_day(day_of_month: int, month: date) -> date:
+    return month.replace(day=min(day_of_month, calendar.monthrange(month.year, month.month)[1]))
+
+
+def first_charge_on(day_of_month: int, today: date) -> date:
+    """The first renewal: the chosen day of next month (this month's gift was the first, on-session)."""
+    next_month = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
+    return charge_day(day_of_month, next_month)
+
+
+def following_charge_on(day_of_month: int, charged_on: str) -> str:
+    this_month = date.fromisoformat(charged_on).replace(day=1)
+    return charge_day(day_of_month, (this_month + timedelta(days=32)).replace(day=1)).isoformat()
+
+
+def due_days(today: date, look_back_days: int = LOOK_BACK_DAYS) -> list[str]:
+    """The due index's partitions a schedule run reads, oldest first."""
+    return [(today - timedelta(days=back)).isoformat() for back in range(look_back_days, -1, -1)]
+
+
+def pledge_from_donation(donation: Donation, day_of_month: int, today: date) -> Pledge:
+    """A pledge renewing a charged donation monthly on its saved card (Customer + PaymentMethod from
+    the tokenize step). Raises ValueError if the donation has no saved card to charge again."""
+    if not (donation.customer_id and donation.payment_method_id):
+        raise ValueError(f"donation {donation.donation_id} has no saved card (Customer and PaymentMethod)")
+    if not 1 <= day_of_month <= MAX_DAY_OF_MONTH:
+        raise ValueError(f"day_of_month must be 1 to {MAX_DAY_OF_MONTH}")
+    stamp = utc_now()
+    next_on = first_charge_on(day_of_month, today).isoformat()
+    return Pledge(
+        pledge_id=new_pledge_id(),
+        state=PledgeState.ACTIVE,
+        amount=donation.amount,
+        currency=donation.currency,
+        email=donation.email,
+        email_masked=mask_email(donation.email),
+        donor_key=donation.donor_key,
+        name=donation.name,
+        customer_id=donation.customer_id,
+        payment_method_id=donation.payment_method_id,
+        day_of_month=day_of_month,
+        next_charge_on=next_on,
+        due_on=next_on,
+        first_donation_id=donation.donation_id,
+        created_at=stamp,
+        updated_at=stamp,
+    )
+
+
+class PledgeStore:
+    def __init__(self, table: Any) -> None:
+        # A boto3 DynamoDB Table resource for the Pledges table.
+        self._table = table
+
+    def create(self, pledge: Pledge) -> Pledge:
+        try:
+            self._table.put_item(
+                Item=pledge.model_dump(mode="json", exclude_none=True),
+                ConditionExpression=Attr("pledge_id").not_exists(),
+            )
+        except ClientError as error:
+            if condition_failed(error):
+                raise ConditionFailed(pledge.pledge_id) from error
+            raise
+        return pledge
+
+    def get(self, pledge_id: str) -> Pledge | None:
+        item = self._table.get_item(Key={"pledge_id": pledge_id}, ConsistentRead=True).get("Item")
+        return Pledge.model_validate(item) if item else None
+
+    def due_on(self, day: str) -> list[RenewalMessage]:
+        """One message per active pledge due on ``day``: a query of the sparse due index, keys only."""
+        arguments: dict[str, Any] = {"IndexName": DUE_INDEX, "KeyConditionExpression": Key("due_on").eq(day)}
+        found: list[RenewalMessage] = []
+        while True:
+            page = self._table.query(**arguments)
+            found += [RenewalMessage(pledge_id=str(item["pledge_id"]), period=day[:7]) for item in page["Items"]]
+            if "LastEvaluatedKey" not in page:
+                return found
+            arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def mark_queued(self, message: RenewalMessage, now: datetime) -> bool:
+        """Take the right to queue this period's renewal now: False if a run queued it in the last
+        REQUEUE_AFTER, or the pledge left that day (renewed, failed, changed) since the index was read."""
+        stale = (now - REQUEUE_AFTER).isoformat()
+        not_queued = (
+            Attr("queued_period").not_exists() | Attr("queued_period").ne(message.period) | Attr("queued_at").lt(stale)
+        )
+        try:
+            conditional_update(
+                self._table,
+                {"pledge_id": message.pledge_id},
+                {"queued_period": message.period, "queued_at": now.isoformat()},
+                remove=None,
+                condition=Attr("state").eq(PledgeState.ACTIVE.value) & not_queued,
+                returning="NONE",
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def needing_attention(self, limit: int) -> list[Pledge]:
+        """Pledges whose last renewal failed, oldest failure first (a query of the sparse attention index)."""
+        page = self._table.query(
+            IndexName=ATTENTION_INDEX, KeyConditionExpression=Key("attention").eq(NEEDS_ATTENTION), Limit=limit
+        )
+        return [Pledge.model_validate(item) for item in page["Items"]]
+
+    def advance(self, pledge: Pledge, donation_id: str) -> Pledge:
+        """Record this period's renewal and move to the next, in one write; only from this period,
+        only while active (ConditionFailed otherwise: another delivery did it, or the pledge changed)."""
+        next_on = following_charge_on(pledge.day_of_month, pledge.next_charge_on)
+        return self._update(
+            pledge.pledge_id,
+            {
+                "next_charge_on": next_on,
+                "due_on": next_on,
+                "last_period": pledge.period,
+                "last_donation_id": donation_id,
+                "renewals": pledge.renewals + 1,
+            },
+            condition=_at_period(pledge),
+        )
+
+    def record_failure(self, pledge: Pledge, donation_id: str, reason: str) -> Pledge:
+        """This period's renewal failed: out of the due index, with the reason, until someone acts."""
+        return self._update(
+            pledge.pledge_id,
+            {
+                "state": PledgeState.NEEDS_ATTENTION.value,
+                "last_failure": reason,
+                "last_failure_period": pledge.period,
+                "last_donation_id": donation_id,
+                "attention": NEEDS_ATTENTION,
+                "attention_since": utc_now(),
+            },
+            remove=["due_on"],
+            condition=_at_period(pledge),
+        )
+
+    def _update(
+        self, pledge_id: str, values: dict[str, Any], *, condition: Any, remove: list[str] | None = None
+    ) -> Pledge:
+        item = conditional_update(
+            self._table, {"pledge_id": pledge_id}, values, remove=remove, condition=condition, returning="ALL_NEW"
+        )
+        return Pledge.model_validate(item)
+
+
+def _at_period(pledge: Pledge) -> Any:
+    return Attr("next_charge_on").eq(pledge.next_charge_on) & Attr("state").eq(PledgeState.ACTIVE.value)
