@@ -260,17 +260,22 @@ def test_the_key_script_stores_each_key_from_a_file_and_never_as_an_argument(tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", "calls"]
 
 
-def test_the_key_script_stores_the_five_keys_the_template_reads_by_default(tmp_path):
+def test_the_key_script_stores_the_six_keys_the_template_reads_by_default(tmp_path):
     # Given the parameter names the template's functions read by default
     template = load_template(ROOT / "template.yaml")
-    provider_keys = {"StripeChargeSecretName", "StripeTokenizeSecretName", "StripeReconcilerSecretName"}
+    provider_keys = {
+        "StripeChargeSecretName",
+        "StripeTokenizeSecretName",
+        "StripeReconcilerSecretName",
+        "StripeRenewSecretName",
+    }
     provider_keys |= {"SendGridSecretName", "TurnstileSecretName"}
     defaults = {template["Parameters"][name]["Default"] for name in provider_keys}
 
     # When the key script runs without names, on a stack deployed with EncryptSecrets=false (no SecretsKeyArn)
-    ran = _run_snippet("store-keys.sh", tmp_path, typed="k1\nk2\nk3\nk4\nk5\n", key_arn="None")
+    ran = _run_snippet("store-keys.sh", tmp_path, typed="k1\nk2\nk3\nk4\nk5\nk6\n", key_arn="None")
 
-    # Then it stores exactly those five, under aws/ssm
+    # Then it stores exactly those six, under aws/ssm
     assert ran.returncode == 0, ran.stderr
     calls = _put_parameter_calls(tmp_path)
     assert {call.split("--name ")[1].split()[0] for call in calls} == defaults
