@@ -141,7 +141,9 @@ def test_the_tour_outage_parks_the_receipt_and_the_redrive_sends_it(tour_stack):
         recovered = _run("sendgrid-recovers.sh", tour_stack)
         assert recovered.returncode == 0, recovered.stderr
 
-    # And the tour's redrive runs
+    # And, as the tour says, once the step-failing alarm is back to OK (a redrive refuses while it fires),
+    # the tour's redrive runs
+    wait_for(lambda: _alarm_notices(tour_stack, "receipt-step-failing", "OK"), timeout=90, what="the alarm back to OK")
     redrive = _run("tour-redrive.sh", tour_stack)
 
     # Then the redrive succeeded, the receipt is sent and the report was printed
@@ -150,11 +152,11 @@ def test_the_tour_outage_parks_the_receipt_and_the_redrive_sends_it(tour_stack):
     wait_for(lambda: _donation(tour_stack, donation_id)["receipt_sent"], what="the redriven receipt")
 
 
-def _alarm_notices(stack: RunningStack, alarm: str) -> list[dict[str, object]]:
-    """The operator notifications of ``alarm`` going to ALARM (what the console lists)."""
+def _alarm_notices(stack: RunningStack, alarm: str, state: str = "ALARM") -> list[dict[str, object]]:
+    """The operator notifications of ``alarm`` going to ``state`` (what the console lists)."""
     notifications = requests.get(f"{stack.api}/_local/status", timeout=10).json()["notifications"]
     return [
         n
         for n in notifications
-        if n["message"].get("AlarmName") == f"{stack.stack_name}-{alarm}" and n["message"]["NewStateValue"] == "ALARM"
+        if n["message"].get("AlarmName") == f"{stack.stack_name}-{alarm}" and n["message"]["NewStateValue"] == state
     ]

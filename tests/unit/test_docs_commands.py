@@ -198,14 +198,19 @@ def test_the_readme_commands_are_the_snippets_the_tests_run():
                 assert line.strip() in snippet_lines, line
 
 
-def _stand_in_aws(tmp_path: Path) -> tuple[Path, Path]:
-    """A stand-in `aws` on PATH that records its arguments, and the mode and content of a file:// value."""
+STACK_KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/0d6c1b4e-stack-secrets-key"
+
+
+def _stand_in_aws(tmp_path: Path, key_arn: str) -> tuple[Path, Path]:
+    """A stand-in `aws` on PATH that records its arguments, and the mode and content of a file:// value;
+    `describe-stacks` answers ``key_arn`` as the stack's SecretsKeyArn output (``None``: the output is absent)."""
     log = tmp_path / "calls"
     stand_in = tmp_path / "bin" / "aws"
     stand_in.parent.mkdir()
     stand_in.write_text(
         "#!/usr/bin/env bash\n"
         f'echo "ARGS $*" >> {log}\n'
+        f'[ "$2" = describe-stacks ] && echo "{key_arn}"\n'
         'for a in "$@"; do case $a in file://*) f=${a#file://}; '
         f'echo "MODE $(stat -c %a "$f")" >> {log}; echo "VALUE [$(cat "$f")]" >> {log};; esac; done\n'
     )
@@ -213,8 +218,10 @@ def _stand_in_aws(tmp_path: Path) -> tuple[Path, Path]:
     return stand_in.parent, log
 
 
-def _run_snippet(name: str, tmp_path: Path, *args: str, typed: str = "") -> subprocess.CompletedProcess[str]:
-    bin_dir, _ = _stand_in_aws(tmp_path)
+def _run_snippet(
+    name: str, tmp_path: Path, *args: str, typed: str = "", key_arn: str = STACK_KEY_ARN
+) -> subprocess.CompletedProcess[str]:
+    bin_dir, _ = _stand_in_aws(tmp_path, key_arn)
     return subprocess.run(  # noqa: S603 - our own snippet
         ["bash", str(SNIPPETS / name), *args],  # noqa: S607 - bash from PATH, as a reader runs it
         input=typed,
@@ -226,23 +233,53 @@ def _run_snippet(name: str, tmp_path: Path, *args: str, typed: str = "") -> subp
     )
 
 
+def _put_parameter_calls(tmp_path: Path) -> list[str]:
+    return [line for line in (tmp_path / "calls").read_text().splitlines() if line.startswith("ARGS ssm put-parameter")]
+
+
 def test_the_key_script_stores_each_key_from_a_file_and_never_as_an_argument(tmp_path):
     # When the deploy guide's key script stores two keys typed at its prompts (a stand-in `aws` records the calls)
     ran = _run_snippet(
-        "store-keys.sh", tmp_path, "stripe-api-key", "sendgrid-api-key", typed="sk_test_51Secret\nSG.x\n"
+        "store-keys.sh", tmp_path, "stripe/charge-key", "sendgrid-api-key", typed="rk_test_51Secret\nSG.x\n"
     )
 
-    # Then each key went to its SecureString parameter, replacing any earlier one, from a file only its owner
-    # can read, never as an argument
+    # Then each key went to its SecureString parameter under the stack's KMS key, replacing any earlier one,
+    # from a file only its owner can read, never as an argument
     assert ran.returncode == 0, ran.stderr
     calls = (tmp_path / "calls").read_text()
-    assert calls.count("ARGS ssm put-parameter --type SecureString --overwrite --name /donations/") == 2
-    assert "VALUE [sk_test_51Secret]" in calls and "VALUE [SG.x]" in calls
+    assert [call.split(" --value")[0] for call in _put_parameter_calls(tmp_path)] == [
+        f"ARGS ssm put-parameter --type SecureString --overwrite --key-id {STACK_KEY_ARN} --name /donations/{name}"
+        for name in ("stripe/charge-key", "sendgrid-api-key")
+    ]
+    assert "VALUE [rk_test_51Secret]" in calls and "VALUE [SG.x]" in calls
     assert "MODE 600" in calls
-    assert not any("Secret" in line or "SG.x" in line for line in calls.splitlines() if line.startswith("ARGS"))
+    arguments = [line for line in calls.splitlines() if line.startswith("ARGS")]
+    assert not any("rk_test_51Secret" in line or "SG.x" in line for line in arguments)
     # And nothing is echoed or left behind
-    assert "sk_test_51Secret" not in ran.stdout + ran.stderr
+    assert "rk_test_51Secret" not in ran.stdout + ran.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", "calls"]
+
+
+def test_the_key_script_stores_the_six_keys_the_template_reads_by_default(tmp_path):
+    # Given the parameter names the template's functions read by default
+    template = load_template(ROOT / "template.yaml")
+    provider_keys = {
+        "StripeChargeSecretName",
+        "StripeTokenizeSecretName",
+        "StripeReconcilerSecretName",
+        "StripeRenewSecretName",
+    }
+    provider_keys |= {"SendGridSecretName", "TurnstileSecretName"}
+    defaults = {template["Parameters"][name]["Default"] for name in provider_keys}
+
+    # When the key script runs without names, on a stack deployed with EncryptSecrets=false (no SecretsKeyArn)
+    ran = _run_snippet("store-keys.sh", tmp_path, typed="k1\nk2\nk3\nk4\nk5\nk6\n", key_arn="None")
+
+    # Then it stores exactly those six, under aws/ssm
+    assert ran.returncode == 0, ran.stderr
+    calls = _put_parameter_calls(tmp_path)
+    assert {call.split("--name ")[1].split()[0] for call in calls} == defaults
+    assert all("--key-id alias/aws/ssm " in call for call in calls)
 
 
 def test_the_identifier_secret_is_created_once_from_a_file_of_64_random_characters(tmp_path):
@@ -253,8 +290,10 @@ def test_the_identifier_secret_is_created_once_from_a_file_of_64_random_characte
     # and without --overwrite: an existing secret is never replaced by accident
     assert ran.returncode == 0, ran.stderr
     calls = (tmp_path / "calls").read_text()
-    (args,) = [line for line in calls.splitlines() if line.startswith("ARGS")]
-    assert args.startswith("ARGS ssm put-parameter --type SecureString --name /donations/identifier-secret")
+    (args,) = _put_parameter_calls(tmp_path)
+    assert args.startswith(
+        f"ARGS ssm put-parameter --type SecureString --key-id {STACK_KEY_ARN} --name /donations/identifier-secret"
+    )
     assert "--overwrite" not in args
     assert "MODE 600" in calls
     value = next(line for line in calls.splitlines() if line.startswith("VALUE"))[len("VALUE [") : -1]
