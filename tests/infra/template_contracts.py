@@ -409,11 +409,17 @@ def check_age_alarms(d: Deployed) -> Violations:
     return violations
 
 
+# Functions whose throttling another alarm already pages for: the renewals wait in their queue (its age
+# alarm) and a throttled schedule run is made up by the next hourly run.
+THROTTLES_COVERED_ELSEWHERE = {"RenewFunction", "ScheduleRenewalsFunction"}
+
+
 def check_function_alarms(d: Deployed) -> Violations:
-    """Every function's Errors and Throttles raise alarms."""
+    """Every function's Errors raise alarms, and its Throttles unless another alarm covers them."""
     violations: Violations = []
     for lid, function in d.stack.functions.items():
-        for metric in ("Errors", "Throttles"):
+        metrics = ("Errors",) if lid in THROTTLES_COVERED_ELSEWHERE else ("Errors", "Throttles")
+        for metric in metrics:
             candidates = _alarms_on(d, "AWS/Lambda", metric, "FunctionName", function.name)
             violations += _require_alarm(d, f"{lid} {metric}", candidates, threshold=0.0)
     return violations

@@ -126,9 +126,7 @@ ALARMS = {
     "RenewalDLQAlarm",
     "RenewalQueueAgeAlarm",
     "RenewFunctionErrorsAlarm",
-    "RenewFunctionThrottlesAlarm",
     "ScheduleRenewalsFunctionErrorsAlarm",
-    "ScheduleRenewalsFunctionThrottlesAlarm",
 }
 
 
