@@ -92,6 +92,10 @@ class ColdStartResult:
 # --------------------------------------------------------------------------- the functions, from the template
 
 
+# The parameters a deployer must give (no default in template.yaml), as a deployer would.
+DEPLOYER_PARAMETERS = {"AllowedOrigin": "https://donate.example.org", "TurnstileSiteKey": "0x4AAAAAAAbenchmark"}
+
+
 @dataclass(frozen=True)
 class FunctionSetup:
     logical_id: str
@@ -108,6 +112,7 @@ def functions_from_template(template_path: Path | None = None) -> dict[str, Func
     template = load_template(template_path or ROOT / "template.yaml")
     resources = template["Resources"]
     parameters = {name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()}
+    parameters.update(DEPLOYER_PARAMETERS)
     globals_function = template.get("Globals", {}).get("Function", {})
     global_env = globals_function.get("Environment", {}).get("Variables", {})
     setups = {}

@@ -36,6 +36,7 @@ WEBHOOK_FUNCTION = "StripeWebhookFunction"
 SECRET_NAME_VARIABLE = "STRIPE_WEBHOOK_SECRET_NAME"  # noqa: S105 - the name of a setting, not a secret
 """The webhook function's setting naming its signing-secret parameter (donations.settings), read from
 the deployed function: the one place the parameter's name comes from."""
+SECRETS_KEY_OUTPUT = "SecretsKeyArn"
 API_URL_OUTPUT = "ApiUrl"
 DESCRIPTION = "Donation pipeline webhook (installed by donations-ops stripe install-webhook)"
 PAGE_SIZE = 100
@@ -52,6 +53,9 @@ class WebhookTarget:
 
     url: str
     secret_parameter: str
+    secrets_key: str | None = None
+    """The stack's KMS key for its provider keys (its SecretsKeyArn output), if it has one: the signing
+    secret is stored under it like the others, so only the webhook function may decrypt it."""
 
 
 @dataclass(frozen=True)
@@ -80,13 +84,13 @@ def stack_webhook_target(clients: Clients, stack_name: str, *, url: str | None =
     parameter = environment.get("Variables", {}).get(SECRET_NAME_VARIABLE)
     if not parameter:
         raise OpsError(f"{WEBHOOK_FUNCTION} has no {SECRET_NAME_VARIABLE}: is {stack_name!r} this pipeline?")
+    [stack] = clients("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     if url is None:
-        [stack] = clients("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
         if API_URL_OUTPUT not in outputs:
             raise OpsError(f"stack {stack_name!r} has no {API_URL_OUTPUT} output: pass --url")
         url = outputs[API_URL_OUTPUT].rstrip("/") + WEBHOOK_PATH
-    return WebhookTarget(url=url, secret_parameter=parameter)
+    return WebhookTarget(url=url, secret_parameter=parameter, secrets_key=outputs.get(SECRETS_KEY_OUTPUT))
 
 
 def install_webhook(
@@ -132,8 +136,9 @@ def _create(client: stripe.StripeClient, ssm: Any, target: WebhookTarget, action
     endpoint = _call(client.v1.webhook_endpoints.create, params=params)
     if not endpoint.secret:
         raise WebhookInstallError(f"Stripe created endpoint {endpoint.id} without a signing secret")
-    # As an operator stores it: SecureString, the aws/ssm key (donations.secrets reads it with decryption).
-    ssm.put_parameter(Name=target.secret_parameter, Value=endpoint.secret, Type="SecureString", Overwrite=True)
+    # As the deploy guide stores the provider keys: SecureString, under the stack's KMS key when it has one.
+    key = {"KeyId": target.secrets_key} if target.secrets_key else {}
+    ssm.put_parameter(Name=target.secret_parameter, Value=endpoint.secret, Type="SecureString", Overwrite=True, **key)
     return _installed(endpoint, target, action, secret_stored=True)
 
 
@@ -176,7 +181,8 @@ def _endpoints(client: stripe.StripeClient) -> list[stripe.WebhookEndpoint]:
 
 def _parameter_has_value(ssm: Any, name: str) -> bool:
     try:
-        value = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+        # Not decrypted: under the stack's KMS key only the webhook function may; a value is enough here.
+        value = ssm.get_parameter(Name=name, WithDecryption=False)["Parameter"]["Value"]
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") == "ParameterNotFound":
             return False

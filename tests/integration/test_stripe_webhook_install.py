@@ -21,6 +21,7 @@ from donations.payments import STRIPE_API_VERSION
 from donations.webhooks import HANDLED_EVENT_TYPES
 from donations_ops.cli import main
 from donations_ops.stripe_webhook import stack_webhook_target
+from tests.support.keys import a_key
 from tests.support.world import DONATION
 
 pytestmark = pytest.mark.integration
@@ -117,10 +118,15 @@ def test_the_command_installs_the_endpoint_and_events_reach_the_handler_signed_w
     assert secret.startswith("whsec_") and secret != world.pipeline.providers.stripe_webhook_secret
     target = stack_webhook_target(world.pipeline.clients, world.pipeline.stack.stack_name, url=forwarder.url)
     assert target.secret_parameter == webhook_secret  # read from the deployed webhook function itself
+    # under the stack's own KMS key, like the provider keys (only the webhook function may decrypt it)
+    [described] = world.pipeline.clients("ssm").describe_parameters(
+        ParameterFilters=[{"Key": "Name", "Values": [webhook_secret]}]
+    )["Parameters"]
+    assert target.secrets_key and described["KeyId"] == target.secrets_key
     _functions_read_the_secret_again(world)
 
     # And a donation's payment_intent.succeeded reaches the handler, verified with that secret: 200
-    answer = world.post({**DONATION, "save_card": False}, key="install-webhook-e2e")
+    answer = world.post({**DONATION, "save_card": False}, key=a_key("install-webhook-e2e"))
     assert answer.status == 201
     deliveries = world.stripe.account.endpoints.wait_for(endpoint["id"], 1, timeout=10, delivered_only=True)
     assert [d["type"] for d in deliveries] == ["payment_intent.succeeded"]
@@ -202,7 +208,7 @@ def test_without_a_key_the_command_is_a_usage_error(world, capsys, monkeypatch):
 
 def test_the_handler_refuses_an_event_of_another_api_version_and_takes_the_same_event_in_ours(world, capsys):
     # Given a donation waiting for 3-D Secure, which the donor then passes
-    answer = world.post({**DONATION, "payment_method": "pm_card_authenticationRequired"}, key="version-check")
+    answer = world.post({**DONATION, "payment_method": "pm_card_authenticationRequired"}, key=a_key("version-check"))
     assert answer.status == 202, answer.body
     donation_id = answer.body["donation_id"]
     intent_id = world.record(donation_id).payment_intent_id
