@@ -404,7 +404,7 @@ def campaign_schedule(config: CampaignConfig) -> list[Attempt]:
     return [
         Attempt(
             "honest",
-            f"campaign-{config.seed}-{n}",
+            a_key(f"campaign-{config.seed}-{n}"),
             ip,
             {
                 "amount": rng.choice((1000, 2500, 5000, 10000)),

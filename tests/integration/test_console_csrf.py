@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from donations.models import FollowUpMessage, Step
+from donations_ops.target import Target
 from simulator.local.console_api import CONSOLE_HEADER, ConsoleApi, console_origins
 from simulator.local.front import Front
 from tests.support.keys import a_key
@@ -37,7 +38,8 @@ def console(world) -> Iterator[str]:
     front = Front(0, lambda *_: (404, {}, "{}"), local)
     port = front.server_address[1]
     pipeline = world.pipeline
-    holder["api"] = ConsoleApi(pipeline.clients, pipeline.stack.stack_name, "", console_origins(port))
+    target = Target(pipeline.stack.stack_name, local=True)
+    holder["api"] = ConsoleApi(pipeline.clients, pipeline.stack.stack_name, "", console_origins(port), target)
     threading.Thread(target=front.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{port}"
     front.shutdown()

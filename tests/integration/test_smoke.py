@@ -41,7 +41,7 @@ def test_each_functions_restricted_key_does_its_job_and_nothing_else(stripe_emul
     # Then every call ran with its function's key, and each key was refused what its function never does
     out = capsys.readouterr().out
     assert status == 0, out
-    assert "11 passed, 0 failed" in out, out
+    assert "13 passed, 0 failed" in out, out
     for refused in (
         "charge key refused Customers",
         "tokenize key refused PaymentIntents",
@@ -78,7 +78,7 @@ def test_every_check_passes_against_the_emulators(stripe_emulator, sendgrid_emul
 
     out = capsys.readouterr().out
     assert status == 0, out
-    assert "9 passed, 0 failed" in out, out
+    assert "10 passed, 0 failed" in out, out
     assert "FAIL" not in out
     assert len(sendgrid_emulator.outbox) == outbox  # sandbox mode: validated, never delivered
 

@@ -25,6 +25,8 @@ _STEP_FAILURE |= {"attempts", "failure_kind", "parked_at", "parked_message"}
 _SETTLE = {"status", "payment_intent_id", "payment_method_id", "charged_at", "card_brand", "card_last4"}
 _SETTLE |= {"charging_until", "decline_code", "failure_reason", "unsettled_since", "followups_claim_until"}
 _SETTLE |= {"followups_published"}
+# Money taken is recorded whatever the record said (donations.settlement): what it said, and on which attempt.
+_SETTLE |= {"corrected_from", "charge_attempt", "charge_attempt_spent"}
 _KEY_AND_STAMP = {"donation_id", "updated_at"}
 
 ROLE_TABLE: dict[str, set[Grant]] = {

@@ -30,6 +30,14 @@ ROUTE_PERMISSIONS: dict[str, tuple[str, str]] = {
     "GET /v1/payment_methods/{id}": ("PaymentMethods", READ),
     "POST /v1/payment_methods/{id}/attach": ("PaymentMethods", WRITE),
     "GET /v1/charges/{id}": ("Charges", READ),
+    # Stripe.js creates PaymentMethods with the publishable key; a secret key needs PaymentMethods Write.
+    "POST /v1/payment_methods": ("PaymentMethods", WRITE),
+    # The Dashboard's "Webhook Endpoints" permission (donations-ops stripe install-webhook uses it).
+    "GET /v1/webhook_endpoints": ("WebhookEndpoints", READ),
+    "POST /v1/webhook_endpoints": ("WebhookEndpoints", WRITE),
+    "GET /v1/webhook_endpoints/{id}": ("WebhookEndpoints", READ),
+    "POST /v1/webhook_endpoints/{id}": ("WebhookEndpoints", WRITE),
+    "DELETE /v1/webhook_endpoints/{id}": ("WebhookEndpoints", WRITE),
 }
 """Each route the emulator serves -> the resource and the access it needs."""
 
@@ -38,6 +46,7 @@ EXPANDABLE: dict[str, str] = {"latest_charge": "Charges", "payment_method": "Pay
 
 _PERMISSION_NAMES = {"PaymentIntents": "payment_intent", "Customers": "customer", "PaymentMethods": "payment_method"}
 _PERMISSION_NAMES["Charges"] = "charge"
+_PERMISSION_NAMES["WebhookEndpoints"] = "webhook_endpoint"
 
 
 def is_restricted(key: str) -> bool:
