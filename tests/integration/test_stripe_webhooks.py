@@ -20,6 +20,7 @@ import stripe
 
 from donations.followups import publish_follow_ups
 from donations.models import DonationStatus, StepStatus
+from donations.payments import STRIPE_API_VERSION
 from donations.webhooks import HANDLED_EVENT_TYPES
 from simulator.local.alarms import AlarmEvaluator
 from simulator.local.metrics import emf_metric_data, put_metric
@@ -236,6 +237,7 @@ def test_an_unknown_event_type_is_acknowledged_and_ignored(world):
         "id": "evt_unknown_type",
         "object": "event",
         "type": "customer.subscription.created",
+        "api_version": STRIPE_API_VERSION,  # the endpoint's, as install-webhook sets it
         "created": int(time.time()),
         "data": {"object": {"id": "sub_123", "object": "subscription"}},
     }
