@@ -91,9 +91,7 @@ def main(environ: dict[str, str] | None = None) -> int:
         # In the browser Stripe.js creates the PaymentMethod with the publishable key; here the tokenize
         # key may (PaymentMethods Write) and the charge key may not, so it stands in for the browser.
         maker, charger = clients["tokenize"], clients["charge"]
-        checks.append(
-            _run("the form's flow: card PaymentMethod, then the charge", lambda: _form_flow(maker, charger))
-        )
+        checks.append(_run("the form's flow: card PaymentMethod, then the charge", lambda: _form_flow(maker, charger)))
     if sendgrid_key:
         checks.append(_run("receipt (SendGrid sandbox)", lambda: sendgrid_check(settings, sendgrid_key)))
     _print_table(checks, settings, stripe=bool(keys), sendgrid=bool(sendgrid_key))
