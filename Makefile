@@ -17,7 +17,7 @@ TEST_WORKERS ?= auto
 # Material for MkDocs prints a banner about its successor on every build: not ours to act on here.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: run test check install tools lint typecheck docs docs-serve lock build validate deploy benchmarks chaos load smoke clean
+.PHONY: run test check install tools lint typecheck complexity docs docs-serve lock build validate deploy benchmarks chaos load smoke clean
 
 run: $(BIN)/.installed
 	$(BIN)/python -m simulator.local
@@ -56,6 +56,7 @@ check: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(MAKE) complexity
 	$(BIN)/pytest -m unit -q
 	$(BIN)/mkdocs build --strict --quiet
 
@@ -82,6 +83,10 @@ lint: $(BIN)/.installed
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
+
+# Cyclomatic complexity: every function, method and class at radon's grade C (complexity 20) or better.
+complexity: $(BIN)/.installed
+	$(BIN)/xenon --max-absolute C src functions infra simulator benchmarks
 
 validate: $(TOOLS)/.installed
 	AWS_DEFAULT_REGION=us-east-1 $(TOOLS)/sam/bin/sam validate --lint

@@ -163,18 +163,8 @@ def free_tier_savings(lines: Sequence[BillLine], facts: TemplateFacts, prices: d
 def print_bill(lines: Sequence[BillLine], free_tier: float, out: TextIO) -> tuple[float, float]:
     """The bill table; returns (fixed, fixed without the optional WAF and SnapStart), US$ a month."""
     headers = ["", "service", "item", *[f"{v:,}/month" for v in VOLUMES]]
-    rows: list[list[Any]] = []
-    for kind in ("fixed", "grows", "per donation"):
-        for line in [line for line in lines if line.kind == kind]:
-            label = f"{kind} ({line.optional})" if line.optional else kind
-            rows.append([label, line.service, line.item, *[f"{c:.2f}" for c in line.monthly]])
-    totals = [sum(line.monthly[i] for line in lines) for i in range(len(VOLUMES))]
-    core = [sum(line.monthly[i] for line in lines if not line.optional) for i in range(len(VOLUMES))]
-    rows.append(["total", "", "", *[f"{t:.2f}" for t in totals]])
-    rows.append(["total", "", "without WAF and SnapStart", *[f"{t:.2f}" for t in core]])
-    rows.append(["total", "", "the same, after the always-free tiers", *[f"{t - free_tier:.2f}" for t in core]])
     print("\nthe monthly bill, US$ (fixed lines from template.yaml; prices: each line's page below)", file=out)
-    table(headers, rows, out=out)
+    table(headers, [*_line_rows(lines), *_total_rows(lines, free_tier)], out=out)
     fixed = sum(line.monthly[0] for line in lines if line.kind == "fixed")
     fixed_core = sum(line.monthly[0] for line in lines if line.kind == "fixed" and not line.optional)
     print(f"fixed: ${fixed:.2f} a month, ${fixed_core:.2f} without WAF and SnapStart "
@@ -182,3 +172,24 @@ def print_bill(lines: Sequence[BillLine], free_tier: float, out: TextIO) -> tupl
     for source in sorted({line.source for line in lines}):
         print(f"price source: {source}", file=out)
     return fixed, fixed_core
+
+
+def _line_rows(lines: Sequence[BillLine]) -> list[list[Any]]:
+    """One row a line, the fixed ones first, then those that grow, then those per donation."""
+    rows: list[list[Any]] = []
+    for kind in ("fixed", "grows", "per donation"):
+        for line in [line for line in lines if line.kind == kind]:
+            label = f"{kind} ({line.optional})" if line.optional else kind
+            rows.append([label, line.service, line.item, *[f"{c:.2f}" for c in line.monthly]])
+    return rows
+
+
+def _total_rows(lines: Sequence[BillLine], free_tier: float) -> list[list[Any]]:
+    """The totals at each volume: everything, without the optional lines, and that after the free tiers."""
+    totals = [sum(line.monthly[i] for line in lines) for i in range(len(VOLUMES))]
+    core = [sum(line.monthly[i] for line in lines if not line.optional) for i in range(len(VOLUMES))]
+    return [
+        ["total", "", "", *[f"{t:.2f}" for t in totals]],
+        ["total", "", "without WAF and SnapStart", *[f"{t:.2f}" for t in core]],
+        ["total", "", "the same, after the always-free tiers", *[f"{t - free_tier:.2f}" for t in core]],
+    ]

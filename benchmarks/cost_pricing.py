@@ -110,9 +110,13 @@ def dynamodb_units(
 
 def api_call_lines(run: CostRun, calls: Sequence[AwsCall], prices: dict[str, Any]) -> tuple[list[Line], list[str]]:
     """SQS, DynamoDB, Secrets Manager and KMS (SecureString reads) charges for these calls; notes left out."""
-    sqs_p, ddb, sm = prices["sqs"], prices["dynamodb"], prices["secrets_manager"]
-    lines: list[Line] = []
-    notes: list[str] = []
+    sqs_lines, sqs_notes = _sqs_lines(calls, prices["sqs"])
+    dynamodb_lines, dynamodb_notes = _dynamodb_lines(run, calls, prices["dynamodb"])
+    return [*sqs_lines, *dynamodb_lines, *_secret_read_lines(calls, prices)], [*sqs_notes, *dynamodb_notes]
+
+
+def _sqs_lines(calls: Sequence[AwsCall], sqs_p: dict[str, Any]) -> tuple[list[Line], list[str]]:
+    """SQS requests by operation and caller, each billed per 64 KB chunk; the local runner's empty polls left out."""
 
     def chunks(call: AwsCall) -> int:
         return max(1, math.ceil(call.request_bytes / int(sqs_p["request_chunk_bytes"])))
@@ -125,33 +129,49 @@ def api_call_lines(run: CostRun, calls: Sequence[AwsCall], prices: dict[str, Any
             continue
         label = f"{call.operation} ({'event source mapping' if call.scope.startswith('esm:') else call.scope})"
         by_op[label] = by_op.get(label, 0) + chunks(call)
-    for label, count in sorted(by_op.items()):
-        lines.append(Line("SQS", label, count, "requests", sqs_p["standard_requests_per_million"], 1e6))
+    lines = [
+        Line("SQS", label, count, "requests", sqs_p["standard_requests_per_million"], 1e6)
+        for label, count in sorted(by_op.items())
+    ]
+    notes: list[str] = []
     if empty:
         notes.append(
             f"{len(empty)} empty ReceiveMessage calls of the local runner are left out: Lambda's pollers "
             "long-poll, and their idle polling is a fixed cost (below), not a per-donation one."
         )
+    return lines, notes
+
+
+def _dynamodb_lines(run: CostRun, calls: Sequence[AwsCall], ddb: dict[str, Any]) -> tuple[list[Line], list[str]]:
+    """On-demand write and read request units, by table and by index."""
     wru, gsi, rru, unknown = dynamodb_units(run, calls)
     per_million = ddb["write_request_units_per_million"]
+    lines: list[Line] = []
     for table_name, units in sorted(wru.items()):
         lines.append(Line("DynamoDB", f"{table_name} writes", units, "WRU", per_million, 1e6))
     for index_name, units in sorted(gsi.items()):
         lines.append(Line("DynamoDB", f"{index_name} (GSI) writes", units, "WRU", per_million, 1e6))
     for table_name, units in sorted(rru.items()):
         lines.append(Line("DynamoDB", f"{table_name} reads", units, "RRU", ddb["read_request_units_per_million"], 1e6))
-    if unknown:
-        notes.append(f"DynamoDB operations priced at 1 WRU each (not modelled): {sorted(set(unknown))}")
+    notes = [f"DynamoDB operations priced at 1 WRU each (not modelled): {sorted(set(unknown))}"] if unknown else []
+    return lines, notes
+
+
+def _secret_read_lines(calls: Sequence[AwsCall], prices: dict[str, Any]) -> list[Line]:
+    """Secrets Manager's GetSecretValue calls and the KMS Decrypt behind each SecureString read."""
+    lines: list[Line] = []
     secret_calls = sum(1 for c in calls if c.service == "secretsmanager")
     if secret_calls:
         item = "GetSecretValue (cached 5 min)"
-        lines.append(Line("Secrets Manager", item, secret_calls, "calls", sm["api_calls_per_10k"], 1e4))
+        lines.append(
+            Line("Secrets Manager", item, secret_calls, "calls", prices["secrets_manager"]["api_calls_per_10k"], 1e4)
+        )
     parameter_reads = sum(1 for c in calls if c.service == "ssm" and c.operation == "GetParameter")
     if parameter_reads:
         # SSM's standard GetParameter is free; each SecureString read is one KMS Decrypt (the stack's key or aws/ssm).
         item = "Decrypt of a SecureString read (GetParameter, cached 5 min)"
         lines.append(Line("KMS", item, parameter_reads, "requests", prices["kms"]["requests_per_10k"], 1e4))
-    return lines, notes
+    return lines
 
 
 def lambda_lines(run: CostRun, invocations: Sequence[Invocation], prices: dict[str, Any]) -> list[Line]:

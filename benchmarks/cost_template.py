@@ -69,29 +69,48 @@ def template_facts(template: Mapping[str, Any], overrides: Mapping[str, str] | N
         kms_keys=len(by_type.get("AWS::KMS::Key", {})),
         secrets=len(_readable(resources, "secretsmanager:GetSecretValue")),
         secure_parameters=len(_readable(resources, "ssm:GetParameter")),
-        pitr_tables=[
-            lid
-            for lid, p in by_type.get("AWS::DynamoDB::Table", {}).items()
-            if conditions.value(p.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled")) is True
-        ],
+        pitr_tables=_pitr_tables(by_type.get("AWS::DynamoDB::Table", {}), conditions),
         sqs_event_sources=[lid for lid, p in functions.items() if _events(p, "SQS")],
-        schedules={
-            lid: sum(_runs_per_month(e["Properties"]["Schedule"]) for e in _events(p, "Schedule"))
-            for lid, p in functions.items()
-            if _events(p, "Schedule")
-        },
+        schedules=_schedules(functions),
         memory_mb={lid: int(p.get("MemorySize", default_memory)) for lid, p in functions.items()},
-        log_retention_days={
-            lid: int(conditions.value(p.get("RetentionInDays", 0)) or 0)
-            for lid, p in by_type.get("AWS::Logs::LogGroup", {}).items()
-        },
+        log_retention_days=_log_retention_days(by_type.get("AWS::Logs::LogGroup", {}), conditions),
         waf_rules=sum(len(p.get("Rules", [])) for p in by_type.get("AWS::WAFv2::WebACL", {}).values()),
-        snapstart_functions=[
-            lid
-            for lid, p in functions.items()
-            if conditions.value(p.get("SnapStart", {}).get("ApplyOn", "None")) == "PublishedVersions"
-        ],
+        snapstart_functions=_snapstart_functions(functions, conditions),
     )
+
+
+Properties = Mapping[str, Mapping[str, Any]]
+"""Logical id -> Properties, of the resources of one type."""
+
+
+def _pitr_tables(tables: Properties, conditions: _Conditions) -> list[str]:
+    """The tables with point-in-time recovery on (billed per GB)."""
+    return [
+        lid
+        for lid, p in tables.items()
+        if conditions.value(p.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled")) is True
+    ]
+
+
+def _schedules(functions: Properties) -> dict[str, float]:
+    """Function -> runs a month of its Schedule events."""
+    return {
+        lid: sum(_runs_per_month(e["Properties"]["Schedule"]) for e in _events(p, "Schedule"))
+        for lid, p in functions.items()
+        if _events(p, "Schedule")
+    }
+
+
+def _log_retention_days(log_groups: Properties, conditions: _Conditions) -> dict[str, int]:
+    return {lid: int(conditions.value(p.get("RetentionInDays", 0)) or 0) for lid, p in log_groups.items()}
+
+
+def _snapstart_functions(functions: Properties, conditions: _Conditions) -> list[str]:
+    return [
+        lid
+        for lid, p in functions.items()
+        if conditions.value(p.get("SnapStart", {}).get("ApplyOn", "None")) == "PublishedVersions"
+    ]
 
 
 def _readable(resources: Mapping[str, Any], action: str) -> set[str]:

@@ -59,6 +59,9 @@ STOP_SECONDS = 3.5
 """How long the requests in flight and the workers get, together, to finish when the stack stops; what is
 still busy then is not waited for (the run command's process ends with it)."""
 
+# One of the simulator's own routes: (path segments, request body) -> (status, JSON answer).
+LocalRoute = Callable[[list[str], bytes], tuple[int, Any]]
+
 
 class Stage(IntEnum):
     """When a part stops: the callers before what they call."""
@@ -455,35 +458,54 @@ class LocalStack:
         answer = self.console_api.handle(method, "/".join(parts), query, body, headers)
         if answer is not None:
             return answer
-        if method == "GET" and parts == ["config"]:
-            return 200, {
-                "stripe_emulator": self.stripe is not None,
-                "sendgrid_emulator": self.sendgrid is not None,
-                "stripe_publishable_key": self.config.stripe_publishable_key
-                if self.stripe is None
-                else EMULATOR_PUBLISHABLE_KEY,
-                "stripe_js_url": f"{self.stripe.url}/v3/" if self.stripe is not None else None,
-                "turnstile_sitekey": self.pipeline.providers.turnstile_sitekey,
-                "test_payment_methods": [
-                    {"id": pm, "label": label, "number": MAGIC_CARDS[pm].number} for pm, label in TEST_PAYMENT_METHODS
-                ],
-            }
-        if method == "GET" and parts == ["outbox"]:
-            return 200, {"emails": [_listed(e) for e in reversed(self.sendgrid.outbox)] if self.sendgrid else []}
-        if method == "GET" and len(parts) == 2 and parts[0] == "outbox":
-            found = [e for e in self.sendgrid.outbox if e["message_id"] == parts[1]] if self.sendgrid else []
-            return (200, found[0]) if found else (404, {"message": "Not Found"})
-        if method == "GET" and parts == ["openapi.json"]:
-            app = self.pipeline.handler("ChargeFunction").app
-            return 200, json.loads(app.get_openapi_json_schema(title="Donations API", version="1.0.0"))
-        if method == "GET" and parts == ["status"]:
-            return 200, self.status()
-        if method == "POST" and len(parts) == 3 and parts[0] == "payment_intents" and parts[2] == "authenticate":
-            if self.stripe is None:
-                return 409, {"message": "3-D Secure is completed by Stripe.js against the real Stripe"}
-            outcome = json.loads(body or b"{}").get("outcome", "succeed")
-            return 200, self.stripe.authenticate(parts[1], outcome)
+        for route_method, pattern, answer_for in self._local_routes():
+            if method == route_method and _matches(pattern, parts):
+                return answer_for(parts, body)
         return 404, {"message": "Not Found"}
+
+    def _local_routes(self) -> list[tuple[str, tuple[str, ...], LocalRoute]]:
+        """The simulator's own pages under /_local/: (method, path segments with "*" for any one, answer)."""
+        return [
+            ("GET", ("config",), lambda _parts, _body: (200, self._form_config())),
+            ("GET", ("outbox",), lambda _parts, _body: (200, self._outbox())),
+            ("GET", ("outbox", "*"), lambda parts, _body: self._outbox_email(parts[1])),
+            ("GET", ("openapi.json",), lambda _parts, _body: (200, self._openapi())),
+            ("GET", ("status",), lambda _parts, _body: (200, self.status())),
+            ("POST", ("payment_intents", "*", "authenticate"), lambda parts, body: self._authenticate(parts[1], body)),
+        ]
+
+    def _form_config(self) -> dict[str, Any]:
+        """What the donation form needs to know: which provider (emulator or real) it talks to, and how."""
+        return {
+            "stripe_emulator": self.stripe is not None,
+            "sendgrid_emulator": self.sendgrid is not None,
+            "stripe_publishable_key": self.config.stripe_publishable_key
+            if self.stripe is None
+            else EMULATOR_PUBLISHABLE_KEY,
+            "stripe_js_url": f"{self.stripe.url}/v3/" if self.stripe is not None else None,
+            "turnstile_sitekey": self.pipeline.providers.turnstile_sitekey,
+            "test_payment_methods": [
+                {"id": pm, "label": label, "number": MAGIC_CARDS[pm].number} for pm, label in TEST_PAYMENT_METHODS
+            ],
+        }
+
+    def _outbox(self) -> dict[str, Any]:
+        return {"emails": [_listed(e) for e in reversed(self.sendgrid.outbox)] if self.sendgrid else []}
+
+    def _outbox_email(self, message_id: str) -> tuple[int, Any]:
+        found = [e for e in self.sendgrid.outbox if e["message_id"] == message_id] if self.sendgrid else []
+        return (200, found[0]) if found else (404, {"message": "Not Found"})
+
+    def _openapi(self) -> Any:
+        app = self.pipeline.handler("ChargeFunction").app
+        return json.loads(app.get_openapi_json_schema(title="Donations API", version="1.0.0"))
+
+    def _authenticate(self, payment_intent: str, body: bytes) -> tuple[int, Any]:
+        """The 3-D Secure page's answer, sent to the Stripe emulator (Stripe.js does it with the real Stripe)."""
+        if self.stripe is None:
+            return 409, {"message": "3-D Secure is completed by Stripe.js against the real Stripe"}
+        outcome = json.loads(body or b"{}").get("outcome", "succeed")
+        return 200, self.stripe.authenticate(payment_intent, outcome)
 
     def status(self) -> dict[str, Any]:
         """Queue depths and alarm states, read with the operator tool's own queries (donations_ops)."""
@@ -516,6 +538,10 @@ class LocalStack:
         if self.turnstile:
             urls["Turnstile emulator"] = self.turnstile.url
         return urls
+
+
+def _matches(pattern: tuple[str, ...], parts: list[str]) -> bool:
+    return len(pattern) == len(parts) and all(want in ("*", part) for want, part in zip(pattern, parts, strict=True))
 
 
 def _listed(email: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from donations.models import FollowUpMessage, Step, deliverable_address
 from donations_ops import operator_store
 from donations_ops.alarms import firing_for_service
 from donations_ops.aws import Clients
-from donations_ops.parked import QUEUE_NAME, step_of, verdict, view
+from donations_ops.parked import QUEUE_NAME, AttentionRow, StepView, step_of, verdict, view
 from donations_ops.queues import Message, receive, redact, release, string_attributes
 from donations_ops.redrive import (
     COPY_VISIBILITY_SECONDS,
@@ -136,30 +136,16 @@ def redrive_safely(
     listing = view(clients, stack, dlq, reason=reason, donation_id=donation_id)
     parked = [row for row in listing.rows if row.state == "parked"]
     if dry_run:
-        result = SafeRedrive(dlq.logical_id, destination.logical_id, "dry-run", without_record=listing.without_record)
-        result.moved = [row.donation_id for row in parked if row.redrive or force]
-        result.skipped = [Skipped(r.donation_id, r.why, r.hint, r.reason) for r in parked if not (r.redrive or force)]
-        return result
+        return _dry_run(dlq, destination, listing, parked, force)
     everything = donation_id is None and reason is None and max_messages is None
     fallback: str | None = None
     if method != "copy" and everything and listing.without_record == 0 and all(r.redrive or force for r in parked):
         # Every parked message can go back: SQS's own move task, where the endpoint has one.
-        fallback = move_task_unusable(None, rate)
-        if fallback is None:
-            try:
-                task = redrive(
-                    clients, stack, dlq, rate=rate, method="move-task", wait_seconds=wait_seconds, sleep=sleep
-                )
-            except (NotImplementedError, ClientError) as error:
-                fallback = not_implemented(error)
-                if fallback is None or method == "move-task":
-                    raise
-                fallback = f"StartMessageMoveTask not available: {fallback}"
-            else:
-                result = SafeRedrive(dlq.logical_id, destination.logical_id, "move-task", task=task)
-                result.moved = [row.donation_id for row in parked]
-                _record_redrives(clients, stack, step, result.moved, note)
-                return result
+        moved, fallback = _move_task_redrive(
+            clients, stack, dlq, parked, note=note, rate=rate, method=method, wait_seconds=wait_seconds, sleep=sleep
+        )
+        if moved is not None:
+            return moved
     elif method == "move-task":
         raise OpsError("--method move-task moves every message: it cannot skip those that would fail again")
     result = _copy_with_verdicts(
@@ -168,6 +154,43 @@ def redrive_safely(
     )  # fmt: skip
     result.fallback_reason = fallback
     return result
+
+
+def _dry_run(dlq: Queue, destination: Queue, listing: StepView, parked: list[AttentionRow], force: bool) -> SafeRedrive:
+    """What a redrive would move and skip, moving nothing."""
+    result = SafeRedrive(dlq.logical_id, destination.logical_id, "dry-run", without_record=listing.without_record)
+    result.moved = [row.donation_id for row in parked if row.redrive or force]
+    result.skipped = [Skipped(r.donation_id, r.why, r.hint, r.reason) for r in parked if not (r.redrive or force)]
+    return result
+
+
+def _move_task_redrive(
+    clients: Clients,
+    stack: Stack,
+    dlq: Queue,
+    parked: list[AttentionRow],
+    *,
+    note: str,
+    rate: float | None,
+    method: str,
+    wait_seconds: float,
+    sleep: Callable[[float], None],
+) -> tuple[SafeRedrive | None, str | None]:
+    """The whole DLQ by SQS's move task: (the redrive, None), or (None, why the copy must do it instead)."""
+    fallback = move_task_unusable(None, rate)
+    if fallback is not None:
+        return None, fallback
+    try:
+        task = redrive(clients, stack, dlq, rate=rate, method="move-task", wait_seconds=wait_seconds, sleep=sleep)
+    except (NotImplementedError, ClientError) as error:
+        fallback = not_implemented(error)
+        if fallback is None or method == "move-task":
+            raise
+        return None, f"StartMessageMoveTask not available: {fallback}"
+    result = SafeRedrive(dlq.logical_id, stack.source_of(dlq).logical_id, "move-task", task=task)
+    result.moved = [row.donation_id for row in parked]
+    _record_redrives(clients, stack, step_of(stack, dlq), result.moved, note)
+    return result, None
 
 
 def alarms_against_redrive(clients: Clients, stack: Stack, dlq: Queue) -> list[str]:

@@ -98,30 +98,57 @@ def create(state: StripeState, ctx: Ctx, p: Json, _: str | None) -> Json:
     metadata = params.metadata(p)
     token = params.text(details, "token")
     if token is not None:
-        if set(details) != {"token"}:
-            raise errors.exclusive("card[token]", "card[number]")
-        card = TEST_TOKENS.get(token)
-        if card is None:
-            raise errors.no_such("token", token, "card[token]", status=400)
-        return copy_json(_new_card_method(state, ctx, card, (12, _year(ctx.now) + 1), billing, metadata))
+        card, expiry = _tokenized_card(details, token), (12, _year(ctx.now) + 1)
+    else:
+        number = _card_number(details)
+        expiry = _expiry(details, time.gmtime(ctx.now))
+        _check_cvc(details)
+        card = _test_card(number)
+    return copy_json(_new_card_method(state, ctx, card, expiry, billing, metadata))
+
+
+def _tokenized_card(details: Json, token: str) -> CardProfile:
+    """The card behind a test token (tok_visa, ...), given on its own."""
+    if set(details) != {"token"}:
+        raise errors.exclusive("card[token]", "card[number]")
+    card = TEST_TOKENS.get(token)
+    if card is None:
+        raise errors.no_such("token", token, "card[token]", status=400)
+    return card
+
+
+def _card_number(details: Json) -> str:
+    """The card number as Stripe.js sends it typed (spaces, dashes), checked by its Luhn digit."""
     number = re.sub(r"[\s-]", "", params.text(details, "number") or "")
     if not number:
         raise errors.missing("card[number]")
     if not _luhn_valid(number):
         raise _card_error("incorrect_number", "Your card number is incorrect.", "number")
+    return number
+
+
+def _expiry(details: Json, now: time.struct_time) -> tuple[int, int]:
+    """(month, four-digit year), not past and at most 50 years ahead."""
     expiry = (params.integer(details, "exp_month") or 0, params.integer(details, "exp_year") or 0)
     if not 1 <= expiry[0] <= 12:
         raise _card_error("invalid_expiry_month", "Your card's expiration month is invalid.", "exp_month")
     if expiry[1] < 100:
         expiry = (expiry[0], 2000 + expiry[1])  # Stripe.js sends two-digit years as typed
-    now = time.gmtime(ctx.now)
     if expiry[1] < now.tm_year or expiry[1] > now.tm_year + 50:
         raise _card_error("invalid_expiry_year", "Your card's expiration year is invalid.", "exp_year")
     if expiry == (expiry[0], now.tm_year) and expiry[0] < now.tm_mon:
         raise _card_error("invalid_expiry_month", "Your card's expiration month is invalid.", "exp_month")
+    return expiry
+
+
+def _check_cvc(details: Json) -> None:
     cvc = params.text(details, "cvc")
     if cvc is not None and not re.fullmatch(r"\d{3,4}", cvc):
         raise _card_error("invalid_cvc", "Your card's security code is invalid.", "cvc")
+
+
+def _test_card(number: str) -> CardProfile:
+    """Only Stripe's published test card numbers: a real number gets the test-mode decline."""
     card = TEST_CARD_NUMBERS.get(number)
     if card is None:
         raise errors.StripeApiError(
@@ -132,7 +159,7 @@ def create(state: StripeState, ctx: Ctx, p: Json, _: str | None) -> Json:
             code="card_declined",
             decline_code="test_mode_live_card",
         )
-    return copy_json(_new_card_method(state, ctx, card, expiry, billing, metadata))
+    return card
 
 
 def _card_error(code: str, message: str, field: str) -> errors.StripeApiError:
