@@ -79,7 +79,6 @@ def test_declines_count_once_per_donation_and_stop_the_key(velocity, counters):
     store.limits = limits
 
     # When one address and email see three donations declined, one of them reported twice
-
     for donation in ("don_a", "don_a", "don_b", "don_c"):  # don_a reported twice
         store.record_decline(donation, "198.51.100.9", "t@example.org", "fp_1")
     tallies = store.count_attempt("don_d", "198.51.100.9", "other@example.org")
