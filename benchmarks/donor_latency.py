@@ -220,9 +220,30 @@ def _start_baseline(stack: Any) -> tuple[Any, Any]:
     # the pipeline's webhook function and reconciler would find its charged donations and send
     # their receipts in the background, racing the baseline's own claim.
     baseline_table = copy_table(stack.pipeline.clients("dynamodb"), settings.donations_table, "-sync-baseline")
-    baseline_settings = settings.model_copy(update={"donations_table": baseline_table})
+    baseline_settings = settings.model_copy(
+        update={"donations_table": baseline_table, "stripe_charge_secret_name": _store_baseline_key(stack)}
+    )
     baseline_server = SyncBaselineServer(SyncBaselineHandler(baseline_settings), free_port()).start()
     return baseline_server, build_stripe_client(settings, stack.pipeline.providers.stripe_api_key)
+
+
+def _store_baseline_key(stack: Any) -> str:
+    """The old flow's one function charged and saved the card with one key: a restricted key in the Stripe
+    emulator with the charge's and the tokenize step's permissions together (donations.stripe_keys), stored
+    as the stack stores the functions' keys. Returns the parameter's name."""
+    from donations.stripe_keys import STRIPE_KEY_PERMISSIONS, Access
+
+    permissions: dict[str, str] = {}
+    for function in ("charge", "tokenize"):
+        for resource, access in STRIPE_KEY_PERMISSIONS[function].items():
+            if permissions.get(resource) != Access.WRITE:  # Write includes Read
+                permissions[resource] = access.value
+    key = "rk_test_local_sync_baseline"
+    stack.stripe.restrict(key, permissions)
+    name = f"/{stack.pipeline.stack_name}/sync-baseline/stripe-key"
+    encryption = {"KeyId": arn} if (arn := stack.pipeline.stack.outputs.get("SecretsKeyArn")) else {}
+    stack.pipeline.clients("ssm").put_parameter(Name=name, Value=key, Type="SecureString", Overwrite=True, **encryption)
+    return name
 
 
 def _probes(recorder: AwsCallRecorder, stack: Any, baseline_server: Any) -> Probes:

@@ -25,8 +25,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from donations.settlement import UNRECORDED_CHARGES_DIMENSIONS
-
 log = logging.getLogger("donations.local")
 
 # A context variable, so the threads a handler hands work to (with contextvars.copy_context(), as the
@@ -65,9 +63,6 @@ def put_metric(
     )
 
 
-_SHARED_SERVICES = frozenset({UNRECORDED_CHARGES_DIMENSIONS["service"]})
-
-
 def emf_metric_data(
     document: dict[str, Any], service: str | None
 ) -> Iterator[tuple[str, str, float, dict[str, str], str]]:
@@ -77,10 +72,15 @@ def emf_metric_data(
     shares one process (and one environment), where on AWS each has its own. A series several
     functions share on purpose (its ``service`` set by the code, e.g. UnrecordedCharges) keeps its own.
     """
+    # Imported here, not at the top: importing donations.* creates Powertools' Metrics, which reads its
+    # namespace from the environment once, and the stack sets that environment only when it starts.
+    from donations.settlement import UNRECORDED_CHARGES_DIMENSIONS
+
+    shared_services = {UNRECORDED_CHARGES_DIMENSIONS["service"]}
     for directive in document.get("_aws", {}).get("CloudWatchMetrics", []):
         for dimension_set in directive.get("Dimensions", [[]]):
             dimensions = {name: str(document.get(name, "")) for name in dimension_set}
-            if service and "service" in dimensions and dimensions["service"] not in _SHARED_SERVICES:
+            if service and "service" in dimensions and dimensions["service"] not in shared_services:
                 dimensions["service"] = service
             for metric in directive.get("Metrics", []):
                 values = document.get(metric["Name"])

@@ -72,12 +72,18 @@ def test_an_attempt_counts_once_per_donation_and_a_limit_counts_nothing_more(vel
 
 @pytest.mark.parametrize("velocity", ["real", "fake"])
 def test_declines_count_once_per_donation_and_stop_the_key(velocity, counters):
-    store = counters if velocity == "real" else FakeVelocity(VelocityLimits())
+    # Given limits of 3 declines for an address and for an email (the address's default is 10 an hour,
+    # held by test_card_testing.py; here the counting is what is under test, not the default)
+    limits = VelocityLimits(ip_declines_per_hour=3, email_declines_per_day=3)
+    store = counters if velocity == "real" else FakeVelocity(limits)
+    store.limits = limits
 
+    # When one address and email see three donations declined, one of them reported twice
     for donation in ("don_a", "don_a", "don_b", "don_c"):  # don_a reported twice
         store.record_decline(donation, "198.51.100.9", "t@example.org", "fp_1")
     tallies = store.count_attempt("don_d", "198.51.100.9", "other@example.org")
 
+    # Then each donation counted once, and the address and the email are each stopped by their limit
     assert store.card_declines("fp_1") == 3
     assert [(t.kind, t.declines, t.over) for t in tallies] == [("ip", 3, "declines"), ("email", 0, None)]
     assert store.count_attempt("don_e", "192.0.2.9", "t@example.org")[1].over == "declines"

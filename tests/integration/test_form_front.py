@@ -20,7 +20,8 @@ FORM_JS = "https://js.stripe.com/v3/"
 
 
 def serve(local_config: dict[str, Any]) -> Iterator[str]:
-    def local(method: str, path: str, query: str, body: bytes) -> tuple[int, Any]:
+    # The stack's /_local/ answers, as Front calls them (simulator.local.front.LocalCall: with the header lines)
+    def local(method: str, path: str, query: str, body: bytes, headers: list[tuple[str, str]]) -> tuple[int, Any]:
         return (200, local_config) if path == "/_local/config" else (404, {})
 
     def api(*_: Any) -> tuple[int, dict[str, str], str]:

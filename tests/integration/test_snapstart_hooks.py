@@ -108,6 +108,7 @@ def _charge_settings(server: _Counting, monkeypatch: pytest.MonkeyPatch) -> Char
             "STRIPE_CHARGE_SECRET_NAME": "/donations/stripe/charge-key",
             "VELOCITY_TABLE": "velocity-snapstart",  # card testing's settings (the charge function requires them)
             "TURNSTILE_SITEKEY": "1x00000000000000000000AA",
+            "FORM_HOSTNAMES": "donate.example.org",  # where the form is served: Turnstile tokens must come from there
             "TURNSTILE_SECRET_NAME": "/donations/turnstile-secret-key",
             "IDENTIFIER_SECRET_NAME": "/donations/identifier-secret",
             "STRIPE_API_BASE": url,

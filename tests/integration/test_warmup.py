@@ -11,11 +11,10 @@ from typing import Any
 
 import pytest
 
+from tests.support.keys import a_key
 from tests.support.world import DONATION, World
 
 pytestmark = pytest.mark.integration
-
-ORIGIN = {"Origin": "https://donate.example.org"}
 
 
 def _everything(world: World) -> dict[str, Any]:
@@ -32,16 +31,17 @@ def _everything(world: World) -> dict[str, Any]:
 
 def test_a_warm_up_answers_204_and_changes_nothing_anyone_can_see(world: World) -> None:
     # Given a stack that took one donation already
-    assert world.post(DONATION, key="before-the-warm-up").status == 201
+    assert world.post(DONATION, key=a_key("before-the-warm-up")).status == 201
     before = _everything(world)
     stripe_before = world.stripe.state()["requests"]
 
     # When a browser sends the warm-up as the form does: POST, no body, no header but its Origin
-    answer = world.pipeline.call_api("POST", "/warmup", headers=ORIGIN)
+    form_origin = world.pipeline.allowed_origin  # the stack's AllowedOrigin
+    answer = world.pipeline.call_api("POST", "/warmup", headers={"Origin": form_origin})
 
     # Then it answers 204 with no body, readable by the form's origin (CORS)
     assert (answer.status, answer.raw) == (204, "")
-    assert answer.headers["Access-Control-Allow-Origin"] == "*"
+    assert answer.headers["Access-Control-Allow-Origin"] == form_origin
     assert "Content-Type" not in answer.headers  # nothing to parse
     # And nothing changed: no record, no counter, no message, no Stripe object
     after = _everything(world)
@@ -67,10 +67,10 @@ def test_a_warm_up_with_any_body_or_content_type_is_not_read(world: World) -> No
 
 def test_the_first_donation_after_a_warm_up_is_charged_as_any_other(world: World) -> None:
     # Given a warm-up
-    assert world.pipeline.call_api("POST", "/warmup", headers=ORIGIN).status == 204
+    assert world.pipeline.call_api("POST", "/warmup", headers={"Origin": world.pipeline.allowed_origin}).status == 204
 
     # When the donor submits
-    answer = world.post(DONATION, key="after-the-warm-up")
+    answer = world.post(DONATION, key=a_key("after-the-warm-up"))
 
     # Then the donation is charged and its follow-ups queued, as without the warm-up
     assert answer.status == 201
