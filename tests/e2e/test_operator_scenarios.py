@@ -46,6 +46,10 @@ def page(stack: Any, section: str, state: str, since: str) -> dict[str, Any] | N
     return found[0] if found else None
 
 
+def receipts_quiet(stack: Any) -> bool:
+    return all(alarm_state(stack, suffix) == "OK" for suffix in ("receipt-step-failing", "receipt-dlq-not-empty"))
+
+
 def donation(stack: Any, donation_id: str) -> dict[str, Any]:
     return dict(requests.get(f"{stack.api}/donations/{donation_id}", timeout=10).json())
 
@@ -56,7 +60,8 @@ def now() -> str:
 
 def test_a_sendgrid_outage_pages_before_anything_reaches_the_dlq_and_a_redrive_recovers(local_stack):
     sendgrid = SendGridControl(local_stack.sendgrid)
-    wait_for(lambda: alarm_state(local_stack, "receipt-step-failing") == "OK", timeout=60, what="a quiet start")
+    # A quiet start: another test on this shared stack may have just paged either alarm
+    wait_for(lambda: receipts_quiet(local_stack), timeout=60, what="a quiet start")
     started = now()
     sendgrid.add_fault("http_error", status=503)
     try:
@@ -75,13 +80,17 @@ def test_a_sendgrid_outage_pages_before_anything_reaches_the_dlq_and_a_redrive_r
         shown = ops_json(local_stack, "dlq", "show", donation_id)
         assert shown["parked_at"] > early["received_at"], (shown["parked_at"], early["received_at"])
         assert (shown["kind"], shown["redrive"]) == ("transient", True)
-        parked = wait_for(lambda: page(local_stack, "receipt-dlq-not-empty", "ALARM", started), what="DLQ page")
+        # The DLQ's page for this receipt: the first since it was parked (an earlier one was another test's)
+        parked_at = shown["parked_at"]
+        parked = wait_for(lambda: page(local_stack, "receipt-dlq-not-empty", "ALARM", parked_at), what="DLQ page")
         assert parked["message"]["Notifier"]["context"]["donations_parked"] >= 1
         listed = run_ops(local_stack, "dlq", "list", "receipt")
         assert listed.returncode == 0 and donation_id in listed.stdout and "nothing was received" in listed.stdout
     finally:
         sendgrid.clear_faults()
 
+    # Once the step's alarm is back to OK (while it fires, a redrive refuses: the step would still fail)
+    wait_for(lambda: alarm_state(local_stack, "receipt-step-failing") == "OK", timeout=90, what="the step alarm OK")
     redrive = run_ops(local_stack, "redrive", "receipt", "--note", "INC-1 SendGrid outage")
     assert redrive.returncode == 0, redrive.stdout + redrive.stderr
     wait_for(lambda: donation(local_stack, donation_id)["receipt_sent"], what="the redriven receipt")

@@ -163,15 +163,23 @@ def test_the_reports_rows_each_say_what_they_count(world, pipeline, capsys):
 # --------------------------------------------------------------------------- the console, the same
 
 
+CONSOLE_PORT = 3000
+
+
 def _console(pipeline: Any) -> Any:
-    from simulator.local.console_api import ConsoleApi
+    from simulator.local.console_api import ConsoleApi, console_origins
 
     name = pipeline.stack_name
-    return ConsoleApi(pipeline.clients, name, f"{name}-", Target.local_stack("http://127.0.0.1:4566", name))
+    target = Target.local_stack("http://127.0.0.1:4566", name)
+    return ConsoleApi(pipeline.clients, name, f"{name}-", console_origins(CONSOLE_PORT), target)
 
 
 def _post(console: Any, route: str, body: dict[str, Any]) -> tuple[int, Any]:
-    return console.handle("POST", route, "", json.dumps(body).encode())  # type: ignore[no-any-return]
+    """A POST as the console's own page sends it (its header and Origin: the console's CSRF guard)."""
+    from simulator.local.console_api import CONSOLE_HEADER
+
+    headers = [(CONSOLE_HEADER, "1"), ("Origin", f"http://127.0.0.1:{CONSOLE_PORT}")]
+    return console.handle("POST", route, "", json.dumps(body).encode(), headers)  # type: ignore[no-any-return]
 
 
 def test_the_consoles_redrive_refuses_while_the_steps_alarm_fires_and_force_goes_ahead(
