@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 
 import pytest
@@ -23,11 +24,16 @@ def cfn_template(sam_template: Template) -> Template:
 
 
 @pytest.fixture(scope="module")
-def aws() -> Iterator[AwsClients]:
+def aws(request: pytest.FixtureRequest) -> Iterator[AwsClients]:
     """moto, in process, for the whole module, in an account of its own; clients are reused
-    (creating them is slow). Stack names start with "infra-" all the same."""
+    (creating them is slow). Stack names start with "infra-" all the same.
+
+    The account is the module's own: under pytest-xdist a worker may already hold a session-wide moto
+    (tests/conftest.py), inside which a module's mock_aws resets nothing, so two modules deploying the
+    same stack in one account would collide."""
+    digest = hashlib.sha256(request.module.__name__.encode()).hexdigest()
     with mock_aws():
-        yield isolated_clients()
+        yield isolated_clients(account=str(int(digest, 16))[:12])
 
 
 @pytest.fixture(scope="module")

@@ -152,14 +152,14 @@ def _describe_web_acl(wafv2: Any, arn: str) -> dict[str, Any]:
     return web_acl
 
 
-def isolated_clients(*, endpoint_url: str | None = None) -> AwsClients:
+def isolated_clients(*, endpoint_url: str | None = None, account: str = INFRA_TEST_ACCOUNT) -> AwsClients:
     """Clients acting in a moto account of their own (through an assumed role).
 
     The wider suite may keep one moto running for the whole session (a nested mock_aws neither
     resets nor removes anything): in their own account these tests neither see nor disturb it.
     """
     sts = AwsClients(endpoint_url=endpoint_url)("sts")
-    role = f"arn:aws:iam::{INFRA_TEST_ACCOUNT}:role/infra-contract-tests"
+    role = f"arn:aws:iam::{account}:role/infra-contract-tests"
     credentials = sts.assume_role(RoleArn=role, RoleSessionName="infra-tests")["Credentials"]
     session = boto3.session.Session(
         aws_access_key_id=credentials["AccessKeyId"],
