@@ -621,6 +621,14 @@ def test_console_shows_an_outage_paged_with_its_step_count_and_runbook(browser: 
         sendgrid.clear_faults()
 
 
+def _wait_step_alarm_clears(browser: WebDriver, local_stack: RunningStack, suffix: str) -> None:
+    def state(_: WebDriver) -> bool:
+        alarms = requests.get(f"{local_stack.api}/_local/status", timeout=10).json()["alarms"]
+        return all(a["state"] != "ALARM" for a in alarms if a["name"].endswith(suffix))
+
+    wait_until(browser, state, f"{suffix} to leave ALARM", timeout=120)
+
+
 def test_console_refuses_to_redrive_a_poison_message_and_fixes_the_address(
     browser: WebDriver, local_stack: RunningStack
 ) -> None:
@@ -634,6 +642,9 @@ def test_console_refuses_to_redrive_a_poison_message_and_fixes_the_address(
     wait_until(browser, lambda d: d.find_element(By.ID, "detail-donation").text == donation_id, "the parked message")
     assert "fix-email" in browser.find_element(By.ID, "detail-hint").text
     browser.find_element(By.ID, "action-note").send_keys("T-42 typo in address")
+    # The stack is shared: an earlier test's outage may still hold receipt-step-failing in ALARM, and a
+    # redrive is refused for that first. This test is about the poison message's own refusal.
+    _wait_step_alarm_clears(browser, local_stack, "receipt-step-failing")
     browser.find_element(By.ID, "do-redrive").click()
     outcome = wait_until(browser, lambda d: (r := d.find_element(By.ID, "action-result")).text and r, "the refusal")
     assert "Refused" in outcome.text and "would fail again" in outcome.text

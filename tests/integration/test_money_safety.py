@@ -333,8 +333,8 @@ def test_the_sweep_settles_money_a_canceled_record_misses_and_pages_the_operator
     evaluator = AlarmEvaluator(cloudwatch, world.pipeline.clients("sns"), alarm_prefix=alarm_name)
     assert [(t.alarm_name, t.new_state) for t in evaluator.evaluate(datetime.now(UTC))] == [(alarm_name, "ALARM")]
     world.pipeline.deliver_sns()
-    [page] = _received(world, inbox)
-    assert page["Notifier"]["section"] == "money-without-record"
+    # (the shared world's notifier may also relay another test's late notice: this alarm's page is one)
+    [page] = [p for p in _received(world, inbox) if p["Notifier"]["section"] == "money-without-record"]
     assert page["Notifier"]["first_command"] == "donations-ops --stack-name donations-test report --date today"
     cloudwatch.set_alarm_state(AlarmName=alarm_name, StateValue="OK", StateReason="test done")
 
