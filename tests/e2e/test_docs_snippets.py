@@ -143,15 +143,25 @@ def test_the_tour_outage_parks_the_receipt_and_the_redrive_sends_it(tour_stack):
         assert recovered.returncode == 0, recovered.stderr
 
     # And, as the tour says, once the step-failing alarm is back to OK (a redrive refuses while it fires),
-    # the tour's redrive runs. The alarm as the console shows it, and its latest notification: an OK notice
-    # alone may be from between two of the receipt's tries (the alarm cleared, then fired again).
-    wait_for(lambda: _cleared(tour_stack, "receipt-step-failing"), timeout=90, what="the alarm back to OK")
-    redrive = _run("tour-redrive.sh", tour_stack)
+    # the tour's redrive runs. The receipt's last try is recorded before its StepRetries datapoint reaches
+    # CloudWatch, so an OK seen just then can turn to ALARM once more: the redrive then refuses and moves
+    # nothing (exit 3), and the reader waits for OK and runs it again, as the refusal tells them to.
+    redrive = _redrive_once_cleared(tour_stack, "receipt-step-failing")
 
     # Then the redrive succeeded, the receipt is sent and the report was printed
     assert redrive.returncode == 0, redrive.stdout + redrive.stderr
     assert "Receipts:" in redrive.stdout
     wait_for(lambda: _donation(tour_stack, donation_id)["receipt_sent"], what="the redriven receipt")
+
+
+def _redrive_once_cleared(stack: RunningStack, alarm: str, attempts: int = 3) -> subprocess.CompletedProcess[str]:
+    for _ in range(attempts):
+        wait_for(lambda: _cleared(stack, alarm), timeout=90, what=f"{alarm} back to OK")
+        redrive = _run("tour-redrive.sh", stack)
+        if not (redrive.returncode == 3 and "in ALARM" in redrive.stdout):
+            break
+        assert "redrive" in redrive.stdout and "nothing moved" in redrive.stdout, redrive.stdout
+    return redrive
 
 
 def _cleared(stack: RunningStack, alarm: str) -> bool:
