@@ -22,7 +22,7 @@ def wiring() -> Wiring:
 def consumer() -> StepConsumer:
     return StepConsumer(
         Step.TOKENIZE,
-        lambda message: save_card(message, store=wiring().store, payments=wiring().payments),
+        lambda message: save_card(message, store=wiring().store, payments=wiring().payments, pledges=wiring().pledges),
         store=wiring().store,
         sqs_client=wiring().sqs,
         settings=settings,

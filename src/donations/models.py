@@ -31,6 +31,8 @@ from donations.redaction import find_card_data
 
 PAYMENT_METHOD_PATTERN = r"^pm_[A-Za-z0-9_]{1,250}$"
 MAX_METADATA_KEYS = 20
+# Every month has these days; a donor who wants "the last day" gets the 28th (no month skipped).
+MAX_DAY_OF_MONTH = 28
 # The charge writes these into the PaymentIntent's metadata itself (donations.payments).
 RESERVED_METADATA_KEYS = frozenset({"donation_id", "charge_attempt"})
 
@@ -134,6 +136,16 @@ class DonationRequest(BaseModel):
         description="A Stripe PaymentMethod id produced by Stripe.js on the form.", examples=["pm_card_visa"]
     )
     save_card: StrictBool = False
+    monthly: StrictBool = Field(
+        default=False,
+        description="Give this amount every month on the saved card (a pledge); implies save_card.",
+    )
+    day_of_month: int | None = Field(
+        default=None,
+        description=f"The day of the month the monthly gift is charged, 1 to {MAX_DAY_OF_MONTH} "
+        "(every month has it); default: today's (UTC), 28 at most. Only with monthly.",
+        examples=[10],
+    )
     metadata: dict[MetadataKey, MetadataValue] = Field(default_factory=dict, max_length=MAX_METADATA_KEYS)
 
     @model_validator(mode="before")
@@ -147,7 +159,35 @@ class DonationRequest(BaseModel):
                 "Card numbers and security codes must never be sent to this API; use Stripe.js.",
                 {"location": location},
             )
+        if isinstance(data, dict) and data.get("monthly") is True and "save_card" not in data:
+            # A monthly gift is charged on the saved card: asking for one is asking to save it.
+            return {**data, "save_card": True}
         return data
+
+    @field_validator("monthly")
+    @classmethod
+    def _monthly_saves_the_card(cls, monthly: bool, info: ValidationInfo) -> bool:
+        if monthly and info.data.get("save_card") is False:
+            raise PydanticCustomError(
+                "monthly_needs_saved_card",
+                "a monthly gift is charged on the saved card: send save_card true, or leave it out",
+            )
+        return monthly
+
+    @field_validator("day_of_month", mode="before")
+    @classmethod
+    def _day_of_month(cls, day: Any, info: ValidationInfo) -> Any:
+        if day is None:
+            return None
+        if not info.data.get("monthly"):
+            raise PydanticCustomError("day_without_monthly", "day_of_month is only for a monthly gift (monthly true)")
+        if type(day) is not int or not 1 <= day <= MAX_DAY_OF_MONTH:
+            raise PydanticCustomError(
+                "day_of_month_out_of_range",
+                "day_of_month must be a whole number from 1 to {max}",
+                {"max": MAX_DAY_OF_MONTH},
+            )
+        return day
 
     @field_validator("amount")
     @classmethod
@@ -237,6 +277,9 @@ class Donation(BaseModel):
     name: str
     payment_method: str
     save_card: bool
+    pledge_day_of_month: int | None = None
+    """Set for a monthly gift: the day its pledge renews on. The tokenize step makes the pledge
+    (donations.pledges.pledge_id_for this donation) when it has saved the card."""
     metadata: dict[str, str] = Field(default_factory=dict)
     request_hash: str
     correlation_id: str = ""

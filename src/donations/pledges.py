@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import calendar
 import hashlib
-import secrets
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -28,15 +27,14 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from donations.conditional import ConditionFailed, condition_failed, conditional_update
-from donations.models import Donation, utc_now
+from donations.models import MAX_DAY_OF_MONTH, Donation, utc_now
+from donations.ports import SavedCard
 from donations.redaction import mask_email
 
 DUE_INDEX = "due_on-index"
 # Sparse: only a pledge whose renewal failed carries ``attention`` (operators list them: donations-ops pledges list).
 ATTENTION_INDEX = "attention-index"
 NEEDS_ATTENTION = "needs_attention"
-# Every month has these days; a donor who wants "the last day" gets the 28th (no month skipped).
-MAX_DAY_OF_MONTH = 28
 # How far back a schedule run looks for pledges still due: a schedule that was down this long loses nothing.
 LOOK_BACK_DAYS = 35
 # A pledge queued this recently for its period is not queued again by the next runs: its message is on its
@@ -73,6 +71,9 @@ class Pledge(BaseModel):
     name: str
     customer_id: str
     payment_method_id: str
+    card_brand: str | None = None
+    card_last4: str | None = None
+    """The saved card's brand and last 4 digits, for the donor's manage page (never the number)."""
     day_of_month: int = Field(ge=1, le=MAX_DAY_OF_MONTH)
     next_charge_on: str
     """The day the next renewal is due (``YYYY-MM-DD``); its month is the period it charges."""
@@ -109,8 +110,10 @@ class RenewalMessage(BaseModel):
     period: Period
 
 
-def new_pledge_id() -> str:
-    return "pl_" + secrets.token_hex(12)
+def pledge_id_for(first_donation_id: str) -> str:
+    """The pledge a monthly gift starts: derived from its donation, so every delivery of the tokenize
+    step names the same pledge and a redelivery creates no second one."""
+    return "pl_" + hashlib.sha256(f"pledge:{first_donation_id}".encode()).hexdigest()[:24]
 
 
 def renewal_donation_id(pledge_id: str, period: str) -> str:
@@ -140,17 +143,20 @@ def due_days(today: date, look_back_days: int = LOOK_BACK_DAYS) -> list[str]:
     return [(today - timedelta(days=back)).isoformat() for back in range(look_back_days, -1, -1)]
 
 
-def pledge_from_donation(donation: Donation, day_of_month: int, today: date) -> Pledge:
+def pledge_from_donation(donation: Donation, day_of_month: int, today: date, card: SavedCard | None = None) -> Pledge:
     """A pledge renewing a charged donation monthly on its saved card (Customer + PaymentMethod from
-    the tokenize step). Raises ValueError if the donation has no saved card to charge again."""
-    if not (donation.customer_id and donation.payment_method_id):
+    the tokenize step: ``card``, or the donation's once recorded). Its first renewal is due on the
+    chosen day of the month after ``today``. Raises ValueError if there is no saved card to charge again."""
+    customer_id = card.customer_id if card else donation.customer_id
+    payment_method_id = card.payment_method_id if card else donation.payment_method_id
+    if not (customer_id and payment_method_id):
         raise ValueError(f"donation {donation.donation_id} has no saved card (Customer and PaymentMethod)")
     if not 1 <= day_of_month <= MAX_DAY_OF_MONTH:
         raise ValueError(f"day_of_month must be 1 to {MAX_DAY_OF_MONTH}")
     stamp = utc_now()
     next_on = first_charge_on(day_of_month, today).isoformat()
     return Pledge(
-        pledge_id=new_pledge_id(),
+        pledge_id=pledge_id_for(donation.donation_id),
         state=PledgeState.ACTIVE,
         amount=donation.amount,
         currency=donation.currency,
@@ -158,8 +164,10 @@ def pledge_from_donation(donation: Donation, day_of_month: int, today: date) -> 
         email_masked=mask_email(donation.email),
         donor_key=donation.donor_key,
         name=donation.name,
-        customer_id=donation.customer_id,
-        payment_method_id=donation.payment_method_id,
+        customer_id=customer_id,
+        payment_method_id=payment_method_id,
+        card_brand=card.brand if card else donation.card_brand,
+        card_last4=card.last4 if card else donation.card_last4,
         day_of_month=day_of_month,
         next_charge_on=next_on,
         due_on=next_on,
@@ -185,6 +193,14 @@ class PledgeStore:
                 raise ConditionFailed(pledge.pledge_id) from error
             raise
         return pledge
+
+    def create_once(self, pledge: Pledge) -> bool:
+        """Write the pledge unless it exists: False (nothing written) when an earlier delivery made it."""
+        try:
+            self.create(pledge)
+        except ConditionFailed:
+            return False
+        return True
 
     def get(self, pledge_id: str) -> Pledge | None:
         item = self._table.get_item(Key={"pledge_id": pledge_id}, ConsistentRead=True).get("Item")

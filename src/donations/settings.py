@@ -234,7 +234,11 @@ class ChargeSettings(
         return RequestLimits(self.allowed_currencies, self.min_amount, self.max_amount)
 
 
-class TokenizeSettings(ConsumerSettings, TokenizeStripeKey):
+class PledgeTableSettings(EnvSettings):
+    pledges_table: Name
+
+
+class TokenizeSettings(ConsumerSettings, TokenizeStripeKey, PledgeTableSettings):
     tokenize_dlq_url: Name
 
 
@@ -277,10 +281,6 @@ class StripeWebhookSettings(ApiSettings, TableSettings, FollowUpQueues):
     # part of ours is the object's metadata, at most 50 keys of 40 characters with values of 500
     # (docs.stripe.com/metadata), about 110 KB even if every character took 4 bytes.
     webhook_max_body_bytes: int = Field(default=262_144, ge=65_536)
-
-
-class PledgeTableSettings(EnvSettings):
-    pledges_table: Name
 
 
 class ScheduleRenewalsSettings(TableSettings, PledgeTableSettings):

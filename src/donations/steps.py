@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+from datetime import date
 
 from donations.errors import PermanentStepFailure, RetryableStepFailure, StoredServerError
 from donations.models import Donation, DonationStatus, FollowUpMessage, Step, StepStatus
 from donations.observability import MetricUnit, logger, metrics
-from donations.ports import Mailer, Payments, Store
+from donations.pledges import PledgeStore, pledge_from_donation
+from donations.ports import Mailer, Payments, SavedCard, Store
 from donations.store import ConditionFailed
 
 
@@ -25,7 +27,15 @@ def charged_donation(donation: Donation | None, message: FollowUpMessage) -> Don
     return donation
 
 
-def save_card(message: FollowUpMessage, *, store: Store, payments: Payments) -> None:
+def save_card(
+    message: FollowUpMessage, *, store: Store, payments: Payments, pledges: PledgeStore | None = None
+) -> None:
+    """Save the donor's card; for a monthly gift, make its pledge on that card before recording it.
+
+    The pledge is written first (its id derives from the donation, conditionally): a crash before the
+    card is recorded redoes both, the second time finding the pledge made; once the card is recorded,
+    a redelivery is a duplicate and the pledge already exists.
+    """
     donation = load_charged_donation(store, message)
     if not donation.save_card:
         logger.warning("Tokenize message for a donation that did not ask to save the card; ignored")
@@ -43,6 +53,8 @@ def save_card(message: FollowUpMessage, *, store: Store, payments: Payments) -> 
         # Replaying these keys would return the stored error for 24 h: the next delivery uses new ones.
         store.next_card_attempt(donation.donation_id, donation.card_attempt)
         raise
+    if donation.pledge_day_of_month is not None:
+        _start_pledge(donation, card, pledges)
     try:
         store.record_card(donation.donation_id, card)
     except ConditionFailed:
@@ -51,6 +63,19 @@ def save_card(message: FollowUpMessage, *, store: Store, payments: Payments) -> 
     _clear_earlier_failure(store, donation, Step.TOKENIZE)
     metrics.add_metric(name="CardsSaved", unit=MetricUnit.Count, value=1)
     logger.info("Card saved", extra={"card_brand": card.brand, "customer_id": card.customer_id})
+
+
+def _start_pledge(donation: Donation, card: SavedCard, pledges: PledgeStore | None) -> None:
+    if pledges is None:
+        raise PermanentStepFailure("tokenize:no_pledges_table")  # a deployment error: the function's settings
+    # The first gift was charged on the day the donation was made: its pledge renews from the next month.
+    today = date.fromisoformat(donation.created_at[:10])
+    pledge = pledge_from_donation(donation, donation.pledge_day_of_month or 1, today, card)
+    if pledges.create_once(pledge):
+        metrics.add_metric(name="PledgesStarted", unit=MetricUnit.Count, value=1)
+        logger.info("Pledge started", extra={"pledge_id": pledge.pledge_id, "next_charge_on": pledge.next_charge_on})
+    else:
+        logger.info("Pledge already started by an earlier delivery", extra={"pledge_id": pledge.pledge_id})
 
 
 def send_receipt(message: FollowUpMessage, *, store: Store, mailer: Mailer, lease_seconds: int) -> None:

@@ -23,6 +23,7 @@ from donations.conditional import ConditionFailed as ConditionFailed
 from donations.conditional import Lease, attempt_is, clock, condition_failed, conditional_update
 from donations.errors import DonationNotFound, IdempotencyKeyReused, RequestInProgress
 from donations.models import (
+    MAX_DAY_OF_MONTH,
     Donation,
     DonationRequest,
     DonationStatus,
@@ -58,6 +59,7 @@ def new_donation(
         name=request.name,
         payment_method=request.payment_method,
         save_card=request.save_card,
+        pledge_day_of_month=_pledge_day(request, stamp),
         metadata=request.metadata,
         request_hash=request.fingerprint(),
         correlation_id=correlation_id,
@@ -70,6 +72,14 @@ def new_donation(
         donor_key=donor_key,
         created_day=stamp[:10],
     )
+
+
+def _pledge_day(request: DonationRequest, stamp: str) -> int | None:
+    """A monthly gift's day: the donor's, or the day it is first written (UTC; 28 at most), so that a
+    retry on another day names the same one."""
+    if not request.monthly:
+        return None
+    return request.day_of_month or min(int(stamp[8:10]), MAX_DAY_OF_MONTH)
 
 
 _NO_DONATION_ID = "warm-up"  # never a donation id: those are "don_" + 26 base32 letters (donations.charge)

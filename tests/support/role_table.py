@@ -40,7 +40,7 @@ ROLE_TABLE: dict[str, set[Grant]] = {
     "TokenizeFunctionRole": _logs("TokenizeFunctionLogGroup")
     | _poll("TokenizeQueue", "TokenizeDLQ")
     | {("dynamodb:GetItem", "DonationsTable"), ("dynamodb:UpdateItem", "DonationsTable")}
-    | {("ssm:GetParameter", "parameter:StripeTokenizeSecretName")},
+    | {("ssm:GetParameter", "parameter:StripeTokenizeSecretName"), ("dynamodb:PutItem", "PledgesTable")},
     "SendReceiptFunctionRole": _logs("SendReceiptFunctionLogGroup")
     | _poll("ReceiptQueue", "ReceiptDLQ")
     | {("dynamodb:GetItem", "DonationsTable"), ("dynamodb:UpdateItem", "DonationsTable")}

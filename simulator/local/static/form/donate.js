@@ -78,6 +78,9 @@
   const email = h("input", { id: "dn-email", name: "email", type: "email", autocomplete: "email", required: true,
     maxlength: 254, "aria-describedby": "dn-email-hint" });
   const save = h("input", { id: "dn-save", name: "save_card", type: "checkbox" });
+  const monthly = h("input", { id: "dn-monthly", name: "monthly", type: "checkbox", "aria-describedby": "dn-monthly-hint" });
+  const monthlyHint = h("p", { class: "dn-hint", id: "dn-monthly-hint", hidden: true,
+    text: "Your card will be saved with Stripe and charged this amount every month on today's date (the 28th at most). Each receipt has a link to change or cancel it." });
   const payment = h("div", { id: "dn-payment", class: "dn-payment" });
   const challenge = h("div", { id: "dn-challenge", class: "dn-challenge", hidden: true },
     h("p", { text: "Please confirm you are human; your donation is then sent again." }), h("div", { id: "dn-widget" }));
@@ -89,7 +92,9 @@
       h("div", { class: "dn-row" },
         field("dn-amount", "Amount", amount, h("p", { class: "dn-hint", id: "dn-amount-hint" })),
         codes.length > 1 ? field("dn-currency", "Currency", currency) : null),
-      presets),
+      presets,
+      config.offerMonthly === false ? null
+        : h("div", {}, h("div", { class: "dn-check" }, monthly, h("label", { for: "dn-monthly", text: "Give this every month" })), monthlyHint)),
     h("fieldset", {}, h("legend", { text: "About you" }),
       field("dn-name", "Full name", name),
       field("dn-email", "Email", email, h("p", { class: "dn-hint", id: "dn-email-hint", text: "Your receipt is sent here." }))),
@@ -129,6 +134,10 @@
     const minor = toMinor(amount.value, code);
     for (const chip of presets.children) chip.setAttribute("aria-pressed", String(Number(chip.dataset.amount) === minor));
     button.textContent = minor ? `Donate ${money(minor, code)}` : "Donate";
+    // A monthly gift is charged on the saved card: saving it is part of the choice, and the donor is told so.
+    save.disabled = monthly.checked;
+    if (monthly.checked) save.checked = true;
+    monthlyHint.hidden = !monthly.checked;
     if (elements && minor) elements.update({ amount: minor, currency: code, setupFutureUsage: save.checked ? "off_session" : null });
   }
 
@@ -256,6 +265,7 @@
       return null;
     }
     const body = { amount: minor, currency: code, name: name.value.trim(), email: email.value.trim(), save_card: save.checked };
+    if (monthly.checked) body.monthly = true;
     if (config.campaign) body.metadata = { campaign: String(config.campaign) };
     return body;
   }
@@ -400,6 +410,7 @@
   currency.addEventListener("change", () => { amount.value = ""; showPresets(); changed(); });
   amount.addEventListener("input", changed);
   save.addEventListener("change", changed);
+  monthly.addEventListener("change", changed);
   showPresets();
   changed();
   startStripe().catch(() => showError("Payments are unavailable", "The payment form could not be loaded. Please reload the page."));
