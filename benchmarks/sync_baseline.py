@@ -31,7 +31,7 @@ from simulator.local.events import LambdaContext, api_gateway_event
 from simulator.local.front import Front
 
 
-class SyncBaselineSettings(ChargeSettings, TokenizeSettings, SendReceiptSettings):
+class SyncBaselineSettings(ChargeSettings, TokenizeSettings, SendReceiptSettings):  # type: ignore[misc]
     """The old flow did every step in one function, so it needs the three functions' variables."""
 
     @property

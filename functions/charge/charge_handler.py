@@ -1,4 +1,5 @@
-"""POST /donations, GET /donations/{donation_id} and POST /warmup: parse, call the core, shape the answer."""
+"""POST /donations, GET /donations/{donation_id}, POST /warmup and the pledge links' routes (POST /pledges/...,
+POST /pledge-links): parse, call the core, shape the answer."""
 
 import math
 from functools import cache
@@ -10,6 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from donations import deadline, models
 from donations.api import (
@@ -26,6 +28,7 @@ from donations.charge import DONATION_ID, submit_donation
 from donations.errors import DonationNotFound
 from donations.models import DonationAnswer, PublicDonation, load_email_validation
 from donations.observability import logger, metrics, tracer
+from donations.pledge_manage import LINKS_ANSWER, PledgeView, cancel_pledge, request_manage_links, view_pledge
 from donations.ports import Client
 from donations.settings import ChargeSettings
 from donations.warmup import warm_up
@@ -48,6 +51,15 @@ WARMUP_RESPONSES: dict[int, OpenAPIResponse] = {
 GET_RESPONSES: dict[int, OpenAPIResponse] = {
     200: {"description": "Progress", "content": {"application/json": {"model": PublicDonation}}},
     **documented_errors(404, 503),
+}
+
+PLEDGE_RESPONSES: dict[int, OpenAPIResponse] = {
+    200: {"description": "The pledge", "content": {"application/json": {"model": PledgeView}}},
+    **documented_errors(400, 403, 409, 503),
+}
+LINKS_RESPONSES: dict[int, OpenAPIResponse] = {
+    202: {"description": "The same answer whether or not the address has a pledge"},
+    **documented_errors(400, 503),
 }
 
 load_email_validation()  # during INIT: every donation's email is validated
@@ -103,6 +115,45 @@ def get_donation(donation_id: str) -> PublicDonation:
     if donation is None:
         raise DonationNotFound(f"No donation {donation_id}.", field="donation_id")
     return donation.public_view()
+
+
+class LinkToken(BaseModel):
+    """A pledge link's token (donations.pledge_links), posted in the body so that no URL carries it."""
+
+    model_config = ConfigDict(extra="forbid")
+    token: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+
+class LinkRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    email: Annotated[str, StringConstraints(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
+
+
+@app.post("/pledges/<pledge_id>", responses=PLEDGE_RESPONSES, summary="A monthly pledge, through its manage link")
+@tracer.capture_method(capture_response=False, capture_error=False)
+def see_pledge(pledge_id: str, link: Annotated[LinkToken, Body()]) -> PledgeView:
+    return view_pledge(pledge_id, link.token, pledges=wiring().pledges, links=wiring().pledge_links)
+
+
+@app.post("/pledges/<pledge_id>/cancel", responses=PLEDGE_RESPONSES, summary="Cancel a monthly pledge (one-time token)")
+@tracer.capture_method(capture_response=False, capture_error=False)
+def cancel_a_pledge(pledge_id: str, link: Annotated[LinkToken, Body()]) -> PledgeView:
+    return cancel_pledge(pledge_id, link.token, pledges=wiring().pledges, links=wiring().pledge_links)
+
+
+@app.post("/pledge-links", responses=LINKS_RESPONSES, summary="Email me a link to manage my monthly gift")
+@tracer.capture_method(capture_response=False, capture_error=False)
+def send_me_a_link(request: Annotated[LinkRequest, Body()]) -> Response[dict[str, Any]]:
+    deps = wiring()
+    request_manage_links(
+        request.email,
+        app.current_event.request_context.request_id,
+        pledges=deps.pledges,
+        identifiers=deps.identifiers,
+        publisher=deps.publisher,
+    )
+    # The same answer whether or not the address has a pledge.
+    return Response(HTTPStatus.ACCEPTED, content_types.APPLICATION_JSON, {"message": LINKS_ANSWER})
 
 
 @app.post(WARMUP_PATH, responses=WARMUP_RESPONSES, summary="Warm the function while the donor fills in the form")

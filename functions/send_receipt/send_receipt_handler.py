@@ -1,4 +1,4 @@
-"""SQS → email the donation receipt through SendGrid, once per donation."""
+"""SQS → email the donation receipt through SendGrid, once per donation; a pledge's manage link once per request."""
 
 from functools import cache
 
@@ -8,7 +8,8 @@ import sendgrid  # noqa: F401
 
 from donations import money
 from donations.consumer import StepConsumer, sqs_lambda_handler
-from donations.models import Step
+from donations.models import FollowUpMessage, Step
+from donations.pledge_manage import send_manage_link
 from donations.settings import SendReceiptSettings
 from donations.steps import send_receipt
 from donations.wiring import Wiring
@@ -24,13 +25,19 @@ def wiring() -> Wiring:
     return Wiring(settings)
 
 
+def send_one(message: FollowUpMessage) -> None:
+    if message.notice == "manage_link":
+        # A donor asked for a link to manage their monthly gift (donations.pledge_manage).
+        send_manage_link(message, pledges=wiring().pledges, links=wiring().pledge_links, mailer=wiring().mailer)
+        return
+    send_receipt(message, store=wiring().store, mailer=wiring().mailer, lease_seconds=settings.receipt_claim_seconds)
+
+
 @cache
 def consumer() -> StepConsumer:
     return StepConsumer(
         Step.SEND_RECEIPT,
-        lambda message: send_receipt(
-            message, store=wiring().store, mailer=wiring().mailer, lease_seconds=settings.receipt_claim_seconds
-        ),
+        send_one,
         store=wiring().store,
         sqs_client=wiring().sqs,
         settings=settings,

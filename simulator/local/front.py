@@ -41,7 +41,7 @@ FORM_CURRENCIES = {
     "aud": [1000, 2500, 5000],
 }
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
-API_PREFIXES = ("/donations", "/webhooks", "/warmup")
+API_PREFIXES = ("/donations", "/webhooks", "/warmup", "/pledges", "/pledge-links")
 REQUEST_COUNTS = "/_local/front/requests"
 
 ApiCall = Callable[[str, str, str, bytes | None, list[tuple[str, str]]], tuple[int, dict[str, str], str]]

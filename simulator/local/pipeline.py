@@ -119,6 +119,8 @@ def install_receipt_template(providers: ProviderEndpoints) -> str:
     return install_template(client).template_id
 
 
+LOCAL_MANAGE_PAGE = "/manage"
+"""Where the local front serves the pledge manage page (static/form/manage.html)."""
 LOCAL_FORM_ORIGIN = "http://127.0.0.1:3000"
 """The origin of the local donation form (the front's default port): the stack's AllowedOrigin locally."""
 
@@ -136,6 +138,8 @@ class Pipeline:
     # What keys donation ids, donor keys and velocity keys here (donations.identifiers); a deployment
     # stores its own random one.
     identifier_secret: str = "local-identifier-secret-not-for-deployments"  # noqa: S105 - a local test secret
+    # What signs the pledge manage links here (donations.pledge_links); a deployment stores its own random one.
+    pledge_link_key: str = "local-pledge-link-key-not-for-deployments"
 
     def start(self) -> Pipeline:
         self.sam_template = load_template(self.template_path)
@@ -204,6 +208,8 @@ class Pipeline:
             "TurnstileSiteKey": self.providers.turnstile_sitekey,
             "FormHostnames": LOCAL_FORM_HOSTNAMES,
             "AllowedOrigin": self.allowed_origin,
+            # The pledge manage page the emailed links open: the local front serves it.
+            "ManagePageUrl": f"{self.allowed_origin}{LOCAL_MANAGE_PAGE}",
         }
 
     def function_environment(self) -> dict[str, str]:
@@ -243,6 +249,7 @@ class Pipeline:
             "STRIPE_WEBHOOK_SECRET_NAME": self.providers.stripe_webhook_secret,
             "TURNSTILE_SECRET_NAME": self.providers.turnstile_secret,
             "IDENTIFIER_SECRET_NAME": self.identifier_secret,
+            "PLEDGE_LINK_SECRET_NAME": self.pledge_link_key,
         }
 
     def _store_provider_keys(self) -> None:

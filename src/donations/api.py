@@ -56,9 +56,10 @@ _ERROR_DESCRIPTIONS = {
     400: "Invalid request (the error names the field)",
     402: "Card declined (with Stripe's decline code)",
     403: "A CAPTCHA is required (challenge_required) or did not verify (challenge_failed); the error's "
-    "challenge says which widget to show",
+    "challenge says which widget to show. Pledge routes: the link is not valid (link_invalid) or has expired "
+    "(link_expired)",
     404: "Unknown donation",
-    409: "The same donation is being processed",
+    409: "The same donation is being processed; pledge routes: a one-time link already used (link_used)",
     413: "Body too large",
     415: "Body is not JSON",
     422: "Idempotency-Key reused with another body",

@@ -73,6 +73,25 @@ class DonationNotFound(DonationError):
     code = "not_found"
 
 
+class LinkRefused(DonationError):
+    """A pledge link that is not ours, not for this pledge or not for this action (donations.pledge_links):
+    one answer for all, so it tells nothing about which pledges exist."""
+
+    status = HTTPStatus.FORBIDDEN
+    code = "link_invalid"
+
+
+class LinkExpired(LinkRefused):
+    code = "link_expired"
+
+
+class LinkUsed(DonationError):
+    """A one-time pledge link (a cancel token) that was already used: nothing is done again."""
+
+    status = HTTPStatus.CONFLICT
+    code = "link_used"
+
+
 class IdempotencyKeyReused(DonationError):
     status = HTTPStatus.UNPROCESSABLE_ENTITY
     code = "idempotency_key_reused"

@@ -117,6 +117,10 @@ class FollowUpPublisher:
         GetQueueAttributes, which reads the queue's ARN and sends nothing."""
         self._sqs.get_queue_attributes(QueueUrl=self._queue_urls[Step.SEND_RECEIPT], AttributeNames=["QueueArn"])
 
+    def send(self, message: FollowUpMessage) -> None:
+        """One message onto its step's queue (a pledge notice on the receipt queue: donations.pledge_manage)."""
+        self._send(message)
+
     def _send(self, message: FollowUpMessage) -> None:
         self._sqs.send_message(
             QueueUrl=self._queue_urls[message.type],

@@ -418,3 +418,8 @@ class FollowUpMessage(BaseModel):
     type: Step
     donation_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     correlation_id: str = ""
+    # A pledge's email rather than a receipt (donations.pledge_manage), on the receipt queue with the
+    # pledge's first donation as ``donation_id`` (its failures are recorded there, as a receipt's are).
+    notice: Literal["manage_link"] | None = None
+    pledge_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+    request_id: Annotated[str, StringConstraints(max_length=128)] | None = None

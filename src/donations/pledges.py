@@ -34,6 +34,8 @@ from donations.redaction import mask_email
 DUE_INDEX = "due_on-index"
 # Sparse: only a pledge whose renewal failed carries ``attention`` (operators list them: donations-ops pledges list).
 ATTENTION_INDEX = "attention-index"
+# Keys only, by the donor's keyed donor key (donations.identifiers; never the address): "send me a link".
+DONOR_INDEX = "donor_key-index"
 NEEDS_ATTENTION = "needs_attention"
 # How far back a schedule run looks for pledges still due: a schedule that was down this long loses nothing.
 LOOK_BACK_DAYS = 35
@@ -91,12 +93,32 @@ class Pledge(BaseModel):
     attention: str | None = None
     """``needs_attention`` while the last renewal's failure waits for someone (the attention index's key)."""
     attention_since: str | None = None
+    canceled_at: str | None = None
+    canceled_by: str | None = None
+    """Who canceled it: ``donor`` (the manage page) or ``operator`` (donations-ops pledges cancel)."""
+    used_link_nonces: list[str] = Field(default_factory=list)
+    """The nonces of the one-time link tokens used on it (donations.pledge_links): a replay changes nothing."""
+    link_email_request: str | None = None
+    """The last "send me a link" request whose email is sent or being sent, the sender's lease, and when it
+    went (``LinkEmails``): a redelivery sends no second email, and a donor gets one every few minutes at most."""
+    link_email_claim_until: int | None = None
+    link_email_sent_at: int | None = None
     created_at: str
     updated_at: str
 
     @property
     def period(self) -> str:
         return self.next_charge_on[:7]
+
+
+class DonorPledge(BaseModel):
+    """A pledge as the donor index projects it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    pledge_id: str
+    state: PledgeState
+    first_donation_id: str
 
 
 class RenewalMessage(BaseModel):
@@ -141,6 +163,16 @@ def following_charge_on(day_of_month: int, charged_on: str) -> str:
 def due_days(today: date, look_back_days: int = LOOK_BACK_DAYS) -> list[str]:
     """The due index's partitions a schedule run reads, oldest first."""
     return [(today - timedelta(days=back)).isoformat() for back in range(look_back_days, -1, -1)]
+
+
+def resume_on(pledge: Pledge, today: date) -> str:
+    """The first charge day on or after ``today`` whose period the pledge has neither charged nor failed."""
+    # The first gift paid the month the pledge was made in.
+    done = {pledge.created_at[:7], pledge.last_period, pledge.last_failure_period}
+    candidate = charge_day(pledge.day_of_month, today.replace(day=1))
+    while candidate < today or candidate.isoformat()[:7] in done:
+        candidate = charge_day(pledge.day_of_month, (candidate.replace(day=1) + timedelta(days=32)).replace(day=1))
+    return candidate.isoformat()
 
 
 def pledge_from_donation(donation: Donation, day_of_month: int, today: date, card: SavedCard | None = None) -> Pledge:
@@ -274,6 +306,58 @@ class PledgeStore:
             },
             remove=["due_on"],
             condition=_at_period(pledge),
+        )
+
+    @property
+    def table(self) -> Any:
+        return self._table
+
+    def for_donor(self, donor_key: str) -> list[DonorPledge]:
+        """The pledges of the donor with this key (a query of the donor index: ids, state, first donation)."""
+        page = self._table.query(IndexName=DONOR_INDEX, KeyConditionExpression=Key("donor_key").eq(donor_key), Limit=20)
+        return [DonorPledge.model_validate(item) for item in page["Items"]]
+
+    def cancel(self, pledge_id: str, *, by: str, nonce: str | None = None) -> Pledge:
+        """Cancel: out of the due and attention indexes, never charged again (a renewal message already
+        queued finds it canceled and charges nothing). With ``nonce``, only if that one-time token was
+        never used on it, and the nonce is recorded. ConditionFailed if canceled already or the nonce used."""
+        stamp = utc_now()
+        condition = Attr("pledge_id").exists() & Attr("state").ne(PledgeState.CANCELED.value)
+        values: dict[str, Any] = {
+            ":state": PledgeState.CANCELED.value,
+            ":at": stamp,
+            ":by": by,
+        }
+        expression = "SET #state = :state, canceled_at = :at, canceled_by = :by, updated_at = :at"
+        if nonce is not None:
+            condition = condition & ~Attr("used_link_nonces").contains(nonce)
+            expression += ", used_link_nonces = list_append(if_not_exists(used_link_nonces, :none), :nonce)"
+            values |= {":none": [], ":nonce": [nonce]}
+        try:
+            item = self._table.update_item(
+                Key={"pledge_id": pledge_id},
+                UpdateExpression=expression + " REMOVE due_on, attention, attention_since, queued_period, queued_at",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues=values,
+                ConditionExpression=condition,
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        except ClientError as error:
+            if condition_failed(error):
+                raise ConditionFailed(pledge_id) from error
+            raise
+        return Pledge.model_validate(item)
+
+    def resume(self, pledge: Pledge, today: date) -> Pledge:
+        """Back on schedule (a canceled pledge, or one whose last renewal failed): active, due on its next
+        charge day from ``today`` on, never a period it already charged or failed (charging a failed
+        period again is not this write's to decide). ConditionFailed if it changed since it was read."""
+        next_on = resume_on(pledge, today)
+        return self._update(
+            pledge.pledge_id,
+            {"state": PledgeState.ACTIVE.value, "next_charge_on": next_on, "due_on": next_on},
+            remove=["attention", "attention_since", "queued_period", "queued_at", "canceled_at", "canceled_by"],
+            condition=Attr("state").eq(pledge.state.value) & Attr("next_charge_on").eq(pledge.next_charge_on),
         )
 
     def _update(

@@ -166,6 +166,18 @@ class IdentifierSettings(EnvSettings):
     legacy_donation_ids: bool = True
 
 
+class PledgeTableSettings(EnvSettings):
+    pledges_table: Name
+
+
+class PledgeLinkSettings(EnvSettings):
+    """Signed links to manage a pledge (donations.pledge_links): the parameter holding the signing keys,
+    and the manage page the links open (template parameter ManagePageUrl)."""
+
+    pledge_link_secret_name: Name
+    manage_page_url: Name
+
+
 class FollowUpQueues(EnvSettings):
     tokenize_queue_url: Name
     receipt_queue_url: Name
@@ -223,7 +235,14 @@ class ConsumerSettings(TableSettings, ProviderCallSettings):
 
 
 class ChargeSettings(
-    ApiSettings, TableSettings, ChargeStripeKey, FollowUpQueues, CardTestingSettings, IdentifierSettings
+    ApiSettings,
+    TableSettings,
+    ChargeStripeKey,
+    FollowUpQueues,
+    CardTestingSettings,
+    IdentifierSettings,
+    PledgeTableSettings,
+    PledgeLinkSettings,
 ):
     allowed_currencies: CommaSet
     min_amount: int = Field(ge=1)
@@ -234,15 +253,11 @@ class ChargeSettings(
         return RequestLimits(self.allowed_currencies, self.min_amount, self.max_amount)
 
 
-class PledgeTableSettings(EnvSettings):
-    pledges_table: Name
-
-
 class TokenizeSettings(ConsumerSettings, TokenizeStripeKey, PledgeTableSettings):
     tokenize_dlq_url: Name
 
 
-class SendReceiptSettings(ConsumerSettings, SendGridSettings):
+class SendReceiptSettings(ConsumerSettings, SendGridSettings, PledgeTableSettings, PledgeLinkSettings):
     receipt_dlq_url: Name
     receipt_claim_seconds: int = Field(default=60, ge=1)
 

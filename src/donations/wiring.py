@@ -16,6 +16,7 @@ from botocore.config import Config
 from donations import snapstart
 from donations.followups import FollowUpPublisher
 from donations.identifiers import Identifiers
+from donations.pledge_links import PledgeLinks
 from donations.pledges import PledgeStore
 from donations.secrets import ApiKeys
 from donations.settings import (
@@ -23,6 +24,7 @@ from donations.settings import (
     FollowUpQueues,
     IdentifierSettings,
     MailSettings,
+    PledgeLinkSettings,
     PledgeTableSettings,
     SendGridSettings,
     StripeClientSettings,
@@ -129,6 +131,11 @@ class Wiring:
         resource = self._session.resource("dynamodb", config=AWS_CONFIG)
         snapstart.holds_connections(resource.meta.client)
         return PledgeStore(resource.Table(self._section(PledgeTableSettings).pledges_table))
+
+    @cached_property
+    def pledge_links(self) -> PledgeLinks:
+        settings = self._section(PledgeLinkSettings)
+        return PledgeLinks(lambda: self.api_keys.get(settings.pledge_link_secret_name), settings.manage_page_url)
 
     @cached_property
     def publisher(self) -> FollowUpPublisher:

@@ -1,16 +1,21 @@
-"""donations-ops pledges list | show: monthly pledges for operators (donations.pledges).
+"""donations-ops pledges list | show | cancel | resume: monthly pledges for operators (donations.pledges).
 
 ``list``: the pledges whose last renewal failed, with what to do (the sparse attention index), or with
 ``--due DAY`` those due on that day (the due index). ``show``: one pledge. Queries only, never a scan.
+``cancel``: never charged again (a donor who asked by phone or mail). ``resume``: a canceled pledge, or one
+whose last renewal failed, back on schedule from its next charge day on (never a period already charged
+or failed).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from datetime import UTC, datetime
 from typing import Any
 
-from donations.pledges import Pledge, PledgeStore
+from donations.conditional import ConditionFailed
+from donations.pledges import Pledge, PledgeState, PledgeStore
 from donations_ops.aws import Clients
 from donations_ops.stack_resources import OpsError, Stack, discover
 
@@ -29,6 +34,8 @@ _SHOWN = (
     "last_donation_id",
     "last_failure_period",
     "last_failure",
+    "canceled_at",
+    "canceled_by",
 )
 
 
@@ -42,6 +49,12 @@ def register(commands: Any, target: argparse.ArgumentParser) -> None:
     show = sub.add_parser("show", parents=[target], help="one pledge: its state, next date, last renewal")
     show.add_argument("pledge_id", metavar="PLEDGE_ID")
     show.set_defaults(command=cmd_show)
+    cancel = sub.add_parser("cancel", parents=[target], help="cancel a pledge: it is never charged again")
+    cancel.add_argument("pledge_id", metavar="PLEDGE_ID")
+    cancel.set_defaults(command=cmd_cancel)
+    resume = sub.add_parser("resume", parents=[target], help="put a canceled or failed pledge back on schedule")
+    resume.add_argument("pledge_id", metavar="PLEDGE_ID")
+    resume.set_defaults(command=cmd_resume)
 
 
 def cmd_list(args: argparse.Namespace, clients: Clients) -> int:
@@ -75,6 +88,47 @@ def cmd_show(args: argparse.Namespace, clients: Clients) -> int:
     for name in _SHOWN:
         if view.get(name) is not None:
             print(f"{name:<20} {view[name]}")
+    return OK
+
+
+def cmd_cancel(args: argparse.Namespace, clients: Clients) -> int:
+    stack = discover(clients, args.stack_name)
+    store = _store(clients, stack)
+    pledge = _existing(store, args.pledge_id)
+    if pledge.state is PledgeState.CANCELED:
+        raise OpsError(f"pledge {args.pledge_id} is already canceled (by {pledge.canceled_by}, {pledge.canceled_at})")
+    try:
+        pledge = store.cancel(pledge.pledge_id, by="operator")
+    except ConditionFailed:
+        raise OpsError(f"pledge {args.pledge_id} changed meanwhile; show it and try again") from None
+    return _print(args, stack, pledge, "canceled: it will not be charged again")
+
+
+def cmd_resume(args: argparse.Namespace, clients: Clients) -> int:
+    stack = discover(clients, args.stack_name)
+    store = _store(clients, stack)
+    pledge = _existing(store, args.pledge_id)
+    if pledge.state is PledgeState.ACTIVE:
+        raise OpsError(f"pledge {args.pledge_id} is already active, next charge on {pledge.next_charge_on}")
+    try:
+        pledge = store.resume(pledge, datetime.now(UTC).date())
+    except ConditionFailed:
+        raise OpsError(f"pledge {args.pledge_id} changed meanwhile; show it and try again") from None
+    return _print(args, stack, pledge, f"resumed: next charge on {pledge.next_charge_on}")
+
+
+def _existing(store: PledgeStore, pledge_id: str) -> Pledge:
+    pledge = store.get(pledge_id)
+    if pledge is None:
+        raise OpsError(f"no pledge {pledge_id!r} in this stack")
+    return pledge
+
+
+def _print(args: argparse.Namespace, stack: Stack, pledge: Pledge, said: str) -> int:
+    if args.json:
+        print(json.dumps({"stack": stack.name, "pledge": _view(pledge)}, indent=2))
+    else:
+        print(f"pledge {pledge.pledge_id} {said}")
     return OK
 
 

@@ -34,7 +34,9 @@ ROLE_TABLE: dict[str, set[Grant]] = {
     | {(f"dynamodb:{a}", "DonationsTable") for a in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")}
     | _FOLLOW_UPS
     | {("ssm:GetParameter", "parameter:StripeChargeSecretName"), ("ssm:GetParameter", "parameter:TurnstileSecretName")}
-    | {("ssm:GetParameter", "parameter:IdentifierSecretName")}
+    | {("ssm:GetParameter", "parameter:IdentifierSecretName"), ("ssm:GetParameter", "parameter:PledgeLinkSecretName")}
+    | {("dynamodb:GetItem", "PledgesTable"), ("dynamodb:UpdateItem", "PledgesTable")}
+    | {("dynamodb:Query", "PledgesTable/index/donor_key-index")}
     | {("sqs:GetQueueAttributes", "ReceiptQueue")}  # the warm-up's one read (donations.warmup)
     | {("dynamodb:GetItem", "VelocityTable"), ("dynamodb:UpdateItem", "VelocityTable")},
     "TokenizeFunctionRole": _logs("TokenizeFunctionLogGroup")
@@ -44,7 +46,8 @@ ROLE_TABLE: dict[str, set[Grant]] = {
     "SendReceiptFunctionRole": _logs("SendReceiptFunctionLogGroup")
     | _poll("ReceiptQueue", "ReceiptDLQ")
     | {("dynamodb:GetItem", "DonationsTable"), ("dynamodb:UpdateItem", "DonationsTable")}
-    | {("ssm:GetParameter", "parameter:SendGridSecretName")},
+    | {("ssm:GetParameter", "parameter:SendGridSecretName"), ("ssm:GetParameter", "parameter:PledgeLinkSecretName")}
+    | {("dynamodb:GetItem", "PledgesTable"), ("dynamodb:UpdateItem", "PledgesTable")},
     "ReconcilerFunctionRole": _logs("ReconcilerFunctionLogGroup")
     | {("dynamodb:Query", "DonationsTable/index/status-unsettled_since-index")}
     | {("dynamodb:GetItem", "DonationsTable"), ("dynamodb:UpdateItem", "DonationsTable")}

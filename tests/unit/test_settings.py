@@ -35,6 +35,9 @@ CHARGE_ENV = {
     "FORM_HOSTNAMES": "donate.example.org",
     "TURNSTILE_SITEKEY": "1x00000000000000000000AA",
     "IDENTIFIER_SECRET_NAME": "/donations/identifier-secret",
+    "PLEDGES_TABLE": "pledges-test",
+    "PLEDGE_LINK_SECRET_NAME": "/donations/pledge-link-key",
+    "MANAGE_PAGE_URL": "https://donate.example.org/manage.html",
 }
 BODY = {"amount": 2500, "currency": "usd", "email": "ada@example.org", "name": "Ada", "payment_method": "pm_card_visa"}
 

@@ -28,6 +28,10 @@
     invalid_challenge_token: "The security check failed",
     card_data_refused: "Card details go in the payment box only",
     payload_too_large: "This donation could not be sent",
+    // The pledge manage page's (manage.js); listed so every API code has words.
+    link_invalid: "This link is not valid",
+    link_expired: "This link has expired",
+    link_used: "This link was already used",
     unsupported_media_type: "This donation could not be sent",
     not_found: "Donation not found",
     idempotency_key_reused: "Your details changed while we were processing",
