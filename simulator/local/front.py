@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections import Counter
@@ -29,8 +30,10 @@ PAGES = {
     "/console": "console.html",
     "/outbox/receipt": "receipt.html",
     "/report": "report.html",
+    "/manage": "form/manage.html",  # the pledge manage page (LOCAL_MANAGE_PAGE; docs/monthly-giving.md)
 }
 FORM_PAGE = "/"
+MANAGE_PAGE = "/manage"
 FORM_CONFIG_TAG = b'<script type="application/json" id="donation-form-config">{}</script>'
 # The form's currencies and suggested amounts here (minor units); a charity sets its own (docs/form.md).
 FORM_CURRENCIES = {
@@ -150,6 +153,11 @@ class _Handler(BaseHTTPRequestHandler):
                 page = (STATIC / PAGES[path]).read_bytes()
                 if path == FORM_PAGE:
                     page = page.replace(FORM_CONFIG_TAG, FORM_CONFIG_TAG.replace(b"{}", self._form_config()))
+                if path == MANAGE_PAGE:
+                    # The page as a charity hosts it (static/form/manage.html), its API this origin, files under /form/.
+                    page = re.sub(rb'"apiUrl": "[^"]*"', b'"apiUrl": ""', page)
+                    page = page.replace(b'href="donate.css"', b'href="/form/donate.css"')
+                    page = page.replace(b'src="manage.js"', b'src="/form/manage.js"')
                 self._send(200, page, {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
             elif method == "GET" and (STATIC / path.lstrip("/")).is_file() and ".." not in path:
                 self._send(200, (STATIC / path.lstrip("/")).read_bytes(), {"Content-Type": _content_type(path)})

@@ -710,3 +710,64 @@ def test_report_page_answers_the_receipts_question(browser: WebDriver, local_sta
         timeout=30,
     )
     assert discarded.status_code == 200 and discarded.json()["removed_messages"] == 1, discarded.text
+
+
+# -- the pledge manage page (static/form/manage.html) ----------------------------------------------
+
+
+def test_a_monthly_donor_gets_a_manage_link_by_email_and_cancels_on_the_manage_page(
+    browser: WebDriver, local_stack: RunningStack
+) -> None:
+    # Given a donor who ticks "Give this every month" on the form: the page says the card will be saved
+    open_form(browser, local_stack)
+    email = fill_form(browser, card=VISA)
+    browser.find_element(By.ID, "dn-monthly").click()
+    hint = wait_until(browser, lambda d: visible(d, "dn-monthly-hint"), "the note that the card will be saved")
+    assert "card will be saved" in hint.text
+    save = browser.find_element(By.ID, "dn-save")
+    assert save.is_selected() and not save.is_enabled()
+    submit(browser)
+    thanked(browser)
+    donation_id = browser.find_element(By.ID, "donation-form").get_attribute("data-donation-id")
+    wait_until(
+        browser,
+        lambda d: requests.get(f"{local_stack.api}/donations/{donation_id}", timeout=5).json()["card_saved"],
+        "the card to be saved (and the pledge made)",
+    )
+
+    # When they open the manage page without a link and ask for one by email
+    browser.get(f"{local_stack.api}/manage")
+    wait_until(browser, lambda d: visible(d, "pg-email"), "the 'email me a link' form").send_keys(email)
+    browser.find_element(By.ID, "pg-send-link").click()
+    said = wait_until(browser, lambda d: d.find_element(By.ID, "pg-link-status").text.strip(), "the answer")
+    assert "on its way" in said
+
+    # Then one email brings the link; it opens the pledge, with its amount and the card's last 4 digits
+    sendgrid = SendGridControl(local_stack.sendgrid)
+
+    def link_mail() -> list[dict[str, Any]]:
+        return [m for m in sendgrid.outbox() if email in m["to"] and m["custom_args"].get("pledge_id")]
+
+    [mail] = wait_until(browser, lambda d: link_mail(), "the link email")
+    [link] = re.findall(r"http\S+#token=\S+", mail["content"][0]["value"])
+    browser.get(link)
+    pledge = wait_until(browser, lambda d: visible(d, "pg-pledge"), "the pledge").text
+    assert "$25.00 a month" in pledge and "ending 4242" in pledge and "Active" in pledge
+    screenshot(browser, "pledge-manage")
+
+    # When they cancel, and confirm
+    browser.find_element(By.ID, "pg-cancel").click()
+    wait_until(browser, lambda d: enabled(d, "pg-cancel-yes"), "the confirmation").click()
+
+    # Then the page says it is canceled, and so does the API when the link is opened again
+    # (read by script: the page replaces the element when the answer comes)
+    wait_until(
+        browser,
+        lambda d: "is canceled" in d.execute_script("return document.getElementById('pg-status').textContent"),
+        "the page to say the gift is canceled",
+    )
+    browser.refresh()
+    pledge = wait_until(browser, lambda d: visible(d, "pg-pledge"), "the pledge again").text
+    assert "Canceled: you will not be charged again" in pledge
+    assert not visible(browser, "pg-cancel")
+    screenshot(browser, "pledge-canceled")

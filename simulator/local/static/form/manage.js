@@ -1,0 +1,97 @@
+// The pledge manage page: a donor sees and cancels a monthly gift through the signed link emailed to
+// them (docs/monthly-giving.md, "Managing a pledge"). The link's token is in the URL's fragment, which
+// browsers never send to a server; this page posts it in a JSON body. No account, no cookies.
+(() => {
+  "use strict";
+  const root = document.getElementById("pledge-page");
+  const config = JSON.parse(document.getElementById("pledge-page-config").textContent || "{}");
+  const api = (config.apiUrl || "").replace(/\/$/, "");
+  let token = "";
+
+  function h(tag, attributes, ...children) {
+    const el = document.createElement(tag);
+    for (const [key, value] of Object.entries(attributes || {})) {
+      if (value === false || value == null) continue;
+      if (key === "text") el.textContent = value;
+      else if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+      else el.setAttribute(key, value === true ? "" : value);
+    }
+    el.append(...children.filter((child) => child != null));
+    return el;
+  }
+  const show = (...children) => root.replaceChildren(...children);
+  const money = (minor, code) => {
+    const format = new Intl.NumberFormat(document.documentElement.lang || undefined, { style: "currency", currency: code.toUpperCase() });
+    return format.format(minor / 10 ** format.resolvedOptions().maximumFractionDigits);
+  };
+  const day = (iso) => new Date(`${iso}T12:00:00Z`).toLocaleDateString(document.documentElement.lang || undefined, { dateStyle: "long", timeZone: "UTC" });
+
+  async function post(path, body) {
+    try {
+      const response = await fetch(`${api}${path}`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+      return { status: response.status, body: await response.json().catch(() => ({})) };
+    } catch (failure) {
+      return { status: 0, body: {} };
+    }
+  }
+
+  /** The pledge the token names (its payload is readable; only the server can check its signature). */
+  function pledgeId() {
+    try {
+      const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      return JSON.parse(atob(payload)).p;
+    } catch (failure) {
+      return null;
+    }
+  }
+
+  function askForLink(title, text) {
+    const email = h("input", { id: "pg-email", type: "email", autocomplete: "email", required: true, maxlength: 254 });
+    const said = h("p", { id: "pg-link-status", role: "status" });
+    const form = h("form", { class: "dn-form", novalidate: true, onsubmit: async (event) => {
+      event.preventDefault();
+      const answer = await post("/pledge-links", { email: email.value.trim() });
+      said.textContent = answer.status === 202 ? answer.body.message : "That did not work; please check the address and try again.";
+    } },
+    h("div", { class: "dn-field" }, h("label", { for: "pg-email", text: "Your email address" }), email),
+    h("button", { type: "submit", class: "dn-submit", id: "pg-send-link" }, "Email me a link"), said);
+    show(h("div", { class: "dn-alert", role: "alert", id: "pg-alert" }, h("strong", { text: title }), h("p", { text: text })), form);
+  }
+
+  function render(pledge) {
+    const canceled = pledge.state === "canceled";
+    const rows = [
+      ["Amount", `${money(pledge.amount, pledge.currency)} a month`],
+      ["Status", canceled ? "Canceled: you will not be charged again" : pledge.state === "active" ? "Active" : "Waiting for you: please update your card"],
+      canceled ? null : ["Next gift", day(pledge.next_charge_on)],
+      pledge.card_last4 ? ["Card", `${(pledge.card_brand || "card").toUpperCase()} ending ${pledge.card_last4}`] : null,
+    ].filter(Boolean);
+    const summary = h("dl", { id: "pg-pledge" }, ...rows.flatMap(([name, value]) => [h("dt", { text: name }), h("dd", { text: value })]));
+    const said = h("p", { id: "pg-status", role: "status" });
+    if (canceled) return show(summary, said);
+    const confirm = h("div", { id: "pg-confirm", hidden: true },
+      h("p", { text: `Cancel your monthly gift of ${money(pledge.amount, pledge.currency)}? You will not be charged again.` }),
+      h("button", { type: "button", class: "dn-submit", id: "pg-cancel-yes", onclick: async () => {
+        said.textContent = "Canceling…";
+        const answer = await post(`/pledges/${encodeURIComponent(pledge.pledge_id)}/cancel`, { token: pledge.cancel_token });
+        if (answer.status === 200) { render(answer.body); document.getElementById("pg-status").textContent = "Your monthly gift is canceled. Thank you for your support."; return; }
+        said.textContent = (answer.body.error && answer.body.error.message) || "That did not work; please try again.";
+      } }, "Yes, cancel it"),
+      h("button", { type: "button", id: "pg-cancel-no", onclick: () => { confirm.hidden = true; } }, "Keep it"));
+    const cancel = h("button", { type: "button", id: "pg-cancel", onclick: () => { confirm.hidden = false; } }, "Cancel my monthly gift");
+    show(summary, cancel, confirm, said);
+  }
+
+  async function load() {
+    token = new URLSearchParams(location.hash.slice(1)).get("token") || "";
+    const id = pledgeId();
+    if (!id) return askForLink("Manage your monthly gift", "Enter the address your receipts go to and we will email you a link.");
+    const answer = await post(`/pledges/${encodeURIComponent(id)}`, { token });
+    if (answer.status === 200) return render(answer.body);
+    const error = answer.body.error || {};
+    askForLink(error.code === "link_expired" ? "This link has expired" : "This link does not work", error.message || "Ask for a new link below.");
+  }
+  // A link opened while the page is open (the same page, another fragment) does not reload it.
+  window.addEventListener("hashchange", load);
+  load();
+})();
