@@ -28,7 +28,16 @@ from donations.charge import DONATION_ID, submit_donation
 from donations.errors import DonationNotFound
 from donations.models import DonationAnswer, PublicDonation, load_email_validation
 from donations.observability import logger, metrics, tracer
-from donations.pledge_manage import LINKS_ANSWER, PledgeView, cancel_pledge, request_manage_links, view_pledge
+from donations.pledge_manage import (
+    LINKS_ANSWER,
+    Authentication,
+    PledgeView,
+    cancel_pledge,
+    finish_authentication,
+    request_manage_links,
+    start_authentication,
+    view_pledge,
+)
 from donations.ports import Client
 from donations.settings import ChargeSettings
 from donations.warmup import warm_up
@@ -56,6 +65,13 @@ GET_RESPONSES: dict[int, OpenAPIResponse] = {
 PLEDGE_RESPONSES: dict[int, OpenAPIResponse] = {
     200: {"description": "The pledge", "content": {"application/json": {"model": PledgeView}}},
     **documented_errors(400, 403, 409, 503),
+}
+AUTH_RESPONSES: dict[int, OpenAPIResponse] = {
+    200: {
+        "description": "Needs the bank's challenge, or paid",
+        "content": {"application/json": {"model": Authentication}},
+    },
+    **documented_errors(400, 402, 403, 409, 503),
 }
 LINKS_RESPONSES: dict[int, OpenAPIResponse] = {
     202: {"description": "The same answer whether or not the address has a pledge"},
@@ -139,6 +155,31 @@ def see_pledge(pledge_id: str, link: Annotated[LinkToken, Body()]) -> PledgeView
 @tracer.capture_method(capture_response=False, capture_error=False)
 def cancel_a_pledge(pledge_id: str, link: Annotated[LinkToken, Body()]) -> PledgeView:
     return cancel_pledge(pledge_id, link.token, pledges=wiring().pledges, links=wiring().pledge_links)
+
+
+@app.post("/pledges/<pledge_id>/authenticate", responses=AUTH_RESPONSES, summary="Authenticate a renewal on-session")
+@tracer.capture_method(capture_response=False, capture_error=False)
+def authenticate_a_renewal(pledge_id: str, link: Annotated[LinkToken, Body()]) -> Authentication:
+    # The answer carries the PaymentIntent's client_secret for Stripe.js: never logged, never traced.
+    deps = wiring()
+    return start_authentication(
+        pledge_id, link.token, pledges=deps.pledges, links=deps.pledge_links, store=deps.store,
+        payments=deps.payments, publisher=deps.publisher,
+    )  # fmt: skip
+
+
+@app.post(
+    "/pledges/<pledge_id>/authenticate/complete",
+    responses=AUTH_RESPONSES,
+    summary="After Stripe.js: record the renewal",
+)
+@tracer.capture_method(capture_response=False, capture_error=False)
+def renewal_authenticated(pledge_id: str, link: Annotated[LinkToken, Body()]) -> Authentication:
+    deps = wiring()
+    return finish_authentication(
+        pledge_id, link.token, pledges=deps.pledges, links=deps.pledge_links, store=deps.store,
+        payments=deps.payments, publisher=deps.publisher,
+    )  # fmt: skip
 
 
 @app.post("/pledge-links", responses=LINKS_RESPONSES, summary="Email me a link to manage my monthly gift")

@@ -27,6 +27,7 @@ def consumer() -> RenewalConsumer:
             charges=wiring.payments,
             publisher=wiring.publisher,
             correlation_id=correlation_id,
+            notices=wiring.publisher,
         )
 
     return RenewalConsumer(renew_one, sqs_client=wiring.sqs, settings=settings)

@@ -9,7 +9,7 @@ import sendgrid  # noqa: F401
 from donations import money
 from donations.consumer import StepConsumer, sqs_lambda_handler
 from donations.models import FollowUpMessage, Step
-from donations.pledge_manage import send_manage_link
+from donations.pledge_manage import send_authentication_request, send_manage_link
 from donations.settings import SendReceiptSettings
 from donations.steps import send_receipt
 from donations.wiring import Wiring
@@ -26,9 +26,16 @@ def wiring() -> Wiring:
 
 
 def send_one(message: FollowUpMessage) -> None:
+    deps = wiring()
     if message.notice == "manage_link":
         # A donor asked for a link to manage their monthly gift (donations.pledge_manage).
-        send_manage_link(message, pledges=wiring().pledges, links=wiring().pledge_links, mailer=wiring().mailer)
+        send_manage_link(message, pledges=deps.pledges, links=deps.pledge_links, mailer=deps.mailer)
+        return
+    if message.notice == "authenticate":
+        # A renewal the bank wants the donor to authenticate: the link to the page that finishes it.
+        send_authentication_request(
+            message, pledges=deps.pledges, links=deps.pledge_links, mailer=deps.mailer, locale=settings.receipt_locale
+        )
         return
     send_receipt(message, store=wiring().store, mailer=wiring().mailer, lease_seconds=settings.receipt_claim_seconds)
 

@@ -92,6 +92,14 @@ class LinkUsed(DonationError):
     code = "link_used"
 
 
+class NothingToAuthenticate(DonationError):
+    """An authentication link for a renewal that no longer waits for the donor (paid another way, or its
+    PaymentIntent canceled): nothing is charged."""
+
+    status = HTTPStatus.CONFLICT
+    code = "nothing_to_authenticate"
+
+
 class IdempotencyKeyReused(DonationError):
     status = HTTPStatus.UNPROCESSABLE_ENTITY
     code = "idempotency_key_reused"

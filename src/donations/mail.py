@@ -56,25 +56,26 @@ class ReceiptMailer:
         """
         return self._post(receipt_mail(donation, self._settings))
 
-    def send_manage_link(self, email: str, name: str, url: str, pledge_id: str) -> str:
-        """Email a donor the link to manage their monthly gift (donations.pledge_manage); SendGrid's X-Message-Id.
-        Plain content rather than a dynamic template: it is a link and two sentences, nothing to lay out."""
+    def send_pledge_email(self, email: str, subject: str, text: str, pledge_id: str) -> str:
+        """Email a monthly donor about their pledge (donations.pledge_manage: a manage link, a renewal to
+        authenticate); SendGrid's X-Message-Id. Plain text rather than a dynamic template: a link and a
+        few sentences, nothing to lay out."""
         from sendgrid.helpers.mail import CustomArg, Mail, ReplyTo
 
         org = self._settings.org_name
-        text = (
-            f"Hello {name},\n\nHere is your link to see, change or cancel your monthly gift to {org}:\n\n{url}\n\n"
-            "It works for 14 days. If you did not ask for it, you can ignore this email.\n"
-        )
         mail = Mail(
             from_email=(self._settings.receipt_from_email, org),
             to_emails=email,
-            subject=f"Your monthly gift to {org}",
+            subject=subject,
             plain_text_content=text,
         )
         mail.reply_to = ReplyTo(self._settings.support_email, org)
         mail.custom_arg = CustomArg(key="pledge_id", value=pledge_id)
         return self._post(mail)
+
+    @property
+    def org_name(self) -> str:
+        return self._settings.org_name
 
     def _post(self, mail: Mail) -> str:
         from python_http_client import exceptions as http_errors

@@ -420,6 +420,6 @@ class FollowUpMessage(BaseModel):
     correlation_id: str = ""
     # A pledge's email rather than a receipt (donations.pledge_manage), on the receipt queue with the
     # pledge's first donation as ``donation_id`` (its failures are recorded there, as a receipt's are).
-    notice: Literal["manage_link"] | None = None
+    notice: Literal["manage_link", "authenticate"] | None = None
     pledge_id: Annotated[str, StringConstraints(max_length=64)] | None = None
     request_id: Annotated[str, StringConstraints(max_length=128)] | None = None

@@ -205,6 +205,21 @@ class StripePayments:
             raise failure(f"renew:{verdict.reason}") from error
         return _outcome(intent)
 
+    def confirm_on_session(self, payment_intent_id: str, payment_method_id: str) -> IntentSnapshot:
+        """Confirm a renewal's PaymentIntent again with the donor present (the page an emailed link opens),
+        after its off-session attempt failed with ``authentication_required``: Stripe then asks for 3-D
+        Secure (``requires_action``), which Stripe.js finishes in the page with the intent's client_secret
+        (docs.stripe.com/payments/cards/charging-saved-cards, "bring the customer back on-session").
+        No ``off_session``: the donor is here. Raises CardDeclined, or ServiceUnavailable."""
+        params = stripe.params.PaymentIntentConfirmParams(payment_method=payment_method_id)
+        try:
+            intent = self._client.v1.payment_intents.confirm(payment_intent_id, params=params)
+        except stripe.CardError as error:
+            raise _declined(error) from error
+        except stripe.StripeError as error:
+            raise ServiceUnavailable("The payment service is unavailable; please try again shortly.") from error
+        return _snapshot(intent)
+
     def find_attempt(self, donation: Donation) -> IntentSnapshot | None:
         """The PaymentIntent this donation's current charge attempt created, if it created one.
 

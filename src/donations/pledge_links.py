@@ -12,9 +12,11 @@ Rotation: the parameter holds one key or several separated by whitespace or comm
 every one verifies. Put the new key first and keep the old one after it for a link's lifetime, then
 drop it: links issued in the last days keep working.
 
-Purposes: ``manage`` (see the pledge, ask for a cancel token), and ``cancel``, a one-time token the
+Purposes: ``manage`` (see the pledge, ask for a cancel token); ``cancel``, a one-time token the
 manage page asks for just before canceling: the pledge records its nonce when it is used
-(donations.pledges, ``used_link_nonces``), so a replayed cancel token changes nothing.
+(donations.pledges, ``used_link_nonces``), so a replayed cancel token changes nothing; and
+``authenticate``, for one renewal the bank wants the donor to authenticate (its donation id is the
+token's subject, so an old email cannot be used on a later renewal).
 
 The token travels in the link's fragment (``#token=...``), which browsers never send to a server
 (RFC 3986 section 3.5): not to the page's host, not in a Referer; the page posts it in a JSON body,
@@ -50,6 +52,8 @@ _MAX_TOKEN_LENGTH = 512
 class Purpose(StrEnum):
     MANAGE = "manage"
     CANCEL = "cancel"
+    # Finish one renewal the bank wants the donor to authenticate (its donation is the token's subject).
+    AUTHENTICATE = "authenticate"
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,8 @@ class LinkClaims:
     purpose: Purpose
     expires_at: int
     nonce: str
+    subject: str = ""
+    """What within the pledge the token is for: the renewal's donation id for AUTHENTICATE, else empty."""
 
 
 class LinkKeyTooShort(RuntimeError):
@@ -79,12 +85,18 @@ class PledgeLinks:
         """The link a donor opens to manage the pledge; it works for MANAGE_LINK_SECONDS."""
         return f"{self._page_url}#token={self.token(pledge_id, Purpose.MANAGE, MANAGE_LINK_SECONDS)}"
 
-    def token(self, pledge_id: str, purpose: Purpose, lifetime_seconds: int) -> str:
+    def authenticate_url(self, pledge_id: str, donation_id: str) -> str:
+        """The link to the page that finishes one renewal on-session; it works for MANAGE_LINK_SECONDS."""
+        token = self.token(pledge_id, Purpose.AUTHENTICATE, MANAGE_LINK_SECONDS, subject=donation_id)
+        return f"{self._page_url}#token={token}"
+
+    def token(self, pledge_id: str, purpose: Purpose, lifetime_seconds: int, *, subject: str = "") -> str:
         claims = {
             "p": pledge_id,
             "u": purpose.value,
             "x": int(self._clock()) + lifetime_seconds,
             "n": secrets.token_urlsafe(12),
+            "s": subject,
         }
         payload = _b64(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
         return f"{_VERSION}.{payload}.{_b64(self._mac(self._all_keys()[0], payload))}"
@@ -113,7 +125,9 @@ class PledgeLinks:
         raw = _unb64(payload)
         try:
             fields = json.loads(raw or b"")
-            return LinkClaims(str(fields["p"]), Purpose(fields["u"]), int(fields["x"]), str(fields["n"]))
+            return LinkClaims(
+                str(fields["p"]), Purpose(fields["u"]), int(fields["x"]), str(fields["n"]), str(fields.get("s", ""))
+            )
         except (ValueError, KeyError, TypeError):
             return None  # signed by us, so never expected: refused all the same
 

@@ -16,24 +16,35 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Literal, Protocol
 
 from boto3.dynamodb.conditions import Attr
 from pydantic import BaseModel
 
+from donations import money
 from donations.conditional import ConditionFailed, conditional_update
-from donations.errors import LinkRefused, LinkUsed, PermanentStepFailure, RetryableStepFailure
+from donations.errors import (
+    LinkRefused,
+    LinkUsed,
+    NothingToAuthenticate,
+    PermanentStepFailure,
+    RetryableStepFailure,
+)
+from donations.followups import FOLLOWUPS_CLAIM_SECONDS, publish_follow_ups
 from donations.identifiers import Identifiers
-from donations.models import FollowUpMessage, Step
+from donations.models import Donation, DonationStatus, FollowUpMessage, Step
 from donations.observability import MetricUnit, logger, metrics
 from donations.pledge_links import CANCEL_TOKEN_SECONDS, LinkClaims, PledgeLinks, Purpose
 from donations.pledges import Pledge, PledgeState, PledgeStore
+from donations.ports import IntentSnapshot
+from donations.store import DonationStore
 
 PLEDGE_ID = re.compile(r"^pl_[0-9a-f]{24}$")
 # One link email per pledge this often at most: a stranger who knows the address cannot flood its inbox.
 LINK_EMAIL_EVERY_SECONDS = 600
-# The sender's claim on a link email: longer than a SendGrid call, shorter than the queue's backoff cap.
-LINK_EMAIL_LEASE_SECONDS = 60
+# The sender's claim on an email: longer than a SendGrid call, shorter than the queue's backoff cap.
+EMAIL_LEASE_SECONDS = 60
 LINKS_ANSWER = "If this address has a monthly gift with us, a link to manage it is on its way."
 
 
@@ -53,12 +64,30 @@ class PledgeView(BaseModel):
     """A one-time token to cancel with (POST .../cancel), valid CANCEL_TOKEN_SECONDS; None once canceled."""
 
 
-class LinkRequest(BaseModel):
-    email: str
+class OnSession(Protocol):
+    """What the authentication page needs from Stripe (donations.payments.StripePayments)."""
+
+    def lookup(self, payment_intent_id: str) -> IntentSnapshot: ...
+
+    def confirm_on_session(self, payment_intent_id: str, payment_method_id: str) -> IntentSnapshot: ...
 
 
 class SentBy(Protocol):
-    def send_manage_link(self, email: str, name: str, url: str, pledge_id: str) -> str: ...
+    @property
+    def org_name(self) -> str: ...
+
+    def send_pledge_email(self, email: str, subject: str, text: str, pledge_id: str) -> str: ...
+
+
+class Authentication(BaseModel):
+    """Where a renewal the bank wants authenticated stands, for the page the emailed link opens."""
+
+    status: Literal["requires_action", "succeeded"]
+    client_secret: str | None = None
+    """With requires_action: for Stripe.js ``handleNextAction`` in the page (never emailed, never stored)."""
+    amount: int
+    currency: str
+    period: str
 
 
 class Sends(Protocol):
@@ -113,51 +142,177 @@ def request_manage_links(
 def send_manage_link(
     message: FollowUpMessage, *, pledges: PledgeStore, links: PledgeLinks, mailer: SentBy, now: float | None = None
 ) -> None:
-    """Email the pledge's donor a fresh manage link, once per request (claim, send, mark)."""
+    """Email the pledge's donor a fresh manage link, once per request, one every few minutes at most."""
+    pledge, request_id = _noticed(message, pledges)
+
+    def text() -> str:
+        return (
+            f"Hello {pledge.name},\n\nHere is your link to see or cancel your monthly gift to {mailer.org_name}:"
+            f"\n\n{links.manage_url(pledge.pledge_id)}\n\n"
+            "It works for 14 days. If you did not ask for it, you can ignore this email.\n"
+        )
+
+    _send_once(pledges, pledge, "link_email", request_id, now, every_seconds=LINK_EMAIL_EVERY_SECONDS,
+               send=lambda: mailer.send_pledge_email(pledge.email, f"Your monthly gift to {mailer.org_name}", text(),
+                                                     pledge.pledge_id))  # fmt: skip
+
+
+def send_authentication_request(
+    message: FollowUpMessage,
+    *,
+    pledges: PledgeStore,
+    links: PledgeLinks,
+    mailer: SentBy,
+    locale: str = "en_US",
+    now: float | None = None,
+) -> None:
+    """Email the donor a link to authenticate a renewal their bank wants them to confirm, once per renewal."""
+    pledge, donation_id = _noticed(message, pledges)
+
+    def text() -> str:
+        return (
+            f"Hello {pledge.name},\n\nYour bank asks you to confirm this month's gift of "
+            f"{money.format_money(pledge.amount, pledge.currency, locale)} to {mailer.org_name} before it is "
+            f"charged. Nothing has been charged yet. Please confirm it here:\n\n"
+            f"{links.authenticate_url(pledge.pledge_id, donation_id)}\n\n"
+            "The link works for 14 days.\n"
+        )
+
+    _send_once(pledges, pledge, "auth_email", donation_id, now, every_seconds=None,
+               send=lambda: mailer.send_pledge_email(pledge.email, "Please confirm your monthly gift", text(),
+                                                     pledge.pledge_id))  # fmt: skip
+
+
+def start_authentication(
+    pledge_id: str, token: str, *, pledges: PledgeStore, links: PledgeLinks, store: DonationStore, payments: OnSession,
+    publisher: Any,
+) -> Authentication:  # fmt: skip
+    """The page an authentication link opens: confirm the renewal's PaymentIntent on-session, and hand the
+    page its client_secret for Stripe.js to show the bank's challenge (or record it paid, if it is)."""
+    pledge, donation, intent = _awaited(pledge_id, token, pledges, links, store, payments)
+    if intent.status == "requires_payment_method" and donation.status is DonationStatus.REQUIRES_ACTION:
+        intent = payments.confirm_on_session(intent.id, pledge.payment_method_id)
+    return _authentication(pledge, donation, intent, pledges=pledges, store=store, publisher=publisher)
+
+
+def finish_authentication(
+    pledge_id: str, token: str, *, pledges: PledgeStore, links: PledgeLinks, store: DonationStore, payments: OnSession,
+    publisher: Any,
+) -> Authentication:  # fmt: skip
+    """The page's return after Stripe.js: the renewal recorded paid (with its receipt) if Stripe says so."""
+    pledge, donation, intent = _awaited(pledge_id, token, pledges, links, store, payments)
+    return _authentication(pledge, donation, intent, pledges=pledges, store=store, publisher=publisher)
+
+
+def _awaited(
+    pledge_id: str, token: str, pledges: PledgeStore, links: PledgeLinks, store: DonationStore, payments: OnSession
+) -> tuple[Pledge, Donation, IntentSnapshot]:
+    pledge, claims = _verified(pledge_id, token, Purpose.AUTHENTICATE, pledges, links)
+    donation = store.get(claims.subject) if claims.subject else None
+    if donation is None or donation.metadata.get("pledge_id") != pledge.pledge_id or not donation.payment_intent_id:
+        raise LinkRefused("This link is not valid. Ask for a new link to manage your monthly gift.")
+    if donation.status not in (DonationStatus.REQUIRES_ACTION, DonationStatus.SUCCEEDED):
+        raise NothingToAuthenticate("This gift no longer waits for you: nothing was charged.")
+    return pledge, donation, payments.lookup(donation.payment_intent_id)
+
+
+def _authentication(
+    pledge: Pledge,
+    donation: Donation,
+    intent: IntentSnapshot,
+    *,
+    pledges: PledgeStore,
+    store: DonationStore,
+    publisher: Any,
+) -> Authentication:
+    answer = {"amount": donation.amount, "currency": donation.currency, "period": pledge.period}
+    if intent.status == "succeeded":
+        _record_paid(pledge, donation, intent, pledges=pledges, store=store, publisher=publisher)
+        return Authentication(status="succeeded", **answer)
+    if intent.status == "requires_action":
+        return Authentication(status="requires_action", client_secret=intent.client_secret, **answer)
+    raise NothingToAuthenticate("This gift can no longer be confirmed: nothing was charged.")
+
+
+def _record_paid(
+    pledge: Pledge, donation: Donation, intent: IntentSnapshot, *, pledges: PledgeStore, store: DonationStore,
+    publisher: Any,
+) -> None:  # fmt: skip
+    """The charge on the donation (unless the webhook recorded it first), its receipt, the pledge moved on."""
+    if donation.status is not DonationStatus.SUCCEEDED:
+        try:
+            donation = store.mark_charged(
+                donation.donation_id,
+                intent.id,
+                intent.payment_method_id,
+                claim_followups_seconds=FOLLOWUPS_CLAIM_SECONDS,
+            )
+            publish_follow_ups(donation, store, publisher, donation.correlation_id, claimed=True)
+        except ConditionFailed:
+            donation = store.require(donation.donation_id)
+    if not donation.followups_published:
+        publish_follow_ups(donation, store, publisher, donation.correlation_id)
+    try:
+        pledges.record_authenticated(pledge, donation.donation_id)
+    except ConditionFailed:
+        return  # recorded already (the page's return after the webhook, or twice)
+    metrics.add_metric(name="RenewalsAuthenticated", unit=MetricUnit.Count, value=1)
+    logger.info("Renewal authenticated by the donor", extra={"donation_id": donation.donation_id})
+
+
+def _noticed(message: FollowUpMessage, pledges: PledgeStore) -> tuple[Pledge, str]:
     if message.pledge_id is None or message.request_id is None:
-        raise PermanentStepFailure("send_receipt:manage_link:malformed")
+        raise PermanentStepFailure(f"send_receipt:{message.notice}:malformed")
     pledge = pledges.get(message.pledge_id)
     if pledge is None:
-        raise PermanentStepFailure("send_receipt:manage_link:pledge_not_found")
+        raise PermanentStepFailure(f"send_receipt:{message.notice}:pledge_not_found")
+    return pledge, message.request_id
+
+
+def _send_once(
+    pledges: PledgeStore,
+    pledge: Pledge,
+    kind: str,
+    key: str,
+    now: float | None,
+    *,
+    every_seconds: int | None,
+    send: Callable[[], str],
+) -> None:
+    """Claim the email on the pledge (``{kind}_request``, ``_claim_until``, ``_sent_at``), send, mark it sent."""
     now = time.time() if now is None else now
-    if not _claim_link_email(pledges, pledge.pledge_id, message.request_id, now):
-        current = pledges.get(pledge.pledge_id) or pledge
-        if current.link_email_request == message.request_id and (current.link_email_claim_until or 0) >= now:
+    if not _claim_email(pledges, pledge.pledge_id, kind, key, now, every_seconds):
+        current = (pledges.get(pledge.pledge_id) or pledge).model_dump()
+        if current.get(f"{kind}_request") == key and (current.get(f"{kind}_claim_until") or 0) >= now:
             raise RetryableStepFailure("send_receipt:claimed_by_another_consumer")
-        logger.info("Link email already sent for this request, or sent recently; not sent again")
+        logger.info("Email already sent for this request, or sent recently; not sent again", extra={"email": kind})
         return
     try:
-        message_id = mailer.send_manage_link(
-            pledge.email, pledge.name, links.manage_url(pledge.pledge_id), pledge.pledge_id
-        )
+        message_id = send()
     except RetryableStepFailure:
-        _link_email_update(pledges, pledge.pledge_id, message.request_id, {"link_email_claim_until": 0}, [])
+        _email_update(pledges, pledge.pledge_id, kind, key, {f"{kind}_claim_until": 0}, [])
         raise
-    _link_email_update(
-        pledges, pledge.pledge_id, message.request_id, {"link_email_sent_at": int(now)}, ["link_email_claim_until"]
-    )
-    metrics.add_metric(name="PledgeLinksSent", unit=MetricUnit.Count, value=1)
-    logger.info("Manage link sent", extra={"pledge_id": pledge.pledge_id, "sendgrid_message_id": message_id})
+    _email_update(pledges, pledge.pledge_id, kind, key, {f"{kind}_sent_at": int(now)}, [f"{kind}_claim_until"])
+    metrics.add_metric(name="PledgeEmailsSent", unit=MetricUnit.Count, value=1)
+    logger.info("Pledge email sent", extra={"email": kind, "sendgrid_message_id": message_id})
 
 
-def _claim_link_email(pledges: PledgeStore, pledge_id: str, request_id: str, now: float) -> bool:
-    no_live_claim = Attr("link_email_claim_until").not_exists() | Attr("link_email_claim_until").lt(int(now))
-    not_recent = Attr("link_email_sent_at").not_exists() | Attr("link_email_sent_at").lt(
-        int(now) - LINK_EMAIL_EVERY_SECONDS
-    )
+def _claim_email(
+    pledges: PledgeStore, pledge_id: str, kind: str, key: str, now: float, every_seconds: int | None
+) -> bool:
+    claim_until, sent_at, request = f"{kind}_claim_until", f"{kind}_sent_at", f"{kind}_request"
+    condition = Attr(claim_until).not_exists() | Attr(claim_until).lt(int(now))
+    if every_seconds is not None:
+        condition = condition & (Attr(sent_at).not_exists() | Attr(sent_at).lt(int(now) - every_seconds))
     # The same request, claimed and then marked sent (the claim removed): a redelivery.
-    not_sent = (
-        Attr("link_email_request").not_exists()
-        | Attr("link_email_request").ne(request_id)
-        | Attr("link_email_claim_until").exists()
-    )
+    condition = condition & (Attr(request).not_exists() | Attr(request).ne(key) | Attr(claim_until).exists())
     try:
         conditional_update(
             pledges.table,
             {"pledge_id": pledge_id},
-            {"link_email_request": request_id, "link_email_claim_until": int(now) + LINK_EMAIL_LEASE_SECONDS},
+            {request: key, claim_until: int(now) + EMAIL_LEASE_SECONDS},
             remove=None,
-            condition=no_live_claim & not_recent & not_sent,
+            condition=condition,
             returning="NONE",
         )
     except ConditionFailed:
@@ -165,8 +320,8 @@ def _claim_link_email(pledges: PledgeStore, pledge_id: str, request_id: str, now
     return True
 
 
-def _link_email_update(
-    pledges: PledgeStore, pledge_id: str, request_id: str, values: dict[str, int], remove: list[str]
+def _email_update(
+    pledges: PledgeStore, pledge_id: str, kind: str, key: str, values: dict[str, int], remove: list[str]
 ) -> None:
     try:
         conditional_update(
@@ -174,11 +329,11 @@ def _link_email_update(
             {"pledge_id": pledge_id},
             values,
             remove=remove,
-            condition=Attr("link_email_request").eq(request_id),
+            condition=Attr(f"{kind}_request").eq(key),
             returning="NONE",
         )
     except ConditionFailed:
-        logger.warning("Link email claim taken over by another request meanwhile")
+        logger.warning("Email claim taken over by another request meanwhile", extra={"email": kind})
 
 
 def _verified(

@@ -103,6 +103,10 @@ class Pledge(BaseModel):
     went (``LinkEmails``): a redelivery sends no second email, and a donor gets one every few minutes at most."""
     link_email_claim_until: int | None = None
     link_email_sent_at: int | None = None
+    auth_email_request: str | None = None
+    """The same for the email asking the donor to authenticate a renewal (its donation id): once per renewal."""
+    auth_email_claim_until: int | None = None
+    auth_email_sent_at: int | None = None
     created_at: str
     updated_at: str
 
@@ -358,6 +362,27 @@ class PledgeStore:
             {"state": PledgeState.ACTIVE.value, "next_charge_on": next_on, "due_on": next_on},
             remove=["attention", "attention_since", "queued_period", "queued_at", "canceled_at", "canceled_by"],
             condition=Attr("state").eq(pledge.state.value) & Attr("next_charge_on").eq(pledge.next_charge_on),
+        )
+
+    def record_authenticated(self, pledge: Pledge, donation_id: str) -> Pledge:
+        """The donor authenticated the renewal that was waiting for them (``donation_id``, this period's): it
+        is charged, and the pledge is active again and moves to the next period, in one write. ConditionFailed
+        if it was recorded already or the pledge changed since (an operator resumed or canceled it)."""
+        next_on = following_charge_on(pledge.day_of_month, pledge.next_charge_on)
+        return self._update(
+            pledge.pledge_id,
+            {
+                "state": PledgeState.ACTIVE.value,
+                "next_charge_on": next_on,
+                "due_on": next_on,
+                "last_period": pledge.period,
+                "last_donation_id": donation_id,
+                "renewals": pledge.renewals + 1,
+            },
+            remove=["attention", "attention_since"],
+            condition=Attr("state").eq(PledgeState.NEEDS_ATTENTION.value)
+            & Attr("next_charge_on").eq(pledge.next_charge_on)
+            & Attr("last_donation_id").eq(donation_id),
         )
 
     def _update(

@@ -22,7 +22,7 @@ from typing import Protocol
 
 from donations.errors import CardDeclined, PermanentStepFailure
 from donations.followups import publish_follow_ups
-from donations.models import Donation, DonationStatus, StepStatus, utc_now
+from donations.models import Donation, DonationStatus, FollowUpMessage, Step, StepStatus, utc_now
 from donations.observability import MetricUnit, logger, metrics
 from donations.payments import recorded_decline
 from donations.pledges import (
@@ -37,12 +37,21 @@ from donations.store import ConditionFailed, DonationStore
 
 # What an operator can do about each way a renewal fails (the pledge's ``last_failure``).
 _NEXT_STEP = {
-    "authentication_required": "the bank wants the donor to authenticate this renewal; ask the donor to finish "
-    "it on-session or to give another card",
+    "authentication_required": "the bank wants the donor to authenticate this renewal; they were emailed a link "
+    "to finish it on-session (or ask them for another card)",
     "insufficient_funds": "the card has insufficient funds; contact the donor or try again later",
     "expired_card": "the saved card has expired; ask the donor for a new card",
 }
 _DEFAULT_NEXT_STEP = "the card was declined; ask the donor to update the card"
+
+
+AUTHENTICATION_REQUIRED = "authentication_required"
+
+
+class Notices(Protocol):
+    """Where the donor's emails are asked for (the receipt queue: donations.followups.FollowUpPublisher)."""
+
+    def send(self, message: FollowUpMessage) -> None: ...
 
 
 class RenewalCharges(Protocol):
@@ -94,6 +103,7 @@ def renew(
     charges: RenewalCharges,
     publisher: Publisher,
     correlation_id: str = "",
+    notices: Notices | None = None,
 ) -> Donation | None:
     """Charge one pledge's one period, record it, move the pledge on. Safe to run any number of times.
 
@@ -117,8 +127,24 @@ def renew(
         publish_follow_ups(donation, store, publisher, correlation_id)
         _advance(pledges, pledge, donation)
         return donation
+    if donation.status is DonationStatus.REQUIRES_ACTION and notices is not None:
+        # Before the pledge records the failure, so a crash in between is made good by the next delivery;
+        # the email goes once whatever the number of these messages (donations.pledge_manage).
+        notices.send(authentication_notice(pledge, donation, correlation_id))
     _record_failure(pledges, pledge, donation)
     return donation
+
+
+def authentication_notice(pledge: Pledge, donation: Donation, correlation_id: str) -> FollowUpMessage:
+    """The message that has the send-receipt function email the donor a link to authenticate this renewal."""
+    return FollowUpMessage(
+        type=Step.SEND_RECEIPT,
+        donation_id=donation.donation_id,
+        correlation_id=correlation_id,
+        notice="authenticate",
+        pledge_id=pledge.pledge_id,
+        request_id=donation.donation_id,
+    )
 
 
 def _due(pledge: Pledge, message: RenewalMessage) -> bool:
@@ -159,6 +185,14 @@ def _declined(
 ) -> Donation:
     metrics.add_metric(name="RenewalsDeclined", unit=MetricUnit.Count, value=1)
     logger.warning("Renewal declined", extra={"decline_code": declined.decline_code})
+    if declined.decline_code == AUTHENTICATION_REQUIRED and payment_intent_id:
+        # Not a decline the donor cannot mend: the bank wants them to authenticate this very PaymentIntent
+        # on-session (docs.stripe.com/payments/cards/charging-saved-cards, "authentication_required"). It
+        # waits for them, as a 3-D Secure gift does (the emailed link's page finishes it).
+        try:
+            return store.mark_requires_action(donation.donation_id, payment_intent_id)
+        except ConditionFailed:
+            return _current(store, donation)
     try:
         return store.mark_declined(donation.donation_id, declined.decline_code or "card_declined", payment_intent_id)
     except ConditionFailed:

@@ -1,0 +1,126 @@
+"""A renewal the bank wants the donor to authenticate: the donor is emailed, once, a signed link to a page
+that finishes that very PaymentIntent on-session (its client_secret fetched through the link, never
+emailed), and the period is then recorded paid, with its receipt, and the pledge moves on."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+
+import pytest
+import stripe
+
+from donations.models import DonationStatus, StepStatus
+from donations.pledges import Pledge, PledgeState, pledge_id_for, renewal_donation_id
+from simulator.local.events import scheduled_event
+from tests.support.keys import a_key
+from tests.support.world import DONATION
+
+pytestmark = pytest.mark.integration
+
+MONTHLY = {**{k: v for k, v in DONATION.items() if k != "save_card"}, "monthly": True, "day_of_month": 10}
+
+
+def _pledge_needing_authentication(world) -> Pledge:
+    """A monthly pledge whose saved card is then Stripe's 4000002760003184 (authentication on every payment)."""
+    answer = world.post(MONTHLY, key=a_key("authenticate"))
+    world.drain()
+    pledge = world.wiring.pledges.get(pledge_id_for(answer.body["donation_id"]))
+    assert pledge is not None
+    # The account's own key, as the Dashboard would: the functions' restricted keys may not attach.
+    account = stripe.StripeClient("sk_test_local_emulator", base_addresses={"api": world.stripe.url})
+    method = account.v1.payment_methods.attach(
+        "pm_card_authenticationRequired", params={"customer": pledge.customer_id}
+    )
+    world.wiring.pledges.table.update_item(
+        Key={"pledge_id": pledge.pledge_id},
+        UpdateExpression="SET payment_method_id = :m",
+        ExpressionAttributeValues={":m": method.id},
+    )
+    return world.wiring.pledges.get(pledge.pledge_id)
+
+
+def _renew(world, pledge: Pledge) -> None:
+    at = datetime.fromisoformat(f"{pledge.next_charge_on}T06:00:00+00:00").astimezone(UTC)
+    world.pipeline.invoke(
+        "ScheduleRenewalsFunction", scheduled_event("arn:aws:events:us-east-1:123456789012:rule/renewals", at=at)
+    )
+    world.drain()
+
+
+def _call(world, path: str, token: str):
+    return world.pipeline.call_api(
+        "POST", path, body=json.dumps({"token": token}), headers={"Content-Type": "application/json"}
+    )
+
+
+def _emails(world, pledge: Pledge) -> list[dict]:
+    return [m for m in world.sendgrid.outbox if m["custom_args"].get("pledge_id") == pledge.pledge_id]
+
+
+def test_the_donor_authenticates_a_renewal_through_the_emailed_link_and_the_period_is_paid_once(world):
+    # Given a pledge whose bank wants every payment authenticated, and its renewal run off-session
+    pledge = _pledge_needing_authentication(world)
+    _renew(world, pledge)
+
+    # Then nothing is charged: the renewal waits for the donor, and the donor got one email with a link
+    renewal = world.record(renewal_donation_id(pledge.pledge_id, pledge.period))
+    assert renewal.status is DonationStatus.REQUIRES_ACTION and renewal.payment_intent_id
+    assert world.wiring.pledges.get(pledge.pledge_id).state is PledgeState.NEEDS_ATTENTION
+    [mail] = _emails(world, pledge)
+    assert mail["to"] == [DONATION["email"]] and mail["subject"] == "Please confirm your monthly gift"
+    text = mail["content"][0]["value"]
+    assert "$25.00" in text and "secret" not in text  # the client_secret is never emailed
+    [link] = re.findall(r"http\S+#token=(\S+)", text)
+
+    # And a redelivered renewal or email message sends no second email
+    world.redeliver_last_batches()
+    assert len(_emails(world, pledge)) == 1
+
+    # When the page the link opens asks to authenticate
+    started = _call(world, f"/pledges/{pledge.pledge_id}/authenticate", link)
+
+    # Then it gets that PaymentIntent's client_secret, confirmed on-session and waiting for the bank's challenge
+    assert started.status == 200, started.body
+    assert started.body["status"] == "requires_action"
+    assert started.body["client_secret"].startswith(renewal.payment_intent_id + "_secret_")
+
+    # When the donor passes the challenge (Stripe.js handleNextAction) and the page reports back
+    world.stripe.authenticate(renewal.payment_intent_id, "succeed")
+    finished = _call(world, f"/pledges/{pledge.pledge_id}/authenticate/complete", link)
+    world.drain()
+
+    # Then the period is paid, once, with its receipt, and the pledge is active and on to the next month
+    assert finished.status == 200 and finished.body["status"] == "succeeded"
+    paid = world.record(renewal.donation_id)
+    assert paid.status is DonationStatus.SUCCEEDED and paid.receipt_status is StepStatus.DONE
+    assert len(world.sendgrid.outbox_for(renewal.donation_id)) == 1
+    after = world.wiring.pledges.get(pledge.pledge_id)
+    assert (after.state, after.renewals, after.last_period) == (PledgeState.ACTIVE, 1, pledge.period)
+    assert after.due_on == after.next_charge_on > pledge.next_charge_on
+    succeeded = [i for i in world.stripe.state()["payment_intents"] if i["id"] == renewal.payment_intent_id]
+    assert [i["status"] for i in succeeded] == ["succeeded"]
+
+    # And the page's return again (a reload) changes nothing and sends no second receipt
+    again = _call(world, f"/pledges/{pledge.pledge_id}/authenticate/complete", link)
+    world.drain()
+    assert again.status == 200 and again.body["status"] == "succeeded"
+    assert len(world.sendgrid.outbox_for(renewal.donation_id)) == 1
+    assert world.wiring.pledges.get(pledge.pledge_id) == after
+
+
+def test_a_manage_link_cannot_authenticate_and_an_authentication_link_opens_only_its_renewal(world):
+    # Given a renewal waiting for the donor
+    pledge = _pledge_needing_authentication(world)
+    _renew(world, pledge)
+    manage = world.wiring.pledge_links.manage_url(pledge.pledge_id).split("#token=")[1]
+    other = world.wiring.pledge_links.authenticate_url(pledge.pledge_id, "don_" + "a" * 26).split("#token=")[1]
+    before = world.stripe_requests()
+
+    # When the authentication page is opened with a manage link, or a link for another donation
+    answers = [_call(world, f"/pledges/{pledge.pledge_id}/authenticate", token) for token in (manage, other)]
+
+    # Then both are refused, and nothing reached Stripe
+    assert [(a.status, a.body["error"]["code"]) for a in answers] == [(403, "link_invalid")] * 2
+    assert world.stripe_requests() == before
