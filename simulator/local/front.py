@@ -155,7 +155,12 @@ class _Handler(BaseHTTPRequestHandler):
                     page = page.replace(FORM_CONFIG_TAG, FORM_CONFIG_TAG.replace(b"{}", self._form_config()))
                 if path == MANAGE_PAGE:
                     # The page as a charity hosts it (static/form/manage.html), its API this origin, files under /form/.
-                    page = re.sub(rb'"apiUrl": "[^"]*"', b'"apiUrl": ""', page)
+                    page = re.sub(
+                        rb'(<script type="application/json" id="pledge-page-config">).*?(</script>)',
+                        lambda found: found.group(1) + self._form_config() + found.group(2),
+                        page,
+                        flags=re.DOTALL,
+                    )
                     page = page.replace(b'href="donate.css"', b'href="/form/donate.css"')
                     page = page.replace(b'src="manage.js"', b'src="/form/manage.js"')
                 self._send(200, page, {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})

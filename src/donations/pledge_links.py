@@ -44,6 +44,9 @@ SECRET_MIN_LENGTH = 32
 # old forwarded mail stops working. A cancel token lives for the time it takes to confirm.
 MANAGE_LINK_SECONDS = 14 * 24 * 3600
 CANCEL_TOKEN_SECONDS = 15 * 60
+# A renewal waiting for the donor's authentication: its link works this long, and the reconciler waits as
+# long before it cancels the PaymentIntent (less than its 7-day max age, so it still does).
+AUTHENTICATE_LINK_SECONDS = 5 * 24 * 3600
 _VERSION = "v1"
 _DOMAIN = b"pledge-link\x00"
 _MAX_TOKEN_LENGTH = 512
@@ -86,8 +89,8 @@ class PledgeLinks:
         return f"{self._page_url}#token={self.token(pledge_id, Purpose.MANAGE, MANAGE_LINK_SECONDS)}"
 
     def authenticate_url(self, pledge_id: str, donation_id: str) -> str:
-        """The link to the page that finishes one renewal on-session; it works for MANAGE_LINK_SECONDS."""
-        token = self.token(pledge_id, Purpose.AUTHENTICATE, MANAGE_LINK_SECONDS, subject=donation_id)
+        """The link to the page that finishes one renewal on-session; it works for AUTHENTICATE_LINK_SECONDS."""
+        token = self.token(pledge_id, Purpose.AUTHENTICATE, AUTHENTICATE_LINK_SECONDS, subject=donation_id)
         return f"{self._page_url}#token={token}"
 
     def token(self, pledge_id: str, purpose: Purpose, lifetime_seconds: int, *, subject: str = "") -> str:

@@ -175,7 +175,7 @@ def send_authentication_request(
             f"{money.format_money(pledge.amount, pledge.currency, locale)} to {mailer.org_name} before it is "
             f"charged. Nothing has been charged yet. Please confirm it here:\n\n"
             f"{links.authenticate_url(pledge.pledge_id, donation_id)}\n\n"
-            "The link works for 14 days.\n"
+            "The link works for 5 days.\n"
         )
 
     _send_once(pledges, pledge, "auth_email", donation_id, now, every_seconds=None,

@@ -56,6 +56,7 @@ from enum import StrEnum
 from donations.followups import publish_follow_ups
 from donations.models import Donation, DonationStatus
 from donations.observability import MetricUnit, logger, metrics
+from donations.pledge_links import AUTHENTICATE_LINK_SECONDS
 from donations.ports import IntentSnapshot, Payments, Publisher, Store
 from donations.settings import ReconcilerSettings
 from donations.settlement import settle_money_taken
@@ -274,7 +275,7 @@ def _settle_requires_action(run: _Run, donation: Donation) -> Outcome:
     if intent.status in ("requires_action", "requires_payment_method", "requires_confirmation"):
         # The donor may still finish (or retry) 3-D Secure; past the timeout we stop waiting, and
         # cancel first so that a late authentication cannot take money for a closed donation.
-        if run.waited(donation.updated_at) < run.policy.action_timeout:
+        if run.waited(donation.updated_at) < _action_timeout(run, donation):
             return Outcome.WAITING
         intent = run.payments.cancel(donation.donation_id, intent.id)
     if intent.status == "succeeded":
@@ -284,6 +285,14 @@ def _settle_requires_action(run: _Run, donation: Donation) -> Outcome:
         run.store.mark_canceled(donation.donation_id, reason, intent.id)
         return Outcome.CANCELED
     return Outcome.WAITING  # processing
+
+
+def _action_timeout(run: _Run, donation: Donation) -> timedelta:
+    """How long the donor may take: a gift's 3-D Secure is done in the page, minutes; a renewal the bank wants
+    authenticated waits for the donor to open the emailed link (donations.pledge_manage), days."""
+    if donation.metadata.get("pledge_id"):
+        return max(run.policy.action_timeout, timedelta(seconds=AUTHENTICATE_LINK_SECONDS))
+    return run.policy.action_timeout
 
 
 def _publish_unpublished(run: _Run, donation: Donation) -> Outcome:

@@ -75,6 +75,7 @@ class WebhookOutcome(StrEnum):
     CONFLICT = "conflict"  # Stripe took money for a donation recorded as not charged (now recorded), or twice
     SUPERSEDED = "superseded"  # a failure or cancel of a charge attempt the donation has moved past
     IGNORED = "ignored"  # not a donation of ours, or a type we do not handle
+    AWAITING_DONOR = "awaiting_donor"  # a renewal's authentication_required: the donor is asked to finish it
 
 
 class StripeEventData(BaseModel):
@@ -185,6 +186,10 @@ def _payment_failed(delivery: _Delivery) -> WebhookOutcome:
     if current is None:
         return _superseded(donation)
     error = intent.get("last_payment_error") or {}
+    if error.get("code") == "authentication_required" and donation.metadata.get("pledge_id"):
+        # A renewal charged off-session that the bank wants the donor to authenticate: not a decline. It
+        # waits for the donor, who is emailed a link to finish that PaymentIntent (donations.renewals).
+        return WebhookOutcome.AWAITING_DONOR
     try:
         if error.get("type") == "card_error":
             # Recorded as the charge records a decline, whichever of the two gets there first.

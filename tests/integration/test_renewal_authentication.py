@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import stripe
@@ -74,6 +74,11 @@ def test_the_donor_authenticates_a_renewal_through_the_emailed_link_and_the_peri
     assert "$25.00" in text and "secret" not in text  # the client_secret is never emailed
     [link] = re.findall(r"http\S+#token=(\S+)", text)
 
+    # And Stripe's payment_failed event for it (authentication_required) leaves it waiting for the donor
+    failed = world.deliver_stripe_event(world.stripe_event("payment_intent.payment_failed", renewal.payment_intent_id))
+    assert failed.status == 200 and failed.body["outcome"] == "awaiting_donor"
+    assert world.record(renewal.donation_id).status is DonationStatus.REQUIRES_ACTION
+
     # And a redelivered renewal or email message sends no second email
     world.redeliver_last_batches()
     assert len(_emails(world, pledge)) == 1
@@ -124,3 +129,25 @@ def test_a_manage_link_cannot_authenticate_and_an_authentication_link_opens_only
     # Then both are refused, and nothing reached Stripe
     assert [(a.status, a.body["error"]["code"]) for a in answers] == [(403, "link_invalid")] * 2
     assert world.stripe_requests() == before
+
+
+def test_the_reconciler_waits_days_for_the_donor_then_cancels_the_renewal_s_payment(world):
+    # Given a renewal waiting for the donor's authentication
+    pledge = _pledge_needing_authentication(world)
+    _renew(world, pledge)
+    renewal = world.record(renewal_donation_id(pledge.pledge_id, pledge.period))
+    waiting_since = datetime.fromisoformat(renewal.updated_at.replace("Z", "+00:00"))
+
+    # When the reconciler runs two days later (a 3-D Secure gift in the page would be canceled after a day)
+    world.reconcile(now=waiting_since + timedelta(days=2))
+
+    # Then it still waits, and the emailed link still works
+    assert world.record(renewal.donation_id).status is DonationStatus.REQUIRES_ACTION
+
+    # When it runs after the link's 5 days
+    world.reconcile(now=waiting_since + timedelta(days=5, hours=1))
+
+    # Then the PaymentIntent is canceled, so nothing can take the money any more, and the donation says so
+    assert world.record(renewal.donation_id).status is DonationStatus.CANCELED
+    [intent] = [i for i in world.stripe.state()["payment_intents"] if i["id"] == renewal.payment_intent_id]
+    assert intent["status"] == "canceled"

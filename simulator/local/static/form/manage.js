@@ -35,14 +35,57 @@
     }
   }
 
-  /** The pledge the token names (its payload is readable; only the server can check its signature). */
-  function pledgeId() {
+  /** What the token says: its pledge (p) and purpose (u). Readable; only the server can check its signature. */
+  function claims() {
     try {
       const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-      return JSON.parse(atob(payload)).p;
+      return JSON.parse(atob(payload));
     } catch (failure) {
-      return null;
+      return {};
     }
+  }
+
+  function loadStripe() {
+    if (window.Stripe) return Promise.resolve(window.Stripe(config.stripePublishableKey));
+    return new Promise((resolve, reject) => {
+      const tag = h("script", { src: config.stripeJsUrl || "https://js.stripe.com/v3/", async: true });
+      tag.onload = () => resolve(window.Stripe(config.stripePublishableKey));
+      tag.onerror = () => reject(new Error("Stripe.js could not be loaded"));
+      document.head.append(tag);
+    });
+  }
+
+  /** A renewal the bank wants confirmed: our API confirms it on-session, Stripe.js shows the bank's challenge. */
+  async function authenticate(id) {
+    const path = `/pledges/${encodeURIComponent(id)}/authenticate`;
+    const said = h("p", { id: "pg-status", role: "status" });
+    const finish = async () => {
+      const done = await post(`${path}/complete`, { token });
+      if (done.status === 200 && done.body.status === "succeeded") {
+        return show(h("p", { id: "pg-paid", text: `Thank you: your gift of ${money(done.body.amount, done.body.currency)} is confirmed. A receipt is on its way.` }));
+      }
+      said.textContent = "Your bank did not confirm the payment. You can try again.";
+    };
+    const answer = await post(path, { token });
+    if (answer.status !== 200) {
+      const error = answer.body.error || {};
+      return askForLink(error.code === "link_expired" ? "This link has expired" : "This gift cannot be confirmed", error.message || "Ask for a new link below.");
+    }
+    if (answer.body.status === "succeeded") return finish();
+    const button = h("button", { type: "submit", class: "dn-submit", id: "pg-authenticate", onclick: async () => {
+      button.disabled = true;
+      said.textContent = "Opening your bank's check…";
+      try {
+        const stripe = await loadStripe();
+        const result = await stripe.handleNextAction({ clientSecret: answer.body.client_secret });
+        if (result.error) said.textContent = result.error.message || "Your bank did not confirm the payment.";
+        await finish();
+      } catch (failure) {
+        said.textContent = "The payment page could not be loaded. Please reload the page.";
+      }
+      button.disabled = false;
+    } }, `Confirm ${money(answer.body.amount, answer.body.currency)}`);
+    show(h("p", { id: "pg-ask", text: `Your bank asks you to confirm this month's gift of ${money(answer.body.amount, answer.body.currency)}. Nothing has been charged yet.` }), button, said);
   }
 
   function askForLink(title, text) {
@@ -84,7 +127,8 @@
 
   async function load() {
     token = new URLSearchParams(location.hash.slice(1)).get("token") || "";
-    const id = pledgeId();
+    const { p: id, u: purpose } = claims();
+    if (id && purpose === "authenticate") return authenticate(id);
     if (!id) return askForLink("Manage your monthly gift", "Enter the address your receipts go to and we will email you a link.");
     const answer = await post(`/pledges/${encodeURIComponent(id)}`, { token });
     if (answer.status === 200) return render(answer.body);
