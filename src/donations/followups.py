@@ -124,7 +124,8 @@ class FollowUpPublisher:
     def _send(self, message: FollowUpMessage) -> None:
         self._sqs.send_message(
             QueueUrl=self._queue_urls[message.type],
-            MessageBody=message.model_dump_json(),
+            # Unset optional fields (a pledge notice's) are left out: a receipt's message is as it always was.
+            MessageBody=message.model_dump_json(exclude_none=True),
             MessageAttributes=message_attributes(message),
         )
 

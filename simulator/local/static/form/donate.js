@@ -32,6 +32,7 @@
     link_invalid: "This link is not valid",
     link_expired: "This link has expired",
     link_used: "This link was already used",
+    nothing_to_authenticate: "This gift no longer needs you",
     unsupported_media_type: "This donation could not be sent",
     not_found: "Donation not found",
     idempotency_key_reused: "Your details changed while we were processing",
