@@ -63,16 +63,22 @@ class StripeActions:
             config = payment_method_config({"allowed_payment_method_types": ["card"]})
             return copy_json(new_payment_intent(self.account, self._ctx(), wire, amount, currency, None, config))
 
-    def refund(self, charge_id: str) -> Json:
-        """Refund a succeeded charge in full; emits ``charge.refunded`` and returns the Charge."""
+    def refund(self, charge_id: str, amount: int | None = None) -> Json:
+        """Refund a succeeded charge from the Dashboard, in full unless ``amount``; emits ``refund.created``
+        and ``charge.refunded`` and returns the Charge."""
         with self._lock:
-            return charges.refund(self.account, self._ctx(), charge_id)
+            return charges.refund(self.account, self._ctx(), charge_id, amount)
 
     def dispute(self, charge_id: str) -> Json:
         """The cardholder disputes a succeeded charge as fraudulent; emits ``charge.dispute.created``
         and returns the Dispute."""
         with self._lock:
             return charges.dispute(self.account, self._ctx(), charge_id)
+
+    def close_dispute(self, dispute_id: str, status: str) -> Json:
+        """The dispute ends ``won`` or ``lost``; emits ``charge.dispute.closed`` and returns the Dispute."""
+        with self._lock:
+            return charges.close_dispute(self.account, self._ctx(), dispute_id, status)
 
     # -- time --------------------------------------------------------------------------------
     def advance_clock(self, seconds: float) -> Json:
