@@ -164,6 +164,12 @@ def make_refund(ports: RefundPorts, refund: RefundPlan, note: str) -> RefundDone
     except stripe.InvalidRequestError as refused:
         _note(ports.table, donation.donation_id, REFUSED, key=refund.key, code=str(refused.code or ""))
         raise OpsError(f"Stripe refused the refund: {refused.user_message or refused}") from None
+    except stripe.StripeError as lost:
+        # No answer (a timeout, a reset, a 5xx): Stripe may have refunded. The request stays open on the
+        # record, so the same command sends the same key and Stripe answers with what it did.
+        raise OpsError(
+            f"Stripe did not answer ({type(lost).__name__}); run the same command again: it refunds once"
+        ) from None
     charge = ports.stripe.v1.charges.retrieve(str(made.charge))
     store = DonationStore(ports.table, _no_new_donations)
     refunds.record_refunded_total(

@@ -82,7 +82,8 @@ DONATION_ATTRIBUTES: dict[str, set[str] | None] = {
     "SendReceiptFunctionRole": _KEY_AND_STAMP
     | _STEP_FAILURE
     | {"status", "receipt_status", "receipt_claim_until", "receipt_message_id", "receipt_sent_at"}
-    | {"refund_notice_claim_until", "refund_notice_amount", "refund_notice_message_id", "refund_notice_sent_at"},
+    | {"refund_notice_claim_until", "refund_notice_amount", "refund_notice_message_id", "refund_notice_sent_at"}
+    | {"amount_refunded"},  # named by the refund notice's claim condition, never written
     "ReconcilerFunctionRole": _KEY_AND_STAMP | _SETTLE,
     "StripeWebhookFunctionRole": _KEY_AND_STAMP
     | _SETTLE
