@@ -318,6 +318,7 @@ class Donation(BaseModel):
     disputed_at: str | None = None
     dispute_closed_at: str | None = None
     dispute_evidence_due_by: str | None = None
+    dispute_open: str | None = None  # "open" while it is: the sparse dispute-index's key (donations-ops disputes)
     # -- for operators (donations_ops) ---------------------------------------------------------------
     # Lookups: the donor's key (Identifiers.donor_key; the email itself is never an index key) and the UTC day
     # it was made, keys of the donor-index and day-index; when it was charged and the card's last 4.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from donations.models import (
     CLOSED_DISPUTE_STATUSES,
@@ -119,6 +119,21 @@ class DisputeFacts:
     @property
     def closed(self) -> bool:
         return self.status in CLOSED_DISPUTE_STATUSES
+
+    def record_values(self) -> dict[str, Any]:
+        """The donation's dispute fields as this event sets them (None removes one)."""
+        values: dict[str, Any] = {
+            "dispute_id": self.dispute_id,
+            "dispute_reason": self.reason,
+            "dispute_status": self.status,
+            "dispute_amount": self.amount,
+            "disputed_at": self.opened_at,
+            "dispute_evidence_due_by": self.evidence_due_by,
+        }
+        if self.closed:
+            return values | {"dispute_closed_at": self.changed_at, "dispute_open": None}
+        # The sparse dispute-index needs both its keys: an open dispute without a deadline sorts first.
+        return values | {"dispute_open": "open", "dispute_evidence_due_by": self.evidence_due_by or self.opened_at}
 
 
 @dataclass(frozen=True)

@@ -490,23 +490,11 @@ class DonationStore(StepFailureWrites):
     def record_dispute(self, donation_id: str, dispute: DisputeFacts) -> Donation:
         """The dispute as this event shows it. A dispute's status only moves towards closed: an open
         status arriving after the closing one (events out of order) changes nothing (ConditionFailed)."""
-        values: dict[str, Any] = {
-            "dispute_id": dispute.dispute_id,
-            "dispute_reason": dispute.reason,
-            "dispute_status": dispute.status,
-            "dispute_amount": dispute.amount,
-            "disputed_at": dispute.opened_at,
-            "dispute_evidence_due_by": dispute.evidence_due_by,
-        }
         condition = None
-        if dispute.closed:
-            values |= {"dispute_closed_at": dispute.changed_at, DISPUTE_OPEN: None}
-        else:
-            # The sparse dispute-index needs both keys: an open dispute without a deadline sorts first.
-            values |= {DISPUTE_OPEN: "open", "dispute_evidence_due_by": dispute.evidence_due_by or dispute.opened_at}
+        if not dispute.closed:
             closed = Attr("dispute_status").is_in(sorted(CLOSED_DISPUTE_STATUSES))
             condition = Attr("dispute_id").ne(dispute.dispute_id) | ~closed
-        return self._update(donation_id, values, condition=condition)
+        return self._update(donation_id, dispute.record_values(), condition=condition)
 
     def _update(
         self,
@@ -571,7 +559,8 @@ def _still_open(current: CurrentCharge | None) -> Any:
 
 # Set by the first write of its kind only (if_not_exists): a replayed charge keeps its time.
 _FIRST_CHARGE = frozenset({"charged_at"})
-# Open disputes by evidence deadline (donations-ops disputes): sparse, only while a dispute is open.
+# Open disputes by evidence deadline (donations-ops disputes): sparse, only while a dispute is open
+# (``dispute_open``, set by DisputeFacts.record_values).
 DISPUTE_INDEX = "dispute-index"
 DISPUTE_OPEN = "dispute_open"
 # Sparse (only donations that reached Stripe have a payment_intent_id), keys only: see find_by_payment_intent.

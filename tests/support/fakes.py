@@ -389,22 +389,11 @@ class FakeStore:
         self._update(donation_id, {"refund_notice_claim_until": None}, _always)
 
     def record_dispute(self, donation_id: str, dispute: DisputeFacts) -> Donation:
-        values: dict[str, Any] = {
-            "dispute_id": dispute.dispute_id,
-            "dispute_reason": dispute.reason,
-            "dispute_status": dispute.status,
-            "dispute_amount": dispute.amount,
-            "disputed_at": dispute.opened_at,
-            "dispute_evidence_due_by": dispute.evidence_due_by,
-        }
-        if dispute.closed:
-            values["dispute_closed_at"] = dispute.changed_at
-            return self._update(donation_id, values, _always)
-        return self._update(
-            donation_id,
-            values,
-            lambda d: d.dispute_id != dispute.dispute_id or d.dispute_status not in CLOSED_DISPUTE_STATUSES,
-        )
+        def applies(d: Donation) -> bool:
+            open_after_closed = d.dispute_id == dispute.dispute_id and d.dispute_status in CLOSED_DISPUTE_STATUSES
+            return dispute.closed or not open_after_closed
+
+        return self._update(donation_id, dispute.record_values(), applies)
 
     # -- test helpers ------------------------------------------------------------------------------
 
