@@ -98,20 +98,11 @@ class StripeActions:
         return {"now": self.clock.now(), "offset": self.clock.offset}
 
     # -- webhooks ------------------------------------------------------------------------------
-    def configure_webhooks(
-        self,
-        url: str | None,
-        secret: str | None = None,
-        *,
-        enabled_events: Sequence[str] | None = None,
-        retry_schedule: Sequence[float] | None = None,
-        timeout: float | None = None,
-    ) -> None:
-        """Point webhook delivery at ``url`` (None turns it off and drops queued deliveries).
-        Arguments left as None keep their current value. Only events created afterwards are sent."""
-        self.webhooks.configure(
-            url, secret, enabled_events=enabled_events, retry_schedule=retry_schedule, timeout=timeout
-        )
+    def configure_webhooks(self, url: str | None, secret: str | None = None, **options: Any) -> None:
+        """Point webhook delivery at ``url`` (None turns it off and drops queued deliveries); ``options``:
+        enabled_events, retry_schedule, timeout (WebhookDispatcher.configure). Arguments left as None keep
+        their current value. Only events created afterwards are sent."""
+        self.webhooks.configure(url, secret, **options)
 
     def set_webhook_mode(self, **modes: Any) -> Json:
         """Test switches: ``paused``, ``duplicates``, ``duplicate_rate``, ``reorder``,
