@@ -5,7 +5,9 @@ Besides the shared routes (faults, latency, seed, reset, state; see ``simulator.
 ``GET clock`` / ``POST clock {"advance": seconds}``, ``GET idempotency`` (``?key=K&timeout=s`` long-polls
 until a request with key K executes), and ``POST payment_intents/{id}/authenticate``,
 ``charges/{id}/refund`` (``{"amount": n}`` for a partial one), ``charges/{id}/dispute``,
-``disputes/{id}/close`` (``{"status": "won" | "lost"}``), ``events/{id}/deliver``.
+``disputes/{id}/close`` (``{"status": "won" | "lost"}``), ``events/{id}/deliver``. Emulator-only:
+``POST cards {"cards": {number: "pm_card_..."}}`` issues card numbers beside Stripe's published test
+cards (``StripeActions.issue_cards``).
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ def _route(emu: StripeEmulator, req: Request, sub: str) -> Response | None:
         return Response.json(200, emu.advance_clock(float(_body(req)["advance"])))
     if route == ("GET", "idempotency"):
         return _idempotency(emu, req)
+    if route == ("POST", "cards"):
+        return Response.json(200, {"issued": emu.issue_cards(dict(_body(req)["cards"]))})
     return _object_action(emu, req, sub)
 
 
@@ -137,6 +141,11 @@ class StripeControl(EmulatorControl):
 
     def executions_for_key(self, idempotency_key: str) -> int:
         return int(self.state()["executions"].get(idempotency_key, 0))
+
+    def issue_cards(self, cards: dict[str, str]) -> int:
+        """Emulator-only card numbers, each behaving as a published test card (``StripeActions.issue_cards``);
+        how many the emulator has issued."""
+        return int(self.call("POST", "cards", {"cards": cards})["issued"])
 
     # -- time and idempotency ------------------------------------------------------------------
     def advance_clock(self, seconds: float) -> Json:
