@@ -27,11 +27,11 @@ def wiring() -> Wiring:
 
 def send_one(message: FollowUpMessage) -> None:
     deps = wiring()
-    if message.notice == "manage_link":
+    if message.mail == "manage_link":
         # A donor asked for a link to manage their monthly gift (donations.pledge_manage).
         send_manage_link(message, pledges=deps.pledges, links=deps.pledge_links, mailer=deps.mailer)
         return
-    if message.notice == "authenticate":
+    if message.mail == "authenticate":
         # A renewal the bank wants the donor to authenticate: the link to the page that finishes it.
         send_authentication_request(
             message, pledges=deps.pledges, links=deps.pledge_links, mailer=deps.mailer, locale=settings.receipt_locale

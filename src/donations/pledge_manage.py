@@ -130,7 +130,7 @@ def request_manage_links(
                 type=Step.SEND_RECEIPT,
                 donation_id=found.first_donation_id,
                 correlation_id=request_id,
-                notice="manage_link",
+                mail="manage_link",
                 pledge_id=found.pledge_id,
                 request_id=request_id,
             )
@@ -262,10 +262,10 @@ def _record_paid(
 
 def _noticed(message: FollowUpMessage, pledges: PledgeStore) -> tuple[Pledge, str]:
     if message.pledge_id is None or message.request_id is None:
-        raise PermanentStepFailure(f"send_receipt:{message.notice}:malformed")
+        raise PermanentStepFailure(f"send_receipt:{message.mail}:malformed")
     pledge = pledges.get(message.pledge_id)
     if pledge is None:
-        raise PermanentStepFailure(f"send_receipt:{message.notice}:pledge_not_found")
+        raise PermanentStepFailure(f"send_receipt:{message.mail}:pledge_not_found")
     return pledge, message.request_id
 
 

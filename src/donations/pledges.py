@@ -107,6 +107,8 @@ class Pledge(BaseModel):
     """The same for the email asking the donor to authenticate a renewal (its donation id): once per renewal."""
     auth_email_claim_until: int | None = None
     auth_email_sent_at: int | None = None
+    canceled_reason: str | None = None
+    """Why the pledge stopped: ``dispute:<reason>:<dispute id>`` when the donor disputed one of its gifts."""
     created_at: str
     updated_at: str
 
@@ -360,7 +362,15 @@ class PledgeStore:
         return self._update(
             pledge.pledge_id,
             {"state": PledgeState.ACTIVE.value, "next_charge_on": next_on, "due_on": next_on},
-            remove=["attention", "attention_since", "queued_period", "queued_at", "canceled_at", "canceled_by"],
+            remove=[
+                "attention",
+                "attention_since",
+                "queued_period",
+                "queued_at",
+                "canceled_at",
+                "canceled_by",
+                "canceled_reason",
+            ],
             condition=Attr("state").eq(pledge.state.value) & Attr("next_charge_on").eq(pledge.next_charge_on),
         )
 
@@ -384,6 +394,20 @@ class PledgeStore:
             & Attr("next_charge_on").eq(pledge.next_charge_on)
             & Attr("last_donation_id").eq(donation_id),
         )
+
+    def stop_for_dispute(self, pledge_id: str, reason: str) -> bool:
+        """A donor who disputes a gift is charged no more: canceled, out of the due and attention indexes,
+        in one write. False if it was canceled already (a duplicate event) or there is no such pledge."""
+        try:
+            self._update(
+                pledge_id,
+                {"state": PledgeState.CANCELED.value, "canceled_at": utc_now(), "canceled_reason": reason},
+                remove=["due_on", "attention", "attention_since"],
+                condition=Attr("state").ne(PledgeState.CANCELED.value),
+            )
+        except ConditionFailed:
+            return False
+        return True
 
     def _update(
         self, pledge_id: str, values: dict[str, Any], *, condition: Any, remove: list[str] | None = None

@@ -141,7 +141,7 @@ def authentication_notice(pledge: Pledge, donation: Donation, correlation_id: st
         type=Step.SEND_RECEIPT,
         donation_id=donation.donation_id,
         correlation_id=correlation_id,
-        notice="authenticate",
+        mail="authenticate",
         pledge_id=pledge.pledge_id,
         request_id=donation.donation_id,
     )

@@ -289,7 +289,7 @@ class ReconcilerSettings(TableSettings, ReconcilerStripeKey, FollowUpQueues):
         return self
 
 
-class StripeWebhookSettings(ApiSettings, TableSettings, FollowUpQueues):
+class StripeWebhookSettings(ApiSettings, TableSettings, FollowUpQueues, PledgeTableSettings):
     idempotency_table: Name
     stripe_webhook_secret_name: Name
     # Larger bodies are refused (413) before the signature check. Stripe's events are small: the largest
