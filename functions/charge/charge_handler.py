@@ -161,11 +161,7 @@ def cancel_a_pledge(pledge_id: str, link: Annotated[LinkToken, Body()]) -> Pledg
 @tracer.capture_method(capture_response=False, capture_error=False)
 def authenticate_a_renewal(pledge_id: str, link: Annotated[LinkToken, Body()]) -> Authentication:
     # The answer carries the PaymentIntent's client_secret for Stripe.js: never logged, never traced.
-    deps = wiring()
-    return start_authentication(
-        pledge_id, link.token, pledges=deps.pledges, links=deps.pledge_links, store=deps.store,
-        payments=deps.payments, publisher=deps.publisher,
-    )  # fmt: skip
+    return start_authentication(pledge_id, link.token, **_authentication_ports())
 
 
 @app.post(
@@ -175,11 +171,18 @@ def authenticate_a_renewal(pledge_id: str, link: Annotated[LinkToken, Body()]) -
 )
 @tracer.capture_method(capture_response=False, capture_error=False)
 def renewal_authenticated(pledge_id: str, link: Annotated[LinkToken, Body()]) -> Authentication:
+    return finish_authentication(pledge_id, link.token, **_authentication_ports())
+
+
+def _authentication_ports() -> dict[str, Any]:
     deps = wiring()
-    return finish_authentication(
-        pledge_id, link.token, pledges=deps.pledges, links=deps.pledge_links, store=deps.store,
-        payments=deps.payments, publisher=deps.publisher,
-    )  # fmt: skip
+    return {
+        "pledges": deps.pledges,
+        "links": deps.pledge_links,
+        "store": deps.store,
+        "payments": deps.payments,
+        "publisher": deps.publisher,
+    }
 
 
 @app.post("/pledge-links", responses=LINKS_RESPONSES, summary="Email me a link to manage my monthly gift")
