@@ -100,7 +100,7 @@ class Pledge(BaseModel):
     """The nonces of the one-time link tokens used on it (donations.pledge_links): a replay changes nothing."""
     link_email_request: str | None = None
     """The last "send me a link" request whose email is sent or being sent, the sender's lease, and when it
-    went (``LinkEmails``): a redelivery sends no second email, and a donor gets one every few minutes at most."""
+    went (donations.pledge_manage): a redelivery sends no second email; one every 10 minutes at most."""
     link_email_claim_until: int | None = None
     link_email_sent_at: int | None = None
     auth_email_request: str | None = None
