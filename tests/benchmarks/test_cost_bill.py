@@ -90,9 +90,9 @@ def test_fixed_cost_without_waf_and_snapstart_is_at_most_five_dollars(template, 
         "ScheduleRenewalsFunction": 720.0,
     }
     assert len(facts.sqs_event_sources) == 3
-    # The provider keys (a Stripe key per function) and the identifier secret are 8 SecureString
-    # parameters (no monthly fee), not Secrets Manager secrets
-    assert (facts.secrets, facts.secure_parameters) == (0, 8)
+    # The provider keys (a Stripe key per function), the identifier secret and the pledge link key are 9
+    # SecureString parameters (no monthly fee), not Secrets Manager secrets
+    assert (facts.secrets, facts.secure_parameters) == (0, 9)
 
 
 def test_a_secret_a_role_may_read_is_priced(template, prices) -> None:
