@@ -409,6 +409,18 @@ class PledgeStore:
             return False
         return True
 
+    def record_authenticated_renewal(self, pledge_id: str, donation_id: str) -> bool:
+        """``record_authenticated`` from the ids alone (Stripe's webhook): False if the pledge does not wait
+        for that renewal (recorded already by the page's return, resumed or canceled meanwhile)."""
+        pledge = self.get(pledge_id)
+        if pledge is None or pledge.state is not PledgeState.NEEDS_ATTENTION or pledge.last_donation_id != donation_id:
+            return False
+        try:
+            self.record_authenticated(pledge, donation_id)
+        except ConditionFailed:
+            return False
+        return True
+
     def _update(
         self, pledge_id: str, values: dict[str, Any], *, condition: Any, remove: list[str] | None = None
     ) -> Pledge:

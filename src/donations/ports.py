@@ -256,10 +256,16 @@ class Publisher(Protocol):
 
 
 class PledgeStopper(Protocol):
-    """The Pledges table, as a dispute needs it (donations.pledges.PledgeStore)."""
+    """The Pledges table, as the webhooks need it (donations.pledges.PledgeStore): a dispute stops a pledge,
+    a renewal paid after the donor authenticated it moves it on."""
 
     def stop_for_dispute(self, pledge_id: str, reason: str) -> bool:
         """Stop the pledge (no further charges); False if it was already stopped or does not exist."""
+        ...
+
+    def record_authenticated_renewal(self, pledge_id: str, donation_id: str) -> bool:
+        """A renewal that waited for the donor's authentication was paid: the pledge is active again and on
+        to its next period; False if it was recorded already or the pledge no longer waits for it."""
         ...
 
 

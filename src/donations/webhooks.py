@@ -184,6 +184,15 @@ def _payment_succeeded(delivery: _Delivery) -> WebhookOutcome:
         return WebhookOutcome.CONFLICT
     if was_open:
         metrics.add_metric(name="DonationsCharged", unit=MetricUnit.Count, value=1)
+    pledge_id = donation.metadata.get("pledge_id")
+    if (
+        pledge_id
+        and delivery.pledges is not None
+        and delivery.pledges.record_authenticated_renewal(pledge_id, donation.donation_id)
+    ):
+        # A renewal the donor authenticated through the emailed link, reported here before (or without) the
+        # page's return: the pledge moves on all the same (donations.pledge_manage).
+        logger.info("Renewal authenticated by the donor; pledge moved on", extra={"pledge_id": pledge_id})
     return WebhookOutcome.SUCCEEDED
 
 

@@ -151,3 +151,29 @@ def test_the_reconciler_waits_days_for_the_donor_then_cancels_the_renewal_s_paym
     assert world.record(renewal.donation_id).status is DonationStatus.CANCELED
     [intent] = [i for i in world.stripe.state()["payment_intents"] if i["id"] == renewal.payment_intent_id]
     assert intent["status"] == "canceled"
+
+
+def test_stripe_s_webhook_moves_the_pledge_on_when_the_donor_closed_the_page_before_it_reported_back(world):
+    # Given a renewal the donor authenticated in the page, which closed before reporting back
+    pledge = _pledge_needing_authentication(world)
+    _renew(world, pledge)
+    renewal = world.record(renewal_donation_id(pledge.pledge_id, pledge.period))
+    [link] = re.findall(r"http\S+#token=(\S+)", _emails(world, pledge)[0]["content"][0]["value"])
+    assert _call(world, f"/pledges/{pledge.pledge_id}/authenticate", link).body["status"] == "requires_action"
+    world.stripe.authenticate(renewal.payment_intent_id, "succeed")
+
+    # When Stripe's payment_intent.succeeded arrives
+    answer = world.deliver_stripe_event(world.stripe_event("payment_intent.succeeded", renewal.payment_intent_id))
+    world.drain()
+
+    # Then the period is paid with its receipt and the pledge is active, on to the next month
+    assert answer.status == 200 and answer.body["outcome"] == "succeeded"
+    assert world.record(renewal.donation_id).receipt_status is StepStatus.DONE
+    after = world.wiring.pledges.get(pledge.pledge_id)
+    assert (after.state, after.renewals, after.last_period) == (PledgeState.ACTIVE, 1, pledge.period)
+
+    # And the page's return later changes nothing more
+    assert _call(world, f"/pledges/{pledge.pledge_id}/authenticate/complete", link).body["status"] == "succeeded"
+    world.drain()
+    assert world.wiring.pledges.get(pledge.pledge_id) == after
+    assert len(world.sendgrid.outbox_for(renewal.donation_id)) == 1

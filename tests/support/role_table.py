@@ -56,7 +56,8 @@ ROLE_TABLE: dict[str, set[Grant]] = {
     "StripeWebhookFunctionRole": _logs("StripeWebhookFunctionLogGroup")
     | {("dynamodb:GetItem", "DonationsTable"), ("dynamodb:UpdateItem", "DonationsTable")}
     | {("dynamodb:Query", "DonationsTable/index/payment_intent_id-index")}
-    | {("dynamodb:UpdateItem", "PledgesTable")}  # a dispute stops the disputed gift's pledge
+    # a dispute stops the disputed gift's pledge; a renewal the donor authenticated moves it on
+    | {("dynamodb:UpdateItem", "PledgesTable"), ("dynamodb:GetItem", "PledgesTable")}
     | {(f"dynamodb:{a}", "IdempotencyTable") for a in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")}
     | _FOLLOW_UPS
     | {("ssm:GetParameter", "parameter:StripeWebhookSecretName")},

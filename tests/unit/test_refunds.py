@@ -128,6 +128,9 @@ class Pledges:
         self.stopped[pledge_id] = reason
         return True
 
+    def record_authenticated_renewal(self, pledge_id: str, donation_id: str) -> bool:
+        return False  # no renewal here waits for a donor's authentication
+
 
 def facts(status: str) -> DisputeFacts:
     return DisputeFacts("dp_1", "fraudulent", status, 2500, AT, AT, None)
