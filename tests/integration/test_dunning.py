@@ -4,6 +4,7 @@ decline is retried on its days, once per try, then the pledge lapses; a hard dec
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -11,6 +12,9 @@ import pytest
 from donations.dunning import MAX_TRIES
 from donations.models import DonationStatus, StepStatus
 from donations.pledges import DunningNotice, Pledge, PledgeState, renewal_donation_id
+from simulator.local.alarms import AlarmEvaluator
+from simulator.local.metrics import emf_metric_data
+from tests.integration.test_notifier import operator_inbox, received
 from tests.integration.test_renewals import _charges_for, _on_card, _ops, _pledge, _pledge_now, _schedule
 from tests.support.world import CrashOn
 
@@ -175,3 +179,94 @@ def test_a_crash_before_the_pledge_records_the_decline_is_made_good_by_the_next_
     after = _pledge_now(world, pledge.pledge_id)
     assert after.state is expected
     assert after.renewal_try == (2 if expected is PledgeState.ACTIVE else 1)
+
+
+def _forward_metrics(world, capsys, service: str, at: datetime) -> None:
+    """What CloudWatch Logs does on AWS: the functions' EMF lines (printed) become metrics in moto's
+    CloudWatch, stamped ``at`` (each test its own day: moto keeps the other tests' datapoints)."""
+    cloudwatch = world.pipeline.clients("cloudwatch")
+    for line in capsys.readouterr().out.splitlines():
+        if line.startswith('{"_aws"'):
+            for namespace, name, value, dimensions, unit in emf_metric_data(json.loads(line), service):
+                datum = {"MetricName": name, "Value": value, "Unit": unit, "Timestamp": at}
+                datum["Dimensions"] = [{"Name": k, "Value": v} for k, v in dimensions.items()]
+                cloudwatch.put_metric_data(Namespace=namespace, MetricData=[datum])
+
+
+def _page_for(world, inbox: str, logical_id: str, *, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Evaluate one template alarm as CloudWatch would, deliver what it publishes through the notifier,
+    and return the operators' pages about it."""
+    pipeline = world.pipeline
+    name = pipeline.stack.alarms[logical_id]
+    evaluator = AlarmEvaluator(pipeline.clients("cloudwatch"), pipeline.clients("sns"), alarm_prefix=name)
+    evaluator.evaluate(now=now)
+    pipeline.deliver_sns()
+    section = name.removeprefix(f"{pipeline.stack.stack_name}-")
+    return [page for page in received(pipeline, inbox) if page.get("Notifier", {}).get("section") == section]
+
+
+@pytest.fixture
+def inbox(world):
+    found = operator_inbox.__wrapped__(world.pipeline)
+    received(world.pipeline, found)
+    yield found
+    cloudwatch = world.pipeline.clients("cloudwatch")
+    for logical_id in ("RenewalFailureRateAlarm", "RenewalRunNotFinishedAlarm"):
+        cloudwatch.set_alarm_state(
+            AlarmName=world.pipeline.stack.alarms[logical_id], StateValue="OK", StateReason="test over"
+        )
+
+
+def test_declines_above_normal_page_operators_with_the_failure_rate_runbook_section(world, capsys, inbox):
+    # Given seven pledges due the same day: one on a good card, six on a card every charge of which fails
+    good = _pledge(world)
+    for _ in range(6):
+        _on_card(world, good, FAILING_CARD)
+
+    # When the day's run renews them and their metrics reach CloudWatch
+    _schedule(world, "2027-01-10")
+    world.drain()
+    day = datetime.now(UTC) - timedelta(days=3)
+    _forward_metrics(world, capsys, "renew", day)
+
+    # Then the failure-rate alarm fires (6 declined of 7: above about 1 in 5, and at least 6) and operators
+    # get its page, with the runbook section and the first command
+    [page] = _page_for(world, inbox, "RenewalFailureRateAlarm", now=day + timedelta(minutes=1))
+    assert page["subject"].startswith("ALARM")
+    assert (page["Notifier"]["section"], page["Notifier"]["runbook"]) == (
+        "renewal-failure-rate",
+        "RUNBOOK.md#renewal-failure-rate",
+    )
+    assert page["Notifier"]["first_command"].endswith("pledges list")
+
+
+def test_a_single_decline_among_charges_does_not_page(world, capsys, inbox):
+    # Given a day's renewals: three charged, one declined
+    good = _pledge(world)
+    for _ in range(2):
+        world.wiring.pledges.create(good.model_copy(update={"pledge_id": f"{good.pledge_id}{_}"}))
+    _on_card(world, good, FAILING_CARD)
+
+    # When they run and their metrics reach CloudWatch
+    _schedule(world, "2027-01-10")
+    world.drain()
+    day = datetime.now(UTC) - timedelta(days=6)
+    _forward_metrics(world, capsys, "renew", day)
+
+    # Then nobody is paged: one donor's card is not a rate above normal
+    assert _page_for(world, inbox, "RenewalFailureRateAlarm", now=day + timedelta(minutes=1)) == []
+
+
+def test_a_renewal_run_that_stops_finishing_pages_operators_after_two_hours(world, capsys, inbox):
+    # Given a schedule run that finished (its heartbeat in CloudWatch)
+    _schedule(world, "2027-01-10")
+    now = datetime.now(UTC)
+    _forward_metrics(world, capsys, "schedule_renewals", now)
+    assert [p for p in _page_for(world, inbox, "RenewalRunNotFinishedAlarm", now=now) if "ALARM" in p["subject"]] == []
+
+    # When no run finishes for the next two hours (the alarm evaluated then)
+    pages = _page_for(world, inbox, "RenewalRunNotFinishedAlarm", now=now + timedelta(hours=2, minutes=5))
+
+    # Then operators get its page, with its runbook section
+    [page] = [p for p in pages if p["subject"].startswith("ALARM")]
+    assert page["Notifier"]["section"] == "renewal-run-not-finished"
