@@ -32,13 +32,14 @@ def build_sendgrid_client(settings: MailSettings, api_key: str) -> SendGridAPICl
     return SendGridAPIClient(api_key=api_key)
 
 
-def receipt_mail(donation: Donation, settings: MailSettings) -> Mail:
+def receipt_mail(donation: Donation, settings: MailSettings, *, amount_refunded: int = 0) -> Mail:
+    """The receipt; with ``amount_refunded``, the corrected receipt after that refunded sum (same template)."""
     from sendgrid.helpers.mail import CustomArg, Mail, ReplyTo
 
     mail = Mail(from_email=(settings.receipt_from_email, settings.org_name), to_emails=donation.email)
     mail.reply_to = ReplyTo(settings.support_email, settings.org_name)  # a donor's reply reaches support
     mail.template_id = settings.receipt_template_id
-    mail.dynamic_template_data = receipt_data(donation, settings)
+    mail.dynamic_template_data = receipt_data(donation, settings, amount_refunded=amount_refunded)
     mail.custom_arg = CustomArg(key="donation_id", value=donation.donation_id)
     return mail
 
@@ -54,9 +55,15 @@ class ReceiptMailer:
         Raises RetryableStepFailure (timeouts, 429, 5xx) or PermanentStepFailure (what an operator must fix:
         a refused key, an unverified sender, a request SendGrid refuses). See errors.classify.
         """
+        return self._post(receipt_mail(donation, self._settings))
+
+    def send_refund_notice(self, donation: Donation) -> str:
+        """Send the corrected receipt for the refunded sum on the record; as ``send`` otherwise."""
+        return self._post(receipt_mail(donation, self._settings, amount_refunded=donation.amount_refunded))
+
+    def _post(self, mail: Mail) -> str:
         from python_http_client import exceptions as http_errors
 
-        mail = receipt_mail(donation, self._settings)
         try:
             timeout = deadline.attempt_timeout(self._settings.provider_timeout_seconds)
         except deadline.OutOfTime as error:

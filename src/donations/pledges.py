@@ -103,7 +103,7 @@ class Pledge(BaseModel):
     """The due day (one period's one try) the schedule last queued a renewal for, and when (``mark_queued``)."""
     queued_at: str | None = None
     attention: str | None = None
-    """``needs_attention`` while the last renewal's failure waits for someone (the attention index's key)."""
+    """``needs_attention`` or ``lapsed`` while a failed renewal waits for someone (the attention index's key)."""
     attention_since: str | None = None
     renewal_try: int = 1
     """Which try of the current period is due next: 1 the charge day's, then the retries (donations.dunning)."""
@@ -115,6 +115,9 @@ class Pledge(BaseModel):
     dunning_notice_key: str | None = None
     """``<period>#<try>`` of the failed try the notice is about: one donor email per key."""
     lapsed_at: str | None = None
+    canceled_at: str | None = None
+    canceled_reason: str | None = None
+    """Why the pledge stopped: ``dispute:<reason>:<dispute id>`` when the donor disputed one of its gifts."""
     created_at: str
     updated_at: str
 
@@ -327,6 +330,20 @@ class PledgeStore:
             remove=["due_on", "retry_on"],
             condition=_at_try(pledge),
         )
+
+    def stop_for_dispute(self, pledge_id: str, reason: str) -> bool:
+        """A donor who disputes a gift is charged no more: canceled, out of the due and attention indexes,
+        in one write. False if it was canceled already (a duplicate event) or there is no such pledge."""
+        try:
+            self._update(
+                pledge_id,
+                {"state": PledgeState.CANCELED.value, "canceled_at": utc_now(), "canceled_reason": reason},
+                remove=["due_on", "retry_on", "attention", "attention_since"],
+                condition=Attr("state").ne(PledgeState.CANCELED.value),
+            )
+        except ConditionFailed:
+            return False
+        return True
 
     def _update(
         self, pledge_id: str, values: dict[str, Any], *, condition: Any, remove: list[str] | None = None
