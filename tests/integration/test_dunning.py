@@ -15,7 +15,15 @@ from donations.pledges import DunningNotice, Pledge, PledgeState, renewal_donati
 from simulator.local.alarms import AlarmEvaluator
 from simulator.local.metrics import emf_metric_data
 from tests.integration.test_notifier import operator_inbox, received
-from tests.integration.test_renewals import _charges_for, _on_card, _ops, _pledge, _pledge_now, _schedule
+from tests.integration.test_renewals import (
+    _charges_for,
+    _on_card,
+    _ops,
+    _pledge,
+    _pledge_now,
+    _schedule,
+    deliver_renewals_crashing,
+)
 from tests.support.world import CrashOn
 
 pytestmark = pytest.mark.integration
@@ -157,18 +165,10 @@ def test_a_crash_before_the_pledge_records_the_decline_is_made_good_by_the_next_
 ):
     # Given a renewal declined and recorded on its donation, whose consumer died before the pledge
     pledge = _on_card(world, _pledge(world), card)
-    module = world.pipeline.handler("RenewFunction")
-    original = module.renew
-
-    def renew_crashing(message: Any, **ports: Any) -> Any:
-        return original(message, **{**ports, "pledges": CrashOn(ports["pledges"], crash_at, error=RuntimeError())})
-
     _schedule(world, "2027-01-10")
-    module.renew = renew_crashing
-    try:
-        assert world.deliver("renewal").failed_ids
-    finally:
-        module.renew = original
+    assert deliver_renewals_crashing(
+        world, "pledges", lambda pledges: CrashOn(pledges, crash_at, error=RuntimeError())
+    ).failed_ids
 
     # When the message is delivered again
     world.expire_backoffs()
