@@ -128,7 +128,7 @@ def renew(
     donation = store.create_renewal(planned)
     issuer_code: str | None = None
     if donation.status is DonationStatus.PENDING:
-        donation, issuer_code = _charge(donation, pledge, store, charges, first_try=donation is planned)
+        donation, issuer_code = _charge(donation, pledge, store, charges, first_delivery=donation is planned)
     elif donation.status is DonationStatus.DECLINED:
         # An earlier delivery recorded the decline and died before the pledge: the issuer's own code
         # (the donation keeps the donor-safe one) decides what follows.
@@ -154,11 +154,11 @@ def _due(pledge: Pledge, message: RenewalMessage) -> bool:
 
 
 def _charge(
-    donation: Donation, pledge: Pledge, store: DonationStore, charges: RenewalCharges, *, first_try: bool
+    donation: Donation, pledge: Pledge, store: DonationStore, charges: RenewalCharges, *, first_delivery: bool
 ) -> tuple[Donation, str | None]:
     """The try's donation after charging it (or finding what an earlier delivery's charge did), and the
     issuer's decline code if it was declined."""
-    if not first_try:
+    if not first_delivery:
         # A delivery before this one began this try: did its charge reach Stripe?
         found = charges.find_attempt(donation)
         if found is not None and found.status == "succeeded":

@@ -29,9 +29,11 @@ def _tables(stack: RunningStack) -> dict[str, Any]:
     return {logical_id: dynamodb.Table(name) for logical_id, name in tables.items()}
 
 
-def _pledge(stack: RunningStack, key: str, day: int, card: str | None = None) -> Pledge:
+def _pledge(stack: RunningStack, key: str, day: int, made_on: date, card: str | None = None) -> Pledge:
     """A donor gives through the front with save_card and pledges monthly on the saved card (made with
-    the product's pledge_from_donation: the API's monthly option is not in this branch)."""
+    the product's pledge_from_donation: the API's monthly option is not in this branch). Each test
+    pledges in a year of its own (``made_on``): a schedule run looks 35 days back, so another test's
+    runs on the shared stack, in other years, never renew this test's pledges."""
     answer = donate(stack.api, key)
     assert answer.status_code == 201, answer.text
     donation_id = answer.json()["donation_id"]
@@ -42,7 +44,7 @@ def _pledge(stack: RunningStack, key: str, day: int, card: str | None = None) ->
         return item if item and item.get("card_status") == "done" else None
 
     donation = Donation.model_validate(wait_for(saved, timeout=60, what="the card saved"))
-    pledge = pledge_from_donation(donation, day, date(2026, 12, 5))
+    pledge = pledge_from_donation(donation, day, made_on)
     if card is not None:
         # The Customer's card changed to one of Stripe's test cards (the account's key, as the Dashboard)
         account = stripe.StripeClient("sk_test_local_emulator", base_addresses={"api": stack.stripe})
@@ -69,10 +71,10 @@ def _receipts_for(stack: RunningStack, donation_id: str) -> list[dict[str, Any]]
 
 
 def test_a_pledge_renews_three_months_running_with_three_receipts(local_stack):
-    # Given a monthly pledge on a saved card, due on the 7th (the shared stack's other pledges use other days)
-    pledge = _pledge(local_stack, "e2e-monthly-three", 7)
+    # Given a monthly pledge on a saved card, due on the 7th
+    pledge = _pledge(local_stack, "e2e-monthly-three", 7, date(2030, 12, 5))
 
-    for period in ("2027-01", "2027-02", "2027-03"):
+    for period in ("2031-01", "2031-02", "2031-03"):
         # When the schedule's clock reaches the due day
         assert _run_schedule(local_stack, f"{period}-07T06:00:00Z")["renewals_scheduled"] >= 1
 
@@ -84,20 +86,20 @@ def test_a_pledge_renews_three_months_running_with_three_receipts(local_stack):
 
     # And the pledge moved on three times, one receipt per period
     after = _pledge_now(local_stack, pledge.pledge_id)
-    assert (after.state, after.renewals, after.next_charge_on) == (PledgeState.ACTIVE, 3, "2027-04-07")
-    for period in ("2027-01", "2027-02", "2027-03"):
+    assert (after.state, after.renewals, after.next_charge_on) == (PledgeState.ACTIVE, 3, "2031-04-07")
+    for period in ("2031-01", "2031-02", "2031-03"):
         assert len(_receipts_for(local_stack, renewal_donation_id(pledge.pledge_id, period))) == 1
 
 
 def test_a_failing_card_goes_through_dunning_and_lapses(local_stack):
     # Given a pledge due on the 9th on Stripe's test card whose every charge is declined (4000000000000341)
-    pledge = _pledge(local_stack, "e2e-monthly-dunning", 9, card="pm_card_chargeCustomerFail")
+    pledge = _pledge(local_stack, "e2e-monthly-dunning", 9, date(2031, 12, 5), card="pm_card_chargeCustomerFail")
 
     # When the schedule's clock reaches the due day, then each retry's day
-    for day, tries_failed in (("2027-01-09", 1), ("2027-01-12", 2), ("2027-01-16", 3)):
+    for day, tries_failed in (("2032-01-09", 1), ("2032-01-12", 2), ("2032-01-16", 3)):
         _run_schedule(local_stack, f"{day}T06:00:00Z")
         wait_for(
-            lambda key=f"2027-01#{tries_failed}": _pledge_now(local_stack, pledge.pledge_id).dunning_notice_key == key,
+            lambda key=f"2032-01#{tries_failed}": _pledge_now(local_stack, pledge.pledge_id).dunning_notice_key == key,
             timeout=60,
             what=f"try {tries_failed} recorded",
         )
@@ -114,7 +116,7 @@ def test_a_failing_card_goes_through_dunning_and_lapses(local_stack):
     assert pledge.pledge_id in listed.stdout
     # And no try was charged, none twice: three declined donations, no receipt
     for renewal_try in (1, 2, 3):
-        donation_id = renewal_donation_id(pledge.pledge_id, "2027-01", renewal_try)
+        donation_id = renewal_donation_id(pledge.pledge_id, "2032-01", renewal_try)
         status = requests.get(f"{local_stack.api}/donations/{donation_id}", timeout=10).json()
         assert status["status"] == "declined"
         assert _receipts_for(local_stack, donation_id) == []
