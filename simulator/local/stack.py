@@ -377,8 +377,7 @@ class LocalStack:
         stack = self.pipeline.stack
         if interval <= 0 or function not in stack.functions:
             return
-        rule = stack.physical_ids.get(rule_logical_id, rule_logical_id)
-        rule_arn = f"arn:aws:events:{stack.region}:{stack.stack_id.split(':')[4]}:rule/{rule}"
+        rule_arn = self._rule_arn(rule_logical_id)
         invoke = self._instrumented(function, lambda event, context: self.pipeline.invoke(function, event, context))
 
         def run_once() -> None:
@@ -397,6 +396,12 @@ class LocalStack:
         if run_first:
             run_once()
         self._start_worker(run, f"{function}-schedule")
+
+    def _rule_arn(self, rule_logical_id: str) -> str:
+        """The ARN of one of the template's EventBridge rules, as a scheduled event names it."""
+        stack = self.pipeline.stack
+        rule = stack.physical_ids.get(rule_logical_id, rule_logical_id)
+        return f"arn:aws:events:{stack.region}:{stack.stack_id.split(':')[4]}:rule/{rule}"
 
     def tick(self) -> None:
         """Sample queue metrics, evaluate alarms, collect notifications (also called by tests)."""
@@ -537,13 +542,11 @@ class LocalStack:
             return 400, {"message": f'give the time to run at as {{"at": "2027-01-10T06:00:00Z"}} ({error})'}
         if at.tzinfo is None:
             return 400, {"message": "give the time with its zone (Z for UTC)"}
-        stack = self.pipeline.stack
-        rule = stack.physical_ids.get(RENEWAL_RULE, RENEWAL_RULE)
-        rule_arn = f"arn:aws:events:{stack.region}:{stack.stack_id.split(':')[4]}:rule/{rule}"
         invoke = self._instrumented(
             RENEWAL_SCHEDULE, lambda event, context: self.pipeline.invoke(RENEWAL_SCHEDULE, event, context)
         )
-        outcome = invoke(scheduled_event(rule_arn, region=stack.region, at=at.astimezone(UTC)), None)
+        event = scheduled_event(self._rule_arn(RENEWAL_RULE), region=self.pipeline.stack.region, at=at.astimezone(UTC))
+        outcome = invoke(event, None)
         self.console.write(f"{time.strftime('%H:%M:%S')} {RENEWAL_SCHEDULE:<20} as of {at.isoformat()}: {outcome}\n")
         return 200, {"at": at.astimezone(UTC).isoformat(), **(outcome or {})}
 

@@ -84,6 +84,11 @@ def test_a_pledge_renews_three_months_running_with_three_receipts(local_stack):
         status = requests.get(f"{local_stack.api}/donations/{donation_id}", timeout=10).json()
         assert status["status"] == "succeeded"
 
+    # And a run asked for without a time, or with one that has no zone, is refused and runs nothing
+    for body in ({}, {"at": "2031-04-07T06:00:00"}, {"at": "next tuesday"}):
+        refused = requests.post(f"{local_stack.api}/_local/pledges/run-schedule", json=body, timeout=30)
+        assert refused.status_code == 400 and "time" in refused.json()["message"]
+
     # And the pledge moved on three times, one receipt per period
     after = _pledge_now(local_stack, pledge.pledge_id)
     assert (after.state, after.renewals, after.next_charge_on) == (PledgeState.ACTIVE, 3, "2031-04-07")
