@@ -228,7 +228,7 @@ def test_operators_cancel_and_resume_a_pledge(world, capsys):
     assert resumed["state"] == "active"
     assert resumed["next_charge_on"] > today.isoformat() and resumed["next_charge_on"][:7] != today.isoformat()[:7]
     assert resumed["next_charge_on"][8:] == "10"
-    assert [m.pledge_id for m in world.wiring.pledges.due_on(resumed["next_charge_on"])] == [pledge.pledge_id]
+    assert world.wiring.pledges.due_on(resumed["next_charge_on"]) == [pledge.pledge_id]
 
 
 def test_resuming_a_failed_pledge_skips_the_failed_period(world, capsys):
