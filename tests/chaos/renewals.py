@@ -13,6 +13,7 @@ again what was lost, operators redrive the renewal and receipt DLQs, the reconci
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -148,7 +149,7 @@ class RenewalChaos:
         # The account's own secret key, as the Dashboard would: the functions' restricted keys may not attach.
         account = stripe.StripeClient("sk_test_local_emulator", base_addresses={"api": self.world.stripe.url})
         for kind, count in self.config.pledges.items():
-            for _ in range(count):
+            for number in range(count):
                 card = CARDS[kind]
                 method = (
                     base.payment_method_id
@@ -156,7 +157,9 @@ class RenewalChaos:
                     else account.v1.payment_methods.attach(card, params={"customer": base.customer_id}).id
                 )
                 pledge = pledge_from_donation(donation, DAY, datetime(2026, 12, 5, tzinfo=UTC).date())
-                pledge = pledge.model_copy(update={"payment_method_id": method})
+                # Many pledges on one first gift (whose own pledge id derives from it): each an id of its own.
+                own_id = "pl_" + hashlib.sha256(f"{self.config.seed}:{kind}:{number}".encode()).hexdigest()[:24]
+                pledge = pledge.model_copy(update={"payment_method_id": method, "pledge_id": own_id})
                 self.world.wiring.pledges.create(pledge)
                 self.kinds[pledge.pledge_id] = kind
 
