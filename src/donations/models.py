@@ -281,7 +281,7 @@ class Donation(BaseModel):
     # The same for the tokenize step's Customer and attach keys (donations.steps.save_card).
     card_attempt: int = 0
     # Money moving back after the charge, as Stripe's webhooks report it (donations.webhooks).
-    amount_refunded: int | None = None
+    amount_refunded: int = 0
     refunded_at: str | None = None
     dispute_id: str | None = None
     dispute_reason: str | None = None
@@ -308,6 +308,9 @@ class Donation(BaseModel):
     # What operators did (redrives, discards, email fixes), with their notes; kept across redrives.
     redrives: int = 0
     operator_log: list[dict[str, str]] = Field(default_factory=list)
+    # The donor asked to be forgotten (donations_ops.donor_data): name, email and donor key are gone, the
+    # money (amounts, dates, Stripe ids) stays for the books.
+    erased_at: str | None = None
 
     def public_view(self) -> PublicDonation:
         card_saved: bool | None = None
