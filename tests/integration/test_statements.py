@@ -200,3 +200,35 @@ def test_a_malformed_statement_message_is_parked_with_its_reason(world):
     attributes = {k: v["StringValue"] for k, v in parked["MessageAttributes"].items()}
     assert attributes["failed_step"] == "send_statement"
     assert attributes["failure_reason"] == "send_statement:malformed_message:ValidationError"
+
+
+def test_a_statement_claimed_by_a_consumer_that_died_is_sent_once_its_lease_ran_out(world):
+    # Given a donor's gift, and their statement claimed by a consumer that died before sending
+    [donation] = write_gifts(world, [Gift("ada@example.org", "Ada", 2500, "usd", f"{YEAR}-05-01T12:00:00.000Z")])
+    statements = world.wiring.statements
+    assert statements.claim(str(donation.donor_key), YEAR, lease_seconds=600)
+    message = StatementMessage(donor_key=str(donation.donor_key), year=YEAR, donation_ids=[donation.donation_id])
+
+    # When its message is delivered while the lease is live
+    world.send("receipt", message.model_dump_json(), {})
+    world.drain()
+
+    # Then nothing is sent: the message waits out a backoff
+    assert statements_in_outbox(world) == []
+    assert world.visibility_changes("receipt") != []
+
+    # When the lease ran out (no one else could claim it meanwhile) and the message comes back
+    assert statements.claim(str(donation.donor_key), YEAR, lease_seconds=600) is False
+    world.wiring.statements._statements.update_item(
+        Key={"donor_key": donation.donor_key, "year": YEAR},
+        UpdateExpression="SET claim_until = :past",
+        ExpressionAttributeValues={":past": 0},
+    )
+    world.expire_backoffs()
+    world.drain()
+
+    # Then the statement is sent, once, and the marker says so
+    [mail] = statements_in_outbox(world)
+    assert mail["dynamic_template_data"]["totals"] == [{"currency": "USD", "total_display": "$25.00"}]
+    marker = statements.marker(str(donation.donor_key), YEAR)
+    assert marker is not None and marker["status"] == "sent" and marker["message_id"] == mail["message_id"]
