@@ -29,7 +29,7 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Attr, Key
 
-from donations.conditional import ConditionFailed, conditional_update
+from donations.conditional import conditional_update
 from donations.identifiers import legacy_donor_key
 from donations.models import Donation, DonationStatus, StepStatus, utc_now
 from donations.pledges import Pledge, PledgeState, PledgeStore
@@ -155,19 +155,8 @@ def _erase_donation(table: Any, donation: Donation) -> None:
         "operator_log": [*kept_log, {"at": utc_now(), "action": "erase"}],
         "erased_at": utc_now(),
     }
-    try:
-        conditional_update(
-            table,
-            {"donation_id": donation.donation_id},
-            values,
-            remove=_DONATION_PERSONAL,
-            condition=Attr("updated_at").eq(donation.updated_at),
-            returning="NONE",
-        )
-    except ConditionFailed:
-        raise operator_store.RecordChanged(
-            f"{donation.donation_id} changed while it was being erased; run the erase again"
-        ) from None
+    # Conditional on the record being as read: a step or an operator writing meanwhile makes us stop.
+    operator_store.write_as_read(table, donation, values, _DONATION_PERSONAL)
 
 
 def _pledges_table(clients: Clients, stack: Stack) -> Any:
