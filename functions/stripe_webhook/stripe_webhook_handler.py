@@ -65,7 +65,9 @@ def apply_once() -> Any:
     )
     def apply(event: dict[str, Any]) -> dict[str, str]:
         deps = wiring()
-        outcome = handle_event(StripeEvent.model_validate(event), store=deps.store, publisher=deps.publisher)
+        outcome = handle_event(
+            StripeEvent.model_validate(event), store=deps.store, publisher=deps.publisher, pledges=deps.pledges
+        )
         return {"event_id": event["id"], "outcome": outcome.value}
 
     return apply

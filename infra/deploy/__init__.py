@@ -23,6 +23,7 @@ from infra.deploy.template import (
     PROJECT_ROOT,
     Template,
     TemplateError,
+    load_and_translate,
     load_template,
     translate,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "Template",
     "TemplateError",
     "deploy_to_moto",
+    "load_and_translate",
     "load_template",
     "prepare_for_moto",
     "references",

@@ -329,27 +329,40 @@ def inline_refs(spec: Json, node: Any) -> Any:
     return {key: inline_refs(spec, value) for key, value in node.items() if key not in _DROPPED_KEYS}
 
 
+def request_schema(spec: Json, path: str, method: str) -> Json:
+    """The JSON body schema of one operation of SendGrid's OpenAPI document ``spec`` (OpenAPI 3.1 schemas are
+    JSON Schema 2020-12), ``$ref``s inlined."""
+    body = inline_refs(spec, spec["paths"][path][method]["requestBody"])
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **body["content"]["application/json"]["schema"]}
+
+
 def extract_request_schema(spec: Json) -> Json:
     """The POST /v3/mail/send request body schema of SendGrid's OpenAPI document, ``$ref``s inlined."""
-    body = inline_refs(spec, spec["paths"]["/v3/mail/send"]["post"]["requestBody"])
-    schema: Json = body["content"]["application/json"]["schema"]
+    schema = request_schema(spec, "/v3/mail/send", "post")
     return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$schema": schema["$schema"],
         "$comment": f"Derived from {SOURCE}: components.requestBodies.PostMailSend, $refs inlined, "
         "descriptions and examples dropped. Regenerate with python -m simulator.emulators.sendgrid_schema.",
         **schema,
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def regenerate(argv: list[str] | None, usage: str, extract: Callable[[Json], Json], target: Path) -> int:
+    """A schema module's command (``usage``: how it is called): writes ``extract`` of the OpenAPI document named
+    on the command line to ``target``."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m simulator.emulators.sendgrid_schema path/to/tsg_mail_v3.json", file=sys.stderr)
+        print(f"usage: {usage}", file=sys.stderr)
         return 2
-    schema = extract_request_schema(json.loads(Path(args[0]).read_text()))
-    SCHEMA_PATH.write_text(json.dumps(schema, indent=1, ensure_ascii=False) + "\n")
-    print(f"wrote {SCHEMA_PATH}")
+    schema = extract(json.loads(Path(args[0]).read_text()))
+    target.write_text(json.dumps(schema, indent=1, ensure_ascii=False) + "\n")
+    print(f"wrote {target}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    usage = "python -m simulator.emulators.sendgrid_schema path/to/tsg_mail_v3.json"
+    return regenerate(argv, usage, extract_request_schema, SCHEMA_PATH)
 
 
 if __name__ == "__main__":

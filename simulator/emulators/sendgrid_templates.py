@@ -42,7 +42,7 @@ from urllib.parse import urlencode
 
 from jsonschema import Draft202012Validator
 
-from simulator.emulators.sendgrid_schema import inline_refs
+from simulator.emulators.sendgrid_schema import regenerate, request_schema
 from simulator.emulators.serving import Request, Response
 from simulator.emulators.templating import HandlebarsRenderer, RendererUnavailable, TemplateError
 
@@ -289,27 +289,16 @@ def render_mail(version: Version | None, data: Json, renderer: HandlebarsRendere
 
 def extract_request_schemas(spec: Json) -> Json:
     """The request schemas of SendGrid's Templates API document, by our name, ``$ref``s inlined."""
-    requests = {}
-    for name, (path, method) in REQUEST_SCHEMAS.items():
-        body = inline_refs(spec, spec["paths"][path][method]["requestBody"])
-        requests[name] = {"$schema": "https://json-schema.org/draft/2020-12/schema",
-                          **body["content"]["application/json"]["schema"]}  # fmt: skip
     return {
         "$comment": f"Derived from {SOURCE}: the request bodies of {sorted(REQUEST_SCHEMAS.values())}, $refs "
         "inlined, descriptions and examples dropped. Regenerate with python -m simulator.emulators.sendgrid_templates.",
-        "requests": requests,
+        "requests": {name: request_schema(spec, path, method) for name, (path, method) in REQUEST_SCHEMAS.items()},
     }
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m simulator.emulators.sendgrid_templates path/to/tsg_templates_v3.json", file=sys.stderr)
-        return 2
-    schemas = extract_request_schemas(json.loads(Path(args[0]).read_text()))
-    SCHEMA_PATH.write_text(json.dumps(schemas, indent=1, ensure_ascii=False) + "\n")
-    print(f"wrote {SCHEMA_PATH}")
-    return 0
+    usage = "python -m simulator.emulators.sendgrid_templates path/to/tsg_templates_v3.json"
+    return regenerate(argv, usage, extract_request_schemas, SCHEMA_PATH)
 
 
 if __name__ == "__main__":

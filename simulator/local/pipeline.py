@@ -28,7 +28,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from donations.stripe_keys import STRIPE_KEY_PERMISSIONS, STRIPE_KEY_VARIABLES
-from infra.deploy import PROJECT_ROOT, AwsClients, StackResources, deploy_to_moto, load_template, translate
+from infra.deploy import PROJECT_ROOT, AwsClients, StackResources, deploy_to_moto, load_and_translate
 from simulator.local.delivery import EventSource
 from simulator.local.environment import CallerGaveUp, ExecutionEnvironment, FunctionTimedOut
 from simulator.local.events import Headers, api_gateway_event
@@ -148,9 +148,8 @@ class Pipeline:
     identifier_secret: str = "local-identifier-secret-not-for-deployments"  # noqa: S105 - a local test secret
 
     def start(self) -> Pipeline:
-        self.sam_template = load_template(self.template_path)
         self.clients = AwsClients(endpoint_url=self.endpoint_url)
-        self.cfn_template = translate(self.sam_template, region=self.clients.region)
+        self.sam_template, self.cfn_template = load_and_translate(self.template_path, region=self.clients.region)
         self.stack: StackResources = deploy_to_moto(
             self.cfn_template,
             stack_name=self.stack_name,

@@ -112,6 +112,13 @@ class FollowUpPublisher:
             sent.result()
         return messages
 
+    def publish_refund_notice(self, donation_id: str, correlation_id: str) -> FollowUpMessage:
+        message = FollowUpMessage(
+            type=Step.SEND_RECEIPT, donation_id=donation_id, correlation_id=correlation_id, mail="refund_notice"
+        )
+        self._send(message)
+        return message
+
     def open_connection(self) -> None:
         """Open the connection the next donation's messages reuse (the warm-up, donations.warmup): one
         GetQueueAttributes, which reads the queue's ARN and sends nothing."""

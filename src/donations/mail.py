@@ -33,13 +33,14 @@ def build_sendgrid_client(settings: MailSettings, api_key: str) -> SendGridAPICl
     return SendGridAPIClient(api_key=api_key)
 
 
-def receipt_mail(donation: Donation, settings: MailSettings) -> Mail:
+def receipt_mail(donation: Donation, settings: MailSettings, *, amount_refunded: int = 0) -> Mail:
+    """The receipt; with ``amount_refunded``, the corrected receipt after that refunded sum (same template)."""
     from sendgrid.helpers.mail import CustomArg, Mail, ReplyTo
 
     mail = Mail(from_email=(settings.receipt_from_email, settings.org_name), to_emails=donation.email)
     mail.reply_to = ReplyTo(settings.support_email, settings.org_name)  # a donor's reply reaches support
     mail.template_id = settings.receipt_template_id
-    mail.dynamic_template_data = receipt_data(donation, settings)
+    mail.dynamic_template_data = receipt_data(donation, settings, amount_refunded=amount_refunded)
     mail.custom_arg = CustomArg(key="donation_id", value=donation.donation_id)
     return mail
 
@@ -71,6 +72,11 @@ class ReceiptMailer:
         a refused key, an unverified sender, a request SendGrid refuses). See errors.classify.
         """
         return self._post(receipt_mail(donation, self._settings), "send_receipt")
+
+    def send_refund_notice(self, donation: Donation) -> str:
+        """Send the corrected receipt for the refunded sum on the record; as ``send`` otherwise."""
+        mail = receipt_mail(donation, self._settings, amount_refunded=donation.amount_refunded)
+        return self._post(mail, "send_receipt")
 
     def send_statement(self, statement: Statement) -> str:
         """Send a donor's year-end statement (donations.statements); the same answers and failures."""

@@ -218,6 +218,24 @@ class FailureKind(StrEnum):
     PERMANENT = "permanent"  # parked at once: it fails the same way until its cause is fixed
 
 
+class RefundState(StrEnum):
+    """How much of a charged donation went back to the donor (``Donation.amount_refunded``)."""
+
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+
+
+def refund_state(amount: int, amount_refunded: int) -> RefundState | None:
+    if amount_refunded <= 0:
+        return None
+    return RefundState.REFUNDED if amount_refunded >= amount else RefundState.PARTIALLY_REFUNDED
+
+
+# A dispute's statuses once it is over (stripe.Dispute.status of the pinned API version; Stripe's
+# ``charge.dispute.closed`` "occurs when ... the dispute status changes to lost, warning_closed, or won").
+CLOSED_DISPUTE_STATUSES = frozenset({"won", "lost", "warning_closed", "prevented"})
+
+
 class Step(StrEnum):
     TOKENIZE = "tokenize"
     SEND_RECEIPT = "send_receipt"
@@ -280,13 +298,27 @@ class Donation(BaseModel):
     corrected_from: DonationStatus | None = None
     # The same for the tokenize step's Customer and attach keys (donations.steps.save_card).
     card_attempt: int = 0
-    # Money moving back after the charge, as Stripe's webhooks report it (donations.webhooks).
+    # Money moving back after the charge (donations.refunds): the sum refunded so far in minor units, as
+    # Stripe's Charge ``amount_refunded`` says it, only ever growing; its state; when it last grew.
     amount_refunded: int = 0
+    refund_state: RefundState | None = None
     refunded_at: str | None = None
+    # The refunded total the donor was last told about (the refund notice, donations.steps), and the
+    # lease of the consumer sending the next one: one notice per refunded total.
+    refund_notice_amount: int = 0
+    refund_notice_claim_until: int | None = None
+    refund_notice_message_id: str | None = None
+    refund_notice_sent_at: str | None = None
+    # A chargeback (donations.refunds): Stripe's Dispute id, reason, status (open ones, then won, lost,
+    # warning_closed), the amount disputed, when it opened, closed, and when evidence is due.
     dispute_id: str | None = None
     dispute_reason: str | None = None
     dispute_status: str | None = None
+    dispute_amount: int | None = None
     disputed_at: str | None = None
+    dispute_closed_at: str | None = None
+    dispute_evidence_due_by: str | None = None
+    dispute_open: str | None = None  # "open" while it is: the sparse dispute-index's key (donations-ops disputes)
     # -- for operators (donations_ops) ---------------------------------------------------------------
     # Lookups: the donor's key (Identifiers.donor_key; the email itself is never an index key) and the UTC day
     # it was made, keys of the donor-index and day-index; when it was charged and the card's last 4.
@@ -311,6 +343,16 @@ class Donation(BaseModel):
     # The donor asked to be forgotten (donations_ops.donor_data): name, email and donor key are gone, the
     # money (amounts, dates, Stripe ids) stays for the books.
     erased_at: str | None = None
+
+    @property
+    def amount_lost_to_dispute(self) -> int:
+        """What a lost dispute took back (the disputed amount); nothing while open, won or never disputed."""
+        return (self.dispute_amount or 0) if self.dispute_status == "lost" else 0
+
+    @property
+    def net_amount(self) -> int:
+        """What remains a gift: the amount less refunds and a lost dispute (never below zero)."""
+        return max(0, self.amount - self.amount_refunded - self.amount_lost_to_dispute)
 
     def public_view(self) -> PublicDonation:
         card_saved: bool | None = None
@@ -378,3 +420,6 @@ class FollowUpMessage(BaseModel):
     type: Step
     donation_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     correlation_id: str = ""
+    # On the receipt queue: which mail is owed, the receipt or the refund notice (the record says for which
+    # refunded total). Absent means the receipt, so messages from before this field read as they did.
+    mail: Literal["receipt", "refund_notice"] = "receipt"

@@ -90,6 +90,9 @@ class Pledge(BaseModel):
     attention: str | None = None
     """``needs_attention`` while the last renewal's failure waits for someone (the attention index's key)."""
     attention_since: str | None = None
+    canceled_at: str | None = None
+    canceled_reason: str | None = None
+    """Why the pledge stopped: ``dispute:<reason>:<dispute id>`` when the donor disputed one of its gifts."""
     created_at: str
     updated_at: str
 
@@ -259,6 +262,20 @@ class PledgeStore:
             remove=["due_on"],
             condition=_at_period(pledge),
         )
+
+    def stop_for_dispute(self, pledge_id: str, reason: str) -> bool:
+        """A donor who disputes a gift is charged no more: canceled, out of the due and attention indexes,
+        in one write. False if it was canceled already (a duplicate event) or there is no such pledge."""
+        try:
+            self._update(
+                pledge_id,
+                {"state": PledgeState.CANCELED.value, "canceled_at": utc_now(), "canceled_reason": reason},
+                remove=["due_on", "attention", "attention_since"],
+                condition=Attr("state").ne(PledgeState.CANCELED.value),
+            )
+        except ConditionFailed:
+            return False
+        return True
 
     def _update(
         self, pledge_id: str, values: dict[str, Any], *, condition: Any, remove: list[str] | None = None

@@ -11,9 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
-from donations.models import Donation, DonationRequest, DonationStatus, FollowUpMessage, Step
+from donations.models import (
+    CLOSED_DISPUTE_STATUSES,
+    Donation,
+    DonationRequest,
+    DonationStatus,
+    FollowUpMessage,
+    RefundState,
+    Step,
+)
 
 # -- values --------------------------------------------------------------------------------------
 
@@ -96,6 +104,39 @@ class ParkedMessage:
 
 
 @dataclass(frozen=True)
+class DisputeFacts:
+    """One Stripe Dispute as an event shows it (donations.refunds)."""
+
+    dispute_id: str
+    reason: str
+    status: str
+    amount: int
+    opened_at: str
+    changed_at: str
+    """When this event happened: the dispute's closing time for a closed one."""
+    evidence_due_by: str | None
+
+    @property
+    def closed(self) -> bool:
+        return self.status in CLOSED_DISPUTE_STATUSES
+
+    def record_values(self) -> dict[str, Any]:
+        """The donation's dispute fields as this event sets them (None removes one)."""
+        values: dict[str, Any] = {
+            "dispute_id": self.dispute_id,
+            "dispute_reason": self.reason,
+            "dispute_status": self.status,
+            "dispute_amount": self.amount,
+            "disputed_at": self.opened_at,
+            "dispute_evidence_due_by": self.evidence_due_by,
+        }
+        if self.closed:
+            return values | {"dispute_closed_at": self.changed_at, "dispute_open": None}
+        # The sparse dispute-index needs both its keys: an open dispute without a deadline sorts first.
+        return values | {"dispute_open": "open", "dispute_evidence_due_by": self.evidence_due_by or self.opened_at}
+
+
+@dataclass(frozen=True)
 class ReceiptClaim:
     claimed: bool
     donation: Donation | None
@@ -170,12 +211,15 @@ class Store(Protocol):
     ) -> None: ...
     def clear_step_failure(self, donation_id: str, step: Step) -> None: ...
 
-    # Stripe's webhooks (donations.webhooks)
+    # Stripe's webhooks and the operators' refunds (donations.webhooks, donations.refunds)
     def find_by_payment_intent(self, payment_intent_id: str) -> str | None: ...
-    def record_refund(self, donation_id: str, amount_refunded: int, refunded_at: str) -> Donation: ...
-    def record_dispute(
-        self, donation_id: str, dispute_id: str, reason: str, status: str, disputed_at: str
+    def record_refund(
+        self, donation_id: str, amount_refunded: int, refunded_at: str, state: RefundState | None
     ) -> Donation: ...
+    def claim_refund_notice(self, donation_id: str, lease_seconds: int, now: float | None = None) -> ReceiptClaim: ...
+    def mark_refund_notice_sent(self, donation_id: str, amount_refunded: int, message_id: str) -> None: ...
+    def release_refund_notice_claim(self, donation_id: str) -> None: ...
+    def record_dispute(self, donation_id: str, dispute: DisputeFacts) -> Donation: ...
 
 
 class Payments(Protocol):
@@ -197,12 +241,26 @@ class Mailer(Protocol):
     PermanentStepFailure."""
 
     def send(self, donation: Donation) -> str: ...
+    def send_refund_notice(self, donation: Donation) -> str:
+        """The corrected receipt for ``donation.amount_refunded`` (a refund notice when nothing remains)."""
+        ...
 
 
 class Publisher(Protocol):
     """The follow-up messages of a charged donation onto their queues; raises if any send failed."""
 
     def publish(self, donation: Donation, correlation_id: str) -> list[FollowUpMessage]: ...
+    def publish_refund_notice(self, donation_id: str, correlation_id: str) -> FollowUpMessage:
+        """The refund notice's message onto the receipt queue (the record says which total it is for)."""
+        ...
+
+
+class PledgeStopper(Protocol):
+    """The Pledges table, as a dispute needs it (donations.pledges.PledgeStore)."""
+
+    def stop_for_dispute(self, pledge_id: str, reason: str) -> bool:
+        """Stop the pledge (no further charges); False if it was already stopped or does not exist."""
+        ...
 
 
 # -- card testing (donations.screening) ----------------------------------------------------------

@@ -18,7 +18,8 @@ from donations.models import Donation
 from donations.settings import MailSettings
 
 
-def receipt_data(donation: Donation, settings: MailSettings) -> dict[str, str]:
+def receipt_data(donation: Donation, settings: MailSettings, *, amount_refunded: int = 0) -> dict[str, str]:
+    """The receipt's data; with ``amount_refunded``, the corrected receipt after a refund of that sum."""
     locale = settings.receipt_locale
     return {
         "donor_name": donation.name,
@@ -33,4 +34,19 @@ def receipt_data(donation: Donation, settings: MailSettings) -> dict[str, str]:
         # The card charged: the charge records its last 4 digits from Stripe's answer (expand latest_charge),
         # so the receipt names it whether or not the card is saved, and before the tokenize step ran.
         "card_last4": donation.card_last4 or "",
+        **_refund_data(donation, amount_refunded, locale),
+    }
+
+
+def _refund_data(donation: Donation, amount_refunded: int, locale: str) -> dict[str, str]:
+    """A corrected receipt states what was refunded and what remains a gift; when nothing remains it is a
+    refund notice, and no longer a receipt for a gift (the template says so)."""
+    refunded = min(amount_refunded, donation.amount)
+    remaining = donation.amount - refunded
+    shown = refunded > 0
+    return {
+        "refund_notice": "yes" if shown else "",
+        "amount_refunded_display": money.format_money(refunded, donation.currency, locale) if shown else "",
+        "amount_remaining_display": money.format_money(remaining, donation.currency, locale) if shown else "",
+        "fully_refunded": "yes" if shown and remaining == 0 else "",
     }

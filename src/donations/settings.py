@@ -278,17 +278,17 @@ class ReconcilerSettings(TableSettings, ReconcilerStripeKey, FollowUpQueues):
         return self
 
 
-class StripeWebhookSettings(ApiSettings, TableSettings, FollowUpQueues):
+class PledgeTableSettings(EnvSettings):
+    pledges_table: Name
+
+
+class StripeWebhookSettings(ApiSettings, TableSettings, FollowUpQueues, PledgeTableSettings):
     idempotency_table: Name
     stripe_webhook_secret_name: Name
     # Larger bodies are refused (413) before the signature check. Stripe's events are small: the largest
     # part of ours is the object's metadata, at most 50 keys of 40 characters with values of 500
     # (docs.stripe.com/metadata), about 110 KB even if every character took 4 bytes.
     webhook_max_body_bytes: int = Field(default=262_144, ge=65_536)
-
-
-class PledgeTableSettings(EnvSettings):
-    pledges_table: Name
 
 
 class ScheduleRenewalsSettings(TableSettings, PledgeTableSettings):

@@ -17,7 +17,7 @@ no idempotency key); we accept that rare duplicate over a statement that is neve
 A donor's gifts are read through the ``donor-index`` (keys only) and the records themselves: a query,
 never a scan. Gifts in several currencies are totalled per currency, never summed into one number.
 A gift is in the year in which its receipt is dated (the receipt's time zone), and counts for what
-remains after refunds (``amount_refunded``); a gift refunded in full is left out.
+remains after refunds and a lost dispute (``Donation.net_amount``); a gift with nothing left is left out.
 """
 
 from __future__ import annotations
@@ -77,10 +77,12 @@ class Gift:
     refunded: int
     currency: str
     monthly: bool
+    disputed: int = 0
+    """Taken back by a dispute the charity lost."""
 
     @property
     def net(self) -> int:
-        return self.amount - self.refunded
+        return max(0, self.amount - self.refunded - self.disputed)
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,7 @@ def is_gift(donation: Donation, year: int, time_zone: str) -> bool:
     return (
         donation.status is DonationStatus.SUCCEEDED
         and bool(donation.email)
-        and donation.amount > donation.amount_refunded
+        and donation.net_amount > 0
         and year_of(donation.created_at, time_zone) == year
     )
 
@@ -131,6 +133,7 @@ def statement_of(donor_key: str, year: int, donations: list[Donation], time_zone
                 refunded=d.amount_refunded,
                 currency=d.currency,
                 monthly="pledge_id" in d.metadata,
+                disputed=d.amount_lost_to_dispute,
             )
             for d in donations
             if is_gift(d, year, time_zone)
@@ -152,12 +155,7 @@ def statement_data(statement: Statement, settings: MailSettings) -> dict[str, An
             "receipt_number": gift.donation_id,
             "kind": "Monthly" if gift.monthly else "One-time",
             "amount_display": money.format_money(gift.net, gift.currency, locale),
-            "refund_note": (
-                f"{money.format_money(gift.amount, gift.currency, locale)} given, "
-                f"{money.format_money(gift.refunded, gift.currency, locale)} refunded"
-                if gift.refunded
-                else ""
-            ),
+            "refund_note": _refund_note(gift, locale),
         }
         for gift in statement.gifts
     ]
@@ -177,6 +175,16 @@ def statement_data(statement: Statement, settings: MailSettings) -> dict[str, An
         "goods_or_services_statement": settings.goods_or_services_statement,
         "support_email": settings.support_email,
     }
+
+
+def _refund_note(gift: Gift, locale: str) -> str:
+    """``"$25.00 given, $10.00 refunded"`` for a gift that did not stay whole; empty for one that did."""
+    parts = [f"{money.format_money(gift.amount, gift.currency, locale)} given"]
+    if gift.refunded:
+        parts.append(f"{money.format_money(gift.refunded, gift.currency, locale)} refunded")
+    if gift.disputed:
+        parts.append(f"{money.format_money(gift.disputed, gift.currency, locale)} lost to a dispute")
+    return ", ".join(parts) if len(parts) > 1 else ""
 
 
 class StatementMailer(Protocol):

@@ -61,6 +61,9 @@ def send_receipt(message: FollowUpMessage, *, store: Store, mailer: Mailer, leas
     comes back after its visibility timeout (longer than the lease) and the receipt is sent
     again. We accept that rare duplicate over a receipt that is silently never sent.
     """
+    if message.mail == "refund_notice":
+        send_refund_notice(message, store=store, mailer=mailer, lease_seconds=lease_seconds)
+        return
     # The claim is the first call: it is conditional on the donation being charged, and returns
     # the record, so the common case costs two writes and no read.
     claim = store.claim_receipt(message.donation_id, lease_seconds)
@@ -91,6 +94,39 @@ def send_receipt(message: FollowUpMessage, *, store: Store, mailer: Mailer, leas
     _clear_earlier_failure(store, donation, Step.SEND_RECEIPT)
     metrics.add_metric(name="ReceiptsSent", unit=MetricUnit.Count, value=1)
     logger.info("Receipt sent", extra={"sendgrid_message_id": message_id})
+
+
+def send_refund_notice(message: FollowUpMessage, *, store: Store, mailer: Mailer, lease_seconds: int) -> None:
+    """Tell the donor about the refunded sum on the record, once per sum (donations.refunds).
+
+    The claim succeeds only while the record's refunded sum is more than the donor was told, so a
+    duplicate message, or the message of an event whose sum was already told, sends nothing. It waits
+    for the receipt: the correction comes after what it corrects. The crash window is the receipt's.
+    """
+    claim = store.claim_refund_notice(message.donation_id, lease_seconds)
+    donation = charged_donation(claim.donation, message)
+    if not claim.claimed:
+        if donation.amount_refunded <= donation.refund_notice_amount:
+            _duplicate(Step.SEND_RECEIPT)
+            return
+        if donation.receipt_status not in (StepStatus.DONE, StepStatus.DISCARDED):
+            raise RetryableStepFailure("send_receipt:refund_notice_before_receipt")
+        raise RetryableStepFailure("send_receipt:claimed_by_another_consumer")
+    try:
+        message_id = mailer.send_refund_notice(donation)
+    except Exception:
+        store.release_refund_notice_claim(donation.donation_id)
+        raise
+    try:
+        store.mark_refund_notice_sent(donation.donation_id, donation.amount_refunded, message_id)
+    except ConditionFailed:
+        logger.warning("Refund notice sent after the claim expired", extra={"sendgrid_message_id": message_id})
+        return
+    metrics.add_metric(name="RefundNoticesSent", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "Refund notice sent",
+        extra={"sendgrid_message_id": message_id, "amount_refunded": donation.amount_refunded},
+    )
 
 
 def _duplicate(step: Step) -> None:

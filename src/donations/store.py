@@ -23,13 +23,15 @@ from donations.conditional import ConditionFailed as ConditionFailed
 from donations.conditional import Lease, attempt_is, clock, condition_failed, conditional_update
 from donations.errors import DonationNotFound, IdempotencyKeyReused, RequestInProgress
 from donations.models import (
+    CLOSED_DISPUTE_STATUSES,
     Donation,
     DonationRequest,
     DonationStatus,
+    RefundState,
     StepStatus,
     utc_now,
 )
-from donations.ports import CurrentCharge, ReceiptClaim, SavedCard
+from donations.ports import CurrentCharge, DisputeFacts, ReceiptClaim, SavedCard
 from donations.redaction import mask_email
 from donations.step_failures import ATTENTION_ATTRIBUTES as ATTENTION_ATTRIBUTES
 from donations.step_failures import DAY_INDEX as DAY_INDEX
@@ -41,6 +43,7 @@ UNSETTLED = "unsettled_since"
 _CHARGING = Lease("charging_until")
 _FOLLOWUPS = Lease("followups_claim_until")
 _RECEIPT = Lease("receipt_claim_until")
+_REFUND_NOTICE = Lease("refund_notice_claim_until")
 
 
 def new_donation(
@@ -432,24 +435,66 @@ class DonationStore(StepFailureWrites):
         ).get("Items", [])
         return str(items[0]["donation_id"]) if items else None
 
-    def record_refund(self, donation_id: str, amount_refunded: int, refunded_at: str) -> Donation:
-        """Refunds only grow: an older ``charge.refunded`` arriving late does not shrink the total."""
+    def record_refund(
+        self, donation_id: str, amount_refunded: int, refunded_at: str, state: RefundState | None
+    ) -> Donation:
+        """The refunded total as Stripe says it now. Refunds only grow: an older total arriving late (an
+        earlier ``charge.refunded``) does not shrink it (ConditionFailed); the same total again is a no-op."""
         return self._update(
             donation_id,
-            {"amount_refunded": amount_refunded, "refunded_at": refunded_at},
+            {"amount_refunded": amount_refunded, "refunded_at": refunded_at, "refund_state": _value(state)},
             condition=Attr("amount_refunded").not_exists() | Attr("amount_refunded").lte(amount_refunded),
         )
 
-    def record_dispute(self, donation_id: str, dispute_id: str, reason: str, status: str, disputed_at: str) -> Donation:
-        return self._update(
+    def claim_refund_notice(self, donation_id: str, lease_seconds: int, now: float | None = None) -> ReceiptClaim:
+        """Take the right to tell the donor about the refunded total as it is now: one notice per total.
+
+        Claimable when the refunded total is more than the donor was told about, the receipt went out
+        first (or an operator discarded it), and no live lease is held. Claimed: the record as it is now
+        (its ``amount_refunded`` is what the notice states). Not claimed: the record, for the caller to tell why.
+        """
+        now = clock(now)
+        owed = Attr("amount_refunded").gt(0) & (
+            Attr("refund_notice_amount").not_exists() | Attr("refund_notice_amount").lt(Attr("amount_refunded"))
+        )
+        receipt_out = Attr("receipt_status").is_in([StepStatus.DONE.value, StepStatus.DISCARDED.value])
+        try:
+            claimed = self._update(
+                donation_id,
+                _REFUND_NOTICE.until(now, lease_seconds),
+                condition=Attr("status").eq(DonationStatus.SUCCEEDED.value)
+                & receipt_out
+                & owed
+                & _REFUND_NOTICE.free(now),
+            )
+            return ReceiptClaim(claimed=True, donation=claimed)
+        except ConditionFailed:
+            return ReceiptClaim(claimed=False, donation=self.get(donation_id))
+
+    def mark_refund_notice_sent(self, donation_id: str, amount_refunded: int, message_id: str) -> None:
+        """The donor was told about ``amount_refunded``; only by the holder of the lease."""
+        self._update_quietly(
             donation_id,
             {
-                "dispute_id": dispute_id,
-                "dispute_reason": reason,
-                "dispute_status": status,
-                "disputed_at": disputed_at,
+                "refund_notice_amount": amount_refunded,
+                "refund_notice_message_id": message_id,
+                "refund_notice_sent_at": utc_now(),
             },
+            remove=[_REFUND_NOTICE.attribute],
+            condition=Attr(_REFUND_NOTICE.attribute).exists(),
         )
+
+    def release_refund_notice_claim(self, donation_id: str) -> None:
+        self._update_quietly(donation_id, {}, remove=[_REFUND_NOTICE.attribute])
+
+    def record_dispute(self, donation_id: str, dispute: DisputeFacts) -> Donation:
+        """The dispute as this event shows it. A dispute's status only moves towards closed: an open
+        status arriving after the closing one (events out of order) changes nothing (ConditionFailed)."""
+        condition = None
+        if not dispute.closed:
+            closed = Attr("dispute_status").is_in(sorted(CLOSED_DISPUTE_STATUSES))
+            condition = Attr("dispute_id").ne(dispute.dispute_id) | ~closed
+        return self._update(donation_id, dispute.record_values(), condition=condition)
 
     def _update(
         self,
@@ -498,6 +543,10 @@ _OPEN_STATUSES = [DonationStatus.PENDING.value, DonationStatus.REQUIRES_ACTION.v
 _NOT_CHARGED_STATUSES = [DonationStatus.CANCELED.value, DonationStatus.FAILED.value, DonationStatus.DECLINED.value]
 
 
+def _value(state: RefundState | None) -> str | None:
+    return state.value if state is not None else None
+
+
 def _still_open(current: CurrentCharge | None) -> Any:
     """Open, and with ``current``: that is still the donation's charge (CurrentCharge.holds_for, as a condition)."""
     condition = Attr("status").is_in(_OPEN_STATUSES)
@@ -510,5 +559,9 @@ def _still_open(current: CurrentCharge | None) -> Any:
 
 # Set by the first write of its kind only (if_not_exists): a replayed charge keeps its time.
 _FIRST_CHARGE = frozenset({"charged_at"})
+# Open disputes by evidence deadline (donations-ops disputes): sparse, only while a dispute is open
+# (``dispute_open``, set by DisputeFacts.record_values).
+DISPUTE_INDEX = "dispute-index"
+DISPUTE_OPEN = "dispute_open"
 # Sparse (only donations that reached Stripe have a payment_intent_id), keys only: see find_by_payment_intent.
 PAYMENT_INTENT_INDEX = "payment_intent_id-index"

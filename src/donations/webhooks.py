@@ -22,6 +22,8 @@ The rules:
   its PaymentIntent is the donation's current charge (``CurrentCharge``): the charge cancels a spent
   attempt's PaymentIntent before it charges the next attempt, and that cancel's event may arrive
   before the next attempt's charge is recorded.
+* **Refunds and disputes** are recorded by donations.refunds: a refund's sum only grows and a dispute's
+  status only moves towards closed, so duplicates and events out of order count nothing twice.
 * **Fast.** DynamoDB and SQS only; no Stripe call (the event carries what we need).
 * **Out of order.** The charge writes the donation before it calls Stripe, so an event naming a
   donation we do not have is either early (a write not visible yet) or not ours (another
@@ -35,13 +37,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 import stripe
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from donations import refunds
 from donations.errors import (
     DonationNotRecordedYet,
     InvalidWebhookEvent,
@@ -51,7 +53,7 @@ from donations.errors import (
 from donations.models import Donation, DonationStatus
 from donations.observability import MetricUnit, logger, metrics
 from donations.payments import STRIPE_API_VERSION, donor_safe_decline_code
-from donations.ports import CurrentCharge, Publisher, Store
+from donations.ports import CurrentCharge, PledgeStopper, Publisher, Store
 from donations.settlement import settle_money_taken
 from donations.store import ConditionFailed
 
@@ -126,13 +128,20 @@ def handles(event_type: str) -> bool:
     return event_type in _HANDLERS
 
 
-def handle_event(event: StripeEvent, *, store: Store, publisher: Publisher, now: float | None = None) -> WebhookOutcome:
+def handle_event(
+    event: StripeEvent,
+    *,
+    store: Store,
+    publisher: Publisher,
+    pledges: PledgeStopper | None = None,
+    now: float | None = None,
+) -> WebhookOutcome:
     """Apply one verified event. Raises DonationNotRecordedYet (409) for an early event."""
     apply = _HANDLERS.get(event.type)
     if apply is None:
         return WebhookOutcome.IGNORED
     logger.append_keys(stripe_event_id=event.id, stripe_event_type=event.type)
-    outcome = apply(_Delivery(event, store, publisher, time.time() if now is None else now))
+    outcome = apply(_Delivery(event, store, publisher, time.time() if now is None else now, pledges))
     logger.info("Stripe event applied", extra={"outcome": outcome.value})
     return outcome
 
@@ -143,6 +152,7 @@ class _Delivery:
     store: Store
     publisher: Publisher
     now: float
+    pledges: PledgeStopper | None = None
 
     @property
     def object(self) -> dict[str, Any]:
@@ -276,27 +286,24 @@ def _charge_refunded(delivery: _Delivery) -> WebhookOutcome:
     if donation is None:
         return WebhookOutcome.IGNORED
     amount = int(charge.get("amount_refunded") or 0)
-    try:
-        delivery.store.record_refund(donation.donation_id, amount, _iso(delivery.event.created))
-    except ConditionFailed:
+    applied = refunds.record_refunded_total(
+        donation, amount, refunds.iso(delivery.event.created), store=delivery.store, publisher=delivery.publisher
+    )
+    if not applied:
         return _already_final(donation)  # a later refund event was applied first
     metrics.add_metric(name="DonationsRefunded", unit=MetricUnit.Count, value=1)
-    logger.info("Refund recorded", extra={"amount_refunded": amount})
     return WebhookOutcome.REFUND_RECORDED
 
 
-def _dispute_created(delivery: _Delivery) -> WebhookOutcome:
+def _dispute_changed(delivery: _Delivery) -> WebhookOutcome:
     dispute = delivery.object
     # A dispute carries no metadata: the donation is found through its PaymentIntent.
     donation = _donation_for_payment(delivery, _id(dispute.get("payment_intent")), None)
     if donation is None:
         return WebhookOutcome.IGNORED
-    reason, status = str(dispute.get("reason") or "unknown"), str(dispute.get("status") or "unknown")
-    created = int(dispute.get("created") or delivery.event.created)
-    delivery.store.record_dispute(donation.donation_id, dispute["id"], reason, status, _iso(created))
-    metrics.add_metric(name="DisputesOpened", unit=MetricUnit.Count, value=1)
-    logger.warning("Dispute opened", extra={"dispute_id": dispute["id"], "reason": reason, "status": status})
-    return WebhookOutcome.DISPUTE_RECORDED
+    facts = refunds.dispute_facts(dispute, delivery.event.created)
+    applied = refunds.record_dispute(donation, facts, store=delivery.store, pledges=delivery.pledges)
+    return WebhookOutcome.DISPUTE_RECORDED if applied.recorded else WebhookOutcome.ALREADY_FINAL
 
 
 def _donation_for_payment(
@@ -334,15 +341,16 @@ def _id(reference: Any) -> str | None:
     return str(reference) if reference else None
 
 
-def _iso(unix_seconds: int) -> str:
-    return datetime.fromtimestamp(unix_seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 _HANDLERS: dict[str, Callable[[_Delivery], WebhookOutcome]] = {
     "payment_intent.succeeded": _payment_succeeded,
     "payment_intent.payment_failed": _payment_failed,
     "payment_intent.canceled": _payment_canceled,
     "charge.refunded": _charge_refunded,
-    "charge.dispute.created": _dispute_created,
+    # Stripe's dispute events ("charge.dispute.closed occurs when a dispute is closed and the dispute
+    # status changes to lost, warning_closed, or won"); funds_withdrawn and funds_reinstated say nothing
+    # the status does not.
+    "charge.dispute.created": _dispute_changed,
+    "charge.dispute.updated": _dispute_changed,
+    "charge.dispute.closed": _dispute_changed,
 }
 HANDLED_EVENT_TYPES = tuple(_HANDLERS)

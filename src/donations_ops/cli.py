@@ -39,6 +39,7 @@ from donations_ops.cli_shared import (
 from donations_ops.queues import QueueDepth, queue_depths
 from donations_ops.receipts_cli import add_receipt_commands
 from donations_ops.redrive import MessageNotFound, replay
+from donations_ops.refunds_cli import add_refund_commands
 from donations_ops.stack_resources import OpsError, Stack, discover, resolve_dlq
 from donations_ops.stripe_cli import add_stripe_commands
 from donations_ops.target import DEFAULT_STACK, Target
@@ -114,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_receipt_commands(commands)
     # stripe install-webhook: donations_ops.stripe_cli
     add_stripe_commands(commands, target)
+    # refund DONATION, disputes: money going back to donors (donations_ops.refunds_cli)
+    add_refund_commands(commands, target)
     # card-testing status | on | off | auto: the attack mode and offenders (donations_ops.card_testing_cli)
     card_testing_cli.register(commands, target, positive_int)
     # pledges list | show: monthly pledges needing attention, or due on a day (donations_ops.pledges_cli)

@@ -372,6 +372,12 @@ def print_report(console: Console, found: report.Report) -> None:
     summary.add_row("amount received", ", ".join(found.received.values()) or "—")
     if found.refunded:
         summary.add_row("amount refunded", ", ".join(found.refunded.values()))
+    if found.disputed:
+        states = ", ".join(f"{count} {status}" for status, count in found.disputes.items())
+        summary.add_row("amount disputed", f"{', '.join(found.disputed.values())} ({states})")
+    if found.lost_to_disputes:
+        summary.add_row("amount lost to disputes", ", ".join(found.lost_to_disputes.values()))
+    summary.add_row("net amount (kept)", ", ".join(found.net.values()) or "—")
     summary.add_row("cards saved", f"{found.cards_saved} of {found.cards_asked} asked")
     console.print(summary)
     for title, problems in (

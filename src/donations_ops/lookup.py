@@ -90,7 +90,10 @@ def _charged(donation: Donation) -> dict[str, Any]:
         "payment_intent": donation.payment_intent_id,
         "refunded": with_code(donation.amount_refunded, donation.currency) if donation.amount_refunded else None,
         "refunded_at": donation.refunded_at,
+        "refund_notice_sent_at": donation.refund_notice_sent_at,
+        "net": with_code(donation.net_amount, donation.currency) if charged else None,
         "dispute": donation.dispute_reason and f"{donation.dispute_reason} ({donation.dispute_status})",
+        "evidence_due_by": donation.dispute_evidence_due_by if donation.dispute_closed_at is None else None,
     }
 
 

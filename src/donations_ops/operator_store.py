@@ -151,6 +151,11 @@ def write_as_read(table: Any, donation: Donation, values: dict[str, Any], remove
         raise RecordChanged(f"{donation.donation_id} changed while you acted on it; look at it again") from None
 
 
+def append_log(table: Any, donation: Donation, action: str, note: str, **details: str) -> None:
+    """Note what an operator did on the record (donations_ops.refunding), if it is still as it was read."""
+    write_as_read(table, donation, {"operator_log": _log(donation, action, note, **details)})
+
+
 def record_redrive(table: Any, donation: Donation, step: Step, note: str = "") -> int:
     """One more redrive of the donation's step: the count is kept on the donation, across redrives."""
     count = donation.redrives + 1

@@ -53,6 +53,13 @@ class Report:
     received: dict[str, str] = field(default_factory=dict)
     """Currency -> total received (formatted), succeeded donations only, before refunds."""
     refunded: dict[str, str] = field(default_factory=dict)
+    disputed: dict[str, str] = field(default_factory=dict)
+    """Currency -> the amounts of the period's donations under dispute, open or closed."""
+    lost_to_disputes: dict[str, str] = field(default_factory=dict)
+    net: dict[str, str] = field(default_factory=dict)
+    """Currency -> what remains given: received less refunded and lost to disputes (never summed across currencies)."""
+    disputes: dict[str, int] = field(default_factory=dict)
+    """Dispute status -> how many of the period's donations have a dispute in it."""
     receipts_due: int = 0
     receipts_sent: int = 0
     receipts_missing: list[Problem] = field(default_factory=list)
@@ -90,24 +97,52 @@ def build(clients: Clients, stack: Stack, first: date, last: date) -> Report:
     return tally(report, found)
 
 
+@dataclass
+class _Money:
+    """The period's sums per currency, in minor units."""
+
+    received: Counter[str] = field(default_factory=Counter)
+    refunded: Counter[str] = field(default_factory=Counter)
+    disputed: Counter[str] = field(default_factory=Counter)
+    lost: Counter[str] = field(default_factory=Counter)
+    net: Counter[str] = field(default_factory=Counter)
+
+    def add(self, donation: Donation) -> None:
+        code = donation.currency
+        self.received[code] += donation.amount
+        self.refunded[code] += donation.amount_refunded
+        self.disputed[code] += donation.dispute_amount or 0
+        self.lost[code] += donation.amount_lost_to_dispute
+        self.net[code] += donation.net_amount
+
+
+def _shown(sums: Counter[str], *, zeros: bool = False) -> dict[str, str]:
+    return {c: with_code(a, c) for c, a in sorted(sums.items()) if a or zeros}
+
+
 def tally(report: Report, found: list[Donation]) -> Report:
     outcomes: Counter[str] = Counter()
-    received: Counter[str] = Counter()
-    refunded: Counter[str] = Counter()
+    money = _Money()
+    disputes: Counter[str] = Counter()
     for donation in found:
         outcomes[OUTCOME_WORDS[donation.status]] += 1
         report.rows.append(_row(donation))
         if donation.status is DonationStatus.SUCCEEDED:
-            received[donation.currency] += donation.amount
-            refunded[donation.currency] += donation.amount_refunded or 0
+            money.add(donation)
+            if donation.dispute_status:
+                disputes[donation.dispute_status] += 1
             _receipt(report, donation)
             _card(report, donation)
         elif donation.status in (DonationStatus.PENDING, DonationStatus.REQUIRES_ACTION):
             report.stuck.append(_problem(donation, "payment not finished", OUTCOME_WORDS[donation.status]))
     report.donations = len(found)
     report.outcomes = dict(outcomes.most_common())
-    report.received = {c: with_code(a, c) for c, a in sorted(received.items())}
-    report.refunded = {c: with_code(a, c) for c, a in sorted(refunded.items()) if a}
+    report.received = _shown(money.received, zeros=True)
+    report.refunded = _shown(money.refunded)
+    report.disputed = _shown(money.disputed)
+    report.lost_to_disputes = _shown(money.lost)
+    report.net = _shown(money.net, zeros=True)
+    report.disputes = dict(sorted(disputes.items()))
     return report
 
 
@@ -170,6 +205,9 @@ def _row(donation: Donation) -> dict[str, str]:
         "amount": f"{donation.amount}",
         "currency": donation.currency.upper(),
         "amount_display": with_code(donation.amount, donation.currency),
+        "amount_refunded": f"{donation.amount_refunded}",
+        "net_amount": f"{donation.net_amount}" if donation.status is DonationStatus.SUCCEEDED else "0",
+        "dispute": donation.dispute_status or "",
         "receipt": receipt_state(donation),
         "receipt_sent_at": donation.receipt_sent_at or "",
         "card_saved": {True: "yes", False: "no"}[donation.card_status is StepStatus.DONE] if donation.save_card else "",
@@ -179,6 +217,7 @@ def _row(donation: Donation) -> dict[str, str]:
 
 CSV_COLUMNS = (
     "donation_id", "created_at", "outcome", "amount", "currency", "amount_display",
+    "amount_refunded", "net_amount", "dispute",
     "receipt", "receipt_sent_at", "card_saved", "problem",
 )  # fmt: skip
 

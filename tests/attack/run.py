@@ -4,9 +4,9 @@ fresh local stack, and prints a PASS or MISS line for each.
 * **The attack** (defaults: 5,000 attempts from 300 addresses, 95 % declining cards, 200 honest
   donors): what got through and how fast the attack was seen. Targets: < 5 % reached Stripe, no honest
   donor refused, the alarm within 2 minutes, the attack mode closed by itself.
-* **A campaign day** (3,000 honest donors in 5 minutes at most, 8 % declined, some sharing addresses):
-  the attack mode stays off, no donor is asked for a CAPTCHA or answered 429, and no address comes
-  near WAF's flood guard.
+* **A campaign day** (3,000 honest donors in 5 minutes at most, 8 % declined, some sharing addresses,
+  each paying with a card of their own that the Stripe emulator issues): the attack mode stays off, no
+  donor is asked for a CAPTCHA or answered 429, and no address comes near WAF's flood guard.
 
 Exits 1 when a target is missed. tests/attack/test_attack.py runs a small version of both in the suite.
 

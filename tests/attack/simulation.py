@@ -1,6 +1,12 @@
 """A card-testing attack on the local stack, mixed with honest donors; what got through, and how fast it was seen.
 And a campaign day (:class:`CampaignRun`): many honest donors at once, with an honest decline rate, some
-sharing addresses, which the defences must let through without a CAPTCHA or a 429.
+sharing addresses, which the defences must let through without a CAPTCHA or a 429. Each campaign donor pays
+with a card of their own, as people do: Stripe's test mode has seven declining cards, and a fingerprint
+"uniquely identifies this particular card number" (the SDK's PaymentMethod.Card.fingerprint), so 240
+donors declined on those seven would be seven cards declined some 34 times each, which the per-card limit
+rightly refuses. The Stripe emulator issues each donor a number of their own that behaves as a published
+test card (emulator-only: simulator.emulators.stripe.cards.issued_card), and the donor's browser makes a
+PaymentMethod of it as Stripe.js does. The attack keeps Stripe's test cards: testers do reuse them.
 
 The attack: ``attempts`` POST /donations from ``addresses`` client addresses (the local front's
 X-Local-Source-Ip header), each with a throwaway email, small amounts, ``bad_share`` of them
@@ -25,11 +31,13 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import requests
 
+from simulator.emulators.stripe.cards import issuable_number
 from tests.support.keys import a_key
+from tests.support.payment_element import PUBLISHABLE_KEY_HEADERS, card_details
 
 DECLINING_TEST_CARDS = (
     "pm_card_chargeDeclined",
@@ -64,6 +72,13 @@ class AttackConfig:
     """How long to wait for the alarm and for the mode to close after the attack."""
 
 
+class OwnCard(NamedTuple):
+    """A donor's own card: its number (issued by the Stripe emulator) and the published test card it behaves as."""
+
+    number: str
+    like: str
+
+
 @dataclass(frozen=True)
 class Attempt:
     kind: str  # attack, honest
@@ -72,6 +87,8 @@ class Attempt:
     body: dict[str, Any]
     resubmit: bool = False
     forged_token: bool = False
+    card: OwnCard | None = None
+    """Typed into the form: Stripe.js makes it a PaymentMethod, which the body then names."""
 
 
 @dataclass
@@ -351,6 +368,9 @@ class CampaignReport:
     seconds: float = 0.0
     attack_mode_on: bool = False
     busiest_address: int = 0
+    cards_charged: int = 0
+    """Distinct card fingerprints among Stripe's charges (succeeded and declined)."""
+    most_declines_of_a_card: int = 0
 
     @property
     def challenged(self) -> int:
@@ -380,6 +400,8 @@ class CampaignReport:
             f"campaign answers: {dict(sorted(self.answers.items()))}",
             f"asked for the CAPTCHA: {self.challenged}; answered 429: {self.throttled}; attack mode on after the "
             f"campaign: {'yes' if self.attack_mode_on else 'no'}",
+            f"cards Stripe charged: {self.cards_charged} (each donor's own); most declines of one card: "
+            f"{self.most_declines_of_a_card}",
             f"busiest address: {self.busiest_address} POST /donations "
             f"(WAF's per-IP flood guard: {c.waf_limit} in 5 min)",
         ]
@@ -401,22 +423,19 @@ def campaign_schedule(config: CampaignConfig) -> list[Attempt]:
     addresses = (shared + alone)[: config.donors]
     rng.shuffle(addresses)
     declined = set(rng.sample(range(config.donors), round(config.decline_share * config.donors)))
-    return [
-        Attempt(
-            "honest",
-            a_key(f"campaign-{config.seed}-{n}"),
-            ip,
-            {
-                "amount": rng.choice((1000, 2500, 5000, 10000)),
-                "currency": "usd",
-                "email": f"supporter{n}@example.org",
-                "name": f"Supporter {n}",
-                "payment_method": rng.choice(DECLINING_TEST_CARDS if n in declined else GOOD_TEST_CARDS),
-                "save_card": False,
-            },
-        )
-        for n, ip in enumerate(addresses)
-    ]
+    plan = []
+    for n, ip in enumerate(addresses):
+        like = rng.choice(DECLINING_TEST_CARDS if n in declined else GOOD_TEST_CARDS)
+        body = {
+            "amount": rng.choice((1000, 2500, 5000, 10000)),
+            "currency": "usd",
+            "email": f"supporter{n}@example.org",
+            "name": f"Supporter {n}",
+            "save_card": False,
+        }
+        card = OwnCard(issuable_number(like, n), like)
+        plan.append(Attempt("honest", a_key(f"campaign-{config.seed}-{n}"), ip, body, card=card))
+    return plan
 
 
 class CampaignRun:
@@ -435,7 +454,9 @@ class CampaignRun:
         from donations_ops.stack_resources import discover
 
         plan = campaign_schedule(self.config)
-        self.report.declined_cards = sum(a.body["payment_method"] in DECLINING_TEST_CARDS for a in plan)
+        cards = [attempt.card for attempt in plan if attempt.card is not None]
+        self.stack.stripe.issue_cards({card.number: card.like for card in cards})
+        self.report.declined_cards = sum(card.like in DECLINING_TEST_CARDS for card in cards)
         self.report.busiest_address = max(Counter(a.ip for a in plan).values())
         started = time.monotonic()
         with ThreadPoolExecutor(self.config.workers, thread_name_prefix="donor") as donors:
@@ -444,16 +465,36 @@ class CampaignRun:
         clients = self.stack.pipeline.clients
         status = card_testing_status(clients, discover(clients, self.stack.pipeline.stack_name), top=1)
         self.report.attack_mode_on = status.mode.under_attack
+        self._count_cards()
         return self.report
 
     def _donate(self, attempt: Attempt) -> None:
         """A donor who submits once: no CAPTCHA solved, no retry (either would hide a refusal)."""
         if not hasattr(self._local, "session"):
             self._local.session = requests.Session()
+        session: requests.Session = self._local.session
+        assert attempt.card is not None
+        # The donor's browser: Stripe.js posts the typed card to Stripe with the publishable key.
+        typed = card_details(attempt.card.number, **{"billing_details[name]": attempt.body["name"]})
+        made = session.post(
+            f"{self.stack.stripe.url}/v1/payment_methods", data=typed, headers=PUBLISHABLE_KEY_HEADERS, timeout=60
+        )
+        made.raise_for_status()
+        body = {**attempt.body, "payment_method": made.json()["id"]}
         headers = {"Idempotency-Key": attempt.key, "X-Local-Source-Ip": attempt.ip}
-        answer = self._local.session.post(self.api, json=attempt.body, headers=headers, timeout=60)
+        answer = session.post(self.api, json=body, headers=headers, timeout=60)
         code = answer.json().get("error", {}).get("code") if answer.status_code >= 400 else None
         with self._lock:
             self.report.answers[answer.status_code] += 1
             if code:
                 self.report.codes[str(code)] += 1
+
+    def _count_cards(self) -> None:
+        """What Stripe saw: the cards of its charges, and the declines of each."""
+        charges = [
+            (charge["payment_method_details"]["card"]["fingerprint"], charge["status"])
+            for charge in self.stack.stripe.state()["charges"]
+        ]
+        declines = Counter(fingerprint for fingerprint, status in charges if status == "failed")
+        self.report.cards_charged = len({fingerprint for fingerprint, _ in charges})
+        self.report.most_declines_of_a_card = max(declines.values(), default=0)

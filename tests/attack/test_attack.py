@@ -5,7 +5,8 @@ them (five families of three on one address each, six resubmitting their donatio
 as the large run, with the template's limits and the attack mode's quiet period cut to 5 s.
 
 A campaign day: 300 honest donors at once, 8 % of them declined (24: more than the 20 declines that
-alone opened the attack mode before it judged the rate), 40 sharing addresses.
+alone opened the attack mode before it judged the rate), 40 sharing addresses, each donor with a card of
+their own (so no card is declined twice, as on a real campaign day).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def test_a_campaign_day_with_an_honest_decline_rate_meets_no_captcha_and_no_429(
 
     print(out.getvalue())
     assert report.declined_cards == 24 and report.answers[402] == 24
+    assert report.cards_charged == config.donors and report.most_declines_of_a_card == 1  # each donor's own card
     assert report.challenged == 0 and report.throttled == 0
     assert not report.attack_mode_on
     assert report.answers[201] == config.donors - report.declined_cards

@@ -32,6 +32,7 @@ from simulator.local.alarms import AlarmEvaluator
 from simulator.local.delivery import BatchResult, EventSource, deliver_batch
 from simulator.local.events import LambdaContext, sqs_event
 from simulator.local.metrics import QueueMetrics
+from tests.chaos.after_the_gift import AfterTheGift
 from tests.support.keys import a_key
 from tests.support.world import CONSUMERS, QUEUES, World
 
@@ -65,6 +66,8 @@ class ChaosConfig:
     # cancel and move to the next attempt, and this share of the charges about to be recorded, see
     # every event so far delivered right then (rarer there: the run's time goes into deliveries).
     webhook_midcharge_rate: float = 0.1
+    # After the run: this many charged donations refunded (twice in part, or in full) or disputed (lost, won).
+    refunds_and_disputes: int = 24
 
 
 @dataclass
@@ -82,6 +85,7 @@ class ChaosReport:
     not_recorded: int = 0  # Stripe holds their money, the record says otherwise
     webhooks: Counter[str] = field(default_factory=Counter)  # outcomes of the delivered events
     leftovers: int = 0
+    after_the_gift: Counter[str] = field(default_factory=Counter)  # what was done, and the events' outcomes
     violations: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -91,6 +95,7 @@ class ChaosReport:
             f"told={dict(sorted(self.told.items()))} double_charges={self.double_charges} "
             f"double_receipts={self.double_receipts} lost={self.lost} not_recorded={self.not_recorded} "
             f"leftovers={self.leftovers} webhooks={dict(sorted(self.webhooks.items()))} "
+            f"after_the_gift={dict(sorted(self.after_the_gift.items()))} "
             f"violations={len(self.violations)}"
         )
 
@@ -180,7 +185,16 @@ class ChaosRun:
             self.before_recovery(self)
         self._recover()
         self._check(answers)
+        self._after_the_gift(answers)
         return self.report
+
+    def _after_the_gift(self, answers: dict[str, dict[str, Any]]) -> None:
+        """Refunds and disputes on some charged donations, their events twice and out of order (after_the_gift)."""
+        ids = [answer["donation_id"] or _donation_id(key) for key, answer in answers.items()]
+        charged = [d for d in ids if self.world.stripe.charges_for(d) == 1]
+        phase = AfterTheGift(self.world, self.rng, duplicate_rate=0.3, sendgrid_fault_rate=self.config.fault_rate)
+        self.report.violations += phase.run(charged, self.config.refunds_and_disputes)
+        self.report.after_the_gift = Counter(phase.done.values()) + phase.outcomes
 
     def maybe_crash_charge(self, point: str) -> None:
         if self.rng.random() < self.config.charge_crash_rate:
@@ -523,4 +537,5 @@ def timed(run: ChaosRun) -> tuple[ChaosReport, float]:
 
 
 def as_json(report: ChaosReport) -> str:
-    return json.dumps({**report.__dict__, "told": dict(report.told), "webhooks": dict(report.webhooks)}, indent=2)
+    counters = {"told": dict(report.told), "webhooks": dict(report.webhooks)}
+    return json.dumps({**report.__dict__, **counters, "after_the_gift": dict(report.after_the_gift)}, indent=2)

@@ -1,7 +1,9 @@
 """The chaos run in CI: 200 donations under random faults, fixed seed, with Stripe's webhooks delivered
 at least once, out of order and in the middle of charges; every invariant must hold (no double charge,
 no donation recorded as not charged while Stripe holds its money, no lost receipt), and the
-fundraising report tells the truth about their receipts, while some are missing and after recovery."""
+fundraising report tells the truth about their receipts, while some are missing and after recovery.
+Then refunds and disputes on some of them, their events twice and out of order: nothing counted twice,
+no second correction email (tests/chaos/after_the_gift.py)."""
 
 import json
 from datetime import UTC, datetime, timedelta
@@ -51,6 +53,11 @@ def test_nothing_is_lost_or_doubled_under_faults(pipeline, stripe_emulator, send
     assert report.leftovers and report.webhooks["midcharge_superseded"]
     assert report.webhooks["succeeded"] + report.webhooks["midcharge_succeeded"] > 100
     assert (report.double_charges, report.double_receipts, report.lost, report.not_recorded) == (0, 0, 0, 0)
+    # After the gift: refunds (two in part, or in full) and disputes (lost, won), their events duplicated and
+    # shuffled, some older than what was already applied: each donor's refunded sum is Stripe's, told once.
+    gifts = report.after_the_gift
+    assert min(gifts[kind] for kind in ("refund_twice", "refund_in_full", "dispute_lost", "dispute_won")) >= 6
+    assert gifts["already_final"] > 0  # an older refunded sum, or a dispute's start after its end
     assert report.violations == []
 
     # While receipts were missing, the report named every charged donor without one: as a missing

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from jsonschema import Draft202012Validator
 from donations.mail import receipt_mail
 from donations.models import Donation
 from donations.settings import MailSettings
-from simulator.emulators import sendgrid_schema
+from simulator.emulators import sendgrid_schema, sendgrid_templates
 from simulator.emulators.sendgrid_schema import (
     CONTENT_ORDER,
     CONTENT_REQUIRED,
@@ -218,3 +219,31 @@ def test_the_derived_schema_names_its_source_and_the_corrections_are_still_neede
     assert list(raw.iter_errors(_with(_without(BASE, "custom_args"), "personalizations", []))) == []
     assert mail_send_errors(BASE) == []
     assert mail_send_errors(_with(BASE, "personalizations", [])) != []
+
+
+def test_regenerating_a_schema_file_inlines_refs_and_drops_the_prose(tmp_path: Path) -> None:
+    # Given an OpenAPI document shaped as SendGrid's (a request body behind a $ref, with descriptions)
+    body = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Mail"}}}}
+    mail = {"type": "object", "description": "prose", "properties": {"subject": {"type": "string", "example": "x"}}}
+    operations = [("/v3/mail/send", "post"), *sendgrid_templates.REQUEST_SCHEMAS.values()]
+    spec = {
+        "paths": {path: {method: {"requestBody": body}} for path, method in operations},
+        "components": {"schemas": {"Mail": mail}},
+    }
+    source, target = tmp_path / "spec.json", tmp_path / "derived.schema.json"
+    source.write_text(json.dumps(spec))
+    inlined = {"type": "object", "properties": {"subject": {"type": "string"}}}
+
+    # When each module's command derives its schema file from it
+    assert sendgrid_schema.regenerate([str(source)], "usage", sendgrid_schema.extract_request_schema, target) == 0
+    mail_send = json.loads(target.read_text())
+    templates = sendgrid_templates.extract_request_schemas(spec)
+
+    # Then the schemas are the document's, $refs inlined, descriptions and examples gone, each a 2020-12 schema
+    assert {k: v for k, v in mail_send.items() if not k.startswith("$")} == inlined
+    assert mail_send["$schema"] == "https://json-schema.org/draft/2020-12/schema" and "$comment" in mail_send
+    assert all(schema == {"$schema": mail_send["$schema"], **inlined} for schema in templates["requests"].values())
+    assert set(templates["requests"]) == set(sendgrid_templates.REQUEST_SCHEMAS)
+    # And without a document it says how it is called, and writes nothing
+    assert sendgrid_schema.regenerate([], "usage", sendgrid_schema.extract_request_schema, tmp_path / "none") == 2
+    assert not (tmp_path / "none").exists()

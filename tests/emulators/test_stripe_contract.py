@@ -115,7 +115,7 @@ def test_request_options_are_not_parameters() -> None:
 
 def test_an_endpoint_outside_the_contract_is_an_error() -> None:
     with pytest.raises(UnknownEndpoint):
-        check_params("POST", "/v1/refunds", {"charge": "ch_1"})
+        check_params("POST", "/v1/disputes/dp_1/close", {})
 
 
 # -- the contract is the SDK's -------------------------------------------------------------------
@@ -132,6 +132,7 @@ _SERVICES = (
     stripe.CustomerService,
     stripe.PaymentMethodService,
     stripe.ChargeService,
+    stripe.RefundService,
     stripe.WebhookEndpointService,
 )
 _REQUEST = re.compile(r'self\._request\(\s*"(get|post|delete)",\s*"(/v1/[^"]+)"')

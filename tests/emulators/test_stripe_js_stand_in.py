@@ -11,7 +11,7 @@ import requests
 import stripe
 
 from simulator.emulators.stripe import StripeControl, StripeEmulator
-from tests.support.payment_element import PUBLISHABLE_KEY_HEADERS, post_card
+from tests.support.payment_element import PUBLISHABLE_KEY_HEADERS, charge_card, post_card
 
 pytestmark = pytest.mark.integration
 
@@ -32,15 +32,7 @@ def test_a_publishable_key_creates_a_card_payment_method_that_a_secret_key_charg
     assert pm.billing_details.name == "Ada Lovelace" and "4242424242424242" not in created.text
 
     # And our server's charge (PaymentIntentCreateParams with allowed_payment_method_types=[card]) takes it
-    intent = stripe_client().v1.payment_intents.create(
-        params={
-            "amount": 2500,
-            "currency": "usd",
-            "payment_method": pm.id,
-            "confirm": True,
-            "allowed_payment_method_types": ["card"],
-        }
-    )
+    intent = charge_card(stripe_client(), pm.id)
     assert intent.status == "succeeded" and intent.payment_method == pm.id
 
 

@@ -258,6 +258,62 @@ def test_refund_emits_charge_refunded_with_the_charge(
     assert caught.value.status == 404
 
 
+def test_the_refunds_api_refunds_in_part_replays_its_key_and_refuses_as_stripe_does(
+    emu: StripeEmulator, receiver: Receiver, client: stripe.StripeClient
+) -> None:
+    # stripe.params.RefundCreateParams: payment_intent (or charge), amount, reason, metadata
+    only(emu, "refund.created", "charge.refunded")
+    pi = pay(client, donation_id="don_api_refund")
+    params: stripe.params.RefundCreateParams = {"payment_intent": pi.id, "amount": 1000, "reason": "duplicate"}
+
+    made = client.v1.refunds.create(params=params, options={"idempotency_key": "refund-key-1"})
+    replayed = client.v1.refunds.create(params=params, options={"idempotency_key": "refund-key-1"})
+
+    # One refund of 10.00; the Charge counts it, not yet refunded in full
+    assert isinstance(made, stripe.Refund) and replayed.id == made.id
+    assert (made.amount, made.status, made.reason, made.charge) == (1000, "succeeded", "duplicate", pi.latest_charge)
+    charge = client.v1.charges.retrieve(str(pi.latest_charge))
+    assert (charge.amount_refunded, charge.refunded) == (1000, False)
+    # As Stripe does: refund.created with the Refund, charge.refunded with the Charge's new sum
+    emu.wait_for_deliveries(2, timeout=5)
+    first, second = (r.json()["data"]["object"] for r in receiver.requests)
+    assert [r.event().type for r in receiver.requests] == ["refund.created", "charge.refunded"]
+    assert (first["object"], first["id"]) == ("refund", made.id)
+    assert (second["object"], second["amount_refunded"]) == ("charge", 1000)
+
+    # Refused (docs.stripe.com/error-codes): more than is left; then, once refunded in full, anything
+    with pytest.raises(stripe.InvalidRequestError) as too_much:
+        client.v1.refunds.create(params={"charge": str(pi.latest_charge), "amount": 2000})
+    assert too_much.value.code == "amount_too_large"
+    client.v1.refunds.create(params={"charge": str(pi.latest_charge)})
+    with pytest.raises(stripe.InvalidRequestError) as again:
+        client.v1.refunds.create(params={"payment_intent": pi.id})
+    assert again.value.code == "charge_already_refunded"
+    assert [r["amount"] for r in emu.refunds_for(pi.id)] == [1000, 1500]
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.refunds.create(params={"payment_intent": pi.id, "charge": str(pi.latest_charge)})
+
+
+def test_a_disputed_charge_cannot_be_refunded_and_the_dispute_closes_won_or_lost(
+    emu: StripeEmulator, receiver: Receiver, client: stripe.StripeClient
+) -> None:
+    only(emu, "charge.dispute.closed")
+    pi = pay(client, donation_id="don_dispute_closes")
+    dispute = emu.dispute(str(pi.latest_charge))
+
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.refunds.create(params={"payment_intent": pi.id})
+    closed = StripeControl(emu.url).close_dispute(dispute["id"], "lost")
+
+    assert refused.value.code == "charge_disputed"
+    emu.wait_for_deliveries(1, timeout=5)
+    event = receiver.requests[0].event()
+    assert (event.type, receiver.requests[0].json()["data"]["object"]["status"]) == ("charge.dispute.closed", "lost")
+    assert closed["status"] == "lost"
+    with pytest.raises(ValueError, match="already closed"):
+        emu.close_dispute(dispute["id"], "won")
+
+
 def test_dispute_emits_charge_dispute_created(
     emu: StripeEmulator, receiver: Receiver, client: stripe.StripeClient
 ) -> None:

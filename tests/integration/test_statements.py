@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
+from donations.models import RefundState
 from donations.statements import StatementMessage
 from donations_ops.aws import ClientCache
 from donations_ops.cli import main
@@ -141,7 +142,7 @@ def test_a_statement_of_a_real_donation_and_one_donor_asking_again(world, pipeli
     assert answer.status == 201, answer.body
     world.drain()
     donation = world.record(answer.body["donation_id"])
-    world.wiring.store.record_refund(donation.donation_id, 1000, "2026-12-01T00:00:00Z")
+    world.wiring.store.record_refund(donation.donation_id, 1000, "2026-12-01T00:00:00Z", RefundState.PARTIALLY_REFUNDED)
     year = int(donation.created_at[:4])
 
     # When the operator counts the year, previews that donor's statement and sends it, twice

@@ -8,7 +8,8 @@ import time
 import pytest
 
 from donations.errors import RequestInProgress
-from donations.models import DonationStatus, StepStatus
+from donations.models import DonationStatus, RefundState, StepStatus
+from donations.ports import DisputeFacts
 from donations.store import ConditionFailed
 from tests.support.fakes import FakeStore
 from tests.support.keys import a_key, donation_id_for
@@ -103,9 +104,9 @@ def test_refunds_only_grow_and_settled_donations_leave_the_reconcilers_query(sto
 
     charged = pending(store, key=a_key("contract-2"))
     store.mark_charged(charged.donation_id, "pi_2", "pm_2")
-    store.record_refund(charged.donation_id, 1000, "2026-01-01T00:00:00.000Z")
+    store.record_refund(charged.donation_id, 1000, "2026-01-01T00:00:00.000Z", RefundState.PARTIALLY_REFUNDED)
     with pytest.raises(ConditionFailed):
-        store.record_refund(charged.donation_id, 500, "2026-01-02T00:00:00.000Z")
+        store.record_refund(charged.donation_id, 500, "2026-01-02T00:00:00.000Z", RefundState.PARTIALLY_REFUNDED)
     assert store.find_by_payment_intent("pi_2") in (
         charged.donation_id,
         None,
@@ -144,3 +145,71 @@ def test_money_taken_for_a_donation_recorded_as_not_charged_is_recorded_and_owed
     )
     assert charged.unsettled_since is not None and charged.charged_at is not None  # back in the reconciler's index
     assert store.claim_followups(donation.donation_id, 60) is True
+
+
+# -- refunds and disputes ----------------------------------------------------------------------------
+
+
+def _charged_with_receipt(store, key):
+    donation = pending(store, key=a_key(key))
+    store.mark_charged(donation.donation_id, f"pi_{key}", "pm_1")
+    assert store.claim_receipt(donation.donation_id, 60).claimed
+    store.mark_receipt_sent(donation.donation_id, "msg-receipt")
+    return donation
+
+
+def test_the_refund_notice_is_claimed_once_per_refunded_total_and_only_after_the_receipt(store):
+    # Given a charged donation whose receipt is not sent yet, refunded in part
+    donation = pending(store, key=a_key("contract-notice"))
+    store.mark_charged(donation.donation_id, "pi_notice", "pm_1")
+    store.record_refund(donation.donation_id, 1000, "2026-01-01T00:00:00.000Z", RefundState.PARTIALLY_REFUNDED)
+    # Then the notice waits for the receipt
+    assert not store.claim_refund_notice(donation.donation_id, 60).claimed
+    assert store.claim_receipt(donation.donation_id, 60).claimed
+    store.mark_receipt_sent(donation.donation_id, "msg-receipt")
+
+    # When the notice is claimed: a second claim meanwhile fails; once told, the same total is owed nothing
+    claim = store.claim_refund_notice(donation.donation_id, 60)
+    assert claim.claimed and claim.donation.amount_refunded == 1000
+    assert not store.claim_refund_notice(donation.donation_id, 60).claimed
+    store.mark_refund_notice_sent(donation.donation_id, 1000, "msg-notice-1")
+    told = store.claim_refund_notice(donation.donation_id, 60)
+    assert not told.claimed and told.donation.refund_notice_amount == 1000
+
+    # And a larger total is owed a notice of its own
+    store.record_refund(donation.donation_id, 2500, "2026-01-02T00:00:00.000Z", RefundState.REFUNDED)
+    again = store.claim_refund_notice(donation.donation_id, 60)
+    assert again.claimed and again.donation.amount_refunded == 2500
+    store.release_refund_notice_claim(donation.donation_id)
+    assert store.claim_refund_notice(donation.donation_id, 60).claimed
+
+
+def _dispute(status, **changes):
+    facts = {
+        "dispute_id": "dp_1",
+        "reason": "fraudulent",
+        "status": status,
+        "amount": 2500,
+        "opened_at": "2026-02-01T00:00:00.000Z",
+        "changed_at": "2026-02-01T00:00:00.000Z",
+        "evidence_due_by": "2026-02-08T00:00:00.000Z",
+    }
+    return DisputeFacts(**(facts | changes))
+
+
+def test_a_dispute_only_moves_towards_closed(store):
+    donation = _charged_with_receipt(store, "contract-dispute")
+    store.record_dispute(donation.donation_id, _dispute("needs_response"))
+    store.record_dispute(donation.donation_id, _dispute("lost", changed_at="2026-03-01T00:00:00.000Z"))
+
+    # An open status arriving late (out of order) changes nothing
+    with pytest.raises(ConditionFailed):
+        store.record_dispute(donation.donation_id, _dispute("under_review"))
+
+    record = store.get(donation.donation_id)
+    assert (record.dispute_status, record.dispute_closed_at, record.amount_lost_to_dispute) == (
+        "lost",
+        "2026-03-01T00:00:00.000Z",
+        2500,
+    )
+    assert record.net_amount == 0

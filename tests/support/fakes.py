@@ -16,12 +16,14 @@ from typing import Any
 
 from donations.errors import IdempotencyKeyReused, RequestInProgress
 from donations.models import (
+    CLOSED_DISPUTE_STATUSES,
     Attention,
     Donation,
     DonationRequest,
     DonationStatus,
     FailureKind,
     FollowUpMessage,
+    RefundState,
     Step,
     StepStatus,
     utc_now,
@@ -32,6 +34,7 @@ from donations.ports import (
     ChargeOutcome,
     ChargeState,
     CurrentCharge,
+    DisputeFacts,
     IntentSnapshot,
     Mailer,
     ParkedMessage,
@@ -350,20 +353,47 @@ class FakeStore:
 
     # -- webhooks ------------------------------------------------------------------------------------
 
-    def record_refund(self, donation_id: str, amount_refunded: int, refunded_at: str) -> Donation:
-        values = {"amount_refunded": amount_refunded, "refunded_at": refunded_at}
-        return self._update(
-            donation_id, values, lambda d: d.amount_refunded is None or d.amount_refunded <= amount_refunded
-        )
+    def record_refund(
+        self, donation_id: str, amount_refunded: int, refunded_at: str, state: RefundState | None
+    ) -> Donation:
+        values = {"amount_refunded": amount_refunded, "refunded_at": refunded_at, "refund_state": state}
+        return self._update(donation_id, values, lambda d: d.amount_refunded <= amount_refunded)
 
-    def record_dispute(self, donation_id: str, dispute_id: str, reason: str, status: str, disputed_at: str) -> Donation:
+    def claim_refund_notice(self, donation_id: str, lease_seconds: int, now: float | None = None) -> ReceiptClaim:
+        now = self._now(now)
+
+        def claimable(d: Donation) -> bool:
+            return (
+                d.status is DonationStatus.SUCCEEDED
+                and d.receipt_status in (StepStatus.DONE, StepStatus.DISCARDED)
+                and d.refund_notice_amount < d.amount_refunded
+                and _free(d.refund_notice_claim_until, now)
+            )
+
+        try:
+            claimed = self._update(donation_id, {"refund_notice_claim_until": int(now) + lease_seconds}, claimable)
+        except ConditionFailed:
+            return ReceiptClaim(claimed=False, donation=self.get(donation_id))
+        return ReceiptClaim(claimed=True, donation=claimed)
+
+    def mark_refund_notice_sent(self, donation_id: str, amount_refunded: int, message_id: str) -> None:
         values = {
-            "dispute_id": dispute_id,
-            "dispute_reason": reason,
-            "dispute_status": status,
-            "disputed_at": disputed_at,
+            "refund_notice_amount": amount_refunded,
+            "refund_notice_message_id": message_id,
+            "refund_notice_sent_at": utc_now(),
+            "refund_notice_claim_until": None,
         }
-        return self._update(donation_id, values, _always)
+        self._update(donation_id, values, lambda d: d.refund_notice_claim_until is not None)
+
+    def release_refund_notice_claim(self, donation_id: str) -> None:
+        self._update(donation_id, {"refund_notice_claim_until": None}, _always)
+
+    def record_dispute(self, donation_id: str, dispute: DisputeFacts) -> Donation:
+        def applies(d: Donation) -> bool:
+            open_after_closed = d.dispute_id == dispute.dispute_id and d.dispute_status in CLOSED_DISPUTE_STATUSES
+            return dispute.closed or not open_after_closed
+
+        return self._update(donation_id, dispute.record_values(), applies)
 
     # -- test helpers ------------------------------------------------------------------------------
 
@@ -486,6 +516,13 @@ class FakeMailer:
         self.sent.append(donation.donation_id)
         return f"msg-{len(self.sent)}"
 
+    def send_refund_notice(self, donation: Donation) -> str:
+        """Recorded as ``refund:<donation id>:<refunded sum>``."""
+        if self.failures:
+            raise self.failures.pop(0)
+        self.sent.append(f"refund:{donation.donation_id}:{donation.amount_refunded}")
+        return f"msg-{len(self.sent)}"
+
 
 @dataclass
 class FakePublisher:
@@ -502,6 +539,15 @@ class FakePublisher:
         messages = follow_up_messages(donation, correlation_id)
         self.published += messages
         return messages
+
+    def publish_refund_notice(self, donation_id: str, correlation_id: str) -> FollowUpMessage:
+        if self.failures:
+            raise self.failures.pop(0)
+        message = FollowUpMessage(
+            type=Step.SEND_RECEIPT, donation_id=donation_id, correlation_id=correlation_id, mail="refund_notice"
+        )
+        self.published.append(message)
+        return message
 
     def steps_for(self, donation_id: str) -> list[Step]:
         return [m.type for m in self.published if m.donation_id == donation_id]

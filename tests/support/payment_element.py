@@ -4,6 +4,7 @@ with a publishable key, for the tests of the Stripe emulator and of the API that
 from __future__ import annotations
 
 import requests
+import stripe
 
 PUBLISHABLE_KEY_HEADERS = {"Authorization": "Bearer pk_test_form"}
 
@@ -27,4 +28,18 @@ def post_card(stripe_url: str, number: str = "4242424242424242", **changes: str)
         data=card_details(number, **changes),
         headers=PUBLISHABLE_KEY_HEADERS,
         timeout=5,
+    )
+
+
+def charge_card(client: stripe.StripeClient, payment_method: str) -> stripe.PaymentIntent:
+    """What our server's charge asks of Stripe for such a PaymentMethod (PaymentIntentCreateParams with
+    allowed_payment_method_types=[card], confirmed at once)."""
+    return client.v1.payment_intents.create(
+        params={
+            "amount": 2500,
+            "currency": "usd",
+            "payment_method": payment_method,
+            "confirm": True,
+            "allowed_payment_method_types": ["card"],
+        }
     )

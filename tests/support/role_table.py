@@ -56,6 +56,7 @@ ROLE_TABLE: dict[str, set[Grant]] = {
     "StripeWebhookFunctionRole": _logs("StripeWebhookFunctionLogGroup")
     | {("dynamodb:GetItem", "DonationsTable"), ("dynamodb:UpdateItem", "DonationsTable")}
     | {("dynamodb:Query", "DonationsTable/index/payment_intent_id-index")}
+    | {("dynamodb:UpdateItem", "PledgesTable")}  # a dispute stops the disputed gift's pledge
     | {(f"dynamodb:{a}", "IdempotencyTable") for a in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")}
     | _FOLLOW_UPS
     | {("ssm:GetParameter", "parameter:StripeWebhookSecretName")},
@@ -83,11 +84,14 @@ DONATION_ATTRIBUTES: dict[str, set[str] | None] = {
     | {"card_exp_month", "card_exp_year"},
     "SendReceiptFunctionRole": _KEY_AND_STAMP
     | _STEP_FAILURE
-    | {"status", "receipt_status", "receipt_claim_until", "receipt_message_id", "receipt_sent_at"},
+    | {"status", "receipt_status", "receipt_claim_until", "receipt_message_id", "receipt_sent_at"}
+    | {"refund_notice_claim_until", "refund_notice_amount", "refund_notice_message_id", "refund_notice_sent_at"}
+    | {"amount_refunded"},  # named by the refund notice's claim condition, never written
     "ReconcilerFunctionRole": _KEY_AND_STAMP | _SETTLE,
     "StripeWebhookFunctionRole": _KEY_AND_STAMP
     | _SETTLE
-    | {"amount_refunded", "refunded_at", "dispute_id", "dispute_reason", "dispute_status", "disputed_at"},
+    | {"amount_refunded", "refund_state", "refunded_at", "dispute_id", "dispute_reason", "dispute_status"}
+    | {"dispute_amount", "disputed_at", "dispute_closed_at", "dispute_evidence_due_by", "dispute_open"},
     "NotifierFunctionRole": set(),  # reads only
     "RenewFunctionRole": None,  # creates each period's donation (PutItem): every attribute
     "ScheduleRenewalsFunctionRole": set(),  # no Donations access

@@ -55,6 +55,24 @@ def test_totals_are_per_currency_and_net_of_refunds():
     ]
 
 
+def test_a_lost_dispute_is_taken_off_the_gift():
+    # Given a gift whose dispute the charity lost in part, and one lost in full
+    partly = gift(2500, "usd", "2026-03-01T12:00:00Z").model_copy(
+        update={"dispute_status": "lost", "dispute_amount": 500}
+    )
+    whole = gift(1000, "usd", "2026-03-02T12:00:00Z").model_copy(
+        update={"dispute_status": "lost", "dispute_amount": 1000}
+    )
+
+    # When the year's statement is made
+    statement = statement_of(DONOR, 2026, [partly, whole], "UTC")
+
+    # Then what the dispute took is not a gift
+    assert statement is not None and statement.totals() == {"usd": 2000}
+    [line] = statement_data(statement, SETTINGS)["gifts"]
+    assert line["refund_note"] == "$25.00 given, $5.00 lost to a dispute"
+
+
 def test_the_year_is_the_receipts_time_zone_year():
     # Given a gift made at 03:00 UTC on January 1, which is December 31 in New York
     donations = [gift(2500, "usd", "2027-01-01T03:00:00Z")]

@@ -1,13 +1,14 @@
 """Things that happen to a Stripe account outside the API: a donor finishing 3-D Secure, refunds
-and disputes, webhook endpoint settings, time passing."""
+and disputes, webhook endpoint settings, time passing, and (emulator-only) cards issued to donors."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from simulator.emulators.stripe import charges
+from simulator.emulators.stripe.cards import issued_card
 from simulator.emulators.stripe.clock import Clock
 from simulator.emulators.stripe.confirmation import authenticated, fail_authentication
 from simulator.emulators.stripe.intent_objects import new_payment_intent, payment_method_config
@@ -63,16 +64,35 @@ class StripeActions:
             config = payment_method_config({"allowed_payment_method_types": ["card"]})
             return copy_json(new_payment_intent(self.account, self._ctx(), wire, amount, currency, None, config))
 
-    def refund(self, charge_id: str) -> Json:
-        """Refund a succeeded charge in full; emits ``charge.refunded`` and returns the Charge."""
+    def issue_cards(self, cards: Mapping[str, str]) -> int:
+        """Emulator-only: make each card number in ``cards`` a test card that behaves as the published test
+        card it maps to (a ``pm_card_*`` id), with its own fingerprint (cards.issued_card). A number is one
+        card: issuing it again as another card is refused (ValueError), and nothing is issued."""
+        issued = {number: issued_card(number, like) for number, like in cards.items()}
         with self._lock:
-            return charges.refund(self.account, self._ctx(), charge_id)
+            for number, card in issued.items():
+                known = self.account.issued_cards.get(number)
+                if known is not None and known != card:
+                    raise ValueError(f"card ...{number[-4:]} was issued already, as another card")
+            self.account.issued_cards.update(issued)
+            return len(self.account.issued_cards)
+
+    def refund(self, charge_id: str, amount: int | None = None) -> Json:
+        """Refund a succeeded charge from the Dashboard, in full unless ``amount``; emits ``refund.created``
+        and ``charge.refunded`` and returns the Charge."""
+        with self._lock:
+            return charges.refund(self.account, self._ctx(), charge_id, amount)
 
     def dispute(self, charge_id: str) -> Json:
         """The cardholder disputes a succeeded charge as fraudulent; emits ``charge.dispute.created``
         and returns the Dispute."""
         with self._lock:
             return charges.dispute(self.account, self._ctx(), charge_id)
+
+    def close_dispute(self, dispute_id: str, status: str) -> Json:
+        """The dispute ends ``won`` or ``lost``; emits ``charge.dispute.closed`` and returns the Dispute."""
+        with self._lock:
+            return charges.close_dispute(self.account, self._ctx(), dispute_id, status)
 
     # -- time --------------------------------------------------------------------------------
     def advance_clock(self, seconds: float) -> Json:
@@ -84,20 +104,11 @@ class StripeActions:
         return {"now": self.clock.now(), "offset": self.clock.offset}
 
     # -- webhooks ------------------------------------------------------------------------------
-    def configure_webhooks(
-        self,
-        url: str | None,
-        secret: str | None = None,
-        *,
-        enabled_events: Sequence[str] | None = None,
-        retry_schedule: Sequence[float] | None = None,
-        timeout: float | None = None,
-    ) -> None:
-        """Point webhook delivery at ``url`` (None turns it off and drops queued deliveries).
-        Arguments left as None keep their current value. Only events created afterwards are sent."""
-        self.webhooks.configure(
-            url, secret, enabled_events=enabled_events, retry_schedule=retry_schedule, timeout=timeout
-        )
+    def configure_webhooks(self, url: str | None, secret: str | None = None, **options: Any) -> None:
+        """Point webhook delivery at ``url`` (None turns it off and drops queued deliveries); ``options``:
+        enabled_events, retry_schedule, timeout (WebhookDispatcher.configure). Arguments left as None keep
+        their current value. Only events created afterwards are sent."""
+        self.webhooks.configure(url, secret, **options)
 
     def set_webhook_mode(self, **modes: Any) -> Json:
         """Test switches: ``paused``, ``duplicates``, ``duplicate_rate``, ``reorder``,

@@ -6,7 +6,8 @@ From docs.stripe.com/testing (declined payments, 3-D Secure cards) and docs.stri
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from typing import Literal
 
 Outcome = Literal["succeed", "decline", "authenticate"]
@@ -36,7 +37,8 @@ class CardProfile:
 
     @property
     def fingerprint(self) -> str:
-        # Real fingerprints are stable per card number (within an account); so are these.
+        # "Uniquely identifies this particular card number" (the SDK's PaymentMethod.Card.fingerprint):
+        # one number, one fingerprint (within an account); another number, another fingerprint.
         return hashlib.sha256(self.number.encode()).hexdigest()[:16]
 
 
@@ -110,3 +112,53 @@ AUTHENTICATION_REQUIRED = CardProfile(
     "authentication_required",
     "Your card was declined. This transaction requires authentication.",
 )
+
+
+# -- cards issued by the emulator (emulator-only) --------------------------------------------------------
+# Stripe's test mode knows only the published numbers above, so every donor paying with "a declining test
+# card" pays with one of seven cards, and Stripe gives them one fingerprint each. A simulation of many
+# donors, each with a card of their own, needs more: the emulator can issue further numbers (control API
+# ``POST /_emulator/cards``, StripeActions.issue_cards), each behaving as one published test card (its
+# outcome, decline code, brand, funding, country) with its own number, hence its own last4 and
+# fingerprint. Nothing like it exists at Stripe, where such a number is a live card (test_mode_live_card).
+
+
+def with_check_digit(partial: str) -> str:
+    """``partial`` followed by its Luhn check digit (ISO/IEC 7812-1, the digit every card number ends with)."""
+    total = 0
+    for position, digit in enumerate(int(d) for d in reversed(partial)):
+        total += sum(divmod(2 * digit, 10)) if position % 2 == 0 else digit
+    return partial + str(-total % 10)
+
+
+def luhn_valid(number: str) -> bool:
+    return re.fullmatch(r"\d{12,19}", number) is not None and with_check_digit(number[:-1]) == number
+
+
+def issued_card(number: str, like: str) -> CardProfile:
+    """A card numbered ``number`` that behaves as the published test card ``like`` (a ``pm_card_*`` id).
+
+    The number must be a valid card number of the same issuer (first six digits) and length as ``like``'s,
+    and not a published test number (those keep their published behaviour)."""
+    template = MAGIC_CARDS.get(like)
+    if template is None:
+        raise ValueError(f"{like!r} is not one of Stripe's test PaymentMethods (pm_card_...)")
+    if number in TEST_CARD_NUMBERS:
+        raise ValueError(f"{number[-4:]!r}: a published test card number behaves as published")
+    same_issuer = len(number) == len(template.number) and number[:6] == template.number[:6]
+    if not (luhn_valid(number) and same_issuer):
+        raise ValueError(
+            f"a card like {like} has {len(template.number)} digits, starts {template.number[:6]} and ends "
+            "with its Luhn check digit"
+        )
+    return replace(template, number=number)
+
+
+def issuable_number(like: str, serial: int) -> str:
+    """The ``serial``-th number :func:`issued_card` takes for a card like ``like``: its issuer's six digits, a 9
+    (where none of MAGIC_CARDS' numbers has one), ``serial``, and the check digit."""
+    published = MAGIC_CARDS[like].number
+    digits = len(published) - 8
+    if not 0 <= serial < 10**digits:
+        raise ValueError(f"a card like {like} has serials 0 to {10**digits - 1}")
+    return with_check_digit(f"{published[:6]}9{serial:0{digits}d}")

@@ -1,8 +1,9 @@
 """Charges, and the refunds and disputes that happen to them after a payment.
 
-Refunds and disputes are emulator-only triggers (no API endpoint here): a refund issued in the
-Dashboard (docs.stripe.com/refunds) emits ``charge.refunded``; a cardholder's dispute
-(docs.stripe.com/disputes, evidence due within days) emits ``charge.dispute.created``.
+Refunds come from the Refunds API (``POST /v1/refunds``) or, as an emulator trigger, the Dashboard
+(docs.stripe.com/refunds); either emits ``refund.created`` and ``charge.refunded``. A cardholder's
+dispute (docs.stripe.com/disputes, evidence due within days) is an emulator trigger that emits
+``charge.dispute.created``, and its end (won or lost) ``charge.dispute.closed``.
 """
 
 from __future__ import annotations
@@ -87,33 +88,99 @@ def retrieve(state: StripeState, ctx: Ctx, p: Json, charge_id: str | None) -> Js
     return copy_json(charge)
 
 
-def refund(state: StripeState, ctx: Ctx, charge_id: str) -> Json:
-    """Refund a succeeded charge in full; emits ``charge.refunded`` and returns the Charge."""
+def refund(state: StripeState, ctx: Ctx, charge_id: str, amount: int | None = None) -> Json:
+    """Refund a succeeded charge as the Dashboard does (in full unless ``amount``); emits ``refund.created``
+    and ``charge.refunded`` and returns the Charge."""
     charge = _adjustable(state, charge_id)
-    if charge["refunded"]:
-        raise ValueError(f"Charge {charge_id} has already been refunded.")
-    if charge["disputed"]:
-        raise ValueError(f"Charge {charge_id} has been charged back; cannot issue a refund.")
-    state.refunds.append(
-        shaped(
-            stripe.Refund,
-            {
-                "id": new_id("re"),
-                "object": "refund",
-                "amount": charge["amount"] - charge["amount_refunded"],
-                "charge": charge_id,
-                "created": ctx.now,
-                "currency": charge["currency"],
-                "metadata": {},
-                "payment_intent": charge["payment_intent"],
-                "payment_method": charge["payment_method"],
-                "status": "succeeded",
-            },
-        )
-    )
-    charge.update(amount_refunded=charge["amount"], refunded=True)
-    emit(state, ctx, "charge.refunded", charge)
+    try:
+        new_refund(state, ctx, charge, amount, {}, None)
+    except errors.StripeApiError as refused:
+        raise ValueError(refused.error["message"]) from None
     return copy_json(charge)
+
+
+def create_refund(state: StripeState, ctx: Ctx, p: Json, _: str | None) -> Json:
+    """``POST /v1/refunds`` (stripe.params.RefundCreateParams): a refund of a charge, named by itself or by
+    its PaymentIntent, in full or of ``amount``."""
+    params.expand(p, set())
+    charge = _refundable_charge(state, p)
+    amount = params.integer(p, "amount")
+    if amount is not None and amount < 1:
+        raise errors.invalid(
+            "This value must be greater than or equal to 1.", param="amount", code="parameter_invalid_integer"
+        )
+    return copy_json(new_refund(state, ctx, charge, amount, params.metadata(p), params.text(p, "reason")))
+
+
+def _refundable_charge(state: StripeState, p: Json) -> Json:
+    charge_id, pi_id = params.text(p, "charge"), params.text(p, "payment_intent")
+    if charge_id and pi_id:
+        raise errors.exclusive("charge", "payment_intent")
+    if pi_id:
+        pi = state.payment_intents.get(pi_id)
+        if pi is None:
+            raise errors.no_such("payment_intent", pi_id, "payment_intent", status=400)
+        charge_id = pi.get("latest_charge")
+        if not charge_id or state.charges[charge_id]["status"] != "succeeded":
+            raise errors.invalid(
+                f"This PaymentIntent ({pi_id}) does not have a successful charge to refund.",
+                param="payment_intent",
+                code="charge_not_refundable",
+            )
+    if not charge_id:
+        raise errors.invalid(
+            "One of the following params should be provided for this request: charge or payment_intent."
+        )
+    charge = state.charges.get(charge_id)
+    if charge is None:
+        raise errors.no_such("charge", charge_id, "charge", status=400)
+    return charge
+
+
+def new_refund(
+    state: StripeState, ctx: Ctx, charge: Json, amount: int | None, metadata: Json, reason: str | None
+) -> Json:
+    """Refund ``amount`` (default: what is left) of a succeeded charge. Refused as the API refuses it
+    (docs.stripe.com/error-codes: ``charge_already_refunded``, ``charge_disputed``, ``amount_too_large``
+    "the specified amount is greater than the maximum amount allowed"). A card refund succeeds at once
+    (docs.stripe.com/refunds); it emits ``refund.created`` and ``charge.refunded``, whose Charge carries
+    the new ``amount_refunded`` ("occurs whenever a charge is refunded, including partial refunds")."""
+    left = charge["amount"] - charge["amount_refunded"]
+    if charge["refunded"] or left <= 0:
+        raise errors.invalid(f"Charge {charge['id']} has already been refunded.", code="charge_already_refunded")
+    if charge["disputed"]:
+        raise errors.invalid(
+            f"Charge {charge['id']} has been charged back; cannot issue a refund.", code="charge_disputed"
+        )
+    amount = left if amount is None else amount
+    if amount > left:
+        raise errors.invalid(
+            f"Refund amount ({amount}) is greater than unrefunded amount on charge ({left})",
+            param="amount",
+            code="amount_too_large",
+        )
+    record = shaped(
+        stripe.Refund,
+        {
+            "id": new_id("re"),
+            "object": "refund",
+            "amount": amount,
+            "charge": charge["id"],
+            "created": ctx.now,
+            "currency": charge["currency"],
+            "metadata": metadata,
+            "payment_intent": charge["payment_intent"],
+            "payment_method": charge["payment_method"],
+            "reason": reason,
+            "status": "succeeded",
+        },
+    )
+    state.refunds.append(record)
+    charge["amount_refunded"] += amount
+    charge["refunded"] = charge["amount_refunded"] >= charge["amount"]
+    emit(state, ctx, "refund.created", record)
+    emit(state, ctx, "charge.refunded", charge)
+    return record
 
 
 def dispute(state: StripeState, ctx: Ctx, charge_id: str) -> Json:
@@ -155,6 +222,23 @@ def dispute(state: StripeState, ctx: Ctx, charge_id: str) -> Json:
     state.disputes.append(record)
     charge["disputed"] = True
     emit(state, ctx, "charge.dispute.created", record, automatic=True)
+    return copy_json(record)
+
+
+def close_dispute(state: StripeState, ctx: Ctx, dispute_id: str, status: str) -> Json:
+    """The card network decides: ``won`` or ``lost`` (Stripe's dispute test cards end the same way,
+    docs.stripe.com/testing#disputes); emits ``charge.dispute.closed`` ("occurs when a dispute is closed and
+    the dispute status changes to lost, warning_closed, or won") and returns the Dispute."""
+    if status not in ("won", "lost"):
+        raise ValueError("status must be 'won' or 'lost'")
+    record = next((d for d in state.disputes if d["id"] == dispute_id), None)
+    if record is None:
+        raise KeyError(f"No such dispute: '{dispute_id}'")
+    if record["status"] in ("won", "lost"):
+        raise ValueError(f"Dispute {dispute_id} is already closed ({record['status']}).")
+    record["status"] = status
+    record["evidence_details"]["past_due"] = False
+    emit(state, ctx, "charge.dispute.closed", record, automatic=True)
     return copy_json(record)
 
 

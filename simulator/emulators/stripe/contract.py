@@ -60,6 +60,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/v1/payment_methods/{id}", "PaymentMethodRetrieveParams"),
     Endpoint("POST", "/v1/payment_methods/{id}/attach", "PaymentMethodAttachParams"),
     Endpoint("GET", "/v1/charges/{id}", "ChargeRetrieveParams"),
+    Endpoint("POST", "/v1/refunds", "RefundCreateParams"),
     Endpoint("GET", "/v1/webhook_endpoints", "WebhookEndpointListParams"),
     Endpoint("POST", "/v1/webhook_endpoints", "WebhookEndpointCreateParams"),
     Endpoint("GET", "/v1/webhook_endpoints/{id}", "WebhookEndpointRetrieveParams"),

@@ -4,7 +4,10 @@ Besides the shared routes (faults, latency, seed, reset, state; see ``simulator.
 ``POST webhooks`` / ``GET webhooks`` / ``POST webhooks/mode`` / ``GET webhooks/deliveries`` (long poll),
 ``GET clock`` / ``POST clock {"advance": seconds}``, ``GET idempotency`` (``?key=K&timeout=s`` long-polls
 until a request with key K executes), and ``POST payment_intents/{id}/authenticate``,
-``charges/{id}/refund``, ``charges/{id}/dispute``, ``events/{id}/deliver``.
+``charges/{id}/refund`` (``{"amount": n}`` for a partial one), ``charges/{id}/dispute``,
+``disputes/{id}/close`` (``{"status": "won" | "lost"}``), ``events/{id}/deliver``. Emulator-only:
+``POST cards {"cards": {number: "pm_card_..."}}`` issues card numbers beside Stripe's published test
+cards (``StripeActions.issue_cards``).
 """
 
 from __future__ import annotations
@@ -60,18 +63,21 @@ def _route(emu: StripeEmulator, req: Request, sub: str) -> Response | None:
         return Response.json(200, emu.advance_clock(float(_body(req)["advance"])))
     if route == ("GET", "idempotency"):
         return _idempotency(emu, req)
+    if route == ("POST", "cards"):
+        return Response.json(200, {"issued": emu.issue_cards(dict(_body(req)["cards"]))})
     return _object_action(emu, req, sub)
 
 
 def _object_action(emu: StripeEmulator, req: Request, sub: str) -> Response | None:
-    match = re.fullmatch(r"(payment_intents|charges|events)/([^/]+)/(\w+)", sub)
+    match = re.fullmatch(r"(payment_intents|charges|disputes|events)/([^/]+)/(\w+)", sub)
     if match is None or req.method != "POST":
         return None
     kind, obj_id, action = match[1], unquote(match[2]), match[3]
     actions: dict[tuple[str, str], Callable[[], Json]] = {
         ("payment_intents", "authenticate"): lambda: emu.authenticate(obj_id, str(_body(req).get("outcome", ""))),
-        ("charges", "refund"): lambda: emu.refund(obj_id),
+        ("charges", "refund"): lambda: emu.refund(obj_id, _body(req).get("amount")),
         ("charges", "dispute"): lambda: emu.dispute(obj_id),
+        ("disputes", "close"): lambda: emu.close_dispute(obj_id, str(_body(req).get("status", ""))),
         ("events", "deliver"): lambda: emu.deliver_event(obj_id),
     }
     action_fn = actions.get((kind, action))
@@ -136,6 +142,11 @@ class StripeControl(EmulatorControl):
     def executions_for_key(self, idempotency_key: str) -> int:
         return int(self.state()["executions"].get(idempotency_key, 0))
 
+    def issue_cards(self, cards: dict[str, str]) -> int:
+        """Emulator-only card numbers, each behaving as a published test card (``StripeActions.issue_cards``);
+        how many the emulator has issued."""
+        return int(self.call("POST", "cards", {"cards": cards})["issued"])
+
     # -- time and idempotency ------------------------------------------------------------------
     def advance_clock(self, seconds: float) -> Json:
         """Move the emulator's time forward, e.g. past the 24 h an idempotency key lives."""
@@ -162,11 +173,14 @@ class StripeControl(EmulatorControl):
     def deliver_event(self, event_id: str) -> Json:
         return dict(self.call("POST", f"events/{event_id}/deliver", {}))
 
-    def refund(self, charge_id: str) -> Json:
-        return dict(self.call("POST", f"charges/{charge_id}/refund", {}))
+    def refund(self, charge_id: str, amount: int | None = None) -> Json:
+        return dict(self.call("POST", f"charges/{charge_id}/refund", {} if amount is None else {"amount": amount}))
 
     def dispute(self, charge_id: str) -> Json:
         return dict(self.call("POST", f"charges/{charge_id}/dispute", {}))
+
+    def close_dispute(self, dispute_id: str, status: str) -> Json:
+        return dict(self.call("POST", f"disputes/{dispute_id}/close", {"status": status}))
 
     def webhook_deliveries(self) -> list[Json]:
         return list(self.state()["webhook_deliveries"])

@@ -35,6 +35,10 @@ class StripeInspection:
         with self._lock:
             return copy_json(self.account.payment_intents[pi_id])
 
+    def charge(self, charge_id: str) -> Json:
+        with self._lock:
+            return copy_json(self.account.charges[charge_id])
+
     def charges_for(self, donation_id: str) -> int:
         """PaymentIntents for this donation that reached ``succeeded`` (each counted once)."""
         return sum(1 for pi in self.intents_for(donation_id) if pi["status"] == "succeeded")

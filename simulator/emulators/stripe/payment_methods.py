@@ -5,8 +5,9 @@ Create (docs.stripe.com/api/payment_methods/create) takes ``type=card`` with eit
 details, as Stripe.js posts them with a publishable key (``card[number]``, ``card[exp_month]``,
 ``card[exp_year]``, ``card[cvc]``), or a test token (``card[token]=tok_visa``, docs.stripe.com/testing
 "Tokens"). In test mode only Stripe's test card numbers are accepted (docs.stripe.com/testing
-"Cards"; a real number is declined with ``test_mode_live_card``, docs.stripe.com/declines/codes);
-a number failing the Luhn check is ``incorrect_number`` (docs.stripe.com/error-codes).
+"Cards"; a real number is declined with ``test_mode_live_card``, docs.stripe.com/declines/codes),
+and, emulator-only, the numbers it issued (``cards.issued_card``); a number failing the Luhn check is
+``incorrect_number`` (docs.stripe.com/error-codes).
 
 docs.stripe.com/payments/save-during-payment and docs.stripe.com/api/payment_methods/attach: a
 PaymentMethod used in a payment without a Customer and without ``setup_future_usage`` is spent: it
@@ -22,7 +23,7 @@ import time
 import stripe
 
 from simulator.emulators.stripe import errors, params
-from simulator.emulators.stripe.cards import MAGIC_CARDS, TEST_CARD_NUMBERS, TEST_TOKENS, CardProfile
+from simulator.emulators.stripe.cards import MAGIC_CARDS, TEST_CARD_NUMBERS, TEST_TOKENS, CardProfile, luhn_valid
 from simulator.emulators.stripe.customers import customer_ref
 from simulator.emulators.stripe.events import emit
 from simulator.emulators.stripe.objects import Json, copy_json, new_id, shaped
@@ -103,7 +104,7 @@ def create(state: StripeState, ctx: Ctx, p: Json, _: str | None) -> Json:
         number = _card_number(details)
         expiry = _expiry(details, time.gmtime(ctx.now))
         _check_cvc(details)
-        card = _test_card(number)
+        card = _test_card(state, number)
     return copy_json(_new_card_method(state, ctx, card, expiry, billing, metadata))
 
 
@@ -122,7 +123,7 @@ def _card_number(details: Json) -> str:
     number = re.sub(r"[\s-]", "", params.text(details, "number") or "")
     if not number:
         raise errors.missing("card[number]")
-    if not _luhn_valid(number):
+    if not luhn_valid(number):
         raise _card_error("incorrect_number", "Your card number is incorrect.", "number")
     return number
 
@@ -147,9 +148,10 @@ def _check_cvc(details: Json) -> None:
         raise _card_error("invalid_cvc", "Your card's security code is invalid.", "cvc")
 
 
-def _test_card(number: str) -> CardProfile:
-    """Only Stripe's published test card numbers: a real number gets the test-mode decline."""
-    card = TEST_CARD_NUMBERS.get(number)
+def _test_card(state: StripeState, number: str) -> CardProfile:
+    """Only Stripe's published test card numbers (and the emulator's issued ones, cards.issued_card): a real
+    number gets the test-mode decline."""
+    card = TEST_CARD_NUMBERS.get(number) or state.issued_cards.get(number)
     if card is None:
         raise errors.StripeApiError(
             402,
@@ -164,14 +166,6 @@ def _test_card(number: str) -> CardProfile:
 
 def _card_error(code: str, message: str, field: str) -> errors.StripeApiError:
     return errors.StripeApiError(402, "card_error", message, code=code, param=f"card[{field}]")
-
-
-def _luhn_valid(number: str) -> bool:
-    if not re.fullmatch(r"\d{12,19}", number):
-        return False
-    digits = [int(d) for d in reversed(number)]
-    total = sum(digits[0::2]) + sum(sum(divmod(2 * d, 10)) for d in digits[1::2])
-    return total % 10 == 0
 
 
 def _card(card: CardProfile, expiry: tuple[int, int]) -> Json:

@@ -30,6 +30,8 @@ ROUTE_PERMISSIONS: dict[str, tuple[str, str]] = {
     "GET /v1/payment_methods/{id}": ("PaymentMethods", READ),
     "POST /v1/payment_methods/{id}/attach": ("PaymentMethods", WRITE),
     "GET /v1/charges/{id}": ("Charges", READ),
+    # The Dashboard's "Refunds" permission (rak_refund_write; donations-ops refund uses a secret key).
+    "POST /v1/refunds": ("Refunds", WRITE),
     # Stripe.js creates PaymentMethods with the publishable key; a secret key needs PaymentMethods Write.
     "POST /v1/payment_methods": ("PaymentMethods", WRITE),
     # The Dashboard's "Webhook Endpoints" permission (donations-ops stripe install-webhook uses it).
@@ -46,6 +48,7 @@ EXPANDABLE: dict[str, str] = {"latest_charge": "Charges", "payment_method": "Pay
 
 _PERMISSION_NAMES = {"PaymentIntents": "payment_intent", "Customers": "customer", "PaymentMethods": "payment_method"}
 _PERMISSION_NAMES["Charges"] = "charge"
+_PERMISSION_NAMES["Refunds"] = "refund"
 _PERMISSION_NAMES["WebhookEndpoints"] = "webhook_endpoint"
 
 

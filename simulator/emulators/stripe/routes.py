@@ -81,6 +81,7 @@ _HANDLERS: dict[str, tuple[Handler, set[str]]] = {
     "GET /v1/payment_methods/{id}": (payment_methods.retrieve, {"expand"}),
     "POST /v1/payment_methods/{id}/attach": (payment_methods.attach_endpoint, {"customer", "expand"}),
     "GET /v1/charges/{id}": (charges.retrieve, {"expand"}),
+    "POST /v1/refunds": (charges.create_refund, {"charge", "payment_intent", "amount", "reason", "metadata", "expand"}),
     "GET /v1/webhook_endpoints": (
         webhook_endpoints.list_endpoints,
         {"limit", "starting_after", "ending_before", "expand"},

@@ -68,6 +68,8 @@ class StripeState:
     searchable_from: dict[str, float] = field(default_factory=dict)  # emulator time a PI becomes searchable
     payment_methods: dict[str, Json] = field(default_factory=dict)
     pm_usage: dict[str, PmUsage] = field(default_factory=dict)
+    issued_cards: dict[str, CardProfile] = field(default_factory=dict)
+    """Card numbers the emulator issued beside Stripe's published ones (cards.issued_card), by number."""
     customers: dict[str, Json] = field(default_factory=dict)
     charges: dict[str, Json] = field(default_factory=dict)
     attachments: list[Json] = field(default_factory=list)
@@ -88,6 +90,7 @@ class StripeState:
             self.searchable_from,
             self.payment_methods,
             self.pm_usage,
+            self.issued_cards,
             self.customers,
             self.charges,
             self.events_by_id,

@@ -1,0 +1,129 @@
+"""Money moving back after the gift: refunds and disputes, recorded on the donation and told to the donor.
+
+Refunds start in two places, the operators' ``donations-ops refund`` (Stripe's Refunds API) and the
+Stripe Dashboard; both end in Stripe's ``charge.refunded`` event, which "occurs whenever a charge is
+refunded, including partial refunds" and carries the Charge with ``amount_refunded``, the sum refunded
+so far (docs.stripe.com/api/events/types; ``stripe.Charge.amount_refunded`` of the pinned SDK). So the
+record keeps that sum, never a list to add up: a duplicate event sets the same sum again, an older one
+arriving late is refused by the store (sums only grow), and nothing is counted twice.
+
+The donor hears about each new sum once: every time the sum grows, a ``refund_notice`` message goes on
+the receipt queue, and the send-receipt function sends a corrected receipt (the amount refunded and what
+remains a gift; a refund notice when nothing remains) for the sum the record holds, under a claim that
+succeeds only while that sum is more than the donor was last told (donations.steps.send_refund_notice).
+Two refunds close together may reach the donor as one notice stating their total.
+
+Disputes (chargebacks) are recorded from ``charge.dispute.created``, ``.updated`` and ``.closed``
+(statuses of ``stripe.Dispute.status``): the status moves only towards closed, so an open status
+arriving after the closing one changes nothing. A disputed gift of a monthly pledge stops the pledge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from donations.models import Donation, refund_state
+from donations.observability import MetricUnit, logger, metrics
+from donations.ports import DisputeFacts, PledgeStopper, Publisher, Store
+from donations.store import ConditionFailed
+
+
+def record_refunded_total(
+    donation: Donation, amount_refunded: int, refunded_at: str, *, store: Store, publisher: Publisher
+) -> bool:
+    """Record Stripe's refunded sum and queue the donor's notice; False if an older sum than the record's.
+
+    The notice message is sent again for the same sum (a redelivered event, or the CLI then the event):
+    the consumer's claim sends one notice per sum. A failed send raises: the event is answered with an
+    error and Stripe delivers it again.
+    """
+    state = refund_state(donation.amount, amount_refunded)
+    try:
+        recorded = store.record_refund(donation.donation_id, amount_refunded, refunded_at, state)
+    except ConditionFailed:
+        logger.info(
+            "An older refunded total than the record's; not applied", extra={"amount_refunded": amount_refunded}
+        )
+        return False
+    if amount_refunded > 0:
+        publisher.publish_refund_notice(donation.donation_id, donation.correlation_id)
+    logger.info(
+        "Refund recorded",
+        extra={"amount_refunded": amount_refunded, "refund_state": str(recorded.refund_state or "")},
+    )
+    return True
+
+
+def dispute_facts(dispute: dict[str, Any], event_created: int) -> DisputeFacts:
+    """The parts of a Stripe Dispute (``stripe.Dispute`` of the pinned API version) the record keeps."""
+    due_by = (dispute.get("evidence_details") or {}).get("due_by")
+    return DisputeFacts(
+        dispute_id=str(dispute["id"]),
+        reason=str(dispute.get("reason") or "unknown"),
+        status=str(dispute.get("status") or "unknown"),
+        amount=int(dispute.get("amount") or 0),
+        opened_at=iso(int(dispute.get("created") or event_created)),
+        changed_at=iso(event_created),
+        evidence_due_by=iso(int(due_by)) if due_by else None,
+    )
+
+
+@dataclass(frozen=True)
+class DisputeApplied:
+    recorded: bool
+    """False: an open status arriving after the dispute closed (events out of order); nothing changed."""
+    pledge_stopped: str | None = None
+    """The monthly pledge the disputed gift belongs to, if this event stopped it."""
+
+
+def record_dispute(
+    donation: Donation, facts: DisputeFacts, *, store: Store, pledges: PledgeStopper | None
+) -> DisputeApplied:
+    """Record the dispute's state; stop the donation's pledge (a renewal names it in its metadata)."""
+    try:
+        store.record_dispute(donation.donation_id, facts)
+    except ConditionFailed:
+        logger.info("Dispute already closed; an earlier status is not applied", extra={"status": facts.status})
+        return DisputeApplied(recorded=False)
+    _count_dispute(facts)
+    stopped = _stop_pledge(donation, facts, pledges)
+    logger.warning(
+        "Dispute recorded",
+        extra={
+            "dispute_id": facts.dispute_id,
+            "reason": facts.reason,
+            "status": facts.status,
+            "evidence_due_by": facts.evidence_due_by,
+            "pledge_stopped": stopped,
+        },
+    )
+    return DisputeApplied(recorded=True, pledge_stopped=stopped)
+
+
+def _stop_pledge(donation: Donation, facts: DisputeFacts, pledges: PledgeStopper | None) -> str | None:
+    """The donor disputes a monthly gift: charging the card again would only bring another dispute."""
+    pledge_id = donation.metadata.get("pledge_id")
+    if not pledge_id or pledges is None:
+        return None
+    if not pledges.stop_for_dispute(pledge_id, f"dispute:{facts.reason}:{facts.dispute_id}"):
+        return None  # stopped already (a duplicate event, or the dispute's earlier event)
+    metrics.add_metric(name="PledgesStoppedByDispute", unit=MetricUnit.Count, value=1)
+    return pledge_id
+
+
+def _count_dispute(facts: DisputeFacts) -> None:
+    # DisputeNotices raises the dispute alarm (an operator acts on an opened dispute, and learns how it
+    # ended); the others are for the dashboard.
+    if facts.closed:
+        name = {"won": "DisputesWon", "lost": "DisputesLost"}.get(facts.status, "DisputesClosed")
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="DisputeNotices", unit=MetricUnit.Count, value=1)
+    elif facts.status in ("needs_response", "warning_needs_response"):
+        metrics.add_metric(name="DisputesOpened", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="DisputeNotices", unit=MetricUnit.Count, value=1)
+
+
+def iso(unix_seconds: int) -> str:
+    return datetime.fromtimestamp(unix_seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

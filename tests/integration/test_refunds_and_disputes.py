@@ -1,0 +1,236 @@
+"""After the gift, through the in-process pipeline (moto, the Stripe and SendGrid emulators): a refund made in
+the Stripe Dashboard reaches the record, the donor's mail and the report; a dispute goes created -> lost on a
+monthly gift (the pledge stops, operators are paged through the notifier) and created -> won on another.
+
+Stripe references for the behaviour relied on: ``charge.refunded`` "occurs whenever a charge is refunded,
+including partial refunds" with the Charge's ``amount_refunded`` the sum so far, and ``charge.dispute.closed``
+"occurs when a dispute is closed and the dispute status changes to lost, warning_closed, or won"
+(docs.stripe.com/api/events/types; ``stripe.Charge``, ``stripe.Dispute`` of the pinned SDK).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+
+from donations.models import DonationStatus, RefundState, StepStatus
+from donations.pledges import PledgeState, pledge_from_donation, renewal_donation_id
+from donations_ops.cli import main
+from simulator.local.alarms import AlarmEvaluator
+from simulator.local.events import scheduled_event
+from simulator.local.metrics import emf_metric_data, put_metric
+from tests.integration.test_notifier import operator_inbox, received
+from tests.support.keys import a_key
+from tests.support.world import DONATION
+
+pytestmark = pytest.mark.integration
+
+
+def charged(world: Any, key: str, **changes: Any) -> tuple[str, str]:
+    """A donation charged, its receipt sent: (donation id, its Stripe Charge id)."""
+    answer = world.post({**DONATION, "save_card": False, **changes}, key=a_key(key))
+    assert answer.status == 201, answer.body
+    world.drain()
+    [intent] = world.stripe.intents_for(answer.body["donation_id"])
+    return str(answer.body["donation_id"]), str(intent["latest_charge"])
+
+
+def mails(world: Any, donation_id: str) -> list[dict[str, Any]]:
+    """The donation's mails as SendGrid rendered them (subject, html, text), oldest first."""
+    return [mail["rendered"] for mail in world.sendgrid.outbox_for(donation_id)]
+
+
+def events_about(world: Any, event_type: str, about: str) -> list[dict[str, Any]]:
+    found = []
+    for event in world.stripe.events:
+        obj = event["data"]["object"]
+        if event["type"] == event_type and about in (obj["id"], obj.get("payment_intent"), obj.get("charge")):
+            found.append(dict(event))
+    return found
+
+
+def report_json(world: Any, capsys: Any) -> dict[str, Any]:
+    capsys.readouterr()
+    code = main(["--stack-name", world.pipeline.stack.stack_name, "report", "--date", "today", "--json"],
+                clients=world.pipeline.clients)  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return dict(json.loads(out))
+
+
+# -- refunds -----------------------------------------------------------------------------------------
+
+
+def test_a_full_refund_made_in_the_dashboard_reaches_the_record_the_donor_and_the_report(world, capsys):
+    # Given a donation charged and receipted
+    donation_id, charge_id = charged(world, "key-dashboard-refund")
+    assert len(mails(world, donation_id)) == 1
+
+    # When the charity refunds it in full in the Stripe Dashboard and Stripe sends charge.refunded
+    world.stripe.refund(charge_id)
+    [event] = events_about(world, "charge.refunded", charge_id)
+    answer = world.deliver_stripe_event(event)
+    world.drain()
+
+    # Then the record holds the refund, and the donor gets one refund notice: nothing remains a gift
+    assert (answer.status, answer.body["outcome"]) == (200, "refund_recorded")
+    record = world.record(donation_id)
+    assert (record.amount_refunded, record.refund_state, record.net_amount) == (2500, RefundState.REFUNDED, 0)
+    assert record.status is DonationStatus.SUCCEEDED
+    receipt, notice = mails(world, donation_id)
+    assert receipt["subject"].startswith("Receipt for your donation")
+    assert notice["subject"].startswith("Refund of your donation")
+    for body in (notice["text"], notice["html"]):
+        assert "refunded your donation" in body and "in full: $25.00" in body
+        assert "please do not use that receipt for your taxes" in body
+    assert record.refund_notice_amount == 2500 and record.refund_notice_message_id
+
+    # And Stripe delivering the event again sends nothing more
+    again = world.deliver_stripe_event(event)
+    world.drain()
+    assert again.status == 200 and len(mails(world, donation_id)) == 2
+    # (as Stripe does, the refund also emitted refund.created, which this endpoint does not subscribe to)
+    assert len(events_about(world, "refund.created", charge_id)) == 1
+
+    # And the report counts the gift gross, the refund, and nets it
+    report = report_json(world, capsys)
+    row = next(r for r in report["rows"] if r["donation_id"] == donation_id)
+    assert (row["amount_refunded"], row["net_amount"]) == ("2500", "0")
+
+
+def test_two_dashboard_refunds_delivered_in_reverse_order_are_counted_once_with_one_notice(world):
+    # Given a donation refunded in part twice in the Dashboard: 10.00, then 5.00 more (sums 1000 and 1500)
+    donation_id, charge_id = charged(world, "key-two-refunds")
+    world.stripe.refund(charge_id, 1000)
+    world.stripe.refund(charge_id, 500)
+    first, second = events_about(world, "charge.refunded", charge_id)
+    assert (first["data"]["object"]["amount_refunded"], second["data"]["object"]["amount_refunded"]) == (1000, 1500)
+
+    # When Stripe delivers the later one first, then the earlier one
+    later = world.deliver_stripe_event(second)
+    earlier = world.deliver_stripe_event(first)
+    world.drain()
+
+    # Then the record holds the later sum; the earlier one changes nothing and sends nothing
+    assert (later.body["outcome"], earlier.body["outcome"]) == ("refund_recorded", "already_final")
+    record = world.record(donation_id)
+    assert (record.amount_refunded, record.refund_state) == (1500, RefundState.PARTIALLY_REFUNDED)
+    _, notice = mails(world, donation_id)
+    assert notice["subject"].startswith("Corrected receipt")
+    for body in (notice["text"], notice["html"]):
+        assert "We refunded $15.00 of your donation" in body and "$10.00 remains your gift" in body
+
+
+def test_a_refund_notice_waits_for_the_receipt_it_corrects(world):
+    # Given a donation whose receipt SendGrid has not taken yet (an outage)
+    world.sendgrid.faults.add("http_error", status=503, path_prefix="/v3/mail/send")
+    donation_id, charge_id = charged(world, "key-notice-waits")
+    assert world.record(donation_id).receipt_status is not StepStatus.DONE
+
+    # When it is refunded in part meanwhile and the outage ends
+    world.stripe.refund(charge_id, 500)
+    world.deliver_stripe_event(world.stripe_event("charge.refunded", charge_id))
+    world.sendgrid.faults.clear()
+    world.expire_backoffs()
+    world.drain()
+    world.expire_backoffs()
+    world.drain()
+
+    # Then the receipt goes first, then its correction, each once
+    receipt, notice = mails(world, donation_id)
+    assert receipt["subject"].startswith("Receipt") and notice["subject"].startswith("Corrected receipt")
+
+
+# -- disputes ----------------------------------------------------------------------------------------
+
+
+def _renewal(world: Any, key: str) -> tuple[Any, str, str]:
+    """A monthly pledge and its first renewal, charged and receipted: (pledge, donation id, charge id)."""
+    answer = world.post({**DONATION, "save_card": True}, key=a_key(key))
+    world.drain()
+    first = world.record(answer.body["donation_id"])
+    pledge = world.wiring.pledges.create(pledge_from_donation(first, 10, date(2026, 12, 5)))
+    at = datetime(2027, 1, 10, 6, tzinfo=UTC)
+    world.pipeline.invoke("ScheduleRenewalsFunction", scheduled_event("arn:aws:events:us-east-1:1:rule/r", at=at))
+    world.drain()
+    donation_id = renewal_donation_id(pledge.pledge_id, "2027-01")
+    [intent] = world.stripe.intents_for(donation_id)
+    return pledge, donation_id, str(intent["latest_charge"])
+
+
+def _page(world: Any, inbox: str, capsys: Any) -> list[dict[str, Any]]:
+    """What the local stack does with the webhook's metric lines: CloudWatch turns them into metrics, the
+    template's DisputeAlarm is evaluated, and the notifier relays its change to the operators' topic."""
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"DisputeNotices"' in line]
+    cloudwatch = world.pipeline.clients("cloudwatch")
+    for document in lines:
+        for namespace, name, value, dimensions, unit in emf_metric_data(document, "stripe_webhook"):
+            put_metric(cloudwatch, namespace, name, value, dimensions, unit)
+    alarm_name = world.pipeline.stack.alarms["DisputeAlarm"]
+    AlarmEvaluator(cloudwatch, world.pipeline.clients("sns"), alarm_prefix=alarm_name).evaluate(datetime.now(UTC))
+    world.pipeline.deliver_sns()
+    pages = [p for p in received(world.pipeline, inbox) if p["subject"].startswith("ALARM: dispute")]
+    cloudwatch.set_alarm_state(AlarmName=alarm_name, StateValue="OK", StateReason="handled")
+    return pages
+
+
+def test_a_dispute_lost_on_a_monthly_gift_stops_the_pledge_and_pages_operators_and_one_won_restores_nothing(
+    world, capsys
+):
+    inbox = operator_inbox.__wrapped__(world.pipeline)
+    received(world.pipeline, inbox)
+    # Given a monthly donor's renewal, charged and receipted, and a one-off donation by someone else
+    pledge, renewal_id, renewal_charge = _renewal(world, "key-dispute-pledge")
+    other_id, other_charge = charged(world, "key-dispute-won", email="grace@example.org")
+    capsys.readouterr()
+
+    # When the monthly donor disputes the renewal (charge.dispute.created)
+    dispute = world.stripe.dispute(renewal_charge)
+    opened = world.deliver_stripe_event(world.stripe_event("charge.dispute.created", dispute["id"]))
+
+    # Then the donation records it, the pledge is stopped (off the due index) and operators are paged
+    assert opened.body["outcome"] == "dispute_recorded"
+    record = world.record(renewal_id)
+    assert (record.dispute_status, record.dispute_reason, record.dispute_amount) == (
+        "needs_response",
+        "fraudulent",
+        2500,
+    )
+    assert record.dispute_evidence_due_by is not None
+    stopped = world.wiring.pledges.get(pledge.pledge_id)
+    assert stopped.state is PledgeState.CANCELED and stopped.due_on is None
+    assert stopped.canceled_reason == f"dispute:fraudulent:{dispute['id']}"
+    [page] = _page(world, inbox, capsys)
+    assert page["Notifier"]["section"] == "dispute"
+    assert page["Notifier"]["first_command"].endswith(" disputes")
+    # And the schedule charges the pledge no more
+    at = datetime(2027, 2, 10, 6, tzinfo=UTC)
+    ran = world.pipeline.invoke("ScheduleRenewalsFunction", scheduled_event("arn:aws:events:us-east-1:1:rule/r", at=at))
+    assert ran == {"renewals_scheduled": 0}
+
+    # When the dispute is lost, and another donation's dispute is opened and won
+    world.deliver_stripe_event(
+        world.stripe_event("charge.dispute.closed", world.stripe.close_dispute(dispute["id"], "lost")["id"])
+    )
+    other = world.stripe.dispute(other_charge)
+    world.deliver_stripe_event(world.stripe_event("charge.dispute.created", other["id"]))
+    won = world.stripe.close_dispute(other["id"], "won")
+    world.deliver_stripe_event(world.stripe_event("charge.dispute.closed", won["id"]))
+
+    # Then the lost one took the gift back, the won one restores nothing but is recorded, and operators heard
+    lost = world.record(renewal_id)
+    assert (lost.dispute_status, lost.net_amount, lost.amount_lost_to_dispute) == ("lost", 0, 2500)
+    kept = world.record(other_id)
+    assert (kept.dispute_status, kept.net_amount, kept.dispute_closed_at is not None) == ("won", 2500, True)
+    assert world.wiring.pledges.get(other_id) is None  # a one-off gift has no pledge to stop
+    assert len(_page(world, inbox, capsys)) == 1
+    # And no mail went to either donor about the dispute
+    assert len(mails(world, renewal_id)) == 1 and len(mails(world, other_id)) == 1
+
+    # And the report shows the amounts disputed and lost, and the net
+    report = report_json(world, capsys)
+    assert report["disputed"] == {"usd": "50.00 USD"} and report["lost_to_disputes"] == {"usd": "25.00 USD"}
+    assert report["disputes"] == {"lost": 1, "won": 1}
