@@ -319,16 +319,16 @@ def send_statement(
             logger.info("Statement already sent; duplicate acknowledged")
             return False
         raise RetryableStepFailure("send_statement:claimed_by_another_consumer")
-    statement = statement_of(message.donor_key, message.year, _donations(store, message), time_zone)
-    if statement is None:
+    try:
+        statement = statement_of(message.donor_key, message.year, _donations(store, message), time_zone)
+        message_id = mailer.send_statement(statement) if statement is not None else None
+    except (RetryableStepFailure, PermanentStepFailure):
+        store.release(message.donor_key, message.year)  # the retry (or a redrive) need not wait for the lease
+        raise
+    if statement is None or message_id is None:
         store.release(message.donor_key, message.year)
         logger.info("No gift left to state for this donor and year (refunded or erased); nothing sent")
         return False
-    try:
-        message_id = mailer.send_statement(statement)
-    except (RetryableStepFailure, PermanentStepFailure):
-        store.release(message.donor_key, message.year)
-        raise
     try:
         store.mark_sent(statement, message_id)
     except ConditionFailed:

@@ -180,6 +180,10 @@ class World:
                     )
             handles.clear()
 
+    def retrying(self, name: str) -> bool:
+        """Messages of this queue failed and wait out a backoff (``expire_backoffs`` lets it pass)."""
+        return bool(self._in_flight[name])
+
     def deliver_until_dead_lettered(self, name: str) -> int:
         """Deliver and let backoffs pass until the message leaves the queue; return how often it was received."""
         receives = 0
