@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Any
 
@@ -60,6 +61,9 @@ TEST_PAYMENT_METHODS = [
 ]
 # The Stripe emulator takes any pk_test_ key (the form's Stripe.js stand-in sends it).
 EMULATOR_PUBLISHABLE_KEY = "pk_test_local_emulator"
+# The renewal schedule and its EventBridge rule (template.yaml): run on demand by POST /_local/pledges/run-schedule.
+RENEWAL_SCHEDULE = "ScheduleRenewalsFunction"
+RENEWAL_RULE = "ScheduleRenewalsFunctionRenewalRun"
 
 STOP_SECONDS = 3.5
 """How long the requests in flight and the workers get, together, to finish when the stack stops; what is
@@ -155,6 +159,7 @@ class LocalStack:
             self.moto.oldest_message_age,
         )
         self._start_pollers()
+        self._start_renewal_schedule()  # its first run before the first alarm tick: the heartbeat is there
         self._start_ticker()
         self._start_reconciler()
         self._start_growth_notices()
@@ -366,27 +371,44 @@ class LocalStack:
             window = int(self.pipeline.function_environment().get("DIGEST_WINDOW_SECONDS") or 900)
             self._start_schedule("NotifierFunction", "NotifierFunctionGrowthNotice", window)
 
-    def _start_schedule(self, function: str, rule_logical_id: str, interval: float) -> None:
+    def _start_renewal_schedule(self) -> None:
+        """The renewal schedule at its template rate (hourly), compressed with the alarm periods by
+        DONATIONS_LOCAL_TIME_SCALE, run once at start: its heartbeat keeps renewal-run-not-finished
+        OK as on AWS. It runs on the wall clock; POST /_local/pledges/run-schedule runs it at any time."""
+        interval = 3600 / max(self.config.time_scale, 1.0)
+        self._start_schedule(RENEWAL_SCHEDULE, RENEWAL_RULE, interval, run_first=True)
+
+    def _start_schedule(self, function: str, rule_logical_id: str, interval: float, *, run_first: bool = False) -> None:
         from simulator.local.events import scheduled_event
 
         stack = self.pipeline.stack
         if interval <= 0 or function not in stack.functions:
             return
-        rule = stack.physical_ids.get(rule_logical_id, rule_logical_id)
-        rule_arn = f"arn:aws:events:{stack.region}:{stack.stack_id.split(':')[4]}:rule/{rule}"
+        rule_arn = self._rule_arn(rule_logical_id)
         invoke = self._instrumented(function, lambda event, context: self.pipeline.invoke(function, event, context))
+
+        def run_once() -> None:
+            try:
+                outcome = invoke(scheduled_event(rule_arn, region=stack.region), None)
+            except Exception:
+                log.exception("%s run failed", function)
+                return
+            if outcome and any(outcome.values()):
+                self.console.write(f"{time.strftime('%H:%M:%S')} {function:<20} {outcome}\n")
 
         def run() -> None:
             while not self._stopping.wait(interval):
-                try:
-                    outcome = invoke(scheduled_event(rule_arn, region=stack.region), None)
-                except Exception:
-                    log.exception("%s run failed", function)
-                    continue
-                if outcome and any(outcome.values()):
-                    self.console.write(f"{time.strftime('%H:%M:%S')} {function:<20} {outcome}\n")
+                run_once()
 
+        if run_first:
+            run_once()
         self._start_worker(run, f"{function}-schedule")
+
+    def _rule_arn(self, rule_logical_id: str) -> str:
+        """The ARN of one of the template's EventBridge rules, as a scheduled event names it."""
+        stack = self.pipeline.stack
+        rule = stack.physical_ids.get(rule_logical_id, rule_logical_id)
+        return f"arn:aws:events:{stack.region}:{stack.stack_id.split(':')[4]}:rule/{rule}"
 
     def tick(self) -> None:
         """Sample queue metrics, evaluate alarms, collect notifications (also called by tests)."""
@@ -479,6 +501,7 @@ class LocalStack:
             ("GET", ("openapi.json",), lambda _parts, _body: (200, self._openapi())),
             ("GET", ("status",), lambda _parts, _body: (200, self.status())),
             ("POST", ("payment_intents", "*", "authenticate"), lambda parts, body: self._authenticate(parts[1], body)),
+            ("POST", ("pledges", "run-schedule"), lambda _parts, body: self._run_renewal_schedule(body)),
         ]
 
     def _form_config(self) -> dict[str, Any]:
@@ -513,6 +536,26 @@ class LocalStack:
             return 409, {"message": "3-D Secure is completed by Stripe.js against the real Stripe"}
         outcome = json.loads(body or b"{}").get("outcome", "succeed")
         return 200, self.stripe.authenticate(payment_intent, outcome)
+
+    def _run_renewal_schedule(self, body: bytes) -> tuple[int, Any]:
+        """A month in seconds: run the renewal schedule as its hourly EventBridge rule would at the time
+        given (``{"at": "2027-01-10T06:00:00Z"}``), so the pledges due by then are queued and renewed by
+        the renew function's poller, as on AWS. Only the schedule's clock moves; nothing else's."""
+        from simulator.local.events import scheduled_event
+
+        try:
+            at = datetime.fromisoformat(str(json.loads(body or b"{}")["at"]).replace("Z", "+00:00"))
+        except (KeyError, ValueError, TypeError) as error:
+            return 400, {"message": f'give the time to run at as {{"at": "2027-01-10T06:00:00Z"}} ({error})'}
+        if at.tzinfo is None:
+            return 400, {"message": "give the time with its zone (Z for UTC)"}
+        invoke = self._instrumented(
+            RENEWAL_SCHEDULE, lambda event, context: self.pipeline.invoke(RENEWAL_SCHEDULE, event, context)
+        )
+        event = scheduled_event(self._rule_arn(RENEWAL_RULE), region=self.pipeline.stack.region, at=at.astimezone(UTC))
+        outcome = invoke(event, None)
+        self.console.write(f"{time.strftime('%H:%M:%S')} {RENEWAL_SCHEDULE:<20} as of {at.isoformat()}: {outcome}\n")
+        return 200, {"at": at.astimezone(UTC).isoformat(), **(outcome or {})}
 
     def status(self) -> dict[str, Any]:
         """Queue depths and alarm states, read with the operator tool's own queries (donations_ops)."""

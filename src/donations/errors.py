@@ -91,6 +91,9 @@ class CardDeclined(DonationError):
         super().__init__(message, code=code)
         self.decline_code = decline_code
         self.payment_intent_id: str | None = None
+        # The issuer's own decline code, before donor-safe masking (lost_card, not generic_decline):
+        # never shown to the donor; dunning decides on it (donations.dunning).
+        self.issuer_decline_code: str | None = decline_code
         # The declined card's Stripe fingerprint, from the error's PaymentMethod (donations.screening counts it).
         self.card_fingerprint: str | None = None
 

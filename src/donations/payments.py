@@ -373,14 +373,16 @@ def _payment_method_id(intent: stripe.PaymentIntent) -> str | None:
 
 def _snapshot(intent: stripe.PaymentIntent) -> IntentSnapshot:
     error = intent.last_payment_error
-    decline_code = None
+    decline_code = issuer_code = None
     if error is not None and error.type == "card_error":
         decline_code = donor_safe_decline_code(error.code, error.decline_code)
+        issuer_code = error.decline_code or error.code
     return IntentSnapshot(
         id=intent.id,
         status=intent.status,
         payment_method_id=_payment_method_id(intent),
         decline_code=decline_code,
+        issuer_decline_code=issuer_code,
         authentication_failed=error is not None and error.code == "payment_intent_authentication_failure",
         client_secret=intent.client_secret,
         donation_id=_metadata(intent).get("donation_id"),
@@ -425,6 +427,7 @@ def _declined(error: stripe.CardError) -> CardDeclined:
     decline_code = donor_safe_decline_code(code, details.decline_code if details else None)
     message = _DONOR_MESSAGES.get(decline_code) or _DONOR_MESSAGES.get(code) or _GENERIC_DECLINE
     declined = CardDeclined(message, code="card_declined", decline_code=decline_code)
+    declined.issuer_decline_code = (details.decline_code if details else None) or code
     intent = details.payment_intent if details else None
     declined.payment_intent_id = intent.id if intent is not None else None
     declined.card_fingerprint = _fingerprint(details.payment_method if details else None)

@@ -19,6 +19,7 @@ import base64
 import calendar
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -28,6 +29,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from donations.conditional import ConditionFailed, condition_failed, conditional_update
+from donations.dunning import MAX_TRIES
 from donations.models import Donation, utc_now
 from donations.redaction import mask_email
 
@@ -35,6 +37,8 @@ DUE_INDEX = "due_on-index"
 # Sparse: only a pledge whose renewal failed carries ``attention`` (operators list them: donations-ops pledges list).
 ATTENTION_INDEX = "attention-index"
 NEEDS_ATTENTION = "needs_attention"
+# The attention index's other partition: pledges that lapsed (dunning ended, or a hard decline).
+LAPSED = "lapsed"
 # Every month has these days; a donor who wants "the last day" gets the 28th (no month skipped).
 MAX_DAY_OF_MONTH = 28
 # How far back a schedule run looks for pledges still due: a schedule that was down this long loses nothing.
@@ -54,6 +58,17 @@ class PledgeState(StrEnum):
     # again until an operator or the donor acts. ``last_failure`` says what happened and what to do.
     NEEDS_ATTENTION = "needs_attention"
     CANCELED = "canceled"
+    # Dunning ended without a charge (the last try failed, or a hard decline): never charged again on
+    # its own; ``last_failure`` says why. Operators see it (donations-ops pledges list).
+    LAPSED = "lapsed"
+
+
+class DunningNotice(StrEnum):
+    """What the donor should hear about the pledge's last failed try (donations.dunning); the pledge
+    records it, the donor emails are sent from it, once per ``dunning_notice_key``."""
+
+    RETRY_SCHEDULED = "retry_scheduled"
+    LAPSED = "lapsed"
 
 
 class Pledge(BaseModel):
@@ -84,12 +99,22 @@ class Pledge(BaseModel):
     renewals: int = 0
     last_failure: str | None = None
     last_failure_period: str | None = None
-    queued_period: str | None = None
-    """The period the schedule last queued a renewal for, and when (``mark_queued``)."""
+    queued_for: str | None = None
+    """The due day (one period's one try) the schedule last queued a renewal for, and when (``mark_queued``)."""
     queued_at: str | None = None
     attention: str | None = None
-    """``needs_attention`` while the last renewal's failure waits for someone (the attention index's key)."""
+    """``needs_attention`` or ``lapsed`` while a failed renewal waits for someone (the attention index's key)."""
     attention_since: str | None = None
+    renewal_try: int = 1
+    """Which try of the current period is due next: 1 the charge day's, then the retries (donations.dunning)."""
+    retry_on: str | None = None
+    """While a retry is due: its day (also ``due_on``, so the schedule finds it); else absent."""
+    last_decline_code: str | None = None
+    """The donor-safe decline code of the last failed try (as on its donation)."""
+    dunning_notice: DunningNotice | None = None
+    dunning_notice_key: str | None = None
+    """``<period>#<try>`` of the failed try the notice is about: one donor email per key."""
+    lapsed_at: str | None = None
     canceled_at: str | None = None
     canceled_reason: str | None = None
     """Why the pledge stopped: ``dispute:<reason>:<dispute id>`` when the donor disputed one of its gifts."""
@@ -110,16 +135,23 @@ class RenewalMessage(BaseModel):
     type: Literal["renew"] = "renew"
     pledge_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     period: Period
+    renewal_try: int = Field(default=1, ge=1, le=MAX_TRIES)
+    """The period's try this message is for (the pledge's ``renewal_try`` when it was queued)."""
 
 
 def new_pledge_id() -> str:
     return "pl_" + secrets.token_hex(12)
 
 
-def renewal_donation_id(pledge_id: str, period: str) -> str:
-    """The donation of one pledge's one period: the same every time, so every path finds the same record
-    (and its Stripe idempotency key). Shaped like every donation id (donations.charge.DONATION_ID)."""
-    digest = hashlib.sha256(f"renewal:{pledge_id}:{period}".encode()).digest()
+def renewal_identity(pledge_id: str, period: str, renewal_try: int = 1) -> str:
+    """One try of one pledge's one period (the first try's is the period's alone, as before retries)."""
+    return f"renewal:{pledge_id}:{period}" + (f":try{renewal_try}" if renewal_try > 1 else "")
+
+
+def renewal_donation_id(pledge_id: str, period: str, renewal_try: int = 1) -> str:
+    """The donation of one try of one pledge's one period: the same every time, so every path finds the
+    same record (and its Stripe idempotency key). Shaped like every donation id (donations.charge.DONATION_ID)."""
+    digest = hashlib.sha256(renewal_identity(pledge_id, period, renewal_try).encode()).digest()
     return "don_" + base64.b32encode(digest).decode().rstrip("=").lower()[:26]
 
 
@@ -193,47 +225,50 @@ class PledgeStore:
         item = self._table.get_item(Key={"pledge_id": pledge_id}, ConsistentRead=True).get("Item")
         return Pledge.model_validate(item) if item else None
 
-    def due_on(self, day: str) -> list[RenewalMessage]:
-        """One message per active pledge due on ``day``: a query of the sparse due index, keys only."""
+    def due_on(self, day: str) -> list[str]:
+        """The ids of the active pledges due on ``day``: a query of the sparse due index, keys only."""
         arguments: dict[str, Any] = {"IndexName": DUE_INDEX, "KeyConditionExpression": Key("due_on").eq(day)}
-        found: list[RenewalMessage] = []
+        found: list[str] = []
         while True:
             page = self._table.query(**arguments)
-            found += [RenewalMessage(pledge_id=str(item["pledge_id"]), period=day[:7]) for item in page["Items"]]
+            found += [str(item["pledge_id"]) for item in page["Items"]]
             if "LastEvaluatedKey" not in page:
                 return found
             arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def mark_queued(self, message: RenewalMessage, now: datetime) -> bool:
-        """Take the right to queue this period's renewal now: False if a run queued it in the last
-        REQUEUE_AFTER, or the pledge left that day (renewed, failed, changed) since the index was read."""
+    def mark_queued(self, pledge_id: str, day: str, now: datetime) -> RenewalMessage | None:
+        """Take the right to queue the renewal due on ``day`` now: its message (the pledge's period and
+        try), or None if a run queued it in the last REQUEUE_AFTER, or the pledge is no longer due that
+        day (renewed, failed, changed since the index was read). A due day names one period's one try
+        (each try is due on a later day), so it is the mark."""
         stale = (now - REQUEUE_AFTER).isoformat()
-        not_queued = (
-            Attr("queued_period").not_exists() | Attr("queued_period").ne(message.period) | Attr("queued_at").lt(stale)
-        )
+        not_queued = Attr("queued_for").not_exists() | Attr("queued_for").ne(day) | Attr("queued_at").lt(stale)
         try:
-            conditional_update(
+            item = conditional_update(
                 self._table,
-                {"pledge_id": message.pledge_id},
-                {"queued_period": message.period, "queued_at": now.isoformat()},
+                {"pledge_id": pledge_id},
+                {"queued_for": day, "queued_at": now.isoformat()},
                 remove=None,
-                condition=Attr("state").eq(PledgeState.ACTIVE.value) & not_queued,
-                returning="NONE",
+                condition=Attr("state").eq(PledgeState.ACTIVE.value) & Attr("due_on").eq(day) & not_queued,
+                returning="ALL_NEW",
             )
         except ConditionFailed:
-            return False
-        return True
+            return None
+        pledge = Pledge.model_validate(item)
+        return RenewalMessage(pledge_id=pledge_id, period=pledge.period, renewal_try=pledge.renewal_try)
 
-    def needing_attention(self, limit: int) -> list[Pledge]:
-        """Pledges whose last renewal failed, oldest failure first (a query of the sparse attention index)."""
+    def needing_attention(self, limit: int, attention: str = NEEDS_ATTENTION) -> list[Pledge]:
+        """Pledges whose last renewal failed (``attention``: ``needs_attention``, or ``lapsed`` for those
+        whose dunning ended), oldest first (a query of the sparse attention index's partition)."""
         page = self._table.query(
-            IndexName=ATTENTION_INDEX, KeyConditionExpression=Key("attention").eq(NEEDS_ATTENTION), Limit=limit
+            IndexName=ATTENTION_INDEX, KeyConditionExpression=Key("attention").eq(attention), Limit=limit
         )
         return [Pledge.model_validate(item) for item in page["Items"]]
 
     def advance(self, pledge: Pledge, donation_id: str) -> Pledge:
-        """Record this period's renewal and move to the next, in one write; only from this period,
-        only while active (ConditionFailed otherwise: another delivery did it, or the pledge changed)."""
+        """Record this period's renewal and move to the next, in one write; only from this period's
+        current try, only while active (ConditionFailed otherwise: another delivery did it, or the
+        pledge changed)."""
         next_on = following_charge_on(pledge.day_of_month, pledge.next_charge_on)
         return self._update(
             pledge.pledge_id,
@@ -243,8 +278,10 @@ class PledgeStore:
                 "last_period": pledge.period,
                 "last_donation_id": donation_id,
                 "renewals": pledge.renewals + 1,
+                "renewal_try": 1,
             },
-            condition=_at_period(pledge),
+            remove=["retry_on"],
+            condition=_at_try(pledge),
         )
 
     def record_failure(self, pledge: Pledge, donation_id: str, reason: str) -> Pledge:
@@ -259,8 +296,39 @@ class PledgeStore:
                 "attention": NEEDS_ATTENTION,
                 "attention_since": utc_now(),
             },
-            remove=["due_on"],
-            condition=_at_period(pledge),
+            remove=["due_on", "retry_on"],
+            condition=_at_try(pledge),
+        )
+
+    def schedule_retry(self, pledge: Pledge, failed: FailedTry, retry_on: str) -> Pledge:
+        """The try failed softly and tries remain: the next one is due on ``retry_on`` (the due index's
+        key, so the schedule finds it), the pledge stays active and the donor is told."""
+        return self._update(
+            pledge.pledge_id,
+            {
+                **failed.values(pledge, DunningNotice.RETRY_SCHEDULED),
+                "renewal_try": pledge.renewal_try + 1,
+                "retry_on": retry_on,
+                "due_on": retry_on,
+            },
+            condition=_at_try(pledge),
+        )
+
+    def lapse(self, pledge: Pledge, failed: FailedTry) -> Pledge:
+        """Dunning ended without a charge (last try, or a hard decline): never charged again on its own,
+        out of the due index, in the attention index's ``lapsed`` partition for operators."""
+        stamp = utc_now()
+        return self._update(
+            pledge.pledge_id,
+            {
+                **failed.values(pledge, DunningNotice.LAPSED),
+                "state": PledgeState.LAPSED.value,
+                "lapsed_at": stamp,
+                "attention": LAPSED,
+                "attention_since": stamp,
+            },
+            remove=["due_on", "retry_on"],
+            condition=_at_try(pledge),
         )
 
     def stop_for_dispute(self, pledge_id: str, reason: str) -> bool:
@@ -270,7 +338,7 @@ class PledgeStore:
             self._update(
                 pledge_id,
                 {"state": PledgeState.CANCELED.value, "canceled_at": utc_now(), "canceled_reason": reason},
-                remove=["due_on", "attention", "attention_since"],
+                remove=["due_on", "retry_on", "attention", "attention_since"],
                 condition=Attr("state").ne(PledgeState.CANCELED.value),
             )
         except ConditionFailed:
@@ -286,5 +354,28 @@ class PledgeStore:
         return Pledge.model_validate(item)
 
 
-def _at_period(pledge: Pledge) -> Any:
-    return Attr("next_charge_on").eq(pledge.next_charge_on) & Attr("state").eq(PledgeState.ACTIVE.value)
+@dataclass(frozen=True)
+class FailedTry:
+    """One declined try of a pledge's period: its donation, the decline and what operators read."""
+
+    donation_id: str
+    decline_code: str
+    reason: str
+
+    def values(self, pledge: Pledge, notice: DunningNotice) -> dict[str, Any]:
+        return {
+            "last_failure": self.reason,
+            "last_failure_period": pledge.period,
+            "last_donation_id": self.donation_id,
+            "last_decline_code": self.decline_code,
+            "dunning_notice": notice.value,
+            "dunning_notice_key": f"{pledge.period}#{pledge.renewal_try}",
+        }
+
+
+def _at_try(pledge: Pledge) -> Any:
+    """Still active, at this period and at this try of it (pledges written before tries count as try 1)."""
+    at_try = Attr("renewal_try").eq(pledge.renewal_try)
+    if pledge.renewal_try == 1:
+        at_try = Attr("renewal_try").not_exists() | at_try
+    return Attr("next_charge_on").eq(pledge.next_charge_on) & Attr("state").eq(PledgeState.ACTIVE.value) & at_try

@@ -51,6 +51,8 @@ class IntentSnapshot:
     payment_method_id: str | None
     decline_code: str | None = None
     """Set when the last payment attempt was a card decline (donor-safe code, as in CardDeclined)."""
+    issuer_decline_code: str | None = None
+    """The same decline's code before donor-safe masking (CardDeclined.issuer_decline_code)."""
     authentication_failed: bool = False
     client_secret: str | None = None
     donation_id: str | None = None

@@ -17,7 +17,7 @@ _SEND_BATCH = 10
 
 
 def schedule_renewals(pledges: PledgeStore, sqs: Any, queue_url: str, now: datetime) -> int:
-    """One message per due pledge and period on the renewal queue; the number sent.
+    """One message per due pledge, period and try on the renewal queue; the number sent.
 
     Reads the due index's partitions from the look-back window to ``now``'s day (queries, no scan). A
     pledge queued for its period by a recent run is left alone (``PledgeStore.mark_queued``), so a slow
@@ -25,8 +25,9 @@ def schedule_renewals(pledges: PledgeStore, sqs: Any, queue_url: str, now: datet
     duplicate, which the consumer takes in its stride). A send that fails raises, so the run is reported;
     the pledges it marked are sent again after REQUEUE_AFTER.
     """
-    due = [message for day in due_days(now.date()) for message in pledges.due_on(day)]
-    messages = [message for message in due if pledges.mark_queued(message, now)]
+    due = [(pledge_id, day) for day in due_days(now.date()) for pledge_id in pledges.due_on(day)]
+    marked = [pledges.mark_queued(pledge_id, day, now) for pledge_id, day in due]
+    messages = [message for message in marked if message is not None]
     for start in range(0, len(messages), _SEND_BATCH):
         entries = [
             {
@@ -36,6 +37,7 @@ def schedule_renewals(pledges: PledgeStore, sqs: Any, queue_url: str, now: datet
                     "type": {"DataType": "String", "StringValue": "renew"},
                     "pledge_id": {"DataType": "String", "StringValue": message.pledge_id},
                     "period": {"DataType": "String", "StringValue": message.period},
+                    "renewal_try": {"DataType": "String", "StringValue": str(message.renewal_try)},
                 },
             }
             for index, message in enumerate(messages[start : start + _SEND_BATCH])
@@ -44,5 +46,7 @@ def schedule_renewals(pledges: PledgeStore, sqs: Any, queue_url: str, now: datet
         if failed:
             raise RuntimeError(f"{len(failed)} renewal message(s) not sent: {failed[0].get('Code')}")
     metrics.add_metric(name="RenewalsScheduled", unit=MetricUnit.Count, value=len(messages))
+    # The heartbeat of a run that finished: its absence for 2 hours pages (RenewalRunNotFinishedAlarm).
+    metrics.add_metric(name="RenewalRunsFinished", unit=MetricUnit.Count, value=1)
     logger.info("Renewals scheduled", extra={"renewals": len(messages)})
     return len(messages)

@@ -20,27 +20,36 @@ from __future__ import annotations
 import hashlib
 from typing import Protocol
 
+from donations.dunning import AUTHENTICATION_REQUIRED, Next, after_decline
 from donations.errors import CardDeclined, PermanentStepFailure
 from donations.followups import publish_follow_ups
 from donations.models import Donation, DonationStatus, StepStatus, utc_now
 from donations.observability import MetricUnit, logger, metrics
 from donations.payments import recorded_decline
 from donations.pledges import (
+    FailedTry,
     Pledge,
     PledgeState,
     PledgeStore,
     RenewalMessage,
     renewal_donation_id,
+    renewal_identity,
 )
 from donations.ports import ChargeOutcome, ChargeState, IntentSnapshot, Publisher
 from donations.store import ConditionFailed, DonationStore
 
 # What an operator can do about each way a renewal fails (the pledge's ``last_failure``).
+_LOST = "the card was reported lost or stolen, or blocked: the donor must give a new card"
 _NEXT_STEP = {
     "authentication_required": "the bank wants the donor to authenticate this renewal; ask the donor to finish "
     "it on-session or to give another card",
-    "insufficient_funds": "the card has insufficient funds; contact the donor or try again later",
+    "insufficient_funds": "the card has insufficient funds; the donor can give another card",
     "expired_card": "the saved card has expired; ask the donor for a new card",
+    "do_not_honor": "the bank refuses this card; the donor must call the bank or give a new card",
+    "lost_card": _LOST,
+    "stolen_card": _LOST,
+    "pickup_card": _LOST,
+    "fraudulent": _LOST,
 }
 _DEFAULT_NEXT_STEP = "the card was declined; ask the donor to update the card"
 
@@ -53,15 +62,16 @@ class RenewalCharges(Protocol):
     def find_attempt(self, donation: Donation) -> IntentSnapshot | None: ...
 
 
-def renewal_key(pledge_id: str, period: str) -> str:
-    """Stripe's idempotency key of one pledge's one period."""
-    return f"pledge-{pledge_id}-{period}"
+def renewal_key(pledge_id: str, period: str, renewal_try: int = 1) -> str:
+    """Stripe's idempotency key of one try of one pledge's one period."""
+    return f"pledge-{pledge_id}-{period}" + (f"-try{renewal_try}" if renewal_try > 1 else "")
 
 
 def renewal_donation(pledge: Pledge, correlation_id: str) -> Donation:
-    """The donation of the pledge's current period: pending, on the pledge's saved card, linked to it."""
+    """The donation of the pledge's current period and try: pending, on the pledge's saved card, linked to it."""
     stamp = utc_now()
-    donation_id = renewal_donation_id(pledge.pledge_id, pledge.period)
+    donation_id = renewal_donation_id(pledge.pledge_id, pledge.period, pledge.renewal_try)
+    retry = {"renewal_try": str(pledge.renewal_try)} if pledge.renewal_try > 1 else {}
     return Donation(
         donation_id=donation_id,
         status=DonationStatus.PENDING,
@@ -72,8 +82,10 @@ def renewal_donation(pledge: Pledge, correlation_id: str) -> Donation:
         name=pledge.name,
         payment_method=pledge.payment_method_id,
         save_card=False,
-        metadata={"pledge_id": pledge.pledge_id, "renewal_period": pledge.period},
-        request_hash=hashlib.sha256(f"renewal:{pledge.pledge_id}:{pledge.period}".encode()).hexdigest(),
+        metadata={"pledge_id": pledge.pledge_id, "renewal_period": pledge.period, **retry},
+        request_hash=hashlib.sha256(
+            renewal_identity(pledge.pledge_id, pledge.period, pledge.renewal_try).encode()
+        ).hexdigest(),
         correlation_id=correlation_id,
         created_at=stamp,
         updated_at=stamp,
@@ -95,74 +107,105 @@ def renew(
     publisher: Publisher,
     correlation_id: str = "",
 ) -> Donation | None:
-    """Charge one pledge's one period, record it, move the pledge on. Safe to run any number of times.
+    """Charge one try of one pledge's one period, record it, move the pledge on (or into dunning).
+    Safe to run any number of times.
 
-    Returns the period's donation, or None when there was nothing to do (a duplicate, a pledge no
+    Returns the try's donation, or None when there was nothing to do (a duplicate, a pledge no
     longer active). Raises PermanentStepFailure for a message that can never succeed, and a
     retryable error when Stripe or AWS could not answer (the message comes back).
     """
     pledge = pledges.get(message.pledge_id)
     if pledge is None:
         raise PermanentStepFailure("renew:pledge_not_found")
-    logger.thread_safe_append_keys(pledge_id=pledge.pledge_id, period=message.period, donor=pledge.email_masked)
+    logger.thread_safe_append_keys(
+        pledge_id=pledge.pledge_id, period=message.period, renewal_try=message.renewal_try, donor=pledge.email_masked
+    )
     if not _due(pledge, message):
         metrics.add_metric(name="DuplicateDeliveries", unit=MetricUnit.Count, value=1)
         logger.info("Renewal already done, failed or not wanted; message acknowledged", extra={"state": pledge.state})
         return None
     planned = renewal_donation(pledge, correlation_id)
     donation = store.create_renewal(planned)
+    issuer_code: str | None = None
     if donation.status is DonationStatus.PENDING:
-        donation = _charge(donation, pledge, store, charges, first_try=donation is planned)
+        donation, issuer_code = _charge(donation, pledge, store, charges, first_delivery=donation is planned)
+    elif donation.status is DonationStatus.DECLINED:
+        # An earlier delivery recorded the decline and died before the pledge: the issuer's own code
+        # (the donation keeps the donor-safe one) decides what follows.
+        found = charges.find_attempt(donation)
+        issuer_code = found.issuer_decline_code if found is not None else None
     if donation.status is DonationStatus.SUCCEEDED:
         publish_follow_ups(donation, store, publisher, correlation_id)
         _advance(pledges, pledge, donation)
         return donation
-    _record_failure(pledges, pledge, donation)
+    _record_failure(pledges, pledge, donation, issuer_code)
     return donation
 
 
 def _due(pledge: Pledge, message: RenewalMessage) -> bool:
-    if pledge.state is PledgeState.ACTIVE and pledge.period == message.period:
+    if pledge.state is not PledgeState.ACTIVE:
+        return False
+    if (pledge.period, pledge.renewal_try) == (message.period, message.renewal_try):
         return True
-    if message.period > pledge.period and pledge.state is PledgeState.ACTIVE:
-        # The schedule only sends a pledge's current period: a later one is not ours to charge.
+    if (message.period, message.renewal_try) > (pledge.period, pledge.renewal_try):
+        # The schedule only sends a pledge's current period and try: a later one is not ours to charge.
         raise PermanentStepFailure("renew:period_not_due")
     return False
 
 
 def _charge(
-    donation: Donation, pledge: Pledge, store: DonationStore, charges: RenewalCharges, *, first_try: bool
-) -> Donation:
-    if not first_try:
-        # A delivery before this one began this period: did its charge reach Stripe?
+    donation: Donation, pledge: Pledge, store: DonationStore, charges: RenewalCharges, *, first_delivery: bool
+) -> tuple[Donation, str | None]:
+    """The try's donation after charging it (or finding what an earlier delivery's charge did), and the
+    issuer's decline code if it was declined."""
+    if not first_delivery:
+        # A delivery before this one began this try: did its charge reach Stripe?
         found = charges.find_attempt(donation)
         if found is not None and found.status == "succeeded":
-            return store.mark_charged(donation.donation_id, found.id, found.payment_method_id)
+            return store.mark_charged(donation.donation_id, found.id, found.payment_method_id), None
         if found is not None and found.decline_code:
-            return _declined(store, donation, recorded_decline(found.decline_code), found.id)
+            declined = recorded_decline(found.decline_code)
+            return _declined(store, donation, declined, found.id), found.issuer_decline_code
+    key = renewal_key(pledge.pledge_id, pledge.period, pledge.renewal_try)
     try:
-        outcome = charges.charge_saved_card(donation, pledge.customer_id, renewal_key(pledge.pledge_id, pledge.period))
+        outcome = charges.charge_saved_card(donation, pledge.customer_id, key)
     except CardDeclined as declined:
-        return _declined(store, donation, declined, declined.payment_intent_id)
+        return _declined(store, donation, declined, declined.payment_intent_id), declined.issuer_decline_code
     if outcome.state is ChargeState.REQUIRES_ACTION:
-        return store.mark_requires_action(donation.donation_id, outcome.payment_intent_id)
-    return store.mark_charged(
+        return store.mark_requires_action(donation.donation_id, outcome.payment_intent_id), None
+    charged = store.mark_charged(
         donation.donation_id,
         outcome.payment_intent_id,
         outcome.payment_method_id,
         card=(outcome.card_brand, outcome.card_last4),
     )
+    return charged, None
 
 
 def _declined(
     store: DonationStore, donation: Donation, declined: CardDeclined, payment_intent_id: str | None
 ) -> Donation:
     metrics.add_metric(name="RenewalsDeclined", unit=MetricUnit.Count, value=1)
+    _score(declined=True)
     logger.warning("Renewal declined", extra={"decline_code": declined.decline_code})
     try:
         return store.mark_declined(donation.donation_id, declined.decline_code or "card_declined", payment_intent_id)
     except ConditionFailed:
         return _current(store, donation)  # another delivery recorded it first
+
+
+# The renewal failure-rate alarm's metric (template.yaml, RenewalFailureRateAlarm): one metric, so one
+# alarm metric on the bill, that is both a rate and a volume. Each declined try adds 1 and each charge
+# takes 0.25 away, so a day's sum passes 5 only when more than about one try in five is declined
+# (declines > charges / 4) and at least 6 were: a rate above normal, never one unlucky donor.
+_SCORE_DECLINED = 1.0
+_SCORE_CHARGED = -0.25
+
+
+def _score(*, declined: bool) -> None:
+    metrics.add_metric(
+        name="RenewalFailureScore", unit=MetricUnit.Count, value=_SCORE_DECLINED if declined else _SCORE_CHARGED
+    )
 
 
 def _advance(pledges: PledgeStore, pledge: Pledge, donation: Donation) -> None:
@@ -172,27 +215,47 @@ def _advance(pledges: PledgeStore, pledge: Pledge, donation: Donation) -> None:
         logger.info("Pledge already moved on by another delivery")
         return
     metrics.add_metric(name="RenewalsCharged", unit=MetricUnit.Count, value=1)
+    _score(declined=False)
     logger.info("Renewal charged", extra={"donation_id": donation.donation_id})
 
 
-def failure_reason(donation: Donation) -> str:
-    """What happened to a renewal that was not charged, and what an operator can do about it."""
+def failure_code(donation: Donation) -> str:
     if donation.status is DonationStatus.REQUIRES_ACTION:
-        code = "authentication_required"
-    else:
-        code = donation.decline_code or donation.failure_reason or donation.status.value
-    return f"{code}: {_NEXT_STEP.get(code, _DEFAULT_NEXT_STEP)} (donation {donation.donation_id})"
+        return AUTHENTICATION_REQUIRED
+    return donation.decline_code or donation.failure_reason or donation.status.value
 
 
-def _record_failure(pledges: PledgeStore, pledge: Pledge, donation: Donation) -> None:
-    reason = failure_reason(donation)
+def failure_reason(donation: Donation, code: str | None = None, outcome: str | None = None) -> str:
+    """What happened to a renewal that was not charged, and what an operator can do about it."""
+    code = code or failure_code(donation)
+    told = f"{code}: {outcome}; " if outcome else f"{code}: "
+    return f"{told}{_NEXT_STEP.get(code, _DEFAULT_NEXT_STEP)} (donation {donation.donation_id})"
+
+
+def _record_failure(pledges: PledgeStore, pledge: Pledge, donation: Donation, issuer_code: str | None) -> None:
+    donor_code = failure_code(donation)
+    code = issuer_code or donor_code
+    verdict = after_decline(code, pledge.renewal_try, pledge.next_charge_on, pledge.due_on or pledge.next_charge_on)
+    failed = FailedTry(donation.donation_id, donor_code, failure_reason(donation, code, verdict.why))
     try:
-        pledges.record_failure(pledge, donation.donation_id, reason)
+        if verdict.next is Next.RETRY and verdict.retry_on is not None:
+            pledges.schedule_retry(pledge, failed, verdict.retry_on)
+        elif verdict.next is Next.LAPSE:
+            pledges.lapse(pledge, failed)
+        else:
+            pledges.record_failure(pledge, donation.donation_id, failure_reason(donation))
     except ConditionFailed:
         logger.info("Pledge failure already recorded by another delivery")
         return
-    metrics.add_metric(name="PledgesNeedingAttention", unit=MetricUnit.Count, value=1)
-    logger.warning("Pledge needs attention", extra={"reason": reason})
+    metrics.add_metric(name=_FAILURE_METRICS[verdict.next], unit=MetricUnit.Count, value=1)
+    logger.warning("Renewal try failed", extra={"next": verdict.next.value, "reason": failed.reason})
+
+
+_FAILURE_METRICS = {
+    Next.RETRY: "RenewalRetriesScheduled",
+    Next.LAPSE: "PledgesLapsed",
+    Next.ASK_DONOR: "PledgesNeedingAttention",
+}
 
 
 def _current(store: DonationStore, donation: Donation) -> Donation:

@@ -1,7 +1,8 @@
 """donations-ops pledges list | show: monthly pledges for operators (donations.pledges).
 
-``list``: the pledges whose last renewal failed, with what to do (the sparse attention index), or with
-``--due DAY`` those due on that day (the due index). ``show``: one pledge. Queries only, never a scan.
+``list``: the pledges whose last renewal failed, with what to do: those needing attention, then those
+that lapsed (the sparse attention index's two partitions; ``--state`` one of them), or with ``--due DAY``
+those due on that day, retries included (the due index). ``show``: one pledge. Queries only, never a scan.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 import json
 from typing import Any
 
-from donations.pledges import Pledge, PledgeStore
+from donations.pledges import LAPSED, NEEDS_ATTENTION, Pledge, PledgeStore
 from donations_ops.aws import Clients
 from donations_ops.stack_resources import OpsError, Stack, discover
 
@@ -25,6 +26,9 @@ _SHOWN = (
     "day_of_month",
     "next_charge_on",
     "renewals",
+    "renewal_try",
+    "retry_on",
+    "lapsed_at",
     "last_period",
     "last_donation_id",
     "last_failure_period",
@@ -35,8 +39,13 @@ _SHOWN = (
 def register(commands: Any, target: argparse.ArgumentParser) -> None:
     pledges = commands.add_parser("pledges", help="monthly pledges: those needing attention, or due on a day; one")
     sub = pledges.add_subparsers(title="pledges commands", required=True, metavar="COMMAND")
-    listing = sub.add_parser("list", parents=[target], help="pledges whose last renewal failed (or --due DAY)")
+    listing = sub.add_parser("list", parents=[target], help="pledges needing attention or lapsed (or --due DAY)")
     listing.add_argument("--due", metavar="YYYY-MM-DD", help="instead: the pledges due on this UTC day")
+    listing.add_argument(
+        "--state",
+        choices=[NEEDS_ATTENTION, LAPSED],
+        help="only the pledges needing attention, or only those whose dunning ended (lapsed)",
+    )
     listing.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
     listing.set_defaults(command=cmd_list)
     show = sub.add_parser("show", parents=[target], help="one pledge: its state, next date, last renewal")
@@ -48,15 +57,16 @@ def cmd_list(args: argparse.Namespace, clients: Clients) -> int:
     stack = discover(clients, args.stack_name)
     store = _store(clients, stack)
     if args.due:
-        found = [store.get(message.pledge_id) for message in store.due_on(args.due)[: args.limit]]
+        found = [store.get(pledge_id) for pledge_id in store.due_on(args.due)[: args.limit]]
         rows = [pledge for pledge in found if pledge is not None]
     else:
-        rows = store.needing_attention(args.limit)
+        states = [args.state] if args.state else [NEEDS_ATTENTION, LAPSED]
+        rows = [pledge for state in states for pledge in store.needing_attention(args.limit, state)][: args.limit]
     views = [_view(pledge) for pledge in rows]
     if args.json:
         print(json.dumps({"stack": stack.name, "pledges": views}, indent=2))
         return OK
-    title = f"due on {args.due}" if args.due else "needing attention"
+    title = f"due on {args.due}" if args.due else (args.state or "needing attention or lapsed")
     print(f"{len(views)} pledge(s) {title}")
     for view in views:
         print("  ".join(f"{name}={view[name]}" for name in _SHOWN if view.get(name) is not None))

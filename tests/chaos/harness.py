@@ -145,6 +145,42 @@ class _CrashingPublisher:
         return self._real.publish(*args, **kwargs)
 
 
+def install_provider_faults(world: World, rate: float) -> None:
+    """Stripe and SendGrid faults at ``rate`` per provider call, split over the fault kinds."""
+    stripe, sendgrid = world.stripe.faults, world.sendgrid.faults
+    # Timeouts hold the connection a little longer than the functions' 1 s provider timeout; slow
+    # answers come within it. Stored errors are 500s Stripe saved under the request's idempotency
+    # key, before or after it acted: replaying that key returns them for 24 h.
+    stripe_faults: list[tuple[str, dict[str, Any]]] = [
+        ("http_error", {"status": 500}),
+        ("http_error", {"status": 503, "phase": "after"}),
+        ("stored_error", {"status": 500}),
+        ("stored_error", {"status": 500, "phase": "after"}),
+        ("rate_limit", {}),
+        ("lock_timeout", {}),
+        ("reset", {}),
+        ("reset", {"phase": "after"}),
+        ("timeout", {"latency_ms": 1500}),
+        ("latency", {"latency_ms": 600, "jitter_ms": 300}),
+    ]
+    for kind, extra in stripe_faults:
+        stripe.add(kind, rate=rate / len(stripe_faults), path_prefix="/v1/", **extra)
+    # SendGrid faults before it accepted the mail: after-acceptance losses are the documented
+    # at-least-once window (no idempotency key exists) and have their own test. So a slow SendGrid
+    # is one that holds the request without accepting it ("timeout"): a slow answer that arrives
+    # after the 1 s timeout would be such a loss (tests/integration/test_provider_fidelity.py has
+    # the slow send bounded by the time budget).
+    sendgrid_faults: list[tuple[str, dict[str, Any]]] = [
+        ("http_error", {"status": 500}),
+        ("http_error", {"status": 503}),
+        ("rate_limit", {}),
+        ("reset", {}),
+        ("timeout", {"latency_ms": 1500}),
+    ]
+    for kind, extra in sendgrid_faults:
+        sendgrid.add(kind, rate=rate / len(sendgrid_faults), path_prefix="/v3/mail/send", **extra)
+
+
 class ChaosRun:
     def __init__(
         self, world: World, config: ChaosConfig, *, before_recovery: Callable[[ChaosRun], None] | None = None
@@ -204,39 +240,7 @@ class ChaosRun:
     # -- faults ----------------------------------------------------------------------------------
 
     def _install_faults(self) -> None:
-        rate = self.config.fault_rate
-        stripe, sendgrid = self.world.stripe.faults, self.world.sendgrid.faults
-        # Timeouts hold the connection a little longer than the functions' 1 s provider timeout; slow
-        # answers come within it. Stored errors are 500s Stripe saved under the request's idempotency
-        # key, before or after it acted: replaying that key returns them for 24 h.
-        stripe_faults: list[tuple[str, dict[str, Any]]] = [
-            ("http_error", {"status": 500}),
-            ("http_error", {"status": 503, "phase": "after"}),
-            ("stored_error", {"status": 500}),
-            ("stored_error", {"status": 500, "phase": "after"}),
-            ("rate_limit", {}),
-            ("lock_timeout", {}),
-            ("reset", {}),
-            ("reset", {"phase": "after"}),
-            ("timeout", {"latency_ms": 1500}),
-            ("latency", {"latency_ms": 600, "jitter_ms": 300}),
-        ]
-        for kind, extra in stripe_faults:
-            stripe.add(kind, rate=rate / len(stripe_faults), path_prefix="/v1/", **extra)
-        # SendGrid faults before it accepted the mail: after-acceptance losses are the documented
-        # at-least-once window (no idempotency key exists) and have their own test. So a slow SendGrid
-        # is one that holds the request without accepting it ("timeout"): a slow answer that arrives
-        # after the 1 s timeout would be such a loss (tests/integration/test_provider_fidelity.py has
-        # the slow send bounded by the time budget).
-        sendgrid_faults: list[tuple[str, dict[str, Any]]] = [
-            ("http_error", {"status": 500}),
-            ("http_error", {"status": 503}),
-            ("rate_limit", {}),
-            ("reset", {}),
-            ("timeout", {"latency_ms": 1500}),
-        ]
-        for kind, extra in sendgrid_faults:
-            sendgrid.add(kind, rate=rate / len(sendgrid_faults), path_prefix="/v3/mail/send", **extra)
+        install_provider_faults(self.world, self.config.fault_rate)
 
     def _faults_fired(self) -> int:
         return sum(

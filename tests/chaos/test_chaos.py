@@ -12,6 +12,7 @@ import pytest
 
 from donations_ops.cli import main
 from tests.chaos.harness import ChaosConfig, ChaosRun
+from tests.chaos.renewals import RenewalChaos, RenewalChaosConfig
 from tests.support.world import World
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
@@ -73,3 +74,23 @@ def test_nothing_is_lost_or_doubled_under_faults(pipeline, stripe_emulator, send
     assert charged == mailed
     assert after["receipts_answer"] == f"Yes: all {len(charged)} donors whose donation was received got their receipt."
     assert after["receipts_missing"] == [] and after["receipts_due"] == len(charged)
+
+
+def test_renewals_charge_each_period_once_under_faults_and_crashes(pipeline, stripe_emulator, sendgrid_emulator):
+    # Given 13 pledges (8 on a good card, 3 on a card always declined, 2 on a lost card) and three months
+    # of schedule runs, under provider faults, crashes of the renew function at every port call, consumer
+    # crashes, duplicate and lost messages, each month followed by production's recovery
+    world = World(pipeline, stripe_emulator, sendgrid_emulator)
+
+    # When the chaos run renews them
+    report = RenewalChaos(world, RenewalChaosConfig()).run()
+
+    # Then every good pledge's three periods were charged once each, with one receipt; no period twice,
+    # none skipped, nothing lost; the failing cards went through dunning to lapsed
+    print(report.summary())
+    assert report.faults and report.renew_crashes and report.consumer_crashes
+    assert report.duplicates and report.lost_messages
+    assert report.periods_charged == 8 * 3
+    assert (report.double_charges, report.skipped, report.double_receipts, report.lost) == (0, 0, 0, 0)
+    assert report.states == {"good:active": 8, "soft:lapsed": 3, "hard:lapsed": 2}
+    assert report.violations == []

@@ -412,14 +412,28 @@ def check_age_alarms(d: Deployed) -> Violations:
 # Functions whose throttling another alarm already pages for: the renewals wait in their queue (its age
 # alarm) and a throttled schedule run is made up by the next hourly run.
 THROTTLES_COVERED_ELSEWHERE = {"RenewFunction", "ScheduleRenewalsFunction"}
+# Functions whose errors another alarm pages for, within the fixed bill's $5: a failing schedule run
+# sends no heartbeat (renewal-run-not-finished), and a renewal that keeps failing reaches the renewal
+# DLQ after 6 receives, about 15 minutes (renewal-dlq-not-empty). Function -> the covering alarm.
+ERRORS_COVERED_ELSEWHERE = {
+    "ScheduleRenewalsFunction": "RenewalRunNotFinishedAlarm",
+    "RenewFunction": "RenewalDLQAlarm",
+}
 
 
 def check_function_alarms(d: Deployed) -> Violations:
-    """Every function's Errors raise alarms, and its Throttles unless another alarm covers them."""
-    violations: Violations = []
+    """Every function's Errors raise alarms (or the alarm that covers them exists), and its Throttles
+    unless another alarm covers them."""
+    violations: Violations = [
+        f"{lid} Errors: covered by {alarm}, which is missing"
+        for lid, alarm in ERRORS_COVERED_ELSEWHERE.items()
+        if alarm not in d.stack.alarms
+    ]
     for lid, function in d.stack.functions.items():
         metrics = ("Errors",) if lid in THROTTLES_COVERED_ELSEWHERE else ("Errors", "Throttles")
         for metric in metrics:
+            if metric == "Errors" and lid in ERRORS_COVERED_ELSEWHERE:
+                continue
             candidates = _alarms_on(d, "AWS/Lambda", metric, "FunctionName", function.name)
             violations += _require_alarm(d, f"{lid} {metric}", candidates, threshold=0.0)
     return violations

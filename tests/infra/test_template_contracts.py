@@ -125,8 +125,8 @@ ALARMS = {
     "UnrecordedChargesAlarm",
     "RenewalDLQAlarm",
     "RenewalQueueAgeAlarm",
-    "RenewFunctionErrorsAlarm",
-    "ScheduleRenewalsFunctionErrorsAlarm",
+    "RenewalRunNotFinishedAlarm",
+    "RenewalFailureRateAlarm",
 }
 
 

@@ -145,6 +145,22 @@ class AfterCall:
         return call_then_die
 
 
+def deliver_renewals_crashing(world, port: str, wrap: Any) -> Any:
+    """One delivery of the renewal queue with one of the renew function's ports (``pledges``, ``store``,
+    ``charges``, ``publisher``) wrapped by ``wrap``, as a crash there would leave it."""
+    module = world.pipeline.handler("RenewFunction")
+    original = module.renew
+
+    def renew_crashing(message: RenewalMessage, **ports: Any) -> Any:
+        return original(message, **{**ports, port: wrap(ports[port])})
+
+    module.renew = renew_crashing
+    try:
+        return world.deliver("renewal")
+    finally:
+        module.renew = original
+
+
 CRASH_POINTS = {
     "before the donation is written": ("store", lambda store: CrashOn(store, "create_renewal", error=RuntimeError())),
     "after Stripe charged, before the record": ("charges", lambda charges: AfterCall(charges, "charge_saved_card")),
@@ -161,18 +177,8 @@ def test_a_crash_at_any_step_then_redelivery_charges_the_period_once_and_skips_n
     # Given a due pledge whose renewal dies at one step on its first delivery
     pledge = _pledge(world)
     port, wrap = CRASH_POINTS[crash_point]
-    module = world.pipeline.handler("RenewFunction")
-    original = module.renew
-
-    def renew_crashing(message: RenewalMessage, **ports: Any) -> Any:
-        return original(message, **{**ports, port: wrap(ports[port])})
-
     _schedule(world, "2027-01-10")
-    module.renew = renew_crashing
-    try:
-        failed = world.deliver("renewal")
-    finally:
-        module.renew = original
+    failed = deliver_renewals_crashing(world, port, wrap)
     assert len(failed.failed_ids) == 1
 
     # When SQS delivers the message again after its backoff
@@ -296,18 +302,10 @@ def test_a_renewal_for_an_unknown_pledge_is_parked_at_once_and_operators_see_why
 def test_a_crash_after_the_charge_redelivered_after_stripe_forgot_the_key_does_not_charge_again(world):
     # Given a renewal that died after Stripe charged it, before anything was recorded
     pledge = _pledge(world)
-    module = world.pipeline.handler("RenewFunction")
-    original = module.renew
-
-    def renew_crashing(message: RenewalMessage, **ports: Any) -> Any:
-        return original(message, **{**ports, "charges": AfterCall(ports["charges"], "charge_saved_card")})
-
     _schedule(world, "2027-01-10")
-    module.renew = renew_crashing
-    try:
-        assert world.deliver("renewal").failed_ids
-    finally:
-        module.renew = original
+    assert deliver_renewals_crashing(
+        world, "charges", lambda charges: AfterCall(charges, "charge_saved_card")
+    ).failed_ids
     # And its message comes back only after Stripe's idempotency keys (24 h) have expired (a DLQ redrive)
     world.stripe.advance_clock(25 * 3600)
 
