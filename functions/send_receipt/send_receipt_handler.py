@@ -1,4 +1,5 @@
-"""SQS → email the donation receipt through SendGrid, once per donation."""
+"""SQS → email the donation receipt through SendGrid, once per donation; and a donor's year-end statement,
+once per donor and year (donations.statement_queue)."""
 
 from functools import cache
 
@@ -10,6 +11,7 @@ from donations import money
 from donations.consumer import StepConsumer, sqs_lambda_handler
 from donations.models import Step
 from donations.settings import SendReceiptSettings
+from donations.statement_queue import ReceiptQueueConsumer, statement_consumer
 from donations.steps import send_receipt
 from donations.wiring import Wiring
 
@@ -25,8 +27,8 @@ def wiring() -> Wiring:
 
 
 @cache
-def consumer() -> StepConsumer:
-    return StepConsumer(
+def consumer() -> ReceiptQueueConsumer:
+    receipts = StepConsumer(
         Step.SEND_RECEIPT,
         lambda message: send_receipt(
             message, store=wiring().store, mailer=wiring().mailer, lease_seconds=settings.receipt_claim_seconds
@@ -36,6 +38,8 @@ def consumer() -> StepConsumer:
         settings=settings,
         dlq_url=settings.receipt_dlq_url,
     )
+    statements = statement_consumer(wiring().statements, wiring().mailer, sqs_client=wiring().sqs, settings=settings)
+    return ReceiptQueueConsumer(receipts, statements)
 
 
 lambda_handler = sqs_lambda_handler(consumer)

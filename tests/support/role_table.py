@@ -44,6 +44,9 @@ ROLE_TABLE: dict[str, set[Grant]] = {
     "SendReceiptFunctionRole": _logs("SendReceiptFunctionLogGroup")
     | _poll("ReceiptQueue", "ReceiptDLQ")
     | {("dynamodb:GetItem", "DonationsTable"), ("dynamodb:UpdateItem", "DonationsTable")}
+    # a donor's gifts, for the year-end statement (donations.statements)
+    | {("dynamodb:Query", "DonationsTable/index/donor-index"), ("dynamodb:BatchGetItem", "DonationsTable")}
+    | {(f"dynamodb:{a}", "StatementsTable") for a in ("GetItem", "UpdateItem", "DeleteItem")}
     | {("ssm:GetParameter", "parameter:SendGridSecretName")},
     "ReconcilerFunctionRole": _logs("ReconcilerFunctionLogGroup")
     | {("dynamodb:Query", "DonationsTable/index/status-unsettled_since-index")}
