@@ -12,8 +12,10 @@ SAM_PYTHONS ?= $(shell for minor in 3.11 3.12; do pyenv versions --bare 2>/dev/n
 	| grep -E "^$$minor\.[0-9]+$$" | sort -t. -k3,3n | tail -n 1; done | paste -sd: -)
 
 # The suite runs on every core (pytest-xdist), a file at a time per worker: each worker has its own moto,
-# emulators and local stack on free ports. TEST_WORKERS=0 runs it in one process.
-TEST_WORKERS ?= auto
+# emulators and local stack on free ports. One worker more than there are cores: much of the e2e and chaos
+# tiers waits (on a local stack, on injected latency), and a third worker on two cores uses that time.
+# TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 # Material for MkDocs prints a banner about its successor on every build: not ours to act on here.
 export NO_MKDOCS_2_WARNING := 1
 

@@ -27,7 +27,13 @@ from moto import mock_aws
 from simulator.emulators.sendgrid_emulator import SendGridEmulator
 from simulator.emulators.stripe import StripeEmulator
 from simulator.emulators.turnstile_emulator import TurnstileEmulator
-from simulator.local.pipeline import Pipeline, ProviderEndpoints, install_receipt_template, restricted_stripe_keys
+from simulator.local.pipeline import (
+    Pipeline,
+    ProviderEndpoints,
+    install_receipt_template,
+    install_statement_template,
+    restricted_stripe_keys,
+)
 from tests.support.iam_guard import role_guard
 from tests.support.world import CARD_TESTING_OUT_OF_REACH, World
 
@@ -66,7 +72,10 @@ def pipeline(stripe_emulator, sendgrid_emulator, turnstile_emulator):
         turnstile_verify_url=f"{turnstile_emulator.url}/turnstile/v0/siteverify",
     )
     # The shipped receipt template, installed as a deployer would: every receipt in the outbox is rendered.
-    parameters = {"ReceiptTemplateId": install_receipt_template(providers)}
+    parameters = {
+        "ReceiptTemplateId": install_receipt_template(providers),
+        "StatementTemplateId": install_statement_template(providers),
+    }
     saved = dict(os.environ)
     with mock_aws():
         yield Pipeline(

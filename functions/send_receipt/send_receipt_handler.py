@@ -1,4 +1,5 @@
-"""SQS → email the donation receipt through SendGrid, once per donation; a pledge's manage link once per request."""
+"""SQS → email the donation receipt through SendGrid, once per donation; a donor's year-end statement, once
+per donor and year (donations.statement_queue); a pledge's emails (donations.pledge_manage), once each."""
 
 from functools import cache
 
@@ -11,6 +12,7 @@ from donations.consumer import StepConsumer, sqs_lambda_handler
 from donations.models import FollowUpMessage, Step
 from donations.pledge_manage import send_authentication_request, send_manage_link
 from donations.settings import SendReceiptSettings
+from donations.statement_queue import ReceiptQueueConsumer, statement_consumer
 from donations.steps import send_receipt
 from donations.wiring import Wiring
 
@@ -41,8 +43,8 @@ def send_one(message: FollowUpMessage) -> None:
 
 
 @cache
-def consumer() -> StepConsumer:
-    return StepConsumer(
+def consumer() -> ReceiptQueueConsumer:
+    receipts = StepConsumer(
         Step.SEND_RECEIPT,
         send_one,
         store=wiring().store,
@@ -50,6 +52,8 @@ def consumer() -> StepConsumer:
         settings=settings,
         dlq_url=settings.receipt_dlq_url,
     )
+    statements = statement_consumer(wiring().statements, wiring().mailer, sqs_client=wiring().sqs, settings=settings)
+    return ReceiptQueueConsumer(receipts, statements)
 
 
 lambda_handler = sqs_lambda_handler(consumer)

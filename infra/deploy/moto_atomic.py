@@ -6,6 +6,10 @@ update without a lock, so two threads (a batch's records handled side by side, o
 the Stripe webhook) can both pass the same condition, and a receipt claim could be taken twice.
 That would be moto's bug, not ours, so every write to moto's DynamoDB goes through one lock here:
 in the process moto runs in (``simulator.local.moto_process``, or any process using ``mock_aws``).
+
+Each request as a whole takes the lock too: moto's request handler deep-copies the item an update
+finds before the backend writes it, and a copy taken while another thread's write changes that item
+fails ("dictionary changed size during iteration").
 """
 
 from __future__ import annotations
@@ -20,11 +24,12 @@ _lock = threading.RLock()
 
 
 def make_dynamodb_writes_atomic() -> None:
-    """Idempotent: wraps moto's DynamoDB backend write methods once per process."""
+    """Idempotent: wraps moto's DynamoDB backend write methods, and its request handler, once per process."""
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
 
-    for name in _WRITES:
-        write = getattr(DynamoDBBackend, name)
+    for owner, name in [*((DynamoDBBackend, write) for write in _WRITES), (DynamoHandler, "call_action")]:
+        write = getattr(owner, name)
         if getattr(write, "_atomic", False):
             continue
 
@@ -34,4 +39,4 @@ def make_dynamodb_writes_atomic() -> None:
 
         functools.update_wrapper(atomic, write)
         atomic._atomic = True  # type: ignore[attr-defined]
-        setattr(DynamoDBBackend, name, atomic)
+        setattr(owner, name, atomic)

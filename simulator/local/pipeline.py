@@ -119,6 +119,16 @@ def install_receipt_template(providers: ProviderEndpoints) -> str:
     return install_template(client).template_id
 
 
+def install_statement_template(providers: ProviderEndpoints) -> str:
+    """The same for the year-end statement's template (``install-template --statement``): StatementTemplateId."""
+    from sendgrid import SendGridAPIClient
+
+    from donations_ops.receipts import install_statement_template as install
+
+    client = SendGridAPIClient(api_key=providers.sendgrid_api_key, host=providers.sendgrid_api_host)
+    return install(client).template_id
+
+
 LOCAL_MANAGE_PAGE = "/manage"
 """Where the local front serves the pledge manage page (static/form/manage.html)."""
 LOCAL_FORM_ORIGIN = "http://127.0.0.1:3000"

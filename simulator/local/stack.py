@@ -40,7 +40,13 @@ from simulator.local.metrics import (
     set_log_stream,
 )
 from simulator.local.moto_process import MotoProcess
-from simulator.local.pipeline import Pipeline, ProviderEndpoints, install_receipt_template, restricted_stripe_keys
+from simulator.local.pipeline import (
+    Pipeline,
+    ProviderEndpoints,
+    install_receipt_template,
+    install_statement_template,
+    restricted_stripe_keys,
+)
 from simulator.local.process import require_free_ports
 from simulator.local.readiness import wait_until_ready
 
@@ -241,6 +247,7 @@ class LocalStack:
             # The shipped receipt template, installed as a deployer would (README "Receipts"): the outbox
             # shows each receipt rendered. With the real SendGrid, DONATIONS_FN_RECEIPT_TEMPLATE_ID names yours.
             self.parameters["ReceiptTemplateId"] = install_receipt_template(providers)
+            self.parameters["StatementTemplateId"] = install_statement_template(providers)
         self._start_turnstile(providers)
         return providers
 

@@ -1,4 +1,4 @@
-"""SendGrid: the receipt email, built from a dynamic template.
+"""SendGrid: the receipt email and the year-end statement, each built from a dynamic template.
 
 The SDK is imported where it is used: donations.steps imports this module in the tokenize function
 too, which never sends mail. The send-receipt function loads the SDK during INIT (its handler imports it).
@@ -17,6 +17,7 @@ from donations.models import Donation
 from donations.observability import MetricUnit, logger
 from donations.receipt import receipt_data
 from donations.settings import MailSettings
+from donations.statements import Statement, statement_data
 
 if TYPE_CHECKING:
     from python_http_client.exceptions import HTTPError
@@ -44,6 +45,21 @@ def receipt_mail(donation: Donation, settings: MailSettings, *, amount_refunded:
     return mail
 
 
+def statement_mail(statement: Statement, settings: MailSettings) -> Mail:
+    from sendgrid.helpers.mail import CustomArg, Mail, ReplyTo
+
+    mail = Mail(from_email=(settings.receipt_from_email, settings.org_name), to_emails=statement.email)
+    mail.reply_to = ReplyTo(settings.support_email, settings.org_name)
+    mail.template_id = settings.statement_template_id
+    mail.dynamic_template_data = statement_data(statement, settings)
+    # Which statement this is, for SendGrid's activity feed and the local outbox: never the address.
+    mail.custom_arg = [
+        CustomArg(key="statement_year", value=str(statement.year)),
+        CustomArg(key="donor_key", value=statement.donor_key),
+    ]
+    return mail
+
+
 class ReceiptMailer:
     def __init__(self, client: SendGridAPIClient, settings: MailSettings) -> None:
         self._client = client
@@ -55,7 +71,7 @@ class ReceiptMailer:
         Raises RetryableStepFailure (timeouts, 429, 5xx) or PermanentStepFailure (what an operator must fix:
         a refused key, an unverified sender, a request SendGrid refuses). See errors.classify.
         """
-        return self._post(receipt_mail(donation, self._settings))
+        return self._post(receipt_mail(donation, self._settings), "send_receipt")
 
     def send_pledge_email(self, email: str, subject: str, text: str, pledge_id: str) -> str:
         """Email a monthly donor about their pledge (donations.pledge_manage: a manage link, a renewal to
@@ -72,7 +88,7 @@ class ReceiptMailer:
         )
         mail.reply_to = ReplyTo(self._settings.support_email, org)
         mail.custom_arg = CustomArg(key="pledge_id", value=pledge_id)
-        return self._post(mail)
+        return self._post(mail, "send_receipt")
 
     @property
     def org_name(self) -> str:
@@ -80,15 +96,22 @@ class ReceiptMailer:
 
     def send_refund_notice(self, donation: Donation) -> str:
         """Send the corrected receipt for the refunded sum on the record; as ``send`` otherwise."""
-        return self._post(receipt_mail(donation, self._settings, amount_refunded=donation.amount_refunded))
+        mail = receipt_mail(donation, self._settings, amount_refunded=donation.amount_refunded)
+        return self._post(mail, "send_receipt")
 
-    def _post(self, mail: Mail) -> str:
+    def send_statement(self, statement: Statement) -> str:
+        """Send a donor's year-end statement (donations.statements); the same answers and failures."""
+        if not self._settings.statement_template_id:
+            raise PermanentStepFailure("send_statement:no_statement_template_id")
+        return self._post(statement_mail(statement, self._settings), "send_statement")
+
+    def _post(self, mail: Mail, step: str) -> str:
         from python_http_client import exceptions as http_errors
 
         try:
             timeout = deadline.attempt_timeout(self._settings.provider_timeout_seconds)
         except deadline.OutOfTime as error:
-            raise RetryableStepFailure("send_receipt:out_of_time") from error
+            raise RetryableStepFailure(f"{step}:out_of_time") from error
         try:
             response = self._client.client.mail.send.post(request_body=mail.get(), timeout=timeout)
         except http_errors.HTTPError as error:
@@ -96,12 +119,12 @@ class ReceiptMailer:
             if verdict.credentials_refused:
                 _alert_credentials_refused(verdict.reason)
             failure = RetryableStepFailure if verdict.retryable else PermanentStepFailure
-            raise failure(f"send_receipt:{verdict.reason}{_first_error_field(error)}") from error
+            raise failure(f"{step}:{verdict.reason}{_first_error_field(error)}") from error
         except OSError as error:  # urllib's timeouts and connection resets
-            raise RetryableStepFailure(f"send_receipt:network:{type(error).__name__}") from error
+            raise RetryableStepFailure(f"{step}:network:{type(error).__name__}") from error
         message_id = response.headers.get("X-Message-Id")
         if not message_id:
-            raise RetryableStepFailure("send_receipt:no_message_id")
+            raise RetryableStepFailure(f"{step}:no_message_id")
         return str(message_id)
 
 

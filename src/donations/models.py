@@ -383,6 +383,9 @@ class Donation(BaseModel):
     # What operators did (redrives, discards, email fixes), with their notes; kept across redrives.
     redrives: int = 0
     operator_log: list[dict[str, str]] = Field(default_factory=list)
+    # The donor asked to be forgotten (donations_ops.donor_data): name, email and donor key are gone, the
+    # money (amounts, dates, Stripe ids) stays for the books.
+    erased_at: str | None = None
 
     @property
     def amount_lost_to_dispute(self) -> int:

@@ -37,7 +37,7 @@ DUE_INDEX = "due_on-index"
 # Sparse: only a pledge whose renewal failed carries ``attention`` (operators list them: donations-ops pledges list).
 ATTENTION_INDEX = "attention-index"
 # Keys only, by the donor's keyed donor key (donations.identifiers; never the address): "send me a link".
-DONOR_INDEX = "donor_key-index"
+DONOR_INDEX = "donor-index"
 NEEDS_ATTENTION = "needs_attention"
 # The attention index's other partition: pledges that lapsed (dunning ended, or a hard decline).
 LAPSED = "lapsed"

@@ -150,6 +150,8 @@ class MailSettings(ProviderCallSettings):
     support_email: Name
     receipt_locale: Name = "en_US"
     receipt_time_zone: Name = "UTC"
+    # The year-end statement's dynamic template (donations.statements; empty: statements are parked, not sent).
+    statement_template_id: str = ""
 
 
 class SendGridSettings(MailSettings):
@@ -257,7 +259,15 @@ class TokenizeSettings(ConsumerSettings, TokenizeStripeKey, PledgeTableSettings)
     tokenize_dlq_url: Name
 
 
-class SendReceiptSettings(ConsumerSettings, SendGridSettings, PledgeTableSettings, PledgeLinkSettings):
+class StatementTableSettings(EnvSettings):
+    """The Statements table: one marker per donor and year (donations.statements)."""
+
+    statements_table: Name
+
+
+class SendReceiptSettings(
+    ConsumerSettings, SendGridSettings, StatementTableSettings, PledgeTableSettings, PledgeLinkSettings
+):
     receipt_dlq_url: Name
     receipt_claim_seconds: int = Field(default=60, ge=1)
 

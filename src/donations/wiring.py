@@ -27,6 +27,7 @@ from donations.settings import (
     PledgeLinkSettings,
     PledgeTableSettings,
     SendGridSettings,
+    StatementTableSettings,
     StripeClientSettings,
     StripeSettings,
     TableSettings,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from donations.payments import StripePayments
     from donations.ports import Mailer, Payments, Publisher, Store
     from donations.screening import Screening
+    from donations.statements import StatementStore
 
     # The real adapters fit the core's ports (mypy checks these assignments structurally).
     _ADAPTERS: tuple[type[Store], type[Payments], type[Mailer], type[Publisher]] = (
@@ -136,6 +138,15 @@ class Wiring:
     def pledge_links(self) -> PledgeLinks:
         settings = self._section(PledgeLinkSettings)
         return PledgeLinks(lambda: self.api_keys.get(settings.pledge_link_secret_name), settings.manage_page_url)
+
+    @cached_property
+    def statements(self) -> StatementStore:
+        """The donors' donations and the statement markers (donations.statements), for the send-receipt function."""
+        from donations.statements import StatementStore
+
+        resource = self._session.resource("dynamodb", config=AWS_CONFIG)
+        snapstart.holds_connections(resource.meta.client)
+        return StatementStore(self.table, resource.Table(self._section(StatementTableSettings).statements_table))
 
     @cached_property
     def publisher(self) -> FollowUpPublisher:

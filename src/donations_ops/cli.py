@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from donations_ops import card_testing_cli, pledges_cli
+from donations_ops import card_testing_cli, pledges_cli, statements_cli
 from donations_ops.alarms import AlarmState, stack_alarms
 from donations_ops.aws import Clients, make_clients, resolve_endpoint
 from donations_ops.cli_operator import add_operator_commands
@@ -121,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     card_testing_cli.register(commands, target, positive_int)
     # pledges list | show: monthly pledges needing attention, or due on a day (donations_ops.pledges_cli)
     pledges_cli.register(commands, target)
+    # statements send | preview: the year-end statements (donations_ops.statements_cli)
+    statements_cli.register(commands, target)
     return parser
 
 

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from donations_ops import actions, lookup, parked, report
+from donations_ops import actions, lookup, parked, privacy_cli, report
 from donations_ops.aws import Clients
 from donations_ops.cli_shared import (
     OK,
@@ -106,6 +106,8 @@ def _donor_commands(commands: Any, target: argparse.ArgumentParser) -> None:
     fix.add_argument("--email", required=True)
     fix.add_argument("--note", required=True, help="why (recorded on the donation)")
     fix.set_defaults(command=cmd_donor_fix_email)
+    # export | erase: the donor's data on request (donations_ops.privacy_cli)
+    privacy_cli.register(sub, target)
 
 
 # --------------------------------------------------------------------------- dlq

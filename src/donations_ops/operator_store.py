@@ -136,7 +136,8 @@ def _log(donation: Donation, action: str, note: str, **details: str) -> list[dic
     return [*donation.operator_log, entry]
 
 
-def _write(table: Any, donation: Donation, values: dict[str, Any], remove: list[str] | None = None) -> None:
+def write_as_read(table: Any, donation: Donation, values: dict[str, Any], remove: list[str] | None = None) -> None:
+    """Update the donation only if it is still as read (its ``updated_at``); else RecordChanged."""
     try:
         conditional_update(
             table,
@@ -152,7 +153,7 @@ def _write(table: Any, donation: Donation, values: dict[str, Any], remove: list[
 
 def append_log(table: Any, donation: Donation, action: str, note: str, **details: str) -> None:
     """Note what an operator did on the record (donations_ops.refunding), if it is still as it was read."""
-    _write(table, donation, {"operator_log": _log(donation, action, note, **details)})
+    write_as_read(table, donation, {"operator_log": _log(donation, action, note, **details)})
 
 
 def record_redrive(table: Any, donation: Donation, step: Step, note: str = "") -> int:
@@ -161,7 +162,7 @@ def record_redrive(table: Any, donation: Donation, step: Step, note: str = "") -
     values: dict[str, Any] = {"redrives": count, "operator_log": _log(donation, "redrive", note, step=step.value)}
     if donation.attention_step is step:
         values["attention"] = Attention.REDRIVEN.value
-    _write(table, donation, values)
+    write_as_read(table, donation, values)
     return count
 
 
@@ -176,7 +177,7 @@ def record_discard(table: Any, donation: Donation, step: Step, note: str) -> Non
     }
     remove = ["failed_step"] if donation.failed_step is step else []
     remove += list(ATTENTION_ATTRIBUTES) if donation.attention_step is step else []
-    _write(table, donation, values, remove)
+    write_as_read(table, donation, values, remove)
 
 
 def record_email_fix(table: Any, donation: Donation, email: str, donor_key: str, note: str) -> None:
@@ -191,7 +192,7 @@ def record_email_fix(table: Any, donation: Donation, email: str, donor_key: str,
         "receipt_status": StepStatus.PENDING.value,
         "operator_log": _log(donation, "fix_email", note, was=was, now=mask_email(email)),
     }
-    _write(table, donation, values, _receipt_trouble(donation))
+    write_as_read(table, donation, values, _receipt_trouble(donation))
 
 
 def _receipt_trouble(donation: Donation) -> list[str]:

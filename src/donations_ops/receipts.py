@@ -23,12 +23,16 @@ from urllib.parse import parse_qs, urlsplit
 from donations.models import Donation, DonationStatus, StepStatus
 from donations.receipt import receipt_data
 from donations.settings import MailSettings
+from donations.statements import Gift, Statement, statement_data
 
 if TYPE_CHECKING:
     from sendgrid import SendGridAPIClient
 
 TEMPLATE_DIR = Path(__file__).with_name("receipt_template")
 DEFAULT_NAME = "Donation receipt"
+# The year-end statement's template (donations.statements.statement_data), installed by the same command.
+STATEMENT_TEMPLATE_DIR = Path(__file__).with_name("statement_template")
+STATEMENT_NAME = "Donation statement"
 PAGE_SIZE = 200  # the most the list answers per page
 MAX_PAGES = 50
 
@@ -65,12 +69,21 @@ def shipped_template() -> ReceiptTemplate:
     )
 
 
+def shipped_statement_template() -> ReceiptTemplate:
+    return ReceiptTemplate(
+        subject=(STATEMENT_TEMPLATE_DIR / "subject.txt").read_text(encoding="utf-8").strip(),
+        html=(STATEMENT_TEMPLATE_DIR / "statement.html").read_text(encoding="utf-8"),
+        text=(STATEMENT_TEMPLATE_DIR / "statement.txt").read_text(encoding="utf-8"),
+    )
+
+
 def install_template(
     client: SendGridAPIClient,
     *,
     name: str = DEFAULT_NAME,
     template_id: str | None = None,
     template: ReceiptTemplate | None = None,
+    test_data: dict[str, Any] | None = None,
 ) -> Installed:
     """Create or update the dynamic template and make a new version of it active; its id goes in ReceiptTemplateId."""
     template = template or shipped_template()
@@ -95,7 +108,7 @@ def install_template(
         "generate_plain_content": False,  # ours is written for reading, not derived from the HTML
         "editor": "code",
         "active": 1,
-        "test_data": json.dumps(sample_data()),  # SendGrid's preview shows a real-looking receipt
+        "test_data": json.dumps(test_data or sample_data()),  # SendGrid's preview shows a real-looking receipt
     }
     versions = templates._(template_id).versions
     added = _call(versions.post, request_body=version)
@@ -104,9 +117,38 @@ def install_template(
     return Installed(template_id=template_id, version_id=str(added["id"]), created=created, name=name)
 
 
+def install_statement_template(
+    client: SendGridAPIClient, *, name: str = STATEMENT_NAME, template_id: str | None = None
+) -> Installed:
+    """The year-end statement's template, installed like the receipt's; its id goes in StatementTemplateId."""
+    return install_template(
+        client,
+        name=name,
+        template_id=template_id,
+        template=shipped_statement_template(),
+        test_data=sample_statement_data(),
+    )
+
+
+def sample_statement_data() -> dict[str, Any]:
+    """The template data of an example statement: a one-time gift partly refunded, a monthly one, two currencies."""
+    donation = _sample_donation()
+    gifts = (
+        Gift(donation.donation_id, donation.created_at, 2500, 500, "usd", monthly=False),
+        Gift("don_examplemonthly000000000", "2026-12-01T12:00:00Z", 1000, 0, "usd", monthly=True),
+        Gift("don_exampleeuro00000000000", "2026-12-10T12:00:00Z", 2000, 0, "eur", monthly=False),
+    )
+    statement = Statement("0" * 32, 2026, donation.email, donation.name, gifts)
+    return statement_data(statement, _sample_settings())
+
+
 def sample_data() -> dict[str, str]:
     """The template data of an example donation, for SendGrid's preview and test sends."""
-    donation = Donation(
+    return receipt_data(_sample_donation(), _sample_settings())
+
+
+def _sample_donation() -> Donation:
+    return Donation(
         donation_id="don_examplereceipt0000000000",
         status=DonationStatus.SUCCEEDED,
         amount=2500,
@@ -122,7 +164,10 @@ def sample_data() -> dict[str, str]:
         card_status=StepStatus.DONE,
         card_last4="4242",
     )
-    settings = MailSettings(
+
+
+def _sample_settings() -> MailSettings:
+    return MailSettings(
         receipt_template_id="d-00000000000000000000000000000000",
         receipt_from_email="receipts@example.org",
         org_name="Example Charity",
@@ -131,7 +176,6 @@ def sample_data() -> dict[str, str]:
         goods_or_services_statement="No goods or services were provided in exchange for this donation.",
         support_email="support@example.org",
     )
-    return receipt_data(donation, settings)
 
 
 def _dynamic_templates_named(client: SendGridAPIClient, name: str) -> list[str]:

@@ -1,6 +1,8 @@
 """``donations-ops receipts install-template``: put the shipped receipt template into SendGrid, print its id.
 
-    SENDGRID_API_KEY=SG... donations-ops receipts install-template [--name NAME | --template-id d-...]
+    SENDGRID_API_KEY=SG... donations-ops receipts install-template [--statement] [--name NAME | --template-id d-...]
+
+``--statement`` installs the year-end statement's template instead (its id goes in StatementTemplateId).
 
 The key needs the Template Engine permission (a Mail Send-only key gets 403); it is read from the
 environment, never from the command line. ``--sendgrid-host`` (or $SENDGRID_API_HOST) points it at
@@ -15,7 +17,14 @@ import json
 import os
 from typing import Any
 
-from donations_ops.receipts import DEFAULT_NAME, Installed, InstallError, install_template
+from donations_ops.receipts import (
+    DEFAULT_NAME,
+    STATEMENT_NAME,
+    Installed,
+    InstallError,
+    install_statement_template,
+    install_template,
+)
 from donations_ops.stack_resources import OpsError
 
 API_KEY_ENV = "SENDGRID_API_KEY"
@@ -34,7 +43,14 @@ def add_receipt_commands(commands: Any) -> None:
         "Prints the template id to deploy with: ReceiptTemplateId.",
     )
     install.add_argument(
-        "--name", default=DEFAULT_NAME, help=f"the template's name in SendGrid (default {DEFAULT_NAME!r})"
+        "--statement",
+        action="store_true",
+        help="the year-end statement's template (deploy its id as StatementTemplateId), not the receipt's",
+    )
+    install.add_argument(
+        "--name",
+        default=None,
+        help=f"the template's name in SendGrid (default {DEFAULT_NAME!r}, or {STATEMENT_NAME!r} with --statement)",
     )
     install.add_argument(
         "--template-id", help="update this dynamic template (default: the one named --name, created if none)"
@@ -55,14 +71,19 @@ def cmd_install_template(args: argparse.Namespace, _clients: Any) -> int:
     host = args.sendgrid_host or os.environ.get(HOST_ENV)
     client = SendGridAPIClient(api_key=api_key, host=host) if host else SendGridAPIClient(api_key=api_key)
     try:
-        installed = install_template(client, name=args.name, template_id=args.template_id)
+        if args.statement:
+            installed = install_statement_template(
+                client, name=args.name or STATEMENT_NAME, template_id=args.template_id
+            )
+        else:
+            installed = install_template(client, name=args.name or DEFAULT_NAME, template_id=args.template_id)
     except InstallError as error:
         print(f"donations-ops: error: {error}")
         return PROBLEMS
     if getattr(args, "json", False):
         print(json.dumps(_as_json(installed), indent=2))
     else:
-        print(_summary(installed))
+        print(_summary(installed, "StatementTemplateId" if args.statement else "ReceiptTemplateId"))
     return OK
 
 
@@ -75,11 +96,11 @@ def _as_json(installed: Installed) -> dict[str, Any]:
     }
 
 
-def _summary(installed: Installed) -> str:
+def _summary(installed: Installed, parameter: str) -> str:
     what = "Created the dynamic template" if installed.created else "Updated the dynamic template"
     return (
         f"{what} {installed.name!r}: version {installed.version_id} is now active.\n"
-        f"Deploy with ReceiptTemplateId={installed.template_id}\n"
-        f"  (sam deploy --parameter-overrides ReceiptTemplateId={installed.template_id})\n"
+        f"Deploy with {parameter}={installed.template_id}\n"
+        f"  (sam deploy --parameter-overrides {parameter}={installed.template_id})\n"
         f"{installed.template_id}"
     )

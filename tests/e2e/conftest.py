@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -94,3 +95,15 @@ def run_ops(stack: RunningStack, *args: str) -> subprocess.CompletedProcess[str]
         env=env,
         check=False,
     )
+
+
+def run_pasted(command: str) -> subprocess.CompletedProcess[str]:
+    """A suggested donations-ops command run as a user pastes it: in a terminal with no AWS region or
+    credentials configured, and none of the run command's variables."""
+    words = shlex.split(command)
+    assert words[0] == "donations-ops", command
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DONATIONS_"))}
+    return subprocess.run(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "donations_ops", *words[1:]],
+        capture_output=True, text=True, timeout=60, env={**env, "AWS_CONFIG_FILE": os.devnull}, check=False,
+    )  # fmt: skip

@@ -156,7 +156,13 @@ def test_moto_gets_everything_but_the_api_and_the_event_source_mappings(deployed
         "RenewalQueue",
         "RenewalDLQ",
     }
-    assert set(deployed.stack.tables) == {"DonationsTable", "IdempotencyTable", "VelocityTable", "PledgesTable"}
+    assert set(deployed.stack.tables) == {
+        "DonationsTable",
+        "IdempotencyTable",
+        "VelocityTable",
+        "PledgesTable",
+        "StatementsTable",
+    }
     # moto's CloudFormation has no WAFv2 support: the web ACL is created through moto's WAFv2 API.
     assert set(deployed.stack.web_acls) == {"DonationsWebAcl"}
     assert set(deployed.stack.topics) == {"OperatorTopic", "AlarmTopic"}

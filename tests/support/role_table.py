@@ -36,7 +36,7 @@ ROLE_TABLE: dict[str, set[Grant]] = {
     | {("ssm:GetParameter", "parameter:StripeChargeSecretName"), ("ssm:GetParameter", "parameter:TurnstileSecretName")}
     | {("ssm:GetParameter", "parameter:IdentifierSecretName"), ("ssm:GetParameter", "parameter:PledgeLinkSecretName")}
     | {("dynamodb:GetItem", "PledgesTable"), ("dynamodb:UpdateItem", "PledgesTable")}
-    | {("dynamodb:Query", "PledgesTable/index/donor_key-index")}
+    | {("dynamodb:Query", "PledgesTable/index/donor-index")}
     | {("sqs:GetQueueAttributes", "ReceiptQueue")}  # the warm-up's one read (donations.warmup)
     | {("dynamodb:GetItem", "VelocityTable"), ("dynamodb:UpdateItem", "VelocityTable")},
     "TokenizeFunctionRole": _logs("TokenizeFunctionLogGroup")
@@ -46,6 +46,9 @@ ROLE_TABLE: dict[str, set[Grant]] = {
     "SendReceiptFunctionRole": _logs("SendReceiptFunctionLogGroup")
     | _poll("ReceiptQueue", "ReceiptDLQ")
     | {("dynamodb:GetItem", "DonationsTable"), ("dynamodb:UpdateItem", "DonationsTable")}
+    # a donor's gifts, for the year-end statement (donations.statements)
+    | {("dynamodb:Query", "DonationsTable/index/donor-index"), ("dynamodb:BatchGetItem", "DonationsTable")}
+    | {(f"dynamodb:{a}", "StatementsTable") for a in ("GetItem", "UpdateItem", "DeleteItem")}
     | {("ssm:GetParameter", "parameter:SendGridSecretName"), ("ssm:GetParameter", "parameter:PledgeLinkSecretName")}
     | {("dynamodb:GetItem", "PledgesTable"), ("dynamodb:UpdateItem", "PledgesTable")},
     "ReconcilerFunctionRole": _logs("ReconcilerFunctionLogGroup")

@@ -180,6 +180,10 @@ class World:
                     )
             handles.clear()
 
+    def retrying(self, name: str) -> bool:
+        """Messages of this queue failed and wait out a backoff (``expire_backoffs`` lets it pass)."""
+        return bool(self._in_flight[name])
+
     def deliver_until_dead_lettered(self, name: str) -> int:
         """Deliver and let backoffs pass until the message leaves the queue; return how often it was received."""
         receives = 0
@@ -365,6 +369,7 @@ class World:
         # Card testing: every test starts with no counts and no attack mode (nor a cached one).
         self._clear_table("VelocityTable", "pk")
         self._clear_table("PledgesTable", "pledge_id")
+        self._clear_table("StatementsTable", "donor_key", "year")
         charge = self.pipeline.handler("ChargeFunction").wiring()
         charge.screening.attack_mode.forget()
         self.expire_backoffs()
@@ -374,13 +379,19 @@ class World:
             for value in bucket.values():
                 value.clear()
 
-    def _clear_table(self, logical_id: str, key: str) -> None:
+    def _clear_table(self, logical_id: str, *key: str) -> None:
         client = self.pipeline.clients("dynamodb")
         table = self.pipeline.stack.tables[logical_id]
-        for item in client.scan(TableName=table, ProjectionExpression="#k", ExpressionAttributeNames={"#k": key})[
-            "Items"
-        ]:
-            client.delete_item(TableName=table, Key={key: item[key]})
+        names = {f"#k{i}": name for i, name in enumerate(key)}
+        pages = client.get_paginator("scan").paginate(
+            TableName=table, ProjectionExpression=", ".join(names), ExpressionAttributeNames=names
+        )
+        for page in pages:
+            for start in range(0, len(page["Items"]), 25):  # BatchWriteItem takes at most 25 requests
+                deletes = [
+                    {"DeleteRequest": {"Key": {n: i[n] for n in key}}} for i in page["Items"][start : start + 25]
+                ]
+                client.batch_write_item(RequestItems={table: deletes})
 
     def send(self, name: str, body: str, attributes: dict[str, Any]) -> None:
         clean = {k: {"DataType": v["DataType"], "StringValue": v["StringValue"]} for k, v in attributes.items()}
