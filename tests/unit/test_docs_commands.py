@@ -288,15 +288,17 @@ def test_the_identifier_secret_is_created_once_from_a_file_of_64_random_characte
 
     # Then it is stored from a file only its owner can read, at least 32 characters as the charge requires,
     # and without --overwrite: an existing secret is never replaced by accident
+    # (and the manage links' signing key, the same way, under the template's default name)
     assert ran.returncode == 0, ran.stderr
     calls = (tmp_path / "calls").read_text()
-    (args,) = _put_parameter_calls(tmp_path)
-    assert args.startswith(
-        f"ARGS ssm put-parameter --type SecureString --key-id {STACK_KEY_ARN} --name /donations/identifier-secret"
-    )
-    assert "--overwrite" not in args
-    assert "MODE 600" in calls
-    value = next(line for line in calls.splitlines() if line.startswith("VALUE"))[len("VALUE [") : -1]
-    assert len(value) == 64
-    assert value not in args
+    identifier, link_key = _put_parameter_calls(tmp_path)
+    template = load_template(ROOT / "template.yaml")
+    for args, parameter in ((identifier, "IdentifierSecretName"), (link_key, "PledgeLinkSecretName")):
+        name = template["Parameters"][parameter]["Default"]
+        assert args.startswith(f"ARGS ssm put-parameter --type SecureString --key-id {STACK_KEY_ARN} --name {name} ")
+        assert "--overwrite" not in args
+    assert calls.count("MODE 600") == 2
+    values = [line[len("VALUE [") : -1] for line in calls.splitlines() if line.startswith("VALUE")]
+    assert [len(value) for value in values] == [64, 64] and values[0] != values[1]
+    assert not any(value in calls.replace(f"VALUE [{value}]", "") for value in values)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", "calls"]
