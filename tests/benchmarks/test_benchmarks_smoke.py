@@ -163,7 +163,7 @@ def test_cost_model_counts_requests_and_prices_them() -> None:
     # and the monthly bill at four volumes names every fixed line of the template and its price page
     assert all(f"{volume}/month" in text for volume in ("100", "1,000", "10,000", "100,000"))
     for line in ("alarms: ", "dashboards: 0", "customer managed keys: 1", "secrets: 0",
-                 "SecureString parameters (standard tier): 8", "idle long polling",
+                 "SecureString parameters (standard tier): 9", "idle long polling",
                  "schedule: reconciler", "schedule: NotifierFunction", "web ACL + 6 rules", "custom metrics (EMF)",
                  "point-in-time recovery", "log storage", "price source: AWS Lambda pricing"):  # fmt: skip
         assert line in text, line

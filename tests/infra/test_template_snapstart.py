@@ -55,6 +55,11 @@ def test_the_local_front_invokes_the_functions_behind_their_aliases(deployed: De
     assert sorted(routes) == [
         ("GET", "/donations/{donation_id}", "ChargeFunction"),
         ("POST", "/donations", "ChargeFunction"),
+        ("POST", "/pledge-links", "ChargeFunction"),
+        ("POST", "/pledges/{pledge_id}", "ChargeFunction"),
+        ("POST", "/pledges/{pledge_id}/authenticate", "ChargeFunction"),
+        ("POST", "/pledges/{pledge_id}/authenticate/complete", "ChargeFunction"),
+        ("POST", "/pledges/{pledge_id}/cancel", "ChargeFunction"),
         ("POST", "/warmup", "ChargeFunction"),
         ("POST", "/webhooks/stripe", "StripeWebhookFunction"),
     ]

@@ -111,6 +111,9 @@ def _charge_settings(server: _Counting, monkeypatch: pytest.MonkeyPatch) -> Char
             "FORM_HOSTNAMES": "donate.example.org",  # where the form is served: Turnstile tokens must come from there
             "TURNSTILE_SECRET_NAME": "/donations/turnstile-secret-key",
             "IDENTIFIER_SECRET_NAME": "/donations/identifier-secret",
+            "PLEDGES_TABLE": "pledges-snapstart",  # the manage links' routes (the charge function serves them)
+            "PLEDGE_LINK_SECRET_NAME": "/donations/pledge-link-key",
+            "MANAGE_PAGE_URL": "https://donate.example.org/manage",
             "STRIPE_API_BASE": url,
             "STRIPE_MAX_NETWORK_RETRIES": "0",
             "CORS_ORIGIN": "*",
