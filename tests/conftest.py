@@ -118,7 +118,7 @@ def captured_logs():
 # Files whose tests are independent of each other and long enough to be worth spreading over the workers
 # one test at a time; every other file goes to one worker whole, so its module fixtures (a SAM build, a
 # browser, a local stack of its own) are built once.
-SPREAD_OVER_WORKERS = frozenset({"tests/integration/test_hostile_properties.py"})
+SPREAD_OVER_WORKERS = frozenset({"tests/integration/test_hostile_properties.py", "tests/chaos/test_chaos.py"})
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -140,15 +140,18 @@ def pytest_xdist_make_scheduler(config, log):
 
 def pytest_collection_modifyitems(config, items):
     """Chaos runs last: it leaves metrics and alarm history in the shared moto that other tests read.
-    Under pytest-xdist each worker has its own moto, emulators and local stack, and the chaos file, sorted
-    last, is the last one handed out.
+    Under pytest-xdist each worker has its own moto, emulators and local stack, and the chaos tests, sorted
+    last, are the last ones handed out (one at a time: each builds its own run).
 
     The unit tier never touches the network: pytest-socket fails a test marked ``unit`` that opens a socket.
     """
     for item in items:
         if item.get_closest_marker("unit") is not None:
             item.add_marker(pytest.mark.disable_socket)
-    items.sort(key=lambda item: item.get_closest_marker("chaos") is not None)
+    # Files with slow tests are handed out first (the longest jobs first leave the shortest tail), and
+    # the chaos tests last; the order inside a file stays.
+    slow_files = {item.path for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: (item.get_closest_marker("chaos") is not None, item.path not in slow_files))
 
 
 def pytest_sessionfinish(session):
