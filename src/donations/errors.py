@@ -110,6 +110,21 @@ class RequestInProgress(DonationError):
     code = "request_in_progress"
 
 
+# What a donor is told about a decline, by Stripe's donor-safe decline code (never the issuer's own).
+DONOR_DECLINE_MESSAGES = {
+    "insufficient_funds": "Your card has insufficient funds.",
+    "expired_card": "Your card has expired.",
+    "incorrect_cvc": "Your card's security code is incorrect.",
+    "processing_error": "An error occurred while processing your card. Please try again.",
+    "card_velocity_exceeded": "Your card has exceeded its limit. Please use another card.",
+}
+GENERIC_DECLINE = "Your card was declined. Please use another card or contact your bank."
+
+
+def donor_decline_message(decline_code: str | None) -> str:
+    return DONOR_DECLINE_MESSAGES.get(decline_code or "") or GENERIC_DECLINE
+
+
 class CardDeclined(DonationError):
     status = HTTPStatus.PAYMENT_REQUIRED
     code = "card_declined"

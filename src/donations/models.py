@@ -464,11 +464,12 @@ class FollowUpMessage(BaseModel):
     donation_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     correlation_id: str = ""
     # On the receipt queue: which mail is owed, the receipt or the refund notice (the record says for which
-    # refunded total), or a pledge's (a manage link, a renewal to authenticate). Absent (None) means the
-    # receipt, so messages from before this field read as they did, and a receipt's is sent as it was.
-    mail: Literal["receipt", "refund_notice", "manage_link", "authenticate"] | None = None
+    # refunded total), or a pledge's (a manage link, a renewal to authenticate, a failed renewal try's dunning
+    # notice). Absent (None) means the receipt, so messages from before this field read as they did, and a
+    # receipt's is sent as it was.
+    mail: Literal["receipt", "refund_notice", "manage_link", "authenticate", "dunning"] | None = None
     # A pledge's email (donations.pledge_manage): the pledge, and what the email answers (the request asking
-    # for a link, the renewal to authenticate); ``donation_id`` is the pledge's first gift or that renewal
-    # (its failures are recorded there, as a receipt's are).
+    # for a link, the renewal to authenticate, the failed try's ``<period>#<try>``); ``donation_id`` is the
+    # pledge's first gift or that renewal (its failures are recorded there, as a receipt's are).
     pledge_id: Annotated[str, StringConstraints(max_length=64)] | None = None
     request_id: Annotated[str, StringConstraints(max_length=128)] | None = None

@@ -59,6 +59,13 @@ def format_day(timestamp: str, locale: str, time_zone: str) -> str:
     return format_date(day, format="long", locale=locale)
 
 
+def format_calendar_day(day: str, locale: str) -> str:
+    """A calendar day (``YYYY-MM-DD``, no time of day: a pledge's charge day) in the locale's long form."""
+    from babel.dates import format_date
+
+    return format_date(date.fromisoformat(day), format="long", locale=locale)
+
+
 @cache
 def _pattern(locale: str, digits: int) -> NumberPattern:
     """The locale's standard currency pattern, showing exactly ``digits`` decimals."""

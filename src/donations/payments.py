@@ -10,6 +10,7 @@ import stripe
 
 from donations import snapstart
 from donations.errors import (
+    DONOR_DECLINE_MESSAGES,
     CardDeclined,
     ChargeIndeterminate,
     InvalidDonation,
@@ -18,6 +19,7 @@ from donations.errors import (
     ServiceUnavailable,
     StoredServerError,
     classify,
+    donor_decline_message,
 )
 from donations.models import Donation
 from donations.ports import ChargeOutcome, ChargeState, IntentSnapshot, SavedCard
@@ -26,14 +28,6 @@ from donations.stripe_http import BudgetedRequestsClient
 
 # Stripe advises not to tell a donor that their card was reported lost or stolen.
 _UNDISCLOSED_DECLINE_CODES = frozenset({"lost_card", "stolen_card", "pickup_card", "fraudulent", "merchant_blacklist"})
-_DONOR_MESSAGES = {
-    "insufficient_funds": "Your card has insufficient funds.",
-    "expired_card": "Your card has expired.",
-    "incorrect_cvc": "Your card's security code is incorrect.",
-    "processing_error": "An error occurred while processing your card. Please try again.",
-    "card_velocity_exceeded": "Your card has exceeded its limit. Please use another card.",
-}
-_GENERIC_DECLINE = "Your card was declined. Please use another card or contact your bank."
 # Stripe's error codes for an amount out of its range (docs.stripe.com/error-codes).
 _AMOUNT_REFUSALS = frozenset({"amount_too_small", "amount_too_large"})
 
@@ -432,15 +426,14 @@ def _charged_card(intent: stripe.PaymentIntent) -> tuple[str | None, str | None]
 
 def recorded_decline(decline_code: str | None) -> CardDeclined:
     """The decline a donor was told, rebuilt from the record's (donor-safe) code for a resubmission."""
-    message = _DONOR_MESSAGES.get(decline_code or "") or _GENERIC_DECLINE
-    return CardDeclined(message, code="card_declined", decline_code=decline_code)
+    return CardDeclined(donor_decline_message(decline_code), code="card_declined", decline_code=decline_code)
 
 
 def _declined(error: stripe.CardError) -> CardDeclined:
     details = error.error
     code = (details.code if details else None) or "card_declined"
     decline_code = donor_safe_decline_code(code, details.decline_code if details else None)
-    message = _DONOR_MESSAGES.get(decline_code) or _DONOR_MESSAGES.get(code) or _GENERIC_DECLINE
+    message = donor_decline_message(decline_code if decline_code in DONOR_DECLINE_MESSAGES else code)
     declined = CardDeclined(message, code="card_declined", decline_code=decline_code)
     declined.issuer_decline_code = (details.decline_code if details else None) or code
     intent = details.payment_intent if details else None

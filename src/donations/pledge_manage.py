@@ -30,13 +30,14 @@ from donations.errors import (
     NothingToAuthenticate,
     PermanentStepFailure,
     RetryableStepFailure,
+    donor_decline_message,
 )
 from donations.followups import FOLLOWUPS_CLAIM_SECONDS, publish_follow_ups
 from donations.identifiers import Identifiers
 from donations.models import Donation, DonationStatus, FollowUpMessage, Step
 from donations.observability import MetricUnit, logger, metrics
 from donations.pledge_links import CANCEL_TOKEN_SECONDS, LinkClaims, PledgeLinks, Purpose
-from donations.pledges import Pledge, PledgeState, PledgeStore
+from donations.pledges import DunningNotice, Pledge, PledgeState, PledgeStore, dunning_notice_key
 from donations.ports import IntentSnapshot
 from donations.store import DonationStore
 
@@ -181,6 +182,55 @@ def send_authentication_request(
     _send_once(pledges, pledge, "auth_email", donation_id, now, every_seconds=None,
                send=lambda: mailer.send_pledge_email(pledge.email, "Please confirm your monthly gift", text(),
                                                      pledge.pledge_id))  # fmt: skip
+
+
+def send_dunning_notice(
+    message: FollowUpMessage,
+    *,
+    pledges: PledgeStore,
+    links: PledgeLinks,
+    mailer: SentBy,
+    locale: str = "en_US",
+    now: float | None = None,
+) -> None:
+    """Tell the donor a renewal try failed: when it is tried again, or that the gift stopped (donations.dunning);
+    one email per failed try (``dunning_notice_key``), whatever the number of messages."""
+    pledge, key = _noticed(message, pledges)
+    if pledge.dunning_notice_key != key:
+        if pledge.state is PledgeState.ACTIVE and dunning_notice_key(pledge) == key:
+            # Queued just before the renewal records the failure on the pledge: look again once it has.
+            raise RetryableStepFailure("send_receipt:dunning_notice_not_recorded_yet")
+        logger.info("Dunning notice overtaken by a later one; not sent", extra={"notice_key": key})
+        return
+    if (pledge.dunning_notice, pledge.state) not in _STILL_TRUE:
+        # Canceled, charged or authenticated since: the email would no longer be true.
+        logger.info("Dunning notice no longer true; not sent", extra={"state": pledge.state, "notice_key": key})
+        return
+    subject, text = _dunning_email(pledge, links, mailer.org_name, locale)
+    _send_once(pledges, pledge, "dunning_email", key, now, every_seconds=None,
+               send=lambda: mailer.send_pledge_email(pledge.email, subject, text, pledge.pledge_id))  # fmt: skip
+
+
+_STILL_TRUE = {(DunningNotice.RETRY_SCHEDULED, PledgeState.ACTIVE), (DunningNotice.LAPSED, PledgeState.LAPSED)}
+
+
+def _dunning_email(pledge: Pledge, links: PledgeLinks, org_name: str, locale: str) -> tuple[str, str]:
+    """The subject and text: the donor-safe reason only (never the issuer's code), no card data."""
+    gift = money.format_money(pledge.amount, pledge.currency, locale)
+    reason = donor_decline_message(pledge.last_decline_code)
+    hello = f"Hello {pledge.name},\n\nWe could not charge this month's gift of {gift} to {org_name}. {reason}\n\n"
+    link = f"{links.manage_url(pledge.pledge_id)}\n\nThe link works for 14 days.\n"
+    if pledge.dunning_notice is DunningNotice.LAPSED:
+        return "Your monthly gift has stopped", (
+            f"{hello}Your monthly gift has stopped and will not be charged again. Thank you for your support so "
+            "far. To start again, make a new monthly gift on our donation page with a card that works. Your "
+            f"monthly gift, as we have it, is here:\n\n{link}"
+        )
+    retry_on = money.format_calendar_day(pledge.retry_on or pledge.next_charge_on, locale)
+    return "Your monthly gift could not be charged", (
+        f"{hello}Nothing was charged. We will try again on {retry_on}. To see or cancel your monthly gift, "
+        f"open this link:\n\n{link}"
+    )
 
 
 def start_authentication(

@@ -132,6 +132,10 @@ class Pledge(BaseModel):
     """The same for the email asking the donor to authenticate a renewal (its donation id): once per renewal."""
     auth_email_claim_until: int | None = None
     auth_email_sent_at: int | None = None
+    dunning_email_request: str | None = None
+    """The same for the dunning email (its ``dunning_notice_key``): once per failed try."""
+    dunning_email_claim_until: int | None = None
+    dunning_email_sent_at: int | None = None
     canceled_reason: str | None = None
     """Why the pledge stopped: ``dispute:<reason>:<dispute id>`` when the donor disputed one of its gifts."""
     created_at: str
@@ -515,8 +519,13 @@ class FailedTry:
             "last_donation_id": self.donation_id,
             "last_decline_code": self.decline_code,
             "dunning_notice": notice.value,
-            "dunning_notice_key": f"{pledge.period}#{pledge.renewal_try}",
+            "dunning_notice_key": dunning_notice_key(pledge),
         }
+
+
+def dunning_notice_key(pledge: Pledge) -> str:
+    """``<period>#<try>`` of the pledge's current try: the key of the donor email about its failure."""
+    return f"{pledge.period}#{pledge.renewal_try}"
 
 
 def _at_try(pledge: Pledge) -> Any:

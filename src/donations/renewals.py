@@ -32,6 +32,7 @@ from donations.pledges import (
     PledgeState,
     PledgeStore,
     RenewalMessage,
+    dunning_notice_key,
     renewal_donation_id,
     renewal_identity,
 )
@@ -149,7 +150,7 @@ def renew(
         # Before the pledge records the failure, so a crash in between is made good by the next delivery;
         # the email goes once whatever the number of these messages (donations.pledge_manage).
         notices.send(authentication_notice(pledge, donation, correlation_id))
-    _record_failure(pledges, pledge, donation, issuer_code)
+    _record_failure(pledges, pledge, donation, issuer_code, notices, correlation_id)
     return donation
 
 
@@ -162,6 +163,19 @@ def authentication_notice(pledge: Pledge, donation: Donation, correlation_id: st
         mail="authenticate",
         pledge_id=pledge.pledge_id,
         request_id=donation.donation_id,
+    )
+
+
+def dunning_notice(pledge: Pledge, donation: Donation, correlation_id: str) -> FollowUpMessage:
+    """The message that has the send-receipt function tell the donor about this failed try (the pledge
+    records what to say: donations.pledge_manage.send_dunning_notice), once per ``<period>#<try>``."""
+    return FollowUpMessage(
+        type=Step.SEND_RECEIPT,
+        donation_id=donation.donation_id,
+        correlation_id=correlation_id,
+        mail="dunning",
+        pledge_id=pledge.pledge_id,
+        request_id=dunning_notice_key(pledge),
     )
 
 
@@ -263,11 +277,22 @@ def failure_reason(donation: Donation, code: str | None = None, outcome: str | N
     return f"{told}{_NEXT_STEP.get(code, _DEFAULT_NEXT_STEP)} (donation {donation.donation_id})"
 
 
-def _record_failure(pledges: PledgeStore, pledge: Pledge, donation: Donation, issuer_code: str | None) -> None:
+def _record_failure(
+    pledges: PledgeStore,
+    pledge: Pledge,
+    donation: Donation,
+    issuer_code: str | None,
+    notices: Notices | None,
+    correlation_id: str,
+) -> None:
     donor_code = failure_code(donation)
     code = issuer_code or donor_code
     verdict = after_decline(code, pledge.renewal_try, pledge.next_charge_on, pledge.due_on or pledge.next_charge_on)
     failed = FailedTry(donation.donation_id, donor_code, failure_reason(donation, code, verdict.why))
+    if verdict.next in (Next.RETRY, Next.LAPSE) and notices is not None:
+        # Queued before the pledge records the notice, as the authentication email is: a crash in between is
+        # made good by the next delivery, and the sender waits until the pledge says what to tell.
+        notices.send(dunning_notice(pledge, donation, correlation_id))
     try:
         if verdict.next is Next.RETRY and verdict.retry_on is not None:
             pledges.schedule_retry(pledge, failed, verdict.retry_on)

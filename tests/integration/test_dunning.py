@@ -4,6 +4,7 @@ decline is retried on its days, once per try, then the pledge lapses; a hard dec
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from donations.dunning import MAX_TRIES
 from donations.models import DonationStatus, StepStatus
+from donations.pledge_links import Purpose
 from donations.pledges import DunningNotice, Pledge, PledgeState, renewal_donation_id
 from simulator.local.alarms import AlarmEvaluator
 from simulator.local.metrics import emf_metric_data
@@ -179,6 +181,87 @@ def test_a_crash_before_the_pledge_records_the_decline_is_made_good_by_the_next_
     after = _pledge_now(world, pledge.pledge_id)
     assert after.state is expected
     assert after.renewal_try == (2 if expected is PledgeState.ACTIVE else 1)
+
+
+def _emails(world, pledge: Pledge) -> list[dict[str, Any]]:
+    return [m for m in world.sendgrid.outbox if m["custom_args"].get("pledge_id") == pledge.pledge_id]
+
+
+def _manage_link_works(world, pledge: Pledge, text: str) -> None:
+    """The email holds a signed manage link to this pledge (the manage page's own check of its token)."""
+    [token] = re.findall(r"http\S+#token=(\S+)", text)
+    assert world.wiring.pledge_links.verify(token, Purpose.MANAGE, pledge.pledge_id).pledge_id == pledge.pledge_id
+
+
+def test_each_failed_try_emails_the_donor_once_when_it_is_retried_then_that_the_gift_stopped(world):
+    # Given a pledge due on 2027-01-10 on a card every charge of which is declined
+    pledge = _on_card(world, _pledge(world), FAILING_CARD)
+
+    # When its first try is declined, and the schedule and the messages are delivered again
+    _schedule(world, "2027-01-10")
+    world.drain()
+    world.redeliver_last_batches()
+    _schedule(world, "2027-01-10", "07:00")
+    world.drain()
+
+    # Then the donor got one email: not charged, the donor-safe reason, the retry's day and a manage link
+    [retry] = _emails(world, pledge)
+    assert (retry["to"], retry["subject"]) == ([pledge.email], "Your monthly gift could not be charged")
+    text = retry["content"][0]["value"]
+    assert "Nothing was charged" in text and "We will try again on January 13, 2027" in text
+    assert "Your card was declined." in text and "generic_decline" not in text
+    _manage_link_works(world, pledge, text)
+
+    # When the two retries are declined too (each day's run replayed)
+    for day in ("2027-01-13", "2027-01-13", "2027-01-17", "2027-01-17"):
+        _schedule(world, day, "08:00")
+        world.drain()
+    world.redeliver_last_batches()
+
+    # Then one email per failed try: the second says when the last try is, the third that the gift stopped
+    _, second, stopped = _emails(world, pledge)
+    assert "We will try again on January 17, 2027" in second["content"][0]["value"]
+    assert stopped["subject"] == "Your monthly gift has stopped"
+    text = stopped["content"][0]["value"]
+    assert "will not be charged again" in text and "make a new monthly gift" in text
+    assert pledge.customer_id not in text and pledge.payment_method_id not in text
+    _manage_link_works(world, pledge, text)
+
+
+def test_a_hard_decline_emails_the_donor_once_that_the_gift_stopped_without_saying_why_the_bank_refused(world):
+    # Given a pledge on a card the issuer reports lost
+    pledge = _on_card(world, _pledge(world), LOST_CARD)
+
+    # When its renewal runs and every message is delivered again
+    _schedule(world, "2027-01-10")
+    world.drain()
+    world.redeliver_last_batches()
+
+    # Then one "stopped" email, with the generic reason only (Stripe: never tell a donor "lost" or "stolen")
+    [stopped] = _emails(world, pledge)
+    assert stopped["subject"] == "Your monthly gift has stopped"
+    assert "lost" not in stopped["content"][0]["value"].lower()
+
+
+def test_a_crash_before_the_pledge_records_the_decline_still_sends_one_email(world):
+    # Given a declined renewal whose consumer queued the email and died before the pledge recorded it
+    pledge = _on_card(world, _pledge(world), FAILING_CARD)
+    _schedule(world, "2027-01-10")
+    assert deliver_renewals_crashing(
+        world, "pledges", lambda pledges: CrashOn(pledges, "schedule_retry", error=RuntimeError())
+    ).failed_ids
+    world.drain()
+    assert _emails(world, pledge) == []  # the sender waits for the pledge to say what to tell
+
+    # When the renewal is delivered again and the backoffs pass
+    world.expire_backoffs()
+    world.drain()
+    world.expire_backoffs()
+    world.drain()
+
+    # Then the donor got exactly one email about that try
+    [retry] = _emails(world, pledge)
+    assert "We will try again on January 13, 2027" in retry["content"][0]["value"]
 
 
 def _forward_metrics(world, capsys, service: str, at: datetime) -> None:
