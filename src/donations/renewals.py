@@ -18,7 +18,7 @@ and the reconciler publishes its follow-ups if the consumer died before it did.
 from __future__ import annotations
 
 import hashlib
-from typing import Protocol
+from typing import Literal, Protocol
 
 from donations.dunning import AUTHENTICATION_REQUIRED, Next, after_decline
 from donations.errors import CardDeclined, PermanentStepFailure
@@ -156,26 +156,25 @@ def renew(
 
 def authentication_notice(pledge: Pledge, donation: Donation, correlation_id: str) -> FollowUpMessage:
     """The message that has the send-receipt function email the donor a link to authenticate this renewal."""
-    return FollowUpMessage(
-        type=Step.SEND_RECEIPT,
-        donation_id=donation.donation_id,
-        correlation_id=correlation_id,
-        mail="authenticate",
-        pledge_id=pledge.pledge_id,
-        request_id=donation.donation_id,
-    )
+    return _pledge_email(pledge, donation, correlation_id, "authenticate", donation.donation_id)
 
 
 def dunning_notice(pledge: Pledge, donation: Donation, correlation_id: str) -> FollowUpMessage:
     """The message that has the send-receipt function tell the donor about this failed try (the pledge
     records what to say: donations.pledge_manage.send_dunning_notice), once per ``<period>#<try>``."""
+    return _pledge_email(pledge, donation, correlation_id, "dunning", dunning_notice_key(pledge))
+
+
+def _pledge_email(
+    pledge: Pledge, donation: Donation, correlation_id: str, mail: Literal["authenticate", "dunning"], request_id: str
+) -> FollowUpMessage:
     return FollowUpMessage(
         type=Step.SEND_RECEIPT,
         donation_id=donation.donation_id,
         correlation_id=correlation_id,
-        mail="dunning",
+        mail=mail,
         pledge_id=pledge.pledge_id,
-        request_id=dunning_notice_key(pledge),
+        request_id=request_id,
     )
 
 
