@@ -34,7 +34,9 @@ MAX_METADATA_KEYS = 20
 # Every month has these days; a donor who wants "the last day" gets the 28th (no month skipped).
 MAX_DAY_OF_MONTH = 28
 # The charge writes these into the PaymentIntent's metadata itself (donations.payments).
-RESERVED_METADATA_KEYS = frozenset({"donation_id", "charge_attempt"})
+# Ours on the PaymentIntent: the donation's, and a renewal's link to its pledge (which a webhook, the
+# reconciler and a dispute act on: a donor naming someone's pledge could otherwise cancel it by disputing).
+RESERVED_METADATA_KEYS = frozenset({"donation_id", "charge_attempt", "pledge_id", "renewal_period", "renewal_try"})
 
 MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")]
 MetadataValue = Annotated[str, StringConstraints(max_length=500)]

@@ -26,6 +26,7 @@ from typing import Any
 
 from donations.models import Donation, refund_state
 from donations.observability import MetricUnit, logger, metrics
+from donations.pledges import pledge_id_for
 from donations.ports import DisputeFacts, PledgeStopper, Publisher, Store
 from donations.store import ConditionFailed
 
@@ -103,8 +104,11 @@ def record_dispute(
 
 
 def _stop_pledge(donation: Donation, facts: DisputeFacts, pledges: PledgeStopper | None) -> str | None:
-    """The donor disputes a monthly gift: charging the card again would only bring another dispute."""
+    """The donor disputes a monthly gift: charging the card again would only bring another dispute. A renewal
+    names its pledge; the gift that started a pledge is its origin (the pledge's id derives from it)."""
     pledge_id = donation.metadata.get("pledge_id")
+    if not pledge_id and donation.pledge_day_of_month is not None:
+        pledge_id = pledge_id_for(donation.donation_id)
     if not pledge_id or pledges is None:
         return None
     if not pledges.stop_for_dispute(pledge_id, f"dispute:{facts.reason}:{facts.dispute_id}"):

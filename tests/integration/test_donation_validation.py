@@ -44,6 +44,8 @@ def _with(**changes):
         (_with(metadata={f"k{i}": "v" for i in range(21)}), 400, "invalid_metadata", "metadata"),
         (_with(metadata={"campaign": "x" * 501}), 400, "invalid_metadata", "metadata.campaign"),
         (_with(metadata={"donation_id": "mine"}), 400, "invalid_metadata", "metadata"),
+        (_with(metadata={"pledge_id": "pl_" + "0" * 24}), 400, "invalid_metadata", "metadata"),
+        (_with(metadata={"renewal_period": "2027-01"}), 400, "invalid_metadata", "metadata"),
         (_with(metadata={"nested": {"a": 1}}), 400, "invalid_metadata", "metadata.nested"),
         (_with(tip=100), 400, "unknown_field", "tip"),
         (_with(card_number="4242424242424242"), 400, "card_data_refused", None),

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from donations.models import DonationStatus, RefundState, StepStatus
-from donations.pledges import PledgeState, pledge_from_donation, renewal_donation_id
+from donations.pledges import PledgeState, pledge_from_donation, pledge_id_for, renewal_donation_id
 from donations_ops.cli import main
 from simulator.local.alarms import AlarmEvaluator
 from simulator.local.events import scheduled_event
@@ -234,3 +234,37 @@ def test_a_dispute_lost_on_a_monthly_gift_stops_the_pledge_and_pages_operators_a
     report = report_json(world, capsys)
     assert report["disputed"] == {"usd": "50.00 USD"} and report["lost_to_disputes"] == {"usd": "25.00 USD"}
     assert report["disputes"] == {"lost": 1, "won": 1}
+
+
+def test_a_dispute_on_the_gift_that_started_a_pledge_stops_the_pledge(world):
+    # Given a monthly gift through the API: charged, its card saved, its pledge made by the tokenize step
+    answer = world.post({**DONATION, "save_card": True, "monthly": True}, key=a_key("key-dispute-first-gift"))
+    assert answer.status == 201, answer.body
+    world.drain()
+    first_id = answer.body["donation_id"]
+    pledge_id = pledge_id_for(first_id)
+    assert world.wiring.pledges.get(pledge_id).state is PledgeState.ACTIVE
+    [intent] = world.stripe.intents_for(first_id)
+
+    # When the donor disputes that first gift
+    dispute = world.stripe.dispute(str(intent["latest_charge"]))
+    world.deliver_stripe_event(world.stripe_event("charge.dispute.created", dispute["id"]))
+
+    # Then the pledge it started is stopped: the card is charged no more
+    stopped = world.wiring.pledges.get(pledge_id)
+    assert stopped.state is PledgeState.CANCELED and stopped.due_on is None
+    assert stopped.canceled_reason == f"dispute:fraudulent:{dispute['id']}"
+
+
+def test_metadata_naming_someone_elses_pledge_is_refused_and_nothing_is_charged(world):
+    # Given a monthly donor's pledge
+    pledge, _, _ = _renewal(world, "key-victim-pledge")
+    charges = world.stripe.payment_intents_created
+
+    # When another donor names it in their gift's metadata (to have a dispute of theirs stop it)
+    answer = world.post({**DONATION, "metadata": {"pledge_id": pledge.pledge_id}}, key=a_key("key-names-a-pledge"))
+
+    # Then the gift is refused before Stripe, and the pledge is as it was
+    assert (answer.status, answer.body["error"]["code"]) == (400, "invalid_metadata")
+    assert world.stripe.payment_intents_created == charges
+    assert world.wiring.pledges.get(pledge.pledge_id).state is PledgeState.ACTIVE
