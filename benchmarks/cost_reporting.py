@@ -34,13 +34,7 @@ def report(model: CostModel, out: TextIO | None = None) -> str:
     table(["service", "item", "per donation", "unit", "US$ per 1,000"], rows, out=out)
     print(file=out)
     total = model.per_1000
-    table(
-        ["service", "US$ per 1,000 donations", "share"],
-        [[service, cost, f"{cost / total:.0%}"] for service, cost in model.by_service().items()]
-        + [["total", total, "100%"]],
-        out=out,
-    )
-    print(file=out)
+    _by_service("donations", model.by_service(), total, out)
     per_1000_renewals = _renewals(model, out)
     sensitivity(model, out)
     free = free_tier_savings(model.bill, run.template, prices)
@@ -66,14 +60,15 @@ def _renewals(model: CostModel, out: TextIO) -> float | None:
         return None
     functions = sorted({i.function for i in renewals.invocations})
     print(f"{renewals.renewals} monthly renewals, metered apart ({', '.join(functions)}):", file=out)
-    table(
-        ["service", "US$ per 1,000 renewals", "share"],
-        [[service, cost, f"{cost / per_1000:.0%}"] for service, cost in model.renewals_by_service().items()]
-        + [["total", per_1000, "100%"]],
-        out=out,
-    )
-    print(file=out)
+    _by_service("renewals", model.renewals_by_service(), per_1000, out)
     return per_1000
+
+
+def _by_service(what: str, costs: dict[str, float], total: float, out: TextIO) -> None:
+    """US$ per 1,000 ``what`` by service, with each service's share of ``total``."""
+    rows: list[list[Any]] = [[service, cost, f"{cost / total:.0%}"] for service, cost in costs.items()]
+    table(["service", f"US$ per 1,000 {what}", "share"], [*rows, ["total", total, "100%"]], out=out)
+    print(file=out)
 
 
 def sensitivity(model: CostModel, out: TextIO) -> None:
