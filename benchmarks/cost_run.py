@@ -65,7 +65,7 @@ class WarmUpRun:
 
 @dataclass
 class _Window:
-    """Where one metered phase starts in the run's records (calls, invocations, log output, API requests)."""
+    """How far the run's records had got at one moment (calls, invocations, log output, API requests, metrics)."""
 
     calls: int
     invocations: int
