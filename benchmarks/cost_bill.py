@@ -3,8 +3,9 @@ kept, and the measured per-donation lines, at 100, 1,000, 10,000 and 100,000 don
 
 * **Fixed** (the same in a month without donations): alarms (each metric an alarm evaluates),
   dashboards, customer managed KMS keys, secrets, the SQS pollers' idle long polls, the scheduled
-  functions (the reconciler as measured, the notifier's growth notice estimated), and the optional
-  WAF and SnapStart when their parameters create them. Counted by benchmarks.cost_template.
+  functions (the reconciler and the renewals' schedule as measured, the notifier's growth notice
+  estimated) and the custom metrics a scheduled function sends on every run, and the optional WAF
+  and SnapStart when their parameters create them. Counted by benchmarks.cost_template.
 * **Grows with donations**: custom metrics (EMF) are billed for each hour they receive data, so a
   metric sent with k of n measured donations costs 720 x (1 - e^(-N k / n / 720)) hours of a month
   at N donations spread over it; DynamoDB storage and point-in-time recovery of a year's donations
@@ -48,8 +49,17 @@ class BillLine:
     optional: str = ""  # the parameter that adds it (left out of the $5 target), "" if always there
 
 
-def fixed_lines(facts: TemplateFacts, prices: dict[str, Any], reconciler_run: float) -> list[BillLine]:
-    """The template's fixed monthly lines; ``reconciler_run``: one measured run of the reconciler, US$."""
+def fixed_lines(
+    facts: TemplateFacts,
+    prices: dict[str, Any],
+    reconciler_run: float,
+    measured_runs: dict[str, float] | None = None,
+    run_metrics: dict[str, list[str]] | None = None,
+) -> list[BillLine]:
+    """The template's fixed monthly lines; ``reconciler_run``: one measured run of the reconciler, US$;
+    ``measured_runs``: one measured run of other scheduled functions (the rest are estimated), US$;
+    ``run_metrics``: the custom metrics a scheduled function's every run sends (billed per hour with data)."""
+    measured = measured_runs or {}
     cw, lam, sqs = prices["cloudwatch"], prices["lambda"], prices["sqs"]
     alarm_metrics = sum(facts.alarm_metrics.values())
     math_alarms = sum(1 for metrics in facts.alarm_metrics.values() if metrics > 1)
@@ -74,9 +84,17 @@ def fixed_lines(facts: TemplateFacts, prices: dict[str, Any], reconciler_run: fl
     for function, runs in sorted(facts.schedules.items()):
         if function == "ReconcilerFunction":
             item, per_run = f"schedule: reconciler, {runs:,.0f} runs (one run measured)", reconciler_run
+        elif function in measured:
+            item, per_run = f"schedule: {function}, {runs:,.0f} runs (one run measured)", measured[function]
         else:
             item, per_run = f"schedule: {function}, {runs:,.0f} runs (estimated)", _notice_run(facts, prices, function)
         lines.append(("Lambda", item, "lambda", runs * per_run, ""))
+        names = (run_metrics or {}).get(function, [])
+        if names:
+            hours = min(runs, HOURS_PER_MONTH)
+            cost = len(names) * hours / HOURS_PER_MONTH * cw["custom_metric_month"]
+            lines.append(("CloudWatch", f"custom metrics sent by every {function} run: {', '.join(names)} "
+                          f"({hours:,.0f} hours with data)", "cloudwatch", cost, ""))  # fmt: skip
     if facts.waf_rules:
         waf = prices["waf"]
         lines.append(("WAF", f"web ACL + {facts.waf_rules} rules", "waf",

