@@ -45,7 +45,8 @@ def schedule_renewals(pledges: PledgeStore, sqs: Any, queue_url: str, now: datet
         failed = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries).get("Failed", [])
         if failed:
             raise RuntimeError(f"{len(failed)} renewal message(s) not sent: {failed[0].get('Code')}")
-    metrics.add_metric(name="RenewalsScheduled", unit=MetricUnit.Count, value=len(messages))
+    if messages:  # a custom metric is billed for every hour it has data: not for the hourly runs with none due
+        metrics.add_metric(name="RenewalsScheduled", unit=MetricUnit.Count, value=len(messages))
     # The heartbeat of a run that finished: its absence for 2 hours pages (RenewalRunNotFinishedAlarm).
     metrics.add_metric(name="RenewalRunsFinished", unit=MetricUnit.Count, value=1)
     logger.info("Renewals scheduled", extra={"renewals": len(messages)})
