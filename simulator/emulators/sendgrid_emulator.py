@@ -100,6 +100,10 @@ class SendGridEmulator(EmulatorServer):
     def _reset_state(self) -> None:
         with self._lock:
             self._outbox: list[Json] = []
+            # Accepted mails not rendered yet, with the template version active when each was sent. SendGrid's
+            # 202 means "accepted and queued for delivery" (v3 Mail Send reference): it renders afterwards, so
+            # the emulator renders when the outbox is read, not while the sender waits for its answer.
+            self._unrendered: list[tuple[Json, Any]] = []
             self._rejected: set[str] = set()
             self._revoked_keys: set[str] = set()
             self._keys_without_mail_send: set[str] = set()
@@ -111,6 +115,9 @@ class SendGridEmulator(EmulatorServer):
     def outbox(self) -> list[Json]:
         """Every accepted mail, one entry per personalization (what SendGrid would deliver)."""
         with self._lock:
+            for entry, version in self._unrendered:
+                entry["rendered"] = render_mail(version, entry["dynamic_template_data"], self._renderer)
+            self._unrendered.clear()
             return [json.loads(json.dumps(m)) for m in self._outbox]
 
     def outbox_for(self, donation_id: str) -> list[Json]:
@@ -262,7 +269,8 @@ class SendGridEmulator(EmulatorServer):
         entries = _outbox_entries(mail, message_id)
         version = self.template_store.active_version(str(mail.get("template_id")))
         for entry in entries:
-            entry["rendered"] = render_mail(version, entry["dynamic_template_data"], self._renderer)
+            entry["rendered"] = None
+            self._unrendered.append((entry, version))
         self._outbox.extend(entries)
         return Response(202, b"", {"X-Message-Id": message_id})
 
