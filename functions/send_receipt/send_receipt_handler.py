@@ -10,7 +10,7 @@ import sendgrid  # noqa: F401
 from donations import money
 from donations.consumer import StepConsumer, sqs_lambda_handler
 from donations.models import FollowUpMessage, Step
-from donations.pledge_manage import send_authentication_request, send_dunning_notice, send_manage_link
+from donations.pledge_manage import send_pledge_mail
 from donations.settings import SendReceiptSettings
 from donations.statement_queue import ReceiptQueueConsumer, statement_consumer
 from donations.steps import send_receipt
@@ -29,23 +29,10 @@ def wiring() -> Wiring:
 
 def send_one(message: FollowUpMessage) -> None:
     deps = wiring()
-    if message.mail == "manage_link":
-        # A donor asked for a link to manage their monthly gift (donations.pledge_manage).
-        send_manage_link(message, pledges=deps.pledges, links=deps.pledge_links, mailer=deps.mailer)
-        return
-    if message.mail == "authenticate":
-        # A renewal the bank wants the donor to authenticate: the link to the page that finishes it.
-        send_authentication_request(
-            message, pledges=deps.pledges, links=deps.pledge_links, mailer=deps.mailer, locale=settings.receipt_locale
-        )
-        return
-    if message.mail == "dunning":
-        # A renewal try failed: when it is tried again, or that the monthly gift stopped.
-        send_dunning_notice(
-            message, pledges=deps.pledges, links=deps.pledge_links, mailer=deps.mailer, locale=settings.receipt_locale
-        )
-        return
-    send_receipt(message, store=wiring().store, mailer=wiring().mailer, lease_seconds=settings.receipt_claim_seconds)
+    if not send_pledge_mail(
+        message, pledges=deps.pledges, links=deps.pledge_links, mailer=deps.mailer, locale=settings.receipt_locale
+    ):
+        send_receipt(message, store=deps.store, mailer=deps.mailer, lease_seconds=settings.receipt_claim_seconds)
 
 
 @cache

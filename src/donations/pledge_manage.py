@@ -140,6 +140,22 @@ def request_manage_links(
     return queued
 
 
+def send_pledge_mail(
+    message: FollowUpMessage, *, pledges: PledgeStore, links: PledgeLinks, mailer: SentBy, locale: str
+) -> bool:
+    """Send the pledge email a receipt-queue message asks for (a manage link, an authentication request, a
+    dunning notice); False if it asks for none (a receipt or a refund notice: donations.steps)."""
+    if message.mail == "manage_link":
+        send_manage_link(message, pledges=pledges, links=links, mailer=mailer)
+    elif message.mail == "authenticate":
+        send_authentication_request(message, pledges=pledges, links=links, mailer=mailer, locale=locale)
+    elif message.mail == "dunning":
+        send_dunning_notice(message, pledges=pledges, links=links, mailer=mailer, locale=locale)
+    else:
+        return False
+    return True
+
+
 def send_manage_link(
     message: FollowUpMessage, *, pledges: PledgeStore, links: PledgeLinks, mailer: SentBy, now: float | None = None
 ) -> None:
