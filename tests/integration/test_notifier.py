@@ -23,7 +23,12 @@ def operator_inbox(pipeline: Any) -> str:
     sqs, sns = pipeline.clients("sqs"), pipeline.clients("sns")
     url = sqs.create_queue(QueueName="donations-test-operator-inbox-notifier")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=pipeline.stack.topics["OperatorTopic"], Protocol="sqs", Endpoint=arn)
+    topic = pipeline.stack.topics["OperatorTopic"]
+    # Once: other modules take this inbox too (SNS returns the same subscription for the same endpoint; moto
+    # adds another, and each page would then arrive twice).
+    subscribed = sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+    if not any(subscription["Endpoint"] == arn for subscription in subscribed):
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
     return str(url)
 
 
