@@ -166,7 +166,7 @@ class Pipeline:
         self.handlers = {lid: _load_handler(spec.code_uri, spec.handler) for lid, spec in self.stack.functions.items()}
         self.api = RestApi.from_template(self.cfn_template, self.parameter_values())
         self.environments = self._environments()
-        _one_metrics_flush_at_a_time()
+        _share_metrics_as_lambda_would(os.environ["POWERTOOLS_METRICS_NAMESPACE"])
         self.routes = [Route(method, path, function) for method, path, function in self.api.routes()]
         self.sns_deliveries = self._sns_deliveries()
         return self
@@ -399,8 +399,13 @@ def _header(headers: Headers | None, name: str) -> str | None:
     return values[-1] if values else None
 
 
-def _one_metrics_flush_at_a_time() -> None:
-    """The functions share this process, and with it Powertools' one metric set (on AWS each has its own).
+def _share_metrics_as_lambda_would(namespace: str) -> None:
+    """The functions share this process, and with it Powertools' one Metrics (on AWS each has its own).
+
+    Its namespace is set now, from the functions' environment the pipeline has just put in place: on AWS
+    each function's INIT reads POWERTOOLS_METRICS_NAMESPACE, but here donations.observability may have
+    been imported before the stack started (the operator tool and the receipt template's installer
+    import donations' modules), and a Metrics without a namespace fails every flush, answering 502.
 
     A flush checks the set is not empty, serialises it, then clears it: another function's flush
     clearing it in between made the first raise "Must contain at least one metric". Flushes are
@@ -409,6 +414,7 @@ def _one_metrics_flush_at_a_time() -> None:
     """
     from donations.observability import metrics
 
+    metrics.namespace = namespace
     provider = metrics.provider  # log_metrics flushes through the EMF provider, not the Metrics facade
     if getattr(provider.flush_metrics, "one_at_a_time", False):
         return

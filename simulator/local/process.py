@@ -76,8 +76,10 @@ def start_stack(
     MOTO, STRIPE, SENDGRID) as ``RunningStack.ports`` holds them, else free ones."""
     ports = ports or {name: free_port() for name in ("API", "MOTO", "STRIPE", "SENDGRID")}
     ports = {"TURNSTILE": free_port(), **ports}
+    # As from a user's shell: no provider key and none of the functions' Powertools settings (the stack
+    # sets those from the template; this process may have them, as tests/conftest.py sets them).
     env = {
-        **os.environ,
+        **{name: value for name, value in os.environ.items() if not name.startswith("POWERTOOLS_")},
         **{f"DONATIONS_{name}_PORT": str(port) for name, port in ports.items()},
         "DONATIONS_STACK_NAME": stack_name,
         **(extra_env or {}),

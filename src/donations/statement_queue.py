@@ -15,10 +15,21 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from pydantic import Json
 
+from donations.conditional import ConditionFailed
 from donations.consumer import StepConsumer
+from donations.errors import PermanentStepFailure, RetryableStepFailure
+from donations.models import Donation
+from donations.observability import MetricUnit, logger, metrics
 from donations.renewal_queue import MessageConsumer
 from donations.settings import SendReceiptSettings
-from donations.statements import STATEMENT_TYPE, StatementMailer, StatementMessage, StatementStore, send_statement
+from donations.statements import (
+    SENT,
+    STATEMENT_TYPE,
+    StatementMailer,
+    StatementMessage,
+    StatementStore,
+    statement_of,
+)
 
 
 class StatementRecord(SqsRecordModel):
@@ -69,3 +80,48 @@ def _is_statement(body: str) -> bool:
     except ValueError:
         return False
     return isinstance(parsed, dict) and parsed.get("type") == STATEMENT_TYPE
+
+
+def _donations(store: StatementStore, message: StatementMessage) -> list[Donation]:
+    """The donor's donations: those the message names, if it names any, and still theirs (not erased since)."""
+    if message.donation_ids is None:
+        return store.donations_of(message.donor_key)
+    return [d for d in store.donations(message.donation_ids) if d.donor_key == message.donor_key]
+
+
+def send_statement(
+    message: StatementMessage,
+    *,
+    store: StatementStore,
+    mailer: StatementMailer,
+    time_zone: str,
+    lease_seconds: int,
+) -> bool:
+    """Claim, send, mark: a duplicate message finds the statement claimed or sent and sends nothing.
+    True if this call sent it."""
+    logger.thread_safe_append_keys(statement_year=message.year, donor_key=message.donor_key)
+    if not store.claim(message.donor_key, message.year, lease_seconds):
+        marker = store.marker(message.donor_key, message.year)
+        if marker is not None and marker.get("status") == SENT:
+            metrics.add_metric(name="DuplicateDeliveries", unit=MetricUnit.Count, value=1)
+            logger.info("Statement already sent; duplicate acknowledged")
+            return False
+        raise RetryableStepFailure("send_statement:claimed_by_another_consumer")
+    try:
+        statement = statement_of(message.donor_key, message.year, _donations(store, message), time_zone)
+        message_id = mailer.send_statement(statement) if statement is not None else None
+    except (RetryableStepFailure, PermanentStepFailure):
+        store.release(message.donor_key, message.year)  # the retry (or a redrive) need not wait for the lease
+        raise
+    if statement is None or message_id is None:
+        store.release(message.donor_key, message.year)
+        logger.info("No gift left to state for this donor and year (refunded or erased); nothing sent")
+        return False
+    try:
+        store.mark_sent(statement, message_id)
+    except ConditionFailed:
+        logger.warning("Statement sent after the claim expired", extra={"sendgrid_message_id": message_id})
+        return True
+    metrics.add_metric(name="StatementsSent", unit=MetricUnit.Count, value=1)
+    logger.info("Statement sent", extra={"sendgrid_message_id": message_id, "gifts": len(statement.gifts)})
+    return True

@@ -4,7 +4,9 @@ Who is a donor: the pipeline's donor key (donations.identifiers; every donation 
 its donor's). An operator run (``donations-ops statements send --year Y``) finds the year's donors
 through the Donations table's ``day-index`` (one query per day of the year, keys only, then the
 records) and queues one :class:`StatementMessage` per donor on the receipt queue; the send-receipt
-function sends each one (:func:`send_statement`).
+function sends each one (donations.statement_queue.send_statement). This module is the statement
+itself and its store, without the functions' logger and metrics, so the operator tool and the local
+stack can import it before the functions' environment is set.
 
 Exactly once per donor and year, the way a receipt is sent once (donations.steps.send_receipt): a
 marker item in the Statements table (``donor_key``, ``year``) is claimed with a conditional write
@@ -34,9 +36,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from donations import money
 from donations.conditional import ConditionFailed, Lease, clock, condition_failed
-from donations.errors import PermanentStepFailure, RetryableStepFailure
+from donations.errors import RetryableStepFailure
 from donations.models import Donation, DonationStatus, utc_now
-from donations.observability import MetricUnit, logger, metrics
 from donations.settings import MailSettings
 from donations.store import DONOR_INDEX
 
@@ -292,48 +293,3 @@ class StatementStore:
             if condition_failed(error):
                 raise ConditionFailed(statement.donor_key) from error
             raise
-
-
-def _donations(store: StatementStore, message: StatementMessage) -> list[Donation]:
-    """The donor's donations: those the message names, if it names any, and still theirs (not erased since)."""
-    if message.donation_ids is None:
-        return store.donations_of(message.donor_key)
-    return [d for d in store.donations(message.donation_ids) if d.donor_key == message.donor_key]
-
-
-def send_statement(
-    message: StatementMessage,
-    *,
-    store: StatementStore,
-    mailer: StatementMailer,
-    time_zone: str,
-    lease_seconds: int,
-) -> bool:
-    """Claim, send, mark: a duplicate message finds the statement claimed or sent and sends nothing.
-    True if this call sent it."""
-    logger.thread_safe_append_keys(statement_year=message.year, donor_key=message.donor_key)
-    if not store.claim(message.donor_key, message.year, lease_seconds):
-        marker = store.marker(message.donor_key, message.year)
-        if marker is not None and marker.get("status") == SENT:
-            metrics.add_metric(name="DuplicateDeliveries", unit=MetricUnit.Count, value=1)
-            logger.info("Statement already sent; duplicate acknowledged")
-            return False
-        raise RetryableStepFailure("send_statement:claimed_by_another_consumer")
-    try:
-        statement = statement_of(message.donor_key, message.year, _donations(store, message), time_zone)
-        message_id = mailer.send_statement(statement) if statement is not None else None
-    except (RetryableStepFailure, PermanentStepFailure):
-        store.release(message.donor_key, message.year)  # the retry (or a redrive) need not wait for the lease
-        raise
-    if statement is None or message_id is None:
-        store.release(message.donor_key, message.year)
-        logger.info("No gift left to state for this donor and year (refunded or erased); nothing sent")
-        return False
-    try:
-        store.mark_sent(statement, message_id)
-    except ConditionFailed:
-        logger.warning("Statement sent after the claim expired", extra={"sendgrid_message_id": message_id})
-        return True
-    metrics.add_metric(name="StatementsSent", unit=MetricUnit.Count, value=1)
-    logger.info("Statement sent", extra={"sendgrid_message_id": message_id, "gifts": len(statement.gifts)})
-    return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import time
 
 import pytest
@@ -24,6 +25,12 @@ def test_ctrl_c_stops_everything_and_frees_the_ports(tmp_path):
     assert "Everything is kept in memory: stopping the stack (Ctrl-C) forgets" in stack.log()
     operate = next(line for line in stack.log().splitlines() if line.startswith("Operate it: "))
     assert run_pasted(operate.removeprefix("Operate it: ")).returncode == 0
+    # ...and how to donate: that curl, pasted into a shell, makes a donation (no tool beyond curl and date)
+    donate_line = next(line for line in stack.log().splitlines() if line.startswith("Try: "))
+    pasted = subprocess.run(  # noqa: S603 - bash runs the line the stack printed, against 127.0.0.1
+        ["bash", "-c", donate_line.removeprefix("Try: ")], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert '"status": "succeeded"' in pasted.stdout.replace('":"', '": "'), pasted.stdout
 
     assert stop_stack(stack) == 0
 
