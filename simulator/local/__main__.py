@@ -15,7 +15,7 @@ from simulator.local.stack import LocalStack
 
 CURL_EXAMPLE = (
     "curl -s -X POST http://127.0.0.1:{port}/donations -H 'Content-Type: application/json' "
-    '-H "Idempotency-Key: $(uuidgen)" -d \'{{"amount": 2500, "currency": "usd", "email": "ada@example.org", '
+    '-H "Idempotency-Key: demo-$(date +%s%N)" -d \'{{"amount": 2500, "currency": "usd", "email": "ada@example.org", '
     '"name": "Ada Lovelace", "payment_method": "pm_card_visa", "save_card": true}}\''
 )
 
