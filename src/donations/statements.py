@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
@@ -39,7 +39,7 @@ from donations.conditional import ConditionFailed, Lease, clock, condition_faile
 from donations.errors import RetryableStepFailure
 from donations.models import Donation, DonationStatus, utc_now
 from donations.settings import MailSettings
-from donations.store import DONOR_INDEX
+from donations.store import DAY_INDEX, DONOR_INDEX
 
 STATEMENT_TYPE = "send_statement"
 SENT = "sent"
@@ -204,15 +204,21 @@ class StatementStore:
 
     def donations_of(self, donor_key: str) -> list[Donation]:
         """Every donation carrying this donor key: the donor-index (keys only), then the records, 100 a call."""
-        arguments: dict[str, Any] = {"IndexName": DONOR_INDEX, "KeyConditionExpression": Key("donor_key").eq(donor_key)}
+        return self.donations(self._ids(DONOR_INDEX, Key("donor_key").eq(donor_key)))
+
+    def ids_of_day(self, day: date) -> list[str]:
+        """The ids of the donations made on one UTC day (the day-index, keys only)."""
+        return self._ids(DAY_INDEX, Key("created_day").eq(day.isoformat()))
+
+    def _ids(self, index: str, condition: Any) -> list[str]:
+        arguments: dict[str, Any] = {"IndexName": index, "KeyConditionExpression": condition}
         ids: list[str] = []
         while True:
             page = self._donations.query(**arguments)
             ids += [str(item["donation_id"]) for item in page.get("Items", [])]
             if "LastEvaluatedKey" not in page:
-                break
+                return ids
             arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return self.donations(ids)
 
     def donations(self, ids: list[str]) -> list[Donation]:
         """The donations with these ids (those that exist), read 100 a call."""
@@ -235,6 +241,33 @@ class StatementStore:
             if not request:
                 return found
         raise RetryableStepFailure("send_statement:donations_unprocessed")
+
+    def markers(self, donors: list[str], year: int) -> dict[str, dict[str, Any]]:
+        """The markers of these donors for ``year`` (those that exist), read 100 a call."""
+        name = self._statements.name
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(donors), BATCH_GET):
+            keys = [{"donor_key": donor, "year": year} for donor in donors[start : start + BATCH_GET]]
+            request: dict[str, Any] = {name: {"Keys": keys, "ConsistentRead": True}}
+            for _ in range(BATCH_GET_ROUNDS):
+                response = self._statements.meta.client.batch_get_item(RequestItems=request)
+                found |= {str(item["donor_key"]): dict(item) for item in response.get("Responses", {}).get(name, [])}
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+            else:
+                raise RetryableStepFailure("statements:markers_unprocessed")
+        return found
+
+    def mark_queued(self, donors: list[str], year: int) -> None:
+        """A run queued these donors' statements: a later run leaves them alone (donations.statement_run)."""
+        now = utc_now()
+        for donor in donors:
+            self._statements.update_item(
+                Key={"donor_key": donor, "year": year},
+                UpdateExpression="SET queued_at = :now",
+                ExpressionAttributeValues={":now": now},
+            )
 
     def marker(self, donor_key: str, year: int) -> dict[str, Any] | None:
         item = self._statements.get_item(Key={"donor_key": donor_key, "year": year}, ConsistentRead=True).get("Item")

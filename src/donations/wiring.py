@@ -141,7 +141,7 @@ class Wiring:
 
     @cached_property
     def statements(self) -> StatementStore:
-        """The donors' donations and the statement markers (donations.statements), for the send-receipt function."""
+        """The donors' donations and the statement markers (donations.statements): send-receipt, schedule-renewals."""
         from donations.statements import StatementStore
 
         resource = self._session.resource("dynamodb", config=AWS_CONFIG)

@@ -71,7 +71,11 @@ ROLE_TABLE: dict[str, set[Grant]] = {
     | {("kms:GenerateDataKey", "OperatorTopicKey"), ("kms:Decrypt", "OperatorTopicKey")},
     "ScheduleRenewalsFunctionRole": _logs("ScheduleRenewalsFunctionLogGroup")
     | {("dynamodb:Query", "PledgesTable/index/due_on-index"), ("dynamodb:UpdateItem", "PledgesTable")}
-    | {("sqs:SendMessage", "RenewalQueue")},
+    | {("sqs:SendMessage", "RenewalQueue")}
+    # the January statements run (donations.statement_run)
+    | {("dynamodb:Query", "DonationsTable/index/day-index"), ("dynamodb:BatchGetItem", "DonationsTable")}
+    | {("dynamodb:BatchGetItem", "StatementsTable"), ("dynamodb:UpdateItem", "StatementsTable")}
+    | {("sqs:SendMessage", "ReceiptQueue")},
     "RenewFunctionRole": _logs("RenewFunctionLogGroup")
     | _poll("RenewalQueue", "RenewalDLQ")
     | {("dynamodb:GetItem", "PledgesTable"), ("dynamodb:UpdateItem", "PledgesTable")}
@@ -98,6 +102,6 @@ DONATION_ATTRIBUTES: dict[str, set[str] | None] = {
     | {"dispute_amount", "disputed_at", "dispute_closed_at", "dispute_evidence_due_by", "dispute_open"},
     "NotifierFunctionRole": set(),  # reads only
     "RenewFunctionRole": None,  # creates each period's donation (PutItem): every attribute
-    "ScheduleRenewalsFunctionRole": set(),  # no Donations access
+    "ScheduleRenewalsFunctionRole": set(),  # reads only
 }
 """Role -> the Donations attributes its UpdateItem may name (dynamodb:Attributes); None: unrestricted."""
