@@ -339,6 +339,22 @@ class StripePayments:
             exp_year=card.exp_year if card else None,
         )
 
+    def delete_customer(self, customer_id: str) -> bool:
+        """Delete the Customer (an erased donor's); False if Stripe has no such Customer any more.
+
+        Stripe answers a Customer deleted already as one that does not exist: 404 ``resource_missing``
+        (docs.stripe.com/api/customers/delete). DELETE takes no idempotency key to matter: repeating it
+        is safe by that answer."""
+        try:
+            self._client.v1.customers.delete(customer_id)
+        except stripe.StripeError as error:
+            if isinstance(error, stripe.InvalidRequestError) and error.code == "resource_missing":
+                return False
+            verdict = classify(error)
+            failure = RetryableStepFailure if verdict.retryable else PermanentStepFailure
+            raise failure(f"delete_customer:{verdict.reason}") from error
+        return True
+
     def _customer_for(self, donation: Donation) -> stripe.Customer:
         if donation.card_attempt:
             customers = self._client.v1.customers.list(params={"email": donation.email, "limit": 100})

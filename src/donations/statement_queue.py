@@ -8,10 +8,8 @@ routed by its body's ``type``; anything else goes to the receipt step, which par
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from pydantic import Json
 
@@ -20,6 +18,7 @@ from donations.consumer import StepConsumer
 from donations.errors import PermanentStepFailure, RetryableStepFailure
 from donations.models import Donation
 from donations.observability import MetricUnit, logger, metrics
+from donations.queue_routing import RoutedConsumer
 from donations.renewal_queue import MessageConsumer
 from donations.settings import SendReceiptSettings
 from donations.statements import (
@@ -58,28 +57,11 @@ def statement_consumer(
     )
 
 
-class ReceiptQueueConsumer:
+class ReceiptQueueConsumer(RoutedConsumer):
     """Routes each record of the receipt queue to the receipt step or the statement sender."""
 
     def __init__(self, receipts: StepConsumer, statements: MessageConsumer[StatementMessage]) -> None:
-        self.receipts = receipts
-        self.statements = statements
-        self.settings = receipts.settings
-        self.sqs_client = receipts.sqs_client
-
-    def handle(self, record: SQSRecord) -> None:
-        if _is_statement(record.body):
-            self.statements.handle(record)
-        else:
-            self.receipts.handle(record)
-
-
-def _is_statement(body: str) -> bool:
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        return False
-    return isinstance(parsed, dict) and parsed.get("type") == STATEMENT_TYPE
+        super().__init__(receipts, {STATEMENT_TYPE: statements})
 
 
 def _donations(store: StatementStore, message: StatementMessage) -> list[Donation]:

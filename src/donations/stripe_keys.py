@@ -23,7 +23,8 @@ STRIPE_KEY_PERMISSIONS: dict[str, dict[str, Access]] = {
     # PaymentIntents.create (confirm), .list (finding a spent attempt's intent); the charge expanded on
     # the answer (latest_charge: card brand and last 4); PaymentMethods.retrieve (the card's fingerprint).
     "charge": {"PaymentIntents": Access.WRITE, "Charges": Access.READ, "PaymentMethods": Access.READ},
-    # Customers.list (by email) and .create; PaymentMethods.retrieve and .attach.
+    # Customers.list (by email), .create and .delete (an erased donor's, donations.customer_erasure);
+    # PaymentMethods.retrieve and .attach.
     "tokenize": {"Customers": Access.WRITE, "PaymentMethods": Access.WRITE},
     # PaymentIntents.list, .search, .retrieve and .cancel (an abandoned 3-D Secure payment).
     "reconciler": {"PaymentIntents": Access.WRITE},

@@ -89,7 +89,8 @@ DONATION_ATTRIBUTES: dict[str, set[str] | None] = {
     "TokenizeFunctionRole": _KEY_AND_STAMP
     | _STEP_FAILURE
     | {"card_status", "card_attempt", "customer_id", "payment_method_id", "card_brand", "card_last4"}
-    | {"card_exp_month", "card_exp_year"},
+    | {"card_exp_month", "card_exp_year"}
+    | {"customer_deleted_at"},  # an erased donor's Customer deleted (donations.customer_erasure)
     "SendReceiptFunctionRole": _KEY_AND_STAMP
     | _STEP_FAILURE
     | {"status", "receipt_status", "receipt_claim_until", "receipt_message_id", "receipt_sent_at"}

@@ -56,6 +56,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/v1/customers", "CustomerListParams"),
     Endpoint("POST", "/v1/customers", "CustomerCreateParams"),
     Endpoint("GET", "/v1/customers/{id}", "CustomerRetrieveParams"),
+    Endpoint("DELETE", "/v1/customers/{id}", "CustomerDeleteParams"),
     Endpoint("POST", "/v1/payment_methods", "PaymentMethodCreateParams"),
     Endpoint("GET", "/v1/payment_methods/{id}", "PaymentMethodRetrieveParams"),
     Endpoint("POST", "/v1/payment_methods/{id}/attach", "PaymentMethodAttachParams"),

@@ -27,6 +27,7 @@ ROUTE_PERMISSIONS: dict[str, tuple[str, str]] = {
     "GET /v1/customers": ("Customers", READ),
     "POST /v1/customers": ("Customers", WRITE),
     "GET /v1/customers/{id}": ("Customers", READ),
+    "DELETE /v1/customers/{id}": ("Customers", WRITE),
     "GET /v1/payment_methods/{id}": ("PaymentMethods", READ),
     "POST /v1/payment_methods/{id}/attach": ("PaymentMethods", WRITE),
     "GET /v1/charges/{id}": ("Charges", READ),

@@ -77,6 +77,7 @@ _HANDLERS: dict[str, tuple[Handler, set[str]]] = {
     "GET /v1/customers": (customers.list_customers, _LIST | {"email"}),
     "POST /v1/customers": (customers.create, {"email", "name", "description", "metadata", "phone", "expand"}),
     "GET /v1/customers/{id}": (customers.retrieve, {"expand"}),
+    "DELETE /v1/customers/{id}": (customers.delete, set()),
     "POST /v1/payment_methods": (payment_methods.create, {"type", "card", "billing_details", "metadata"}),
     "GET /v1/payment_methods/{id}": (payment_methods.retrieve, {"expand"}),
     "POST /v1/payment_methods/{id}/attach": (payment_methods.attach_endpoint, {"customer", "expand"}),

@@ -71,6 +71,8 @@ class StripeState:
     issued_cards: dict[str, CardProfile] = field(default_factory=dict)
     """Card numbers the emulator issued beside Stripe's published ones (cards.issued_card), by number."""
     customers: dict[str, Json] = field(default_factory=dict)
+    deleted_customers: dict[str, Json] = field(default_factory=dict)
+    """What retrieving a deleted Customer answers (docs.stripe.com/api/customers/delete), by id."""
     charges: dict[str, Json] = field(default_factory=dict)
     attachments: list[Json] = field(default_factory=list)
     events: list[Json] = field(default_factory=list)
@@ -92,6 +94,7 @@ class StripeState:
             self.pm_usage,
             self.issued_cards,
             self.customers,
+            self.deleted_customers,
             self.charges,
             self.events_by_id,
         ):
