@@ -103,6 +103,7 @@ def _card(donation: Donation) -> dict[str, Any]:
         "status": donation.card_status.value,
         "card": f"{donation.card_brand or 'card'} ••{donation.card_last4}" if donation.card_last4 else None,
         "customer": donation.customer_id,
+        "customer_deleted_at": donation.customer_deleted_at,  # an erased donor's (donations.customer_erasure)
     }
 
 

@@ -189,6 +189,9 @@ def test_erase_deletes_the_donors_stripe_customer_through_the_tokenize_function_
     # ... and each donation naming it says when, keeping the Customer's id for the books
     naming = [world.record(i) for i in donation_ids if world.record(i).customer_id == customer]
     assert naming and all(d.customer_deleted_at for d in naming)
+    # ... which the operator sees on the donation
+    code, out = ops(pipeline, capsys, "donor", "show", naming[0].donation_id, "--json")
+    assert code == 0 and json.loads(out)["card"]["customer_deleted_at"] == naming[0].customer_deleted_at
 
 
 def test_erase_reports_the_customer_deleted_when_the_function_is_done_in_time(world, pipeline, capsys, monkeypatch):
