@@ -38,7 +38,8 @@ def create(state: StripeState, ctx: Ctx, p: Json, _: str | None) -> Json:
 
 
 def retrieve(state: StripeState, ctx: Ctx, p: Json, customer_id: str | None) -> Json:
-    """A deleted Customer can still be retrieved: its id and ``deleted: true`` (docs.stripe.com/api/customers/delete)."""
+    """A deleted Customer can still be retrieved: its id and ``deleted: true``
+    (docs.stripe.com/api/customers/delete)."""
     params.expand(p, set())
     deleted = state.deleted_customers.get(customer_id or "")
     if deleted is not None:
