@@ -16,6 +16,7 @@ from pydantic import Json
 from donations.conditional import ConditionFailed
 from donations.consumer import StepConsumer
 from donations.errors import PermanentStepFailure, RetryableStepFailure
+from donations.identifiers import legacy_donor_key
 from donations.models import Donation
 from donations.observability import MetricUnit, logger, metrics
 from donations.queue_routing import RoutedConsumer
@@ -28,6 +29,7 @@ from donations.statements import (
     StatementMessage,
     StatementStore,
     statement_of,
+    theirs,
 )
 
 
@@ -65,10 +67,13 @@ class ReceiptQueueConsumer(RoutedConsumer):
 
 
 def _donations(store: StatementStore, message: StatementMessage) -> list[Donation]:
-    """The donor's donations: those the message names, if it names any, and still theirs (not erased since)."""
-    if message.donation_ids is None:
-        return store.donations_of(message.donor_key)
-    return [d for d in store.donations(message.donation_ids) if d.donor_key == message.donor_key]
+    """The donor's donations: those the message names, if it names any, and still theirs (not erased since).
+    Without ids: those the donor index finds under their key and under their address's legacy key."""
+    if message.donation_ids is not None:
+        return theirs(message.donor_key, store.donations(message.donation_ids))
+    found = store.donations_of(message.donor_key)
+    legacy = {legacy_donor_key(d.email) for d in found if d.email} - {message.donor_key}
+    return theirs(message.donor_key, found + [d for key in sorted(legacy) for d in store.donations_of(key)])
 
 
 def send_statement(

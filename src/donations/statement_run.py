@@ -26,7 +26,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from donations.statements import MAX_IDS_IN_MESSAGE, SENT, STATEMENT_TYPE, StatementMessage, StatementStore, is_gift
+from donations.identifiers import legacy_donor_key
+from donations.models import Donation
+from donations.statements import (
+    MAX_IDS_IN_MESSAGE,
+    SENT,
+    STATEMENT_TYPE,
+    StatementMessage,
+    StatementStore,
+    is_gift,
+    statement_key,
+)
 
 SEND_BATCH = 10  # SendMessageBatch takes at most 10 entries
 REQUEUE_AFTER = timedelta(hours=24)
@@ -42,7 +52,8 @@ class QueueRefused(Exception):
 class YearOfDonors:
     year: int
     gifts: dict[str, list[str]]
-    """Donor key -> the ids of their gifts in the year, for everyone with a gift in it."""
+    """Donor key (donations.statements.statement_key) -> the ids of their gifts in the year, for everyone
+    with a gift in it."""
     sent: list[str]
     """Those whose statement was sent already."""
     queued: list[str] = field(default_factory=list)
@@ -93,11 +104,13 @@ def days_around(year: int) -> list[date]:
 
 
 def donors_of_year(store: StatementStore, year: int, time_zone: str, now: datetime | None = None) -> YearOfDonors:
-    gifts: dict[str, list[str]] = defaultdict(list)
+    # One donor, one statement: grouped by address (its unkeyed hash), whichever donor key each record carries.
+    by_address: dict[str, list[Donation]] = defaultdict(list)
     for day in days_around(year):
         for donation in store.donations(store.ids_of_day(day)):
             if donation.donor_key and is_gift(donation, year, time_zone):
-                gifts[donation.donor_key].append(donation.donation_id)
+                by_address[legacy_donor_key(donation.email)].append(donation)
+    gifts = {statement_key(group): [d.donation_id for d in group] for group in by_address.values()}
     markers = store.markers(sorted(gifts), year)
     recent = ((now or datetime.now(UTC)) - REQUEUE_AFTER).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     sent = sorted(donor for donor, marker in markers.items() if marker.get("status") == SENT)

@@ -1,10 +1,11 @@
 """Year-end statements: one email per donor and calendar year listing the year's gifts, net of refunds.
 
-Who is a donor: the pipeline's donor key (donations.identifiers; every donation and renewal carries
-its donor's). An operator run (``donations-ops statements send --year Y``) finds the year's donors
-through the Donations table's ``day-index`` (one query per day of the year, keys only, then the
-records) and queues one :class:`StatementMessage` per donor on the receipt queue; the send-receipt
-function sends each one (donations.statement_queue.send_statement). This module is the statement
+Who is a donor: an address, known by its donor key (donations.identifiers; every donation and renewal
+carries its donor's; older records the address's legacy key, :func:`statement_key`). The January run
+(donations.statement_run: the schedule, or ``donations-ops statements send --year Y``) finds the
+year's donors through the Donations table's ``day-index`` (one query per day of the year, keys only,
+then the records) and queues one :class:`StatementMessage` per donor on the receipt queue; the
+send-receipt function sends each one (donations.statement_queue.send_statement). This module is the statement
 itself and its store, without the functions' logger and metrics, so the operator tool and the local
 stack can import it before the functions' environment is set.
 
@@ -37,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from donations import money
 from donations.conditional import ConditionFailed, Lease, clock, condition_failed
 from donations.errors import RetryableStepFailure
+from donations.identifiers import legacy_donor_key
 from donations.models import Donation, DonationStatus, utc_now
 from donations.settings import MailSettings
 from donations.store import DAY_INDEX, DONOR_INDEX
@@ -118,6 +120,23 @@ def is_gift(donation: Donation, year: int, time_zone: str) -> bool:
         and donation.net_amount > 0
         and year_of(donation.created_at, time_zone) == year
     )
+
+
+def statement_key(donations: list[Donation]) -> str:
+    """The key one donor's statement goes by (its marker's and message's), whichever keys their records carry.
+
+    Records written before donor keys were keyed carry the unkeyed ``legacy_donor_key`` of the same
+    address: the donor's keyed key if any record has it, else the legacy one. One donor, one statement."""
+    keys = {d.donor_key for d in donations if d.donor_key}
+    keyed = sorted(key for key in keys if not any(key == legacy_donor_key(d.email) for d in donations if d.email))
+    return keyed[0] if keyed else sorted(keys)[0]
+
+
+def theirs(donor_key: str, donations: list[Donation]) -> list[Donation]:
+    """Those still this donor's (an erased record has no key any more): carrying their key, or the legacy
+    key of an address their records carrying it have."""
+    legacy = {legacy_donor_key(d.email) for d in donations if d.donor_key == donor_key and d.email}
+    return [d for d in donations if d.donor_key is not None and (d.donor_key == donor_key or d.donor_key in legacy)]
 
 
 def statement_of(donor_key: str, year: int, donations: list[Donation], time_zone: str) -> Statement | None:

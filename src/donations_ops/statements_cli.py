@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 from donations import statement_run
 from donations.redaction import mask_email
 from donations.statement_run import QueueRefused, YearOfDonors
-from donations.statements import SENT, statement_data, statement_of
+from donations.statements import SENT, statement_data, statement_key, statement_of
 from donations_ops import operator_store, statements_run
 from donations_ops.aws import Clients
 from donations_ops.cli_shared import OK, PROBLEMS, print_json
@@ -124,10 +124,11 @@ def _one_donor(clients: Clients, stack: Stack, email: str, year: int) -> YearOfD
     identifiers = operator_store.identifiers(clients, stack)
     donations = operator_store.by_email(operator_store.donations_table(clients, stack), email, identifiers)
     zone = statements_run.receipt_time_zone(clients, stack)
-    donor = identifiers.donor_key(email)
-    statement = statement_of(donor, year, donations, zone)
+    statement = statement_of(identifiers.donor_key(email), year, donations, zone)
     if statement is None:
         raise OpsError(f"{mask_email(email)} has no gift in {year}: no statement to send")
+    # The key the January run gives this donor's statement (their legacy key if no record has the keyed one).
+    donor = statement_key([d for d in donations if d.donation_id in {g.donation_id for g in statement.gifts}])
     marker = statements_run.statement_store(clients, stack).markers([donor], year).get(donor) or {}
     gifts = {donor: [gift.donation_id for gift in statement.gifts]}
     return YearOfDonors(year, gifts, [donor] if marker.get("status") == SENT else [])

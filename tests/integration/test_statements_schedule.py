@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from donations.identifiers import legacy_donor_key
 from donations.statement_run import STATEMENTS_EVENT, run_statements
 from tests.integration.test_statements import deliver_everything, ops, statements_in_outbox
-from tests.support.gifts import Gift, write_gifts
+from tests.support.gifts import Gift, charged_donation, write_gifts
 
 pytestmark = pytest.mark.integration
 
@@ -136,3 +137,31 @@ def test_a_stack_without_a_statement_template_queues_nothing(world, monkeypatch)
     assert scheduled_run(world)["statements_skipped"] == "no StatementTemplateId"
     deliver_everything(world)
     assert statements_in_outbox(world, YEAR) == []
+
+
+def test_a_donor_whose_older_records_carry_the_legacy_key_gets_one_statement_of_all_their_gifts(
+    world, pipeline, capsys
+):
+    # Given Ada, who gave in March before donor keys were keyed (her record carries the unkeyed key) and in
+    # June since; and Bo, whose only gift of the year is that old
+    march = Gift("ada@example.org", "Ada", 1_500, "usd", f"{YEAR}-03-02T10:00:00.000Z")
+    write_gifts(world, [Gift("Ada@Example.org", "Ada", 2_500, "usd", f"{YEAR}-06-02T10:00:00.000Z")])
+    bo = Gift("bo@example.org", "Bo", 700, "usd", f"{YEAR}-04-02T10:00:00.000Z")
+    with world.wiring.store._table.batch_writer() as batch:
+        for gift in (march, bo):
+            old = charged_donation(gift, legacy_donor_key(gift.email))
+            batch.put_item(Item=old.model_dump(mode="json", exclude_none=True))
+
+    # When the January run queues the year's statements and they are sent
+    ran = scheduled_run(world)
+    deliver_everything(world)
+
+    # Then each donor is counted and queued once, and Ada's one statement lists both her gifts
+    assert (ran["statements_donors"], ran["statements_queued"]) == (2, 2)
+    by_donor = Counter(m["to"][0].lower() for m in statements_in_outbox(world, YEAR))
+    assert by_donor == {"ada@example.org": 1, "bo@example.org": 1}
+    [ada] = [m for m in statements_in_outbox(world, YEAR) if m["to"][0].lower() == "ada@example.org"]
+    assert [g["amount_display"] for g in ada["dynamic_template_data"]["gifts"]] == ["$15.00", "$25.00"]
+    # ... and Ada asking again finds hers sent (the same statement, not a second one)
+    code, out = ops(pipeline, capsys, "statements", "send", "--year", str(YEAR), "--email", "ada@example.org")
+    assert code == 0 and "1 statement(s) sent, 0 to send" in out, out
