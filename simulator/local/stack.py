@@ -551,7 +551,7 @@ class LocalStack:
         return 200, {"at": at.isoformat(), **(self._run_schedule_function(event, at) or {})}
 
     def _run_statements_schedule(self, body: bytes) -> tuple[int, Any]:
-        """The January statements run (the StatementsRun rule's input) as of the time given
+        """The January statements run (the StatementsRunRule's input) as of the time given
         (``{"at": "2027-01-15T06:00:00Z"}``: last year's statements); the send-receipt poller sends them.
         Run it again to continue a run cut short, or to see that nothing is left to queue."""
         from donations.statement_run import STATEMENTS_EVENT

@@ -41,7 +41,7 @@ from donations.statements import (
 SEND_BATCH = 10  # SendMessageBatch takes at most 10 entries
 REQUEUE_AFTER = timedelta(hours=24)
 STATEMENTS_EVENT = "year_end_statements"
-"""The ``run`` of the schedule's constant input (template.yaml, ScheduleRenewalsFunction's StatementsRun)."""
+"""The ``run`` of the schedule's constant input (template.yaml's StatementsRunRule)."""
 
 
 class QueueRefused(Exception):

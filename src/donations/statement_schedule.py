@@ -1,5 +1,5 @@
 """The January run of the year-end statements, on the schedule-renewals function (template.yaml's
-``StatementsRun`` rule on ``StatementsRunDay``, hourly that day: each run continues where the last
+``StatementsRunRule`` on ``StatementsRunDay``, hourly that day: each run continues where the last
 one's markers say, donations.statement_run)."""
 
 from __future__ import annotations

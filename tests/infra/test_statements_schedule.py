@@ -13,7 +13,7 @@ from tests.infra.template_contracts import Deployed
 
 pytestmark = pytest.mark.infra
 
-RULE = "ScheduleRenewalsFunctionStatementsRun"
+RULE = "StatementsRunRule"
 
 
 def _resource(template: Template, logical_id: str) -> dict[str, Any]:
@@ -42,7 +42,7 @@ def test_the_statements_rule_fires_hourly_on_the_parameters_january_day(cfn_temp
 
 
 def test_eventbridge_may_invoke_the_function_for_that_rule_only(cfn_template: Template) -> None:
-    permission = _resource(cfn_template, f"{RULE}Permission")
+    permission = _resource(cfn_template, "StatementsRunPermission")
     assert permission["Type"] == "AWS::Lambda::Permission"
     assert permission["Properties"]["Principal"] == "events.amazonaws.com"
     assert permission["Properties"]["Action"] == "lambda:InvokeFunction"

@@ -1,4 +1,4 @@
-"""The January statements run on its schedule (template.yaml's StatementsRun rule on the schedule-renewals
+"""The January statements run on its schedule (template.yaml's StatementsRunRule on the schedule-renewals
 function): each donor queued once, a rerun queues nothing, a run cut short is continued by the next."""
 
 from __future__ import annotations
