@@ -102,7 +102,7 @@ def cmd_erase(args: argparse.Namespace, clients: Clients) -> int:
     for customer in pending:
         print(
             f"Stripe Customer {customer}: deletion pending (queued for the tokenize function; "
-            "`donations-ops dlq list tokenize` shows it if it fails)."
+            "`donations-ops dlq peek tokenize` shows it if it fails)."
         )
     return OK
 

@@ -208,3 +208,22 @@ def test_erase_reports_the_customer_deleted_when_the_function_is_done_in_time(wo
     assert code == 0 and answer["stripe_customers_deleted"] == [customer], out
     assert answer["stripe_customers_pending"] == []
     assert customer not in {c["id"] for c in world.stripe.customers}
+
+
+def test_a_malformed_customer_deletion_is_parked_with_its_reason_and_listed_for_operators(world, pipeline, capsys):
+    # Given a deletion message naming something that is not a Customer id
+    world.send_raw("tokenize", json.dumps({"schema_version": 1, "type": "delete_customer", "customer_id": "pm_x"}))
+
+    # When it is delivered
+    world.drain()
+
+    # Then it is parked at once in the tokenize DLQ, saying why, and Stripe was not asked anything
+    [parked] = world.queued("tokenize_dlq")
+    attributes = {k: v["StringValue"] for k, v in parked["MessageAttributes"].items()}
+    assert attributes["failed_step"] == "delete_customer"
+    assert attributes["failure_reason"] == "delete_customer:malformed_message:ValidationError"
+    # ... and the operator's listing counts it, and peeking shows it with its reason
+    code, out = ops(pipeline, capsys, "dlq", "list", "tokenize")
+    assert code == 0 and "1 DLQ message(s) have no parked donation" in out, out
+    code, out = ops(pipeline, capsys, "dlq", "peek", "tokenize")
+    assert code == 0 and "delete_customer:malformed_message" in out, out
