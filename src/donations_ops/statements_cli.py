@@ -46,7 +46,7 @@ def register(commands: Any, target: argparse.ArgumentParser) -> None:
     send.set_defaults(command=cmd_send)
     status = sub.add_parser("status", parents=[target], help="the year's progress: donors, sent, queued, to send")
     status.add_argument("--year", type=_year, required=True)
-    status.set_defaults(command=cmd_status, email=None, again=False, dry_run=True, yes=True, status_only=True)
+    status.set_defaults(command=cmd_status)
     preview = sub.add_parser("preview", parents=[target], help="what a donor's statement says; sends nothing")
     preview.add_argument("--year", type=_year, required=True)
     preview.add_argument("--email", required=True)
@@ -69,13 +69,7 @@ def cmd_send(args: argparse.Namespace, clients: Clients) -> int:
             return PROBLEMS
         _forget_sent(statements_run.statements_table(clients, stack), year.sent[0], args.year)
         year = YearOfDonors(year.year, year.gifts, [])
-    counts = {
-        "year": args.year,
-        "donors": len(year.donors),
-        "sent": len(year.sent),
-        "queued_not_sent": len(year.queued),
-        "to_send": len(year.to_send),
-    }
+    counts = _counts(year)
     if args.dry_run or not year.to_send:
         return _report(args, stack, counts, queued=0)
     if not confirm(f"Queue {len(year.to_send)} {args.year} statement(s) ({shown}) in {stack.name}?", args.yes):
@@ -88,8 +82,33 @@ def cmd_send(args: argparse.Namespace, clients: Clients) -> int:
 
 
 def cmd_status(args: argparse.Namespace, clients: Clients) -> int:
-    """How far the year's statements are: the counts of ``send --dry-run``, queueing nothing."""
-    return cmd_send(args, clients)
+    """How far the year's statements are (the January run's or an operator's): counts, queueing nothing."""
+    stack = discover(clients, args.stack_name)
+    store = statements_run.statement_store(clients, stack)
+    counts = _counts(statement_run.donors_of_year(store, args.year, statements_run.receipt_time_zone(clients, stack)))
+    if args.json:
+        print_json({"stack": stack.name, **counts})
+    else:
+        print(f"{_progress(counts)}.")
+    return OK
+
+
+def _counts(year: YearOfDonors) -> dict[str, int]:
+    return {
+        "year": year.year,
+        "donors": len(year.donors),
+        "sent": len(year.sent),
+        "queued_not_sent": len(year.queued),
+        "to_send": len(year.to_send),
+    }
+
+
+def _progress(counts: dict[str, int]) -> str:
+    on_the_way = f"{counts['queued_not_sent']} queued and not sent yet, " if counts["queued_not_sent"] else ""
+    return (
+        f"{counts['year']}: {counts['donors']} donor(s) with gifts, {counts['sent']} statement(s) sent, "
+        f"{on_the_way}{counts['to_send']} to send"
+    )
 
 
 def cmd_preview(args: argparse.Namespace, clients: Clients) -> int:
@@ -146,12 +165,7 @@ def _report(args: argparse.Namespace, stack: Stack, counts: dict[str, int], *, q
     if args.json:
         print_json({"stack": stack.name, **counts, "queued": queued, "dry_run": bool(args.dry_run)})
         return OK
-    on_the_way = f"{counts['queued_not_sent']} queued and not sent yet, " if counts["queued_not_sent"] else ""
-    this_run = "" if getattr(args, "status_only", False) else f"; {queued} queued{' (dry run)' if args.dry_run else ''}"
-    print(
-        f"{counts['year']}: {counts['donors']} donor(s) with gifts, {counts['sent']} statement(s) sent, "
-        f"{on_the_way}{counts['to_send']} to send{this_run}."
-    )
+    print(f"{_progress(counts)}; {queued} queued{' (dry run)' if args.dry_run else ''}.")
     return OK
 
 
