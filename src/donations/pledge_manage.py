@@ -96,13 +96,13 @@ class Sends(Protocol):
 
 
 def view_pledge(pledge_id: str, token: str, *, pledges: PledgeStore, links: PledgeLinks) -> PledgeView:
-    pledge, _ = _verified(pledge_id, token, Purpose.MANAGE, pledges, links)
-    return _view(pledge, links)
+    pledge, _ = verified_link(pledge_id, token, Purpose.MANAGE, pledges, links)
+    return view_of(pledge, links)
 
 
 def cancel_pledge(pledge_id: str, token: str, *, pledges: PledgeStore, links: PledgeLinks) -> PledgeView:
     """Cancel with a one-time cancel token: a replayed one is refused (LinkUsed) and changes nothing."""
-    pledge, claims = _verified(pledge_id, token, Purpose.CANCEL, pledges, links)
+    pledge, claims = verified_link(pledge_id, token, Purpose.CANCEL, pledges, links)
     _not_used(pledge, claims)
     try:
         pledge = pledges.cancel(pledge_id, by="donor", nonce=claims.nonce)
@@ -111,10 +111,10 @@ def cancel_pledge(pledge_id: str, token: str, *, pledges: PledgeStore, links: Pl
         if current is None:
             raise LinkRefused("This link is not valid. Ask for a new link to manage your monthly gift.") from None
         _not_used(current, claims)
-        return _view(current, links)  # canceled meanwhile (another tab, an operator): it is what they wanted
+        return view_of(current, links)  # canceled meanwhile (another tab, an operator): it is what they wanted
     metrics.add_metric(name="PledgesCanceled", unit=MetricUnit.Count, value=1)
     logger.info("Pledge canceled by the donor", extra={"pledge_id": pledge_id})
-    return _view(pledge, links)
+    return view_of(pledge, links)
 
 
 def request_manage_links(
@@ -273,7 +273,7 @@ def finish_authentication(
 def _awaited(
     pledge_id: str, token: str, pledges: PledgeStore, links: PledgeLinks, store: DonationStore, payments: OnSession
 ) -> tuple[Pledge, Donation, IntentSnapshot]:
-    pledge, claims = _verified(pledge_id, token, Purpose.AUTHENTICATE, pledges, links)
+    pledge, claims = verified_link(pledge_id, token, Purpose.AUTHENTICATE, pledges, links)
     donation = store.get(claims.subject) if claims.subject else None
     if donation is None or donation.metadata.get("pledge_id") != pledge.pledge_id or not donation.payment_intent_id:
         raise LinkRefused("This link is not valid. Ask for a new link to manage your monthly gift.")
@@ -402,7 +402,7 @@ def _email_update(
         logger.warning("Email claim taken over by another request meanwhile", extra={"email": kind})
 
 
-def _verified(
+def verified_link(
     pledge_id: str, token: str, purpose: Purpose, pledges: PledgeStore, links: PledgeLinks
 ) -> tuple[Pledge, LinkClaims]:
     if not PLEDGE_ID.match(pledge_id):
@@ -419,7 +419,7 @@ def _not_used(pledge: Pledge, claims: LinkClaims) -> None:
         raise LinkUsed("This link was already used. Open your manage link again to see your monthly gift.")
 
 
-def _view(pledge: Pledge, links: PledgeLinks) -> PledgeView:
+def view_of(pledge: Pledge, links: PledgeLinks) -> PledgeView:
     running = pledge.state is not PledgeState.CANCELED
     return PledgeView(
         pledge_id=pledge.pledge_id,
