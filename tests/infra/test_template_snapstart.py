@@ -59,9 +59,9 @@ def test_the_local_front_invokes_the_functions_behind_their_aliases(deployed: De
         ("POST", "/pledges/{pledge_id}", "ChargeFunction"),
         ("POST", "/pledges/{pledge_id}/authenticate", "ChargeFunction"),
         ("POST", "/pledges/{pledge_id}/authenticate/complete", "ChargeFunction"),
+        ("POST", "/pledges/{pledge_id}/cancel", "ChargeFunction"),
         ("POST", "/pledges/{pledge_id}/card", "ChargeFunction"),
         ("POST", "/pledges/{pledge_id}/card/complete", "ChargeFunction"),
-        ("POST", "/pledges/{pledge_id}/cancel", "ChargeFunction"),
         ("POST", "/warmup", "ChargeFunction"),
         ("POST", "/webhooks/stripe", "StripeWebhookFunction"),
     ]
