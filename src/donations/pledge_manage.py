@@ -164,7 +164,8 @@ def send_manage_link(
 
     def text() -> str:
         return (
-            f"Hello {pledge.name},\n\nHere is your link to see or cancel your monthly gift to {mailer.org_name}:"
+            f"Hello {pledge.name},\n\nHere is your link to see your monthly gift to {mailer.org_name}, change its "
+            "card or cancel it:"
             f"\n\n{links.manage_url(pledge.pledge_id)}\n\n"
             "It works for 14 days. If you did not ask for it, you can ignore this email.\n"
         )
@@ -239,13 +240,13 @@ def _dunning_email(pledge: Pledge, links: PledgeLinks, org_name: str, locale: st
     if pledge.dunning_notice is DunningNotice.LAPSED:
         return "Your monthly gift has stopped", (
             f"{hello}Your monthly gift has stopped and will not be charged again. Thank you for your support so "
-            "far. To start again, make a new monthly gift on our donation page with a card that works. Your "
-            f"monthly gift, as we have it, is here:\n\n{link}"
+            "far. To start it again, give it a card that works through this link (or make a new monthly gift on "
+            f"our donation page):\n\n{link}"
         )
     retry_on = money.format_calendar_day(pledge.retry_on or pledge.next_charge_on, locale)
     return "Your monthly gift could not be charged", (
-        f"{hello}Nothing was charged. We will try again on {retry_on}. To see or cancel your monthly gift, "
-        f"open this link:\n\n{link}"
+        f"{hello}Nothing was charged. We will try again on {retry_on}. To give it another card, or to see or "
+        f"cancel your monthly gift, open this link:\n\n{link}"
     )
 
 
