@@ -269,3 +269,29 @@ def test_a_monthly_gift_s_receipt_carries_a_manage_link_that_opens_its_pledge(wo
     world.drain()
     [plain] = world.sendgrid.outbox_for(one_time.body["donation_id"])
     assert plain["dynamic_template_data"]["manage_url"] == "" and "#token=" not in plain["rendered"]["text"]
+
+
+def test_donor_show_tells_an_operator_the_pledge_a_gift_belongs_to(world, capsys):
+    # Given a monthly pledge made on the form (its first gift) and a one-time gift
+    pledge = _pledge(world, "donor-show")
+    one_time = world.post(DONATION, key=a_key("donor-show-once")).body["donation_id"]
+    world.drain()
+
+    # When an operator looks up the first gift: its pledge, with its state, next date and card
+    shown = _ops(world, capsys, "donor", "show", pledge.first_donation_id)
+    assert (shown["pledge_id"], shown["state"], shown["next_charge_on"]) == (
+        pledge.pledge_id,
+        "active",
+        pledge.next_charge_on,
+    )
+    assert shown["card"] == "visa ••4242" and shown["email_masked"] == pledge.email_masked
+    assert "customer_id" not in shown and "payment_method_id" not in shown and "email" not in shown
+    capsys.readouterr()
+    assert main(["--stack-name", world.pipeline.stack.stack_name, "donor", "show", pledge.first_donation_id],
+                clients=world.pipeline.clients) == 0  # fmt: skip
+    assert f"pledge    pledge_id {pledge.pledge_id}, state active" in capsys.readouterr().out
+
+    # And a one-time gift belongs to none
+    assert main(["--stack-name", world.pipeline.stack.stack_name, "donor", "show", one_time, "--json"],
+                clients=world.pipeline.clients) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["pledge"] is None
