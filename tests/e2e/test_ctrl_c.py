@@ -4,6 +4,7 @@ same ports. A file of its own, so pytest-xdist runs it beside the shared local s
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -28,7 +29,11 @@ def test_ctrl_c_stops_everything_and_frees_the_ports(tmp_path):
     # ...and how to donate: that curl, pasted into a shell, makes a donation (no tool beyond curl and date)
     donate_line = next(line for line in stack.log().splitlines() if line.startswith("Try: "))
     pasted = subprocess.run(  # noqa: S603 - bash runs the line the stack printed, against 127.0.0.1
-        ["bash", "-c", donate_line.removeprefix("Try: ")], capture_output=True, text=True, timeout=60, check=True
+        [shutil.which("bash") or "/bin/bash", "-c", donate_line.removeprefix("Try: ")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     assert '"status": "succeeded"' in pasted.stdout.replace('":"', '": "'), pasted.stdout
 
