@@ -178,10 +178,7 @@ def cancel_a_pledge(pledge_id: str, link: Annotated[LinkToken, Body()]) -> Pledg
 @tracer.capture_method(capture_response=False, capture_error=False)
 def start_a_card_update(pledge_id: str, request: Annotated[CardUpdateStart, Body()]) -> CardUpdate:
     # The answer carries the SetupIntent's client_secret for Stripe.js: never logged, never traced.
-    deps = wiring()
-    return start_card_update(
-        pledge_id, request.token, request.attempt, pledges=deps.pledges, links=deps.pledge_links, payments=deps.payments
-    )
+    return start_card_update(pledge_id, request.token, request.attempt, **_card_ports())
 
 
 @app.post(
@@ -191,11 +188,12 @@ def start_a_card_update(pledge_id: str, request: Annotated[CardUpdateStart, Body
 )
 @tracer.capture_method(capture_response=False, capture_error=False)
 def card_updated(pledge_id: str, request: Annotated[CardUpdateDone, Body()]) -> PledgeView:
+    return finish_card_update(pledge_id, request.token, request.setup_intent_id, **_card_ports())
+
+
+def _card_ports() -> dict[str, Any]:
     deps = wiring()
-    return finish_card_update(
-        pledge_id, request.token, request.setup_intent_id, pledges=deps.pledges, links=deps.pledge_links,
-        payments=deps.payments,
-    )  # fmt: skip
+    return {"pledges": deps.pledges, "links": deps.pledge_links, "payments": deps.payments}
 
 
 @app.post("/pledges/<pledge_id>/authenticate", responses=AUTH_RESPONSES, summary="Authenticate a renewal on-session")

@@ -29,6 +29,12 @@ def _setup_intent(client: stripe.StripeClient, customer: str) -> stripe.SetupInt
     return client.v1.setup_intents.create(params=params)
 
 
+def _new_setup(client: stripe.StripeClient) -> tuple[str, stripe.SetupIntent]:
+    """A donor's Customer, and a SetupIntent for it."""
+    customer = client.v1.customers.create(params={"email": "ada@example.org"}).id
+    return customer, _setup_intent(client, customer)
+
+
 def _confirm_in_browser(url: str, seti: stripe.SetupIntent, number: str) -> requests.Response:
     """Stripe.js confirmCardSetup: a PaymentMethod from the card, then the confirm with the client secret."""
     method = post_card(url, number).json()["id"]
@@ -57,8 +63,7 @@ def test_a_card_confirmed_in_the_browser_is_attached_to_the_customer_and_charged
 ) -> None:
     # Given a SetupIntent for a donor's Customer
     client = stripe_client()
-    customer = client.v1.customers.create(params={"email": "ada@example.org"}).id
-    seti = _setup_intent(client, customer)
+    customer, seti = _new_setup(client)
     assert (seti.status, seti.usage, seti.customer) == ("requires_payment_method", "off_session", customer)
     assert seti.client_secret and seti.client_secret.startswith(f"{seti.id}_secret_")
 
@@ -81,8 +86,7 @@ def test_a_card_that_needs_authentication_on_setup_is_then_charged_off_session_w
     # Given 4000002500003155 ("requires authentication for one-time payments ... once set up, off-session
     # payments need none"): the confirm asks for the donor's 3-D Secure
     client = stripe_client()
-    customer = client.v1.customers.create(params={"email": "ada@example.org"}).id
-    seti = _setup_intent(client, customer)
+    customer, seti = _new_setup(client)
     answer = _confirm_in_browser(stripe_emu.url, seti, "4000002500003155")
     assert answer.json()["status"] == "requires_action"
     assert client.v1.setup_intents.retrieve(seti.id).payment_method is not None
@@ -122,8 +126,7 @@ def test_4000000000000341_is_set_up_and_then_fails_to_charge(
     # docs.stripe.com/testing: "Attaching this card to a Customer object succeeds, but attempts to charge the
     # customer fail."
     client = stripe_client()
-    customer = client.v1.customers.create(params={"email": "ada@example.org"}).id
-    seti = _setup_intent(client, customer)
+    customer, seti = _new_setup(client)
     assert _confirm_in_browser(stripe_emu.url, seti, "4000000000000341").json()["status"] == "succeeded"
     method = client.v1.setup_intents.retrieve(seti.id).payment_method
     assert isinstance(method, str)
@@ -135,8 +138,7 @@ def test_the_browser_needs_the_client_secret_and_the_server_may_not_send_one(
     stripe_emu: StripeEmulator, stripe_client: StripeFactory
 ) -> None:
     client = stripe_client()
-    customer = client.v1.customers.create(params={"email": "ada@example.org"}).id
-    seti = _setup_intent(client, customer)
+    _, seti = _new_setup(client)
     url = f"{stripe_emu.url}/v1/setup_intents/{seti.id}"
     method = post_card(stripe_emu.url).json()["id"]
     # A publishable key without the client secret, or with another one: refused, nothing confirmed

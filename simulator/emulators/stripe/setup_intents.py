@@ -17,7 +17,8 @@ Create (``customer``, ``usage``, ``allowed_payment_method_types``, ``metadata``.
 Success attaches the PaymentMethod to the SetupIntent's Customer and, with ``usage=off_session`` (the
 default), sets the card up: off-session payments on a card that needs it (``4000002500003155``) then
 succeed (cards.CardProfile.off_session). Events: ``setup_intent.created``, ``.requires_action``,
-``.succeeded``, ``.setup_failed`` (docs.stripe.com/api/events/types).
+``.succeeded``, ``.setup_failed`` (docs.stripe.com/api/events/types). It renders as a PaymentIntent does
+(``intent_objects.render``: its payment_method and customer expanded on request).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import stripe
 from simulator.emulators.stripe import errors, params
 from simulator.emulators.stripe.customers import customer_ref
 from simulator.emulators.stripe.events import emit
-from simulator.emulators.stripe.intent_objects import payment_method_config
+from simulator.emulators.stripe.intent_objects import payment_method_config, render
 from simulator.emulators.stripe.objects import Json, copy_json, new_id, rand, shaped
 from simulator.emulators.stripe.payment_methods import attach, check_usable, materialize
 from simulator.emulators.stripe.state import Ctx, StripeState
@@ -177,12 +178,3 @@ def seti_or_404(state: StripeState, seti_id: str | None) -> Json:
     if seti is None:
         raise errors.no_such("setup_intent", seti_id or "", "intent")
     return seti
-
-
-def render(state: StripeState, seti: Json, expand: list[str]) -> Json:
-    out = copy_json(seti)
-    if "payment_method" in expand and out["payment_method"]:
-        out["payment_method"] = copy_json(state.payment_methods[out["payment_method"]])
-    if "customer" in expand and out["customer"]:
-        out["customer"] = copy_json(state.customers[out["customer"]])
-    return out
