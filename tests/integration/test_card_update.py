@@ -18,6 +18,7 @@ from donations.pledge_links import PledgeLinks
 from donations.pledges import Pledge, PledgeState, renewal_donation_id, resume_on
 from simulator.emulators.stripe import StripeControl
 from simulator.local.pipeline import Pipeline
+from tests.integration.test_renewal_authentication import _pledge_needing_authentication, _renew
 from tests.integration.test_renewals import _pledge, _pledge_now, _schedule
 from tests.support.payment_element import PUBLISHABLE_KEY_HEADERS, post_card
 
@@ -141,6 +142,23 @@ def test_a_lapsed_pledge_starts_again_on_a_card_set_up_with_3d_secure(world):
     world.drain()
     renewal = world.record(renewal_donation_id(pledge.pledge_id, expected[:7]))
     assert (renewal.status, renewal.card_last4) == (DonationStatus.SUCCEEDED, "3155")
+
+
+def test_a_pledge_waiting_for_the_donor_s_authentication_is_active_again_on_a_new_card(world):
+    # Given a pledge whose renewal waits for the donor to authenticate it (needs_attention)
+    pledge = _pledge_needing_authentication(world)
+    _renew(world, pledge)
+    waiting = _pledge_now(world, pledge.pledge_id)
+    assert waiting.state is PledgeState.NEEDS_ATTENTION
+
+    # When the donor gives a new card instead
+    assert _update_card(world, waiting, MASTERCARD).status == 200
+
+    # Then the pledge is active on it from its next charge day; the waiting period is not charged again
+    active = _pledge_now(world, pledge.pledge_id)
+    expected = resume_on(waiting, datetime.now(UTC).date())
+    assert (active.state, active.due_on, active.card_last4) == (PledgeState.ACTIVE, expected, "4444")
+    assert active.attention is None and expected[:7] != waiting.period
 
 
 def test_stripe_s_webhook_records_the_card_when_the_page_never_reported_back(world):
