@@ -137,11 +137,11 @@ class Pledge(BaseModel):
     dunning_email_claim_until: int | None = None
     dunning_email_sent_at: int | None = None
     canceled_reason: str | None = None
+    """Why the pledge stopped: ``dispute:<reason>:<dispute id>`` when the donor disputed one of its gifts."""
     card_setup_id: str | None = None
     """The SetupIntent that saved the card the pledge charges now, when the donor gave a new one through the
     manage page (``record_new_card``; recorded once, whoever reports it first), and when."""
     card_updated_at: str | None = None
-    """Why the pledge stopped: ``dispute:<reason>:<dispute id>`` when the donor disputed one of its gifts."""
     created_at: str
     updated_at: str
 
