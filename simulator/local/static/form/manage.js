@@ -141,12 +141,19 @@
     show(h("div", { class: "dn-alert", role: "alert", id: "pg-alert" }, h("strong", { text: title }), h("p", { text: text })), form);
   }
 
+  const STATES = {
+    active: "Active",
+    canceled: "Canceled: you will not be charged again",
+    lapsed: "Stopped: your card could not be charged. Give it a card that works to restart your gift.",
+    needs_attention: "Waiting for you: please update your card",
+  };
+
   function render(pledge) {
     const canceled = pledge.state === "canceled";
     const rows = [
       ["Amount", `${money(pledge.amount, pledge.currency)} a month`],
-      ["Status", canceled ? "Canceled: you will not be charged again" : pledge.state === "active" ? "Active" : "Waiting for you: please update your card"],
-      canceled ? null : ["Next gift", day(pledge.next_charge_on)],
+      ["Status", STATES[pledge.state] || STATES.needs_attention],
+      canceled || pledge.state === "lapsed" ? null : ["Next gift", day(pledge.next_charge_on)],
       pledge.card_last4 ? ["Card", `${(pledge.card_brand || "card").toUpperCase()} ending ${pledge.card_last4}`] : null,
     ].filter(Boolean);
     const summary = h("dl", { id: "pg-pledge" }, ...rows.flatMap(([name, value]) => [h("dt", { text: name }), h("dd", { text: value })]));
