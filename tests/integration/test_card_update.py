@@ -186,6 +186,31 @@ def test_stripe_s_webhook_records_the_card_when_the_page_never_reported_back(wor
     assert _pledge_now(world, pledge.pledge_id) == settled
 
 
+def test_stripe_s_webhook_alone_restarts_a_lapsed_pledge_on_the_new_card(world):
+    # Given a lapsed pledge whose donor saved a new card and closed the page before it reported back
+    pledge = _on_card(world, _pledge(world, "card-webhook-lapsed"), LOST_CARD)
+    _schedule(world, "2027-01-10")
+    world.drain()
+    lapsed = _pledge_now(world, pledge.pledge_id)
+    started = _call(
+        world, f"/pledges/{pledge.pledge_id}/card", {"token": _manage_token(world, lapsed), "attempt": ATTEMPT}
+    )
+    assert _confirm_card_setup(world, started.body["client_secret"], MASTERCARD)["status"] == "succeeded"
+
+    # When only Stripe's setup_intent.succeeded reports it (the webhook's role may name what it writes)
+    event = world.stripe_event("setup_intent.succeeded", started.body["setup_intent_id"])
+    assert world.deliver_stripe_event(event).status == 200
+
+    # Then the pledge is active again on the new card from its next charge day, and that renewal charges it
+    restarted = _pledge_now(world, pledge.pledge_id)
+    expected = resume_on(lapsed, datetime.now(UTC).date())
+    assert (restarted.state, restarted.due_on) == (PledgeState.ACTIVE, expected)
+    _schedule(world, expected)
+    world.drain()
+    renewal = world.record(renewal_donation_id(pledge.pledge_id, expected[:7]))
+    assert (renewal.status, renewal.card_last4) == (DonationStatus.SUCCEEDED, "4444")
+
+
 def _forged(token: str) -> str:
     version, payload, signature = token.split(".")
     return f"{version}.{payload}.{'A' if signature[0] != 'A' else 'B'}{signature[1:]}"
