@@ -21,8 +21,14 @@ class Access(StrEnum):
 
 STRIPE_KEY_PERMISSIONS: dict[str, dict[str, Access]] = {
     # PaymentIntents.create (confirm), .list (finding a spent attempt's intent); the charge expanded on
-    # the answer (latest_charge: card brand and last 4); PaymentMethods.retrieve (the card's fingerprint).
-    "charge": {"PaymentIntents": Access.WRITE, "Charges": Access.READ, "PaymentMethods": Access.READ},
+    # the answer (latest_charge: card brand and last 4); PaymentMethods.retrieve (the card's fingerprint);
+    # SetupIntents.create and .retrieve (a donor's new card for a pledge, its payment_method expanded).
+    "charge": {
+        "PaymentIntents": Access.WRITE,
+        "Charges": Access.READ,
+        "PaymentMethods": Access.READ,
+        "SetupIntents": Access.WRITE,
+    },
     # Customers.list (by email), .create and .delete (an erased donor's, donations.customer_erasure);
     # PaymentMethods.retrieve and .attach.
     "tokenize": {"Customers": Access.WRITE, "PaymentMethods": Access.WRITE},

@@ -106,3 +106,13 @@ DONATION_ATTRIBUTES: dict[str, set[str] | None] = {
     "ScheduleRenewalsFunctionRole": set(),  # reads only
 }
 """Role -> the Donations attributes its UpdateItem may name (dynamodb:Attributes); None: unrestricted."""
+
+PLEDGE_ATTRIBUTES: dict[str, set[str]] = {
+    # a dispute stops the pledge; a renewal the donor authenticated moves it on; a card the donor saved
+    # (setup_intent.succeeded) is recorded on it, a lapsed or waiting pledge active again (donations.card_update)
+    "StripeWebhookFunctionRole": {"pledge_id", "updated_at", "state", "canceled_at", "canceled_reason", "due_on"}
+    | {"retry_on", "attention", "attention_since", "next_charge_on", "last_period", "last_donation_id", "renewals"}
+    | {"renewal_try", "payment_method_id", "card_brand", "card_last4", "card_setup_id", "card_updated_at"}
+    | {"queued_for", "queued_at"},
+}
+"""Role -> the Pledges attributes its UpdateItem may name (dynamodb:Attributes); a role not listed: unrestricted."""

@@ -30,6 +30,8 @@ class CardProfile:
     # ``succeed_once_set_up``: succeeds if a payment with setup_future_usage set the card up, else
     # needs authentication (which off-session means the decline authentication_required).
     off_session: OffSessionOutcome | None = None
+    # Confirmed in a SetupIntent (saving the card with the customer present), when that differs from ``outcome``.
+    setup_outcome: Outcome | None = None
 
     @property
     def last4(self) -> str:
@@ -86,7 +88,7 @@ MAGIC_CARDS: dict[str, CardProfile] = {
         "4000003800000446", "visa", "authenticate", off_session="succeed"
     ),
     # attaching to a Customer succeeds; every charge then fails.
-    "pm_card_chargeCustomerFail": _declined("4000000000000341", "generic_decline"),
+    "pm_card_chargeCustomerFail": replace(_declined("4000000000000341", "generic_decline"), setup_outcome="succeed"),
     # needs authentication on-session; every off-session payment is declined for insufficient funds.
     "pm_card_authenticationRequiredChargeDeclinedInsufficientFunds": CardProfile(
         "4000008260003178",
