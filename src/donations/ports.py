@@ -106,6 +106,16 @@ class ParkedMessage:
 
 
 @dataclass(frozen=True)
+class RefundFailure:
+    """A refund that succeeded, then failed (Stripe's ``refund.failed``; ``stripe.Refund.failure_reason``)."""
+
+    refund_id: str
+    amount: int
+    reason: str
+    failed_at: str
+
+
+@dataclass(frozen=True)
 class DisputeFacts:
     """One Stripe Dispute as an event shows it (donations.refunds)."""
 
@@ -117,6 +127,11 @@ class DisputeFacts:
     changed_at: str
     """When this event happened: the dispute's closing time for a closed one."""
     evidence_due_by: str | None
+    balance_transactions: int = 0
+    """How many balance transactions the dispute has: 1 once funds were withdrawn, 2 once reinstated."""
+    fee: int = 0
+    """Stripe's dispute fee, the sum of its balance transactions' ``fee``."""
+    fee_currency: str | None = None
 
     @property
     def closed(self) -> bool:
@@ -131,6 +146,9 @@ class DisputeFacts:
             "dispute_amount": self.amount,
             "disputed_at": self.opened_at,
             "dispute_evidence_due_by": self.evidence_due_by,
+            "dispute_balance_transactions": self.balance_transactions,
+            "dispute_fee": self.fee,
+            "dispute_fee_currency": self.fee_currency,
         }
         if self.closed:
             return values | {"dispute_closed_at": self.changed_at, "dispute_open": None}
@@ -222,6 +240,7 @@ class Store(Protocol):
     def mark_refund_notice_sent(self, donation_id: str, amount_refunded: int, message_id: str) -> None: ...
     def release_refund_notice_claim(self, donation_id: str) -> None: ...
     def record_dispute(self, donation_id: str, dispute: DisputeFacts) -> Donation: ...
+    def record_refund_failure(self, donation_id: str, failure: RefundFailure) -> Donation | None: ...
 
 
 class Payments(Protocol):

@@ -236,6 +236,79 @@ def test_a_dispute_lost_on_a_monthly_gift_stops_the_pledge_and_pages_operators_a
     assert report["disputes"] == {"lost": 1, "won": 1}
 
 
+def _dispute_events(world: Any, payment_intent_id: str) -> list[dict[str, Any]]:
+    return [
+        dict(event)
+        for event in world.stripe.events
+        if event["type"].startswith("charge.dispute.")
+        and event["data"]["object"]["payment_intent"] == payment_intent_id
+    ]
+
+
+def test_the_dispute_cards_events_delivered_twice_and_backwards_record_the_fee_once_and_end_won(world, capsys):
+    inbox = operator_inbox.__wrapped__(world.pipeline)
+    received(world.pipeline, inbox)
+    # Given a gift paid with Stripe's dispute test card 4000000000000259 ("charge succeeds, only to be
+    # disputed as fraudulent", docs.stripe.com/testing): created, then funds withdrawn with the dispute fee
+    donation_id, _ = charged(world, "key-dispute-card", payment_method="pm_card_createDispute")
+    [intent] = world.stripe.intents_for(donation_id)
+    [dispute] = world.stripe.disputes_for(intent["id"])
+    # and the dispute won: closed, then funds reinstated
+    world.stripe.close_dispute(dispute["id"], "won")
+    events = _dispute_events(world, intent["id"])
+    assert [e["type"].removeprefix("charge.dispute.") for e in events] == [
+        "created",
+        "funds_withdrawn",
+        "closed",
+        "funds_reinstated",
+    ]
+    capsys.readouterr()
+
+    # When Stripe delivers them newest first, each twice
+    outcomes = [world.deliver_stripe_event(event).body["outcome"] for event in reversed(events) for _ in range(2)]
+
+    # Then only the newest applied; the record holds the won dispute, its fee once, the gift whole
+    assert outcomes[0] == "dispute_recorded"
+    assert set(outcomes[2:]) == {"already_final"}
+    record = world.record(donation_id)
+    assert (record.dispute_status, record.dispute_balance_transactions, record.net_amount) == ("won", 2, 2500)
+    assert (record.dispute_fee, record.dispute_fee_currency) == (1500, "usd")
+    # And operators are paged once, the report counts the fee once
+    assert len(_page(world, inbox, capsys)) == 1
+    report = report_json(world, capsys)
+    assert report["dispute_fees"] == {"usd": "15.00 USD"} and report["disputes"] == {"won": 1}
+
+
+def test_a_refund_that_fails_later_gives_the_gift_back_without_a_second_mail(world, capsys):
+    # Given a gift paid with 4000000000005126, whose refunds "begin as succeeded" and then fail
+    # (docs.stripe.com/testing, "Refunds"), refunded in part in the Dashboard and the donor told
+    donation_id, charge_id = charged(world, "key-refund-fails", payment_method="pm_card_refundFail")
+    world.stripe.refund(charge_id, 1000)
+    refunded = world.stripe_event("charge.refunded", charge_id)
+    world.deliver_stripe_event(refunded)
+    world.drain()
+    assert len(mails(world, donation_id)) == 2
+
+    # When the refund fails (refund.updated and refund.failed, each delivered twice), then the earlier
+    # charge.refunded is delivered again
+    outcomes = [
+        world.deliver_stripe_event(world.stripe_event(kind, charge_id)).body["outcome"]
+        for kind in ("refund.updated", "refund.failed", "refund.updated", "refund.failed")
+    ]
+    again = world.deliver_stripe_event({**refunded, "id": refunded["id"] + "_late"})
+    world.drain()
+
+    # Then the refunded amount is a gift again, once; no mail; the report shows the gift whole
+    assert outcomes == ["refund_failed", "already_final"] * 2  # a redelivered event id is answered as before
+    assert again.body["outcome"] == "already_final"
+    record = world.record(donation_id)
+    assert (record.amount_refunded, record.amount_refund_failed, record.net_amount) == (0, 1000, 2500)
+    assert record.refund_failure_reason == "expired_or_canceled_card"
+    assert len(mails(world, donation_id)) == 2
+    report = report_json(world, capsys)
+    assert report["refunded"] == {} and report["refunds_failed"] == {"usd": "10.00 USD"}
+
+
 def test_a_dispute_on_the_gift_that_started_a_pledge_stops_the_pledge(world):
     # Given a monthly gift through the API: charged, its card saved, its pledge made by the tokenize step
     answer = world.post({**DONATION, "save_card": True, "monthly": True}, key=a_key("key-dispute-first-gift"))

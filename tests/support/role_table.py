@@ -95,7 +95,9 @@ DONATION_ATTRIBUTES: dict[str, set[str] | None] = {
     "StripeWebhookFunctionRole": _KEY_AND_STAMP
     | _SETTLE
     | {"amount_refunded", "refund_state", "refunded_at", "dispute_id", "dispute_reason", "dispute_status"}
-    | {"dispute_amount", "disputed_at", "dispute_closed_at", "dispute_evidence_due_by", "dispute_open"},
+    | {"dispute_amount", "disputed_at", "dispute_closed_at", "dispute_evidence_due_by", "dispute_open"}
+    | {"dispute_balance_transactions", "dispute_fee", "dispute_fee_currency"}
+    | {"refunds_failed", "amount_refund_failed", "refund_failed_at", "refund_failure_reason", "refund_notice_amount"},
     "NotifierFunctionRole": set(),  # reads only
     "RenewFunctionRole": None,  # creates each period's donation (PutItem): every attribute
     "ScheduleRenewalsFunctionRole": set(),  # no Donations access

@@ -4,8 +4,9 @@ Besides the shared routes (faults, latency, seed, reset, state; see ``simulator.
 ``POST webhooks`` / ``GET webhooks`` / ``POST webhooks/mode`` / ``GET webhooks/deliveries`` (long poll),
 ``GET clock`` / ``POST clock {"advance": seconds}``, ``GET idempotency`` (``?key=K&timeout=s`` long-polls
 until a request with key K executes), and ``POST payment_intents/{id}/authenticate``,
-``charges/{id}/refund`` (``{"amount": n}`` for a partial one), ``charges/{id}/dispute``,
-``disputes/{id}/close`` (``{"status": "won" | "lost"}``), ``events/{id}/deliver``. Emulator-only:
+``charges/{id}/refund`` (``{"amount": n}`` for a partial one), ``charges/{id}/dispute``
+(``{"reason": r, "inquiry": true}`` optional),
+``disputes/{id}/close`` (``{"status": "won" | "lost" | "warning_closed"}``), ``events/{id}/deliver``. Emulator-only:
 ``POST cards {"cards": {number: "pm_card_..."}}`` issues card numbers beside Stripe's published test
 cards (``StripeActions.issue_cards``).
 """
@@ -76,7 +77,9 @@ def _object_action(emu: StripeEmulator, req: Request, sub: str) -> Response | No
     actions: dict[tuple[str, str], Callable[[], Json]] = {
         ("payment_intents", "authenticate"): lambda: emu.authenticate(obj_id, str(_body(req).get("outcome", ""))),
         ("charges", "refund"): lambda: emu.refund(obj_id, _body(req).get("amount")),
-        ("charges", "dispute"): lambda: emu.dispute(obj_id),
+        ("charges", "dispute"): lambda: emu.dispute(
+            obj_id, str(_body(req).get("reason") or "fraudulent"), inquiry=bool(_body(req).get("inquiry"))
+        ),
         ("disputes", "close"): lambda: emu.close_dispute(obj_id, str(_body(req).get("status", ""))),
         ("events", "deliver"): lambda: emu.deliver_event(obj_id),
     }
