@@ -11,7 +11,7 @@ including partial refunds" with the Charge's ``amount_refunded`` the sum so far,
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -341,3 +341,35 @@ def test_metadata_naming_someone_elses_pledge_is_refused_and_nothing_is_charged(
     assert (answer.status, answer.body["error"]["code"]) == (400, "invalid_metadata")
     assert world.stripe.payment_intents_created == charges
     assert world.wiring.pledges.get(pledge.pledge_id).state is PledgeState.ACTIVE
+
+
+def test_operators_are_reminded_once_a_day_of_evidence_due_within_three_days(world):
+    inbox = operator_inbox.__wrapped__(world.pipeline)
+    received(world.pipeline, inbox)
+    # Given an open dispute, its evidence due in 7 days (the emulator's evidence_details.due_by)
+    donation_id, charge_id = charged(world, "key-dispute-reminder")
+    dispute = world.stripe.dispute(charge_id)
+    world.deliver_stripe_event(world.stripe_event("charge.dispute.created", dispute["id"]))
+    due_by = datetime.fromtimestamp(dispute["evidence_details"]["due_by"], UTC)
+    rule = "arn:aws:events:us-east-1:1:rule/notifier-growth"
+
+    def scheduled_run(at: datetime) -> list[dict[str, Any]]:
+        world.pipeline.invoke("NotifierFunction", scheduled_event(rule, at=at))
+        world.pipeline.deliver_sns()
+        return [p for p in received(world.pipeline, inbox) if p["Notifier"].get("kind") == "evidence_due"]
+
+    # When the notifier's schedule runs 5 days before, then 2 days before (twice), then the next day
+    early = scheduled_run(due_by - timedelta(days=5))
+    near = scheduled_run(due_by - timedelta(days=2))
+    same_day = scheduled_run(due_by - timedelta(days=2) + timedelta(minutes=15))
+    next_day = scheduled_run(due_by - timedelta(days=1))
+
+    # Then operators hear of it once a day within the three days, with the runbook section and first command
+    assert (early, same_day) == ([], [])
+    assert [page["Notifier"]["donation_id"] for page in near + next_day] == [donation_id, donation_id]
+    assert near[0]["Notifier"]["section"] == "dispute" and near[0]["Notifier"]["first_command"].endswith(" disputes")
+    assert near[0]["subject"].startswith("DUE SOON: dispute: evidence for donation")
+    # And once the dispute is closed, no more
+    closed = world.stripe.close_dispute(dispute["id"], "lost")
+    world.deliver_stripe_event(world.stripe_event("charge.dispute.closed", closed["id"]))
+    assert scheduled_run(due_by) == []

@@ -68,6 +68,8 @@ ROLE_TABLE: dict[str, set[Grant]] = {
     | {("sns:Publish", "OperatorTopic")}
     | {("sqs:GetQueueAttributes", q) for q in ("TokenizeQueue", "ReceiptQueue", "TokenizeDLQ", "ReceiptDLQ")}
     | {("dynamodb:Query", "DonationsTable/index/attention-index")}
+    # open disputes whose evidence is due soon, each reminded once a day (donations.dispute_reminders)
+    | {("dynamodb:Query", "DonationsTable/index/dispute-index"), ("dynamodb:UpdateItem", "DonationsTable")}
     | {("kms:GenerateDataKey", "OperatorTopicKey"), ("kms:Decrypt", "OperatorTopicKey")},
     "ScheduleRenewalsFunctionRole": _logs("ScheduleRenewalsFunctionLogGroup")
     | {("dynamodb:Query", "PledgesTable/index/due_on-index"), ("dynamodb:UpdateItem", "PledgesTable")}
@@ -98,7 +100,8 @@ DONATION_ATTRIBUTES: dict[str, set[str] | None] = {
     | {"dispute_amount", "disputed_at", "dispute_closed_at", "dispute_evidence_due_by", "dispute_open"}
     | {"dispute_balance_transactions", "dispute_fee", "dispute_fee_currency"}
     | {"refunds_failed", "amount_refund_failed", "refund_failed_at", "refund_failure_reason", "refund_notice_amount"},
-    "NotifierFunctionRole": set(),  # reads only
+    # the day a dispute's evidence deadline was last told; its condition names the two dispute fields
+    "NotifierFunctionRole": _KEY_AND_STAMP | {"dispute_reminded_on", "dispute_open", "dispute_status"},
     "RenewFunctionRole": None,  # creates each period's donation (PutItem): every attribute
     "ScheduleRenewalsFunctionRole": set(),  # no Donations access
 }
