@@ -329,6 +329,26 @@ def test_a_dispute_on_the_gift_that_started_a_pledge_stops_the_pledge(world):
     assert stopped.canceled_reason == f"dispute:fraudulent:{dispute['id']}"
 
 
+def test_a_monthly_gift_disputed_before_its_pledge_exists_never_starts_charging(world):
+    # Given a monthly gift paid with Stripe's dispute test card: the dispute comes at once (docs.stripe.com/testing)
+    answer = world.post(
+        {**DONATION, "save_card": True, "monthly": True, "payment_method": "pm_card_createDispute"},
+        key=a_key("key-dispute-before-pledge"),
+    )
+    first_id = answer.body["donation_id"]
+    [intent] = world.stripe.intents_for(first_id)
+
+    # When its dispute event is applied before the tokenize step makes the pledge
+    created = world.deliver_stripe_event(world.stripe_event("charge.dispute.created", intent["id"]))
+    assert created.body["outcome"] == "dispute_recorded"
+    world.drain()
+
+    # Then the pledge made afterwards is stopped at once: the disputed card is charged no more
+    pledge = world.wiring.pledges.get(pledge_id_for(first_id))
+    assert pledge.state is PledgeState.CANCELED and pledge.due_on is None
+    assert pledge.canceled_reason.startswith("dispute:fraudulent:dp_")
+
+
 def test_metadata_naming_someone_elses_pledge_is_refused_and_nothing_is_charged(world):
     # Given a monthly donor's pledge
     pledge, _, _ = _renewal(world, "key-victim-pledge")

@@ -42,7 +42,8 @@ ROLE_TABLE: dict[str, set[Grant]] = {
     "TokenizeFunctionRole": _logs("TokenizeFunctionLogGroup")
     | _poll("TokenizeQueue", "TokenizeDLQ")
     | {("dynamodb:GetItem", "DonationsTable"), ("dynamodb:UpdateItem", "DonationsTable")}
-    | {("ssm:GetParameter", "parameter:StripeTokenizeSecretName"), ("dynamodb:PutItem", "PledgesTable")},
+    | {("ssm:GetParameter", "parameter:StripeTokenizeSecretName"), ("dynamodb:PutItem", "PledgesTable")}
+    | {("dynamodb:UpdateItem", "PledgesTable")},  # stops a pledge whose first gift was disputed before it existed
     "SendReceiptFunctionRole": _logs("SendReceiptFunctionLogGroup")
     | _poll("ReceiptQueue", "ReceiptDLQ")
     | {("dynamodb:GetItem", "DonationsTable"), ("dynamodb:UpdateItem", "DonationsTable")}
