@@ -7,6 +7,7 @@
 * ``resources``: the created stack read back by logical id (functions, event sources, queues...);
 * ``references``: which logical ids a fragment refers to;
 * ``moto_atomic``: DynamoDB's per-item atomic conditional writes, which moto lacks;
+* ``moto_speed``: moto's per-query sort of every item and per-message clock reads, made cheap;
 * ``clients``: boto3 clients for moto, one per service.
 
 Shared by the template contract tests (tests/infra), the test pipeline and the local stack.

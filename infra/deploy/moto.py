@@ -39,6 +39,7 @@ from botocore.exceptions import ClientError
 
 from infra.deploy.clients import AwsClients
 from infra.deploy.moto_atomic import make_dynamodb_writes_atomic
+from infra.deploy.moto_speed import make_moto_costs_flat
 from infra.deploy.plan import POST_CREATE_OUTPUT, SNAP_START_OUTPUT, prepare_for_moto
 from infra.deploy.post_create import create_post_create
 from infra.deploy.resources import (
@@ -75,6 +76,7 @@ def deploy_to_moto(
     created through their APIs after the stack (see the module docstring).
     """
     make_dynamodb_writes_atomic()  # for a moto in this process (mock_aws); a moto server does its own
+    make_moto_costs_flat()
     client = clients or AwsClients(session, endpoint_url=endpoint_url, region=region)
     region = client.region
     plan = prepare_for_moto(cfn_template)

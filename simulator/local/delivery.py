@@ -135,6 +135,10 @@ class Poller(threading.Thread):
             try:
                 result = deliver_batch(self._sqs, self._source, wait_seconds=1)
             except Exception:
+                if self._stopping.is_set():
+                    # Cut off by the stop (moto is gone): the message stays in a queue about to be forgotten.
+                    log.debug("%s: delivery cut off by the stop", self._source.name)
+                    return
                 log.exception("%s: delivery failed; retrying", self._source.name)
                 self._stopping.wait(1)
                 continue

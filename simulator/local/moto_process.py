@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from infra.deploy.moto_atomic import make_dynamodb_writes_atomic
+from infra.deploy.moto_speed import make_moto_costs_flat
 from simulator.local.metrics import oldest_message_age_seconds
 
 AGE_PATH = "/_local/sqs/oldest-message-age"
@@ -122,6 +123,7 @@ def serve(port: int) -> None:
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     make_dynamodb_writes_atomic()
+    make_moto_costs_flat()
     app = with_local_answers(DomainDispatcherApplication(create_backend_app))
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
 

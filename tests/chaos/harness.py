@@ -329,7 +329,7 @@ class ChaosRun:
         self.webhooks.deliver_all()
         delivered = 0
         for name, logical_id in CONSUMERS.items():
-            source = next(s for s in self.world.pipeline.event_sources() if s.name == logical_id)
+            source = next(s for s in self.world.event_sources() if s.name == logical_id)
             result = self._deliver_with_faults(name, source)
             delivered += result.received
         self._watch_alarms()

@@ -187,7 +187,7 @@ class RenewalChaos:
 
     def _deliver_with_faults(self, name: str) -> int:
         world = self.world
-        source = next(s for s in world.pipeline.event_sources() if s.name == CONSUMERS[name])
+        source = next(s for s in world.event_sources() if s.name == CONSUMERS[name])
         if self.rng.random() < self.config.consumer_crash_rate:
             messages = world.sqs.receive_message(
                 QueueUrl=source.queue_url, MaxNumberOfMessages=source.batch_size, AttributeNames=["All"]

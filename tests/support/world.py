@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ from donations.settings import (
 )
 from donations.wiring import Wiring
 from simulator.emulators.stripe import encode_event, sign_payload
-from simulator.local.delivery import BatchResult, deliver_batch, drain
+from simulator.local.delivery import BatchResult, EventSource, deliver_batch, drain
 from simulator.local.events import scheduled_event
 from simulator.local.pipeline import ApiAnswer, Pipeline
 from tests.support.keys import a_key
@@ -144,8 +145,15 @@ class World:
     def consumer(self, name: str) -> Any:
         return self.pipeline.handler(CONSUMERS[name]).consumer()
 
+    def event_sources(self) -> list[EventSource]:
+        """The template's event sources, delivered at once: a test hands over what is queued from its own
+        thread, so the template's batching window (wait up to 1 s for a fuller batch) would only sleep, a
+        second per delivery of fewer than ten messages. Lambda may deliver a batch before its window ends,
+        and the local stack's pollers keep the window (simulator.local.delivery.Poller)."""
+        return [dataclasses.replace(s, batching_window_seconds=0) for s in self.pipeline.event_sources()]
+
     def deliver(self, name: str) -> BatchResult:
-        source = next(s for s in self.pipeline.event_sources() if s.name == CONSUMERS[name])
+        source = next(s for s in self.event_sources() if s.name == CONSUMERS[name])
         return self.track(deliver_batch(self.sqs, source))
 
     def track(self, result: BatchResult) -> BatchResult:
@@ -160,7 +168,7 @@ class World:
         return result.response, result.messages
 
     def drain(self) -> None:
-        for result in drain(self.sqs, self.pipeline.event_sources()):
+        for result in drain(self.sqs, self.event_sources()):
             self.track(result)
 
     def redeliver_last_batches(self) -> None:

@@ -1,0 +1,103 @@
+"""moto with infra.deploy.moto_speed answers in DynamoDB's order and keeps SQS's visibility timeouts.
+
+References nobody here wrote: DynamoDB's Query returns "results ... always sorted by the sort key
+value", numbers by numeric value and strings by UTF-8 bytes (DynamoDB Developer Guide, "Query
+operations", ScanIndexForward); SQS hides a received message for its visibility timeout (SQS
+Developer Guide, "Amazon SQS visibility timeout").
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from infra.deploy.moto_speed import make_moto_costs_flat
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def dynamodb():
+    make_moto_costs_flat()
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="t",
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "N"},
+                {"AttributeName": "day", "AttributeType": "S"},
+                {"AttributeName": "amount", "AttributeType": "N"},
+            ],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "day-index",
+                    "KeySchema": [
+                        {"AttributeName": "day", "KeyType": "HASH"},
+                        {"AttributeName": "amount", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+        )
+        yield client
+
+
+def test_queries_on_the_table_and_an_index_sort_numbers_by_value_not_as_text(dynamodb):
+    # Given items written in a random order, with numbers whose text order differs from their value's
+    numbers = [1, 2, 9, 10, 11, 100, 1000, -5, 3.5]
+    random.Random(7).shuffle(numbers)
+    for n in numbers:
+        for pk in ("b", "a"):
+            dynamodb.put_item(
+                TableName="t",
+                Item={"pk": {"S": pk}, "sk": {"N": str(n)}, "day": {"S": "2026-01-02"}, "amount": {"N": str(n)}},
+            )
+
+    # When they are queried on the table, on the index (both directions) and scanned
+    table = dynamodb.query(
+        TableName="t", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "a"}}
+    )
+    index = dynamodb.query(
+        TableName="t",
+        IndexName="day-index",
+        KeyConditionExpression="#d = :d AND amount > :min",
+        ExpressionAttributeNames={"#d": "day"},
+        ExpressionAttributeValues={":d": {"S": "2026-01-02"}, ":min": {"N": "2"}},
+        ScanIndexForward=False,
+    )
+    scan = dynamodb.scan(TableName="t")
+
+    # Then each comes in DynamoDB's order: by numeric value, and a range condition compares values
+    assert [float(i["sk"]["N"]) for i in table["Items"]] == sorted(float(n) for n in numbers)
+    index_amounts = [float(i["amount"]["N"]) for i in index["Items"]]
+    assert index_amounts == sorted((float(n) for n in numbers for _ in "ab" if n > 2), reverse=True)
+    assert [(i["pk"]["S"], float(i["sk"]["N"])) for i in scan["Items"]] == sorted(
+        (pk, float(n)) for pk in "ab" for n in numbers
+    )
+
+
+def test_a_received_message_stays_hidden_for_its_visibility_timeout_then_comes_back():
+    make_moto_costs_flat()
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="q")["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="m")
+
+        # Given a message received with a visibility timeout of 1 s
+        assert len(sqs.receive_message(QueueUrl=url, VisibilityTimeout=1).get("Messages", [])) == 1
+        # Then it is hidden at once...
+        assert sqs.receive_message(QueueUrl=url).get("Messages", []) == []
+        # ...and visible again after the timeout (bounded wait)
+        deadline = time.monotonic() + 10
+        again: list[dict[str, str]] = []
+        while not again and time.monotonic() < deadline:
+            time.sleep(0.2)
+            again = sqs.receive_message(QueueUrl=url).get("Messages", [])
+        assert [m["Body"] for m in again] == ["m"]
