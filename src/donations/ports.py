@@ -21,6 +21,7 @@ from donations.models import (
     FollowUpMessage,
     RefundState,
     Step,
+    refund_state,
 )
 
 # -- values --------------------------------------------------------------------------------------
@@ -113,6 +114,20 @@ class RefundFailure:
     amount: int
     reason: str
     failed_at: str
+
+    def record_values(self, donation: Donation) -> dict[str, Any]:
+        """The donation's refund fields once this refund is taken off its refunded total. The donor was last
+        told of at most the new total, so the next real refund is told again."""
+        refunded = max(0, donation.amount_refunded - self.amount)
+        return {
+            "amount_refunded": refunded,
+            "refund_state": refund_state(donation.amount, refunded),
+            "refund_notice_amount": min(donation.refund_notice_amount, refunded),
+            "refunds_failed": [*donation.refunds_failed, self.refund_id],
+            "amount_refund_failed": donation.amount_refund_failed + self.amount,
+            "refund_failed_at": self.failed_at,
+            "refund_failure_reason": self.reason,
+        }
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,6 @@ from donations.models import (
     DonationStatus,
     RefundState,
     StepStatus,
-    refund_state,
     utc_now,
 )
 from donations.ports import CurrentCharge, DisputeFacts, ReceiptClaim, RefundFailure, SavedCard
@@ -466,21 +465,13 @@ class DonationStore(StepFailureWrites):
         """Take a failed refund off the refunded total, once per refund (None: it was taken off already).
 
         Read, then written on condition that the total is still what was read, so two failures racing
-        each take their own amount off. The donor was last told of at most the new total."""
+        each take their own amount off."""
         for _ in range(_RACES):
             donation = self.require(donation_id)
             if failure.refund_id in donation.refunds_failed:
                 return None
-            refunded = max(0, donation.amount_refunded - failure.amount)
-            values = {
-                "amount_refunded": refunded,
-                "refund_state": _value(refund_state(donation.amount, refunded)),
-                "refund_notice_amount": min(donation.refund_notice_amount, refunded),
-                "refunds_failed": [*donation.refunds_failed, failure.refund_id],
-                "amount_refund_failed": donation.amount_refund_failed + failure.amount,
-                "refund_failed_at": failure.failed_at,
-                "refund_failure_reason": failure.reason,
-            }
+            values = failure.record_values(donation)
+            values["refund_state"] = _value(values["refund_state"])
             total_as_read = Attr("amount_refunded").eq(donation.amount_refunded)
             if donation.amount_refunded == 0:
                 total_as_read |= Attr("amount_refunded").not_exists()

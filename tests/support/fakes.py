@@ -26,7 +26,6 @@ from donations.models import (
     RefundState,
     Step,
     StepStatus,
-    refund_state,
     utc_now,
 )
 from donations.ports import (
@@ -370,16 +369,7 @@ class FakeStore:
         d = self.require(donation_id)
         if failure.refund_id in d.refunds_failed:
             return None
-        refunded = max(0, d.amount_refunded - failure.amount)
-        values = {
-            "amount_refunded": refunded,
-            "refund_state": refund_state(d.amount, refunded),
-            "refund_notice_amount": min(d.refund_notice_amount, refunded),
-            "refunds_failed": [*d.refunds_failed, failure.refund_id],
-            "amount_refund_failed": d.amount_refund_failed + failure.amount,
-            "refund_failed_at": failure.failed_at,
-            "refund_failure_reason": failure.reason,
-        }
+        values = failure.record_values(d)
         return self._update(donation_id, values, _always)
 
     def claim_refund_notice(self, donation_id: str, lease_seconds: int, now: float | None = None) -> ReceiptClaim:

@@ -179,8 +179,8 @@ class StripeControl(EmulatorControl):
     def refund(self, charge_id: str, amount: int | None = None) -> Json:
         return dict(self.call("POST", f"charges/{charge_id}/refund", {} if amount is None else {"amount": amount}))
 
-    def dispute(self, charge_id: str) -> Json:
-        return dict(self.call("POST", f"charges/{charge_id}/dispute", {}))
+    def dispute(self, charge_id: str, reason: str = "fraudulent", *, inquiry: bool = False) -> Json:
+        return dict(self.call("POST", f"charges/{charge_id}/dispute", {"reason": reason, "inquiry": inquiry}))
 
     def close_dispute(self, dispute_id: str, status: str) -> Json:
         return dict(self.call("POST", f"disputes/{dispute_id}/close", {"status": status}))
