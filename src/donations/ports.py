@@ -299,6 +299,10 @@ class PledgeStopper(Protocol):
         """Stop the pledge (no further charges); False if it was already stopped or does not exist."""
         ...
 
+    def pledges_on_card(self, donor_key: str, card_brand: str, card_last4: str) -> list[str]:
+        """The donor's pledges, not canceled, on the card shown as this brand and last 4."""
+        ...
+
     def record_authenticated_renewal(self, pledge_id: str, donation_id: str) -> bool:
         """A renewal that waited for the donor's authentication was paid: the pledge is active again and on
         to its next period; False if it was recorded already or the pledge no longer waits for it."""

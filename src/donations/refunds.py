@@ -109,7 +109,8 @@ class DisputeApplied:
     recorded: bool
     """False: an open status arriving after the dispute closed (events out of order); nothing changed."""
     pledge_stopped: str | None = None
-    """The monthly pledge the disputed gift belongs to, if this event stopped it."""
+    """The monthly pledges this event stopped (comma separated): the disputed gift's, and for a fraudulent
+    dispute the donor's others on the same card."""
 
 
 def record_dispute(
@@ -143,16 +144,22 @@ def record_dispute(
 
 def _stop_pledge(donation: Donation, facts: DisputeFacts, pledges: PledgeStopper | None) -> str | None:
     """The donor disputes a monthly gift: charging the card again would only bring another dispute. A renewal
-    names its pledge; the gift that started a pledge is its origin (the pledge's id derives from it)."""
+    names its pledge; the gift that started a pledge is its origin (the pledge's id derives from it). A
+    ``fraudulent`` dispute (the cardholder says they did not make the payment) also stops the donor's other
+    pledges on the same card: each of their charges would be disputed the same way."""
+    if pledges is None:
+        return None
     pledge_id = donation.metadata.get("pledge_id")
     if not pledge_id and donation.pledge_day_of_month is not None:
         pledge_id = pledge_id_for(donation.donation_id)
-    if not pledge_id or pledges is None:
-        return None
-    if not pledges.stop_for_dispute(pledge_id, f"dispute:{facts.reason}:{facts.dispute_id}"):
-        return None  # stopped already (a duplicate event, or the dispute's earlier event)
-    metrics.add_metric(name="PledgesStoppedByDispute", unit=MetricUnit.Count, value=1)
-    return pledge_id
+    stopping = [pledge_id] if pledge_id else []
+    if facts.reason == "fraudulent" and donation.donor_key and donation.card_brand and donation.card_last4:
+        on_card = pledges.pledges_on_card(donation.donor_key, donation.card_brand, donation.card_last4)
+        stopping += [other for other in on_card if other != pledge_id]
+    stopped = [p for p in stopping if pledges.stop_for_dispute(p, f"dispute:{facts.reason}:{facts.dispute_id}")]
+    if stopped:  # none: stopped already (a duplicate event, or the dispute's earlier event)
+        metrics.add_metric(name="PledgesStoppedByDispute", unit=MetricUnit.Count, value=len(stopped))
+    return ", ".join(stopped) or None
 
 
 def _count_dispute(facts: DisputeFacts, event_type: str) -> None:

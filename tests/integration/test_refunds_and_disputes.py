@@ -349,6 +349,33 @@ def test_a_monthly_gift_disputed_before_its_pledge_exists_never_starts_charging(
     assert pledge.canceled_reason.startswith("dispute:fraudulent:dp_")
 
 
+def test_a_fraudulent_dispute_stops_the_donors_pledges_on_that_card_and_no_other(world):
+    # Given a donor with two monthly pledges on one card (Visa ••4242) and one on another (Mastercard ••4444)
+    def monthly(key: str, payment_method: str) -> str:
+        answer = world.post(
+            {**DONATION, "email": "lin@example.org", "monthly": True, "payment_method": payment_method}, key=a_key(key)
+        )
+        assert answer.status == 201, answer.body
+        return str(answer.body["donation_id"])
+
+    disputed, same_card, other_card = (
+        monthly("key-fraud-visa-1", "pm_card_visa"),
+        monthly("key-fraud-visa-2", "pm_card_visa"),
+        monthly("key-fraud-mastercard", "pm_card_mastercard"),
+    )
+    world.drain()
+    [intent] = world.stripe.intents_for(disputed)
+
+    # When the cardholder disputes one gift as fraudulent
+    dispute = world.stripe.dispute(str(intent["latest_charge"]))
+    world.deliver_stripe_event(world.stripe_event("charge.dispute.created", dispute["id"]))
+
+    # Then both pledges on that card stop, and the one on the other card goes on
+    states = {d: world.wiring.pledges.get(pledge_id_for(d)).state for d in (disputed, same_card, other_card)}
+    assert states == {disputed: PledgeState.CANCELED, same_card: PledgeState.CANCELED, other_card: PledgeState.ACTIVE}
+    assert world.wiring.pledges.get(pledge_id_for(same_card)).canceled_reason == f"dispute:fraudulent:{dispute['id']}"
+
+
 def test_metadata_naming_someone_elses_pledge_is_refused_and_nothing_is_charged(world):
     # Given a monthly donor's pledge
     pledge, _, _ = _renewal(world, "key-victim-pledge")

@@ -62,6 +62,7 @@ ROLE_TABLE: dict[str, set[Grant]] = {
     | {("dynamodb:Query", "DonationsTable/index/payment_intent_id-index")}
     # a dispute stops the disputed gift's pledge; a renewal the donor authenticated moves it on
     | {("dynamodb:UpdateItem", "PledgesTable"), ("dynamodb:GetItem", "PledgesTable")}
+    | {("dynamodb:Query", "PledgesTable/index/donor-index")}  # a fraudulent dispute: the donor's pledges on the card
     | {(f"dynamodb:{a}", "IdempotencyTable") for a in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")}
     | _FOLLOW_UPS
     | {("ssm:GetParameter", "parameter:StripeWebhookSecretName")},
