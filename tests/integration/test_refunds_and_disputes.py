@@ -307,6 +307,13 @@ def test_a_refund_that_fails_later_gives_the_gift_back_without_a_second_mail(wor
     assert len(mails(world, donation_id)) == 2
     report = report_json(world, capsys)
     assert report["refunded"] == {} and report["refunds_failed"] == {"usd": "10.00 USD"}
+    # And an operator looking the donation up is told the money is owed back another way
+    capsys.readouterr()
+    code = main(["--stack-name", world.pipeline.stack.stack_name, "donor", "show", donation_id, "--json"],
+                clients=world.pipeline.clients)  # fmt: skip
+    shown = json.loads(capsys.readouterr().out)
+    assert code == 0 and "10.00 USD (expired_or_canceled_card" in json.dumps(shown)
+    assert "return it to the donor another way" in json.dumps(shown)
 
 
 def test_a_dispute_on_the_gift_that_started_a_pledge_stops_the_pledge(world):
