@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from donations import dispute_reminders
 from donations.models import DonationStatus, RefundState, StepStatus
 from donations.pledges import PledgeState, pledge_from_donation, pledge_id_for, renewal_donation_id
 from donations_ops.cli import main
@@ -427,3 +428,24 @@ def test_operators_are_reminded_once_a_day_of_evidence_due_within_three_days(wor
     closed = world.stripe.close_dispute(dispute["id"], "lost")
     world.deliver_stripe_event(world.stripe_event("charge.dispute.closed", closed["id"]))
     assert scheduled_run(due_by) == []
+
+
+def test_a_reminder_that_could_not_be_published_is_sent_by_the_next_run(world):
+    # Given an open dispute whose evidence is due tomorrow
+    donation_id, charge_id = charged(world, "key-dispute-reminder-retry")
+    dispute = world.stripe.dispute(charge_id)
+    world.deliver_stripe_event(world.stripe_event("charge.dispute.created", dispute["id"]))
+    at = datetime.fromtimestamp(dispute["evidence_details"]["due_by"], UTC) - timedelta(days=1)
+    table, published = world.wiring.store._table, []
+
+    def outage(due: dispute_reminders.EvidenceDue) -> None:
+        raise ConnectionError("SNS unreachable")
+
+    # When the first run cannot publish, and the next one can
+    with pytest.raises(ConnectionError):
+        dispute_reminders.remind(table, at, outage)
+    sent = dispute_reminders.remind(table, at + timedelta(minutes=15), published.append)
+
+    # Then the day's reminder was given back and sent by the next run, once
+    assert [due.donation_id for due in sent] == [donation_id] == [due.donation_id for due in published]
+    assert dispute_reminders.remind(table, at + timedelta(minutes=30), published.append) == []
