@@ -118,7 +118,9 @@ def captured_logs():
 # Files whose tests are independent of each other and long enough to be worth spreading over the workers
 # one test at a time; every other file goes to one worker whole, so its module fixtures (a SAM build, a
 # browser, a local stack of its own) are built once.
-SPREAD_OVER_WORKERS = frozenset({"tests/integration/test_hostile_properties.py", "tests/chaos/test_chaos.py"})
+SPREAD_OVER_WORKERS = frozenset(
+    {"tests/integration/test_hostile_properties.py", "tests/chaos/test_chaos.py", "tests/e2e/test_ctrl_c.py"}
+)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -159,7 +159,7 @@ class LocalStack:
             self.moto.oldest_message_age,
         )
         self._start_pollers()
-        self._start_renewal_schedule()  # its first run before the first alarm tick: the heartbeat is there
+        self._start_renewal_schedule()  # its first run before the first alarm tick: a finished run is there
         self._start_ticker()
         self._start_reconciler()
         self._start_growth_notices()
@@ -373,7 +373,7 @@ class LocalStack:
 
     def _start_renewal_schedule(self) -> None:
         """The renewal schedule at its template rate (hourly), compressed with the alarm periods by
-        DONATIONS_LOCAL_TIME_SCALE, run once at start: its heartbeat keeps renewal-run-not-finished
+        DONATIONS_LOCAL_TIME_SCALE, run once at start: its AWS/Lambda Invocations keep renewal-run-not-finished
         OK as on AWS. It runs on the wall clock; POST /_local/pledges/run-schedule runs it at any time."""
         interval = 3600 / max(self.config.time_scale, 1.0)
         self._start_schedule(RENEWAL_SCHEDULE, RENEWAL_RULE, interval, run_first=True)

@@ -4,6 +4,8 @@ lines that grow with traffic behave as CloudWatch and DynamoDB bill them."""
 from __future__ import annotations
 
 import copy
+import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -12,9 +14,11 @@ from benchmarks.cost_bill import VOLUMES, fixed_lines, metric_lines, warm_up_lin
 from benchmarks.cost_pricing import load_prices
 from benchmarks.cost_template import template_facts
 from infra.deploy import Template, load_template
+from simulator.local.events import scheduled_event
+from simulator.local.metrics import emf_metric_data
 from tests.infra.tooling import TEMPLATE
 
-RECONCILER_RUN = 0.00002  # US$, about what one measured run costs
+RECONCILER_RUN = 0.000005  # US$, about what one measured run costs (2026-12-06: $0.04 for 8,640 runs)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +45,13 @@ def test_every_alarm_of_the_template_is_priced_and_one_more_costs_one_more(templ
     # Given the template's alarms counted independently of the model
     alarms = [lid for lid, r in template["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"]
     assert len(alarms) >= 20
-    assert _fixed(template, prices)["CloudWatch alarms"] == pytest.approx(len(alarms) * 0.10)
+    # (a metric math alarm is billed per metric it reads: renewal-run-not-finished reads 2)
+    billed = sum(
+        len([q for q in template["Resources"][lid]["Properties"].get("Metrics", []) if "MetricStat" in q]) or 1
+        for lid in alarms
+    )
+    assert billed == len(alarms) + 1
+    assert _fixed(template, prices)["CloudWatch alarms"] == pytest.approx(billed * 0.10)
 
     # When one more plain alarm and one metric math alarm over three metrics are added
     grown = copy.deepcopy(template)
@@ -56,7 +66,7 @@ def test_every_alarm_of_the_template_is_priced_and_one_more_costs_one_more(templ
     }
 
     # Then the alarm line grows by 4 alarm metrics: CloudWatch bills metric math per metric
-    assert _fixed(grown, prices)["CloudWatch alarms"] == pytest.approx((len(alarms) + 4) * 0.10)
+    assert _fixed(grown, prices)["CloudWatch alarms"] == pytest.approx((billed + 4) * 0.10)
 
 
 def test_optional_resources_are_priced_only_when_their_parameter_creates_them(template, prices) -> None:
@@ -93,6 +103,36 @@ def test_fixed_cost_without_waf_and_snapstart_is_at_most_five_dollars(template, 
     # The provider keys (a Stripe key per function), the identifier secret and the pledge link key are 9
     # SecureString parameters (no monthly fee), not Secrets Manager secrets
     assert (facts.secrets, facts.secure_parameters) == (0, 9)
+
+
+@pytest.mark.integration
+def test_the_fixed_bill_stays_at_most_five_dollars_with_the_metrics_scheduled_runs_send(
+    world, capsys, template, prices
+) -> None:
+    # Given the custom metrics the renewal schedule really sends on an hourly run that finds nothing due
+    # (most of its 720 runs a month: a metric sent on every run is billed every hour)
+    capsys.readouterr()
+    world.pipeline.invoke(
+        "ScheduleRenewalsFunction",
+        scheduled_event("arn:aws:events:us-east-1:123456789012:rule/renewals", at=datetime(2027, 1, 20, 6, tzinfo=UTC)),
+    )
+    sent = sorted(
+        name
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith('{"_aws"')
+        for _, name, _, _, _ in emf_metric_data(json.loads(line), "schedule_renewals")
+    )
+
+    # When the fixed lines are priced with them
+    lines = fixed_lines(
+        template_facts(template), prices, RECONCILER_RUN, run_metrics={"ScheduleRenewalsFunction": sent}
+    )
+
+    # Then the bill without WAF and SnapStart stays within $5: the run sends no heartbeat metric (its
+    # alarm reads the function's free AWS/Lambda metrics), so no fixed custom-metric line appears
+    assert sent == []
+    assert sum(line.monthly[0] for line in lines if not line.optional) <= 5.00
+    assert not [line.item for line in lines if "custom metrics" in line.item]
 
 
 def test_a_secret_a_role_may_read_is_priced(template, prices) -> None:

@@ -412,9 +412,9 @@ def check_age_alarms(d: Deployed) -> Violations:
 # Functions whose throttling another alarm already pages for: the renewals wait in their queue (its age
 # alarm) and a throttled schedule run is made up by the next hourly run.
 THROTTLES_COVERED_ELSEWHERE = {"RenewFunction", "ScheduleRenewalsFunction"}
-# Functions whose errors another alarm pages for, within the fixed bill's $5: a failing schedule run
-# sends no heartbeat (renewal-run-not-finished), and a renewal that keeps failing reaches the renewal
-# DLQ after 6 receives, about 15 minutes (renewal-dlq-not-empty). Function -> the covering alarm.
+# Functions whose errors another alarm pages for, within the fixed bill's $5: a failing schedule run is
+# not a finished one (renewal-run-not-finished: Invocations - Errors), and a renewal that keeps failing
+# reaches the renewal DLQ after 6 receives, about 15 minutes (renewal-dlq-not-empty). Function -> the covering alarm.
 ERRORS_COVERED_ELSEWHERE = {
     "ScheduleRenewalsFunction": "RenewalRunNotFinishedAlarm",
     "RenewFunction": "RenewalDLQAlarm",

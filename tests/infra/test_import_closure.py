@@ -88,3 +88,37 @@ def test_the_charge_builds_only_its_own_settings_validator_at_init(deployed: Dep
 
     # Then only the charge's settings were built (pydantic's defer_build): not the five others'
     assert built == ["ChargeFunction"]
+
+
+# Modules the charge's INIT must not load: none runs during a donation, each would add its import to every
+# cold donor's wait (CPU ms after the charge's INIT, -X importtime on a shared 2-core VM, 2026-12-06; about
+# 3.5x that at a 512 MB function's CPU share): Powertools' SQS batch utility (29 ms, the consumers'),
+# idempotency and the event parser (the other functions'), sqlite3 (what X-Ray's patch_all would load), and
+# the core modules of the other functions (3 to 11 ms each).
+NOT_IN_THE_CHARGE_INIT = {
+    "aws_lambda_powertools.utilities.batch",
+    "aws_lambda_powertools.utilities.idempotency",
+    "aws_lambda_powertools.utilities.parser",
+    "sqlite3",
+    "donations.consumer",
+    "donations.mail",
+    "donations.reconcile",
+    "donations.refunds",
+    "donations.renewals",
+    "donations.statements",
+    "donations.webhooks",
+}
+MODULES_LOADED_BY = """
+import json, sys
+import {module}
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_the_charge_init_loads_no_module_a_donation_never_runs(deployed: Deployed) -> None:
+    # Given the modules no donation runs
+    # When the charge handler is imported as INIT imports it
+    loaded = set(_at_init(deployed, "ChargeFunction", MODULES_LOADED_BY))
+
+    # Then none of them is loaded
+    assert sorted(loaded & NOT_IN_THE_CHARGE_INIT) == []

@@ -340,16 +340,66 @@ def test_a_single_decline_among_charges_does_not_page(world, capsys, inbox):
     assert _page_for(world, inbox, "RenewalFailureRateAlarm", now=day + timedelta(minutes=1)) == []
 
 
-def test_a_renewal_run_that_stops_finishing_pages_operators_after_two_hours(world, capsys, inbox):
-    # Given a schedule run that finished (its heartbeat in CloudWatch)
-    _schedule(world, "2027-01-10")
-    now = datetime.now(UTC)
-    _forward_metrics(world, capsys, "schedule_renewals", now)
-    assert [p for p in _page_for(world, inbox, "RenewalRunNotFinishedAlarm", now=now) if "ALARM" in p["subject"]] == []
+def _run_schedule_as_lambda(world, day: str, at: datetime, *, crashing: bool = False) -> None:
+    """One schedule run, and what Lambda records for it in CloudWatch: AWS/Lambda Invocations 1 and
+    Errors 1 when it raised (a run that failed or timed out), 0 when it finished, stamped ``at``."""
+    module = world.pipeline.handler("ScheduleRenewalsFunction")
+    original = module.schedule_renewals
+    if crashing:
+        module.schedule_renewals = lambda pledges, *args: original(
+            CrashOn(pledges, "due_on", error=RuntimeError("due index")), *args
+        )
+    try:
+        _schedule(world, day)
+        failed = 0
+    except Exception:
+        failed = 1
+    finally:
+        module.schedule_renewals = original
+    assert failed == crashing
+    dimensions = [{"Name": "FunctionName", "Value": world.pipeline.stack.functions["ScheduleRenewalsFunction"].name}]
+    world.pipeline.clients("cloudwatch").put_metric_data(
+        Namespace="AWS/Lambda",
+        MetricData=[
+            {"MetricName": name, "Value": value, "Unit": "Count", "Timestamp": at, "Dimensions": dimensions}
+            for name, value in (("Invocations", 1), ("Errors", failed))
+        ],
+    )
 
-    # When no run finishes for the next two hours (the alarm evaluated then)
-    pages = _page_for(world, inbox, "RenewalRunNotFinishedAlarm", now=now + timedelta(hours=2, minutes=5))
+
+def _run_not_finished_pages(world, inbox: str, now: datetime) -> list[dict[str, Any]]:
+    pages = _page_for(world, inbox, "RenewalRunNotFinishedAlarm", now=now)
+    return [page for page in pages if page["subject"].startswith("ALARM")]
+
+
+def test_a_renewal_run_that_stops_finishing_pages_operators_after_two_hours(world, capsys, inbox):
+    # Given schedule runs that finished, hourly, as Lambda counts them (Invocations without Errors)
+    start = datetime.now(UTC) - timedelta(days=9)
+    for hour in range(3):
+        _run_schedule_as_lambda(world, "2027-01-10", start + timedelta(hours=hour))
+    assert _run_not_finished_pages(world, inbox, start + timedelta(hours=2, minutes=30)) == []
+    # and no custom heartbeat metric: the alarm reads the function's free AWS/Lambda metrics
+    assert "RenewalRunsFinished" not in capsys.readouterr().out
+
+    # When no run happens for the next two hours (the rule disabled, the function throttled)
+    pages = _run_not_finished_pages(world, inbox, start + timedelta(hours=4, minutes=5))
 
     # Then operators get its page, with its runbook section
-    [page] = [p for p in pages if p["subject"].startswith("ALARM")]
+    [page] = pages
+    assert page["Notifier"]["section"] == "renewal-run-not-finished"
+
+
+def test_renewal_runs_that_fail_every_hour_page_operators_although_they_run(world, inbox):
+    # Given a run that finished, then two hours of runs that each fail (Invocations 1, Errors 1)
+    start = datetime.now(UTC) - timedelta(days=12)
+    _run_schedule_as_lambda(world, "2027-01-10", start)
+    for hour in (1, 2):
+        _run_schedule_as_lambda(world, "2027-01-10", start + timedelta(hours=hour), crashing=True)
+    assert _run_not_finished_pages(world, inbox, start + timedelta(hours=1, minutes=30)) == []
+
+    # When the alarm is evaluated after the second failed hour
+    pages = _run_not_finished_pages(world, inbox, start + timedelta(hours=2, minutes=30))
+
+    # Then operators are paged: invoked is not finished
+    [page] = pages
     assert page["Notifier"]["section"] == "renewal-run-not-finished"
