@@ -24,6 +24,7 @@ from donations.api import (
     proxy_response,
     with_canonical_media_type,
 )
+from donations.card_update import ATTEMPT_ID, CardUpdate, finish_card_update, start_card_update
 from donations.charge import DONATION_ID, submit_donation
 from donations.errors import DonationNotFound
 from donations.models import DonationAnswer, PublicDonation, load_email_validation
@@ -72,6 +73,13 @@ AUTH_RESPONSES: dict[int, OpenAPIResponse] = {
         "content": {"application/json": {"model": Authentication}},
     },
     **documented_errors(400, 402, 403, 409, 503),
+}
+CARD_RESPONSES: dict[int, OpenAPIResponse] = {
+    200: {
+        "description": "A SetupIntent for Stripe.js confirmCardSetup",
+        "content": {"application/json": {"model": CardUpdate}},
+    },
+    **documented_errors(400, 403, 409, 503),
 }
 LINKS_RESPONSES: dict[int, OpenAPIResponse] = {
     202: {"description": "The same answer whether or not the address has a pledge"},
@@ -140,6 +148,15 @@ class LinkToken(BaseModel):
     token: Annotated[str, StringConstraints(min_length=1, max_length=512)]
 
 
+class CardUpdateStart(LinkToken):
+    attempt: Annotated[str, StringConstraints(pattern=ATTEMPT_ID)]
+    """A random id the page makes for each submit: sent twice, it makes one SetupIntent."""
+
+
+class CardUpdateDone(LinkToken):
+    setup_intent_id: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+
+
 class LinkRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     email: Annotated[str, StringConstraints(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
@@ -155,6 +172,28 @@ def see_pledge(pledge_id: str, link: Annotated[LinkToken, Body()]) -> PledgeView
 @tracer.capture_method(capture_response=False, capture_error=False)
 def cancel_a_pledge(pledge_id: str, link: Annotated[LinkToken, Body()]) -> PledgeView:
     return cancel_pledge(pledge_id, link.token, pledges=wiring().pledges, links=wiring().pledge_links)
+
+
+@app.post("/pledges/<pledge_id>/card", responses=CARD_RESPONSES, summary="Start saving a new card for a pledge")
+@tracer.capture_method(capture_response=False, capture_error=False)
+def start_a_card_update(pledge_id: str, request: Annotated[CardUpdateStart, Body()]) -> CardUpdate:
+    # The answer carries the SetupIntent's client_secret for Stripe.js: never logged, never traced.
+    return start_card_update(pledge_id, request.token, request.attempt, **_card_ports())
+
+
+@app.post(
+    "/pledges/<pledge_id>/card/complete",
+    responses=PLEDGE_RESPONSES,
+    summary="After Stripe.js: the pledge charges the new card",
+)
+@tracer.capture_method(capture_response=False, capture_error=False)
+def card_updated(pledge_id: str, request: Annotated[CardUpdateDone, Body()]) -> PledgeView:
+    return finish_card_update(pledge_id, request.token, request.setup_intent_id, **_card_ports())
+
+
+def _card_ports() -> dict[str, Any]:
+    deps = wiring()
+    return {"pledges": deps.pledges, "links": deps.pledge_links, "payments": deps.payments}
 
 
 @app.post("/pledges/<pledge_id>/authenticate", responses=AUTH_RESPONSES, summary="Authenticate a renewal on-session")

@@ -1,11 +1,15 @@
-"""SQS → save the donor's card with Stripe (Customer + PaymentMethod attach), once per donation."""
+"""SQS → save the donor's card with Stripe (Customer + PaymentMethod attach), once per donation; an erased
+donor's Stripe Customer deleted (donations.customer_erasure)."""
 
 from functools import cache
 
 # Stripe's SDK does this function's work: load it (through its adapter) during INIT, not on the first message.
 import donations.payments  # noqa: F401
 from donations.consumer import StepConsumer, sqs_lambda_handler
+from donations.customer_deletion import customer_deletion_consumer
+from donations.customer_erasure import DELETE_CUSTOMER_TYPE
 from donations.models import Step
+from donations.queue_routing import RoutedConsumer
 from donations.settings import TokenizeSettings
 from donations.steps import save_card
 from donations.wiring import Wiring
@@ -19,8 +23,8 @@ def wiring() -> Wiring:
 
 
 @cache
-def consumer() -> StepConsumer:
-    return StepConsumer(
+def consumer() -> RoutedConsumer:
+    cards = StepConsumer(
         Step.TOKENIZE,
         lambda message: save_card(message, store=wiring().store, payments=wiring().payments, pledges=wiring().pledges),
         store=wiring().store,
@@ -28,6 +32,9 @@ def consumer() -> StepConsumer:
         settings=settings,
         dlq_url=settings.tokenize_dlq_url,
     )
+    deps = wiring()
+    deletions = customer_deletion_consumer(deps.payments, deps.table, sqs_client=deps.sqs, settings=settings)
+    return RoutedConsumer(cards, {DELETE_CUSTOMER_TYPE: deletions})
 
 
 lambda_handler = sqs_lambda_handler(consumer)

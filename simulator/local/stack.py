@@ -502,6 +502,7 @@ class LocalStack:
             ("GET", ("status",), lambda _parts, _body: (200, self.status())),
             ("POST", ("payment_intents", "*", "authenticate"), lambda parts, body: self._authenticate(parts[1], body)),
             ("POST", ("pledges", "run-schedule"), lambda _parts, body: self._run_renewal_schedule(body)),
+            ("POST", ("statements", "run-schedule"), lambda _parts, body: self._run_statements_schedule(body)),
         ]
 
     def _form_config(self) -> dict[str, Any]:
@@ -543,19 +544,31 @@ class LocalStack:
         the renew function's poller, as on AWS. Only the schedule's clock moves; nothing else's."""
         from simulator.local.events import scheduled_event
 
-        try:
-            at = datetime.fromisoformat(str(json.loads(body or b"{}")["at"]).replace("Z", "+00:00"))
-        except (KeyError, ValueError, TypeError) as error:
-            return 400, {"message": f'give the time to run at as {{"at": "2027-01-10T06:00:00Z"}} ({error})'}
-        if at.tzinfo is None:
-            return 400, {"message": "give the time with its zone (Z for UTC)"}
+        at = _scheduled_time(body)
+        if isinstance(at, str):
+            return 400, {"message": at}
+        event = scheduled_event(self._rule_arn(RENEWAL_RULE), region=self.pipeline.stack.region, at=at)
+        return 200, {"at": at.isoformat(), **(self._run_schedule_function(event, at) or {})}
+
+    def _run_statements_schedule(self, body: bytes) -> tuple[int, Any]:
+        """The January statements run (the StatementsRunRule's input) as of the time given
+        (``{"at": "2027-01-15T06:00:00Z"}``: last year's statements); the send-receipt poller sends them.
+        Run it again to continue a run cut short, or to see that nothing is left to queue."""
+        from donations.statement_run import STATEMENTS_EVENT
+
+        at = _scheduled_time(body)
+        if isinstance(at, str):
+            return 400, {"message": at}
+        event = {"run": STATEMENTS_EVENT, "time": at.isoformat()}
+        return 200, {"at": at.isoformat(), **(self._run_schedule_function(event, at) or {})}
+
+    def _run_schedule_function(self, event: dict[str, Any], at: datetime) -> Any:
         invoke = self._instrumented(
             RENEWAL_SCHEDULE, lambda event, context: self.pipeline.invoke(RENEWAL_SCHEDULE, event, context)
         )
-        event = scheduled_event(self._rule_arn(RENEWAL_RULE), region=self.pipeline.stack.region, at=at.astimezone(UTC))
         outcome = invoke(event, None)
         self.console.write(f"{time.strftime('%H:%M:%S')} {RENEWAL_SCHEDULE:<20} as of {at.isoformat()}: {outcome}\n")
-        return 200, {"at": at.astimezone(UTC).isoformat(), **(outcome or {})}
+        return outcome
 
     def status(self) -> dict[str, Any]:
         """Queue depths and alarm states, read with the operator tool's own queries (donations_ops)."""
@@ -588,6 +601,17 @@ class LocalStack:
         if self.turnstile:
             urls["Turnstile emulator"] = self.turnstile.url
         return urls
+
+
+def _scheduled_time(body: bytes) -> datetime | str:
+    """The ``at`` of a run-schedule request, in UTC; or what is wrong with it."""
+    try:
+        at = datetime.fromisoformat(str(json.loads(body or b"{}")["at"]).replace("Z", "+00:00"))
+    except (KeyError, ValueError, TypeError) as error:
+        return f'give the time to run at as {{"at": "2027-01-10T06:00:00Z"}} ({error})'
+    if at.tzinfo is None:
+        return "give the time with its zone (Z for UTC)"
+    return at.astimezone(UTC)
 
 
 def _matches(pattern: tuple[str, ...], parts: list[str]) -> bool:

@@ -100,6 +100,14 @@ class NothingToAuthenticate(DonationError):
     code = "nothing_to_authenticate"
 
 
+class CardNotSaved(DonationError):
+    """A card update that saved no card (the SetupIntent did not succeed: declined, or the bank's check
+    failed), or for a pledge that is canceled: the pledge keeps its card."""
+
+    status = HTTPStatus.CONFLICT
+    code = "card_not_saved"
+
+
 class IdempotencyKeyReused(DonationError):
     status = HTTPStatus.UNPROCESSABLE_ENTITY
     code = "idempotency_key_reused"

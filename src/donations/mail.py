@@ -6,6 +6,7 @@ too, which never sends mail. The send-receipt function loads the SDK during INIT
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
@@ -33,14 +34,16 @@ def build_sendgrid_client(settings: MailSettings, api_key: str) -> SendGridAPICl
     return SendGridAPIClient(api_key=api_key)
 
 
-def receipt_mail(donation: Donation, settings: MailSettings, *, amount_refunded: int = 0) -> Mail:
+def receipt_mail(donation: Donation, settings: MailSettings, *, amount_refunded: int = 0, manage_url: str = "") -> Mail:
     """The receipt; with ``amount_refunded``, the corrected receipt after that refunded sum (same template)."""
     from sendgrid.helpers.mail import CustomArg, Mail, ReplyTo
 
     mail = Mail(from_email=(settings.receipt_from_email, settings.org_name), to_emails=donation.email)
     mail.reply_to = ReplyTo(settings.support_email, settings.org_name)  # a donor's reply reaches support
     mail.template_id = settings.receipt_template_id
-    mail.dynamic_template_data = receipt_data(donation, settings, amount_refunded=amount_refunded)
+    mail.dynamic_template_data = receipt_data(
+        donation, settings, amount_refunded=amount_refunded, manage_url=manage_url
+    )
     mail.custom_arg = CustomArg(key="donation_id", value=donation.donation_id)
     return mail
 
@@ -61,9 +64,15 @@ def statement_mail(statement: Statement, settings: MailSettings) -> Mail:
 
 
 class ReceiptMailer:
-    def __init__(self, client: SendGridAPIClient, settings: MailSettings) -> None:
+    """``manage_link``: a pledge's signed manage link (donations.pledge_links.PledgeLinks.manage_url), for the
+    receipts of monthly gifts; without it (a function that signs no links) they carry none."""
+
+    def __init__(
+        self, client: SendGridAPIClient, settings: MailSettings, manage_link: Callable[[str], str] | None = None
+    ) -> None:
         self._client = client
         self._settings = settings
+        self._manage_link = manage_link
 
     def send(self, donation: Donation) -> str:
         """Send the receipt and return SendGrid's X-Message-Id.
@@ -71,7 +80,7 @@ class ReceiptMailer:
         Raises RetryableStepFailure (timeouts, 429, 5xx) or PermanentStepFailure (what an operator must fix:
         a refused key, an unverified sender, a request SendGrid refuses). See errors.classify.
         """
-        return self._post(receipt_mail(donation, self._settings), "send_receipt")
+        return self._post(receipt_mail(donation, self._settings, manage_url=self._manage_url(donation)), "send_receipt")
 
     def send_pledge_email(self, email: str, subject: str, text: str, pledge_id: str) -> str:
         """Email a monthly donor about their pledge (donations.pledge_manage: a manage link, a renewal to
@@ -96,8 +105,15 @@ class ReceiptMailer:
 
     def send_refund_notice(self, donation: Donation) -> str:
         """Send the corrected receipt for the refunded sum on the record; as ``send`` otherwise."""
-        mail = receipt_mail(donation, self._settings, amount_refunded=donation.amount_refunded)
+        mail = receipt_mail(
+            donation, self._settings, amount_refunded=donation.amount_refunded, manage_url=self._manage_url(donation)
+        )
         return self._post(mail, "send_receipt")
+
+    def _manage_url(self, donation: Donation) -> str:
+        """A renewal's pledge manage link, signed now (valid 14 days from the email), else empty."""
+        pledge_id = donation.metadata.get("pledge_id")
+        return self._manage_link(pledge_id) if pledge_id and self._manage_link is not None else ""
 
     def send_statement(self, statement: Statement) -> str:
         """Send a donor's year-end statement (donations.statements); the same answers and failures."""

@@ -402,6 +402,8 @@ class Donation(BaseModel):
     # The donor asked to be forgotten (donations_ops.donor_data): name, email and donor key are gone, the
     # money (amounts, dates, Stripe ids) stays for the books.
     erased_at: str | None = None
+    # The Stripe Customer (customer_id) was deleted after an erasure (donations.customer_erasure).
+    customer_deleted_at: str | None = None
 
     @property
     def amount_lost_to_dispute(self) -> int:

@@ -22,7 +22,7 @@ from donations.errors import (
     donor_decline_message,
 )
 from donations.models import Donation
-from donations.ports import ChargeOutcome, ChargeState, IntentSnapshot, SavedCard
+from donations.ports import CardSetup, ChargeOutcome, ChargeState, IntentSnapshot, SavedCard
 from donations.settings import StripeClientSettings
 from donations.stripe_http import BudgetedRequestsClient
 
@@ -214,6 +214,38 @@ class StripePayments:
             raise ServiceUnavailable("The payment service is unavailable; please try again shortly.") from error
         return _snapshot(intent)
 
+    def start_card_setup(self, customer_id: str, pledge_id: str, idempotency_key: str) -> CardSetup:
+        """A SetupIntent to save a new card on the pledge's Customer, for payments made with the donor away
+        (docs.stripe.com/payments/save-and-reuse: ``customer``, ``usage=off_session``; cards only through
+        ``allowed_payment_method_types``, as the pinned version has no writable ``payment_method_types``,
+        stripe.params.SetupIntentCreateParams). The donor's page confirms it with Stripe.js. Raises
+        ServiceUnavailable."""
+        params = stripe.params.SetupIntentCreateParams(
+            customer=customer_id,
+            usage="off_session",
+            allowed_payment_method_types=["card"],
+            metadata={"pledge_id": pledge_id},
+            description=f"New card for monthly gift {pledge_id}",
+        )
+        try:
+            intent = self._client.v1.setup_intents.create(params=params, options={"idempotency_key": idempotency_key})
+        except stripe.StripeError as error:
+            raise ServiceUnavailable("The payment service is unavailable; please try again shortly.") from error
+        return _card_setup(intent)
+
+    def card_setup(self, setup_intent_id: str) -> CardSetup | None:
+        """The SetupIntent with its card (brand, last 4), or None if Stripe knows no such SetupIntent."""
+        params = stripe.params.SetupIntentRetrieveParams(expand=["payment_method"])
+        try:
+            intent = self._client.v1.setup_intents.retrieve(setup_intent_id, params=params)
+        except stripe.InvalidRequestError as error:
+            if error.http_status == 404:
+                return None
+            raise ServiceUnavailable("The payment service is unavailable; please try again shortly.") from error
+        except stripe.StripeError as error:
+            raise ServiceUnavailable("The payment service is unavailable; please try again shortly.") from error
+        return _card_setup(intent)
+
     def find_attempt(self, donation: Donation) -> IntentSnapshot | None:
         """The PaymentIntent this donation's current charge attempt created, if it created one.
 
@@ -339,6 +371,22 @@ class StripePayments:
             exp_year=card.exp_year if card else None,
         )
 
+    def delete_customer(self, customer_id: str) -> bool:
+        """Delete the Customer (an erased donor's); False if Stripe has no such Customer any more.
+
+        Stripe answers a Customer deleted already as one that does not exist: 404 ``resource_missing``
+        (docs.stripe.com/api/customers/delete). DELETE takes no idempotency key to matter: repeating it
+        is safe by that answer."""
+        try:
+            self._client.v1.customers.delete(customer_id)
+        except stripe.StripeError as error:
+            if isinstance(error, stripe.InvalidRequestError) and error.code == "resource_missing":
+                return False
+            verdict = classify(error)
+            failure = RetryableStepFailure if verdict.retryable else PermanentStepFailure
+            raise failure(f"delete_customer:{verdict.reason}") from error
+        return True
+
     def _customer_for(self, donation: Donation) -> stripe.Customer:
         if donation.card_attempt:
             customers = self._client.v1.customers.list(params={"email": donation.email, "limit": 100})
@@ -362,9 +410,24 @@ class StripePayments:
         )
 
 
-def _metadata(found: stripe.PaymentIntent | stripe.Customer) -> dict[str, str]:
+def _metadata(found: stripe.PaymentIntent | stripe.Customer | stripe.SetupIntent) -> dict[str, str]:
     # A StripeObject is not a dict (no .get): read it as one.
     return dict(found.metadata.to_dict()) if found.metadata else {}
+
+
+def _card_setup(intent: stripe.SetupIntent) -> CardSetup:
+    method = intent.payment_method
+    card = method.card if isinstance(method, stripe.PaymentMethod) else None
+    return CardSetup(
+        id=intent.id,
+        status=intent.status,
+        customer_id=_customer_id(intent.customer),
+        client_secret=intent.client_secret,
+        payment_method_id=method.id if isinstance(method, stripe.PaymentMethod) else method,
+        card_brand=card.brand if card else None,
+        card_last4=card.last4 if card else None,
+        pledge_id=_metadata(intent).get("pledge_id"),
+    )
 
 
 def _customer_id(reference: str | stripe.Customer | None) -> str | None:

@@ -96,13 +96,13 @@ class Sends(Protocol):
 
 
 def view_pledge(pledge_id: str, token: str, *, pledges: PledgeStore, links: PledgeLinks) -> PledgeView:
-    pledge, _ = _verified(pledge_id, token, Purpose.MANAGE, pledges, links)
-    return _view(pledge, links)
+    pledge, _ = verified_link(pledge_id, token, Purpose.MANAGE, pledges, links)
+    return view_of(pledge, links)
 
 
 def cancel_pledge(pledge_id: str, token: str, *, pledges: PledgeStore, links: PledgeLinks) -> PledgeView:
     """Cancel with a one-time cancel token: a replayed one is refused (LinkUsed) and changes nothing."""
-    pledge, claims = _verified(pledge_id, token, Purpose.CANCEL, pledges, links)
+    pledge, claims = verified_link(pledge_id, token, Purpose.CANCEL, pledges, links)
     _not_used(pledge, claims)
     try:
         pledge = pledges.cancel(pledge_id, by="donor", nonce=claims.nonce)
@@ -111,10 +111,10 @@ def cancel_pledge(pledge_id: str, token: str, *, pledges: PledgeStore, links: Pl
         if current is None:
             raise LinkRefused("This link is not valid. Ask for a new link to manage your monthly gift.") from None
         _not_used(current, claims)
-        return _view(current, links)  # canceled meanwhile (another tab, an operator): it is what they wanted
+        return view_of(current, links)  # canceled meanwhile (another tab, an operator): it is what they wanted
     metrics.add_metric(name="PledgesCanceled", unit=MetricUnit.Count, value=1)
     logger.info("Pledge canceled by the donor", extra={"pledge_id": pledge_id})
-    return _view(pledge, links)
+    return view_of(pledge, links)
 
 
 def request_manage_links(
@@ -164,7 +164,8 @@ def send_manage_link(
 
     def text() -> str:
         return (
-            f"Hello {pledge.name},\n\nHere is your link to see or cancel your monthly gift to {mailer.org_name}:"
+            f"Hello {pledge.name},\n\nHere is your link to see your monthly gift to {mailer.org_name}, change its "
+            "card or cancel it:"
             f"\n\n{links.manage_url(pledge.pledge_id)}\n\n"
             "It works for 14 days. If you did not ask for it, you can ignore this email.\n"
         )
@@ -239,13 +240,13 @@ def _dunning_email(pledge: Pledge, links: PledgeLinks, org_name: str, locale: st
     if pledge.dunning_notice is DunningNotice.LAPSED:
         return "Your monthly gift has stopped", (
             f"{hello}Your monthly gift has stopped and will not be charged again. Thank you for your support so "
-            "far. To start again, make a new monthly gift on our donation page with a card that works. Your "
-            f"monthly gift, as we have it, is here:\n\n{link}"
+            "far. To start it again, give it a card that works through this link (or make a new monthly gift on "
+            f"our donation page):\n\n{link}"
         )
     retry_on = money.format_calendar_day(pledge.retry_on or pledge.next_charge_on, locale)
     return "Your monthly gift could not be charged", (
-        f"{hello}Nothing was charged. We will try again on {retry_on}. To see or cancel your monthly gift, "
-        f"open this link:\n\n{link}"
+        f"{hello}Nothing was charged. We will try again on {retry_on}. To give it another card, or to see or "
+        f"cancel your monthly gift, open this link:\n\n{link}"
     )
 
 
@@ -273,7 +274,7 @@ def finish_authentication(
 def _awaited(
     pledge_id: str, token: str, pledges: PledgeStore, links: PledgeLinks, store: DonationStore, payments: OnSession
 ) -> tuple[Pledge, Donation, IntentSnapshot]:
-    pledge, claims = _verified(pledge_id, token, Purpose.AUTHENTICATE, pledges, links)
+    pledge, claims = verified_link(pledge_id, token, Purpose.AUTHENTICATE, pledges, links)
     donation = store.get(claims.subject) if claims.subject else None
     if donation is None or donation.metadata.get("pledge_id") != pledge.pledge_id or not donation.payment_intent_id:
         raise LinkRefused("This link is not valid. Ask for a new link to manage your monthly gift.")
@@ -402,7 +403,7 @@ def _email_update(
         logger.warning("Email claim taken over by another request meanwhile", extra={"email": kind})
 
 
-def _verified(
+def verified_link(
     pledge_id: str, token: str, purpose: Purpose, pledges: PledgeStore, links: PledgeLinks
 ) -> tuple[Pledge, LinkClaims]:
     if not PLEDGE_ID.match(pledge_id):
@@ -419,7 +420,7 @@ def _not_used(pledge: Pledge, claims: LinkClaims) -> None:
         raise LinkUsed("This link was already used. Open your manage link again to see your monthly gift.")
 
 
-def _view(pledge: Pledge, links: PledgeLinks) -> PledgeView:
+def view_of(pledge: Pledge, links: PledgeLinks) -> PledgeView:
     running = pledge.state is not PledgeState.CANCELED
     return PledgeView(
         pledge_id=pledge.pledge_id,

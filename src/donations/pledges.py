@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from donations.conditional import ConditionFailed, condition_failed, conditional_update
 from donations.dunning import MAX_TRIES
 from donations.models import MAX_DAY_OF_MONTH, Donation, utc_now
-from donations.ports import SavedCard
+from donations.ports import CardSetup, SavedCard
 from donations.redaction import mask_email
 
 DUE_INDEX = "due_on-index"
@@ -138,6 +138,10 @@ class Pledge(BaseModel):
     dunning_email_sent_at: int | None = None
     canceled_reason: str | None = None
     """Why the pledge stopped: ``dispute:<reason>:<dispute id>`` when the donor disputed one of its gifts."""
+    card_setup_id: str | None = None
+    """The SetupIntent that saved the card the pledge charges now, when the donor gave a new one through the
+    manage page (``record_new_card``; recorded once, whoever reports it first), and when."""
+    card_updated_at: str | None = None
     created_at: str
     updated_at: str
 
@@ -446,6 +450,32 @@ class PledgeStore:
             ],
             condition=Attr("state").eq(pledge.state.value) & Attr("next_charge_on").eq(pledge.next_charge_on),
         )
+
+    def record_new_card(self, pledge: Pledge, setup: CardSetup, today: date) -> Pledge:
+        """The donor's new card (a succeeded SetupIntent on the pledge's Customer) is the one the pledge charges
+        from now on: an active pledge keeps its schedule (a retry still due is tried on the new card); one that
+        lapsed or waits for the donor is active again, due on its next charge day from ``today`` on (never a
+        period it already charged or failed, as ``resume``). ConditionFailed if this SetupIntent was recorded
+        already, or the pledge was canceled or changed since it was read."""
+        values: dict[str, Any] = {
+            "payment_method_id": setup.payment_method_id,
+            "card_brand": setup.card_brand,
+            "card_last4": setup.card_last4,
+            "card_setup_id": setup.id,
+            "card_updated_at": utc_now(),
+        }
+        remove: list[str] = []
+        if pledge.state in (PledgeState.LAPSED, PledgeState.NEEDS_ATTENTION):
+            next_on = resume_on(pledge, today)
+            values |= {"state": PledgeState.ACTIVE.value, "next_charge_on": next_on, "due_on": next_on}
+            values["renewal_try"] = 1
+            remove = ["attention", "attention_since", "retry_on", "queued_for", "queued_at"]
+        at_read = Attr("state").eq(pledge.state.value) & Attr("next_charge_on").eq(pledge.next_charge_on)
+        # Once per SetupIntent; again only to add the card's brand and last 4 when the webhook, which has no
+        # Stripe key to read them, recorded it first.
+        first_time = Attr("card_setup_id").not_exists() | Attr("card_setup_id").ne(setup.id)
+        first_time = first_time | Attr("card_last4").not_exists()
+        return self._update(pledge.pledge_id, values, remove=remove, condition=at_read & first_time)
 
     def record_authenticated(self, pledge: Pledge, donation_id: str) -> Pledge:
         """The donor authenticated the renewal that was waiting for them (``donation_id``, this period's): it

@@ -10,8 +10,9 @@ mypy checks that they fit; tests/support/fakes.py holds in-memory ones for the u
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from donations.models import (
     CLOSED_DISPUTE_STATUSES,
@@ -23,6 +24,9 @@ from donations.models import (
     Step,
     refund_state,
 )
+
+if TYPE_CHECKING:
+    from donations.pledges import Pledge
 
 # -- values --------------------------------------------------------------------------------------
 
@@ -60,6 +64,22 @@ class IntentSnapshot:
     """``metadata['donation_id']``: the donation it charges, if it is one of ours (or another stack's)."""
     amount: int | None = None
     currency: str | None = None
+
+
+@dataclass(frozen=True)
+class CardSetup:
+    """A SetupIntent that saves a new card for a pledge, free of SDK types (donations.pledge_manage)."""
+
+    id: str
+    status: str
+    customer_id: str | None
+    client_secret: str | None = None
+    """For Stripe.js ``confirmCardSetup`` in the donor's page: never logged, never stored."""
+    payment_method_id: str | None = None
+    card_brand: str | None = None
+    card_last4: str | None = None
+    pledge_id: str | None = None
+    """``metadata['pledge_id']``: the pledge it was made for."""
 
 
 @dataclass(frozen=True)
@@ -291,9 +311,17 @@ class Publisher(Protocol):
         ...
 
 
-class PledgeStopper(Protocol):
+class PledgeCards(Protocol):
+    """The Pledges table, as a donor's new card needs it (donations.card_update; donations.pledges.PledgeStore)."""
+
+    def get(self, pledge_id: str) -> Pledge | None: ...
+
+    def record_new_card(self, pledge: Pledge, setup: CardSetup, today: date) -> Pledge: ...
+
+
+class PledgeStopper(PledgeCards, Protocol):
     """The Pledges table, as the webhooks need it (donations.pledges.PledgeStore): a dispute stops a pledge,
-    a renewal paid after the donor authenticated it moves it on."""
+    a renewal paid after the donor authenticated it moves it on, a card the donor saved is recorded."""
 
     def stop_for_dispute(self, pledge_id: str, reason: str) -> bool:
         """Stop the pledge (no further charges); False if it was already stopped or does not exist."""

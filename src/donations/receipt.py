@@ -18,8 +18,11 @@ from donations.models import Donation
 from donations.settings import MailSettings
 
 
-def receipt_data(donation: Donation, settings: MailSettings, *, amount_refunded: int = 0) -> dict[str, str]:
-    """The receipt's data; with ``amount_refunded``, the corrected receipt after a refund of that sum."""
+def receipt_data(
+    donation: Donation, settings: MailSettings, *, amount_refunded: int = 0, manage_url: str = ""
+) -> dict[str, str]:
+    """The receipt's data; with ``amount_refunded``, the corrected receipt after a refund of that sum. A monthly
+    gift's receipt carries ``manage_url``, its pledge's signed manage link (donations.pledge_links)."""
     locale = settings.receipt_locale
     return {
         "donor_name": donation.name,
@@ -34,6 +37,7 @@ def receipt_data(donation: Donation, settings: MailSettings, *, amount_refunded:
         # The card charged: the charge records its last 4 digits from Stripe's answer (expand latest_charge),
         # so the receipt names it whether or not the card is saved, and before the tokenize step ran.
         "card_last4": donation.card_last4 or "",
+        "manage_url": manage_url,
         **_refund_data(donation, amount_refunded, locale),
     }
 

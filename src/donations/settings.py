@@ -308,8 +308,15 @@ class StripeWebhookSettings(ApiSettings, TableSettings, FollowUpQueues, PledgeTa
     webhook_max_body_bytes: int = Field(default=262_144, ge=65_536)
 
 
-class ScheduleRenewalsSettings(TableSettings, PledgeTableSettings):
+class ScheduleRenewalsSettings(TableSettings, PledgeTableSettings, StatementTableSettings):
     renewal_queue_url: Name
+    # The January run of the year-end statements rides this function's schedule (donations.statement_run).
+    receipt_queue_url: Name
+    receipt_time_zone: Name = "UTC"
+    statement_template_id: str = ""
+    """Empty: no template installed, so the scheduled run queues nothing (they would only be parked)."""
+    statements_run_reserve_seconds: float = Field(default=10.0, ge=0)
+    """The run stops queueing this long before the function's timeout, leaving the rest to the next run."""
 
 
 class RenewSettings(ConsumerSettings, RenewStripeKey, FollowUpQueues, PledgeTableSettings):

@@ -8,18 +8,18 @@ routed by its body's ``type``; anything else goes to the receipt step, which par
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from pydantic import Json
 
 from donations.conditional import ConditionFailed
 from donations.consumer import StepConsumer
 from donations.errors import PermanentStepFailure, RetryableStepFailure
+from donations.identifiers import legacy_donor_key
 from donations.models import Donation
 from donations.observability import MetricUnit, logger, metrics
+from donations.queue_routing import RoutedConsumer
 from donations.renewal_queue import MessageConsumer
 from donations.settings import SendReceiptSettings
 from donations.statements import (
@@ -29,6 +29,7 @@ from donations.statements import (
     StatementMessage,
     StatementStore,
     statement_of,
+    theirs,
 )
 
 
@@ -58,35 +59,21 @@ def statement_consumer(
     )
 
 
-class ReceiptQueueConsumer:
+class ReceiptQueueConsumer(RoutedConsumer):
     """Routes each record of the receipt queue to the receipt step or the statement sender."""
 
     def __init__(self, receipts: StepConsumer, statements: MessageConsumer[StatementMessage]) -> None:
-        self.receipts = receipts
-        self.statements = statements
-        self.settings = receipts.settings
-        self.sqs_client = receipts.sqs_client
-
-    def handle(self, record: SQSRecord) -> None:
-        if _is_statement(record.body):
-            self.statements.handle(record)
-        else:
-            self.receipts.handle(record)
-
-
-def _is_statement(body: str) -> bool:
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        return False
-    return isinstance(parsed, dict) and parsed.get("type") == STATEMENT_TYPE
+        super().__init__(receipts, {STATEMENT_TYPE: statements})
 
 
 def _donations(store: StatementStore, message: StatementMessage) -> list[Donation]:
-    """The donor's donations: those the message names, if it names any, and still theirs (not erased since)."""
-    if message.donation_ids is None:
-        return store.donations_of(message.donor_key)
-    return [d for d in store.donations(message.donation_ids) if d.donor_key == message.donor_key]
+    """The donor's donations: those the message names, if it names any, and still theirs (not erased since).
+    Without ids: those the donor index finds under their key and under their address's legacy key."""
+    if message.donation_ids is not None:
+        return theirs(message.donor_key, store.donations(message.donation_ids))
+    found = store.donations_of(message.donor_key)
+    legacy = {legacy_donor_key(d.email) for d in found if d.email} - {message.donor_key}
+    return theirs(message.donor_key, found + [d for key in sorted(legacy) for d in store.donations_of(key)])
 
 
 def send_statement(

@@ -1,10 +1,11 @@
 """Year-end statements: one email per donor and calendar year listing the year's gifts, net of refunds.
 
-Who is a donor: the pipeline's donor key (donations.identifiers; every donation and renewal carries
-its donor's). An operator run (``donations-ops statements send --year Y``) finds the year's donors
-through the Donations table's ``day-index`` (one query per day of the year, keys only, then the
-records) and queues one :class:`StatementMessage` per donor on the receipt queue; the send-receipt
-function sends each one (donations.statement_queue.send_statement). This module is the statement
+Who is a donor: an address, known by its donor key (donations.identifiers; every donation and renewal
+carries its donor's; older records the address's legacy key, :func:`statement_key`). The January run
+(donations.statement_run: the schedule, or ``donations-ops statements send --year Y``) finds the
+year's donors through the Donations table's ``day-index`` (one query per day of the year, keys only,
+then the records) and queues one :class:`StatementMessage` per donor on the receipt queue; the
+send-receipt function sends each one (donations.statement_queue.send_statement). This module is the statement
 itself and its store, without the functions' logger and metrics, so the operator tool and the local
 stack can import it before the functions' environment is set.
 
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
@@ -37,9 +38,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from donations import money
 from donations.conditional import ConditionFailed, Lease, clock, condition_failed
 from donations.errors import RetryableStepFailure
+from donations.identifiers import legacy_donor_key
 from donations.models import Donation, DonationStatus, utc_now
 from donations.settings import MailSettings
-from donations.store import DONOR_INDEX
+from donations.store import DAY_INDEX, DONOR_INDEX
 
 STATEMENT_TYPE = "send_statement"
 SENT = "sent"
@@ -118,6 +120,23 @@ def is_gift(donation: Donation, year: int, time_zone: str) -> bool:
         and donation.net_amount > 0
         and year_of(donation.created_at, time_zone) == year
     )
+
+
+def statement_key(donations: list[Donation]) -> str:
+    """The key one donor's statement goes by (its marker's and message's), whichever keys their records carry.
+
+    Records written before donor keys were keyed carry the unkeyed ``legacy_donor_key`` of the same
+    address: the donor's keyed key if any record has it, else the legacy one. One donor, one statement."""
+    keys = {d.donor_key for d in donations if d.donor_key}
+    keyed = sorted(key for key in keys if not any(key == legacy_donor_key(d.email) for d in donations if d.email))
+    return keyed[0] if keyed else sorted(keys)[0]
+
+
+def theirs(donor_key: str, donations: list[Donation]) -> list[Donation]:
+    """Those still this donor's (an erased record has no key any more): carrying their key, or the legacy
+    key of an address their records carrying it have."""
+    legacy = {legacy_donor_key(d.email) for d in donations if d.donor_key == donor_key and d.email}
+    return [d for d in donations if d.donor_key is not None and (d.donor_key == donor_key or d.donor_key in legacy)]
 
 
 def statement_of(donor_key: str, year: int, donations: list[Donation], time_zone: str) -> Statement | None:
@@ -204,15 +223,21 @@ class StatementStore:
 
     def donations_of(self, donor_key: str) -> list[Donation]:
         """Every donation carrying this donor key: the donor-index (keys only), then the records, 100 a call."""
-        arguments: dict[str, Any] = {"IndexName": DONOR_INDEX, "KeyConditionExpression": Key("donor_key").eq(donor_key)}
+        return self.donations(self._ids(DONOR_INDEX, Key("donor_key").eq(donor_key)))
+
+    def ids_of_day(self, day: date) -> list[str]:
+        """The ids of the donations made on one UTC day (the day-index, keys only)."""
+        return self._ids(DAY_INDEX, Key("created_day").eq(day.isoformat()))
+
+    def _ids(self, index: str, condition: Any) -> list[str]:
+        arguments: dict[str, Any] = {"IndexName": index, "KeyConditionExpression": condition}
         ids: list[str] = []
         while True:
             page = self._donations.query(**arguments)
             ids += [str(item["donation_id"]) for item in page.get("Items", [])]
             if "LastEvaluatedKey" not in page:
-                break
+                return ids
             arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return self.donations(ids)
 
     def donations(self, ids: list[str]) -> list[Donation]:
         """The donations with these ids (those that exist), read 100 a call."""
@@ -235,6 +260,33 @@ class StatementStore:
             if not request:
                 return found
         raise RetryableStepFailure("send_statement:donations_unprocessed")
+
+    def markers(self, donors: list[str], year: int) -> dict[str, dict[str, Any]]:
+        """The markers of these donors for ``year`` (those that exist), read 100 a call."""
+        name = self._statements.name
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(donors), BATCH_GET):
+            keys = [{"donor_key": donor, "year": year} for donor in donors[start : start + BATCH_GET]]
+            request: dict[str, Any] = {name: {"Keys": keys, "ConsistentRead": True}}
+            for _ in range(BATCH_GET_ROUNDS):
+                response = self._statements.meta.client.batch_get_item(RequestItems=request)
+                found |= {str(item["donor_key"]): dict(item) for item in response.get("Responses", {}).get(name, [])}
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+            else:
+                raise RetryableStepFailure("statements:markers_unprocessed")
+        return found
+
+    def mark_queued(self, donors: list[str], year: int) -> None:
+        """A run queued these donors' statements: a later run leaves them alone (donations.statement_run)."""
+        now = utc_now()
+        for donor in donors:
+            self._statements.update_item(
+                Key={"donor_key": donor, "year": year},
+                UpdateExpression="SET queued_at = :now",
+                ExpressionAttributeValues={":now": now},
+            )
 
     def marker(self, donor_key: str, year: int) -> dict[str, Any] | None:
         item = self._statements.get_item(Key={"donor_key": donor_key, "year": year}, ConsistentRead=True).get("Item")

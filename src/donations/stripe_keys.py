@@ -21,9 +21,16 @@ class Access(StrEnum):
 
 STRIPE_KEY_PERMISSIONS: dict[str, dict[str, Access]] = {
     # PaymentIntents.create (confirm), .list (finding a spent attempt's intent); the charge expanded on
-    # the answer (latest_charge: card brand and last 4); PaymentMethods.retrieve (the card's fingerprint).
-    "charge": {"PaymentIntents": Access.WRITE, "Charges": Access.READ, "PaymentMethods": Access.READ},
-    # Customers.list (by email) and .create; PaymentMethods.retrieve and .attach.
+    # the answer (latest_charge: card brand and last 4); PaymentMethods.retrieve (the card's fingerprint);
+    # SetupIntents.create and .retrieve (a donor's new card for a pledge, its payment_method expanded).
+    "charge": {
+        "PaymentIntents": Access.WRITE,
+        "Charges": Access.READ,
+        "PaymentMethods": Access.READ,
+        "SetupIntents": Access.WRITE,
+    },
+    # Customers.list (by email), .create and .delete (an erased donor's, donations.customer_erasure);
+    # PaymentMethods.retrieve and .attach.
     "tokenize": {"Customers": Access.WRITE, "PaymentMethods": Access.WRITE},
     # PaymentIntents.list, .search, .retrieve and .cancel (an abandoned 3-D Secure payment).
     "reconciler": {"PaymentIntents": Access.WRITE},

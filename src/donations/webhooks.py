@@ -45,6 +45,7 @@ import stripe
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from donations import refunds
+from donations.card_update import card_set_up
 from donations.errors import (
     DonationNotRecordedYet,
     InvalidWebhookEvent,
@@ -54,7 +55,7 @@ from donations.errors import (
 from donations.models import Donation, DonationStatus
 from donations.observability import MetricUnit, logger, metrics
 from donations.payments import STRIPE_API_VERSION, donor_safe_decline_code
-from donations.ports import CurrentCharge, PledgeStopper, Publisher, RefundFailure, Store
+from donations.ports import CardSetup, CurrentCharge, PledgeStopper, Publisher, RefundFailure, Store
 from donations.settlement import settle_money_taken
 from donations.store import ConditionFailed
 
@@ -80,6 +81,7 @@ class WebhookOutcome(StrEnum):
     SUPERSEDED = "superseded"  # a failure or cancel of a charge attempt the donation has moved past
     IGNORED = "ignored"  # not a donation of ours, or a type we do not handle
     AWAITING_DONOR = "awaiting_donor"  # a renewal's authentication_required: the donor is asked to finish it
+    CARD_RECORDED = "card_recorded"  # a pledge's new card, saved by the donor, recorded (or recorded already)
 
 
 class StripeEventData(BaseModel):
@@ -379,6 +381,30 @@ def _id(reference: Any) -> str | None:
     return str(reference) if reference else None
 
 
+# -- setup_intent.succeeded ----------------------------------------------------------------------
+
+
+def _card_set_up(delivery: _Delivery) -> WebhookOutcome:
+    """A donor saved a new card for a pledge through the manage page (donations.card_update): the pledge
+    charges it from now on, even if the page never reported back. Without a Stripe key here, the card is
+    recorded without its brand and last 4 (the page's return adds them)."""
+    intent = delivery.object
+    pledge_id = (intent.get("metadata") or {}).get("pledge_id")
+    if not pledge_id or delivery.pledges is None or intent.get("status") != "succeeded":
+        return WebhookOutcome.IGNORED
+    setup = CardSetup(
+        id=str(intent["id"]),
+        status="succeeded",
+        customer_id=_id(intent.get("customer")),
+        payment_method_id=_id(intent.get("payment_method")),
+        pledge_id=str(pledge_id),
+    )
+    if not card_set_up(setup, pledges=delivery.pledges):
+        _unmatched("Card set up for no running pledge of ours", None)
+        return WebhookOutcome.IGNORED
+    return WebhookOutcome.CARD_RECORDED
+
+
 _HANDLERS: dict[str, Callable[[_Delivery], WebhookOutcome]] = {
     "payment_intent.succeeded": _payment_succeeded,
     "payment_intent.payment_failed": _payment_failed,
@@ -396,5 +422,6 @@ _HANDLERS: dict[str, Callable[[_Delivery], WebhookOutcome]] = {
     "charge.dispute.closed": _dispute_changed,
     "charge.dispute.funds_withdrawn": _dispute_changed,
     "charge.dispute.funds_reinstated": _dispute_changed,
+    "setup_intent.succeeded": _card_set_up,
 }
 HANDLED_EVENT_TYPES = tuple(_HANDLERS)

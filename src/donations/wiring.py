@@ -141,7 +141,7 @@ class Wiring:
 
     @cached_property
     def statements(self) -> StatementStore:
-        """The donors' donations and the statement markers (donations.statements), for the send-receipt function."""
+        """The donors' donations and the statement markers (donations.statements): send-receipt, schedule-renewals."""
         from donations.statements import StatementStore
 
         resource = self._session.resource("dynamodb", config=AWS_CONFIG)
@@ -218,7 +218,9 @@ class Wiring:
 
         settings = self._section(SendGridSettings)
         key = self.api_keys.get(settings.sendgrid_secret_name)
-        return ReceiptMailer(_sendgrid_client(settings, key), settings)
+        # Receipts of monthly gifts carry their pledge's manage link, where the function signs links.
+        links = self.pledge_links.manage_url if isinstance(self.settings, PledgeLinkSettings) else None
+        return ReceiptMailer(_sendgrid_client(settings, key), settings, links)
 
 
 @lru_cache(maxsize=4)

@@ -311,6 +311,10 @@ def cmd_donor_find(args: argparse.Namespace, clients: Clients) -> int:
     return OK if rows else PROBLEMS
 
 
+# The pledge in a donation's story: enough to answer a monthly donor on the phone (donations-ops pledges show: all).
+_PLEDGE_SHOWN = ("pledge_id", "state", "amount", "next_charge_on", "renewals", "card", "retry_on", "last_failure")
+
+
 def cmd_donor_show(args: argparse.Namespace, clients: Clients) -> int:
     stack = discover(clients, args.stack_name)
     story = lookup.story(clients, stack, args.donation_id)
@@ -323,6 +327,10 @@ def cmd_donor_show(args: argparse.Namespace, clients: Clients) -> int:
     for part in ("charged", "card", "receipt"):
         shown = ", ".join(f"{k} {v}" for k, v in story[part].items() if v not in (None, ""))
         console.print(f"  {part:<9} {shown}", markup=False, highlight=False)
+    pledge = story["pledge"]
+    if pledge:
+        shown = ", ".join(f"{k} {v}" for k, v in pledge.items() if k in _PLEDGE_SHOWN and v not in (None, ""))
+        console.print(f"  pledge    {shown}", markup=False, highlight=False)
     trouble = story["trouble"]
     if trouble:
         shown = ", ".join(f"{k} {v}" for k, v in trouble.items() if v not in (None, ""))

@@ -16,6 +16,10 @@ Erasure policy (docs/statements-and-privacy.md): personal data goes, the books s
   metadata and the operators' notes (which may quote the donor) are removed, and ``erased_at`` is set.
   Without a donor key it leaves the donor index: the address finds nothing any more.
 - The statement markers (donor key and year) are deleted.
+- The donor's Stripe Customers are deleted by the tokenize function (this tool holds no Stripe key):
+  one message per Customer on the tokenize queue (donations.customer_erasure), sent before the
+  records lose what finds them, so a failed erase run again sends them again (deleting twice is safe).
+  The function stamps ``customer_deleted_at`` on the donations naming it: ``deletions_done`` reads it.
 
 A donor with a donation still in flight (not final, or its receipt not yet sent) is refused: erase
 again once it settled. Erasing twice is harmless: the second run finds nothing.
@@ -30,6 +34,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Attr, Key
 
 from donations.conditional import conditional_update
+from donations.customer_erasure import CustomerDeletion, deletions_for
 from donations.identifiers import legacy_donor_key
 from donations.models import Donation, DonationStatus, StepStatus, utc_now
 from donations.pledges import Pledge, PledgeState, PledgeStore
@@ -40,6 +45,8 @@ from donations_ops.stack_resources import OpsError, Stack
 from donations_ops.statements_run import statements_table
 
 PLEDGES_TABLE = "PledgesTable"
+TOKENIZE_QUEUE = "TokenizeQueue"
+SEND_BATCH = 10  # SendMessageBatch takes at most 10 entries
 PLEDGE_DONOR_INDEX = "donor-index"
 ERASED = ""
 # Metadata the product writes itself (a renewal's pledge and period): not the donor's words, kept.
@@ -78,6 +85,8 @@ class Erased:
     pledges_erased: int
     donations_erased: int
     statements_deleted: int
+    customer_deletions: list[CustomerDeletion] = field(default_factory=list)
+    """The Stripe Customers whose deletion was queued (the tokenize function deletes them)."""
 
 
 def find(clients: Clients, stack: Stack, email: str) -> DonorData:
@@ -98,6 +107,9 @@ def erase(clients: Clients, stack: Stack, email: str) -> Erased:
         raise DonorBusy(f"{len(busy)} donation(s) still in flight ({busy[0]}, ...): erase again once they settled")
     pledges_table = _pledges_table(clients, stack)
     canceled = sum(_cancel(pledges_table, pledge) for pledge in held.pledges)
+    # After the pledges stopped (no renewal charges the Customer), before the records lose the donor key.
+    deletions = deletions_for(held.donations, [pledge.customer_id for pledge in held.pledges])
+    queue_customer_deletions(clients, stack, deletions)
     for pledge in held.pledges:
         _erase_pledge(pledges_table, pledge)
     donations_table = operator_store.donations_table(clients, stack)
@@ -106,7 +118,37 @@ def erase(clients: Clients, stack: Stack, email: str) -> Erased:
     statements = statements_table(clients, stack)
     for marker in held.statements:
         statements.delete_item(Key={"donor_key": marker["donor_key"], "year": marker["year"]})
-    return Erased(mask_email(email), canceled, len(held.pledges), len(held.donations), len(held.statements))
+    return Erased(mask_email(email), canceled, len(held.pledges), len(held.donations), len(held.statements), deletions)
+
+
+def queue_customer_deletions(clients: Clients, stack: Stack, deletions: list[CustomerDeletion]) -> None:
+    """One message per Customer on the tokenize queue, ten per call."""
+    queue = stack.queues.get(TOKENIZE_QUEUE)
+    if queue is None:
+        raise OpsError(f"stack {stack.name!r} has no {TOKENIZE_QUEUE}")
+    for start in range(0, len(deletions), SEND_BATCH):
+        entries = [
+            {
+                "Id": str(index),
+                "MessageBody": deletion.model_dump_json(),
+                "MessageAttributes": {"type": {"DataType": "String", "StringValue": deletion.type}},
+            }
+            for index, deletion in enumerate(deletions[start : start + SEND_BATCH])
+        ]
+        failed = clients("sqs").send_message_batch(QueueUrl=queue.url, Entries=entries).get("Failed") or []
+        if failed:
+            raise OpsError(f"SQS refused {len(failed)} Customer deletion(s): {failed[0].get('Message')}; erase again")
+
+
+def deletions_done(clients: Clients, stack: Stack, deletions: list[CustomerDeletion]) -> list[str]:
+    """The Customers among ``deletions`` the tokenize function deleted: stamped on a donation naming them."""
+    ids = [donation_id for deletion in deletions for donation_id in deletion.donation_ids]
+    found = operator_store.many(operator_store.donations_table(clients, stack), ids)
+    return sorted(
+        deletion.customer_id
+        for deletion in deletions
+        if any(found[i].customer_deleted_at for i in deletion.donation_ids if i in found)
+    )
 
 
 def _in_flight(donation: Donation) -> bool:

@@ -11,8 +11,10 @@ from typing import Any
 
 from donations.models import Donation, DonationStatus, StepStatus
 from donations.money import with_code
+from donations.pledges import pledge_id_for
 from donations_ops import operator_store
 from donations_ops.aws import Clients
+from donations_ops.pledges_cli import PLEDGES_TABLE, pledge_store, pledge_view
 from donations_ops.queues import redact
 from donations_ops.stack_resources import OpsError, Stack
 
@@ -77,6 +79,7 @@ def story(clients: Clients, stack: Stack, donation_id: str) -> dict[str, Any]:
         "card": _card(donation),
         "receipt": _receipt(donation),
         "trouble": _trouble(donation),
+        "pledge": _pledge(clients, stack, donation),
         "operator_log": [{k: redact(v) or "" for k, v in entry.items()} for entry in donation.operator_log],
     }
 
@@ -114,6 +117,7 @@ def _card(donation: Donation) -> dict[str, Any]:
         "status": donation.card_status.value,
         "card": f"{donation.card_brand or 'card'} ••{donation.card_last4}" if donation.card_last4 else None,
         "customer": donation.customer_id,
+        "customer_deleted_at": donation.customer_deleted_at,  # an erased donor's (donations.customer_erasure)
     }
 
 
@@ -125,6 +129,22 @@ def _receipt(donation: Donation) -> dict[str, Any]:
         "to": donation.email_masked,
         "provider_message_id": donation.receipt_message_id if sent else None,
     }
+
+
+def _pledge(clients: Clients, stack: Stack, donation: Donation) -> dict[str, Any] | None:
+    """The monthly pledge the donation belongs to: one of its renewals (metadata ``pledge_id``), or the first
+    gift of a monthly pledge (its id derives from the donation's); None for a one-time gift."""
+    pledge_id = donation.metadata.get("pledge_id")
+    if pledge_id is None and donation.pledge_day_of_month is not None:
+        pledge_id = pledge_id_for(donation.donation_id)
+    if pledge_id is None or PLEDGES_TABLE not in stack.tables:
+        return None
+    pledge = pledge_store(clients, stack).get(pledge_id)
+    if pledge is None:
+        return {"pledge_id": pledge_id, "state": "not made (yet): its card is not saved"}
+    view = pledge_view(pledge)
+    card = f"{pledge.card_brand or 'card'} ••{pledge.card_last4}" if pledge.card_last4 else None
+    return {**view, "amount": with_code(pledge.amount, pledge.currency), "card": card}
 
 
 def _trouble(donation: Donation) -> dict[str, Any] | None:

@@ -40,6 +40,9 @@ _SHOWN = (
     "last_failure",
     "canceled_at",
     "canceled_by",
+    "card_brand",
+    "card_last4",
+    "card_updated_at",
 )
 
 
@@ -68,14 +71,14 @@ def register(commands: Any, target: argparse.ArgumentParser) -> None:
 
 def cmd_list(args: argparse.Namespace, clients: Clients) -> int:
     stack = discover(clients, args.stack_name)
-    store = _store(clients, stack)
+    store = pledge_store(clients, stack)
     if args.due:
         found = [store.get(pledge_id) for pledge_id in store.due_on(args.due)[: args.limit]]
         rows = [pledge for pledge in found if pledge is not None]
     else:
         states = [args.state] if args.state else [NEEDS_ATTENTION, LAPSED]
         rows = [pledge for state in states for pledge in store.needing_attention(args.limit, state)][: args.limit]
-    views = [_view(pledge) for pledge in rows]
+    views = [pledge_view(pledge) for pledge in rows]
     if args.json:
         print(json.dumps({"stack": stack.name, "pledges": views}, indent=2))
         return OK
@@ -88,10 +91,10 @@ def cmd_list(args: argparse.Namespace, clients: Clients) -> int:
 
 def cmd_show(args: argparse.Namespace, clients: Clients) -> int:
     stack = discover(clients, args.stack_name)
-    pledge = _store(clients, stack).get(args.pledge_id)
+    pledge = pledge_store(clients, stack).get(args.pledge_id)
     if pledge is None:
         raise OpsError(f"no pledge {args.pledge_id!r} in this stack")
-    view = _view(pledge)
+    view = pledge_view(pledge)
     if args.json:
         print(json.dumps({"stack": stack.name, "pledge": view}, indent=2))
         return OK
@@ -103,7 +106,7 @@ def cmd_show(args: argparse.Namespace, clients: Clients) -> int:
 
 def cmd_cancel(args: argparse.Namespace, clients: Clients) -> int:
     stack = discover(clients, args.stack_name)
-    store = _store(clients, stack)
+    store = pledge_store(clients, stack)
     pledge = _existing(store, args.pledge_id)
     if pledge.state is PledgeState.CANCELED:
         raise OpsError(f"pledge {args.pledge_id} is already canceled (by {pledge.canceled_by}, {pledge.canceled_at})")
@@ -116,7 +119,7 @@ def cmd_cancel(args: argparse.Namespace, clients: Clients) -> int:
 
 def cmd_resume(args: argparse.Namespace, clients: Clients) -> int:
     stack = discover(clients, args.stack_name)
-    store = _store(clients, stack)
+    store = pledge_store(clients, stack)
     pledge = _existing(store, args.pledge_id)
     if pledge.state is PledgeState.ACTIVE:
         raise OpsError(f"pledge {args.pledge_id} is already active, next charge on {pledge.next_charge_on}")
@@ -136,18 +139,18 @@ def _existing(store: PledgeStore, pledge_id: str) -> Pledge:
 
 def _print(args: argparse.Namespace, stack: Stack, pledge: Pledge, said: str) -> int:
     if args.json:
-        print(json.dumps({"stack": stack.name, "pledge": _view(pledge)}, indent=2))
+        print(json.dumps({"stack": stack.name, "pledge": pledge_view(pledge)}, indent=2))
     else:
         print(f"pledge {pledge.pledge_id} {said}")
     return OK
 
 
-def _view(pledge: Pledge) -> dict[str, Any]:
+def pledge_view(pledge: Pledge) -> dict[str, Any]:
     # The donor's address masked, as every operator view shows it; Stripe ids of the card are not shown.
     return {name: value for name, value in pledge.model_dump(mode="json").items() if name in _SHOWN}
 
 
-def _store(clients: Clients, stack: Stack) -> PledgeStore:
+def pledge_store(clients: Clients, stack: Stack) -> PledgeStore:
     name = stack.tables.get(PLEDGES_TABLE)
     if name is None:
         raise OpsError(f"stack {stack.name!r} has no {PLEDGES_TABLE}")

@@ -1,10 +1,12 @@
 """donations-ops donor export | erase: one donor's data on request (donations_ops.donor_data).
 
     donations-ops donor export --email ada@example.org [--output FILE] [--yes]
-    donations-ops donor erase --email ada@example.org [--yes]
+    donations-ops donor erase --email ada@example.org [--wait SECONDS] [--yes]
 
 Both ask before acting (``--yes`` does not): an export prints the donor's personal data, an erasure
 cannot be undone. What they print about the donor beyond the export itself shows the address masked.
+An erasure queues the deletion of the donor's Stripe Customers for the tokenize function and waits up
+to ``--wait`` seconds to report each one deleted, else pending.
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+from donations.customer_erasure import CustomerDeletion
 from donations.redaction import mask_email
 from donations_ops import donor_data
 from donations_ops.aws import Clients
 from donations_ops.cli_shared import OK, PROBLEMS, print_json
-from donations_ops.stack_resources import discover
+from donations_ops.stack_resources import Stack, discover
 
 
 def register(donor_commands: Any, target: argparse.ArgumentParser) -> None:
@@ -37,6 +41,9 @@ def register(donor_commands: Any, target: argparse.ArgumentParser) -> None:
     )
     erase.add_argument("--email", required=True)
     erase.add_argument("--yes", action="store_true", help="do not ask first")
+    erase.add_argument(
+        "--wait", type=float, default=30.0, help="seconds to wait for the Stripe Customer deletion (default 30)"
+    )
     erase.set_defaults(command=cmd_erase)
 
 
@@ -78,15 +85,41 @@ def cmd_erase(args: argparse.Namespace, clients: Clients) -> int:
         print("Nothing erased.", file=sys.stderr)
         return PROBLEMS
     erased = donor_data.erase(clients, stack, args.email)
+    deleted = _wait_for_deletions(clients, stack, erased.customer_deletions, args.wait)
+    pending = sorted({d.customer_id for d in erased.customer_deletions} - set(deleted))
     if args.json:
-        print_json({"stack": stack.name, **vars(erased)})
-    else:
+        counts = {k: v for k, v in vars(erased).items() if k != "customer_deletions"}
+        customers = {"stripe_customers_deleted": deleted, "stripe_customers_pending": pending}
+        print_json({"stack": stack.name, **counts, **customers})
+        return OK
+    print(
+        f"{donor}: {erased.pledges_canceled} pledge(s) canceled, {erased.pledges_erased} pledge(s) and "
+        f"{erased.donations_erased} donation(s) erased (amounts, dates and Stripe ids kept), "
+        f"{erased.statements_deleted} statement marker(s) deleted."
+    )
+    for customer in deleted:
+        print(f"Stripe Customer {customer}: deleted.")
+    for customer in pending:
         print(
-            f"{donor}: {erased.pledges_canceled} pledge(s) canceled, {erased.pledges_erased} pledge(s) and "
-            f"{erased.donations_erased} donation(s) erased (amounts, dates and Stripe ids kept), "
-            f"{erased.statements_deleted} statement marker(s) deleted."
+            f"Stripe Customer {customer}: deletion pending (queued for the tokenize function; "
+            "`donations-ops dlq peek tokenize` shows it if it fails)."
         )
     return OK
+
+
+def _wait_for_deletions(clients: Clients, stack: Stack, deletions: list[CustomerDeletion], seconds: float) -> list[str]:
+    """The Customers deleted within ``seconds`` (checked once a second)."""
+    deadline = time.monotonic() + max(0.0, seconds)
+    while True:
+        deleted = donor_data.deletions_done(clients, stack, deletions)
+        if len(deleted) == len(deletions) or time.monotonic() >= deadline:
+            return deleted
+        _pause(1.0)
+
+
+def _pause(seconds: float) -> None:
+    """While the tokenize function works (tests run the pipeline here instead)."""
+    time.sleep(seconds)
 
 
 def _counts(held: donor_data.DonorData) -> str:

@@ -144,7 +144,9 @@ def sample_statement_data() -> dict[str, Any]:
 
 def sample_data() -> dict[str, str]:
     """The template data of an example donation, for SendGrid's preview and test sends."""
-    return receipt_data(_sample_donation(), _sample_settings())
+    return receipt_data(
+        _sample_donation(), _sample_settings(), manage_url="https://example.org/manage#token=v1.example.example"
+    )
 
 
 def _sample_donation() -> Donation:

@@ -25,9 +25,11 @@ import boto3
 import pytest
 import requests
 
+from donations.pledges import renewal_donation_id
 from simulator.emulators.sendgrid_emulator import SendGridControl
 from simulator.local.process import ROOT, RunningStack
-from tests.e2e.conftest import run_ops
+from tests.e2e.conftest import run_ops, wait_for
+from tests.e2e.test_monthly_giving import _pledge_now, _run_schedule, _tables
 from tests.support.keys import a_key
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -171,6 +173,7 @@ def visible(driver: WebDriver, element_id: str) -> WebElement | bool:
 # Stripe's test cards (docs.stripe.com/testing): typed into the Payment Element's frame, as a donor does.
 VISA = "4242424242424242"
 THREE_D_SECURE = "4000002760003184"  # authentication required on every payment
+AUTHENTICATE_ON_SETUP = "4000002500003155"  # authentication once when set up; then off-session needs none
 INSUFFICIENT_FUNDS = "4000000000009995"
 
 
@@ -183,9 +186,11 @@ def open_form(driver: WebDriver, stack: RunningStack) -> None:
     )
 
 
-def type_card(driver: WebDriver, number: str, expiry: str = "12 / 34", cvc: str = "123") -> None:
+def type_card(
+    driver: WebDriver, number: str, expiry: str = "12 / 34", cvc: str = "123", *, within: str = "#dn-payment"
+) -> None:
     """Into the Payment Element's frame (the Stripe.js stand-in's, of the Stripe emulator's origin)."""
-    frame = wait_until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#dn-payment iframe"), "the element")[0]
+    frame = wait_until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, f"{within} iframe"), "the element")[0]
     driver.switch_to.frame(frame)
     try:
         for field_id, value in (("number", number), ("expiry", expiry), ("cvc", cvc)):
@@ -730,7 +735,7 @@ def _renew_now(stack: RunningStack, pledge_id: str, period: str) -> None:
     )
 
 
-def test_a_monthly_donor_authenticates_a_renewal_and_cancels_on_the_manage_page(
+def test_a_monthly_donor_authenticates_a_renewal_updates_the_card_and_cancels_on_the_manage_page(
     browser: WebDriver, local_stack: RunningStack
 ) -> None:
     # Given a donor who ticks "Give this every month" on the form (the page says the card will be saved) and
@@ -785,6 +790,34 @@ def test_a_monthly_donor_authenticates_a_renewal_and_cancels_on_the_manage_page(
     pledge = wait_until(browser, lambda d: visible(d, "pg-pledge"), "the pledge").text
     assert "$25.00 a month" in pledge and "ending 3184" in pledge and "Active" in pledge
     screenshot(browser, "pledge-manage")
+
+    # When they give it a new card there, one their bank checks once when it is saved (3-D Secure in the page)
+    browser.find_element(By.ID, "pg-update-card").click()
+    type_card(browser, AUTHENTICATE_ON_SETUP, within="#pg-card-element")
+    wait_until(browser, lambda d: enabled(d, "pg-card-save"), "the card form").click()
+    answer_challenge(browser, challenge_frame(browser), "complete")
+
+    # Then the page says the next gift goes on the new card
+    wait_until(
+        browser,
+        lambda d: "new card is saved" in d.execute_script("return document.getElementById('pg-status').textContent"),
+        "the page to say the card is saved",
+    )
+    assert "ending 3155" in browser.find_element(By.ID, "pg-pledge").text
+    screenshot(browser, "pledge-card-updated")
+
+    # And when the schedule's clock reaches the next gift's day, that renewal is charged on the new card,
+    # off-session, without asking the donor again
+    due = _pledge_now(local_stack, pledge_id).next_charge_on
+    assert _run_schedule(local_stack, f"{due}T06:00:00Z")["renewals_scheduled"] >= 1
+    donations = _tables(local_stack)["DonationsTable"]
+    renewal_id = renewal_donation_id(pledge_id, due[:7])
+
+    def charged() -> dict[str, Any] | None:
+        item = donations.get_item(Key={"donation_id": renewal_id}, ConsistentRead=True).get("Item")
+        return item if item and item.get("status") == "succeeded" else None
+
+    assert wait_for(charged, timeout=60, what="the renewal on the new card")["card_last4"] == "3155"
 
     # When they cancel, and confirm
     browser.find_element(By.ID, "pg-cancel").click()

@@ -133,6 +133,7 @@ _SERVICES = (
     stripe.PaymentMethodService,
     stripe.ChargeService,
     stripe.RefundService,
+    stripe.SetupIntentService,
     stripe.WebhookEndpointService,
 )
 _REQUEST = re.compile(r'self\._request\(\s*"(get|post|delete)",\s*"(/v1/[^"]+)"')

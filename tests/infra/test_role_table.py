@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from infra.deploy import Template
-from tests.support.role_table import DONATION_ATTRIBUTES, ROLE_TABLE, Grant
+from tests.support.role_table import DONATION_ATTRIBUTES, PLEDGE_ATTRIBUTES, ROLE_TABLE, Grant
 
 pytestmark = pytest.mark.infra
 
@@ -65,13 +65,11 @@ def granted(template: Template, role: str) -> set[Grant]:
     }
 
 
-def writable_attributes(template: Template, role: str) -> set[str] | None:
-    """The Donations attributes the role's UpdateItem may name; None if one of its statements does not say."""
+def writable_attributes(template: Template, role: str, table: str = "DonationsTable") -> set[str] | None:
+    """The table's attributes the role's UpdateItem may name; None if one of its statements does not say."""
     allowed: set[str] = set()
     for st in _statements(template, role):
-        if "dynamodb:UpdateItem" in _as_list(st["Action"]) and "DonationsTable" in map(
-            _resource_name, _as_list(st["Resource"])
-        ):
+        if "dynamodb:UpdateItem" in _as_list(st["Action"]) and table in map(_resource_name, _as_list(st["Resource"])):
             names = st.get("Condition", {}).get("ForAllValues:StringEquals", {}).get("dynamodb:Attributes")
             if names is None:
                 return None
@@ -94,6 +92,9 @@ def role_table_violations(template: Template) -> list[str]:
         if attributes != expected:
             gained = "every attribute" if attributes is None else sorted(attributes - (expected or set()))
             violations.append(f"{role}: may UpdateItem {gained}, the table says {sorted(expected or [])}")
+        pledges, expected_pledges = writable_attributes(template, role, "PledgesTable"), PLEDGE_ATTRIBUTES.get(role)
+        if pledges != expected_pledges and ("dynamodb:UpdateItem", "PledgesTable") in found:
+            violations.append(f"{role}: may UpdateItem on PledgesTable {pledges}, the table says {expected_pledges}")
     return violations
 
 

@@ -39,7 +39,7 @@ FUNCTIONS = {
     "ScheduleRenewalsFunction": (
         "schedule_renewals_handler.lambda_handler",
         "functions/schedule_renewals/",
-        60,
+        300,  # the January statements run reads a year of donations before it queues
         256,
         "schedule_renewals",
     ),
@@ -86,7 +86,8 @@ FUNCTION_ENV = {
         "RECEIPT_DLQ_URL",
         "DIGEST_WINDOW_SECONDS",
     },
-    "ScheduleRenewalsFunction": {"PLEDGES_TABLE", "RENEWAL_QUEUE_URL"},
+    "ScheduleRenewalsFunction": {"PLEDGES_TABLE", "RENEWAL_QUEUE_URL", "STATEMENTS_TABLE", "RECEIPT_QUEUE_URL"}
+    | {"RECEIPT_TIME_ZONE", "STATEMENT_TEMPLATE_ID"},
     "RenewFunction": {
         "PLEDGES_TABLE",
         "RENEWAL_DLQ_URL",

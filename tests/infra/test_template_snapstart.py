@@ -60,6 +60,8 @@ def test_the_local_front_invokes_the_functions_behind_their_aliases(deployed: De
         ("POST", "/pledges/{pledge_id}/authenticate", "ChargeFunction"),
         ("POST", "/pledges/{pledge_id}/authenticate/complete", "ChargeFunction"),
         ("POST", "/pledges/{pledge_id}/cancel", "ChargeFunction"),
+        ("POST", "/pledges/{pledge_id}/card", "ChargeFunction"),
+        ("POST", "/pledges/{pledge_id}/card/complete", "ChargeFunction"),
         ("POST", "/warmup", "ChargeFunction"),
         ("POST", "/webhooks/stripe", "StripeWebhookFunction"),
     ]

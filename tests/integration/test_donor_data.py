@@ -114,7 +114,7 @@ def test_erase_cancels_the_pledge_and_removes_every_trace_of_the_address_but_kee
 
     # When they confirm
     monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
-    code, out = ops(pipeline, capsys, "donor", "erase", "--email", ADA["email"])
+    code, out = ops(pipeline, capsys, "donor", "erase", "--email", ADA["email"], "--wait", "0")
 
     # Then the pledge was canceled and the rest erased, and the operator saw only the masked address
     assert code == 0, out
@@ -141,7 +141,7 @@ def test_erase_cancels_the_pledge_and_removes_every_trace_of_the_address_but_kee
     assert code == 0 and len(json.loads(out)["donations"]) == 1
 
     # When the erasure is run again
-    code, out = ops(pipeline, capsys, "donor", "erase", "--email", ADA["email"], "--yes")
+    code, out = ops(pipeline, capsys, "donor", "erase", "--email", ADA["email"], "--yes", "--wait", "0")
 
     # Then it finds nothing left to erase, and an export is empty
     assert code == 0 and "0 pledge(s) canceled, 0 pledge(s) and 0 donation(s) erased" in out
@@ -160,3 +160,70 @@ def test_erase_refuses_a_donor_whose_receipt_is_still_owed(world, pipeline, caps
     # Then it is refused, saying why, and the record is unchanged
     assert code == 2 and "still in flight" in out
     assert world.record(answer.body["donation_id"]).email == ADA["email"]
+
+
+def test_erase_deletes_the_donors_stripe_customer_through_the_tokenize_function_once(
+    world, pipeline, capsys, monkeypatch
+):
+    # Given Ada with a pledge on a saved card: a Stripe Customer (created by the tokenize function)
+    _, donation_ids = a_donor_with_a_pledge(world, pipeline, capsys)
+    customer = world.record(donation_ids[0]).customer_id
+    assert customer and customer in {c["id"] for c in world.stripe.customers}
+
+    # When an operator erases her without waiting
+    code, out = ops(pipeline, capsys, "donor", "erase", "--email", ADA["email"], "--yes", "--wait", "0")
+
+    # Then the deletion is reported pending (the operator tool holds no Stripe key), the Customer still there
+    assert code == 0 and f"Stripe Customer {customer}: deletion pending" in out, out
+    assert customer in {c["id"] for c in world.stripe.customers}
+
+    # When the tokenize function takes its message, and SQS delivers it a second time
+    world.drain()
+    world.redeliver_last_batches()
+
+    # Then Stripe deleted the Customer (DELETE /v1/customers/{id}), once, and nothing was parked
+    assert customer not in {c["id"] for c in world.stripe.customers}
+    deleted = [e for e in world.stripe.events if e["type"] == "customer.deleted"]
+    assert [e["data"]["object"]["id"] for e in deleted] == [customer]
+    assert world.queued("tokenize_dlq") == [] and not world.retrying("tokenize")
+    # ... and each donation naming it says when, keeping the Customer's id for the books
+    naming = [world.record(i) for i in donation_ids if world.record(i).customer_id == customer]
+    assert naming and all(d.customer_deleted_at for d in naming)
+    # ... which the operator sees on the donation
+    code, out = ops(pipeline, capsys, "donor", "show", naming[0].donation_id, "--json")
+    assert code == 0 and json.loads(out)["card"]["customer_deleted_at"] == naming[0].customer_deleted_at
+
+
+def test_erase_reports_the_customer_deleted_when_the_function_is_done_in_time(world, pipeline, capsys, monkeypatch):
+    # Given Ada with a Stripe Customer, and the pipeline working while the operator waits
+    _, donation_ids = a_donor_with_a_pledge(world, pipeline, capsys)
+    customer = world.record(donation_ids[0]).customer_id
+    monkeypatch.setattr("donations_ops.privacy_cli._pause", lambda _seconds: world.drain())
+
+    # When an operator erases her, waiting for the deletion
+    code, out = ops(pipeline, capsys, "donor", "erase", "--email", ADA["email"], "--yes", "--json", "--wait", "30")
+
+    # Then the erase reports the Customer deleted, none pending
+    answer = json.loads(out)
+    assert code == 0 and answer["stripe_customers_deleted"] == [customer], out
+    assert answer["stripe_customers_pending"] == []
+    assert customer not in {c["id"] for c in world.stripe.customers}
+
+
+def test_a_malformed_customer_deletion_is_parked_with_its_reason_and_listed_for_operators(world, pipeline, capsys):
+    # Given a deletion message naming something that is not a Customer id
+    world.send_raw("tokenize", json.dumps({"schema_version": 1, "type": "delete_customer", "customer_id": "pm_x"}))
+
+    # When it is delivered
+    world.drain()
+
+    # Then it is parked at once in the tokenize DLQ, saying why, and Stripe was not asked anything
+    [parked] = world.queued("tokenize_dlq")
+    attributes = {k: v["StringValue"] for k, v in parked["MessageAttributes"].items()}
+    assert attributes["failed_step"] == "delete_customer"
+    assert attributes["failure_reason"] == "delete_customer:malformed_message:ValidationError"
+    # ... and the operator's listing counts it, and peeking shows it with its reason
+    code, out = ops(pipeline, capsys, "dlq", "list", "tokenize")
+    assert code == 0 and "1 DLQ message(s) have no parked donation" in out, out
+    code, out = ops(pipeline, capsys, "dlq", "peek", "tokenize")
+    assert code == 0 and "delete_customer:malformed_message" in out, out

@@ -223,7 +223,7 @@ def test_each_failed_try_emails_the_donor_once_when_it_is_retried_then_that_the_
     assert "We will try again on January 17, 2027" in second["content"][0]["value"]
     assert stopped["subject"] == "Your monthly gift has stopped"
     text = stopped["content"][0]["value"]
-    assert "will not be charged again" in text and "make a new monthly gift" in text
+    assert "will not be charged again" in text and "give it a card that works through this link" in text
     assert pledge.customer_id not in text and pledge.payment_method_id not in text
     _manage_link_works(world, pledge, text)
 

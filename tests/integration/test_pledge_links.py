@@ -15,6 +15,8 @@ from donations.pledge_links import CANCEL_TOKEN_SECONDS, PledgeLinks, Purpose
 from donations.pledges import Pledge, PledgeState, RenewalMessage, pledge_id_for, renewal_donation_id
 from donations_ops.cli import main
 from simulator.local.pipeline import Pipeline
+from tests.integration.test_renewals import _pledge as _saved_card_pledge
+from tests.integration.test_renewals import _schedule
 from tests.support.keys import a_key
 from tests.support.world import DONATION
 
@@ -244,3 +246,52 @@ def test_resuming_a_failed_pledge_skips_the_failed_period(world, capsys):
     assert resumed["state"] == "active"
     assert resumed["next_charge_on"][:7] > pledge.period
     assert world.wiring.pledges.needing_attention(10) == []
+
+
+def test_a_monthly_gift_s_receipt_carries_a_manage_link_that_opens_its_pledge(world):
+    # Given a monthly pledge whose first renewal is charged
+    pledge = _saved_card_pledge(world, "receipt-link")
+    _schedule(world, pledge.next_charge_on)
+    world.drain()
+
+    # Then its receipt (the shipped template, rendered) carries a signed manage link in both bodies...
+    [receipt] = world.sendgrid.outbox_for(renewal_donation_id(pledge.pledge_id, pledge.period))
+    assert receipt["dynamic_template_data"]["manage_url"]
+    rendered = receipt["rendered"]
+    [link] = re.findall(r"http\S+#token=[\w.-]+", rendered["text"])
+    assert link in rendered["html"].replace("&#x3D;", "=")
+    # ...that opens that pledge on the manage page
+    answer = _call(world, f"/pledges/{pledge.pledge_id}", {"token": _token(link)})
+    assert answer.status == 200 and answer.body["pledge_id"] == pledge.pledge_id
+
+    # And a one-time gift's receipt carries none
+    one_time = world.post(DONATION, key=a_key("receipt-one-time"))
+    world.drain()
+    [plain] = world.sendgrid.outbox_for(one_time.body["donation_id"])
+    assert plain["dynamic_template_data"]["manage_url"] == "" and "#token=" not in plain["rendered"]["text"]
+
+
+def test_donor_show_tells_an_operator_the_pledge_a_gift_belongs_to(world, capsys):
+    # Given a monthly pledge made on the form (its first gift) and a one-time gift
+    pledge = _pledge(world, "donor-show")
+    one_time = world.post(DONATION, key=a_key("donor-show-once")).body["donation_id"]
+    world.drain()
+
+    # When an operator looks up the first gift: its pledge, with its state, next date and card
+    shown = _ops(world, capsys, "donor", "show", pledge.first_donation_id)
+    assert (shown["pledge_id"], shown["state"], shown["next_charge_on"]) == (
+        pledge.pledge_id,
+        "active",
+        pledge.next_charge_on,
+    )
+    assert shown["card"] == "visa ••4242" and shown["email_masked"] == pledge.email_masked
+    assert "customer_id" not in shown and "payment_method_id" not in shown and "email" not in shown
+    capsys.readouterr()
+    assert main(["--stack-name", world.pipeline.stack.stack_name, "donor", "show", pledge.first_donation_id],
+                clients=world.pipeline.clients) == 0  # fmt: skip
+    assert f"pledge    pledge_id {pledge.pledge_id}, state active" in capsys.readouterr().out
+
+    # And a one-time gift belongs to none
+    assert main(["--stack-name", world.pipeline.stack.stack_name, "donor", "show", one_time, "--json"],
+                clients=world.pipeline.clients) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["pledge"] is None

@@ -75,7 +75,11 @@ ROLE_TABLE: dict[str, set[Grant]] = {
     | {("kms:GenerateDataKey", "OperatorTopicKey"), ("kms:Decrypt", "OperatorTopicKey")},
     "ScheduleRenewalsFunctionRole": _logs("ScheduleRenewalsFunctionLogGroup")
     | {("dynamodb:Query", "PledgesTable/index/due_on-index"), ("dynamodb:UpdateItem", "PledgesTable")}
-    | {("sqs:SendMessage", "RenewalQueue")},
+    | {("sqs:SendMessage", "RenewalQueue")}
+    # the January statements run (donations.statement_run)
+    | {("dynamodb:Query", "DonationsTable/index/day-index"), ("dynamodb:BatchGetItem", "DonationsTable")}
+    | {("dynamodb:BatchGetItem", "StatementsTable"), ("dynamodb:UpdateItem", "StatementsTable")}
+    | {("sqs:SendMessage", "ReceiptQueue")},
     "RenewFunctionRole": _logs("RenewFunctionLogGroup")
     | _poll("RenewalQueue", "RenewalDLQ")
     | {("dynamodb:GetItem", "PledgesTable"), ("dynamodb:UpdateItem", "PledgesTable")}
@@ -89,7 +93,8 @@ DONATION_ATTRIBUTES: dict[str, set[str] | None] = {
     "TokenizeFunctionRole": _KEY_AND_STAMP
     | _STEP_FAILURE
     | {"card_status", "card_attempt", "customer_id", "payment_method_id", "card_brand", "card_last4"}
-    | {"card_exp_month", "card_exp_year"},
+    | {"card_exp_month", "card_exp_year"}
+    | {"customer_deleted_at"},  # an erased donor's Customer deleted (donations.customer_erasure)
     "SendReceiptFunctionRole": _KEY_AND_STAMP
     | _STEP_FAILURE
     | {"status", "receipt_status", "receipt_claim_until", "receipt_message_id", "receipt_sent_at"}
@@ -105,6 +110,16 @@ DONATION_ATTRIBUTES: dict[str, set[str] | None] = {
     # the day a dispute's evidence deadline was last told; its condition names the two dispute fields
     "NotifierFunctionRole": _KEY_AND_STAMP | {"dispute_reminded_on", "dispute_open", "dispute_status"},
     "RenewFunctionRole": None,  # creates each period's donation (PutItem): every attribute
-    "ScheduleRenewalsFunctionRole": set(),  # no Donations access
+    "ScheduleRenewalsFunctionRole": set(),  # reads only
 }
 """Role -> the Donations attributes its UpdateItem may name (dynamodb:Attributes); None: unrestricted."""
+
+PLEDGE_ATTRIBUTES: dict[str, set[str]] = {
+    # a dispute stops the pledge; a renewal the donor authenticated moves it on; a card the donor saved
+    # (setup_intent.succeeded) is recorded on it, a lapsed or waiting pledge active again (donations.card_update)
+    "StripeWebhookFunctionRole": {"pledge_id", "updated_at", "state", "canceled_at", "canceled_reason", "due_on"}
+    | {"retry_on", "attention", "attention_since", "next_charge_on", "last_period", "last_donation_id", "renewals"}
+    | {"renewal_try", "payment_method_id", "card_brand", "card_last4", "card_setup_id", "card_updated_at"}
+    | {"queued_for", "queued_at"},
+}
+"""Role -> the Pledges attributes its UpdateItem may name (dynamodb:Attributes); a role not listed: unrestricted."""

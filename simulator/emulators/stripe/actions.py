@@ -13,6 +13,8 @@ from simulator.emulators.stripe.clock import Clock
 from simulator.emulators.stripe.confirmation import authenticated, fail_authentication
 from simulator.emulators.stripe.intent_objects import new_payment_intent, payment_method_config
 from simulator.emulators.stripe.objects import copy_json, new_request_id
+from simulator.emulators.stripe.setup_intents import fail_authentication as fail_setup
+from simulator.emulators.stripe.setup_intents import set_up
 from simulator.emulators.stripe.state import Ctx, History, StripeState
 from simulator.emulators.stripe.webhook_settings import DELIVERED
 from simulator.emulators.stripe.webhooks import WebhookDispatcher
@@ -30,20 +32,20 @@ class StripeActions:
         return Ctx("", new_request_id(), None, None, self.clock.timestamp())
 
     def authenticate(self, pi_id: str, outcome: str) -> Json:
-        """The donor finishing (``succeed``) or failing (``fail``) 3-D Secure for a requires_action intent."""
+        """The donor finishing (``succeed``) or failing (``fail``) 3-D Secure for a requires_action intent: a
+        PaymentIntent, or a SetupIntent (``seti_...``: the card saved, or not)."""
         with self._lock:
-            pi = self.account.payment_intents.get(pi_id)
-            if pi is None:
-                raise KeyError(f"No such payment_intent: '{pi_id}'")
-            if pi["status"] != "requires_action":
-                raise ValueError(f"PaymentIntent {pi_id} has status {pi['status']}, not requires_action")
-            if outcome == "succeed":
-                authenticated(self.account, self._ctx(), pi)
-            elif outcome == "fail":
-                fail_authentication(self.account, self._ctx(), pi)
-            else:
+            setting_up = pi_id.startswith("seti_")
+            found = (self.account.setup_intents if setting_up else self.account.payment_intents).get(pi_id)
+            if found is None:
+                raise KeyError(f"No such {'setup_intent' if setting_up else 'payment_intent'}: '{pi_id}'")
+            if found["status"] != "requires_action":
+                raise ValueError(f"{pi_id} has status {found['status']}, not requires_action")
+            if outcome not in ("succeed", "fail"):
                 raise ValueError("outcome must be 'succeed' or 'fail'")
-            return copy_json(pi)
+            succeeded, failed = (set_up, fail_setup) if setting_up else (authenticated, fail_authentication)
+            (succeeded if outcome == "succeed" else failed)(self.account, self._ctx(), found)
+            return copy_json(found)
 
     def simulate_history(self, pi_id: str, *, per_day: int, since: float, until: float) -> int:
         """A busy account's history: ``per_day`` PaymentIntents a day created evenly from ``since`` to

@@ -36,6 +36,8 @@ class CardProfile:
     dispute_inquiry: bool = False
     # A refund that succeeds, then fails (docs.stripe.com/testing, "Refunds": asynchronous failure).
     refund_fails: bool = False
+    # Confirmed in a SetupIntent (saving the card with the customer present), when that differs from ``outcome``.
+    setup_outcome: Outcome | None = None
 
     @property
     def last4(self) -> str:
@@ -92,7 +94,7 @@ MAGIC_CARDS: dict[str, CardProfile] = {
         "4000003800000446", "visa", "authenticate", off_session="succeed"
     ),
     # attaching to a Customer succeeds; every charge then fails.
-    "pm_card_chargeCustomerFail": _declined("4000000000000341", "generic_decline"),
+    "pm_card_chargeCustomerFail": replace(_declined("4000000000000341", "generic_decline"), setup_outcome="succeed"),
     # needs authentication on-session; every off-session payment is declined for insufficient funds.
     "pm_card_authenticationRequiredChargeDeclinedInsufficientFunds": CardProfile(
         "4000008260003178",

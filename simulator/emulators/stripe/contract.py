@@ -56,9 +56,13 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/v1/customers", "CustomerListParams"),
     Endpoint("POST", "/v1/customers", "CustomerCreateParams"),
     Endpoint("GET", "/v1/customers/{id}", "CustomerRetrieveParams"),
+    Endpoint("DELETE", "/v1/customers/{id}", "CustomerDeleteParams"),
     Endpoint("POST", "/v1/payment_methods", "PaymentMethodCreateParams"),
     Endpoint("GET", "/v1/payment_methods/{id}", "PaymentMethodRetrieveParams"),
     Endpoint("POST", "/v1/payment_methods/{id}/attach", "PaymentMethodAttachParams"),
+    Endpoint("POST", "/v1/setup_intents", "SetupIntentCreateParams"),
+    Endpoint("GET", "/v1/setup_intents/{id}", "SetupIntentRetrieveParams"),
+    Endpoint("POST", "/v1/setup_intents/{id}/confirm", "SetupIntentConfirmParams"),
     Endpoint("GET", "/v1/charges/{id}", "ChargeRetrieveParams"),
     Endpoint("POST", "/v1/refunds", "RefundCreateParams"),
     Endpoint("GET", "/v1/webhook_endpoints", "WebhookEndpointListParams"),
@@ -82,7 +86,7 @@ _REMOVED: Mapping[tuple[str, str], Violation] = {
         "the Dashboard.",
         docs=_PMT_REMOVED,
     )
-    for name in ("POST /v1/payment_intents", "POST /v1/payment_intents/{id}/confirm")
+    for name in ("POST /v1/payment_intents", "POST /v1/payment_intents/{id}/confirm", "POST /v1/setup_intents")
 }
 
 

@@ -3,9 +3,9 @@
 Besides the shared routes (faults, latency, seed, reset, state; see ``simulator.emulators.base``):
 ``POST webhooks`` / ``GET webhooks`` / ``POST webhooks/mode`` / ``GET webhooks/deliveries`` (long poll),
 ``GET clock`` / ``POST clock {"advance": seconds}``, ``GET idempotency`` (``?key=K&timeout=s`` long-polls
-until a request with key K executes), and ``POST payment_intents/{id}/authenticate``,
-``charges/{id}/refund`` (``{"amount": n}`` for a partial one), ``charges/{id}/dispute``
-(``{"reason": r, "inquiry": true}`` optional),
+until a request with key K executes), and ``POST payment_intents/{id}/authenticate`` (and
+``setup_intents/{id}/authenticate``), ``charges/{id}/refund`` (``{"amount": n}`` for a partial one),
+``charges/{id}/dispute`` (``{"reason": r, "inquiry": true}`` optional),
 ``disputes/{id}/close`` (``{"status": "won" | "lost" | "warning_closed"}``), ``events/{id}/deliver``. Emulator-only:
 ``POST cards {"cards": {number: "pm_card_..."}}`` issues card numbers beside Stripe's published test
 cards (``StripeActions.issue_cards``).
@@ -70,12 +70,17 @@ def _route(emu: StripeEmulator, req: Request, sub: str) -> Response | None:
 
 
 def _object_action(emu: StripeEmulator, req: Request, sub: str) -> Response | None:
-    match = re.fullmatch(r"(payment_intents|charges|disputes|events)/([^/]+)/(\w+)", sub)
+    match = re.fullmatch(r"(payment_intents|setup_intents|charges|disputes|events)/([^/]+)/(\w+)", sub)
     if match is None or req.method != "POST":
         return None
     kind, obj_id, action = match[1], unquote(match[2]), match[3]
+
+    def authenticate() -> Json:
+        return emu.authenticate(obj_id, str(_body(req).get("outcome", "")))
+
     actions: dict[tuple[str, str], Callable[[], Json]] = {
-        ("payment_intents", "authenticate"): lambda: emu.authenticate(obj_id, str(_body(req).get("outcome", ""))),
+        ("payment_intents", "authenticate"): authenticate,
+        ("setup_intents", "authenticate"): authenticate,
         ("charges", "refund"): lambda: emu.refund(obj_id, _body(req).get("amount")),
         ("charges", "dispute"): lambda: emu.dispute(
             obj_id, str(_body(req).get("reason") or "fraudulent"), inquiry=bool(_body(req).get("inquiry"))

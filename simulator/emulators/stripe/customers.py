@@ -1,4 +1,4 @@
-"""Customers: create, retrieve, list (docs.stripe.com/api/customers)."""
+"""Customers: create, retrieve, list, delete (docs.stripe.com/api/customers)."""
 
 from __future__ import annotations
 
@@ -38,11 +38,34 @@ def create(state: StripeState, ctx: Ctx, p: Json, _: str | None) -> Json:
 
 
 def retrieve(state: StripeState, ctx: Ctx, p: Json, customer_id: str | None) -> Json:
+    """A deleted Customer can still be retrieved: its id and ``deleted: true``
+    (docs.stripe.com/api/customers/delete)."""
     params.expand(p, set())
+    deleted = state.deleted_customers.get(customer_id or "")
+    if deleted is not None:
+        return copy_json(deleted)
     customer = state.customers.get(customer_id or "")
     if customer is None:
         raise errors.no_such("customer", customer_id or "", "id")
     return copy_json(customer)
+
+
+def delete(state: StripeState, ctx: Ctx, p: Json, customer_id: str | None) -> Json:
+    """Permanently delete: answers ``{"id", "object": "customer", "deleted": true}``; an id that does not
+    exist, or no longer does (deleted already), is refused as "No such customer" (404)
+    (docs.stripe.com/api/customers/delete: "If the customer ID does not exist, this call raises an
+    error"). Its card details go: its PaymentMethods are detached ("Deleting customers removes all
+    credit card details"). Listed no more; later requests naming it are refused as for any unknown id."""
+    customer = state.customers.pop(customer_id or "", None)
+    if customer is None:
+        raise errors.no_such("customer", customer_id or "", "id")
+    for method in state.payment_methods.values():
+        if method.get("customer") == customer["id"]:
+            method["customer"] = None
+    stub = {"id": customer["id"], "object": "customer", "deleted": True}
+    state.deleted_customers[customer["id"]] = stub
+    emit(state, ctx, "customer.deleted", customer)
+    return copy_json(stub)
 
 
 def list_customers(state: StripeState, ctx: Ctx, p: Json, _: str | None) -> Json:

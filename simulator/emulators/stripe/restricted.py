@@ -27,8 +27,12 @@ ROUTE_PERMISSIONS: dict[str, tuple[str, str]] = {
     "GET /v1/customers": ("Customers", READ),
     "POST /v1/customers": ("Customers", WRITE),
     "GET /v1/customers/{id}": ("Customers", READ),
+    "DELETE /v1/customers/{id}": ("Customers", WRITE),
     "GET /v1/payment_methods/{id}": ("PaymentMethods", READ),
     "POST /v1/payment_methods/{id}/attach": ("PaymentMethods", WRITE),
+    "POST /v1/setup_intents": ("SetupIntents", WRITE),
+    "GET /v1/setup_intents/{id}": ("SetupIntents", READ),
+    "POST /v1/setup_intents/{id}/confirm": ("SetupIntents", WRITE),
     "GET /v1/charges/{id}": ("Charges", READ),
     # The Dashboard's "Refunds" permission (rak_refund_write; donations-ops refund uses a secret key).
     "POST /v1/refunds": ("Refunds", WRITE),
@@ -49,6 +53,7 @@ EXPANDABLE: dict[str, str] = {"latest_charge": "Charges", "payment_method": "Pay
 _PERMISSION_NAMES = {"PaymentIntents": "payment_intent", "Customers": "customer", "PaymentMethods": "payment_method"}
 _PERMISSION_NAMES["Charges"] = "charge"
 _PERMISSION_NAMES["Refunds"] = "refund"
+_PERMISSION_NAMES["SetupIntents"] = "setup_intent"
 _PERMISSION_NAMES["WebhookEndpoints"] = "webhook_endpoint"
 
 

@@ -67,10 +67,13 @@ class StripeState:
     payment_intents: dict[str, Json] = field(default_factory=dict)
     searchable_from: dict[str, float] = field(default_factory=dict)  # emulator time a PI becomes searchable
     payment_methods: dict[str, Json] = field(default_factory=dict)
+    setup_intents: dict[str, Json] = field(default_factory=dict)
     pm_usage: dict[str, PmUsage] = field(default_factory=dict)
     issued_cards: dict[str, CardProfile] = field(default_factory=dict)
     """Card numbers the emulator issued beside Stripe's published ones (cards.issued_card), by number."""
     customers: dict[str, Json] = field(default_factory=dict)
+    deleted_customers: dict[str, Json] = field(default_factory=dict)
+    """What retrieving a deleted Customer answers (docs.stripe.com/api/customers/delete), by id."""
     charges: dict[str, Json] = field(default_factory=dict)
     attachments: list[Json] = field(default_factory=list)
     events: list[Json] = field(default_factory=list)
@@ -89,9 +92,11 @@ class StripeState:
             self.payment_intents,
             self.searchable_from,
             self.payment_methods,
+            self.setup_intents,
             self.pm_usage,
             self.issued_cards,
             self.customers,
+            self.deleted_customers,
             self.charges,
             self.events_by_id,
         ):

@@ -10,6 +10,8 @@
  *   elements.submit()                               docs.stripe.com/js/elements/submit
  *   stripe.createPaymentMethod({elements, params})  docs.stripe.com/js/payment_methods/create_payment_method_elements
  *   stripe.handleNextAction({clientSecret})         docs.stripe.com/js/payment_intents/handle_next_action
+ *   stripe.confirmCardSetup(clientSecret, {payment_method: "pm_..."})
+ *                                                   docs.stripe.com/js/setup_intents/confirm_card_setup
  * As in Stripe.js, card details are typed into a frame of the provider's origin (here the emulator's),
  * which creates the PaymentMethod itself (POST /v1/payment_methods with the publishable key): the page
  * never sees a card number. 3-D Secure opens a challenge frame in a modal. Imitated, not Stripe's:
@@ -110,7 +112,21 @@
 
     /** The challenge frame in a modal dialog; resolves {paymentIntent} or {error}, as Stripe.js does. */
     async function handleNextAction(request) {
-      const clientSecret = request && request.clientSecret;
+      return challenge(request && request.clientSecret);
+    }
+
+    /** Confirm a SetupIntent with an existing PaymentMethod (its id, as the reference allows), then the bank's
+     * challenge if it asks for one; resolves {setupIntent} or {error}, as Stripe.js does. The confirm is posted
+     * from the challenge frame (the emulator's origin, as Stripe.js posts to Stripe's from its own frames). */
+    async function confirmCardSetup(clientSecret, data) {
+      const paymentMethod = data && data.payment_method;
+      if (typeof paymentMethod !== "string") {
+        throw new Error("The Stripe.js stand-in's confirmCardSetup takes {payment_method: 'pm_...'} (no Card Element).");
+      }
+      return challenge(clientSecret, "confirmSetup", paymentMethod);
+    }
+
+    async function challenge(clientSecret, type = "authorize", paymentMethod = undefined) {
       const overlay = document.createElement("div");
       overlay.setAttribute("role", "dialog");
       overlay.setAttribute("aria-modal", "true");
@@ -124,13 +140,13 @@
       document.body.append(overlay);
       frame.addEventListener("load", () => frame.focus(), { once: true });
       try {
-        return await ask("authorize", { key: publishableKey, clientSecret });
+        return await ask(type, { key: publishableKey, clientSecret, paymentMethod });
       } finally {
         overlay.remove();
       }
     }
 
-    return { elements, createPaymentMethod, handleNextAction };
+    return { elements, createPaymentMethod, handleNextAction, confirmCardSetup };
   }
 
   window.Stripe = Stripe;

@@ -33,6 +33,7 @@
     link_expired: "This link has expired",
     link_used: "This link was already used",
     nothing_to_authenticate: "This gift no longer needs you",
+    card_not_saved: "Your card was not saved",
     unsupported_media_type: "This donation could not be sent",
     not_found: "Donation not found",
     idempotency_key_reused: "Your details changed while we were processing",

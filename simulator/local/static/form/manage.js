@@ -1,5 +1,5 @@
-// The pledge manage page: a donor sees and cancels a monthly gift through the signed link emailed to
-// them (docs/monthly-giving.md, "Managing a pledge"). The link's token is in the URL's fragment, which
+// The pledge manage page: a donor sees a monthly gift, gives it a new card and cancels it through the signed
+// link emailed to them (docs/monthly-giving.md, "Managing a pledge"). The link's token is in the URL's fragment, which
 // browsers never send to a server; this page posts it in a JSON body. No account, no cookies.
 (() => {
   "use strict";
@@ -88,6 +88,46 @@
     show(h("p", { id: "pg-ask", text: `Your bank asks you to confirm this month's gift of ${money(answer.body.amount, answer.body.currency)}. Nothing has been charged yet.` }), button, said);
   }
 
+  /** A new card: the Payment Element makes the PaymentMethod, our API a SetupIntent on the pledge's Customer, and
+   * Stripe.js confirmCardSetup saves the card (the bank's check in the page if it asks), then our API records it
+   * (docs.stripe.com/payments/save-and-reuse; docs.stripe.com/js/setup_intents/confirm_card_setup). */
+  async function updateCard(pledge, place, said) {
+    const path = `/pledges/${encodeURIComponent(pledge.pledge_id)}/card`;
+    const frame = h("div", { id: "pg-card-element" });
+    const save = h("button", { type: "submit", class: "dn-submit", id: "pg-card-save", disabled: true }, "Save this card");
+    let stripe = null;
+    let elements = null;
+    const form = h("form", { class: "dn-form", id: "pg-card-form", novalidate: true, onsubmit: async (event) => {
+      event.preventDefault();
+      save.disabled = true;
+      said.textContent = "Saving your card…";
+      const failed = (text) => { said.textContent = text; save.disabled = false; };
+      const checked = await elements.submit();
+      if (checked.error) return failed(checked.error.message || "Please check your card details.");
+      const created = await stripe.createPaymentMethod({ elements });
+      if (created.error) return failed(created.error.message || "Please check your card details.");
+      const attempt = crypto.randomUUID().replace(/-/g, "");
+      const started = await post(path, { token, attempt });
+      if (started.status !== 200) return failed((started.body.error && started.body.error.message) || "That did not work; please try again.");
+      const confirmed = await stripe.confirmCardSetup(started.body.client_secret, { payment_method: created.paymentMethod.id });
+      if (confirmed.error) return failed(confirmed.error.message || "Your card was not saved. You can try again.");
+      const done = await post(`${path}/complete`, { token, setup_intent_id: started.body.setup_intent_id });
+      if (done.status !== 200) return failed((done.body.error && done.body.error.message) || "That did not work; please try again.");
+      render(done.body);
+      document.getElementById("pg-status").textContent = "Your new card is saved: your next monthly gift will be charged to it.";
+    } }, frame, save);
+    place.replaceChildren(form);
+    try {
+      stripe = await loadStripe();
+      elements = stripe.elements({ mode: "setup", currency: pledge.currency, paymentMethodCreation: "manual",
+        setupFutureUsage: "off_session", paymentMethodTypes: ["card"] });
+      elements.create("payment").mount(frame);
+      save.disabled = false;
+    } catch (failure) {
+      said.textContent = "The card form could not be loaded. Please reload the page.";
+    }
+  }
+
   function askForLink(title, text) {
     const email = h("input", { id: "pg-email", type: "email", autocomplete: "email", required: true, maxlength: 254 });
     const said = h("p", { id: "pg-link-status", role: "status" });
@@ -101,12 +141,19 @@
     show(h("div", { class: "dn-alert", role: "alert", id: "pg-alert" }, h("strong", { text: title }), h("p", { text: text })), form);
   }
 
+  const STATES = {
+    active: "Active",
+    canceled: "Canceled: you will not be charged again",
+    lapsed: "Stopped: your card could not be charged. Give it a card that works to restart your gift.",
+    needs_attention: "Waiting for you: please update your card",
+  };
+
   function render(pledge) {
     const canceled = pledge.state === "canceled";
     const rows = [
       ["Amount", `${money(pledge.amount, pledge.currency)} a month`],
-      ["Status", canceled ? "Canceled: you will not be charged again" : pledge.state === "active" ? "Active" : "Waiting for you: please update your card"],
-      canceled ? null : ["Next gift", day(pledge.next_charge_on)],
+      ["Status", STATES[pledge.state] || STATES.needs_attention],
+      canceled || pledge.state === "lapsed" ? null : ["Next gift", day(pledge.next_charge_on)],
       pledge.card_last4 ? ["Card", `${(pledge.card_brand || "card").toUpperCase()} ending ${pledge.card_last4}`] : null,
     ].filter(Boolean);
     const summary = h("dl", { id: "pg-pledge" }, ...rows.flatMap(([name, value]) => [h("dt", { text: name }), h("dd", { text: value })]));
@@ -122,7 +169,10 @@
       } }, "Yes, cancel it"),
       h("button", { type: "button", id: "pg-cancel-no", onclick: () => { confirm.hidden = true; } }, "Keep it"));
     const cancel = h("button", { type: "button", id: "pg-cancel", onclick: () => { confirm.hidden = false; } }, "Cancel my monthly gift");
-    show(summary, cancel, confirm, said);
+    const card = h("div", { id: "pg-card" });
+    const change = h("button", { type: "button", id: "pg-update-card", onclick: () => { change.hidden = true; updateCard(pledge, card, said); } },
+      pledge.state === "active" ? "Use another card" : "Update my card and restart my gift");
+    show(summary, change, card, cancel, confirm, said);
   }
 
   async function load() {
