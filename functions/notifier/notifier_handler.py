@@ -1,4 +1,5 @@
-"""SNS (alarm state changes) and an EventBridge schedule (growth notices) → operator notifications.
+"""SNS (alarm state changes) and an EventBridge schedule (growth notices, dispute evidence reminders) →
+operator notifications.
 
 The work is donations.notify's; this only tells the two events apart.
 """
@@ -41,4 +42,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, i
         return {"relayed": sum(1 for n in relayed if n is not None), "dropped": sum(1 for n in relayed if n is None)}
     # The schedule: the run's scheduled time, not the clock (a late invocation judges the same window).
     scheduled = parse(event=event, model=EventBridgeModel).time
-    return {"growth_notices": len(notifier().growth(scheduled))}
+    growth = notifier().growth(scheduled)
+    return {"growth_notices": len(growth), "evidence_reminders": len(notifier().evidence_reminders(scheduled))}

@@ -354,6 +354,12 @@ class Donation(BaseModel):
     refund_notice_claim_until: int | None = None
     refund_notice_message_id: str | None = None
     refund_notice_sent_at: str | None = None
+    # Refunds that succeeded, then failed (the bank refused the money back; ``refund.failed``): their ids, so
+    # none is taken off twice, the sum they took off ``amount_refunded``, when the last failed, and why.
+    refunds_failed: list[str] = Field(default_factory=list)
+    amount_refund_failed: int = 0
+    refund_failed_at: str | None = None
+    refund_failure_reason: str | None = None
     # A chargeback (donations.refunds): Stripe's Dispute id, reason, status (open ones, then won, lost,
     # warning_closed), the amount disputed, when it opened, closed, and when evidence is due.
     dispute_id: str | None = None
@@ -364,6 +370,14 @@ class Donation(BaseModel):
     dispute_closed_at: str | None = None
     dispute_evidence_due_by: str | None = None
     dispute_open: str | None = None  # "open" while it is: the sparse dispute-index's key (donations-ops disputes)
+    # The money the dispute moved (its balance transactions, ``stripe.Dispute.balance_transactions``): how many
+    # there were (0, 1 withdrawn, 2 withdrawn and reinstated; only ever more, so an older event changes nothing),
+    # and Stripe's dispute fee they charged, in their currency.
+    dispute_balance_transactions: int = 0
+    dispute_fee: int = 0
+    dispute_fee_currency: str | None = None
+    # The UTC day an operator was last reminded that this open dispute's evidence is due (the reconciler).
+    dispute_reminded_on: str | None = None
     # -- for operators (donations_ops) ---------------------------------------------------------------
     # Lookups: the donor's key (Identifiers.donor_key; the email itself is never an index key) and the UTC day
     # it was made, keys of the donor-index and day-index; when it was charged and the card's last 4.

@@ -5,7 +5,8 @@ operator topic, adding what the alarm alone cannot say: which step is failing, h
 are retrying or parked, how many messages the DLQ holds, the top failure reasons, the first command
 and the runbook section. The INSUFFICIENT_DATA -> OK change every new alarm makes is dropped: it is
 start-up, not news. An alarm pages once when it fires; a step whose trouble keeps growing is
-reported by the scheduled growth notice (at most one per step per window), never once per message.
+reported by the scheduled growth notice (at most one per step per window), never once per message. The
+same scheduled run reminds operators of a dispute whose evidence is due soon (donations.dispute_reminders).
 
 Each notification is an SNS message with a text for people (email, SMS) and, for machines (SQS,
 HTTPS, Lambda subscribers and the local console), the alarm's JSON with a ``Notifier`` section.
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from donations import attention
+from donations import attention, dispute_reminders
 from donations.models import Step
 from donations.observability import logger
 from donations.settings import NotifierSettings
@@ -161,6 +162,30 @@ def growth_notice(
     return Notification(_subject(f"GROWING: {section}: {headline}"), "\n".join(lines), document)
 
 
+def evidence_reminder(due: dispute_reminders.EvidenceDue, settings: NotifierSettings, now: datetime) -> Notification:
+    """An open dispute's evidence is due soon and not submitted (donations.dispute_reminders)."""
+    stack = settings.alarm_name_prefix.removesuffix("-")
+    first = f"donations-ops --stack-name {stack} disputes"
+    runbook = f"{settings.runbook_url}#dispute"
+    headline = f"evidence for donation {due.donation_id} due by {due.due_by}"
+    lines = [
+        f"DUE SOON: a dispute's evidence is due by {due.due_by} and not submitted (donation {due.donation_id}).",
+        "Respond in the Stripe Dashboard before then, or the dispute is lost.",
+        "",
+        f"First: {first}",
+        f"Then: donations-ops --stack-name {stack} donor show {due.donation_id}",
+        f"Runbook: {runbook} (Evidence due soon)",
+    ]
+    document = {
+        "AlarmName": f"{settings.alarm_name_prefix}dispute",
+        "NewStateValue": "DUE_SOON",
+        "StateChangeTime": now.isoformat(),
+        "Notifier": {"kind": "evidence_due", "section": "dispute", "runbook": runbook, "first_command": first,
+                     "summary": headline, "donation_id": due.donation_id, "evidence_due_by": due.due_by},
+    }  # fmt: skip
+    return Notification(_subject(f"DUE SOON: dispute: {headline}"), "\n".join(lines), document)
+
+
 def _subject(text: str) -> str:
     printable = "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in text)
     return printable[: _SUBJECT_LIMIT - 3] + "..." if len(printable) > _SUBJECT_LIMIT else printable
@@ -201,6 +226,18 @@ class Notifier:
                 notification = growth_notice(self._context(step, found), new, self.settings, now)
                 self._publish(notification)
                 sent.append(notification)
+        return sent
+
+    def evidence_reminders(self, now: datetime) -> list[Notification]:
+        """Open disputes whose evidence is due within days: each reminded once a day (donations.dispute_reminders)."""
+        sent: list[Notification] = []
+
+        def publish(due: dispute_reminders.EvidenceDue) -> None:
+            notification = evidence_reminder(due, self.settings, now)
+            self._publish(notification)
+            sent.append(notification)
+
+        dispute_reminders.remind(self._table, now, publish)
         return sent
 
     def context(self, step: Step) -> StepContext:

@@ -513,6 +513,18 @@ class PledgeStore:
             return False
         return True
 
+    def pledges_on_card(self, donor_key: str, card_brand: str, card_last4: str) -> list[str]:
+        """The donor's pledges, not canceled, that charge a card shown as ``card_brand`` ending ``card_last4``
+        (the donor index, then each pledge: the index does not hold the card)."""
+        found = []
+        for listed in self.for_donor(donor_key):
+            if listed.state is PledgeState.CANCELED:
+                continue
+            pledge = self.get(listed.pledge_id)
+            if pledge is not None and (pledge.card_brand, pledge.card_last4) == (card_brand, card_last4):
+                found.append(pledge.pledge_id)
+        return found
+
     def record_authenticated_renewal(self, pledge_id: str, donation_id: str) -> bool:
         """``record_authenticated`` from the ids alone (Stripe's webhook): False if the pledge does not wait
         for that renewal (recorded already by the page's return, resumed or canceled meanwhile)."""

@@ -22,6 +22,7 @@ from donations.models import (
     FollowUpMessage,
     RefundState,
     Step,
+    refund_state,
 )
 
 if TYPE_CHECKING:
@@ -126,6 +127,30 @@ class ParkedMessage:
 
 
 @dataclass(frozen=True)
+class RefundFailure:
+    """A refund that succeeded, then failed (Stripe's ``refund.failed``; ``stripe.Refund.failure_reason``)."""
+
+    refund_id: str
+    amount: int
+    reason: str
+    failed_at: str
+
+    def record_values(self, donation: Donation) -> dict[str, Any]:
+        """The donation's refund fields once this refund is taken off its refunded total. The donor was last
+        told of at most the new total, so the next real refund is told again."""
+        refunded = max(0, donation.amount_refunded - self.amount)
+        return {
+            "amount_refunded": refunded,
+            "refund_state": refund_state(donation.amount, refunded),
+            "refund_notice_amount": min(donation.refund_notice_amount, refunded),
+            "refunds_failed": [*donation.refunds_failed, self.refund_id],
+            "amount_refund_failed": donation.amount_refund_failed + self.amount,
+            "refund_failed_at": self.failed_at,
+            "refund_failure_reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
 class DisputeFacts:
     """One Stripe Dispute as an event shows it (donations.refunds)."""
 
@@ -137,6 +162,11 @@ class DisputeFacts:
     changed_at: str
     """When this event happened: the dispute's closing time for a closed one."""
     evidence_due_by: str | None
+    balance_transactions: int = 0
+    """How many balance transactions the dispute has: 1 once funds were withdrawn, 2 once reinstated."""
+    fee: int = 0
+    """Stripe's dispute fee, the sum of its balance transactions' ``fee``."""
+    fee_currency: str | None = None
 
     @property
     def closed(self) -> bool:
@@ -151,6 +181,9 @@ class DisputeFacts:
             "dispute_amount": self.amount,
             "disputed_at": self.opened_at,
             "dispute_evidence_due_by": self.evidence_due_by,
+            "dispute_balance_transactions": self.balance_transactions,
+            "dispute_fee": self.fee,
+            "dispute_fee_currency": self.fee_currency,
         }
         if self.closed:
             return values | {"dispute_closed_at": self.changed_at, "dispute_open": None}
@@ -242,6 +275,7 @@ class Store(Protocol):
     def mark_refund_notice_sent(self, donation_id: str, amount_refunded: int, message_id: str) -> None: ...
     def release_refund_notice_claim(self, donation_id: str) -> None: ...
     def record_dispute(self, donation_id: str, dispute: DisputeFacts) -> Donation: ...
+    def record_refund_failure(self, donation_id: str, failure: RefundFailure) -> Donation | None: ...
 
 
 class Payments(Protocol):
@@ -291,6 +325,10 @@ class PledgeStopper(PledgeCards, Protocol):
 
     def stop_for_dispute(self, pledge_id: str, reason: str) -> bool:
         """Stop the pledge (no further charges); False if it was already stopped or does not exist."""
+        ...
+
+    def pledges_on_card(self, donor_key: str, card_brand: str, card_last4: str) -> list[str]:
+        """The donor's pledges, not canceled, on the card shown as this brand and last 4."""
         ...
 
     def record_authenticated_renewal(self, pledge_id: str, donation_id: str) -> bool:

@@ -8,7 +8,7 @@ from datetime import date
 from donations.errors import PermanentStepFailure, RetryableStepFailure, StoredServerError
 from donations.models import Donation, DonationStatus, FollowUpMessage, Step, StepStatus
 from donations.observability import MetricUnit, logger, metrics
-from donations.pledges import PledgeStore, pledge_from_donation
+from donations.pledges import PledgeStore, pledge_from_donation, pledge_id_for
 from donations.ports import Mailer, Payments, SavedCard, Store
 from donations.store import ConditionFailed
 
@@ -55,6 +55,7 @@ def save_card(
         raise
     if donation.pledge_day_of_month is not None:
         _start_pledge(donation, card, pledges)
+        _stop_if_disputed(store, donation, pledges)
     try:
         store.record_card(donation.donation_id, card)
     except ConditionFailed:
@@ -76,6 +77,19 @@ def _start_pledge(donation: Donation, card: SavedCard, pledges: PledgeStore | No
         logger.info("Pledge started", extra={"pledge_id": pledge.pledge_id, "next_charge_on": pledge.next_charge_on})
     else:
         logger.info("Pledge already started by an earlier delivery", extra={"pledge_id": pledge.pledge_id})
+
+
+def _stop_if_disputed(store: Store, donation: Donation, pledges: PledgeStore | None) -> None:
+    """A dispute that came before its pledge existed (Stripe's dispute test cards dispute at once) found no
+    pledge to stop. The webhook records the dispute, then stops the pledge; this makes the pledge, then
+    reads the dispute (a consistent read): whichever runs second sees the other's write."""
+    disputed = store.get(donation.donation_id)
+    if pledges is None or disputed is None or disputed.dispute_id is None:
+        return
+    pledge_id = pledge_id_for(donation.donation_id)
+    if pledges.stop_for_dispute(pledge_id, f"dispute:{disputed.dispute_reason}:{disputed.dispute_id}"):
+        metrics.add_metric(name="PledgesStoppedByDispute", unit=MetricUnit.Count, value=1)
+        logger.warning("Pledge stopped: its first gift is disputed", extra={"pledge_id": pledge_id})
 
 
 def send_receipt(message: FollowUpMessage, *, store: Store, mailer: Mailer, lease_seconds: int) -> None:

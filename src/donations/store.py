@@ -32,7 +32,7 @@ from donations.models import (
     StepStatus,
     utc_now,
 )
-from donations.ports import CurrentCharge, DisputeFacts, ReceiptClaim, SavedCard
+from donations.ports import CurrentCharge, DisputeFacts, ReceiptClaim, RefundFailure, SavedCard
 from donations.redaction import mask_email
 from donations.step_failures import ATTENTION_ATTRIBUTES as ATTENTION_ATTRIBUTES
 from donations.step_failures import DAY_INDEX as DAY_INDEX
@@ -45,6 +45,8 @@ _CHARGING = Lease("charging_until")
 _FOLLOWUPS = Lease("followups_claim_until")
 _RECEIPT = Lease("receipt_claim_until")
 _REFUND_NOTICE = Lease("refund_notice_claim_until")
+# Read-then-write updates retried this often when another writer changed the item in between.
+_RACES = 5
 
 
 def new_donation(
@@ -449,12 +451,38 @@ class DonationStore(StepFailureWrites):
         self, donation_id: str, amount_refunded: int, refunded_at: str, state: RefundState | None
     ) -> Donation:
         """The refunded total as Stripe says it now. Refunds only grow: an older total arriving late (an
-        earlier ``charge.refunded``) does not shrink it (ConditionFailed); the same total again is a no-op."""
+        earlier ``charge.refunded``) does not shrink it (ConditionFailed); the same total again is a no-op.
+        A total Stripe stated before a refund failed (still counting that refund) is refused as well."""
+        grows = Attr("amount_refunded").not_exists() | Attr("amount_refunded").lte(amount_refunded)
+        after_failure = Attr("refund_failed_at").not_exists() | Attr("refund_failed_at").lt(refunded_at)
         return self._update(
             donation_id,
             {"amount_refunded": amount_refunded, "refunded_at": refunded_at, "refund_state": _value(state)},
-            condition=Attr("amount_refunded").not_exists() | Attr("amount_refunded").lte(amount_refunded),
+            condition=grows & after_failure,
         )
+
+    def record_refund_failure(self, donation_id: str, failure: RefundFailure) -> Donation | None:
+        """Take a failed refund off the refunded total, once per refund (None: it was taken off already).
+
+        Read, then written on condition that the total is still what was read, so two failures racing
+        each take their own amount off."""
+        for _ in range(_RACES):
+            donation = self.require(donation_id)
+            if failure.refund_id in donation.refunds_failed:
+                return None
+            values = failure.record_values(donation)
+            values["refund_state"] = _value(values["refund_state"])
+            total_as_read = Attr("amount_refunded").eq(donation.amount_refunded)
+            if donation.amount_refunded == 0:
+                total_as_read |= Attr("amount_refunded").not_exists()
+            unchanged = total_as_read & (
+                Attr("refunds_failed").not_exists() | ~Attr("refunds_failed").contains(failure.refund_id)
+            )
+            try:
+                return self._update(donation_id, values, condition=unchanged)
+            except ConditionFailed:
+                continue
+        raise ConditionFailed(donation_id)
 
     def claim_refund_notice(self, donation_id: str, lease_seconds: int, now: float | None = None) -> ReceiptClaim:
         """Take the right to tell the donor about the refunded total as it is now: one notice per total.
@@ -500,10 +528,15 @@ class DonationStore(StepFailureWrites):
     def record_dispute(self, donation_id: str, dispute: DisputeFacts) -> Donation:
         """The dispute as this event shows it. A dispute's status only moves towards closed: an open
         status arriving after the closing one (events out of order) changes nothing (ConditionFailed)."""
-        condition = None
+        another = Attr("dispute_id").not_exists() | Attr("dispute_id").ne(dispute.dispute_id)
+        # Balance transactions only accumulate: an event with fewer is older than the record.
+        moved = Attr("dispute_balance_transactions").not_exists() | Attr("dispute_balance_transactions").lte(
+            dispute.balance_transactions
+        )
+        condition = another | moved
         if not dispute.closed:
             closed = Attr("dispute_status").is_in(sorted(CLOSED_DISPUTE_STATUSES))
-            condition = Attr("dispute_id").ne(dispute.dispute_id) | ~closed
+            condition = another | (moved & ~closed)
         return self._update(donation_id, dispute.record_values(), condition=condition)
 
     def _update(

@@ -22,8 +22,9 @@ The rules:
   its PaymentIntent is the donation's current charge (``CurrentCharge``): the charge cancels a spent
   attempt's PaymentIntent before it charges the next attempt, and that cancel's event may arrive
   before the next attempt's charge is recorded.
-* **Refunds and disputes** are recorded by donations.refunds: a refund's sum only grows and a dispute's
-  status only moves towards closed, so duplicates and events out of order count nothing twice.
+* **Refunds and disputes** are recorded by donations.refunds: a refund's sum only grows (a failed refund
+  comes off once, by its id) and a dispute's status only moves towards closed, so duplicates and events
+  out of order count nothing twice.
 * **Fast.** DynamoDB and SQS only; no Stripe call (the event carries what we need).
 * **Out of order.** The charge writes the donation before it calls Stripe, so an event naming a
   donation we do not have is either early (a write not visible yet) or not ours (another
@@ -54,7 +55,7 @@ from donations.errors import (
 from donations.models import Donation, DonationStatus
 from donations.observability import MetricUnit, logger, metrics
 from donations.payments import STRIPE_API_VERSION, donor_safe_decline_code
-from donations.ports import CardSetup, CurrentCharge, PledgeStopper, Publisher, Store
+from donations.ports import CardSetup, CurrentCharge, PledgeStopper, Publisher, RefundFailure, Store
 from donations.settlement import settle_money_taken
 from donations.store import ConditionFailed
 
@@ -73,6 +74,7 @@ class WebhookOutcome(StrEnum):
     FAILED = "failed"
     CANCELED = "canceled"
     REFUND_RECORDED = "refund_recorded"
+    REFUND_FAILED = "refund_failed"  # a refund that succeeded failed later: its amount is a gift again
     DISPUTE_RECORDED = "dispute_recorded"
     ALREADY_FINAL = "already_final"  # a failure for a donation that already ended (or an older refund)
     CONFLICT = "conflict"  # Stripe took money for a donation recorded as not charged (now recorded), or twice
@@ -318,8 +320,30 @@ def _dispute_changed(delivery: _Delivery) -> WebhookOutcome:
     if donation is None:
         return WebhookOutcome.IGNORED
     facts = refunds.dispute_facts(dispute, delivery.event.created)
-    applied = refunds.record_dispute(donation, facts, store=delivery.store, pledges=delivery.pledges)
+    applied = refunds.record_dispute(
+        donation, facts, store=delivery.store, pledges=delivery.pledges, event_type=delivery.event.type
+    )
     return WebhookOutcome.DISPUTE_RECORDED if applied.recorded else WebhookOutcome.ALREADY_FINAL
+
+
+def _refund_changed(delivery: _Delivery) -> WebhookOutcome:
+    refund = delivery.object
+    if refund.get("status") != "failed":
+        return WebhookOutcome.IGNORED  # a refund made is reported by charge.refunded, with the charge's sum
+    donation = _donation_for_payment(
+        delivery, _id(refund.get("payment_intent")), (refund.get("metadata") or {}).get("donation_id")
+    )
+    if donation is None:
+        return WebhookOutcome.IGNORED
+    failure = RefundFailure(
+        refund_id=str(refund["id"]),
+        amount=int(refund.get("amount") or 0),
+        reason=str(refund.get("failure_reason") or "unknown"),
+        failed_at=refunds.iso(delivery.event.created),
+    )
+    if not refunds.record_refund_failure(donation, failure, store=delivery.store):
+        return WebhookOutcome.ALREADY_FINAL
+    return WebhookOutcome.REFUND_FAILED
 
 
 def _donation_for_payment(
@@ -386,12 +410,18 @@ _HANDLERS: dict[str, Callable[[_Delivery], WebhookOutcome]] = {
     "payment_intent.payment_failed": _payment_failed,
     "payment_intent.canceled": _payment_canceled,
     "charge.refunded": _charge_refunded,
+    # A refund's failure: refund.failed, and refund.updated whose Refund has status failed (both come;
+    # docs.stripe.com/api/events/types). The Refund names its PaymentIntent (stripe.Refund.payment_intent).
+    "refund.failed": _refund_changed,
+    "refund.updated": _refund_changed,
     # Stripe's dispute events ("charge.dispute.closed occurs when a dispute is closed and the dispute
-    # status changes to lost, warning_closed, or won"); funds_withdrawn and funds_reinstated say nothing
-    # the status does not.
+    # status changes to lost, warning_closed, or won"; funds_withdrawn and funds_reinstated carry the
+    # Dispute with the balance transactions that moved its money and their fee).
     "charge.dispute.created": _dispute_changed,
     "charge.dispute.updated": _dispute_changed,
     "charge.dispute.closed": _dispute_changed,
+    "charge.dispute.funds_withdrawn": _dispute_changed,
+    "charge.dispute.funds_reinstated": _dispute_changed,
     "setup_intent.succeeded": _card_set_up,
 }
 HANDLED_EVENT_TYPES = tuple(_HANDLERS)

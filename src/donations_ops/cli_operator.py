@@ -385,6 +385,10 @@ def print_report(console: Console, found: report.Report) -> None:
         summary.add_row("amount disputed", f"{', '.join(found.disputed.values())} ({states})")
     if found.lost_to_disputes:
         summary.add_row("amount lost to disputes", ", ".join(found.lost_to_disputes.values()))
+    if found.dispute_fees:
+        summary.add_row("dispute fees (a cost, not in net)", ", ".join(found.dispute_fees.values()))
+    if found.refunds_failed:
+        summary.add_row("refunds failed (owed back)", ", ".join(found.refunds_failed.values()))
     summary.add_row("net amount (kept)", ", ".join(found.net.values()) or "—")
     summary.add_row("cards saved", f"{found.cards_saved} of {found.cards_asked} asked")
     console.print(summary)

@@ -94,9 +94,20 @@ def _charged(donation: Donation) -> dict[str, Any]:
         "refunded": with_code(donation.amount_refunded, donation.currency) if donation.amount_refunded else None,
         "refunded_at": donation.refunded_at,
         "refund_notice_sent_at": donation.refund_notice_sent_at,
+        "refund_failed": (
+            f"{with_code(donation.amount_refund_failed, donation.currency)} ({donation.refund_failure_reason}, "
+            f"{donation.refund_failed_at}): a gift again; return it to the donor another way"
+            if donation.amount_refund_failed
+            else None
+        ),
         "net": with_code(donation.net_amount, donation.currency) if charged else None,
         "dispute": donation.dispute_reason and f"{donation.dispute_reason} ({donation.dispute_status})",
         "evidence_due_by": donation.dispute_evidence_due_by if donation.dispute_closed_at is None else None,
+        "dispute_fee": (
+            with_code(donation.dispute_fee, donation.dispute_fee_currency or donation.currency)
+            if donation.dispute_fee
+            else None
+        ),
     }
 
 

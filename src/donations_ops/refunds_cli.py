@@ -149,5 +149,8 @@ def _dispute_row(donation: Donation) -> dict[str, str | None]:
         "reason": donation.dispute_reason,
         "status": donation.dispute_status,
         "dispute_id": donation.dispute_id,
+        "fee": with_code(donation.dispute_fee, donation.dispute_fee_currency or donation.currency)
+        if donation.dispute_fee
+        else None,
         "pledge": donation.metadata.get("pledge_id"),
     }

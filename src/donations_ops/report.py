@@ -60,6 +60,10 @@ class Report:
     """Currency -> what remains given: received less refunded and lost to disputes (never summed across currencies)."""
     disputes: dict[str, int] = field(default_factory=dict)
     """Dispute status -> how many of the period's donations have a dispute in it."""
+    dispute_fees: dict[str, str] = field(default_factory=dict)
+    """Currency of Stripe's balance -> the dispute fees Stripe charged: a cost to the charity, not in ``net``."""
+    refunds_failed: dict[str, str] = field(default_factory=dict)
+    """Currency -> refunds that failed after succeeding: a gift again (in ``net``), owed back another way."""
     receipts_due: int = 0
     receipts_sent: int = 0
     receipts_missing: list[Problem] = field(default_factory=list)
@@ -106,6 +110,8 @@ class _Money:
     disputed: Counter[str] = field(default_factory=Counter)
     lost: Counter[str] = field(default_factory=Counter)
     net: Counter[str] = field(default_factory=Counter)
+    fees: Counter[str] = field(default_factory=Counter)
+    refunds_failed: Counter[str] = field(default_factory=Counter)
 
     def add(self, donation: Donation) -> None:
         code = donation.currency
@@ -114,6 +120,9 @@ class _Money:
         self.disputed[code] += donation.dispute_amount or 0
         self.lost[code] += donation.amount_lost_to_dispute
         self.net[code] += donation.net_amount
+        self.refunds_failed[code] += donation.amount_refund_failed
+        if donation.dispute_fee:
+            self.fees[donation.dispute_fee_currency or code] += donation.dispute_fee
 
 
 def _shown(sums: Counter[str], *, zeros: bool = False) -> dict[str, str]:
@@ -143,6 +152,8 @@ def tally(report: Report, found: list[Donation]) -> Report:
     report.lost_to_disputes = _shown(money.lost)
     report.net = _shown(money.net, zeros=True)
     report.disputes = dict(sorted(disputes.items()))
+    report.dispute_fees = _shown(money.fees)
+    report.refunds_failed = _shown(money.refunds_failed)
     return report
 
 
@@ -208,6 +219,8 @@ def _row(donation: Donation) -> dict[str, str]:
         "amount_refunded": f"{donation.amount_refunded}",
         "net_amount": f"{donation.net_amount}" if donation.status is DonationStatus.SUCCEEDED else "0",
         "dispute": donation.dispute_status or "",
+        "dispute_fee": f"{donation.dispute_fee}" if donation.dispute_fee else "",
+        "refund_failed": f"{donation.amount_refund_failed}" if donation.amount_refund_failed else "",
         "receipt": receipt_state(donation),
         "receipt_sent_at": donation.receipt_sent_at or "",
         "card_saved": {True: "yes", False: "no"}[donation.card_status is StepStatus.DONE] if donation.save_card else "",
@@ -217,7 +230,7 @@ def _row(donation: Donation) -> dict[str, str]:
 
 CSV_COLUMNS = (
     "donation_id", "created_at", "outcome", "amount", "currency", "amount_display",
-    "amount_refunded", "net_amount", "dispute",
+    "amount_refunded", "net_amount", "dispute", "dispute_fee", "refund_failed",
     "receipt", "receipt_sent_at", "card_saved", "problem",
 )  # fmt: skip
 

@@ -4,7 +4,9 @@ larger one), through a SendGrid that fails some sends, with receipt-queue messag
 
 What must hold, for every donation touched: the record's refunded sum is Stripe's (``charge.amount_refunded``),
 counted once; the donor got one notice per refunded sum at most, the last one stating the final sum, and no
-notice at all without a refund; a dispute's recorded status is Stripe's final one.
+notice at all without a refund; a dispute's recorded status is Stripe's final one, and the money it moved
+(its balance transactions and their dispute fee) is Stripe's, counted once whatever order its created,
+funds_withdrawn, closed and funds_reinstated events came in.
 """
 
 from __future__ import annotations
@@ -12,9 +14,18 @@ from __future__ import annotations
 import random
 from collections import Counter
 
+from donations.models import Donation
 from tests.support.world import World
 
-EVENT_TYPES = frozenset({"charge.refunded", "charge.dispute.created", "charge.dispute.closed"})
+EVENT_TYPES = frozenset(
+    {
+        "charge.refunded",
+        "charge.dispute.created",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.closed",
+        "charge.dispute.funds_reinstated",
+    }
+)
 KINDS = ("refund_twice", "refund_in_full", "dispute_lost", "dispute_won")
 
 
@@ -88,6 +99,16 @@ class AfterTheGift:
         refunds = len(self.world.stripe.refunds_for(intent["id"]))
         if len(notices) > refunds or (refunds and record.refund_notice_amount != charge["amount_refunded"]):
             problems.append(f"{len(notices)} notices for {refunds} refunds, told {record.refund_notice_amount}")
-        if kind.startswith("dispute") and record.dispute_status != kind.removeprefix("dispute_"):
+        if kind.startswith("dispute"):
+            problems += self._dispute_problems(record, intent["id"], kind)
+        return problems
+
+    def _dispute_problems(self, record: Donation, payment_intent_id: str, kind: str) -> list[str]:
+        [dispute] = self.world.stripe.disputes_for(payment_intent_id)
+        moved = dispute["balance_transactions"]
+        problems = []
+        if record.dispute_status != kind.removeprefix("dispute_"):
             problems.append(f"dispute recorded as {record.dispute_status}")
+        if (record.dispute_balance_transactions, record.dispute_fee) != (len(moved), sum(bt["fee"] for bt in moved)):
+            problems.append(f"dispute money recorded {record.dispute_balance_transactions}, fee {record.dispute_fee}")
         return problems

@@ -26,6 +26,7 @@ from simulator.emulators.stripe import (
     StripeEmulator,
     sign_payload,
 )
+from simulator.emulators.stripe.objects import declared_fields
 
 pytestmark = pytest.mark.integration
 
@@ -328,7 +329,7 @@ def test_dispute_emits_charge_dispute_created(
     obj = raw["data"]["object"]
     assert event.type == "charge.dispute.created"
     assert raw["request"] == {"id": None, "idempotency_key": None}  # Stripe-initiated
-    assert obj == dispute
+    assert obj == {**dispute, "balance_transactions": []}  # the withdrawal comes with funds_withdrawn
     assert (obj["object"], obj["id"][:3], obj["charge"], obj["payment_intent"]) == (
         "dispute", "dp_", pi.latest_charge, pi.id
     )  # fmt: skip
@@ -339,6 +340,94 @@ def test_dispute_emits_charge_dispute_created(
     with pytest.raises(EmulatorControlError) as caught:
         StripeControl(emu.url).dispute(str(pi.latest_charge))
     assert caught.value.status == 400
+
+
+DISPUTE_EVENTS = (
+    "charge.dispute.created",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.closed",
+    "charge.dispute.funds_reinstated",
+)
+
+
+def test_the_fraudulent_dispute_card_is_charged_then_disputed_and_a_won_dispute_gets_its_funds_back(
+    emu: StripeEmulator, receiver: Receiver, client: stripe.StripeClient
+) -> None:
+    # Given 4000000000000259: "charge succeeds, only to be disputed as fraudulent" (docs.stripe.com/testing)
+    only(emu, *DISPUTE_EVENTS)
+    pi = pay(client, pm="pm_card_createDispute", donation_id="don_dispute_card")
+    assert pi.status == "succeeded"
+    [dispute] = emu.disputes_for(pi.id)
+
+    # When the dispute is won
+    StripeControl(emu.url).close_dispute(dispute["id"], "won")
+
+    # Then: created, funds withdrawn (amount and fee), closed, funds reinstated (amount, fee kept)
+    emu.wait_for_deliveries(4, timeout=5)
+    events = [request.json() for request in receiver.requests]
+    assert [e["type"] for e in events] == list(DISPUTE_EVENTS)
+    objects = [e["data"]["object"] for e in events]
+    assert [(o["status"], len(o["balance_transactions"])) for o in objects] == [
+        ("needs_response", 0),
+        ("needs_response", 1),
+        ("won", 1),
+        ("won", 2),
+    ]
+    withdrawn, reinstated = objects[3]["balance_transactions"]
+    assert (withdrawn["amount"], withdrawn["fee"], withdrawn["net"]) == (-2500, 1500, -4000)
+    assert withdrawn["fee_details"][0]["type"] == "stripe_fee"
+    assert (reinstated["amount"], reinstated["fee"], reinstated["net"]) == (2500, 0, 2500)
+    for bt in (withdrawn, reinstated):
+        assert tuple(bt) == declared_fields(stripe.BalanceTransaction)
+
+
+def test_the_inquiry_card_opens_an_inquiry_that_moves_no_money(
+    emu: StripeEmulator, receiver: Receiver, client: stripe.StripeClient
+) -> None:
+    # Given 4000000000001976: "charge succeeds, only to be disputed as an inquiry" (docs.stripe.com/testing)
+    only(emu, *DISPUTE_EVENTS)
+    pi = pay(client, pm="pm_card_createDisputeInquiry", donation_id="don_inquiry_card")
+    [dispute] = emu.disputes_for(pi.id)
+
+    # When the inquiry closes
+    with pytest.raises(ValueError, match="inquiry closes"):
+        emu.close_dispute(dispute["id"], "prevented")
+    emu.close_dispute(dispute["id"], "warning_closed")
+
+    # Then: created and closed, no balance transaction
+    emu.wait_for_deliveries(2, timeout=5)
+    events = [request.json() for request in receiver.requests]
+    assert [(e["type"], e["data"]["object"]["status"]) for e in events] == [
+        ("charge.dispute.created", "warning_needs_response"),
+        ("charge.dispute.closed", "warning_closed"),
+    ]
+    assert all(e["data"]["object"]["balance_transactions"] == [] for e in events)
+
+
+def test_the_refund_failure_card_refunds_then_fails_the_refund(
+    emu: StripeEmulator, receiver: Receiver, client: stripe.StripeClient
+) -> None:
+    # Given 4000000000005126: the refund "begins as succeeded", then "transitions to failed" (docs.stripe.com/testing)
+    only(emu, "charge.refunded", "refund.updated", "refund.failed")
+    pi = pay(client, pm="pm_card_refundFail", donation_id="don_refund_fails")
+
+    # When it is refunded in part through the API
+    refund = client.v1.refunds.create(params={"payment_intent": pi.id, "amount": 1000})
+
+    # Then the refund succeeded, then failed: the Charge no longer counts it
+    assert refund.status == "succeeded"
+    emu.wait_for_deliveries(3, timeout=5)
+    events = [request.json() for request in receiver.requests]
+    assert [e["type"] for e in events] == ["charge.refunded", "refund.updated", "refund.failed"]
+    assert events[0]["data"]["object"]["amount_refunded"] == 1000
+    failed = events[2]["data"]["object"]
+    assert (failed["id"], failed["status"], failed["failure_reason"]) == (
+        refund.id,
+        "failed",
+        "expired_or_canceled_card",
+    )
+    charge = client.v1.charges.retrieve(str(pi.latest_charge))
+    assert (charge.amount_refunded, charge.refunded) == (0, False)
 
 
 # -- delivery semantics ----------------------------------------------------------------------

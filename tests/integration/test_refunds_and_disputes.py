@@ -11,11 +11,12 @@ including partial refunds" with the Charge's ``amount_refunded`` the sum so far,
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from donations import dispute_reminders
 from donations.models import DonationStatus, RefundState, StepStatus
 from donations.pledges import PledgeState, pledge_from_donation, pledge_id_for, renewal_donation_id
 from donations_ops.cli import main
@@ -236,6 +237,86 @@ def test_a_dispute_lost_on_a_monthly_gift_stops_the_pledge_and_pages_operators_a
     assert report["disputes"] == {"lost": 1, "won": 1}
 
 
+def _dispute_events(world: Any, payment_intent_id: str) -> list[dict[str, Any]]:
+    return [
+        dict(event)
+        for event in world.stripe.events
+        if event["type"].startswith("charge.dispute.")
+        and event["data"]["object"]["payment_intent"] == payment_intent_id
+    ]
+
+
+def test_the_dispute_cards_events_delivered_twice_and_backwards_record_the_fee_once_and_end_won(world, capsys):
+    inbox = operator_inbox.__wrapped__(world.pipeline)
+    received(world.pipeline, inbox)
+    # Given a gift paid with Stripe's dispute test card 4000000000000259 ("charge succeeds, only to be
+    # disputed as fraudulent", docs.stripe.com/testing): created, then funds withdrawn with the dispute fee
+    donation_id, _ = charged(world, "key-dispute-card", payment_method="pm_card_createDispute")
+    [intent] = world.stripe.intents_for(donation_id)
+    [dispute] = world.stripe.disputes_for(intent["id"])
+    # and the dispute won: closed, then funds reinstated
+    world.stripe.close_dispute(dispute["id"], "won")
+    events = _dispute_events(world, intent["id"])
+    assert [e["type"].removeprefix("charge.dispute.") for e in events] == [
+        "created",
+        "funds_withdrawn",
+        "closed",
+        "funds_reinstated",
+    ]
+    capsys.readouterr()
+
+    # When Stripe delivers them newest first, each twice
+    outcomes = [world.deliver_stripe_event(event).body["outcome"] for event in reversed(events) for _ in range(2)]
+
+    # Then only the newest applied; the record holds the won dispute, its fee once, the gift whole
+    assert outcomes[0] == "dispute_recorded"
+    assert set(outcomes[2:]) == {"already_final"}
+    record = world.record(donation_id)
+    assert (record.dispute_status, record.dispute_balance_transactions, record.net_amount) == ("won", 2, 2500)
+    assert (record.dispute_fee, record.dispute_fee_currency) == (1500, "usd")
+    # And operators are paged once, the report counts the fee once
+    assert len(_page(world, inbox, capsys)) == 1
+    report = report_json(world, capsys)
+    assert report["dispute_fees"] == {"usd": "15.00 USD"} and report["disputes"] == {"won": 1}
+
+
+def test_a_refund_that_fails_later_gives_the_gift_back_without_a_second_mail(world, capsys):
+    # Given a gift paid with 4000000000005126, whose refunds "begin as succeeded" and then fail
+    # (docs.stripe.com/testing, "Refunds"), refunded in part in the Dashboard and the donor told
+    donation_id, charge_id = charged(world, "key-refund-fails", payment_method="pm_card_refundFail")
+    world.stripe.refund(charge_id, 1000)
+    refunded = world.stripe_event("charge.refunded", charge_id)
+    world.deliver_stripe_event(refunded)
+    world.drain()
+    assert len(mails(world, donation_id)) == 2
+
+    # When the refund fails (refund.updated and refund.failed, each delivered twice), then the earlier
+    # charge.refunded is delivered again
+    outcomes = [
+        world.deliver_stripe_event(world.stripe_event(kind, charge_id)).body["outcome"]
+        for kind in ("refund.updated", "refund.failed", "refund.updated", "refund.failed")
+    ]
+    again = world.deliver_stripe_event({**refunded, "id": refunded["id"] + "_late"})
+    world.drain()
+
+    # Then the refunded amount is a gift again, once; no mail; the report shows the gift whole
+    assert outcomes == ["refund_failed", "already_final"] * 2  # a redelivered event id is answered as before
+    assert again.body["outcome"] == "already_final"
+    record = world.record(donation_id)
+    assert (record.amount_refunded, record.amount_refund_failed, record.net_amount) == (0, 1000, 2500)
+    assert record.refund_failure_reason == "expired_or_canceled_card"
+    assert len(mails(world, donation_id)) == 2
+    report = report_json(world, capsys)
+    assert report["refunded"] == {} and report["refunds_failed"] == {"usd": "10.00 USD"}
+    # And an operator looking the donation up is told the money is owed back another way
+    capsys.readouterr()
+    code = main(["--stack-name", world.pipeline.stack.stack_name, "donor", "show", donation_id, "--json"],
+                clients=world.pipeline.clients)  # fmt: skip
+    shown = json.loads(capsys.readouterr().out)
+    assert code == 0 and "10.00 USD (expired_or_canceled_card" in json.dumps(shown)
+    assert "return it to the donor another way" in json.dumps(shown)
+
+
 def test_a_dispute_on_the_gift_that_started_a_pledge_stops_the_pledge(world):
     # Given a monthly gift through the API: charged, its card saved, its pledge made by the tokenize step
     answer = world.post({**DONATION, "save_card": True, "monthly": True}, key=a_key("key-dispute-first-gift"))
@@ -256,6 +337,53 @@ def test_a_dispute_on_the_gift_that_started_a_pledge_stops_the_pledge(world):
     assert stopped.canceled_reason == f"dispute:fraudulent:{dispute['id']}"
 
 
+def test_a_monthly_gift_disputed_before_its_pledge_exists_never_starts_charging(world):
+    # Given a monthly gift paid with Stripe's dispute test card: the dispute comes at once (docs.stripe.com/testing)
+    answer = world.post(
+        {**DONATION, "save_card": True, "monthly": True, "payment_method": "pm_card_createDispute"},
+        key=a_key("key-dispute-before-pledge"),
+    )
+    first_id = answer.body["donation_id"]
+    [intent] = world.stripe.intents_for(first_id)
+
+    # When its dispute event is applied before the tokenize step makes the pledge
+    created = world.deliver_stripe_event(world.stripe_event("charge.dispute.created", intent["id"]))
+    assert created.body["outcome"] == "dispute_recorded"
+    world.drain()
+
+    # Then the pledge made afterwards is stopped at once: the disputed card is charged no more
+    pledge = world.wiring.pledges.get(pledge_id_for(first_id))
+    assert pledge.state is PledgeState.CANCELED and pledge.due_on is None
+    assert pledge.canceled_reason.startswith("dispute:fraudulent:dp_")
+
+
+def test_a_fraudulent_dispute_stops_the_donors_pledges_on_that_card_and_no_other(world):
+    # Given a donor with two monthly pledges on one card (Visa ••4242) and one on another (Mastercard ••4444)
+    def monthly(key: str, payment_method: str) -> str:
+        answer = world.post(
+            {**DONATION, "email": "lin@example.org", "monthly": True, "payment_method": payment_method}, key=a_key(key)
+        )
+        assert answer.status == 201, answer.body
+        return str(answer.body["donation_id"])
+
+    disputed, same_card, other_card = (
+        monthly("key-fraud-visa-1", "pm_card_visa"),
+        monthly("key-fraud-visa-2", "pm_card_visa"),
+        monthly("key-fraud-mastercard", "pm_card_mastercard"),
+    )
+    world.drain()
+    [intent] = world.stripe.intents_for(disputed)
+
+    # When the cardholder disputes one gift as fraudulent
+    dispute = world.stripe.dispute(str(intent["latest_charge"]))
+    world.deliver_stripe_event(world.stripe_event("charge.dispute.created", dispute["id"]))
+
+    # Then both pledges on that card stop, and the one on the other card goes on
+    states = {d: world.wiring.pledges.get(pledge_id_for(d)).state for d in (disputed, same_card, other_card)}
+    assert states == {disputed: PledgeState.CANCELED, same_card: PledgeState.CANCELED, other_card: PledgeState.ACTIVE}
+    assert world.wiring.pledges.get(pledge_id_for(same_card)).canceled_reason == f"dispute:fraudulent:{dispute['id']}"
+
+
 def test_metadata_naming_someone_elses_pledge_is_refused_and_nothing_is_charged(world):
     # Given a monthly donor's pledge
     pledge, _, _ = _renewal(world, "key-victim-pledge")
@@ -268,3 +396,56 @@ def test_metadata_naming_someone_elses_pledge_is_refused_and_nothing_is_charged(
     assert (answer.status, answer.body["error"]["code"]) == (400, "invalid_metadata")
     assert world.stripe.payment_intents_created == charges
     assert world.wiring.pledges.get(pledge.pledge_id).state is PledgeState.ACTIVE
+
+
+def test_operators_are_reminded_once_a_day_of_evidence_due_within_three_days(world):
+    inbox = operator_inbox.__wrapped__(world.pipeline)
+    received(world.pipeline, inbox)
+    # Given an open dispute, its evidence due in 7 days (the emulator's evidence_details.due_by)
+    donation_id, charge_id = charged(world, "key-dispute-reminder")
+    dispute = world.stripe.dispute(charge_id)
+    world.deliver_stripe_event(world.stripe_event("charge.dispute.created", dispute["id"]))
+    due_by = datetime.fromtimestamp(dispute["evidence_details"]["due_by"], UTC)
+    rule = "arn:aws:events:us-east-1:1:rule/notifier-growth"
+
+    def scheduled_run(at: datetime) -> list[dict[str, Any]]:
+        world.pipeline.invoke("NotifierFunction", scheduled_event(rule, at=at))
+        world.pipeline.deliver_sns()
+        return [p for p in received(world.pipeline, inbox) if p["Notifier"].get("kind") == "evidence_due"]
+
+    # When the notifier's schedule runs 5 days before, then 2 days before (twice), then the next day
+    early = scheduled_run(due_by - timedelta(days=5))
+    near = scheduled_run(due_by - timedelta(days=2))
+    same_day = scheduled_run(due_by - timedelta(days=2) + timedelta(minutes=15))
+    next_day = scheduled_run(due_by - timedelta(days=1))
+
+    # Then operators hear of it once a day within the three days, with the runbook section and first command
+    assert (early, same_day) == ([], [])
+    assert [page["Notifier"]["donation_id"] for page in near + next_day] == [donation_id, donation_id]
+    assert near[0]["Notifier"]["section"] == "dispute" and near[0]["Notifier"]["first_command"].endswith(" disputes")
+    assert near[0]["subject"].startswith("DUE SOON: dispute: evidence for donation")
+    # And once the dispute is closed, no more
+    closed = world.stripe.close_dispute(dispute["id"], "lost")
+    world.deliver_stripe_event(world.stripe_event("charge.dispute.closed", closed["id"]))
+    assert scheduled_run(due_by) == []
+
+
+def test_a_reminder_that_could_not_be_published_is_sent_by_the_next_run(world):
+    # Given an open dispute whose evidence is due tomorrow
+    donation_id, charge_id = charged(world, "key-dispute-reminder-retry")
+    dispute = world.stripe.dispute(charge_id)
+    world.deliver_stripe_event(world.stripe_event("charge.dispute.created", dispute["id"]))
+    at = datetime.fromtimestamp(dispute["evidence_details"]["due_by"], UTC) - timedelta(days=1)
+    table, published = world.wiring.store._table, []
+
+    def outage(due: dispute_reminders.EvidenceDue) -> None:
+        raise ConnectionError("SNS unreachable")
+
+    # When the first run cannot publish, and the next one can
+    with pytest.raises(ConnectionError):
+        dispute_reminders.remind(table, at, outage)
+    sent = dispute_reminders.remind(table, at + timedelta(minutes=15), published.append)
+
+    # Then the day's reminder was given back and sent by the next run, once
+    assert [due.donation_id for due in sent] == [donation_id] == [due.donation_id for due in published]
+    assert dispute_reminders.remind(table, at + timedelta(minutes=30), published.append) == []

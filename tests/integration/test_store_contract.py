@@ -9,7 +9,7 @@ import pytest
 
 from donations.errors import RequestInProgress
 from donations.models import DonationStatus, RefundState, StepStatus
-from donations.ports import DisputeFacts
+from donations.ports import DisputeFacts, RefundFailure
 from donations.store import ConditionFailed
 from tests.support.fakes import FakeStore
 from tests.support.keys import a_key, donation_id_for
@@ -213,3 +213,51 @@ def test_a_dispute_only_moves_towards_closed(store):
         2500,
     )
     assert record.net_amount == 0
+
+
+def test_a_disputes_money_is_taken_from_the_event_with_the_most_balance_transactions(store):
+    # Given a dispute won: withdrawn (1 balance transaction, the fee), then reinstated (2)
+    donation = _charged_with_receipt(store, "contract-dispute-fee")
+    store.record_dispute(donation.donation_id, _dispute("won", balance_transactions=2, fee=1500, fee_currency="usd"))
+
+    # When older events arrive late (the closed one before reinstatement, the withdrawal), each is refused
+    for older in (
+        _dispute("won", balance_transactions=1, fee=1500),
+        _dispute("needs_response", balance_transactions=1),
+    ):
+        with pytest.raises(ConditionFailed):
+            store.record_dispute(donation.donation_id, older)
+
+    # Then the record keeps the newest: won, the fee in its currency, the gift whole
+    record = store.get(donation.donation_id)
+    assert (record.dispute_status, record.dispute_balance_transactions) == ("won", 2)
+    assert (record.dispute_fee, record.dispute_fee_currency, record.net_amount) == (1500, "usd", record.amount)
+
+
+def test_a_failed_refund_comes_off_the_total_once(store):
+    # Given 1000 and then 500 refunded, the donor told of 1500
+    donation = _charged_with_receipt(store, "contract-refund-failed")
+    store.record_refund(donation.donation_id, 1500, "2026-01-01T00:00:00.000Z", RefundState.PARTIALLY_REFUNDED)
+    assert store.claim_refund_notice(donation.donation_id, 60).claimed
+    store.mark_refund_notice_sent(donation.donation_id, 1500, "msg-notice")
+    failed = RefundFailure("re_1", 1000, "expired_or_canceled_card", "2026-01-02T00:00:00.000Z")
+
+    # When the first refund fails, reported twice
+    recorded = store.record_refund_failure(donation.donation_id, failed)
+    duplicate = store.record_refund_failure(donation.donation_id, failed)
+
+    # Then it comes off once; a total Stripe stated before the failure does not bring it back
+    assert duplicate is None
+    assert (recorded.amount_refunded, recorded.refund_state, recorded.refund_notice_amount) == (
+        500,
+        RefundState.PARTIALLY_REFUNDED,
+        500,
+    )
+    with pytest.raises(ConditionFailed):
+        store.record_refund(donation.donation_id, 1500, "2026-01-01T12:00:00.000Z", RefundState.PARTIALLY_REFUNDED)
+    record = store.get(donation.donation_id)
+    assert (record.amount_refunded, record.amount_refund_failed, record.refunds_failed) == (500, 1000, ["re_1"])
+    assert record.refund_failure_reason == "expired_or_canceled_card"
+    # And a later refund's total counts again
+    store.record_refund(donation.donation_id, 900, "2026-01-03T00:00:00.000Z", RefundState.PARTIALLY_REFUNDED)
+    assert store.get(donation.donation_id).amount_refunded == 900

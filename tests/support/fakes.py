@@ -41,6 +41,7 @@ from donations.ports import (
     Payments,
     Publisher,
     ReceiptClaim,
+    RefundFailure,
     SavedCard,
     Store,
     Tally,
@@ -357,7 +358,19 @@ class FakeStore:
         self, donation_id: str, amount_refunded: int, refunded_at: str, state: RefundState | None
     ) -> Donation:
         values = {"amount_refunded": amount_refunded, "refunded_at": refunded_at, "refund_state": state}
-        return self._update(donation_id, values, lambda d: d.amount_refunded <= amount_refunded)
+
+        def applies(d: Donation) -> bool:
+            after_failure = d.refund_failed_at is None or d.refund_failed_at < refunded_at
+            return d.amount_refunded <= amount_refunded and after_failure
+
+        return self._update(donation_id, values, applies)
+
+    def record_refund_failure(self, donation_id: str, failure: RefundFailure) -> Donation | None:
+        d = self.require(donation_id)
+        if failure.refund_id in d.refunds_failed:
+            return None
+        values = failure.record_values(d)
+        return self._update(donation_id, values, _always)
 
     def claim_refund_notice(self, donation_id: str, lease_seconds: int, now: float | None = None) -> ReceiptClaim:
         now = self._now(now)
@@ -390,8 +403,10 @@ class FakeStore:
 
     def record_dispute(self, donation_id: str, dispute: DisputeFacts) -> Donation:
         def applies(d: Donation) -> bool:
-            open_after_closed = d.dispute_id == dispute.dispute_id and d.dispute_status in CLOSED_DISPUTE_STATUSES
-            return dispute.closed or not open_after_closed
+            if d.dispute_id != dispute.dispute_id:
+                return True
+            older = d.dispute_balance_transactions > dispute.balance_transactions
+            return not older and (dispute.closed or d.dispute_status not in CLOSED_DISPUTE_STATUSES)
 
         return self._update(donation_id, dispute.record_values(), applies)
 

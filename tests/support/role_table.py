@@ -42,7 +42,8 @@ ROLE_TABLE: dict[str, set[Grant]] = {
     "TokenizeFunctionRole": _logs("TokenizeFunctionLogGroup")
     | _poll("TokenizeQueue", "TokenizeDLQ")
     | {("dynamodb:GetItem", "DonationsTable"), ("dynamodb:UpdateItem", "DonationsTable")}
-    | {("ssm:GetParameter", "parameter:StripeTokenizeSecretName"), ("dynamodb:PutItem", "PledgesTable")},
+    | {("ssm:GetParameter", "parameter:StripeTokenizeSecretName"), ("dynamodb:PutItem", "PledgesTable")}
+    | {("dynamodb:UpdateItem", "PledgesTable")},  # stops a pledge whose first gift was disputed before it existed
     "SendReceiptFunctionRole": _logs("SendReceiptFunctionLogGroup")
     | _poll("ReceiptQueue", "ReceiptDLQ")
     | {("dynamodb:GetItem", "DonationsTable"), ("dynamodb:UpdateItem", "DonationsTable")}
@@ -61,6 +62,7 @@ ROLE_TABLE: dict[str, set[Grant]] = {
     | {("dynamodb:Query", "DonationsTable/index/payment_intent_id-index")}
     # a dispute stops the disputed gift's pledge; a renewal the donor authenticated moves it on
     | {("dynamodb:UpdateItem", "PledgesTable"), ("dynamodb:GetItem", "PledgesTable")}
+    | {("dynamodb:Query", "PledgesTable/index/donor-index")}  # a fraudulent dispute: the donor's pledges on the card
     | {(f"dynamodb:{a}", "IdempotencyTable") for a in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")}
     | _FOLLOW_UPS
     | {("ssm:GetParameter", "parameter:StripeWebhookSecretName")},
@@ -68,6 +70,8 @@ ROLE_TABLE: dict[str, set[Grant]] = {
     | {("sns:Publish", "OperatorTopic")}
     | {("sqs:GetQueueAttributes", q) for q in ("TokenizeQueue", "ReceiptQueue", "TokenizeDLQ", "ReceiptDLQ")}
     | {("dynamodb:Query", "DonationsTable/index/attention-index")}
+    # open disputes whose evidence is due soon, each reminded once a day (donations.dispute_reminders)
+    | {("dynamodb:Query", "DonationsTable/index/dispute-index"), ("dynamodb:UpdateItem", "DonationsTable")}
     | {("kms:GenerateDataKey", "OperatorTopicKey"), ("kms:Decrypt", "OperatorTopicKey")},
     "ScheduleRenewalsFunctionRole": _logs("ScheduleRenewalsFunctionLogGroup")
     | {("dynamodb:Query", "PledgesTable/index/due_on-index"), ("dynamodb:UpdateItem", "PledgesTable")}
@@ -100,8 +104,11 @@ DONATION_ATTRIBUTES: dict[str, set[str] | None] = {
     "StripeWebhookFunctionRole": _KEY_AND_STAMP
     | _SETTLE
     | {"amount_refunded", "refund_state", "refunded_at", "dispute_id", "dispute_reason", "dispute_status"}
-    | {"dispute_amount", "disputed_at", "dispute_closed_at", "dispute_evidence_due_by", "dispute_open"},
-    "NotifierFunctionRole": set(),  # reads only
+    | {"dispute_amount", "disputed_at", "dispute_closed_at", "dispute_evidence_due_by", "dispute_open"}
+    | {"dispute_balance_transactions", "dispute_fee", "dispute_fee_currency"}
+    | {"refunds_failed", "amount_refund_failed", "refund_failed_at", "refund_failure_reason", "refund_notice_amount"},
+    # the day a dispute's evidence deadline was last told; its condition names the two dispute fields
+    "NotifierFunctionRole": _KEY_AND_STAMP | {"dispute_reminded_on", "dispute_open", "dispute_status"},
     "RenewFunctionRole": None,  # creates each period's donation (PutItem): every attribute
     "ScheduleRenewalsFunctionRole": set(),  # reads only
 }

@@ -10,7 +10,7 @@ import pytest
 from donations import refunds
 from donations.errors import PermanentStepFailure, RetryableStepFailure
 from donations.models import Donation, FollowUpMessage, RefundState, Step, StepStatus
-from donations.ports import DisputeFacts
+from donations.ports import DisputeFacts, RefundFailure
 from donations.receipt import receipt_data
 from donations.steps import send_receipt
 from donations_ops import refunding, report
@@ -132,22 +132,81 @@ class Pledges:
         return False  # no renewal here waits for a donor's authentication
 
 
-def facts(status: str) -> DisputeFacts:
-    return DisputeFacts("dp_1", "fraudulent", status, 2500, AT, AT, None)
+def facts(status: str, moved: int = 0, fee: int = 0) -> DisputeFacts:
+    return DisputeFacts("dp_1", "fraudulent", status, 2500, AT, AT, None, moved, fee, "usd" if moved else None)
 
 
 def test_a_dispute_on_a_renewal_stops_its_pledge_once_and_a_late_open_status_changes_nothing(store):
     donation = store.change(receipted(store).donation_id, metadata={"pledge_id": "pl_1"})
     pledges = Pledges()
 
-    closed = refunds.record_dispute(donation, facts("lost"), store=store, pledges=pledges)
-    late = refunds.record_dispute(donation, facts("needs_response"), store=store, pledges=pledges)
+    closed = refunds.record_dispute(donation, facts("lost"), store=store, pledges=pledges, event_type=CLOSED)
+    late = refunds.record_dispute(donation, facts("needs_response"), store=store, pledges=pledges, event_type=UPDATED)
 
     assert (closed.recorded, closed.pledge_stopped) == (True, "pl_1")
     assert (late.recorded, late.pledge_stopped) == (False, None)
     assert pledges.stopped == {"pl_1": "dispute:fraudulent:dp_1"}
     record = store.require(donation.donation_id)
     assert (record.dispute_status, record.amount_lost_to_dispute, record.net_amount) == ("lost", 2500, 0)
+
+
+CLOSED, UPDATED = "charge.dispute.closed", "charge.dispute.updated"
+
+
+def test_the_dispute_fee_is_kept_from_the_event_with_the_most_balance_transactions(store):
+    # Given a dispute won: funds withdrawn (the amount and a 1500 fee), then reinstated (the amount)
+    donation = receipted(store)
+    reinstated = facts("won", moved=2, fee=1500)
+    withdrawn = facts("needs_response", moved=1, fee=1500)
+    closed_before_reinstated = facts("won", moved=1, fee=1500)
+
+    # When the reinstatement arrives first, then the older events (duplicated)
+    applied = [
+        refunds.record_dispute(donation, event, store=store, pledges=None, event_type=UPDATED).recorded
+        for event in (reinstated, closed_before_reinstated, withdrawn, withdrawn)
+    ]
+
+    # Then only the newest state is kept: won, two balance transactions, the fee once
+    assert applied == [True, False, False, False]
+    record = store.require(donation.donation_id)
+    assert (record.dispute_status, record.dispute_balance_transactions) == ("won", 2)
+    assert (record.dispute_fee, record.dispute_fee_currency, record.net_amount) == (1500, "usd", record.amount)
+
+
+def test_the_fee_is_the_sum_of_the_disputes_balance_transactions_fees():
+    # stripe.Dispute.balance_transactions: the withdrawal carries the fee; a reinstatement may return it
+    dispute = {
+        "id": "dp_1",
+        "amount": 2500,
+        "status": "won",
+        "reason": "fraudulent",
+        "balance_transactions": [
+            {"amount": -2500, "fee": 1500, "currency": "usd"},
+            {"amount": 2500, "fee": 0, "currency": "usd"},
+        ],
+    }
+    recorded = refunds.dispute_facts(dispute, 1_700_000_000)
+    assert (recorded.balance_transactions, recorded.fee, recorded.fee_currency) == (2, 1500, "usd")
+
+
+def test_a_failed_refund_comes_off_once_and_an_older_total_does_not_bring_it_back(store, publisher):
+    # Given a donation refunded 1000 of 2500, the donor told of it
+    donation = receipted(store)
+    assert refund(store, publisher, donation, 1000)
+    store.change(donation.donation_id, refund_notice_amount=1000)
+    failure = RefundFailure("re_1", 1000, "expired_or_canceled_card", "2026-12-01T00:00:05.000Z")
+
+    # When the refund fails, reported twice (refund.updated and refund.failed), then the charge.refunded
+    # Stripe sent before it failed arrives late
+    first = refunds.record_refund_failure(donation, failure, store=store)
+    again = refunds.record_refund_failure(donation, failure, store=store)
+    late = refund(store, publisher, donation, 1000)
+
+    # Then the gift is whole again, once: nothing refunded, the failure shown, no notice owed
+    assert (first, again, late) == (True, False, False)
+    record = store.require(donation.donation_id)
+    assert (record.amount_refunded, record.refund_state, record.net_amount) == (0, None, 2500)
+    assert (record.amount_refund_failed, record.refunds_failed, record.refund_notice_amount) == (1000, ["re_1"], 0)
 
 
 def test_a_won_dispute_keeps_the_gift():

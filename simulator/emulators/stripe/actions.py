@@ -7,7 +7,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from simulator.emulators.stripe import charges
+from simulator.emulators.stripe import charges, disputes
 from simulator.emulators.stripe.cards import issued_card
 from simulator.emulators.stripe.clock import Clock
 from simulator.emulators.stripe.confirmation import authenticated, fail_authentication
@@ -85,16 +85,16 @@ class StripeActions:
         with self._lock:
             return charges.refund(self.account, self._ctx(), charge_id, amount)
 
-    def dispute(self, charge_id: str) -> Json:
-        """The cardholder disputes a succeeded charge as fraudulent; emits ``charge.dispute.created``
-        and returns the Dispute."""
+    def dispute(self, charge_id: str, reason: str = "fraudulent", *, inquiry: bool = False) -> Json:
+        """The cardholder disputes a succeeded charge (as fraudulent unless ``reason``); emits
+        ``charge.dispute.created`` and, unless an inquiry, ``charge.dispute.funds_withdrawn``; returns the Dispute."""
         with self._lock:
-            return charges.dispute(self.account, self._ctx(), charge_id)
+            return disputes.dispute(self.account, self._ctx(), charge_id, reason, inquiry=inquiry)
 
     def close_dispute(self, dispute_id: str, status: str) -> Json:
-        """The dispute ends ``won`` or ``lost``; emits ``charge.dispute.closed`` and returns the Dispute."""
+        """The dispute ends ``won``, ``lost`` or (an inquiry) ``warning_closed``; emits its events and returns it."""
         with self._lock:
-            return charges.close_dispute(self.account, self._ctx(), dispute_id, status)
+            return disputes.close_dispute(self.account, self._ctx(), dispute_id, status)
 
     # -- time --------------------------------------------------------------------------------
     def advance_clock(self, seconds: float) -> Json:

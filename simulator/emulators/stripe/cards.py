@@ -30,6 +30,12 @@ class CardProfile:
     # ``succeed_once_set_up``: succeeds if a payment with setup_future_usage set the card up, else
     # needs authentication (which off-session means the decline authentication_required).
     off_session: OffSessionOutcome | None = None
+    # Charges that succeed, "only to be disputed" (docs.stripe.com/testing, "Disputes"): the Dispute's reason,
+    # and whether it is an inquiry (a retrieval request: ``warning_needs_response``, no money moves).
+    dispute: str | None = None
+    dispute_inquiry: bool = False
+    # A refund that succeeds, then fails (docs.stripe.com/testing, "Refunds": asynchronous failure).
+    refund_fails: bool = False
     # Confirmed in a SetupIntent (saving the card with the customer present), when that differs from ``outcome``.
     setup_outcome: Outcome | None = None
 
@@ -99,6 +105,11 @@ MAGIC_CARDS: dict[str, CardProfile] = {
         "Your card has insufficient funds.",
         off_session="decline",
     ),
+    # Disputes and refunds after a succeeded charge (docs.stripe.com/testing, "Disputes" and "Refunds").
+    "pm_card_createDispute": CardProfile("4000000000000259", "visa", dispute="fraudulent"),
+    "pm_card_createDisputeProductNotReceived": CardProfile("4000000000002685", "visa", dispute="product_not_received"),
+    "pm_card_createDisputeInquiry": CardProfile("4000000000001976", "visa", dispute="fraudulent", dispute_inquiry=True),
+    "pm_card_refundFail": CardProfile("4000000000005126", "visa", refund_fails=True),
 }
 
 # The same cards by number (what Stripe.js sends) and as test tokens (``tok_visa``: docs.stripe.com/testing).

@@ -2,8 +2,9 @@
 
 Refunds come from the Refunds API (``POST /v1/refunds``) or, as an emulator trigger, the Dashboard
 (docs.stripe.com/refunds); either emits ``refund.created`` and ``charge.refunded``. A cardholder's
-dispute (docs.stripe.com/disputes, evidence due within days) is an emulator trigger that emits
-``charge.dispute.created``, and its end (won or lost) ``charge.dispute.closed``.
+dispute is in emulator.stripe.disputes. A refund of the published card 4000000000005126 fails later
+(docs.stripe.com/testing, "Refunds": "the refund's status begins as succeeded, some time later it transitions
+to failed and sends a refund.failed event"); here it fails at once, after the events of its success.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from simulator.emulators.stripe.cards import CardProfile
 from simulator.emulators.stripe.events import emit
 from simulator.emulators.stripe.objects import Json, copy_json, new_id, shaped
 from simulator.emulators.stripe.state import Ctx, StripeState
-
-DISPUTE_EVIDENCE_DAYS = 7
 
 
 def new_charge(state: StripeState, ctx: Ctx, pi: Json, failure: CardProfile | None) -> Json:
@@ -91,7 +90,7 @@ def retrieve(state: StripeState, ctx: Ctx, p: Json, charge_id: str | None) -> Js
 def refund(state: StripeState, ctx: Ctx, charge_id: str, amount: int | None = None) -> Json:
     """Refund a succeeded charge as the Dashboard does (in full unless ``amount``); emits ``refund.created``
     and ``charge.refunded`` and returns the Charge."""
-    charge = _adjustable(state, charge_id)
+    charge = adjustable(state, charge_id)
     try:
         new_refund(state, ctx, charge, amount, {}, None)
     except errors.StripeApiError as refused:
@@ -180,69 +179,25 @@ def new_refund(
     charge["refunded"] = charge["amount_refunded"] >= charge["amount"]
     emit(state, ctx, "refund.created", record)
     emit(state, ctx, "charge.refunded", charge)
-    return record
+    answered = copy_json(record)  # the refund as it was made: it fails "some time later"
+    if state.pm_usage[charge["payment_method"]].card.refund_fails:
+        _fail_refund(state, ctx, charge, record)
+    return answered
 
 
-def dispute(state: StripeState, ctx: Ctx, charge_id: str) -> Json:
-    """The cardholder disputes a succeeded charge as fraudulent; emits ``charge.dispute.created``."""
-    charge = _adjustable(state, charge_id)
-    if charge["disputed"]:
-        raise ValueError(f"Charge {charge_id} is already disputed.")
-    if charge["refunded"]:
-        raise ValueError(f"Charge {charge_id} has been refunded.")
-    details = {
-        "due_by": ctx.now + DISPUTE_EVIDENCE_DAYS * 86_400,
-        "enhanced_eligibility": shaped(stripe.Dispute.EvidenceDetails.EnhancedEligibility, {}),
-        "has_evidence": False,
-        "past_due": False,
-        "submission_count": 0,
-        "submission_method": "not_submitted",
-    }
-    record = shaped(
-        stripe.Dispute,
-        {
-            "id": new_id("dp"),
-            "object": "dispute",
-            "amount": charge["amount"],
-            "balance_transactions": [],
-            "charge": charge_id,
-            "created": ctx.now,
-            "currency": charge["currency"],
-            "enhanced_eligibility_types": [],
-            "evidence": shaped(stripe.Dispute.Evidence, {}),
-            "evidence_details": shaped(stripe.Dispute.EvidenceDetails, details),
-            "is_charge_refundable": False,
-            "livemode": False,
-            "metadata": {},
-            "payment_intent": charge["payment_intent"],
-            "reason": "fraudulent",
-            "status": "needs_response",
-        },
-    )
-    state.disputes.append(record)
-    charge["disputed"] = True
-    emit(state, ctx, "charge.dispute.created", record, automatic=True)
-    return copy_json(record)
+def _fail_refund(state: StripeState, ctx: Ctx, charge: Json, refund: Json) -> None:
+    """The bank refuses the money back (``stripe.Refund.failure_reason``, e.g. ``expired_or_canceled_card``):
+    the refund's status becomes ``failed`` and its amount returns to the balance, so the Charge no longer counts
+    it (``amount_refunded``). Stripe sends ``refund.updated`` and ``refund.failed`` (docs.stripe.com/refunds,
+    "Failed refunds")."""
+    refund.update(status="failed", failure_reason="expired_or_canceled_card")
+    charge["amount_refunded"] -= refund["amount"]
+    charge["refunded"] = False
+    emit(state, ctx, "refund.updated", refund, automatic=True)
+    emit(state, ctx, "refund.failed", refund, automatic=True)
 
 
-def close_dispute(state: StripeState, ctx: Ctx, dispute_id: str, status: str) -> Json:
-    """The card network decides: ``won`` or ``lost`` (Stripe's dispute test cards end the same way,
-    docs.stripe.com/testing#disputes); emits ``charge.dispute.closed`` ("occurs when a dispute is closed and
-    the dispute status changes to lost, warning_closed, or won") and returns the Dispute."""
-    if status not in ("won", "lost"):
-        raise ValueError("status must be 'won' or 'lost'")
-    record = next((d for d in state.disputes if d["id"] == dispute_id), None)
-    if record is None:
-        raise KeyError(f"No such dispute: '{dispute_id}'")
-    if record["status"] in ("won", "lost"):
-        raise ValueError(f"Dispute {dispute_id} is already closed ({record['status']}).")
-    record["status"] = status
-    record["evidence_details"]["past_due"] = False
-    emit(state, ctx, "charge.dispute.closed", record, automatic=True)
-    return copy_json(record)
-
-
-def _adjustable(state: StripeState, charge_id: str) -> Json:
+def adjustable(state: StripeState, charge_id: str) -> Json:
     charge = state.charges.get(charge_id)
     if charge is None:
         raise KeyError(f"No such charge: '{charge_id}'")

@@ -13,6 +13,7 @@ import contextlib
 from simulator.emulators.stripe import errors
 from simulator.emulators.stripe.cards import AUTHENTICATION_REQUIRED, CardProfile
 from simulator.emulators.stripe.charges import new_charge
+from simulator.emulators.stripe.disputes import dispute
 from simulator.emulators.stripe.events import emit
 from simulator.emulators.stripe.intent_objects import render
 from simulator.emulators.stripe.objects import Json, copy_json, new_id
@@ -107,6 +108,9 @@ def succeed(state: StripeState, ctx: Ctx, pi: Json) -> None:
         # Stripe attaches the card to the customer once a setup_future_usage payment succeeds.
         attach(state, ctx, pm, pi["customer"], source="setup_future_usage")
     emit(state, ctx, "payment_intent.succeeded", pi)
+    card = state.pm_usage[pm["id"]].card
+    if card.dispute is not None:
+        dispute(state, ctx, charge["id"], card.dispute, inquiry=card.dispute_inquiry)
 
 
 def authenticated(state: StripeState, ctx: Ctx, pi: Json) -> None:

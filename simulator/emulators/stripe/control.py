@@ -5,8 +5,8 @@ Besides the shared routes (faults, latency, seed, reset, state; see ``simulator.
 ``GET clock`` / ``POST clock {"advance": seconds}``, ``GET idempotency`` (``?key=K&timeout=s`` long-polls
 until a request with key K executes), and ``POST payment_intents/{id}/authenticate`` (and
 ``setup_intents/{id}/authenticate``), ``charges/{id}/refund`` (``{"amount": n}`` for a partial one),
-``charges/{id}/dispute``,
-``disputes/{id}/close`` (``{"status": "won" | "lost"}``), ``events/{id}/deliver``. Emulator-only:
+``charges/{id}/dispute`` (``{"reason": r, "inquiry": true}`` optional),
+``disputes/{id}/close`` (``{"status": "won" | "lost" | "warning_closed"}``), ``events/{id}/deliver``. Emulator-only:
 ``POST cards {"cards": {number: "pm_card_..."}}`` issues card numbers beside Stripe's published test
 cards (``StripeActions.issue_cards``).
 """
@@ -82,7 +82,9 @@ def _object_action(emu: StripeEmulator, req: Request, sub: str) -> Response | No
         ("payment_intents", "authenticate"): authenticate,
         ("setup_intents", "authenticate"): authenticate,
         ("charges", "refund"): lambda: emu.refund(obj_id, _body(req).get("amount")),
-        ("charges", "dispute"): lambda: emu.dispute(obj_id),
+        ("charges", "dispute"): lambda: emu.dispute(
+            obj_id, str(_body(req).get("reason") or "fraudulent"), inquiry=bool(_body(req).get("inquiry"))
+        ),
         ("disputes", "close"): lambda: emu.close_dispute(obj_id, str(_body(req).get("status", ""))),
         ("events", "deliver"): lambda: emu.deliver_event(obj_id),
     }
@@ -182,8 +184,8 @@ class StripeControl(EmulatorControl):
     def refund(self, charge_id: str, amount: int | None = None) -> Json:
         return dict(self.call("POST", f"charges/{charge_id}/refund", {} if amount is None else {"amount": amount}))
 
-    def dispute(self, charge_id: str) -> Json:
-        return dict(self.call("POST", f"charges/{charge_id}/dispute", {}))
+    def dispute(self, charge_id: str, reason: str = "fraudulent", *, inquiry: bool = False) -> Json:
+        return dict(self.call("POST", f"charges/{charge_id}/dispute", {"reason": reason, "inquiry": inquiry}))
 
     def close_dispute(self, dispute_id: str, status: str) -> Json:
         return dict(self.call("POST", f"disputes/{dispute_id}/close", {"status": status}))
