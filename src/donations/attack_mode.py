@@ -24,6 +24,7 @@ Minute counters older than the window are removed by the next write that sees th
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -177,7 +178,7 @@ class AttackModeRecord:
         now = self._clock()
         self._write(
             "SET forced = :forced, forced_until = :until, forced_by = :by",
-            {":forced": {"S": "on" if on else "off"}, ":until": {"N": str(int(now) + seconds)}, ":by": {"S": by}},
+            {":forced": {"S": "on" if on else "off"}, ":until": {"N": str(math.ceil(now) + seconds)}, ":by": {"S": by}},
         )
         return mode_of(self._item or {}, now)
 
@@ -217,7 +218,9 @@ class AttackModeRecord:
         )[:20]
 
     def _open_or_extend(self, item: dict[str, Any], now: float, reason: str) -> None:
-        until = int(now) + self.settings.quiet_seconds
+        # Whole seconds, rounded up: the mode stays open at least quiet_seconds (rounded down, a 1 s quiet
+        # period could end a few milliseconds after it opened).
+        until = math.ceil(now) + self.settings.quiet_seconds
         open_until = _number(item, "open_until")
         values = {":until": {"N": str(until)}}
         if now >= open_until:  # closed: a new episode starts

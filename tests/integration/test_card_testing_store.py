@@ -145,6 +145,22 @@ def test_declines_in_the_window_open_the_mode_and_old_ones_do_not_count(mode):
     assert record.current().under_attack
 
 
+def test_the_mode_stays_open_for_its_whole_quiet_period_when_it_opens_late_in_a_second(dynamodb, table):
+    # Given a 1 s quiet period, and the mode opened 0.9 s into a second
+    clock = Clock()
+    clock.now += 0.9
+    settings = ModeSettings(breaker_declines=1, window_seconds=300, quiet_seconds=1, pressure_per_minute=2)
+    record = AttackModeRecord(dynamodb, table, settings, clock=clock)
+    assert record.note_decline().under_attack
+
+    # When 0.5 s pass / Then it is still open (rounded down to the second, it had ended after 0.1 s)
+    clock.now += 0.5
+    assert record.current().under_attack
+    # And it ends once the whole period has passed
+    clock.now += 1.0
+    assert not record.current().under_attack
+
+
 def test_stale_minute_counters_are_removed_by_the_next_write(mode):
     record, clock = mode
     record.note_decline()
