@@ -369,6 +369,24 @@ def cmd_report(args: argparse.Namespace, clients: Clients) -> int:
     return OK
 
 
+def print_monthly(console: Console, monthly: report.MonthlyGiving) -> None:
+    console.print("Monthly giving", style="bold", highlight=False)
+    rows = Table(show_header=False, box=None)
+    rows.add_row("renewals charged", str(monthly.renewals_charged))
+    rows.add_row("renewals failed", str(monthly.renewals_failed))
+    rows.add_row("renewals waiting for the donor", str(monthly.renewals_waiting_for_donor))
+    if monthly.renewals_not_finished:
+        rows.add_row("renewals not finished", str(monthly.renewals_not_finished))
+    rows.add_row("recurring income", ", ".join(monthly.recurring_income.values()) or "—")
+    if monthly.active_pledges is None:
+        rows.add_row("pledges", "— (this stack has no Pledges table)")
+    else:
+        rows.add_row("pledges lapsed in the period", str(monthly.pledges_lapsed))
+        rows.add_row("pledges active now", str(monthly.active_pledges))
+        rows.add_row("pledges waiting for the donor or an operator now", str(monthly.pledges_needing_attention))
+    console.print(rows)
+
+
 def print_report(console: Console, found: report.Report) -> None:
     period = str(found.first_day) + ("" if found.last_day == found.first_day else f" to {found.last_day}")
     console.print(f"Donations {period} (UTC): {found.donations}", style="bold", highlight=False)
@@ -392,6 +410,7 @@ def print_report(console: Console, found: report.Report) -> None:
     summary.add_row("net amount (kept)", ", ".join(found.net.values()) or "—")
     summary.add_row("cards saved", f"{found.cards_saved} of {found.cards_asked} asked")
     console.print(summary)
+    print_monthly(console, found.monthly)
     for title, problems in (
         ("Receipts missing", found.receipts_missing),
         ("Cards not saved", found.cards_missing),

@@ -3,6 +3,13 @@
 It answers "did all of yesterday's donors get their receipts?" in one line, and names every donation
 whose receipt is missing, with why in plain words. Read from the day-index (one query per day) and
 the records, in batches: no scan, no DLQ receive.
+
+Monthly giving: the period's renewals are among those donations (linked to their pledge by
+``pledge_id`` in their metadata). The pledges are counted, never read, from the Pledges table's two
+sparse indexes: the active ones from the due index (only an active pledge carries ``due_on``, its next
+charge day, which lies between the schedule's look-back and two months ahead: one count query per
+day of that window, :data:`DUE_WINDOW_AHEAD` days ahead to leave room), those waiting for someone and
+those that lapsed in the period from the attention index (one count query each).
 """
 
 from __future__ import annotations
@@ -12,16 +19,22 @@ import io
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
 
 from donations.attention import reason_group
 from donations.models import Attention, Donation, DonationStatus, StepStatus
 from donations.money import with_code
+from donations.pledges import ATTENTION_INDEX, DUE_INDEX, LAPSED, LOOK_BACK_DAYS, NEEDS_ATTENTION, due_days
 from donations_ops import operator_store
 from donations_ops.aws import Clients
 from donations_ops.lookup import receipt_state
 from donations_ops.stack_resources import OpsError, Stack
 
 MAX_DAYS = 92
+# An active pledge's next charge day is at most two months ahead (a pledge made, renewed or resumed today).
+DUE_WINDOW_AHEAD = 92
 
 # Outcomes in words for people who are not engineers.
 OUTCOME_WORDS = {
@@ -42,6 +55,26 @@ class Problem:
     what: str
     """What is missing, in plain words."""
     why: str
+
+
+@dataclass
+class MonthlyGiving:
+    """Monthly pledges: the renewals tried in the period (their donations), and the pledges as they stand."""
+
+    active_pledges: int | None = None
+    """Pledges on schedule now (None: this stack has no Pledges table)."""
+    pledges_needing_attention: int | None = None
+    """Pledges now waiting for the donor or an operator after a renewal failed (donations-ops pledges list)."""
+    pledges_lapsed: int | None = None
+    """Pledges that lapsed in the period (dunning ended, or a hard decline) and are lapsed still."""
+    renewals_charged: int = 0
+    renewals_failed: int = 0
+    """Renewal tries declined or failed, or canceled because the donor never authenticated."""
+    renewals_waiting_for_donor: int = 0
+    """Renewals the bank wants the donor to authenticate (the donor was emailed a link)."""
+    renewals_not_finished: int = 0
+    recurring_income: dict[str, str] = field(default_factory=dict)
+    """Currency -> the renewals received in the period, before refunds (never summed across currencies)."""
 
 
 @dataclass
@@ -73,6 +106,7 @@ class Report:
     stuck: list[Problem] = field(default_factory=list)
     """Background steps retrying or parked, and payments not finished."""
     rows: list[dict[str, str]] = field(default_factory=list)
+    monthly: MonthlyGiving = field(default_factory=MonthlyGiving)
 
     @property
     def receipts_answer(self) -> str:
@@ -98,7 +132,39 @@ def build(clients: Clients, stack: Stack, first: date, last: date) -> Report:
     table = operator_store.donations_table(clients, stack)
     report = Report(first, last)
     found = [donation for day in days(first, last) for donation in operator_store.by_day(table, day)]
-    return tally(report, found)
+    tally(report, found)
+    pledges_table = _pledges_table(clients, stack)
+    if pledges_table is not None:
+        count_pledges(report.monthly, pledges_table, first, last, datetime.now(UTC).date())
+    return report
+
+
+def _pledges_table(clients: Clients, stack: Stack) -> Any | None:
+    name = stack.tables.get("PledgesTable")
+    resource = getattr(clients, "resource", None)
+    return resource("dynamodb").Table(name) if name and resource else None
+
+
+def count_pledges(monthly: MonthlyGiving, table: Any, first: date, last: date, today: date) -> None:
+    """The pledges as they stand today, and those that lapsed from ``first`` to ``last``: count queries only."""
+    ahead = [(today + timedelta(days=n)).isoformat() for n in range(1, DUE_WINDOW_AHEAD + 1)]
+    window = due_days(today, LOOK_BACK_DAYS) + ahead
+    monthly.active_pledges = sum(_count(table, DUE_INDEX, Key("due_on").eq(day)) for day in window)
+    monthly.pledges_needing_attention = _count(table, ATTENTION_INDEX, Key("attention").eq(NEEDS_ATTENTION))
+    # attention_since is a UTC stamp: the period's stamps sort from its first day to before the next day.
+    since = Key("attention_since").between(first.isoformat(), (last + timedelta(days=1)).isoformat())
+    monthly.pledges_lapsed = _count(table, ATTENTION_INDEX, Key("attention").eq(LAPSED) & since)
+
+
+def _count(table: Any, index: str, condition: Any) -> int:
+    arguments: dict[str, Any] = {"IndexName": index, "KeyConditionExpression": condition, "Select": "COUNT"}
+    total = 0
+    while True:
+        page = table.query(**arguments)
+        total += int(page.get("Count", 0))
+        if "LastEvaluatedKey" not in page:
+            return total
+        arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 @dataclass
@@ -133,9 +199,12 @@ def tally(report: Report, found: list[Donation]) -> Report:
     outcomes: Counter[str] = Counter()
     money = _Money()
     disputes: Counter[str] = Counter()
+    recurring: Counter[str] = Counter()
     for donation in found:
         outcomes[OUTCOME_WORDS[donation.status]] += 1
         report.rows.append(_row(donation))
+        if donation.metadata.get("pledge_id"):
+            _renewal(report.monthly, recurring, donation)
         if donation.status is DonationStatus.SUCCEEDED:
             money.add(donation)
             if donation.dispute_status:
@@ -154,7 +223,23 @@ def tally(report: Report, found: list[Donation]) -> Report:
     report.disputes = dict(sorted(disputes.items()))
     report.dispute_fees = _shown(money.fees)
     report.refunds_failed = _shown(money.refunds_failed)
+    report.monthly.recurring_income = _shown(recurring)
     return report
+
+
+_RENEWAL_FAILED = (DonationStatus.DECLINED, DonationStatus.FAILED, DonationStatus.CANCELED)
+
+
+def _renewal(monthly: MonthlyGiving, recurring: Counter[str], donation: Donation) -> None:
+    if donation.status is DonationStatus.SUCCEEDED:
+        monthly.renewals_charged += 1
+        recurring[donation.currency] += donation.amount
+    elif donation.status in _RENEWAL_FAILED:
+        monthly.renewals_failed += 1
+    elif donation.status is DonationStatus.REQUIRES_ACTION:
+        monthly.renewals_waiting_for_donor += 1
+    else:
+        monthly.renewals_not_finished += 1
 
 
 def _receipt(report: Report, donation: Donation) -> None:
@@ -225,13 +310,15 @@ def _row(donation: Donation) -> dict[str, str]:
         "receipt_sent_at": donation.receipt_sent_at or "",
         "card_saved": {True: "yes", False: "no"}[donation.card_status is StepStatus.DONE] if donation.save_card else "",
         "problem": problem,
+        "pledge_id": donation.metadata.get("pledge_id", ""),
+        "renewal_period": donation.metadata.get("renewal_period", ""),
     }
 
 
 CSV_COLUMNS = (
     "donation_id", "created_at", "outcome", "amount", "currency", "amount_display",
     "amount_refunded", "net_amount", "dispute", "dispute_fee", "refund_failed",
-    "receipt", "receipt_sent_at", "card_saved", "problem",
+    "receipt", "receipt_sent_at", "card_saved", "problem", "pledge_id", "renewal_period",
 )  # fmt: skip
 
 
