@@ -1,6 +1,6 @@
 """The operator console's API (``/_local/ops/...``): the same donations_ops functions the CLI uses.
 
-Looking (alarms, what needs attention, a parked message, a donor, the report) reads; acting (redrive,
+Looking (alarms, what needs attention, a parked message, a donor, the report, the pledges) reads; acting (redrive,
 discard, fix an address) is recorded on the donation as from the CLI. Also ``/_local/runbook``:
 RUNBOOK.md as a page, its sections as anchors, for the console's links.
 
@@ -19,11 +19,14 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 from urllib.parse import parse_qs
 
+from donations.money import with_code
 from donations.notify import describe
-from donations_ops import actions, lookup, parked, report
+from donations.pledges import LAPSED, NEEDS_ATTENTION
+from donations_ops import actions, lookup, parked, pledges_cli, report
 from donations_ops.alarms import stack_alarms
 from donations_ops.aws import Clients
 from donations_ops.stack_resources import OpsError, Stack, discover, resolve_dlq
@@ -32,6 +35,7 @@ from infra.deploy import PROJECT_ROOT
 
 RUNBOOK = PROJECT_ROOT / "RUNBOOK.md"
 STEP_QUEUES = ("receipt", "tokenize")
+PLEDGES_SHOWN = 100
 CONSOLE_HEADER = "X-Donations-Console"
 """Sent by the console's pages (static/ops-console.js) with every action."""
 
@@ -85,6 +89,7 @@ class ConsoleApi:
             ("GET", "ops/story"): self._story,
             ("GET", "ops/report"): self._report,
             ("GET", "ops/report.csv"): self._report_csv,
+            ("GET", "ops/pledges"): self._pledges,
             ("GET", "runbook"): lambda _q, _b: (200, Raw("text/html; charset=utf-8", runbook_page())),
         }
         found = handlers.get((method, route))
@@ -161,6 +166,21 @@ class ConsoleApi:
 
     def _report_csv(self, params: dict[str, str], _: dict[str, Any]) -> Answer:
         return 200, Raw("text/csv; charset=utf-8", report.as_csv(self._period(params)).encode())
+
+    def _pledges(self, params: dict[str, str], _: dict[str, Any]) -> Answer:
+        """As ``donations-ops pledges list``: those whose renewal failed, or with ``due`` those due that day."""
+        due, state = params.get("due") or None, params.get("state") or None
+        if due is not None:
+            try:
+                due = date.fromisoformat(due).isoformat()
+            except ValueError:
+                raise OpsError(f"not a day: {due!r} (YYYY-MM-DD, UTC)") from None
+        if state not in (None, NEEDS_ATTENTION, LAPSED):
+            raise OpsError(f"state is {NEEDS_ATTENTION} or {LAPSED}")
+        store = pledges_cli.pledge_store(self._clients, self.stack)
+        found = pledges_cli.listed(store, due=due, state=state, limit=PLEDGES_SHOWN)
+        views = [{**pledges_cli.pledge_view(p), "amount_display": with_code(p.amount, p.currency)} for p in found]
+        return 200, {"pledges": views, "due": due, "state": state}
 
     # -- acting ------------------------------------------------------------------------------------
 

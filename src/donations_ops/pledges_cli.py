@@ -71,13 +71,7 @@ def register(commands: Any, target: argparse.ArgumentParser) -> None:
 
 def cmd_list(args: argparse.Namespace, clients: Clients) -> int:
     stack = discover(clients, args.stack_name)
-    store = pledge_store(clients, stack)
-    if args.due:
-        found = [store.get(pledge_id) for pledge_id in store.due_on(args.due)[: args.limit]]
-        rows = [pledge for pledge in found if pledge is not None]
-    else:
-        states = [args.state] if args.state else [NEEDS_ATTENTION, LAPSED]
-        rows = [pledge for state in states for pledge in store.needing_attention(args.limit, state)][: args.limit]
+    rows = listed(pledge_store(clients, stack), due=args.due, state=args.state, limit=args.limit)
     views = [pledge_view(pledge) for pledge in rows]
     if args.json:
         print(json.dumps({"stack": stack.name, "pledges": views}, indent=2))
@@ -87,6 +81,15 @@ def cmd_list(args: argparse.Namespace, clients: Clients) -> int:
     for view in views:
         print("  ".join(f"{name}={view[name]}" for name in _SHOWN if view.get(name) is not None))
     return OK
+
+
+def listed(store: PledgeStore, *, due: str | None, state: str | None, limit: int) -> list[Pledge]:
+    """Those due on ``due`` (a UTC day), or those whose renewal failed: ``state``, or needing attention then lapsed."""
+    if due:
+        found = [store.get(pledge_id) for pledge_id in store.due_on(due)[:limit]]
+        return [pledge for pledge in found if pledge is not None]
+    states = [state] if state else [NEEDS_ATTENTION, LAPSED]
+    return [pledge for one in states for pledge in store.needing_attention(limit, one)][:limit]
 
 
 def cmd_show(args: argparse.Namespace, clients: Clients) -> int:

@@ -571,6 +571,25 @@ def test_console_lists_the_alarms_with_their_state(browser: WebDriver, local_sta
     screenshot(browser, "console")
 
 
+def test_console_lists_the_pledges_and_those_due_on_a_day(browser: WebDriver, local_stack: RunningStack) -> None:
+    # Given the console (other tests may have made pledges on the shared stack)
+    browser.get(f"{local_stack.api}/console")
+    wait_until(
+        browser, lambda d: "needing attention or lapsed" in d.find_element(By.ID, "pledges-summary").text, "pledges"
+    )
+
+    # When the operator asks for the pledges due on a day nobody's pledge is due
+    browser.find_element(By.ID, "pledges-due").send_keys("2099-01-01")
+    browser.find_element(By.ID, "pledges-go").click()
+
+    # Then the panel says so, in the table and its summary
+    summary = wait_until(
+        browser, lambda d: (s := d.find_element(By.ID, "pledges-summary")).text.endswith("2099-01-01") and s, "the day"
+    )
+    assert summary.text == "0 pledge(s) due on 2099-01-01"
+    assert browser.find_element(By.CSS_SELECTOR, "#pledges tbody td.empty").text == "No pledge due on 2099-01-01."
+
+
 # -- the operator console ----------------------------------------------------------------
 
 
@@ -706,6 +725,8 @@ def test_report_page_answers_the_receipts_question(browser: WebDriver, local_sta
         for row in browser.find_elements(By.CSS_SELECTOR, "#report-missing tbody tr[data-donation]")
     }
     assert refused in missing and "set aside for an operator" in missing[refused] and sent not in missing
+    totals = browser.find_element(By.ID, "report-totals").text
+    assert "Renewals" in totals and "Recurring income" in totals and " active, " in totals, totals
     csv_text = requests.get(browser.find_element(By.ID, "report-csv").get_attribute("href"), timeout=10).text
     assert csv_text.startswith("donation_id,created_at,outcome") and sent in csv_text and refused in csv_text
     screenshot(browser, "report")

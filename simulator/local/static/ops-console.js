@@ -1,4 +1,4 @@
-/* Operator console: what needs attention (with redrive, discard, fix email) and donor lookup.
+/* Operator console: what needs attention (with redrive, discard, fix email), monthly pledges and donor lookup.
    Reads /_local/ops/... (the donations-ops functions); looking never receives from a DLQ. */
 "use strict";
 
@@ -188,11 +188,48 @@
     );
   }
 
+  // -- monthly pledges (as donations-ops pledges list) ----------------------------------------------
+
+  let pledgesDue = ""; // the day last asked for (the refresh does not read a day still being typed)
+
+  async function loadPledges() {
+    const due = pledgesDue;
+    let answer;
+    try {
+      answer = await getJSON(`/_local/ops/pledges${due ? `?due=${encodeURIComponent(due)}` : ""}`);
+    } catch (error) {
+      $("pledges-summary").textContent = `Not a day: ${due} (YYYY-MM-DD, UTC).`;
+      return;
+    }
+    const rows = answer.pledges.map((p) =>
+      h(
+        "tr",
+        { dataset: { pledge: p.pledge_id, state: p.state } },
+        h("td", { className: "mono small" }, p.pledge_id),
+        h("td", {}, p.state),
+        h("td", { className: "num" }, p.amount_display),
+        h("td", {}, p.currency.toUpperCase()),
+        h("td", {}, p.next_charge_on),
+        h("td", { className: "small" }, p.email_masked),
+        h("td", { className: "small" }, p.last_failure || "–")
+      )
+    );
+    fillRows($("pledges").tBodies[0], rows, due ? `No pledge due on ${due}.` : "No pledge needs attention or lapsed.");
+    const what = answer.due ? `due on ${answer.due}` : "needing attention or lapsed";
+    $("pledges-summary").textContent = `${rows.length} pledge(s) ${what}`;
+  }
+
   async function loadAttention() {
     renderAttention((await getJSON("/_local/ops/attention")).steps);
   }
 
   wireActions();
   $("lookup-form").addEventListener("submit", lookup);
+  $("pledges-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    pledgesDue = $("pledges-due").value.trim();
+    loadPledges();
+  });
+  refreshEvery(2000, loadPledges, null);
   refreshEvery(2000, loadAttention, null);
 })();

@@ -27,6 +27,20 @@
     );
   }
 
+  // Monthly giving: the period's renewals, and the pledges (null counts: a stack without a Pledges table).
+  function monthlyTotals(m) {
+    const renewals = `${m.renewals_charged} charged, ${m.renewals_failed} failed, ${m.renewals_waiting_for_donor} waiting for the donor`;
+    const pledges =
+      m.active_pledges === null
+        ? "– (no Pledges table)"
+        : `${m.active_pledges} active, ${m.pledges_needing_attention} waiting now; ${m.pledges_lapsed} lapsed in the period`;
+    return [
+      ["Renewals", renewals],
+      ["Recurring income", Object.values(m.recurring_income).join(", ") || "–"],
+      ["Pledges", pledges],
+    ];
+  }
+
   async function show(event) {
     if (event) event.preventDefault();
     const params = query();
@@ -48,6 +62,7 @@
       ["Refunded", Object.values(report.refunded).join(", ") || "–"],
       ["Receipts sent", `${report.receipts_sent} of ${report.receipts_due}`],
       ["Cards saved", `${report.cards_saved} of ${report.cards_asked} asked`],
+      ...monthlyTotals(report.monthly),
     ];
     $("report-totals").replaceChildren(...totals.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
     fillRows($("report-missing").tBodies[0], problemRows(report.receipts_missing, false), "None: every donor got a receipt.");
