@@ -24,8 +24,9 @@ export NO_MKDOCS_2_WARNING := 1
 run: $(BIN)/.installed
 	$(BIN)/python -m simulator.local
 
+# The 25 slowest tests are listed at the end: where the suite's time goes, in every CI log.
 test: $(BIN)/.installed $(TOOLS)/.installed
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 install: $(BIN)/.installed
 

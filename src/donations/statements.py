@@ -152,7 +152,8 @@ def statement_of(donor_key: str, year: int, donations: list[Donation], time_zone
                 amount=d.amount,
                 refunded=d.amount_refunded,
                 currency=d.currency,
-                monthly="pledge_id" in d.metadata,
+                # A renewal names its pledge; the first gift of a monthly pledge carries its day of month.
+                monthly="pledge_id" in d.metadata or d.pledge_day_of_month is not None,
                 disputed=d.amount_lost_to_dispute,
             )
             for d in donations

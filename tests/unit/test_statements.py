@@ -55,6 +55,17 @@ def test_totals_are_per_currency_and_net_of_refunds():
     ]
 
 
+def test_the_first_gift_of_a_monthly_pledge_is_listed_as_monthly_like_its_renewals():
+    # Given a monthly pledge's first gift (charged on-session: no pledge named yet, its day of month set)
+    first = gift(1500, "usd", "2026-02-03T12:00:00Z").model_copy(update={"pledge_day_of_month": 3})
+    renewal = gift(1500, "usd", "2026-03-03T12:00:00Z", pledge_id="pl_1")
+
+    # When the year's statement is made / Then both are monthly gifts
+    statement = statement_of(DONOR, 2026, [first, renewal], "UTC")
+    assert statement is not None
+    assert [g["kind"] for g in statement_data(statement, SETTINGS)["gifts"]] == ["Monthly", "Monthly"]
+
+
 def test_a_lost_dispute_is_taken_off_the_gift():
     # Given a gift whose dispute the charity lost in part, and one lost in full
     partly = gift(2500, "usd", "2026-03-01T12:00:00Z").model_copy(
