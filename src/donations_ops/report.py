@@ -30,10 +30,12 @@ from donations.pledges import ATTENTION_INDEX, DUE_INDEX, LAPSED, LOOK_BACK_DAYS
 from donations_ops import operator_store
 from donations_ops.aws import Clients
 from donations_ops.lookup import receipt_state
+from donations_ops.pledges_cli import PLEDGES_TABLE
 from donations_ops.stack_resources import OpsError, Stack
 
 MAX_DAYS = 92
-# An active pledge's next charge day is at most two months ahead (a pledge made, renewed or resumed today).
+# An active pledge's next charge day is at most two months ahead (a pledge made, renewed or resumed today);
+# the count looks a month further than that, to spare.
 DUE_WINDOW_AHEAD = 92
 
 # Outcomes in words for people who are not engineers.
@@ -140,7 +142,7 @@ def build(clients: Clients, stack: Stack, first: date, last: date) -> Report:
 
 
 def _pledges_table(clients: Clients, stack: Stack) -> Any | None:
-    name = stack.tables.get("PledgesTable")
+    name = stack.tables.get(PLEDGES_TABLE)
     resource = getattr(clients, "resource", None)
     return resource("dynamodb").Table(name) if name and resource else None
 
