@@ -365,6 +365,21 @@ class World:
             environment.wait_until_idle(timeout=60)
             environment.timeout_seconds = saved
 
+    @contextlib.contextmanager
+    def provider_timeout(self, logical_id: str, seconds: float) -> Iterator[None]:
+        """Run with a function's provider timeout at ``seconds`` (the suite's is 1 s, to fail fast on the faults
+        it injects), for tests that send many mails at once and are not about timeouts: under load, the
+        in-process SendGrid emulator can answer a send it accepted after more than 1 s, and a send that timed
+        out after SendGrid accepted it is sent again, the limit docs/promises.md states (SendGrid's Mail Send
+        has no idempotency key). Deployed, it is 8 s (donations.settings)."""
+        module = self.pipeline.handler(logical_id)
+        saved = module.settings
+        module.settings = saved.model_copy(update={"provider_timeout_seconds": seconds})
+        try:
+            yield
+        finally:
+            module.settings = saved
+
     def reset(self) -> None:
         for environment in self.pipeline.environments.values():
             assert environment.wait_until_idle(timeout=60), f"{environment.name} still busy"
