@@ -119,7 +119,12 @@ def captured_logs():
 # one test at a time; every other file goes to one worker whole, so its module fixtures (a SAM build, a
 # browser, a local stack of its own) are built once.
 SPREAD_OVER_WORKERS = frozenset(
-    {"tests/integration/test_hostile_properties.py", "tests/chaos/test_chaos.py", "tests/e2e/test_ctrl_c.py"}
+    {
+        "tests/integration/test_hostile_properties.py",
+        "tests/chaos/test_chaos.py",
+        "tests/e2e/test_ctrl_c.py",
+        "tests/e2e/test_hostile_schema.py",
+    }
 )
 
 
