@@ -146,19 +146,32 @@ def pytest_xdist_make_scheduler(config, log):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Chaos runs last: it leaves metrics and alarm history in the shared moto that other tests read.
-    Under pytest-xdist each worker has its own moto, emulators and local stack, and the chaos tests, sorted
-    last, are the last ones handed out (one at a time: each builds its own run).
+    """Chaos runs after every test that reads moto: it leaves metrics and alarm history in the shared moto
+    that other tests read. Under pytest-xdist each worker has its own moto, emulators and local stack, and
+    the chaos tests are handed out one at a time (each builds its own run), before the tiers that never
+    touch moto.
 
     The unit tier never touches the network: pytest-socket fails a test marked ``unit`` that opens a socket.
     """
     for item in items:
         if item.get_closest_marker("unit") is not None:
             item.add_marker(pytest.mark.disable_socket)
-    # Files with slow tests are handed out first (the longest jobs first leave the shortest tail), and
-    # the chaos tests last; the order inside a file stays.
+    # Files with slow tests are handed out first (the longest jobs first leave the shortest tail), then the
+    # chaos tests, then the tiers that never touch moto (the unit tier, the emulators' own tests): those run
+    # on the other workers while chaos, the longest test, finishes. The order inside a file stays.
     slow_files = {item.path for item in items if item.get_closest_marker("slow") is not None}
-    items.sort(key=lambda item: (item.get_closest_marker("chaos") is not None, item.path not in slow_files))
+    items.sort(
+        key=lambda item: (
+            _never_touches_moto(item),
+            item.get_closest_marker("chaos") is not None,
+            item.path not in slow_files,
+        )
+    )
+
+
+def _never_touches_moto(item) -> bool:
+    """The unit tier (no sockets at all) and the emulators' tests (emulators of their own, no pipeline)."""
+    return item.get_closest_marker("unit") is not None or item.path.parent.name == "emulators"
 
 
 def pytest_sessionfinish(session):
