@@ -98,6 +98,14 @@ def world(pipeline, stripe_emulator, sendgrid_emulator, turnstile_emulator):
 
 
 @pytest.fixture
+def deployed_mail_timeout(world):
+    """The deployed 8 s SendGrid timeout rather than the suite's 1 s, for tests that send many mails at once
+    and are not about timeouts (World.provider_timeout says why)."""
+    with world.provider_timeout("SendReceiptFunction", 8):
+        yield
+
+
+@pytest.fixture
 def captured_logs():
     """Everything logged while the test runs: our JSON log lines and any library's records (with tracebacks)."""
     from donations.observability import logger

@@ -18,7 +18,8 @@ from tests.support.gifts import Gift, write_gifts
 from tests.support.keys import a_key
 from tests.support.world import DONATION
 
-pytestmark = pytest.mark.integration
+# Many statements at once, and nothing here is about timeouts (tests/conftest.py, deployed_mail_timeout)
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("deployed_mail_timeout")]
 
 YEAR = 2026
 DONORS = 1_000
@@ -98,7 +99,7 @@ def shown(amount: int, currency: str) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # moto reads every item for each index query and every message for each receive
+@pytest.mark.timeout(900)  # 1,000 donors: minutes on a busy machine
 def test_a_years_statements_survive_a_crashed_run_and_reach_each_donor_once(world, pipeline, capsys):
     # Given 1,000 donors' year, some monthly, some in two currencies, some refunded
     gifts, expected = a_year_of_giving()

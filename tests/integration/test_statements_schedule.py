@@ -13,7 +13,8 @@ from donations.statement_run import STATEMENTS_EVENT, run_statements
 from tests.integration.test_statements import deliver_everything, ops, statements_in_outbox
 from tests.support.gifts import Gift, charged_donation, write_gifts
 
-pytestmark = pytest.mark.integration
+# Many statements at once, and nothing here is about timeouts (tests/conftest.py, deployed_mail_timeout)
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("deployed_mail_timeout")]
 
 YEAR = 2026
 DONORS = 45

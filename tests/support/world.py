@@ -372,13 +372,13 @@ class World:
         in-process SendGrid emulator can answer a send it accepted after more than 1 s, and a send that timed
         out after SendGrid accepted it is sent again, the limit docs/promises.md states (SendGrid's Mail Send
         has no idempotency key). Deployed, it is 8 s (donations.settings)."""
-        module = self.pipeline.handler(logical_id)
-        saved = module.settings
-        module.settings = saved.model_copy(update={"provider_timeout_seconds": seconds})
+        wiring = self.pipeline.handler(logical_id).wiring()  # the function's, made once at its first use
+        saved = wiring.settings
+        wiring.settings = saved.model_copy(update={"provider_timeout_seconds": seconds})
         try:
             yield
         finally:
-            module.settings = saved
+            wiring.settings = saved
 
     def reset(self) -> None:
         for environment in self.pipeline.environments.values():
