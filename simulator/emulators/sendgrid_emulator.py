@@ -17,6 +17,7 @@ import argparse
 import json
 import secrets
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any, ClassVar
@@ -95,6 +96,7 @@ class SendGridEmulator(EmulatorServer):
         # The account's templates outlive reset(), as they outlive any send; clear_templates() forgets them.
         self.template_store = TemplateStore()
         self._renderer = HandlebarsRenderer()
+        self._render_lock = threading.Lock()  # one outbox reader renders at a time
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -113,12 +115,20 @@ class SendGridEmulator(EmulatorServer):
     # -- public Python API ---------------------------------------------------------
     @property
     def outbox(self) -> list[Json]:
-        """Every accepted mail, one entry per personalization (what SendGrid would deliver)."""
-        with self._lock:
-            for entry, version in self._unrendered:
-                entry["rendered"] = render_mail(version, entry["dynamic_template_data"], self._renderer)
-            self._unrendered.clear()
-            return [json.loads(json.dumps(m)) for m in self._outbox]
+        """Every accepted mail, one entry per personalization (what SendGrid would deliver).
+
+        Mails accepted since the last read are rendered now, one reader at a time, but outside the lock that
+        sends take: rendering a thousand statements takes seconds, and sends held up behind it timed out
+        after being accepted (and were sent again, as a client must when it cannot know)."""
+        with self._render_lock:
+            with self._lock:
+                pending, self._unrendered = self._unrendered, []
+            for entry, version in pending:
+                rendered = render_mail(version, entry["dynamic_template_data"], self._renderer)
+                with self._lock:
+                    entry["rendered"] = rendered
+            with self._lock:
+                return [json.loads(json.dumps(m)) for m in self._outbox]
 
     def outbox_for(self, donation_id: str) -> list[Json]:
         return [m for m in self.outbox if m["custom_args"].get("donation_id") == donation_id]
