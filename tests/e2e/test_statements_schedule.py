@@ -4,7 +4,6 @@ donor's reaching the SendGrid emulator's outbox once, rendered, through a short 
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import datetime
 from typing import Any
@@ -14,6 +13,7 @@ import boto3
 import pytest
 import requests
 
+from donations_ops.stack_resources import discover
 from simulator.emulators.sendgrid_emulator import SendGridControl
 from simulator.local.process import RunningStack
 from tests.e2e.conftest import run_ops, wait_for
@@ -72,7 +72,9 @@ def test_a_years_statements_reach_each_donor_once_rendered_net_of_refunds_per_cu
         timeout=90,
         what="the three statements",
     )
-    time.sleep(2)  # anything sent twice would be in the outbox by now (backoff 1 s, pollers long-poll 1 s)
+    wait_for(
+        lambda: _receipt_queue_empty(local_stack), timeout=60, what="the receipt queue to drain"
+    )  # nothing left to send twice
     assert sorted(len(mails) for mails in _statements(local_stack, year, (two, refunded, monthly)).values()) == [
         1,
         1,
@@ -104,3 +106,16 @@ def _receipt_time_zone(stack: RunningStack) -> str:
     functions = session.client("lambda", endpoint_url=stack.moto).list_functions()["Functions"]
     send_receipt = next(f for f in functions if f["FunctionName"].endswith("-send-receipt"))
     return str(send_receipt["Environment"]["Variables"]["RECEIPT_TIME_ZONE"])
+
+
+def _receipt_queue_empty(stack: RunningStack) -> bool:
+    """No statement or receipt waiting or in flight on the receipt queue (a retry would be one of them)."""
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+    queue = discover(lambda service: session.client(service, endpoint_url=stack.moto), stack.stack_name).queues
+    attributes = session.client("sqs", endpoint_url=stack.moto).get_queue_attributes(
+        QueueUrl=queue["ReceiptQueue"].url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return (
+        int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"]) == 0
+    )
