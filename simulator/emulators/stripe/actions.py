@@ -7,7 +7,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from simulator.emulators.stripe import charges, disputes
+from simulator.emulators.stripe import charges, disputes, payment_methods
 from simulator.emulators.stripe.cards import issued_card
 from simulator.emulators.stripe.clock import Clock
 from simulator.emulators.stripe.confirmation import authenticated, fail_authentication
@@ -78,6 +78,12 @@ class StripeActions:
                     raise ValueError(f"card ...{number[-4:]} was issued already, as another card")
             self.account.issued_cards.update(issued)
             return len(self.account.issued_cards)
+
+    def update_card_automatically(self, pm_id: str, exp_month: int, exp_year: int, number: str | None = None) -> Json:
+        """The card network updates a saved card in place (the card account updater): new expiry, and a new
+        number if given; emits ``payment_method.automatically_updated`` (payment_methods.update_automatically)."""
+        with self._lock:
+            return payment_methods.update_automatically(self.account, self._ctx(), pm_id, (exp_month, exp_year), number)
 
     def refund(self, charge_id: str, amount: int | None = None) -> Json:
         """Refund a succeeded charge from the Dashboard, in full unless ``amount``; emits ``refund.created``

@@ -6,7 +6,9 @@ Besides the shared routes (faults, latency, seed, reset, state; see ``simulator.
 until a request with key K executes), and ``POST payment_intents/{id}/authenticate`` (and
 ``setup_intents/{id}/authenticate``), ``charges/{id}/refund`` (``{"amount": n}`` for a partial one),
 ``charges/{id}/dispute`` (``{"reason": r, "inquiry": true}`` optional),
-``disputes/{id}/close`` (``{"status": "won" | "lost" | "warning_closed"}``), ``events/{id}/deliver``. Emulator-only:
+``disputes/{id}/close`` (``{"status": "won" | "lost" | "warning_closed"}``), ``events/{id}/deliver``,
+``payment_methods/{id}/update_card`` (``{"exp_month": m, "exp_year": y, "number": n}``, number optional: the card
+network updates a saved card, ``payment_method.automatically_updated``). Emulator-only:
 ``POST cards {"cards": {number: "pm_card_..."}}`` issues card numbers beside Stripe's published test
 cards (``StripeActions.issue_cards``).
 """
@@ -70,7 +72,7 @@ def _route(emu: StripeEmulator, req: Request, sub: str) -> Response | None:
 
 
 def _object_action(emu: StripeEmulator, req: Request, sub: str) -> Response | None:
-    match = re.fullmatch(r"(payment_intents|setup_intents|charges|disputes|events)/([^/]+)/(\w+)", sub)
+    match = re.fullmatch(r"(payment_intents|setup_intents|charges|disputes|events|payment_methods)/([^/]+)/(\w+)", sub)
     if match is None or req.method != "POST":
         return None
     kind, obj_id, action = match[1], unquote(match[2]), match[3]
@@ -87,6 +89,7 @@ def _object_action(emu: StripeEmulator, req: Request, sub: str) -> Response | No
         ),
         ("disputes", "close"): lambda: emu.close_dispute(obj_id, str(_body(req).get("status", ""))),
         ("events", "deliver"): lambda: emu.deliver_event(obj_id),
+        ("payment_methods", "update_card"): lambda: _update_card(emu, obj_id, _body(req)),
     }
     action_fn = actions.get((kind, action))
     if action_fn is None:
@@ -95,6 +98,16 @@ def _object_action(emu: StripeEmulator, req: Request, sub: str) -> Response | No
         return Response.json(200, action_fn())
     except KeyError as exc:  # the object named in the path does not exist
         raise _NotFound(exc.args[0] if exc.args else "not found") from None
+
+
+def _update_card(emu: StripeEmulator, pm_id: str, body: Json) -> Json:
+    expiry = body.get("exp_month"), body.get("exp_year")
+    number = body.get("number")
+    if not all(isinstance(part, int) and not isinstance(part, bool) for part in expiry):
+        raise ValueError("exp_month and exp_year must be integers")
+    if number is not None and not isinstance(number, str):
+        raise ValueError("number must be a string")
+    return emu.update_card_automatically(pm_id, int(expiry[0] or 0), int(expiry[1] or 0), number)
 
 
 def _wait_deliveries(emu: StripeEmulator, req: Request) -> Response:
@@ -180,6 +193,13 @@ class StripeControl(EmulatorControl):
 
     def deliver_event(self, event_id: str) -> Json:
         return dict(self.call("POST", f"events/{event_id}/deliver", {}))
+
+    def update_card(self, pm_id: str, exp_month: int, exp_year: int, number: str | None = None) -> Json:
+        """The card network updates a saved card in place: Stripe sends ``payment_method.automatically_updated``."""
+        body: Json = {"exp_month": exp_month, "exp_year": exp_year}
+        if number is not None:
+            body["number"] = number
+        return dict(self.call("POST", f"payment_methods/{pm_id}/update_card", body))
 
     def refund(self, charge_id: str, amount: int | None = None) -> Json:
         return dict(self.call("POST", f"charges/{charge_id}/refund", {} if amount is None else {"amount": amount}))

@@ -235,6 +235,39 @@ def attach(state: StripeState, ctx: Ctx, pm: Json, customer: str, *, source: str
         emit(state, ctx, "payment_method.attached", pm)
 
 
+def update_automatically(
+    state: StripeState, ctx: Ctx, pm_id: str, expiry: tuple[int, int], number: str | None = None
+) -> Json:
+    """The card network updates a saved card in place (Stripe's card account updater: "Occurs whenever a
+    payment method's details are automatically updated by the network", ``payment_method.automatically_updated``
+    in the SDK's stripe.Event types): the PaymentMethod keeps its id and Customer, its ``card`` has the new expiry
+    (and, for a reissued card, the new ``number``'s brand, last 4 and fingerprint). A card declined only for its
+    expiry (``expired_card``) charges once it has a new one; a new number behaves as that test card. Emits the
+    event (caused by Stripe, ``request`` null) and returns the PaymentMethod. KeyError: no such PaymentMethod;
+    ValueError: not saved to a Customer (only saved cards are updated), or a bad expiry or number."""
+    pm = state.payment_methods.get(pm_id)
+    if pm is None:
+        raise KeyError(f"No such payment_method: '{pm_id}'")
+    if pm["customer"] is None:
+        raise ValueError(f"{pm_id} is not saved to a Customer: the network updates saved cards only")
+    now = time.gmtime(ctx.now)
+    if not 1 <= expiry[0] <= 12 or (expiry[1], expiry[0]) < (now.tm_year, now.tm_mon) or expiry[1] > now.tm_year + 50:
+        raise ValueError("the new expiry must be a month (1 to 12) and year, not past")
+    usage = state.pm_usage[pm_id]
+    card = usage.card
+    if number is not None:
+        found = TEST_CARD_NUMBERS.get(number) or state.issued_cards.get(number)
+        if found is None:
+            raise ValueError("the new number must be a test card number (or one the emulator issued)")
+        card = found
+    elif card.decline_code == "expired_card":
+        card = CardProfile(card.number, card.brand, country=card.country, funding=card.funding)
+    usage.card = card
+    pm["card"] = _card(card, expiry)
+    emit(state, ctx, "payment_method.automatically_updated", pm, automatic=True)
+    return copy_json(pm)
+
+
 def render(state: StripeState, pm: Json, expand: list[str]) -> Json:
     out = copy_json(pm)
     if "customer" in expand and out["customer"]:
