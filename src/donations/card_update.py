@@ -16,6 +16,11 @@ An active pledge keeps its schedule: a retry still due is tried on the new card.
 for the donor after the bank asked to authenticate a renewal, is active again from its next charge day (never a
 period it charged or failed: donations.pledges.resume_on). A canceled pledge takes no card.
 
+The card network may also update a saved card on its own (Stripe's card account updater: a new expiry date or
+number for the same PaymentMethod, reported by ``payment_method.automatically_updated``; ``card_updated_by_network``):
+every pledge on that PaymentMethod shows the new details, and one that lapsed because of that card's details
+(dunning.CURED_BY_UPDATED_CARD) is active again from its next charge day, as with a card the donor gave.
+
 The SetupIntent's client secret goes to the donor's page only: never logged, stored or traced.
 """
 
@@ -34,7 +39,7 @@ from donations.observability import MetricUnit, logger, metrics
 from donations.pledge_links import PledgeLinks, Purpose
 from donations.pledge_manage import PledgeView, verified_link, view_of
 from donations.pledges import Pledge, PledgeState, PledgeStore
-from donations.ports import CardSetup, PledgeCards
+from donations.ports import CardSetup, PledgeCards, PledgeStopper, UpdatedCard
 
 SETUP_INTENT_ID = re.compile(r"^seti_[A-Za-z0-9]{1,64}$")
 # A page's attempt at one card update (a random id it makes per submit): the same attempt, sent twice, makes one
@@ -125,6 +130,43 @@ def record_card(pledges: PledgeCards, pledge: Pledge, setup: CardSetup, today: d
         logger.info("Pledge card updated", extra={"pledge_id": pledge.pledge_id, "state": updated.state})
         return updated
     raise ServiceUnavailable("Your monthly gift is being updated; please try again shortly.")
+
+
+def card_updated_by_network(card: UpdatedCard, *, pledges: PledgeStopper, today: date | None = None) -> int:
+    """Stripe's ``payment_method.automatically_updated``: record the card's new details on each pledge that
+    charges it (``PledgeStore.record_updated_card``), once, never over a newer update. How many pledges now show
+    this update (0: the card is no pledge's, or every one is canceled)."""
+    day = today or _today()
+    shown = 0
+    for pledge_id in pledges.on_payment_method(card.payment_method_id):
+        pledge = pledges.get(pledge_id)
+        if pledge is not None and _record_update(pledges, pledge, card, day):
+            shown += 1
+    return shown
+
+
+def _record_update(pledges: PledgeStopper, pledge: Pledge, card: UpdatedCard, today: date) -> bool:
+    """True once the pledge shows this update (now or before); False if it is not this card's to show."""
+    for _ in range(_WRITE_TRIES):
+        if pledge.state is PledgeState.CANCELED or pledge.payment_method_id != card.payment_method_id:
+            return False  # never charged again, or the donor gave another card since
+        if pledge.card_details_as_of is not None and pledge.card_details_as_of >= card.as_of:
+            return pledge.card_details_as_of == card.as_of  # a replay, or an older update arriving late
+        try:
+            updated = pledges.record_updated_card(pledge, card, today)
+        except ConditionFailed:
+            current = pledges.get(pledge.pledge_id)
+            if current is None:
+                return False
+            pledge = current
+            continue
+        metrics.add_metric(name="PledgeCardsUpdatedByNetwork", unit=MetricUnit.Count, value=1)
+        logger.info(
+            "Pledge card updated by the card network",
+            extra={"pledge_id": pledge.pledge_id, "state": updated.state, "was": pledge.state},
+        )
+        return True
+    raise ServiceUnavailable("The monthly gift is being updated; Stripe retries the event.")
 
 
 def _recorded(pledge: Pledge, setup: CardSetup) -> bool:

@@ -58,6 +58,21 @@ HARD_DECLINES = frozenset(
 )
 
 
+# The lapses a card network's update of the saved card cures (Stripe's ``payment_method.automatically_updated``:
+# the card account updater gives the PaymentMethod a new expiry date or number, keeping its id). Each names a
+# decline of the card's own details (docs.stripe.com/declines/codes): ``expired_card`` ("The card has expired"),
+# ``incorrect_number`` / ``invalid_number`` ("The card number is incorrect" / "not valid": a reissued card's old
+# number) and ``new_account_information_available`` (the issuer has new details for the account, which is what
+# the updater delivers). Not cured: a lost, stolen or picked-up card or a fraud block (the issuer stopped that
+# card because someone else may hold it; the pledge may have been made with it, so the new card needs its
+# holder's own say, on the manage page), a closed or invalid account (``invalid_account``: a closed account is
+# not new details of it), an authorization the donor revoked, a "do not honor" or a soft decline (nothing about
+# the card's details), and the bank asking the donor to authenticate (only the donor can).
+CURED_BY_UPDATED_CARD = frozenset(
+    {"expired_card", "incorrect_number", "invalid_number", "new_account_information_available"}
+)
+
+
 class Next(StrEnum):
     RETRY = "retry"
     LAPSE = "lapse"

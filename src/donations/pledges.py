@@ -28,14 +28,17 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from donations.conditional import ConditionFailed, condition_failed, conditional_update
-from donations.dunning import MAX_TRIES
+from donations.dunning import CURED_BY_UPDATED_CARD, MAX_TRIES
 from donations.models import MAX_DAY_OF_MONTH, Donation, utc_now
-from donations.ports import CardSetup, SavedCard
+from donations.ports import CardSetup, SavedCard, UpdatedCard
 from donations.redaction import mask_email
 
 DUE_INDEX = "due_on-index"
 # Sparse: only a pledge whose renewal failed carries ``attention`` (operators list them: donations-ops pledges list).
 ATTENTION_INDEX = "attention-index"
+# Keys only, by the saved card's PaymentMethod id: the pledges a card network's update of that card is about
+# (Stripe's payment_method.automatically_updated names the PaymentMethod, not the pledge).
+PAYMENT_METHOD_INDEX = "payment_method_id-index"
 # Keys only, by the donor's keyed donor key (donations.identifiers; never the address): "send me a link".
 DONOR_INDEX = "donor-index"
 NEEDS_ATTENTION = "needs_attention"
@@ -138,6 +141,12 @@ class Pledge(BaseModel):
     dunning_email_sent_at: int | None = None
     canceled_reason: str | None = None
     """Why the pledge stopped: ``dispute:<reason>:<dispute id>`` when the donor disputed one of its gifts."""
+    card_exp_month: int | None = None
+    card_exp_year: int | None = None
+    """The saved card's expiry, as the card network last updated it (``record_updated_card``); absent before."""
+    card_details_as_of: int | None = None
+    """The ``created`` (Unix seconds) of the network update whose details the pledge shows: an older update,
+    delivered late, is not recorded over a newer one."""
     card_setup_id: str | None = None
     """The SetupIntent that saved the card the pledge charges now, when the donor gave a new one through the
     manage page (``record_new_card``; recorded once, whoever reports it first), and when."""
@@ -219,6 +228,16 @@ def resume_on(pledge: Pledge, today: date) -> str:
     while candidate < today or candidate.isoformat()[:7] in done:
         candidate = charge_day(pledge.day_of_month, (candidate.replace(day=1) + timedelta(days=32)).replace(day=1))
     return candidate.isoformat()
+
+
+def cured_by(pledge: Pledge, card: UpdatedCard) -> bool:
+    """Does the network's update of the card cure the pledge's lapse? Only a lapse on a decline of the card's
+    own details (dunning.CURED_BY_UPDATED_CARD) on this very card, declined before the update was made (an
+    update older than the decline, delivered late, did not cure it: the card was declined after it)."""
+    if pledge.last_decline_code not in CURED_BY_UPDATED_CARD or pledge.payment_method_id != card.payment_method_id:
+        return False
+    lapsed_at = pledge.lapsed_at or pledge.updated_at
+    return int(datetime.fromisoformat(lapsed_at).timestamp()) <= card.as_of
 
 
 def pledge_from_donation(donation: Donation, day_of_month: int, today: date, card: SavedCard | None = None) -> Pledge:
@@ -476,6 +495,44 @@ class PledgeStore:
         first_time = Attr("card_setup_id").not_exists() | Attr("card_setup_id").ne(setup.id)
         first_time = first_time | Attr("card_last4").not_exists()
         return self._update(pledge.pledge_id, values, remove=remove, condition=at_read & first_time)
+
+    def on_payment_method(self, payment_method_id: str) -> list[str]:
+        """The ids of the pledges that charge this PaymentMethod (a query of the keys-only card index)."""
+        arguments: dict[str, Any] = {
+            "IndexName": PAYMENT_METHOD_INDEX,
+            "KeyConditionExpression": Key("payment_method_id").eq(payment_method_id),
+        }
+        found: list[str] = []
+        while True:
+            page = self._table.query(**arguments)
+            found += [str(item["pledge_id"]) for item in page["Items"]]
+            if "LastEvaluatedKey" not in page:
+                return found
+            arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def record_updated_card(self, pledge: Pledge, card: UpdatedCard, today: date) -> Pledge:
+        """The card network updated the pledge's card in place (same PaymentMethod): the pledge shows the new
+        brand, last 4 and expiry. A pledge that lapsed on a decline the update cures (dunning.CURED_BY_UPDATED_CARD,
+        after the update's time: the caller decides) is active again from its next charge day, as ``resume``
+        (never a period it charged or failed). ConditionFailed if a newer update was recorded, the pledge
+        charges another card now, or it changed since it was read."""
+        values: dict[str, Any] = {
+            "card_brand": card.brand,
+            "card_last4": card.last4,
+            "card_exp_month": card.exp_month,
+            "card_exp_year": card.exp_year,
+            "card_details_as_of": card.as_of,
+        }
+        remove: list[str] = []
+        if pledge.state is PledgeState.LAPSED and cured_by(pledge, card):
+            next_on = resume_on(pledge, today)
+            values |= {"state": PledgeState.ACTIVE.value, "next_charge_on": next_on, "due_on": next_on}
+            values["renewal_try"] = 1
+            remove = ["attention", "attention_since", "retry_on", "queued_for", "queued_at"]
+        newer = Attr("card_details_as_of").not_exists() | Attr("card_details_as_of").lt(card.as_of)
+        at_read = Attr("state").eq(pledge.state.value) & Attr("next_charge_on").eq(pledge.next_charge_on)
+        same_card = Attr("payment_method_id").eq(card.payment_method_id)
+        return self._update(pledge.pledge_id, values, remove=remove, condition=at_read & same_card & newer)
 
     def record_authenticated(self, pledge: Pledge, donation_id: str) -> Pledge:
         """The donor authenticated the renewal that was waiting for them (``donation_id``, this period's): it

@@ -319,6 +319,20 @@ class PledgeCards(Protocol):
     def record_new_card(self, pledge: Pledge, setup: CardSetup, today: date) -> Pledge: ...
 
 
+@dataclass(frozen=True)
+class UpdatedCard:
+    """A saved card the card network updated in place (Stripe's ``payment_method.automatically_updated``: the
+    PaymentMethod keeps its id, its ``card`` has the new details), as of the event's ``created``."""
+
+    payment_method_id: str
+    brand: str | None
+    last4: str | None
+    exp_month: int | None
+    exp_year: int | None
+    as_of: int
+    """The event's ``created`` (Unix seconds): an older update, delivered late, never overwrites a newer one."""
+
+
 class PledgeStopper(PledgeCards, Protocol):
     """The Pledges table, as the webhooks need it (donations.pledges.PledgeStore): a dispute stops a pledge,
     a renewal paid after the donor authenticated it moves it on, a card the donor saved is recorded."""
@@ -334,6 +348,15 @@ class PledgeStopper(PledgeCards, Protocol):
     def record_authenticated_renewal(self, pledge_id: str, donation_id: str) -> bool:
         """A renewal that waited for the donor's authentication was paid: the pledge is active again and on
         to its next period; False if it was recorded already or the pledge no longer waits for it."""
+        ...
+
+    def on_payment_method(self, payment_method_id: str) -> list[str]:
+        """The ids of the pledges that charge this PaymentMethod (any state)."""
+        ...
+
+    def record_updated_card(self, pledge: Pledge, card: UpdatedCard, today: date) -> Pledge:
+        """The network's update of the pledge's card; ConditionFailed if a newer one was recorded, the pledge
+        charges another card now, or it changed since it was read."""
         ...
 
 

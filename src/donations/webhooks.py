@@ -38,6 +38,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -45,7 +46,7 @@ import stripe
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from donations import refunds
-from donations.card_update import card_set_up
+from donations.card_update import card_set_up, card_updated_by_network
 from donations.errors import (
     DonationNotRecordedYet,
     InvalidWebhookEvent,
@@ -55,7 +56,15 @@ from donations.errors import (
 from donations.models import Donation, DonationStatus
 from donations.observability import MetricUnit, logger, metrics
 from donations.payments import STRIPE_API_VERSION, donor_safe_decline_code
-from donations.ports import CardSetup, CurrentCharge, PledgeStopper, Publisher, RefundFailure, Store
+from donations.ports import (
+    CardSetup,
+    CurrentCharge,
+    PledgeStopper,
+    Publisher,
+    RefundFailure,
+    Store,
+    UpdatedCard,
+)
 from donations.settlement import settle_money_taken
 from donations.store import ConditionFailed
 
@@ -82,6 +91,7 @@ class WebhookOutcome(StrEnum):
     IGNORED = "ignored"  # not a donation of ours, or a type we do not handle
     AWAITING_DONOR = "awaiting_donor"  # a renewal's authentication_required: the donor is asked to finish it
     CARD_RECORDED = "card_recorded"  # a pledge's new card, saved by the donor, recorded (or recorded already)
+    CARD_UPDATED = "card_updated"  # the card network updated a pledge's saved card: its new details recorded
 
 
 class StripeEventData(BaseModel):
@@ -405,6 +415,44 @@ def _card_set_up(delivery: _Delivery) -> WebhookOutcome:
     return WebhookOutcome.CARD_RECORDED
 
 
+# -- payment_method.automatically_updated ----------------------------------------------------------
+
+
+def _card_updated_by_network(delivery: _Delivery) -> WebhookOutcome:
+    """Stripe's card account updater changed a saved card in place ("Occurs whenever a payment method's details
+    are automatically updated by the network", docs.stripe.com/api/events/types; the event's object is the
+    PaymentMethod, same id, typed stripe.PaymentMethod.Card): the pledges on it show the new details, and one
+    that lapsed on that card's details is back on schedule (donations.card_update). No Stripe key needed."""
+    method = delivery.object
+    card = method.get("card") or {}
+    if delivery.pledges is None or method.get("type") != "card" or not method.get("id"):
+        return WebhookOutcome.IGNORED
+    update = UpdatedCard(
+        payment_method_id=str(method["id"]),
+        brand=_text(card.get("brand")),
+        last4=_text(card.get("last4")),
+        exp_month=_number(card.get("exp_month")),
+        exp_year=_number(card.get("exp_year")),
+        as_of=delivery.event.created,
+    )
+    if not card_updated_by_network(update, pledges=delivery.pledges, today=_day(delivery.now)):
+        logger.info("Card updated by the network is no running pledge's; ignored")
+        return WebhookOutcome.IGNORED
+    return WebhookOutcome.CARD_UPDATED
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if isinstance(value, str) and value else None
+
+
+def _number(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _day(now: float) -> date:
+    return datetime.fromtimestamp(now, UTC).date()
+
+
 _HANDLERS: dict[str, Callable[[_Delivery], WebhookOutcome]] = {
     "payment_intent.succeeded": _payment_succeeded,
     "payment_intent.payment_failed": _payment_failed,
@@ -423,5 +471,6 @@ _HANDLERS: dict[str, Callable[[_Delivery], WebhookOutcome]] = {
     "charge.dispute.funds_withdrawn": _dispute_changed,
     "charge.dispute.funds_reinstated": _dispute_changed,
     "setup_intent.succeeded": _card_set_up,
+    "payment_method.automatically_updated": _card_updated_by_network,
 }
 HANDLED_EVENT_TYPES = tuple(_HANDLERS)

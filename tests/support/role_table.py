@@ -63,6 +63,7 @@ ROLE_TABLE: dict[str, set[Grant]] = {
     # a dispute stops the disputed gift's pledge; a renewal the donor authenticated moves it on
     | {("dynamodb:UpdateItem", "PledgesTable"), ("dynamodb:GetItem", "PledgesTable")}
     | {("dynamodb:Query", "PledgesTable/index/donor-index")}  # a fraudulent dispute: the donor's pledges on the card
+    | {("dynamodb:Query", "PledgesTable/index/payment_method_id-index")}  # a card the network updated: its pledges
     | {(f"dynamodb:{a}", "IdempotencyTable") for a in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")}
     | _FOLLOW_UPS
     | {("ssm:GetParameter", "parameter:StripeWebhookSecretName")},
@@ -120,6 +121,8 @@ PLEDGE_ATTRIBUTES: dict[str, set[str]] = {
     "StripeWebhookFunctionRole": {"pledge_id", "updated_at", "state", "canceled_at", "canceled_reason", "due_on"}
     | {"retry_on", "attention", "attention_since", "next_charge_on", "last_period", "last_donation_id", "renewals"}
     | {"renewal_try", "payment_method_id", "card_brand", "card_last4", "card_setup_id", "card_updated_at"}
-    | {"queued_for", "queued_at"},
+    | {"queued_for", "queued_at"}
+    # a card the network updated (payment_method.automatically_updated): its new details, a cured lapse resumed
+    | {"card_exp_month", "card_exp_year", "card_details_as_of"},
 }
 """Role -> the Pledges attributes its UpdateItem may name (dynamodb:Attributes); a role not listed: unrestricted."""
