@@ -482,6 +482,10 @@ class PledgeStore:
             "card_last4": setup.card_last4,
             "card_setup_id": setup.id,
             "card_updated_at": utc_now(),
+            # Another card: the old one's expiry and network updates no longer describe it (None removes them).
+            "card_exp_month": None,
+            "card_exp_year": None,
+            "card_details_as_of": None,
         }
         remove: list[str] = []
         if pledge.state in (PledgeState.LAPSED, PledgeState.NEEDS_ATTENTION):

@@ -15,6 +15,7 @@ import stripe
 
 from donations.models import DonationStatus
 from donations.pledges import Pledge, PledgeState, renewal_donation_id, resume_on
+from donations.ports import CardSetup
 from tests.integration.test_card_update import LOST_CARD, _on_card
 from tests.integration.test_renewals import _pledge, _pledge_now, _schedule
 
@@ -147,3 +148,23 @@ def test_an_event_type_the_endpoint_does_not_handle_is_acknowledged_and_changes_
     assert f"stripe-webhook-event#{event['id']}" not in " ".join(world.webhook_event_records())
     assert _pledge_now(world, pledge.pledge_id) == before
     assert world.record(pledge.first_donation_id).customer_deleted_at is None
+
+
+def test_a_card_the_donor_gives_afterwards_drops_the_old_card_s_expiry_and_updates(world):
+    # Given a pledge whose card the network updated
+    pledge = _pledge(world, "updater-then-donor")
+    old = _network_update(world, pledge, NEW_YEAR)
+    assert world.deliver_stripe_event(old).status == 200
+
+    # When the donor saves another card (the manage page's SetupIntent)
+    shown = _pledge_now(world, pledge.pledge_id)
+    setup = CardSetup(
+        "seti_donor", "succeeded", pledge.customer_id, payment_method_id="pm_new", pledge_id=pledge.pledge_id
+    )
+    world.wiring.pledges.record_new_card(shown, setup, datetime.now(UTC).date())
+
+    # Then the old card's expiry is gone, and a late update of the old card changes nothing
+    now = _pledge_now(world, pledge.pledge_id)
+    assert (now.payment_method_id, now.card_exp_year, now.card_details_as_of) == ("pm_new", None, None)
+    assert world.deliver_stripe_event(old).status == 200
+    assert _pledge_now(world, pledge.pledge_id) == now
