@@ -52,7 +52,8 @@ ERASED = ""
 # Metadata the product writes itself (a renewal's pledge and period): not the donor's words, kept.
 _KEPT_METADATA = frozenset({"pledge_id", "renewal_period"})
 _DONATION_PERSONAL = ["donor_key", "card_brand", "card_last4", "card_exp_month", "card_exp_year"]
-_PLEDGE_PERSONAL = ["donor_key"]
+# The card's expiry, as on a donation (the card network's updates write it on the pledge); brand and last 4 stay.
+_PLEDGE_PERSONAL = ["donor_key", "card_exp_month", "card_exp_year"]
 
 
 class DonorBusy(OpsError):

@@ -105,6 +105,11 @@ def test_erase_cancels_the_pledge_and_removes_every_trace_of_the_address_but_kee
     # Given Ada with a pledge, a renewal and a statement; Grace, who also gave
     pledge, donation_ids = a_donor_with_a_pledge(world, pipeline, capsys)
     before = {i: world.record(i) for i in donation_ids}
+    # ... whose card the network updated (payment_method.automatically_updated): the pledge holds its expiry
+    world.stripe.update_card_automatically(pledge.payment_method_id, 9, date.today().year + 4)
+    update = world.stripe_event("payment_method.automatically_updated", pledge.payment_method_id)
+    assert world.deliver_stripe_event(update).status == 200
+    assert world.wiring.pledges.get(pledge.pledge_id).card_exp_year == date.today().year + 4
 
     # When an operator declines at the prompt, nothing changes
     monkeypatch.setattr("sys.stdin", io.StringIO("no\n"))
@@ -122,6 +127,7 @@ def test_erase_cancels_the_pledge_and_removes_every_trace_of_the_address_but_kee
     assert ADA["email"] not in out and mask_email(ADA["email"]) in out
     after = world.wiring.pledges.get(pledge.pledge_id)
     assert after is not None and after.state is PledgeState.CANCELED and after.due_on is None
+    assert (after.card_exp_month, after.card_exp_year) == (None, None)
     # ... so the next month's schedule charges nobody
     assert schedule_renewals(world, "2027-02-10") == {"renewals_scheduled": 0}
     # ... no item of any table holds her address or name (the masked address neither, in our own tables)
