@@ -294,7 +294,9 @@ def _authentication(
     store: DonationStore,
     publisher: Any,
 ) -> Authentication:
-    answer = {"amount": donation.amount, "currency": donation.currency, "period": pledge.period}
+    # The renewal's own period (the pledge went on to the next one while it waited).
+    period = donation.metadata.get("renewal_period") or pledge.period
+    answer = {"amount": donation.amount, "currency": donation.currency, "period": period}
     if intent.status == "succeeded":
         _record_paid(pledge, donation, intent, pledges=pledges, store=store, publisher=publisher)
         return Authentication(status="succeeded", **answer)

@@ -57,8 +57,9 @@ Period = Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
 
 class PledgeState(StrEnum):
     ACTIVE = "active"
-    # The last renewal failed (a decline, or the bank asks the donor to authenticate): not charged
-    # again until an operator or the donor acts. ``last_failure`` says what happened and what to do.
+    # Pledges written before a renewal waiting for the donor kept them active (``awaiting_donor``): the bank
+    # asked the donor to authenticate a renewal; not charged again until an operator or the donor acts.
+    # ``last_failure`` says what happened and what to do. No write makes it any more.
     NEEDS_ATTENTION = "needs_attention"
     CANCELED = "canceled"
     # Dunning ended without a charge (the last try failed, or a hard decline): never charged again on
@@ -131,6 +132,13 @@ class Pledge(BaseModel):
     went (donations.pledge_manage): a redelivery sends no second email; one every 10 minutes at most."""
     link_email_claim_until: int | None = None
     link_email_sent_at: int | None = None
+    awaiting_donor: str | None = None
+    """While the bank wants the donor to authenticate a renewal (``authentication_required``): that renewal's
+    donation, which the donor finishes through the emailed link. The pledge stays active, on to its next period
+    (Stripe's "charging saved cards": the customer completes *that* PaymentIntent; next month is a new charge);
+    ``attention`` is ``needs_attention`` meanwhile, so operators, the report and the console see it waiting."""
+    awaiting_period: str | None = None
+    """The period of that renewal."""
     auth_email_request: str | None = None
     """The same for the email asking the donor to authenticate a renewal (its donation id): once per renewal."""
     auth_email_claim_until: int | None = None
@@ -236,6 +244,16 @@ def resume_on(pledge: Pledge, today: date) -> str:
     while candidate < today or candidate.isoformat()[:7] in done:
         candidate = charge_day(pledge.day_of_month, (candidate.replace(day=1) + timedelta(days=32)).replace(day=1))
     return candidate.isoformat()
+
+
+_WAITING = ["awaiting_donor", "awaiting_period", "attention", "attention_since"]
+
+
+def waits_for(pledge: Pledge, donation_id: str) -> bool:
+    """Does the pledge wait for the donor to authenticate this renewal?"""
+    if pledge.state is PledgeState.NEEDS_ATTENTION:  # written before waiting pledges stayed active
+        return pledge.last_donation_id == donation_id
+    return pledge.awaiting_donor == donation_id and pledge.state is not PledgeState.CANCELED
 
 
 def cured_by(pledge: Pledge, card: UpdatedCard) -> bool:
@@ -366,7 +384,8 @@ class PledgeStore:
                 "renewals": pledge.renewals + 1,
                 "renewal_try": 1,
             },
-            remove=["retry_on"],
+            # A renewal that waited for the donor a period ago is over (its link lasted 5 days): no longer waiting.
+            remove=["retry_on", *_WAITING],
             condition=_at_try(pledge),
         )
 
@@ -383,6 +402,30 @@ class PledgeStore:
                 "attention_since": utc_now(),
             },
             remove=["due_on", "retry_on"],
+            condition=_at_try(pledge),
+        )
+
+    def await_donor(self, pledge: Pledge, donation_id: str, reason: str) -> Pledge:
+        """This period's renewal waits for the donor to authenticate it (``authentication_required``): the
+        pledge stays active and goes on to the next period, due on its charge day (that month is a new charge;
+        this one is finished by the donor on its own PaymentIntent, or not at all: never charged again by the
+        schedule), marked waiting (``awaiting_donor``; ``attention`` ``needs_attention`` for operators)."""
+        next_on = following_charge_on(pledge.day_of_month, pledge.next_charge_on)
+        return self._update(
+            pledge.pledge_id,
+            {
+                "next_charge_on": next_on,
+                "due_on": next_on,
+                "renewal_try": 1,
+                "awaiting_donor": donation_id,
+                "awaiting_period": pledge.period,
+                "last_failure": reason,
+                "last_failure_period": pledge.period,
+                "last_donation_id": donation_id,
+                "attention": NEEDS_ATTENTION,
+                "attention_since": utc_now(),
+            },
+            remove=["retry_on"],
             condition=_at_try(pledge),
         )
 
@@ -547,9 +590,23 @@ class PledgeStore:
         return self._update(pledge.pledge_id, values, remove=remove, condition=at_read & same_card & newer)
 
     def record_authenticated(self, pledge: Pledge, donation_id: str) -> Pledge:
-        """The donor authenticated the renewal that was waiting for them (``donation_id``, this period's): it
-        is charged, and the pledge is active again and moves to the next period, in one write. ConditionFailed
-        if it was recorded already or the pledge changed since (an operator resumed or canceled it)."""
+        """The donor authenticated the renewal that was waiting for them (``donation_id``): it is charged, and
+        counted on the pledge, which is no longer waiting, in one write; its schedule (already on the next
+        period) is unchanged. ConditionFailed if it was recorded already or the pledge no longer waits for it.
+        A pledge written before (state ``needs_attention``, left on that period) is active again and moves on."""
+        if pledge.state is PledgeState.NEEDS_ATTENTION:
+            return self._record_authenticated_before(pledge, donation_id)
+        values: dict[str, Any] = {"renewals": pledge.renewals + 1}
+        if pledge.awaiting_period and pledge.awaiting_period > (pledge.last_period or ""):
+            values["last_period"] = pledge.awaiting_period
+        remove = ["awaiting_donor", "awaiting_period"]
+        condition = Attr("awaiting_donor").eq(donation_id) & Attr("renewals").eq(pledge.renewals)
+        if pledge.attention == NEEDS_ATTENTION:  # a lapse of a later period keeps its own mark
+            remove += ["attention", "attention_since"]
+            condition = condition & Attr("attention").eq(NEEDS_ATTENTION)
+        return self._update(pledge.pledge_id, values, remove=remove, condition=condition)
+
+    def _record_authenticated_before(self, pledge: Pledge, donation_id: str) -> Pledge:
         next_on = following_charge_on(pledge.day_of_month, pledge.next_charge_on)
         return self._update(
             pledge.pledge_id,
@@ -598,7 +655,7 @@ class PledgeStore:
         """``record_authenticated`` from the ids alone (Stripe's webhook): False if the pledge does not wait
         for that renewal (recorded already by the page's return, resumed or canceled meanwhile)."""
         pledge = self.get(pledge_id)
-        if pledge is None or pledge.state is not PledgeState.NEEDS_ATTENTION or pledge.last_donation_id != donation_id:
+        if pledge is None or not waits_for(pledge, donation_id):
             return False
         try:
             self.record_authenticated(pledge, donation_id)

@@ -298,7 +298,7 @@ def _record_failure(
         elif verdict.next is Next.LAPSE:
             pledges.lapse(pledge, failed)
         else:
-            pledges.record_failure(pledge, donation.donation_id, failure_reason(donation))
+            pledges.await_donor(pledge, donation.donation_id, failure_reason(donation))
     except ConditionFailed:
         logger.info("Pledge failure already recorded by another delivery")
         return

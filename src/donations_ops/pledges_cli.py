@@ -25,6 +25,7 @@ PLEDGES_TABLE = "PledgesTable"
 _SHOWN = (
     "pledge_id",
     "state",
+    "waiting_for_donor",
     "amount",
     "currency",
     "email_masked",
@@ -150,7 +151,10 @@ def _print(args: argparse.Namespace, stack: Stack, pledge: Pledge, said: str) ->
 
 def pledge_view(pledge: Pledge) -> dict[str, Any]:
     # The donor's address masked, as every operator view shows it; Stripe ids of the card are not shown.
-    return {name: value for name, value in pledge.model_dump(mode="json").items() if name in _SHOWN}
+    view = {name: value for name, value in pledge.model_dump(mode="json").items() if name in _SHOWN}
+    # Active, but a renewal waits for the donor to authenticate it (emailed a link): its period.
+    view["waiting_for_donor"] = pledge.awaiting_period if pledge.awaiting_donor else None
+    return view
 
 
 def pledge_store(clients: Clients, stack: Stack) -> PledgeStore:

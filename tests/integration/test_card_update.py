@@ -144,21 +144,25 @@ def test_a_lapsed_pledge_starts_again_on_a_card_set_up_with_3d_secure(world):
     assert (renewal.status, renewal.card_last4) == (DonationStatus.SUCCEEDED, "3155")
 
 
-def test_a_pledge_waiting_for_the_donor_s_authentication_is_active_again_on_a_new_card(world):
-    # Given a pledge whose renewal waits for the donor to authenticate it (needs_attention)
+def test_a_pledge_waiting_for_the_donor_s_authentication_charges_a_new_card_next_month(world):
+    # Given a pledge whose renewal waits for the donor to authenticate it (active, on to next month, marked waiting)
     pledge = _pledge_needing_authentication(world)
     _renew(world, pledge)
     waiting = _pledge_now(world, pledge.pledge_id)
-    assert waiting.state is PledgeState.NEEDS_ATTENTION
+    assert (waiting.state, waiting.awaiting_period) == (PledgeState.ACTIVE, pledge.period)
 
     # When the donor gives a new card instead
     assert _update_card(world, waiting, MASTERCARD).status == 200
 
-    # Then the pledge is active on it from its next charge day; the waiting period is not charged again
+    # Then next month charges it, on the day already due; the waiting period is not charged again by the schedule,
+    # and its own link still finishes it (it stays marked waiting until then)
     active = _pledge_now(world, pledge.pledge_id)
-    expected = resume_on(waiting, datetime.now(UTC).date())
-    assert (active.state, active.due_on, active.card_last4) == (PledgeState.ACTIVE, expected, "4444")
-    assert active.attention is None and expected[:7] != waiting.period
+    assert (active.state, active.due_on, active.card_last4) == (PledgeState.ACTIVE, waiting.due_on, "4444")
+    assert active.awaiting_donor == waiting.awaiting_donor and (waiting.due_on or "")[:7] != waiting.awaiting_period
+    _schedule(world, waiting.due_on or "")
+    world.drain()
+    next_month = world.record(renewal_donation_id(pledge.pledge_id, (waiting.due_on or "")[:7]))
+    assert (next_month.status, next_month.card_last4) == (DonationStatus.SUCCEEDED, "4444")
 
 
 def test_stripe_s_webhook_records_the_card_when_the_page_never_reported_back(world):

@@ -53,8 +53,9 @@ def test_the_report_counts_renewals_pledges_and_recurring_income_per_currency(wo
     ) == (2, 1, 1, 0)
     # And the recurring income is per currency, never summed across them
     assert monthly["recurring_income"] == {"eur": "20.00 EUR", "usd": "25.00 USD"}
-    # And the pledges as they stand: two renewed and on schedule, one waiting, one lapsed today
-    assert (monthly["active_pledges"], monthly["pledges_needing_attention"], monthly["pledges_lapsed"]) == (2, 1, 1)
+    # And the pledges as they stand: two renewed and on schedule, one waiting for the donor (active too, due next
+    # month), one lapsed today
+    assert (monthly["active_pledges"], monthly["pledges_needing_attention"], monthly["pledges_lapsed"]) == (3, 1, 1)
     # And the text says the same in words, the donations' part as before
     assert "Monthly giving" in text and "Donations " in text and "Receipts:" in text
     for words in (
@@ -63,7 +64,7 @@ def test_the_report_counts_renewals_pledges_and_recurring_income_per_currency(wo
         "renewals waiting for the donor                    1",
         "recurring income                                  20.00 EUR, 25.00 USD",
         "pledges lapsed in the period                      1",
-        "pledges active now                                2",
+        "pledges active now                                3",
         "pledges waiting for the donor or an operator now  1",
     ):
         assert words in text, text

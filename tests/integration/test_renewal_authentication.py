@@ -67,7 +67,15 @@ def test_the_donor_authenticates_a_renewal_through_the_emailed_link_and_the_peri
     # Then nothing is charged: the renewal waits for the donor, and the donor got one email with a link
     renewal = world.record(renewal_donation_id(pledge.pledge_id, pledge.period))
     assert renewal.status is DonationStatus.REQUIRES_ACTION and renewal.payment_intent_id
-    assert world.wiring.pledges.get(pledge.pledge_id).state is PledgeState.NEEDS_ATTENTION
+    # ... and the pledge stays active, marked waiting for the donor (operators, the report and the console see it),
+    # due next month: that month is a charge of its own, this one the donor finishes (Stripe's "charging saved cards")
+    waiting = world.wiring.pledges.get(pledge.pledge_id)
+    assert (waiting.state, waiting.awaiting_donor, waiting.attention) == (
+        PledgeState.ACTIVE,
+        renewal.donation_id,
+        "needs_attention",
+    )
+    assert waiting.due_on == waiting.next_charge_on > pledge.next_charge_on
     [mail] = _emails(world, pledge)
     assert mail["to"] == [DONATION["email"]] and mail["subject"] == "Please confirm your monthly gift"
     text = mail["content"][0]["value"]
@@ -103,7 +111,9 @@ def test_the_donor_authenticates_a_renewal_through_the_emailed_link_and_the_peri
     assert len(world.sendgrid.outbox_for(renewal.donation_id)) == 1
     after = world.wiring.pledges.get(pledge.pledge_id)
     assert (after.state, after.renewals, after.last_period) == (PledgeState.ACTIVE, 1, pledge.period)
-    assert after.due_on == after.next_charge_on > pledge.next_charge_on
+    assert after.due_on == after.next_charge_on == waiting.next_charge_on  # moved on once, when it began waiting
+    assert (after.awaiting_donor, after.attention) == (None, None)
+    assert finished.body["period"] == pledge.period
     succeeded = [i for i in world.stripe.state()["payment_intents"] if i["id"] == renewal.payment_intent_id]
     assert [i["status"] for i in succeeded] == ["succeeded"]
 
@@ -171,9 +181,37 @@ def test_stripe_s_webhook_moves_the_pledge_on_when_the_donor_closed_the_page_bef
     assert world.record(renewal.donation_id).receipt_status is StepStatus.DONE
     after = world.wiring.pledges.get(pledge.pledge_id)
     assert (after.state, after.renewals, after.last_period) == (PledgeState.ACTIVE, 1, pledge.period)
+    assert (after.awaiting_donor, after.attention, after.due_on) == (None, None, after.next_charge_on)
+    assert after.next_charge_on > pledge.next_charge_on
 
     # And the page's return later changes nothing more
     assert _call(world, f"/pledges/{pledge.pledge_id}/authenticate/complete", link).body["status"] == "succeeded"
     world.drain()
     assert world.wiring.pledges.get(pledge.pledge_id) == after
     assert len(world.sendgrid.outbox_for(renewal.donation_id)) == 1
+
+
+def test_a_pledge_written_before_waiting_pledges_stayed_active_is_moved_on_when_the_donor_authenticates(world):
+    # Given a renewal waiting for the donor on a pledge as the earlier code left it: needs_attention, off the
+    # schedule, still on the waiting period
+    pledge = _pledge_needing_authentication(world)
+    _renew(world, pledge)
+    renewal = world.record(renewal_donation_id(pledge.pledge_id, pledge.period))
+    world.wiring.pledges.table.update_item(
+        Key={"pledge_id": pledge.pledge_id},
+        UpdateExpression="SET #s = :s, next_charge_on = :n REMOVE due_on, awaiting_donor, awaiting_period",
+        ExpressionAttributeNames={"#s": "state"},
+        ExpressionAttributeValues={":s": "needs_attention", ":n": pledge.next_charge_on},
+    )
+    [link] = re.findall(r"http\S+#token=(\S+)", _emails(world, pledge)[0]["content"][0]["value"])
+    assert _call(world, f"/pledges/{pledge.pledge_id}/authenticate", link).body["status"] == "requires_action"
+    world.stripe.authenticate(renewal.payment_intent_id, "succeed")
+
+    # When Stripe's payment_intent.succeeded arrives
+    world.deliver_stripe_event(world.stripe_event("payment_intent.succeeded", renewal.payment_intent_id))
+    world.drain()
+
+    # Then it is active again and on to the next month, as before
+    after = world.wiring.pledges.get(pledge.pledge_id)
+    assert (after.state, after.renewals, after.last_period) == (PledgeState.ACTIVE, 1, pledge.period)
+    assert after.due_on == after.next_charge_on > pledge.next_charge_on and after.attention is None

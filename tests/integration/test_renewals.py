@@ -217,18 +217,29 @@ def test_a_renewal_the_bank_wants_authenticated_is_recorded_on_the_donation_and_
     world.drain()
 
     # Then nothing is charged; the donation waits for the donor (tests/integration/test_renewal_authentication.py
-    # has them finish it) and the pledge waits for someone to act, with the reason
+    # has them finish it) and the pledge stays active, marked waiting for them, with the reason, and goes on to
+    # next month (Stripe's "charging saved cards": the donor finishes that PaymentIntent; next month is a new charge)
     renewal = world.record(renewal_donation_id(pledge.pledge_id, "2027-01"))
     assert renewal.status is DonationStatus.REQUIRES_ACTION and renewal.payment_intent_id
     after = _pledge_now(world, pledge.pledge_id)
-    assert after.state is PledgeState.NEEDS_ATTENTION
+    assert (after.state, after.awaiting_donor, after.awaiting_period) == (
+        PledgeState.ACTIVE,
+        renewal.donation_id,
+        "2027-01",
+    )
+    assert after.attention == "needs_attention"
     assert after.last_failure is not None and after.last_failure.startswith("authentication_required: the bank")
-    assert (after.last_failure_period, after.renewals, after.due_on) == ("2027-01", 0, None)
+    assert (after.last_failure_period, after.renewals, after.due_on) == ("2027-01", 0, "2027-02-10")
     assert world.sendgrid.outbox_for(renewal.donation_id) == []
     assert world.queued("renewal_dlq") == []
-    # And a later schedule run leaves it alone (no silent retries on a card that needs the donor); the
-    # donor's first pledge, on the card that needs no authentication, was charged and moved on
+    # And a later schedule run leaves January alone (no silent retries on a card that needs the donor)
     assert _schedule(world, "2027-01-11") == {"renewals_scheduled": 0}
+    intents = world.stripe.state()["payment_intents"]
+    assert len([i for i in intents if i["metadata"].get("donation_id") == renewal.donation_id]) == 1
+    # And February is not skipped: it is a charge of its own on its day (beside the donor's first pledge's)
+    assert _schedule(world, "2027-02-10") == {"renewals_scheduled": 2}
+    world.drain()
+    assert world.record(renewal_donation_id(pledge.pledge_id, "2027-02")).status is DonationStatus.REQUIRES_ACTION
 
 
 def _ops(world, capsys, *args: str) -> tuple[int, str]:
@@ -251,9 +262,10 @@ def test_operators_list_the_pledges_needing_attention_and_those_due(world, capsy
 
     # Then the failing one is listed, with what happened and what to do, the donor's address masked
     [listed] = json.loads(out)["pledges"]
-    assert (listed["pledge_id"], listed["state"], listed["last_failure_period"]) == (
+    assert (listed["pledge_id"], listed["state"], listed["waiting_for_donor"], listed["last_failure_period"]) == (
         failing.pledge_id,
-        "needs_attention",
+        "active",
+        "2027-01",
         "2027-01",
     )
     assert listed["last_failure"].startswith("authentication_required: the bank wants the donor")
@@ -261,7 +273,7 @@ def test_operators_list_the_pledges_needing_attention_and_those_due(world, capsy
     assert "customer_id" not in listed and "payment_method_id" not in listed
     # And the renewed one is among those due next month; show tells one pledge's story
     _, due = _ops(world, capsys, "pledges", "list", "--due", "2027-02-10", "--json")
-    assert [p["pledge_id"] for p in json.loads(due)["pledges"]] == [renewed.pledge_id]
+    assert sorted(p["pledge_id"] for p in json.loads(due)["pledges"]) == sorted([renewed.pledge_id, failing.pledge_id])
     _, shown = _ops(world, capsys, "pledges", "show", renewed.pledge_id)
     assert "renewals             1" in shown and "next_charge_on       2027-02-10" in shown
 

@@ -123,6 +123,8 @@ PLEDGE_ATTRIBUTES: dict[str, set[str]] = {
     | {"renewal_try", "payment_method_id", "card_brand", "card_last4", "card_setup_id", "card_updated_at"}
     | {"queued_for", "queued_at"}
     # a card the network updated (payment_method.automatically_updated): its new details, a cured lapse resumed
-    | {"card_exp_month", "card_exp_year", "card_details_as_of"},
+    | {"card_exp_month", "card_exp_year", "card_details_as_of"}
+    # a renewal the donor authenticated: no longer waiting (its pledge stayed active meanwhile)
+    | {"awaiting_donor", "awaiting_period"},
 }
 """Role -> the Pledges attributes its UpdateItem may name (dynamodb:Attributes); a role not listed: unrestricted."""

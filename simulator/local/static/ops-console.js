@@ -206,7 +206,8 @@
         "tr",
         { dataset: { pledge: p.pledge_id, state: p.state } },
         h("td", { className: "mono small" }, p.pledge_id),
-        h("td", {}, p.state),
+        // Active, with a renewal waiting for the donor to authenticate it (emailed a link): say so.
+        h("td", {}, p.waiting_for_donor ? `${p.state}, waiting for the donor (${p.waiting_for_donor})` : p.state),
         h("td", { className: "num" }, p.amount_display),
         h("td", {}, p.currency.toUpperCase()),
         h("td", {}, p.next_charge_on),
