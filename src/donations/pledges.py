@@ -331,7 +331,11 @@ class PledgeStore:
 
     def due_on(self, day: str) -> list[str]:
         """The ids of the active pledges due on ``day``: a query of the sparse due index, keys only."""
-        arguments: dict[str, Any] = {"IndexName": DUE_INDEX, "KeyConditionExpression": Key("due_on").eq(day)}
+        return self._ids(DUE_INDEX, Key("due_on").eq(day))
+
+    def _ids(self, index: str, key: Any) -> list[str]:
+        """The pledge ids a keys-only index holds under ``key``, every page of them."""
+        arguments: dict[str, Any] = {"IndexName": index, "KeyConditionExpression": key}
         found: list[str] = []
         while True:
             page = self._table.query(**arguments)
@@ -553,17 +557,7 @@ class PledgeStore:
 
     def on_payment_method(self, payment_method_id: str) -> list[str]:
         """The ids of the pledges that charge this PaymentMethod (a query of the keys-only card index)."""
-        arguments: dict[str, Any] = {
-            "IndexName": PAYMENT_METHOD_INDEX,
-            "KeyConditionExpression": Key("payment_method_id").eq(payment_method_id),
-        }
-        found: list[str] = []
-        while True:
-            page = self._table.query(**arguments)
-            found += [str(item["pledge_id"]) for item in page["Items"]]
-            if "LastEvaluatedKey" not in page:
-                return found
-            arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return self._ids(PAYMENT_METHOD_INDEX, Key("payment_method_id").eq(payment_method_id))
 
     def record_updated_card(self, pledge: Pledge, card: UpdatedCard, today: date) -> Pledge:
         """The card network updated the pledge's card in place (same PaymentMethod): the pledge shows the new

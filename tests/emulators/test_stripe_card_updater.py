@@ -16,6 +16,7 @@ import stripe
 from simulator.emulators.control import EmulatorControlError
 from simulator.emulators.stripe import StripeControl, StripeEmulator
 from tests.emulators.conftest import StripeFactory
+from tests.emulators.test_stripe_setup_intents import _off_session
 
 pytestmark = pytest.mark.integration
 
@@ -25,20 +26,6 @@ NEW_YEAR = datetime.now(UTC).year + 4
 def _saved(client: stripe.StripeClient, test_card: str) -> tuple[str, str]:
     customer = client.v1.customers.create(params={"email": "ada@example.org"}).id
     return customer, client.v1.payment_methods.attach(test_card, params={"customer": customer}).id
-
-
-def _off_session(client: stripe.StripeClient, customer: str, method: str) -> stripe.PaymentIntent:
-    return client.v1.payment_intents.create(
-        params=stripe.params.PaymentIntentCreateParams(
-            amount=2500,
-            currency="usd",
-            customer=customer,
-            payment_method=method,
-            allowed_payment_method_types=["card"],
-            off_session=True,
-            confirm=True,
-        )
-    )
 
 
 def test_the_network_renews_an_expired_card_in_place_and_stripe_sends_the_event(
