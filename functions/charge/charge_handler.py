@@ -99,6 +99,7 @@ app = build_resolver(settings)
 class DonationRequest(models.DonationRequest):
     """The body of POST /donations, validated by the resolver against this deployment's limits."""
 
+    model_config = models.DonationRequest.BOUND_CONFIG  # its validator built now, during INIT
     limits = settings.request_limits
 
 

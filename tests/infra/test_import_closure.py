@@ -83,6 +83,24 @@ def test_every_function_of_the_template_is_checked(deployed: Deployed) -> None:
     assert sorted(deployed.stack.functions) == sorted(FUNCTIONS)
 
 
+UNBOUND_REQUEST_BUILT_BY = """
+import json
+import {module}
+from donations.models import DonationRequest
+print(json.dumps([DonationRequest.__pydantic_complete__, {module}.DonationRequest.__pydantic_complete__]))
+"""
+
+
+def test_the_charge_builds_the_validator_of_its_donations_at_init_and_not_the_unbound_ones(deployed: Deployed) -> None:
+    # Given models.DonationRequest, which never validates (no limits), and the charge's, bound to its limits
+    # When the charge handler is imported as INIT imports it
+    unbound, charges = _at_init(deployed, "ChargeFunction", UNBOUND_REQUEST_BUILT_BY)
+
+    # Then the charge's validator is built (not at the first donation), the unbound one's is not (about 5 ms)
+    assert charges is True
+    assert unbound is False
+
+
 def test_the_charge_builds_only_its_own_settings_validator_at_init(deployed: Deployed) -> None:
     # Given settings.py, which declares every function's settings
     # When the charge handler is imported as INIT imports it
