@@ -101,16 +101,21 @@ def _setup_intent_in(out: str) -> str:
     return next(word for word in line.split() if word.startswith("seti_"))
 
 
-def test_a_renewal_that_cannot_be_charged_off_session_fails_the_run(stripe_emulator, capsys):
-    # Given a Stripe that refuses every SetupIntent confirmation (the card cannot be saved)
-    stripe_emulator.faults.add("http_error", status=402, path_prefix="/v1/setup_intents/")
+def _smoke_with_fault(stripe_emulator, capsys, *, status: int, path_prefix: str) -> tuple[int, str]:
+    """The smoke test against a Stripe answering ``status`` to every request under ``path_prefix``."""
+    stripe_emulator.faults.add("http_error", status=status, path_prefix=path_prefix)
     try:
-        status = smoke.main({"STRIPE_API_KEY": "sk_test_smoke", "STRIPE_API_BASE": stripe_emulator.url})
+        code = smoke.main({"STRIPE_API_KEY": "sk_test_smoke", "STRIPE_API_BASE": stripe_emulator.url})
     finally:
         stripe_emulator.faults.clear()
+    return code, capsys.readouterr().out
+
+
+def test_a_renewal_that_cannot_be_charged_off_session_fails_the_run(stripe_emulator, capsys):
+    # Given a Stripe that refuses every SetupIntent confirmation (the card cannot be saved), when the smoke runs
+    status, out = _smoke_with_fault(stripe_emulator, capsys, status=402, path_prefix="/v1/setup_intents/")
 
     # Then the card update and the renewal on its card are both reported failed, the other renewal passed
-    out = capsys.readouterr().out
     assert status == 1
     assert "FAIL  new card: SetupIntent confirmed with pm_card_visa [charge key]" in out, out
     assert "FAIL  renewal on the SetupIntent's card, off-session [renew key]" in out, out
@@ -118,11 +123,6 @@ def test_a_renewal_that_cannot_be_charged_off_session_fails_the_run(stripe_emula
 
 
 def test_a_failing_check_fails_the_run(stripe_emulator, capsys):
-    stripe_emulator.faults.add("http_error", status=503, path_prefix="/v1/customers")
-    try:
-        status = smoke.main({"STRIPE_API_KEY": "sk_test_smoke", "STRIPE_API_BASE": stripe_emulator.url})
-    finally:
-        stripe_emulator.faults.clear()
-    out = capsys.readouterr().out
+    status, out = _smoke_with_fault(stripe_emulator, capsys, status=503, path_prefix="/v1/customers")
     assert status == 1
     assert "FAIL  save the card (Customer + attach) [tokenize key]" in out
