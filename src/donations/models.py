@@ -112,13 +112,17 @@ class DonationRequest(BaseModel):
     to them, ``DonationRequest.with_limits(limits)`` (the charge function builds one at INIT).
     """
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # defer_build: this class never validates (it has no limits), so its validator is not built (INIT's CPU time,
+    # docs/warm-up.md); a class bound to limits builds its own when it is made (BOUND_CONFIG), not at first use.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
+    BOUND_CONFIG: ClassVar[ConfigDict] = ConfigDict(defer_build=False)
     limits: ClassVar[RequestLimits | None] = None
 
     @classmethod
     def with_limits(cls, limits: RequestLimits) -> type[DonationRequest]:
         """This model, validating amounts and currencies against ``limits`` (same name in OpenAPI)."""
-        bound: type[DonationRequest] = type(cls.__name__, (cls,), {"limits": limits, "__module__": cls.__module__})
+        namespace = {"limits": limits, "__module__": cls.__module__, "model_config": cls.BOUND_CONFIG}
+        bound: type[DonationRequest] = type(cls.__name__, (cls,), namespace)
         return bound
 
     @classmethod

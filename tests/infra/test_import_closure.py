@@ -11,6 +11,7 @@ reconciler, on a schedule, loads Stripe's at its first run, not at INIT; the cha
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
@@ -42,9 +43,9 @@ FUNCTIONS = ["ChargeFunction", "TokenizeFunction", "SendReceiptFunction", "Strip
              "ReconcilerFunction", "NotifierFunction", "RenewFunction", "ScheduleRenewalsFunction"]  # fmt: skip
 
 
-def _at_init(deployed: Deployed, logical_id: str, script: str) -> list[str]:
-    """What ``script`` prints (a JSON list) after importing the function's handler as Lambda's INIT does,
-    with the environment the template gave it (placeholder credentials: INIT builds clients, calls nothing)."""
+def _at_init(deployed: Deployed, logical_id: str, script: str, **lambda_variables: str) -> Any:
+    """What ``script`` prints (JSON) after importing the function's handler as Lambda's INIT does, with the
+    environment the template gave it (placeholder credentials: INIT builds clients, calls nothing)."""
     spec = deployed.stack.functions[logical_id]
     environment = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -52,9 +53,10 @@ def _at_init(deployed: Deployed, logical_id: str, script: str) -> list[str]:
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+        **lambda_variables,
         **spec.environment,
     }
-    return list(after_init(spec, script, environment))
+    return after_init(spec, script, environment)
 
 
 @pytest.mark.parametrize("logical_id", FUNCTIONS)
@@ -79,6 +81,24 @@ def test_a_function_imports_at_init_the_sdk_of_each_provider_it_holds_a_key_for_
 
 def test_every_function_of_the_template_is_checked(deployed: Deployed) -> None:
     assert sorted(deployed.stack.functions) == sorted(FUNCTIONS)
+
+
+UNBOUND_REQUEST_BUILT_BY = """
+import json
+import {module}
+from donations.models import DonationRequest
+print(json.dumps([DonationRequest.__pydantic_complete__, {module}.DonationRequest.__pydantic_complete__]))
+"""
+
+
+def test_the_charge_builds_the_validator_of_its_donations_at_init_and_not_the_unbound_ones(deployed: Deployed) -> None:
+    # Given models.DonationRequest, which never validates (no limits), and the charge's, bound to its limits
+    # When the charge handler is imported as INIT imports it
+    unbound, charges = _at_init(deployed, "ChargeFunction", UNBOUND_REQUEST_BUILT_BY)
+
+    # Then the charge's validator is built (not at the first donation), the unbound one's is not (about 5 ms)
+    assert charges is True
+    assert unbound is False
 
 
 def test_the_charge_builds_only_its_own_settings_validator_at_init(deployed: Deployed) -> None:
@@ -122,3 +142,28 @@ def test_the_charge_init_loads_no_module_a_donation_never_runs(deployed: Deploye
 
     # Then none of them is loaded
     assert sorted(loaded & NOT_IN_THE_CHARGE_INIT) == []
+
+
+GARBAGE_COLLECTION_AT_INIT = """
+import gc, json
+before = [generation["collections"] for generation in gc.get_stats()]
+import {module}
+collections = [generation["collections"] - count for generation, count in zip(gc.get_stats(), before)]
+print(json.dumps({{"collections": collections, "enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}}))
+"""
+
+
+def test_the_charge_init_runs_no_garbage_collection_and_leaves_the_collector_on(deployed: Deployed) -> None:
+    # Given the charge handler imported as Lambda's INIT imports it, on Lambda (the runtime sets LAMBDA_TASK_ROOT)
+    code_uri = str(deployed.stack.functions["ChargeFunction"].code_uri)
+    # When INIT is done
+    after = _at_init(deployed, "ChargeFunction", GARBAGE_COLLECTION_AT_INIT, LAMBDA_TASK_ROOT=code_uri)
+
+    # Then the collector never ran during it (about 200 collections, a tenth of INIT's CPU time, before
+    # donations.init_phase), what INIT built is frozen out of every later collection's way, and the collector is
+    # on again for the requests
+    young, middle, old = after["collections"]
+    assert young <= 1  # at most one, while the handler imports donations.init_phase, before it turns it off
+    assert (middle, old) == (0, 0)
+    assert after["frozen"] > 50_000
+    assert after["enabled"] is True
