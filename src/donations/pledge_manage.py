@@ -63,6 +63,9 @@ class PledgeView(BaseModel):
     card_last4: str | None
     cancel_token: str | None
     """A one-time token to cancel with (POST .../cancel), valid CANCEL_TOKEN_SECONDS; None once canceled."""
+    action_tokens: dict[str, str] = {}
+    """One-time tokens (valid CANCEL_TOKEN_SECONDS) for the changes the pledge's state allows, by route:
+    ``amount``, ``skip``, ``pause``, ``resume`` (donations.pledge_changes)."""
 
 
 class OnSession(Protocol):
@@ -100,8 +103,11 @@ def view_pledge(pledge_id: str, token: str, *, pledges: PledgeStore, links: Pled
     return view_of(pledge, links)
 
 
-def cancel_pledge(pledge_id: str, token: str, *, pledges: PledgeStore, links: PledgeLinks) -> PledgeView:
-    """Cancel with a one-time cancel token: a replayed one is refused (LinkUsed) and changes nothing."""
+def cancel_pledge(
+    pledge_id: str, token: str, *, pledges: PledgeStore, links: PledgeLinks, publisher: Sends
+) -> PledgeView:
+    """Cancel with a one-time cancel token: a replayed one is refused (LinkUsed) and changes nothing. The donor
+    gets an email confirming it (``send_cancel_confirmation``, once per cancellation)."""
     pledge, claims = verified_link(pledge_id, token, Purpose.CANCEL, pledges, links)
     _not_used(pledge, claims)
     try:
@@ -114,6 +120,16 @@ def cancel_pledge(pledge_id: str, token: str, *, pledges: PledgeStore, links: Pl
         return view_of(current, links)  # canceled meanwhile (another tab, an operator): it is what they wanted
     metrics.add_metric(name="PledgesCanceled", unit=MetricUnit.Count, value=1)
     logger.info("Pledge canceled by the donor", extra={"pledge_id": pledge_id})
+    publisher.send(
+        FollowUpMessage(
+            type=Step.SEND_RECEIPT,
+            donation_id=pledge.first_donation_id,
+            correlation_id=claims.nonce,
+            mail="canceled",
+            pledge_id=pledge_id,
+            request_id=pledge.canceled_at,
+        )
+    )
     return view_of(pledge, links)
 
 
@@ -151,6 +167,8 @@ def send_pledge_mail(
         send_authentication_request(message, pledges=pledges, links=links, mailer=mailer, locale=locale)
     elif message.mail == "dunning":
         send_dunning_notice(message, pledges=pledges, links=links, mailer=mailer, locale=locale)
+    elif message.mail == "canceled":
+        send_cancel_confirmation(message, pledges=pledges, mailer=mailer, locale=locale)
     else:
         return False
     return True
@@ -226,6 +244,27 @@ def send_dunning_notice(
     subject, text = _dunning_email(pledge, links, mailer.org_name, locale)
     _send_once(pledges, pledge, "dunning_email", key, now, every_seconds=None,
                send=lambda: mailer.send_pledge_email(pledge.email, subject, text, pledge.pledge_id))  # fmt: skip
+
+
+def send_cancel_confirmation(
+    message: FollowUpMessage, *, pledges: PledgeStore, mailer: SentBy, locale: str = "en_US", now: float | None = None
+) -> None:
+    """Confirm to the donor that their monthly gift is canceled: once per cancellation (its ``canceled_at``),
+    and not at all if it runs again meanwhile (an operator resumed it)."""
+    pledge, canceled_at = _noticed(message, pledges)
+    if pledge.state is not PledgeState.CANCELED or pledge.canceled_at != canceled_at:
+        logger.info("Cancellation no longer true; not confirmed", extra={"state": pledge.state})
+        return
+    gift = money.format_money(pledge.amount, pledge.currency, locale)
+    text = (
+        f"Hello {pledge.name},\n\nYour monthly gift of {gift} to {mailer.org_name} is canceled, as you asked on "
+        f"{money.format_calendar_day(canceled_at[:10], locale)}. You will not be charged again.\n\n"
+        "Thank you for your support so far. To give again, make a new gift on our donation page. If you did not "
+        "cancel it, please reply to this email.\n"
+    )
+    _send_once(pledges, pledge, "cancel_email", canceled_at, now, every_seconds=None,
+               send=lambda: mailer.send_pledge_email(pledge.email, "Your monthly gift is canceled", text,
+                                                     pledge.pledge_id))  # fmt: skip
 
 
 _STILL_TRUE = {(DunningNotice.RETRY_SCHEDULED, PledgeState.ACTIVE), (DunningNotice.LAPSED, PledgeState.LAPSED)}
@@ -420,8 +459,20 @@ def _not_used(pledge: Pledge, claims: LinkClaims) -> None:
         raise LinkUsed("This link was already used. Open your manage link again to see your monthly gift.")
 
 
+# The donor's changes each state allows (the card and cancel are offered to every running pledge).
+_CHANGES = {
+    PledgeState.ACTIVE: (Purpose.AMOUNT, Purpose.SKIP, Purpose.PAUSE),
+    PledgeState.PAUSED: (Purpose.AMOUNT, Purpose.RESUME),
+}
+
+
 def view_of(pledge: Pledge, links: PledgeLinks) -> PledgeView:
     running = pledge.state is not PledgeState.CANCELED
+    changes = [
+        purpose
+        for purpose in _CHANGES.get(pledge.state, ())
+        if purpose is not Purpose.SKIP or pledge.renewal_try == 1  # no skipping a month whose retry is due
+    ]
     return PledgeView(
         pledge_id=pledge.pledge_id,
         state=pledge.state,
@@ -432,4 +483,5 @@ def view_of(pledge: Pledge, links: PledgeLinks) -> PledgeView:
         card_brand=pledge.card_brand,
         card_last4=pledge.card_last4,
         cancel_token=links.token(pledge.pledge_id, Purpose.CANCEL, CANCEL_TOKEN_SECONDS) if running else None,
+        action_tokens={p.value: links.token(pledge.pledge_id, p, CANCEL_TOKEN_SECONDS) for p in changes},
     )
