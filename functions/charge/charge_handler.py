@@ -27,9 +27,9 @@ from donations.api import (
 from donations.card_update import ATTEMPT_ID, CardUpdate, finish_card_update, start_card_update
 from donations.charge import DONATION_ID, submit_donation
 from donations.errors import DonationNotFound
-from donations.pledge_changes import change_amount, pause, resume, skip_next
 from donations.models import DonationAnswer, PublicDonation, load_email_validation
 from donations.observability import logger, metrics, tracer
+from donations.pledge_changes import change_amount, pause, resume, skip_next
 from donations.pledge_manage import (
     LINKS_ANSWER,
     Authentication,

@@ -96,7 +96,9 @@ def _not_used(pledge: Pledge, nonce: str) -> None:
 
 def _allowed(pledge: Pledge, *states: PledgeState) -> None:
     if pledge.state not in states:
-        raise ChangeRefused(f"Your monthly gift is {pledge.state.value.replace('_', ' ')}: this change is not possible.")
+        raise ChangeRefused(
+            f"Your monthly gift is {pledge.state.value.replace('_', ' ')}: this change is not possible."
+        )
 
 
 def _not_queued(pledge: Pledge) -> None:

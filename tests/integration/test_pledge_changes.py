@@ -220,9 +220,11 @@ def test_a_replayed_or_expired_one_time_token_is_refused_and_changes_nothing(wor
 
     # When the same token comes again, and an expired one
     replay = _call(world, f"/pledges/{pledge.pledge_id}/{action}", {"token": token, **ACTIONS[action]})
-    old = PledgeLinks(lambda: Pipeline.pledge_link_key, "https://x/", clock=lambda: time.time() - CANCEL_TOKEN_SECONDS - 1)
-    expired = _call(world, f"/pledges/{pledge.pledge_id}/{action}",
-                    {"token": old.token(pledge.pledge_id, Purpose(action), CANCEL_TOKEN_SECONDS), **ACTIONS[action]})  # fmt: skip
+    old = PledgeLinks(
+        lambda: Pipeline.pledge_link_key, "https://x/", clock=lambda: time.time() - CANCEL_TOKEN_SECONDS - 1
+    )
+    stale = old.token(pledge.pledge_id, Purpose(action), CANCEL_TOKEN_SECONDS)
+    expired = _call(world, f"/pledges/{pledge.pledge_id}/{action}", {"token": stale, **ACTIONS[action]})
 
     # Then each is refused with its code, and the pledge is as the first request left it
     assert (replay.status, replay.body["error"]["code"]) == (409, "link_used"), replay.body
