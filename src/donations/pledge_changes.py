@@ -55,7 +55,9 @@ def skip_next(pledge_id: str, token: str, *, pledges: PledgeStore, links: Pledge
     later = following_charge_on(pledge.day_of_month, pledge.next_charge_on)
     note = f"skip {pledge.period}: next charge {pledge.next_charge_on} -> {later}"
     values = {"next_charge_on": later, "due_on": later}
-    return _change(pledges, links, pledge, nonce, values, note=note, remove=("queued_for", "queued_at"))
+    return _change(
+        pledges, links, pledge, nonce, values, note=note, remove=("queued_for", "queued_at"), not_queued=True
+    )
 
 
 def pause(pledge_id: str, token: str, *, pledges: PledgeStore, links: PledgeLinks) -> PledgeView:
@@ -65,8 +67,8 @@ def pause(pledge_id: str, token: str, *, pledges: PledgeStore, links: PledgeLink
     _not_queued(pledge)
     values = {"state": PledgeState.PAUSED.value, "paused_at": utc_now()}
     remove = ("due_on", "retry_on", "queued_for", "queued_at")
-    return _change(pledges, links, pledge, nonce, values, note=f"pause (next charge was {pledge.next_charge_on})",
-                   remove=remove)  # fmt: skip
+    note = f"pause (next charge was {pledge.next_charge_on})"
+    return _change(pledges, links, pledge, nonce, values, note=note, remove=remove, not_queued=True)
 
 
 def resume(
@@ -116,14 +118,17 @@ def _change(
     *,
     note: str,
     remove: tuple[str, ...] = (),
+    not_queued: bool = False,
 ) -> PledgeView:
     try:
-        changed = pledges.change_by_donor(pledge, nonce, values, note=note, remove=remove)
+        changed = pledges.change_by_donor(pledge, nonce, values, note=note, remove=remove, not_queued=not_queued)
     except ConditionFailed:
         current = pledges.get(pledge.pledge_id)
         if current is None:
             raise LinkRefused(_INVALID) from None
         _not_used(current, nonce)
+        if not_queued:
+            _not_queued(current)  # the schedule queued this month between our read and our write
         raise ChangeRefused("Your monthly gift changed meanwhile. Please look at it again.") from None
     metrics.add_metric(name="PledgesChangedByDonor", unit=MetricUnit.Count, value=1)
     logger.info("Pledge changed by the donor", extra={"pledge_id": pledge.pledge_id, "change": note.split()[0]})

@@ -445,12 +445,20 @@ class PledgeStore:
         return Pledge.model_validate(item)
 
     def change_by_donor(
-        self, pledge: Pledge, nonce: str, values: dict[str, Any], *, note: str, remove: tuple[str, ...] = ()
+        self,
+        pledge: Pledge,
+        nonce: str,
+        values: dict[str, Any],
+        *,
+        note: str,
+        remove: tuple[str, ...] = (),
+        not_queued: bool = False,
     ) -> Pledge:
         """A change the donor made with a one-time token (donations.pledge_changes): ``values`` set and ``remove``
         removed in one write, the token's nonce recorded (``used_link_nonces``) and ``note`` added to
         ``donor_changes``. Conditional on the pledge as read (state, next charge day, try) and on the nonce never
-        used: ConditionFailed otherwise (a replay, another tab, a renewal or an operator meanwhile)."""
+        used: ConditionFailed otherwise (a replay, another tab, a renewal or an operator meanwhile). With
+        ``not_queued``, also only while the schedule has not queued its due day (``mark_queued``)."""
         stamp = utc_now()
         names: dict[str, str] = {}
         sets, bound = [], {":at": stamp, ":none": [], ":nonce": [nonce], ":note": [f"{stamp} {note}"]}
@@ -469,6 +477,8 @@ class PledgeStore:
             & _try_is(pledge.renewal_try)
             & ~Attr("used_link_nonces").contains(nonce)
         )
+        if not_queued:
+            condition = condition & (Attr("queued_for").not_exists() | Attr("queued_for").ne(pledge.due_on or ""))
         try:
             item = self._table.update_item(
                 Key={"pledge_id": pledge.pledge_id},

@@ -5,11 +5,12 @@ a hostile token gets a clear 4xx and changes nothing (the hostile links of every
 from __future__ import annotations
 
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 
-from donations.pledge_changes import resume
+from donations.errors import RenewalInProgress
+from donations.pledge_changes import pause, resume, skip_next
 from donations.pledge_links import CANCEL_TOKEN_SECONDS, PledgeLinks, Purpose
 from donations.pledges import PledgeState, RenewalMessage, renewal_donation_id
 from donations.renewals import renewal_donation
@@ -165,6 +166,28 @@ def test_a_month_already_queued_cannot_be_skipped_or_paused_until_its_renewal_is
     # And once January is charged, February can be skipped
     world.drain()
     assert _act(world, pledge.pledge_id, "skip").body["next_charge_on"] == "2027-03-10"
+
+
+@pytest.mark.parametrize("change", [skip_next, pause])
+def test_a_month_queued_between_the_read_and_the_write_is_neither_skipped_nor_paused(world, monkeypatch, change):
+    # Given a pledge the donor skips or pauses, and the schedule queues its month just after the donor's
+    # request read the pledge (before its write)
+    pledge = _pledge(world, f"race-{change.__name__}")
+    token = _one_time(world, pledge.pledge_id, "skip" if change is skip_next else "pause")
+    store = world.wiring.pledges
+    write = store.change_by_donor
+
+    def queued_first(*args, **kwargs):
+        assert store.mark_queued(pledge.pledge_id, pledge.next_charge_on, datetime.now(UTC)) is not None
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(store, "change_by_donor", queued_first)
+
+    # When the change is written, Then it is refused and the month stays due (its message charges it once)
+    with pytest.raises(RenewalInProgress):
+        change(pledge.pledge_id, token, pledges=store, links=world.wiring.pledge_links)
+    after = _pledge_now(world, pledge.pledge_id)
+    assert (after.state, after.due_on, after.used_link_nonces) == (PledgeState.ACTIVE, "2027-01-10", [])
 
 
 def test_a_paused_pledge_is_never_queued_and_resuming_charges_no_paused_month(world, capsys):
