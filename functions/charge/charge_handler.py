@@ -178,7 +178,14 @@ def see_pledge(pledge_id: str, link: Annotated[LinkToken, Body()]) -> PledgeView
 @tracer.capture_method(capture_response=False, capture_error=False)
 def cancel_a_pledge(pledge_id: str, link: Annotated[LinkToken, Body()]) -> PledgeView:
     deps = wiring()
-    return cancel_pledge(pledge_id, link.token, pledges=deps.pledges, links=deps.pledge_links, publisher=deps.publisher)
+    return cancel_pledge(
+        pledge_id,
+        link.token,
+        pledges=deps.pledges,
+        links=deps.pledge_links,
+        publisher=deps.publisher,
+        request_id=app.current_event.request_context.request_id,
+    )
 
 
 @app.post("/pledges/<pledge_id>/amount", responses=PLEDGE_RESPONSES, summary="A new monthly amount (one-time token)")

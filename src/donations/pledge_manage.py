@@ -104,7 +104,7 @@ def view_pledge(pledge_id: str, token: str, *, pledges: PledgeStore, links: Pled
 
 
 def cancel_pledge(
-    pledge_id: str, token: str, *, pledges: PledgeStore, links: PledgeLinks, publisher: Sends
+    pledge_id: str, token: str, *, pledges: PledgeStore, links: PledgeLinks, publisher: Sends, request_id: str = ""
 ) -> PledgeView:
     """Cancel with a one-time cancel token: a replayed one is refused (LinkUsed) and changes nothing. The donor
     gets an email confirming it (``send_cancel_confirmation``, once per cancellation)."""
@@ -124,7 +124,7 @@ def cancel_pledge(
         FollowUpMessage(
             type=Step.SEND_RECEIPT,
             donation_id=pledge.first_donation_id,
-            correlation_id=claims.nonce,
+            correlation_id=request_id,
             mail="canceled",
             pledge_id=pledge_id,
             request_id=pledge.canceled_at,
