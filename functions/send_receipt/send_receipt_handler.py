@@ -45,7 +45,9 @@ def consumer() -> ReceiptQueueConsumer:
         settings=settings,
         dlq_url=settings.receipt_dlq_url,
     )
-    statements = statement_consumer(wiring().statements, wiring().mailer, sqs_client=wiring().sqs, settings=settings)
+    statements = statement_consumer(
+        wiring().statements, lambda: wiring().mailer, sqs_client=wiring().sqs, settings=settings
+    )
     return ReceiptQueueConsumer(receipts, statements)
 
 

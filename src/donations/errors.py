@@ -85,6 +85,15 @@ class LinkExpired(LinkRefused):
     code = "link_expired"
 
 
+class PledgeNotMadeYet(DonationError):
+    """A valid link to a pledge that does not exist (yet): the first gift's receipt links to the pledge the
+    tokenize step is still making (or could not make: its message waits in the DLQ for an operator).
+    Only a link we signed for this id gets this answer, so it tells a stranger nothing."""
+
+    status = HTTPStatus.NOT_FOUND
+    code = "pledge_not_made_yet"
+
+
 class LinkUsed(DonationError):
     """A one-time pledge link (a cancel token) that was already used: nothing is done again."""
 

@@ -16,6 +16,7 @@ from donations import deadline
 from donations.errors import PermanentStepFailure, RetryableStepFailure, classify, sendgrid_first_error
 from donations.models import Donation
 from donations.observability import MetricUnit, logger
+from donations.pledges import pledge_of
 from donations.receipt import receipt_data
 from donations.settings import MailSettings
 from donations.statements import Statement, statement_data
@@ -111,8 +112,8 @@ class ReceiptMailer:
         return self._post(mail, "send_receipt")
 
     def _manage_url(self, donation: Donation) -> str:
-        """A renewal's pledge manage link, signed now (valid 14 days from the email), else empty."""
-        pledge_id = donation.metadata.get("pledge_id")
+        """A monthly gift's pledge manage link, signed now (valid 14 days from the email), else empty."""
+        pledge_id = pledge_of(donation)
         return self._manage_link(pledge_id) if pledge_id and self._manage_link is not None else ""
 
     def send_statement(self, statement: Statement) -> str:

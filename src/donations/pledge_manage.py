@@ -4,7 +4,7 @@ that brings them the link.
 The API (routes on the charge function) takes the link's token in a JSON body, never in a URL: see
 the pledge, cancel it with a one-time cancel token, ask for a fresh link by email. Every bad token,
 and every pledge id that is not one, gets the same refusal (LinkRefused), so nothing tells which
-pledges exist; "send me a link" answers the same whether or not the address has a pledge.
+pledges exist (only a link we signed for a pledge not made yet hears so: PledgeNotMadeYet); "send me a link" answers the same whether or not the address has a pledge.
 
 The email goes out from the send-receipt function (the one that holds SendGrid's key), from a
 message on the receipt queue, claimed on the pledge before sending (``PledgeStore`` link-email fields):
@@ -29,6 +29,7 @@ from donations.errors import (
     LinkUsed,
     NothingToAuthenticate,
     PermanentStepFailure,
+    PledgeNotMadeYet,
     RetryableStepFailure,
     donor_decline_message,
 )
@@ -450,7 +451,10 @@ def verified_link(
     claims = links.verify(token, purpose, pledge_id)
     pledge = pledges.get(pledge_id)
     if pledge is None:
-        raise LinkRefused("This link is not valid. Ask for a new link to manage your monthly gift.")
+        raise PledgeNotMadeYet(
+            "Your monthly gift is still being set up: try this link again in a few minutes. "
+            "If it still does not open, reply to your receipt and we will help."
+        )
     return pledge, claims
 
 

@@ -192,6 +192,14 @@ def pledge_id_for(first_donation_id: str) -> str:
     return "pl_" + hashlib.sha256(f"pledge:{first_donation_id}".encode()).hexdigest()[:24]
 
 
+def pledge_of(donation: Donation) -> str | None:
+    """The pledge a monthly gift belongs to: a renewal names it; a first gift (its day of month set) will have
+    the pledge its own id makes, which the tokenize step may still be making when its receipt is sent."""
+    if "pledge_id" in donation.metadata:
+        return donation.metadata["pledge_id"]
+    return pledge_id_for(donation.donation_id) if donation.pledge_day_of_month is not None else None
+
+
 def renewal_identity(pledge_id: str, period: str, renewal_try: int = 1) -> str:
     """One try of one pledge's one period (the first try's is the period's alone, as before retries)."""
     return f"renewal:{pledge_id}:{period}" + (f":try{renewal_try}" if renewal_try > 1 else "")

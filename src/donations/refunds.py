@@ -34,7 +34,7 @@ from typing import Any
 
 from donations.models import Donation, refund_state
 from donations.observability import MetricUnit, logger, metrics
-from donations.pledges import pledge_id_for
+from donations.pledges import pledge_of
 from donations.ports import DisputeFacts, PledgeStopper, Publisher, RefundFailure, Store
 from donations.store import ConditionFailed
 
@@ -149,9 +149,7 @@ def _stop_pledge(donation: Donation, facts: DisputeFacts, pledges: PledgeStopper
     pledges on the same card: each of their charges would be disputed the same way."""
     if pledges is None:
         return None
-    pledge_id = donation.metadata.get("pledge_id")
-    if not pledge_id and donation.pledge_day_of_month is not None:
-        pledge_id = pledge_id_for(donation.donation_id)
+    pledge_id = pledge_of(donation)
     stopping = [pledge_id] if pledge_id else []
     if facts.reason == "fraudulent" and donation.donor_key and donation.card_brand and donation.card_last4:
         on_card = pledges.pledges_on_card(donation.donor_key, donation.card_brand, donation.card_last4)

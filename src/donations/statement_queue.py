@@ -8,6 +8,7 @@ routed by its body's ``type``; anything else goes to the receipt step, which par
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
@@ -38,13 +39,20 @@ class StatementRecord(SqsRecordModel):
 
 
 def statement_consumer(
-    store: StatementStore, mailer: StatementMailer, *, sqs_client: Any, settings: SendReceiptSettings
+    store: StatementStore,
+    current_mailer: Callable[[], StatementMailer],
+    *,
+    sqs_client: Any,
+    settings: SendReceiptSettings,
 ) -> MessageConsumer[StatementMessage]:
+    """``current_mailer`` is asked for each statement, as the receipt step asks for its mailer, so that a
+    rotated SendGrid key (donations.secrets reads it again after its cache age) reaches statements too."""
+
     def send(message: StatementMessage, _sqs_message_id: str) -> None:
         send_statement(
             message,
             store=store,
-            mailer=mailer,
+            mailer=current_mailer(),
             time_zone=settings.receipt_time_zone,
             lease_seconds=settings.receipt_claim_seconds,
         )

@@ -11,7 +11,7 @@ from typing import Any
 
 from donations.models import Donation, DonationStatus, StepStatus
 from donations.money import with_code
-from donations.pledges import pledge_id_for
+from donations.pledges import pledge_of
 from donations_ops import operator_store
 from donations_ops.aws import Clients
 from donations_ops.pledges_cli import PLEDGES_TABLE, pledge_store, pledge_view
@@ -134,9 +134,7 @@ def _receipt(donation: Donation) -> dict[str, Any]:
 def _pledge(clients: Clients, stack: Stack, donation: Donation) -> dict[str, Any] | None:
     """The monthly pledge the donation belongs to: one of its renewals (metadata ``pledge_id``), or the first
     gift of a monthly pledge (its id derives from the donation's); None for a one-time gift."""
-    pledge_id = donation.metadata.get("pledge_id")
-    if pledge_id is None and donation.pledge_day_of_month is not None:
-        pledge_id = pledge_id_for(donation.donation_id)
+    pledge_id = pledge_of(donation)
     if pledge_id is None or PLEDGES_TABLE not in stack.tables:
         return None
     pledge = pledge_store(clients, stack).get(pledge_id)

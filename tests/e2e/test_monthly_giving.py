@@ -12,8 +12,7 @@ import pytest
 import requests
 import stripe
 
-from donations.models import Donation
-from donations.pledges import Pledge, PledgeState, PledgeStore, pledge_from_donation, renewal_donation_id
+from donations.pledges import Pledge, PledgeState, first_charge_on, pledge_id_for, renewal_donation_id
 from donations_ops.stack_resources import discover
 from simulator.local.process import RunningStack
 from tests.e2e.conftest import donate, run_ops, wait_for
@@ -30,27 +29,35 @@ def _tables(stack: RunningStack) -> dict[str, Any]:
 
 
 def _pledge(stack: RunningStack, key: str, day: int, made_on: date, card: str | None = None) -> Pledge:
-    """A donor gives through the front with save_card and pledges monthly on the saved card (made with
-    the product's pledge_from_donation: the API's monthly option is not in this branch). Each test
-    pledges in a year of its own (``made_on``): a schedule run looks 35 days back, so another test's
-    runs on the shared stack, in other years, never renew this test's pledges."""
-    answer = donate(stack.api, key)
+    """A donor gives monthly through the front (the API's monthly option, on the chosen day), and the tokenize
+    step makes the pledge on the saved card. Each test then moves its pledge into a year of its own
+    (``made_on``): a schedule run looks 35 days back, so another test's runs on the shared stack, in other
+    years, never renew this test's pledges (today's date would put every test's pledge in the same month)."""
+    answer = donate(stack.api, key, monthly=True, day_of_month=day)
     assert answer.status_code == 201, answer.text
     donation_id = answer.json()["donation_id"]
-    tables = _tables(stack)
+    pledges = _tables(stack)["PledgesTable"]
 
-    def saved() -> dict[str, Any] | None:
-        item = tables["DonationsTable"].get_item(Key={"donation_id": donation_id}).get("Item")
-        return item if item and item.get("card_status") == "done" else None
+    def made() -> dict[str, Any] | None:
+        return pledges.get_item(Key={"pledge_id": pledge_id_for(donation_id)}, ConsistentRead=True).get("Item")
 
-    donation = Donation.model_validate(wait_for(saved, timeout=60, what="the card saved"))
-    pledge = pledge_from_donation(donation, day, made_on)
+    pledge = Pledge.model_validate(wait_for(made, timeout=60, what="the pledge made by the tokenize step"))
+    assert (pledge.state, pledge.amount, pledge.day_of_month) == (PledgeState.ACTIVE, 2500, day)
+    assert pledge.first_donation_id == donation_id and pledge.payment_method_id
+    first_on = first_charge_on(day, made_on).isoformat()
+    changes: dict[str, Any] = {"next_charge_on": first_on, "due_on": first_on}
     if card is not None:
         # The Customer's card changed to one of Stripe's test cards (the account's key, as the Dashboard)
         account = stripe.StripeClient("sk_test_local_emulator", base_addresses={"api": stack.stripe})
-        method = account.v1.payment_methods.attach(card, params={"customer": pledge.customer_id})
-        pledge = pledge.model_copy(update={"payment_method_id": method.id})
-    return PledgeStore(tables["PledgesTable"]).create(pledge)
+        changes["payment_method_id"] = account.v1.payment_methods.attach(
+            card, params={"customer": pledge.customer_id}
+        ).id
+    pledges.update_item(
+        Key={"pledge_id": pledge.pledge_id},
+        UpdateExpression="SET " + ", ".join(f"{name} = :{name}" for name in changes),
+        ExpressionAttributeValues={f":{name}": value for name, value in changes.items()},
+    )
+    return pledge.model_copy(update=changes)
 
 
 def _run_schedule(stack: RunningStack, at: str) -> dict[str, Any]:

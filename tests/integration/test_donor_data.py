@@ -227,3 +227,28 @@ def test_a_malformed_customer_deletion_is_parked_with_its_reason_and_listed_for_
     assert code == 0 and "1 DLQ message(s) have no parked donation" in out, out
     code, out = ops(pipeline, capsys, "dlq", "peek", "tokenize")
     assert code == 0 and "delete_customer:malformed_message" in out, out
+
+
+def test_a_customer_deletion_parked_while_stripe_was_down_is_redriven_by_the_operator(world, pipeline, capsys):
+    # Given Ada erased while Stripe answers every Customer deletion with a 500 (an outage)
+    _, donation_ids = a_donor_with_a_pledge(world, pipeline, capsys)
+    customer = world.record(donation_ids[0]).customer_id
+    outage = world.stripe.faults.add("http_error", status=500, method="DELETE", path_prefix="/v1/customers/")
+    code, out = ops(pipeline, capsys, "donor", "erase", "--email", ADA["email"], "--yes", "--wait", "0")
+    assert code == 0, out
+
+    # When its retries run out, it is parked in the tokenize DLQ (the Customer still at Stripe)
+    world.deliver_until_dead_lettered("tokenize")
+    assert len(world.queued("tokenize_dlq")) == 1
+    assert customer in {c["id"] for c in world.stripe.customers}
+
+    # When Stripe is back and the operator redrives the tokenize DLQ
+    world.stripe.faults.remove(outage)
+    code, out = ops(pipeline, capsys, "redrive", "tokenize")
+    assert code == 0, out
+    world.drain()
+
+    # Then the Customer is deleted once, and nothing is left parked or retrying
+    assert customer not in {c["id"] for c in world.stripe.customers}
+    assert [e["data"]["object"]["id"] for e in world.stripe.events if e["type"] == "customer.deleted"] == [customer]
+    assert world.queued("tokenize_dlq") == [] and not world.retrying("tokenize")

@@ -305,6 +305,29 @@ def test_a_monthly_gift_s_receipt_carries_a_manage_link_that_opens_its_pledge(wo
     assert plain["dynamic_template_data"]["manage_url"] == "" and "#token=" not in plain["rendered"]["text"]
 
 
+def test_the_first_gift_s_receipt_links_to_its_pledge_even_when_sent_before_the_pledge_is_made(world):
+    # Given a monthly gift whose receipt is sent before the tokenize step has saved the card and made the pledge
+    answer = world.post(MONTHLY, key=a_key("first-gift-link"))
+    donation_id = answer.body["donation_id"]
+    world.deliver("receipt")
+    assert world.wiring.pledges.get(pledge_id_for(donation_id)) is None
+
+    # Then the receipt carries the manage link of the pledge the gift starts
+    [receipt] = world.sendgrid.outbox_for(donation_id)
+    [link] = re.findall(r"http\S+#token=[\w.-]+", receipt["rendered"]["text"])
+    path = f"/pledges/{pledge_id_for(donation_id)}"
+    # ... which, opened now, says the gift is still being set up (not that the link is bad), and changes nothing
+    early = _call(world, path, {"token": _token(link)})
+    assert (early.status, early.body["error"]["code"]) == (404, "pledge_not_made_yet"), early.body
+    assert "still being set up" in early.body["error"]["message"]
+    assert world.wiring.pledges.get(pledge_id_for(donation_id)) is None
+
+    # When the tokenize step has made the pledge, Then the same link opens it
+    world.drain()
+    opened = _call(world, path, {"token": _token(link)})
+    assert opened.status == 200 and opened.body["amount"] == MONTHLY["amount"], opened.body
+
+
 def test_donor_show_tells_an_operator_the_pledge_a_gift_belongs_to(world, capsys):
     # Given a monthly pledge made on the form (its first gift) and a one-time gift
     pledge = _pledge(world, "donor-show")

@@ -166,3 +166,36 @@ def test_a_donor_whose_older_records_carry_the_legacy_key_gets_one_statement_of_
     # ... and Ada asking again finds hers sent (the same statement, not a second one)
     code, out = ops(pipeline, capsys, "statements", "send", "--year", str(YEAR), "--email", "ada@example.org")
     assert code == 0 and "1 statement(s) sent, 0 to send" in out, out
+
+
+def test_a_rotated_sendgrid_key_reaches_the_statements_of_a_warm_function(world, pipeline, capsys):
+    # Given a warm send_receipt function that sent Ada's statement with the stored SendGrid key
+    write_gifts(
+        world,
+        [Gift(f"{name}@example.org", name, 1_000, "usd", f"{YEAR}-03-02T10:00:00.000Z") for name in ("ada", "bo")],
+    )
+    assert (
+        ops(pipeline, capsys, "statements", "send", "--year", str(YEAR), "--email", "ada@example.org", "--yes")[0] == 0
+    )
+    deliver_everything(world)
+    handler = world.pipeline.handler("SendReceiptFunction")
+    ssm, name = world.pipeline.clients("ssm"), handler.settings.sendgrid_secret_name
+    old_key = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+    try:
+        # When the operator rotates the key (SendGrid refuses the old one) and the function's cache age passes
+        ssm.put_parameter(Name=name, Value="SG.rotated", Type="SecureString", Overwrite=True)
+        world.sendgrid.revoke_key(old_key)
+        handler.wiring().api_keys.forget()
+        # ... and Bo asks for his statement
+        assert (
+            ops(pipeline, capsys, "statements", "send", "--year", str(YEAR), "--email", "bo@example.org", "--yes")[0]
+            == 0
+        )
+        deliver_everything(world)
+
+        # Then Bo's statement went out with the new key, nothing parked
+        assert sorted(m["to"][0] for m in statements_in_outbox(world, YEAR)) == ["ada@example.org", "bo@example.org"]
+        assert world.queued("receipt_dlq") == []
+    finally:
+        ssm.put_parameter(Name=name, Value=old_key, Type="SecureString", Overwrite=True)
+        handler.wiring().api_keys.forget()

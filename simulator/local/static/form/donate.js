@@ -32,6 +32,7 @@
     link_invalid: "This link is not valid",
     link_expired: "This link has expired",
     link_used: "This link was already used",
+    pledge_not_made_yet: "Your monthly gift is being set up",
     nothing_to_authenticate: "This gift no longer needs you",
     card_not_saved: "Your card was not saved",
     invalid_amount: "Please check the amount",

@@ -215,7 +215,8 @@
     const answer = await post(`/pledges/${encodeURIComponent(id)}`, { token });
     if (answer.status === 200) return render(answer.body);
     const error = answer.body.error || {};
-    askForLink(error.code === "link_expired" ? "This link has expired" : "This link does not work", error.message || "Ask for a new link below.");
+    const titles = { link_expired: "This link has expired", pledge_not_made_yet: "Your monthly gift is being set up" };
+    askForLink(titles[error.code] || "This link does not work", error.message || "Ask for a new link below.");
   }
   // A link opened while the page is open (the same page, another fragment) does not reload it.
   window.addEventListener("hashchange", load);
