@@ -2,9 +2,11 @@
 that brings them the link.
 
 The API (routes on the charge function) takes the link's token in a JSON body, never in a URL: see
-the pledge, cancel it with a one-time cancel token, ask for a fresh link by email. Every bad token,
-and every pledge id that is not one, gets the same refusal (LinkRefused), so nothing tells which
-pledges exist (only a link we signed for a pledge not made yet hears so: PledgeNotMadeYet); "send me a link" answers the same whether or not the address has a pledge.
+the pledge, cancel it with a one-time cancel token (the donor is emailed a confirmation), ask for a fresh
+link by email; the other changes are donations.pledge_changes. Every bad token, and every pledge id that is
+not one, gets the same refusal (LinkRefused), so nothing tells which pledges exist (only a link we signed
+for a pledge not made yet hears so: PledgeNotMadeYet); "send me a link" answers the same whether or not
+the address has a pledge.
 
 The email goes out from the send-receipt function (the one that holds SendGrid's key), from a
 message on the receipt queue, claimed on the pledge before sending (``PledgeStore`` link-email fields):
