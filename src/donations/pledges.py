@@ -518,6 +518,7 @@ class PledgeStore:
                 "canceled_at",
                 "canceled_by",
                 "canceled_reason",
+                "paused_at",
             ],
             condition=Attr("state").eq(pledge.state.value) & Attr("next_charge_on").eq(pledge.next_charge_on),
         )

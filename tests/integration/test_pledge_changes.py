@@ -267,3 +267,19 @@ def test_a_change_the_state_does_not_allow_is_refused(world):
     assert (answer.status, answer.body["error"]["code"]) == (409, "change_not_allowed"), answer.body
     assert _pledge_now(world, pledge.pledge_id) == canceled
     assert world.wiring.store.get(renewal_donation_id(pledge.pledge_id, "2027-01")) is None
+
+
+def test_an_operator_resumes_a_paused_pledge_as_the_donor_would(world, capsys):
+    # Given a pledge the donor paused
+    pledge = _pledge(world, "ops-resume-paused")
+    assert _act(world, pledge.pledge_id, "pause").status == 200
+
+    # When an operator resumes it
+    capsys.readouterr()
+    assert main(["--stack-name", world.pipeline.stack.stack_name, "pledges", "resume", pledge.pledge_id],
+                clients=world.pipeline.clients) == 0  # fmt: skip
+
+    # Then it is active and due again, no longer marked paused
+    resumed = _pledge_now(world, pledge.pledge_id)
+    assert (resumed.state, resumed.paused_at) == (PledgeState.ACTIVE, None)
+    assert world.wiring.pledges.due_on(resumed.next_charge_on) == [pledge.pledge_id]
