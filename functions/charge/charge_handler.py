@@ -171,7 +171,15 @@ class LinkRequest(BaseModel):
 @app.post("/pledges/<pledge_id>", responses=PLEDGE_RESPONSES, summary="A monthly pledge, through its manage link")
 @tracer.capture_method(capture_response=False, capture_error=False)
 def see_pledge(pledge_id: str, link: Annotated[LinkToken, Body()]) -> PledgeView:
-    return view_pledge(pledge_id, link.token, pledges=wiring().pledges, links=wiring().pledge_links)
+    deps = wiring()
+    return view_pledge(
+        pledge_id,
+        link.token,
+        pledges=deps.pledges,
+        links=deps.pledge_links,
+        publisher=deps.publisher,
+        request_id=app.current_event.request_context.request_id,
+    )
 
 
 @app.post("/pledges/<pledge_id>/cancel", responses=PLEDGE_RESPONSES, summary="Cancel a monthly pledge (one-time token)")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from boto3.dynamodb.conditions import Attr
@@ -50,6 +51,9 @@ LINK_EMAIL_EVERY_SECONDS = 600
 # The sender's claim on an email: longer than a SendGrid call, shorter than the queue's backoff cap.
 EMAIL_LEASE_SECONDS = 60
 LINKS_ANSWER = "If this address has a monthly gift with us, a link to manage it is on its way."
+# A donor's cancellation whose confirmation was never queued (the function stopped between the cancel's write
+# and the queue) is queued when the donor opens the link again this soon after; older ones are left alone.
+CONFIRMATION_REPAIR_SECONDS = 3600
 
 
 class PledgeView(BaseModel):
@@ -101,8 +105,19 @@ class Sends(Protocol):
     def send(self, message: FollowUpMessage) -> None: ...
 
 
-def view_pledge(pledge_id: str, token: str, *, pledges: PledgeStore, links: PledgeLinks) -> PledgeView:
+def view_pledge(
+    pledge_id: str,
+    token: str,
+    *,
+    pledges: PledgeStore,
+    links: PledgeLinks,
+    publisher: Sends | None = None,
+    request_id: str = "",
+) -> PledgeView:
     pledge, _ = verified_link(pledge_id, token, Purpose.MANAGE, pledges, links)
+    if publisher is not None and _confirmation_owed(pledge, time.time()):
+        # The function stopped between the cancel's write and the queue: the donor's next look queues it.
+        _queue_cancel_confirmation(pledge, publisher, request_id)
     return view_of(pledge, links)
 
 
@@ -123,17 +138,31 @@ def cancel_pledge(
         return view_of(current, links)  # canceled meanwhile (another tab, an operator): it is what they wanted
     metrics.add_metric(name="PledgesCanceled", unit=MetricUnit.Count, value=1)
     logger.info("Pledge canceled by the donor", extra={"pledge_id": pledge_id})
+    _queue_cancel_confirmation(pledge, publisher, request_id)
+    return view_of(pledge, links)
+
+
+def _queue_cancel_confirmation(pledge: Pledge, publisher: Sends, request_id: str) -> None:
+    """The message that has the send-receipt function confirm this cancellation (its ``canceled_at``), once."""
     publisher.send(
         FollowUpMessage(
             type=Step.SEND_RECEIPT,
             donation_id=pledge.first_donation_id,
             correlation_id=request_id,
             mail="canceled",
-            pledge_id=pledge_id,
+            pledge_id=pledge.pledge_id,
             request_id=pledge.canceled_at,
         )
     )
-    return view_of(pledge, links)
+
+
+def _confirmation_owed(pledge: Pledge, now: float) -> bool:
+    """The donor canceled in the last CONFIRMATION_REPAIR_SECONDS and no sender has claimed its email yet (a
+    second message meanwhile is harmless: the email is claimed once)."""
+    if pledge.state is not PledgeState.CANCELED or pledge.canceled_by != "donor" or not pledge.canceled_at:
+        return False
+    canceled = datetime.fromisoformat(pledge.canceled_at).timestamp()
+    return pledge.cancel_email_request != pledge.canceled_at and now - canceled < CONFIRMATION_REPAIR_SECONDS
 
 
 def request_manage_links(

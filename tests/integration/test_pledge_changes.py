@@ -12,6 +12,7 @@ import pytest
 from donations.errors import RenewalInProgress
 from donations.pledge_changes import pause, resume, skip_next
 from donations.pledge_links import CANCEL_TOKEN_SECONDS, PledgeLinks, Purpose
+from donations.pledge_manage import cancel_pledge
 from donations.pledges import PledgeState, RenewalMessage, renewal_donation_id
 from donations.renewals import renewal_donation
 from donations_ops.cli import main
@@ -57,6 +58,33 @@ def test_a_donor_cancels_in_one_click_and_gets_one_confirmation_email(world):
     world.redeliver_last_batches()
     world.drain()
     assert len(world.sendgrid.outbox) == sent_before + 1
+
+
+def test_a_cancel_whose_confirmation_was_never_queued_is_confirmed_when_the_donor_looks_again(world):
+    # Given a donor's cancel whose function stopped between the cancel's write and the queue
+    pledge = _pledge_on_the_form(world, "cancel-crash")
+    sent_before = len(world.sendgrid.outbox)
+
+    class Stopped:
+        def send(self, message):
+            raise RuntimeError("the function stopped here")
+
+    token = _one_time(world, pledge.pledge_id, "cancel")
+    with pytest.raises(RuntimeError):
+        cancel_pledge(pledge.pledge_id, token, pledges=world.wiring.pledges, links=world.wiring.pledge_links,
+                      publisher=Stopped())  # fmt: skip
+    world.drain()
+    assert _pledge_now(world, pledge.pledge_id).state is PledgeState.CANCELED
+    assert world.sendgrid.outbox[sent_before:] == []
+
+    # When the donor opens the link again (their page showed an error), twice
+    for _ in range(2):
+        assert _call(world, f"/pledges/{pledge.pledge_id}", {"token": _manage_token(world, pledge)}).status == 200
+        world.drain()
+
+    # Then one email confirms the cancellation
+    mails = [m for m in world.sendgrid.outbox[sent_before:] if m["subject"] == CANCELED_SUBJECT]
+    assert len(mails) == 1 and mails[0]["to"] == [pledge.email]
 
 
 def test_an_operator_s_cancel_sends_no_donor_email_and_a_resumed_pledge_s_confirmation_is_not_sent(world, capsys):
