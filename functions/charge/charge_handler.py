@@ -171,29 +171,24 @@ class LinkRequest(BaseModel):
 @app.post("/pledges/<pledge_id>", responses=PLEDGE_RESPONSES, summary="A monthly pledge, through its manage link")
 @tracer.capture_method(capture_response=False, capture_error=False)
 def see_pledge(pledge_id: str, link: Annotated[LinkToken, Body()]) -> PledgeView:
-    deps = wiring()
-    return view_pledge(
-        pledge_id,
-        link.token,
-        pledges=deps.pledges,
-        links=deps.pledge_links,
-        publisher=deps.publisher,
-        request_id=app.current_event.request_context.request_id,
-    )
+    return view_pledge(pledge_id, link.token, **_manage_ports())
 
 
 @app.post("/pledges/<pledge_id>/cancel", responses=PLEDGE_RESPONSES, summary="Cancel a monthly pledge (one-time token)")
 @tracer.capture_method(capture_response=False, capture_error=False)
 def cancel_a_pledge(pledge_id: str, link: Annotated[LinkToken, Body()]) -> PledgeView:
+    return cancel_pledge(pledge_id, link.token, **_manage_ports())
+
+
+def _manage_ports() -> dict[str, Any]:
+    # The publisher and request id: the cancellation's confirmation email goes on the receipt queue.
     deps = wiring()
-    return cancel_pledge(
-        pledge_id,
-        link.token,
-        pledges=deps.pledges,
-        links=deps.pledge_links,
-        publisher=deps.publisher,
-        request_id=app.current_event.request_context.request_id,
-    )
+    return {
+        "pledges": deps.pledges,
+        "links": deps.pledge_links,
+        "publisher": deps.publisher,
+        "request_id": app.current_event.request_context.request_id,
+    }
 
 
 @app.post("/pledges/<pledge_id>/amount", responses=PLEDGE_RESPONSES, summary="A new monthly amount (one-time token)")
