@@ -23,6 +23,7 @@ SMALL = {
     "cold_start": ["--repeats", "5"],
     "cold_donor": ["--rounds", "5", "--warm", "2", "--breakdown", "2"],
     "drain_rate": ["--messages", "2000", "--max-seconds", "40"],
+    "renewal_run": ["--pledges", "200", "--max-seconds", "150"],
     "cost_model": ["--donations", "50", "--init-repeats", "2"],
 }
 

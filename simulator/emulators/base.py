@@ -13,6 +13,7 @@ import json
 import logging
 import signal
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from types import FrameType, TracebackType
@@ -50,6 +51,10 @@ class EmulatorServer:
         self._thread: threading.Thread | None = None
         self._latency: dict[str, tuple[float, float]] = {}
         self._requests: Counter[str] = Counter()
+        # Requests per wall-clock second and route (plus the label ``per_second_label`` gives, if set): the
+        # rate a provider's limiter sees (e.g. docs.stripe.com/rate-limits counts requests per second).
+        self._per_second: Counter[tuple[int, str]] = Counter()
+        self.per_second_label: Callable[[Request], str] | None = None
         self.faults = FaultInjector(supported=self.supported_faults)
 
     # -- lifecycle -----------------------------------------------------------------
@@ -115,6 +120,7 @@ class EmulatorServer:
         with self._lock:
             self._latency.clear()
             self._requests.clear()
+            self._per_second.clear()
             self._reset_state()
 
     @property
@@ -122,6 +128,16 @@ class EmulatorServer:
         """Requests seen per route (e.g. "POST /v1/payment_intents"), faulted ones included."""
         with self._lock:
             return dict(self._requests)
+
+    def requests_per_second(self) -> dict[int, dict[str, int]]:
+        """Requests as they arrived (before latency, faults or validation), per second since the epoch
+        (``int(time.time())``), then per route, or per "route label" when ``per_second_label`` is set."""
+        with self._lock:
+            counts = list(self._per_second.items())
+        seconds: dict[int, dict[str, int]] = {}
+        for (second, name), count in sorted(counts):
+            seconds.setdefault(second, {})[name] = count
+        return seconds
 
     def state(self) -> dict[str, Any]:
         with self._lock:
@@ -155,8 +171,11 @@ class EmulatorServer:
         if req.path.startswith(CONTROL_PREFIX):
             conn.send(self._control(req))
             return
+        route, arrived = self.route_name(req), int(time.time())
+        label = self.per_second_label
         with self._lock:
-            self._requests[self.route_name(req)] += 1
+            self._requests[route] += 1
+            self._per_second[(arrived, route if label is None else f"{route} {label(req)}")] += 1
         fired = self.faults.pick(req.method, req.path)
         terminal = next((f for f in fired if f.kind in TERMINAL_KINDS), None)
         self._pause(self._route_delay_ms(req))

@@ -36,6 +36,7 @@ from donations.models import Donation, DonationStatus, utc_now
 from donations.payments import STRIPE_API_VERSION, StripePayments, build_stripe_client
 from donations.ports import ChargeState
 from donations.redaction import mask_email
+from donations.renewals import renewal_key
 from donations.settings import MailSettings, StripeClientSettings
 from donations.stripe_keys import STRIPE_KEY_PERMISSIONS
 
@@ -86,7 +87,7 @@ def main(environ: dict[str, str] | None = None) -> int:
     checks: list[Check] = []
     if keys:
         clients = {function: build_stripe_client(settings, key) for function, key in keys.items()}
-        checks += stripe_checks({function: StripePayments(client) for function, client in clients.items()})
+        checks += stripe_checks(clients)
         checks += least_privilege_checks({f: c for f, c in clients.items() if keys[f].startswith("rk_")})
         # In the browser Stripe.js creates the PaymentMethod with the publishable key; here the tokenize
         # key may (PaymentMethods Write) and the charge key may not, so it stands in for the browser.
@@ -98,11 +99,12 @@ def main(environ: dict[str, str] | None = None) -> int:
     return 0 if all(check.ok for check in checks) else 1
 
 
-def stripe_checks(payments: dict[str, StripePayments]) -> list[Check]:
+def stripe_checks(clients: dict[str, stripe.StripeClient]) -> list[Check]:
     """The Stripe calls the product makes, each with the key of the function that makes it and Stripe's
     published test payment methods (docs.stripe.com/testing): charge, decline, 3-D Secure, the card's
     fingerprint and the spent attempt's lookup (charge); save the card (tokenize); search and cancel
-    (reconciler)."""
+    (reconciler); and a monthly renewal (renewal_checks)."""
+    payments = {function: StripePayments(client) for function, client in clients.items()}
     charge, tokenize, reconciler = payments["charge"], payments["tokenize"], payments["reconciler"]
     charged = _donation("pm_card_visa", save_card=True)
     three_ds = _donation("pm_card_authenticationRequired")
@@ -114,11 +116,61 @@ def stripe_checks(payments: dict[str, StripePayments]) -> list[Check]:
     checks.append(_run("card fingerprint [charge key]", lambda: _fingerprint(charge, charged)))
     checks.append(_run("find the charge attempt (list) [charge key]", lambda: _find_attempt(charge, charged)))
     checks.append(_run("save the card (Customer + attach) [tokenize key]", lambda: _save_card(tokenize, charged)))
+    checks += renewal_checks(clients["charge"], payments["renew"], charged)
     checks.append(_run("search by donation_id [reconciler key]", lambda: _search(reconciler, charged)))
     checks.append(
         _run("cancel the abandoned 3-D Secure payment [reconciler key]", lambda: _cancel(reconciler, three_ds))
     )
     return checks
+
+
+def renewal_checks(charge: stripe.StripeClient, renew: StripePayments, saved: Donation) -> list[Check]:
+    """A monthly renewal: the card the tokenize step saved, charged with the donor away (off_session=true,
+    confirm=true; docs.stripe.com/payments/cards/charging-saved-cards); a new card saved through a
+    SetupIntent confirmed with Stripe's test card pm_card_visa (docs.stripe.com/payments/save-and-reuse;
+    docs.stripe.com/testing: 4242 needs no authentication), as the manage page does with Stripe.js; and
+    the next renewal charged on that card off-session."""
+    setup: dict[str, str] = {}
+    return [
+        _run("renewal: off-session charge of the saved card [renew key]", lambda: _renew(renew, saved)),
+        _run("new card: SetupIntent confirmed with pm_card_visa [charge key]", lambda: _set_up(charge, saved, setup)),
+        _run("renewal on the SetupIntent's card, off-session [renew key]", lambda: _renew_set_up(renew, setup)),
+    ]
+
+
+def _renew(payments: StripePayments, saved: Donation) -> str:
+    _expect(saved.customer_id is not None and saved.payment_method_id is not None, "the card was not saved")
+    renewal = _donation(str(saved.payment_method_id))
+    return _charged_off_session(payments, renewal, str(saved.customer_id))
+
+
+def _charged_off_session(payments: StripePayments, renewal: Donation, customer_id: str) -> str:
+    pledge = "pl_smoke" + uuid.uuid4().hex[:16]
+    renewal.metadata = {**renewal.metadata, "pledge_id": pledge, "renewal_period": utc_now()[:7]}
+    outcome = payments.charge_saved_card(renewal, customer_id, renewal_key(pledge, utc_now()[:7]))
+    _expect(outcome.state is ChargeState.SUCCEEDED, f"state {outcome.state}")
+    return f"{outcome.payment_intent_id} succeeded off-session"
+
+
+def _set_up(client: stripe.StripeClient, saved: Donation, setup: dict[str, str]) -> str:
+    _expect(saved.customer_id is not None, "the card was not saved")
+    payments = StripePayments(client)
+    pledge = "pl_smoke" + uuid.uuid4().hex[:16]
+    started = payments.start_card_setup(str(saved.customer_id), pledge, f"pledge-{pledge}-card-smoke-1")
+    _expect(started.status == "requires_payment_method", f"status {started.status}")
+    # In the donor's page Stripe.js confirms it (confirmCardSetup); here the charge key, with Stripe's test card.
+    client.v1.setup_intents.confirm(started.id, params={"payment_method": "pm_card_visa"})
+    confirmed = payments.card_setup(started.id)
+    _expect(confirmed is not None and confirmed.status == "succeeded", f"status {confirmed and confirmed.status}")
+    assert confirmed is not None
+    _expect(confirmed.payment_method_id is not None, "no PaymentMethod on the SetupIntent")
+    setup.update(customer=str(confirmed.customer_id), payment_method=str(confirmed.payment_method_id))
+    return f"{started.id} succeeded: {confirmed.card_brand} ending {confirmed.card_last4}"
+
+
+def _renew_set_up(payments: StripePayments, setup: dict[str, str]) -> str:
+    _expect(bool(setup), "no card was set up")
+    return _charged_off_session(payments, _donation(setup["payment_method"]), setup["customer"])
 
 
 # A harmless read per resource, to show a restricted key is refused what its function never does.
@@ -207,6 +259,7 @@ def _charge_needs_action(payments: StripePayments, donation: Donation) -> str:
 def _save_card(payments: StripePayments, donation: Donation) -> str:
     _expect(donation.payment_method_id is not None, "the charge did not succeed")
     card = payments.save_card(donation)
+    donation.customer_id, donation.payment_method_id = card.customer_id, card.payment_method_id  # for the renewal
     return f"{card.customer_id}, {card.brand} ending {card.last4}"
 
 

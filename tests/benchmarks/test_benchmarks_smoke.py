@@ -212,3 +212,25 @@ def test_the_cost_model_prices_index_writes_as_dynamodb_bills_them() -> None:
     assert index_write_units(charged, noted, sparse, table_keys) == 0
     assert index_write_units(charged, noted, full, table_keys) == 1
     assert index_write_units(charged, charged, full, table_keys) == 0
+
+
+def test_renewal_run_drains_every_pledge_once_and_reports_rates_and_the_donors_side_by_side() -> None:
+    from benchmarks import renewal_run
+
+    # Given a handful of due pledges, a short Stripe latency and one donation per phase
+    out = io.StringIO()
+    argv = ["--pledges", "6", "--charge-ms", "30", "--phase-donations", "1", "--max-seconds", "15"]
+
+    # When the script runs
+    assert renewal_run.main(argv, out=out) == 0
+
+    # Then the schedule queued every pledge, each was charged exactly once, and the rates are reported
+    text = out.getvalue()
+    assert "schedule-renewals handler queued 6" in text
+    assert "renewed 6 of 6" in text and "left 0;" in text and "parked in the DLQ 0" in text
+    assert "double charges 0; skipped 0" in text
+    for row in ("template model", "peak, any second", "mean while the run was going", "run paused", "run going"):
+        assert row in text, row
+    summary = _summary(text, "renewal_run")
+    assert "renewed=6/6" in summary and "doubles=0 skipped=0" in summary
+    _sane(_number(r"peak=" + NUMBER, summary), _number(r"donor p50 x" + NUMBER, summary))

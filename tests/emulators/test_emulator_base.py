@@ -184,6 +184,29 @@ def test_route_latency_uses_the_longest_matching_prefix() -> None:
     assert fast < 0.3
 
 
+def test_requests_are_counted_per_second_and_route_as_they_arrive_with_an_optional_label() -> None:
+    # Given an emulator whose per-second log labels each request by its Idempotency-Key's prefix
+    with StripeEmulator() as emu:
+        emu.per_second_label = lambda req: (req.header("idempotency-key") or "none").split("-")[0]
+        headers = {"Authorization": "Bearer sk_test_x"}
+        before = int(time.time())
+
+        # When three requests arrive, one of them refused (an unknown object), two labelled alike
+        for key in ("renewal-1", "renewal-2"):
+            requests.post(f"{emu.url}/v1/customers", headers={**headers, "Idempotency-Key": key}, timeout=5)
+        requests.get(f"{emu.url}/v1/customers/cus_missing", headers=headers, timeout=5)
+        after = int(time.time())
+
+        # Then each is counted in the second it arrived, refused ones too, per route and label
+        seconds = emu.requests_per_second()
+    assert set(seconds) <= set(range(before, after + 1))
+    totals: dict[str, int] = {}
+    for counts in seconds.values():
+        for name, count in counts.items():
+            totals[name] = totals.get(name, 0) + count
+    assert totals == {"POST /v1/customers renewal": 2, "GET /v1/customers/{id} none": 1}
+
+
 def test_control_api_seed_remove_and_errors() -> None:
     with SendGridEmulator() as emu:
         control = EmulatorControl(emu.url)

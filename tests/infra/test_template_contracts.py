@@ -252,18 +252,40 @@ def test_environment_values_point_at_this_stack(deployed: Deployed) -> None:
 def test_event_sources_are_exposed_for_a_local_poller(deployed: Deployed) -> None:
     sources = {es.function_logical_id: es for es in deployed.stack.event_sources.values()}
     assert set(sources) == {"TokenizeFunction", "SendReceiptFunction", "RenewFunction"}
-    for function, queue, concurrency in (
-        ("TokenizeFunction", "TokenizeQueue", 5),
-        ("SendReceiptFunction", "ReceiptQueue", 5),
-        # Renewals leave Stripe's per-account request rate to the donors (the least SQS allows).
-        ("RenewFunction", "RenewalQueue", 2),
+    for function, queue, batch_size, concurrency in (
+        ("TokenizeFunction", "TokenizeQueue", 10, 5),
+        ("SendReceiptFunction", "ReceiptQueue", 10, 5),
+        # Renewals leave Stripe's request rate to the donors: the least concurrency SQS allows, one renewal
+        # per invocation (a batch's records run side by side), so at most 2 PaymentIntent creates in flight.
+        ("RenewFunction", "RenewalQueue", 1, 2),
     ):
         es = sources[function]
         assert (es.queue_logical_id, es.queue_url) == (queue, deployed.stack.queues[queue])
         assert es.queue_arn == deployed.queue_arn(queue)
-        assert (es.batch_size, es.maximum_batching_window_seconds, es.maximum_concurrency) == (10, 1, concurrency)
+        assert (es.batch_size, es.maximum_batching_window_seconds, es.maximum_concurrency) == (
+            batch_size,
+            1,
+            concurrency,
+        )
         assert es.function_response_types == ("ReportBatchItemFailures",)
         assert es.function_name == deployed.stack.functions[function].name
+
+
+def test_a_renewal_run_stays_under_the_stripe_rate_renewals_may_use(deployed: Deployed) -> None:
+    # Given the renew function's event source and a Stripe charge as fast as a typical one (300 ms)
+    from benchmarks.renewal_run import CEILING, ENDPOINT_LIMIT, STRIPE_CALLS_PER_RENEWAL
+
+    renew = next(es for es in deployed.stack.event_sources.values() if es.function_logical_id == "RenewFunction")
+    assert renew.maximum_concurrency is not None
+
+    # When every invocation Lambda may run at once charges all its records side by side (donations.consumer)
+    in_flight = renew.maximum_concurrency * min(renew.batch_size, 10) * STRIPE_CALLS_PER_RENEWAL
+    per_second = in_flight / 0.300
+
+    # Then renewals use at most the share of POST /v1/payment_intents they are given (docs.stripe.com/rate-limits:
+    # 25 requests a second per endpoint by default, shared with the donors), even at twice Stripe's speed
+    assert per_second <= CEILING < ENDPOINT_LIMIT
+    assert in_flight / 0.200 <= CEILING
 
 
 def test_alarm_email_creates_the_subscription(cfn_template: Template, aws: AwsClients) -> None:

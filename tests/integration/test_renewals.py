@@ -13,6 +13,7 @@ import stripe
 from donations.models import DonationStatus, StepStatus
 from donations.pledges import Pledge, PledgeState, RenewalMessage, pledge_from_donation, renewal_donation_id
 from donations_ops.cli import main
+from simulator.local.delivery import BatchResult
 from simulator.local.events import scheduled_event
 from tests.integration.test_notifier import alarm_changes, operator_inbox, received
 from tests.support.keys import a_key
@@ -145,9 +146,11 @@ class AfterCall:
         return call_then_die
 
 
-def deliver_renewals_crashing(world, port: str, wrap: Any) -> Any:
-    """One delivery of the renewal queue with one of the renew function's ports (``pledges``, ``store``,
-    ``charges``, ``publisher``) wrapped by ``wrap``, as a crash there would leave it."""
+def deliver_renewals_crashing(world, port: str, wrap: Any) -> BatchResult:
+    """One delivery of every message in the renewal queue with one of the renew function's ports
+    (``pledges``, ``store``, ``charges``, ``publisher``) wrapped by ``wrap``, as a crash there would leave
+    it. The renew function takes one message per invocation (template.yaml): the queue's messages
+    (a test's two pledges, in any order) are delivered one by one, and their results put together."""
     module = world.pipeline.handler("RenewFunction")
     original = module.renew
 
@@ -155,8 +158,17 @@ def deliver_renewals_crashing(world, port: str, wrap: Any) -> Any:
         return original(message, **{**ports, port: wrap(ports[port])})
 
     module.renew = renew_crashing
+    together = BatchResult("RenewFunction")
     try:
-        return world.deliver("renewal")
+        for _ in range(20):  # bounded: a test queues a few
+            result = world.deliver("renewal")
+            seen = {m["MessageId"] for m in together.messages}
+            if not result.received or any(m["MessageId"] in seen for m in result.messages):
+                break  # all delivered (a failed one back after a short backoff is for the caller to deliver)
+            together.received += result.received
+            together.failed_ids += result.failed_ids
+            together.messages += result.messages
+        return together
     finally:
         module.renew = original
 
