@@ -16,7 +16,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, StrictInt, StringConstraints
 
 from donations import deadline, models
 from donations.api import (
@@ -34,6 +34,7 @@ from donations.charge import DONATION_ID, submit_donation
 from donations.errors import DonationNotFound
 from donations.models import DonationAnswer, PublicDonation, load_email_validation
 from donations.observability import logger, metrics, tracer
+from donations.pledge_changes import change_amount, pause, resume, skip_next
 from donations.pledge_manage import (
     LINKS_ANSWER,
     Authentication,
@@ -154,6 +155,11 @@ class LinkToken(BaseModel):
     token: Annotated[str, StringConstraints(min_length=1, max_length=512)]
 
 
+class AmountChange(LinkToken):
+    amount: StrictInt
+    """The new monthly amount in the pledge currency's minor units (bounds as POST /donations' amount)."""
+
+
 class CardUpdateStart(LinkToken):
     attempt: Annotated[str, StringConstraints(pattern=ATTEMPT_ID)]
     """A random id the page makes for each submit: sent twice, it makes one SetupIntent."""
@@ -171,13 +177,52 @@ class LinkRequest(BaseModel):
 @app.post("/pledges/<pledge_id>", responses=PLEDGE_RESPONSES, summary="A monthly pledge, through its manage link")
 @tracer.capture_method(capture_response=False, capture_error=False)
 def see_pledge(pledge_id: str, link: Annotated[LinkToken, Body()]) -> PledgeView:
-    return view_pledge(pledge_id, link.token, pledges=wiring().pledges, links=wiring().pledge_links)
+    return view_pledge(pledge_id, link.token, **_manage_ports())
 
 
 @app.post("/pledges/<pledge_id>/cancel", responses=PLEDGE_RESPONSES, summary="Cancel a monthly pledge (one-time token)")
 @tracer.capture_method(capture_response=False, capture_error=False)
 def cancel_a_pledge(pledge_id: str, link: Annotated[LinkToken, Body()]) -> PledgeView:
-    return cancel_pledge(pledge_id, link.token, pledges=wiring().pledges, links=wiring().pledge_links)
+    return cancel_pledge(pledge_id, link.token, **_manage_ports())
+
+
+def _manage_ports() -> dict[str, Any]:
+    # The publisher and request id: the cancellation's confirmation email goes on the receipt queue.
+    deps = wiring()
+    return {
+        "pledges": deps.pledges,
+        "links": deps.pledge_links,
+        "publisher": deps.publisher,
+        "request_id": app.current_event.request_context.request_id,
+    }
+
+
+@app.post("/pledges/<pledge_id>/amount", responses=PLEDGE_RESPONSES, summary="A new monthly amount (one-time token)")
+@tracer.capture_method(capture_response=False, capture_error=False)
+def change_the_amount(pledge_id: str, request: Annotated[AmountChange, Body()]) -> PledgeView:
+    deps = wiring()
+    return change_amount(
+        pledge_id, request.token, request.amount, pledges=deps.pledges, links=deps.pledge_links,
+        limits=settings.request_limits,
+    )  # fmt: skip
+
+
+@app.post("/pledges/<pledge_id>/skip", responses=PLEDGE_RESPONSES, summary="Skip the next month (one-time token)")
+@tracer.capture_method(capture_response=False, capture_error=False)
+def skip_a_month(pledge_id: str, link: Annotated[LinkToken, Body()]) -> PledgeView:
+    return skip_next(pledge_id, link.token, pledges=wiring().pledges, links=wiring().pledge_links)
+
+
+@app.post("/pledges/<pledge_id>/pause", responses=PLEDGE_RESPONSES, summary="Pause a monthly pledge (one-time token)")
+@tracer.capture_method(capture_response=False, capture_error=False)
+def pause_a_pledge(pledge_id: str, link: Annotated[LinkToken, Body()]) -> PledgeView:
+    return pause(pledge_id, link.token, pledges=wiring().pledges, links=wiring().pledge_links)
+
+
+@app.post("/pledges/<pledge_id>/resume", responses=PLEDGE_RESPONSES, summary="Resume a paused pledge (one-time token)")
+@tracer.capture_method(capture_response=False, capture_error=False)
+def resume_a_pledge(pledge_id: str, link: Annotated[LinkToken, Body()]) -> PledgeView:
+    return resume(pledge_id, link.token, pledges=wiring().pledges, links=wiring().pledge_links)
 
 
 @app.post("/pledges/<pledge_id>/card", responses=CARD_RESPONSES, summary="Start saving a new card for a pledge")

@@ -109,6 +109,20 @@ class NothingToAuthenticate(DonationError):
     code = "nothing_to_authenticate"
 
 
+class ChangeRefused(DonationError):
+    """The pledge cannot take the donor's change in its state (canceled, lapsed, a retry due): nothing changed."""
+
+    status = HTTPStatus.CONFLICT
+    code = "change_not_allowed"
+
+
+class RenewalInProgress(DonationError):
+    """This month's renewal is queued or being charged: skipping or pausing that month now could not stop it."""
+
+    status = HTTPStatus.CONFLICT
+    code = "renewal_in_progress"
+
+
 class CardNotSaved(DonationError):
     """A card update that saved no card (the SetupIntent did not succeed: declined, or the bank's check
     failed), or for a pledge that is canceled: the pledge keeps its card."""

@@ -487,9 +487,9 @@ class FollowUpMessage(BaseModel):
     correlation_id: str = ""
     # On the receipt queue: which mail is owed, the receipt or the refund notice (the record says for which
     # refunded total), or a pledge's (a manage link, a renewal to authenticate, a failed renewal try's dunning
-    # notice). Absent (None) means the receipt, so messages from before this field read as they did, and a
-    # receipt's is sent as it was.
-    mail: Literal["receipt", "refund_notice", "manage_link", "authenticate", "dunning"] | None = None
+    # notice, a donor's cancellation confirmed). Absent (None) means the receipt, so messages from before this
+    # field read as they did, and a receipt's is sent as it was.
+    mail: Literal["receipt", "refund_notice", "manage_link", "authenticate", "dunning", "canceled"] | None = None
     # A pledge's email (donations.pledge_manage): the pledge, and what the email answers (the request asking
     # for a link, the renewal to authenticate, the failed try's ``<period>#<try>``); ``donation_id`` is the
     # pledge's first gift or that renewal (its failures are recorded there, as a receipt's are).

@@ -12,9 +12,10 @@ Rotation: the parameter holds one key or several separated by whitespace or comm
 every one verifies. Put the new key first and keep the old one after it for a link's lifetime, then
 drop it: links issued in the last days keep working.
 
-Purposes: ``manage`` (see the pledge, ask for a cancel token); ``cancel``, a one-time token the
-manage page asks for just before canceling: the pledge records its nonce when it is used
-(donations.pledges, ``used_link_nonces``), so a replayed cancel token changes nothing; and
+Purposes: ``manage`` (see the pledge, ask for one-time tokens); ``cancel``, ``amount``, ``skip``, ``pause`` and
+``resume``, one-time tokens the manage page asks for just before the donor's change, each good for that change
+only: the pledge records its nonce when it is used (donations.pledges, ``used_link_nonces``), so a replayed
+token changes nothing; and
 ``authenticate``, for one renewal the bank wants the donor to authenticate (its donation id is the
 token's subject, so an old email cannot be used on a later renewal).
 
@@ -55,6 +56,11 @@ _MAX_TOKEN_LENGTH = 512
 class Purpose(StrEnum):
     MANAGE = "manage"
     CANCEL = "cancel"
+    # One-time tokens for the donor's other changes on the manage page (donations.pledge_changes).
+    AMOUNT = "amount"
+    SKIP = "skip"
+    PAUSE = "pause"
+    RESUME = "resume"
     # Finish one renewal the bank wants the donor to authenticate (its donation is the token's subject).
     AUTHENTICATE = "authenticate"
 

@@ -2,10 +2,11 @@
 that brings them the link.
 
 The API (routes on the charge function) takes the link's token in a JSON body, never in a URL: see
-the pledge, cancel it with a one-time cancel token, ask for a fresh link by email. Every bad token,
-and every pledge id that is not one, gets the same refusal (LinkRefused), so nothing tells which
-pledges exist (only a link we signed for a pledge not made yet hears so: PledgeNotMadeYet); "send me
-a link" answers the same whether or not the address has a pledge.
+the pledge, cancel it with a one-time cancel token (the donor is emailed a confirmation), ask for a fresh
+link by email; the other changes are donations.pledge_changes. Every bad token, and every pledge id that is
+not one, gets the same refusal (LinkRefused), so nothing tells which pledges exist (only a link we signed
+for a pledge not made yet hears so: PledgeNotMadeYet); "send me a link" answers the same whether or not
+the address has a pledge.
 
 The email goes out from the send-receipt function (the one that holds SendGrid's key), from a
 message on the receipt queue, claimed on the pledge before sending (``PledgeStore`` link-email fields):
@@ -18,6 +19,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from boto3.dynamodb.conditions import Attr
@@ -49,6 +51,9 @@ LINK_EMAIL_EVERY_SECONDS = 600
 # The sender's claim on an email: longer than a SendGrid call, shorter than the queue's backoff cap.
 EMAIL_LEASE_SECONDS = 60
 LINKS_ANSWER = "If this address has a monthly gift with us, a link to manage it is on its way."
+# A donor's cancellation whose confirmation was never queued (the function stopped between the cancel's write
+# and the queue) is queued when the donor opens the link again this soon after; older ones are left alone.
+CONFIRMATION_REPAIR_SECONDS = 3600
 
 
 class PledgeView(BaseModel):
@@ -65,6 +70,9 @@ class PledgeView(BaseModel):
     card_last4: str | None
     cancel_token: str | None
     """A one-time token to cancel with (POST .../cancel), valid CANCEL_TOKEN_SECONDS; None once canceled."""
+    action_tokens: dict[str, str] = {}
+    """One-time tokens (valid CANCEL_TOKEN_SECONDS) for the changes the pledge's state allows, by route:
+    ``amount``, ``skip``, ``pause``, ``resume`` (donations.pledge_changes)."""
 
 
 class OnSession(Protocol):
@@ -97,13 +105,27 @@ class Sends(Protocol):
     def send(self, message: FollowUpMessage) -> None: ...
 
 
-def view_pledge(pledge_id: str, token: str, *, pledges: PledgeStore, links: PledgeLinks) -> PledgeView:
+def view_pledge(
+    pledge_id: str,
+    token: str,
+    *,
+    pledges: PledgeStore,
+    links: PledgeLinks,
+    publisher: Sends | None = None,
+    request_id: str = "",
+) -> PledgeView:
     pledge, _ = verified_link(pledge_id, token, Purpose.MANAGE, pledges, links)
+    if publisher is not None and _confirmation_owed(pledge, time.time()):
+        # The function stopped between the cancel's write and the queue: the donor's next look queues it.
+        _queue_cancel_confirmation(pledge, publisher, request_id)
     return view_of(pledge, links)
 
 
-def cancel_pledge(pledge_id: str, token: str, *, pledges: PledgeStore, links: PledgeLinks) -> PledgeView:
-    """Cancel with a one-time cancel token: a replayed one is refused (LinkUsed) and changes nothing."""
+def cancel_pledge(
+    pledge_id: str, token: str, *, pledges: PledgeStore, links: PledgeLinks, publisher: Sends, request_id: str = ""
+) -> PledgeView:
+    """Cancel with a one-time cancel token: a replayed one is refused (LinkUsed) and changes nothing. The donor
+    gets an email confirming it (``send_cancel_confirmation``, once per cancellation)."""
     pledge, claims = verified_link(pledge_id, token, Purpose.CANCEL, pledges, links)
     _not_used(pledge, claims)
     try:
@@ -116,7 +138,31 @@ def cancel_pledge(pledge_id: str, token: str, *, pledges: PledgeStore, links: Pl
         return view_of(current, links)  # canceled meanwhile (another tab, an operator): it is what they wanted
     metrics.add_metric(name="PledgesCanceled", unit=MetricUnit.Count, value=1)
     logger.info("Pledge canceled by the donor", extra={"pledge_id": pledge_id})
+    _queue_cancel_confirmation(pledge, publisher, request_id)
     return view_of(pledge, links)
+
+
+def _queue_cancel_confirmation(pledge: Pledge, publisher: Sends, request_id: str) -> None:
+    """The message that has the send-receipt function confirm this cancellation (its ``canceled_at``), once."""
+    publisher.send(
+        FollowUpMessage(
+            type=Step.SEND_RECEIPT,
+            donation_id=pledge.first_donation_id,
+            correlation_id=request_id,
+            mail="canceled",
+            pledge_id=pledge.pledge_id,
+            request_id=pledge.canceled_at,
+        )
+    )
+
+
+def _confirmation_owed(pledge: Pledge, now: float) -> bool:
+    """The donor canceled in the last CONFIRMATION_REPAIR_SECONDS and no sender has claimed its email yet (a
+    second message meanwhile is harmless: the email is claimed once)."""
+    if pledge.state is not PledgeState.CANCELED or pledge.canceled_by != "donor" or not pledge.canceled_at:
+        return False
+    canceled = datetime.fromisoformat(pledge.canceled_at).timestamp()
+    return pledge.cancel_email_request != pledge.canceled_at and now - canceled < CONFIRMATION_REPAIR_SECONDS
 
 
 def request_manage_links(
@@ -153,6 +199,8 @@ def send_pledge_mail(
         send_authentication_request(message, pledges=pledges, links=links, mailer=mailer, locale=locale)
     elif message.mail == "dunning":
         send_dunning_notice(message, pledges=pledges, links=links, mailer=mailer, locale=locale)
+    elif message.mail == "canceled":
+        send_cancel_confirmation(message, pledges=pledges, mailer=mailer, locale=locale)
     else:
         return False
     return True
@@ -228,6 +276,27 @@ def send_dunning_notice(
     subject, text = _dunning_email(pledge, links, mailer.org_name, locale)
     _send_once(pledges, pledge, "dunning_email", key, now, every_seconds=None,
                send=lambda: mailer.send_pledge_email(pledge.email, subject, text, pledge.pledge_id))  # fmt: skip
+
+
+def send_cancel_confirmation(
+    message: FollowUpMessage, *, pledges: PledgeStore, mailer: SentBy, locale: str = "en_US", now: float | None = None
+) -> None:
+    """Confirm to the donor that their monthly gift is canceled: once per cancellation (its ``canceled_at``),
+    and not at all if it runs again meanwhile (an operator resumed it)."""
+    pledge, canceled_at = _noticed(message, pledges)
+    if pledge.state is not PledgeState.CANCELED or pledge.canceled_at != canceled_at:
+        logger.info("Cancellation no longer true; not confirmed", extra={"state": pledge.state})
+        return
+    gift = money.format_money(pledge.amount, pledge.currency, locale)
+    text = (
+        f"Hello {pledge.name},\n\nYour monthly gift of {gift} to {mailer.org_name} is canceled, as you asked on "
+        f"{money.format_calendar_day(canceled_at[:10], locale)}. You will not be charged again.\n\n"
+        "Thank you for your support so far. To give again, make a new gift on our donation page. If you did not "
+        "cancel it, please reply to this email.\n"
+    )
+    _send_once(pledges, pledge, "cancel_email", canceled_at, now, every_seconds=None,
+               send=lambda: mailer.send_pledge_email(pledge.email, "Your monthly gift is canceled", text,
+                                                     pledge.pledge_id))  # fmt: skip
 
 
 _STILL_TRUE = {(DunningNotice.RETRY_SCHEDULED, PledgeState.ACTIVE), (DunningNotice.LAPSED, PledgeState.LAPSED)}
@@ -427,8 +496,20 @@ def _not_used(pledge: Pledge, claims: LinkClaims) -> None:
         raise LinkUsed("This link was already used. Open your manage link again to see your monthly gift.")
 
 
+# The donor's changes each state allows (the card and cancel are offered to every running pledge).
+_CHANGES = {
+    PledgeState.ACTIVE: (Purpose.AMOUNT, Purpose.SKIP, Purpose.PAUSE),
+    PledgeState.PAUSED: (Purpose.AMOUNT, Purpose.RESUME),
+}
+
+
 def view_of(pledge: Pledge, links: PledgeLinks) -> PledgeView:
     running = pledge.state is not PledgeState.CANCELED
+    changes = [
+        purpose
+        for purpose in _CHANGES.get(pledge.state, ())
+        if purpose is not Purpose.SKIP or pledge.renewal_try == 1  # no skipping a month whose retry is due
+    ]
     return PledgeView(
         pledge_id=pledge.pledge_id,
         state=pledge.state,
@@ -439,4 +520,5 @@ def view_of(pledge: Pledge, links: PledgeLinks) -> PledgeView:
         card_brand=pledge.card_brand,
         card_last4=pledge.card_last4,
         cancel_token=links.token(pledge.pledge_id, Purpose.CANCEL, CANCEL_TOKEN_SECONDS) if running else None,
+        action_tokens={p.value: links.token(pledge.pledge_id, p, CANCEL_TOKEN_SECONDS) for p in changes},
     )

@@ -65,6 +65,9 @@ class PledgeState(StrEnum):
     # Dunning ended without a charge (the last try failed, or a hard decline): never charged again on
     # its own; ``last_failure`` says why. Operators see it (donations-ops pledges list).
     LAPSED = "lapsed"
+    # The donor paused it on the manage page: out of the due index (the schedule never queues it) until they
+    # resume it, due then on its next charge day from that day on; the months in between are never charged.
+    PAUSED = "paused"
 
 
 class DunningNotice(StrEnum):
@@ -159,6 +162,16 @@ class Pledge(BaseModel):
     """The SetupIntent that saved the card the pledge charges now, when the donor gave a new one through the
     manage page (``record_new_card``; recorded once, whoever reports it first), and when."""
     card_updated_at: str | None = None
+    cancel_email_request: str | None = None
+    """The donor's cancellation email (its key: ``canceled_at`` of the cancellation it confirms), the sender's
+    lease, when it went: once per cancellation."""
+    cancel_email_claim_until: int | None = None
+    cancel_email_sent_at: int | None = None
+    paused_at: str | None = None
+    """When the donor paused it (state ``paused``); removed when they resume it."""
+    donor_changes: list[str] = Field(default_factory=list)
+    """What the donor changed on the manage page, oldest first, for operators (``<time> <what>``, such as
+    ``2027-01-03T10:00:00Z amount 2500 -> 4000``; donations-ops pledges show)."""
     created_at: str
     updated_at: str
 
@@ -505,6 +518,56 @@ class PledgeStore:
             raise
         return Pledge.model_validate(item)
 
+    def change_by_donor(
+        self,
+        pledge: Pledge,
+        nonce: str,
+        values: dict[str, Any],
+        *,
+        note: str,
+        remove: tuple[str, ...] = (),
+        not_queued: bool = False,
+    ) -> Pledge:
+        """A change the donor made with a one-time token (donations.pledge_changes): ``values`` set and ``remove``
+        removed in one write, the token's nonce recorded (``used_link_nonces``) and ``note`` added to
+        ``donor_changes``. Conditional on the pledge as read (state, next charge day, try) and on the nonce never
+        used: ConditionFailed otherwise (a replay, another tab, a renewal or an operator meanwhile). With
+        ``not_queued``, also only while the schedule has not queued its due day (``mark_queued``)."""
+        stamp = utc_now()
+        names: dict[str, str] = {}
+        sets, bound = [], {":at": stamp, ":none": [], ":nonce": [nonce], ":note": [f"{stamp} {note}"]}
+        for number, (name, value) in enumerate(values.items()):
+            names[f"#f{number}"] = name
+            bound[f":f{number}"] = value
+            sets.append(f"#f{number} = :f{number}")
+        expression = "SET " + ", ".join([*sets, "updated_at = :at",
+            "used_link_nonces = list_append(if_not_exists(used_link_nonces, :none), :nonce)",
+            "donor_changes = list_append(if_not_exists(donor_changes, :none), :note)"])  # fmt: skip
+        if remove:
+            expression += " REMOVE " + ", ".join(remove)
+        condition = (
+            Attr("state").eq(pledge.state.value)
+            & Attr("next_charge_on").eq(pledge.next_charge_on)
+            & _try_is(pledge.renewal_try)
+            & ~Attr("used_link_nonces").contains(nonce)
+        )
+        if not_queued:
+            condition = condition & (Attr("queued_for").not_exists() | Attr("queued_for").ne(pledge.due_on or ""))
+        try:
+            item = self._table.update_item(
+                Key={"pledge_id": pledge.pledge_id},
+                UpdateExpression=expression,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=bound,
+                ConditionExpression=condition,
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        except ClientError as error:
+            if condition_failed(error):
+                raise ConditionFailed(pledge.pledge_id) from error
+            raise
+        return Pledge.model_validate(item)
+
     def resume(self, pledge: Pledge, today: date) -> Pledge:
         """Back on schedule (a canceled pledge, or one whose last renewal failed): active, due on its next
         charge day from ``today`` on, never a period it already charged or failed (charging a failed
@@ -521,6 +584,7 @@ class PledgeStore:
                 "canceled_at",
                 "canceled_by",
                 "canceled_reason",
+                "paused_at",
             ],
             condition=Attr("state").eq(pledge.state.value) & Attr("next_charge_on").eq(pledge.next_charge_on),
         )
@@ -692,7 +756,10 @@ def dunning_notice_key(pledge: Pledge) -> str:
 
 def _at_try(pledge: Pledge) -> Any:
     """Still active, at this period and at this try of it (pledges written before tries count as try 1)."""
-    at_try = Attr("renewal_try").eq(pledge.renewal_try)
-    if pledge.renewal_try == 1:
-        at_try = Attr("renewal_try").not_exists() | at_try
+    at_try = _try_is(pledge.renewal_try)
     return Attr("next_charge_on").eq(pledge.next_charge_on) & Attr("state").eq(PledgeState.ACTIVE.value) & at_try
+
+
+def _try_is(renewal_try: int) -> Any:
+    at_try = Attr("renewal_try").eq(renewal_try)
+    return Attr("renewal_try").not_exists() | at_try if renewal_try == 1 else at_try

@@ -41,6 +41,8 @@ _SHOWN = (
     "last_failure",
     "canceled_at",
     "canceled_by",
+    "paused_at",
+    "donor_changes",
     "card_brand",
     "card_last4",
     "card_updated_at",
@@ -103,8 +105,12 @@ def cmd_show(args: argparse.Namespace, clients: Clients) -> int:
         print(json.dumps({"stack": stack.name, "pledge": view}, indent=2))
         return OK
     for name in _SHOWN:
-        if view.get(name) is not None:
-            print(f"{name:<20} {view[name]}")
+        value = view.get(name)
+        if isinstance(value, list):  # the donor's changes, one a line, oldest first
+            for number, line in enumerate(value):
+                print(f"{name if number == 0 else '':<20} {line}")
+        elif value is not None:
+            print(f"{name:<20} {value}")
     return OK
 
 

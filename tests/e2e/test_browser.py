@@ -756,7 +756,7 @@ def _renew_now(stack: RunningStack, pledge_id: str, period: str) -> None:
     )
 
 
-def test_a_monthly_donor_authenticates_a_renewal_updates_the_card_and_cancels_on_the_manage_page(
+def test_a_monthly_donor_authenticates_a_renewal_updates_the_card_changes_the_gift_and_cancels_on_the_manage_page(
     browser: WebDriver, local_stack: RunningStack
 ) -> None:
     # Given a donor who ticks "Give this every month" on the form (the page says the card will be saved) and
@@ -839,20 +839,54 @@ def test_a_monthly_donor_authenticates_a_renewal_updates_the_card_and_cancels_on
         return item if item and item.get("status") == "succeeded" else None
 
     assert wait_for(charged, timeout=60, what="the renewal on the new card")["card_last4"] == "3155"
+    wait_for(lambda: _pledge_now(local_stack, pledge_id).next_charge_on > due, timeout=30, what="the pledge moved on")
 
-    # When they cancel, and confirm
-    browser.find_element(By.ID, "pg-cancel").click()
-    wait_until(browser, lambda d: enabled(d, "pg-cancel-yes"), "the confirmation").click()
+    def page_says(text: str) -> None:
+        # Read by script: the page replaces the element when the answer comes.
+        wait_until(
+            browser,
+            lambda d: text in d.execute_script("return document.getElementById('pg-status').textContent"),
+            f"the page to say {text!r}",
+        )
 
-    # Then the page says it is canceled (read by script: the page replaces the element when the answer
-    # comes), and so does the API when the link is opened again
-    wait_until(
-        browser,
-        lambda d: "is canceled" in d.execute_script("return document.getElementById('pg-status').textContent"),
-        "the page to say the gift is canceled",
-    )
+    # When they change the amount to 40.00, skip the next month, pause and resume (each one click)
+    browser.refresh()
+    amount = wait_until(browser, lambda d: visible(d, "pg-amount"), "the amount field")
+    amount.clear()
+    amount.send_keys("40")
+    browser.find_element(By.ID, "pg-amount-save").click()
+    page_says("new amount is saved")
+    assert "$40.00 a month" in browser.find_element(By.ID, "pg-pledge").text
+    before_skip = _pledge_now(local_stack, pledge_id).next_charge_on
+    wait_until(browser, lambda d: enabled(d, "pg-skip"), "the skip button").click()
+    page_says("next month is skipped")
+    skipped = _pledge_now(local_stack, pledge_id)
+    assert (skipped.amount, skipped.next_charge_on[:7]) == (4000, renewal_period_after(before_skip))
+    wait_until(browser, lambda d: enabled(d, "pg-pause"), "the pause button").click()
+    page_says("is paused")
+    assert "Paused" in browser.find_element(By.ID, "pg-pledge").text
+    assert _pledge_now(local_stack, pledge_id).due_on is None
+    wait_until(browser, lambda d: enabled(d, "pg-resume"), "the resume button").click()
+    page_says("is resumed")
+    assert "Active" in browser.find_element(By.ID, "pg-pledge").text
+    screenshot(browser, "pledge-changed")
+
+    # When they cancel: one click
+    wait_until(browser, lambda d: enabled(d, "pg-cancel"), "the cancel button").click()
+
+    # Then the page says it is canceled, and so does the API when the link is opened again
+    page_says("is canceled")
     browser.refresh()
     pledge = wait_until(browser, lambda d: visible(d, "pg-pledge"), "the pledge again").text
     assert "Canceled: you will not be charged again" in pledge
     assert not visible(browser, "pg-cancel")
     screenshot(browser, "pledge-canceled")
+
+    # And one email confirms it
+    wait_until(browser, lambda d: pledge_mail("Your monthly gift is canceled"), "the cancellation email")
+    assert len(pledge_mail("Your monthly gift is canceled")) == 1
+
+
+def renewal_period_after(day: str) -> str:
+    """The period (``YYYY-MM``) after the one ``day`` is in."""
+    return (date.fromisoformat(day).replace(day=1) + timedelta(days=32)).strftime("%Y-%m")

@@ -131,7 +131,39 @@ HOSTILE = {
         _manage_token(world, mine),
     ),
     "garbage": lambda world, mine, other: (f"/pledges/{mine.pledge_id}", "v1.e30.AAAA"),
+    "a cancel token used to skip": lambda world, mine, other: (
+        f"/pledges/{mine.pledge_id}/skip",
+        _view(world, mine)["cancel_token"],
+    ),
+    "a skip token used to pause": lambda world, mine, other: (
+        f"/pledges/{mine.pledge_id}/pause",
+        _view(world, mine)["action_tokens"]["skip"],
+    ),
+    "an amount token for another pledge": lambda world, mine, other: (
+        f"/pledges/{other.pledge_id}/amount",
+        _view(world, mine)["action_tokens"]["amount"],
+    ),
+    "a forged pause token": lambda world, mine, other: (
+        f"/pledges/{mine.pledge_id}/pause",
+        _forged(_view(world, mine)["action_tokens"]["pause"]),
+    ),
+    "a resume token for a guessed pledge id": lambda world, mine, other: (
+        "/pledges/pl_" + "1" * 24 + "/resume",
+        _token_for(mine, Purpose.RESUME),
+    ),
 }
+# The routes a token changes the pledge through (each with the body it takes besides the token).
+CHANGES = {"cancel": {}, "amount": {"amount": 4000}, "skip": {}, "pause": {}, "resume": {}}
+
+
+def _view(world, pledge: Pledge) -> dict:
+    answer = _call(world, f"/pledges/{pledge.pledge_id}", {"token": _manage_token(world, pledge)})
+    assert answer.status == 200, answer.body
+    return dict(answer.body)
+
+
+def _token_for(pledge: Pledge, purpose: Purpose) -> str:
+    return PledgeLinks(lambda: Pipeline.pledge_link_key, "https://x/").token(pledge.pledge_id, purpose, 900)
 
 
 @pytest.mark.parametrize("case", list(HOSTILE))
@@ -141,13 +173,15 @@ def test_a_hostile_link_gets_a_clear_4xx_and_changes_nothing(world, case):
     other = _pledge(world, "hostile-other", email="grace@example.org")
     path, token = HOSTILE[case](world, mine, other)
 
-    # When the hostile link is used to view or cancel
-    paths = [path] if path.endswith("/cancel") else [path, f"{path}/cancel"]
-    answers = {used: _call(world, used, {"token": token}) for used in paths}
+    # When the hostile link is used to view the pledge or change it (cancel, amount, skip, pause, resume)
+    action = path.rsplit("/", 1)[1]
+    paths = [path] if action in CHANGES else [path, *(f"{path}/{change}" for change in CHANGES)]
+    answers = {used: _call(world, used, {"token": token, **CHANGES.get(used.rsplit("/", 1)[1], {})}) for used in paths}
 
-    # Then each is refused with 403 and a code saying why (a manage token never cancels), and neither pledge changed
+    # Then each is refused with 403 and a code saying why (a manage token never changes anything, a one-time
+    # token only its own change), and neither pledge changed
     for used, answer in answers.items():
-        expected = "link_expired" if case == "expired" and not used.endswith("/cancel") else "link_invalid"
+        expected = "link_expired" if case == "expired" and used == path else "link_invalid"
         assert (answer.status, answer.body["error"]["code"]) == (403, expected), (case, used, answer.body)
     assert world.wiring.pledges.get(mine.pledge_id) == mine
     assert world.wiring.pledges.get(other.pledge_id) == other

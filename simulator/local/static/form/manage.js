@@ -1,5 +1,6 @@
-// The pledge manage page: a donor sees a monthly gift, gives it a new card and cancels it through the signed
-// link emailed to them (docs/monthly-giving.md, "Managing a pledge"). The link's token is in the URL's fragment, which
+// The pledge manage page: a donor sees a monthly gift, changes its amount, skips a month, pauses and resumes it,
+// gives it a new card and cancels it through the signed link emailed to them (docs/monthly-giving.md, "Managing a
+// pledge"). The link's token is in the URL's fragment, which
 // browsers never send to a server; this page posts it in a JSON body. No account, no cookies.
 (() => {
   "use strict";
@@ -19,7 +20,7 @@
     el.append(...children.filter((child) => child != null));
     return el;
   }
-  const show = (...children) => root.replaceChildren(...children);
+  const show = (...children) => root.replaceChildren(...children.filter((child) => child != null));
   const money = (minor, code) => {
     const format = new Intl.NumberFormat(document.documentElement.lang || undefined, { style: "currency", currency: code.toUpperCase() });
     return format.format(minor / 10 ** format.resolvedOptions().maximumFractionDigits);
@@ -146,33 +147,64 @@
     canceled: "Canceled: you will not be charged again",
     lapsed: "Stopped: your card could not be charged. Give it a card that works to restart your gift.",
     needs_attention: "Waiting for you: please update your card",
+    paused: "Paused: nothing is charged until you resume it",
   };
+  const DONE = {
+    cancel: "Your monthly gift is canceled. Thank you for your support. We have emailed you a confirmation.",
+    amount: "Your new amount is saved: your next monthly gift will be charged it.",
+    skip: "Done: next month is skipped.",
+    pause: "Your monthly gift is paused. Resume it here whenever you like.",
+    resume: "Your monthly gift is resumed. The months it was paused are not charged.",
+  };
+  const digits = (code) => new Intl.NumberFormat(undefined, { style: "currency", currency: code.toUpperCase() }).resolvedOptions().maximumFractionDigits;
+
+  /** One change (cancel, amount, skip, pause, resume): a fresh one-time token from the manage link, then the change
+   * with it. Each token works once, so a replayed request changes nothing. */
+  async function act(pledge, route, said, extra) {
+    said.textContent = "Saving…";
+    const id = encodeURIComponent(pledge.pledge_id);
+    const fresh = await post(`/pledges/${id}`, { token });
+    const once = fresh.status !== 200 ? null : route === "cancel" ? fresh.body.cancel_token : (fresh.body.action_tokens || {})[route];
+    if (!once) { said.textContent = (fresh.body.error && fresh.body.error.message) || "This is not possible now. Please reload the page."; return; }
+    const answer = await post(`/pledges/${id}/${route}`, { token: once, ...(extra || {}) });
+    if (answer.status !== 200) { said.textContent = (answer.body.error && answer.body.error.message) || "That did not work; please try again."; return; }
+    render(answer.body);
+    document.getElementById("pg-status").textContent = DONE[route];
+  }
+
+  function amountForm(pledge, said) {
+    const input = h("input", { id: "pg-amount", type: "number", inputmode: "decimal", min: "0", step: "any", required: true,
+      value: String(pledge.amount / 10 ** digits(pledge.currency)) });
+    return h("form", { class: "dn-form", id: "pg-amount-form", novalidate: true, onsubmit: (event) => {
+      event.preventDefault();
+      const minor = Math.round(Number(input.value) * 10 ** digits(pledge.currency));
+      if (!Number.isFinite(minor) || minor <= 0) { said.textContent = "Please enter an amount."; return; }
+      act(pledge, "amount", said, { amount: minor });
+    } },
+    h("div", { class: "dn-field" }, h("label", { for: "pg-amount", text: `New monthly amount (${pledge.currency.toUpperCase()})` }), input),
+    h("button", { type: "submit", id: "pg-amount-save" }, "Change the amount"));
+  }
 
   function render(pledge) {
     const canceled = pledge.state === "canceled";
     const rows = [
       ["Amount", `${money(pledge.amount, pledge.currency)} a month`],
       ["Status", STATES[pledge.state] || STATES.needs_attention],
-      canceled || pledge.state === "lapsed" ? null : ["Next gift", day(pledge.next_charge_on)],
+      canceled || pledge.state === "lapsed" || pledge.state === "paused" ? null : ["Next gift", day(pledge.next_charge_on)],
       pledge.card_last4 ? ["Card", `${(pledge.card_brand || "card").toUpperCase()} ending ${pledge.card_last4}`] : null,
     ].filter(Boolean);
     const summary = h("dl", { id: "pg-pledge" }, ...rows.flatMap(([name, value]) => [h("dt", { text: name }), h("dd", { text: value })]));
     const said = h("p", { id: "pg-status", role: "status" });
     if (canceled) return show(summary, said);
-    const confirm = h("div", { id: "pg-confirm", hidden: true },
-      h("p", { text: `Cancel your monthly gift of ${money(pledge.amount, pledge.currency)}? You will not be charged again.` }),
-      h("button", { type: "button", class: "dn-submit", id: "pg-cancel-yes", onclick: async () => {
-        said.textContent = "Canceling…";
-        const answer = await post(`/pledges/${encodeURIComponent(pledge.pledge_id)}/cancel`, { token: pledge.cancel_token });
-        if (answer.status === 200) { render(answer.body); document.getElementById("pg-status").textContent = "Your monthly gift is canceled. Thank you for your support."; return; }
-        said.textContent = (answer.body.error && answer.body.error.message) || "That did not work; please try again.";
-      } }, "Yes, cancel it"),
-      h("button", { type: "button", id: "pg-cancel-no", onclick: () => { confirm.hidden = true; } }, "Keep it"));
-    const cancel = h("button", { type: "button", id: "pg-cancel", onclick: () => { confirm.hidden = false; } }, "Cancel my monthly gift");
+    const allowed = pledge.action_tokens || {};
+    const button = (route, id, text) => (allowed[route] ? h("button", { type: "button", id, onclick: () => act(pledge, route, said) }, text) : null);
+    // One click cancels; the donor gets an email confirming it.
+    const cancel = h("button", { type: "button", id: "pg-cancel", onclick: () => act(pledge, "cancel", said) }, "Cancel my monthly gift");
     const card = h("div", { id: "pg-card" });
     const change = h("button", { type: "button", id: "pg-update-card", onclick: () => { change.hidden = true; updateCard(pledge, card, said); } },
-      pledge.state === "active" ? "Use another card" : "Update my card and restart my gift");
-    show(summary, change, card, cancel, confirm, said);
+      pledge.state === "active" || pledge.state === "paused" ? "Use another card" : "Update my card and restart my gift");
+    show(summary, allowed.amount ? amountForm(pledge, said) : null, button("skip", "pg-skip", "Skip next month"),
+      button("pause", "pg-pause", "Pause my gift"), button("resume", "pg-resume", "Resume my gift"), change, card, cancel, said);
   }
 
   async function load() {
