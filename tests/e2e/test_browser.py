@@ -49,7 +49,7 @@ INSTALL_HINT = (
 
 try:
     from selenium import webdriver
-    from selenium.common.exceptions import TimeoutException, WebDriverException
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException, WebDriverException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -122,7 +122,10 @@ def wait_until(
 ) -> Any:
     """WebDriverWait with a failure message that says what the page showed instead."""
     try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)
+        # A redrawn element between finding and reading it is another poll, not a failure
+        return WebDriverWait(
+            driver, timeout, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
+        ).until(condition)
     except TimeoutException:
         raise AssertionError(
             f"timed out after {timeout} s waiting for {what}; page state: {page_state(driver)}"
@@ -613,32 +616,32 @@ def test_console_shows_an_outage_paged_with_its_step_count_and_runbook(browser: 
         donation_id = _donate(local_stack, "browser-outage")
         browser.get(f"{local_stack.api}/console")
         # The step alarm fires, with what it means, the first command and a runbook link
-        row = wait_until(
+        # (Each wait reads what it needs at once: the console redraws its tables on every poll.)
+        alarm_text, runbook_href = wait_until(
             browser,
             lambda d: (
                 (r := d.find_elements(By.CSS_SELECTOR, 'tr[data-alarm$="-receipt-step-failing"][data-state="ALARM"]'))
-                and r[0]
+                and (r[0].text, r[0].find_element(By.CSS_SELECTOR, "a.runbook-link").get_attribute("href"))
             ),
             "the receipt step alarm",
             timeout=60,
         )
-        assert "Receipts keep failing" in row.text and "dlq list receipt" in row.text
-        link = row.find_element(By.CSS_SELECTOR, "a.runbook-link")
-        assert link.get_attribute("href").endswith("/_local/runbook#receipt-step-failing")
+        assert "Receipts keep failing" in alarm_text and "dlq list receipt" in alarm_text
+        assert runbook_href.endswith("/_local/runbook#receipt-step-failing")
         # The page the operators got names the step and the count; the donation shows as retrying
-        page = wait_until(
+        page_text = wait_until(
             browser,
             lambda d: (
                 (f := d.find_elements(By.CSS_SELECTOR, '#notifications li[data-alarm$="-receipt-step-failing"]'))
-                and f[0]
+                and f[0].text
             ),
             "the page in the feed",
         )
-        assert "receipt-step-failing" in page.text and "retrying" in page.text and "runbook" in page.text
+        assert "receipt-step-failing" in page_text and "retrying" in page_text and "runbook" in page_text
         wait_until(browser, lambda d: _attention_row(d, donation_id, "retrying"), "the retrying donation")
         screenshot(browser, "console-outage")
         # The runbook section the page links to
-        browser.get(link.get_attribute("href"))
+        browser.get(runbook_href)
         assert (
             "Receipts are failing and being retried"
             in browser.find_element(By.ID, "receipt-step-failing").find_element(By.XPATH, "following-sibling::p").text
@@ -663,9 +666,17 @@ def test_console_refuses_to_redrive_a_poison_message_and_fixes_the_address(
     donation_id = _donate(local_stack, "browser-poison", email="lin@poison.example")
     browser.get(f"{local_stack.api}/console")
 
-    row = wait_until(browser, lambda d: _attention_row(d, donation_id, "parked"), "the parked donation", timeout=60)
-    assert row.get_attribute("data-kind") == "permanent" and "http_400" in row.text
-    row.find_element(By.CSS_SELECTOR, "button.show-detail").click()
+    def open_parked_row(driver: WebDriver) -> tuple[str, str] | bool:
+        # Read and click in one poll: the console redraws the table every 2 s
+        row = _attention_row(driver, donation_id, "parked")
+        if not row:
+            return False
+        kind, text = row.get_attribute("data-kind"), row.text
+        row.find_element(By.CSS_SELECTOR, "button.show-detail").click()
+        return kind, text
+
+    kind, text = wait_until(browser, open_parked_row, "the parked donation", timeout=60)
+    assert kind == "permanent" and "http_400" in text
     wait_until(browser, lambda d: d.find_element(By.ID, "detail-donation").text == donation_id, "the parked message")
     assert "fix-email" in browser.find_element(By.ID, "detail-hint").text
     browser.find_element(By.ID, "action-note").send_keys("T-42 typo in address")

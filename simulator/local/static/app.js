@@ -93,7 +93,10 @@ const App = (() => {
   /** Replace the rows of a table body, or show one "empty" row spanning every column. */
   function fillRows(tbody, rows, emptyText) {
     const columns = tbody.closest("table").querySelectorAll("thead th").length || 1;
-    tbody.replaceChildren(...(rows.length ? rows : [h("tr", {}, h("td", { className: "empty", colspan: columns }, emptyText))]));
+    const next = rows.length ? rows : [h("tr", {}, h("td", { className: "empty", colspan: columns }, emptyText))];
+    // Keep the rows an operator may be reading or about to click when a refresh brings the same ones
+    const unchanged = next.length === tbody.rows.length && next.every((row, i) => row.isEqualNode(tbody.rows[i]));
+    if (!unchanged) tbody.replaceChildren(...next);
   }
 
   return { h, getJSON, formatMoney, formatTime, ago, refreshEvery, fillRows, CURRENCY_SYMBOLS };
