@@ -35,6 +35,34 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
 
 
 @dataclass(frozen=True)
+class StatisticsQuery:
+    """One GetMetricStatistics question: a metric's statistic per period over [start, end)."""
+
+    namespace: str
+    metric_name: str
+    dimensions: tuple[tuple[str, str], ...]
+    start: datetime
+    end: datetime
+    period: int
+    statistic: str
+
+    def as_request(self) -> dict[str, Any]:
+        return {
+            "Namespace": self.namespace,
+            "MetricName": self.metric_name,
+            "Dimensions": [{"Name": name, "Value": value} for name, value in self.dimensions],
+            "StartTime": self.start,
+            "EndTime": self.end,
+            "Period": self.period,
+            "Statistics": [self.statistic],
+        }
+
+
+Datapoints = list[dict[str, Any]]
+"""GetMetricStatistics' datapoints: each with its Timestamp and the asked statistic."""
+
+
+@dataclass(frozen=True)
 class Transition:
     alarm_name: str
     old_state: str
@@ -44,10 +72,20 @@ class Transition:
 
 class AlarmEvaluator:
     def __init__(
-        self, cloudwatch: Any, sns: Any, *, time_scale: float = 1.0, region: str = "us-east-1", alarm_prefix: str = ""
+        self,
+        cloudwatch: Any,
+        sns: Any,
+        *,
+        time_scale: float = 1.0,
+        region: str = "us-east-1",
+        alarm_prefix: str = "",
+        read_statistics: Callable[[list[StatisticsQuery]], list[Datapoints]] | None = None,
     ) -> None:
+        """``read_statistics``: the answers to many GetMetricStatistics questions at once; by default one
+        call each (the local stack asks its moto process for all of a tick's in one request)."""
         self._cloudwatch = cloudwatch
         self._sns = sns
+        self._read_statistics = read_statistics or self._one_call_each
         self._time_scale = max(time_scale, 1.0)
         self._region = region
         self._prefix = alarm_prefix
@@ -62,13 +100,18 @@ class AlarmEvaluator:
             )
 
     def evaluate(self, now: datetime | None = None, stopping: threading.Event | None = None) -> list[Transition]:
-        """Evaluate every alarm (``stopping``: give up between alarms once it is set)."""
+        """Evaluate every alarm (``stopping``: give up between alarms once it is set). Every alarm's data is
+        read first, in one ``read_statistics``, then each alarm is judged on it."""
         now = now or datetime.now(UTC)
+        alarms = self._alarms()
+        questions = [self._questions_for(alarm, now) for alarm in alarms]
+        answers = iter(self._read_statistics([query for asked in questions for query in asked]))
         transitions = []
-        for alarm in self._alarms():
+        for alarm, asked in zip(alarms, questions, strict=True):
+            answered = [next(answers) for _ in asked]
             if stopping is not None and stopping.is_set():
                 break
-            new_state, reason = self._state_for(alarm, now)
+            new_state, reason = self._state_for(alarm, answered)
             if new_state is None or new_state == alarm["StateValue"]:
                 continue
             self._cloudwatch.set_alarm_state(AlarmName=alarm["AlarmName"], StateValue=new_state, StateReason=reason)
@@ -82,22 +125,53 @@ class AlarmEvaluator:
         pages = self._cloudwatch.get_paginator("describe_alarms").paginate(**filters)
         return [alarm for page in pages for alarm in page["MetricAlarms"]]
 
-    def _state_for(self, alarm: dict[str, Any], now: datetime) -> tuple[str | None, str]:
+    def _one_call_each(self, queries: list[StatisticsQuery]) -> list[Datapoints]:
+        return [self._cloudwatch.get_metric_statistics(**query.as_request())["Datapoints"] for query in queries]
+
+    def _questions_for(self, alarm: dict[str, Any], now: datetime) -> list[StatisticsQuery]:
+        """A metric alarm: its metric per period over the window. A metric math alarm: each MetricStat per
+        period of the window, one question a period (one period spanning [start, end): one datapoint)."""
+        if not alarm.get("Metrics"):
+            period = max(1, int(alarm["Period"] / self._time_scale))
+            periods = int(alarm["EvaluationPeriods"])
+            return [
+                _query(
+                    alarm,
+                    now - timedelta(seconds=period * periods),
+                    now + timedelta(seconds=1),
+                    period,
+                    alarm.get("Statistic") or "Maximum",
+                )
+            ]
+        period, slots = self._math_slots(alarm, now)
+        return [
+            _query(
+                query["MetricStat"]["Metric"],
+                start,
+                start + timedelta(seconds=period),
+                period,
+                query["MetricStat"]["Stat"],
+            )
+            for query in alarm["Metrics"]
+            if "MetricStat" in query
+            for start in slots
+        ]
+
+    def _math_slots(self, alarm: dict[str, Any], now: datetime) -> tuple[int, list[datetime]]:
+        """The scaled period of a metric math alarm and the starts of its window's periods."""
+        period = max(
+            1, int(max(q["MetricStat"]["Period"] for q in alarm["Metrics"] if "MetricStat" in q) / self._time_scale)
+        )
+        periods = int(alarm["EvaluationPeriods"])
+        return period, [now + timedelta(seconds=1) - timedelta(seconds=period * (periods - i)) for i in range(periods)]
+
+    def _state_for(self, alarm: dict[str, Any], answered: list[Datapoints]) -> tuple[str | None, str]:
         if alarm.get("Metrics"):
-            return self._math_state_for(alarm, now)
-        period = max(1, int(alarm["Period"] / self._time_scale))
+            return self._math_state_for(alarm, answered)
         periods = int(alarm["EvaluationPeriods"])
         needed = int(alarm.get("DatapointsToAlarm") or periods)
         statistic = alarm.get("Statistic") or "Maximum"
-        datapoints = self._cloudwatch.get_metric_statistics(
-            Namespace=alarm["Namespace"],
-            MetricName=alarm["MetricName"],
-            Dimensions=alarm.get("Dimensions", []),
-            StartTime=now - timedelta(seconds=period * periods),
-            EndTime=now + timedelta(seconds=1),
-            Period=period,
-            Statistics=[statistic],
-        )["Datapoints"]
+        [datapoints] = answered
         compare = _COMPARE[alarm["ComparisonOperator"]]
         threshold = float(alarm["Threshold"])
         values = [float(point[statistic]) for point in sorted(datapoints, key=lambda p: p["Timestamp"])][-periods:]
@@ -106,17 +180,14 @@ class AlarmEvaluator:
         breaching = sum(1 for value in values if compare(value, threshold))
         return _verdict(breaching, needed, [f"{value:g}" for value in values], threshold)
 
-    def _math_state_for(self, alarm: dict[str, Any], now: datetime) -> tuple[str | None, str]:
+    def _math_state_for(self, alarm: dict[str, Any], answered: list[Datapoints]) -> tuple[str | None, str]:
         """A metric math alarm: the expression per period of the window, missing periods as TreatMissingData says."""
         queries = {query["Id"]: query for query in alarm["Metrics"]}
         [watched] = [query for query in queries.values() if query.get("ReturnData", True) and "Expression" in query]
-        period = max(
-            1, int(max(q["MetricStat"]["Period"] for q in queries.values() if "MetricStat" in q) / self._time_scale)
-        )
         periods = int(alarm["EvaluationPeriods"])
-        slots = [now + timedelta(seconds=1) - timedelta(seconds=period * (periods - i)) for i in range(periods)]
+        answers = iter(answered)
         fetched = {
-            query_id: [self._stat_in(query["MetricStat"], start, start + timedelta(seconds=period)) for start in slots]
+            query_id: [_one_value(next(answers), query["MetricStat"]["Stat"]) for _ in range(periods)]
             for query_id, query in queries.items()
             if "MetricStat" in query
         }
@@ -129,21 +200,6 @@ class AlarmEvaluator:
         breaching = sum(1 for v in values if (treat == "breaching" if v is None else compare(v, threshold)))
         shown = ["missing" if value is None else f"{value:g}" for value in values]
         return _verdict(breaching, int(alarm.get("DatapointsToAlarm") or periods), shown, threshold)
-
-    def _stat_in(self, stat: dict[str, Any], start: datetime, end: datetime) -> float | None:
-        """One MetricStat's statistic over [start, end): None when the metric has no data there."""
-        metric = stat["Metric"]
-        datapoints = self._cloudwatch.get_metric_statistics(
-            Namespace=metric["Namespace"],
-            MetricName=metric["MetricName"],
-            Dimensions=metric.get("Dimensions", []),
-            StartTime=start,
-            EndTime=end,
-            Period=max(1, int((end - start).total_seconds())),
-            Statistics=[stat["Stat"]],
-        )["Datapoints"]
-        # One period spanning [start, end): at most one datapoint.
-        return float(datapoints[0][stat["Stat"]]) if datapoints else None
 
     def _notify(self, alarm: dict[str, Any], transition: Transition, now: datetime) -> None:
         actions = {"ALARM": alarm.get("AlarmActions", []), "OK": alarm.get("OKActions", [])}.get(
@@ -159,6 +215,17 @@ class AlarmEvaluator:
                     Message=json.dumps(message),
                 )
         log.info("alarm %s: %s -> %s", alarm["AlarmName"], transition.old_state, transition.new_state)
+
+
+def _query(metric: dict[str, Any], start: datetime, end: datetime, period: int, statistic: str) -> StatisticsQuery:
+    """The question for a metric (an alarm's, or a MetricStat's Metric: both name it the same way)."""
+    dimensions = tuple((d["Name"], d["Value"]) for d in metric.get("Dimensions", []))
+    return StatisticsQuery(metric["Namespace"], metric["MetricName"], dimensions, start, end, period, statistic)
+
+
+def _one_value(datapoints: Datapoints, statistic: str) -> float | None:
+    """The statistic of a one-period answer: None when the metric has no data there."""
+    return float(datapoints[0][statistic]) if datapoints else None
 
 
 _ARITHMETIC: dict[type[ast.operator], Callable[[float, float], float]] = {

@@ -229,11 +229,16 @@ def readable(document: dict[str, Any], function: tuple[str, str] | None) -> str:
     return " ".join(parts)
 
 
+QueueValues = dict[str, float]
+"""A queue's three metrics as CloudWatch names them (ApproximateNumberOfMessagesVisible, ...)."""
+
+
 class QueueMetrics:
     """Publishes the SQS metrics CloudWatch would, from the queues' attributes and moto's backend.
 
-    ``oldest_message_age``: seconds, by queue name; by default read from moto in this process (a
-    local stack whose moto runs in a process of its own asks it: simulator.local.moto_process).
+    ``read_queues``: the metrics of the named queues at once; by default read queue by queue through
+    SQS's API, the age from moto in this process (a local stack whose moto runs in a process of its own
+    asks it all in one request: simulator.local.moto_process).
     """
 
     def __init__(
@@ -241,39 +246,66 @@ class QueueMetrics:
         sqs: Any,
         cloudwatch: Any,
         queue_urls: list[str],
-        oldest_message_age: Callable[[str], float] | None = None,
+        read_queues: Callable[[list[str]], dict[str, QueueValues]] | None = None,
     ) -> None:
         self._sqs = sqs
         self._cloudwatch = cloudwatch
         self._queue_urls = queue_urls
-        self._oldest_message_age = oldest_message_age or oldest_message_age_seconds
+        self._read_queues = read_queues or self._read_one_by_one
 
-    def publish(self) -> dict[str, dict[str, float]]:
+    def publish(self) -> dict[str, QueueValues]:
         """Every queue's three metrics, put in one PutMetricData call (it takes up to 1,000 data points):
         the ticker publishes twice a second, and a call per data point was most of an idle stack's calls."""
-        published: dict[str, dict[str, float]] = {}
         now = datetime.now(UTC)
-        data: list[dict[str, Any]] = []
-        for url in self._queue_urls:
-            name = url.rsplit("/", 1)[1]
-            attributes = self._sqs.get_queue_attributes(
-                QueueUrl=url,
-                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-            )["Attributes"]
-            values = {
-                "ApproximateNumberOfMessagesVisible": float(attributes["ApproximateNumberOfMessages"]),
-                "ApproximateNumberOfMessagesNotVisible": float(attributes["ApproximateNumberOfMessagesNotVisible"]),
-                "ApproximateAgeOfOldestMessage": self._oldest_message_age(name),
+        published = self._read_queues([url.rsplit("/", 1)[1] for url in self._queue_urls])
+        data = [
+            {
+                "MetricName": metric,
+                "Dimensions": [{"Name": "QueueName", "Value": name}],
+                "Value": value,
+                "Unit": "Count",
+                "Timestamp": now,
             }
-            dimensions = [{"Name": "QueueName", "Value": name}]
-            data += [
-                {"MetricName": metric, "Dimensions": dimensions, "Value": value, "Unit": "Count", "Timestamp": now}
-                for metric, value in values.items()
-            ]
-            published[name] = values
+            for name, values in published.items()
+            for metric, value in values.items()
+        ]
         if data:
             self._cloudwatch.put_metric_data(Namespace="AWS/SQS", MetricData=data)
         return published
+
+    def _read_one_by_one(self, names: list[str]) -> dict[str, QueueValues]:
+        urls = {url.rsplit("/", 1)[1]: url for url in self._queue_urls}
+        read: dict[str, QueueValues] = {}
+        for name in names:
+            attributes = self._sqs.get_queue_attributes(
+                QueueUrl=urls[name],
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+            read[name] = {
+                "ApproximateNumberOfMessagesVisible": float(attributes["ApproximateNumberOfMessages"]),
+                "ApproximateNumberOfMessagesNotVisible": float(attributes["ApproximateNumberOfMessagesNotVisible"]),
+                "ApproximateAgeOfOldestMessage": oldest_message_age_seconds(name),
+            }
+        return read
+
+
+def queue_values_in_backend(
+    names: list[str], account: str = "123456789012", region: str = "us-east-1"
+) -> dict[str, QueueValues]:
+    """The three metrics of each named queue, read from moto's backend in this process: the counts as
+    moto's GetQueueAttributes gives them (ApproximateNumberOfMessages, ...NotVisible), and the age."""
+    from moto.sqs.models import sqs_backends
+
+    queues = sqs_backends[account][region].queues
+    return {
+        name: {
+            "ApproximateNumberOfMessagesVisible": float(queues[name].approximate_number_of_messages),
+            "ApproximateNumberOfMessagesNotVisible": float(queues[name].approximate_number_of_messages_not_visible),
+            "ApproximateAgeOfOldestMessage": oldest_message_age_seconds(name, account, region),
+        }
+        for name in names
+        if name in queues
+    }
 
 
 def oldest_message_age_seconds(queue_name: str, account: str = "123456789012", region: str = "us-east-1") -> float:

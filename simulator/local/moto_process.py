@@ -2,10 +2,15 @@
 
 Run in one interpreter with the functions, moto's request handling took the same lock (the GIL) as
 the handlers it answered, and every call a function made slowed every other function down. Here it
-has a core of its own. Besides moto's APIs the process answers one local question,
-``GET /_local/sqs/oldest-message-age?queue=NAME``: SQS has no API for the age CloudWatch reports as
-ApproximateAgeOfOldestMessage, and peeking at a message would count as a receive (and so as a step
-towards redrive).
+has a core of its own. Besides moto's APIs the process answers two local questions, each in one request
+where AWS's APIs take one per queue or per metric (the alarm ticker asks both twice a second, and moto's
+cost per request, not per answer, was most of an idle stack's CPU):
+
+* ``GET /_local/sqs/queue-metrics?queue=NAME&queue=...``: each queue's metrics as CloudWatch names them.
+  SQS has no API for the age CloudWatch reports as ApproximateAgeOfOldestMessage, and peeking at a
+  message would count as a receive (and so as a step towards redrive).
+* ``POST /_local/cloudwatch/metric-statistics``: the answers of many GetMetricStatistics, each as moto's
+  CloudWatch gives it (the alarms' data).
 
     python -m simulator.local.moto_process --port 4566
 """
@@ -25,13 +30,16 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from infra.deploy.moto_atomic import make_dynamodb_writes_atomic
 from infra.deploy.moto_speed import make_moto_costs_flat
-from simulator.local.metrics import oldest_message_age_seconds
+from simulator.local.alarms import Datapoints, StatisticsQuery
+from simulator.local.metrics import QueueValues, queue_values_in_backend
 
-AGE_PATH = "/_local/sqs/oldest-message-age"
+QUEUE_METRICS_PATH = "/_local/sqs/queue-metrics"
+METRIC_STATISTICS_PATH = "/_local/cloudwatch/metric-statistics"
 
 
 class MotoProcess:
@@ -72,10 +80,21 @@ class MotoProcess:
             self._child.kill()
             self._child.wait(timeout=5)
 
-    def oldest_message_age(self, queue_name: str) -> float:
-        query = urllib.parse.urlencode({"queue": queue_name})
-        with urllib.request.urlopen(f"{self.url}{AGE_PATH}?{query}", timeout=5) as answer:  # noqa: S310 (loopback)
-            return float(json.load(answer)["age_seconds"])
+    def queue_metrics(self, queue_names: list[str]) -> dict[str, QueueValues]:
+        query = urllib.parse.urlencode([("queue", name) for name in queue_names])
+        with urllib.request.urlopen(f"{self.url}{QUEUE_METRICS_PATH}?{query}", timeout=5) as answer:  # noqa: S310 (loopback)
+            return dict(json.load(answer))
+
+    def metric_statistics(self, queries: list[StatisticsQuery]) -> list[Datapoints]:
+        body = json.dumps([_query_as_json(query) for query in queries]).encode()
+        request = urllib.request.Request(  # noqa: S310 (loopback)
+            f"{self.url}{METRIC_STATISTICS_PATH}", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 (loopback)
+            return [
+                [{**point, "Timestamp": datetime.fromisoformat(point["Timestamp"])} for point in datapoints]
+                for datapoints in json.load(answer)
+            ]
 
 
 UNEMULATED_SQS_ACTIONS = frozenset({"StartMessageMoveTask", "ListMessageMoveTasks", "CancelMessageMoveTask"})
@@ -83,20 +102,71 @@ UNEMULATED_SQS_ACTIONS = frozenset({"StartMessageMoveTask", "ListMessageMoveTask
 
 
 def with_local_answers(moto_app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
-    """moto's WSGI application, plus the queue-age answer, and SQS's own refusal for its redrive API."""
+    """moto's WSGI application, plus the queue metrics, and SQS's own refusal for its redrive API."""
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         target = str(environ.get("HTTP_X_AMZ_TARGET") or "")
         if target.startswith("AmazonSQS.") and target.removeprefix("AmazonSQS.") in UNEMULATED_SQS_ACTIONS:
             return _unsupported_operation(target.removeprefix("AmazonSQS."), start_response)
-        if environ.get("PATH_INFO") != AGE_PATH:
+        path = environ.get("PATH_INFO")
+        if path == QUEUE_METRICS_PATH:
+            names = urllib.parse.parse_qs(environ.get("QUERY_STRING", "")).get("queue", [])
+            body = json.dumps(queue_values_in_backend(names)).encode()
+        elif path == METRIC_STATISTICS_PATH:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            asked = [_query_from_json(query) for query in json.loads(environ["wsgi.input"].read(length) or b"[]")]
+            body = json.dumps(statistics_in_backend(asked)).encode()
+        else:
             return moto_app(environ, start_response)
-        queue = urllib.parse.parse_qs(environ.get("QUERY_STRING", "")).get("queue", [""])[0]
-        body = json.dumps({"queue": queue, "age_seconds": oldest_message_age_seconds(queue)}).encode()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return [body]
 
     return app
+
+
+def _query_as_json(query: StatisticsQuery) -> dict[str, Any]:
+    return {**query.__dict__, "start": query.start.isoformat(), "end": query.end.isoformat()}
+
+
+def _query_from_json(fields: dict[str, Any]) -> StatisticsQuery:
+    return StatisticsQuery(
+        **{
+            **fields,
+            "dimensions": tuple(tuple(pair) for pair in fields["dimensions"]),
+            "start": datetime.fromisoformat(fields["start"]),
+            "end": datetime.fromisoformat(fields["end"]),
+        }
+    )
+
+
+def statistics_in_backend(
+    queries: list[StatisticsQuery], account: str = "123456789012", region: str = "us-east-1"
+) -> list[list[dict[str, Any]]]:
+    """Each query answered by moto's CloudWatch backend in this process, as its GetMetricStatistics does
+    (timestamps as ISO 8601 text)."""
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    backend = cloudwatch_backends[account][region]
+    answers = []
+    for query in queries:
+        dimensions = [{"Name": name, "Value": value} for name, value in query.dimensions]
+        start, end = (_as_moto_time(moment) for moment in (query.start, query.end))
+        points = backend.get_metric_statistics(
+            query.namespace, query.metric_name, start, end, query.period, [query.statistic], dimensions
+        )
+        answers.append(
+            [
+                {"Timestamp": point.timestamp.replace(tzinfo=UTC).isoformat(), query.statistic: float(value)}
+                for point in points
+                if (value := point.get_statistics_for_type(query.statistic)) is not None
+            ]
+        )
+    return answers
+
+
+def _as_moto_time(moment: datetime) -> datetime:
+    """moto's CloudWatch keeps UTC times without a zone."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _unsupported_operation(action: str, start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -150,13 +150,14 @@ class LocalStack:
             time_scale=config.time_scale,
             region=clients.region,
             alarm_prefix=config.stack_name,
+            read_statistics=self.moto.metric_statistics,
         )
         self.alarms.start_like_aws()
         self.queue_metrics = QueueMetrics(
             clients("sqs"),
             clients("cloudwatch"),
             list(self.pipeline.stack.queues.values()),
-            self.moto.oldest_message_age,
+            self.moto.queue_metrics,
         )
         self._start_pollers()
         self._start_renewal_schedule()  # its first run before the first alarm tick: a finished run is there

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
@@ -101,3 +102,76 @@ def test_a_received_message_stays_hidden_for_its_visibility_timeout_then_comes_b
             time.sleep(0.2)
             again = sqs.receive_message(QueueUrl=url).get("Messages", [])
         assert [m["Body"] for m in again] == ["m"]
+
+
+def test_metric_statistics_are_of_the_asked_metric_and_dimensions_only():
+    # GetMetricStatistics returns "statistics for the specified metric" (CloudWatch API Reference,
+    # GetMetricStatistics): one metric, by namespace, name and exact dimensions. (Namespaces of its own: in
+    # the suite a worker's moto may hold the pipeline's metrics too.)
+    make_moto_costs_flat()
+    with mock_aws():
+        cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
+        now = datetime.now(UTC).replace(microsecond=0)
+        queue = [{"Name": "QueueName", "Value": "receipts"}]
+        other_queue = [{"Name": "QueueName", "Value": "tokenize"}]
+        # Given datapoints of several metrics, namespaces and dimensions, put in several calls
+        for value in (1.0, 2.0, 4.0):
+            cloudwatch.put_metric_data(
+                Namespace="MotoSpeedTest/SQS",
+                MetricData=[
+                    {"MetricName": "Visible", "Dimensions": queue, "Value": value, "Timestamp": now},
+                    {"MetricName": "Visible", "Dimensions": other_queue, "Value": 100 * value, "Timestamp": now},
+                    {"MetricName": "Age", "Dimensions": queue, "Value": 1000 * value, "Timestamp": now},
+                ],
+            )
+            cloudwatch.put_metric_data(
+                Namespace="MotoSpeedTest/App", MetricData=[{"MetricName": "Visible", "Value": 7.0, "Timestamp": now}]
+            )
+
+        def total(namespace: str, name: str, dimensions: list[dict[str, str]]) -> float:
+            points = cloudwatch.get_metric_statistics(
+                Namespace=namespace,
+                MetricName=name,
+                Dimensions=dimensions,
+                StartTime=now - timedelta(minutes=5),
+                EndTime=now + timedelta(minutes=1),
+                Period=360,
+                Statistics=["Sum"],
+            )["Datapoints"]
+            return sum(point["Sum"] for point in points)
+
+        # Then each question sums its own metric's datapoints, none of another's
+        assert total("MotoSpeedTest/SQS", "Visible", queue) == 7.0
+        assert total("MotoSpeedTest/SQS", "Visible", other_queue) == 700.0
+        assert total("MotoSpeedTest/SQS", "Age", queue) == 7000.0
+        assert total("MotoSpeedTest/App", "Visible", []) == 21.0
+        assert total("MotoSpeedTest/App", "Missing", []) == 0
+        # ...and the list of metrics still names every one
+        listed = {
+            (m["Namespace"], m["MetricName"], str(m["Dimensions"]))
+            for namespace in ("MotoSpeedTest/SQS", "MotoSpeedTest/App")
+            for m in cloudwatch.list_metrics(Namespace=namespace)["Metrics"]
+        }
+        assert len(listed) == 4
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"Resources": {"Inbox": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "from-json"}}}}',
+        "Resources:\n  Inbox:\n    Type: AWS::SQS::Queue\n"
+        "    Properties:\n      QueueName: !Sub 'from-${AWS::Region}'\n",
+    ],
+    ids=["json", "yaml"],
+)
+def test_a_stack_is_created_from_a_json_or_a_yaml_template(body):
+    # CloudFormation takes a template "in JSON or YAML format" (CloudFormation User Guide, "Template
+    # formats"); moto reads JSON ones as JSON here, YAML ones (short-form tags and all) as before
+    make_moto_costs_flat()
+    with mock_aws():
+        cfn = boto3.client("cloudformation", region_name="us-east-1")
+        cfn.create_stack(StackName="formats", TemplateBody=body)
+        [resource] = cfn.describe_stack_resources(StackName="formats")["StackResources"]
+        queues = boto3.client("sqs", region_name="us-east-1").list_queues()["QueueUrls"]
+    assert resource["ResourceStatus"] == "CREATE_COMPLETE"
+    assert [url.rsplit("/", 1)[1] for url in queues] == ["from-json" if body.startswith("{") else "from-us-east-1"]

@@ -1,14 +1,17 @@
-"""The local stack's moto server (simulator.local.moto_process) answers SQS's redrive API as SQS refuses it."""
+"""The local stack's moto server (simulator.local.moto_process): SQS's redrive API refused as SQS refuses it, and
+the queue metrics the alarm ticker reads in one request."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
 
 from donations_ops.redrive import copy_messages, not_implemented, redrive
 from donations_ops.stack_resources import Queue, Stack
+from simulator.local.alarms import StatisticsQuery
 from simulator.local.moto_process import MotoProcess
 from simulator.local.process import free_port
 
@@ -57,3 +60,89 @@ def test_a_redrive_through_moto_falls_back_to_the_copy_without_a_traceback(moto_
     out, err = capfd.readouterr()
     assert "Traceback" not in out + err
     assert copy_messages(sqs, dlq_url=dlq.url, destination_url=source.url).moved == 0  # nothing left behind
+
+
+def test_the_queue_metrics_of_several_queues_come_in_one_request_as_sqs_counts_them(moto_server):
+    # Given two queues on the server: one with two messages, one of them received (in flight)
+    sqs = boto3.client(
+        "sqs", endpoint_url=moto_server.url, region_name="us-east-1",
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    )  # fmt: skip
+    busy = _queue(sqs, "metrics-busy")
+    _queue(sqs, "metrics-idle")
+    for body in ("a", "b"):
+        sqs.send_message(QueueUrl=busy.url, MessageBody=body)
+    assert len(sqs.receive_message(QueueUrl=busy.url, MaxNumberOfMessages=1, VisibilityTimeout=60)["Messages"]) == 1
+
+    # When the ticker asks for both (and a queue that does not exist)
+    metrics = moto_server.queue_metrics(["metrics-busy", "metrics-idle", "metrics-gone"])
+
+    # Then the counts are SQS's GetQueueAttributes', the age is the oldest message's, the unknown left out
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=busy.url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    assert (
+        metrics["metrics-busy"]["ApproximateNumberOfMessagesVisible"]
+        == float(attributes["ApproximateNumberOfMessages"])
+        == 1
+    )
+    assert metrics["metrics-busy"]["ApproximateNumberOfMessagesNotVisible"] == 1
+    assert 0 <= metrics["metrics-busy"]["ApproximateAgeOfOldestMessage"] < 60
+    assert metrics["metrics-idle"] == {
+        "ApproximateNumberOfMessagesVisible": 0,
+        "ApproximateNumberOfMessagesNotVisible": 0,
+        "ApproximateAgeOfOldestMessage": 0,
+    }
+    assert "metrics-gone" not in metrics
+
+
+def test_many_metric_statistics_in_one_request_are_what_get_metric_statistics_answers(moto_server):
+    # Given datapoints of two metrics, one with dimensions, single values and a statistic set
+    cloudwatch = boto3.client(
+        "cloudwatch", endpoint_url=moto_server.url, region_name="us-east-1",
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    )  # fmt: skip
+    now = datetime.now(UTC).replace(microsecond=0)
+    queue = (("QueueName", "receipts"),)
+    for seconds_ago, value in ((50, 1.0), (30, 3.0), (29, 5.0), (5, 2.0)):
+        cloudwatch.put_metric_data(
+            Namespace="AWS/SQS",
+            MetricData=[
+                {
+                    "MetricName": "ApproximateNumberOfMessagesVisible",
+                    "Dimensions": [{"Name": name, "Value": value} for name, value in queue],
+                    "Value": value,
+                    "Timestamp": now - timedelta(seconds=seconds_ago),
+                }
+            ],
+        )
+    cloudwatch.put_metric_data(
+        Namespace="Donations",
+        MetricData=[
+            {
+                "MetricName": "ReceiptFailed",
+                "StatisticValues": {"SampleCount": 2, "Sum": 7, "Minimum": 3, "Maximum": 4},
+                "Timestamp": now - timedelta(seconds=10),
+            }
+        ],
+    )
+    questions = [
+        StatisticsQuery(
+            "AWS/SQS", "ApproximateNumberOfMessagesVisible", queue, now - timedelta(seconds=60), now, 20, statistic
+        )
+        for statistic in ("Maximum", "Sum", "SampleCount")
+    ] + [
+        StatisticsQuery("Donations", "ReceiptFailed", (), now - timedelta(seconds=30), now, 30, "Sum"),
+        StatisticsQuery("Donations", "Unknown", (), now - timedelta(seconds=30), now, 30, "Sum"),
+    ]
+
+    # When the alarm ticker asks them all at once
+    answers = moto_server.metric_statistics(questions)
+
+    # Then each answer is GetMetricStatistics' own (CloudWatch API Reference: Datapoints, each with its
+    # Timestamp and the asked statistic), in the order asked
+    expected = [cloudwatch.get_metric_statistics(**question.as_request())["Datapoints"] for question in questions]
+    assert [
+        [(p["Timestamp"], p[q.statistic]) for p in answer] for q, answer in zip(questions, answers, strict=True)
+    ] == [[(p["Timestamp"], p[q.statistic]) for p in answer] for q, answer in zip(questions, expected, strict=True)]
+    assert sum(point["Sum"] for point in answers[1]) == 11.0 and answers[3][0]["Sum"] == 7.0 and answers[4] == []
