@@ -70,8 +70,9 @@ def make_moto_costs_flat() -> None:
 
 def _read_json_templates_as_json() -> None:
     """moto's CloudFormation modules call ``yaml.load`` on every template: theirs reads JSON first."""
-    import yaml
     from moto.cloudformation import models, responses
+
+    yaml: Any = getattr(models, "yaml")  # noqa: B009 (PyYAML, as moto imported it; untyped)
 
     def load(stream: Any, Loader: Any) -> Any:
         if isinstance(stream, str) and stream.lstrip().startswith("{"):
@@ -79,7 +80,7 @@ def _read_json_templates_as_json() -> None:
                 return json.loads(stream)
             except ValueError:
                 pass  # YAML's flow style can start with "{" too
-        return yaml.load(stream, Loader=Loader)  # noqa: S506 (moto's own call, with moto's loader)
+        return yaml.load(stream, Loader=Loader)
 
     json_first = SimpleNamespace(**{name: getattr(yaml, name) for name in dir(yaml) if not name.startswith("__")})
     json_first.load = load
