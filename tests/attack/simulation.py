@@ -50,7 +50,6 @@ DECLINING_TEST_CARDS = (
 )
 GOOD_TEST_CARDS = ("pm_card_visa", "pm_card_mastercard", "pm_card_amex")
 ALARM = "card-testing-suspected"
-CHARGES = "POST /v1/payment_intents"
 
 
 @dataclass(frozen=True)
@@ -218,7 +217,10 @@ class AttackRun:
         self._sent: list[tuple[str, float]] = []  # (attack address, when)
 
     def run(self) -> AttackReport:
-        before_charges = self.stack.stripe.requests.get(CHARGES, 0)
+        # PaymentIntents created, not create requests: the SDK retries a create whose answer was lost (a
+        # loaded machine's timeout) with the same Idempotency-Key, which Stripe answers without a second one
+        # (docs.stripe.com/api/idempotent_requests); counted as requests, one honest donor counted twice.
+        before_charges = self.stack.stripe.payment_intents_created
         plan = schedule(self.config)
         self._started = time.monotonic()
         watcher = threading.Thread(target=self._watch_alarm, name="alarm-watch", daemon=True)
@@ -229,7 +231,7 @@ class AttackRun:
         self.report.attack_seconds = ended - self._started
         self._wait_for_close(ended)
         watcher.join(timeout=max(0.0, self._started + self.config.wait_seconds - time.monotonic()) + 5)
-        charges = self.stack.stripe.requests.get(CHARGES, 0) - before_charges
+        charges = self.stack.stripe.payment_intents_created - before_charges
         self.report.attack_reached_stripe = charges - self.report.honest_charged
         self.report.card_lookups = self.stack.stripe.requests.get("GET /v1/payment_methods/{id}", 0)
         self.report.busiest_address_per_minute = _busiest_per_minute(self._sent)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -170,8 +171,11 @@ def test_a_stack_is_created_from_a_json_or_a_yaml_template(body):
     make_moto_costs_flat()
     with mock_aws():
         cfn = boto3.client("cloudformation", region_name="us-east-1")
-        cfn.create_stack(StackName="formats", TemplateBody=body)
-        [resource] = cfn.describe_stack_resources(StackName="formats")["StackResources"]
-        queues = boto3.client("sqs", region_name="us-east-1").list_queues()["QueueUrls"]
+        # (A stack and queues of this test's own: in the suite a worker's moto holds the pipeline's too.)
+        stack_name = f"formats-{uuid.uuid4().hex[:8]}"
+        cfn.create_stack(StackName=stack_name, TemplateBody=body)
+        [resource] = cfn.describe_stack_resources(StackName=stack_name)["StackResources"]
+        queues = boto3.client("sqs", region_name="us-east-1").list_queues(QueueNamePrefix="from-")["QueueUrls"]
+        boto3.client("sqs", region_name="us-east-1").delete_queue(QueueUrl=queues[0])
     assert resource["ResourceStatus"] == "CREATE_COMPLETE"
     assert [url.rsplit("/", 1)[1] for url in queues] == ["from-json" if body.startswith("{") else "from-us-east-1"]
