@@ -200,6 +200,38 @@ def _set_logger_stream(stream: Any) -> Any:
     return set_log_stream(stream)
 
 
+@dataclass
+class PipelineOnMoto:
+    """The template's functions against a moto server and the Stripe and SendGrid emulators."""
+
+    pipeline: Any
+    stripe: Any
+    moto_port: int
+
+
+@contextlib.contextmanager
+def pipeline_on_moto_server(stack_name: str) -> Iterator[PipelineOnMoto]:
+    """The template deployed to a moto server in a process of its own, as the local stack runs it (AWS is
+    remote: moto does not take the functions' interpreter), with the provider emulators; all stopped after.
+    Call it inside ``benchmark_process()``: the pipeline sets the functions' environment in this process."""
+    from simulator.emulators.sendgrid_emulator import SendGridEmulator
+    from simulator.emulators.stripe import StripeEmulator
+    from simulator.local.moto_process import MotoProcess
+    from simulator.local.pipeline import Pipeline, ProviderEndpoints
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    moto = MotoProcess(free_port()).start()
+    stripe, sendgrid = StripeEmulator().start(), SendGridEmulator().start()
+    try:
+        providers = ProviderEndpoints(stripe_api_base=stripe.url, sendgrid_api_host=sendgrid.url)
+        pipeline = Pipeline(providers, endpoint_url=moto.url, stack_name=stack_name).start()
+        yield PipelineOnMoto(pipeline, stripe, moto.port)
+    finally:
+        stripe.stop()
+        sendgrid.stop()
+        moto.stop()
+
+
 @contextlib.contextmanager
 def quiet_functions(sink: Any = None) -> Iterator[Any]:
     """Send the functions' JSON logs and EMF lines (stdout) to ``sink`` instead of the terminal."""

@@ -30,7 +30,6 @@ Target: handler >= 50 % of the bare loop's messages/s.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -41,10 +40,10 @@ from benchmarks.common import (
     AwsCallRecorder,
     NullSink,
     benchmark_process,
-    free_port,
     machine,
     median,
     percentile,
+    pipeline_on_moto_server,
     quiet_functions,
     table,
     verdict,
@@ -235,41 +234,32 @@ def run(config: DrainConfig, out: TextIO | None = None) -> DrainResult:
 def _run(config: DrainConfig, out: TextIO) -> DrainResult:
     import boto3
 
-    from simulator.emulators.sendgrid_emulator import SendGridEmulator
-    from simulator.emulators.stripe import StripeEmulator
-    from simulator.local.moto_process import MotoProcess
-    from simulator.local.pipeline import Pipeline, ProviderEndpoints
-
     started_at = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = free_port()
-    moto = MotoProcess(port).start()  # as the local stack runs it: AWS is remote
-    stripe, sendgrid = StripeEmulator().start(), SendGridEmulator().start()
     recorder = AwsCallRecorder()
-    try:
-        providers = ProviderEndpoints(stripe_api_base=stripe.url, sendgrid_api_host=sendgrid.url)
-        pipeline = Pipeline(providers, endpoint_url=f"http://127.0.0.1:{port}", stack_name="donations-drain").start()
-        print(f"preloading {config.messages} charged donation records into moto at 127.0.0.1:{port}...", file=out)
-        loops = _Loops.preload(pipeline, config)
-        # Count the AWS calls of the handler path: the handler's clients are made at its first call,
-        # and the runner gets a client of its own, shared by both loops, made after the hooks are in.
-        recorder.install()
-        loops.use(
-            boto3.session.Session(region_name=pipeline.clients.region).client(
-                "sqs", endpoint_url=pipeline.clients.endpoint_url
+    with pipeline_on_moto_server("donations-drain") as aws:
+        pipeline = aws.pipeline
+        try:
+            print(
+                f"preloading {config.messages} charged donation records into moto at 127.0.0.1:{aws.moto_port}...",
+                file=out,
             )
-        )
-        timers = Timers()
-        source = timers.wrap_source(next(s for s in pipeline.event_sources() if s.name == "SendReceiptFunction"))
-        timers.wrap_mailer()
-        with quiet_functions(NullSink()):
-            tally = loops.alternate(source, recorder, config, out)
-        timers.restore()
-    finally:
-        recorder.uninstall()
-        stripe.stop()
-        sendgrid.stop()
-        moto.stop()
+            loops = _Loops.preload(pipeline, config)
+            # Count the AWS calls of the handler path: the handler's clients are made at its first call,
+            # and the runner gets a client of its own, shared by both loops, made after the hooks are in.
+            recorder.install()
+            loops.use(
+                boto3.session.Session(region_name=pipeline.clients.region).client(
+                    "sqs", endpoint_url=pipeline.clients.endpoint_url
+                )
+            )
+            timers = Timers()
+            source = timers.wrap_source(next(s for s in pipeline.event_sources() if s.name == "SendReceiptFunction"))
+            timers.wrap_mailer()
+            with quiet_functions(NullSink()):
+                tally = loops.alternate(source, recorder, config, out)
+            timers.restore()
+        finally:
+            recorder.uninstall()
     processed = sum(c.messages for c in tally.chunks if c.variant == "handler")
     calls = recorder.by_operation("handler")
     per_message = {name: len(group) / processed for name, group in sorted(calls.items())} if processed else {}

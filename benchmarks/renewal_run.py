@@ -51,8 +51,8 @@ from benchmarks.common import (
     NullSink,
     Summary,
     benchmark_process,
-    free_port,
     machine,
+    pipeline_on_moto_server,
     quiet_functions,
     table,
     verdict,
@@ -390,74 +390,64 @@ def run(config: RunConfig, out: TextIO | None = None) -> RunResult:
 def _run(config: RunConfig, out: TextIO) -> RunResult:
     import boto3
 
-    from simulator.emulators.sendgrid_emulator import SendGridEmulator
-    from simulator.emulators.stripe import StripeEmulator
     from simulator.local.events import LambdaContext, scheduled_event
-    from simulator.local.moto_process import MotoProcess
-    from simulator.local.pipeline import Pipeline, ProviderEndpoints
 
     started_at = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-    port = free_port()
-    moto = MotoProcess(port).start()
-    stripe, sendgrid = StripeEmulator().start(), SendGridEmulator().start()
     drain: Drain | None = None
-    try:
-        providers = ProviderEndpoints(stripe_api_base=stripe.url, sendgrid_api_host=sendgrid.url)
-        pipeline = Pipeline(providers, endpoint_url=f"http://127.0.0.1:{port}", stack_name="donations-renewals").start()
-        mapping = next(m for m in pipeline.stack.event_sources.values() if m.function_logical_id == "RenewFunction")
-        concurrency = mapping.maximum_concurrency or 1000
-        customer_id, method_id = saved_card(stripe.url)
-        now = datetime.now(UTC).replace(microsecond=0)
-        print(f"writing {config.pledges} due pledges into moto at 127.0.0.1:{port}...", file=out, flush=True)
-        write_pledges(pipeline, config.pledges, customer_id, method_id, now.date().isoformat())
-        stripe.set_latency(CHARGE_ROUTE, config.charge_ms, config.charge_ms * config.jitter)
-        stripe.seed(config.seed)
-        stripe.per_second_label = label_request
+    with pipeline_on_moto_server("donations-renewals") as aws:
+        pipeline, stripe, port = aws.pipeline, aws.stripe, aws.moto_port
+        try:
+            mapping = next(m for m in pipeline.stack.event_sources.values() if m.function_logical_id == "RenewFunction")
+            concurrency = mapping.maximum_concurrency or 1000
+            customer_id, method_id = saved_card(stripe.url)
+            now = datetime.now(UTC).replace(microsecond=0)
+            print(f"writing {config.pledges} due pledges into moto at 127.0.0.1:{port}...", file=out, flush=True)
+            write_pledges(pipeline, config.pledges, customer_id, method_id, now.date().isoformat())
+            stripe.set_latency(CHARGE_ROUTE, config.charge_ms, config.charge_ms * config.jitter)
+            stripe.seed(config.seed)
+            stripe.per_second_label = label_request
 
-        # 1. The schedule, once, as EventBridge invokes it; its messages held for the feeder.
-        schedule = pipeline.handler("ScheduleRenewalsFunction")
-        held = HeldMessages()
-        schedule.wiring().sqs = held  # its SQS client (a cached property), for this run only
-        print("running the schedule-renewals handler...", file=out, flush=True)
-        started = time.perf_counter()
-        with quiet_functions(NullSink()):
-            answer = schedule.lambda_handler(
-                scheduled_event("arn:aws:events:us-east-1:123456789012:rule/renewals", at=now),
-                LambdaContext("schedule-renewals", timeout_seconds=300),
+            # 1. The schedule, once, as EventBridge invokes it; its messages held for the feeder.
+            schedule = pipeline.handler("ScheduleRenewalsFunction")
+            held = HeldMessages()
+            schedule.wiring().sqs = held  # its SQS client (a cached property), for this run only
+            print("running the schedule-renewals handler...", file=out, flush=True)
+            started = time.perf_counter()
+            with quiet_functions(NullSink()):
+                answer = schedule.lambda_handler(
+                    scheduled_event("arn:aws:events:us-east-1:123456789012:rule/renewals", at=now),
+                    LambdaContext("schedule-renewals", timeout_seconds=300),
+                )
+            schedule_seconds = time.perf_counter() - started
+            scheduled = int(answer["renewals_scheduled"])
+
+            # 2 and 3. The drain, with donor phases alternating paused / going.
+            sqs = boto3.session.Session(region_name=pipeline.clients.region).client(
+                "sqs", endpoint_url=pipeline.clients.endpoint_url
             )
-        schedule_seconds = time.perf_counter() - started
-        scheduled = int(answer["renewals_scheduled"])
-
-        # 2 and 3. The drain, with donor phases alternating paused / going.
-        sqs = boto3.session.Session(region_name=pipeline.clients.region).client(
-            "sqs", endpoint_url=pipeline.clients.endpoint_url
-        )
-        feeder = Feeder(sqs, pipeline.queue_url("RenewalQueue"), held.entries, config.window)
-        drain = Drain(pipeline, feeder, concurrency)
-        donors = Donors(pipeline)
-        print(
-            f"draining {scheduled} renewals with {concurrency} pollers (BatchSize {drain.source.batch_size}), "
-            f"Stripe charge {config.charge_ms:.0f} ms; at most {config.max_seconds:.0f} s...",
-            file=out,
-            flush=True,
-        )
-        with quiet_functions(NullSink()):
-            if config.phase_donations:
-                donors.give()  # warm: the charge function's first call builds its clients
-            samples, spans, drain_seconds = _alternate(drain, donors, config, out)
-        drain.stop()
-        left = feeder.remaining + max(0, feeder.sent - drain.taken)
-        double_charged, renewed = _audit(pipeline, stripe, now.date().isoformat()[:7])
-        parked = _parked(sqs, pipeline.queue_url("RenewalDLQ"))
-        # Not renewed (charged once and moved on), and no longer waiting in the queue: dropped by the run.
-        skipped = config.pledges - renewed - left
-    finally:
-        if drain is not None:
+            feeder = Feeder(sqs, pipeline.queue_url("RenewalQueue"), held.entries, config.window)
+            drain = Drain(pipeline, feeder, concurrency)
+            donors = Donors(pipeline)
+            print(
+                f"draining {scheduled} renewals with {concurrency} pollers (BatchSize {drain.source.batch_size}), "
+                f"Stripe charge {config.charge_ms:.0f} ms; at most {config.max_seconds:.0f} s...",
+                file=out,
+                flush=True,
+            )
+            with quiet_functions(NullSink()):
+                if config.phase_donations:
+                    donors.give()  # warm: the charge function's first call builds its clients
+                samples, spans, drain_seconds = _alternate(drain, donors, config, out)
             drain.stop()
-        stripe.per_second_label = None
-        stripe.stop()
-        sendgrid.stop()
-        moto.stop()
+            left = feeder.remaining + max(0, feeder.sent - drain.taken)
+            double_charged, renewed = _audit(pipeline, stripe, now.date().isoformat()[:7])
+            parked = _parked(sqs, pipeline.queue_url("RenewalDLQ"))
+            # Not renewed (charged once and moved on), and no longer waiting in the queue: dropped by the run.
+            skipped = config.pledges - renewed - left
+        finally:
+            if drain is not None:
+                drain.stop()
+            stripe.per_second_label = None
     return RunResult(
         config,
         concurrency,
