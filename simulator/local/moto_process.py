@@ -102,7 +102,7 @@ UNEMULATED_SQS_ACTIONS = frozenset({"StartMessageMoveTask", "ListMessageMoveTask
 
 
 def with_local_answers(moto_app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
-    """moto's WSGI application, plus the queue metrics, and SQS's own refusal for its redrive API."""
+    """moto's WSGI application, plus the two local answers above, and SQS's own refusal for its redrive API."""
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         target = str(environ.get("HTTP_X_AMZ_TARGET") or "")

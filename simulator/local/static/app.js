@@ -90,7 +90,7 @@ const App = (() => {
     return () => clearTimeout(timer);
   }
 
-  /** Replace the rows of a table body, or show one "empty" row spanning every column. */
+  /** Replace the rows of a table body (unless they are the same), or show one "empty" row spanning every column. */
   function fillRows(tbody, rows, emptyText) {
     const columns = tbody.closest("table").querySelectorAll("thead th").length || 1;
     const next = rows.length ? rows : [h("tr", {}, h("td", { className: "empty", colspan: columns }, emptyText))];
