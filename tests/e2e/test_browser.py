@@ -308,16 +308,24 @@ def test_card_gift_saves_the_card_and_its_receipt_reaches_the_outbox(
     screenshot(browser, "donation-thanks")
 
     browser.get(f"{local_stack.api}/outbox?donation={donation_id}")
-    row = wait_until(
+    receipt_row = f'#outbox tbody tr[data-donation-id="{donation_id}"]'
+    # (Read and clicked in the poll that finds it: the outbox redraws its rows, "5 s ago", every 2 s.)
+    row_text = wait_until(
         browser,
-        lambda d: d.find_elements(By.CSS_SELECTOR, f'#outbox tbody tr[data-donation-id="{donation_id}"]'),
+        lambda d: (found := d.find_elements(By.CSS_SELECTOR, receipt_row)) and found[0].text,
         f"the receipt of {donation_id} in the outbox",
-    )[0]
-    assert email in row.text and "Ada Lovelace" in row.text
+    )
+    assert email in row_text and "Ada Lovelace" in row_text
     outbox_png = screenshot(browser, "outbox")
 
     # The receipt as the donor reads it: the installed template, rendered by the SendGrid emulator.
-    row.find_element(By.LINK_TEXT, "View receipt").click()
+    wait_until(
+        browser,
+        lambda d: (
+            d.find_element(By.CSS_SELECTOR, receipt_row).find_element(By.LINK_TEXT, "View receipt").click() or True
+        ),
+        "the receipt's link",
+    )
     frame = wait_until(browser, lambda d: visible(d, "receipt-html"), "the rendered receipt")
     browser.switch_to.frame(frame)
     try:
