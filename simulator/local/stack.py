@@ -65,6 +65,10 @@ EMULATOR_PUBLISHABLE_KEY = "pk_test_local_emulator"
 RENEWAL_SCHEDULE = "ScheduleRenewalsFunction"
 RENEWAL_RULE = "ScheduleRenewalsFunctionRenewalRun"
 
+# What Stripe's and SendGrid's keys and Stripe's webhook secrets begin with (docs.stripe.com/keys,
+# SendGrid's "API Keys" docs: keys begin "SG."): a path holding one is not printed.
+SECRET_PREFIXES = ("sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_", "SG.")
+
 STOP_SECONDS = 3.5
 """How long the requests in flight and the workers get, together, to finish when the stack stops; what is
 still busy then is not waited for (the run command's process ends with it)."""
@@ -472,8 +476,10 @@ class LocalStack:
         if spec:
             self.function_metrics.record(spec.name, elapsed, answer.status >= 500)
         donation = answer.body.get("donation_id", "") if isinstance(answer.body, dict) else ""
-        # The path is the client's input: one holding something like a card number is not printed.
-        shown = path if not looks_like_card_number(path) else (resource.path if resource else "(withheld)")
+        # The path is the client's input: one holding something like a card number or a provider's key is
+        # printed as its route (API Gateway's access log logs the route, resourcePath, never the path).
+        withheld = looks_like_card_number(path) or any(prefix in path for prefix in SECRET_PREFIXES)
+        shown = path if not withheld else (resource.path if resource else "(withheld)")
         self.console.write(
             f"{time.strftime('%H:%M:%S')} {'api':<20} {method} {shown} -> {answer.status} {donation} "
             f"({elapsed:.0f} ms)\n"
