@@ -66,6 +66,7 @@ def deploy_to_moto(
     region: str | None = None,
     clients: AwsClients | None = None,
     timeout_s: float = 60.0,
+    moto_in_this_process: bool = True,
 ) -> StackResources:
     """Create a translated template in moto and return what was created, by logical id.
 
@@ -74,9 +75,15 @@ def deploy_to_moto(
     deploying several stacks) or ``session``/``endpoint_url``/``region`` (see :class:`AwsClients`).
     API Gateway resources and event source mappings are not created; alarms and subscriptions are
     created through their APIs after the stack (see the module docstring).
+
+    ``moto_in_this_process``: moto's patches apply to a moto in this process (``mock_aws``, a
+    ``ThreadedMotoServer``); pass False for a moto server in a process of its own, which patches itself
+    (:mod:`simulator.local.moto_process`), so that this one does not import moto for nothing (1.5 s of CPU
+    at each local stack's start).
     """
-    make_dynamodb_writes_atomic()  # for a moto in this process (mock_aws); a moto server does its own
-    make_moto_costs_flat()
+    if moto_in_this_process:
+        make_dynamodb_writes_atomic()
+        make_moto_costs_flat()
     client = clients or AwsClients(session, endpoint_url=endpoint_url, region=region)
     region = client.region
     plan = prepare_for_moto(cfn_template)

@@ -139,6 +139,8 @@ LOCAL_FORM_ORIGIN = "http://127.0.0.1:3000"
 class Pipeline:
     providers: ProviderEndpoints
     endpoint_url: str | None = None
+    """A moto server in a process of its own (:class:`~simulator.local.moto_process.MotoProcess`); None for a
+    moto in this process (``mock_aws``)."""
     stack_name: str = "donations-local"
     allowed_origin: str = LOCAL_FORM_ORIGIN
     parameters: dict[str, str] = field(default_factory=dict)
@@ -159,6 +161,7 @@ class Pipeline:
             stack_name=self.stack_name,
             parameters={**self._provider_parameters(), **self.parameters},
             clients=self.clients,
+            moto_in_this_process=self.endpoint_url is None,
         )
         self._store_provider_keys()
         # Each handler reads its settings from the environment at import (INIT), so they are set first.
