@@ -24,6 +24,7 @@ import logging
 import pytest
 from moto import mock_aws
 
+from infra.deploy.botocore_data import share_botocore_data
 from simulator.emulators.sendgrid_emulator import SendGridEmulator
 from simulator.emulators.stripe import StripeEmulator
 from simulator.emulators.turnstile_emulator import TurnstileEmulator
@@ -38,6 +39,8 @@ from tests.support.iam_guard import role_guard
 from tests.support.world import CARD_TESTING_OUT_OF_REACH, World
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
+# Each test builds the functions' clients again, on sessions of their own: botocore's files are read once.
+share_botocore_data()
 
 # Test-only settings: fail fast on provider timeouts; everything else is the template's.
 TEST_ENVIRONMENT = {"PROVIDER_TIMEOUT_SECONDS": "1", "BACKOFF_BASE_SECONDS": "10", "BACKOFF_CAP_SECONDS": "600"}

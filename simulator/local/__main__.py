@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 
+from infra.deploy.botocore_data import share_botocore_data
 from simulator.local.config import LocalConfig
 from simulator.local.readiness import NotReady
 from simulator.local.stack import LocalStack
@@ -29,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    share_botocore_data()  # every function's cold start runs in this one process, each on sessions of its own
 
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())

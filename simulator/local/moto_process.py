@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from infra.deploy.botocore_data import share_botocore_data
 from infra.deploy.moto_atomic import make_dynamodb_writes_atomic
 from infra.deploy.moto_speed import make_moto_costs_flat
 from simulator.local.alarms import Datapoints, StatisticsQuery
@@ -188,6 +189,7 @@ def _unsupported_operation(action: str, start_response: Callable[..., Any]) -> I
 
 
 def serve(port: int) -> None:
+    share_botocore_data()  # moto makes a botocore session per backend (and EC2's module three at import)
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
