@@ -26,4 +26,4 @@ def share_botocore_data() -> None:
         return
     create_loader = cache(botocore.loaders.create_loader)
     create_loader._shared = True  # type: ignore[attr-defined]
-    botocore.session.create_loader = create_loader  # type: ignore[attr-defined]
+    botocore.session.create_loader = create_loader

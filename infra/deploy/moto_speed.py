@@ -1,5 +1,5 @@
 """Three of moto's costs that grow with the data where DynamoDB's, SQS's and CloudWatch's do not, made flat,
-and one that every local stack pays at start.
+and two that every local stack pays at start (reading its template, making KMS keys).
 
 * Every DynamoDB query (and scan) sorts all of the table's items, comparing ``DynamoType`` objects
   whose every comparison converts both values again (``cast_value``: a ``Decimal`` for a number).
@@ -66,6 +66,7 @@ def make_moto_costs_flat() -> None:
     sqs_models.unix_time_millis = unix_time_millis  # type: ignore[attr-defined]
     _index_metric_data_by_metric()
     _read_json_templates_as_json()
+    _make_kms_key_pairs_when_used()
 
 
 def _read_json_templates_as_json() -> None:
@@ -133,3 +134,26 @@ def _index_metric_data_by_metric() -> None:
     CloudWatchBackend.put_metric_data = indexed_put  # type: ignore[method-assign]
     CloudWatchBackend.get_metric_statistics = statistics_of_one_metric  # type: ignore[method-assign]
     CloudWatchBackend.get_all_metrics = all_or_the_asked_metrics  # type: ignore[method-assign]
+
+
+def _make_kms_key_pairs_when_used() -> None:
+    """moto makes an RSA key pair for every KMS key it creates, symmetric ones too (about 0.1 s of CPU each:
+    the template's keys and each table's default key, at every deploy). Here the pair is made when a Sign,
+    Verify or GetPublicKey first asks for it; what those answer is unchanged."""
+    from moto.kms import models
+
+    generate_private_key: Any = getattr(models, "generate_private_key")  # noqa: B009 (not in moto's __all__)
+
+    class KeyPairWhenUsed:
+        def __init__(self, key_spec: str) -> None:
+            self._key_spec = key_spec
+            self._pair: Any = None
+            self._making = threading.Lock()
+
+        def __getattr__(self, name: str) -> Any:
+            with self._making:  # one pair per key, however many requests ask at once
+                if self._pair is None:
+                    self._pair = generate_private_key(self._key_spec)
+            return getattr(self._pair, name)
+
+    setattr(models, "generate_private_key", KeyPairWhenUsed)  # noqa: B010 (as above)

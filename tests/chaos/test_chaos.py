@@ -53,7 +53,9 @@ def test_nothing_is_lost_or_doubled_under_faults(pipeline, stripe_emulator, send
     # failed) came in between, some at the charge's riskiest steps: none moved a donation it was not about
     assert report.leftovers and report.webhooks["midcharge_superseded"]
     assert report.webhooks["succeeded"] + report.webhooks["midcharge_succeeded"] > 100
-    assert (report.double_charges, report.double_receipts, report.lost, report.not_recorded) == (0, 0, 0, 0)
+    assert (report.double_charges, report.double_receipts, report.lost, report.not_recorded) == (0, 0, 0, 0), (
+        report.violations
+    )
     # After the gift: refunds (two in part, or in full) and disputes (lost, won), their events duplicated and
     # shuffled, some older than what was already applied: each donor's refunded sum is Stripe's, told once.
     gifts = report.after_the_gift

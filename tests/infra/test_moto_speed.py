@@ -179,3 +179,42 @@ def test_a_stack_is_created_from_a_json_or_a_yaml_template(body):
         boto3.client("sqs", region_name="us-east-1").delete_queue(QueueUrl=queues[0])
     assert resource["ResourceStatus"] == "CREATE_COMPLETE"
     assert [url.rsplit("/", 1)[1] for url in queues] == ["from-json" if body.startswith("{") else "from-us-east-1"]
+
+
+def test_kms_keys_encrypt_sign_and_verify_as_before_and_make_a_key_pair_only_when_one_is_used():
+    # Given moto with its KMS key pairs made when used, and two keys: one for encryption (as the template's),
+    # one for signing (KMS's documented RSA_2048 SIGN_VERIFY key, RSASSA_PKCS1_V1_5_SHA_256)
+    make_moto_costs_flat()
+    with mock_aws():
+        kms = boto3.client("kms", region_name="us-east-1")
+        encrypting = kms.create_key()["KeyMetadata"]["KeyId"]
+        signing = kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+        from moto.kms.models import kms_backends
+
+        keys = kms_backends["123456789012"]["us-east-1"].keys
+        # Then creating them made no key pair (the cost this saves, about 0.1 s of CPU a key)
+        assert keys[encrypting].private_key._pair is None
+        assert keys[signing].private_key._pair is None
+
+        # When each is used
+        secret = kms.encrypt(KeyId=encrypting, Plaintext=b"whsec_local")["CiphertextBlob"]
+        signature = kms.sign(
+            KeyId=signing, Message=b"donation", MessageType="RAW", SigningAlgorithm="RSASSA_PKCS1_V1_5_SHA_256"
+        )["Signature"]
+
+        # Then each does what KMS does: the secret decrypts, and the signature verifies with KMS and with the
+        # public key KMS gives out (the pair that signed is the pair it publishes), and not for another message
+        assert kms.decrypt(CiphertextBlob=secret)["Plaintext"] == b"whsec_local"
+        verified = kms.verify(
+            KeyId=signing, Message=b"donation", MessageType="RAW", Signature=signature,
+            SigningAlgorithm="RSASSA_PKCS1_V1_5_SHA_256",
+        )["SignatureValid"]  # fmt: skip
+        assert verified
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        public = serialization.load_der_public_key(kms.get_public_key(KeyId=signing)["PublicKey"])
+        public.verify(signature, b"donation", padding.PKCS1v15(), hashes.SHA256())  # type: ignore[union-attr]
+        with pytest.raises(InvalidSignature):
+            public.verify(signature, b"another", padding.PKCS1v15(), hashes.SHA256())  # type: ignore[union-attr]
