@@ -148,11 +148,6 @@ def pytest_xdist_make_scheduler(config, log):
         return None
     from xdist.scheduler import LoadScopeScheduling
 
-    # In the order pytest_collection_modifyitems gives (the files with slow tests first, chaos late), not
-    # xdist's default of the files with the most tests first: that put the single tests of SPREAD_OVER_WORKERS,
-    # the suite's longest jobs but one test each, at the very end of the queue, and their tail on one worker.
-    config.option.loadscopereorder = False
-
     class FilesWholeButSome(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             test_file = nodeid.split("::", 1)[0]
