@@ -151,6 +151,8 @@ def _make_kms_key_pairs_when_used() -> None:
             self._making = threading.Lock()
 
         def __getattr__(self, name: str) -> Any:
+            if name.startswith("_"):  # our own attributes (not set yet while copy or pickle rebuild one)
+                raise AttributeError(name)
             with self._making:  # one pair per key, however many requests ask at once
                 if self._pair is None:
                     self._pair = generate_private_key(self._key_spec)

@@ -7,6 +7,7 @@ process, not an in-process copy sharing their interpreter.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -20,9 +21,29 @@ STARTUP_TIMEOUT_SECONDS = 60
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
+    """A port a server can listen on now, drawn below the kernel's ephemeral range. A port from ``bind(0)``
+    comes from that range, where every outgoing connection takes its local port too: between this probe and
+    the server's bind, one of the many connections a test run opens could take it ("Address already in use",
+    seen when several stacks started at once)."""
+    first_ephemeral = _first_ephemeral_port()
+    for _ in range(100):
+        port = _PORTS.randrange(first_ephemeral // 2, first_ephemeral)
+        if port_is_free(port):
+            return port
+    with socket.socket() as probe:  # a machine whose low ports are all taken: the kernel's choice
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+# Its own generator: Hypothesis seeds the global one inside the tests it runs.
+_PORTS = random.Random()  # noqa: S311 - a port number, not a secret
+
+
+def _first_ephemeral_port() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default range starts there
 
 
 def require_free_ports(ports: dict[str, int]) -> None:
