@@ -47,8 +47,9 @@ from typing import Any, TextIO
 
 from benchmarks.cold_donor_report import report
 from benchmarks.cold_donor_results import NO_PYC, PYC, SNAPSTART, ColdDonorConfig, ColdDonorResult, Sample, warmed_up
-from benchmarks.common import DUMMY_AWS_ENV, benchmark_process, free_port, machine
+from benchmarks.common import DUMMY_AWS_ENV, benchmark_process, machine
 from benchmarks.lambda_layout import ROOT, Layout, export_tree, lay_out, layer_files
+from simulator.local.process import free_port
 
 FUNCTION = "ChargeFunction"
 CHILD = Path(__file__).with_name("cold_donor_child.py")

@@ -9,7 +9,6 @@ import logging
 import math
 import os
 import platform
-import socket
 import sys
 import threading
 import time
@@ -17,6 +16,8 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
+
+from simulator.local.process import free_port
 
 DUMMY_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -142,12 +143,6 @@ class NullSink(io.TextIOBase):
 
 
 # --------------------------------------------------------------------------- process hygiene
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextlib.contextmanager

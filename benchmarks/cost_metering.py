@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.common import CURRENT_INVOCATION, AwsCall, AwsCallRecorder, NullSink, free_port
+from benchmarks.common import CURRENT_INVOCATION, AwsCall, AwsCallRecorder, NullSink
+from simulator.local.process import free_port
 
 
 @dataclass

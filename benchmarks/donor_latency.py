@@ -37,13 +37,13 @@ from benchmarks.common import (
     NullSink,
     Summary,
     benchmark_process,
-    free_port,
     machine,
     median,
     percentile,
     table,
     verdict,
 )
+from simulator.local.process import free_port
 
 FLOOR_TARGET = 1.10
 SPEEDUP_TARGET = 2.2

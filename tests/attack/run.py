@@ -23,7 +23,8 @@ import sys
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from benchmarks.common import NullSink, benchmark_process, free_port
+from benchmarks.common import NullSink, benchmark_process
+from simulator.local.process import free_port
 from tests.attack.simulation import (
     AttackConfig,
     AttackReport,
