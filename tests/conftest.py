@@ -167,9 +167,10 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("unit") is not None:
             item.add_marker(pytest.mark.disable_socket)
-    # Files with slow tests are handed out first (the longest jobs first leave the shortest tail), then the
-    # chaos tests, then the tiers that never touch moto (the unit tier, the emulators' own tests): those run
-    # on the other workers while chaos, the longest test, finishes. The order inside a file stays.
+    # In one process: the files with slow tests first, then the chaos tests, then the tiers that never touch
+    # moto (the unit tier, the emulators' own tests). pytest-xdist hands out the files with the most tests
+    # first and keeps this order among equals, so chaos (one test a job) still follows every file that reads
+    # moto (docs/testing.md says why its own order stays). The order inside a file stays.
     slow_files = {item.path for item in items if item.get_closest_marker("slow") is not None}
     items.sort(
         key=lambda item: (

@@ -47,8 +47,8 @@ def start_stack(tmp_dir: Path, ports: dict[str, int] | None = None) -> RunningSt
     )
 
 
-# Package scope: a worker keeps the shared stack while it runs the e2e files (handed out together, first:
-# tests/conftest.py) and stops it when it moves on. An idle stack is not free: its alarm ticker and queue
+# Package scope: a worker keeps the shared stack while it runs e2e files back to back and stops it when it
+# moves on. An idle stack is not free: its alarm ticker and queue
 # pollers keep about a tenth of a core busy, for the rest of the run if the stack lived as long as it.
 @pytest.fixture(scope="package")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:

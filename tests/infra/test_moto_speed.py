@@ -183,7 +183,8 @@ def test_a_stack_is_created_from_a_json_or_a_yaml_template(body):
 
 def test_kms_keys_encrypt_sign_and_verify_as_before_and_make_a_key_pair_only_when_one_is_used():
     # Given moto with its KMS key pairs made when used, and two keys: one for encryption (as the template's),
-    # one for signing (KMS's documented RSA_2048 SIGN_VERIFY key, RSASSA_PKCS1_V1_5_SHA_256)
+    # one for signing. KeySpec RSA_2048 with KeyUsage SIGN_VERIFY, and RSASSA_PKCS1_V1_5_SHA_256 for it, are
+    # from the AWS KMS API Reference (CreateKey, Sign), as botocore's kms model lists them
     make_moto_costs_flat()
     with mock_aws():
         kms = boto3.client("kms", region_name="us-east-1")
