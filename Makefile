@@ -19,7 +19,7 @@ TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 # Material for MkDocs prints a banner about its successor on every build: not ours to act on here.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: run test check install tools lint typecheck complexity docs docs-serve lock build validate deploy benchmarks chaos load smoke clean
+.PHONY: run test durations check install tools lint typecheck complexity docs docs-serve lock build validate deploy benchmarks chaos load smoke clean
 
 run: $(BIN)/.installed
 	$(BIN)/python -m simulator.local
@@ -27,6 +27,12 @@ run: $(BIN)/.installed
 # The 25 slowest tests are listed at the end: where the suite's time goes, in every CI log.
 test: $(BIN)/.installed $(TOOLS)/.installed
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
+
+# The suite, as `make test`, writing each test's time to tests/durations.json: the order in which `make test`
+# hands files to its workers, the longest first (tests/support/scheduling.py). Commit the file after a change
+# that makes a test much longer or shorter.
+durations: $(BIN)/.installed $(TOOLS)/.installed
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=25 --store-durations
 
 install: $(BIN)/.installed
 

@@ -36,6 +36,7 @@ from simulator.local.pipeline import (
     restricted_stripe_keys,
 )
 from tests.support.iam_guard import role_guard
+from tests.support.scheduling import DurationRecorder, Kind, LongestFirst, kind_of
 from tests.support.world import CARD_TESTING_OUT_OF_REACH, World
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -126,64 +127,54 @@ def captured_logs():
     logger.registered_handler.setStream(previous)
 
 
-# Files whose tests are independent of each other and long enough to be worth spreading over the workers
-# one test at a time; every other file goes to one worker whole, so its module fixtures (a SAM build, a
-# browser, a local stack of its own) are built once.
-SPREAD_OVER_WORKERS = frozenset(
-    {
-        "tests/integration/test_hostile_properties.py",
-        "tests/chaos/test_chaos.py",
-        "tests/e2e/test_ctrl_c.py",
-        "tests/e2e/test_hostile_schema.py",
-    }
-)
+def pytest_addoption(parser):
+    parser.addoption(
+        "--store-durations",
+        action="store_true",
+        help="write each test's duration to tests/durations.json (make durations), for the workers' order",
+    )
+
+
+def pytest_configure(config):
+    if config.getoption("store_durations") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(DurationRecorder(), "duration-recorder")
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """`make test` runs ``-n auto --dist loadfile``: whole files per worker, as pytest-xdist's loadfile does,
-    except the files in ``SPREAD_OVER_WORKERS``. (Its loadgroup marks cannot do this with pytest 9: xdist
-    3.8 renames ``item._nodeid``, which pytest 9 no longer reads.)"""
+    """`make test` runs ``-n auto --dist loadfile``: whole files per worker, the longest first
+    (tests/support/scheduling.py)."""
     if config.getvalue("dist") != "loadfile":
         return None
-    from xdist.scheduler import LoadScopeScheduling
-
-    class FilesWholeButSome(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            test_file = nodeid.split("::", 1)[0]
-            return nodeid if test_file in SPREAD_OVER_WORKERS else test_file
-
-    return FilesWholeButSome(config, log)
+    return LongestFirst(config, log)
 
 
 def pytest_collection_modifyitems(config, items):
     """Chaos runs after every test that reads moto: it leaves metrics and alarm history in the shared moto
     that other tests read. Under pytest-xdist each worker has its own moto, emulators and local stack, and
-    the chaos tests are handed out one at a time (each builds its own run), before the tiers that never
-    touch moto.
+    the scheduler (tests/support/scheduling.py) sees the same rule by folder.
 
     The unit tier never touches the network: pytest-socket fails a test marked ``unit`` that opens a socket.
     """
     for item in items:
         if item.get_closest_marker("unit") is not None:
             item.add_marker(pytest.mark.disable_socket)
+        by_markers = _kind_by_markers(item)
+        if by_markers is not kind_of(item.nodeid):
+            raise pytest.UsageError(f"{item.nodeid} is {by_markers.value} by its markers: move it to its tier's folder")
     # In one process: the files with slow tests first, then the chaos tests, then the tiers that never touch
-    # moto (the unit tier, the emulators' own tests). pytest-xdist hands out the files with the most tests
-    # first and keeps this order among equals, so chaos (one test a job) still follows every file that reads
-    # moto (docs/testing.md says why its own order stays). The order inside a file stays.
+    # moto (the unit tier, the emulators' own tests). The order inside a file stays.
     slow_files = {item.path for item in items if item.get_closest_marker("slow") is not None}
-    items.sort(
-        key=lambda item: (
-            _never_touches_moto(item),
-            item.get_closest_marker("chaos") is not None,
-            item.path not in slow_files,
-        )
-    )
+    kinds_in_order = (Kind.READS_MOTO, Kind.CHAOS, Kind.NEVER_TOUCHES_MOTO)
+    items.sort(key=lambda item: (kinds_in_order.index(kind_of(item.nodeid)), item.path not in slow_files))
 
 
-def _never_touches_moto(item) -> bool:
-    """The unit tier (no sockets at all) and the emulators' tests (emulators of their own, no pipeline)."""
-    return item.get_closest_marker("unit") is not None or item.path.parent.name == "emulators"
+def _kind_by_markers(item) -> Kind:
+    if item.get_closest_marker("chaos") is not None:
+        return Kind.CHAOS
+    if item.get_closest_marker("unit") is not None or item.path.parent.name == "emulators":
+        return Kind.NEVER_TOUCHES_MOTO
+    return Kind.READS_MOTO
 
 
 def pytest_sessionfinish(session):

@@ -77,7 +77,7 @@ def _nothing_listens_and_a_server_can_bind(port: int) -> bool:
 
 CTRL_C_CYCLES = 20
 # The twenty cycles run as two tests of ten, each on ports of its own, which pytest-xdist may run side by
-# side (tests/conftest.py, SPREAD_OVER_WORKERS): the suite's longest job was these cycles in one test.
+# side (tests/support/scheduling.py, SPREAD_OVER_WORKERS): the suite's longest job was these cycles in one test.
 HALVES = 2
 
 

@@ -1,7 +1,7 @@
 """Generated requests from the OpenAPI document, through the real front (schemathesis): positive and negative
 cases for every operation, none answered 500 or more, no refusal charging anything, and the stack's logs
 holding no card number, secret or clear address afterwards. A file of its own, handed out a test at a time
-(tests/conftest.py, SPREAD_OVER_WORKERS) as four tests, each mode for the donation routes and for the pledge
+(tests/support/scheduling.py, SPREAD_OVER_WORKERS) as four tests, each mode for the donation routes and for the pledge
 routes: together they are the suite's longest work after chaos, and each route the API gains adds to it."""
 
 from __future__ import annotations

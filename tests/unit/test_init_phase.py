@@ -9,6 +9,8 @@ import pytest
 
 from donations import init_phase
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture
 def collector_restored() -> Iterator[None]:
