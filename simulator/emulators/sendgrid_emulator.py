@@ -121,14 +121,15 @@ class SendGridEmulator(EmulatorServer):
         sends take: rendering a thousand statements takes seconds, and sends held up behind it timed out
         after being accepted (and were sent again, as a client must when it cannot know)."""
         with self._render_lock:
-            with self._lock:
-                pending, self._unrendered = self._unrendered, []
-            for entry, version in pending:
-                rendered = render_mail(version, entry["dynamic_template_data"], self._renderer)
+            while True:
                 with self._lock:
-                    entry["rendered"] = rendered
-            with self._lock:
-                return [json.loads(json.dumps(m)) for m in self._outbox]
+                    pending, self._unrendered = self._unrendered, []
+                    if not pending:  # a mail accepted while the others rendered is rendered before the copy
+                        return [json.loads(json.dumps(m)) for m in self._outbox]
+                for entry, version in pending:
+                    rendered = render_mail(version, entry["dynamic_template_data"], self._renderer)
+                    with self._lock:
+                        entry["rendered"] = rendered
 
     def outbox_for(self, donation_id: str) -> list[Json]:
         return [m for m in self.outbox if m["custom_args"].get("donation_id") == donation_id]

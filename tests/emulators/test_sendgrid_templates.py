@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -225,3 +226,37 @@ def test_the_renderer_lists_a_templates_variables_from_handlebars_own_parser() -
             renderer.variables("{{#if}}")
     finally:
         renderer.close()
+
+
+def test_a_mail_accepted_while_the_outbox_renders_others_is_listed_rendered(
+    sendgrid_emu: SendGridEmulator, sendgrid_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a mail accepted, and a reader of the outbox held in the middle of rendering it
+    client = sendgrid_client()
+    template_id = create_template(client)
+    create_version(client, template_id, subject="Receipt {{donor}}")
+    send(client, template_id, {"donor": "first"}, donation_id="don_first")
+    rendering, release = threading.Event(), threading.Event()
+    renderer = sendgrid_emu._renderer
+
+    class HeldRenderer:
+        def render(self, template: str, data: dict[str, Any]) -> str:
+            rendering.set()
+            assert release.wait(timeout=10)
+            return renderer.render(template, data)
+
+    monkeypatch.setattr(sendgrid_emu, "_renderer", HeldRenderer())
+    read: list[list[dict[str, Any]]] = []
+    reader = threading.Thread(target=lambda: read.append(sendgrid_emu.outbox))
+    reader.start()
+    assert rendering.wait(timeout=10)
+
+    # When another mail is accepted before that reader has copied the outbox
+    send(client, template_id, {"donor": "second"}, donation_id="don_second")
+    release.set()
+    reader.join(timeout=10)
+
+    # Then the reader lists both, each rendered (not the second as an entry without its rendering)
+    [outbox] = read
+    subjects = {m["custom_args"]["donation_id"]: m["rendered"] and m["rendered"]["subject"] for m in outbox}
+    assert subjects == {"don_first": "Receipt first", "don_second": "Receipt second"}
