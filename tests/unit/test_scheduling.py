@@ -111,7 +111,9 @@ def test_every_test_runs_once_and_the_suite_ends_sooner_than_in_xdists_order():
 class RecordingLongestFirst(LongestFirst):
     """Notes the moto work not yet handed out when each chaos test is."""
 
-    chaos_handed_out_with_moto_left: list[float]
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.chaos_handed_out_with_moto_left: list[float] = []
 
     def _assign_work_unit(self, node):
         before = set(self.workqueue)
@@ -119,7 +121,7 @@ class RecordingLongestFirst(LongestFirst):
         for unit in before - set(self.workqueue):
             if kind_of(unit) is Kind.CHAOS:
                 moto_left = sum(self._seconds(u) for u in self.workqueue if kind_of(u) is Kind.READS_MOTO)
-                self.__dict__.setdefault("chaos_handed_out_with_moto_left", []).append(moto_left)
+                self.chaos_handed_out_with_moto_left.append(moto_left)
 
 
 @pytest.mark.parametrize("workers", [1, 2, 3, 4])
