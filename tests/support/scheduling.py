@@ -60,6 +60,10 @@ def kind_of(work_unit: str) -> Kind:
     return Kind.READS_MOTO
 
 
+def _folder_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0].rsplit("/", 1)[0]
+
+
 def work_unit_of(nodeid: str) -> str:
     test_file = nodeid.split("::", 1)[0]
     return nodeid if test_file in SPREAD_OVER_WORKERS else test_file
@@ -153,9 +157,19 @@ class LongestFirst(LoadScopeScheduling):
         if not candidates:
             return None
         # Handed out now, the unit starts only after the test this worker has yet to run: behind a long one,
-        # the shortest unit, so that the long units go to workers as they come free.
-        behind = sum(self._durations.seconds(nodeid) for nodeid in self._pending_tests(node))
-        return (min if behind >= LONG_TEST_SECONDS else max)(candidates, key=self._seconds)
+        # a short unit, so that the long units go to workers as they come free: a short one of its folder if
+        # there is one, as a folder's package fixtures (the e2e tier's shared local stack) stop when a worker
+        # leaves it, else the shortest.
+        pending = self._pending_tests(node)
+        if sum(self._durations.seconds(nodeid) for nodeid in pending) >= LONG_TEST_SECONDS:
+            folder = _folder_of(pending[-1])
+
+            def elsewhere_or_long(unit: str) -> tuple[bool, float]:
+                short_here = _folder_of(unit) == folder and self._seconds(unit) < LONG_TEST_SECONDS
+                return (not short_here, self._seconds(unit))
+
+            return min(candidates, key=elsewhere_or_long)
+        return max(candidates, key=self._seconds)
 
     def _pending_tests(self, node: Any) -> list[str]:
         return [nodeid for unit in self.assigned_work[node].values() for nodeid, done in unit.items() if not done]

@@ -187,3 +187,23 @@ def test_a_run_of_some_tests_keeps_the_other_tests_durations():
     assert after.seconds("tests/a.py::test_slow") == 12.0  # not run (another file): kept
     assert after.seconds("tests/b.py::test_slow") == 30.0  # not run (deselected in a file that ran): kept
     assert after.seconds("tests/b.py::test_now_quick") == pytest.approx(0.3)  # one of its file's quick tests now
+
+
+def test_behind_a_long_test_a_worker_gets_a_short_file_of_the_same_folder_so_its_package_fixtures_stay_up():
+    # Given a long spread e2e test, short e2e files (which share the tier's local stack, a package fixture)
+    # and shorter integration files
+    suite = (
+        {"tests/e2e/test_ctrl_c.py::test_cycles_0": 70.0, "tests/e2e/test_ctrl_c.py::test_cycles_1": 70.0}
+        | {f"tests/e2e/test_page_{f}.py::test_{n}": 2.0 for f in range(3) for n in range(2)}
+        | {f"tests/integration/test_file_{f}.py::test_{n}": 0.5 for f in range(30) for n in range(2)}
+    )
+    scheduler = LongestFirst(config_for(2), durations=Durations.measured(suite))  # type: ignore[arg-type]
+    scheduler._split_scope = spread_as_ours  # type: ignore[method-assign]
+
+    nodes = run(scheduler, suite, workers=2)
+
+    # Then what each worker runs right after a Ctrl-C half is an e2e file, not an integration one
+    for node in nodes:
+        for i, test in enumerate(node.ran[:-1]):
+            if "test_ctrl_c" in test:
+                assert node.ran[i + 1].startswith("tests/e2e/"), node.ran[i : i + 2]
