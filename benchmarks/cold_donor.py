@@ -48,6 +48,7 @@ from typing import Any, TextIO
 from benchmarks.cold_donor_report import report
 from benchmarks.cold_donor_results import NO_PYC, PYC, SNAPSTART, ColdDonorConfig, ColdDonorResult, Sample, warmed_up
 from benchmarks.common import DUMMY_AWS_ENV, benchmark_process, machine
+from benchmarks.cost_template import template_facts
 from benchmarks.lambda_layout import ROOT, Layout, export_tree, lay_out, layer_files
 from simulator.local.process import free_port
 
@@ -164,6 +165,7 @@ def _environment(world: _World, layout: Layout) -> dict[str, str]:
 class Variant:
     layout: Layout
     options: tuple[str, ...] = ()  # the child's: --warm-up SECONDS, --snapstart
+    memory_mb: int | None = None  # another revision's MemorySize for the function, from its template
 
     @property
     def warms_up(self) -> bool:
@@ -234,6 +236,8 @@ def sample(world: _World, variant: Variant, events: Path) -> Sample:
 
 
 def _variants(config: ColdDonorConfig, workspace: Path, code_uri: str) -> dict[str, Variant]:
+    from infra.deploy import load_template
+
     dependencies = layer_files(ROOT / "src" / "requirements.txt")
     compiled = lay_out(ROOT, code_uri, workspace / "pyc", compiled=True, dependencies=dependencies)
     variants = {
@@ -245,7 +249,9 @@ def _variants(config: ColdDonorConfig, workspace: Path, code_uri: str) -> dict[s
     if config.compare:
         tree = export_tree(config.compare, workspace / "ref-tree")
         variants[f"cold @{config.compare} (.pyc)"] = Variant(
-            lay_out(tree, code_uri, workspace / "ref", compiled=True, dependencies=dependencies)
+            lay_out(tree, code_uri, workspace / "ref", compiled=True, dependencies=dependencies),
+            # Scaled at the share that revision deployed the function with: its INIT, as its donors met it.
+            memory_mb=template_facts(load_template(tree / "template.yaml")).memory_mb[FUNCTION],
         )
     return variants
 
@@ -275,9 +281,11 @@ def run(config: ColdDonorConfig, out: TextIO | None = None) -> ColdDonorResult:
                     print(f"  {round_no + 1}/{config.rounds} rounds", file=out, flush=True)
             breakdown, importtime = _breakdown(config, world, variants[PYC].layout, workspace)
             segments = sink.datagrams
+    memory_by_variant = {name: v.memory_mb for name, v in variants.items() if v.memory_mb is not None}
     return ColdDonorResult(
-        config, world.spec.memory_size, samples, breakdown, importtime, machine(), started_at, load, segments
-    )
+        config, world.spec.memory_size, samples, breakdown, importtime, machine(), started_at, load, segments,
+        memory_by_variant=memory_by_variant,
+    )  # fmt: skip
 
 
 def _breakdown(

@@ -25,8 +25,9 @@ def _warm(sample: Sample) -> float:
     return median(sample.warm_wall)
 
 
-def _scaled(result: ColdDonorResult) -> dict[str, Callable[[Sample], float]]:
-    share = vcpu_share(result.memory_mb)
+def _scaled(result: ColdDonorResult, variant: str = PYC) -> dict[str, Callable[[Sample], float]]:
+    """Each phase at the CPU share of the MemorySize ``variant``'s revision deploys the function with."""
+    share = vcpu_share(result.memory_of(variant))
     return {
         "INIT": lambda s: on_lambda(s.init_wall, s.init_cpu, share),
         "first donation": lambda s: on_lambda(s.first_wall, s.first_cpu, share),
@@ -82,36 +83,44 @@ def _timed_table(result: ColdDonorResult, out: TextIO) -> None:
 
 
 def _lambda_table(result: ColdDonorResult, share: float, out: TextIO) -> None:
-    scaled = _scaled(result)
     rows = [
-        [name, *(median([f(s) for s in samples]) for f in scaled.values())] for name, samples in _plain(result).items()
+        [name, result.memory_of(name), *(median([f(s) for s in samples]) for f in _scaled(result, name).values())]
+        for name, samples in _plain(result).items()
     ]
     print(
-        f"\nat Lambda's CPU share, ms: CPU time / {share:.3f} + the time not on the CPU (waits unscaled; "
-        "interpreter start all CPU); see benchmarks/lambda_layout.on_lambda for the limits",
+        f"\nat Lambda's CPU share, ms: CPU time / the share of the variant's MemorySize ({share:.3f} for "
+        f"{result.memory_mb} MB) + the time not on the CPU (waits unscaled; interpreter start all CPU); see "
+        "benchmarks/lambda_layout.on_lambda for the limits",
         file=out,
     )
-    table(["variant", *scaled], rows, out=out)
+    table(["variant", "MB", *_scaled(result)], rows, out=out)
 
 
-def _paired(result: ColdDonorResult, name: str, metric: Callable[[Sample], float]) -> list[float]:
-    return [metric(a) / metric(b) for a, b in zip(result.samples[name], result.samples[PYC], strict=True)]
+def _paired(
+    result: ColdDonorResult, name: str, metric: Callable[[Sample], float], base: Callable[[Sample], float] | None = None
+) -> list[float]:
+    """``name``'s ``metric`` / the build as shipped's (``base``, if it is measured otherwise), round by round."""
+    base = base or metric
+    return [metric(a) / base(b) for a, b in zip(result.samples[name], result.samples[PYC], strict=True)]
 
 
 def _ratios(result: ColdDonorResult, out: TextIO) -> None:
-    share = vcpu_share(result.memory_mb)
     rows = []
     for name in _plain(result):
         if name == PYC:
             continue
-        for label, metric in (
-            ("INIT", lambda s: s.init_wall),
-            ("cold total", lambda s: s.cold),
-            ("cold total at Lambda's share", _scaled(result)["cold total"]),
+        for label, metric, base in (
+            ("INIT", lambda s: s.init_wall, None),
+            ("cold total", lambda s: s.cold, None),
+            ("INIT at Lambda's share", _scaled(result, name)["INIT"], _scaled(result)["INIT"]),
+            ("cold total at Lambda's share", _scaled(result, name)["cold total"], _scaled(result)["cold total"]),
         ):
-            rows.append([f"{name} / {PYC}", label, _ratio_spread(_paired(result, name, metric))])
+            rows.append([f"{name} / {PYC}", label, _ratio_spread(_paired(result, name, metric, base))])
     if rows:
-        print(f"\nside by side, paired by round (median, p25-p75); share {share:.3f}", file=out)
+        print(
+            "\nside by side, paired by round (median, p25-p75); at Lambda's share, each at its own MemorySize's",
+            file=out,
+        )
         table(["ratio", "of", "paired"], rows, out=out)
 
 
@@ -242,8 +251,16 @@ def _summary(result: ColdDonorResult, share: float) -> str:
     no_pyc_lambda = median(_paired(result, NO_PYC, scaled["cold total"]))
     warmed = result.samples[warmed_up(result.config.typing_seconds)]
     after_warm_up = median([on_lambda(s.first_wall, s.first_cpu, share) / scaled["warm donation"](s) for s in warmed])
+    init = median([scaled["INIT"](s) for s in pyc])
+    before = [
+        f"@{name.split('@')[1].split()[0]} ({result.memory_of(name)} MB) / this "
+        f"{median(_paired(result, name, _scaled(result, name)['INIT'], scaled['INIT'])):.2f}x"
+        for name in result.samples
+        if "@" in name
+    ]
     return (
         f"cold_donor: cold p50={cold:.0f} ms, warm p50={warm:.0f} ms, cold/warm={cold / warm:.2f}x; "
+        f"INIT at {share:.2f} vCPU={init:.0f} ms{''.join(f' (INIT {b})' for b in before)}; "
         f"at {share:.2f} vCPU cold={lambda_cold:.0f} ms, warm={lambda_warm:.0f} ms ({lambda_cold / lambda_warm:.2f}x); "
         f"after a warm-up and {result.config.typing_seconds:g} s typing first/warm={after_warm_up:.2f}x at "
         f"{share:.2f} vCPU; without .pyc cold x{no_pyc:.2f} (x{no_pyc_lambda:.2f} at {share:.2f} vCPU) "

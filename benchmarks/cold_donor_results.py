@@ -64,3 +64,8 @@ class ColdDonorResult:
     load: str
     segments: int = 0
     notes: list[str] = field(default_factory=list)
+    memory_by_variant: dict[str, int] = field(default_factory=dict)
+    """A variant whose revision's template gives the function another MemorySize (``--compare``)."""
+
+    def memory_of(self, variant: str) -> int:
+        return self.memory_by_variant.get(variant, self.memory_mb)

@@ -79,8 +79,8 @@ def test_optional_resources_are_priced_only_when_their_parameter_creates_them(te
     assert (defaults["KMS customer managed keys"], everything["KMS customer managed keys"]) == (1.00, 2.00)
     assert _fixed(template, prices, EncryptSecrets="false")["KMS customer managed keys"] == 0.0
     assert "Lambda SnapStart cache [SnapStart]" not in defaults
-    # The charge function (512 MB) and the Stripe webhook (256 MB), cached all month: 0.75 GB x 2,592,000 s
-    assert everything["Lambda SnapStart cache [SnapStart]"] == pytest.approx(0.75 * 2_592_000 * 0.0000015046)
+    # The charge function (1,024 MB) and the Stripe webhook (256 MB), cached all month: 1.25 GB x 2,592,000 s
+    assert everything["Lambda SnapStart cache [SnapStart]"] == pytest.approx(1.25 * 2_592_000 * 0.0000015046)
     # IP reputation, known bad inputs, and a rate rule each for donations, status reads and webhooks, and
     # webhooks from Stripe's addresses only
     assert everything["WAF web ACL + 6 rules [EnableWaf]"] == pytest.approx(5.00 + 6 * 1.00)

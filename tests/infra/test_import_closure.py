@@ -112,7 +112,7 @@ def test_the_charge_builds_only_its_own_settings_validator_at_init(deployed: Dep
 
 # Modules the charge's INIT must not load: none runs during a donation, each would add its import to every
 # cold donor's wait (CPU ms after the charge's INIT, -X importtime on a shared 2-core VM, 2026-12-06; about
-# 3.5x that at a 512 MB function's CPU share): Powertools' SQS batch utility (29 ms, the consumers'),
+# 1.7x that at the charge function's 1,024 MB CPU share): Powertools' SQS batch utility (29 ms, the consumers'),
 # idempotency and the event parser (the other functions'), sqlite3 (what X-Ray's patch_all would load), and
 # the core modules of the other functions (3 to 11 ms each).
 NOT_IN_THE_CHARGE_INIT = {

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.infra
 
 FUNCTIONS = {
     # logical id: (handler, code, timeout, memory, POWERTOOLS_SERVICE_NAME)
-    "ChargeFunction": ("charge_handler.lambda_handler", "functions/charge/", 10, 512, "charge"),
+    "ChargeFunction": ("charge_handler.lambda_handler", "functions/charge/", 10, 1024, "charge"),
     "TokenizeFunction": ("tokenize_handler.lambda_handler", "functions/tokenize/", 20, 256, "tokenize"),
     "SendReceiptFunction": ("send_receipt_handler.lambda_handler", "functions/send_receipt/", 20, 256, "send_receipt"),
     "ReconcilerFunction": ("reconciler_handler.lambda_handler", "functions/reconciler/", 120, 256, "reconciler"),
