@@ -39,7 +39,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,6 +166,7 @@ class Variant:
     layout: Layout
     options: tuple[str, ...] = ()  # the child's: --warm-up SECONDS, --snapstart
     memory_mb: int | None = None  # another revision's MemorySize for the function, from its template
+    environment: Mapping[str, str] | None = None  # and the variables it reads that this one does not
 
     @property
     def warms_up(self) -> bool:
@@ -200,7 +201,13 @@ def _events(directory: Path, count: int, *, warm_up: bool = False) -> Path:
 
 
 def _run_child(
-    world: _World, layout: Layout, events: Path, *options: str, python: Sequence[str] = (), instrument: bool = False
+    world: _World,
+    layout: Layout,
+    events: Path,
+    *options: str,
+    python: Sequence[str] = (),
+    instrument: bool = False,
+    environment: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, Any], str, float]:
     """(the child's report, its stderr, the wall clock at its spawn); ``python``: the interpreter's options."""
     module = world.spec.handler.rsplit(".", 1)[0]
@@ -208,7 +215,12 @@ def _run_child(
     command += [str(events), *options, *(["--instrument"] if instrument else [])]
     spawned = time.time()
     completed = subprocess.run(  # noqa: S603 - our interpreter and script
-        command, env=_environment(world, layout), cwd=events.parent, capture_output=True, text=True, timeout=180
+        command,
+        env={**_environment(world, layout), **(environment or {})},
+        cwd=events.parent,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     report = next((line for line in reversed(completed.stdout.splitlines()) if line.startswith('{"started"')), None)
     if completed.returncode != 0 or report is None:
@@ -217,7 +229,7 @@ def _run_child(
 
 
 def sample(world: _World, variant: Variant, events: Path) -> Sample:
-    report, _, spawned = _run_child(world, variant.layout, events, *variant.options)
+    report, _, spawned = _run_child(world, variant.layout, events, *variant.options, environment=variant.environment)
     first, *warm = report["invocations"]
     warm_up = report.get("warm_up") or {}
     return Sample(
@@ -235,9 +247,11 @@ def sample(world: _World, variant: Variant, events: Path) -> Sample:
     )
 
 
-def _variants(config: ColdDonorConfig, workspace: Path, code_uri: str) -> dict[str, Variant]:
+def _variants(config: ColdDonorConfig, workspace: Path, spec: Any) -> dict[str, Variant]:
+    """``spec``: the charge function as deployed (infra.deploy.FunctionSpec)."""
     from infra.deploy import load_template
 
+    code_uri = spec.code_uri or "functions/charge/"
     dependencies = layer_files(ROOT / "src" / "requirements.txt")
     compiled = lay_out(ROOT, code_uri, workspace / "pyc", compiled=True, dependencies=dependencies)
     variants = {
@@ -252,6 +266,9 @@ def _variants(config: ColdDonorConfig, workspace: Path, code_uri: str) -> dict[s
             lay_out(tree, code_uri, workspace / "ref", compiled=True, dependencies=dependencies),
             # Scaled at the share that revision deployed the function with: its INIT, as its donors met it.
             memory_mb=template_facts(load_template(tree / "template.yaml")).memory_mb[FUNCTION],
+            # Revisions before each function had a Stripe key of its own (3e58ed9) read STRIPE_SECRET_NAME;
+            # _world stores the key under that name where both kinds read it.
+            environment={"STRIPE_SECRET_NAME": spec.environment["STRIPE_CHARGE_SECRET_NAME"]},
         )
     return variants
 
@@ -263,8 +280,9 @@ def run(config: ColdDonorConfig, out: TextIO | None = None) -> ColdDonorResult:
     with benchmark_process(), tempfile.TemporaryDirectory(prefix="cold-donor-") as workspace_name:
         workspace = Path(workspace_name)
         with _world(config) as (world, _, sink):
-            variants = _variants(config, workspace, world.spec.code_uri or "functions/charge/")
-            for variant in {v.layout: Variant(v.layout) for v in variants.values()}.values():  # page cache; unmeasured
+            variants = _variants(config, workspace, world.spec)
+            # Each layout once, unmeasured: the page cache
+            for variant in {v.layout: Variant(v.layout, environment=v.environment) for v in variants.values()}.values():
                 sample(world, variant, _events(workspace, 1))
             print(
                 f"{config.rounds} rounds x {len(variants)} fresh interpreters, shuffled; {load}", file=out, flush=True

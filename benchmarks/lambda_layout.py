@@ -11,8 +11,9 @@
 * CPU: "Lambda allocates CPU power in proportion to the amount of memory configured ... At 1,769 MB, a
   function has the equivalent of one vCPU" ("Configure Lambda function memory",
   docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html). A 512 MB function gets 0.29 of a
-  vCPU. :func:`on_lambda` scales the CPU time measured here by that share and leaves the rest of the
-  wall time (waiting for moto, the Stripe emulator) as it is; see its docstring for the limits.
+  vCPU, the charge function's 1,024 MB 0.58. :func:`on_lambda` scales the CPU time measured here by
+  that share and leaves the rest of the wall time (waiting for moto, the Stripe emulator) as it is;
+  see its docstring for the limits.
 """
 
 from __future__ import annotations
