@@ -78,8 +78,8 @@ class Wiring:
     def build_clients(self) -> Wiring:
         """Build now, not at first use, the AWS clients this function calls: during INIT, so that with SnapStart
         the snapshot holds them. Building them (botocore's service models and endpoint rules, the table's
-        resource) was most of what the first donation did beyond a warm one: about 100 ms here, three times
-        that at the CPU share of a 512 MB function (README, "The first donor after a quiet hour")."""
+        resource) was most of what the first donation did beyond a warm one: about 100 ms here, 1.7 times
+        that at the charge function's CPU share (1,024 MB; docs/cold-start.md)."""
         built: list[object] = [self.store, self.api_keys]  # cached properties: built once, here
         if isinstance(self.settings, FollowUpQueues):
             built.append(self.publisher)
